@@ -1,0 +1,165 @@
+"""Typed wrappers over the ``torch.ops.bitmm`` ops, their fake (meta) kernels
+for ``torch.compile``, and their autograd formulas.
+
+The ops (schemas in ``csrc/ops.cpp``)::
+
+    torch.ops.bitmm.ternary_linear(x, packed_w, scale, offset=None, bias=None)
+    torch.ops.bitmm.binary_linear(x, packed_w, scale, offset=None, bias=None)
+    torch.ops.bitmm.int2_linear(x, packed_w, scale, offset=None, bias=None)
+    torch.ops.bitmm.linear_grad_x(grad_y, packed_w, scale, offset, kind, K)
+    torch.ops.bitmm.pack(codes, kind) / torch.ops.bitmm.unpack(packed, kind, K)
+
+compute ``y = x @ (v * scale + offset)^T + bias`` where ``v`` is the weight
+value the packed codes stand for (see :mod:`bitmm.formats`).  x may be
+float32, float16, bfloat16 (float64 for exact checks) with any leading dims
+and strides; the output has x's dtype; accumulation is float32.  Gradients flow
+to x (through the packed weights, add/subtract only) and to bias.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _C  # noqa: F401  (loads the library, registering the ops)
+from . import formats
+
+KIND_ID = formats.KINDS
+_FLOAT = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def ternary_linear(x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
+                   bias: Optional[Tensor] = None) -> Tensor:
+    """y = x @ (t * scale + offset)^T + bias with t in {-1, 0, 1} packed by :func:`bitmm.pack_ternary`."""
+    return torch.ops.bitmm.ternary_linear(x, packed_w, scale, offset, bias)
+
+
+def binary_linear(x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
+                  bias: Optional[Tensor] = None) -> Tensor:
+    """y = x @ (b * scale + offset)^T + bias with b in {0, 1} packed by :func:`bitmm.pack_binary`."""
+    return torch.ops.bitmm.binary_linear(x, packed_w, scale, offset, bias)
+
+
+def int2_linear(x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
+                bias: Optional[Tensor] = None) -> Tensor:
+    """y = x @ ((q - 1) * scale + offset)^T + bias with q in {0..3} packed by :func:`bitmm.pack_int2`."""
+    return torch.ops.bitmm.int2_linear(x, packed_w, scale, offset, bias)
+
+
+def linear(kind: str, x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
+           bias: Optional[Tensor] = None) -> Tensor:
+    """Dispatches to the op of `kind` ("binary", "ternary", "int2")."""
+    return _LINEAR_OPS[kind](x, packed_w, scale, offset, bias)
+
+
+def linear_grad_x(grad_y: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor], kind: str,
+                  K: int) -> Tensor:
+    """grad_y @ (v * scale + offset): the gradient of a bitmm linear w.r.t. its input."""
+    return torch.ops.bitmm.linear_grad_x(grad_y, packed_w, scale, offset, KIND_ID[kind], K)
+
+
+_LINEAR_OPS = {
+    "ternary": torch.ops.bitmm.ternary_linear,
+    "binary": torch.ops.bitmm.binary_linear,
+    "int2": torch.ops.bitmm.int2_linear,
+}
+
+
+# --------------------------------------------------------------------------
+# Fake kernels: shape / dtype / device checks for tracing.  The real kernels
+# check the same things (csrc/checks.cpp) with the same wording.
+# --------------------------------------------------------------------------
+def _check_scale(op: str, name: str, s: Tensor, x: Tensor, N, K) -> None:
+    torch._check(s.dtype in _FLOAT, lambda: f"{op}: {name} must be a float tensor, got {s.dtype}")
+    torch._check(s.device == x.device, lambda: f"{op}: {name} is on {s.device} but x is on {x.device}")
+    torch._check(s.dim() <= 2, lambda: f"{op}: {name} must be (), (N,) or (N, K/G), got {tuple(s.shape)}")
+    if s.dim() >= 1:
+        torch._check(s.shape[0] == N, lambda: f"{op}: {name} of shape {tuple(s.shape)} must have N={N} rows")
+    if s.dim() == 2:
+        torch._check(s.shape[1] >= 1 and K % s.shape[1] == 0,
+                     lambda: f"{op}: {name} has {s.shape[1]} groups along K, which does not divide K={K}")
+
+
+def _check_packed(op: str, kind: str, packed_w: Tensor, x: Tensor, K) -> None:
+    torch._check(packed_w.dtype == torch.int32,
+                 lambda: f"{op}: packed_w must be an int32 tensor from bitmm.pack_{kind}, got {packed_w.dtype}")
+    torch._check(packed_w.dim() == 2, lambda: f"{op}: packed_w must be 2-D (N, words_per_row)")
+    torch._check(packed_w.device == x.device,
+                 lambda: f"{op}: packed_w is on {packed_w.device} but x is on {x.device}")
+    want = formats.words_per_row(kind, K)
+    torch._check(packed_w.shape[1] == want,
+                 lambda: f"{op}: packed_w has {packed_w.shape[1]} int32 words per row but the {kind} format "
+                         f"with K={K} needs {want}; was it packed for another K or another kind?")
+
+
+def _make_fake(kind: str):
+    op = f"bitmm.{kind}_linear"
+
+    def fake(x, packed_w, scale, offset=None, bias=None):
+        torch._check(x.dtype in _FLOAT, lambda: f"{op}: x must be float32, float16, bfloat16 or float64, got {x.dtype}")
+        torch._check(x.dim() >= 1, lambda: f"{op}: x must have at least 1 dimension (..., K)")
+        K = x.shape[-1]
+        torch._check(K >= 1, lambda: f"{op}: x has K=0 input features; K must be >= 1")
+        _check_packed(op, kind, packed_w, x, K)
+        N = packed_w.shape[0]
+        _check_scale(op, "scale", scale, x, N, K)
+        if offset is not None:
+            _check_scale(op, "offset", offset, x, N, K)
+        if bias is not None:
+            torch._check(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
+        return x.new_empty((*x.shape[:-1], N))
+
+    return fake
+
+
+for _kind in _LINEAR_OPS:
+    torch.library.register_fake(f"bitmm::{_kind}_linear")(_make_fake(_kind))
+
+
+@torch.library.register_fake("bitmm::linear_grad_x")
+def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
+    return grad_y.new_empty((*grad_y.shape[:-1], K))
+
+
+@torch.library.register_fake("bitmm::pack")
+def _pack_fake(codes, kind):
+    name = {v: k for k, v in KIND_ID.items()}[kind]
+    return codes.new_empty(formats.packed_shape(name, codes.shape[0], codes.shape[1]), dtype=torch.int32)
+
+
+@torch.library.register_fake("bitmm::unpack")
+def _unpack_fake(packed, kind, K):
+    return packed.new_empty((packed.shape[0], K), dtype=torch.int8)
+
+
+# --------------------------------------------------------------------------
+# Autograd: grad_x through the packed weights (another bitmm op), grad_bias by
+# summation.  scale and offset are treated as constants (frozen quantization
+# parameters); packed_w is integer and has no gradient.
+# --------------------------------------------------------------------------
+def _setup_context(ctx, inputs, output):
+    x, packed_w, scale, offset, bias = inputs
+    ctx.save_for_backward(packed_w, scale, offset)
+    ctx.K = x.shape[-1]
+    ctx.has_bias = bias is not None
+    ctx.bias_dtype = bias.dtype if bias is not None else None
+
+
+def _make_backward(kind: str):
+    kind_id = KIND_ID[kind]
+
+    def backward(ctx, grad):
+        packed_w, scale, offset = ctx.saved_tensors
+        grad_x = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.bitmm.linear_grad_x(grad, packed_w, scale, offset, kind_id, ctx.K)
+        if ctx.has_bias and ctx.needs_input_grad[4]:
+            grad_bias = grad.reshape(-1, grad.shape[-1]).sum(0).to(ctx.bias_dtype)
+        return grad_x, None, None, None, grad_bias
+
+    return backward
+
+
+for _kind in _LINEAR_OPS:
+    torch.library.register_autograd(f"bitmm::{_kind}_linear", _make_backward(_kind), setup_context=_setup_context)

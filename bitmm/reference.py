@@ -1,0 +1,65 @@
+"""Pure-PyTorch reference of every bitmm op: the definition tests, docs and the
+fallback share.  Slow on purpose (it materializes the dense weight); use it to
+check kernels, never in a hot path.
+
+    y[m, n] = sum_k x[m, k] * (v[n, k] * s[n, g(k)] + u[n, g(k)]) + bias[n]
+
+with v the value of the stored code (binary b, ternary t, int2 q - 1) and g(k)
+the group of input k (group size G = K / scale.shape[1]).
+"""
+from __future__ import annotations
+
+import torch
+
+from . import formats
+
+VALUE_SHIFT = {"binary": 0, "ternary": 1, "int2": 1}  # value = code - shift
+
+
+def expand_groups(t: torch.Tensor | None, N: int, K: int, name: str = "scale") -> torch.Tensor | None:
+    """Broadcasts a scale/offset of shape (), (N,) or (N, K/G) to (N, K)."""
+    if t is None:
+        return None
+    if t.dim() == 0:
+        return t.expand(N, K)
+    if t.dim() == 1:
+        if t.shape[0] != N:
+            raise ValueError(f"{name} of shape {tuple(t.shape)} must be (), (N,) or (N, K/G) with N={N}, K={K}")
+        return t[:, None].expand(N, K)
+    if t.dim() != 2 or t.shape[0] != N or t.shape[1] < 1 or K % t.shape[1] != 0:
+        raise ValueError(f"{name} of shape {tuple(t.shape)} must be (), (N,) or (N, K/G) with N={N}, K={K} "
+                         "and K/G groups dividing K")
+    return t.repeat_interleave(K // t.shape[1], dim=1)
+
+
+def values(kind: str, codes: torch.Tensor) -> torch.Tensor:
+    """Stored codes -> the integer values the math uses."""
+    return codes.to(torch.int64) - VALUE_SHIFT[kind]
+
+
+def dense_weight(kind: str, packed: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None,
+                 K: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The (N, K) weight v * s + u that the packed arguments stand for."""
+    v = values(kind, formats.unpack_codes(packed, kind, K)).to(dtype)
+    N = v.shape[0]
+    w = v * expand_groups(scale.to(dtype), N, K, "scale")
+    if offset is not None:
+        w = w + expand_groups(offset.to(dtype), N, K, "offset")
+    return w
+
+
+def linear(kind: str, x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor,
+           offset: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+           dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Reference forward in `dtype` (float64 by default)."""
+    w = dense_weight(kind, packed, scale, offset, x.shape[-1], dtype)
+    y = x.to(dtype) @ w.T
+    if bias is not None:
+        y = y + bias.to(dtype)
+    return y
+
+
+def linear_grad_x(kind: str, grad_y: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor,
+                  offset: torch.Tensor | None, K: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Reference grad w.r.t. x: grad_y @ W."""
+    return grad_y.to(dtype) @ dense_weight(kind, packed, scale, offset, K, dtype)

@@ -1,0 +1,78 @@
+// C++ reference packer / unpacker (CPU).  Produces exactly the bytes of
+// bitmm/formats.py (tests check both directions).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "../bitmm_format.h"
+#include "../checks.h"
+
+namespace bitmm {
+
+at::Tensor pack_cpu(const at::Tensor& codes_in, int64_t kind_i) {
+  const Kind kind = kind_from_int(kind_i);
+  check_pack_codes(kind, codes_in);
+  const at::Tensor codes = codes_in.to(at::kLong).contiguous();
+  const int64_t N = codes.size(0), K = codes.size(1);
+  const int max_code = max_code_of(kind);
+  const int64_t bad = (codes.lt(0) | codes.gt(max_code)).sum().item<int64_t>();
+  TORCH_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ",
+                    bad, " out-of-range values", kind == Kind::kTernary ? " (ternary codes are t + 1 for t in {-1,0,1})" : "");
+  const int planes = planes_of(kind);
+  const int64_t wpr = words_per_row(kind, K);
+  const int64_t nblocks = wpr / planes;
+  at::Tensor out = at::empty({N, wpr}, codes.options().dtype(at::kInt));
+  const int64_t* c = codes.data_ptr<int64_t>();
+  uint32_t* o = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
+  const uint32_t zero = zero_code_of(kind);
+  at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t b = 0; b < nblocks; ++b) {
+        uint32_t lo = 0, hi = 0;
+        for (int j = 0; j < BLOCK_K; ++j) {
+          const int64_t k = b * BLOCK_K + j;
+          const uint32_t code = k < K ? static_cast<uint32_t>(c[n * K + k]) : zero;
+          lo |= (code & 1u) << bit_of_offset(j);
+          hi |= (code >> 1) << bit_of_offset(j);
+        }
+        if (planes == 1) {
+          o[n * wpr + b] = lo;
+        } else {
+          o[n * wpr + 2 * b] = lo;
+          o[n * wpr + 2 * b + 1] = hi;
+        }
+      }
+    }
+  });
+  return out;
+}
+
+at::Tensor unpack_cpu(const at::Tensor& packed_in, int64_t kind_i, int64_t K) {
+  const Kind kind = kind_from_int(kind_i);
+  check_unpack(kind, packed_in, K);
+  const at::Tensor packed = packed_in.contiguous();
+  const int64_t N = packed.size(0), wpr = packed.size(1);
+  const int planes = planes_of(kind);
+  at::Tensor out = at::empty({N, K}, packed.options().dtype(at::kChar));
+  const uint32_t* p = reinterpret_cast<const uint32_t*>(packed.data_ptr<int32_t>());
+  int8_t* o = out.data_ptr<int8_t>();
+  at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t b = k / BLOCK_K;
+        const int bit = bit_of_offset(static_cast<int>(k % BLOCK_K));
+        const uint32_t lo = (p[n * wpr + b * planes] >> bit) & 1u;
+        const uint32_t hi = planes == 2 ? (p[n * wpr + b * planes + 1] >> bit) & 1u : 0u;
+        o[n * K + k] = static_cast<int8_t>(lo | (hi << 1));
+      }
+    }
+  });
+  return out;
+}
+
+TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
+  m.impl("pack", &pack_cpu);
+  m.impl("unpack", &unpack_cpu);
+}
+
+}  // namespace bitmm

@@ -1,0 +1,27 @@
+// The one place where every bitmm op schema is declared.  Backends register
+// implementations in their own files (cpu/linear_cpu.cpp, cuda/linear_cuda.cpp);
+// Python adds fake (meta) kernels and autograd in bitmm/ops.py.
+#include <Python.h>
+#include <torch/library.h>
+
+
+// Importing bitmm._C loads this library, which runs the TORCH_LIBRARY
+// registrations below; no Python-visible functions are needed (ops are reached
+// through torch.ops.bitmm.*).
+PyMODINIT_FUNC PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+
+TORCH_LIBRARY(bitmm, m) {
+  // y = x @ (W_q * scale)^T + (x @ 1^T) * offset + bias, with W_q packed (see bitmm_format.h).
+  m.def("ternary_linear(Tensor x, Tensor packed_w, Tensor scale, Tensor? offset=None, Tensor? bias=None) -> Tensor");
+  m.def("binary_linear(Tensor x, Tensor packed_w, Tensor scale, Tensor? offset=None, Tensor? bias=None) -> Tensor");
+  m.def("int2_linear(Tensor x, Tensor packed_w, Tensor scale, Tensor? offset=None, Tensor? bias=None) -> Tensor");
+  // grad_x = grad_y @ (W_q * scale + offset) over the packed weight, for kind
+  // 1 (binary), 2 (ternary), 3 (int2); K is the unpadded input width.
+  m.def("linear_grad_x(Tensor grad_y, Tensor packed_w, Tensor scale, Tensor? offset, int kind, SymInt K) -> Tensor");
+  // codes (N, K) integer tensor -> packed int32 (N, words_per_row); and back (as int8 codes).
+  m.def("pack(Tensor codes, int kind) -> Tensor");
+  m.def("unpack(Tensor packed, int kind, SymInt K) -> Tensor");
+}

@@ -1,0 +1,60 @@
+"""Builds bitmm._C: CPU kernels always, CUDA kernels when torch has CUDA and nvcc exists.
+
+Environment:
+  BITMM_FORCE_CPU=1     build without CUDA even if it is available
+  TORCH_CUDA_ARCH_LIST  CUDA architectures (default here: 8.0;8.6;8.9;9.0)
+  BITMM_PTXAS_VERBOSE=1 print the compiler's register / spill report (-Xptxas -v)
+Sources are every .cpp / .cu under csrc/ (CMakeLists.txt globs the same folders).
+"""
+import glob
+import os
+
+from setuptools import setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def sources(pattern):
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def extensions():
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
+
+    cxx = ["-O3", "-std=c++20", "-fvisibility=hidden"]
+    cpu_src = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
+    want_cuda = os.environ.get("BITMM_FORCE_CPU", "0") in ("", "0") and torch.version.cuda is not None
+    if want_cuda and CUDA_HOME is not None:
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;8.9;9.0")
+        nvcc = ["-O3", "-std=c++20", "--expt-relaxed-constexpr", "-lineinfo"]
+        if os.environ.get("BITMM_PTXAS_VERBOSE"):
+            nvcc.append("-Xptxas=-v")
+        return [CUDAExtension(
+            "bitmm._C",
+            cpu_src + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
+            extra_compile_args={"cxx": cxx + ["-DBITMM_WITH_CUDA"], "nvcc": nvcc},
+        )]
+    return [CppExtension("bitmm._C", cpu_src, extra_compile_args={"cxx": cxx})]
+
+
+def build_ext_cls():
+    from torch.utils.cpp_extension import BuildExtension
+    return BuildExtension.with_options(use_ninja=True)
+
+
+setup(
+    name="bitmm",
+    version="0.1.0",
+    description="Multiplication-free low-bit (1, 1.58, 2-bit) linear layers for PyTorch",
+    packages=["bitmm"],
+    ext_modules=extensions(),
+    cmdclass={"build_ext": build_ext_cls()},
+    python_requires=">=3.10",
+    install_requires=["torch>=2.4", "numpy"],
+    extras_require={
+        "test": ["pytest", "pytest-benchmark", "hypothesis"],
+        "examples": ["matplotlib"],
+    },
+    entry_points={"console_scripts": ["bitmm=bitmm.__main__:main"]},
+)
