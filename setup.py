@@ -22,7 +22,8 @@ def extensions():
     import torch
     from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
 
-    cxx = ["-O3", "-std=c++20", "-fvisibility=hidden"]
+    # -fopenmp: at::parallel_for in extension code is serial without it.
+    cxx = ["-O3", "-std=c++20", "-fvisibility=hidden", "-fopenmp"]
     cpu_src = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
     want_cuda = os.environ.get("BITMM_FORCE_CPU", "0") in ("", "0") and torch.version.cuda is not None
     if want_cuda and CUDA_HOME is not None:
@@ -34,8 +35,9 @@ def extensions():
             "bitmm._C",
             cpu_src + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
             extra_compile_args={"cxx": cxx + ["-DBITMM_WITH_CUDA"], "nvcc": nvcc},
+            extra_link_args=["-fopenmp"],
         )]
-    return [CppExtension("bitmm._C", cpu_src, extra_compile_args={"cxx": cxx})]
+    return [CppExtension("bitmm._C", cpu_src, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"])]
 
 
 def build_ext_cls():
