@@ -12,29 +12,14 @@ from __future__ import annotations
 import torch
 
 from . import formats
+from .quant import expand_groups  # (), (N,) or (N, K/G) -> (N, K)
 
-VALUE_SHIFT = {"binary": 0, "ternary": 1, "int2": 1}  # value = code - shift
-
-
-def expand_groups(t: torch.Tensor | None, N: int, K: int, name: str = "scale") -> torch.Tensor | None:
-    """Broadcasts a scale/offset of shape (), (N,) or (N, K/G) to (N, K)."""
-    if t is None:
-        return None
-    if t.dim() == 0:
-        return t.expand(N, K)
-    if t.dim() == 1:
-        if t.shape[0] != N:
-            raise ValueError(f"{name} of shape {tuple(t.shape)} must be (), (N,) or (N, K/G) with N={N}, K={K}")
-        return t[:, None].expand(N, K)
-    if t.dim() != 2 or t.shape[0] != N or t.shape[1] < 1 or K % t.shape[1] != 0:
-        raise ValueError(f"{name} of shape {tuple(t.shape)} must be (), (N,) or (N, K/G) with N={N}, K={K} "
-                         "and K/G groups dividing K")
-    return t.repeat_interleave(K // t.shape[1], dim=1)
+CODE_SHIFT = {"binary": 0, "ternary": 1, "int2": 1}  # value = stored code - shift
 
 
 def values(kind: str, codes: torch.Tensor) -> torch.Tensor:
     """Stored codes -> the integer values the math uses."""
-    return codes.to(torch.int64) - VALUE_SHIFT[kind]
+    return codes.to(torch.int64) - CODE_SHIFT[kind]
 
 
 def dense_weight(kind: str, packed: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None,

@@ -1,0 +1,204 @@
+// The add/subtract CUDA kernel for bitmm linear ops (decode regime, small M).
+//
+// Work split: a CTA of WARPS warps owns WARPS * R consecutive output rows; each
+// warp owns R rows for the whole of K, its 32 lanes striding along K in 16-byte
+// chunks of packed weights (64 two-plane or 128 binary weights per chunk).  So
+// each weight byte is read once, with 16-byte loads, R independent loads in
+// flight per lane per step, and the row sums are reduced inside the warp: one
+// pass, no split-K, no atomics, no second kernel.
+//
+// Activations are staged per K tile in shared memory as fp32, already in the
+// packed bit order (bitmm_format.h), together with their per-block sums.  The
+// accumulation is add-only: for every weight bit a predicated FADD adds the
+// activation to the plane's sum (L for the lo / binary plane, H for hi); per
+// scale group the kernel forms  2H + L - X  (two-plane) or  L  (binary) and
+// applies the two multiplications of the group: out += s * sum + u * X.
+#pragma once
+#include "common.cuh"
+
+namespace bitmm {
+namespace cuda {
+
+constexpr int kAddsubWarps = 4;        // warps per CTA
+constexpr int kAddsubRows = 4;         // output rows per warp (R)
+constexpr int kAddsubTileFloats = 16384;  // shared-memory floats for x per CTA (64 KB) = MT * KT
+
+template <typename T,      // activation / output dtype: float, __half, __nv_bfloat16
+          typename S,      // scale / offset / bias dtype: float or T
+          bool TWO,        // two planes (ternary, int2) or one (binary)
+          int MT>          // activation rows handled per CTA (grid.y covers the rest)
+__global__ void __launch_bounds__(kAddsubWarps * 32)
+addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multiple of 32 */) {
+  constexpr int R = kAddsubRows;
+  constexpr int PLANES = TWO ? 2 : 1;
+  constexpr int BLOCKS_PER_CHUNK = 4 / PLANES;        // 32-weight blocks per 16-byte chunk
+  constexpr int K_PER_CHUNK = BLOCKS_PER_CHUNK * BLOCK_K;
+
+  extern __shared__ float smem[];
+  float* xs = smem;                 // [MT][KT] activations, packed bit order, fp32
+  float* xblk = smem + MT * KT;     // [MT][KT / 32] per-block sums of xs
+
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int64_t n_base = (static_cast<int64_t>(blockIdx.x) * kAddsubWarps + warp) * R;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * MT;
+  const int64_t Kp = padded_k(p.K);
+  const int64_t gblocks = p.group_size / BLOCK_K;  // blocks per scale group (group_size % 32 == 0)
+
+  const T* x = static_cast<const T*>(p.x);
+  const S* scale = static_cast<const S*>(p.scale);
+  const S* offset = static_cast<const S*>(p.offset);
+
+  const uint32_t* wrow[R];
+  int64_t nrow[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    nrow[r] = min(n_base + r, p.N - 1);  // rows past N repeat the last row and are not stored
+    wrow[r] = p.w + nrow[r] * p.wpr;
+  }
+
+  float out[R][MT];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) out[r][m] = 0.f;
+
+  for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
+    const int kt_len = static_cast<int>(imin64(KT, Kp - kt0));
+    __syncthreads();  // the previous tile is consumed
+    // Stage x: each warp takes whole 32-blocks, lane = bit position, so the block
+    // sum is one warp reduction.
+    for (int item = warp; item < MT * (kt_len / BLOCK_K); item += kAddsubWarps) {
+      const int m = item / (kt_len / BLOCK_K);
+      const int b = item % (kt_len / BLOCK_K);
+      const int64_t k = kt0 + b * BLOCK_K + offset_of_bit(lane);
+      const int64_t mm = m0 + m;
+      const float v = (mm < p.M && k < p.K) ? to_float<T>(x[mm * p.K + k]) : 0.f;
+      xs[m * KT + b * BLOCK_K + lane] = v;
+      const float sum = warp_sum(v);
+      if (lane == 0) xblk[m * (KT / BLOCK_K) + b] = sum;
+    }
+    __syncthreads();
+
+    const int chunks = kt_len / K_PER_CHUNK;
+    for (int c = lane; c < chunks; c += 32) {
+      uint4 wv[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) wv[r] = load_weights_16B(wrow[r] + (kt0 / BLOCK_K) * PLANES + c * 4);
+
+      float H[R][MT], L[R][MT];
+      float Xp[MT];  // sum of x over the current group piece
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        Xp[m] = 0.f;
+#pragma unroll
+        for (int r = 0; r < R; ++r) H[r][m] = L[r][m] = 0.f;
+      }
+#pragma unroll
+      for (int blk = 0; blk < BLOCKS_PER_CHUNK; ++blk) {
+        const int xoff = c * K_PER_CHUNK + blk * BLOCK_K;  // offset in the tile
+        uint32_t lo[R], hi[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const uint32_t words[4] = {wv[r].x, wv[r].y, wv[r].z, wv[r].w};
+          lo[r] = words[blk * PLANES];
+          hi[r] = TWO ? words[blk * PLANES + 1] : 0u;
+        }
+#pragma unroll
+        for (int j4 = 0; j4 < 8; ++j4) {
+          float4 xv[MT];
+#pragma unroll
+          for (int m = 0; m < MT; ++m) xv[m] = *reinterpret_cast<const float4*>(xs + m * KT + xoff + 4 * j4);
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            const int j = 4 * j4 + q;
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+              const bool bl = (lo[r] >> j) & 1u;
+              const bool bh = TWO && ((hi[r] >> j) & 1u);
+#pragma unroll
+              for (int m = 0; m < MT; ++m) {
+                const float v = q == 0 ? xv[m].x : q == 1 ? xv[m].y : q == 2 ? xv[m].z : xv[m].w;
+                if (bl) L[r][m] += v;  // add-only: the bit selects the activation
+                if (TWO && bh) H[r][m] += v;
+              }
+            }
+          }
+        }
+#pragma unroll
+        for (int m = 0; m < MT; ++m) Xp[m] += xblk[m * (KT / BLOCK_K) + xoff / BLOCK_K];
+        // Group piece ends at a group boundary or at the end of the chunk.
+        const int64_t kblock = (kt0 + xoff) / BLOCK_K;
+        if (blk == BLOCKS_PER_CHUNK - 1 || (kblock + 1) % gblocks == 0) {
+          const int64_t g = kblock / gblocks;
+          // Pieces wholly in the row padding (x = 0 there) have no scale to read.
+          const bool real = kblock * BLOCK_K < p.K;
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            const float s = real ? to_float<S>(scale[nrow[r] * p.s_sn + g * p.s_sg]) : 0.f;
+            const float u = (real && offset) ? to_float<S>(offset[nrow[r] * p.u_sn + g * p.u_sg]) : 0.f;
+#pragma unroll
+            for (int m = 0; m < MT; ++m) {
+              // the per-group scaling: the only multiplications
+              const float sum = TWO ? (H[r][m] + H[r][m] + L[r][m] - Xp[m]) : L[r][m];
+              out[r][m] += s * sum + u * Xp[m];
+              H[r][m] = L[r][m] = 0.f;
+            }
+          }
+#pragma unroll
+          for (int m = 0; m < MT; ++m) Xp[m] = 0.f;
+        }
+      }
+    }
+  }
+
+  // Reduce over the warp's lanes; lane 0 writes.
+  T* y = static_cast<T*>(p.y);
+  const S* bias = static_cast<const S*>(p.bias);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const float v = warp_sum(out[r][m]);
+      const int64_t n = n_base + r, mm = m0 + m;
+      if (lane == 0 && n < p.N && mm < p.M) {
+        y[mm * p.N + n] = from_float<T>(v + (bias ? to_float<S>(bias[n]) : 0.f));
+      }
+    }
+  }
+}
+
+// Launch configuration: a fixed rule, no autotuning.  MT in {1, 2, 4, 8}.
+template <typename T, typename S, bool TWO, int MT>
+cudaError_t launch_addsub_mt(const LinearParams& p, cudaStream_t stream) {
+  const int64_t Kp = padded_k(p.K);
+  // x tile: as much of K as fits in kAddsubTileFloats / MT floats (multiple of 128).
+  int KT = static_cast<int>(imin64(Kp, (kAddsubTileFloats / MT) / ROW_ALIGN_K * ROW_ALIGN_K));
+  const size_t smem = sizeof(float) * (static_cast<size_t>(MT) * KT + static_cast<size_t>(MT) * (KT / BLOCK_K));
+  auto kernel = addsub_linear_kernel<T, S, TWO, MT>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (err != cudaSuccess) return err;
+  const int64_t rows_per_cta = static_cast<int64_t>(kAddsubWarps) * kAddsubRows;
+  dim3 grid(static_cast<unsigned>((p.N + rows_per_cta - 1) / rows_per_cta),
+            static_cast<unsigned>((p.M + MT - 1) / MT));
+  kernel<<<grid, kAddsubWarps * 32, smem, stream>>>(p, KT);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_addsub_for_dtype(const LinearParams& p, cudaStream_t stream) {
+  auto with_s = [&](auto s_tag) -> cudaError_t {
+    using S = decltype(s_tag);
+    return BITMM_BOOL_SWITCH(p.two_planes != 0, TWO, [&] {
+      if (p.M <= 1) return launch_addsub_mt<T, S, TWO, 1>(p, stream);
+      if (p.M <= 2) return launch_addsub_mt<T, S, TWO, 2>(p, stream);
+      if (p.M <= 4) return launch_addsub_mt<T, S, TWO, 4>(p, stream);
+      return launch_addsub_mt<T, S, TWO, 8>(p, stream);
+    });
+  };
+  if (p.s_dtype == DType::kFloat) return with_s(float{});
+  return with_s(T{});
+}
+
+}  // namespace cuda
+}  // namespace bitmm

@@ -1,0 +1,11 @@
+// Instantiates the add/subtract kernel for one activation dtype (one file per
+// dtype so the instantiations compile in parallel).
+#include "addsub_linear.cuh"
+
+namespace bitmm {
+namespace cuda {
+cudaError_t launch_addsub_linear_f16(const LinearParams& p, cudaStream_t stream) {
+  return launch_addsub_for_dtype<__half>(p, stream);
+}
+}  // namespace cuda
+}  // namespace bitmm

@@ -1,0 +1,45 @@
+// Interface between the torch glue (linear_cuda.cpp) and the plain CUDA kernels
+// (*.cu, which never include torch headers so they compile fast).
+#pragma once
+#include <cstdint>
+#include <cuda_runtime.h>
+
+namespace bitmm {
+namespace cuda {
+
+enum class DType : int { kFloat = 0, kHalf = 1, kBFloat16 = 2, kDouble = 3 };
+
+// y (M, N) = x (M, K) @ (v * scale + offset)^T + bias, v from the packed planes.
+struct LinearParams {
+  const void* x;          // (M, K) contiguous, dtype x_dtype
+  const uint32_t* w;      // (N, wpr) packed words (bitmm_format.h)
+  const void* scale;      // scale[n * s_sn + g * s_sg], dtype s_dtype
+  const void* offset;     // same layout rules (u_sn, u_sg); nullptr = no offset
+  const void* bias;       // (N,) dtype s_dtype, or nullptr
+  void* y;                // (M, N) contiguous, dtype x_dtype
+  int64_t s_sn, s_sg, u_sn, u_sg;
+  int64_t M, N, K;
+  int64_t wpr;            // int32 words per packed row
+  int64_t group_size;     // K for per-tensor / per-channel
+  int two_planes;         // 1 for ternary / int2, 0 for binary
+  DType x_dtype;
+  DType s_dtype;          // float, or the same as x_dtype (scale, offset and bias)
+};
+
+// grad_x (M, K) = grad_y (M, N) @ (v * scale + offset).  Same field meanings;
+// x is grad_y (M, N) and y is grad_x (M, K); bias unused.
+using GradXParams = LinearParams;
+
+// Returns a CUDA error code (cudaSuccess when launched).
+cudaError_t launch_addsub_linear(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_generic_linear(const LinearParams& p, cudaStream_t stream);
+// grad_x: `accum` is an fp32 (M, K) scratch buffer the kernel may use; see grad_x.cu.
+cudaError_t launch_grad_x(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream);
+cudaError_t launch_generic_grad_x(const GradXParams& p, cudaStream_t stream);  // writes p.y directly
+cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_planes, int zero_code,
+                        uint32_t* out, int64_t wpr, cudaStream_t stream);
+cudaError_t launch_unpack(const uint32_t* packed, int64_t N, int64_t K, int two_planes, int64_t wpr,
+                          int8_t* out, cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace bitmm

@@ -1,0 +1,194 @@
+// Torch glue for the CUDA backend: checks (shared helper), dtype / layout
+// preparation, and launches on the current stream of x's device.  No host
+// synchronisation on the linear paths (CUDA-graph capturable).
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "../bitmm_format.h"
+#include "../checks.h"
+#include "kernels.h"
+
+namespace bitmm {
+namespace {
+
+cuda::DType dtype_of(at::ScalarType t) {
+  switch (t) {
+    case at::kHalf: return cuda::DType::kHalf;
+    case at::kBFloat16: return cuda::DType::kBFloat16;
+    case at::kDouble: return cuda::DType::kDouble;
+    default: return cuda::DType::kFloat;
+  }
+}
+
+void check_cuda(cudaError_t err, const char* what, const LinearProblem& p) {
+  TORCH_CHECK(err == cudaSuccess, "bitmm CUDA ", what, " failed for ", name_of(p.kind), " M=", p.M, " N=", p.N,
+              " K=", p.K, ": ", cudaGetErrorString(err));
+}
+
+// Scale / offset / bias in a dtype the kernels read: float32, or x's dtype.
+struct PreparedScales {
+  at::Tensor scale, offset, bias;
+  at::ScalarType dtype;
+};
+
+PreparedScales prepare_scales(const at::Tensor& x, const at::Tensor& scale, const std::optional<at::Tensor>& offset,
+                              const std::optional<at::Tensor>& bias) {
+  PreparedScales r;
+  const at::ScalarType xt = x.scalar_type();
+  bool same = scale.scalar_type() == xt && (!offset || offset->scalar_type() == xt) &&
+              (!bias || bias->scalar_type() == xt);
+  r.dtype = same ? xt : (xt == at::kDouble ? at::kDouble : at::kFloat);
+  r.scale = scale.to(r.dtype);
+  if (offset) r.offset = offset->to(r.dtype);
+  if (bias) r.bias = bias->to(r.dtype).contiguous();
+  return r;
+}
+
+void fill_scale_fields(cuda::LinearParams& lp, const LinearProblem& p, const PreparedScales& ps) {
+  lp.scale = ps.scale.data_ptr();
+  lp.s_sn = ps.scale.dim() >= 1 ? ps.scale.stride(0) : 0;
+  lp.s_sg = ps.scale.dim() == 2 ? ps.scale.stride(1) : 0;
+  lp.offset = ps.offset.defined() ? ps.offset.data_ptr() : nullptr;
+  lp.u_sn = ps.offset.defined() && ps.offset.dim() >= 1 ? ps.offset.stride(0) : 0;
+  lp.u_sg = ps.offset.defined() && ps.offset.dim() == 2 ? ps.offset.stride(1) : 0;
+  lp.s_dtype = dtype_of(ps.dtype);
+  lp.two_planes = planes_of(p.kind) == 2 ? 1 : 0;
+  // Per tensor / per channel: one "group" spanning the padded row.
+  lp.group_size = p.groups > 1 ? p.group_size : padded_k(p.K);
+}
+
+int num_sms(int device) {
+  return at::cuda::getDeviceProperties(device)->multiProcessorCount;
+}
+
+constexpr int64_t kMaxRowsPerLaunch = 65535;  // grid.y / grid.z limit
+
+at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
+                            const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias) {
+  const LinearProblem p = check_linear(kind, x, packed_w, scale, offset, bias);
+  const c10::cuda::CUDAGuard guard(x.device());
+  std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
+  out_shape.back() = p.N;
+  at::Tensor y = at::empty({p.M, p.N}, x.options());
+  if (p.M == 0) return y.reshape(out_shape);
+  const at::Tensor x2 = x.reshape({p.M, p.K}).contiguous();
+  const at::Tensor w = packed_w.contiguous();
+  const PreparedScales ps = prepare_scales(x, scale, offset, bias);
+  cuda::LinearParams lp{};
+  lp.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  lp.bias = ps.bias.defined() ? ps.bias.data_ptr() : nullptr;
+  lp.N = p.N;
+  lp.K = p.K;
+  lp.wpr = w.size(1);
+  lp.x_dtype = dtype_of(x.scalar_type());
+  fill_scale_fields(lp, p, ps);
+  const bool fast = x.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const int64_t chunk = fast ? kMaxRowsPerLaunch : p.M;  // the generic kernel has a 1-D grid
+  for (int64_t m0 = 0; m0 < p.M; m0 += chunk) {
+    lp.M = std::min(chunk, p.M - m0);
+    lp.x = static_cast<const char*>(x2.data_ptr()) + m0 * p.K * x2.element_size();
+    lp.y = static_cast<char*>(y.data_ptr()) + m0 * p.N * y.element_size();
+    const cudaError_t err = fast ? cuda::launch_addsub_linear(lp, num_sms(x.get_device()), stream)
+                                 : cuda::launch_generic_linear(lp, stream);
+    check_cuda(err, "linear", p);
+  }
+  return y.reshape(out_shape);
+}
+
+at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, const at::Tensor& scale,
+                       const std::optional<at::Tensor>& offset, int64_t kind_i, int64_t K) {
+  const Kind kind = kind_from_int(kind_i);
+  const LinearProblem p = check_grad_x(kind, grad_y, packed_w, scale, offset, K);
+  const c10::cuda::CUDAGuard guard(grad_y.device());
+  std::vector<int64_t> out_shape(grad_y.sizes().begin(), grad_y.sizes().end());
+  out_shape.back() = K;
+  if (p.M == 0) return at::empty(out_shape, grad_y.options());
+  const at::Tensor g2 = grad_y.reshape({p.M, p.N}).contiguous();
+  const at::Tensor w = packed_w.contiguous();
+  const PreparedScales ps = prepare_scales(grad_y, scale, offset, std::nullopt);
+  cuda::GradXParams lp{};
+  lp.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  lp.N = p.N;
+  lp.K = K;
+  lp.wpr = w.size(1);
+  lp.x_dtype = dtype_of(grad_y.scalar_type());
+  fill_scale_fields(lp, p, ps);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const bool fast = grad_y.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+  at::Tensor out = at::empty({p.M, K}, grad_y.options());
+  // The fast kernel accumulates with atomics into fp32 (the output itself when it is fp32).
+  at::Tensor accum;
+  if (fast) accum = grad_y.scalar_type() == at::kFloat ? out.zero_() : at::zeros({p.M, K}, grad_y.options().dtype(at::kFloat));
+  for (int64_t m0 = 0; m0 < p.M; m0 += kMaxRowsPerLaunch) {
+    lp.M = std::min(kMaxRowsPerLaunch, p.M - m0);
+    lp.x = static_cast<const char*>(g2.data_ptr()) + m0 * p.N * g2.element_size();
+    lp.y = static_cast<char*>(out.data_ptr()) + m0 * K * out.element_size();
+    const cudaError_t err = fast ? cuda::launch_grad_x(lp, accum.data_ptr<float>() + m0 * K, num_sms(grad_y.get_device()), stream)
+                                 : cuda::launch_generic_grad_x(lp, stream);
+    check_cuda(err, "linear_grad_x", p);
+  }
+  if (fast && grad_y.scalar_type() != at::kFloat) out.copy_(accum);
+  return out.reshape(out_shape);
+}
+
+at::Tensor pack_cuda(const at::Tensor& codes_in, int64_t kind_i) {
+  const Kind kind = kind_from_int(kind_i);
+  check_pack_codes(kind, codes_in);
+  const c10::cuda::CUDAGuard guard(codes_in.device());
+  const int max_code = max_code_of(kind);
+  // Packing is not a hot path: this range check synchronises once.
+  const int64_t bad = (codes_in.lt(0) | codes_in.gt(max_code)).sum().item<int64_t>();
+  TORCH_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ", bad,
+                    " out-of-range values");
+  const at::Tensor codes = codes_in.to(at::kChar).contiguous();
+  const int64_t N = codes.size(0), K = codes.size(1), wpr = words_per_row(kind, K);
+  at::Tensor out = at::empty({N, wpr}, codes.options().dtype(at::kInt));
+  const cudaError_t err = cuda::launch_pack(codes.data_ptr<int8_t>(), N, K, planes_of(kind) == 2, zero_code_of(kind),
+                                            reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()), wpr,
+                                            at::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "bitmm.pack(", name_of(kind), ") CUDA launch failed: ", cudaGetErrorString(err));
+  return out;
+}
+
+at::Tensor unpack_cuda(const at::Tensor& packed_in, int64_t kind_i, int64_t K) {
+  const Kind kind = kind_from_int(kind_i);
+  check_unpack(kind, packed_in, K);
+  const c10::cuda::CUDAGuard guard(packed_in.device());
+  const at::Tensor packed = packed_in.contiguous();
+  const int64_t N = packed.size(0);
+  at::Tensor out = at::empty({N, K}, packed.options().dtype(at::kChar));
+  const cudaError_t err = cuda::launch_unpack(reinterpret_cast<const uint32_t*>(packed.data_ptr<int32_t>()), N, K,
+                                              planes_of(kind) == 2, packed.size(1), out.data_ptr<int8_t>(),
+                                              at::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "bitmm.unpack(", name_of(kind), ") CUDA launch failed: ", cudaGetErrorString(err));
+  return out;
+}
+
+at::Tensor ternary_linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
+                               const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
+  return linear_cuda_impl(Kind::kTernary, x, w, s, u, b);
+}
+at::Tensor binary_linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
+                              const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
+  return linear_cuda_impl(Kind::kBinary, x, w, s, u, b);
+}
+at::Tensor int2_linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
+                            const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
+  return linear_cuda_impl(Kind::kInt2, x, w, s, u, b);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(bitmm, CUDA, m) {
+  m.impl("ternary_linear", &ternary_linear_cuda);
+  m.impl("binary_linear", &binary_linear_cuda);
+  m.impl("int2_linear", &int2_linear_cuda);
+  m.impl("linear_grad_x", &grad_x_cuda);
+  m.impl("pack", &pack_cuda);
+  m.impl("unpack", &unpack_cuda);
+}
+
+}  // namespace bitmm

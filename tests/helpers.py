@@ -1,0 +1,77 @@
+"""Random problems and tolerance rules shared by the tests."""
+from __future__ import annotations
+
+import torch
+
+import bitmm
+from bitmm import reference
+
+KINDS = ["ternary", "binary", "int2"]
+VALUE_RANGE = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}
+PACKERS = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}
+UNPACKERS = {"ternary": bitmm.unpack_ternary, "binary": bitmm.unpack_binary, "int2": bitmm.unpack_int2}
+# Floor on the relative error bound, for shapes so small that the baseline error is ~0.
+TOL_FLOOR = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float64: 1e-12}
+
+
+def random_values(kind: str, N: int, K: int, device="cpu") -> torch.Tensor:
+    lo, hi = VALUE_RANGE[kind]
+    return torch.randint(lo, hi, (N, K), device=device, dtype=torch.int8)
+
+
+def random_scales(mode: str, N: int, K: int, G: int | None, dtype=torch.float32, device="cpu", offset=True):
+    """mode: 'tensor' (0-d), 'channel' (N,), 'group' (N, K/G)."""
+    shape = {"tensor": (), "channel": (N,), "group": (N, K // G if G else 1)}[mode]
+    s = (torch.rand(shape, device=device) * 0.9 + 0.1).to(dtype)  # positive, away from 0
+    u = (torch.randn(shape, device=device) * 0.5).to(dtype) if offset else None
+    return s, u
+
+
+def make_problem(kind, M, K, N, mode="channel", G=None, dtype=torch.float32, device="cpu", offset=True, bias=True,
+                 lead=None):
+    v = random_values(kind, N, K, device)
+    packed = PACKERS[kind](v)
+    s, u = random_scales(mode, N, K, G, dtype=dtype if dtype != torch.float64 else torch.float64, device=device,
+                         offset=offset)
+    shape = (M, K) if lead is None else (*lead, M, K)
+    x = torch.randn(shape, device=device, dtype=dtype)
+    b = torch.randn(N, device=device, dtype=dtype) if bias else None
+    return x, packed, s, u, b
+
+
+def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    a, ref = a.double().cpu(), ref.double().cpu()
+    den = ref.norm().item()
+    return (a - ref).norm().item() / (den if den > 0 else 1.0)
+
+
+def baseline_err(kind, x, packed, s, u, b) -> float:
+    """Error of a plain PyTorch computation in x's dtype (dense weight in that dtype)."""
+    K = x.shape[-1]
+    ref = reference.linear(kind, x.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(),
+                           None if b is None else b.cpu())
+    w = reference.dense_weight(kind, packed.cpu(), s.cpu(), None if u is None else u.cpu(), K).to(x.dtype)
+    dev = x.device
+    y = torch.nn.functional.linear(x, w.to(dev), None if b is None else b.to(x.dtype))
+    return rel_err(y, ref)
+
+
+def assert_close_to_reference(kind, y, x, packed, s, u, b):
+    """y must match the float64 reference within 2x the plain-dtype baseline error."""
+    ref = reference.linear(kind, x.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(),
+                           None if b is None else b.cpu())
+    assert y.shape == ref.shape, (y.shape, ref.shape)
+    assert y.dtype == x.dtype
+    assert torch.isfinite(y).all(), "non-finite output (unwritten / poisoned element?)"
+    if y.numel() == 0:
+        return
+    err = rel_err(y, ref)
+    bound = max(2 * baseline_err(kind, x, packed, s, u, b), TOL_FLOOR[x.dtype])
+    assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e}"
+
+
+def poison_cuda_allocator(nbytes: int = 1 << 24):
+    """Fills recently freed CUDA memory with NaN so an unwritten output shows up."""
+    if torch.cuda.is_available():
+        t = torch.full((nbytes // 4,), float("nan"), device="cuda")
+        del t

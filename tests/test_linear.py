@@ -1,0 +1,103 @@
+"""Every op against the float64 reference: kinds x dtypes x scale modes x odd shapes x devices."""
+import pytest
+import torch
+
+import bitmm
+from conftest import DEVICES
+from helpers import KINDS, assert_close_to_reference, make_problem, poison_cuda_allocator
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+# (M, K, N): K and N not multiples of anything, M = 0, 1, 3, 17
+SHAPES = [(1, 100, 37), (3, 257, 19), (17, 64, 5), (0, 96, 7), (1, 1, 1), (2, 4096, 24), (5, 640, 130)]
+# (mode, group size G); G must divide K so group shapes are chosen per K below
+MODES = ["tensor", "channel", "group32", "group_odd"]
+
+
+def group_for(mode, K):
+    if mode == "group32":
+        return 32 if K % 32 == 0 else None
+    if mode == "group_odd":  # a group size that is not a multiple of 32 (generic kernels)
+        for g in (25, 20, 5, 3, 1):
+            if K % g == 0 and g < K:
+                return g
+        return None
+    return None
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("M,K,N", SHAPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_matches_reference(kind, dtype, mode, M, K, N, device):
+    G = group_for(mode, K)
+    if mode.startswith("group") and G is None:
+        pytest.skip(f"no {mode} group size divides K={K}")
+    x, packed, s, u, b = make_problem(kind, M, K, N, "group" if G else mode, G, dtype=dtype, device=device)
+    poison_cuda_allocator()
+    y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_three_argument_call_and_optional_terms(kind, device):
+    x, packed, s, u, b = make_problem(kind, 3, 70, 11, "tensor", device=device)
+    op = getattr(torch.ops.bitmm, f"{kind}_linear")
+    assert_close_to_reference(kind, op(x, packed, s), x, packed, s, None, None)
+    assert_close_to_reference(kind, op(x, packed, s, None, b), x, packed, s, None, b)
+    assert_close_to_reference(kind, op(x, packed, s, u), x, packed, s, u, None)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_3d_and_noncontiguous_x(kind, device):
+    x, packed, s, u, b = make_problem(kind, 5, 96, 13, "group", 32, device=device, lead=(2,))
+    y = bitmm.linear(kind, x, packed, s, u, b)
+    assert y.shape == (2, 5, 13)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    xt = torch.randn(96, 7, device=device).T  # (7, 96), non-contiguous
+    assert not xt.is_contiguous()
+    assert_close_to_reference(kind, bitmm.linear(kind, xt, packed, s, u, b), xt, packed, s, u, b)
+    xs = torch.randn(4, 192, device=device)[:, ::2]  # strided
+    assert_close_to_reference(kind, bitmm.linear(kind, xs, packed, s, u, b), xs, packed, s, u, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_mixed_scale_modes_and_dtypes(kind, device):
+    # group-wise scale with per-channel offset; fp16 scales with fp32 x and the reverse
+    x, packed, _, _, b = make_problem(kind, 3, 128, 9, device=device)
+    s = torch.rand(9, 4, device=device) + 0.1
+    u = torch.randn(9, device=device)
+    assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+    assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s.half(), u.half(), b), x, packed, s.half(),
+                              u.half(), b)
+    xh = x.half()
+    assert_close_to_reference(kind, bitmm.linear(kind, xh, packed, s, u, b), xh, packed, s, u, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_large_k_and_m_tiles(kind, device):
+    # K past one shared-memory / table tile, M past one row chunk
+    x, packed, s, u, b = make_problem(kind, 70, 20032, 21, "group", 64, device=device)
+    assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_float64_is_exact_path(kind, device):
+    x, packed, s, u, b = make_problem(kind, 3, 77, 10, "channel", dtype=torch.float64, device=device)
+    y = bitmm.linear(kind, x, packed, s, u, b)
+    from bitmm import reference
+    ref = reference.linear(kind, x.cpu(), packed.cpu(), s.cpu(), u.cpu(), b.cpu())
+    torch.testing.assert_close(y.cpu(), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_ternary_is_add_skip_subtract_exactly():
+    # integer activations: every partial sum is exact in fp32, so the result must be exact
+    t = torch.randint(-1, 2, (33, 300))
+    x = torch.randint(-50, 50, (4, 300)).float()
+    y = bitmm.ternary_linear(x, bitmm.pack_ternary(t), torch.tensor(1.0))
+    assert torch.equal(y, x @ t.float().T)
