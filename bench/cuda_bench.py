@@ -1,0 +1,126 @@
+"""GPU benchmark of the bitmm ops against torch fp16 F.linear (same run, same
+method: CUDA-graph replays, weights rotated past L2, median).
+
+    python bench/cuda_bench.py --out bench/results/h100.json [--quick]
+
+Writes {"device", "torch", "commit", "date", "copy_tbps", "records": [...]}
+with one record per (op, direction, K, N, M, group_size, dtype, backend).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bitmm  # noqa: E402
+from bitmm import formats  # noqa: E402
+from timing import copies_for, cuda_time_us  # noqa: E402
+
+# (kind, K, N, M, group_size or None, scale dtype) -- the issue's targets, plus
+# a tiny shape that shows the fixed per-call cost.
+FORWARD_CASES = [
+    ("ternary", 8192, 28672, 1, None), ("ternary", 8192, 8192, 1, None), ("ternary", 4096, 4096, 1, None),
+    ("ternary", 8192, 28672, 4, None), ("int2", 8192, 28672, 1, 64), ("binary", 8192, 28672, 1, 64),
+    ("ternary", 28672, 8192, 1, None), ("int2", 8192, 8192, 1, 64), ("binary", 8192, 8192, 1, 64),
+    ("ternary", 8192, 28672, 2, None), ("ternary", 8192, 28672, 8, None), ("ternary", 8192, 28672, 16, None),
+    ("ternary", 256, 256, 1, None),
+]
+BACKWARD_CASES = [("ternary", 8192, 28672, 1, None), ("ternary", 8192, 8192, 1, None)]
+
+
+def measure_copy_tbps() -> float:
+    a = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    us = cuda_time_us([lambda: b.copy_(a)], replays=10)
+    return 2 * a.numel() / (us * 1e-6) / 1e12
+
+
+def make_weights(kind, K, N, G, copies):
+    lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
+    pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
+    out = []
+    for _ in range(copies):
+        v = torch.randint(lo, hi, (N, K), device="cuda", dtype=torch.int8)
+        if G is None:
+            s, u = torch.tensor(0.02, device="cuda"), None
+        else:
+            s = (torch.rand(N, K // G, device="cuda") * 0.02).half()
+            u = (torch.randn(N, K // G, device="cuda") * 0.01).half()
+        out.append((pack(v), s, u))
+        del v
+    return out
+
+
+def fp16_weights(K, N, copies):
+    return [torch.randn(N, K, device="cuda", dtype=torch.float16) for _ in range(copies)]
+
+
+def bench_case(kind, K, N, M, G, direction, copy_tbps):
+    wbytes = formats.packed_nbytes(kind, N, K) + (0 if G is None else 2 * 2 * N * (K // G))
+    ws = make_weights(kind, K, N, G, copies_for(wbytes))
+    if direction == "forward":
+        x = torch.randn(M, K, device="cuda", dtype=torch.float16)
+        calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
+    else:
+        g = torch.randn(M, N, device="cuda", dtype=torch.float16)
+        calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(g, p, s, u, kind, K) for p, s, u in ws]
+    us = cuda_time_us(calls)
+    del ws, calls
+    torch.cuda.empty_cache()
+    fw = fp16_weights(K, N, copies_for(2 * N * K))
+    if direction == "forward":
+        fcalls = [lambda w=w: F.linear(x, w) for w in fw]
+    else:
+        fcalls = [lambda w=w: g @ w for w in fw]
+    fp16_us = cuda_time_us(fcalls)
+    del fw, fcalls
+    torch.cuda.empty_cache()
+    act_bytes = 2 * M * (K + N)
+    gbps = (wbytes + act_bytes) / (us * 1e-6) / 1e9
+    return {
+        "op": kind, "direction": direction, "K": K, "N": N, "M": M, "group_size": G, "dtype": "float16",
+        "scale_dtype": "float32" if G is None else "float16", "backend": "addsub",
+        "us": round(us, 2), "fp16_us": round(fp16_us, 2), "speedup": round(fp16_us / us, 2),
+        "bytes": wbytes + act_bytes, "gbps": round(gbps, 1),
+        "fraction_of_copy_bw": round(gbps / (copy_tbps * 1e3), 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench/results/h100.json")
+    ap.add_argument("--quick", action="store_true", help="only the first three forward shapes")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    copy_tbps = measure_copy_tbps()
+    records = []
+    cases = [(c, "forward") for c in FORWARD_CASES] + [(c, "backward") for c in BACKWARD_CASES]
+    if args.quick:
+        cases = cases[:3]
+    for (kind, K, N, M, G), direction in cases:
+        r = bench_case(kind, K, N, M, G, direction, copy_tbps)
+        records.append(r)
+        print(f"{direction:8s} {kind:7s} K={K:5d} N={N:5d} M={M:2d} G={str(G):4s} {r['us']:8.2f} us  "
+              f"fp16 {r['fp16_us']:8.2f} us  x{r['speedup']:5.2f}  {r['gbps']:7.1f} GB/s "
+              f"({100 * r['fraction_of_copy_bw']:.0f}% of copy)", flush=True)
+    commit = os.environ.get("BITMM_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    result = {
+        "device": torch.cuda.get_device_name(), "torch": torch.__version__, "commit": commit,
+        "date": datetime.date.today().isoformat(), "copy_tbps": round(copy_tbps, 3), "records": records,
+    }
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()
