@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> bash bench/device_run.sh [quick]
+#   BITMM_COMMIT=<sha> [BITMM_SANITIZE=0] [BITMM_QUICK=1] bash bench/device_run.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -21,7 +21,7 @@ rm -f "$OUT/sass_all.txt"
 
 # GPU tests (the whole suite; CPU cases too, they are quick).
 python3 -m pytest tests -q -x -p no:cacheprovider 2>&1 | tail -5 | tee "$OUT/pytest.txt"
-if [ "${1:-}" != "quick" ]; then
+if [ "${BITMM_SANITIZE:-1}" = "1" ]; then
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_linear.py tests/test_autograd.py \
     -q -x -p no:cacheprovider -k "cuda and not compile and not large" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
   tail -3 "$OUT/memcheck.txt"
@@ -29,5 +29,5 @@ if [ "${1:-}" != "quick" ]; then
     -k "cuda and float16 and (channel or group32) and not large" > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"
   tail -3 "$OUT/racecheck.txt"
 fi
-python3 bench/cuda_bench.py --out "$OUT/h100.json" ${1:+--quick} 2>&1 | tee "$OUT/bench.txt"
+python3 bench/cuda_bench.py --out "$OUT/h100.json" $( [ "${BITMM_QUICK:-0}" = "1" ] && echo --quick ) 2>&1 | tee "$OUT/bench.txt"
 echo "total: $(( $(date +%s) - start )) s"
