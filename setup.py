@@ -18,6 +18,17 @@ def sources(pattern):
     return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
 
 
+def site_dirs():
+    import site
+    import sysconfig
+    dirs = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    try:
+        dirs += site.getsitepackages()
+    except AttributeError:
+        pass
+    return list(dict.fromkeys(dirs))
+
+
 def extensions():
     import torch
     from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
@@ -28,12 +39,17 @@ def extensions():
     want_cuda = os.environ.get("BITMM_FORCE_CPU", "0") in ("", "0") and torch.version.cuda is not None
     if want_cuda and CUDA_HOME is not None:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;8.9;9.0")
+        # pip's CUDA torch wheels ship the CUDA library headers (cuBLAS, cuSPARSE, ...)
+        # that ATen's CUDA headers include; a toolkit with runtime headers only lacks them.
+        include_dirs = [d for d in (os.path.join(p, "nvidia", "cu13", "include") for p in site_dirs())
+                        if os.path.isdir(d)]
         nvcc = ["-O3", "-std=c++20", "--expt-relaxed-constexpr", "-lineinfo"]
         if os.environ.get("BITMM_PTXAS_VERBOSE"):
             nvcc.append("-Xptxas=-v")
         return [CUDAExtension(
             "bitmm._C",
             cpu_src + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
+            include_dirs=include_dirs,
             extra_compile_args={"cxx": cxx + ["-DBITMM_WITH_CUDA"], "nvcc": nvcc},
             extra_link_args=["-fopenmp"],
         )]

@@ -1,18 +1,5 @@
-// CPU kernels for the bitmm linear ops: forward and grad w.r.t. x.
-//
-// Forward (fast path, AVX2): activations are permuted once per call into the
-// packed bit order (bitmm_format.h) and turned into lookup tables of partial
-// sums, built by additions only: for every 3 consecutive (permuted) inputs
-// a, b, c the 8 subset sums {0, a, b, a+b, c, a+c, b+c, a+b+c}.  A packed
-// word holds 32 weights of one row; 8 rows' words sit in one ymm register and
-// `vpermps` picks, for all 8 rows at once, the subset sum selected by 3 bits,
-// which is then added to the row's accumulator.  So per 3 weights and 8 rows:
-// one shift, one permute, one add; the two planes of ternary / int2 weights
-// index the same table.  Scale and offset are applied once per group (two
-// multiplies per output per group), see bitmm_format.h for the math.
-//
-// Anything the fast path does not cover (no AVX2, group sizes that are not a
-// multiple of 32) runs the portable generic kernel: a plain add/subtract loop.
+// CPU backend of the bitmm linear ops: glue, the generic kernels (any group
+// size, float64), and grad_x.  The fast AVX2 forward lives in forward_avx2.cpp.
 //
 // grad_x: grad_x[m,k] = sum_n g[m,n] * (s[n,g(k)] * w[n,k] + u[n,g(k)]).  The
 // per-group scaled g*s is formed once per (m, n, group); then every weight bit
@@ -33,21 +20,12 @@
 
 #include "../bitmm_format.h"
 #include "../checks.h"
+#include "cpu_kernels.h"
 
 namespace bitmm {
 namespace {
 
-constexpr int kGroupsPerWord = 11;  // 3-bit groups in a 32-bit word: 10 of 3 bits, 1 of 2 bits
-constexpr int kTableFloats = kGroupsPerWord * 8;  // one block's tables: 11 x 8 subset sums
-
-// Dense views of scale / offset in the accumulation type T (converted once per
-// call: N*groups values).
-template <typename T>
-struct ScaleView {
-  const T* ptr = nullptr;
-  int64_t sn = 0, sg = 0;
-  T at(int64_t n, int64_t g) const { return ptr ? ptr[n * sn + g * sg] : T(0); }
-};
+using cpu::ScaleView;
 using ScaleF32 = ScaleView<float>;
 
 template <typename T>
@@ -59,22 +37,6 @@ ScaleView<T> view_scale(const at::Tensor& t, const ScaleLayout& l, at::Tensor& k
   if (keep.dim() == 1) v.sn = 1;
   if (keep.dim() == 2) { v.sn = keep.size(1); v.sg = 1; }
   return v;
-}
-
-// x (M, K) fp32 contiguous -> xp (M, Kp) in packed bit order, zero padded.
-void permute_x(const float* x, float* xp, int64_t M, int64_t K, int64_t Kp) {
-  at::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m) {
-      const float* xr = x + m * K;
-      float* o = xp + m * Kp;
-      for (int64_t b = 0; b < Kp / BLOCK_K; ++b) {
-        for (int p = 0; p < BLOCK_K; ++p) {
-          const int64_t k = b * BLOCK_K + offset_of_bit(p);
-          o[b * BLOCK_K + p] = k < K ? xr[k] : 0.f;
-        }
-      }
-    }
-  });
 }
 
 // ---------------------------------------------------------------------------
@@ -116,185 +78,6 @@ void forward_generic(const LinearProblem& p, const T* x, const uint32_t* w, int6
   });
 }
 
-#ifdef BITMM_X86
-// ---------------------------------------------------------------------------
-// AVX2 table kernel.
-// ---------------------------------------------------------------------------
-// Subset-sum tables of 3 inputs each (additions only) and per-block sums of x.
-void build_tables(const float* xp, float* tab, float* xblk, int64_t rows, int64_t nblocks) {
-  at::parallel_for(0, rows * nblocks, 64, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float* v = xp + i * BLOCK_K;
-      float* t = tab + i * kTableFloats;
-      float total = 0.f;
-      for (int j = 0; j < kGroupsPerWord; ++j) {
-        const float a = v[3 * j], b = v[3 * j + 1], c = j < 10 ? v[3 * j + 2] : 0.f;
-        const float ab = a + b;
-        float* e = t + j * 8;
-        e[0] = 0.f; e[1] = a; e[2] = b; e[3] = ab;
-        e[4] = c; e[5] = a + c; e[6] = b + c; e[7] = ab + c;
-        total += e[7];
-      }
-      xblk[i] = total;
-    }
-  });
-}
-
-// Loads 16 bytes (4 words) of each of 8 rows and transposes them so that
-// out[j] lane i = word j of row i.
-__attribute__((target("avx2"))) inline void load_transpose_8x4(const uint32_t* const* rows, int64_t w0,
-                                                                __m256i out[4]) {
-  __m256i r[4];
-  for (int i = 0; i < 4; ++i) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[i] + w0));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[i + 4] + w0));
-    r[i] = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
-  }
-  // lanes now: r[i] = [row i: w0..w3 | row i+4: w0..w3]; 4x4 transpose per 128-bit half.
-  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]);  // r0w0 r1w0 r0w1 r1w1
-  const __m256i t1 = _mm256_unpackhi_epi32(r[0], r[1]);  // r0w2 r1w2 r0w3 r1w3
-  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]);
-  const __m256i t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-  out[0] = _mm256_unpacklo_epi64(t0, t2);  // r0w0 r1w0 r2w0 r3w0 | r4w0 .. r7w0
-  out[1] = _mm256_unpackhi_epi64(t0, t2);
-  out[2] = _mm256_unpacklo_epi64(t1, t3);
-  out[3] = _mm256_unpackhi_epi64(t1, t3);
-}
-
-// Accumulates one block (32 weights of 8 rows) for MC activation rows.
-template <int MC, bool TWO_PLANES>
-__attribute__((target("avx2,fma"), always_inline)) inline void accumulate_block(
-    const float* tab, int64_t tab_stride_m, __m256i wlo, __m256i whi, __m256 (&acc_lo)[MC],
-    __m256 (&acc_hi)[MC]) {
-#pragma GCC unroll 11
-  for (int j = 0; j < kGroupsPerWord; ++j) {
-    const __m256i il = _mm256_srli_epi32(wlo, 3 * j);
-    const __m256i ih = TWO_PLANES ? _mm256_srli_epi32(whi, 3 * j) : il;
-#pragma GCC unroll 4
-    for (int m = 0; m < MC; ++m) {
-      const __m256 t = _mm256_loadu_ps(tab + m * tab_stride_m + j * 8);
-      acc_lo[m] = _mm256_add_ps(acc_lo[m], _mm256_permutevar8x32_ps(t, il));
-      if (TWO_PLANES) acc_hi[m] = _mm256_add_ps(acc_hi[m], _mm256_permutevar8x32_ps(t, ih));
-    }
-  }
-}
-
-struct FastArgs {
-  const LinearProblem* p;
-  const uint32_t* w;
-  int64_t wpr;
-  const float* tab;    // (rows, nblocks, 11, 8) for the current m-range
-  const float* xblk;   // (rows, nblocks) per-block sums of x
-  int64_t nblocks;     // blocks per (padded) row
-  int64_t kblocks;     // blocks that hold real inputs: ceil(K / 32)
-  int64_t seg_blocks;  // scale group length in blocks (grouped), else 0
-  ScaleF32 s, u;
-  float* y;            // (M, N) fp32 output rows for this m-range
-};
-
-// A scale segment [seg_start, b_end) of blocks ends: y += s * sum + u * X,
-// once per group, then the accumulators restart.
-template <int MC, bool TWO_PLANES>
-__attribute__((target("avx2,fma"), always_inline)) inline void flush_segment(
-    const FastArgs& a, const int64_t* rid, int64_t m0, int64_t seg_start, int64_t b_end,
-    __m256 (&acc_lo)[MC], __m256 (&acc_hi)[MC], float* yacc) {
-  const int64_t g = a.seg_blocks ? seg_start / a.seg_blocks : 0;
-  alignas(32) float sv[8], uv[8];
-  for (int i = 0; i < 8; ++i) { sv[i] = a.s.at(rid[i], g); uv[i] = a.u.at(rid[i], g); }
-  const __m256 s8 = _mm256_load_ps(sv), u8 = _mm256_load_ps(uv);
-  for (int m = 0; m < MC; ++m) {
-    float X = 0.f;
-    const float* xb = a.xblk + (m0 + m) * a.nblocks;
-    for (int64_t b = seg_start; b < b_end; ++b) X += xb[b];
-    const __m256 X8 = _mm256_set1_ps(X);
-    // binary: sum = L; ternary / int2: sum = 2H + L - X  (additions only)
-    const __m256 sum = TWO_PLANES
-        ? _mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(acc_hi[m], acc_hi[m]), acc_lo[m]), X8)
-        : acc_lo[m];
-    __m256 yv = _mm256_loadu_ps(yacc + m * 8);
-    yv = _mm256_add_ps(yv, _mm256_add_ps(_mm256_mul_ps(s8, sum), _mm256_mul_ps(u8, X8)));
-    _mm256_storeu_ps(yacc + m * 8, yv);
-    acc_lo[m] = acc_hi[m] = _mm256_setzero_ps();
-  }
-}
-
-template <int MC, bool TWO_PLANES>
-__attribute__((target("avx2,fma"))) void run_rows(const FastArgs& a, int64_t n0, int64_t m0,
-                                                  int64_t tb0, int64_t tb1, float* yacc /* MC x 8 */) {
-  const LinearProblem& p = *a.p;
-  const uint32_t* rows[8];
-  int64_t rid[8];
-  for (int i = 0; i < 8; ++i) {
-    rid[i] = std::min<int64_t>(n0 + i, p.N - 1);  // tail rows repeat the last row; not stored
-    rows[i] = a.w + rid[i] * a.wpr;
-  }
-  const int planes = TWO_PLANES ? 2 : 1;
-  const int64_t tab_stride_m = a.nblocks * kTableFloats;
-  __m256 acc_lo[MC], acc_hi[MC];
-  for (int m = 0; m < MC; ++m) acc_lo[m] = acc_hi[m] = _mm256_setzero_ps();
-  int64_t seg_start = tb0;
-  // Blocks are loaded 4 words (16 bytes) per row at a time.
-  const int blocks_per_load = 4 / planes;
-  for (int64_t b = tb0; b < tb1; b += blocks_per_load) {
-    __m256i wv[4];
-    load_transpose_8x4(rows, b * planes, wv);
-    for (int q = 0; q < blocks_per_load && b + q < tb1; ++q) {
-      const int64_t bb = b + q;
-      const float* tab = a.tab + (m0 * a.nblocks + bb) * kTableFloats;
-      accumulate_block<MC, TWO_PLANES>(tab, tab_stride_m, wv[q * planes],
-                                       TWO_PLANES ? wv[q * planes + 1] : wv[q * planes], acc_lo, acc_hi);
-      if (a.seg_blocks && (bb + 1 - seg_start) == a.seg_blocks) {
-        flush_segment<MC, TWO_PLANES>(a, rid, m0, seg_start, bb + 1, acc_lo, acc_hi, yacc);
-        seg_start = bb + 1;
-      }
-    }
-  }
-  if (seg_start < tb1) flush_segment<MC, TWO_PLANES>(a, rid, m0, seg_start, tb1, acc_lo, acc_hi, yacc);
-}
-
-// Rows blocks [rb0, rb1) of 8 outputs, all activation rows, tile by tile along K.
-template <bool TWO_PLANES>
-__attribute__((target("avx2,fma"))) void forward_fast_range(const FastArgs& a, int64_t mrows, int64_t tile_blocks,
-                                                            int64_t rb0, int64_t rb1) {
-  const LinearProblem& p = *a.p;
-  float yacc[4 * 8];
-  for (int64_t tb0 = 0; tb0 < a.kblocks; tb0 += tile_blocks) {
-    const int64_t tb1 = std::min(a.kblocks, tb0 + tile_blocks);
-    for (int64_t rb = rb0; rb < rb1; ++rb) {
-      const int64_t n0 = rb * 8;
-      for (int64_t m0 = 0; m0 < mrows; m0 += 4) {
-        const int mc = static_cast<int>(std::min<int64_t>(4, mrows - m0));
-        // Read the running outputs of these rows (tiles after the first add to them).
-        for (int m = 0; m < mc; ++m)
-          for (int i = 0; i < 8; ++i)
-            yacc[m * 8 + i] = (tb0 == 0 || n0 + i >= p.N) ? 0.f : a.y[(m0 + m) * p.N + n0 + i];
-        switch (mc) {
-          case 4: run_rows<4, TWO_PLANES>(a, n0, m0, tb0, tb1, yacc); break;
-          case 3: run_rows<3, TWO_PLANES>(a, n0, m0, tb0, tb1, yacc); break;
-          case 2: run_rows<2, TWO_PLANES>(a, n0, m0, tb0, tb1, yacc); break;
-          default: run_rows<1, TWO_PLANES>(a, n0, m0, tb0, tb1, yacc); break;
-        }
-        for (int m = 0; m < mc; ++m)
-          for (int i = 0; i < 8 && n0 + i < p.N; ++i) a.y[(m0 + m) * p.N + n0 + i] = yacc[m * 8 + i];
-      }
-    }
-  }
-}
-
-template <bool TWO_PLANES>
-void forward_fast(const FastArgs& a, int64_t mrows, int64_t tile_blocks) {
-  const int64_t nrb = (a.p->N + 7) / 8;
-  at::parallel_for(0, nrb, 1, [&](int64_t rb0, int64_t rb1) {
-    forward_fast_range<TWO_PLANES>(a, mrows, tile_blocks, rb0, rb1);
-  });
-}
-
-bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
-#endif  // BITMM_X86
-
 // Runs the forward pass in accumulation type T (float, or double for float64 x).
 template <typename T>
 void linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tensor& packed_w,
@@ -306,45 +89,13 @@ void linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
   const ScaleView<T> u = offset.has_value() ? view_scale<T>(*offset, p.offset, u_keep) : ScaleView<T>{};
   const uint32_t* wp = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   const int64_t wpr = w.size(1);
-#ifdef BITMM_X86
   if constexpr (std::is_same_v<T, float>) {
-    if (cpu_has_avx2() && (p.groups == 1 || p.group_size % BLOCK_K == 0)) {
-      const int64_t Kp = padded_k(p.K);
-      const int64_t nblocks = Kp / BLOCK_K;
-      FastArgs a;
-      a.p = &p;
-      a.w = wp;
-      a.wpr = wpr;
-      a.nblocks = nblocks;
-      a.kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
-      a.seg_blocks = p.groups > 1 ? p.group_size / BLOCK_K : 0;
-      a.s = s;
-      a.u = u;
-      // Activation rows are processed in chunks whose tables stay in L2.
-      const int64_t mchunk = 64;
-      const int64_t rows_max = std::min(p.M, mchunk);
-      at::Tensor xp = at::empty({rows_max, Kp}, xf.options());
-      at::Tensor tab = at::empty({rows_max, nblocks, kTableFloats}, xf.options());
-      at::Tensor xblk = at::empty({rows_max, nblocks}, xf.options());
-      for (int64_t mb = 0; mb < p.M; mb += mchunk) {
-        const int64_t rows = std::min(mchunk, p.M - mb);
-        permute_x(xf.data_ptr<float>() + mb * p.K, xp.data_ptr<float>(), rows, p.K, Kp);
-        build_tables(xp.data_ptr<float>(), tab.data_ptr<float>(), xblk.data_ptr<float>(), rows, nblocks);
-        a.tab = tab.data_ptr<float>();
-        a.xblk = xblk.data_ptr<float>();
-        a.y = y.data_ptr<float>() + mb * p.N;
-        // K tile: the tables of `rows` activation rows over a tile fit in ~160 KB;
-        // tiles hold whole scale groups and whole 16-byte loads (4 blocks).
-        const int64_t unit = a.seg_blocks ? std::lcm<int64_t>(a.seg_blocks, 4) : 4;
-        int64_t tile = (160 * 1024) / (rows * kTableFloats * 4);
-        tile = std::max<int64_t>(unit, tile / unit * unit);
-        if (p.kind == Kind::kBinary) forward_fast<false>(a, rows, tile);
-        else forward_fast<true>(a, rows, tile);
-      }
+    if (cpu::avx2_forward_applies(p)) {
+      cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u};
+      cpu::forward_avx2(a);
       return;
     }
   }
-#endif
   forward_generic<T>(p, xf.data_ptr<T>(), wp, wpr, s, u, y.data_ptr<T>());
 }
 
@@ -471,7 +222,7 @@ void grad_x_fast(const LinearProblem& p, const float* g, const uint32_t* w, int6
 void grad_x_cpu_float(const LinearProblem& p, const float* g, const uint32_t* w, int64_t wpr,
                       const ScaleF32& s, const ScaleF32& u, float* gx) {
 #ifdef BITMM_X86
-  if (cpu_has_avx2() && (p.groups == 1 || p.group_size % BLOCK_K == 0)) {
+  if (cpu::avx2_forward_applies(p)) {
     const int64_t Kp = padded_k(p.K);
     at::Tensor gxp_t = at::zeros({p.M, Kp}, at::kFloat);
     float* gxp = gxp_t.data_ptr<float>();

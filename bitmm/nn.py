@@ -1,0 +1,730 @@
+"""``torch.nn`` layers over the bitmm ops.
+
+* :class:`BitLinear` -- quantization-aware training (QAT) layer, BitNet style.
+  Keeps a latent float ``weight``; every forward quantizes it (1.58-bit
+  absmean ternary, 1-bit sign binary or 2-bit HQQ), packs it and runs the
+  multiplication-free bitmm op.  The latent weight gets the straight-through
+  estimator (STE) gradient of BitNet b1.58, ``w_q = w + (quant(w) - w).detach()``.
+* :class:`PackedLinear` -- inference layer holding only buffers (packed int32
+  weight, scale, optional offset, optional bias); its forward is one bitmm op.
+* :class:`PackedLoRALinear` -- LoRA adapter (trainable A, B) over a frozen
+  :class:`PackedLinear`.
+* :func:`convert` -- swaps every ``nn.Linear`` of a model for one of the above.
+
+Weight quantizers (all from :mod:`bitmm.quant`; see :func:`quantize_weight`):
+
+============  ========  ============================================  ===========================
+weight_bits   kind      quantizer                                     scale / offset shape
+============  ========  ============================================  ===========================
+1.58          ternary   ``absmean_ternary`` (BitNet b1.58)            scale ``()``, no offset
+1             binary    ``sign_binary`` (BitNet b1)                   scale ``()``, offset ``()``
+2             int2      ``hqq_quantize(nbits=2)`` + ``hqq_to_op_args``  ``(N, K // G)`` or ``(N,)``
+============  ========  ============================================  ===========================
+
+Group size (``group_size``) is only used by 2-bit weights (ternary and binary
+are per tensor, as in BitNet; passing a group size for them raises).  For 2-bit,
+``group_size=None`` means **64 if 64 divides in_features, else one group per
+output row** (G = in_features, scale/offset of shape ``(N,)``).  An explicit
+group size must divide in_features.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import formats, quant
+from .ops import _LINEAR_OPS, KIND_ID
+
+__all__ = [
+    "BitLinear",
+    "PackedLinear",
+    "PackedLoRALinear",
+    "ConversionReport",
+    "convert",
+    "quantize_weight",
+    "resolve_group_size",
+    "DEFAULT_INT2_GROUP_SIZE",
+]
+
+#: Default 2-bit group size when it divides in_features (else one group per output row).
+DEFAULT_INT2_GROUP_SIZE = 64
+
+_BITS_TO_KIND = {1.58: "ternary", 1: "binary", 2: "int2"}
+_KIND_TO_BITS = {v: k for k, v in _BITS_TO_KIND.items()}
+# Stored code = packer code + shift (ternary packer takes t in {-1,0,1}, stores t + 1).
+_PACK_SHIFT = {"ternary": 1, "binary": 0, "int2": 0}
+# Value the math uses = stored code - shift.
+_VALUE_SHIFT = {"ternary": 1, "binary": 0, "int2": 1}
+
+BitsLike = Union[float, int, str]
+
+
+# --------------------------------------------------------------------------------------
+# Quantization helpers shared by BitLinear and PackedLinear
+# --------------------------------------------------------------------------------------
+def _canonical_bits(weight_bits: BitsLike) -> tuple[float, str]:
+    """1.58 | 1 | 2 (or "ternary" | "binary" | "int2") -> (canonical bits, kind)."""
+    if isinstance(weight_bits, str):
+        if weight_bits in _KIND_TO_BITS:
+            return _KIND_TO_BITS[weight_bits], weight_bits
+        try:
+            weight_bits = float(weight_bits)
+        except ValueError:
+            weight_bits = None
+    if isinstance(weight_bits, (int, float)) and not isinstance(weight_bits, bool):
+        if abs(weight_bits - 1.58) < 0.01 or abs(weight_bits - math.log2(3)) < 1e-6:
+            return 1.58, "ternary"
+        if weight_bits == 1:
+            return 1, "binary"
+        if weight_bits == 2:
+            return 2, "int2"
+    raise ValueError(f"weight_bits must be 1.58 (ternary), 1 (binary) or 2 (int2), got {weight_bits!r}")
+
+
+def resolve_group_size(weight_bits: BitsLike, in_features: int, group_size: Optional[int]) -> Optional[int]:
+    """The group size actually used along in_features.
+
+    ternary / binary: per tensor, returns None (a non-None ``group_size`` raises).
+    int2: ``group_size`` if given (must divide in_features), else 64 when it
+    divides in_features, else in_features (one group per output row).
+    """
+    _, kind = _canonical_bits(weight_bits)
+    if kind != "int2":
+        if group_size is not None:
+            raise ValueError(f"group_size is only supported for 2-bit weights; {kind} weights use one scale "
+                             f"per tensor (BitNet), got group_size={group_size!r}")
+        return None
+    if group_size is None:
+        return DEFAULT_INT2_GROUP_SIZE if in_features % DEFAULT_INT2_GROUP_SIZE == 0 else in_features
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size must be a positive int or None, got {group_size!r}")
+    if in_features % group_size != 0:
+        raise ValueError(f"group_size={group_size} must divide in_features={in_features}")
+    return group_size
+
+
+def quantize_weight(w: Tensor, weight_bits: BitsLike = 1.58, group_size: Optional[int] = None,
+                    hqq_iters: int = 20) -> tuple[str, Tensor, Tensor, Optional[Tensor]]:
+    """Quantizes a float weight (N, K) into bitmm op arguments.
+
+    Returns ``(kind, codes, scale, offset)`` with ``codes`` int8 in the packer's
+    convention (ternary t in {-1,0,1}, binary b in {0,1}, int2 q in {0..3}),
+    float32 ``scale``/``offset`` (``offset`` None for ternary), so that
+    ``quant.dequantize(kind, codes, scale, offset)`` is the quantized weight.
+    ``group_size`` is resolved by :func:`resolve_group_size`.
+    """
+    _, kind = _canonical_bits(weight_bits)
+    if w.dim() != 2:
+        raise ValueError(f"quantize_weight: weight must be 2-D (out_features, in_features), got {tuple(w.shape)}")
+    w = w.detach()
+    if kind == "ternary":
+        resolve_group_size(weight_bits, w.shape[1], group_size)
+        t, s = quant.absmean_ternary(w)
+        return kind, t, s, None
+    if kind == "binary":
+        resolve_group_size(weight_bits, w.shape[1], group_size)
+        b, s, u = quant.sign_binary(w)
+        return kind, b, s, u
+    G = resolve_group_size(weight_bits, w.shape[1], group_size)
+    q, s, z = quant.hqq_quantize(w, nbits=2, group_size=None if G == w.shape[1] else G, iters=hqq_iters)
+    codes, s, u = quant.hqq_to_op_args(q, s, z, 2)
+    return kind, codes, s, u
+
+
+def _pack(codes: Tensor, kind: str) -> Tensor:
+    """Packs in-range packer codes (as :func:`quantize_weight` makes them) without the
+    host-side validation of ``bitmm.pack_*`` (no device sync, traceable)."""
+    return torch.ops.bitmm.pack(codes + _PACK_SHIFT[kind], KIND_ID[kind])
+
+
+def _dense_from_packed(kind: str, packed: Tensor, scale: Tensor, offset: Optional[Tensor], K: int) -> Tensor:
+    """float32 (N, K) weight that packed op arguments stand for."""
+    v = torch.ops.bitmm.unpack(packed, KIND_ID[kind], K).to(torch.float32) - _VALUE_SHIFT[kind]
+    N = v.shape[0]
+    w = v * quant.expand_groups(scale.to(torch.float32), N, K, "scale")
+    if offset is not None:
+        w = w + quant.expand_groups(offset.to(torch.float32), N, K, "offset")
+    return w
+
+
+def _check_act_bits(act_bits: Optional[int]) -> Optional[int]:
+    if act_bits is None:
+        return None
+    if isinstance(act_bits, bool) or act_bits != 8:
+        raise ValueError(f"act_bits must be None (float activations) or 8 (BitNet per-token absmax int8), "
+                         f"got {act_bits!r}")
+    return 8
+
+
+def _act_quant_ste(x: Tensor) -> Tensor:
+    """BitNet per-token absmax int8 fake quantization with the straight-through estimator."""
+    return x + (quant.absmax_int8_fake(x) - x).detach()
+
+
+# --------------------------------------------------------------------------------------
+# BitLinear (QAT)
+# --------------------------------------------------------------------------------------
+class _STELinear(torch.autograd.Function):
+    """y = bitmm_op(x, packed(quant(W)), scale, offset, bias) with the BitNet STE.
+
+    backward: grad_x = grad_y @ W_q (the packed op ``linear_grad_x``, adds only),
+    grad_W = grad_y^T @ x (STE: dy/dW_latent := dy/dW_q), grad_bias = sum(grad_y).
+    ``weight`` is an input only so that autograd routes grad_W to it.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, packed, scale, offset, kind):
+        y = _LINEAR_OPS[kind](x, packed, scale, offset, bias)
+        ctx.save_for_backward(x, packed, scale, offset)
+        ctx.kind = kind
+        ctx.weight_dtype = weight.dtype
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, packed, scale, offset = ctx.saved_tensors
+        K = x.shape[-1]
+        N = grad.shape[-1]
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.bitmm.linear_grad_x(grad, packed, scale, offset, KIND_ID[ctx.kind], K)
+        g2 = grad.reshape(-1, N)
+        if ctx.needs_input_grad[1]:
+            grad_w = (g2.t() @ x.reshape(-1, K).to(g2.dtype)).to(ctx.weight_dtype)
+        if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
+            grad_b = g2.sum(0).to(ctx.bias_dtype)
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+class BitLinear(nn.Module):
+    """Quantization-aware ``nn.Linear`` replacement (BitNet b1.58 / b1 style, or 2-bit HQQ).
+
+    Same constructor and initialization as ``nn.Linear`` plus:
+
+    Args:
+        weight_bits: 1.58 (ternary absmean, per tensor), 1 (sign binary, per
+            tensor) or 2 (HQQ int2, group-wise; see ``group_size``).
+        act_bits: None (float activations) or 8 (BitNet per-token absmax int8
+            fake quantization with STE).  BitNet also normalizes activations
+            (SubLN/RMSNorm) before quantizing; that is left to the model.
+        group_size: 2-bit only; None = 64 if it divides in_features, else one
+            group per output row.
+        hqq_iters: HQQ zero-point refinement iterations for 2-bit (default 20,
+            HQQ's; 0 = plain min-max, much cheaper per training step).
+
+    The latent float ``weight`` (and ``bias``) are Parameters.  Each forward
+    quantizes and packs the weight and runs the bitmm op; the weight gradient is
+    the straight-through estimate ``grad_y^T @ x`` (exactly the gradient of
+    ``F.linear(x, w + (quant(w) - w).detach(), b)``).  For inference convert to
+    :class:`PackedLinear` (``PackedLinear.from_bitlinear`` or ``convert(model, "packed")``),
+    which quantizes once.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: BitsLike = 1.58,
+                 act_bits: Optional[int] = None, group_size: Optional[int] = None, device=None, dtype=None,
+                 hqq_iters: int = 20) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight_bits, self.kind = _canonical_bits(weight_bits)
+        self.group_size = resolve_group_size(self.weight_bits, in_features, group_size)
+        self.act_bits = _check_act_bits(act_bits)
+        self.hqq_iters = hqq_iters
+        self.weight = nn.Parameter(torch.empty((out_features, in_features), **factory))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features, **factory))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Same initialization as ``nn.Linear.reset_parameters``."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = nn.init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, weight_bits: BitsLike = 1.58, act_bits: Optional[int] = None,
+                    group_size: Optional[int] = None, hqq_iters: int = 20, share_parameters: bool = True
+                    ) -> "BitLinear":
+        """A BitLinear over ``linear``'s weights.  With ``share_parameters`` (default) the
+        very same Parameter objects are reused (ties and optimizer references survive);
+        otherwise they are copied."""
+        w = linear.weight
+        m = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, weight_bits=weight_bits,
+                act_bits=act_bits, group_size=group_size, device="meta", dtype=w.dtype, hqq_iters=hqq_iters)
+        if share_parameters:
+            m.weight = linear.weight
+            m.bias = linear.bias
+        else:
+            m.weight = nn.Parameter(w.detach().clone(), requires_grad=w.requires_grad)
+            m.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(),
+                                                                    requires_grad=linear.bias.requires_grad)
+        return m
+
+    def quantize(self) -> tuple[str, Tensor, Tensor, Optional[Tensor]]:
+        """``(kind, codes, scale, offset)`` of the current latent weight (see :func:`quantize_weight`)."""
+        return quantize_weight(self.weight, self.weight_bits, self.group_size, self.hqq_iters)
+
+    def quantized_weight(self) -> Tensor:
+        """The dequantized float32 weight the forward uses (for inspection; not differentiable)."""
+        kind, codes, scale, offset = self.quantize()
+        return quant.dequantize(kind, codes, scale, offset)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.act_bits is not None:
+            x = _act_quant_ste(x)
+        kind, codes, scale, offset = self.quantize()
+        packed = _pack(codes, kind)
+        return _STELinear.apply(x, self.weight, self.bias, packed, scale, offset, kind)
+
+    def extra_repr(self) -> str:
+        g = f", group_size={self.group_size}" if self.group_size is not None else ""
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"weight_bits={self.weight_bits} ({self.kind}){g}, act_bits={self.act_bits}")
+
+
+# --------------------------------------------------------------------------------------
+# PackedLinear (inference)
+# --------------------------------------------------------------------------------------
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+class PackedLinear(nn.Module):
+    """Inference linear layer over a packed low-bit weight; holds buffers only.
+
+    Buffers: ``packed_weight`` (int32, (out_features, words_per_row)), ``scale``
+    (float32 ``()``, ``(N,)`` or ``(N, K // G)``), ``offset`` (same shapes, or
+    None), ``bias`` (or None).  Attributes: ``in_features``, ``out_features``,
+    ``kind`` ("ternary" | "binary" | "int2"), ``weight_bits`` (1.58 | 1 | 2),
+    ``group_size`` (None = per tensor; K = per output row), ``act_bits``
+    (None, or 8 to fake-quantize activations per token like BitNet).
+
+    ``forward(x)`` is one ``torch.ops.bitmm.<kind>_linear(x, packed_weight, scale,
+    offset, bias)`` call (plus the activation quantizer only when ``act_bits=8``);
+    x may be float32 / float16 / bfloat16, the output has x's dtype.
+
+    Build it with :meth:`from_linear`, :meth:`from_bitlinear` or :meth:`from_hqq`.
+    The plain constructor makes a placeholder whose weight is all zeros (output =
+    bias) in the default layout of ``weight_bits`` / ``group_size``, ready for
+    ``load_state_dict``; loading resizes buffers to the checkpoint's shapes (e.g.
+    per-channel vs grouped scales) and checks the packed width against the kind.
+    ``dtype`` applies to the bias; scales stay float32 (``.half()`` etc. convert
+    them too, which the op accepts).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: BitsLike = 1.58,
+                 group_size: Optional[int] = None, act_bits: Optional[int] = None, device=None, dtype=None) -> None:
+        super().__init__()
+        bits, kind = _canonical_bits(weight_bits)
+        G = resolve_group_size(bits, in_features, group_size)
+        N, K = out_features, in_features
+        packed = torch.zeros(formats.packed_shape(kind, N, K), dtype=torch.int32, device=device)
+        if kind != "binary":
+            packed[:, 0::2] = -1  # lo plane all ones, hi plane zero: code 1 = value 0 everywhere
+        if kind == "int2":
+            sshape = (N,) if G == K else (N, K // G)
+        else:
+            sshape = ()
+        scale = torch.ones(sshape, dtype=torch.float32, device=device)
+        offset = None if kind == "ternary" else torch.zeros(sshape, dtype=torch.float32, device=device)
+        b = torch.zeros(N, dtype=dtype, device=device) if bias else None
+        self._init(kind, bits, K, G, _check_act_bits(act_bits), packed, scale, offset, b)
+
+    def _init(self, kind, bits, in_features, group_size, act_bits, packed, scale, offset, bias) -> None:
+        self.in_features = int(in_features)
+        self.out_features = int(packed.shape[0])
+        self.kind = kind
+        self.weight_bits = bits
+        self.group_size = group_size
+        self.act_bits = act_bits
+        self.register_buffer("packed_weight", packed)
+        self.register_buffer("scale", scale)
+        self.register_buffer("offset", offset)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def _from_args(cls, kind: str, in_features: int, group_size: Optional[int], packed: Tensor, scale: Tensor,
+                   offset: Optional[Tensor], bias: Optional[Tensor], act_bits: Optional[int] = None) -> "PackedLinear":
+        m = cls.__new__(cls)
+        nn.Module.__init__(m)
+        m._init(kind, _KIND_TO_BITS[kind], in_features, group_size, _check_act_bits(act_bits),
+                packed.contiguous(), scale.contiguous(), None if offset is None else offset.contiguous(),
+                None if bias is None else bias.detach().clone())
+        return m
+
+    # ---- constructors -------------------------------------------------------------
+    @classmethod
+    @torch.no_grad()
+    def from_linear(cls, linear: nn.Module, weight_bits: BitsLike = 1.58, group_size: Optional[int] = None,
+                    act_bits: Optional[int] = None, hqq_iters: int = 20) -> "PackedLinear":
+        """Quantizes ``linear.weight`` (ternary absmean / binary sign / 2-bit HQQ, see
+        :func:`quantize_weight`) and packs it; copies the bias.  Same device as the weight."""
+        w = linear.weight
+        kind, codes, scale, offset = quantize_weight(w, weight_bits, group_size, hqq_iters)
+        G = resolve_group_size(weight_bits, w.shape[1], group_size)
+        return cls._from_args(kind, w.shape[1], G, _pack(codes, kind), scale, offset, linear.bias, act_bits)
+
+    @classmethod
+    @torch.no_grad()
+    def from_bitlinear(cls, bitlinear: BitLinear) -> "PackedLinear":
+        """Freezes a :class:`BitLinear`: the same quantized weight, bias and activation
+        quantization, so the output equals ``bitlinear(x)``."""
+        kind, codes, scale, offset = bitlinear.quantize()
+        return cls._from_args(kind, bitlinear.in_features, bitlinear.group_size, _pack(codes, kind), scale, offset,
+                              bitlinear.bias, bitlinear.act_bits)
+
+    @classmethod
+    @torch.no_grad()
+    def from_hqq(cls, W_q: Tensor, scale: Tensor, zero: Tensor, nbits: int = 2, group_size: Optional[int] = 64,
+                 bias: Optional[Tensor] = None, shape: Optional[Sequence[int]] = None, axis: int = 1
+                 ) -> "PackedLinear":
+        """From HQQ-quantized weights, ``W ~= (W_q - zero) * scale`` grouped along in_features.
+
+        Args:
+            W_q: integer codes (unpacked: HQQ's bit-packed uint8 storage must be
+                unpacked first), either ``(out, in)`` or HQQ's grouped
+                ``(out * in / G, G)`` (``axis=1``), which needs ``shape``.
+            scale, zero: ``numel == out * in / G`` (HQQ's ``(out * in / G, 1)``,
+                or ``(out, in / G)``, or ``(out,)`` when G = in).
+            nbits: 2 (kind int2) or 1 (kind binary).
+            group_size: G along in_features (None = in_features).
+            shape: ``(out_features, in_features)`` (HQQ's ``meta["shape"]``);
+                required for the grouped W_q layout.
+            axis: HQQ's grouping axis; only 1 is representable (axis=0 groups run
+                across output rows, which the bitmm scale layout cannot express).
+        """
+        if isinstance(nbits, bool) or nbits not in (1, 2):
+            raise ValueError(f"from_hqq: nbits must be 1 or 2, got {nbits!r}")
+        if axis != 1:
+            raise NotImplementedError("from_hqq: only HQQ axis=1 (groups of consecutive in_features) is supported; "
+                                      "axis=0 groups span output rows. Re-quantize with axis=1.")
+        if not isinstance(W_q, Tensor) or W_q.dim() != 2:
+            raise ValueError("from_hqq: W_q must be a 2-D tensor of (unpacked) integer codes")
+        if shape is None:
+            N, K = W_q.shape
+        else:
+            N, K = (int(s) for s in shape)
+        G = K if group_size is None else int(group_size)
+        if G < 1 or K % G != 0:
+            raise ValueError(f"from_hqq: group_size={group_size} must divide in_features={K}")
+        if tuple(W_q.shape) == (N, K):
+            q = W_q
+        elif tuple(W_q.shape) == (N * K // G, G):
+            q = W_q.reshape(N, K)  # row i = flat elements [i*G, (i+1)*G): consecutive along in_features
+        else:
+            raise ValueError(f"from_hqq: W_q of shape {tuple(W_q.shape)} is neither (out, in)=({N}, {K}) nor the "
+                             f"axis=1 grouped ({N * K // G}, {G}); pass shape=(out, in) for the grouped layout")
+        if q.is_floating_point():
+            q = q.round()
+        ng = K // G
+        if scale.numel() != N * ng or zero.numel() != N * ng:
+            raise ValueError(f"from_hqq: scale/zero must have out * in / G = {N * ng} elements, got "
+                             f"{scale.numel()} and {zero.numel()}")
+        dev = W_q.device
+        sshape = (N,) if ng == 1 else (N, ng)
+        s = scale.reshape(sshape).to(dev)
+        z = zero.reshape(sshape).to(dev)
+        codes, s, u = quant.hqq_to_op_args(q.to(torch.int64), s, z, nbits)
+        kind = "int2" if nbits == 2 else "binary"
+        if bias is not None:
+            bias = bias.to(dev)
+        return cls._from_args(kind, K, G, _pack(codes, kind), s, u, bias)
+
+    # ---- forward ------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        if self.act_bits is not None:
+            x = quant.absmax_int8_fake(x)
+        return _LINEAR_OPS[self.kind](x, self.packed_weight, self.scale, self.offset, self.bias)
+
+    # ---- helpers ------------------------------------------------------------------
+    @property
+    def weight(self) -> Tensor:
+        """Dequantized float32 weight (out_features, in_features).  Read-only and SLOW
+        (unpacks and materializes the dense matrix on every access): for debugging,
+        PEFT-style introspection and tests, never in a hot path."""
+        return _dense_from_packed(self.kind, self.packed_weight, self.scale, self.offset, self.in_features)
+
+    def packed_nbytes(self) -> tuple[int, int]:
+        """(bytes of the packed weight, bytes of scale + offset)."""
+        w = self.packed_weight.numel() * self.packed_weight.element_size()
+        q = sum(t.numel() * t.element_size() for t in (self.scale, self.offset) if t is not None)
+        return w, q
+
+    def extra_repr(self) -> str:
+        w, q = self.packed_nbytes()
+        fp16 = self.in_features * self.out_features * 2
+        g = "tensor" if self.group_size is None else ("channel" if self.group_size == self.in_features
+                                                       else str(self.group_size))
+        act = "" if self.act_bits is None else f", act_bits={self.act_bits}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"kind={self.kind}, weight_bits={self.weight_bits}, group_size={g}{act}, "
+                f"packed={_fmt_bytes(w)} + {_fmt_bytes(q)} scales vs fp16 {_fmt_bytes(fp16)} "
+                f"({fp16 / max(w + q, 1):.1f}x smaller)")
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # Buffers may legitimately change shape (per-tensor/channel/group scales) or
+        # appear (offset / bias registered as None here): adopt the checkpoint's layout.
+        for name in ("packed_weight", "scale", "offset", "bias"):
+            key = prefix + name
+            if key not in state_dict:
+                continue
+            src = state_dict[key]
+            cur = self._buffers.get(name)
+            if cur is None or cur.shape != src.shape:
+                dev = self.packed_weight.device if cur is None else cur.device
+                dtype = src.dtype if cur is None or name == "packed_weight" else cur.dtype
+                self._buffers[name] = torch.empty(src.shape, dtype=dtype, device=dev)
+        key = prefix + "packed_weight"
+        if key in state_dict:
+            p = state_dict[key]
+            want = formats.packed_shape(self.kind, self.out_features, self.in_features)
+            if tuple(p.shape) != want:
+                error_msgs.append(f"{key}: packed weight of shape {tuple(p.shape)} does not fit a {self.kind} "
+                                  f"({self.in_features} -> {self.out_features}) layer, which needs {want}")
+                return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+
+# --------------------------------------------------------------------------------------
+# LoRA over a packed base
+# --------------------------------------------------------------------------------------
+class PackedLoRALinear(nn.Module):
+    """``y = base(x) + dropout(x) @ A^T @ B^T * (alpha / r)`` over a frozen :class:`PackedLinear`.
+
+    ``lora_A`` (r, in) has ``nn.Linear``'s kaiming-uniform init, ``lora_B``
+    (out, r) starts at zero (so the layer starts equal to ``base``).  Only A and
+    B are Parameters; the base holds buffers only.  Gradients reach x through
+    the packed op and through the adapter.  A and B are float32 unless ``dtype``
+    is given; an x of another dtype is cast for the adapter product only.
+    """
+
+    def __init__(self, base: PackedLinear, r: int = 16, alpha: float = 16, dropout: float = 0.0,
+                 dtype: Optional[torch.dtype] = None) -> None:
+        super().__init__()
+        if not isinstance(base, PackedLinear):
+            raise TypeError(f"PackedLoRALinear: base must be a PackedLinear, got {type(base).__name__}")
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ValueError(f"PackedLoRALinear: r must be a positive int, got {r!r}")
+        self.base = base
+        self.in_features = base.in_features
+        self.out_features = base.out_features
+        self.r = r
+        self.alpha = alpha
+        self.scaling = alpha / r
+        dev = base.packed_weight.device
+        self.lora_A = nn.Parameter(torch.empty(r, self.in_features, device=dev, dtype=dtype))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=dev, dtype=dtype))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.reset_lora_parameters()
+
+    def reset_lora_parameters(self) -> None:
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.base(x)
+        h = self.dropout(x)
+        if h.dtype != self.lora_A.dtype:
+            h = h.to(self.lora_A.dtype)
+        d = F.linear(F.linear(h, self.lora_A), self.lora_B) * self.scaling
+        return y + d.to(y.dtype)
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}"
+
+
+# --------------------------------------------------------------------------------------
+# Model conversion
+# --------------------------------------------------------------------------------------
+@dataclass
+class ConversionReport:
+    """What :func:`convert` did.  ``replaced`` / ``skipped`` are qualified module
+    names; ``bytes_*`` are the model's parameter + buffer bytes (each storage
+    counted once) before and after; ``tied`` describes shared weights."""
+
+    replaced: list[str]
+    skipped: list[str]
+    bytes_before: int
+    bytes_after: int
+    tied: list[str] = field(default_factory=list)
+    mode: str = "qat"
+
+    def __str__(self) -> str:
+        lines = [f"bitmm.convert(mode={self.mode!r}): replaced {len(self.replaced)} Linear layer(s), "
+                 f"skipped {len(self.skipped)}; model bytes {_fmt_bytes(self.bytes_before)} -> "
+                 f"{_fmt_bytes(self.bytes_after)}"]
+        if self.skipped:
+            lines.append("  skipped: " + ", ".join(self.skipped))
+        for t in self.tied:
+            lines.append("  tied: " + t)
+        return "\n".join(lines)
+
+
+def _model_bytes(model: nn.Module) -> int:
+    seen = set()
+    total = 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        key = (t.device, t.data_ptr(), t.nbytes)
+        if key in seen or t.device.type == "meta":
+            continue
+        seen.add(key)
+        total += t.nbytes
+    return total
+
+
+def _is_skipped(name: str, skip) -> bool:
+    if skip is None:
+        return False
+    if callable(skip):
+        return bool(skip(name))
+    if isinstance(skip, str):
+        skip = (skip,)
+    for pat in skip:
+        if fnmatch.fnmatchcase(name, pat):
+            return True
+        if not any(c in pat for c in "*?[") and pat in name:
+            return True
+    return False
+
+
+def convert(model: nn.Module, mode: str = "qat", weight_bits: BitsLike = 1.58, group_size: Optional[int] = None,
+            skip: Union[Iterable[str], Callable[[str], bool], None] = ("lm_head",), act_bits: Optional[int] = None,
+            hqq_iters: int = 20, verbose: bool = False) -> nn.Module:
+    """Replaces every ``nn.Linear`` of ``model`` (recursively, in place) and returns the model.
+
+    Args:
+        mode: "qat" -> :class:`BitLinear` (which reuses the Linear's Parameter
+            objects, so ties and optimizer state references survive); "packed"
+            -> :class:`PackedLinear`.  In "packed" mode existing BitLinear layers
+            are frozen too (with their own bits / group size / act_bits, via
+            ``PackedLinear.from_bitlinear``), so ``convert(convert(m, "qat"), "packed")``
+            is the QAT -> inference path.
+        weight_bits, group_size, act_bits, hqq_iters: layer settings (see :class:`BitLinear`).
+        skip: module names to leave alone: fnmatch patterns matched against the
+            qualified name (``"decoder.*.proj"``), plain strings matched as
+            substrings (``"lm_head"``), or a callable ``name -> bool``.  Linear
+            layers inside ``nn.MultiheadAttention`` are always skipped (it uses
+            their weights functionally).
+
+    Returns the same ``model`` object (or the new layer when ``model`` itself is a
+    Linear), with a :class:`ConversionReport` in ``model.bitmm_report`` (printed
+    when ``verbose``).
+
+    Tied weights: Linear layers sharing one weight Parameter are all converted.
+    In "qat" mode they keep sharing the latent Parameter.  In "packed" mode
+    layers sharing a weight (with the same settings) share one set of packed
+    buffers; a tie with a module that is not converted (an embedding, a skipped
+    layer) is broken -- that module keeps the float weight -- and the report says so.
+    """
+    if mode not in ("qat", "packed"):
+        raise ValueError(f"convert: mode must be 'qat' or 'packed', got {mode!r}")
+    _canonical_bits(weight_bits)
+    _check_act_bits(act_bits)
+    bytes_before = _model_bytes(model)
+
+    def convertible(m: nn.Module) -> bool:
+        if mode == "qat":
+            return isinstance(m, nn.Linear)
+        return isinstance(m, (nn.Linear, BitLinear))
+
+    # Who uses each parameter (qualified parameter names, ties included).
+    owners: dict[int, list[str]] = {}
+    for pname, p in model.named_parameters(remove_duplicate=False):
+        owners.setdefault(id(p), []).append(pname)
+
+    replaced: list[str] = []
+    skipped: list[str] = []
+    new_of: dict[int, nn.Module] = {}  # id(old module) -> its replacement (a module registered twice)
+    packed_of: dict[tuple, tuple] = {}  # (id(weight), settings) -> shared packed buffers
+    converted_weight_names: dict[int, list[str]] = {}
+
+    def make(name: str, old: nn.Module) -> nn.Module:
+        if id(old) in new_of:
+            return new_of[id(old)]
+        w = old.weight
+        if mode == "qat":
+            new = BitLinear.from_linear(old, weight_bits, act_bits, group_size, hqq_iters, share_parameters=True)
+        else:
+            if isinstance(old, BitLinear):
+                settings = (old.kind, old.group_size, old.act_bits, old.hqq_iters)
+            else:
+                settings = (_canonical_bits(weight_bits)[1], group_size, act_bits, hqq_iters)
+            key = (id(w), settings)
+            if key in packed_of:
+                kind, K, G, packed, scale, offset, act = packed_of[key]
+                new = PackedLinear._from_args(kind, K, G, packed, scale, offset, None, act)
+                if old.bias is not None:  # bias is not necessarily shared
+                    new.bias = old.bias.detach().clone()
+            else:
+                if isinstance(old, BitLinear):
+                    new = PackedLinear.from_bitlinear(old)
+                else:
+                    new = PackedLinear.from_linear(old, weight_bits, group_size, act_bits, hqq_iters)
+                packed_of[key] = (new.kind, new.in_features, new.group_size, new.packed_weight, new.scale,
+                                  new.offset, new.act_bits)
+        new.train(old.training)
+        new_of[id(old)] = new
+        converted_weight_names.setdefault(id(w), []).append(name + ".weight" if name else "weight")
+        return new
+
+    if convertible(model):
+        if _is_skipped("", skip):
+            skipped.append("")
+            result = model
+        else:
+            result = make("", model)
+            replaced.append("")
+    else:
+        result = model
+        for parent_name, parent in list(model.named_modules(remove_duplicate=False)):
+            for child_name, child in list(parent._modules.items()):
+                if child is None:
+                    continue
+                full = f"{parent_name}.{child_name}" if parent_name else child_name
+                if not convertible(child):
+                    continue
+                if isinstance(parent, nn.MultiheadAttention) or _is_skipped(full, skip):
+                    skipped.append(full)
+                    continue
+                setattr(parent, child_name, make(full, child))
+                replaced.append(full)
+
+    tied: list[str] = []
+    for wid, names in owners.items():
+        if len(names) < 2 or wid not in converted_weight_names:
+            continue
+        conv = set(converted_weight_names[wid])
+        others = [n for n in names if n not in conv]
+        if mode == "qat":
+            tied.append(f"{', '.join(names)} share one weight; the BitLinear layers keep sharing the latent "
+                        f"Parameter")
+        elif not others:
+            tied.append(f"{', '.join(names)} share one weight; converted layers share one packed weight")
+        else:
+            tied.append(f"{', '.join(names)} share one weight; tie BROKEN in packed mode: {', '.join(others)} "
+                        f"keep the float weight, {', '.join(sorted(conv))} use a packed copy")
+
+    report = ConversionReport(replaced=replaced, skipped=skipped, bytes_before=bytes_before,
+                              bytes_after=_model_bytes(result), tied=tied, mode=mode)
+    result.bitmm_report = report
+    if verbose:
+        print(report)
+    return result

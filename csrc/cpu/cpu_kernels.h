@@ -1,0 +1,35 @@
+// Declarations shared by the CPU kernel files (no torch tensors here).
+#pragma once
+#include <cstdint>
+
+#include "../bitmm_format.h"
+#include "../checks.h"
+
+namespace bitmm {
+namespace cpu {
+
+// Dense views of scale / offset in the accumulation type T: value(n, g) = ptr[n*sn + g*sg].
+template <typename T>
+struct ScaleView {
+  const T* ptr = nullptr;
+  int64_t sn = 0, sg = 0;
+  T at(int64_t n, int64_t g) const { return ptr ? ptr[n * sn + g * sg] : T(0); }
+};
+
+// Arguments of the AVX2 forward kernel (forward_avx2.cpp).
+struct ForwardArgs {
+  const LinearProblem* p;
+  const uint32_t* w;          // packed rows
+  int64_t wpr;                // words per row
+  const float* x;             // (M, K) fp32 contiguous activations
+  float* y;                   // (M, N) fp32 output
+  ScaleView<float> s, u;      // scale, offset (u.ptr == nullptr: none)
+};
+
+bool has_avx2();
+// True when forward_avx2 handles the problem (AVX2 present, group size a multiple of 32).
+bool avx2_forward_applies(const LinearProblem& p);
+void forward_avx2(const ForwardArgs& a);
+
+}  // namespace cpu
+}  // namespace bitmm

@@ -1,0 +1,272 @@
+// AVX2 forward kernel: lookup tables of partial sums, built by additions.
+//
+// For each activation row and every 4 consecutive inputs (in packed bit order,
+// see bitmm_format.h) we build the 16 subset sums {0, a, b, a+b, c, ...,
+// a+b+c+d} with 11 additions, and store each fp32 table as 4 byte planes of 16
+// bytes.  A 4-bit slice (a "nibble") of a packed plane word then selects one
+// table entry; `vpshufb` looks up 32 nibbles (32 output rows) per instruction
+// and per byte plane, 4 unpacks reassemble the 32 fp32 entries, and 4 `vaddps`
+// add them to the rows' accumulators.  Per 4 weights x 32 rows: 4 shuffles,
+// 8 unpacks, 4 adds; exact fp32 table entries, fp32 accumulation, no multiply.
+// Ternary / int2 weights index the same table with both planes (sum = 2H + L
+// - X per scale group, bitmm_format.h); binary uses one plane (sum = L).
+//
+// The packed words of 32 rows are transposed once per K tile into nibble index
+// vectors (byte q of the word of all 32 rows in one register), so the inner
+// loop reads indices and tables only.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "cpu_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define BITMM_X86 1
+#endif
+
+namespace bitmm {
+namespace cpu {
+
+#ifdef BITMM_X86
+namespace {
+
+constexpr int kTileRows = 32;                      // output rows per register tile
+constexpr int kNibbles = 8;                        // 4-weight slices per 32-weight block
+constexpr int kTableBytes = 64;                    // 16 fp32 entries as 4 byte planes x 16
+constexpr int kBlockTableBytes = kNibbles * kTableBytes;  // per (activation row, block)
+constexpr int kIndexBytesPerWord = 4 * 2 * 32;     // 4 bytes x 2 nibbles x 32 rows
+constexpr int64_t kMaxTileBlocks = 64;             // K tile: index buffer <= 32 KB (two planes)
+constexpr int64_t kTableBudget = 256 * 1024;       // tables of one K tile, all activation rows
+
+// Tables for activation rows [0, rows) of x (fp32, (rows, K)) and per-block sums.
+void build_tables(const float* x, int64_t K, int64_t nblocks, int64_t rows, uint8_t* tab, float* xblk) {
+  at::parallel_for(0, rows * nblocks, 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t m = i / nblocks, b = i % nblocks;
+      const float* xr = x + m * K;
+      float v[BLOCK_K];
+      for (int p = 0; p < BLOCK_K; ++p) {
+        const int64_t k = b * BLOCK_K + offset_of_bit(p);  // packed bit order
+        v[p] = k < K ? xr[k] : 0.f;
+      }
+      uint8_t* t = tab + i * kBlockTableBytes;
+      float total = 0.f;
+      for (int nib = 0; nib < kNibbles; ++nib) {
+        const float a = v[4 * nib], b2 = v[4 * nib + 1], c = v[4 * nib + 2], d = v[4 * nib + 3];
+        float e[16];
+        e[0] = 0.f; e[1] = a; e[2] = b2; e[3] = a + b2;
+        e[4] = c; e[5] = a + c; e[6] = b2 + c; e[7] = e[3] + c;
+        for (int j = 0; j < 8; ++j) e[8 + j] = e[j] + d;
+        uint8_t* tp = t + nib * kTableBytes;
+        for (int j = 0; j < 16; ++j) {
+          uint32_t bits;
+          std::memcpy(&bits, &e[j], 4);
+          tp[j] = static_cast<uint8_t>(bits);
+          tp[16 + j] = static_cast<uint8_t>(bits >> 8);
+          tp[32 + j] = static_cast<uint8_t>(bits >> 16);
+          tp[48 + j] = static_cast<uint8_t>(bits >> 24);
+        }
+        total += e[15];
+      }
+      xblk[i] = total;
+    }
+  });
+}
+
+// out[j] lane i = word (w0 + j) of rows[i], for 8 rows and 4 words (16 bytes per row).
+__attribute__((target("avx2"), always_inline)) inline void load_transpose_8x4(const uint32_t* const* rows,
+                                                                               int64_t w0, __m256i out[4]) {
+  __m256i r[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[i] + w0));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[i + 4] + w0));
+    r[i] = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
+  }
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+  const __m256i t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+  const __m256i t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  out[0] = _mm256_unpacklo_epi64(t0, t2);  // rows 0-3 | rows 4-7 of word w0
+  out[1] = _mm256_unpackhi_epi64(t0, t2);
+  out[2] = _mm256_unpacklo_epi64(t1, t3);
+  out[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+// Nibble index vectors of 32 rows for words [w_begin, w_end) of their packed rows:
+// idx[((w - w_begin) * 4 + q) * 2 + h] = 32 bytes, nibble h of byte q of word w, byte p
+// of the vector belonging to row 8*(p%16/4) + 4*(p/16) + p%4 (undone by the unpacks).
+__attribute__((target("avx2"))) void prepare_indices(const uint32_t* const* rows, int64_t w_begin, int64_t w_end,
+                                                      uint8_t* idx) {
+  const __m256i byte_transpose =
+      _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14,
+                       3, 7, 11, 15);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t w0 = w_begin; w0 < w_end; w0 += 4) {  // w_begin is a multiple of 4 (16-byte loads)
+    // Constant trip counts everywhere: with run-time ones GCC keeps A[][] on the stack.
+    __m256i A[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) load_transpose_8x4(rows + 8 * r, w0, A[r]);
+    const int nwords = static_cast<int>(std::min<int64_t>(4, w_end - w0));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m256i B[4];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) B[r] = _mm256_shuffle_epi8(A[r][j], byte_transpose);
+      const __m256i t0 = _mm256_unpacklo_epi32(B[0], B[1]);
+      const __m256i t1 = _mm256_unpackhi_epi32(B[0], B[1]);
+      const __m256i t2 = _mm256_unpacklo_epi32(B[2], B[3]);
+      const __m256i t3 = _mm256_unpackhi_epi32(B[2], B[3]);
+      const __m256i Q[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                            _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+      if (j < nwords) {
+        uint8_t* dst = idx + (w0 + j - w_begin) * kIndexBytesPerWord;
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (2 * q) * 32), _mm256_and_si256(Q[q], low4));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (2 * q + 1) * 32),
+                              _mm256_and_si256(_mm256_srli_epi16(Q[q], 4), low4));
+        }
+      }
+    }
+  }
+}
+
+// acc[i] (rows 8i..8i+7) += table entries selected by one plane over blocks [b0, b1).
+__attribute__((target("avx2"))) void accumulate_plane(const uint8_t* tab_m /* (nblocks, 512) of row m */,
+                                                       const uint8_t* idx, int planes, int plane, int64_t tb0,
+                                                       int64_t b0, int64_t b1, __m256 acc[4]) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* tb = tab_m + b * kBlockTableBytes;
+    const uint8_t* ib = idx + ((b - tb0) * planes + plane) * kIndexBytesPerWord;
+    // Not unrolled: fully unrolled, GCC hoists all 8 lookups ahead of the adds and spills.
+#pragma GCC unroll 1
+    for (int nib = 0; nib < kNibbles; ++nib) {
+      const uint8_t* tp = tb + nib * kTableBytes;
+      const __m256i ix = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ib + nib * 32));
+      const __m256i p0 = _mm256_shuffle_epi8(
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp))), ix);
+      const __m256i p1 = _mm256_shuffle_epi8(
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 16))), ix);
+      const __m256i p2 = _mm256_shuffle_epi8(
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 32))), ix);
+      const __m256i p3 = _mm256_shuffle_epi8(
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 48))), ix);
+      const __m256i l01 = _mm256_unpacklo_epi8(p0, p1), h01 = _mm256_unpackhi_epi8(p0, p1);
+      const __m256i l23 = _mm256_unpacklo_epi8(p2, p3), h23 = _mm256_unpackhi_epi8(p2, p3);
+      a0 = _mm256_add_ps(a0, _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23)));
+      a1 = _mm256_add_ps(a1, _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23)));
+      a2 = _mm256_add_ps(a2, _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23)));
+      a3 = _mm256_add_ps(a3, _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23)));
+    }
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
+struct Prepared {
+  const uint8_t* tab;   // (rows, nblocks, 512)
+  const float* xblk;    // (rows, nblocks)
+  int64_t rows;         // activation rows in this chunk
+  int64_t m0;           // first activation row of the chunk
+  int64_t nblocks;      // blocks per padded row
+  int64_t kblocks;      // blocks holding real inputs
+  int64_t seg_blocks;   // blocks per scale group; 0 = per tensor / per channel
+  int64_t tile_blocks;  // K tile
+};
+
+// Output rows [n0, n0 + 32) for all activation rows of the chunk.
+__attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Prepared& pr, int64_t n0,
+                                                  uint8_t* idx) {
+  const LinearProblem& p = *a.p;
+  const int planes = planes_of(p.kind);
+  const bool two = planes == 2;
+  const uint32_t* rows[kTileRows];
+  int64_t rid[kTileRows];
+  for (int i = 0; i < kTileRows; ++i) {
+    rid[i] = std::min<int64_t>(n0 + i, p.N - 1);  // tail rows repeat the last row; not stored
+    rows[i] = a.w + rid[i] * a.wpr;
+  }
+  alignas(32) float sv[kTileRows], uv[kTileRows], yv[kTileRows];
+  for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
+    const int64_t tb1 = std::min(pr.kblocks, tb0 + pr.tile_blocks);
+    prepare_indices(rows, tb0 * planes, tb1 * planes, idx);
+    const int64_t seg = pr.seg_blocks ? pr.seg_blocks : tb1 - tb0;
+    for (int64_t m = 0; m < pr.rows; ++m) {
+      const uint8_t* tab_m = pr.tab + m * pr.nblocks * kBlockTableBytes;
+      float* ym = a.y + (pr.m0 + m) * p.N;
+      for (int i = 0; i < kTileRows; ++i) yv[i] = (tb0 == 0 || n0 + i >= p.N) ? 0.f : ym[n0 + i];
+      for (int64_t s0 = tb0; s0 < tb1; s0 += seg) {
+        const int64_t s1 = std::min(tb1, s0 + seg);
+        __m256 L[4], H[4];
+        accumulate_plane(tab_m, idx, planes, 0, tb0, s0, s1, L);
+        if (two) accumulate_plane(tab_m, idx, planes, 1, tb0, s0, s1, H);
+        // once per scale group: y += s * sum + u * X
+        const int64_t g = pr.seg_blocks ? s0 / pr.seg_blocks : 0;
+        float X = 0.f;
+        for (int64_t b = s0; b < s1; ++b) X += pr.xblk[m * pr.nblocks + b];
+        for (int i = 0; i < kTileRows; ++i) { sv[i] = a.s.at(rid[i], g); uv[i] = a.u.at(rid[i], g); }
+        const __m256 X8 = _mm256_set1_ps(X);
+        for (int i = 0; i < 4; ++i) {
+          const __m256 sum = two ? _mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(H[i], H[i]), L[i]), X8) : L[i];
+          __m256 y8 = _mm256_load_ps(yv + 8 * i);
+          y8 = _mm256_add_ps(y8, _mm256_add_ps(_mm256_mul_ps(_mm256_load_ps(sv + 8 * i), sum),
+                                               _mm256_mul_ps(_mm256_load_ps(uv + 8 * i), X8)));
+          _mm256_store_ps(yv + 8 * i, y8);
+        }
+      }
+      for (int i = 0; i < kTileRows && n0 + i < p.N; ++i) ym[n0 + i] = yv[i];
+    }
+  }
+}
+
+}  // namespace
+
+bool has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+bool avx2_forward_applies(const LinearProblem& p) {
+  return has_avx2() && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+}
+
+void forward_avx2(const ForwardArgs& a) {
+  const LinearProblem& p = *a.p;
+  const int planes = planes_of(p.kind);
+  Prepared pr;
+  pr.nblocks = padded_k(p.K) / BLOCK_K;
+  pr.kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
+  pr.seg_blocks = p.groups > 1 ? p.group_size / BLOCK_K : 0;
+  const int64_t mchunk = std::min<int64_t>(p.M, 64);
+  std::vector<uint8_t> tab(static_cast<size_t>(mchunk * pr.nblocks * kBlockTableBytes));
+  std::vector<float> xblk(static_cast<size_t>(mchunk * pr.nblocks));
+  // K tile: whole 16-byte loads (4 words), whole scale groups, tables within budget.
+  const int64_t unit = std::lcm<int64_t>(4 / planes, pr.seg_blocks ? pr.seg_blocks : 1);
+  for (int64_t m0 = 0; m0 < p.M; m0 += mchunk) {
+    pr.rows = std::min(mchunk, p.M - m0);
+    pr.m0 = m0;
+    int64_t tile = std::min<int64_t>(kMaxTileBlocks, kTableBudget / (pr.rows * kBlockTableBytes));
+    pr.tile_blocks = std::max<int64_t>(unit, tile / unit * unit);
+    build_tables(a.x + m0 * p.K, p.K, pr.nblocks, pr.rows, tab.data(), xblk.data());
+    pr.tab = tab.data();
+    pr.xblk = xblk.data();
+    const int64_t ntiles = (p.N + kTileRows - 1) / kTileRows;
+    at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
+      std::vector<uint8_t> idx(static_cast<size_t>(pr.tile_blocks * planes * kIndexBytesPerWord));
+      for (int64_t t = t0; t < t1; ++t) row_tile(a, pr, t * kTileRows, idx.data());
+    });
+  }
+}
+
+#else  // not x86: the generic kernel handles everything
+bool has_avx2() { return false; }
+bool avx2_forward_applies(const LinearProblem&) { return false; }
+void forward_avx2(const ForwardArgs&) {}
+#endif
+
+}  // namespace cpu
+}  // namespace bitmm
