@@ -46,7 +46,7 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
                     " groups along K, which does not divide K=", K, " (group size G = K / ",
                     what, ".shape[1] must be an integer)");
   l.stride_n = s.stride(0);
-  l.stride_g = s.stride(1);
+  l.stride_g = s.size(1) > 1 ? s.stride(1) : 0;  // (N, 1) is per channel: g may run past 0
   l.groups = s.size(1);
   return l;
 }

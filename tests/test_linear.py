@@ -75,6 +75,27 @@ def test_mixed_scale_modes_and_dtypes(kind, device):
                               u.half(), b)
     xh = x.half()
     assert_close_to_reference(kind, bitmm.linear(kind, xh, packed, s, u, b), xh, packed, s, u, b)
+    # a 2-D (N, 1) scale is per channel, also beside a group-wise offset (and the reverse)
+    s1, ug = torch.rand(9, 1, device=device) + 0.1, torch.randn(9, 4, device=device)
+    assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s1, ug, b), x, packed, s1, ug, b)
+    assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, s1, b), x, packed, s, s1, b)
+    g = torch.randn(3, 9, device=device)
+    from bitmm import reference
+    from helpers import rel_err
+    assert rel_err(bitmm.linear_grad_x(g, packed, s1, ug, kind, 128),
+                   reference.linear_grad_x(kind, g.cpu(), packed.cpu(), s1.cpu(), ug.cpu(), 128)) < 1e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_packed_view_with_storage_offset(kind, device):
+    # a contiguous view that does not start on a 16-byte boundary
+    x, packed, s, u, b = make_problem(kind, 2, 300, 7, device=device)
+    buf = torch.zeros(packed.numel() + 1, dtype=torch.int32, device=device)
+    view = buf[1:].view(packed.shape)
+    view.copy_(packed)
+    assert view.is_contiguous() and view.data_ptr() % 16 != 0
+    assert_close_to_reference(kind, bitmm.linear(kind, x, view, s, u, b), x, packed, s, u, b)
 
 
 @pytest.mark.parametrize("device", DEVICES)

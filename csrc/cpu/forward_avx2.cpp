@@ -201,7 +201,7 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
       for (int i = 0; i < kTileRows; ++i) yv[i] = (tb0 == 0 || n0 + i >= p.N) ? 0.f : ym[n0 + i];
       for (int64_t s0 = tb0; s0 < tb1; s0 += seg) {
         const int64_t s1 = std::min(tb1, s0 + seg);
-        __m256 L[4], H[4];
+        __m256 L[4], H[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         accumulate_plane(tab_m, idx, planes, 0, tb0, s0, s1, L);
         if (two) accumulate_plane(tab_m, idx, planes, 1, tb0, s0, s1, H);
         // once per scale group: y += s * sum + u * X

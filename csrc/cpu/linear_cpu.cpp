@@ -35,7 +35,8 @@ ScaleView<T> view_scale(const at::Tensor& t, const ScaleLayout& l, at::Tensor& k
   keep = t.to(c10::CppTypeToScalarType<T>::value).contiguous();
   v.ptr = keep.data_ptr<T>();
   if (keep.dim() == 1) v.sn = 1;
-  if (keep.dim() == 2) { v.sn = keep.size(1); v.sg = 1; }
+  // (N, 1) is per channel: another argument may be group-wise, so g can exceed 0.
+  if (keep.dim() == 2) { v.sn = keep.size(1); v.sg = keep.size(1) > 1 ? 1 : 0; }
   return v;
 }
 

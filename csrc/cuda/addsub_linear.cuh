@@ -14,6 +14,8 @@
 // scale group the kernel forms  2H + L - X  (two-plane) or  L  (binary) and
 // applies the two multiplications of the group: out += s * sum + u * X.
 #pragma once
+#include <mutex>
+
 #include "common.cuh"
 
 namespace bitmm {
@@ -22,6 +24,7 @@ namespace cuda {
 constexpr int kAddsubWarps = 4;        // warps per CTA
 constexpr int kAddsubRows = 4;         // output rows per warp (R)
 constexpr int kAddsubTileFloats = 16384;  // shared-memory floats for x per CTA (64 KB) = MT * KT
+constexpr int kMaxDevices = 64;
 
 template <typename T,      // activation / output dtype: float, __half, __nv_bfloat16
           typename S,      // scale / offset / bias dtype: float or T
@@ -34,9 +37,12 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
   constexpr int BLOCKS_PER_CHUNK = 4 / PLANES;        // 32-weight blocks per 16-byte chunk
   constexpr int K_PER_CHUNK = BLOCKS_PER_CHUNK * BLOCK_K;
 
+  // Each chunk's activations are followed by 4 pad floats, so the 32 lanes
+  // (one chunk each) read 16 bytes from distinct banks.
+  const int KT_PAD = KT + (KT / K_PER_CHUNK) * 4;
   extern __shared__ float smem[];
-  float* xs = smem;                 // [MT][KT] activations, packed bit order, fp32
-  float* xblk = smem + MT * KT;     // [MT][KT / 32] per-block sums of xs
+  float* xs = smem;                 // [MT][KT_PAD] activations, packed bit order, fp32
+  float* xblk = smem + MT * KT_PAD; // [MT][KT / 32] per-block sums of xs
 
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -74,7 +80,7 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
       const int64_t k = kt0 + b * BLOCK_K + offset_of_bit(lane);
       const int64_t mm = m0 + m;
       const float v = (mm < p.M && k < p.K) ? to_float<T>(x[mm * p.K + k]) : 0.f;
-      xs[m * KT + b * BLOCK_K + lane] = v;
+      xs[m * KT_PAD + b * BLOCK_K + (b * BLOCK_K / K_PER_CHUNK) * 4 + lane] = v;
       const float sum = warp_sum(v);
       if (lane == 0) xblk[m * (KT / BLOCK_K) + b] = sum;
     }
@@ -88,6 +94,7 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
 
       float H[R][MT], L[R][MT];
       float Xp[MT];  // sum of x over the current group piece
+      int64_t piece_first = (kt0 + c * K_PER_CHUNK) / BLOCK_K;  // first block of the piece
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         Xp[m] = 0.f;
@@ -97,6 +104,7 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
 #pragma unroll
       for (int blk = 0; blk < BLOCKS_PER_CHUNK; ++blk) {
         const int xoff = c * K_PER_CHUNK + blk * BLOCK_K;  // offset in the tile
+        const int xoff_pad = c * (K_PER_CHUNK + 4) + blk * BLOCK_K;
         uint32_t lo[R], hi[R];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
@@ -108,7 +116,7 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
         for (int j4 = 0; j4 < 8; ++j4) {
           float4 xv[MT];
 #pragma unroll
-          for (int m = 0; m < MT; ++m) xv[m] = *reinterpret_cast<const float4*>(xs + m * KT + xoff + 4 * j4);
+          for (int m = 0; m < MT; ++m) xv[m] = *reinterpret_cast<const float4*>(xs + m * KT_PAD + xoff_pad + 4 * j4);
 #pragma unroll
           for (int q = 0; q < 4; ++q) {
             const int j = 4 * j4 + q;
@@ -131,8 +139,10 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
         const int64_t kblock = (kt0 + xoff) / BLOCK_K;
         if (blk == BLOCKS_PER_CHUNK - 1 || (kblock + 1) % gblocks == 0) {
           const int64_t g = kblock / gblocks;
-          // Pieces wholly in the row padding (x = 0 there) have no scale to read.
-          const bool real = kblock * BLOCK_K < p.K;
+          // A piece starting in the row padding (x = 0 there) has no scale to read.
+          // (Its first block decides: a piece may hold real blocks and padding.)
+          const bool real = piece_first * BLOCK_K < p.K;
+          piece_first = kblock + 1;
 #pragma unroll
           for (int r = 0; r < R; ++r) {
             const float s = real ? to_float<S>(scale[nrow[r] * p.s_sn + g * p.s_sg]) : 0.f;
@@ -173,10 +183,25 @@ template <typename T, typename S, bool TWO, int MT>
 cudaError_t launch_addsub_mt(const LinearParams& p, cudaStream_t stream) {
   const int64_t Kp = padded_k(p.K);
   // x tile: as much of K as fits in kAddsubTileFloats / MT floats (multiple of 128).
-  int KT = static_cast<int>(imin64(Kp, (kAddsubTileFloats / MT) / ROW_ALIGN_K * ROW_ALIGN_K));
-  const size_t smem = sizeof(float) * (static_cast<size_t>(MT) * KT + static_cast<size_t>(MT) * (KT / BLOCK_K));
+  constexpr int K_PER_CHUNK = (TWO ? 2 : 4) * BLOCK_K;
+  constexpr int KT_MAX = (kAddsubTileFloats / MT) / ROW_ALIGN_K * ROW_ALIGN_K;
+  auto smem_bytes = [](int kt) {
+    return sizeof(float) * static_cast<size_t>(MT) * (kt + (kt / K_PER_CHUNK) * 4 + kt / BLOCK_K);
+  };
+  const int KT = static_cast<int>(imin64(Kp, KT_MAX));
+  const size_t smem = smem_bytes(KT);
   auto kernel = addsub_linear_kernel<T, S, TWO, MT>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  // Raise the dynamic shared-memory limit to this instantiation's maximum once
+  // per device (a per-call value could race between host threads).
+  static std::once_flag raised[kMaxDevices];
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  if (device >= kMaxDevices) return cudaErrorInvalidDevice;
+  std::call_once(raised[device], [&] {
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(smem_bytes(KT_MAX)));
+  });
   if (err != cudaSuccess) return err;
   const int64_t rows_per_cta = static_cast<int64_t>(kAddsubWarps) * kAddsubRows;
   dim3 grid(static_cast<unsigned>((p.N + rows_per_cta - 1) / rows_per_cta),

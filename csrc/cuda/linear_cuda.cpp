@@ -49,14 +49,23 @@ PreparedScales prepare_scales(const at::Tensor& x, const at::Tensor& scale, cons
 void fill_scale_fields(cuda::LinearParams& lp, const LinearProblem& p, const PreparedScales& ps) {
   lp.scale = ps.scale.data_ptr();
   lp.s_sn = ps.scale.dim() >= 1 ? ps.scale.stride(0) : 0;
-  lp.s_sg = ps.scale.dim() == 2 ? ps.scale.stride(1) : 0;
+  // (N, 1) is per channel: the offset may be group-wise, so g can exceed 0.
+  lp.s_sg = ps.scale.dim() == 2 && ps.scale.size(1) > 1 ? ps.scale.stride(1) : 0;
   lp.offset = ps.offset.defined() ? ps.offset.data_ptr() : nullptr;
   lp.u_sn = ps.offset.defined() && ps.offset.dim() >= 1 ? ps.offset.stride(0) : 0;
-  lp.u_sg = ps.offset.defined() && ps.offset.dim() == 2 ? ps.offset.stride(1) : 0;
+  lp.u_sg = ps.offset.defined() && ps.offset.dim() == 2 && ps.offset.size(1) > 1 ? ps.offset.stride(1) : 0;
   lp.s_dtype = dtype_of(ps.dtype);
   lp.two_planes = planes_of(p.kind) == 2 ? 1 : 0;
   // Per tensor / per channel: one "group" spanning the padded row.
   lp.group_size = p.groups > 1 ? p.group_size : padded_k(p.K);
+}
+
+// The kernels read packed rows with 16-byte loads: rows are 16-byte multiples,
+// but a view with a storage offset may start anywhere.
+at::Tensor aligned_packed(const at::Tensor& packed_w) {
+  at::Tensor w = packed_w.contiguous();
+  if (reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 != 0) w = w.clone();
+  return w;
 }
 
 int num_sms(int device) {
@@ -74,7 +83,7 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   at::Tensor y = at::empty({p.M, p.N}, x.options());
   if (p.M == 0) return y.reshape(out_shape);
   const at::Tensor x2 = x.reshape({p.M, p.K}).contiguous();
-  const at::Tensor w = packed_w.contiguous();
+  const at::Tensor w = aligned_packed(packed_w);
   const PreparedScales ps = prepare_scales(x, scale, offset, bias);
   cuda::LinearParams lp{};
   lp.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
@@ -107,7 +116,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   out_shape.back() = K;
   if (p.M == 0) return at::empty(out_shape, grad_y.options());
   const at::Tensor g2 = grad_y.reshape({p.M, p.N}).contiguous();
-  const at::Tensor w = packed_w.contiguous();
+  const at::Tensor w = aligned_packed(packed_w);
   const PreparedScales ps = prepare_scales(grad_y, scale, offset, std::nullopt);
   cuda::GradXParams lp{};
   lp.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
@@ -142,7 +151,8 @@ at::Tensor pack_cuda(const at::Tensor& codes_in, int64_t kind_i) {
   // Packing is not a hot path: this range check synchronises once.
   const int64_t bad = (codes_in.lt(0) | codes_in.gt(max_code)).sum().item<int64_t>();
   TORCH_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ", bad,
-                    " out-of-range values");
+                    " out-of-range values",
+                    kind == Kind::kTernary ? " (ternary codes are t + 1 for t in {-1,0,1})" : "");
   const at::Tensor codes = codes_in.to(at::kChar).contiguous();
   const int64_t N = codes.size(0), K = codes.size(1), wpr = words_per_row(kind, K);
   at::Tensor out = at::empty({N, wpr}, codes.options().dtype(at::kInt));
