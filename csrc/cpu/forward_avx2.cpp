@@ -107,6 +107,9 @@ __attribute__((target("avx2"))) void prepare_indices(const uint32_t* const* rows
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int64_t w0 = w_begin; w0 < w_end; w0 += 4) {  // w_begin is a multiple of 4 (16-byte loads)
     // Constant trip counts everywhere: with run-time ones GCC keeps A[][] on the stack.
+    if ((w0 & 15) == 0) {  // once per 64-byte line of each row: fetch 512 bytes ahead (32 streams)
+      for (int r = 0; r < kTileRows; ++r) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + w0 + 128), _MM_HINT_T0);
+    }
     __m256i A[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) load_transpose_8x4(rows + 8 * r, w0, A[r]);

@@ -1,0 +1,105 @@
+"""CPU benchmark: bitmm ops vs torch fp32 F.linear (and torch's int8 dynamic
+quantization, what a CPU user would pick today), measured in one run with
+weights rotated so each side's working set exceeds the last-level cache.
+
+    python bench/cpu_bench.py --out bench/results/cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bitmm  # noqa: E402
+from bitmm import formats  # noqa: E402
+from timing import cpu_time_us  # noqa: E402
+
+LLC_BYTES = 32 * 2**20  # the dev machine's L3; rotate past 2x this
+CASES = [  # (kind, K, N, M, group_size)
+    ("ternary", 4096, 4096, 1, None), ("ternary", 4096, 4096, 16, None),
+    ("int2", 4096, 4096, 1, 64), ("binary", 4096, 4096, 1, 64),
+    ("ternary", 4096, 4096, 4, None), ("ternary", 4096, 11008, 1, None),
+]
+
+
+def copies(nbytes: int) -> int:
+    return max(2, min(64, -(-2 * LLC_BYTES // nbytes)))
+
+
+def lscpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_case(kind, K, N, M, G):
+    lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
+    pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
+    nbytes = formats.packed_nbytes(kind, N, K)
+    ws = []
+    for _ in range(copies(nbytes)):
+        p = pack(torch.randint(lo, hi, (N, K), dtype=torch.int8))
+        s = torch.tensor(0.02) if G is None else torch.rand(N, K // G) * 0.02
+        u = None if G is None else torch.randn(N, K // G) * 0.01
+        ws.append((p, s, u))
+    x = torch.randn(M, K)
+    us = cpu_time_us([lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws])
+    del ws
+    fw = [torch.randn(N, K) for _ in range(copies(4 * N * K))]
+    fp32_us = cpu_time_us([lambda w=w: F.linear(x, w) for w in fw])
+    int8_us = None
+    try:  # torch's dynamic int8 (fbgemm) on the same shape, for orientation
+        mods = []
+        for w in fw:
+            lin = torch.nn.Linear(K, N, bias=False)
+            lin.weight.data = w
+            mods.append(torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
+                                                               dtype=torch.qint8))
+        int8_us = cpu_time_us([lambda m=m: m(x) for m in mods])
+    except Exception as e:  # noqa: BLE001  (not every build has fbgemm)
+        print("int8 dynamic quantization unavailable:", e)
+    return {"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G, "dtype": "float32",
+            "backend": "cpu-avx2" if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else "cpu",
+            "us": round(us, 1), "fp32_us": round(fp32_us, 1), "speedup_vs_fp32": round(fp32_us / us, 2),
+            "int8_dynamic_us": None if int8_us is None else round(int8_us, 1),
+            "speedup_vs_int8_dynamic": None if int8_us is None else round(int8_us / us, 2),
+            "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench/results/cpu.json")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    records = []
+    for case in CASES:
+        r = run_case(*case)
+        records.append(r)
+        print(f"{r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} G={str(r['group_size']):4s} bitmm {r['us']:8.1f} us"
+              f"  fp32 {r['fp32_us']:8.1f} us (x{r['speedup_vs_fp32']:.2f})  int8-dyn {r['int8_dynamic_us']} us"
+              f" (x{r['speedup_vs_int8_dynamic']})", flush=True)
+    commit = os.environ.get("BITMM_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    out = {"device": f"cpu: {lscpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
+           "commit": commit, "date": datetime.date.today().isoformat(), "records": records}
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Command line: ``python -m bitmm {info,demo,bench}``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def info() -> None:
+    import platform
+
+    import torch
+
+    import bitmm
+    from bitmm import _C  # noqa: F401
+
+    print(f"bitmm {bitmm.__version__}  ({bitmm.__file__})")
+    print(f"python {platform.python_version()}  torch {torch.__version__}  (CUDA {torch.version.cuda})")
+    print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    cuda_impl = torch._C._dispatch_has_kernel_for_dispatch_key("bitmm::ternary_linear", "CUDA")
+    print(f"bitmm backends: CPU (AVX2 kernels when the CPU has AVX2, generic otherwise)"
+          f"{', CUDA' if cuda_impl else ''}")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            print(f"cuda:{i} {p.name}, sm_{p.major}{p.minor}, {p.multi_processor_count} SMs, "
+                  f"{p.total_memory / 2**30:.0f} GiB; arch list in this build: {torch.cuda.get_arch_list()}")
+    else:
+        print("no CUDA device")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bitmm")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("info", help="version, built backends, device")
+    d = sub.add_parser("demo", help="quantize a trained model, compare error and speed")
+    d.add_argument("--quick", action="store_true", help="fewer training steps and timing repeats")
+    args = ap.parse_args(argv)
+    if args.cmd == "info":
+        info()
+    elif args.cmd == "demo":
+        from bitmm import demo
+        demo.main(quick=args.quick)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
