@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
 from timing import cpu_time_us  # noqa: E402

@@ -20,7 +20,8 @@ head -40 "$OUT/sass_report.txt"
 rm -f "$OUT/sass_all.txt"
 
 # GPU tests (the whole suite; CPU cases too, they are quick).
-python3 -m pytest tests -q -x -p no:cacheprovider 2>&1 | tail -5 | tee "$OUT/pytest.txt"
+python3 -X faulthandler -m pytest tests -q -p no:cacheprovider -rf ${BITMM_PYTEST_ARGS:-} > "$OUT/pytest.txt" 2>&1
+echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|Fatal|Segmentation" "$OUT/pytest.txt" | tail -30
 if [ "${BITMM_SANITIZE:-1}" = "1" ]; then
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_linear.py tests/test_autograd.py \
     -q -x -p no:cacheprovider -k "cuda and not compile and not large" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
