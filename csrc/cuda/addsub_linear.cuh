@@ -46,15 +46,56 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
 
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
-  const int64_t n_base = (static_cast<int64_t>(blockIdx.x) * kAddsubWarps + warp) * R;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * MT;
   const int64_t Kp = padded_k(p.K);
   const int64_t gblocks = p.group_size / BLOCK_K;  // blocks per scale group (group_size % 32 == 0)
+  const bool single_tile = Kp <= KT;               // stage x once for all row groups of this CTA
+  const int64_t row_groups = (p.N + kAddsubWarps * R - 1) / (kAddsubWarps * R);
 
   const T* x = static_cast<const T*>(p.x);
   const S* scale = static_cast<const S*>(p.scale);
   const S* offset = static_cast<const S*>(p.offset);
 
+  // Stages activations [kt0, kt0 + kt_len) of rows m0.. into shared memory, then
+  // the per-block sums.  Loads are independent (8 per thread in flight), sums are
+  // one thread per block: no dependent global-load / shuffle chains.
+  auto stage = [&](int64_t kt0, int kt_len) {
+    const int vecs_per_row = kt_len / 8;
+    for (int v = threadIdx.x; v < MT * vecs_per_row; v += blockDim.x) {
+      const int m = v / vecs_per_row;
+      const int i8 = (v % vecs_per_row) * 8;
+      const int64_t mm = m0 + m;
+      float vals[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int64_t k = kt0 + i8 + j;
+        vals[j] = (mm < p.M && k < p.K) ? to_float<T>(x[mm * p.K + k]) : 0.f;
+      }
+      const int b = i8 / BLOCK_K;  // 8 consecutive k stay inside one block
+      float* dst = xs + m * KT_PAD + b * BLOCK_K + (b * BLOCK_K / K_PER_CHUNK) * 4;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) dst[bit_of_offset((i8 + j) % BLOCK_K)] = vals[j];
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < MT * (kt_len / BLOCK_K); t += blockDim.x) {
+      const int m = t / (kt_len / BLOCK_K), b = t % (kt_len / BLOCK_K);
+      const float* src = xs + m * KT_PAD + b * BLOCK_K + (b * BLOCK_K / K_PER_CHUNK) * 4;
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < BLOCK_K; j += 4) {
+        const float4 q = *reinterpret_cast<const float4*>(src + j);
+        sum += (q.x + q.y) + (q.z + q.w);
+      }
+      xblk[m * (KT / BLOCK_K) + b] = sum;
+    }
+    __syncthreads();
+  };
+
+  if (single_tile) stage(0, static_cast<int>(Kp));
+
+  // Persistent CTAs: grid.x is sized to the GPU, each CTA walks row groups.
+  for (int64_t rg = blockIdx.x; rg < row_groups; rg += gridDim.x) {
+  const int64_t n_base = (rg * kAddsubWarps + warp) * R;
   const uint32_t* wrow[R];
   int64_t nrow[R];
 #pragma unroll
@@ -71,20 +112,10 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
 
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
     const int kt_len = static_cast<int>(imin64(KT, Kp - kt0));
-    __syncthreads();  // the previous tile is consumed
-    // Stage x: each warp takes whole 32-blocks, lane = bit position, so the block
-    // sum is one warp reduction.
-    for (int item = warp; item < MT * (kt_len / BLOCK_K); item += kAddsubWarps) {
-      const int m = item / (kt_len / BLOCK_K);
-      const int b = item % (kt_len / BLOCK_K);
-      const int64_t k = kt0 + b * BLOCK_K + offset_of_bit(lane);
-      const int64_t mm = m0 + m;
-      const float v = (mm < p.M && k < p.K) ? to_float<T>(x[mm * p.K + k]) : 0.f;
-      xs[m * KT_PAD + b * BLOCK_K + (b * BLOCK_K / K_PER_CHUNK) * 4 + lane] = v;
-      const float sum = warp_sum(v);
-      if (lane == 0) xblk[m * (KT / BLOCK_K) + b] = sum;
+    if (!single_tile) {
+      __syncthreads();  // the previous tile is consumed
+      stage(kt0, kt_len);
     }
-    __syncthreads();
 
     const int chunks = kt_len / K_PER_CHUNK;
     for (int c = lane; c < chunks; c += 32) {
@@ -176,11 +207,12 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
       }
     }
   }
+  }  // row groups
 }
 
 // Launch configuration: a fixed rule, no autotuning.  MT in {1, 2, 4, 8}.
 template <typename T, typename S, bool TWO, int MT>
-cudaError_t launch_addsub_mt(const LinearParams& p, cudaStream_t stream) {
+cudaError_t launch_addsub_mt(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const int64_t Kp = padded_k(p.K);
   // x tile: as much of K as fits in kAddsubTileFloats / MT floats (multiple of 128).
   constexpr int K_PER_CHUNK = (TWO ? 2 : 4) * BLOCK_K;
@@ -203,22 +235,34 @@ cudaError_t launch_addsub_mt(const LinearParams& p, cudaStream_t stream) {
                                static_cast<int>(smem_bytes(KT_MAX)));
   });
   if (err != cudaSuccess) return err;
+  // Persistent grid: as many CTAs as fit on the GPU at once (occupancy from the
+  // driver, once per device), never more than there are row groups.
+  static int ctas_per_sm[kMaxDevices] = {0};
+  if (ctas_per_sm[device] == 0) {
+    int n = 0;
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kAddsubWarps * 32, smem_bytes(KT_MAX));
+    if (err != cudaSuccess) return err;
+    ctas_per_sm[device] = n > 0 ? n : 1;
+  }
   const int64_t rows_per_cta = static_cast<int64_t>(kAddsubWarps) * kAddsubRows;
-  dim3 grid(static_cast<unsigned>((p.N + rows_per_cta - 1) / rows_per_cta),
-            static_cast<unsigned>((p.M + MT - 1) / MT));
+  const int64_t row_groups = (p.N + rows_per_cta - 1) / rows_per_cta;
+  const int64_t m_chunks = (p.M + MT - 1) / MT;
+  const int64_t resident = static_cast<int64_t>(num_sms) * ctas_per_sm[device];
+  const int64_t ctas_x = imax64(1, imin64(row_groups, (resident + m_chunks - 1) / m_chunks));
+  dim3 grid(static_cast<unsigned>(ctas_x), static_cast<unsigned>(m_chunks));
   kernel<<<grid, kAddsubWarps * 32, smem, stream>>>(p, KT);
   return cudaGetLastError();
 }
 
 template <typename T>
-cudaError_t launch_addsub_for_dtype(const LinearParams& p, cudaStream_t stream) {
+cudaError_t launch_addsub_for_dtype(const LinearParams& p, int num_sms, cudaStream_t stream) {
   auto with_s = [&](auto s_tag) -> cudaError_t {
     using S = decltype(s_tag);
     return BITMM_BOOL_SWITCH(p.two_planes != 0, TWO, [&] {
-      if (p.M <= 1) return launch_addsub_mt<T, S, TWO, 1>(p, stream);
-      if (p.M <= 2) return launch_addsub_mt<T, S, TWO, 2>(p, stream);
-      if (p.M <= 4) return launch_addsub_mt<T, S, TWO, 4>(p, stream);
-      return launch_addsub_mt<T, S, TWO, 8>(p, stream);
+      if (p.M <= 1) return launch_addsub_mt<T, S, TWO, 1>(p, num_sms, stream);
+      if (p.M <= 2) return launch_addsub_mt<T, S, TWO, 2>(p, num_sms, stream);
+      if (p.M <= 4) return launch_addsub_mt<T, S, TWO, 4>(p, num_sms, stream);
+      return launch_addsub_mt<T, S, TWO, 8>(p, num_sms, stream);
     });
   };
   if (p.s_dtype == DType::kFloat) return with_s(float{});

@@ -4,8 +4,8 @@
 
 namespace bitmm {
 namespace cuda {
-cudaError_t launch_addsub_linear_bf16(const LinearParams& p, cudaStream_t stream) {
-  return launch_addsub_for_dtype<__nv_bfloat16>(p, stream);
+cudaError_t launch_addsub_linear_bf16(const LinearParams& p, int num_sms, cudaStream_t stream) {
+  return launch_addsub_for_dtype<__nv_bfloat16>(p, num_sms, stream);
 }
 }  // namespace cuda
 }  // namespace bitmm

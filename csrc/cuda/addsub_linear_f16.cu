@@ -4,8 +4,8 @@
 
 namespace bitmm {
 namespace cuda {
-cudaError_t launch_addsub_linear_f16(const LinearParams& p, cudaStream_t stream) {
-  return launch_addsub_for_dtype<__half>(p, stream);
+cudaError_t launch_addsub_linear_f16(const LinearParams& p, int num_sms, cudaStream_t stream) {
+  return launch_addsub_for_dtype<__half>(p, num_sms, stream);
 }
 }  // namespace cuda
 }  // namespace bitmm

@@ -7,15 +7,15 @@
 namespace bitmm {
 namespace cuda {
 
-cudaError_t launch_addsub_linear_f32(const LinearParams& p, cudaStream_t stream);
-cudaError_t launch_addsub_linear_f16(const LinearParams& p, cudaStream_t stream);
-cudaError_t launch_addsub_linear_bf16(const LinearParams& p, cudaStream_t stream);
+cudaError_t launch_addsub_linear_f32(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_addsub_linear_f16(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_addsub_linear_bf16(const LinearParams& p, int num_sms, cudaStream_t stream);
 
-cudaError_t launch_addsub_linear(const LinearParams& p, int /*num_sms*/, cudaStream_t stream) {
+cudaError_t launch_addsub_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {
   switch (p.x_dtype) {
-    case DType::kHalf: return launch_addsub_linear_f16(p, stream);
-    case DType::kBFloat16: return launch_addsub_linear_bf16(p, stream);
-    case DType::kFloat: return launch_addsub_linear_f32(p, stream);
+    case DType::kHalf: return launch_addsub_linear_f16(p, num_sms, stream);
+    case DType::kBFloat16: return launch_addsub_linear_bf16(p, num_sms, stream);
+    case DType::kFloat: return launch_addsub_linear_f32(p, num_sms, stream);
     default: return cudaErrorInvalidValue;
   }
 }
