@@ -33,8 +33,10 @@ def extensions():
     import torch
     from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
 
-    # -fopenmp: at::parallel_for in extension code is serial without it.
-    cxx = ["-O3", "-std=c++20", "-fvisibility=hidden", "-fopenmp"]
+    # -fopenmp: at::parallel_for in extension code is serial without it.  No
+    # -fvisibility=hidden: it made local copies of libstdc++'s ostream code that
+    # crashed against an older runtime libstdc++ (torch 2.11 venv on the GPU machine).
+    cxx = ["-O3", "-std=c++20", "-fopenmp"]
     cpu_src = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
     want_cuda = os.environ.get("BITMM_FORCE_CPU", "0") in ("", "0") and torch.version.cuda is not None
     if want_cuda and CUDA_HOME is not None:

@@ -48,7 +48,8 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
   const int warp = threadIdx.x >> 5;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * MT;
   const int64_t Kp = padded_k(p.K);
-  const int64_t gblocks = p.group_size / BLOCK_K;  // blocks per scale group (group_size % 32 == 0)
+  const int gblocks = static_cast<int>(p.group_size / BLOCK_K);  // blocks per group (group_size % 32 == 0)
+  const bool grouped = p.group_size < padded_k(p.K);  // else per tensor / per channel (g = 0)
   const bool single_tile = Kp <= KT;               // stage x once for all row groups of this CTA
   const int64_t row_groups = (p.N + kAddsubWarps * R - 1) / (kAddsubWarps * R);
 
@@ -104,11 +105,15 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
     wrow[r] = p.w + nrow[r] * p.wpr;
   }
 
-  float out[R][MT];
+  // Grouped: out = sum over pieces of s*sum + u*X.  Per tensor / channel: out
+  // first collects the unscaled sums, Xrow the activation sums, scaled at the end.
+  float out[R][MT], Xrow[MT];
 #pragma unroll
-  for (int r = 0; r < R; ++r)
+  for (int m = 0; m < MT; ++m) {
+    Xrow[m] = 0.f;
 #pragma unroll
-    for (int m = 0; m < MT; ++m) out[r][m] = 0.f;
+    for (int r = 0; r < R; ++r) out[r][m] = 0.f;
+  }
 
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
     const int kt_len = static_cast<int>(imin64(KT, Kp - kt0));
@@ -125,7 +130,7 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
 
       float H[R][MT], L[R][MT];
       float Xp[MT];  // sum of x over the current group piece
-      int64_t piece_first = (kt0 + c * K_PER_CHUNK) / BLOCK_K;  // first block of the piece
+      int piece_first = static_cast<int>((kt0 + c * K_PER_CHUNK) / BLOCK_K);  // first block of the piece
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         Xp[m] = 0.f;
@@ -166,13 +171,24 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
         }
 #pragma unroll
         for (int m = 0; m < MT; ++m) Xp[m] += xblk[m * (KT / BLOCK_K) + xoff / BLOCK_K];
-        // Group piece ends at a group boundary or at the end of the chunk.
-        const int64_t kblock = (kt0 + xoff) / BLOCK_K;
-        if (blk == BLOCKS_PER_CHUNK - 1 || (kblock + 1) % gblocks == 0) {
-          const int64_t g = kblock / gblocks;
+        // Block index in the row: < 2^31 for any tensor that fits in memory, so 32-bit math.
+        const int kblock = static_cast<int>(kt0 / BLOCK_K) + xoff / BLOCK_K;
+        if (!grouped) {
+          // Per tensor / per channel: one scale for the whole row, applied at the end.
+          if (blk == BLOCKS_PER_CHUNK - 1) {
+#pragma unroll
+            for (int m = 0; m < MT; ++m) {
+#pragma unroll
+              for (int r = 0; r < R; ++r) out[r][m] += TWO ? (H[r][m] + H[r][m] + L[r][m] - Xp[m]) : L[r][m];
+              Xrow[m] += Xp[m];
+            }
+          }
+        } else if (blk == BLOCKS_PER_CHUNK - 1 || (kblock + 1) % gblocks == 0) {
+          // Group piece ends at a group boundary or at the end of the chunk.
+          const int g = kblock / gblocks;
           // A piece starting in the row padding (x = 0 there) has no scale to read.
           // (Its first block decides: a piece may hold real blocks and padding.)
-          const bool real = piece_first * BLOCK_K < p.K;
+          const bool real = static_cast<int64_t>(piece_first) * BLOCK_K < p.K;
           piece_first = kblock + 1;
 #pragma unroll
           for (int r = 0; r < R; ++r) {
@@ -190,6 +206,16 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
           for (int m = 0; m < MT; ++m) Xp[m] = 0.f;
         }
       }
+    }
+  }
+  if (!grouped) {
+    // the per-row scaling: the only multiplications
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float s = to_float<S>(scale[nrow[r] * p.s_sn]);
+      const float u = offset ? to_float<S>(offset[nrow[r] * p.u_sn]) : 0.f;
+#pragma unroll
+      for (int m = 0; m < MT; ++m) out[r][m] = s * out[r][m] + u * Xrow[m];
     }
   }
 

@@ -41,22 +41,7 @@ echo "== ctest"
 (cd "$BUILD_DIR" && ctest --output-on-failure)
 
 echo "== torch.ops.load_library"
-# A fresh interpreter that never imports the bitmm package: the ops would register twice.
-"$PYTHON" - "$BUILD_DIR/libbitmm.so" <<'PY'
-import sys
-import torch
-
-torch.ops.load_library(sys.argv[1])
-assert "bitmm" not in sys.modules, "the bitmm package must not be imported here"
-print(torch.ops.bitmm.ternary_linear)
-torch.manual_seed(0)
-codes = torch.randint(0, 3, (37, 100))
-packed = torch.ops.bitmm.pack(codes, 2)
-x, scale = torch.randn(5, 100), torch.rand(37) + 0.5
-y = torch.ops.bitmm.ternary_linear(x, packed, scale, None, None)
-err = (y - x @ (codes - 1).float().t() * scale).abs().max().item()
-print(f"python: max abs error {err:.3g}")
-assert err <= 1e-4, err
-PY
+# Its own interpreter, which never imports the bitmm package (it would register the ops twice).
+"$PYTHON" examples/cpp/load_library_check.py "$BUILD_DIR/libbitmm.so"
 t3=$(date +%s)
 echo "== build_and_test.sh passed: configure $((t1 - t0))s, build $((t2 - t1))s, tests $((t3 - t2))s, total $((t3 - t0))s"
