@@ -74,7 +74,7 @@ setup(
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
         "test": ["pytest", "pytest-benchmark", "hypothesis"],
-        "examples": ["matplotlib"],
+        "examples": ["matplotlib", "scikit-learn"],
     },
     entry_points={"console_scripts": ["bitmm=bitmm.__main__:main"]},
 )
