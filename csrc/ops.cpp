@@ -1,8 +1,10 @@
 // The one place where every bitmm op schema is declared.  Backends register
 // implementations in their own files (cpu/linear_cpu.cpp, cuda/linear_cuda.cpp);
 // Python adds fake (meta) kernels and autograd in bitmm/ops.py.
-#include <Python.h>
 #include <torch/library.h>
+
+#ifndef BITMM_NO_PYTHON_MODULE  // defined by CMakeLists.txt: the C++ library needs no Python
+#include <Python.h>
 
 
 // Importing bitmm._C loads this library, which runs the TORCH_LIBRARY
@@ -12,6 +14,7 @@ PyMODINIT_FUNC PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   return PyModule_Create(&module_def);
 }
+#endif
 
 TORCH_LIBRARY(bitmm, m) {
   // y = x @ (W_q * scale)^T + (x @ 1^T) * offset + bias, with W_q packed (see bitmm_format.h).
