@@ -18,6 +18,13 @@ def sources(pattern):
     return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
 
 
+# -Bno-symbolic cancels the -Bsymbolic-functions some Pythons (Ubuntu's) put in
+# LDSHARED: with it, weak copies of libstdc++ templates that nvcc's host pass
+# left in our objects bound to themselves instead of libstdc++'s, and printing
+# an integer in an error message crashed (seen on the GPU machine).
+LINK_ARGS = ["-fopenmp", "-Wl,-Bno-symbolic"]
+
+
 def site_dirs():
     import site
     import sysconfig
@@ -53,9 +60,9 @@ def extensions():
             cpu_src + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
             include_dirs=include_dirs,
             extra_compile_args={"cxx": cxx + ["-DBITMM_WITH_CUDA"], "nvcc": nvcc},
-            extra_link_args=["-fopenmp"],
+            extra_link_args=LINK_ARGS,
         )]
-    return [CppExtension("bitmm._C", cpu_src, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"])]
+    return [CppExtension("bitmm._C", cpu_src, extra_compile_args={"cxx": cxx}, extra_link_args=LINK_ARGS)]
 
 
 def build_ext_cls():

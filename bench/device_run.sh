@@ -24,10 +24,10 @@ python3 -X faulthandler -m pytest tests -q -p no:cacheprovider -rf ${BITMM_PYTES
 echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|Fatal|Segmentation" "$OUT/pytest.txt" | tail -30
 if [ "${BITMM_SANITIZE:-1}" = "1" ]; then
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_linear.py tests/test_autograd.py \
-    -q -x -p no:cacheprovider -k "cuda and not compile and not large" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
+    -q -x -p no:cacheprovider -k "cuda and not compile and not large and not reliability" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
   tail -3 "$OUT/memcheck.txt"
   compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest tests/test_linear.py -q -x -p no:cacheprovider \
-    -k "cuda and float16 and (channel or group32) and not large" > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"
+    -k "cuda and (channel or group32) and not large" > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"
   tail -3 "$OUT/racecheck.txt"
 fi
 python3 bench/cuda_bench.py --out "$OUT/h100.json" $( [ "${BITMM_QUICK:-0}" = "1" ] && echo --quick ) 2>&1 | tee "$OUT/bench.txt"
