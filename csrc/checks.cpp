@@ -5,7 +5,7 @@
 namespace bitmm {
 
 Kind kind_from_int(int64_t kind) {
-  TORCH_CHECK_VALUE(kind >= 1 && kind <= 3, "bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got ", kind);
+  BITMM_CHECK_VALUE(kind >= 1 && kind <= 3, "bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got ", kind);
   return static_cast<Kind>(kind);
 }
 
@@ -14,18 +14,14 @@ static bool is_float_dtype(at::ScalarType t) {
   return t == at::kFloat || t == at::kHalf || t == at::kBFloat16 || t == at::kDouble;
 }
 
-static std::string shape_str(const at::Tensor& t) {
-  std::ostringstream ss;
-  ss << t.sizes();
-  return ss.str();
-}
+static std::string shape_str(const at::Tensor& t) { return msg(t.sizes()); }
 
 // Maps a scale/offset tensor onto (n, group).  `what` is the argument name.
 static ScaleLayout scale_layout(const char* op, const char* what, const at::Tensor& s,
                                 const at::Tensor& x, int64_t N, int64_t K) {
-  TORCH_CHECK_TYPE(is_float_dtype(s.scalar_type()), op, ": ", what,
+  BITMM_CHECK_TYPE(is_float_dtype(s.scalar_type()), op, ": ", what,
                    " must be float32, float16, bfloat16 or float64, got ", s.scalar_type());
-  TORCH_CHECK(s.device() == x.device(), op, ": ", what, " is on ", s.device(), " but x is on ",
+  BITMM_CHECK(s.device() == x.device(), op, ": ", what, " is on ", s.device(), " but x is on ",
               x.device(), "; move all arguments to one device");
   ScaleLayout l;
   l.present = true;
@@ -33,16 +29,16 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
     return l;  // per tensor
   }
   if (s.dim() == 1) {
-    TORCH_CHECK_VALUE(s.size(0) == N, op, ": ", what, " of shape ", shape_str(s),
+    BITMM_CHECK_VALUE(s.size(0) == N, op, ": ", what, " of shape ", shape_str(s),
                       " must be () per tensor, (N,) per output channel or (N, K/G) per group, "
                       "with N=", N, ", K=", K);
     l.stride_n = s.stride(0);
     return l;
   }
-  TORCH_CHECK_VALUE(s.dim() == 2 && s.size(0) == N && s.size(1) >= 1, op, ": ", what, " of shape ",
+  BITMM_CHECK_VALUE(s.dim() == 2 && s.size(0) == N && s.size(1) >= 1, op, ": ", what, " of shape ",
                     shape_str(s), " must be () per tensor, (N,) per output channel or (N, K/G) per "
                     "group, with N=", N, ", K=", K);
-  TORCH_CHECK_VALUE(K % s.size(1) == 0, op, ": ", what, " has ", s.size(1),
+  BITMM_CHECK_VALUE(K % s.size(1) == 0, op, ": ", what, " has ", s.size(1),
                     " groups along K, which does not divide K=", K, " (group size G = K / ",
                     what, ".shape[1] must be an integer)");
   l.stride_n = s.stride(0);
@@ -53,15 +49,15 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
 
 static void check_packed(const char* op, Kind kind, const at::Tensor& packed_w, const at::Tensor& x,
                          int64_t K) {
-  TORCH_CHECK_TYPE(packed_w.scalar_type() == at::kInt, op, ": packed_w must be an int32 tensor from bitmm.pack_",
+  BITMM_CHECK_TYPE(packed_w.scalar_type() == at::kInt, op, ": packed_w must be an int32 tensor from bitmm.pack_",
                    name_of(kind), ", got dtype ", packed_w.scalar_type());
-  TORCH_CHECK_VALUE(packed_w.dim() == 2, op, ": packed_w must be 2-D (N, words_per_row), got shape ",
+  BITMM_CHECK_VALUE(packed_w.dim() == 2, op, ": packed_w must be 2-D (N, words_per_row), got shape ",
                     shape_str(packed_w));
-  TORCH_CHECK(packed_w.device() == x.device(), op, ": packed_w is on ", packed_w.device(),
+  BITMM_CHECK(packed_w.device() == x.device(), op, ": packed_w is on ", packed_w.device(),
               " but x is on ", x.device(), "; move all arguments to one device");
-  TORCH_CHECK_VALUE(packed_w.size(0) >= 1, op, ": packed_w has N=0 rows");
+  BITMM_CHECK_VALUE(packed_w.size(0) >= 1, op, ": packed_w has N=0 rows");
   const int64_t want = words_per_row(kind, K);
-  TORCH_CHECK_VALUE(packed_w.size(1) == want, op, ": packed_w has ", packed_w.size(1),
+  BITMM_CHECK_VALUE(packed_w.size(1) == want, op, ": packed_w has ", packed_w.size(1),
                     " int32 words per row but the ", name_of(kind), " format (", planes_of(kind),
                     " bit", planes_of(kind) > 1 ? "s" : "", " per weight) with K=", K, " needs ", want,
                     "; was it packed for another K or another kind?");
@@ -80,7 +76,7 @@ static LinearProblem finish(const char* op, Kind kind, int64_t M, int64_t N, int
     p.offset = scale_layout(op, "offset", *offset, x, N, K);
   }
   p.groups = std::max(p.scale.groups, p.offset.groups);
-  TORCH_CHECK_VALUE(!(p.scale.groups > 1 && p.offset.present && p.offset.groups > 1 &&
+  BITMM_CHECK_VALUE(!(p.scale.groups > 1 && p.offset.present && p.offset.groups > 1 &&
                       p.scale.groups != p.offset.groups),
                     op, ": scale has ", p.scale.groups, " groups but offset has ", p.offset.groups,
                     "; group-wise scale and offset must use the same group size (K=", K, ")");
@@ -93,21 +89,21 @@ LinearProblem check_linear(Kind kind, const at::Tensor& x, const at::Tensor& pac
                            const std::optional<at::Tensor>& bias) {
   const std::string opname = std::string("bitmm.") + name_of(kind) + "_linear";
   const char* op = opname.c_str();
-  TORCH_CHECK_TYPE(is_float_dtype(x.scalar_type()), op, ": x must be float32, float16, bfloat16 or float64, got ",
+  BITMM_CHECK_TYPE(is_float_dtype(x.scalar_type()), op, ": x must be float32, float16, bfloat16 or float64, got ",
                    x.scalar_type());
-  TORCH_CHECK_VALUE(x.dim() >= 1, op, ": x must have at least 1 dimension (..., K)");
+  BITMM_CHECK_VALUE(x.dim() >= 1, op, ": x must have at least 1 dimension (..., K)");
   const int64_t K = x.size(-1);
-  TORCH_CHECK_VALUE(K >= 1, op, ": x has K=0 input features; K must be >= 1");
+  BITMM_CHECK_VALUE(K >= 1, op, ": x has K=0 input features; K must be >= 1");
   check_packed(op, kind, packed_w, x, K);
   const int64_t N = packed_w.size(0);
   const int64_t M = K == 0 ? 0 : x.numel() / K;
   if (bias.has_value()) {
     const at::Tensor& b = *bias;
-    TORCH_CHECK_TYPE(is_float_dtype(b.scalar_type()), op, ": bias must be float32, float16, bfloat16 or float64, got ",
+    BITMM_CHECK_TYPE(is_float_dtype(b.scalar_type()), op, ": bias must be float32, float16, bfloat16 or float64, got ",
                      b.scalar_type());
-    TORCH_CHECK_VALUE(b.dim() == 1 && b.size(0) == N, op, ": bias must have shape (N,)=(", N, ",), got ",
+    BITMM_CHECK_VALUE(b.dim() == 1 && b.size(0) == N, op, ": bias must have shape (N,)=(", N, ",), got ",
                       shape_str(b));
-    TORCH_CHECK(b.device() == x.device(), op, ": bias is on ", b.device(), " but x is on ", x.device(),
+    BITMM_CHECK(b.device() == x.device(), op, ": bias is on ", b.device(), " but x is on ", x.device(),
                 "; move all arguments to one device");
   }
   return finish(op, kind, M, N, K, x, scale, offset);
@@ -118,13 +114,13 @@ LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor
                            int64_t K) {
   const std::string opname = std::string("bitmm.linear_grad_x(") + name_of(kind) + ")";
   const char* op = opname.c_str();
-  TORCH_CHECK_TYPE(is_float_dtype(grad_y.scalar_type()), op,
+  BITMM_CHECK_TYPE(is_float_dtype(grad_y.scalar_type()), op,
                    ": grad_y must be float32, float16, bfloat16 or float64, got ", grad_y.scalar_type());
-  TORCH_CHECK_VALUE(grad_y.dim() >= 1, op, ": grad_y must have at least 1 dimension (..., N)");
-  TORCH_CHECK_VALUE(K >= 1, op, ": K must be >= 1, got ", K);
+  BITMM_CHECK_VALUE(grad_y.dim() >= 1, op, ": grad_y must have at least 1 dimension (..., N)");
+  BITMM_CHECK_VALUE(K >= 1, op, ": K must be >= 1, got ", K);
   check_packed(op, kind, packed_w, grad_y, K);
   const int64_t N = packed_w.size(0);
-  TORCH_CHECK_VALUE(grad_y.size(-1) == N, op, ": grad_y has ", grad_y.size(-1),
+  BITMM_CHECK_VALUE(grad_y.size(-1) == N, op, ": grad_y has ", grad_y.size(-1),
                     " features in its last dimension but packed_w has N=", N, " rows");
   const int64_t M = grad_y.numel() / N;
   return finish(op, kind, M, N, K, grad_y, scale, offset);
@@ -132,19 +128,19 @@ LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor
 
 void check_pack_codes(Kind kind, const at::Tensor& codes) {
   const char* name = name_of(kind);
-  TORCH_CHECK_TYPE(!at::isFloatingType(codes.scalar_type()) && !at::isComplexType(codes.scalar_type()) &&
+  BITMM_CHECK_TYPE(!at::isFloatingType(codes.scalar_type()) && !at::isComplexType(codes.scalar_type()) &&
                        codes.scalar_type() != at::kBool,
                    "bitmm.pack(", name, "): codes must be an integer tensor, got ", codes.scalar_type());
-  TORCH_CHECK_VALUE(codes.dim() == 2 && codes.size(0) >= 1 && codes.size(1) >= 1, "bitmm.pack(", name,
+  BITMM_CHECK_VALUE(codes.dim() == 2 && codes.size(0) >= 1 && codes.size(1) >= 1, "bitmm.pack(", name,
                     "): codes must be a 2-D (N, K) tensor with N, K >= 1, got shape ", shape_str(codes));
 }
 
 void check_unpack(Kind kind, const at::Tensor& packed, int64_t K) {
   const char* name = name_of(kind);
-  TORCH_CHECK_VALUE(K >= 1, "bitmm.unpack(", name, "): K must be >= 1, got ", K);
-  TORCH_CHECK_TYPE(packed.scalar_type() == at::kInt, "bitmm.unpack(", name,
+  BITMM_CHECK_VALUE(K >= 1, "bitmm.unpack(", name, "): K must be >= 1, got ", K);
+  BITMM_CHECK_TYPE(packed.scalar_type() == at::kInt, "bitmm.unpack(", name,
                    "): packed must be int32, got ", packed.scalar_type());
-  TORCH_CHECK_VALUE(packed.dim() == 2 && packed.size(1) == words_per_row(kind, K), "bitmm.unpack(", name,
+  BITMM_CHECK_VALUE(packed.dim() == 2 && packed.size(1) == words_per_row(kind, K), "bitmm.unpack(", name,
                     "): packed of shape ", shape_str(packed), " does not hold K=", K, " ", name,
                     " weights per row (needs ", words_per_row(kind, K), " int32 words per row)");
 }

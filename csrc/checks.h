@@ -2,8 +2,47 @@
 // the same error text.  Messages name the argument, M, N, K and the format.
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
 #include <optional>
+#include <string>
+#include <type_traits>
+
 #include "bitmm_format.h"
+
+namespace bitmm {
+
+// Error messages are built here without iostreams: on one machine, a copy of
+// libstdc++'s integer formatting that the build left in this library crashed
+// the process whenever a message printed a number.  Numbers go through
+// std::to_string, tensors' dtypes / devices / shapes through their own strings.
+namespace detail {
+inline void append(std::string& s, const char* v) { s += v; }
+inline void append(std::string& s, const std::string& v) { s += v; }
+template <typename T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
+inline void append(std::string& s, T v) { s += std::to_string(v); }
+inline void append(std::string& s, c10::ScalarType t) { s += c10::toString(t); }
+inline void append(std::string& s, const c10::Device& d) { s += d.str(); }
+inline void append(std::string& s, at::IntArrayRef a) {
+  s += "(";
+  for (size_t i = 0; i < a.size(); ++i) s += (i ? ", " : "") + std::to_string(a[i]);
+  s += a.size() == 1 ? ",)" : ")";
+}
+}  // namespace detail
+
+template <typename... A>
+std::string msg(const A&... a) {
+  std::string s;
+  (detail::append(s, a), ...);
+  return s;
+}
+
+}  // namespace bitmm
+
+// TORCH_CHECK variants whose message is formatted by bitmm::msg (ValueError, TypeError, RuntimeError).
+#define BITMM_CHECK_VALUE(cond, ...) TORCH_CHECK_VALUE(cond, ::bitmm::msg(__VA_ARGS__))
+#define BITMM_CHECK_TYPE(cond, ...) TORCH_CHECK_TYPE(cond, ::bitmm::msg(__VA_ARGS__))
+#define BITMM_CHECK(cond, ...) TORCH_CHECK(cond, ::bitmm::msg(__VA_ARGS__))
 
 namespace bitmm {
 

@@ -16,7 +16,7 @@ at::Tensor pack_cpu(const at::Tensor& codes_in, int64_t kind_i) {
   const int64_t N = codes.size(0), K = codes.size(1);
   const int max_code = max_code_of(kind);
   const int64_t bad = (codes.lt(0) | codes.gt(max_code)).sum().item<int64_t>();
-  TORCH_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ",
+  BITMM_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ",
                     bad, " out-of-range values", kind == Kind::kTernary ? " (ternary codes are t + 1 for t in {-1,0,1})" : "");
   const int planes = planes_of(kind);
   const int64_t wpr = words_per_row(kind, K);

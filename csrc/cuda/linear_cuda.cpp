@@ -23,7 +23,7 @@ cuda::DType dtype_of(at::ScalarType t) {
 }
 
 void check_cuda(cudaError_t err, const char* what, const LinearProblem& p) {
-  TORCH_CHECK(err == cudaSuccess, "bitmm CUDA ", what, " failed for ", name_of(p.kind), " M=", p.M, " N=", p.N,
+  BITMM_CHECK(err == cudaSuccess, "bitmm CUDA ", what, " failed for ", name_of(p.kind), " M=", p.M, " N=", p.N,
               " K=", p.K, ": ", cudaGetErrorString(err));
 }
 
@@ -150,7 +150,7 @@ at::Tensor pack_cuda(const at::Tensor& codes_in, int64_t kind_i) {
   const int max_code = max_code_of(kind);
   // Packing is not a hot path: this range check synchronises once.
   const int64_t bad = (codes_in.lt(0) | codes_in.gt(max_code)).sum().item<int64_t>();
-  TORCH_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ", bad,
+  BITMM_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ", bad,
                     " out-of-range values",
                     kind == Kind::kTernary ? " (ternary codes are t + 1 for t in {-1,0,1})" : "");
   const at::Tensor codes = codes_in.to(at::kChar).contiguous();
@@ -159,7 +159,7 @@ at::Tensor pack_cuda(const at::Tensor& codes_in, int64_t kind_i) {
   const cudaError_t err = cuda::launch_pack(codes.data_ptr<int8_t>(), N, K, planes_of(kind) == 2, zero_code_of(kind),
                                             reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()), wpr,
                                             at::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "bitmm.pack(", name_of(kind), ") CUDA launch failed: ", cudaGetErrorString(err));
+  BITMM_CHECK(err == cudaSuccess, "bitmm.pack(", name_of(kind), ") CUDA launch failed: ", cudaGetErrorString(err));
   return out;
 }
 
@@ -173,7 +173,7 @@ at::Tensor unpack_cuda(const at::Tensor& packed_in, int64_t kind_i, int64_t K) {
   const cudaError_t err = cuda::launch_unpack(reinterpret_cast<const uint32_t*>(packed.data_ptr<int32_t>()), N, K,
                                               planes_of(kind) == 2, packed.size(1), out.data_ptr<int8_t>(),
                                               at::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "bitmm.unpack(", name_of(kind), ") CUDA launch failed: ", cudaGetErrorString(err));
+  BITMM_CHECK(err == cudaSuccess, "bitmm.unpack(", name_of(kind), ") CUDA launch failed: ", cudaGetErrorString(err));
   return out;
 }
 
