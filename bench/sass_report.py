@@ -1,29 +1,68 @@
-"""Opcode histogram of bitmm's CUDA kernels from `cuobjdump --dump-sass` output.
+"""Opcode report of bitmm's CUDA kernels from `cuobjdump --dump-sass` output.
 
-Shows, per kernel, the instruction counts, and flags any FMUL / FFMA / HMUL2 /
-HFMA2 (multiplications) and the widths of the global loads.
+For each kernel: the whole-kernel histogram, and the histogram of its hottest
+loop (the backward branch whose body holds the most FADDs: the accumulation
+loop).  Multiplications (FMUL/FFMA/HMUL2/HFMA2/DMUL/DFMA) and global-load widths
+are listed separately, so one can check that the accumulation loop is
+add-only and that weights are read with 16-byte loads.
+
+    python bench/sass_report.py sass.txt
 """
 import re
 import sys
 from collections import Counter
 
-text = open(sys.argv[1]).read()
-funcs = re.split(r"\n\s+Function : ", text)
-for f in funcs[1:]:
-    name = f.split("\n", 1)[0].strip()
-    if "addsub_linear_kernel" not in name and "grad_x_kernel" not in name:
-        continue
-    ops = Counter()
-    for line in f.splitlines():
-        m = re.match(r"\s+/\*[0-9a-f]{4,}\*/\s+(@!?U?P[0-9T]\s+)?([A-Z0-9_.]+)", line)
+MULTS = ("FMUL", "FFMA", "HMUL2", "HFMA2", "DMUL", "DFMA")
+INSN = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P[0-9T]\s+)?([A-Z0-9_.]+)([^;]*);")
+
+
+def parse(body):
+    out = []
+    for line in body.splitlines():
+        m = INSN.match(line)
         if m:
-            ops[m.group(2)] += 1
-    base = Counter({k.split(".")[0]: 0 for k in ops})
-    for k, v in ops.items():
-        base[k.split(".")[0]] += v
-    mults = {k: v for k, v in ops.items() if k.split(".")[0] in ("FMUL", "FFMA", "HMUL2", "HFMA2", "DMUL", "DFMA")}
-    loads = {k: v for k, v in ops.items() if k.startswith("LDG")}
-    print(f"== {name[:160]}")
-    print("   top:", ", ".join(f"{k} {v}" for k, v in base.most_common(12)))
-    print("   multiplications:", mults or "none")
-    print("   global loads:", loads)
+            out.append((int(m.group(1), 16), m.group(3), m.group(4)))
+    return out
+
+
+def histogram(insns):
+    c = Counter(op.split(".")[0] for _, op, _ in insns)
+    mults = Counter(op for _, op, _ in insns if op.split(".")[0] in MULTS and op != "HFMA2.MMA")
+    loads = Counter(op for _, op, _ in insns if op.startswith("LDG") or op.startswith("LDS"))
+    return c, mults, loads
+
+
+def hottest_loop(insns):
+    best = None
+    for addr, op, args in insns:
+        if op.startswith("BRA"):
+            t = re.search(r"0x([0-9a-f]+)", args)
+            if t and int(t.group(1), 16) < addr:
+                body = [i for i in insns if int(t.group(1), 16) <= i[0] <= addr]
+                n = sum(1 for i in body if i[1].startswith("FADD"))
+                if best is None or n > best[0]:
+                    best = (n, body)
+    return best[1] if best else []
+
+
+def main(path):
+    text = open(path).read()
+    for f in re.split(r"\n\s+Function : ", text)[1:]:
+        name = f.split("\n", 1)[0].strip()
+        if "addsub_linear_kernel" not in name and "grad_x_kernel" not in name:
+            continue
+        insns = parse(f)
+        c, mults, loads = histogram(insns)
+        loop = hottest_loop(insns)
+        lc, lmults, lloads = histogram(loop)
+        print(f"== {name[:150]}")
+        print("   kernel:", ", ".join(f"{k} {v}" for k, v in c.most_common(10)))
+        print("   kernel multiplications (per-group / per-row scaling, epilogue):", dict(mults) or "none")
+        print("   kernel loads:", dict(loads))
+        print(f"   hottest loop ({len(loop)} instructions):", ", ".join(f"{k} {v}" for k, v in lc.most_common(10)))
+        print("   hottest loop multiplications:", dict(lmults) or "none", " loads:", dict(lloads))
+        print("   (HFMA2.MMA with RZ operands is the compiler's register-zeroing idiom, not arithmetic)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
