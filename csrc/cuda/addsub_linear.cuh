@@ -22,7 +22,10 @@ namespace bitmm {
 namespace cuda {
 
 constexpr int kAddsubWarps = 4;        // warps per CTA
-constexpr int kAddsubRows = 4;         // output rows per warp (R)
+// Output rows per warp: more rows = more independent accumulation chains and
+// 16-byte loads in flight per lane, and fewer shared-memory reads per weight;
+// bounded by registers (2 * R * MT accumulators).
+template <int MT> constexpr int addsub_rows() { return MT <= 2 ? 8 : 4; }
 constexpr int kAddsubTileFloats = 16384;  // shared-memory floats for x per CTA (64 KB) = MT * KT
 constexpr int kMaxDevices = 64;
 
@@ -32,7 +35,7 @@ template <typename T,      // activation / output dtype: float, __half, __nv_bfl
           int MT>          // activation rows handled per CTA (grid.y covers the rest)
 __global__ void __launch_bounds__(kAddsubWarps * 32)
 addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multiple of 32 */) {
-  constexpr int R = kAddsubRows;
+  constexpr int R = addsub_rows<MT>();
   constexpr int PLANES = TWO ? 2 : 1;
   constexpr int BLOCKS_PER_CHUNK = 4 / PLANES;        // 32-weight blocks per 16-byte chunk
   constexpr int K_PER_CHUNK = BLOCKS_PER_CHUNK * BLOCK_K;
@@ -270,7 +273,7 @@ cudaError_t launch_addsub_mt(const LinearParams& p, int num_sms, cudaStream_t st
     if (err != cudaSuccess) return err;
     ctas_per_sm[device] = n > 0 ? n : 1;
   }
-  const int64_t rows_per_cta = static_cast<int64_t>(kAddsubWarps) * kAddsubRows;
+  const int64_t rows_per_cta = static_cast<int64_t>(kAddsubWarps) * addsub_rows<MT>();
   const int64_t row_groups = (p.N + rows_per_cta - 1) / rows_per_cta;
   const int64_t m_chunks = (p.M + MT - 1) / MT;
   const int64_t resident = static_cast<int64_t>(num_sms) * ctas_per_sm[device];
