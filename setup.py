@@ -50,15 +50,18 @@ def extensions():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;8.9;9.0")
         # pip's CUDA torch wheels ship the CUDA library headers (cuBLAS, cuSPARSE, ...)
         # that ATen's CUDA headers include; a toolkit with runtime headers only lacks them.
-        include_dirs = [d for d in (os.path.join(p, "nvidia", "cu13", "include") for p in site_dirs())
-                        if os.path.isdir(d)]
+        # -idirafter: searched after the toolkit's own include dir, whose runtime
+        # headers must win (the wheel's cuda_runtime_api.h lacks crt/).  Only the
+        # torch glue (.cpp) needs them; the .cu files include no torch headers.
+        wheel_includes = [d for d in (os.path.join(p, "nvidia", "cu13", "include") for p in site_dirs())
+                          if os.path.isdir(d)]
+        cxx = cxx + [f"-idirafter{d}" for d in wheel_includes]
         nvcc = ["-O3", "-std=c++20", "--expt-relaxed-constexpr", "-lineinfo"]
         if os.environ.get("BITMM_PTXAS_VERBOSE"):
             nvcc.append("-Xptxas=-v")
         return [CUDAExtension(
             "bitmm._C",
             cpu_src + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
-            include_dirs=include_dirs,
             extra_compile_args={"cxx": cxx + ["-DBITMM_WITH_CUDA"], "nvcc": nvcc},
             extra_link_args=LINK_ARGS,
         )]
