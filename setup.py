@@ -83,7 +83,8 @@ setup(
     python_requires=">=3.10",
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
-        "test": ["pytest", "pytest-benchmark", "hypothesis"],
+        "test": ["pytest", "pytest-benchmark", "hypothesis", "safetensors"],
+        "checkpoint": ["safetensors"],
         "examples": ["matplotlib", "scikit-learn"],
     },
     entry_points={"console_scripts": ["bitmm=bitmm.__main__:main"]},

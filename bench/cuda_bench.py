@@ -12,7 +12,6 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 
 import torch
@@ -22,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
-from timing import copies_for, cuda_time_us  # noqa: E402
+from timing import copies_for, cuda_time_us, git_commit  # noqa: E402
 
 # (kind, K, N, M, group_size or None, scale dtype) -- the targets, plus
 # a tiny shape that shows the fixed per-call cost.
@@ -111,8 +110,7 @@ def main() -> None:
         print(f"{direction:8s} {kind:7s} K={K:5d} N={N:5d} M={M:2d} G={str(G):4s} {r['us']:8.2f} us  "
               f"fp16 {r['fp16_us']:8.2f} us  x{r['speedup']:5.2f}  {r['gbps']:7.1f} GB/s "
               f"({100 * r['fraction_of_copy_bw']:.0f}% of copy)", flush=True)
-    commit = os.environ.get("BITMM_COMMIT") or subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    commit = git_commit()
     result = {
         "device": torch.cuda.get_device_name(), "torch": torch.__version__, "commit": commit,
         "date": datetime.date.today().isoformat(), "copy_tbps": round(copy_tbps, 3), "records": records,

@@ -2,7 +2,9 @@
 rotated past the L2 cache, CUDA events, warm-up, median."""
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
 import time
 from typing import Callable, Sequence
 
@@ -61,3 +63,9 @@ def cpu_time_us(calls: Sequence[Callable[[], object]], repeats: int = 15, warmup
         c()
         times.append((time.perf_counter() - t0) * 1e6)
     return statistics.median(times)
+
+
+def git_commit() -> str:
+    """The commit being measured: $BITMM_COMMIT (the GPU machine has no .git), else git."""
+    return os.environ.get("BITMM_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"

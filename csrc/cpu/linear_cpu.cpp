@@ -283,25 +283,19 @@ at::Tensor grad_x_cpu(const at::Tensor& grad_y, const at::Tensor& packed_w, cons
   return gx.to(grad_y.scalar_type()).reshape(out_shape);
 }
 
-at::Tensor ternary_linear_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
-                              const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
-  return linear_cpu_impl(Kind::kTernary, x, w, s, u, b);
-}
-at::Tensor binary_linear_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
-                             const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
-  return linear_cpu_impl(Kind::kBinary, x, w, s, u, b);
-}
-at::Tensor int2_linear_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
-                           const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
-  return linear_cpu_impl(Kind::kInt2, x, w, s, u, b);
+// One registered function per kind, all the same impl.
+template <Kind kind>
+at::Tensor linear_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
+                       const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
+  return linear_cpu_impl(kind, x, w, s, u, b);
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
-  m.impl("ternary_linear", &ternary_linear_cpu);
-  m.impl("binary_linear", &binary_linear_cpu);
-  m.impl("int2_linear", &int2_linear_cpu);
+  m.impl("ternary_linear", &linear_cpu<Kind::kTernary>);
+  m.impl("binary_linear", &linear_cpu<Kind::kBinary>);
+  m.impl("int2_linear", &linear_cpu<Kind::kInt2>);
   m.impl("linear_grad_x", &grad_x_cpu);
 }
 

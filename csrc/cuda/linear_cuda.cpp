@@ -177,25 +177,19 @@ at::Tensor unpack_cuda(const at::Tensor& packed_in, int64_t kind_i, int64_t K) {
   return out;
 }
 
-at::Tensor ternary_linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
-                               const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
-  return linear_cuda_impl(Kind::kTernary, x, w, s, u, b);
-}
-at::Tensor binary_linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
-                              const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
-  return linear_cuda_impl(Kind::kBinary, x, w, s, u, b);
-}
-at::Tensor int2_linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
-                            const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
-  return linear_cuda_impl(Kind::kInt2, x, w, s, u, b);
+// One registered function per kind, all the same impl.
+template <Kind kind>
+at::Tensor linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
+                       const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b) {
+  return linear_cuda_impl(kind, x, w, s, u, b);
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bitmm, CUDA, m) {
-  m.impl("ternary_linear", &ternary_linear_cuda);
-  m.impl("binary_linear", &binary_linear_cuda);
-  m.impl("int2_linear", &int2_linear_cuda);
+  m.impl("ternary_linear", &linear_cuda<Kind::kTernary>);
+  m.impl("binary_linear", &linear_cuda<Kind::kBinary>);
+  m.impl("int2_linear", &linear_cuda<Kind::kInt2>);
   m.impl("linear_grad_x", &grad_x_cuda);
   m.impl("pack", &pack_cuda);
   m.impl("unpack", &unpack_cuda);

@@ -1,0 +1,90 @@
+"""Safe checkpoints for models converted with :func:`bitmm.nn.convert`:
+safetensors only (no pickle, so loading never runs code), with the bitmm layer
+layout stored in the file's metadata and checked on load.
+
+    import bitmm.checkpoint as ckpt
+    ckpt.save(model, "model.safetensors")
+    ckpt.load(skeleton, "model.safetensors")   # skeleton: the same architecture, converted
+
+Requires the optional dependency ``safetensors`` (``pip install safetensors``).
+"""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import torch
+from torch import nn
+
+FORMAT = "bitmm"
+FORMAT_VERSION = "1"
+
+
+def _safetensors():
+    try:
+        import safetensors.torch as st
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError("bitmm.checkpoint needs the optional dependency safetensors: pip install safetensors") from e
+    return st
+
+
+def _layer_table(model: nn.Module) -> dict:
+    from .nn import BitLinear, PackedLinear
+    table = {}
+    for name, m in model.named_modules():
+        if isinstance(m, PackedLinear):
+            table[name] = {"type": "PackedLinear", "kind": m.kind, "in_features": m.in_features,
+                           "out_features": m.out_features, "group_size": m.group_size, "act_bits": m.act_bits}
+        elif isinstance(m, BitLinear):
+            table[name] = {"type": "BitLinear", "weight_bits": m.weight_bits, "in_features": m.in_features,
+                           "out_features": m.out_features, "group_size": m.group_size, "act_bits": m.act_bits}
+    return table
+
+
+def save(model: nn.Module, path: str, metadata: Optional[dict] = None) -> None:
+    """Writes the model's state (parameters and buffers) and its bitmm layer table."""
+    st = _safetensors()
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "layers": json.dumps(_layer_table(model))}
+    if metadata:
+        meta.update({str(k): str(v) for k, v in metadata.items()})
+    # save_model de-duplicates tensors that share storage (tied weights) itself.
+    st.save_model(model, path, metadata=meta)
+
+
+def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str] = None) -> nn.Module:
+    """Loads `path` into `model` (already converted to the same bitmm layout).
+
+    Raises ValueError naming the problem for a file that is not a safetensors file
+    (truncated, tampered), not a bitmm checkpoint, or whose layers do not match
+    `model` (kind, shape, group size) -- before any tensor is copied.
+    """
+    st = _safetensors()
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from e
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a bitmm checkpoint (metadata format={meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: bitmm checkpoint format version {meta.get('format_version')!r}, "
+                         f"this bitmm reads version {FORMAT_VERSION}")
+    try:
+        saved = json.loads(meta.get("layers", "{}"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: corrupt bitmm layer table in the metadata: {e}") from e
+    mine = _layer_table(model)
+    if strict and saved.keys() != mine.keys():
+        missing, extra = sorted(set(saved) - set(mine)), sorted(set(mine) - set(saved))
+        raise ValueError(f"{path}: bitmm layers differ from the model's: in the file only {missing}, "
+                         f"in the model only {extra}")
+    for name in saved.keys() & mine.keys():
+        if saved[name] != mine[name]:
+            raise ValueError(f"{path}: layer {name!r} was saved as {saved[name]} but the model has {mine[name]}; "
+                             "convert the model with the same settings before loading")
+    try:
+        missing, unexpected = st.load_model(model, path, strict=strict, device=device or "cpu")
+    except Exception as e:
+        raise ValueError(f"{path}: could not load tensors into the model ({type(e).__name__}: {e})") from e
+    return model
