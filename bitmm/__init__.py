@@ -67,3 +67,11 @@ def unpack_binary(packed: Tensor, K: int) -> Tensor:
 def unpack_int2(packed: Tensor, K: int) -> Tensor:
     """Packed int2 -> (N, K) int8 in {0, 1, 2, 3}."""
     return torch.ops.bitmm.unpack(packed, formats.KINDS["int2"], K)
+
+
+def __getattr__(name: str):
+    # bitmm.nn, bitmm.quant and bitmm.checkpoint load on first use.
+    if name in ("nn", "quant", "checkpoint", "demo"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'bitmm' has no attribute {name!r}")
