@@ -36,8 +36,24 @@ def site_dirs():
     return list(dict.fromkeys(dirs))
 
 
+def find_cuda_home():
+    """torch guesses CUDA_HOME from `which nvcc`; a wrapper script on PATH (as on
+    our dev machines: /usr/local/bin/nvcc) makes that /usr/local, without the
+    toolkit headers.  Prefer an explicit CUDA_HOME / CUDA_PATH, then a toolkit
+    directory that has its headers."""
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            return
+    for d in ("/usr/local/cuda", "/opt/cuda"):
+        if os.path.isfile(os.path.join(d, "include", "cuda_runtime.h")) and os.path.isfile(
+                os.path.join(d, "bin", "nvcc")):
+            os.environ["CUDA_HOME"] = d
+            return
+
+
 def extensions():
     import torch
+    find_cuda_home()  # before torch.utils.cpp_extension reads it
     from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
 
     # -fopenmp: at::parallel_for in extension code is serial without it.  No
