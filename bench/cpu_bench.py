@@ -17,11 +17,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
-from timing import cpu_time_us, git_commit  # noqa: E402
+from bitmm.benchmark_timing import cpu_time_us, git_commit  # noqa: E402
 
 LLC_BYTES = 32 * 2**20  # the dev machine's L3; rotate past 2x this
 CASES = [  # (kind, K, N, M, group_size)

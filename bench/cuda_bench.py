@@ -17,11 +17,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
-from timing import copies_for, cuda_time_us, git_commit  # noqa: E402
+from bitmm.benchmark_timing import copies_for, cuda_time_us, git_commit  # noqa: E402
 
 # (kind, K, N, M, group_size or None, scale dtype) -- the targets, plus
 # a tiny shape that shows the fixed per-call cost.

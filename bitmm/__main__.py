@@ -30,11 +30,18 @@ def info() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m bitmm")
+    ap = argparse.ArgumentParser(prog="python -m bitmm", description="bitmm command line")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="version, built backends, device")
     d = sub.add_parser("demo", help="quantize a trained model, compare error and speed")
     d.add_argument("--quick", action="store_true", help="fewer training steps and timing repeats")
+    sub.add_parser("bench", help="bitmm vs dense F.linear on this device (python -m bitmm bench --help)",
+                   add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from bitmm import bench_cli
+        bench_cli.main(argv[1:])
+        return
     args = ap.parse_args(argv)
     if args.cmd == "info":
         info()
