@@ -4,6 +4,7 @@ Environment:
   BITMM_FORCE_CPU=1     build without CUDA even if it is available
   TORCH_CUDA_ARCH_LIST  CUDA architectures (default here: 8.0;8.6;8.9;9.0)
   BITMM_PTXAS_VERBOSE=1 print the compiler's register / spill report (-Xptxas -v)
+  BITMM_SANITIZE=1      CPU build with AddressSanitizer + UBSan (see README, "Sanitizers")
 Sources are every .cpp / .cu under csrc/ (CMakeLists.txt globs the same folders).
 """
 import glob
@@ -60,6 +61,10 @@ def extensions():
     # -fvisibility=hidden: it made local copies of libstdc++'s ostream code that
     # crashed against an older runtime libstdc++ (torch 2.11 venv on the GPU machine).
     cxx = ["-O3", "-std=c++20", "-fopenmp"]
+    if os.environ.get("BITMM_SANITIZE", "0") not in ("", "0"):
+        cxx = ["-O1", "-g", "-std=c++20", "-fopenmp", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+               "-fno-sanitize-recover=undefined"]
+        LINK_ARGS.append("-fsanitize=address,undefined")
     cpu_src = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
     want_cuda = os.environ.get("BITMM_FORCE_CPU", "0") in ("", "0") and torch.version.cuda is not None
     if want_cuda and CUDA_HOME is not None:
