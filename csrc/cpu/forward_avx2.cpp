@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <numeric>
 
 #include "cpu_kernels.h"
@@ -245,8 +246,10 @@ void forward_avx2(const ForwardArgs& a) {
   pr.kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
   pr.seg_blocks = p.groups > 1 ? p.group_size / BLOCK_K : 0;
   const int64_t mchunk = std::min<int64_t>(p.M, 64);
-  std::vector<uint8_t> tab(static_cast<size_t>(mchunk * pr.nblocks * kBlockTableBytes));
-  std::vector<float> xblk(static_cast<size_t>(mchunk * pr.nblocks));
+  // Uninitialized (every byte is written by build_tables): a std::vector would
+  // zero up to 64 rows x 16 bytes per input on every call.
+  std::unique_ptr<uint8_t[]> tab(new uint8_t[static_cast<size_t>(mchunk * pr.nblocks * kBlockTableBytes)]);
+  std::unique_ptr<float[]> xblk(new float[static_cast<size_t>(mchunk * pr.nblocks)]);
   // K tile: whole 16-byte loads (4 words), whole scale groups, tables within budget.
   const int64_t unit = std::lcm<int64_t>(4 / planes, pr.seg_blocks ? pr.seg_blocks : 1);
   for (int64_t m0 = 0; m0 < p.M; m0 += mchunk) {
@@ -254,13 +257,13 @@ void forward_avx2(const ForwardArgs& a) {
     pr.m0 = m0;
     int64_t tile = std::min<int64_t>(kMaxTileBlocks, kTableBudget / (pr.rows * kBlockTableBytes));
     pr.tile_blocks = std::max<int64_t>(unit, tile / unit * unit);
-    build_tables(a.x + m0 * p.K, p.K, pr.nblocks, pr.rows, tab.data(), xblk.data());
-    pr.tab = tab.data();
-    pr.xblk = xblk.data();
+    build_tables(a.x + m0 * p.K, p.K, pr.nblocks, pr.rows, tab.get(), xblk.get());
+    pr.tab = tab.get();
+    pr.xblk = xblk.get();
     const int64_t ntiles = (p.N + kTileRows - 1) / kTileRows;
     at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
-      std::vector<uint8_t> idx(static_cast<size_t>(pr.tile_blocks * planes * kIndexBytesPerWord));
-      for (int64_t t = t0; t < t1; ++t) row_tile(a, pr, t * kTileRows, idx.data());
+      std::unique_ptr<uint8_t[]> idx(new uint8_t[static_cast<size_t>(pr.tile_blocks * planes * kIndexBytesPerWord)]);
+      for (int64_t t = t0; t < t1; ++t) row_tile(a, pr, t * kTileRows, idx.get());
     });
   }
 }
