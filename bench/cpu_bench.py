@@ -7,8 +7,6 @@ weights rotated so each side's working set exceeds the last-level cache.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import platform
 import subprocess
@@ -20,7 +18,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
-from bitmm.benchmark_timing import cpu_time_us, git_commit  # noqa: E402
+from bitmm.benchmark_timing import cpu_time_us, write_results  # noqa: E402
 
 LLC_BYTES = 32 * 2**20  # the dev machine's L3; rotate past 2x this
 CASES = [  # (kind, K, N, M, group_size)
@@ -91,13 +89,7 @@ def main() -> None:
         print(f"{r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} G={str(r['group_size']):4s} bitmm {r['us']:8.1f} us"
               f"  fp32 {r['fp32_us']:8.1f} us (x{r['speedup_vs_fp32']:.2f})  int8-dyn {r['int8_dynamic_us']} us"
               f" (x{r['speedup_vs_int8_dynamic']})", flush=True)
-    commit = git_commit()
-    out = {"device": f"cpu: {lscpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
-           "commit": commit, "date": datetime.date.today().isoformat(), "records": records}
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-    print("wrote", args.out)
+    write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
 
 
 if __name__ == "__main__":

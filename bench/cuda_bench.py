@@ -9,8 +9,6 @@ with one record per (op, direction, K, N, M, group_size, dtype, backend).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import sys
 
@@ -20,7 +18,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
-from bitmm.benchmark_timing import copies_for, cuda_time_us, git_commit  # noqa: E402
+from bitmm.benchmark_timing import copies_for, cuda_time_us, write_results  # noqa: E402
 
 # (kind, K, N, M, group_size or None, scale dtype) -- the targets, plus
 # a tiny shape that shows the fixed per-call cost.
@@ -109,15 +107,7 @@ def main() -> None:
         print(f"{direction:8s} {kind:7s} K={K:5d} N={N:5d} M={M:2d} G={str(G):4s} {r['us']:8.2f} us  "
               f"fp16 {r['fp16_us']:8.2f} us  x{r['speedup']:5.2f}  {r['gbps']:7.1f} GB/s "
               f"({100 * r['fraction_of_copy_bw']:.0f}% of copy)", flush=True)
-    commit = git_commit()
-    result = {
-        "device": torch.cuda.get_device_name(), "torch": torch.__version__, "commit": commit,
-        "date": datetime.date.today().isoformat(), "copy_tbps": round(copy_tbps, 3), "records": records,
-    }
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print("wrote", args.out)
+    write_results(args.out, torch.cuda.get_device_name(), records, copy_tbps=round(copy_tbps, 3))
 
 
 if __name__ == "__main__":

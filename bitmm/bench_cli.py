@@ -9,8 +9,6 @@ as they would be in a real model.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import sys
 
 import torch
@@ -18,7 +16,7 @@ import torch.nn.functional as F
 
 import bitmm
 from bitmm import formats
-from bitmm.benchmark_timing import copies_for, cpu_time_us, cuda_time_us, git_commit
+from bitmm.benchmark_timing import copies_for, cpu_time_us, cuda_time_us, write_results
 
 PACK = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}
 RANGE = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}
@@ -121,10 +119,7 @@ def main(argv=None) -> None:
               f"{r['us']:10.1f} {r['dense_us']:10.1f} {r['speedup']:7.2f}x {r['gbps']:8.1f} {r['tflops_equiv']:10.3f} "
               f"{100 * r['memory_saved']:8.1f}%")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": records[0]["device"], "torch": torch.__version__, "commit": git_commit(),
-                       "date": datetime.date.today().isoformat(), "records": records}, f, indent=1)
-        print("wrote", args.json)
+        write_results(args.json, records[0]["device"], records)
     if args.plot:
         plot(records, args.plot)
 

@@ -69,3 +69,17 @@ def git_commit() -> str:
     """The commit being measured: $BITMM_COMMIT (the GPU machine has no .git), else git."""
     return os.environ.get("BITMM_COMMIT") or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+
+
+def write_results(path: str, device: str, records: list, **extra) -> None:
+    """The results-file format of every bitmm benchmark: device, torch, commit, date, records."""
+    import datetime
+    import json
+
+    import torch
+    out = {"device": device, "torch": torch.__version__, "commit": git_commit(),
+           "date": datetime.date.today().isoformat(), **extra, "records": records}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print("wrote", path)

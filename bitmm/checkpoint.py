@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-import torch
 from torch import nn
 
 FORMAT = "bitmm"

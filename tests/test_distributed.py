@@ -3,7 +3,6 @@ gradient checkpointing: gradients equal to the single-process ones."""
 import os
 import socket
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
