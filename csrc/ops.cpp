@@ -3,6 +3,9 @@
 // Python adds fake (meta) kernels and autograd in bitmm/ops.py.
 #include <torch/library.h>
 
+#include "backend.h"
+#include "checks.h"
+
 #ifndef BITMM_NO_PYTHON_MODULE  // defined by CMakeLists.txt: the C++ library needs no Python
 #include <Python.h>
 
@@ -16,6 +19,16 @@ PyMODINIT_FUNC PyInit__C(void) {
 }
 #endif
 
+namespace {
+// Returns the previous setting, so Python can restore it (context manager).
+int64_t set_backend(int64_t mode) {
+  BITMM_CHECK_VALUE(mode >= 0 && mode <= 2, "bitmm.set_backend: mode must be 0 (auto), 1 (addsub) or 2 (tensorcore), got ",
+                    mode);
+  return bitmm::backend_setting().exchange(mode);
+}
+int64_t get_backend() { return bitmm::backend_setting().load(); }
+}  // namespace
+
 TORCH_LIBRARY(bitmm, m) {
   // y = x @ (W_q * scale)^T + (x @ 1^T) * offset + bias, with W_q packed (see bitmm_format.h).
   m.def("ternary_linear(Tensor x, Tensor packed_w, Tensor scale, Tensor? offset=None, Tensor? bias=None) -> Tensor");
@@ -27,4 +40,7 @@ TORCH_LIBRARY(bitmm, m) {
   // codes (N, K) integer tensor -> packed int32 (N, words_per_row); and back (as int8 codes).
   m.def("pack(Tensor codes, int kind) -> Tensor");
   m.def("unpack(Tensor packed, int kind, SymInt K) -> Tensor");
+  // Kernel family for the CUDA linear ops (backend.h); process-wide, returns the previous mode.
+  m.def("_set_backend(int mode) -> int", &set_backend);
+  m.def("_get_backend() -> int", &get_backend);
 }

@@ -94,7 +94,7 @@ grad_x_kernel(const GradXParams p, float* accum, const int64_t rows_per_cta) {
   }
 }
 
-cudaError_t launch_grad_x(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream) {
+cudaError_t launch_grad_x(const GradXParams& p, float* accum, int num_sms, bool deterministic, cudaStream_t stream) {
   if (p.group_size % BLOCK_K != 0 || p.x_dtype == DType::kDouble) return launch_generic_grad_x(p, stream);
   if (p.M == 0) return cudaSuccess;
   const int64_t slices = (padded_k(p.K) + kGradSlice - 1) / kGradSlice;

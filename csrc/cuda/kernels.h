@@ -34,7 +34,9 @@ using GradXParams = LinearParams;
 cudaError_t launch_addsub_linear(const LinearParams& p, int num_sms, cudaStream_t stream);
 cudaError_t launch_generic_linear(const LinearParams& p, cudaStream_t stream);
 // grad_x: `accum` is an fp32 (M, K) scratch buffer the kernel may use; see grad_x.cu.
-cudaError_t launch_grad_x(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream);
+// deterministic: torch.use_deterministic_algorithms(True) is on; the result must then be
+// bitwise reproducible run to run (no order-dependent atomics).
+cudaError_t launch_grad_x(const GradXParams& p, float* accum, int num_sms, bool deterministic, cudaStream_t stream);
 cudaError_t launch_generic_grad_x(const GradXParams& p, cudaStream_t stream);  // writes p.y directly
 cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_planes, int zero_code,
                         uint32_t* out, int64_t wpr, cudaStream_t stream);

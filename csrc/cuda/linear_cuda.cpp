@@ -135,7 +135,8 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     lp.M = std::min(kMaxRowsPerLaunch, p.M - m0);
     lp.x = static_cast<const char*>(g2.data_ptr()) + m0 * p.N * g2.element_size();
     lp.y = static_cast<char*>(out.data_ptr()) + m0 * K * out.element_size();
-    const cudaError_t err = fast ? cuda::launch_grad_x(lp, accum.data_ptr<float>() + m0 * K, num_sms(grad_y.get_device()), stream)
+    const cudaError_t err = fast ? cuda::launch_grad_x(lp, accum.data_ptr<float>() + m0 * K, num_sms(grad_y.get_device()),
+                                                      at::globalContext().deterministicAlgorithms(), stream)
                                  : cuda::launch_generic_grad_x(lp, stream);
     check_cuda(err, "linear_grad_x", p);
   }

@@ -1,0 +1,44 @@
+"""Which CUDA kernel family the bitmm linear ops use.
+
+    bitmm.set_backend("addsub")        # multiplication-free add/subtract kernels at every M
+    bitmm.set_backend("tensorcore")    # tensor-core kernels wherever they apply (fp16 / bf16 x)
+    bitmm.set_backend("auto")          # default: the faster one for M, shape and dtype (README)
+    with bitmm.use_backend("addsub"):  # scoped; restores the previous setting
+        y = layer(x)
+
+The setting is process-wide (all threads) and read on every call, so it also
+applies inside torch.compile'd graphs and CUDA-graph captures made while it is
+set.  CPU ops always use the CPU kernels.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+from . import _C  # noqa: F401  (registers torch.ops.bitmm)
+
+BACKENDS = {"auto": 0, "addsub": 1, "tensorcore": 2}
+_NAMES = {v: k for k, v in BACKENDS.items()}
+
+
+def set_backend(name: str) -> str:
+    """Selects the CUDA kernel family; returns the previous setting's name."""
+    if name not in BACKENDS:
+        raise ValueError(f"bitmm.set_backend: backend must be one of {sorted(BACKENDS)}, got {name!r}")
+    return _NAMES[int(torch.ops.bitmm._set_backend(BACKENDS[name]))]
+
+
+def get_backend() -> str:
+    return _NAMES[int(torch.ops.bitmm._get_backend())]
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Context manager form of :func:`set_backend`."""
+    previous = set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)

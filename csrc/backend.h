@@ -1,0 +1,21 @@
+// Which CUDA kernel family the linear ops use (bitmm.set_backend in Python).
+// A process-wide setting, read on every call; no torch headers.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+namespace bitmm {
+
+enum class Backend : int64_t {
+  kAuto = 0,        // pick by M, shape and dtype (rule in cuda/linear_cuda.cpp, README)
+  kAddsub = 1,      // multiplication-free add/subtract kernels at every M
+  kTensorCore = 2,  // tensor-core (mma) kernels wherever they apply (fp16 / bf16 x)
+};
+
+inline std::atomic<int64_t>& backend_setting() {
+  static std::atomic<int64_t> v{static_cast<int64_t>(Backend::kAuto)};
+  return v;
+}
+inline Backend current_backend() { return static_cast<Backend>(backend_setting().load()); }
+
+}  // namespace bitmm
