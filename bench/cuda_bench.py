@@ -4,7 +4,9 @@ method: CUDA-graph replays, weights rotated past L2, median).
     python bench/cuda_bench.py --out bench/results/h100.json [--quick]
 
 Writes {"device", "torch", "commit", "date", "copy_tbps", "records": [...]}
-with one record per (op, direction, K, N, M, group_size, dtype, backend).
+with one record per (op, direction, K, N, M, group_size, dtype, backend):
+the sweep over kinds x shapes x M in {1 .. 4096} x backend (add/subtract,
+tensor core) against fp16 F.linear measured in the same run.
 """
 from __future__ import annotations
 
@@ -20,16 +22,17 @@ import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
 from bitmm.benchmark_timing import copies_for, cuda_time_us, write_results  # noqa: E402
 
-# (kind, K, N, M, group_size or None, scale dtype) -- the issue's targets, plus
-# a tiny shape that shows the fixed per-call cost.
-FORWARD_CASES = [
-    ("ternary", 8192, 28672, 1, None), ("ternary", 8192, 8192, 1, None), ("ternary", 4096, 4096, 1, None),
-    ("ternary", 8192, 28672, 4, None), ("int2", 8192, 28672, 1, 64), ("binary", 8192, 28672, 1, 64),
-    ("ternary", 28672, 8192, 1, None), ("int2", 8192, 8192, 1, 64), ("binary", 8192, 8192, 1, 64),
-    ("ternary", 8192, 28672, 2, None), ("ternary", 8192, 28672, 8, None), ("ternary", 8192, 28672, 16, None),
-    ("ternary", 256, 256, 1, None),
-]
+# The sweep: (kind, group size or None) x shape (K, N) x M x backend.  The add/
+# subtract kernels are timed up to M = 64 (their cost grows linearly with M);
+# the tensor-core kernels at every M.
+KINDS = [("ternary", None), ("int2", 64), ("binary", 64)]
+SHAPES = [(4096, 4096), (8192, 8192), (8192, 28672), (28672, 8192)]
+MS = [1, 4, 16, 64, 256, 1024, 4096]
+ADDSUB_MAX_M = 64
 BACKWARD_CASES = [("ternary", 8192, 28672, 1, None), ("ternary", 8192, 8192, 1, None)]
+QUICK = [("ternary", 8192, 28672, 1, None), ("ternary", 8192, 8192, 1, None), ("ternary", 4096, 4096, 1, None),
+         ("ternary", 8192, 28672, 4, None), ("ternary", 8192, 28672, 16, None), ("int2", 8192, 28672, 1, 64),
+         ("binary", 8192, 28672, 1, 64)]
 
 
 def measure_copy_tbps() -> float:
@@ -59,7 +62,27 @@ def fp16_weights(K, N, copies):
     return [torch.randn(N, K, device="cuda", dtype=torch.float16) for _ in range(copies)]
 
 
-def bench_case(kind, K, N, M, G, direction, copy_tbps):
+_FP16_CACHE: dict = {}
+
+
+def fp16_time_us(K, N, M, direction):
+    """fp16 F.linear (or grad @ W) on the same shape, measured once per run and shape."""
+    key = (K, N, M, direction)
+    if key not in _FP16_CACHE:
+        fw = fp16_weights(K, N, copies_for(2 * N * K))
+        if direction == "forward":
+            x = torch.randn(M, K, device="cuda", dtype=torch.float16)
+            fcalls = [lambda w=w: F.linear(x, w) for w in fw]
+        else:
+            g = torch.randn(M, N, device="cuda", dtype=torch.float16)
+            fcalls = [lambda w=w: g @ w for w in fw]
+        _FP16_CACHE[key] = cuda_time_us(fcalls, replays=10 if M >= 1024 else 20)
+        del fw, fcalls
+        torch.cuda.empty_cache()
+    return _FP16_CACHE[key]
+
+
+def bench_case(kind, K, N, M, G, direction, copy_tbps, backend="auto"):
     wbytes = formats.packed_nbytes(kind, N, K) + (0 if G is None else 2 * 2 * N * (K // G))
     ws = make_weights(kind, K, N, G, copies_for(wbytes))
     if direction == "forward":
@@ -68,22 +91,16 @@ def bench_case(kind, K, N, M, G, direction, copy_tbps):
     else:
         g = torch.randn(M, N, device="cuda", dtype=torch.float16)
         calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(g, p, s, u, kind, K) for p, s, u in ws]
-    us = cuda_time_us(calls)
+    with bitmm.use_backend(backend):
+        us = cuda_time_us(calls, replays=10 if M >= 1024 else 20)
     del ws, calls
     torch.cuda.empty_cache()
-    fw = fp16_weights(K, N, copies_for(2 * N * K))
-    if direction == "forward":
-        fcalls = [lambda w=w: F.linear(x, w) for w in fw]
-    else:
-        fcalls = [lambda w=w: g @ w for w in fw]
-    fp16_us = cuda_time_us(fcalls)
-    del fw, fcalls
-    torch.cuda.empty_cache()
+    fp16_us = fp16_time_us(K, N, M, direction)
     act_bytes = 2 * M * (K + N)
     gbps = (wbytes + act_bytes) / (us * 1e-6) / 1e9
     return {
         "op": kind, "direction": direction, "K": K, "N": N, "M": M, "group_size": G, "dtype": "float16",
-        "scale_dtype": "float32" if G is None else "float16", "backend": "addsub",
+        "scale_dtype": "float32" if G is None else "float16", "backend": backend,
         "us": round(us, 2), "fp16_us": round(fp16_us, 2), "speedup": round(fp16_us / us, 2),
         "bytes": wbytes + act_bytes, "gbps": round(gbps, 1),
         "fraction_of_copy_bw": round(gbps / (copy_tbps * 1e3), 3),
@@ -93,18 +110,27 @@ def bench_case(kind, K, N, M, G, direction, copy_tbps):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/h100.json")
-    ap.add_argument("--quick", action="store_true", help="only the first three forward shapes")
+    ap.add_argument("--quick", action="store_true", help="only the issue's M <= 16 target cases")
     args = ap.parse_args()
     torch.manual_seed(0)
     copy_tbps = measure_copy_tbps()
     records = []
-    cases = [(c, "forward") for c in FORWARD_CASES] + [(c, "backward") for c in BACKWARD_CASES]
+    cases = []
     if args.quick:
-        cases = cases[:3]
-    for (kind, K, N, M, G), direction in cases:
-        r = bench_case(kind, K, N, M, G, direction, copy_tbps)
+        cases = [((k, K, N, M, G), "forward", be) for k, K, N, M, G in QUICK for be in ("addsub", "tensorcore")]
+    else:
+        for kind, G in KINDS:
+            for K, N in SHAPES:
+                for M in MS:
+                    for be in ("addsub", "tensorcore"):
+                        if be == "addsub" and M > ADDSUB_MAX_M:
+                            continue
+                        cases.append(((kind, K, N, M, G), "forward", be))
+    cases += [(c, "backward", "auto") for c in BACKWARD_CASES]
+    for (kind, K, N, M, G), direction, be in cases:
+        r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)
         records.append(r)
-        print(f"{direction:8s} {kind:7s} K={K:5d} N={N:5d} M={M:2d} G={str(G):4s} {r['us']:8.2f} us  "
+        print(f"{direction:8s} {be:10s} {kind:7s} K={K:5d} N={N:5d} M={M:4d} G={str(G):4s} {r['us']:8.2f} us  "
               f"fp16 {r['fp16_us']:8.2f} us  x{r['speedup']:5.2f}  {r['gbps']:7.1f} GB/s "
               f"({100 * r['fraction_of_copy_bw']:.0f}% of copy)", flush=True)
     write_results(args.out, torch.cuda.get_device_name(), records, copy_tbps=round(copy_tbps, 3))

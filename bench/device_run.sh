@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_SANITIZE=0] [BITMM_QUICK=1] bash bench/device_run.sh
+#   BITMM_COMMIT=<sha> [BITMM_SANITIZE=0] [BITMM_BENCH=quick|sweep|none] [BITMM_TESTS=0] bash bench/device_run.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -20,8 +20,11 @@ head -40 "$OUT/sass_report.txt"
 rm -f "$OUT/sass_all.txt"
 
 # GPU tests (the whole suite; CPU cases too, they are quick).
-python3 -X faulthandler -m pytest tests -q -p no:cacheprovider -rf ${BITMM_PYTEST_ARGS:-} > "$OUT/pytest.txt" 2>&1
-echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|Fatal|Segmentation" "$OUT/pytest.txt" | tail -30
+if [ "${BITMM_TESTS:-1}" = "1" ]; then
+  python3 -X faulthandler -m pytest ${BITMM_PYTEST_PATHS:-tests} -q -p no:cacheprovider -rf -x ${BITMM_PYTEST_ARGS:-} > "$OUT/pytest.txt" 2>&1
+  echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|Fatal|Segmentation|Error" "$OUT/pytest.txt" | tail -30
+  echo "tests: $(( $(date +%s) - start )) s"
+fi
 if [ "${BITMM_SANITIZE:-1}" = "1" ]; then
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_linear.py tests/test_autograd.py \
     -q -x -p no:cacheprovider -k "cuda and not compile and not large and not reliability" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
@@ -29,6 +32,20 @@ if [ "${BITMM_SANITIZE:-1}" = "1" ]; then
   compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest tests/test_linear.py -q -x -p no:cacheprovider \
     -k "cuda and (channel or group32) and not large" > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"
   tail -3 "$OUT/racecheck.txt"
+  # tensor-core kernels: every kind, fp16 and bf16, M across the configuration boundaries
+  compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py -q -x -p no:cacheprovider \
+    -k "tensorcore and 300 and (group-32 or channel)" > "$OUT/memcheck_tc.txt" 2>&1; echo "memcheck (tensor core) rc=$?"
+  tail -2 "$OUT/memcheck_tc.txt"
+  compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py -q -x -p no:cacheprovider \
+    -k "tensorcore and 300 and channel and (1-|17-|65-)" > "$OUT/racecheck_tc.txt" 2>&1; echo "racecheck (tensor core) rc=$?"
+  tail -2 "$OUT/racecheck_tc.txt"
+  compute-sanitizer --tool initcheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py tests/test_linear.py -q -x \
+    -p no:cacheprovider -k "cuda and 300 and channel and float16" > "$OUT/initcheck.txt" 2>&1; echo "initcheck rc=$?"
+  tail -2 "$OUT/initcheck.txt"
+  echo "sanitizers: $(( $(date +%s) - start )) s"
 fi
-python3 bench/cuda_bench.py --out "$OUT/h100.json" $( [ "${BITMM_QUICK:-0}" = "1" ] && echo --quick ) 2>&1 | tee "$OUT/bench.txt"
+case "${BITMM_BENCH:-quick}" in
+  quick) python3 bench/cuda_bench.py --out "$OUT/h100.json" --quick 2>&1 | tee "$OUT/bench.txt" ;;
+  sweep) python3 bench/cuda_bench.py --out "$OUT/h100.json" 2>&1 | tee "$OUT/bench.txt" ;;
+esac
 echo "total: $(( $(date +%s) - start )) s"

@@ -1,8 +1,8 @@
 """Opcode report of bitmm's CUDA kernels from `cuobjdump --dump-sass` output.
 
 For each kernel: the whole-kernel histogram, and the histogram of its hottest
-loop (the backward branch whose body holds the most FADDs: the accumulation
-loop).  Multiplications (FMUL/FFMA/HMUL2/HFMA2/DMUL/DFMA) and global-load widths
+loop (the backward branch whose body holds the most FADDs or HMMAs: the
+accumulation loop).  Multiplications (FMUL/FFMA/HMUL2/HFMA2/DMUL/DFMA) and global-load widths
 are listed separately, so one can check that the accumulation loop is
 add-only and that weights are read with 16-byte loads.
 
@@ -39,7 +39,7 @@ def hottest_loop(insns):
             t = re.search(r"0x([0-9a-f]+)", args)
             if t and int(t.group(1), 16) < addr:
                 body = [i for i in insns if int(t.group(1), 16) <= i[0] <= addr]
-                n = sum(1 for i in body if i[1].startswith("FADD"))
+                n = sum(1 for i in body if i[1].startswith("FADD") or i[1].startswith("HMMA"))
                 if best is None or n > best[0]:
                     best = (n, body)
     return best[1] if best else []
@@ -49,7 +49,7 @@ def main(path):
     text = open(path).read()
     for f in re.split(r"\n\s+Function : ", text)[1:]:
         name = f.split("\n", 1)[0].strip()
-        if "addsub_linear_kernel" not in name and "grad_x_kernel" not in name:
+        if not any(k in name for k in ("addsub_linear_kernel", "grad_x_kernel", "tc_linear_kernel")):
             continue
         insns = parse(f)
         c, mults, loads = histogram(insns)

@@ -22,6 +22,7 @@ struct LinearParams {
   int64_t wpr;            // int32 words per packed row
   int64_t group_size;     // K for per-tensor / per-channel
   int two_planes;         // 1 for ternary / int2, 0 for binary
+  int kind;               // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
   DType x_dtype;
   DType s_dtype;          // float, or the same as x_dtype (scale, offset and bias)
 };

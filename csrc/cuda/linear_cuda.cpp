@@ -6,9 +6,11 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include "../backend.h"
 #include "../bitmm_format.h"
 #include "../checks.h"
 #include "kernels.h"
+#include "tc_kernels.h"
 
 namespace bitmm {
 namespace {
@@ -56,6 +58,7 @@ void fill_scale_fields(cuda::LinearParams& lp, const LinearProblem& p, const Pre
   lp.u_sg = ps.offset.defined() && ps.offset.dim() == 2 && ps.offset.size(1) > 1 ? ps.offset.stride(1) : 0;
   lp.s_dtype = dtype_of(ps.dtype);
   lp.two_planes = planes_of(p.kind) == 2 ? 1 : 0;
+  lp.kind = static_cast<int>(p.kind);
   // Per tensor / per channel: one "group" spanning the padded row.
   lp.group_size = p.groups > 1 ? p.group_size : padded_k(p.K);
 }
@@ -73,6 +76,20 @@ int num_sms(int device) {
 }
 
 constexpr int64_t kMaxRowsPerLaunch = 65535;  // grid.y / grid.z limit
+
+// Auto dispatch between the add/subtract kernels and the tensor-core kernels:
+// a fixed rule from H100 measurements (bench/NOTES.md), no autotuning.
+// The tensor-core kernel takes over from this many rows of x.
+constexpr int64_t kTensorCoreMinM = 2;
+
+bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
+  if (!cuda::tc_supports(lp)) return false;
+  switch (current_backend()) {
+    case Backend::kAddsub: return false;
+    case Backend::kTensorCore: return true;
+    default: return M >= kTensorCoreMinM;
+  }
+}
 
 at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
                             const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias) {
@@ -94,14 +111,16 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   lp.x_dtype = dtype_of(x.scalar_type());
   fill_scale_fields(lp, p, ps);
   const bool fast = x.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+  const bool tc = fast && use_tensor_core(lp, p.M);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  const int64_t chunk = fast ? kMaxRowsPerLaunch : p.M;  // the generic kernel has a 1-D grid
+  const int64_t chunk = fast && !tc ? kMaxRowsPerLaunch : p.M;  // the generic kernel has a 1-D grid
   for (int64_t m0 = 0; m0 < p.M; m0 += chunk) {
     lp.M = std::min(chunk, p.M - m0);
     lp.x = static_cast<const char*>(x2.data_ptr()) + m0 * p.K * x2.element_size();
     lp.y = static_cast<char*>(y.data_ptr()) + m0 * p.N * y.element_size();
-    const cudaError_t err = fast ? cuda::launch_addsub_linear(lp, num_sms(x.get_device()), stream)
-                                 : cuda::launch_generic_linear(lp, stream);
+    const cudaError_t err = tc     ? cuda::launch_tc_linear(lp, num_sms(x.get_device()), stream)
+                            : fast ? cuda::launch_addsub_linear(lp, num_sms(x.get_device()), stream)
+                                   : cuda::launch_generic_linear(lp, stream);
     check_cuda(err, "linear", p);
   }
   return y.reshape(out_shape);

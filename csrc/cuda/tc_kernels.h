@@ -1,0 +1,35 @@
+// Tensor-core linear kernels (tc_linear.cuh): declarations for the torch glue.
+#pragma once
+#include "kernels.h"
+
+namespace bitmm {
+namespace cuda {
+
+constexpr int kMaxTcDevices = 64;
+
+// One entry point per (x dtype, kind) instantiation file, so they compile in parallel.
+cudaError_t launch_tc_linear_f16_binary(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_tc_linear_f16_ternary(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_tc_linear_f16_int2(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_tc_linear_bf16_binary(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_tc_linear_bf16_ternary(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_tc_linear_bf16_int2(const LinearParams& p, int num_sms, cudaStream_t stream);
+
+// Whether the tensor-core kernel handles this problem: fp16 / bf16 x, and
+// per tensor / per channel scales or groups that are a multiple of 32 inputs.
+inline bool tc_supports(const LinearParams& p) {
+  const bool dtype_ok = p.x_dtype == DType::kHalf || p.x_dtype == DType::kBFloat16;
+  return dtype_ok && p.group_size % 32 == 0;
+}
+
+inline cudaError_t launch_tc_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {
+  const bool half = p.x_dtype == DType::kHalf;
+  switch (p.kind) {
+    case 1: return half ? launch_tc_linear_f16_binary(p, num_sms, stream) : launch_tc_linear_bf16_binary(p, num_sms, stream);
+    case 2: return half ? launch_tc_linear_f16_ternary(p, num_sms, stream) : launch_tc_linear_bf16_ternary(p, num_sms, stream);
+    default: return half ? launch_tc_linear_f16_int2(p, num_sms, stream) : launch_tc_linear_bf16_int2(p, num_sms, stream);
+  }
+}
+
+}  // namespace cuda
+}  // namespace bitmm

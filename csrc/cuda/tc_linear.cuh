@@ -1,0 +1,453 @@
+// Tensor-core CUDA kernel for bitmm linear ops (fp16 / bf16 activations).
+//
+// The packed weights are unpacked in registers into exact fp16 / bf16 values
+// and fed to mma.sync.m16n8k16 (sm_80 and newer); no dequantized weight is
+// ever written to memory.  Roles in the mma  D(16x8) += A(16x16) * B(16x8):
+//   A = 16 weight rows (output features n) x 16 inputs k,
+//   B = 16 inputs k x 8 activation rows m,   D = y^T tile, fp32.
+//
+// K order inside an mma.  A sum over k may visit k in any order, as long as A
+// and B use the same one.  Each lane loads 16 bytes per weight row per step
+// (64 two-plane or 128 binary weights: its "window"), and the four lanes of a
+// quad (tig = lane % 4) hold four consecutive windows.  In k-step s, lane tig
+// supplies its A registers from pairs j = 2s and 2s+1 of its own window, where
+// pair j is the two weights (32b + 2i, 32b + 2i + 1) with b = j / 16, i = j % 16,
+// i.e. bits i and 16 + i of block b (bitmm_format.h's even/odd interleave).
+// x is staged in shared memory in plain k order, so the B registers of lane
+// (m, tig) for k-step s are simply pairs 2s, 2s+1 of x's window tig: an 8-byte
+// read, and 16 bytes per two k-steps.
+//
+// Unpacking, with no multiplication and no table: one shift + one LOP3 gives
+// two weights as a half2 / bf162 of exact values.
+//   ternary: value 2t in {-2, 0, +2}: bit 14 (exponent of 2.0) = !lo, bit 15
+//            (sign) = !hi, so t=-1 (lo=0,hi=0) -> 0xC000 = -2, t=0 (lo=1) ->
+//            -0 or +0, t=+1 (hi=1) -> 0x4000 = +2, in fp16 and bf16 alike.
+//            The lo/hi planes are first merged per block into E (even pairs:
+//            bit 2p = lo_2p, 2p+1 = hi_2p) and O (odd pairs), 4 ops per 32
+//            weights, so one shift puts a pair's lo at bit 14 and hi at 15.
+//   binary:  value 2b: the bit shifted to position 14 (2.0 or 0).
+//   int2:    q at bits 0-1 of each half OR'ed into the exponent of 1024
+//            (fp16) or 128 (bf16), minus 1025 / 129: exactly q - 1.
+// The factor 2 of binary / ternary is undone by the per-row scaling (s / 2).
+// Group-wise scales (any group size that is a multiple of 32): each unpacked
+// pair becomes v * s + u in x's dtype before the mma (one HFMA2 per two
+// weights: the per-group scaling), which is how a plain fp16 / bf16 F.linear
+// on the dequantized weight rounds it too.
+//
+// Work split: a CTA of 4 warps owns WN * RN * 16 weight rows (WN warps along
+// N) and MT = 8 * CM activation rows; its WK = 4 / WN warps along K take
+// alternate load steps and are reduced in shared memory in a fixed order
+// (deterministic).  x is staged per K tile; rows of x beyond M are never read
+// (their B registers are zero) and outputs beyond M or N are not stored.
+#pragma once
+#include <algorithm>
+#include <mutex>
+#include <type_traits>
+
+#include "common.cuh"
+#include "tc_kernels.h"
+
+namespace bitmm {
+namespace cuda {
+
+constexpr int kTcWarps = 4;
+constexpr int kTcSmemBytes = 96 * 1024;  // upper bound of dynamic shared memory per CTA
+
+template <typename T> struct TcTraits;
+template <> struct TcTraits<__half> {
+  static constexpr uint32_t kInt2Magic = 0x64006400u;   // 1024.0 in both halves
+  static constexpr uint32_t kInt2Bias = 0x64016401u;    // 1025.0
+};
+template <> struct TcTraits<__nv_bfloat16> {
+  static constexpr uint32_t kInt2Magic = 0x43004300u;   // 128.0
+  static constexpr uint32_t kInt2Bias = 0x43014301u;    // 129.0
+};
+
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, __half) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1,
+                                          __nv_bfloat16) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two weights (pair i of a block) as an exact half2 / bf162 bit pattern.  `e`
+// is the block's E (even i) or O (odd i) word for two-plane kinds, the plane
+// word for binary; `sh` = 14 - (i & ~1) for two-plane, 14 - i for binary.
+template <int KIND, typename T>
+__device__ __forceinline__ uint32_t unpack_pair(uint32_t e, int sh) {
+  if constexpr (KIND == 1) {  // binary: 2b
+    return (sh >= 0 ? (e << sh) : (e >> 1)) & 0x40004000u;
+  } else if constexpr (KIND == 2) {  // ternary: 2t
+    return ~(e << sh) & 0xC000C000u;
+  } else {  // int2: q - 1, via the exponent trick
+    const uint32_t h = ((e >> (14 - sh)) & 0x00030003u) | TcTraits<T>::kInt2Magic;
+    const uint32_t bias = TcTraits<T>::kInt2Bias;
+    uint32_t r;
+    if constexpr (std::is_same_v<T, __half>) {
+      const __half2 v = __hsub2(*reinterpret_cast<const __half2*>(&h), *reinterpret_cast<const __half2*>(&bias));
+      r = *reinterpret_cast<const uint32_t*>(&v);
+    } else {
+      const __nv_bfloat162 v = __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&h),
+                                       *reinterpret_cast<const __nv_bfloat162*>(&bias));
+      r = *reinterpret_cast<const uint32_t*>(&v);
+    }
+    return r;
+  }
+}
+
+template <typename T> __device__ __forceinline__ uint32_t fma_pair(uint32_t a, uint32_t s2, uint32_t u2);
+template <> __device__ __forceinline__ uint32_t fma_pair<__half>(uint32_t a, uint32_t s2, uint32_t u2) {
+  const __half2 v = __hfma2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&s2),
+                            *reinterpret_cast<const __half2*>(&u2));
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+template <> __device__ __forceinline__ uint32_t fma_pair<__nv_bfloat16>(uint32_t a, uint32_t s2, uint32_t u2) {
+  const __nv_bfloat162 v = __hfma2(*reinterpret_cast<const __nv_bfloat162*>(&a),
+                                   *reinterpret_cast<const __nv_bfloat162*>(&s2),
+                                   *reinterpret_cast<const __nv_bfloat162*>(&u2));
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+// v * s + u in fp32, rounded once to x's dtype (for float32 scales, which x's
+// dtype may not represent exactly).
+template <typename T> __device__ __forceinline__ uint32_t fma_pair_f32(uint32_t a, float s, float u) {
+  const T* h = reinterpret_cast<const T*>(&a);
+  const float lo = fmaf(to_float<T>(h[0]), s, u), hi = fmaf(to_float<T>(h[1]), s, u);
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+template <typename T> __device__ __forceinline__ uint32_t splat(float v) {
+  const T h = from_float<T>(v);
+  const uint16_t b = *reinterpret_cast<const uint16_t*>(&h);
+  return static_cast<uint32_t>(b) | (static_cast<uint32_t>(b) << 16);
+}
+
+__device__ __forceinline__ float load_param(const void* p, int64_t i, bool is_float, bool is_half) {
+  if (is_float) return __ldg(static_cast<const float*>(p) + i);
+  if (is_half) return __half2float(__ldg(static_cast<const __half*>(p) + i));
+  return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(p) + i));
+}
+
+// Shared-memory layout of staged x: per activation row, 32-bit pairs of
+// consecutive inputs.  Every 32 pairs are followed by SEG_PAD pad words so that
+// consecutive lane windows start 8 banks apart, and the row stride is 4 mod 32
+// words: the 8 lanes of one LDS.128 phase (2 rows x 4 windows) then cover the
+// 32 banks exactly once.
+template <int KIND> struct TcLayout {
+  static constexpr int PW = KIND == 1 ? 128 : 64;     // weights per lane window (16 bytes)
+  static constexpr int STEP_K = 4 * PW;               // inputs per load step (a quad's windows)
+  static constexpr int BLOCKS = PW / BLOCK_K;         // 32-weight blocks per window
+  static constexpr int SEG_PAD = KIND == 1 ? 4 : 8;   // window stride 72 or 40 words = 8 mod 32
+  __host__ __device__ static int pair_addr(int p) { return (p >> 5) * (32 + SEG_PAD) + (p & 31); }
+  __host__ __device__ static int row_words(int kt) {
+    const int base = (kt / 64) * (32 + SEG_PAD);
+    return base + ((4 - base % 32) + 32) % 32;
+  }
+};
+
+template <typename T,  // activation / output dtype: __half or __nv_bfloat16
+          int KIND,    // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
+          bool GROUPED,// group-wise scale or offset: fold v * s + u per pair before the mma
+          int RN,      // 16-row weight tiles per warp
+          int CM>      // 8-row activation tiles per CTA (MT = 8 * CM rows of x)
+__global__ void __launch_bounds__(kTcWarps * 32)
+tc_linear_kernel(const LinearParams p, const int KT /* multiple of STEP_K */, const int WN /* warps along N */) {
+  using L = TcLayout<KIND>;
+  constexpr int MT = 8 * CM;
+  constexpr bool TWO = KIND != 1;
+  extern __shared__ __align__(16) uint32_t tc_smem[];
+  const int RS = L::row_words(KT);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, tig = lane & 3;
+  const int WK = kTcWarps / WN;
+  const int wn = warp % WN, wk = warp / WN;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * MT;
+  const int rows = static_cast<int>(imin64(MT, p.M - m0));  // staged activation rows
+  const int64_t n_cta = static_cast<int64_t>(blockIdx.y) * WN * RN * 16;
+  const int64_t Kp = padded_k(p.K);
+  const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
+  const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
+  const bool need_X = !GROUPED && p.offset != nullptr;
+
+  float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
+  uint32_t* xs = tc_smem + MT;                     // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0)
+  if (need_X && threadIdx.x < MT) Xs[threadIdx.x] = 0.f;
+
+  // Weight rows of this lane: tile r, half h (row g or g + 8); rows past N
+  // repeat row N-1 (valid memory) and are not stored.
+  const uint32_t* wrow[RN][2];
+  int64_t nrow[RN][2];
+#pragma unroll
+  for (int r = 0; r < RN; ++r)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      nrow[r][h] = imin64(n_cta + (wn * RN + r) * 16 + g + 8 * h, p.N - 1);
+      wrow[r][h] = p.w + nrow[r][h] * p.wpr;
+    }
+
+  float acc[RN][CM][4];
+#pragma unroll
+  for (int r = 0; r < RN; ++r)
+#pragma unroll
+    for (int c = 0; c < CM; ++c)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[r][c][e] = 0.f;
+
+  const T* x = static_cast<const T*>(p.x);
+  const bool vec_x = (p.K % 8) == 0 && (reinterpret_cast<uintptr_t>(p.x) % 16) == 0;
+
+  for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
+    const int kt_len = static_cast<int>(imin64(KT, (Kp - kt0 + L::STEP_K - 1) / L::STEP_K * L::STEP_K));
+    if (kt0 > 0) __syncthreads();  // the previous tile is consumed
+    // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per thread-iteration.
+    {
+      const int quads_per_row = kt_len / 8;
+      for (int v = threadIdx.x; v < rows * quads_per_row; v += blockDim.x) {
+        const int m = v / quads_per_row, q = v % quads_per_row;
+        const int64_t k = kt0 + 8 * q;
+        const T* src = x + (m0 + m) * p.K + k;
+        union { uint4 v; T e[8]; } val;
+        if (vec_x && k + 8 <= p.K) {
+          val.v = __ldg(reinterpret_cast<const uint4*>(src));
+        } else {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) val.e[j] = (k + j < p.K) ? src[j] : from_float<T>(0.f);
+        }
+        *reinterpret_cast<uint4*>(xs + m * RS + L::pair_addr(4 * q)) = val.v;
+      }
+    }
+    __syncthreads();
+    if (need_X) {
+      // Row sums of x in a fixed order (deterministic): warp w owns rows w, w+4, ...
+      for (int m = warp; m < rows; m += kTcWarps) {
+        float s = 0.f;
+        for (int pi = lane; pi < kt_len / 2; pi += 32) {
+          const uint32_t v = xs[m * RS + L::pair_addr(pi)];
+          const T* h = reinterpret_cast<const T*>(&v);
+          s += to_float<T>(h[0]) + to_float<T>(h[1]);
+        }
+        s = warp_sum(s);
+        if (lane == 0) Xs[m] += s;
+      }
+    }
+
+    const int steps = kt_len / L::STEP_K;
+    auto load_step = [&](int ls, uint4 (&wv)[RN][2]) {
+      const int64_t kk = kt0 + static_cast<int64_t>(ls) * L::STEP_K + tig * L::PW;  // lane window start
+      const bool in_row = kk < Kp;
+#pragma unroll
+      for (int r = 0; r < RN; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          if (in_row) wv[r][h] = load_weights_16B(wrow[r][h] + (kk / BLOCK_K) * (TWO ? 2 : 1));
+          else wv[r][h] = TWO ? make_uint4(~0u, 0u, ~0u, 0u) : make_uint4(0u, 0u, 0u, 0u);  // value-0 codes
+        }
+    };
+
+    uint4 cur[RN][2];
+    if (wk < steps) load_step(wk, cur);
+    for (int ls = wk; ls < steps; ls += WK) {
+      uint4 nxt[RN][2];
+      if (ls + WK < steps) load_step(ls + WK, nxt);
+      const int win = ls * 4 + tig;  // this lane's window index in the tile
+      const int64_t kwin = kt0 + static_cast<int64_t>(win) * L::PW;
+
+#pragma unroll
+      for (int b = 0; b < L::BLOCKS; ++b) {
+        // Per block: the E / O merge (two-plane) and, grouped, the block's s and u.
+        uint32_t ew[RN][2], ow[RN][2], s2[RN][2], u2[RN][2];
+        float sf[RN][2], uf[RN][2];
+#pragma unroll
+        for (int r = 0; r < RN; ++r)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const uint32_t words[4] = {cur[r][h].x, cur[r][h].y, cur[r][h].z, cur[r][h].w};
+            if constexpr (TWO) {
+              const uint32_t lo = words[2 * b], hi = words[2 * b + 1];
+              ew[r][h] = (lo & 0x55555555u) | ((hi << 1) & 0xAAAAAAAAu);
+              ow[r][h] = ((lo >> 1) & 0x55555555u) | (hi & 0xAAAAAAAAu);
+            } else {
+              ew[r][h] = ow[r][h] = words[b];
+            }
+            if constexpr (GROUPED) {
+              const int64_t grp = imin64((kwin + b * BLOCK_K) / p.group_size, ngroups - 1);
+              float s = load_param(p.scale, nrow[r][h] * p.s_sn + grp * p.s_sg, s_f32, s_f16);
+              if (KIND != 3) s *= 0.5f;  // the unpacked values are 2b / 2t
+              const float u = p.offset ? load_param(p.offset, nrow[r][h] * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+              s2[r][h] = splat<T>(s);
+              u2[r][h] = splat<T>(u);
+              sf[r][h] = s;
+              uf[r][h] = u;
+            }
+          }
+#pragma unroll
+        for (int s4 = 0; s4 < 4; ++s4) {
+          // B for two k-steps: pairs 16b + 4*s4 .. +3 of window `win`, one LDS.128 per activation tile.
+          uint4 bx[CM];
+#pragma unroll
+          for (int c = 0; c < CM; ++c) {
+            const int m = 8 * c + g;
+            bx[c] = m < rows ? *reinterpret_cast<const uint4*>(xs + m * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4))
+                             : make_uint4(0u, 0u, 0u, 0u);
+          }
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {  // k-step: pairs 2*s8 (even) and 2*s8 + 1 (odd) of block b
+            const int s8 = 2 * s4 + half;
+            const int sh = 14 - 2 * s8;
+#pragma unroll
+            for (int r = 0; r < RN; ++r) {
+              uint32_t a[4];
+              if constexpr (TWO) {
+                a[0] = unpack_pair<KIND, T>(ew[r][0], sh);  // row g,   pair 2*s8
+                a[1] = unpack_pair<KIND, T>(ew[r][1], sh);  // row g+8, pair 2*s8
+                a[2] = unpack_pair<KIND, T>(ow[r][0], sh);  // row g,   pair 2*s8+1
+                a[3] = unpack_pair<KIND, T>(ow[r][1], sh);  // row g+8, pair 2*s8+1
+              } else {
+                a[0] = unpack_pair<KIND, T>(ew[r][0], sh);
+                a[1] = unpack_pair<KIND, T>(ew[r][1], sh);
+                a[2] = unpack_pair<KIND, T>(ew[r][0], sh - 1);
+                a[3] = unpack_pair<KIND, T>(ew[r][1], sh - 1);
+              }
+              if constexpr (GROUPED) {
+                if (s_f32) {  // fp32 scales: fold in fp32, round once (as F.linear's dequantized weight)
+#pragma unroll
+                  for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[r][e & 1], uf[r][e & 1]);
+                } else {      // scales in x's dtype: one HFMA2 per two weights, rounded once
+#pragma unroll
+                  for (int e = 0; e < 4; ++e) a[e] = fma_pair<T>(a[e], s2[r][e & 1], u2[r][e & 1]);
+                }
+              }
+#pragma unroll
+              for (int c = 0; c < CM; ++c)
+                mma_16816(acc[r][c], a, half ? bx[c].z : bx[c].x, half ? bx[c].w : bx[c].y, T{});
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < RN; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) cur[r][h] = nxt[r][h];
+    }
+  }
+
+  // Reduce the K-split warps in shared memory, in a fixed order.
+  float* red = reinterpret_cast<float*>(tc_smem + MT);  // reuses the x tile, keeps Xs
+  constexpr int PER_WARP = RN * CM * 4 * 32;
+  __syncthreads();
+  if (WK > 1) {
+    if (wk > 0) {
+#pragma unroll
+      for (int r = 0; r < RN; ++r)
+#pragma unroll
+        for (int c = 0; c < CM; ++c)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) red[(warp - WN) * PER_WARP + ((r * CM + c) * 4 + e) * 32 + lane] = acc[r][c][e];
+    }
+    __syncthreads();
+    if (wk == 0) {
+      for (int k2 = 1; k2 < WK; ++k2) {
+#pragma unroll
+        for (int r = 0; r < RN; ++r)
+#pragma unroll
+          for (int c = 0; c < CM; ++c)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              acc[r][c][e] += red[((k2 - 1) * WN + wn) * PER_WARP + ((r * CM + c) * 4 + e) * 32 + lane];
+      }
+    }
+  }
+  if (wk != 0) return;
+
+  // Epilogue: per row scaling (per tensor / channel), offset * X, bias; store.
+  T* y = static_cast<T*>(p.y);
+  const float vscale = KIND == 3 ? 1.f : 0.5f;
+#pragma unroll
+  for (int r = 0; r < RN; ++r)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t n = n_cta + (wn * RN + r) * 16 + g + 8 * h;
+      if (n >= p.N) continue;
+      float s = 1.f, u = 0.f;
+      if constexpr (!GROUPED) {
+        s = load_param(p.scale, n * p.s_sn, s_f32, s_f16) * vscale;
+        if (p.offset) u = load_param(p.offset, n * p.u_sn, s_f32, s_f16);
+      }
+      const float bias = p.bias ? load_param(p.bias, n, s_f32, s_f16) : 0.f;
+#pragma unroll
+      for (int c = 0; c < CM; ++c)
+#pragma unroll
+        for (int e2 = 0; e2 < 2; ++e2) {
+          const int ml = 8 * c + 2 * tig + e2;
+          if (ml >= rows) continue;
+          float v = acc[r][c][2 * h + e2];
+          if constexpr (!GROUPED) v = s * v + (need_X ? u * Xs[ml] : 0.f);
+          y[(m0 + ml) * p.N + n] = from_float<T>(v + bias);
+        }
+    }
+}
+
+// Launch rule (no autotuning): CM from M; WN (warps along N; the other
+// 4 / WN warps split K) so that the grid has at least ~3 CTAs per SM.
+template <typename T, int KIND, bool GROUPED, int RN, int CM>
+cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t stream) {
+  using L = TcLayout<KIND>;
+  constexpr int MT = 8 * CM;
+  const int64_t Kp = padded_k(p.K);
+  const int rows = static_cast<int>(imin64(MT, p.M));
+  const int64_t steps_total = (Kp + L::STEP_K - 1) / L::STEP_K;
+  // x tile: as many load steps as fit in the shared-memory budget.
+  if (p.M <= 0 || p.N <= 0) return cudaSuccess;
+  const int budget_words = kTcSmemBytes / 4 - MT;  // minus the row sums
+  int kt_steps = 1;
+  while (kt_steps < steps_total && rows * L::row_words((kt_steps + 1) * L::STEP_K) <= budget_words) ++kt_steps;
+  const int KT = kt_steps * L::STEP_K;
+  const int64_t m_tiles = (p.M + MT - 1) / MT;
+  int WN = 4;
+  while (WN > 1 && ((p.N + WN * RN * 16 - 1) / (WN * RN * 16)) * m_tiles < 3 * num_sms) WN /= 2;
+  if (kt_steps < kTcWarps / WN && steps_total >= 1) {
+    // Fewer load steps per tile than K-split warps: keep warps busy along N instead.
+    while (WN < 4 && kt_steps < kTcWarps / WN) WN *= 2;
+  }
+  const int WK = kTcWarps / WN;
+  const size_t red_bytes = WK > 1 ? sizeof(float) * (WK - 1) * WN * RN * CM * 4 * 32 : 0;
+  const size_t smem = sizeof(uint32_t) * MT + std::max(sizeof(uint32_t) * rows * L::row_words(KT), red_bytes);
+  auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
+  static std::once_flag raised[kMaxTcDevices];
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  if (device >= kMaxTcDevices) return cudaErrorInvalidDevice;
+  std::call_once(raised[device], [&] {
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kTcSmemBytes);
+  });
+  if (err != cudaSuccess) return err;
+  const int64_t n_tiles = (p.N + WN * RN * 16 - 1) / (WN * RN * 16);
+  if (n_tiles > 65535) return cudaErrorInvalidConfiguration;  // caller splits N beyond 16 M rows (never hit: N < 2^20)
+  dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles));
+  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN);
+  return cudaGetLastError();
+}
+
+template <typename T, int KIND>
+cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
+  const bool grouped = p.group_size < padded_k(p.K);
+  return BITMM_BOOL_SWITCH(grouped, GROUPED, [&] {
+    if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
+    if (p.M <= 16) return launch_tc_cfg<T, KIND, GROUPED, 1, 2>(p, num_sms, stream);
+    if (p.M <= 32) return launch_tc_cfg<T, KIND, GROUPED, 2, 4>(p, num_sms, stream);
+    return launch_tc_cfg<T, KIND, GROUPED, 2, 8>(p, num_sms, stream);
+  });
+}
+
+}  // namespace cuda
+}  // namespace bitmm

@@ -1,0 +1,139 @@
+"""The tensor-core CUDA kernels and the backend switch.
+
+Every CUDA op runs either the add/subtract kernels or the tensor-core kernels
+(fp16 / bf16 x, groups multiple of 32).  These tests force each backend and
+cover every launch-configuration boundary of the tensor-core kernel (rows of x
+per CTA: 8, 16, 32, 64; K tiles; the last partial load step of a row).
+"""
+import pytest
+import torch
+
+import bitmm
+from conftest import DEVICES
+from helpers import KINDS, PACKERS, assert_close_to_reference, make_problem, poison_cuda_allocator, random_values
+
+cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
+BACKENDS = ["addsub", "tensorcore", "auto"]
+
+
+def test_backend_switch_round_trip():
+    assert bitmm.get_backend() == "auto"
+    with bitmm.use_backend("addsub"):
+        assert bitmm.get_backend() == "addsub"
+        with bitmm.use_backend("tensorcore"):
+            assert bitmm.get_backend() == "tensorcore"
+        assert bitmm.get_backend() == "addsub"
+    assert bitmm.get_backend() == "auto"
+    assert bitmm.set_backend("auto") == "auto"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        bitmm.set_backend("fast")
+    with pytest.raises(ValueError, match="mode must be 0"):
+        torch.ops.bitmm._set_backend(5)
+    assert bitmm.get_backend() == "auto"
+
+
+def test_backend_does_not_change_cpu_results():
+    x, packed, s, u, b = make_problem("ternary", 5, 200, 9)
+    y0 = bitmm.ternary_linear(x, packed, s, u, b)
+    with bitmm.use_backend("tensorcore"):
+        assert torch.equal(bitmm.ternary_linear(x, packed, s, u, b), y0)
+
+
+# M at and around every configuration boundary of the tensor-core kernel.
+TC_M = [1, 2, 7, 8, 9, 16, 17, 32, 33, 64, 65, 130]
+# K: one partial load step (300 -> padded 384), exact steps (1024), several K tiles at M > 32 (5000).
+TC_KN = [(300, 37), (1024, 64), (5000, 21)]
+MODES = [("tensor", None), ("channel", None), ("group", 32), ("group", 64)]
+
+
+@cuda_only
+@pytest.mark.parametrize("backend", ["addsub", "tensorcore"])
+@pytest.mark.parametrize("M", TC_M)
+@pytest.mark.parametrize("K,N", TC_KN)
+@pytest.mark.parametrize("mode,G", MODES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_matches_reference(kind, dtype, mode, G, K, N, M, backend):
+    if mode == "group" and K % G:
+        pytest.skip("group size must divide K")
+    x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend(backend):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@cuda_only
+@pytest.mark.parametrize("sdtype", ["x", torch.float32])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_scale_dtypes_and_optional_terms(kind, dtype, sdtype):
+    sd = dtype if sdtype == "x" else sdtype
+    for mode, G in MODES:
+        x, packed, s, u, b = make_problem(kind, 19, 640, 45, mode, G, dtype=dtype, device="cuda")
+        s, u, b = s.to(sd), u.to(sd), b.to(sd)
+        with bitmm.use_backend("tensorcore"):
+            for uu, bb in ((u, b), (None, None), (u, None), (None, b)):
+                if kind != "ternary" and uu is None and mode == "group":
+                    continue
+                assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, uu, bb), x, packed, s, uu, bb)
+
+
+@cuda_only
+@pytest.mark.parametrize("M", [1, 9, 40])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_exact_on_integers(kind, dtype, M):
+    # Small integer activations and unit scales: every product and partial sum
+    # is exact, so the unpacked values (2t, 2b, q - 1) and the K order must be exact.
+    K, N = 1984, 75  # 31 groups of 64
+    v = random_values(kind, N, K, "cuda")
+    packed = PACKERS[kind](v)
+    x = torch.randint(-3, 4, (M, K), device="cuda").to(dtype)
+    w = {"ternary": v.float(), "binary": v.float(), "int2": v.float() - 1}[kind]
+    want = (x.double() @ w.double().T)
+    for s in (torch.tensor(1.0, device="cuda"), torch.ones(N, K // 64, device="cuda", dtype=dtype),
+              torch.ones(N, device="cuda")):
+        with bitmm.use_backend("tensorcore"):
+            y = bitmm.linear(kind, x, packed, s)
+        assert torch.equal(y.double(), want.to(dtype).double()), (y.double() - want).abs().max()
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_3d_noncontiguous_and_misaligned_x(kind):
+    x, packed, s, u, b = make_problem(kind, 6, 96, 13, "group", 32, dtype=torch.float16, device="cuda", lead=(2,))
+    with bitmm.use_backend("tensorcore"):
+        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+        xt = torch.randn(96, 7, device="cuda", dtype=torch.float16).T
+        assert_close_to_reference(kind, bitmm.linear(kind, xt, packed, s, u, b), xt, packed, s, u, b)
+        xo = torch.randn(3 * 96 + 1, device="cuda", dtype=torch.float16)[1:].view(3, 96)  # 2-byte aligned rows
+        assert_close_to_reference(kind, bitmm.linear(kind, xo, packed, s, u, b), xo, packed, s, u, b)
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_deterministic_and_graph_capturable(kind):
+    x, packed, s, u, b = make_problem(kind, 12, 4096, 300, "channel", dtype=torch.bfloat16, device="cuda")
+    with bitmm.use_backend("tensorcore"):
+        y0 = bitmm.linear(kind, x, packed, s, u, b)
+        for _ in range(3):
+            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y0)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            yg = bitmm.linear(kind, x, packed, s, u, b)
+        g.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(yg, y0)
+
+
+@cuda_only
+def test_auto_dispatch_agrees_with_both_backends():
+    for M in (1, 2, 3, 16, 64, 300):
+        x, packed, s, u, b = make_problem("ternary", M, 1024, 96, "channel", dtype=torch.float16, device="cuda")
+        outs = {}
+        for be in BACKENDS:
+            with bitmm.use_backend(be):
+                outs[be] = bitmm.ternary_linear(x, packed, s, u, b)
+            assert_close_to_reference("ternary", outs[be], x, packed, s, u, b)
+        assert torch.equal(outs["auto"], outs["addsub"]) or torch.equal(outs["auto"], outs["tensorcore"])
