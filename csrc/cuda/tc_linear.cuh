@@ -160,7 +160,10 @@ template <typename T,  // activation / output dtype: __half or __nv_bfloat16
           int RN,      // 16-row weight tiles per warp
           int CM>      // 8-row activation tiles per CTA (MT = 8 * CM rows of x)
 __global__ void __launch_bounds__(kTcWarps * 32)
-tc_linear_kernel(const LinearParams p, const int KT /* multiple of STEP_K */, const int WN /* warps along N */) {
+tc_linear_kernel(const LinearParams p,
+                 const int KT,   // x tile along K: a multiple of STEP_K
+                 const int WN,   // warps along N (the other 4 / WN split K)
+                 const int GT) { // scale groups per tile (grouped), for the staged s / u
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
   constexpr bool TWO = KIND != 1;
@@ -180,6 +183,9 @@ tc_linear_kernel(const LinearParams p, const int KT /* multiple of STEP_K */, co
 
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
   uint32_t* xs = tc_smem + MT;                     // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0)
+  const int NC = WN * RN * 16;                     // weight rows of the CTA
+  float* ss = reinterpret_cast<float*>(xs + rows * RS);  // [NC][GT] staged scales (grouped)
+  float* su = ss + NC * GT;                              // [NC][GT] staged offsets (grouped)
   if (need_X && threadIdx.x < MT) Xs[threadIdx.x] = 0.f;
 
   // Weight rows of this lane: tile r, half h (row g or g + 8); rows past N
@@ -205,9 +211,39 @@ tc_linear_kernel(const LinearParams p, const int KT /* multiple of STEP_K */, co
   const T* x = static_cast<const T*>(p.x);
   const bool vec_x = (p.K % 8) == 0 && (reinterpret_cast<uintptr_t>(p.x) % 16) == 0;
 
+  // Weight loads run P load steps ahead of the mma's (registers), and the
+  // first group of a tile is issued before the tile's x is staged.
+  constexpr int P = 2;
+  auto load_step = [&](int64_t kt, int ls, uint4 (&wv)[RN][2]) {
+    const int64_t kk = kt + static_cast<int64_t>(ls) * L::STEP_K + tig * L::PW;  // lane window start
+    const bool in_row = kk < Kp;
+#pragma unroll
+    for (int r = 0; r < RN; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (in_row) wv[r][h] = load_weights_16B(wrow[r][h] + (kk / BLOCK_K) * (TWO ? 2 : 1));
+        else wv[r][h] = TWO ? make_uint4(~0u, 0u, ~0u, 0u) : make_uint4(0u, 0u, 0u, 0u);  // value-0 codes
+      }
+  };
+  auto load_group = [&](int64_t kt, int ls, int steps, uint4 (&wv)[P][RN][2]) {
+#pragma unroll
+    for (int q = 0; q < P; ++q)
+      if (ls + q * WK < steps) load_step(kt, ls + q * WK, wv[q]);
+  };
+  auto tile_steps = [&](int64_t kt) {
+    return static_cast<int>(imin64(KT, (Kp - kt + L::STEP_K - 1) / L::STEP_K * L::STEP_K)) / L::STEP_K;
+  };
+
+  uint4 cur[P][RN][2];
+  load_group(0, wk, tile_steps(0), cur);
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
-    const int kt_len = static_cast<int>(imin64(KT, (Kp - kt0 + L::STEP_K - 1) / L::STEP_K * L::STEP_K));
-    if (kt0 > 0) __syncthreads();  // the previous tile is consumed
+    const int steps = tile_steps(kt0);
+    const int kt_len = steps * L::STEP_K;
+    const int64_t g0 = kt0 / p.group_size;  // first scale group of the tile (grouped)
+    if (kt0 > 0) {
+      __syncthreads();  // the previous tile is consumed
+      load_group(kt0, wk, steps, cur);
+    }
     // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per thread-iteration.
     {
       const int quads_per_row = kt_len / 8;
@@ -225,41 +261,35 @@ tc_linear_kernel(const LinearParams p, const int KT /* multiple of STEP_K */, co
         *reinterpret_cast<uint4*>(xs + m * RS + L::pair_addr(4 * q)) = val.v;
       }
     }
+    if constexpr (GROUPED) {
+      // Stage the tile's scales and offsets of the CTA's rows as fp32 (s already
+      // divided by 2 for binary / ternary, whose unpacked values are 2b / 2t).
+      for (int v = threadIdx.x; v < NC * GT; v += blockDim.x) {
+        const int rl = v / GT, gl = v % GT;
+        const int64_t n = imin64(n_cta + rl, p.N - 1), grp = imin64(g0 + gl, ngroups - 1);
+        const float sv = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16);
+        ss[v] = KIND == 3 ? sv : 0.5f * sv;
+        su[v] = p.offset ? load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+      }
+    }
     __syncthreads();
     if (need_X) {
       // Row sums of x in a fixed order (deterministic): warp w owns rows w, w+4, ...
       for (int m = warp; m < rows; m += kTcWarps) {
-        float s = 0.f;
+        float sum = 0.f;
         for (int pi = lane; pi < kt_len / 2; pi += 32) {
           const uint32_t v = xs[m * RS + L::pair_addr(pi)];
-          const T* h = reinterpret_cast<const T*>(&v);
-          s += to_float<T>(h[0]) + to_float<T>(h[1]);
+          const T* hv = reinterpret_cast<const T*>(&v);
+          sum += to_float<T>(hv[0]) + to_float<T>(hv[1]);
         }
-        s = warp_sum(s);
-        if (lane == 0) Xs[m] += s;
+        sum = warp_sum(sum);
+        if (lane == 0) Xs[m] += sum;
       }
     }
 
-    const int steps = kt_len / L::STEP_K;
-    auto load_step = [&](int ls, uint4 (&wv)[RN][2]) {
-      const int64_t kk = kt0 + static_cast<int64_t>(ls) * L::STEP_K + tig * L::PW;  // lane window start
-      const bool in_row = kk < Kp;
-#pragma unroll
-      for (int r = 0; r < RN; ++r)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          if (in_row) wv[r][h] = load_weights_16B(wrow[r][h] + (kk / BLOCK_K) * (TWO ? 2 : 1));
-          else wv[r][h] = TWO ? make_uint4(~0u, 0u, ~0u, 0u) : make_uint4(0u, 0u, 0u, 0u);  // value-0 codes
-        }
-    };
-
-    uint4 cur[RN][2];
-    if (wk < steps) load_step(wk, cur);
-    for (int ls = wk; ls < steps; ls += WK) {
-      uint4 nxt[RN][2];
-      if (ls + WK < steps) load_step(ls + WK, nxt);
-      const int win = ls * 4 + tig;  // this lane's window index in the tile
-      const int64_t kwin = kt0 + static_cast<int64_t>(win) * L::PW;
+    auto compute_step = [&](int ls, const uint4 (&cur)[RN][2]) {
+    const int win = ls * 4 + tig;  // this lane's window index in the tile
+    const int64_t kwin = kt0 + static_cast<int64_t>(win) * L::PW;
 
 #pragma unroll
       for (int b = 0; b < L::BLOCKS; ++b) {
@@ -279,10 +309,9 @@ tc_linear_kernel(const LinearParams p, const int KT /* multiple of STEP_K */, co
               ew[r][h] = ow[r][h] = words[b];
             }
             if constexpr (GROUPED) {
-              const int64_t grp = imin64((kwin + b * BLOCK_K) / p.group_size, ngroups - 1);
-              float s = load_param(p.scale, nrow[r][h] * p.s_sn + grp * p.s_sg, s_f32, s_f16);
-              if (KIND != 3) s *= 0.5f;  // the unpacked values are 2b / 2t
-              const float u = p.offset ? load_param(p.offset, nrow[r][h] * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+              const int gl = static_cast<int>((kwin + b * BLOCK_K) / p.group_size - g0);
+              const int rl = (wn * RN + r) * 16 + g + 8 * h;
+              const float s = ss[rl * GT + gl], u = su[rl * GT + gl];
               s2[r][h] = splat<T>(s);
               u2[r][h] = splat<T>(u);
               sf[r][h] = s;
@@ -333,10 +362,23 @@ tc_linear_kernel(const LinearParams p, const int KT /* multiple of STEP_K */, co
           }
         }
       }
+    };
+
+    for (int ls = wk; ls < steps; ls += P * WK) {
+      uint4 nxt[P][RN][2];
+      const bool more = ls + P * WK < steps;
+      if (more) load_group(kt0, ls + P * WK, steps, nxt);
 #pragma unroll
-      for (int r = 0; r < RN; ++r)
+      for (int q = 0; q < P; ++q)
+        if (ls + q * WK < steps) compute_step(ls + q * WK, cur[q]);
+      if (more) {
 #pragma unroll
-        for (int h = 0; h < 2; ++h) cur[r][h] = nxt[r][h];
+        for (int q = 0; q < P; ++q)
+#pragma unroll
+          for (int r = 0; r < RN; ++r)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) cur[q][r][h] = nxt[q][r][h];
+      }
     }
   }
 
@@ -405,22 +447,31 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int64_t Kp = padded_k(p.K);
   const int rows = static_cast<int>(imin64(MT, p.M));
   const int64_t steps_total = (Kp + L::STEP_K - 1) / L::STEP_K;
-  // x tile: as many load steps as fit in the shared-memory budget.
-  if (p.M <= 0 || p.N <= 0) return cudaSuccess;
-  const int budget_words = kTcSmemBytes / 4 - MT;  // minus the row sums
-  int kt_steps = 1;
-  while (kt_steps < steps_total && rows * L::row_words((kt_steps + 1) * L::STEP_K) <= budget_words) ++kt_steps;
-  const int KT = kt_steps * L::STEP_K;
   const int64_t m_tiles = (p.M + MT - 1) / MT;
+  const bool grouped = GROUPED;
+  auto n_tiles_for = [&](int wn) { return (p.N + wn * RN * 16 - 1) / (wn * RN * 16); };
+  // Warps along N: fewer (and more CTAs, the other warps splitting K) until the
+  // grid has ~8 CTAs per SM, so that enough weight loads are in flight.
   int WN = 4;
-  while (WN > 1 && ((p.N + WN * RN * 16 - 1) / (WN * RN * 16)) * m_tiles < 3 * num_sms) WN /= 2;
-  if (kt_steps < kTcWarps / WN && steps_total >= 1) {
-    // Fewer load steps per tile than K-split warps: keep warps busy along N instead.
+  while (WN > 1 && n_tiles_for(WN) * m_tiles < 8 * num_sms) WN /= 2;
+  // x tile (and staged scales): as many load steps as fit in the shared-memory budget.
+  const int budget_words = kTcSmemBytes / 4 - MT;  // minus the row sums
+  auto groups_in = [&](int kt) { return grouped ? static_cast<int>((kt + p.group_size - 1) / p.group_size) + 1 : 0; };
+  auto words_for = [&](int kt, int wn) { return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt); };
+  int kt_steps = 1;
+  for (int pass = 0; pass < 2; ++pass) {
+    kt_steps = 1;
+    while (kt_steps < steps_total && words_for((kt_steps + 1) * L::STEP_K, WN) <= budget_words) ++kt_steps;
+    // Fewer load steps per tile than K-split warps: keep the warps busy along N instead.
+    if (kt_steps >= kTcWarps / WN || WN == 4) break;
     while (WN < 4 && kt_steps < kTcWarps / WN) WN *= 2;
   }
+  const int KT = kt_steps * L::STEP_K;
+  const int GT = groups_in(KT);
   const int WK = kTcWarps / WN;
   const size_t red_bytes = WK > 1 ? sizeof(float) * (WK - 1) * WN * RN * CM * 4 * 32 : 0;
-  const size_t smem = sizeof(uint32_t) * MT + std::max(sizeof(uint32_t) * rows * L::row_words(KT), red_bytes);
+  const size_t smem = sizeof(uint32_t) * MT + std::max(sizeof(uint32_t) * words_for(KT, WN), red_bytes);
+  if (smem > static_cast<size_t>(kTcSmemBytes)) return cudaErrorInvalidConfiguration;  // group size too small for a tile
   auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
   static std::once_flag raised[kMaxTcDevices];
   int device = 0;
@@ -431,10 +482,10 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kTcSmemBytes);
   });
   if (err != cudaSuccess) return err;
-  const int64_t n_tiles = (p.N + WN * RN * 16 - 1) / (WN * RN * 16);
+  const int64_t n_tiles = n_tiles_for(WN);
   if (n_tiles > 65535) return cudaErrorInvalidConfiguration;  // caller splits N beyond 16 M rows (never hit: N < 2^20)
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles));
-  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN);
+  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, GT);
   return cudaGetLastError();
 }
 
@@ -445,7 +496,7 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
     if (p.M <= 16) return launch_tc_cfg<T, KIND, GROUPED, 1, 2>(p, num_sms, stream);
     if (p.M <= 32) return launch_tc_cfg<T, KIND, GROUPED, 2, 4>(p, num_sms, stream);
-    return launch_tc_cfg<T, KIND, GROUPED, 2, 8>(p, num_sms, stream);
+    return launch_tc_cfg<T, KIND, GROUPED, 1, 8>(p, num_sms, stream);
   });
 }
 
