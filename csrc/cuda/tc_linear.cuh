@@ -51,7 +51,8 @@ namespace bitmm {
 namespace cuda {
 
 constexpr int kTcWarps = 4;
-constexpr int kTcSmemBytes = 96 * 1024;  // upper bound of dynamic shared memory per CTA
+constexpr int kTcSmemBytes = 112 * 1024;  // upper bound of dynamic shared memory per CTA
+constexpr int kTcStages = 6;              // weight load steps in flight per warp (cp.async ring)
 
 template <typename T> struct TcTraits;
 template <> struct TcTraits<__half> {
@@ -131,6 +132,15 @@ template <typename T> __device__ __forceinline__ uint32_t splat(float v) {
   return static_cast<uint32_t>(b) | (static_cast<uint32_t>(b) << 16);
 }
 
+// 16-byte global -> shared copy that bypasses L1 (weights are read once);
+// src_bytes = 0 writes zeros (windows past the end of a row).
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, int src_bytes) {
+  const uint32_t sa = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 __device__ __forceinline__ float load_param(const void* p, int64_t i, bool is_float, bool is_half) {
   if (is_float) return __ldg(static_cast<const float*>(p) + i);
   if (is_half) return __half2float(__ldg(static_cast<const __half*>(p) + i));
@@ -153,6 +163,88 @@ template <int KIND> struct TcLayout {
     return base + ((4 - base % 32) + 32) % 32;
   }
 };
+
+// One lane window (16 bytes of weights per row, RN x 2 rows) through the
+// mma's: unpack per block, fold the group scaling (grouped), multiply with the
+// staged x of window `win`.  sb / ub: per (row, block) scale (already / 2 for
+// binary and ternary) and offset, used when GROUPED.
+template <typename T, int KIND, bool GROUPED, int RN, int CM>
+__device__ __forceinline__ void tc_window_mma(float (&acc)[RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
+                                              const int RS, const int rows, const int win, const int g,
+                                              const float (&sb)[RN][2][TcLayout<KIND>::BLOCKS],
+                                              const float (&ub)[RN][2][TcLayout<KIND>::BLOCKS], const bool s_f32) {
+  using L = TcLayout<KIND>;
+  constexpr bool TWO = KIND != 1;
+#pragma unroll
+  for (int b = 0; b < L::BLOCKS; ++b) {
+    // Per block: the E / O merge (two-plane) and, grouped, the block's s and u.
+    uint32_t ew[RN][2], ow[RN][2], s2[RN][2], u2[RN][2];
+    float sf[RN][2], uf[RN][2];
+#pragma unroll
+    for (int r = 0; r < RN; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t words[4] = {cw[r][h].x, cw[r][h].y, cw[r][h].z, cw[r][h].w};
+        if constexpr (TWO) {
+          const uint32_t lo = words[2 * b], hi = words[2 * b + 1];
+          ew[r][h] = (lo & 0x55555555u) | ((hi << 1) & 0xAAAAAAAAu);
+          ow[r][h] = ((lo >> 1) & 0x55555555u) | (hi & 0xAAAAAAAAu);
+        } else {
+          ew[r][h] = ow[r][h] = words[b];
+        }
+        if constexpr (GROUPED) {
+          const float s = sb[r][h][b], u = ub[r][h][b];
+          s2[r][h] = splat<T>(s);
+          u2[r][h] = splat<T>(u);
+          sf[r][h] = s;
+          uf[r][h] = u;
+        }
+      }
+#pragma unroll
+    for (int s4 = 0; s4 < 4; ++s4) {
+      // B for two k-steps: pairs 16b + 4*s4 .. +3 of window `win`, one LDS.128 per activation tile.
+      uint4 bx[CM];
+#pragma unroll
+      for (int c = 0; c < CM; ++c) {
+        const int m = 8 * c + g;
+        bx[c] = m < rows ? *reinterpret_cast<const uint4*>(xs + m * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4))
+                         : make_uint4(0u, 0u, 0u, 0u);
+      }
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {  // k-step: pairs 2*s8 (even) and 2*s8 + 1 (odd) of block b
+        const int s8 = 2 * s4 + half;
+        const int sh = 14 - 2 * s8;
+#pragma unroll
+        for (int r = 0; r < RN; ++r) {
+          uint32_t a[4];
+          if constexpr (TWO) {
+            a[0] = unpack_pair<KIND, T>(ew[r][0], sh);  // row g,   pair 2*s8
+            a[1] = unpack_pair<KIND, T>(ew[r][1], sh);  // row g+8, pair 2*s8
+            a[2] = unpack_pair<KIND, T>(ow[r][0], sh);  // row g,   pair 2*s8+1
+            a[3] = unpack_pair<KIND, T>(ow[r][1], sh);  // row g+8, pair 2*s8+1
+          } else {
+            a[0] = unpack_pair<KIND, T>(ew[r][0], sh);
+            a[1] = unpack_pair<KIND, T>(ew[r][1], sh);
+            a[2] = unpack_pair<KIND, T>(ew[r][0], sh - 1);
+            a[3] = unpack_pair<KIND, T>(ew[r][1], sh - 1);
+          }
+          if constexpr (GROUPED) {
+            if (s_f32) {  // fp32 scales: fold in fp32, round once (as F.linear's dequantized weight)
+#pragma unroll
+              for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[r][e & 1], uf[r][e & 1]);
+            } else {      // scales in x's dtype: one HFMA2 per two weights, rounded once
+#pragma unroll
+              for (int e = 0; e < 4; ++e) a[e] = fma_pair<T>(a[e], s2[r][e & 1], u2[r][e & 1]);
+            }
+          }
+#pragma unroll
+          for (int c = 0; c < CM; ++c)
+            mma_16816(acc[r][c], a, half ? bx[c].z : bx[c].x, half ? bx[c].w : bx[c].y, T{});
+        }
+      }
+    }
+  }
+}
 
 template <typename T,  // activation / output dtype: __half or __nv_bfloat16
           int KIND,    // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
@@ -211,39 +303,43 @@ tc_linear_kernel(const LinearParams p,
   const T* x = static_cast<const T*>(p.x);
   const bool vec_x = (p.K % 8) == 0 && (reinterpret_cast<uintptr_t>(p.x) % 16) == 0;
 
-  // Weight loads run P load steps ahead of the mma's (registers), and the
-  // first group of a tile is issued before the tile's x is staged.
-  constexpr int P = 2;
-  auto load_step = [&](int64_t kt, int ls, uint4 (&wv)[RN][2]) {
-    const int64_t kk = kt + static_cast<int64_t>(ls) * L::STEP_K + tig * L::PW;  // lane window start
-    const bool in_row = kk < Kp;
+  // Weight loads: each warp streams its load steps through a private ring of
+  // kTcStages shared-memory slots with cp.async, kTcStages - 1 steps ahead of
+  // the mma's; each lane reads back only the 16-byte pieces it copied itself
+  // (no synchronisation).  The warp's steps are numbered j = tile * C + i
+  // (step ls = wk + i * WK of tile `tile`), so prefetching runs across tiles.
+  uint4* ring = reinterpret_cast<uint4*>(su + NC * GT) + static_cast<size_t>(warp) * kTcStages * RN * 2 * 32;
+  const int tile_steps_full = KT / L::STEP_K;
+  const int C = wk < tile_steps_full ? (tile_steps_full - wk + WK - 1) / WK : 0;  // steps per full tile
+  const int64_t n_tiles_k = (Kp + KT - 1) / KT;
+  const int64_t total_j = C * n_tiles_k;
+  auto issue = [&](int64_t j) {  // copies step j into its slot; always commits one group
+    if (j < total_j) {
+      const int64_t tile = j / C;
+      const int ls = wk + static_cast<int>(j % C) * WK;
+      const int64_t kk = tile * KT + static_cast<int64_t>(ls) * L::STEP_K + tig * L::PW;  // lane window start
+      const int bytes = kk < Kp ? 16 : 0;  // zeros past the row: x is 0 there too
+      uint4* slot = ring + (j % kTcStages) * RN * 2 * 32;
 #pragma unroll
-    for (int r = 0; r < RN; ++r)
+      for (int r = 0; r < RN; ++r)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        if (in_row) wv[r][h] = load_weights_16B(wrow[r][h] + (kk / BLOCK_K) * (TWO ? 2 : 1));
-        else wv[r][h] = TWO ? make_uint4(~0u, 0u, ~0u, 0u) : make_uint4(0u, 0u, 0u, 0u);  // value-0 codes
-      }
-  };
-  auto load_group = [&](int64_t kt, int ls, int steps, uint4 (&wv)[P][RN][2]) {
-#pragma unroll
-    for (int q = 0; q < P; ++q)
-      if (ls + q * WK < steps) load_step(kt, ls + q * WK, wv[q]);
+        for (int h = 0; h < 2; ++h)
+          cp_async_16(slot + (r * 2 + h) * 32 + lane, wrow[r][h] + (bytes ? (kk / BLOCK_K) * (TWO ? 2 : 1) : 0), bytes);
+    }
+    cp_async_commit();
   };
   auto tile_steps = [&](int64_t kt) {
     return static_cast<int>(imin64(KT, (Kp - kt + L::STEP_K - 1) / L::STEP_K * L::STEP_K)) / L::STEP_K;
   };
+#pragma unroll
+  for (int j = 0; j < kTcStages - 1; ++j) issue(j);
 
-  uint4 cur[P][RN][2];
-  load_group(0, wk, tile_steps(0), cur);
+  int64_t j = 0;  // the warp's next step to compute
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
     const int steps = tile_steps(kt0);
     const int kt_len = steps * L::STEP_K;
     const int64_t g0 = kt0 / p.group_size;  // first scale group of the tile (grouped)
-    if (kt0 > 0) {
-      __syncthreads();  // the previous tile is consumed
-      load_group(kt0, wk, steps, cur);
-    }
+    if (kt0 > 0) __syncthreads();  // the previous tile is consumed
     // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per thread-iteration.
     {
       const int quads_per_row = kt_len / 8;
@@ -287,100 +383,41 @@ tc_linear_kernel(const LinearParams p,
       }
     }
 
-    auto compute_step = [&](int ls, const uint4 (&cur)[RN][2]) {
-    const int win = ls * 4 + tig;  // this lane's window index in the tile
-    const int64_t kwin = kt0 + static_cast<int64_t>(win) * L::PW;
-
-#pragma unroll
-      for (int b = 0; b < L::BLOCKS; ++b) {
-        // Per block: the E / O merge (two-plane) and, grouped, the block's s and u.
-        uint32_t ew[RN][2], ow[RN][2], s2[RN][2], u2[RN][2];
-        float sf[RN][2], uf[RN][2];
+    auto compute_step = [&](int ls, const uint4 (&cw)[RN][2]) {
+      const int win = ls * 4 + tig;  // this lane's window index in the tile
+      float sb[RN][2][L::BLOCKS], ub[RN][2][L::BLOCKS];
+      if constexpr (GROUPED) {
+        const int64_t kwin = kt0 + static_cast<int64_t>(win) * L::PW;
 #pragma unroll
         for (int r = 0; r < RN; ++r)
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const uint32_t words[4] = {cur[r][h].x, cur[r][h].y, cur[r][h].z, cur[r][h].w};
-            if constexpr (TWO) {
-              const uint32_t lo = words[2 * b], hi = words[2 * b + 1];
-              ew[r][h] = (lo & 0x55555555u) | ((hi << 1) & 0xAAAAAAAAu);
-              ow[r][h] = ((lo >> 1) & 0x55555555u) | (hi & 0xAAAAAAAAu);
-            } else {
-              ew[r][h] = ow[r][h] = words[b];
-            }
-            if constexpr (GROUPED) {
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int b = 0; b < L::BLOCKS; ++b) {
               const int gl = static_cast<int>((kwin + b * BLOCK_K) / p.group_size - g0);
               const int rl = (wn * RN + r) * 16 + g + 8 * h;
-              const float s = ss[rl * GT + gl], u = su[rl * GT + gl];
-              s2[r][h] = splat<T>(s);
-              u2[r][h] = splat<T>(u);
-              sf[r][h] = s;
-              uf[r][h] = u;
+              sb[r][h][b] = ss[rl * GT + gl];
+              ub[r][h][b] = su[rl * GT + gl];
             }
-          }
-#pragma unroll
-        for (int s4 = 0; s4 < 4; ++s4) {
-          // B for two k-steps: pairs 16b + 4*s4 .. +3 of window `win`, one LDS.128 per activation tile.
-          uint4 bx[CM];
-#pragma unroll
-          for (int c = 0; c < CM; ++c) {
-            const int m = 8 * c + g;
-            bx[c] = m < rows ? *reinterpret_cast<const uint4*>(xs + m * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4))
-                             : make_uint4(0u, 0u, 0u, 0u);
-          }
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {  // k-step: pairs 2*s8 (even) and 2*s8 + 1 (odd) of block b
-            const int s8 = 2 * s4 + half;
-            const int sh = 14 - 2 * s8;
-#pragma unroll
-            for (int r = 0; r < RN; ++r) {
-              uint32_t a[4];
-              if constexpr (TWO) {
-                a[0] = unpack_pair<KIND, T>(ew[r][0], sh);  // row g,   pair 2*s8
-                a[1] = unpack_pair<KIND, T>(ew[r][1], sh);  // row g+8, pair 2*s8
-                a[2] = unpack_pair<KIND, T>(ow[r][0], sh);  // row g,   pair 2*s8+1
-                a[3] = unpack_pair<KIND, T>(ow[r][1], sh);  // row g+8, pair 2*s8+1
-              } else {
-                a[0] = unpack_pair<KIND, T>(ew[r][0], sh);
-                a[1] = unpack_pair<KIND, T>(ew[r][1], sh);
-                a[2] = unpack_pair<KIND, T>(ew[r][0], sh - 1);
-                a[3] = unpack_pair<KIND, T>(ew[r][1], sh - 1);
-              }
-              if constexpr (GROUPED) {
-                if (s_f32) {  // fp32 scales: fold in fp32, round once (as F.linear's dequantized weight)
-#pragma unroll
-                  for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[r][e & 1], uf[r][e & 1]);
-                } else {      // scales in x's dtype: one HFMA2 per two weights, rounded once
-#pragma unroll
-                  for (int e = 0; e < 4; ++e) a[e] = fma_pair<T>(a[e], s2[r][e & 1], u2[r][e & 1]);
-                }
-              }
-#pragma unroll
-              for (int c = 0; c < CM; ++c)
-                mma_16816(acc[r][c], a, half ? bx[c].z : bx[c].x, half ? bx[c].w : bx[c].y, T{});
-            }
-          }
-        }
       }
+      tc_window_mma<T, KIND, GROUPED, RN, CM>(acc, cw, xs, RS, rows, win, g, sb, ub, s_f32);
     };
 
-    for (int ls = wk; ls < steps; ls += P * WK) {
-      uint4 nxt[P][RN][2];
-      const bool more = ls + P * WK < steps;
-      if (more) load_group(kt0, ls + P * WK, steps, nxt);
+    for (int i = 0; i < C; ++i, ++j) {
+      cp_async_wait<kTcStages - 2>();  // step j has landed (this lane's copies)
+      issue(j + kTcStages - 1);
+      const int ls = wk + i * WK;
+      if (ls >= steps) continue;  // past the end of the last tile
+      const uint4* slot = ring + (j % kTcStages) * RN * 2 * 32;
+      uint4 cw[RN][2];
 #pragma unroll
-      for (int q = 0; q < P; ++q)
-        if (ls + q * WK < steps) compute_step(ls + q * WK, cur[q]);
-      if (more) {
+      for (int r = 0; r < RN; ++r)
 #pragma unroll
-        for (int q = 0; q < P; ++q)
-#pragma unroll
-          for (int r = 0; r < RN; ++r)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) cur[q][r][h] = nxt[q][r][h];
-      }
+        for (int h = 0; h < 2; ++h) cw[r][h] = slot[(r * 2 + h) * 32 + lane];
+      compute_step(ls, cw);
     }
   }
+  cp_async_wait<0>();
 
   // Reduce the K-split warps in shared memory, in a fixed order.
   float* red = reinterpret_cast<float*>(tc_smem + MT);  // reuses the x tile, keeps Xs
@@ -451,13 +488,19 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const bool grouped = GROUPED;
   auto n_tiles_for = [&](int wn) { return (p.N + wn * RN * 16 - 1) / (wn * RN * 16); };
   // Warps along N: fewer (and more CTAs, the other warps splitting K) until the
-  // grid has ~8 CTAs per SM, so that enough weight loads are in flight.
+  // grid has ~8 CTAs per SM at M <= 8.  With more rows of x, every CTA stages
+  // them once per K tile, so CTAs keep all 4 warps on N (64 RN rows) unless
+  // the grid would not cover the GPU twice.
   int WN = 4;
-  while (WN > 1 && n_tiles_for(WN) * m_tiles < 8 * num_sms) WN /= 2;
+  const int64_t min_ctas = (CM == 1 ? 8 : 2) * static_cast<int64_t>(num_sms);
+  while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
   // x tile (and staged scales): as many load steps as fit in the shared-memory budget.
   const int budget_words = kTcSmemBytes / 4 - MT;  // minus the row sums
   auto groups_in = [&](int kt) { return grouped ? static_cast<int>((kt + p.group_size - 1) / p.group_size) + 1 : 0; };
-  auto words_for = [&](int kt, int wn) { return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt); };
+  constexpr int ring_words = kTcWarps * kTcStages * RN * 2 * 32 * 4;  // cp.async ring of weights
+  auto words_for = [&](int kt, int wn) {
+    return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt) + ring_words;
+  };
   int kt_steps = 1;
   for (int pass = 0; pass < 2; ++pass) {
     kt_steps = 1;
@@ -494,9 +537,9 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
   const bool grouped = p.group_size < padded_k(p.K);
   return BITMM_BOOL_SWITCH(grouped, GROUPED, [&] {
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
-    if (p.M <= 16) return launch_tc_cfg<T, KIND, GROUPED, 1, 2>(p, num_sms, stream);
+    if (p.M <= 16) return launch_tc_cfg<T, KIND, GROUPED, 2, 2>(p, num_sms, stream);
     if (p.M <= 32) return launch_tc_cfg<T, KIND, GROUPED, 2, 4>(p, num_sms, stream);
-    return launch_tc_cfg<T, KIND, GROUPED, 1, 8>(p, num_sms, stream);
+    return launch_tc_cfg<T, KIND, GROUPED, 2, 8>(p, num_sms, stream);
   });
 }
 
