@@ -118,9 +118,11 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     lp.M = std::min(chunk, p.M - m0);
     lp.x = static_cast<const char*>(x2.data_ptr()) + m0 * p.K * x2.element_size();
     lp.y = static_cast<char*>(y.data_ptr()) + m0 * p.N * y.element_size();
-    const cudaError_t err = tc     ? cuda::launch_tc_linear(lp, num_sms(x.get_device()), stream)
-                            : fast ? cuda::launch_addsub_linear(lp, num_sms(x.get_device()), stream)
-                                   : cuda::launch_generic_linear(lp, stream);
+    cudaError_t err = tc ? cuda::launch_tc_linear(lp, num_sms(x.get_device()), stream) : cudaErrorNotSupported;
+    // (the tensor-core kernel declines shapes whose tiles do not fit in shared memory)
+    if (err == cudaErrorNotSupported) {
+      err = fast ? cuda::launch_addsub_linear(lp, num_sms(x.get_device()), stream) : cuda::launch_generic_linear(lp, stream);
+    }
     check_cuda(err, "linear", p);
   }
   return y.reshape(out_shape);

@@ -52,7 +52,8 @@ namespace cuda {
 
 constexpr int kTcWarps = 4;
 constexpr int kTcSmemBytes = 112 * 1024;  // upper bound of dynamic shared memory per CTA
-constexpr int kTcStages = 6;              // weight load steps in flight per warp (cp.async ring)
+// Weight load steps in flight per warp (cp.async ring): 6 KB per warp either way.
+template <int RN> constexpr int kTcStages = RN == 1 ? 6 : 3;
 
 template <typename T> struct TcTraits;
 template <> struct TcTraits<__half> {
@@ -206,9 +207,10 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[RN][CM][4], const uin
       uint4 bx[CM];
 #pragma unroll
       for (int c = 0; c < CM; ++c) {
-        const int m = 8 * c + g;
-        bx[c] = m < rows ? *reinterpret_cast<const uint4*>(xs + m * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4))
-                         : make_uint4(0u, 0u, 0u, 0u);
+        // Lanes of activation rows past M read the last real row instead of
+        // zeros: their output columns are never stored (no select needed).
+        const int m = min(8 * c + g, rows - 1);
+        bx[c] = *reinterpret_cast<const uint4*>(xs + m * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4));
       }
 #pragma unroll
       for (int half = 0; half < 2; ++half) {  // k-step: pairs 2*s8 (even) and 2*s8 + 1 (odd) of block b
@@ -272,6 +274,7 @@ tc_linear_kernel(const LinearParams p,
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
   const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
   const bool need_X = !GROUPED && p.offset != nullptr;
+  const int gsize = static_cast<int>(imin64(p.group_size, 1 << 30));  // 32-bit group math (grouped: G <= K)
 
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
   uint32_t* xs = tc_smem + MT;                     // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0)
@@ -304,27 +307,35 @@ tc_linear_kernel(const LinearParams p,
   const bool vec_x = (p.K % 8) == 0 && (reinterpret_cast<uintptr_t>(p.x) % 16) == 0;
 
   // Weight loads: each warp streams its load steps through a private ring of
-  // kTcStages shared-memory slots with cp.async, kTcStages - 1 steps ahead of
+  // kTcStages shared-memory slots with cp.async, kTcStages<RN> - 1 steps ahead of
   // the mma's; each lane reads back only the 16-byte pieces it copied itself
   // (no synchronisation).  The warp's steps are numbered j = tile * C + i
   // (step ls = wk + i * WK of tile `tile`), so prefetching runs across tiles.
-  uint4* ring = reinterpret_cast<uint4*>(su + NC * GT) + static_cast<size_t>(warp) * kTcStages * RN * 2 * 32;
+  uint4* ring = reinterpret_cast<uint4*>(su + NC * GT) + static_cast<size_t>(warp) * kTcStages<RN> * RN * 2 * 32;
   const int tile_steps_full = KT / L::STEP_K;
   const int C = wk < tile_steps_full ? (tile_steps_full - wk + WK - 1) / WK : 0;  // steps per full tile
   const int64_t n_tiles_k = (Kp + KT - 1) / KT;
-  const int64_t total_j = C * n_tiles_k;
-  auto issue = [&](int64_t j) {  // copies step j into its slot; always commits one group
-    if (j < total_j) {
-      const int64_t tile = j / C;
-      const int ls = wk + static_cast<int>(j % C) * WK;
-      const int64_t kk = tile * KT + static_cast<int64_t>(ls) * L::STEP_K + tig * L::PW;  // lane window start
-      const int bytes = kk < Kp ? 16 : 0;  // zeros past the row: x is 0 there too
-      uint4* slot = ring + (j % kTcStages) * RN * 2 * 32;
+  const int64_t total_j = C * n_tiles_k;  // < 2^31 (K / 256 steps)
+  // Issue position (all 32-bit: K < 2^31): step index within the tile and slot.
+  int iss_i = 0, iss_slot = 0, iss_left = static_cast<int>(total_j);
+  int iss_k = wk * L::STEP_K + tig * L::PW;  // lane window start of the next step to issue
+  const int k_tile_adv = KT - C * WK * L::STEP_K;  // from past a tile's last step to the next tile's first
+  auto issue = [&]() {  // copies the next step into its slot; always commits one group
+    if (iss_left > 0) {
+      const int bytes = iss_k < Kp ? 16 : 0;  // zeros past the row: x is 0 there too
+      uint4* slot = ring + iss_slot * RN * 2 * 32;
+      const int word = bytes ? (iss_k / BLOCK_K) * (TWO ? 2 : 1) : 0;
 #pragma unroll
       for (int r = 0; r < RN; ++r)
 #pragma unroll
-        for (int h = 0; h < 2; ++h)
-          cp_async_16(slot + (r * 2 + h) * 32 + lane, wrow[r][h] + (bytes ? (kk / BLOCK_K) * (TWO ? 2 : 1) : 0), bytes);
+        for (int h = 0; h < 2; ++h) cp_async_16(slot + (r * 2 + h) * 32 + lane, wrow[r][h] + word, bytes);
+      --iss_left;
+      iss_slot = iss_slot == kTcStages<RN> - 1 ? 0 : iss_slot + 1;
+      iss_k += WK * L::STEP_K;
+      if (++iss_i == C) {
+        iss_i = 0;
+        iss_k += k_tile_adv;
+      }
     }
     cp_async_commit();
   };
@@ -332,9 +343,8 @@ tc_linear_kernel(const LinearParams p,
     return static_cast<int>(imin64(KT, (Kp - kt + L::STEP_K - 1) / L::STEP_K * L::STEP_K)) / L::STEP_K;
   };
 #pragma unroll
-  for (int j = 0; j < kTcStages - 1; ++j) issue(j);
-
-  int64_t j = 0;  // the warp's next step to compute
+  for (int j = 0; j < kTcStages<RN> - 1; ++j) issue();
+  int slot_c = 0;  // ring slot of the next step to compute
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
     const int steps = tile_steps(kt0);
     const int kt_len = steps * L::STEP_K;
@@ -394,7 +404,7 @@ tc_linear_kernel(const LinearParams p,
           for (int h = 0; h < 2; ++h)
 #pragma unroll
             for (int b = 0; b < L::BLOCKS; ++b) {
-              const int gl = static_cast<int>((kwin + b * BLOCK_K) / p.group_size - g0);
+              const int gl = static_cast<int>((static_cast<int>(kwin) + b * BLOCK_K) / gsize - g0);
               const int rl = (wn * RN + r) * 16 + g + 8 * h;
               sb[r][h][b] = ss[rl * GT + gl];
               ub[r][h][b] = su[rl * GT + gl];
@@ -403,12 +413,13 @@ tc_linear_kernel(const LinearParams p,
       tc_window_mma<T, KIND, GROUPED, RN, CM>(acc, cw, xs, RS, rows, win, g, sb, ub, s_f32);
     };
 
-    for (int i = 0; i < C; ++i, ++j) {
-      cp_async_wait<kTcStages - 2>();  // step j has landed (this lane's copies)
-      issue(j + kTcStages - 1);
+    for (int i = 0; i < C; ++i) {
+      cp_async_wait<kTcStages<RN> - 2>();  // this step has landed (this lane's copies)
+      issue();
+      const uint4* slot = ring + slot_c * RN * 2 * 32;
+      slot_c = slot_c == kTcStages<RN> - 1 ? 0 : slot_c + 1;
       const int ls = wk + i * WK;
       if (ls >= steps) continue;  // past the end of the last tile
-      const uint4* slot = ring + (j % kTcStages) * RN * 2 * 32;
       uint4 cw[RN][2];
 #pragma unroll
       for (int r = 0; r < RN; ++r)
@@ -495,9 +506,19 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int64_t min_ctas = (CM == 1 ? 8 : 2) * static_cast<int64_t>(num_sms);
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
   // x tile (and staged scales): as many load steps as fit in the shared-memory budget.
-  const int budget_words = kTcSmemBytes / 4 - MT;  // minus the row sums
+  // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
+  static int optin[kMaxTcDevices] = {0};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev >= kMaxTcDevices) return cudaErrorInvalidDevice;
+  if (optin[dev] == 0) {
+    int v = 0;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return cudaErrorInvalidDevice;
+    optin[dev] = v;
+  }
+  const int smem_limit = std::min(kTcSmemBytes, optin[dev]);
+  const int budget_words = smem_limit / 4 - MT;  // minus the row sums
   auto groups_in = [&](int kt) { return grouped ? static_cast<int>((kt + p.group_size - 1) / p.group_size) + 1 : 0; };
-  constexpr int ring_words = kTcWarps * kTcStages * RN * 2 * 32 * 4;  // cp.async ring of weights
+  constexpr int ring_words = kTcWarps * kTcStages<RN> * RN * 2 * 32 * 4;  // cp.async ring of weights
   auto words_for = [&](int kt, int wn) {
     return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt) + ring_words;
   };
@@ -514,7 +535,8 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int WK = kTcWarps / WN;
   const size_t red_bytes = WK > 1 ? sizeof(float) * (WK - 1) * WN * RN * CM * 4 * 32 : 0;
   const size_t smem = sizeof(uint32_t) * MT + std::max(sizeof(uint32_t) * words_for(KT, WN), red_bytes);
-  if (smem > static_cast<size_t>(kTcSmemBytes)) return cudaErrorInvalidConfiguration;  // group size too small for a tile
+  // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
+  if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
   auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
   static std::once_flag raised[kMaxTcDevices];
   int device = 0;
@@ -522,7 +544,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   if (err != cudaSuccess) return err;
   if (device >= kMaxTcDevices) return cudaErrorInvalidDevice;
   std::call_once(raised[device], [&] {
-    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kTcSmemBytes);
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_limit);
   });
   if (err != cudaSuccess) return err;
   const int64_t n_tiles = n_tiles_for(WN);
