@@ -269,7 +269,6 @@ tc_linear_kernel(const LinearParams p,
   const int wn = warp % WN, wk = warp / WN;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * MT;
   const int rows = static_cast<int>(imin64(MT, p.M - m0));  // staged activation rows
-  const int64_t n_cta = static_cast<int64_t>(blockIdx.y) * WN * RN * 16;
   const int64_t Kp = padded_k(p.K);
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
   const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
@@ -282,26 +281,9 @@ tc_linear_kernel(const LinearParams p,
   float* ss = reinterpret_cast<float*>(xs + rows * RS);  // [NC][GT] staged scales (grouped)
   float* su = ss + NC * GT;                              // [NC][GT] staged offsets (grouped)
   if (need_X && threadIdx.x < MT) Xs[threadIdx.x] = 0.f;
-
-  // Weight rows of this lane: tile r, half h (row g or g + 8); rows past N
-  // repeat row N-1 (valid memory) and are not stored.
-  const uint32_t* wrow[RN][2];
-  int64_t nrow[RN][2];
-#pragma unroll
-  for (int r = 0; r < RN; ++r)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      nrow[r][h] = imin64(n_cta + (wn * RN + r) * 16 + g + 8 * h, p.N - 1);
-      wrow[r][h] = p.w + nrow[r][h] * p.wpr;
-    }
-
-  float acc[RN][CM][4];
-#pragma unroll
-  for (int r = 0; r < RN; ++r)
-#pragma unroll
-    for (int c = 0; c < CM; ++c)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[r][c][e] = 0.f;
+  // CTAs walk row tiles nt = blockIdx.y, + gridDim.y, ... (persistent when x
+  // fits in one K tile: staged once, then only weights stream).
+  const int64_t n_tiles = (p.N + NC - 1) / NC;
 
   const T* x = static_cast<const T*>(p.x);
   const bool vec_x = (p.K % 8) == 0 && (reinterpret_cast<uintptr_t>(p.x) % 16) == 0;
@@ -312,12 +294,24 @@ tc_linear_kernel(const LinearParams p,
   // (no synchronisation).  The warp's steps are numbered j = tile * C + i
   // (step ls = wk + i * WK of tile `tile`), so prefetching runs across tiles.
   uint4* ring = reinterpret_cast<uint4*>(su + NC * GT) + static_cast<size_t>(warp) * kTcStages<RN> * RN * 2 * 32;
+  float* red = reinterpret_cast<float*>(ring + kTcWarps * kTcStages<RN> * RN * 2 * 32);  // K-split reduction
   const int tile_steps_full = KT / L::STEP_K;
   const int C = wk < tile_steps_full ? (tile_steps_full - wk + WK - 1) / WK : 0;  // steps per full tile
   const int64_t n_tiles_k = (Kp + KT - 1) / KT;
-  const int64_t total_j = C * n_tiles_k;  // < 2^31 (K / 256 steps)
+  const int64_t my_n_tiles = blockIdx.y < n_tiles ? (n_tiles - 1 - blockIdx.y) / gridDim.y + 1 : 0;
   // Issue position (all 32-bit: K < 2^31): step index within the tile and slot.
-  int iss_i = 0, iss_slot = 0, iss_left = static_cast<int>(total_j);
+  int iss_i = 0, iss_slot = 0;
+  int64_t iss_left = my_n_tiles * n_tiles_k * C, iss_nt = blockIdx.y;
+  // Weight rows of this lane for the tile being issued: tile r, half h (row g
+  // or g + 8); rows past N repeat row N-1 (valid memory) and are not stored.
+  const uint32_t* wrow[RN][2];
+  auto set_rows = [&](int64_t nt) {
+#pragma unroll
+    for (int r = 0; r < RN; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) wrow[r][h] = p.w + imin64(nt * NC + (wn * RN + r) * 16 + g + 8 * h, p.N - 1) * p.wpr;
+  };
+  set_rows(iss_nt);
   int iss_k = wk * L::STEP_K + tig * L::PW;  // lane window start of the next step to issue
   const int k_tile_adv = KT - C * WK * L::STEP_K;  // from past a tile's last step to the next tile's first
   auto issue = [&]() {  // copies the next step into its slot; always commits one group
@@ -335,6 +329,11 @@ tc_linear_kernel(const LinearParams p,
       if (++iss_i == C) {
         iss_i = 0;
         iss_k += k_tile_adv;
+        if (iss_k >= n_tiles_k * KT) {  // next row tile of this CTA
+          iss_k = wk * L::STEP_K + tig * L::PW;
+          iss_nt += gridDim.y;
+          set_rows(iss_nt);
+        }
       }
     }
     cp_async_commit();
@@ -345,13 +344,23 @@ tc_linear_kernel(const LinearParams p,
 #pragma unroll
   for (int j = 0; j < kTcStages<RN> - 1; ++j) issue();
   int slot_c = 0;  // ring slot of the next step to compute
+  for (int64_t nt = blockIdx.y; nt < n_tiles; nt += gridDim.y) {
+  const int64_t n_cta = nt * NC;
+  float acc[RN][CM][4];
+#pragma unroll
+  for (int r = 0; r < RN; ++r)
+#pragma unroll
+    for (int c = 0; c < CM; ++c)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[r][c][e] = 0.f;
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
     const int steps = tile_steps(kt0);
     const int kt_len = steps * L::STEP_K;
     const int64_t g0 = kt0 / p.group_size;  // first scale group of the tile (grouped)
+    const bool stage_x = n_tiles_k > 1 || nt == blockIdx.y;  // one K tile: x stays for all row tiles
     if (kt0 > 0) __syncthreads();  // the previous tile is consumed
     // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per thread-iteration.
-    {
+    if (stage_x) {
       const int quads_per_row = kt_len / 8;
       for (int v = threadIdx.x; v < rows * quads_per_row; v += blockDim.x) {
         const int m = v / quads_per_row, q = v % quads_per_row;
@@ -379,7 +388,7 @@ tc_linear_kernel(const LinearParams p,
       }
     }
     __syncthreads();
-    if (need_X) {
+    if (need_X && stage_x) {
       // Row sums of x in a fixed order (deterministic): warp w owns rows w, w+4, ...
       for (int m = warp; m < rows; m += kTcWarps) {
         float sum = 0.f;
@@ -428,10 +437,7 @@ tc_linear_kernel(const LinearParams p,
       compute_step(ls, cw);
     }
   }
-  cp_async_wait<0>();
-
   // Reduce the K-split warps in shared memory, in a fixed order.
-  float* red = reinterpret_cast<float*>(tc_smem + MT);  // reuses the x tile, keeps Xs
   constexpr int PER_WARP = RN * CM * 4 * 32;
   __syncthreads();
   if (WK > 1) {
@@ -456,7 +462,7 @@ tc_linear_kernel(const LinearParams p,
       }
     }
   }
-  if (wk != 0) return;
+  if (wk == 0) {
 
   // Epilogue: per row scaling (per tensor / channel), offset * X, bias; store.
   T* y = static_cast<T*>(p.y);
@@ -484,6 +490,9 @@ tc_linear_kernel(const LinearParams p,
           y[(m0 + ml) * p.N + n] = from_float<T>(v + bias);
         }
     }
+  }  // wk == 0: epilogue
+  }  // row tiles
+  cp_async_wait<0>();
 }
 
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
@@ -507,20 +516,24 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
   // x tile (and staged scales): as many load steps as fit in the shared-memory budget.
   // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
-  static int optin[kMaxTcDevices] = {0};
+  static int optin[kMaxTcDevices] = {0}, smem_per_sm[kMaxTcDevices] = {0};
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev >= kMaxTcDevices) return cudaErrorInvalidDevice;
   if (optin[dev] == 0) {
-    int v = 0;
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return cudaErrorInvalidDevice;
+    int v = 0, w = 0;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&w, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess)
+      return cudaErrorInvalidDevice;
+    smem_per_sm[dev] = w;
     optin[dev] = v;
   }
   const int smem_limit = std::min(kTcSmemBytes, optin[dev]);
   const int budget_words = smem_limit / 4 - MT;  // minus the row sums
   auto groups_in = [&](int kt) { return grouped ? static_cast<int>((kt + p.group_size - 1) / p.group_size) + 1 : 0; };
   constexpr int ring_words = kTcWarps * kTcStages<RN> * RN * 2 * 32 * 4;  // cp.async ring of weights
-  auto words_for = [&](int kt, int wn) {
-    return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt) + ring_words;
+  auto words_for = [&](int kt, int wn) {  // x tile, staged s / u, weight ring, K-split reduction
+    return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt) + ring_words +
+           (kTcWarps / wn - 1) * wn * RN * CM * 4 * 32;
   };
   int kt_steps = 1;
   for (int pass = 0; pass < 2; ++pass) {
@@ -532,9 +545,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   }
   const int KT = kt_steps * L::STEP_K;
   const int GT = groups_in(KT);
-  const int WK = kTcWarps / WN;
-  const size_t red_bytes = WK > 1 ? sizeof(float) * (WK - 1) * WN * RN * CM * 4 * 32 : 0;
-  const size_t smem = sizeof(uint32_t) * MT + std::max(sizeof(uint32_t) * words_for(KT, WN), red_bytes);
+  const size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
   auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
@@ -548,8 +559,23 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   });
   if (err != cudaSuccess) return err;
   const int64_t n_tiles = n_tiles_for(WN);
-  if (n_tiles > 65535) return cudaErrorInvalidConfiguration;  // caller splits N beyond 16 M rows (never hit: N < 2^20)
-  dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles));
+  int64_t grid_y = n_tiles;
+  if (KT >= Kp) {
+    // x fits in one K tile: persistent CTAs (as many as are resident), x staged once each.
+    static int regs[kMaxTcDevices] = {0};
+    if (regs[dev] == 0) {
+      cudaFuncAttributes fa{};
+      if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess) return cudaErrorInvalidDevice;
+      regs[dev] = fa.numRegs > 0 ? fa.numRegs : 64;
+    }
+    const int by_regs = 65536 / (((regs[dev] * 32 + 255) / 256 * 256) * kTcWarps);
+    const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
+    const int per_sm = std::max(1, std::min({by_regs, by_smem, 16}));
+    grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
+  } else if (n_tiles > 65535) {
+    return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
+  }
+  dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
   kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, GT);
   return cudaGetLastError();
 }
