@@ -293,8 +293,9 @@ tc_linear_kernel(const LinearParams p,
   // the mma's; each lane reads back only the 16-byte pieces it copied itself
   // (no synchronisation).  The warp's steps are numbered j = tile * C + i
   // (step ls = wk + i * WK of tile `tile`), so prefetching runs across tiles.
-  uint4* ring = reinterpret_cast<uint4*>(su + NC * GT) + static_cast<size_t>(warp) * kTcStages<RN> * RN * 2 * 32;
-  float* red = reinterpret_cast<float*>(ring + kTcWarps * kTcStages<RN> * RN * 2 * 32);  // K-split reduction
+  uint4* const ring0 = reinterpret_cast<uint4*>(su + NC * GT);                       // all warps' rings
+  uint4* const ring = ring0 + static_cast<size_t>(warp) * kTcStages<RN> * RN * 2 * 32;  // this warp's
+  float* const red = reinterpret_cast<float*>(ring0 + kTcWarps * kTcStages<RN> * RN * 2 * 32);  // K-split reduction
   const int tile_steps_full = KT / L::STEP_K;
   const int C = wk < tile_steps_full ? (tile_steps_full - wk + WK - 1) / WK : 0;  // steps per full tile
   const int64_t n_tiles_k = (Kp + KT - 1) / KT;
