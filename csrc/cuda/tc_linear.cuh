@@ -169,11 +169,11 @@ template <int KIND> struct TcLayout {
 // mma's: unpack per block, fold the group scaling (grouped), multiply with the
 // staged x of window `win`.  sb / ub: per (row, block) scale (already / 2 for
 // binary and ternary) and offset, used when GROUPED.
-template <typename T, int KIND, bool GROUPED, int RN, int CM>
+template <typename T, int KIND, bool GROUPED, int RN, int CM, bool S_F32 /* fp32 scales: fold in fp32 */>
 __device__ __forceinline__ void tc_window_mma(float (&acc)[RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
                                               const int RS, const int rows, const int win, const int g,
                                               const float (&sb)[RN][2][TcLayout<KIND>::BLOCKS],
-                                              const float (&ub)[RN][2][TcLayout<KIND>::BLOCKS], const bool s_f32) {
+                                              const float (&ub)[RN][2][TcLayout<KIND>::BLOCKS]) {
   using L = TcLayout<KIND>;
   constexpr bool TWO = KIND != 1;
 #pragma unroll
@@ -231,7 +231,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[RN][CM][4], const uin
             a[3] = unpack_pair<KIND, T>(ew[r][1], sh - 1);
           }
           if constexpr (GROUPED) {
-            if (s_f32) {  // fp32 scales: fold in fp32, round once (as F.linear's dequantized weight)
+            if constexpr (S_F32) {  // fp32 scales: fold in fp32, round once (as F.linear's dequantized weight)
 #pragma unroll
               for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[r][e & 1], uf[r][e & 1]);
             } else {      // scales in x's dtype: one HFMA2 per two weights, rounded once
@@ -273,7 +273,9 @@ tc_linear_kernel(const LinearParams p,
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
   const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
   const bool need_X = !GROUPED && p.offset != nullptr;
-  const int gsize = static_cast<int>(imin64(p.group_size, 1 << 30));  // 32-bit group math (grouped: G <= K)
+  // Group of a 32-weight block: kb / gblocks, a shift when the group size is a power of two.
+  const int gblocks = static_cast<int>(imin64(p.group_size, 1 << 30)) / BLOCK_K;
+  const int gshift = (gblocks & (gblocks - 1)) == 0 ? __ffs(gblocks) - 1 : -1;
 
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
   uint32_t* xs = tc_smem + MT;                     // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0)
@@ -414,13 +416,16 @@ tc_linear_kernel(const LinearParams p,
           for (int h = 0; h < 2; ++h)
 #pragma unroll
             for (int b = 0; b < L::BLOCKS; ++b) {
-              const int gl = static_cast<int>((static_cast<int>(kwin) + b * BLOCK_K) / gsize - g0);
+              const int kb = (static_cast<int>(kwin) >> 5) + b;  // block index in the row
+              const int gl = (gshift >= 0 ? (kb >> gshift) : kb / gblocks) - static_cast<int>(g0);
               const int rl = (wn * RN + r) * 16 + g + 8 * h;
               sb[r][h][b] = ss[rl * GT + gl];
               ub[r][h][b] = su[rl * GT + gl];
             }
       }
-      tc_window_mma<T, KIND, GROUPED, RN, CM>(acc, cw, xs, RS, rows, win, g, sb, ub, s_f32);
+      // The scale dtype branch is taken per window, not per k-step.
+      if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, RN, CM, true>(acc, cw, xs, RS, rows, win, g, sb, ub);
+      else tc_window_mma<T, KIND, GROUPED, RN, CM, false>(acc, cw, xs, RS, rows, win, g, sb, ub);
     };
 
     for (int i = 0; i < C; ++i) {
