@@ -2,7 +2,8 @@
 
     bitmm.set_backend("addsub")        # multiplication-free add/subtract kernels at every M
     bitmm.set_backend("tensorcore")    # tensor-core kernels wherever they apply (fp16 / bf16 x)
-    bitmm.set_backend("auto")          # default: the faster one for M, shape and dtype (README)
+    bitmm.set_backend("dense")         # dequantize weight slices to x's dtype, then cuBLAS
+    bitmm.set_backend("auto")          # default: the fastest for M, shape and dtype (README)
     with bitmm.use_backend("addsub"):  # scoped; restores the previous setting
         y = layer(x)
 
@@ -19,7 +20,7 @@ import torch
 
 from . import _C  # noqa: F401  (registers torch.ops.bitmm)
 
-BACKENDS = {"auto": 0, "addsub": 1, "tensorcore": 2}
+BACKENDS = {"auto": 0, "addsub": 1, "tensorcore": 2, "dense": 3}
 _NAMES = {v: k for k, v in BACKENDS.items()}
 
 

@@ -10,6 +10,7 @@ enum class Backend : int64_t {
   kAuto = 0,        // pick by M, shape and dtype (rule in cuda/linear_cuda.cpp, README)
   kAddsub = 1,      // multiplication-free add/subtract kernels at every M
   kTensorCore = 2,  // tensor-core (mma) kernels wherever they apply (fp16 / bf16 x)
+  kDense = 3,       // dequantize weight slices to x's dtype, then cuBLAS (large M)
 };
 
 inline std::atomic<int64_t>& backend_setting() {

@@ -13,7 +13,7 @@ from conftest import DEVICES
 from helpers import KINDS, PACKERS, assert_close_to_reference, make_problem, poison_cuda_allocator, random_values
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
-BACKENDS = ["addsub", "tensorcore", "auto"]
+BACKENDS = ["addsub", "tensorcore", "dense", "auto"]
 
 
 def test_backend_switch_round_trip():
@@ -29,6 +29,8 @@ def test_backend_switch_round_trip():
         bitmm.set_backend("fast")
     with pytest.raises(ValueError, match="mode must be 0"):
         torch.ops.bitmm._set_backend(5)
+    with bitmm.use_backend("dense"):
+        assert bitmm.get_backend() == "dense"
     assert bitmm.get_backend() == "auto"
 
 
@@ -47,7 +49,7 @@ MODES = [("tensor", None), ("channel", None), ("group", 32), ("group", 64)]
 
 
 @cuda_only
-@pytest.mark.parametrize("backend", ["addsub", "tensorcore"])
+@pytest.mark.parametrize("backend", ["addsub", "tensorcore", "dense"])
 @pytest.mark.parametrize("M", TC_M)
 @pytest.mark.parametrize("K,N", TC_KN)
 @pytest.mark.parametrize("mode,G", MODES)
@@ -125,6 +127,25 @@ def test_tensorcore_deterministic_and_graph_capturable(kind):
         g.replay()
         torch.cuda.synchronize()
         assert torch.equal(yg, y0)
+
+
+@cuda_only
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_dense_path_forward_and_grad_x(kind, dtype):
+    # auto picks the dense path at large M (fp32 from M = 32): forward, several
+    # dequantized slices (N * K * bytes > 32 MB), and grad_x.
+    from bitmm import reference
+    from helpers import rel_err
+    for M, K, N, mode, G in ((40, 300, 37, "channel", None), (160, 1024, 70, "group", 64), (130, 4096, 4500, "tensor", None)):
+        x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda")
+        poison_cuda_allocator()
+        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+        g = torch.randn(M, N, device="cuda", dtype=dtype)
+        want = reference.linear_grad_x(kind, g.cpu().double(), packed.cpu(), s.cpu().double(), u.cpu().double(), K)
+        got = bitmm.linear_grad_x(g, packed, s, u, kind, K)
+        assert got.dtype == dtype and got.shape == (M, K)
+        assert rel_err(got, want) < {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype]
 
 
 @cuda_only

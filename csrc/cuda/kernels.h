@@ -39,6 +39,9 @@ cudaError_t launch_generic_linear(const LinearParams& p, cudaStream_t stream);
 // bitwise reproducible run to run (no order-dependent atomics).
 cudaError_t launch_grad_x(const GradXParams& p, float* accum, int num_sms, bool deterministic, cudaStream_t stream);
 cudaError_t launch_generic_grad_x(const GradXParams& p, cudaStream_t stream);  // writes p.y directly
+// Dense W = v * scale + offset (x's dtype) of rows [n0, n0 + nn) into `out` (nn, K) contiguous;
+// cudaErrorNotSupported for float64 or groups that are not a multiple of 32.
+cudaError_t launch_dequant(const LinearParams& p, void* out, int64_t n0, int64_t nn, cudaStream_t stream);
 cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_planes, int zero_code,
                         uint32_t* out, int64_t wpr, cudaStream_t stream);
 cudaError_t launch_unpack(const uint32_t* packed, int64_t N, int64_t K, int two_planes, int64_t wpr,

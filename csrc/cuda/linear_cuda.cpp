@@ -80,15 +80,55 @@ constexpr int64_t kMaxRowsPerLaunch = 65535;  // grid.y / grid.z limit
 // Auto dispatch between the add/subtract kernels and the tensor-core kernels:
 // a fixed rule from H100 measurements (bench/NOTES.md), no autotuning.
 // The tensor-core kernel takes over from this many rows of x.
-constexpr int64_t kTensorCoreMinM = 2;
+constexpr int64_t kTensorCoreMinM = 1;
 
 bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
   if (!cuda::tc_supports(lp)) return false;
   switch (current_backend()) {
-    case Backend::kAddsub: return false;
     case Backend::kTensorCore: return true;
-    default: return M >= kTensorCoreMinM;
+    case Backend::kAuto:
+      // Measured (bench/results/h100.json): per tensor / channel scales, the
+      // tensor-core kernel wins from M = 1; group-wise, the add/subtract kernel
+      // wins at M = 1 and they tie around M = 4.
+      return M >= (lp.group_size < padded_k(lp.K) ? 4 : kTensorCoreMinM);
+    default: return false;
   }
+}
+
+// Large M: dequantize slices of W to x's dtype and let cuBLAS multiply (the
+// product is compute-bound there, and cuBLAS's Hopper kernels beat ours).
+constexpr int64_t kDenseMinM = 128;          // fp16 / bf16 (H100: TC kernel 0.27x of fp16 at M = 256)
+constexpr int64_t kDenseMinMFloat = 32;      // fp32 x: the add/subtract kernel's cost grows with M
+constexpr int64_t kDenseSliceBytes = 32 << 20;  // dequantized rows per cuBLAS call: L2-sized
+
+bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt) {
+  if (xt == at::kDouble || lp.group_size % BLOCK_K != 0) return false;
+  switch (current_backend()) {
+    case Backend::kDense: return true;
+    case Backend::kAuto: return M >= (xt == at::kFloat ? kDenseMinMFloat : kDenseMinM);
+    default: return false;
+  }
+}
+
+// y (M, N) = x2 @ W^T + bias through dequantized slices of W.
+at::Tensor dense_linear(const cuda::LinearParams& lp, const LinearProblem& p, const at::Tensor& x2,
+                        const at::Tensor& bias, cudaStream_t stream) {
+  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(p.N, kDenseSliceBytes / (p.K * x2.element_size())));
+  at::Tensor w = at::empty({std::min(rows, p.N), p.K}, x2.options());
+  at::Tensor b = bias.defined() ? bias.to(x2.scalar_type()) : at::Tensor();
+  if (rows >= p.N) {
+    check_cuda(cuda::launch_dequant(lp, w.data_ptr(), 0, p.N, stream), "dequantize", p);
+    return b.defined() ? at::addmm(b, x2, w.t()) : at::mm(x2, w.t());
+  }
+  at::Tensor y = at::empty({p.M, p.N}, x2.options());
+  for (int64_t n0 = 0; n0 < p.N; n0 += rows) {
+    const int64_t nn = std::min(rows, p.N - n0);
+    at::Tensor ws = w.narrow(0, 0, nn);
+    check_cuda(cuda::launch_dequant(lp, ws.data_ptr(), n0, nn, stream), "dequantize", p);
+    at::Tensor ys = b.defined() ? at::addmm(b.narrow(0, n0, nn), x2, ws.t()) : at::mm(x2, ws.t());
+    y.narrow(1, n0, nn).copy_(ys);
+  }
+  return y;
 }
 
 at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
@@ -111,6 +151,9 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   lp.x_dtype = dtype_of(x.scalar_type());
   fill_scale_fields(lp, p, ps);
   const bool fast = x.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+  if (fast && use_dense(lp, p.M, x.scalar_type())) {
+    return dense_linear(lp, p, x2, ps.bias, at::cuda::getCurrentCUDAStream()).reshape(out_shape);
+  }
   const bool tc = fast && use_tensor_core(lp, p.M);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const int64_t chunk = fast && !tc ? kMaxRowsPerLaunch : p.M;  // the generic kernel has a 1-D grid
@@ -148,6 +191,13 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   fill_scale_fields(lp, p, ps);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const bool fast = grad_y.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+  if (fast && use_dense(lp, p.M, grad_y.scalar_type()) &&
+      p.N * K * static_cast<int64_t>(grad_y.element_size()) <= (int64_t{1} << 30)) {
+    // Large M (training): grad_x = grad_y @ W with W dequantized once (one cuBLAS call).
+    at::Tensor w = at::empty({p.N, K}, grad_y.options());
+    check_cuda(cuda::launch_dequant(lp, w.data_ptr(), 0, p.N, stream), "dequantize", p);
+    return at::mm(g2, w).reshape(out_shape);
+  }
   at::Tensor out = at::empty({p.M, K}, grad_y.options());
   // The fast kernel accumulates with atomics into fp32 (the output itself when it is fp32).
   at::Tensor accum;

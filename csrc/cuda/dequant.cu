@@ -1,0 +1,53 @@
+// Dense dequantization for the large-M path: W = v * s + u in x's dtype,
+// computed in fp32 and rounded once (as F.linear on a dequantized weight), for
+// rows [n0, n0 + nn) into a contiguous (nn, K) buffer that cuBLAS then
+// multiplies.  At large M the product is compute-bound and this pass (one
+// write of the slice, kept small enough to stay in L2) is a few percent of it;
+// see linear_cuda.cpp for when it is used.
+#include "common.cuh"
+
+namespace bitmm {
+namespace cuda {
+
+template <typename T, typename S>
+__global__ void dequant_kernel(const LinearParams p, T* out, const int64_t n0, const int64_t nn) {
+  // one thread per (row, 32-weight block): reads 1 or 2 words, writes 32 values
+  const int64_t blocks = (p.K + BLOCK_K - 1) / BLOCK_K;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= nn * blocks) return;
+  const int64_t nl = idx / blocks, b = idx % blocks, n = n0 + nl;
+  const uint32_t* row = p.w + n * p.wpr;
+  const uint32_t lo = p.two_planes ? row[2 * b] : row[b];
+  const uint32_t hi = p.two_planes ? row[2 * b + 1] : 0u;
+  const S* scale = static_cast<const S*>(p.scale);
+  const S* offset = static_cast<const S*>(p.offset);
+  const int64_t k0 = b * BLOCK_K;
+  const int64_t g = k0 / p.group_size;  // group_size % 32 == 0 here: a block is in one group
+  const float s = to_float<S>(scale[n * p.s_sn + g * p.s_sg]);
+  const float u = offset ? to_float<S>(offset[n * p.u_sn + g * p.u_sg]) : 0.f;
+  T* dst = out + nl * p.K + k0;
+#pragma unroll
+  for (int j = 0; j < BLOCK_K; ++j) {
+    if (k0 + j >= p.K) break;
+    const int bit = bit_of_offset(j);
+    const int l = (lo >> bit) & 1u, h = (hi >> bit) & 1u;
+    const float v = p.two_planes ? static_cast<float>(2 * h + l - 1) : static_cast<float>(l);
+    dst[j] = from_float<T>(fmaf(v, s, u));
+  }
+}
+
+cudaError_t launch_dequant(const LinearParams& p, void* out, int64_t n0, int64_t nn, cudaStream_t stream) {
+  if (nn <= 0) return cudaSuccess;
+  if (p.group_size % BLOCK_K != 0 || p.x_dtype == DType::kDouble) return cudaErrorNotSupported;
+  const int64_t total = nn * ((p.K + BLOCK_K - 1) / BLOCK_K);
+  const int threads = 256;
+  const int64_t grid = (total + threads - 1) / threads;
+  BITMM_X_DTYPE_SWITCH(p.x_dtype, T, [&] {
+    if (p.s_dtype == DType::kFloat) dequant_kernel<T, float><<<grid, threads, 0, stream>>>(p, static_cast<T*>(out), n0, nn);
+    else dequant_kernel<T, T><<<grid, threads, 0, stream>>>(p, static_cast<T*>(out), n0, nn);
+  });
+  return cudaGetLastError();
+}
+
+}  // namespace cuda
+}  // namespace bitmm
