@@ -1,6 +1,10 @@
 #include "checks.h"
 
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <atomic>
 
 namespace bitmm {
 
@@ -16,6 +20,71 @@ static bool is_float_dtype(at::ScalarType t) {
 
 static std::string shape_str(const at::Tensor& t) { return msg(t.sizes()); }
 
+// Non-finite scale / offset values (policy: README, "Determinism").  On CPU they
+// are rejected: one pass over the values, small next to the packed weights.
+// On CUDA they are not looked at (that would need a host sync, and the ops stay
+// CUDA-graph capturable); there a NaN / Inf propagates to the outputs that use
+// it (scale[n] or offset[n] -> column n of y).  Bias is an ordinary addend and
+// is not checked on any device, as in F.linear.
+namespace {
+
+// A float is NaN or +-Inf exactly when all its exponent bits are set: test the
+// bit pattern (U: the unsigned type of the float's width).
+template <typename U>
+struct FloatBits {
+  U exp_mask;
+  bool non_finite(U v) const { return (v & exp_mask) == exp_mask; }
+  bool is_nan(U v) const { return (v & static_cast<U>(~(U(1) << (8 * sizeof(U) - 1)))) > exp_mask; }
+  bool negative(U v) const { return (v >> (8 * sizeof(U) - 1)) != 0; }
+};
+
+// Scans the (rows, cols) values base[r * s0 + c * s1]; throws naming the first
+// non-finite one.
+template <typename U>
+void check_finite_bits(const char* op, const char* what, const at::Tensor& t, FloatBits<U> fb) {
+  const U* base = static_cast<const U*>(t.const_data_ptr());
+  const int64_t rows = t.dim() >= 1 ? t.size(0) : 1, cols = t.dim() == 2 ? t.size(1) : 1;
+  const int64_t s0 = t.dim() >= 1 ? t.stride(0) : 0, s1 = t.dim() == 2 ? t.stride(1) : 0;
+  std::atomic<bool> bad{false};
+  at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / cols), [&](int64_t r0, int64_t r1) {
+    bool b = false;
+    for (int64_t r = r0; r < r1; ++r) {
+      const U* row = base + r * s0;
+      if (s1 == 1) {
+        for (int64_t c = 0; c < cols; ++c) b |= fb.non_finite(row[c]);  // vectorizes
+      } else {
+        for (int64_t c = 0; c < cols; ++c) b |= fb.non_finite(row[c * s1]);
+      }
+    }
+    if (b) bad.store(true, std::memory_order_relaxed);
+  });
+  if (!bad.load()) return;
+  // Error path: find the first one for the message.
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const U v = base[r * s0 + c * s1];
+      if (!fb.non_finite(v)) continue;
+      const std::string where = t.dim() == 0 ? std::string() : t.dim() == 1 ? msg("[", r, "]") : msg("[", r, ", ", c, "]");
+      const char* value = fb.is_nan(v) ? "NaN" : fb.negative(v) ? "-Inf" : "+Inf";
+      BITMM_CHECK_VALUE(false, op, ": ", what, where, " is ", value, "; ", what,
+                        " must be finite (non-finite scales and offsets are rejected on CPU; on CUDA they are not "
+                        "checked, to avoid a host sync, and make the outputs that use them NaN / Inf)");
+    }
+  }
+}
+
+void check_finite(const char* op, const char* what, const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return check_finite_bits<uint32_t>(op, what, t, {0x7f800000u});
+    case at::kDouble: return check_finite_bits<uint64_t>(op, what, t, {0x7ff0000000000000ull});
+    case at::kHalf: return check_finite_bits<uint16_t>(op, what, t, {0x7c00u});
+    case at::kBFloat16: return check_finite_bits<uint16_t>(op, what, t, {0x7f80u});
+    default: return;  // other dtypes were rejected before
+  }
+}
+
+}  // namespace
+
 // Maps a scale/offset tensor onto (n, group).  `what` is the argument name.
 static ScaleLayout scale_layout(const char* op, const char* what, const at::Tensor& s,
                                 const at::Tensor& x, int64_t N, int64_t K) {
@@ -26,12 +95,14 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
   ScaleLayout l;
   l.present = true;
   if (s.dim() == 0) {
+    if (s.device().is_cpu()) check_finite(op, what, s);
     return l;  // per tensor
   }
   if (s.dim() == 1) {
     BITMM_CHECK_VALUE(s.size(0) == N, op, ": ", what, " of shape ", shape_str(s),
                       " must be () per tensor, (N,) per output channel or (N, K/G) per group, "
                       "with N=", N, ", K=", K);
+    if (s.device().is_cpu()) check_finite(op, what, s);
     l.stride_n = s.stride(0);
     return l;
   }
@@ -41,6 +112,7 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
   BITMM_CHECK_VALUE(K % s.size(1) == 0, op, ": ", what, " has ", s.size(1),
                     " groups along K, which does not divide K=", K, " (group size G = K / ",
                     what, ".shape[1] must be an integer)");
+  if (s.device().is_cpu()) check_finite(op, what, s);
   l.stride_n = s.stride(0);
   l.stride_g = s.size(1) > 1 ? s.stride(1) : 0;  // (N, 1) is per channel: g may run past 0
   l.groups = s.size(1);

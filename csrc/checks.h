@@ -66,6 +66,9 @@ struct LinearProblem {
 
 // Checks x (..., K) or grad_y (..., N), packed_w, scale, offset, bias; throws
 // c10::Error (RuntimeError / ValueError / TypeError in Python) naming the argument.
+// Values are checked only where that needs no host sync: CPU scale / offset with
+// a NaN or Inf are a ValueError; on CUDA they propagate to the outputs that use
+// them (README, "Determinism").  Bias values are never checked (as in F.linear).
 LinearProblem check_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
                            const std::optional<at::Tensor>& bias);

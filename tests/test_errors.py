@@ -9,8 +9,16 @@ from helpers import make_problem
 K, N = 100, 9
 
 
+def poisoned(t, index, value):
+    t = t.clone()
+    t[index] = value
+    return t
+
+
 def cases(device):
     x, p, s, u, b = make_problem("ternary", 3, K, N, "channel", device=device)
+    nan, inf = float("nan"), float("inf")
+    sg = torch.rand(N, 4, device=device).half() + 0.1  # group-wise, G = 25
     pb = bitmm.pack_binary(torch.randint(0, 2, (N, K), device=device))
     other = "cpu" if device != "cpu" else ("meta")
     return [
@@ -35,6 +43,22 @@ def cases(device):
         ("grad_y wrong N", lambda: bitmm.linear_grad_x(torch.randn(3, N + 1, device=device), p, s, u, "ternary", K),
          ValueError, "packed_w has N=9"),
     ] + ([
+        # Non-finite scale / offset: rejected on CPU only (on CUDA a check would need a
+        # host sync; there they propagate to the outputs that use them, see
+        # tests/test_reliability.py).  Bias values are not checked on any device.
+        ("NaN scale", lambda: bitmm.ternary_linear(x, p, poisoned(s, 3, nan)), ValueError, r"scale\[3\] is NaN"),
+        ("Inf per-tensor scale", lambda: bitmm.ternary_linear(x, p, torch.tensor(inf)), ValueError, r"scale is \+Inf"),
+        ("-Inf fp16 group-wise scale", lambda: bitmm.ternary_linear(x, p, poisoned(sg, (5, 2), -inf)), ValueError,
+         r"scale\[5, 2\] is -Inf"),
+        ("NaN in a transposed bf16 scale", lambda: bitmm.ternary_linear(
+            x, p, poisoned(torch.rand(4, N).bfloat16().T, (8, 1), nan)), ValueError, r"scale\[8, 1\] is NaN"),
+        ("NaN offset", lambda: bitmm.ternary_linear(x, p, s, poisoned(u, 0, nan)), ValueError, r"offset\[0\] is NaN"),
+        ("Inf float64 offset", lambda: bitmm.ternary_linear(x.double(), p, s, poisoned(u.double(), 8, inf)), ValueError,
+         r"offset\[8\] is \+Inf"),
+        ("NaN scale in the backward", lambda: bitmm.linear_grad_x(torch.randn(3, N), p, poisoned(s, 3, nan), u,
+                                                                  "ternary", K), ValueError,
+         r"linear_grad_x\(ternary\): scale\[3\] is NaN"),
+    ] if device == "cpu" else []) + ([
         ("scale on another device", lambda: bitmm.ternary_linear(x, p, s.to(other)), RuntimeError, "scale is on"),
         ("packed on another device", lambda: bitmm.ternary_linear(x, p.to(other), s), RuntimeError, "packed_w is on"),
         ("bias on another device", lambda: bitmm.ternary_linear(x, p, s, u, b.to(other)), RuntimeError, "bias is on"),

@@ -1,5 +1,5 @@
 """Reliability: property-based fuzzing against the reference, determinism,
-threads, NaN propagation."""
+threads, NaN / Inf propagation, index math past 2**31."""
 import os
 import threading
 
@@ -7,8 +7,14 @@ import pytest
 import torch
 
 import bitmm
+from bitmm import reference
 from conftest import DEVICES
-from helpers import KINDS, assert_close_to_reference, make_problem
+from helpers import KINDS, PACKERS, UNPACKERS, assert_close_to_reference, make_problem, rel_err
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+GRAD_TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}  # as tests/test_autograd.py
+NONFINITE = [float("nan"), float("inf"), float("-inf")]
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
@@ -63,6 +69,74 @@ def test_cpu_backward_is_deterministic(kind):
     assert all(torch.equal(gs[0], h) for h in gs[1:])
 
 
+# --------------------------------------------------------------------------
+# Determinism of the CUDA backward under torch.use_deterministic_algorithms.
+# --------------------------------------------------------------------------
+@pytest.fixture
+def deterministic_algorithms():
+    prev, prev_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+# (M, K, N, scale mode, G).  The fast grad_x kernel splits N across CTAs (and adds
+# the splits' partial sums with atomics when not deterministic) while
+# K-slices * M CTAs do not fill the GPU twice: the first three split on any GPU
+# with 2 or more SMs; the last does not split (one add per element onto zero).
+DET_SHAPES = [
+    (1, 512, 8192, "channel", None),      # one 2048-wide K slice: ~2 * SMs splits
+    (3, 4096 + 64, 4096, "group", 64),    # three K slices, padding past K, group-wise scales
+    (2, 2048, 300, "channel", None),      # N / 4 caps the split count
+    (300, 1000, 512, "channel", None),    # splits == 1
+]
+
+
+@cuda_only
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", DET_SHAPES, ids=lambda sh: "M{}-K{}-N{}".format(*sh[:3]))
+@pytest.mark.parametrize("kind", KINDS)
+def test_cuda_backward_is_deterministic_when_requested(kind, shape, dtype, deterministic_algorithms):
+    M, K, N, mode, G = shape
+    x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda")
+    g = torch.randn(M, N, device="cuda", dtype=dtype)
+    gxs = [bitmm.linear_grad_x(g, packed, s, u, kind, K) for _ in range(5)]
+    assert all(torch.equal(gxs[0], h) for h in gxs[1:]), "grad_x differs between calls"
+    # (no cuBLAS here: it refuses to run in deterministic mode without CUBLAS_WORKSPACE_CONFIG)
+    ref = reference.linear_grad_x(kind, g.cpu(), packed.cpu(), s.cpu(), u.cpu(), K)
+    assert gxs[0].dtype == dtype and torch.isfinite(gxs[0]).all()
+    assert rel_err(gxs[0], ref) < GRAD_TOL[dtype]
+    # autograd runs the same op, so the same bits
+    xr = x.clone().requires_grad_(True)
+    bitmm.linear(kind, xr, packed, s, u, b).backward(g)
+    assert torch.equal(xr.grad, gxs[0])
+    # the forward passes need no special mode: one warp owns each output
+    ys = [bitmm.linear(kind, x, packed, s, u, b) for _ in range(5)]
+    assert all(torch.equal(ys[0], y) for y in ys[1:]), "forward differs between calls"
+
+
+@cuda_only
+def test_cuda_deterministic_backward_in_cuda_graph(deterministic_algorithms):
+    # The deterministic path takes its scratch with cudaMallocAsync: legal in a capture.
+    _, packed, s, u, _ = make_problem("ternary", 1, 512, 8192, "channel", device="cuda")
+    g = torch.randn(1, 8192, device="cuda")
+    eager = bitmm.linear_grad_x(g, packed, s, u, "ternary", 512)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm up outside the capture, as torch.cuda.graph's docs advise
+        bitmm.linear_grad_x(g, packed, s, u, "ternary", 512)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = bitmm.linear_grad_x(g, packed, s, u, "ternary", 512)
+    for _ in range(3):
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, eager)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_concurrent_python_threads(device):
     probs = [make_problem(k, 3, 512, 64, "group", 64, device=device) for k in KINDS * 2]
@@ -86,18 +160,7 @@ def test_concurrent_python_threads(device):
     assert not errors
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("offset", [False, True])
-def test_nan_in_x_poisons_its_row_only(kind, offset, device):
-    x, packed, s, u, _ = make_problem(kind, 4, 300, 20, "channel", device=device, offset=offset, bias=False)
-    x[2, 123] = float("nan")
-    y = bitmm.linear(kind, x, packed, s, u)
-    assert torch.isnan(y[2]).all()
-    assert torch.isfinite(y[[0, 1, 3]]).all()
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@cuda_only
 def test_cuda_streams_concurrently():
     probs = [make_problem(k, 3, 2048, 512, "channel", device="cuda") for k in KINDS]
     expected = [bitmm.linear(k, *p) for k, p in zip(KINDS, probs)]
@@ -108,6 +171,130 @@ def test_cuda_streams_concurrently():
             outs[i] = bitmm.linear(k, *p)
     torch.cuda.synchronize()
     assert all(torch.equal(o, e) for o, e in zip(outs, expected))
+
+
+# --------------------------------------------------------------------------
+# Non-finite values (policy: README, "Determinism").
+#   x:      a NaN / Inf in x[m, k] makes every output of row m non-finite (NaN for
+#           a NaN), like F.linear, on every device and kernel, and leaves the other
+#           rows bitwise unchanged.  That includes outputs whose weight at k is 0
+#           ("skip"): each output also adds offset * sum(x) over its scale group,
+#           with offset 0 when there is none, and 0 * NaN = NaN.
+#   scale, offset: rejected on CPU (ValueError, tests/test_errors.py); on CUDA not
+#           checked (no host sync), a NaN / Inf in scale[n] or offset[n] makes
+#           column n of y non-finite and leaves the other columns unchanged.
+#   bias:   never checked; bias[n] non-finite -> column n, as in F.linear.
+# --------------------------------------------------------------------------
+# (device, CUDA kernel family): the CPU once, CUDA with both families.
+DEVICE_BACKENDS = [("cpu", "auto")] + ([("cuda", "addsub"), ("cuda", "tensorcore")] if torch.cuda.is_available()
+                                       else [])
+# scale layouts: (mode, G, offset); G = 3 takes the generic kernels
+SCALE_LAYOUTS = [("tensor", None, False), ("channel", None, False), ("channel", None, True), ("group", 64, False),
+                 ("group", 64, True), ("group", 3, True)]
+ZERO_VALUE = {"ternary": 0, "binary": 0, "int2": 1}  # the stored value whose weight value is 0
+
+
+def _assert_poisoned(t, bad):
+    if bad != bad:  # NaN
+        assert torch.isnan(t).all(), t
+    else:
+        assert not torch.isfinite(t).any(), t
+
+
+@pytest.mark.parametrize("device,backend", DEVICE_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,G,offset", SCALE_LAYOUTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_nonfinite_x_poisons_its_row_only(kind, mode, G, offset, dtype, device, backend):
+    M, K, N = 4, 192, 40
+    x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=offset)
+    v = UNPACKERS[kind](packed, K)
+    v[7, 100] = ZERO_VALUE[kind]  # output 7 skips input 100
+    v[8] = ZERO_VALUE[kind]       # output 8 skips every input
+    packed = PACKERS[kind](v)
+    with bitmm.use_backend(backend):
+        clean = bitmm.linear(kind, x, packed, s, u, b)
+        for bad in NONFINITE:
+            xb = x.clone()
+            xb[2, 100] = bad
+            y = bitmm.linear(kind, xb, packed, s, u, b)
+            _assert_poisoned(y[2], bad)
+            assert torch.equal(y[[0, 1, 3]], clean[[0, 1, 3]])
+    assert_close_to_reference(kind, clean, x, packed, s, u, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,G,offset", SCALE_LAYOUTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_nan_in_grad_y_poisons_its_row_only(kind, mode, G, offset, dtype, device):
+    # Backward: a NaN in grad_y[m, n] makes grad_x[m, k] NaN wherever the weight
+    # v * s + u of row n at k is nonzero, and leaves the other rows alone.  Where
+    # that weight is 0 it depends on the kernel: the fast ones (CPU AVX2, CUDA
+    # grad_x) and the CPU generic one poison the whole row, as grad_y @ W does;
+    # the CUDA generic kernel (group sizes not a multiple of 32, float64) skips a
+    # zero weight when there is no offset.
+    M, K, N = 4, 192, 40
+    _, packed, s, u, _ = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=offset)
+    g = torch.randn(M, N, device=device, dtype=dtype)
+    g[2, 7] = float("nan")
+    gx = bitmm.linear_grad_x(g, packed, s, u, kind, K)
+    w = reference.dense_weight(kind, packed.cpu(), s.cpu(), None if u is None else u.cpu(), K)
+    assert (w[7] != 0).any()
+    assert torch.isnan(gx[2].cpu()[w[7] != 0]).all()
+    rest = [0, 1, 3]
+    assert torch.isfinite(gx[rest]).all()
+    ref = reference.linear_grad_x(kind, g[rest].cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(), K)
+    assert rel_err(gx[rest], ref) < GRAD_TOL[dtype]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_nonfinite_bias_poisons_its_column_only(kind, device):
+    x, packed, s, u, b = make_problem(kind, 4, 192, 40, "channel", device=device)
+    clean = bitmm.linear(kind, x, packed, s, u, b)
+    others = [n for n in range(40) if n != 5]
+    for bad in NONFINITE:
+        b2 = b.clone()
+        b2[5] = bad
+        y = bitmm.linear(kind, x, packed, s, u, b2)  # not rejected, on any device
+        _assert_poisoned(y[:, 5], bad)
+        assert torch.equal(y[:, others], clean[:, others])
+
+
+@cuda_only
+@pytest.mark.parametrize("backend", ["addsub", "tensorcore"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("mode,G", [("tensor", None), ("channel", None), ("group", 64), ("group", 3)])
+@pytest.mark.parametrize("what", ["scale", "offset"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_cuda_nonfinite_scale_poisons_its_column_only(kind, what, mode, G, dtype, backend):
+    # No check on CUDA (it would need a host sync: the sync debug mode turns one
+    # into an error); the NaN / Inf goes to the outputs that use the value.
+    N = 40
+    x, packed, s, u, b = make_problem(kind, 4, 192, N, mode, G, dtype=dtype, device="cuda")
+    others = [n for n in range(N) if n != 5]
+    with bitmm.use_backend(backend):
+        clean = bitmm.linear(kind, x, packed, s, u, b)
+        for bad in NONFINITE:
+            s2, u2 = s.clone(), u.clone()
+            t = s2 if what == "scale" else u2
+            if mode == "tensor":
+                t.fill_(bad)
+            elif mode == "channel":
+                t[5] = bad
+            else:
+                t[5, 1] = bad
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                y = bitmm.linear(kind, x, packed, s2, u2, b)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+            if mode == "tensor":
+                _assert_poisoned(y, bad)
+            else:
+                _assert_poisoned(y[:, 5], bad)
+                assert torch.equal(y[:, others], clean[:, others])
 
 
 def test_cpu_index_math_past_2_31_elements():
@@ -121,3 +308,80 @@ def test_cpu_index_math_past_2_31_elements():
     x[0, 5] = 2.0
     y = bitmm.binary_linear(x, packed, torch.tensor(1.0))
     assert torch.equal(y, torch.full((1, N), 3.0))
+
+
+# --------------------------------------------------------------------------
+# CUDA index math past 2**31 (BITMM_SKIP_HUGE=1 skips these, as the CPU one).
+# --------------------------------------------------------------------------
+def _need_cuda_gib(gib):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    if os.environ.get("BITMM_SKIP_HUGE"):
+        pytest.skip("BITMM_SKIP_HUGE set")
+    torch.cuda.empty_cache()  # blocks cached from earlier tests count as used
+    free, _ = torch.cuda.mem_get_info()
+    if free < gib * 2**30:
+        pytest.skip(f"needs {gib} GiB of free GPU memory, {free / 2**30:.1f} GiB free")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cuda_index_math_past_2_31_packed_words(kind):
+    # N * words_per_row > 2**31 int32 words (8.6 GB packed; N * K = 3.4e10 or 6.9e10
+    # weights): every weight offset needs 64 bits.  Random packed bits; outputs
+    # checked on a sample of columns (those around word 2**31 and the last ones
+    # included) against the float64 reference of the unpacked sampled rows; grad_x
+    # with grad_y nonzero only at those rows, so the same reference applies.
+    _need_cuda_gib(12)
+    K = 65792 if kind == "binary" else 32896  # multiples of 128: no row padding
+    wpr = bitmm.formats.words_per_row(kind, K)
+    N = 2**31 // wpr + 1000
+    assert N * wpr > 2**31
+    packed = torch.empty((N, wpr), dtype=torch.int32, device="cuda").random_(-2**31, 2**31)
+    if kind == "ternary":  # code 3 (lo and hi set) is no ternary value: clear hi where lo is set
+        for r0 in range(0, N, 1 << 16):
+            rows = packed[r0:r0 + (1 << 16)]
+            rows[:, 1::2] &= ~rows[:, 0::2]
+    s = torch.rand(N, device="cuda") * 0.9 + 0.1
+    u = torch.randn(N, device="cuda") * 0.5
+    b = torch.randn(N, device="cuda")
+    cross = 2**31 // wpr  # the row holding word 2**31
+    gen = torch.Generator().manual_seed(0)
+    cols = sorted({0, 1, cross - 1, cross, cross + 1, N - 2, N - 1} |
+                  set(torch.randint(0, N, (57,), generator=gen).tolist()))
+    cols_t = torch.tensor(cols, device="cuda")
+    pc, sc, uc, bc = packed[cols_t], s[cols_t], u[cols_t], b[cols_t]
+    for dtype in (torch.float32, torch.float16):  # fp16, M = 2: the tensor-core kernel under "auto"
+        x = torch.randn(2, K, device="cuda", dtype=dtype)
+        y = bitmm.linear(kind, x, packed, s, u, b.to(dtype))
+        assert y.shape == (2, N)
+        assert_close_to_reference(kind, y[:, cols_t], x, pc, sc, uc, bc.to(dtype))
+        g = torch.zeros(2, N, device="cuda", dtype=dtype)
+        g[:, cols_t] = torch.randn(2, len(cols), device="cuda", dtype=dtype)
+        gx = bitmm.linear_grad_x(g, packed, s, u, kind, K)
+        ref = reference.linear_grad_x(kind, g[:, cols_t].cpu(), pc.cpu(), sc.cpu(), uc.cpu(), K)
+        assert torch.isfinite(gx).all()
+        assert rel_err(gx, ref) < GRAD_TOL[dtype]
+        del y, gx
+
+
+@pytest.mark.parametrize("backend", ["tensorcore", "addsub"])
+def test_cuda_index_math_past_2_31_outputs(backend):
+    # M * N > 2**31 outputs (fp16 y of 5.6 GB), and the first launch alone (M is
+    # cut into launches of 65535 rows) is past 2**31 too; grad_x reads a grad_y of
+    # that size.  A few rows are checked, around output 2**31 and the launch cut.
+    _need_cuda_gib(10)
+    M, K, N = 70000, 64, 40000
+    assert 65535 * N > 2**31
+    kind = "ternary"
+    _, packed, s, u, b = make_problem(kind, 1, K, N, "channel", device="cuda")
+    x = torch.randn(M, K, device="cuda", dtype=torch.float16)
+    with bitmm.use_backend(backend):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert y.shape == (M, N)
+    rows = [0, 1, 2**31 // N, 2**31 // N + 1, 65534, 65535, 65536, M - 2, M - 1]
+    rows_t = torch.tensor(rows, device="cuda")
+    assert_close_to_reference(kind, y[rows_t], x[rows_t], packed, s, u, b)
+    gx = bitmm.linear_grad_x(y, packed, s, u, kind, K)
+    assert gx.shape == (M, K)
+    ref = reference.linear_grad_x(kind, y[rows_t].cpu(), packed.cpu(), s.cpu(), u.cpu(), K)
+    assert rel_err(gx[rows_t], ref) < GRAD_TOL[torch.float16]
