@@ -99,22 +99,27 @@ DET_SHAPES = [
 @pytest.mark.parametrize("shape", DET_SHAPES, ids=lambda sh: "M{}-K{}-N{}".format(*sh[:3]))
 @pytest.mark.parametrize("kind", KINDS)
 def test_cuda_backward_is_deterministic_when_requested(kind, shape, dtype, deterministic_algorithms):
+    # bitmm's own kernels only ("addsub": at large M "auto" would take the dense
+    # path, whose cuBLAS refuses deterministic mode without CUBLAS_WORKSPACE_CONFIG;
+    # the references below are computed on the CPU for the same reason).
     M, K, N, mode, G = shape
     x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda")
     g = torch.randn(M, N, device="cuda", dtype=dtype)
-    gxs = [bitmm.linear_grad_x(g, packed, s, u, kind, K) for _ in range(5)]
+    with bitmm.use_backend("addsub"):
+        gxs = [bitmm.linear_grad_x(g, packed, s, u, kind, K) for _ in range(5)]
+        # autograd runs the same op, so the same bits
+        xr = x.clone().requires_grad_(True)
+        bitmm.linear(kind, xr, packed, s, u, b).backward(g)
     assert all(torch.equal(gxs[0], h) for h in gxs[1:]), "grad_x differs between calls"
-    # (no cuBLAS here: it refuses to run in deterministic mode without CUBLAS_WORKSPACE_CONFIG)
+    assert torch.equal(xr.grad, gxs[0])
     ref = reference.linear_grad_x(kind, g.cpu(), packed.cpu(), s.cpu(), u.cpu(), K)
     assert gxs[0].dtype == dtype and torch.isfinite(gxs[0]).all()
     assert rel_err(gxs[0], ref) < GRAD_TOL[dtype]
-    # autograd runs the same op, so the same bits
-    xr = x.clone().requires_grad_(True)
-    bitmm.linear(kind, xr, packed, s, u, b).backward(g)
-    assert torch.equal(xr.grad, gxs[0])
-    # the forward passes need no special mode: one warp owns each output
-    ys = [bitmm.linear(kind, x, packed, s, u, b) for _ in range(5)]
-    assert all(torch.equal(ys[0], y) for y in ys[1:]), "forward differs between calls"
+    # the forward kernels need no special mode: each output is summed in a fixed order
+    for backend in ("addsub", "tensorcore"):
+        with bitmm.use_backend(backend):
+            ys = [bitmm.linear(kind, x, packed, s, u, b) for _ in range(5)]
+        assert all(torch.equal(ys[0], y) for y in ys[1:]), f"{backend} forward differs between calls"
 
 
 @cuda_only
@@ -185,9 +190,10 @@ def test_cuda_streams_concurrently():
 #           column n of y non-finite and leaves the other columns unchanged.
 #   bias:   never checked; bias[n] non-finite -> column n, as in F.linear.
 # --------------------------------------------------------------------------
-# (device, CUDA kernel family): the CPU once, CUDA with both families.
-DEVICE_BACKENDS = [("cpu", "auto")] + ([("cuda", "addsub"), ("cuda", "tensorcore")] if torch.cuda.is_available()
-                                       else [])
+# (device, CUDA kernel family): the CPU once, CUDA with every family (bitmm.set_backend;
+# one that does not apply to a case falls back to the add/subtract or generic kernel).
+CUDA_BACKENDS = ["addsub", "tensorcore", "dense"]
+DEVICE_BACKENDS = [("cpu", "auto")] + ([("cuda", be) for be in CUDA_BACKENDS] if torch.cuda.is_available() else [])
 # scale layouts: (mode, G, offset); G = 3 takes the generic kernels
 SCALE_LAYOUTS = [("tensor", None, False), ("channel", None, False), ("channel", None, True), ("group", 64, False),
                  ("group", 64, True), ("group", 3, True)]
@@ -263,7 +269,7 @@ def test_nonfinite_bias_poisons_its_column_only(kind, device):
 
 
 @cuda_only
-@pytest.mark.parametrize("backend", ["addsub", "tensorcore"])
+@pytest.mark.parametrize("backend", CUDA_BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("mode,G", [("tensor", None), ("channel", None), ("group", 64), ("group", 3)])
 @pytest.mark.parametrize("what", ["scale", "offset"])
@@ -364,24 +370,25 @@ def test_cuda_index_math_past_2_31_packed_words(kind):
         del y, gx
 
 
-@pytest.mark.parametrize("backend", ["tensorcore", "addsub"])
+@pytest.mark.parametrize("backend", CUDA_BACKENDS)
 def test_cuda_index_math_past_2_31_outputs(backend):
-    # M * N > 2**31 outputs (fp16 y of 5.6 GB), and the first launch alone (M is
-    # cut into launches of 65535 rows) is past 2**31 too; grad_x reads a grad_y of
-    # that size.  A few rows are checked, around output 2**31 and the launch cut.
+    # M * N > 2**31 outputs (fp16 y of 5.6 GB), and the first launch alone (the
+    # add/subtract kernels cut M into launches of 65535 rows) is past 2**31 too;
+    # grad_x reads a grad_y of that size (bitmm's grad_x kernel, or cuBLAS under
+    # "dense").  A few rows are checked, around output 2**31 and the launch cut.
     _need_cuda_gib(10)
     M, K, N = 70000, 64, 40000
     assert 65535 * N > 2**31
     kind = "ternary"
     _, packed, s, u, b = make_problem(kind, 1, K, N, "channel", device="cuda")
     x = torch.randn(M, K, device="cuda", dtype=torch.float16)
-    with bitmm.use_backend(backend):
-        y = bitmm.linear(kind, x, packed, s, u, b)
-    assert y.shape == (M, N)
     rows = [0, 1, 2**31 // N, 2**31 // N + 1, 65534, 65535, 65536, M - 2, M - 1]
     rows_t = torch.tensor(rows, device="cuda")
-    assert_close_to_reference(kind, y[rows_t], x[rows_t], packed, s, u, b)
-    gx = bitmm.linear_grad_x(y, packed, s, u, kind, K)
+    with bitmm.use_backend(backend):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+        assert y.shape == (M, N)
+        assert_close_to_reference(kind, y[rows_t], x[rows_t], packed, s, u, b)
+        gx = bitmm.linear_grad_x(y, packed, s, u, kind, K)
     assert gx.shape == (M, K)
     ref = reference.linear_grad_x(kind, y[rows_t].cpu(), packed.cpu(), s.cpu(), u.cpu(), K)
     assert rel_err(gx[rows_t], ref) < GRAD_TOL[torch.float16]
