@@ -23,8 +23,9 @@ from bitmm import formats  # noqa: E402
 from bitmm.benchmark_timing import copies_for, cuda_time_us, write_results  # noqa: E402
 
 # The sweep: (kind, group size or None) x shape (K, N) x M x backend.  The add/
-# subtract kernels are timed up to M = 64 (their cost grows linearly with M);
-# the tensor-core kernels at every M.
+# subtract kernels are timed up to M = 64 (their cost grows linearly with M),
+# the tensor-core kernels at every M, the dense path (dequantized slices +
+# cuBLAS) from M = 16.
 KINDS = [("ternary", None), ("int2", 64), ("binary", 64)]
 SHAPES = [(4096, 4096), (8192, 8192), (8192, 28672), (28672, 8192)]
 MS = [1, 4, 16, 64, 256, 1024, 4096]
@@ -122,11 +123,12 @@ def main() -> None:
         for kind, G in KINDS:
             for K, N in SHAPES:
                 for M in MS:
-                    for be in ("addsub", "tensorcore"):
-                        if be == "addsub" and M > ADDSUB_MAX_M:
+                    for be in ("addsub", "tensorcore", "dense"):
+                        if (be == "addsub" and M > ADDSUB_MAX_M) or (be == "dense" and M < 16):
                             continue
                         cases.append(((kind, K, N, M, G), "forward", be))
     cases += [(c, "backward", "auto") for c in BACKWARD_CASES]
+    cases += [(("ternary", 8192, 28672, M, None), "backward", "auto") for M in (256, 4096)] if not args.quick else []
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)
         records.append(r)

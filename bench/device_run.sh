@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_SANITIZE=0] [BITMM_BENCH=quick|sweep|none] [BITMM_TESTS=0] bash bench/device_run.sh
+#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|0] [BITMM_BENCH=quick|sweep|none] [BITMM_TESTS=0] bash bench/device_run.sh
+# (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+unset BITMM_SANITIZE
 export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" BITMM_PTXAS_VERBOSE=1 PYTHONUNBUFFERED=1
 start=$(date +%s)
 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
@@ -25,13 +27,15 @@ if [ "${BITMM_TESTS:-1}" = "1" ]; then
   echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|Fatal|Segmentation|Error" "$OUT/pytest.txt" | tail -30
   echo "tests: $(( $(date +%s) - start )) s"
 fi
-if [ "${BITMM_SANITIZE:-1}" = "1" ]; then
+if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ]; then
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_linear.py tests/test_autograd.py \
     -q -x -p no:cacheprovider -k "cuda and not compile and not large and not reliability" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
   tail -3 "$OUT/memcheck.txt"
   compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest tests/test_linear.py -q -x -p no:cacheprovider \
     -k "cuda and (channel or group32) and not large" > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"
   tail -3 "$OUT/racecheck.txt"
+fi
+if [ "${BITMM_GPU_SANITIZE:-all}" != "0" ]; then
   # tensor-core kernels: every kind, fp16 and bf16, M across the configuration boundaries
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py -q -x -p no:cacheprovider \
     -k "tensorcore and 300 and (group-32 or channel)" > "$OUT/memcheck_tc.txt" 2>&1; echo "memcheck (tensor core) rc=$?"
