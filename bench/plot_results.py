@@ -1,0 +1,76 @@
+"""Speedup vs M plot (PNG) and markdown table from a cuda_bench.py results file.
+
+    python bench/plot_results.py bench/results/h100.json bench/results/h100_speedup.png
+
+One panel per shape (K x N); per kind, a solid line for the best backend at
+each M (what the auto rule aims to pick) and thin dashed lines per backend.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+
+def best_by_case(records):
+    best = {}
+    for r in records:
+        if r["direction"] != "forward":
+            continue
+        key = (r["op"], r["group_size"], r["K"], r["N"], r["M"])
+        if key not in best or r["us"] < best[key]["us"]:
+            best[key] = r
+    return best
+
+
+def plot(data, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [r for r in data["records"] if r["direction"] == "forward"]
+    shapes = sorted({(r["K"], r["N"]) for r in recs})
+    fig, axes = plt.subplots(1, len(shapes), figsize=(4.2 * len(shapes), 4), sharey=True)
+    colors = {"ternary": "C0", "int2": "C1", "binary": "C2"}
+    styles = {"addsub": ":", "tensorcore": "--", "dense": "-."}
+    best = best_by_case(recs)
+    for ax, (K, N) in zip(axes, shapes):
+        by = defaultdict(list)
+        for r in recs:
+            if (r["K"], r["N"]) == (K, N):
+                by[(r["op"], r["group_size"], r["backend"])].append(r)
+        for (op, G, be), rs in sorted(by.items(), key=lambda t: str(t[0])):
+            rs.sort(key=lambda r: r["M"])
+            ax.plot([r["M"] for r in rs], [r["speedup"] for r in rs], styles.get(be, "-"), color=colors[op],
+                    lw=0.8, alpha=0.6)
+        for op, G in sorted({(r["op"], r["group_size"]) for r in recs}, key=str):
+            pts = sorted((M, b["speedup"]) for (o, g, k, n, M), b in best.items() if (o, g, k, n) == (op, G, K, N))
+            label = f"{op}" + (f" g{G}" if G else "")
+            ax.plot([m for m, _ in pts], [s for _, s in pts], "-o", color=colors[op], lw=2, ms=3, label=label)
+        ax.axhline(1.0, color="k", lw=0.6)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_title(f"K={K} N={N}")
+        ax.set_xlabel("M (rows of x)")
+    axes[0].set_ylabel("speedup vs fp16 F.linear")
+    axes[0].legend(fontsize=8, title="best backend (solid)\n: addsub  -- tensor core  -. dense", title_fontsize=7)
+    fig.suptitle(f"bitmm on {data['device']}, torch {data['torch']}, commit {data['commit']}, {data['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print("wrote", path)
+
+
+def table(data):
+    best = best_by_case(data["records"])
+    lines = ["| kind | K x N | M | best backend | us | fp16 us | speedup |", "|---|---|---|---|---|---|---|"]
+    for (op, G, K, N, M), r in sorted(best.items(), key=lambda t: (t[0][0], str(t[0][1]), t[0][2], t[0][3], t[0][4])):
+        lines.append(f"| {op}{' g' + str(G) if G else ''} | {K}x{N} | {M} | {r['backend']} | {r['us']} | "
+                     f"{r['fp16_us']} | {r['speedup']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    d = json.load(open(sys.argv[1]))
+    if len(sys.argv) > 2:
+        plot(d, sys.argv[2])
+    print(table(d))
