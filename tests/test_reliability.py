@@ -183,8 +183,9 @@ def test_cuda_streams_concurrently():
 #   x:      a NaN / Inf in x[m, k] makes every output of row m non-finite (NaN for
 #           a NaN), like F.linear, on every device and kernel, and leaves the other
 #           rows bitwise unchanged.  That includes outputs whose weight at k is 0
-#           ("skip"): each output also adds offset * sum(x) over its scale group,
-#           with offset 0 when there is none, and 0 * NaN = NaN.
+#           ("skip"): the add/subtract kernels also add offset * sum(x) over each
+#           scale group, with offset 0 when there is none, and 0 * NaN = NaN; the
+#           tensor-core and dense (cuBLAS) paths multiply the 0 weight.
 #   scale, offset: rejected on CPU (ValueError, tests/test_errors.py); on CUDA not
 #           checked (no host sync), a NaN / Inf in scale[n] or offset[n] makes
 #           column n of y non-finite and leaves the other columns unchanged.
