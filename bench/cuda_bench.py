@@ -128,7 +128,7 @@ def main() -> None:
                             continue
                         cases.append(((kind, K, N, M, G), "forward", be))
     cases += [(c, "backward", "auto") for c in BACKWARD_CASES]
-    cases += [(("ternary", 8192, 28672, M, None), "backward", "auto") for M in (256, 4096)] if not args.quick else []
+    cases += [(("ternary", 8192, 28672, M, None), "backward", "auto") for M in (4, 16, 256, 4096)] if not args.quick else []
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)
         records.append(r)

@@ -101,11 +101,17 @@ constexpr int64_t kDenseMinM = 128;          // fp16 / bf16 (H100: TC kernel 0.2
 constexpr int64_t kDenseMinMFloat = 32;      // fp32 x: the add/subtract kernel's cost grows with M
 constexpr int64_t kDenseSliceBytes = 32 << 20;  // dequantized rows per cuBLAS call: L2-sized
 
-bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt) {
+// grad_x has no tensor-core kernel: the add/subtract one's cost grows with M,
+// so the dense path (one dequantization + cuBLAS) takes over earlier.
+constexpr int64_t kDenseMinMGradX = 8;
+
+bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool grad_x = false) {
   if (xt == at::kDouble || lp.group_size % BLOCK_K != 0) return false;
   switch (current_backend()) {
     case Backend::kDense: return true;
-    case Backend::kAuto: return M >= (xt == at::kFloat ? kDenseMinMFloat : kDenseMinM);
+    case Backend::kAuto:
+      if (grad_x) return M >= kDenseMinMGradX;
+      return M >= (xt == at::kFloat ? kDenseMinMFloat : kDenseMinM);
     default: return false;
   }
 }
@@ -191,7 +197,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   fill_scale_fields(lp, p, ps);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const bool fast = grad_y.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
-  if (fast && use_dense(lp, p.M, grad_y.scalar_type()) &&
+  if (fast && use_dense(lp, p.M, grad_y.scalar_type(), /*grad_x=*/true) &&
       p.N * K * static_cast<int64_t>(grad_y.element_size()) <= (int64_t{1} << 30)) {
     // Large M (training): grad_x = grad_y @ W with W dequantized once (one cuBLAS call).
     at::Tensor w = at::empty({p.N, K}, grad_y.options());

@@ -169,8 +169,13 @@ template <int KIND> struct TcLayout {
 // mma's: unpack per block, fold the group scaling (grouped), multiply with the
 // staged x of window `win`.  sb / ub: per (row, block) scale (already / 2 for
 // binary and ternary) and offset, used when GROUPED.
+// Accumulator sets: with few mma tiles per warp, even and odd k-steps use
+// separate accumulators so two mma chains are in flight (more tiles already
+// give independent chains, and registers are short there).
+template <int RN, int CM> constexpr int kTcAccSets = RN * CM <= 2 ? 2 : 1;
+
 template <typename T, int KIND, bool GROUPED, int RN, int CM, bool S_F32 /* fp32 scales: fold in fp32 */>
-__device__ __forceinline__ void tc_window_mma(float (&acc)[RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
+__device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccSets<RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
                                               const int RS, const int rows, const int win, const int g,
                                               const float (&sb)[RN][2][TcLayout<KIND>::BLOCKS],
                                               const float (&ub)[RN][2][TcLayout<KIND>::BLOCKS]) {
@@ -241,7 +246,8 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[RN][CM][4], const uin
           }
 #pragma unroll
           for (int c = 0; c < CM; ++c)
-            mma_16816(acc[r][c], a, half ? bx[c].z : bx[c].x, half ? bx[c].w : bx[c].y, T{});
+            // two accumulator sets (even / odd k-steps): two independent mma chains
+            mma_16816(acc[half % kTcAccSets<RN, CM>][r][c], a, half ? bx[c].z : bx[c].x, half ? bx[c].w : bx[c].y, T{});
         }
       }
     }
@@ -349,13 +355,16 @@ tc_linear_kernel(const LinearParams p,
   int slot_c = 0;  // ring slot of the next step to compute
   for (int64_t nt = blockIdx.y; nt < n_tiles; nt += gridDim.y) {
   const int64_t n_cta = nt * NC;
-  float acc[RN][CM][4];
+  constexpr int NA = kTcAccSets<RN, CM>;
+  float acc2[NA][RN][CM][4];
 #pragma unroll
-  for (int r = 0; r < RN; ++r)
+  for (int q = 0; q < NA; ++q)
 #pragma unroll
-    for (int c = 0; c < CM; ++c)
+    for (int r = 0; r < RN; ++r)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc[r][c][e] = 0.f;
+      for (int c = 0; c < CM; ++c)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc2[q][r][c][e] = 0.f;
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
     const int steps = tile_steps(kt0);
     const int kt_len = steps * L::STEP_K;
@@ -424,8 +433,8 @@ tc_linear_kernel(const LinearParams p,
             }
       }
       // The scale dtype branch is taken per window, not per k-step.
-      if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, RN, CM, true>(acc, cw, xs, RS, rows, win, g, sb, ub);
-      else tc_window_mma<T, KIND, GROUPED, RN, CM, false>(acc, cw, xs, RS, rows, win, g, sb, ub);
+      if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, RN, CM, true>(acc2, cw, xs, RS, rows, win, g, sb, ub);
+      else tc_window_mma<T, KIND, GROUPED, RN, CM, false>(acc2, cw, xs, RS, rows, win, g, sb, ub);
     };
 
     for (int i = 0; i < C; ++i) {
@@ -443,6 +452,13 @@ tc_linear_kernel(const LinearParams p,
       compute_step(ls, cw);
     }
   }
+  float acc[RN][CM][4];
+#pragma unroll
+  for (int r = 0; r < RN; ++r)
+#pragma unroll
+    for (int c = 0; c < CM; ++c)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[r][c][e] = NA == 2 ? acc2[0][r][c][e] + acc2[NA - 1][r][c][e] : acc2[0][r][c][e];
   // Reduce the K-split warps in shared memory, in a fixed order.
   constexpr int PER_WARP = RN * CM * 4 * 32;
   __syncthreads();
