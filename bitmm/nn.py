@@ -8,7 +8,9 @@
 * :class:`PackedLinear` -- inference layer holding only buffers (packed int32
   weight, scale, optional offset, optional bias); its forward is one bitmm op.
 * :class:`PackedLoRALinear` -- LoRA adapter (trainable A, B) over a frozen
-  :class:`PackedLinear`.
+  :class:`PackedLinear`; its forward is the one fused op ``bitmm::lora_linear``.
+  :meth:`PackedLoRALinear.fold_offset` / :func:`fold_offset_into_lora` fold the
+  zero-point term into the adapter (HQQ+).
 * :func:`convert` -- swaps every ``nn.Linear`` of a model for one of the above.
 
 Weight quantizers (all from :mod:`bitmm.quant`; see :func:`quantize_weight`):
@@ -39,12 +41,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import formats, quant
-from .ops import _LINEAR_OPS, KIND_ID
+from .ops import _LINEAR_OPS, KIND_ID, lora_linear
 
 __all__ = [
     "BitLinear",
     "PackedLinear",
     "PackedLoRALinear",
+    "fold_offset_into_lora",
     "ConversionReport",
     "convert",
     "quantize_weight",
@@ -506,6 +509,61 @@ class PackedLinear(nn.Module):
 # --------------------------------------------------------------------------------------
 # LoRA over a packed base
 # --------------------------------------------------------------------------------------
+def _adapters_for(x: Tensor, lora_a: Tensor, lora_b: Tensor) -> tuple[Tensor, Tensor]:
+    """The adapters in a dtype ``bitmm::lora_linear`` takes with ``x``: unchanged when both
+    are x's dtype or both float32, else cast (differentiably) to x's dtype."""
+    if lora_a.dtype == lora_b.dtype and lora_a.dtype in (x.dtype, torch.float32):
+        return lora_a, lora_b
+    return lora_a.to(x.dtype), lora_b.to(x.dtype)
+
+
+@torch.no_grad()
+def fold_offset_into_lora(offset: Tensor, lora_a: Tensor, lora_b: Tensor, lora_scale: float
+                          ) -> tuple[Tensor, Tensor]:
+    """HQQ+ merge: folds the zero-point term ``x @ 1^T * u`` of a packed linear into a LoRA
+    adapter, so that
+
+        lora_linear(x, packed_w, scale, offset, bias, A, B, s)
+          == lora_linear(x, packed_w, scale, None, bias, A', B', s)
+
+    ``offset`` (u) is ``()`` (per tensor), ``(N,)`` / ``(N, 1)`` (per output channel) or
+    ``(N, n_groups)`` (group size ``G = K / n_groups``); ``lora_a`` is ``(r, K)``,
+    ``lora_b`` ``(N, r)``, ``lora_scale`` (s) the adapter's scaling (nonzero).  Returns
+    ``(A', B')`` of rank ``r + n_groups`` (``r + 1`` per tensor / per channel):
+    ``A' = [A; c_g * 1_g^T]`` and ``B' = [B, u[:, g] / (c_g * s)]``, where ``1_g`` is the
+    indicator of group g's inputs.  This is exact: the offset term of group g is
+    ``(x @ 1_g) * u[:, g]``, a rank-1 product, and no lower rank represents a group-wise
+    u in general.  ``c_g = sqrt(|u_g| / (|s| sqrt(G)))`` balances the factors
+    (``|c_g 1_g| == |u_g / (c_g s)|``; ``c_g = 1`` for an all-zero ``u_g``), which keeps
+    both in a comfortable range for float16 / bfloat16 and for further training.
+    Computed in float64; returned in the adapters' dtype and device.
+    """
+    s = float(lora_scale)
+    if s == 0 or not math.isfinite(s):
+        raise ValueError(f"fold_offset_into_lora: lora_scale must be finite and nonzero, got {lora_scale!r}")
+    if lora_a.dim() != 2 or lora_b.dim() != 2 or lora_b.shape[1] != lora_a.shape[0]:
+        raise ValueError(f"fold_offset_into_lora: lora_a must be (r, K) and lora_b (N, r), got "
+                         f"{tuple(lora_a.shape)} and {tuple(lora_b.shape)}")
+    K, N = lora_a.shape[1], lora_b.shape[0]
+    u = offset.detach().to(device=lora_a.device, dtype=torch.float64)
+    if u.dim() == 0:
+        u = u.expand(N).reshape(N, 1)
+    elif u.dim() == 1 and u.shape[0] == N:
+        u = u.reshape(N, 1)
+    if u.dim() != 2 or u.shape[0] != N or K % u.shape[1] != 0:
+        raise ValueError(f"fold_offset_into_lora: offset of shape {tuple(offset.shape)} must be (), (N,) or "
+                         f"(N, K/G) with N={N}, K={K} (from lora_b and lora_a)")
+    ng = u.shape[1]
+    G = K // ng
+    norms = u.norm(dim=0)  # (ng,)
+    c = torch.where(norms > 0, (norms / (abs(s) * math.sqrt(G))).sqrt(), torch.ones_like(norms))
+    rows = torch.repeat_interleave(torch.diag(c), G, dim=1)  # (ng, K): rows[g, g*G:(g+1)*G] = c[g], else 0
+    cols = u / (c * s)  # (N, ng)
+    a = torch.cat([lora_a.detach(), rows.to(lora_a.dtype)], 0)
+    b = torch.cat([lora_b.detach(), cols.to(lora_b.dtype)], 1)
+    return a, b
+
+
 class PackedLoRALinear(nn.Module):
     """``y = base(x) + dropout(x) @ A^T @ B^T * (alpha / r)`` over a frozen :class:`PackedLinear`.
 
@@ -513,7 +571,16 @@ class PackedLoRALinear(nn.Module):
     (out, r) starts at zero (so the layer starts equal to ``base``).  Only A and
     B are Parameters; the base holds buffers only.  Gradients reach x through
     the packed op and through the adapter.  A and B are float32 unless ``dtype``
-    is given; an x of another dtype is cast for the adapter product only.
+    is given.
+
+    The forward is one fused op, ``bitmm.ops.lora_linear`` (``torch.ops.bitmm.lora_linear``),
+    whenever the base and the adapter see the same x: no active dropout (``dropout=0`` or
+    eval mode) and no activation quantization on the base (``act_bits=None``).  Otherwise
+    it is ``base(x)`` plus the adapter product on ``dropout(x)``.  Float32 adapters with
+    float16 / bfloat16 x are used as they are (float32 accumulation); adapters of another
+    dtype are cast to x's dtype for the product.
+
+    :meth:`fold_offset` moves the base's zero-point term into the adapter (HQQ+).
     """
 
     def __init__(self, base: PackedLinear, r: int = 16, alpha: float = 16, dropout: float = 0.0,
@@ -539,13 +606,56 @@ class PackedLoRALinear(nn.Module):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B)
 
+    def _fusable(self) -> bool:
+        dropout_active = self.training and isinstance(self.dropout, nn.Dropout) and self.dropout.p > 0
+        return self.base.act_bits is None and not dropout_active
+
     def forward(self, x: Tensor) -> Tensor:
+        if self._fusable():
+            b = self.base
+            a_, b_ = _adapters_for(x, self.lora_A, self.lora_B)
+            return lora_linear(b.kind, x, b.packed_weight, b.scale, b.offset, b.bias, a_, b_, self.scaling)
         y = self.base(x)
         h = self.dropout(x)
         if h.dtype != self.lora_A.dtype:
             h = h.to(self.lora_A.dtype)
         d = F.linear(F.linear(h, self.lora_A), self.lora_B) * self.scaling
         return y + d.to(y.dtype)
+
+    @torch.no_grad()
+    def fold_offset(self) -> "PackedLoRALinear":
+        """HQQ+ merge (in place; returns self): the base's zero-point term ``x @ 1^T * u``
+        becomes extra adapter rank (see :func:`fold_offset_into_lora`) and the base gets
+        ``offset=None``, with the same output.  The rank grows by 1 for a per-tensor or
+        per-channel offset and by ``in_features / group_size`` for a group-wise one (the
+        exact merge needs that many); ``r`` is updated, ``scaling`` is kept.  The folded
+        rows / columns are part of ``lora_A`` / ``lora_B`` and train with them.
+
+        ``lora_A`` and ``lora_B`` become new Parameters (create the optimizer after
+        folding) and the base a new :class:`PackedLinear` sharing the packed weight and
+        scale (a base shared with other modules is not modified).  A state dict saved after
+        folding loads into a folded layer, not into an unfolded one (other shapes).  Raises when the base quantizes activations
+        (``act_bits``) or dropout is set: the folded term would then see another x than
+        the offset term does.  No-op when the base has no offset.
+        """
+        base = self.base
+        if base.offset is None:
+            return self
+        if base.act_bits is not None:
+            raise ValueError("PackedLoRALinear.fold_offset: the base quantizes activations (act_bits="
+                             f"{base.act_bits}) but the adapter sees float x; the folded offset would change")
+        if isinstance(self.dropout, nn.Dropout) and self.dropout.p > 0:
+            raise ValueError("PackedLoRALinear.fold_offset: needs dropout=0 (the folded offset term would be "
+                             "dropped out with the adapter input in training)")
+        a, b = fold_offset_into_lora(base.offset, self.lora_A, self.lora_B, self.scaling)
+        new_base = PackedLinear._from_args(base.kind, base.in_features, base.group_size, base.packed_weight,
+                                           base.scale, None, base.bias, base.act_bits)
+        new_base.train(base.training)
+        self.base = new_base
+        self.lora_A = nn.Parameter(a, requires_grad=self.lora_A.requires_grad)
+        self.lora_B = nn.Parameter(b, requires_grad=self.lora_B.requires_grad)
+        self.r = a.shape[0]
+        return self
 
     def extra_repr(self) -> str:
         return f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}"

@@ -8,12 +8,16 @@ The ops (schemas in ``csrc/ops.cpp``)::
     torch.ops.bitmm.int2_linear(x, packed_w, scale, offset=None, bias=None)
     torch.ops.bitmm.linear_grad_x(grad_y, packed_w, scale, offset, kind, K)
     torch.ops.bitmm.pack(codes, kind) / torch.ops.bitmm.unpack(packed, kind, K)
+    torch.ops.bitmm.lora_linear(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale=1.0)
 
 compute ``y = x @ (v * scale + offset)^T + bias`` where ``v`` is the weight
 value the packed codes stand for (see :mod:`bitmm.formats`).  x may be
 float32, float16, bfloat16 (float64 for exact checks) with any leading dims
 and strides; the output has x's dtype; accumulation is float32.  Gradients flow
 to x (through the packed weights, add/subtract only) and to bias.
+
+``lora_linear`` adds a LoRA term on the frozen packed base (see :func:`lora_linear`);
+its gradients also flow to ``lora_a`` and ``lora_b``.
 """
 from __future__ import annotations
 
@@ -57,6 +61,26 @@ def linear_grad_x(grad_y: Tensor, packed_w: Tensor, scale: Tensor, offset: Optio
                   K: int) -> Tensor:
     """grad_y @ (v * scale + offset): the gradient of a bitmm linear w.r.t. its input."""
     return torch.ops.bitmm.linear_grad_x(grad_y, packed_w, scale, offset, KIND_ID[kind], K)
+
+
+def lora_linear(kind, x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor], bias: Optional[Tensor],
+                lora_a: Tensor, lora_b: Tensor, lora_scale: float = 1.0) -> Tensor:
+    """LoRA on a frozen packed base, one op (``torch.ops.bitmm.lora_linear``)::
+
+        y = linear(kind, x, packed_w, scale, offset, bias) + lora_scale * (x @ lora_a^T) @ lora_b^T
+
+    ``kind``: "binary" | "ternary" | "int2" (or its id 1 | 2 | 3).  ``lora_a`` is
+    ``(r, K)``, ``lora_b`` ``(N, r)``, r >= 1, both of x's dtype or both float32
+    (float32 adapters with float16 / bfloat16 activations is the usual mixed
+    setup).  The low-rank product accumulates in float32 (float64 for float64 x)
+    and is added to the base output before the one rounding to x's dtype on CPU;
+    on CUDA it is added in float32 to the base output (x's dtype).  Output: x's
+    dtype, shape ``(..., N)``.  Gradients flow to x (the packed part through
+    ``linear_grad_x``, add/subtract only), bias, lora_a and lora_b; packed_w,
+    scale and offset are constants.
+    """
+    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    return torch.ops.bitmm.lora_linear(x, packed_w, scale, offset, bias, lora_a, lora_b, kind_id, float(lora_scale))
 
 
 _LINEAR_OPS = {
@@ -117,6 +141,33 @@ for _kind in _LINEAR_OPS:
     torch.library.register_fake(f"bitmm::{_kind}_linear")(_make_fake(_kind))
 
 
+_KIND_NAME = {v: k for k, v in KIND_ID.items()}
+_LINEAR_FAKES = {kind: _make_fake(kind) for kind in _LINEAR_OPS}
+
+
+@torch.library.register_fake("bitmm::lora_linear")
+def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale=1.0):
+    torch._check(kind in _KIND_NAME, lambda: f"bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got {kind}")
+    name = _KIND_NAME[kind]
+    y = _LINEAR_FAKES[name](x, packed_w, scale, offset, bias)
+    op = f"bitmm.lora_linear({name})"
+    K, N = x.shape[-1], packed_w.shape[0]
+    for arg, t in (("lora_a", lora_a), ("lora_b", lora_b)):
+        torch._check(t.dtype in (x.dtype, torch.float32),
+                     lambda: f"{op}: {arg} must have x's dtype ({x.dtype}) or float32, got {t.dtype}")
+        torch._check(t.device == x.device, lambda: f"{op}: {arg} is on {t.device} but x is on {x.device}; "
+                                                   f"move all arguments to one device")
+    torch._check(lora_a.dtype == lora_b.dtype, lambda: f"{op}: lora_a is {lora_a.dtype} but lora_b is "
+                                                       f"{lora_b.dtype}; both adapters must have one dtype")
+    torch._check(lora_a.dim() == 2 and lora_a.shape[0] >= 1 and lora_a.shape[1] == K,
+                 lambda: f"{op}: lora_a must have shape (r, K) with r >= 1 and K={K}, got {tuple(lora_a.shape)}")
+    r = lora_a.shape[0]
+    torch._check(lora_b.dim() == 2 and lora_b.shape[0] == N and lora_b.shape[1] == r,
+                 lambda: f"{op}: lora_b must have shape (N, r)=({N}, {r}) (N from packed_w, r from lora_a), "
+                         f"got {tuple(lora_b.shape)}")
+    return y
+
+
 @torch.library.register_fake("bitmm::linear_grad_x")
 def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
     return grad_y.new_empty((*grad_y.shape[:-1], K))
@@ -163,3 +214,46 @@ def _make_backward(kind: str):
 
 for _kind in _LINEAR_OPS:
     torch.library.register_autograd(f"bitmm::{_kind}_linear", _make_backward(_kind), setup_context=_setup_context)
+
+
+# --------------------------------------------------------------------------
+# lora_linear autograd.  With g = grad_y (M, N), x (M, K), s = lora_scale and
+# gB = g @ lora_b (M, r), accumulated in float32 (float64 for float64 x):
+#   grad_x      = linear_grad_x(g) + s * gB @ lora_a      (packed part: bitmm op)
+#   grad_lora_a = s * gB^T @ x
+#   grad_lora_b = s * g^T @ (x @ lora_a^T)                (x @ lora_a^T recomputed)
+#   grad_bias   = sum_m g
+# --------------------------------------------------------------------------
+def _lora_setup_context(ctx, inputs, output):
+    x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale = inputs
+    ctx.save_for_backward(x, packed_w, scale, offset, lora_a, lora_b)
+    ctx.kind = kind
+    ctx.lora_scale = lora_scale
+    ctx.has_bias = bias is not None
+    ctx.bias_dtype = bias.dtype if bias is not None else None
+
+
+def _lora_backward(ctx, grad):
+    x, packed_w, scale, offset, lora_a, lora_b = ctx.saved_tensors
+    s = ctx.lora_scale
+    K, N = x.shape[-1], grad.shape[-1]
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    g2 = grad.reshape(-1, N).to(acc)
+    a = lora_a.to(acc)
+    gb = g2 @ lora_b.to(acc) if ctx.needs_input_grad[0] or ctx.needs_input_grad[5] else None  # (M, r)
+    grad_x = grad_bias = grad_a = grad_b = None
+    if ctx.needs_input_grad[0]:
+        grad_x = torch.ops.bitmm.linear_grad_x(grad, packed_w, scale, offset, ctx.kind, K)
+        grad_x = (grad_x.reshape(-1, K).to(acc) + (gb @ a) * s).to(x.dtype).reshape(x.shape)
+    if ctx.needs_input_grad[5] or ctx.needs_input_grad[6]:
+        x2 = x.reshape(-1, K).to(acc)
+        if ctx.needs_input_grad[5]:
+            grad_a = ((gb.t() @ x2) * s).to(lora_a.dtype)
+        if ctx.needs_input_grad[6]:
+            grad_b = ((g2.t() @ (x2 @ a.t())) * s).to(lora_b.dtype)
+    if ctx.has_bias and ctx.needs_input_grad[4]:
+        grad_bias = grad.reshape(-1, N).sum(0).to(ctx.bias_dtype)
+    return grad_x, None, None, None, grad_bias, grad_a, grad_b, None, None
+
+
+torch.library.register_autograd("bitmm::lora_linear", _lora_backward, setup_context=_lora_setup_context)

@@ -19,9 +19,13 @@ weights are written).  The custom-module mapping is not serialized, so reload wi
 config=register_packed_lora(LoraConfig.from_pretrained(dir)))``.
 
 ``y = base(x) + lora_B(lora_A(dropout(x))) * scaling`` per active adapter, as in
-PEFT's own ``lora.Linear``; the base forward is the one bitmm op.  Adapters are
+PEFT's own ``lora.Linear``.  With one active adapter, no active dropout (p = 0 or
+eval mode) and a base without activation quantization, the whole layer is the one
+fused op ``bitmm::lora_linear`` (``bitmm.ops.lora_linear``); otherwise the base
+forward is the one bitmm op and each adapter is added on top.  Adapters are
 float32 (``torch.get_default_dtype()``) unless the model is cast; activations of
-another dtype are cast for the adapter product only.
+another dtype are cast for the adapter product only (the fused op takes float32
+adapters with float16 / bfloat16 x directly and accumulates in float32).
 
 Not supported (raise): DoRA and other LoRA variants, ``lora_bias``, and merging
 (``merge`` / ``merge_and_unload``): adding a dense LoRA delta to a 1 - 2 bit
@@ -43,7 +47,8 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("bitmm.peft_compat needs the optional dependency peft: pip install peft") from e
 
-from .nn import PackedLinear
+from .nn import PackedLinear, _adapters_for
+from .ops import lora_linear
 
 __all__ = ["PackedLoraLinear", "register_packed_lora"]
 
@@ -109,6 +114,9 @@ class PackedLoraLinear(nn.Module, LoraLayer):
         self._check_forward_args(x, *args, **kwargs)
         if kwargs.pop("adapter_names", None) is not None:
             raise NotImplementedError(f"{type(self).__name__} does not support mixed-adapter batches (adapter_names)")
+        fused = self._fused_forward(x, args, kwargs)
+        if fused is not None:
+            return fused
         result = self.base_layer(x, *args, **kwargs)
         if self.disable_adapters:
             return result
@@ -122,6 +130,24 @@ class PackedLoraLinear(nn.Module, LoraLayer):
             h = self._cast_input_dtype(x, lora_A.weight.dtype)
             result = result + lora_B(lora_A(dropout(h))) * self.scaling[active_adapter]
         return result.to(out_dtype)
+
+    def _fused_forward(self, x: torch.Tensor, args, kwargs) -> Optional[torch.Tensor]:
+        """The layer as one ``bitmm::lora_linear`` call, or None where that does not apply."""
+        base = self.base_layer
+        if self.disable_adapters or args or kwargs or not isinstance(base, PackedLinear) or base.act_bits is not None:
+            return None
+        active = [a for a in self.active_adapters if a in self.lora_A.keys()]
+        if len(active) != 1:
+            return None
+        name = active[0]
+        dropout = self.lora_dropout[name]
+        if isinstance(dropout, nn.Dropout) and dropout.training and dropout.p > 0:
+            return None
+        if not isinstance(dropout, (nn.Dropout, nn.Identity)):
+            return None
+        a, b = _adapters_for(x, self.lora_A[name].weight, self.lora_B[name].weight)
+        return lora_linear(base.kind, x, base.packed_weight, base.scale, base.offset, base.bias, a, b,
+                           self.scaling[name])
 
     def __repr__(self) -> str:
         return "lora." + super().__repr__()

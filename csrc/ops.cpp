@@ -37,6 +37,10 @@ TORCH_LIBRARY(bitmm, m) {
   // grad_x = grad_y @ (W_q * scale + offset) over the packed weight, for kind
   // 1 (binary), 2 (ternary), 3 (int2); K is the unpadded input width.
   m.def("linear_grad_x(Tensor grad_y, Tensor packed_w, Tensor scale, Tensor? offset, int kind, SymInt K) -> Tensor");
+  // LoRA on the packed base, kind 1/2/3 as above: y = <kind>_linear(x, packed_w, scale, offset, bias)
+  // + lora_scale * (x @ lora_a^T) @ lora_b^T; lora_a (r, K), lora_b (N, r), x's dtype or float32.
+  m.def("lora_linear(Tensor x, Tensor packed_w, Tensor scale, Tensor? offset, Tensor? bias, Tensor lora_a, "
+        "Tensor lora_b, int kind, float lora_scale=1.0) -> Tensor");
   // codes (N, K) integer tensor -> packed int32 (N, words_per_row); and back (as int8 codes).
   m.def("pack(Tensor codes, int kind) -> Tensor");
   m.def("unpack(Tensor packed, int kind, SymInt K) -> Tensor");

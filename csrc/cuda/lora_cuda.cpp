@@ -1,0 +1,44 @@
+// bitmm::lora_linear, CUDA: the base op (the add/subtract kernels, in x's
+// dtype) then the low-rank term as an epilogue of at:: GEMMs on the current
+// stream, no host synchronisation (CUDA-graph capturable):
+//   xa = x @ lora_a^T (M x r, float32; float64 for float64 x),
+//   y += lora_scale * xa @ lora_b^T  (float32 GEMM, added into y in float32,
+//   one rounding to x's dtype).
+// To be fused into the kernels' epilogue later; the semantics stay these.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "../lora_checks.h"
+
+namespace bitmm {
+namespace {
+
+at::Tensor lora_linear_cuda(const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
+                            const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
+                            const at::Tensor& lora_a, const at::Tensor& lora_b, int64_t kind_i, double lora_scale) {
+  const Kind kind = kind_from_int(kind_i);
+  const LinearProblem p = check_lora(kind, x, packed_w, scale, offset, bias, lora_a, lora_b);
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor y = call_base_linear(kind, x, packed_w, scale, offset, bias);  // (..., N), x's dtype, contiguous
+  if (p.M == 0) return y;
+  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor xa = at::mm(x.reshape({p.M, p.K}).to(acc), lora_a.to(acc).t());  // (M, r)
+  const at::Tensor bt = lora_b.to(acc).t();
+  if (!y.is_contiguous()) y = y.contiguous();
+  at::Tensor y2 = y.view({p.M, p.N});
+  if (y.scalar_type() == acc) {
+    y2.addmm_(xa, bt, /*beta=*/1, /*alpha=*/lora_scale);
+  } else {
+    y2.add_(at::mm(xa, bt), lora_scale);  // computed in float32, stored in x's dtype
+  }
+  return y;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(bitmm, CUDA, m) {
+  m.impl("lora_linear", &lora_linear_cuda);
+}
+
+}  // namespace bitmm
