@@ -108,6 +108,21 @@ def bench_case(kind, K, N, M, G, direction, copy_tbps, backend="auto"):
     }
 
 
+def bench_lora(K, N, M, r):
+    """Fused LoRA op vs the base op alone (issue: adapter cost <= 15% at M = 1)."""
+    ws = make_weights("ternary", K, N, None, copies_for(formats.packed_nbytes("ternary", N, K)))
+    x = torch.randn(M, K, device="cuda", dtype=torch.float16)
+    a = torch.randn(r, K, device="cuda", dtype=torch.float16) * 0.01
+    b = torch.randn(N, r, device="cuda", dtype=torch.float16) * 0.01
+    base = cuda_time_us([lambda p=p, s=s: bitmm.ternary_linear(x, p, s) for p, s, _ in ws])
+    lora = cuda_time_us([lambda p=p, s=s: bitmm.lora_linear("ternary", x, p, s, None, None, a, b) for p, s, _ in ws])
+    del ws
+    torch.cuda.empty_cache()
+    return {"op": "ternary_lora", "direction": "forward", "K": K, "N": N, "M": M, "rank": r, "dtype": "float16",
+            "backend": "auto", "us": round(lora, 2), "base_us": round(base, 2),
+            "overhead": round(lora / base - 1, 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/h100.json")
@@ -135,6 +150,11 @@ def main() -> None:
         print(f"{direction:8s} {be:10s} {kind:7s} K={K:5d} N={N:5d} M={M:4d} G={str(G):4s} {r['us']:8.2f} us  "
               f"fp16 {r['fp16_us']:8.2f} us  x{r['speedup']:5.2f}  {r['gbps']:7.1f} GB/s "
               f"({100 * r['fraction_of_copy_bw']:.0f}% of copy)", flush=True)
+    for r in (16, 64):
+        rec = bench_lora(8192, 28672, 1, r)
+        records.append(rec)
+        print(f"lora     rank {r:3d} ternary K=8192 N=28672 M=1 {rec['us']:8.2f} us  base {rec['base_us']:8.2f} us  "
+              f"overhead {100 * rec['overhead']:.1f}%", flush=True)
     write_results(args.out, torch.cuda.get_device_name(), records, copy_tbps=round(copy_tbps, 3))
 
 

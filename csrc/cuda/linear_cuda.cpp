@@ -110,6 +110,9 @@ bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool 
   switch (current_backend()) {
     case Backend::kDense: return true;
     case Backend::kAuto:
+      // torch.use_deterministic_algorithms: keep to bitmm's own (deterministic) kernels, whose
+      // bits do not depend on cuBLAS's workspace configuration.
+      if (at::globalContext().deterministicAlgorithms()) return false;
       if (grad_x) return M >= kDenseMinMGradX;
       return M >= (xt == at::kFloat ? kDenseMinMFloat : kDenseMinM);
     default: return false;
