@@ -127,13 +127,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/h100.json")
     ap.add_argument("--quick", action="store_true", help="only the issue's M <= 16 target cases")
+    ap.add_argument("--final", action="store_true",
+                    help="quick cases, plus the dense path at large M, the backward sweep and LoRA")
     args = ap.parse_args()
     torch.manual_seed(0)
     copy_tbps = measure_copy_tbps()
     records = []
     cases = []
-    if args.quick:
+    if args.quick or args.final:
         cases = [((k, K, N, M, G), "forward", be) for k, K, N, M, G in QUICK for be in ("addsub", "tensorcore")]
+    if args.final:
+        cases += [((k, K, N, M, G), "forward", "dense") for k, G in (("ternary", None), ("int2", 64))
+                  for K, N in ((8192, 28672), (28672, 8192)) for M in (64, 256, 1024, 4096)]
     else:
         for kind, G in KINDS:
             for K, N in SHAPES:
@@ -144,13 +149,17 @@ def main() -> None:
                         cases.append(((kind, K, N, M, G), "forward", be))
     cases += [(c, "backward", "auto") for c in BACKWARD_CASES]
     cases += [(("ternary", 8192, 28672, M, None), "backward", "auto") for M in (4, 16, 256, 4096)] if not args.quick else []
+    if args.quick:
+        args_lora = False
+    else:
+        args_lora = True
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)
         records.append(r)
         print(f"{direction:8s} {be:10s} {kind:7s} K={K:5d} N={N:5d} M={M:4d} G={str(G):4s} {r['us']:8.2f} us  "
               f"fp16 {r['fp16_us']:8.2f} us  x{r['speedup']:5.2f}  {r['gbps']:7.1f} GB/s "
               f"({100 * r['fraction_of_copy_bw']:.0f}% of copy)", flush=True)
-    for r in (16, 64):
+    for r in ((16, 64) if args_lora else ()):
         rec = bench_lora(8192, 28672, 1, r)
         records.append(rec)
         print(f"lora     rank {r:3d} ternary K=8192 N=28672 M=1 {rec['us']:8.2f} us  base {rec['base_us']:8.2f} us  "

@@ -25,6 +25,12 @@ struct LinearParams {
   int kind;               // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
   DType x_dtype;
   DType s_dtype;          // float, or the same as x_dtype (scale, offset and bias)
+  // Fused LoRA epilogue (tensor-core kernel only): y += lora_scale * lora_xa @ lora_b^T.
+  const float* lora_xa;   // (M, lora_r) float32, contiguous (x @ lora_a^T); nullptr = none
+  const void* lora_b;     // (N, lora_r) contiguous, float32 if lora_b_f32 else x_dtype
+  int64_t lora_r;
+  float lora_scale;
+  int lora_b_f32;
 };
 
 // grad_x (M, K) = grad_y (M, N) @ (v * scale + offset).  Same field meanings;

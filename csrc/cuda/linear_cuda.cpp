@@ -140,8 +140,18 @@ at::Tensor dense_linear(const cuda::LinearParams& lp, const LinearProblem& p, co
   return y;
 }
 
+struct LoraEpilogue {
+  at::Tensor xa;      // (M, r) float32 contiguous: x @ lora_a^T
+  at::Tensor b;       // (N, r) contiguous, float32 or x's dtype
+  double scale;
+};
+
+// With `lora`: the low-rank term is fused into the tensor-core kernel's
+// epilogue; returns an undefined tensor (nothing launched) where that kernel
+// does not run, so the caller composes the term instead.
 at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
-                            const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias) {
+                            const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
+                            const LoraEpilogue* lora = nullptr) {
   const LinearProblem p = check_linear(kind, x, packed_w, scale, offset, bias);
   const c10::cuda::CUDAGuard guard(x.device());
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
@@ -161,9 +171,18 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   fill_scale_fields(lp, p, ps);
   const bool fast = x.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
   if (fast && use_dense(lp, p.M, x.scalar_type())) {
+    if (lora) return at::Tensor();
     return dense_linear(lp, p, x2, ps.bias, at::cuda::getCurrentCUDAStream()).reshape(out_shape);
   }
   const bool tc = fast && use_tensor_core(lp, p.M);
+  if (lora) {
+    if (!tc) return at::Tensor();
+    lp.lora_xa = lora->xa.data_ptr<float>();
+    lp.lora_b = lora->b.data_ptr();
+    lp.lora_r = lora->xa.size(1);
+    lp.lora_scale = static_cast<float>(lora->scale);
+    lp.lora_b_f32 = lora->b.scalar_type() == at::kFloat ? 1 : 0;
+  }
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const int64_t chunk = fast && !tc ? kMaxRowsPerLaunch : p.M;  // the generic kernel has a 1-D grid
   for (int64_t m0 = 0; m0 < p.M; m0 += chunk) {
@@ -171,7 +190,9 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     lp.x = static_cast<const char*>(x2.data_ptr()) + m0 * p.K * x2.element_size();
     lp.y = static_cast<char*>(y.data_ptr()) + m0 * p.N * y.element_size();
     cudaError_t err = tc ? cuda::launch_tc_linear(lp, num_sms(x.get_device()), stream) : cudaErrorNotSupported;
-    // (the tensor-core kernel declines shapes whose tiles do not fit in shared memory)
+    // (the tensor-core kernel declines shapes whose tiles do not fit in shared memory; it
+    // runs M in one launch, so with LoRA nothing has been launched yet)
+    if (err == cudaErrorNotSupported && lora) return at::Tensor();
     if (err == cudaErrorNotSupported) {
       err = fast ? cuda::launch_addsub_linear(lp, num_sms(x.get_device()), stream) : cuda::launch_generic_linear(lp, stream);
     }
@@ -266,6 +287,16 @@ at::Tensor linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tenso
 }
 
 }  // namespace
+
+at::Tensor linear_cuda_fused_lora(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
+                                  const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
+                                  const at::Tensor& xa, const at::Tensor& lora_b, double lora_scale) {
+  if (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16) return at::Tensor();
+  const at::ScalarType bt = lora_b.scalar_type();
+  if (bt != at::kFloat && bt != x.scalar_type()) return at::Tensor();
+  const LoraEpilogue lora{xa.to(at::kFloat).contiguous(), lora_b.contiguous(), lora_scale};
+  return linear_cuda_impl(kind, x, packed_w, scale, offset, bias, &lora);
+}
 
 TORCH_LIBRARY_IMPL(bitmm, CUDA, m) {
   m.impl("ternary_linear", &linear_cuda<Kind::kTernary>);

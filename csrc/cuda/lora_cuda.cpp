@@ -4,12 +4,16 @@
 //   xa = x @ lora_a^T (M x r, float32; float64 for float64 x),
 //   y += lora_scale * xa @ lora_b^T  (float32 GEMM, added into y in float32,
 //   one rounding to x's dtype).
-// To be fused into the kernels' epilogue later; the semantics stay these.
+// fp16 / bf16 x on the tensor-core kernel: the xa @ lora_b^T term is fused
+// into that kernel's epilogue (fp32, one rounding; no second pass over y);
+// elsewhere (float32 / float64 x, the add/subtract or dense paths) the
+// composition above.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "../lora_checks.h"
+#include "linear_cuda.h"
 
 namespace bitmm {
 namespace {
@@ -20,9 +24,14 @@ at::Tensor lora_linear_cuda(const at::Tensor& x, const at::Tensor& packed_w, con
   const Kind kind = kind_from_int(kind_i);
   const LinearProblem p = check_lora(kind, x, packed_w, scale, offset, bias, lora_a, lora_b);
   const c10::cuda::CUDAGuard guard(x.device());
+  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  if (p.M > 0 && acc == at::kFloat) {
+    const at::Tensor xa = at::mm(x.reshape({p.M, p.K}).to(acc), lora_a.to(acc).t());  // (M, r)
+    at::Tensor fused = linear_cuda_fused_lora(kind, x, packed_w, scale, offset, bias, xa, lora_b, lora_scale);
+    if (fused.defined()) return fused;
+  }
   at::Tensor y = call_base_linear(kind, x, packed_w, scale, offset, bias);  // (..., N), x's dtype, contiguous
   if (p.M == 0) return y;
-  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor xa = at::mm(x.reshape({p.M, p.K}).to(acc), lora_a.to(acc).t());  // (M, r)
   const at::Tensor bt = lora_b.to(acc).t();
   if (!y.is_contiguous()) y = y.contiguous();

@@ -509,6 +509,18 @@ tc_linear_kernel(const LinearParams p,
           if (ml >= rows) continue;
           float v = acc[r][c][2 * h + e2];
           if constexpr (!GROUPED) v = s * v + (need_X ? u * Xs[ml] : 0.f);
+          if (p.lora_xa) {  // fused low-rank term: (x @ A^T)[m] . B[n], fp32
+            const float* xa = p.lora_xa + (m0 + ml) * p.lora_r;
+            float l = 0.f;
+            if (p.lora_b_f32) {
+              const float* lb = static_cast<const float*>(p.lora_b) + n * p.lora_r;
+              for (int64_t j = 0; j < p.lora_r; ++j) l = fmaf(xa[j], __ldg(lb + j), l);
+            } else {
+              const T* lb = static_cast<const T*>(p.lora_b) + n * p.lora_r;
+              for (int64_t j = 0; j < p.lora_r; ++j) l = fmaf(xa[j], to_float<T>(lb[j]), l);
+            }
+            v = fmaf(p.lora_scale, l, v);
+          }
           y[(m0 + ml) * p.N + n] = from_float<T>(v + bias);
         }
     }
