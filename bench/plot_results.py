@@ -15,7 +15,7 @@ from collections import defaultdict
 def best_by_case(records):
     best = {}
     for r in records:
-        if r["direction"] != "forward":
+        if r["direction"] != "forward" or "group_size" not in r:
             continue
         key = (r["op"], r["group_size"], r["K"], r["N"], r["M"])
         if key not in best or r["us"] < best[key]["us"]:
@@ -28,7 +28,7 @@ def plot(data, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    recs = [r for r in data["records"] if r["direction"] == "forward"]
+    recs = [r for r in data["records"] if r["direction"] == "forward" and "group_size" in r]
     shapes = sorted({(r["K"], r["N"]) for r in recs})
     fig, axes = plt.subplots(1, len(shapes), figsize=(4.2 * len(shapes), 4), sharey=True)
     colors = {"ternary": "C0", "int2": "C1", "binary": "C2"}

@@ -45,6 +45,22 @@ def hottest_loop(insns):
     return best[1] if best else []
 
 
+def innermost_loop_with(insns, prefix):
+    """The smallest backward-branch loop that contains an instruction starting with `prefix`."""
+    hits = [a for a, op, _ in insns if op.startswith(prefix)]
+    best = None
+    for addr, op, args in insns:
+        if op.startswith("BRA") and hits:
+            t = re.search(r"0x([0-9a-f]+)", args)
+            if t and int(t.group(1), 16) < addr:
+                lo = int(t.group(1), 16)
+                if any(lo <= h <= addr for h in hits):
+                    body = [i for i in insns if lo <= i[0] <= addr]
+                    if best is None or len(body) < len(best):
+                        best = body
+    return best or []
+
+
 def main(path):
     text = open(path).read()
     for f in re.split(r"\n\s+Function : ", text)[1:]:
@@ -53,7 +69,8 @@ def main(path):
             continue
         insns = parse(f)
         c, mults, loads = histogram(insns)
-        loop = hottest_loop(insns)
+        # tensor-core kernel: the per-step loop (one 16-byte window per row through 16 HMMAs)
+        loop = innermost_loop_with(insns, "HMMA") if "tc_linear_kernel" in name else hottest_loop(insns)
         lc, lmults, lloads = histogram(loop)
         print(f"== {name[:150]}")
         print("   kernel:", ", ".join(f"{k} {v}" for k, v in c.most_common(10)))
