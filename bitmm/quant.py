@@ -146,6 +146,8 @@ def hqq_quantize(
     lp_norm: float = 0.7,
     beta: float = 10.0,
     kappa: float = 1.01,
+    *,
+    _sync_free: bool | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """HQQ (Half-Quadratic Quantization, Badri & Shaji) of a weight ``w`` (N, K).
 
@@ -216,8 +218,9 @@ def hqq_quantize(
     W = w.detach().to(torch.float32).reshape(-1, G)  # (N * K/G, G): one group per row
     wmin = W.amin(dim=1, keepdim=True)
     wmax = W.amax(dim=1, keepdim=True)
-    floor = max(1e-6 * float(W.abs().max()), 1e-20)
-    scale = (wmax - wmin).clamp(min=floor) / maxq
+    # The floor stays a tensor: no host synchronisation on CUDA (BitLinear runs this every step).
+    floor = (1e-6 * W.abs().amax()).clamp(min=1e-20)
+    scale = torch.maximum(wmax - wmin, floor) / maxq
     zero = -wmin / scale
     Ws = W / scale  # W in code units; fixed since the scale is fixed
 
@@ -230,13 +233,22 @@ def hqq_quantize(
     q, w_r, err = evaluate(zero)
     best_zero, best_err = zero, err
     b = float(beta)
+    # HQQ stops at the first iteration in which no group improves.  On CPU that is
+    # a Python `break`; on CUDA (and with _sync_free) the stop is a device-side
+    # flag that freezes the result instead, so the loop never waits for the GPU:
+    # the same result, always `iters` iterations of work.
+    sync_free = w.is_cuda if _sync_free is None else _sync_free
+    running = torch.ones((), dtype=torch.bool, device=W.device)
     for _ in range(iters):
         w_e = shrink_lp(W - w_r, b, lp_norm)
         zero = (q - (W - w_e) / scale).mean(dim=1, keepdim=True)
         b *= kappa
         q, w_r, err = evaluate(zero)
         improved = err < best_err
-        if not bool(improved.any()):
+        if sync_free:
+            running = running & improved.any()
+            improved = improved & running
+        elif not bool(improved.any()):
             break
         best_zero = torch.where(improved, zero, best_zero)
         best_err = torch.where(improved, err, best_err)

@@ -256,3 +256,22 @@ def test_expand_groups_shapes():
 def test_expand_groups_bad_shapes(bad):
     with pytest.raises(ValueError, match="offset"):
         quant.expand_groups(bad, 3, 8, name="offset")
+
+
+@pytest.mark.parametrize("nbits,G", [(2, 64), (1, 32), (2, None)])
+def test_hqq_sync_free_loop_matches_early_exit(nbits, G):
+    # The CUDA form of the HQQ loop (device-side stop flag, no host sync) must give
+    # exactly the early-exit result, including when the loop stops early.
+    for seed in range(3):
+        torch.manual_seed(seed)
+        w = torch.randn(48, 128) * (1 + seed)
+        for iters in (0, 1, 5, 20, 60):
+            a = quant.hqq_quantize(w, nbits=nbits, group_size=G, iters=iters, _sync_free=False)
+            b = quant.hqq_quantize(w, nbits=nbits, group_size=G, iters=iters, _sync_free=True)
+            for x, y in zip(a, b):
+                assert torch.equal(x, y)
+
+
+def test_hqq_floor_without_host_sync_keeps_constant_weights_finite():
+    q, s, z = quant.hqq_quantize(torch.full((4, 64), 0.25), nbits=2, group_size=32)
+    assert torch.isfinite(s).all() and torch.isfinite(z).all() and (s > 0).all()
