@@ -25,14 +25,14 @@ at::Tensor lora_linear_cuda(const at::Tensor& x, const at::Tensor& packed_w, con
   const LinearProblem p = check_lora(kind, x, packed_w, scale, offset, bias, lora_a, lora_b);
   const c10::cuda::CUDAGuard guard(x.device());
   const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  // xa = x @ lora_a^T once, for the fused epilogue or the composition below
+  const at::Tensor xa = p.M > 0 ? at::mm(x.reshape({p.M, p.K}).to(acc), lora_a.to(acc).t()) : at::Tensor();  // (M, r)
   if (p.M > 0 && acc == at::kFloat) {
-    const at::Tensor xa = at::mm(x.reshape({p.M, p.K}).to(acc), lora_a.to(acc).t());  // (M, r)
     at::Tensor fused = linear_cuda_fused_lora(kind, x, packed_w, scale, offset, bias, xa, lora_b, lora_scale);
     if (fused.defined()) return fused;
   }
   at::Tensor y = call_base_linear(kind, x, packed_w, scale, offset, bias);  // (..., N), x's dtype, contiguous
   if (p.M == 0) return y;
-  const at::Tensor xa = at::mm(x.reshape({p.M, p.K}).to(acc), lora_a.to(acc).t());  // (M, r)
   const at::Tensor bt = lora_b.to(acc).t();
   if (!y.is_contiguous()) y = y.contiguous();
   at::Tensor y2 = y.view({p.M, p.N});

@@ -41,6 +41,7 @@
 // (their B registers are zero) and outputs beyond M or N are not stored.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <type_traits>
 
@@ -550,7 +551,8 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
   // x tile (and staged scales): as many load steps as fit in the shared-memory budget.
   // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
-  static int optin[kMaxTcDevices] = {0}, smem_per_sm[kMaxTcDevices] = {0};
+  // Per-device facts, cached (atomics: several host threads may launch at once).
+  static std::atomic<int> optin[kMaxTcDevices], smem_per_sm[kMaxTcDevices];
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev >= kMaxTcDevices) return cudaErrorInvalidDevice;
   if (optin[dev] == 0) {
@@ -561,7 +563,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     smem_per_sm[dev] = w;
     optin[dev] = v;
   }
-  const int smem_limit = std::min(kTcSmemBytes, optin[dev]);
+  const int smem_limit = std::min(kTcSmemBytes, optin[dev].load());
   const int budget_words = smem_limit / 4 - MT;  // minus the row sums
   auto groups_in = [&](int kt) { return grouped ? static_cast<int>((kt + p.group_size - 1) / p.group_size) + 1 : 0; };
   constexpr int ring_words = kTcWarps * kTcStages<RN> * RN * 2 * 32 * 4;  // cp.async ring of weights
@@ -584,11 +586,8 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
   auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
   static std::once_flag raised[kMaxTcDevices];
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err != cudaSuccess) return err;
-  if (device >= kMaxTcDevices) return cudaErrorInvalidDevice;
-  std::call_once(raised[device], [&] {
+  cudaError_t err = cudaSuccess;
+  std::call_once(raised[dev], [&] {
     err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_limit);
   });
   if (err != cudaSuccess) return err;
@@ -596,7 +595,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   int64_t grid_y = n_tiles;
   if (KT >= Kp) {
     // x fits in one K tile: persistent CTAs (as many as are resident), x staged once each.
-    static int regs[kMaxTcDevices] = {0};
+    static std::atomic<int> regs[kMaxTcDevices];
     if (regs[dev] == 0) {
       cudaFuncAttributes fa{};
       if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess) return cudaErrorInvalidDevice;
