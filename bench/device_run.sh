@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|0] [BITMM_BENCH=quick|sweep|none] [BITMM_TESTS=0] bash bench/device_run.sh
+#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|0] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
+#   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -53,4 +54,15 @@ case "${BITMM_BENCH:-quick}" in
   sweep) python3 bench/cuda_bench.py --out "$OUT/h100.json" 2>&1 | tee "$OUT/bench.txt" ;;
   final) python3 bench/cuda_bench.py --out "$OUT/h100_final.json" --final 2>&1 | tee "$OUT/bench.txt" ;;
 esac
+if [ "${BITMM_EAGER:-1}" = "1" ]; then
+  python3 bench/eager_bench.py --out "$OUT/eager.json" 2>&1 | tee "$OUT/eager.txt"
+fi
+if [ -n "${BITMM_NCU:-}" ]; then  # e.g. BITMM_NCU="tc_ternary_m1 addsub_int2_g64_m1"
+  for c in $BITMM_NCU; do
+    ncu --nvtx --nvtx-include "$c/" --set full --import-source no -f -o "$OUT/ncu_$c" python3 bench/ncu_profile.py "$c" > "$OUT/ncu_$c.log" 2>&1
+    ncu -i "$OUT/ncu_$c.ncu-rep" --page details > "$OUT/ncu_$c.txt" 2>&1
+    echo "ncu $c rc=$?"; grep -E "Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Issue Slots Busy|No Eligible|One or More Eligible" "$OUT/ncu_$c.txt" | head -12
+    rm -f "$OUT/ncu_$c.ncu-rep"
+  done
+fi
 echo "total: $(( $(date +%s) - start )) s"

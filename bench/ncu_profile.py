@@ -1,0 +1,55 @@
+"""Kernels to profile with Nsight Compute (run under `ncu`, see bench/device_run.sh).
+
+Each case warms up twice, then runs once inside an NVTX range named after it,
+so `ncu --nvtx --nvtx-include "<name>/"` picks exactly one launch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bitmm  # noqa: E402
+
+CASES = [  # name, kind, K, N, M, group, backend, direction
+    ("tc_ternary_m1", "ternary", 8192, 28672, 1, None, "tensorcore", "forward"),
+    ("addsub_ternary_m1", "ternary", 8192, 28672, 1, None, "addsub", "forward"),
+    ("addsub_int2_g64_m1", "int2", 8192, 28672, 1, 64, "addsub", "forward"),
+    ("tc_ternary_m16", "ternary", 8192, 28672, 16, None, "tensorcore", "forward"),
+    ("gradx_ternary_m1", "ternary", 8192, 28672, 1, None, "auto", "backward"),
+]
+
+
+def main() -> None:
+    only = sys.argv[1:]
+    torch.manual_seed(0)
+    for name, kind, K, N, M, G, be, direction in CASES:
+        if only and name not in only:
+            continue
+        lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
+        q = torch.randint(lo, hi, (N, K), device="cuda", dtype=torch.int8)
+        p = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind](q)
+        if G is None:
+            s, u = torch.tensor(0.01, device="cuda"), None
+        else:
+            s = torch.rand(N, K // G, device="cuda", dtype=torch.float16)
+            u = torch.rand(N, K // G, device="cuda", dtype=torch.float16)
+        with bitmm.use_backend(be):
+            if direction == "forward":
+                x = torch.randn(M, K, device="cuda", dtype=torch.float16)
+                f = lambda: bitmm.linear(kind, x, p, s, u)  # noqa: E731
+            else:
+                g = torch.randn(M, N, device="cuda", dtype=torch.float16)
+                f = lambda: bitmm.linear_grad_x(g, p, s, u, kind, K)  # noqa: E731
+            f(); f()
+            torch.cuda.synchronize()
+            torch.cuda.nvtx.range_push(name)
+            f()
+            torch.cuda.nvtx.range_pop()
+            torch.cuda.synchronize()
+
+
+if __name__ == "__main__":
+    main()
