@@ -129,6 +129,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="only the issue's M <= 16 target cases")
     ap.add_argument("--final", action="store_true",
                     help="quick cases, plus the dense path at large M, the backward sweep and LoRA")
+    ap.add_argument("--lora", action="store_true", help="with --quick: also the fused LoRA overhead cases")
+    ap.add_argument("--backends", default=None,
+                    help="comma-separated subset of forward backends to time (addsub,tensorcore,dense)")
     args = ap.parse_args()
     torch.manual_seed(0)
     copy_tbps = measure_copy_tbps()
@@ -147,12 +150,12 @@ def main() -> None:
                         if (be == "addsub" and M > ADDSUB_MAX_M) or (be == "dense" and M < 16):
                             continue
                         cases.append(((kind, K, N, M, G), "forward", be))
+    if args.backends:
+        keep = set(args.backends.split(","))
+        cases = [c for c in cases if c[2] in keep]
     cases += [(c, "backward", "auto") for c in BACKWARD_CASES]
     cases += [(("ternary", 8192, 28672, M, None), "backward", "auto") for M in (4, 16, 256, 4096)] if not args.quick else []
-    if args.quick:
-        args_lora = False
-    else:
-        args_lora = True
+    args_lora = args.lora or not args.quick
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)
         records.append(r)

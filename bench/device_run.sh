@@ -2,7 +2,7 @@
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
 #   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|0] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
-#   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] bash bench/device_run.sh
+#   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -10,9 +10,11 @@ mkdir -p "$OUT"
 unset BITMM_SANITIZE
 export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" BITMM_PTXAS_VERBOSE=1 PYTHONUNBUFFERED=1
 start=$(date +%s)
-python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
+# (few files under $OUT: the device tool brings back a limited number)
+python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -50 /tmp/build.log; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
-grep -E "bytes spill|Used [0-9]+ registers" "$OUT/build.log" | sort | uniq -c | sort -rn | head -5
+grep -E "Compiling entry|bytes spill|Used [0-9]+ registers" /tmp/build.log > "$OUT/ptxas.txt"
+grep -E "bytes spill|Used [0-9]+ registers" /tmp/build.log | sort | uniq -c | sort -rn | head -5
 python3 -c "import torch, bitmm; print(torch.__version__, torch.cuda.get_device_name())"
 
 # SASS of the inner loop: opcode histogram of the fp16 / per-channel / two-plane / MT=1 kernel.
@@ -50,19 +52,24 @@ if [ "${BITMM_GPU_SANITIZE:-all}" != "0" ]; then
   echo "sanitizers: $(( $(date +%s) - start )) s"
 fi
 case "${BITMM_BENCH:-quick}" in
-  quick) python3 bench/cuda_bench.py --out "$OUT/h100.json" --quick 2>&1 | tee "$OUT/bench.txt" ;;
-  sweep) python3 bench/cuda_bench.py --out "$OUT/h100.json" 2>&1 | tee "$OUT/bench.txt" ;;
-  final) python3 bench/cuda_bench.py --out "$OUT/h100_final.json" --final 2>&1 | tee "$OUT/bench.txt" ;;
+  quick) python3 bench/cuda_bench.py --out "$OUT/h100.json" --quick --lora 2>&1 | tee /tmp/bench.txt ;;
+  sweep) python3 bench/cuda_bench.py --out "$OUT/h100.json" 2>&1 | tee /tmp/bench.txt ;;
+  final) python3 bench/cuda_bench.py --out "$OUT/h100_final.json" --final 2>&1 | tee /tmp/bench.txt ;;
 esac
 if [ "${BITMM_EAGER:-1}" = "1" ]; then
-  python3 bench/eager_bench.py --out "$OUT/eager.json" 2>&1 | tee "$OUT/eager.txt"
+  python3 bench/eager_bench.py --out "$OUT/eager.json" 2>&1 | tee /tmp/eager.txt
 fi
 if [ -n "${BITMM_NCU:-}" ]; then  # e.g. BITMM_NCU="tc_ternary_m1 addsub_int2_g64_m1"
   for c in $BITMM_NCU; do
-    ncu --nvtx --nvtx-include "$c/" --set full --import-source no -f -o "$OUT/ncu_$c" python3 bench/ncu_profile.py "$c" > "$OUT/ncu_$c.log" 2>&1
-    ncu -i "$OUT/ncu_$c.ncu-rep" --page details > "$OUT/ncu_$c.txt" 2>&1
-    echo "ncu $c rc=$?"; grep -E "Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Issue Slots Busy|No Eligible|One or More Eligible" "$OUT/ncu_$c.txt" | head -12
-    rm -f "$OUT/ncu_$c.ncu-rep"
+    ncu --nvtx --nvtx-include "$c/" --set full --import-source no -f -o "/tmp/ncu_$c" python3 bench/ncu_profile.py "$c" > "/tmp/ncu_$c.log" 2>&1
+    { echo "===== $c"; ncu -i "/tmp/ncu_$c.ncu-rep" --page details; } >> "$OUT/ncu.txt" 2>&1
+    echo "ncu $c rc=$?"; ncu -i "/tmp/ncu_$c.ncu-rep" --page details 2>&1 | grep -E "Duration|DRAM Throughput|Issue Slots Busy|No Eligible|Achieved Occupancy|Registers Per" | head -8
+  done
+fi
+if [ -n "${BITMM_STAGE_SWEEP:-}" ]; then  # ring depth override (BITMM_TC_STAGES) on the tensor-core M <= 16 cases
+  for st in $BITMM_STAGE_SWEEP; do
+    echo "== BITMM_TC_STAGES=$st" | tee -a "$OUT/stage_sweep.txt"
+    BITMM_TC_STAGES=$st python3 bench/cuda_bench.py --quick --backends tensorcore --out /tmp/st_$st.json 2>&1 | grep forward | tee -a "$OUT/stage_sweep.txt"
   done
 fi
 echo "total: $(( $(date +%s) - start )) s"

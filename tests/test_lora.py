@@ -454,3 +454,18 @@ def test_peft_lora_uses_fused_op(monkeypatch):
         calls.clear()
         model(x)
         assert not calls
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+@pytest.mark.parametrize("M", [1, 3, 8, 16, 17])
+@pytest.mark.parametrize("k,n,r", [(264, 301, 16), (520, 20011, 64), (135, 300, 3)])
+@pytest.mark.parametrize("dtype,lora_dtype", DTYPE_PAIRS[1:])
+@pytest.mark.parametrize("kind", KINDS)
+def test_lora_cuda_fused_decode_shapes(kind, dtype, lora_dtype, k, n, r, M):
+    # The decode path: x @ lora_a^T in bitmm's kernel (16-byte loads when K % 8 == 0),
+    # the low-rank term in the tensor-core epilogue, several row tiles per CTA (n = 20011).
+    x, packed, s, u, b, a, bb = make_lora(M, "channel", kind, dtype, lora_dtype, "cuda", r=r, k=k, n=n)
+    poison_cuda_allocator()
+    y = lora_linear(kind, x, packed, s, u, b, a, bb, SCALE)
+    assert_close_lora(kind, y, x, packed, s, u, b, a, bb)

@@ -158,3 +158,17 @@ def test_auto_dispatch_agrees_with_both_backends():
                 outs[be] = bitmm.ternary_linear(x, packed, s, u, b)
             assert_close_to_reference("ternary", outs[be], x, packed, s, u, b)
         assert any(torch.equal(outs["auto"], outs[be]) for be in ("addsub", "tensorcore", "dense"))
+
+
+@cuda_only
+@pytest.mark.parametrize("M", [1, 5])
+@pytest.mark.parametrize("mode,G", [("tensor", None), ("group", 64)])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_many_row_tiles_per_cta(kind, mode, G, M):
+    # N large enough that persistent CTAs walk several row tiles each, with the
+    # shallow weight ring the launcher picks when every SM holds its most CTAs.
+    x, packed, s, u, b = make_problem(kind, M, 192, 20011, mode, G, dtype=torch.float16, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)

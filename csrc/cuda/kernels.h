@@ -48,6 +48,10 @@ cudaError_t launch_generic_grad_x(const GradXParams& p, cudaStream_t stream);  /
 // Dense W = v * scale + offset (x's dtype) of rows [n0, n0 + nn) into `out` (nn, K) contiguous;
 // cudaErrorNotSupported for float64 or groups that are not a multiple of 32.
 cudaError_t launch_dequant(const LinearParams& p, void* out, int64_t n0, int64_t nn, cudaStream_t stream);
+// xa (M, r) float32 = x (M, K) @ a (r, K)^T for the fused LoRA path; x fp16 / bf16 contiguous, a of x's dtype
+// (a_f32 = false) or float32, contiguous.  cudaErrorNotSupported for other dtypes or M > 65535.
+cudaError_t launch_lora_xa(const void* x, DType x_dtype, const void* a, bool a_f32, float* xa, int64_t M, int64_t K,
+                           int64_t r, cudaStream_t stream);
 cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_planes, int zero_code,
                         uint32_t* out, int64_t wpr, cudaStream_t stream);
 cudaError_t launch_unpack(const uint32_t* packed, int64_t N, int64_t K, int two_planes, int64_t wpr,

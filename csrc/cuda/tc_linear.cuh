@@ -42,6 +42,7 @@
 #pragma once
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <type_traits>
 
@@ -53,8 +54,12 @@ namespace cuda {
 
 constexpr int kTcWarps = 4;
 constexpr int kTcSmemBytes = 112 * 1024;  // upper bound of dynamic shared memory per CTA
-// Weight load steps in flight per warp (cp.async ring): 6 KB per warp either way.
-template <int RN> constexpr int kTcStages = RN == 1 ? 6 : 3;
+// Weight load steps per warp (cp.async ring slots, one step ahead per slot
+// beyond the first): at most 6 (RN = 1) or 3 (RN = 2), i.e. 6 KB per warp.  The
+// launcher picks the depth at run time: the deepest ring that does not lower
+// the number of resident CTAs (bench/NOTES.md, tc7).
+template <int RN> constexpr int kTcMaxStages = RN == 1 ? 6 : 3;
+constexpr int kTcMinStages = 2;
 
 template <typename T> struct TcTraits;
 template <> struct TcTraits<__half> {
@@ -142,6 +147,16 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, int sr
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+// wait_group takes an immediate: a uniform branch over the ring depths.
+__device__ __forceinline__ void cp_async_wait_dyn(int n) {
+  switch (n) {
+    case 0: cp_async_wait<0>(); break;
+    case 1: cp_async_wait<1>(); break;
+    case 2: cp_async_wait<2>(); break;
+    case 3: cp_async_wait<3>(); break;
+    default: cp_async_wait<4>(); break;
+  }
+}
 
 __device__ __forceinline__ float load_param(const void* p, int64_t i, bool is_float, bool is_half) {
   if (is_float) return __ldg(static_cast<const float*>(p) + i);
@@ -264,7 +279,8 @@ __global__ void __launch_bounds__(kTcWarps * 32)
 tc_linear_kernel(const LinearParams p,
                  const int KT,   // x tile along K: a multiple of STEP_K
                  const int WN,   // warps along N (the other 4 / WN split K)
-                 const int GT) { // scale groups per tile (grouped), for the staged s / u
+                 const int GT,   // scale groups per tile (grouped), for the staged s / u
+                 const int ST) { // weight ring slots per warp, kTcMinStages .. kTcMaxStages<RN>
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
   constexpr bool TWO = KIND != 1;
@@ -298,13 +314,15 @@ tc_linear_kernel(const LinearParams p,
   const bool vec_x = (p.K % 8) == 0 && (reinterpret_cast<uintptr_t>(p.x) % 16) == 0;
 
   // Weight loads: each warp streams its load steps through a private ring of
-  // kTcStages shared-memory slots with cp.async, kTcStages<RN> - 1 steps ahead of
+  // ST shared-memory slots with cp.async, ST - 1 steps ahead of
   // the mma's; each lane reads back only the 16-byte pieces it copied itself
   // (no synchronisation).  The warp's steps are numbered j = tile * C + i
   // (step ls = wk + i * WK of tile `tile`), so prefetching runs across tiles.
-  uint4* const ring0 = reinterpret_cast<uint4*>(su + NC * GT);                       // all warps' rings
-  uint4* const ring = ring0 + static_cast<size_t>(warp) * kTcStages<RN> * RN * 2 * 32;  // this warp's
-  float* const red = reinterpret_cast<float*>(ring0 + kTcWarps * kTcStages<RN> * RN * 2 * 32);  // K-split reduction
+  uint4* const ring0 = reinterpret_cast<uint4*>(su + NC * GT);             // all warps' rings
+  uint4* const ring = ring0 + static_cast<size_t>(warp) * ST * RN * 2 * 32;  // this warp's
+  float* const red = reinterpret_cast<float*>(ring0 + kTcWarps * ST * RN * 2 * 32);  // K-split reduction
+  constexpr int PER_WARP = RN * CM * 4 * 32;                               // one warp's accumulators
+  float* const lora_t = red + (WK - 1) * WN * PER_WARP;                    // [NC][MT] LoRA terms of a tile
   const int tile_steps_full = KT / L::STEP_K;
   const int C = wk < tile_steps_full ? (tile_steps_full - wk + WK - 1) / WK : 0;  // steps per full tile
   const int64_t n_tiles_k = (Kp + KT - 1) / KT;
@@ -334,7 +352,7 @@ tc_linear_kernel(const LinearParams p,
 #pragma unroll
         for (int h = 0; h < 2; ++h) cp_async_16(slot + (r * 2 + h) * 32 + lane, wrow[r][h] + word, bytes);
       --iss_left;
-      iss_slot = iss_slot == kTcStages<RN> - 1 ? 0 : iss_slot + 1;
+      iss_slot = iss_slot == ST - 1 ? 0 : iss_slot + 1;
       iss_k += WK * L::STEP_K;
       if (++iss_i == C) {
         iss_i = 0;
@@ -352,7 +370,7 @@ tc_linear_kernel(const LinearParams p,
     return static_cast<int>(imin64(KT, (Kp - kt + L::STEP_K - 1) / L::STEP_K * L::STEP_K)) / L::STEP_K;
   };
 #pragma unroll
-  for (int j = 0; j < kTcStages<RN> - 1; ++j) issue();
+  for (int j = 0; j < ST - 1; ++j) issue();
   int slot_c = 0;  // ring slot of the next step to compute
   for (int64_t nt = blockIdx.y; nt < n_tiles; nt += gridDim.y) {
   const int64_t n_cta = nt * NC;
@@ -439,10 +457,10 @@ tc_linear_kernel(const LinearParams p,
     };
 
     for (int i = 0; i < C; ++i) {
-      cp_async_wait<kTcStages<RN> - 2>();  // this step has landed (this lane's copies)
+      cp_async_wait_dyn(ST - 2);  // this step has landed (this lane's copies)
       issue();
       const uint4* slot = ring + slot_c * RN * 2 * 32;
-      slot_c = slot_c == kTcStages<RN> - 1 ? 0 : slot_c + 1;
+      slot_c = slot_c == ST - 1 ? 0 : slot_c + 1;
       const int ls = wk + i * WK;
       if (ls >= steps) continue;  // past the end of the last tile
       uint4 cw[RN][2];
@@ -460,8 +478,36 @@ tc_linear_kernel(const LinearParams p,
     for (int c = 0; c < CM; ++c)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[r][c][e] = NA == 2 ? acc2[0][r][c][e] + acc2[NA - 1][r][c][e] : acc2[0][r][c][e];
+  if (p.lora_xa) {
+    // Fused LoRA term of the tile, l[n][m] = xa[m] . B[n] (fp32), by all warps:
+    // a group of 8 lanes per (row, activation row), lanes striding over r
+    // (coalesced loads of B's row), shuffles within the group.  Stored in
+    // shared memory for the epilogue (the barrier below orders it).
+    const int l8 = lane & 7;
+    const unsigned gmask = 0xFFu << (lane & 24);
+    const int items = NC * rows;
+    const int r_len = static_cast<int>(p.lora_r);
+    for (int it = threadIdx.x >> 3; it < items; it += kTcWarps * 4) {
+      const int nl = it / rows, ml = it - nl * rows;
+      const int64_t n = imin64(n_cta + nl, p.N - 1);
+      const float* xa = p.lora_xa + (m0 + ml) * p.lora_r;
+      float l = 0.f;
+      if (p.lora_b_f32) {
+        const float* lb = static_cast<const float*>(p.lora_b) + n * p.lora_r;
+#pragma unroll 4
+        for (int j = l8; j < r_len; j += 8) l = fmaf(__ldg(xa + j), __ldg(lb + j), l);
+      } else {
+        const T* lb = static_cast<const T*>(p.lora_b) + n * p.lora_r;
+#pragma unroll 4
+        for (int j = l8; j < r_len; j += 8) l = fmaf(__ldg(xa + j), to_float<T>(lb[j]), l);
+      }
+      l += __shfl_xor_sync(gmask, l, 4);
+      l += __shfl_xor_sync(gmask, l, 2);
+      l += __shfl_xor_sync(gmask, l, 1);
+      if (l8 == 0) lora_t[nl * MT + ml] = l;
+    }
+  }
   // Reduce the K-split warps in shared memory, in a fixed order.
-  constexpr int PER_WARP = RN * CM * 4 * 32;
   __syncthreads();
   if (WK > 1) {
     if (wk > 0) {
@@ -510,18 +556,7 @@ tc_linear_kernel(const LinearParams p,
           if (ml >= rows) continue;
           float v = acc[r][c][2 * h + e2];
           if constexpr (!GROUPED) v = s * v + (need_X ? u * Xs[ml] : 0.f);
-          if (p.lora_xa) {  // fused low-rank term: (x @ A^T)[m] . B[n], fp32
-            const float* xa = p.lora_xa + (m0 + ml) * p.lora_r;
-            float l = 0.f;
-            if (p.lora_b_f32) {
-              const float* lb = static_cast<const float*>(p.lora_b) + n * p.lora_r;
-              for (int64_t j = 0; j < p.lora_r; ++j) l = fmaf(xa[j], __ldg(lb + j), l);
-            } else {
-              const T* lb = static_cast<const T*>(p.lora_b) + n * p.lora_r;
-              for (int64_t j = 0; j < p.lora_r; ++j) l = fmaf(xa[j], to_float<T>(lb[j]), l);
-            }
-            v = fmaf(p.lora_scale, l, v);
-          }
+          if (p.lora_xa) v = fmaf(p.lora_scale, lora_t[((wn * RN + r) * 16 + g + 8 * h) * MT + ml], v);
           y[(m0 + ml) * p.N + n] = from_float<T>(v + bias);
         }
     }
@@ -566,10 +601,12 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int smem_limit = std::min(kTcSmemBytes, optin[dev].load());
   const int budget_words = smem_limit / 4 - MT;  // minus the row sums
   auto groups_in = [&](int kt) { return grouped ? static_cast<int>((kt + p.group_size - 1) / p.group_size) + 1 : 0; };
-  constexpr int ring_words = kTcWarps * kTcStages<RN> * RN * 2 * 32 * 4;  // cp.async ring of weights
-  auto words_for = [&](int kt, int wn) {  // x tile, staged s / u, weight ring, K-split reduction
-    return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt) + ring_words +
-           (kTcWarps / wn - 1) * wn * RN * CM * 4 * 32;
+  constexpr int stage_words = kTcWarps * RN * 2 * 32 * 4;  // one slot of every warp's cp.async ring
+  int stages = kTcMaxStages<RN>;
+  const bool lora = p.lora_xa != nullptr;
+  auto words_for = [&](int kt, int wn) {  // x tile, staged s / u, weight ring, K-split reduction, LoRA terms
+    return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt) + stages * stage_words +
+           (kTcWarps / wn - 1) * wn * RN * CM * 4 * 32 + (lora ? wn * RN * 16 * MT : 0);
   };
   int kt_steps = 1;
   for (int pass = 0; pass < 2; ++pass) {
@@ -581,7 +618,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   }
   const int KT = kt_steps * L::STEP_K;
   const int GT = groups_in(KT);
-  const size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
+  size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
   auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
@@ -602,6 +639,26 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
       regs[dev] = fa.numRegs > 0 ? fa.numRegs : 64;
     }
     const int by_regs = 65536 / (((regs[dev] * 32 + 255) / 256 * 256) * kTcWarps);
+    // Ring depth: the deepest that keeps as many CTAs resident as the registers
+    // (and the work) allow; deeper rings only add bytes in flight per warp, more
+    // resident warps add both bytes in flight and latency hiding (tc7).
+    const int64_t want = std::min<int64_t>({by_regs, 16, (n_tiles * m_tiles + num_sms - 1) / num_sms});
+    int st = kTcMaxStages<RN>;
+    int64_t best = -1;
+    for (int d = kTcMaxStages<RN>; d >= kTcMinStages; --d) {  // most resident CTAs; deepest among ties
+      stages = d;
+      const size_t bytes = sizeof(uint32_t) * (MT + words_for(KT, WN));
+      if (bytes > static_cast<size_t>(smem_limit)) continue;
+      const int64_t c = std::min<int64_t>(want, smem_per_sm[dev] / static_cast<int64_t>(bytes + 1024));
+      if (c > best) best = c, st = d;
+    }
+    static const int st_env = [] {  // BITMM_TC_STAGES: benchmark override of the rule (read once)
+      const char* e = std::getenv("BITMM_TC_STAGES");
+      return e ? std::atoi(e) : 0;
+    }();
+    if (st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>) st = st_env;
+    stages = st;
+    smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
     const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
     const int per_sm = std::max(1, std::min({by_regs, by_smem, 16}));
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
@@ -609,7 +666,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
-  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, GT);
+  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, GT, stages);
   return cudaGetLastError();
 }
 
