@@ -142,7 +142,7 @@ def main() -> None:
     if args.final:
         cases += [((k, K, N, M, G), "forward", "dense") for k, G in (("ternary", None), ("int2", 64))
                   for K, N in ((8192, 28672), (28672, 8192)) for M in (64, 256, 1024, 4096)]
-    else:
+    elif not args.quick:
         for kind, G in KINDS:
             for K, N in SHAPES:
                 for M in MS:

@@ -639,18 +639,20 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
       regs[dev] = fa.numRegs > 0 ? fa.numRegs : 64;
     }
     const int by_regs = 65536 / (((regs[dev] * 32 + 255) / 256 * 256) * kTcWarps);
-    // Ring depth: the deepest that keeps as many CTAs resident as the registers
-    // (and the work) allow; deeper rings only add bytes in flight per warp, more
-    // resident warps add both bytes in flight and latency hiding (tc7).
+    // Ring depth: first as many resident CTAs as the registers (and the work)
+    // allow, then 3 slots if possible: measured on the H100 (bench/NOTES.md,
+    // tc7), more resident warps beat a deeper ring, and 3 slots beat 6 where
+    // both keep the same CTAs resident (M = 1: 14.9 vs 16.7 us on 8192 x 8192).
     const int64_t want = std::min<int64_t>({by_regs, 16, (n_tiles * m_tiles + num_sms - 1) / num_sms});
+    constexpr int kPreferredStages = 3 <= kTcMaxStages<RN> ? 3 : kTcMaxStages<RN>;
     int st = kTcMaxStages<RN>;
     int64_t best = -1;
-    for (int d = kTcMaxStages<RN>; d >= kTcMinStages; --d) {  // most resident CTAs; deepest among ties
+    for (int d = kTcMaxStages<RN>; d >= kTcMinStages; --d) {  // most resident CTAs; then closest to 3 slots
       stages = d;
       const size_t bytes = sizeof(uint32_t) * (MT + words_for(KT, WN));
       if (bytes > static_cast<size_t>(smem_limit)) continue;
       const int64_t c = std::min<int64_t>(want, smem_per_sm[dev] / static_cast<int64_t>(bytes + 1024));
-      if (c > best) best = c, st = d;
+      if (c > best || (c == best && std::abs(d - kPreferredStages) < std::abs(st - kPreferredStages))) best = c, st = d;
     }
     static const int st_env = [] {  // BITMM_TC_STAGES: benchmark override of the rule (read once)
       const char* e = std::getenv("BITMM_TC_STAGES");
