@@ -18,8 +18,18 @@ def info() -> None:
     print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
     cuda_impl = torch._C._dispatch_has_kernel_for_dispatch_key("bitmm::ternary_linear", "CUDA")
-    print(f"bitmm backends: CPU (AVX2 kernels when the CPU has AVX2, generic otherwise)"
-          f"{', CUDA' if cuda_impl else ''}")
+    try:
+        from bitmm._build_info import BUILD_INFO
+    except ImportError:  # built by CMake or an older setup.py
+        BUILD_INFO = {}
+    archs = BUILD_INFO.get("cuda_archs")
+    isa = torch.backends.cpu.get_cpu_capability()
+    cpu_kernel = "AVX2 kernels" if isa in ("AVX2", "AVX512") else "portable kernels (no AVX2 on this CPU)"
+    print(f"bitmm backends: CPU ({cpu_kernel}, chosen at run time)"
+          f"{', CUDA (compiled for ' + archs + ')' if cuda_impl and archs else ', CUDA' if cuda_impl else ''}"
+          f"{'; built with ASan/UBSan' if BUILD_INFO.get('sanitize') else ''}"
+          f"{'; built against torch ' + BUILD_INFO['torch'] if BUILD_INFO.get('torch') else ''}")
+    print(f"backend choice on CUDA: {bitmm.get_backend()} (bitmm.set_backend)")
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)

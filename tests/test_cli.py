@@ -17,6 +17,8 @@ def test_info():
     r = run("info")
     assert r.returncode == 0, r.stderr
     assert "bitmm" in r.stdout and "torch" in r.stdout and "backends" in r.stdout
+    if os.path.exists(os.path.join(ROOT, "bitmm", "_build_info.py")):  # setup.py builds record what they contain
+        assert "built against torch" in r.stdout
 
 
 def test_bench_small(tmp_path):
