@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|0] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
+#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|0] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
 #   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
@@ -30,6 +30,28 @@ if [ "${BITMM_TESTS:-1}" = "1" ]; then
   echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|Fatal|Segmentation|Error" "$OUT/pytest.txt" | tail -30
   echo "tests: $(( $(date +%s) - start )) s"
 fi
+if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
+  # Every CUDA kernel family under the three tools: the CUDA cases of the kernel, LoRA and autograd
+  # test files (all kinds, dtypes, scale modes, M boundaries); huge-shape tests skipped.  Each tool
+  # has a time cap; a capped run reports how far it got (pytest's last line is then missing).
+  export BITMM_SKIP_HUGE=1
+  san() {  # tool, cap seconds, output name, pytest args...
+    local tool=$1 cap=$2 name=$3; shift 3
+    timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider "$@" \
+      > "/tmp/$name.txt" 2>&1
+    local rc=$?
+    { echo "== $tool: $* (rc=$rc; 124 = time cap)"; grep -E "ERROR SUMMARY|passed|failed|Error|========= " "/tmp/$name.txt" | tail -6
+      echo "progress: $(grep -oE '\[ *[0-9]+%\]' "/tmp/$name.txt" | tail -1), $(grep -oE '^[.sFE]+' "/tmp/$name.txt" | tr -d '\n' | wc -c) tests run"; } \
+      | tee -a "$OUT/sanitizers.txt"
+  }
+  san memcheck 120 memcheck1 tests/test_linear.py tests/test_lora.py tests/test_autograd.py \
+    -k "cuda and not compile and not large"
+  san memcheck 120 memcheck2 tests/test_tensorcore.py -k "not matches_reference or (300 and (tensor- or group-32))"
+  sel="(matches_reference and 1024 and channel) or many_row or fused_decode or exact_on_integers or deterministic_and_graph"
+  san racecheck 100 racecheck tests/test_tensorcore.py tests/test_lora.py -k "$sel"
+  san initcheck 100 initcheck tests/test_tensorcore.py tests/test_lora.py -k "$sel"
+  echo "sanitizers: $(( $(date +%s) - start )) s"
+fi
 if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ]; then
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_linear.py tests/test_autograd.py \
     -q -x -p no:cacheprovider -k "cuda and not compile and not large and not reliability" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
@@ -38,7 +60,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ]; then
     -k "cuda and (channel or group32) and not large" > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"
   tail -3 "$OUT/racecheck.txt"
 fi
-if [ "${BITMM_GPU_SANITIZE:-all}" != "0" ]; then
+if [ "${BITMM_GPU_SANITIZE:-all}" != "0" ] && [ "${BITMM_GPU_SANITIZE:-all}" != "wide" ]; then
   # tensor-core kernels: every kind, fp16 and bf16, M across the configuration boundaries
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py -q -x -p no:cacheprovider \
     -k "tensorcore and 300 and (group-32 or channel)" > "$OUT/memcheck_tc.txt" 2>&1; echo "memcheck (tensor core) rc=$?"
