@@ -390,32 +390,72 @@ tc_linear_kernel(const LinearParams p,
     const int64_t g0 = kt0 / p.group_size;  // first scale group of the tile (grouped)
     const bool stage_x = n_tiles_k > 1 || nt == blockIdx.y;  // one K tile: x stays for all row tiles
     if (kt0 > 0) __syncthreads();  // the previous tile is consumed
-    // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per thread-iteration.
+    // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per 16-byte piece.
     if (stage_x) {
       const int quads_per_row = kt_len / 8;
-      for (int v = threadIdx.x; v < rows * quads_per_row; v += blockDim.x) {
-        const int m = v / quads_per_row, q = v % quads_per_row;
-        const int64_t k = kt0 + 8 * q;
-        const T* src = x + (m0 + m) * p.K + k;
-        union { uint4 v; T e[8]; } val;
-        if (vec_x && k + 8 <= p.K) {
-          val.v = __ldg(reinterpret_cast<const uint4*>(src));
-        } else {
+      const int total = rows * quads_per_row;
+      if (vec_x) {
+        // kXBatch independent 16-byte loads in flight per thread before any store: one
+        // L2 round trip per 2 KB x kXBatch of x per CTA, not one per 2 KB (tc8).
+        constexpr int kXBatch = 8;
+        for (int v0 = threadIdx.x; v0 < total; v0 += kXBatch * kTcWarps * 32) {
+          uint4 val[kXBatch];
+#pragma unroll
+          for (int i = 0; i < kXBatch; ++i) {
+            const int v = v0 + i * kTcWarps * 32;
+            const int m = v / quads_per_row, q = v - m * quads_per_row;
+            const int64_t k = kt0 + 8 * q;
+            // K % 8 == 0 here: a piece is either all inside x or all past K (zeros)
+            val[i] = v < total && k < p.K ? __ldg(reinterpret_cast<const uint4*>(x + (m0 + m) * p.K + k))
+                                          : make_uint4(0u, 0u, 0u, 0u);
+          }
+#pragma unroll
+          for (int i = 0; i < kXBatch; ++i) {
+            const int v = v0 + i * kTcWarps * 32;
+            if (v < total) {
+              const int m = v / quads_per_row, q = v - m * quads_per_row;
+              *reinterpret_cast<uint4*>(xs + m * RS + L::pair_addr(4 * q)) = val[i];
+            }
+          }
+        }
+      } else {
+        for (int v = threadIdx.x; v < total; v += blockDim.x) {
+          const int m = v / quads_per_row, q = v % quads_per_row;
+          const int64_t k = kt0 + 8 * q;
+          const T* src = x + (m0 + m) * p.K + k;
+          union { uint4 v; T e[8]; } val;
 #pragma unroll
           for (int j = 0; j < 8; ++j) val.e[j] = (k + j < p.K) ? src[j] : from_float<T>(0.f);
+          *reinterpret_cast<uint4*>(xs + m * RS + L::pair_addr(4 * q)) = val.v;
         }
-        *reinterpret_cast<uint4*>(xs + m * RS + L::pair_addr(4 * q)) = val.v;
       }
     }
     if constexpr (GROUPED) {
       // Stage the tile's scales and offsets of the CTA's rows as fp32 (s already
       // divided by 2 for binary / ternary, whose unpacked values are 2b / 2t).
-      for (int v = threadIdx.x; v < NC * GT; v += blockDim.x) {
-        const int rl = v / GT, gl = v % GT;
-        const int64_t n = imin64(n_cta + rl, p.N - 1), grp = imin64(g0 + gl, ngroups - 1);
-        const float sv = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16);
-        ss[v] = KIND == 3 ? sv : 0.5f * sv;
-        su[v] = p.offset ? load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+      // kSBatch independent loads per thread before the stores (one round trip per batch, tc8).
+      constexpr int kSBatch = 8;
+      for (int v0 = threadIdx.x; v0 < NC * GT; v0 += kSBatch * kTcWarps * 32) {
+        float sv[kSBatch], uv[kSBatch];
+#pragma unroll
+        for (int i = 0; i < kSBatch; ++i) {
+          const int v = v0 + i * kTcWarps * 32;
+          sv[i] = uv[i] = 0.f;
+          if (v < NC * GT) {
+            const int rl = v / GT, gl = v - rl * GT;
+            const int64_t n = imin64(n_cta + rl, p.N - 1), grp = imin64(g0 + gl, ngroups - 1);
+            sv[i] = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16);
+            if (p.offset) uv[i] = load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16);
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < kSBatch; ++i) {
+          const int v = v0 + i * kTcWarps * 32;
+          if (v < NC * GT) {
+            ss[v] = KIND == 3 ? sv[i] : 0.5f * sv[i];
+            su[v] = uv[i];
+          }
+        }
       }
     }
     __syncthreads();
