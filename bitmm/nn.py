@@ -453,7 +453,17 @@ class PackedLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.act_bits is not None:
             x = quant.absmax_int8_fake(x)
-        return _LINEAR_OPS[self.kind](x, self.packed_weight, self.scale, self.offset, self.bias)
+        # The buffers straight from self._buffers (where nn.Module keeps them, and
+        # where assignment, .to() and load_state_dict put them): `self.scale` etc.
+        # each miss the instance dict, raise AttributeError inside Python and then
+        # run nn.Module.__getattr__; the four cost ~30k instructions per call on CPU,
+        # nearly as many as the op call itself (bench/NOTES.md, "Host overhead (eager)").
+        buffers = self._buffers
+        try:
+            w, s, u, b = buffers["packed_weight"], buffers["scale"], buffers["offset"], buffers["bias"]
+        except KeyError:  # a buffer made into something else (e.g. torch.nn.utils.parametrize)
+            w, s, u, b = self.packed_weight, self.scale, self.offset, self.bias
+        return _LINEAR_OPS[self.kind](x, w, s, u, b)
 
     # ---- helpers ------------------------------------------------------------------
     @property
@@ -607,19 +617,31 @@ class PackedLoRALinear(nn.Module):
         nn.init.zeros_(self.lora_B)
 
     def _fusable(self) -> bool:
-        dropout_active = self.training and isinstance(self.dropout, nn.Dropout) and self.dropout.p > 0
-        return self.base.act_bits is None and not dropout_active
+        return self._fusable_with(self.base, self.dropout)
+
+    def _fusable_with(self, base: PackedLinear, dropout: nn.Module) -> bool:
+        dropout_active = self.training and isinstance(dropout, nn.Dropout) and dropout.p > 0
+        return base.act_bits is None and not dropout_active
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._fusable():
-            b = self.base
-            a_, b_ = _adapters_for(x, self.lora_A, self.lora_B)
-            return lora_linear(b.kind, x, b.packed_weight, b.scale, b.offset, b.bias, a_, b_, self.scaling)
-        y = self.base(x)
-        h = self.dropout(x)
-        if h.dtype != self.lora_A.dtype:
-            h = h.to(self.lora_A.dtype)
-        d = F.linear(F.linear(h, self.lora_A), self.lora_B) * self.scaling
+        # Submodules, Parameters and the base's buffers straight from nn.Module's dicts,
+        # as in PackedLinear.forward: ten look-ups through nn.Module.__getattr__ otherwise.
+        try:
+            base, dropout = self._modules["base"], self._modules["dropout"]
+            lora_a, lora_b = self._parameters["lora_A"], self._parameters["lora_B"]
+            bufs = base._buffers
+            w, s, u, bias = bufs["packed_weight"], bufs["scale"], bufs["offset"], bufs["bias"]
+        except KeyError:  # something made into another kind of attribute (e.g. torch.nn.utils.parametrize)
+            base, dropout, lora_a, lora_b = self.base, self.dropout, self.lora_A, self.lora_B
+            w, s, u, bias = base.packed_weight, base.scale, base.offset, base.bias
+        if self._fusable_with(base, dropout):
+            a_, b_ = _adapters_for(x, lora_a, lora_b)
+            return lora_linear(base.kind, x, w, s, u, bias, a_, b_, self.scaling)
+        y = base(x)
+        h = dropout(x)
+        if h.dtype != lora_a.dtype:
+            h = h.to(lora_a.dtype)
+        d = F.linear(F.linear(h, lora_a), lora_b) * self.scaling
         return y + d.to(y.dtype)
 
     @torch.no_grad()

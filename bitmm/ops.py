@@ -1,5 +1,6 @@
-"""Typed wrappers over the ``torch.ops.bitmm`` ops, their fake (meta) kernels
-for ``torch.compile``, and their autograd formulas.
+"""Typed wrappers over the ``torch.ops.bitmm`` ops and their fake (meta) kernels
+for ``torch.compile``.  Their autograd formulas are C++ (``csrc/autograd.cpp``;
+summarized at the end of this file).
 
 The ops (schemas in ``csrc/ops.cpp``)::
 
@@ -185,75 +186,22 @@ def _unpack_fake(packed, kind, K):
 
 
 # --------------------------------------------------------------------------
-# Autograd: grad_x through the packed weights (another bitmm op), grad_bias by
-# summation.  scale and offset are treated as constants (frozen quantization
-# parameters); packed_w is integer and has no gradient.
+# Autograd lives in C++ (csrc/autograd.cpp, registered at the Autograd dispatch
+# key): a Python autograd kernel (torch.library.register_autograd) ran on every
+# call, under torch.no_grad() too, and was 32-39% of an eager op call's host
+# instructions (bench/NOTES.md, "Host overhead (eager)").  The formulas there:
+#   <kind>_linear: grad_x = linear_grad_x(grad, packed_w, scale, offset, kind, K)
+#                  (add/subtract only), grad_bias = grad summed over the leading
+#                  dims in bias's dtype.
+#   lora_linear:   with g = grad_y (M, N), x (M, K), s = lora_scale and
+#                  gB = g @ lora_b (M, r), accumulated in float32 (float64 for
+#                  float64 x):
+#                    grad_x      = linear_grad_x(g) + s * gB @ lora_a
+#                    grad_lora_a = s * gB^T @ x
+#                    grad_lora_b = s * g^T @ (x @ lora_a^T)   (x @ lora_a^T recomputed)
+#                    grad_bias   = sum_m g
+#   linear_grad_x: grad_grad_y = <kind>_linear(grad, packed_w, scale, offset)
+#                  (it is linear in grad_y), so double backward works too.
+# scale and offset are treated as constants (frozen quantization parameters);
+# packed_w is integer and has no gradient.
 # --------------------------------------------------------------------------
-def _setup_context(ctx, inputs, output):
-    x, packed_w, scale, offset, bias = inputs
-    ctx.save_for_backward(packed_w, scale, offset)
-    ctx.K = x.shape[-1]
-    ctx.has_bias = bias is not None
-    ctx.bias_dtype = bias.dtype if bias is not None else None
-
-
-def _make_backward(kind: str):
-    kind_id = KIND_ID[kind]
-
-    def backward(ctx, grad):
-        packed_w, scale, offset = ctx.saved_tensors
-        grad_x = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.bitmm.linear_grad_x(grad, packed_w, scale, offset, kind_id, ctx.K)
-        if ctx.has_bias and ctx.needs_input_grad[4]:
-            grad_bias = grad.reshape(-1, grad.shape[-1]).sum(0).to(ctx.bias_dtype)
-        return grad_x, None, None, None, grad_bias
-
-    return backward
-
-
-for _kind in _LINEAR_OPS:
-    torch.library.register_autograd(f"bitmm::{_kind}_linear", _make_backward(_kind), setup_context=_setup_context)
-
-
-# --------------------------------------------------------------------------
-# lora_linear autograd.  With g = grad_y (M, N), x (M, K), s = lora_scale and
-# gB = g @ lora_b (M, r), accumulated in float32 (float64 for float64 x):
-#   grad_x      = linear_grad_x(g) + s * gB @ lora_a      (packed part: bitmm op)
-#   grad_lora_a = s * gB^T @ x
-#   grad_lora_b = s * g^T @ (x @ lora_a^T)                (x @ lora_a^T recomputed)
-#   grad_bias   = sum_m g
-# --------------------------------------------------------------------------
-def _lora_setup_context(ctx, inputs, output):
-    x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale = inputs
-    ctx.save_for_backward(x, packed_w, scale, offset, lora_a, lora_b)
-    ctx.kind = kind
-    ctx.lora_scale = lora_scale
-    ctx.has_bias = bias is not None
-    ctx.bias_dtype = bias.dtype if bias is not None else None
-
-
-def _lora_backward(ctx, grad):
-    x, packed_w, scale, offset, lora_a, lora_b = ctx.saved_tensors
-    s = ctx.lora_scale
-    K, N = x.shape[-1], grad.shape[-1]
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    g2 = grad.reshape(-1, N).to(acc)
-    a = lora_a.to(acc)
-    gb = g2 @ lora_b.to(acc) if ctx.needs_input_grad[0] or ctx.needs_input_grad[5] else None  # (M, r)
-    grad_x = grad_bias = grad_a = grad_b = None
-    if ctx.needs_input_grad[0]:
-        grad_x = torch.ops.bitmm.linear_grad_x(grad, packed_w, scale, offset, ctx.kind, K)
-        grad_x = (grad_x.reshape(-1, K).to(acc) + (gb @ a) * s).to(x.dtype).reshape(x.shape)
-    if ctx.needs_input_grad[5] or ctx.needs_input_grad[6]:
-        x2 = x.reshape(-1, K).to(acc)
-        if ctx.needs_input_grad[5]:
-            grad_a = ((gb.t() @ x2) * s).to(lora_a.dtype)
-        if ctx.needs_input_grad[6]:
-            grad_b = ((g2.t() @ (x2 @ a.t())) * s).to(lora_b.dtype)
-    if ctx.has_bias and ctx.needs_input_grad[4]:
-        grad_bias = grad.reshape(-1, N).sum(0).to(ctx.bias_dtype)
-    return grad_x, None, None, None, grad_bias, grad_a, grad_b, None, None
-
-
-torch.library.register_autograd("bitmm::lora_linear", _lora_backward, setup_context=_lora_setup_context)

@@ -1,6 +1,7 @@
 // The one place where every bitmm op schema is declared.  Backends register
 // implementations in their own files (cpu/linear_cpu.cpp, cuda/linear_cuda.cpp);
-// Python adds fake (meta) kernels and autograd in bitmm/ops.py.
+// autograd.cpp registers the autograd kernels (C++, device-agnostic); Python adds
+// the fake (meta) kernels in bitmm/ops.py.
 #include <torch/library.h>
 
 #include "backend.h"
