@@ -44,12 +44,12 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
       echo "progress: $(grep -oE '\[ *[0-9]+%\]' "/tmp/$name.txt" | tail -1), $(grep -oE '^[.sFE]+' "/tmp/$name.txt" | tr -d '\n' | wc -c) tests run"; } \
       | tee -a "$OUT/sanitizers.txt"
   }
-  san memcheck 120 memcheck1 tests/test_linear.py tests/test_lora.py tests/test_autograd.py \
+  san memcheck 130 memcheck1 tests/test_linear.py tests/test_lora.py tests/test_autograd.py \
     -k "cuda and not compile and not large"
-  san memcheck 120 memcheck2 tests/test_tensorcore.py -k "not matches_reference or (300 and (tensor- or group-32))"
+  san memcheck 130 memcheck2 tests/test_tensorcore.py -k "not matches_reference or (300 and (tensor- or group-32))"
   sel="(matches_reference and 1024 and channel) or many_row or fused_decode or exact_on_integers or deterministic_and_graph"
-  san racecheck 100 racecheck tests/test_tensorcore.py tests/test_lora.py -k "$sel"
-  san initcheck 100 initcheck tests/test_tensorcore.py tests/test_lora.py -k "$sel"
+  san racecheck 90 racecheck tests/test_tensorcore.py tests/test_lora.py -k "$sel"
+  san initcheck 90 initcheck tests/test_tensorcore.py tests/test_lora.py -k "$sel"
   echo "sanitizers: $(( $(date +%s) - start )) s"
 fi
 if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ]; then
