@@ -417,3 +417,36 @@ def test_convert_packed_model_state_dict_round_trip():
     with torch.no_grad():
         assert torch.equal(skeleton(ids), model(ids))
     assert skeleton.proj_a.packed_weight is skeleton.proj_b.packed_weight
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("bits", [1.58, 2])
+def test_converted_model_replays_in_cuda_graph_and_reduce_overhead(bits):
+    # A whole converted model (every Linear but lm_head a PackedLinear, fp16) captured in one
+    # CUDA graph, and compiled with mode="reduce-overhead": both replay the eager result bitwise
+    # (bitmm's kernels are deterministic and take no host-side decisions that change with replay).
+    torch.manual_seed(0)
+    model = _Net().cuda()
+    convert(model, mode="packed", weight_bits=bits, skip=["lm_head"])
+    model = model.half()
+    ids = torch.randint(0, 50, (3, 11), device="cuda")
+    with torch.no_grad():
+        y_eager = model(ids)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                model(ids)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            y_graph = model(ids)
+        for _ in range(3):
+            graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(y_graph, y_eager)
+        compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
+        for _ in range(3):
+            y_c = compiled(ids)
+        assert torch.allclose(y_c.float(), y_eager.float(), rtol=2e-2, atol=2e-2)
