@@ -37,17 +37,19 @@ def measure(device, kind, K, N, M, G, reps):
     lo, hi = RANGE[kind]
     x = torch.randn(M, K, device=device, dtype=dtype)
     wbytes = formats.packed_nbytes(kind, N, K)
-    ws = []
-    for _ in range(copies_for(wbytes, max_copies=16 if device == "cpu" else 64)):
-        p = PACK[kind](torch.randint(lo, hi, (N, K), device=device, dtype=torch.int8))
-        s = torch.tensor(0.02, device=device) if G is None else torch.rand(N, K // G, device=device, dtype=dtype)
-        u = None if G is None else torch.randn(N, K // G, device=device, dtype=dtype)
-        ws.append((p, s, u))
+    # One random weight, copied: every copy lives in its own memory (so rotating through them
+    # reads memory, not cache), without paying for random generation and packing per copy.
+    p0 = PACK[kind](torch.randint(lo, hi, (N, K), device=device, dtype=torch.int8))
+    s0 = torch.tensor(0.02, device=device) if G is None else torch.rand(N, K // G, device=device, dtype=dtype)
+    u0 = None if G is None else torch.randn(N, K // G, device=device, dtype=dtype)
+    ws = [(p0.clone(), s0.clone(), None if u0 is None else u0.clone())
+          for _ in range(copies_for(wbytes, max_copies=16 if device == "cpu" else 64))]
     sbytes = 0 if G is None else 2 * N * (K // G) * x.element_size()
     us = timer([lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws])
     del ws
-    dense = [torch.randn(N, K, device=device, dtype=dtype)
-             for _ in range(copies_for(N * K * x.element_size(), max_copies=8))]
+    w0 = torch.randn(N, K, device=device, dtype=dtype)
+    dense = [w0.clone() for _ in range(copies_for(N * K * x.element_size(), max_copies=8))]
+    del w0
     dense_us = timer([lambda w=w: F.linear(x, w) for w in dense])
     dense_bytes = N * K * x.element_size()
     del dense
