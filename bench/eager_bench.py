@@ -33,20 +33,9 @@ from bitmm.benchmark_timing import write_results  # noqa: E402
 SHAPES = [(1024, 1024), (4096, 4096), (8192, 8192), (8192, 28672)]
 
 
-def host_us(layer, x, calls=200, repeats=7):
-    out = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            layer(x)
-        t1 = time.perf_counter()
-        torch.cuda.synchronize()
-        out.append((t1 - t0) / calls * 1e6)
-    return statistics.median(out)
-
-
-def eager_us(layers, x, rounds=20, repeats=7):
+def _per_call_us(layers, x, rounds, repeats, until_gpu_done):
+    """Median over `repeats` of the time per call of `rounds` passes over `layers`, from an idle
+    GPU; the clock stops when the last call returns (host time) or when the GPU is done."""
     out = []
     for _ in range(repeats):
         torch.cuda.synchronize()
@@ -54,9 +43,19 @@ def eager_us(layers, x, rounds=20, repeats=7):
         for _ in range(rounds):
             for layer in layers:
                 layer(x)
-        torch.cuda.synchronize()
+        if until_gpu_done:
+            torch.cuda.synchronize()
         out.append((time.perf_counter() - t0) / (rounds * len(layers)) * 1e6)
+        torch.cuda.synchronize()
     return statistics.median(out)
+
+
+def host_us(layer, x, calls=200, repeats=7):
+    return _per_call_us([layer], x, calls, repeats, until_gpu_done=False)
+
+
+def eager_us(layers, x, rounds=20, repeats=7):
+    return _per_call_us(layers, x, rounds, repeats, until_gpu_done=True)
 
 
 def main() -> None:
