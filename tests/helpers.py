@@ -75,3 +75,12 @@ def poison_cuda_allocator(nbytes: int = 1 << 24):
     if torch.cuda.is_available():
         t = torch.full((nbytes // 4,), float("nan"), device="cuda")
         del t
+
+
+def assert_error_table(cases) -> None:
+    """Each (description, call, exception type, message fragment) raises that exception with that fragment."""
+    import pytest
+    for desc, call, exc, frag in cases:
+        with pytest.raises(exc, match=frag):
+            call()
+            pytest.fail(f"{desc}: no error")

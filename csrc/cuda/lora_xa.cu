@@ -11,21 +11,19 @@ namespace {
 
 constexpr int kXaThreads = 256;
 
-template <typename T> struct Vec8;  // 8 elements of T as loaded from 16 (or 32) bytes
-template <> struct Vec8<__half> {
-  static __device__ __forceinline__ void load(const __half* p, float (&v)[8]) {
+__device__ __forceinline__ float2 pair_to_float2(const __half2& h) { return __half22float2(h); }
+__device__ __forceinline__ float2 pair_to_float2(const __nv_bfloat162& h) { return __bfloat1622float2(h); }
+template <typename T> struct Pair2;  // the two-element vector type of a 16-bit T
+template <> struct Pair2<__half> { using type = __half2; };
+template <> struct Pair2<__nv_bfloat16> { using type = __nv_bfloat162; };
+
+// 8 elements of T as float, from one 16-byte load (16-bit T) or two (float).
+template <typename T> struct Vec8 {
+  static __device__ __forceinline__ void load(const T* p, float (&v)[8]) {
     const uint4 q = __ldg(reinterpret_cast<const uint4*>(p));
-    const __half2* h = reinterpret_cast<const __half2*>(&q);
+    const auto* h = reinterpret_cast<const typename Pair2<T>::type*>(&q);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) { const float2 f = __half22float2(h[i]); v[2 * i] = f.x; v[2 * i + 1] = f.y; }
-  }
-};
-template <> struct Vec8<__nv_bfloat16> {
-  static __device__ __forceinline__ void load(const __nv_bfloat16* p, float (&v)[8]) {
-    const uint4 q = __ldg(reinterpret_cast<const uint4*>(p));
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&q);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) { const float2 f = __bfloat1622float2(h[i]); v[2 * i] = f.x; v[2 * i + 1] = f.y; }
+    for (int i = 0; i < 4; ++i) { const float2 f = pair_to_float2(h[i]); v[2 * i] = f.x; v[2 * i + 1] = f.y; }
   }
 };
 template <> struct Vec8<float> {
