@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|0] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
+#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|0] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
 #   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
@@ -52,6 +52,31 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
   san initcheck 90 initcheck tests/test_tensorcore.py tests/test_lora.py -k "$sel"
   echo "sanitizers: $(( $(date +%s) - start )) s"
 fi
+if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
+  # The whole GPU test suite (every test id without "cpu"; BITMM_SKIP_HUGE=1: the > 2^31-element
+  # tests would take hours under instrumentation) under memcheck, racecheck and initcheck, each
+  # tool split into BITMM_SAN_SHARDS pytest processes (tests/conftest.py: BITMM_SHARD=i/n), all
+  # tools and shards at once on the 16 host cores; one time cap for all.
+  export BITMM_SKIP_HUGE=1
+  shards=${BITMM_SAN_SHARDS:-5}; cap=${BITMM_SAN_CAP:-420}
+  for tool in memcheck racecheck initcheck; do
+    for ((i = 0; i < shards; i++)); do
+      BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+        python3 -m pytest tests -q -p no:cacheprovider -k "not cpu" > "/tmp/san_${tool}_$i.txt" 2>&1 &
+    done
+  done
+  wait
+  for tool in memcheck racecheck initcheck; do
+    for ((i = 0; i < shards; i++)); do
+      f="/tmp/san_${tool}_$i.txt"
+      { echo "== $tool shard $i/$shards: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
+        echo "   progress: $(grep -oE '\[ *[0-9]+%\]' "$f" | tail -1)"
+        grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error)" "$f" | sort | uniq -c | head -5
+        grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"
+    done
+  done
+  echo "sanitizers: $(( $(date +%s) - start )) s"
+fi
 if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ]; then
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_linear.py tests/test_autograd.py \
     -q -x -p no:cacheprovider -k "cuda and not compile and not large and not reliability" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
@@ -60,7 +85,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ]; then
     -k "cuda and (channel or group32) and not large" > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"
   tail -3 "$OUT/racecheck.txt"
 fi
-if [ "${BITMM_GPU_SANITIZE:-all}" != "0" ] && [ "${BITMM_GPU_SANITIZE:-all}" != "wide" ]; then
+if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ] || [ "${BITMM_GPU_SANITIZE:-all}" = "tc" ]; then
   # tensor-core kernels: every kind, fp16 and bf16, M across the configuration boundaries
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py -q -x -p no:cacheprovider \
     -k "tensorcore and 300 and (group-32 or channel)" > "$OUT/memcheck_tc.txt" 2>&1; echo "memcheck (tensor core) rc=$?"
@@ -72,6 +97,13 @@ if [ "${BITMM_GPU_SANITIZE:-all}" != "0" ] && [ "${BITMM_GPU_SANITIZE:-all}" != 
     -p no:cacheprovider -k "tensorcore and 300 and channel and dtype0" > "$OUT/initcheck.txt" 2>&1; echo "initcheck rc=$?"
   tail -2 "$OUT/initcheck.txt"
   echo "sanitizers: $(( $(date +%s) - start )) s"
+fi
+if [ -n "${BITMM_PYBENCH:-}" ]; then  # the pytest-benchmark suite (bench/test_bench.py), all or a -k selection
+  sel=(); [ "$BITMM_PYBENCH" != "all" ] && sel=(-k "$BITMM_PYBENCH")
+  timeout "${BITMM_PYBENCH_CAP:-400}" python3 -m pytest bench/test_bench.py --benchmark-only -q -p no:cacheprovider "${sel[@]}" \
+    --benchmark-group-by=group --benchmark-json="$OUT/pytest_benchmark.json" --benchmark-columns=min,median,rounds \
+    > /tmp/pybench.txt 2>&1
+  echo "pytest-benchmark rc=$? ($(( $(date +%s) - start )) s)"; grep -E "passed|failed|error" /tmp/pybench.txt | tail -3
 fi
 case "${BITMM_BENCH:-quick}" in
   quick) python3 bench/cuda_bench.py --out "$OUT/h100.json" --quick --lora 2>&1 | tee /tmp/bench.txt ;;

@@ -190,11 +190,11 @@ template <int KIND> struct TcLayout {
 // give independent chains, and registers are short there).
 template <int RN, int CM> constexpr int kTcAccSets = RN * CM <= 2 ? 2 : 1;
 
-template <typename T, int KIND, bool GROUPED, int RN, int CM, bool S_F32 /* fp32 scales: fold in fp32 */>
+template <typename T, int KIND, bool GROUPED, int RN, int CM, bool S_F32 /* fp32 scales: fold in fp32 */,
+          int SB /* blocks with a scale per window: L::BLOCKS (grouped) or 1 */>
 __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccSets<RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
                                               const int RS, const int rows, const int win, const int g,
-                                              const float (&sb)[RN][2][TcLayout<KIND>::BLOCKS],
-                                              const float (&ub)[RN][2][TcLayout<KIND>::BLOCKS]) {
+                                              const float (&sb)[RN][2][SB], const float (&ub)[RN][2][SB]) {
   using L = TcLayout<KIND>;
   constexpr bool TWO = KIND != 1;
 #pragma unroll
@@ -215,7 +215,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccSets<RN, CM>][R
           ew[r][h] = ow[r][h] = words[b];
         }
         if constexpr (GROUPED) {
-          const float s = sb[r][h][b], u = ub[r][h][b];
+          const float s = sb[r][h][b % SB], u = ub[r][h][b % SB];
           s2[r][h] = splat<T>(s);
           u2[r][h] = splat<T>(u);
           sf[r][h] = s;
@@ -279,7 +279,6 @@ __global__ void __launch_bounds__(kTcWarps * 32)
 tc_linear_kernel(const LinearParams p,
                  const int KT,   // x tile along K: a multiple of STEP_K
                  const int WN,   // warps along N (the other 4 / WN split K)
-                 const int GT,   // scale groups per tile (grouped), for the staged s / u
                  const int ST) { // weight ring slots per warp, kTcMinStages .. kTcMaxStages<RN>
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
@@ -303,8 +302,6 @@ tc_linear_kernel(const LinearParams p,
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
   uint32_t* xs = tc_smem + MT;                     // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0)
   const int NC = WN * RN * 16;                     // weight rows of the CTA
-  float* ss = reinterpret_cast<float*>(xs + rows * RS);  // [NC][GT] staged scales (grouped)
-  float* su = ss + NC * GT;                              // [NC][GT] staged offsets (grouped)
   if (need_X && threadIdx.x < MT) Xs[threadIdx.x] = 0.f;
   // CTAs walk row tiles nt = blockIdx.y, + gridDim.y, ... (persistent when x
   // fits in one K tile: staged once, then only weights stream).
@@ -318,7 +315,7 @@ tc_linear_kernel(const LinearParams p,
   // the mma's; each lane reads back only the 16-byte pieces it copied itself
   // (no synchronisation).  The warp's steps are numbered j = tile * C + i
   // (step ls = wk + i * WK of tile `tile`), so prefetching runs across tiles.
-  uint4* const ring0 = reinterpret_cast<uint4*>(su + NC * GT);             // all warps' rings
+  uint4* const ring0 = reinterpret_cast<uint4*>(xs + rows * RS);           // all warps' rings
   uint4* const ring = ring0 + static_cast<size_t>(warp) * ST * RN * 2 * 32;  // this warp's
   float* const red = reinterpret_cast<float*>(ring0 + kTcWarps * ST * RN * 2 * 32);  // K-split reduction
   constexpr int PER_WARP = RN * CM * 4 * 32;                               // one warp's accumulators
@@ -387,7 +384,6 @@ tc_linear_kernel(const LinearParams p,
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
     const int steps = tile_steps(kt0);
     const int kt_len = steps * L::STEP_K;
-    const int64_t g0 = kt0 / p.group_size;  // first scale group of the tile (grouped)
     const bool stage_x = n_tiles_k > 1 || nt == blockIdx.y;  // one K tile: x stays for all row tiles
     if (kt0 > 0) __syncthreads();  // the previous tile is consumed
     // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per 16-byte piece.
@@ -430,34 +426,6 @@ tc_linear_kernel(const LinearParams p,
         }
       }
     }
-    if constexpr (GROUPED) {
-      // Stage the tile's scales and offsets of the CTA's rows as fp32 (s already
-      // divided by 2 for binary / ternary, whose unpacked values are 2b / 2t).
-      // kSBatch independent loads per thread before the stores (one round trip per batch, tc8).
-      constexpr int kSBatch = 8;
-      for (int v0 = threadIdx.x; v0 < NC * GT; v0 += kSBatch * kTcWarps * 32) {
-        float sv[kSBatch], uv[kSBatch];
-#pragma unroll
-        for (int i = 0; i < kSBatch; ++i) {
-          const int v = v0 + i * kTcWarps * 32;
-          sv[i] = uv[i] = 0.f;
-          if (v < NC * GT) {
-            const int rl = v / GT, gl = v - rl * GT;
-            const int64_t n = imin64(n_cta + rl, p.N - 1), grp = imin64(g0 + gl, ngroups - 1);
-            sv[i] = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16);
-            if (p.offset) uv[i] = load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16);
-          }
-        }
-#pragma unroll
-        for (int i = 0; i < kSBatch; ++i) {
-          const int v = v0 + i * kTcWarps * 32;
-          if (v < NC * GT) {
-            ss[v] = KIND == 3 ? sv[i] : 0.5f * sv[i];
-            su[v] = uv[i];
-          }
-        }
-      }
-    }
     __syncthreads();
     if (need_X && stage_x) {
       // Row sums of x in a fixed order (deterministic): warp w owns rows w, w+4, ...
@@ -473,29 +441,47 @@ tc_linear_kernel(const LinearParams p,
       }
     }
 
-    auto compute_step = [&](int ls, const uint4 (&cw)[RN][2]) {
-      const int win = ls * 4 + tig;  // this lane's window index in the tile
-      float sb[RN][2][L::BLOCKS], ub[RN][2][L::BLOCKS];
+    // Group-wise scales and offsets of a lane window (rows g, g + 8 of each
+    // tile r; one value per 32-weight block), read straight from global memory
+    // (L1-cached: a 32-byte sector serves several steps) one step ahead of their
+    // use, so the load latency hides behind a step of mma's (tc9; tc8 staged
+    // the tile's scales in shared memory: 66 KB at M = 1 on K = 8192, which cut
+    // the resident CTAs and put a barrier-bound staging phase before each row tile).
+    constexpr int SB = GROUPED ? L::BLOCKS : 1;
+    float sb[2][RN][2][SB], ub[2][RN][2][SB];  // [buffer][tile][row half][block]
+    auto load_scales = [&](int ls, float (&sv)[RN][2][SB], float (&uv)[RN][2][SB]) {
       if constexpr (GROUPED) {
-        const int64_t kwin = kt0 + static_cast<int64_t>(win) * L::PW;
+        const int kb0 = static_cast<int>((kt0 + static_cast<int64_t>(ls * 4 + tig) * L::PW) >> 5);
 #pragma unroll
         for (int r = 0; r < RN; ++r)
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
+          for (int h = 0; h < 2; ++h) {
+            const int64_t n = imin64(n_cta + (wn * RN + r) * 16 + g + 8 * h, p.N - 1);
 #pragma unroll
-            for (int b = 0; b < L::BLOCKS; ++b) {
-              const int kb = (static_cast<int>(kwin) >> 5) + b;  // block index in the row
-              const int gl = (gshift >= 0 ? (kb >> gshift) : kb / gblocks) - static_cast<int>(g0);
-              const int rl = (wn * RN + r) * 16 + g + 8 * h;
-              sb[r][h][b] = ss[rl * GT + gl];
-              ub[r][h][b] = su[rl * GT + gl];
+            for (int b = 0; b < SB; ++b) {
+              const int kb = kb0 + b;
+              const int grp = min(gshift >= 0 ? (kb >> gshift) : kb / gblocks, static_cast<int>(ngroups) - 1);
+              const bool same = b > 0 && (gshift >= 0 ? ((kb - 1) >> gshift) : (kb - 1) / gblocks) ==
+                                              (gshift >= 0 ? (kb >> gshift) : kb / gblocks);
+              if (same) {  // the block shares its predecessor's group: no second load
+                sv[r][h][b] = sv[r][h][b - 1];
+                uv[r][h][b] = uv[r][h][b - 1];
+              } else {
+                sv[r][h][b] = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16) * (KIND == 3 ? 1.f : 0.5f);
+                uv[r][h][b] = p.offset ? load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+              }
             }
+          }
       }
+    };
+    auto compute_step = [&](int ls, const uint4 (&cw)[RN][2], const float (&sv)[RN][2][SB], const float (&uv)[RN][2][SB]) {
+      const int win = ls * 4 + tig;  // this lane's window index in the tile
       // The scale dtype branch is taken per window, not per k-step.
-      if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, RN, CM, true>(acc2, cw, xs, RS, rows, win, g, sb, ub);
-      else tc_window_mma<T, KIND, GROUPED, RN, CM, false>(acc2, cw, xs, RS, rows, win, g, sb, ub);
+      if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, RN, CM, true, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv);
+      else tc_window_mma<T, KIND, GROUPED, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv);
     };
 
+    if (GROUPED && C > 0 && wk < steps) load_scales(wk, sb[0], ub[0]);
     for (int i = 0; i < C; ++i) {
       cp_async_wait_dyn(ST - 2);  // this step has landed (this lane's copies)
       issue();
@@ -503,12 +489,19 @@ tc_linear_kernel(const LinearParams p,
       slot_c = slot_c == ST - 1 ? 0 : slot_c + 1;
       const int ls = wk + i * WK;
       if (ls >= steps) continue;  // past the end of the last tile
+      // Unrolled by two so the scale buffers keep static register indices.
+      const int cur = i & 1;
+      if (GROUPED && ls + WK < steps) {
+        if (cur == 0) load_scales(ls + WK, sb[1], ub[1]);
+        else load_scales(ls + WK, sb[0], ub[0]);
+      }
       uint4 cw[RN][2];
 #pragma unroll
       for (int r = 0; r < RN; ++r)
 #pragma unroll
         for (int h = 0; h < 2; ++h) cw[r][h] = slot[(r * 2 + h) * 32 + lane];
-      compute_step(ls, cw);
+      if (cur == 0) compute_step(ls, cw, sb[0], ub[0]);
+      else compute_step(ls, cw, sb[1], ub[1]);
     }
   }
   float acc[RN][CM][4];
@@ -615,7 +608,6 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int rows = static_cast<int>(imin64(MT, p.M));
   const int64_t steps_total = (Kp + L::STEP_K - 1) / L::STEP_K;
   const int64_t m_tiles = (p.M + MT - 1) / MT;
-  const bool grouped = GROUPED;
   auto n_tiles_for = [&](int wn) { return (p.N + wn * RN * 16 - 1) / (wn * RN * 16); };
   // Warps along N: fewer (and more CTAs, the other warps splitting K) until the
   // grid has ~8 CTAs per SM at M <= 8.  With more rows of x, every CTA stages
@@ -640,12 +632,11 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   }
   const int smem_limit = std::min(kTcSmemBytes, optin[dev].load());
   const int budget_words = smem_limit / 4 - MT;  // minus the row sums
-  auto groups_in = [&](int kt) { return grouped ? static_cast<int>((kt + p.group_size - 1) / p.group_size) + 1 : 0; };
   constexpr int stage_words = kTcWarps * RN * 2 * 32 * 4;  // one slot of every warp's cp.async ring
   int stages = kTcMaxStages<RN>;
   const bool lora = p.lora_xa != nullptr;
-  auto words_for = [&](int kt, int wn) {  // x tile, staged s / u, weight ring, K-split reduction, LoRA terms
-    return rows * L::row_words(kt) + 2 * wn * RN * 16 * groups_in(kt) + stages * stage_words +
+  auto words_for = [&](int kt, int wn) {  // x tile, weight ring, K-split reduction, LoRA terms
+    return rows * L::row_words(kt) + stages * stage_words +
            (kTcWarps / wn - 1) * wn * RN * CM * 4 * 32 + (lora ? wn * RN * 16 * MT : 0);
   };
   int kt_steps = 1;
@@ -657,7 +648,6 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     while (WN < 4 && kt_steps < kTcWarps / WN) WN *= 2;
   }
   const int KT = kt_steps * L::STEP_K;
-  const int GT = groups_in(KT);
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
@@ -708,7 +698,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
-  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, GT, stages);
+  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, stages);
   return cudaGetLastError();
 }
 
