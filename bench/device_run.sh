@@ -53,7 +53,8 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
   echo "sanitizers: $(( $(date +%s) - start )) s"
 fi
 if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
-  # The whole GPU test suite (every test id without "cpu"; BITMM_SKIP_HUGE=1: the > 2^31-element
+  # The whole GPU test suite (every test id without "cpu" or "compile": torch.compile runs the same
+  # bitmm kernels, plus Triton's own; BITMM_SKIP_HUGE=1: the > 2^31-element
   # tests would take hours under instrumentation) under memcheck, racecheck and initcheck, each
   # tool split into BITMM_SAN_SHARDS pytest processes (tests/conftest.py: BITMM_SHARD=i/n), all
   # tools and shards at once on the 16 host cores; one time cap for all.
@@ -62,7 +63,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
   for tool in memcheck racecheck initcheck; do
     for ((i = 0; i < shards; i++)); do
       BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 \
-        python3 -m pytest tests -q -p no:cacheprovider -k "not cpu" > "/tmp/san_${tool}_$i.txt" 2>&1 &
+        python3 -m pytest tests -q -p no:cacheprovider -k "${BITMM_SAN_K:-not cpu and not compile}" > "/tmp/san_${tool}_$i.txt" 2>&1 &
     done
   done
   wait
@@ -72,6 +73,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
       { echo "== $tool shard $i/$shards: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
         echo "   progress: $(grep -oE '\[ *[0-9]+%\]' "$f" | tail -1)"
         grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error)" "$f" | sort | uniq -c | head -5
+        grep -E "^=========     at .*(Kernel|kernel|void )" "$f" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-160 | sort | uniq -c | head -8
         grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"
     done
   done

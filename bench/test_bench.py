@@ -31,7 +31,7 @@ SHAPES = {"cpu": [(1024, 1024), (4096, 4096)],
           "cuda": [(4096, 4096), (4096, 14336), (14336, 4096), (8192, 8192), (8192, 28672)]}
 MS = {"cpu": [1, 16], "cuda": [1, 4, 16, 64, 256, 1024, 4096]}
 # activation dtypes: float32 on CPU; fp16, bf16 and fp32 on CUDA (each against F.linear in that dtype)
-DTYPES = {"cpu": [torch.float32], "cuda": [torch.float16, torch.bfloat16, torch.float32]}
+DTYPES = {"cpu": ["float32"], "cuda": ["float16", "bfloat16", "float32"]}  # names: readable ids and JSON
 CASES = [(d, K, N, M, dt) for d in DEVICES for (K, N) in SHAPES[d] for M in MS[d] for dt in DTYPES[d]]
 KIND_G = [("ternary", None), ("int2", 64), ("binary", 64)]
 # CUDA kernel families (bitmm.set_backend); the CPU has one
@@ -40,7 +40,7 @@ FWD_CASES = [(*c, be) for c in CASES for be in BACKENDS[c[0]]]
 
 
 def _group(device, K, N, M, dtype):
-    return f"{device} {str(dtype).replace('torch.', '')} K={K} N={N} M={M}"
+    return f"{device} {dtype} K={K} N={N} M={M}"
 
 
 # calls per CUDA graph replay (per benchmark round), by M: every row of a group uses the same
@@ -106,6 +106,7 @@ def _copies(nbytes, device):
 @pytest.mark.parametrize("device,K,N,M,dtype", CASES)
 def test_dense(benchmark, device, K, N, M, dtype):
     benchmark.group = _group(device, K, N, M, dtype)
+    dtype = getattr(torch, dtype)
     x = torch.randn(M, K, device=device, dtype=dtype)
     ws = [torch.randn(N, K, device=device, dtype=dtype) for _ in range(_copies(N * K * x.element_size(), device))]
     _run(benchmark, [lambda w=w: F.linear(x, w) for w in ws], device, M)
@@ -116,11 +117,12 @@ def test_dense(benchmark, device, K, N, M, dtype):
 def test_bitmm_forward(benchmark, device, K, N, M, dtype, backend, kind, G):
     if backend == "addsub" and M > 64:
         pytest.skip("the add/subtract kernel's cost grows linearly with M")
-    if backend == "tensorcore" and dtype == torch.float32:
+    if backend == "tensorcore" and dtype == "float32":
         pytest.skip("the tensor-core kernel takes fp16 / bf16 x")
     if backend == "tensorcore" and M >= 1024:
         pytest.skip("auto takes the dense path here; the mma.sync kernel is ~0.2x fp16 (bench/results sweeps)")
     benchmark.group = _group(device, K, N, M, dtype)
+    dtype = getattr(torch, dtype)
     lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
     pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
     x = torch.randn(M, K, device=device, dtype=dtype)
@@ -137,6 +139,7 @@ def test_bitmm_forward(benchmark, device, K, N, M, dtype, backend, kind, G):
 @pytest.mark.parametrize("device,K,N,M,dtype", [c for c in CASES if c[3] in (1, 16, 1024)])
 def test_bitmm_backward_ternary(benchmark, device, K, N, M, dtype):
     benchmark.group = _group(device, K, N, M, dtype) + " backward"
+    dtype = getattr(torch, dtype)
     g = torch.randn(M, N, device=device, dtype=dtype)
     fns = []
     for _ in range(_copies(formats.packed_nbytes("ternary", N, K), device)):
@@ -149,6 +152,7 @@ def test_bitmm_backward_ternary(benchmark, device, K, N, M, dtype):
 @pytest.mark.parametrize("device,K,N,M,dtype", [c for c in CASES if c[3] in (1, 16, 1024)])
 def test_dense_backward(benchmark, device, K, N, M, dtype):
     benchmark.group = _group(device, K, N, M, dtype) + " backward"
+    dtype = getattr(torch, dtype)
     g = torch.randn(M, N, device=device, dtype=dtype)
     ws = [torch.randn(N, K, device=device, dtype=dtype) for _ in range(_copies(N * K * g.element_size(), device))]
     _run(benchmark, [lambda w=w: g @ w for w in ws], device, M)
