@@ -100,6 +100,15 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ] || [ "${BITMM_GPU_SANITIZE:-all}" = 
   tail -2 "$OUT/initcheck.txt"
   echo "sanitizers: $(( $(date +%s) - start )) s"
 fi
+if [ -n "${BITMM_SAN_PROBE:-}" ]; then  # "tool i/n cap": which tests of a shard draw a sanitizer report
+  read -r ptool pshard pcap <<< "$BITMM_SAN_PROBE"
+  BITMM_SKIP_HUGE=1 BITMM_SHARD="$pshard" timeout "$pcap" compute-sanitizer --tool "$ptool" --print-limit 5000 \
+    python3 -m pytest tests -v -p no:cacheprovider -k "${BITMM_SAN_K:-not cpu and not compile}" > /tmp/probe.txt 2>&1
+  { echo "== probe $ptool shard $pshard (rc=$?)"
+    awk '{ if (match($0, /tests\/[^ ]+::[^ ]+/)) last = substr($0, RSTART, RLENGTH) }
+         /========= (Uninitialized|Invalid|Race|Error)/ { if (!(last in seen)) { seen[last] = 1; l1 = $0; getline; print last; print "   " l1; print "   " $0 } }' /tmp/probe.txt | head -30
+    echo "tests run: $(grep -cE '::.*(PASSED|FAILED)' /tmp/probe.txt)"; } | tee -a "$OUT/sanitizers.txt"
+fi
 if [ -n "${BITMM_PYBENCH:-}" ]; then  # the pytest-benchmark suite (bench/test_bench.py), all or a -k selection
   sel=(); [ "$BITMM_PYBENCH" != "all" ] && sel=(-k "$BITMM_PYBENCH")
   timeout "${BITMM_PYBENCH_CAP:-400}" python3 -m pytest bench/test_bench.py --benchmark-only -q -p no:cacheprovider "${sel[@]}" \
