@@ -109,12 +109,17 @@ if [ -n "${BITMM_SAN_PROBE:-}" ]; then  # "tool i/n cap": which tests of a shard
          /========= (Uninitialized|Invalid|Race|Error)/ { if (!(last in seen)) { seen[last] = 1; l1 = $0; getline; print last; print "   " l1; print "   " $0 } }' /tmp/probe.txt | head -30
     echo "tests run: $(grep -cE '::.*(PASSED|FAILED)' /tmp/probe.txt)"; } | tee -a "$OUT/sanitizers.txt"
 fi
-if [ -n "${BITMM_PYBENCH:-}" ]; then  # the pytest-benchmark suite (bench/test_bench.py), all or a -k selection
-  sel=(); [ "$BITMM_PYBENCH" != "all" ] && sel=(-k "$BITMM_PYBENCH")
-  timeout "${BITMM_PYBENCH_CAP:-400}" python3 -m pytest bench/test_bench.py --benchmark-only -q -p no:cacheprovider "${sel[@]}" \
-    --benchmark-group-by=group --benchmark-json="$OUT/pytest_benchmark.json" --benchmark-columns=min,median,rounds \
-    > /tmp/pybench.txt 2>&1
-  echo "pytest-benchmark rc=$? ($(( $(date +%s) - start )) s)"; grep -E "passed|failed|error" /tmp/pybench.txt | tail -3
+if [ -n "${BITMM_PYBENCH:-}" ]; then
+  # The pytest-benchmark suite (bench/test_bench.py), CUDA cases, one JSON per weight shape (so a
+  # time cap keeps the shapes that finished); BITMM_PYBENCH="all" or a list of K-N shape ids.
+  shapes="$BITMM_PYBENCH"; [ "$shapes" = "all" ] && shapes="4096-4096 8192-8192 4096-14336 14336-4096 8192-28672"
+  deadline=$(( $(date +%s) + ${BITMM_PYBENCH_CAP:-400} ))
+  for sh in $shapes; do
+    left=$(( deadline - $(date +%s) )); [ "$left" -lt 30 ] && { echo "pytest-benchmark: no time left for $sh"; break; }
+    timeout "$left" python3 -m pytest bench/test_bench.py --benchmark-only -q -p no:cacheprovider -k "cuda and $sh" \
+      --benchmark-group-by=group --benchmark-json="$OUT/pytest_benchmark_$sh.json" > "/tmp/pybench_$sh.txt" 2>&1
+    echo "pytest-benchmark $sh rc=$? ($(( $(date +%s) - start )) s): $(grep -E "passed|failed|error" "/tmp/pybench_$sh.txt" | tail -1)"
+  done
 fi
 case "${BITMM_BENCH:-quick}" in
   quick) python3 bench/cuda_bench.py --out "$OUT/h100.json" --quick --lora 2>&1 | tee /tmp/bench.txt ;;

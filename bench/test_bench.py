@@ -45,7 +45,7 @@ def _group(device, K, N, M, dtype):
 
 # calls per CUDA graph replay (per benchmark round), by M: every row of a group uses the same
 CALLS = {"small_m": 32, "large_m": 8}
-ROUND_SECONDS = 0.25  # target time of the rounds of one CUDA benchmark
+ROUND_SECONDS = 0.1  # target time of the rounds of one CUDA benchmark
 
 
 def _calls_per_round(M):
@@ -79,7 +79,7 @@ def _run(benchmark, fns, device, M):
     t0 = time.perf_counter()
     replay()
     est = time.perf_counter() - t0
-    rounds = max(3, min(30, int(ROUND_SECONDS / max(est, 1e-6))))
+    rounds = max(3, min(20, int(ROUND_SECONDS / max(est, 1e-6))))
     benchmark.extra_info["calls_per_round"] = calls
     benchmark.extra_info["weight_copies"] = len(fns)
     benchmark.pedantic(replay, rounds=rounds, warmup_rounds=1)
