@@ -136,17 +136,30 @@ def test_bitmm_forward(benchmark, device, K, N, M, dtype, backend, kind, G):
         _run(benchmark, fns, device, M)
 
 
-@pytest.mark.parametrize("device,K,N,M,dtype", [c for c in CASES if c[3] in (1, 16, 1024)])
-def test_bitmm_backward_ternary(benchmark, device, K, N, M, dtype):
+# grad_x = grad_y @ W (the backward w.r.t. x): the add/subtract kernel or the dense path on CUDA
+# (there is no tensor-core grad_x kernel), one kernel on the CPU.
+BWD_BACKENDS = {"cpu": ["auto"], "cuda": ["auto", "addsub", "dense"]}
+BWD_CASES = [(*c, be) for c in CASES if c[3] in (1, 16, 1024) for be in BWD_BACKENDS[c[0]]]
+
+
+@pytest.mark.parametrize("kind,G", KIND_G)
+@pytest.mark.parametrize("device,K,N,M,dtype,backend", BWD_CASES)
+def test_bitmm_backward(benchmark, device, K, N, M, dtype, backend, kind, G):
+    if backend == "addsub" and M > 64:
+        pytest.skip("the add/subtract kernel's cost grows linearly with M")
     benchmark.group = _group(device, K, N, M, dtype) + " backward"
     dtype = getattr(torch, dtype)
+    lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
+    pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
     g = torch.randn(M, N, device=device, dtype=dtype)
     fns = []
-    for _ in range(_copies(formats.packed_nbytes("ternary", N, K), device)):
-        p = bitmm.pack_ternary(torch.randint(-1, 2, (N, K), device=device, dtype=torch.int8))
-        fns.append(lambda p=p, s=torch.tensor(0.02, device=device):
-                   bitmm.linear_grad_x(g, p, s, None, "ternary", K))
-    _run(benchmark, fns, device, M)
+    for _ in range(_copies(formats.packed_nbytes(kind, N, K), device)):
+        p = pack(torch.randint(lo, hi, (N, K), device=device, dtype=torch.int8))
+        s = torch.tensor(0.02, device=device) if G is None else torch.rand(N, K // G, device=device, dtype=dtype)
+        u = None if G is None else torch.randn(N, K // G, device=device, dtype=dtype)
+        fns.append(lambda p=p, s=s, u=u: bitmm.linear_grad_x(g, p, s, u, kind, K))
+    with bitmm.use_backend(backend):
+        _run(benchmark, fns, device, M)
 
 
 @pytest.mark.parametrize("device,K,N,M,dtype", [c for c in CASES if c[3] in (1, 16, 1024)])
