@@ -116,7 +116,7 @@ if [ -n "${BITMM_PYBENCH:-}" ]; then
   deadline=$(( $(date +%s) + ${BITMM_PYBENCH_CAP:-400} ))
   for sh in $shapes; do
     left=$(( deadline - $(date +%s) )); [ "$left" -lt 30 ] && { echo "pytest-benchmark: no time left for $sh"; break; }
-    timeout "$left" python3 -m pytest bench/test_bench.py --benchmark-only -q -p no:cacheprovider -k "cuda and $sh" \
+    timeout "$left" python3 -m pytest bench/test_bench.py --benchmark-only -q -p no:cacheprovider -k "cuda and $sh${BITMM_PYBENCH_K:+ and $BITMM_PYBENCH_K}" \
       --benchmark-group-by=group --benchmark-json="$OUT/pytest_benchmark_$sh.json" > "/tmp/pybench_$sh.txt" 2>&1
     echo "pytest-benchmark $sh rc=$? ($(( $(date +%s) - start )) s): $(grep -E "passed|failed|error" "/tmp/pybench_$sh.txt" | tail -1)"
   done
