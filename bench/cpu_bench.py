@@ -2,6 +2,11 @@
 quantization, what a CPU user would pick today), measured in one run with
 weights rotated so each side's working set exceeds the last-level cache.
 
+Two bitmm records per case, timed back to back in the same run against the same
+fp32 / int8 numbers: backend "cpu-avx2" (the ``<kind>_linear`` op, which transposes
+the packed words per call) and "cpu-avx2-prepacked" (``cpu_prepacked_linear`` on the
+``cpu_prepack`` layout, what ``bitmm.nn.PackedLinear`` runs on CPU).
+
     python bench/cpu_bench.py --out bench/results/cpu.json
 """
 from __future__ import annotations
@@ -55,7 +60,12 @@ def run_case(kind, K, N, M, G):
         ws.append((p, s, u))
     x = torch.randn(M, K)
     us = cpu_time_us([lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws])
+    kid = formats.KINDS[kind]
+    pre = [(p, torch.ops.bitmm.cpu_prepack(p, kid, K), s, u) for p, s, u in ws]
     del ws
+    pre_us = cpu_time_us([lambda p=p, q=q, s=s, u=u: torch.ops.bitmm.cpu_prepacked_linear(x, p, q, s, u, None, kid)
+                          for p, q, s, u in pre])
+    del pre
     fw = [torch.randn(N, K) for _ in range(copies(4 * N * K))]
     fp32_us = cpu_time_us([lambda w=w: F.linear(x, w) for w in fw])
     int8_us = None
@@ -69,12 +79,17 @@ def run_case(kind, K, N, M, G):
         int8_us = cpu_time_us([lambda m=m: m(x) for m in mods])
     except Exception as e:  # noqa: BLE001  (not every build has fbgemm)
         print("int8 dynamic quantization unavailable:", e)
-    return {"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G, "dtype": "float32",
-            "backend": "cpu-avx2" if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else "cpu",
-            "us": round(us, 1), "fp32_us": round(fp32_us, 1), "speedup_vs_fp32": round(fp32_us / us, 2),
-            "int8_dynamic_us": None if int8_us is None else round(int8_us, 1),
-            "speedup_vs_int8_dynamic": None if int8_us is None else round(int8_us / us, 2),
-            "threads": torch.get_num_threads()}
+    backend = "cpu-avx2" if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else "cpu"
+
+    def record(backend, t):
+        return {"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G, "dtype": "float32",
+                "backend": backend, "us": round(t, 1), "fp32_us": round(fp32_us, 1),
+                "speedup_vs_fp32": round(fp32_us / t, 2),
+                "int8_dynamic_us": None if int8_us is None else round(int8_us, 1),
+                "speedup_vs_int8_dynamic": None if int8_us is None else round(int8_us / t, 2),
+                "threads": torch.get_num_threads()}
+
+    return [record(backend, us), record(backend + "-prepacked", pre_us)]
 
 
 def main() -> None:
@@ -84,11 +99,11 @@ def main() -> None:
     torch.manual_seed(0)
     records = []
     for case in CASES:
-        r = run_case(*case)
-        records.append(r)
-        print(f"{r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} G={str(r['group_size']):4s} bitmm {r['us']:8.1f} us"
-              f"  fp32 {r['fp32_us']:8.1f} us (x{r['speedup_vs_fp32']:.2f})  int8-dyn {r['int8_dynamic_us']} us"
-              f" (x{r['speedup_vs_int8_dynamic']})", flush=True)
+        for r in run_case(*case):
+            records.append(r)
+            print(f"{r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} G={str(r['group_size']):4s} "
+                  f"{r['backend']:18s} {r['us']:8.1f} us  fp32 {r['fp32_us']:8.1f} us (x{r['speedup_vs_fp32']:.2f})"
+                  f"  int8-dyn {r['int8_dynamic_us']} us (x{r['speedup_vs_int8_dynamic']})", flush=True)
     write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
 
 

@@ -62,6 +62,20 @@ def packed_nbytes(kind: str, N: int, K: int) -> int:
     return N * words_per_row(kind, K) * 4
 
 
+# CPU prepacked layout (csrc/cpu_prepack_format.h): a derived copy of a packed weight that
+# ``torch.ops.bitmm.cpu_prepack`` makes once per layer; 64-byte header + 128 bytes per packed
+# word and 32-row tile.
+CPU_PREPACK_VERSION = 1
+CPU_PREPACK_TILE_ROWS = 32
+CPU_PREPACK_HEADER_BYTES = 64
+
+
+def cpu_prepacked_nbytes(kind: str, N: int, K: int) -> int:
+    """Bytes of the ``torch.ops.bitmm.cpu_prepack`` blob of an (N, K) weight of ``kind``."""
+    tiles = (N + CPU_PREPACK_TILE_ROWS - 1) // CPU_PREPACK_TILE_ROWS
+    return CPU_PREPACK_HEADER_BYTES + tiles * words_per_row(kind, K) * 4 * CPU_PREPACK_TILE_ROWS
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")

@@ -43,6 +43,9 @@ from torch import Tensor, nn
 from . import formats, quant
 from .ops import _LINEAR_OPS, KIND_ID, lora_linear
 
+_cpu_prepacked_linear = torch.ops.bitmm.cpu_prepacked_linear
+_is_compiling = torch.compiler.is_compiling
+
 __all__ = [
     "BitLinear",
     "PackedLinear",
@@ -320,7 +323,12 @@ class PackedLinear(nn.Module):
 
     ``forward(x)`` is one ``torch.ops.bitmm.<kind>_linear(x, packed_weight, scale,
     offset, bias)`` call (plus the activation quantizer only when ``act_bits=8``);
-    x may be float32 / float16 / bfloat16, the output has x's dtype.
+    x may be float32 / float16 / bfloat16, the output has x's dtype.  On CPU (eager)
+    it is ``torch.ops.bitmm.cpu_prepacked_linear`` instead, bitwise the same output:
+    the first forward makes the weight's CPU lookup layout (``cpu_prepack``, as many
+    bytes as ``packed_weight``) and keeps it in the instance (not a buffer: never in
+    ``state_dict``, not moved by ``.to()``); it is remade when ``packed_weight`` is
+    replaced or modified in place (``load_state_dict`` included).
 
     Build it with :meth:`from_linear`, :meth:`from_bitlinear` or :meth:`from_hqq`.
     The plain constructor makes a placeholder whose weight is all zeros (output =
@@ -462,8 +470,40 @@ class PackedLinear(nn.Module):
         try:
             w, s, u, b = buffers["packed_weight"], buffers["scale"], buffers["offset"], buffers["bias"]
         except KeyError:  # a buffer made into something else (e.g. torch.nn.utils.parametrize)
-            w, s, u, b = self.packed_weight, self.scale, self.offset, self.bias
+            # (a weight recomputed per call would remake the CPU layout per call: plain op)
+            return _LINEAR_OPS[self.kind](x, self.packed_weight, self.scale, self.offset, self.bias)
+        if w.is_cpu and not _is_compiling():
+            # The CPU lookup layout of w, made on first use and kept while w is the same
+            # tensor, unmodified (version counter; inference tensors have none: -1).
+            pre = self.__dict__.get("_cpu_prepacked")
+            try:
+                version = w._version
+            except RuntimeError:
+                version = -1
+            if pre is None or pre[0] is not w or pre[1] != version:
+                pre = self._make_cpu_prepacked(w, version)
+            return _cpu_prepacked_linear(x, w, pre[2], s, u, b, KIND_ID[self.kind])
         return _LINEAR_OPS[self.kind](x, w, s, u, b)
+
+    def _make_cpu_prepacked(self, w: Tensor, version: int) -> tuple:
+        with torch.no_grad():
+            blob = torch.ops.bitmm.cpu_prepack(w, KIND_ID[self.kind], self.in_features)
+        pre = (w, version, blob)
+        self.__dict__["_cpu_prepacked"] = pre
+        return pre
+
+    def _drop_cpu_prepacked(self) -> None:
+        self.__dict__.pop("_cpu_prepacked", None)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._drop_cpu_prepacked()  # .to() / .cpu() / .cuda() / .half(): remade on the next CPU forward
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("_cpu_prepacked", None)  # derived; not pickled
+        return state
 
     # ---- helpers ------------------------------------------------------------------
     @property
@@ -492,6 +532,7 @@ class PackedLinear(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
+        self._drop_cpu_prepacked()  # remade from the loaded weight on the next CPU forward
         # Buffers may legitimately change shape (per-tensor/channel/group scales) or
         # appear (offset / bias registered as None here): adopt the checkpoint's layout.
         for name in ("packed_weight", "scale", "offset", "bias"):

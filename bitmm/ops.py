@@ -10,6 +10,8 @@ The ops (schemas in ``csrc/ops.cpp``)::
     torch.ops.bitmm.linear_grad_x(grad_y, packed_w, scale, offset, kind, K)
     torch.ops.bitmm.pack(codes, kind) / torch.ops.bitmm.unpack(packed, kind, K)
     torch.ops.bitmm.lora_linear(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale=1.0)
+    torch.ops.bitmm.cpu_prepack(packed_w, kind, K)                      # CPU only
+    torch.ops.bitmm.cpu_prepacked_linear(x, packed_w, prepacked, scale, offset, bias, kind)  # CPU only
 
 compute ``y = x @ (v * scale + offset)^T + bias`` where ``v`` is the weight
 value the packed codes stand for (see :mod:`bitmm.formats`).  x may be
@@ -84,6 +86,25 @@ def lora_linear(kind, x: Tensor, packed_w: Tensor, scale: Tensor, offset: Option
     return torch.ops.bitmm.lora_linear(x, packed_w, scale, offset, bias, lora_a, lora_b, kind_id, float(lora_scale))
 
 
+def cpu_prepack(packed_w: Tensor, kind, K: int) -> Tensor:
+    """The CPU-only derived layout of ``packed_w`` (``csrc/cpu_prepack_format.h``): a uint8
+    blob holding the weight's lookup-index vectors already transposed, made once per layer.
+    ``kind``: "binary" | "ternary" | "int2" (or 1 | 2 | 3); ``K`` the true input width."""
+    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    return torch.ops.bitmm.cpu_prepack(packed_w, kind_id, K)
+
+
+def cpu_prepacked_linear(kind, x: Tensor, packed_w: Tensor, prepacked: Tensor, scale: Tensor,
+                         offset: Optional[Tensor] = None, bias: Optional[Tensor] = None) -> Tensor:
+    """``linear(kind, x, packed_w, scale, offset, bias)`` on CPU, reading ``prepacked =
+    cpu_prepack(packed_w, kind, K)`` instead of transposing packed_w on every call (AVX2
+    kernel); bitwise the same output.  ``packed_w`` is still needed: shapes, the kernels
+    the blob does not serve (float64, group sizes not a multiple of 32, no AVX2) and the
+    gradient of x (``linear_grad_x``).  ``prepacked`` gets no gradient."""
+    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    return torch.ops.bitmm.cpu_prepacked_linear(x, packed_w, prepacked, scale, offset, bias, kind_id)
+
+
 _LINEAR_OPS = {
     "ternary": torch.ops.bitmm.ternary_linear,
     "binary": torch.ops.bitmm.binary_linear,
@@ -118,8 +139,8 @@ def _check_packed(op: str, kind: str, packed_w: Tensor, x: Tensor, K) -> None:
                          f"with K={K} needs {want}; was it packed for another K or another kind?")
 
 
-def _make_fake(kind: str):
-    op = f"bitmm.{kind}_linear"
+def _make_fake(kind: str, op: Optional[str] = None):
+    op = op or f"bitmm.{kind}_linear"
 
     def fake(x, packed_w, scale, offset=None, bias=None):
         torch._check(x.dtype in _FLOAT, lambda: f"{op}: x must be float32, float16, bfloat16 or float64, got {x.dtype}")
@@ -169,6 +190,48 @@ def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scal
     return y
 
 
+def _check_kind_id(kind) -> str:
+    torch._check(kind in _KIND_NAME, lambda: f"bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got {kind}")
+    return _KIND_NAME[kind]
+
+
+@torch.library.register_fake("bitmm::cpu_prepack")
+def _cpu_prepack_fake(packed_w, kind, K):
+    name = _check_kind_id(kind)
+    op = f"bitmm.cpu_prepack({name})"
+    torch._check(K >= 1, lambda: f"{op}: K must be >= 1, got {K}")
+    torch._check(packed_w.dtype == torch.int32,
+                 lambda: f"{op}: packed_w must be an int32 tensor from bitmm.pack_{name}, got dtype {packed_w.dtype}")
+    torch._check(packed_w.dim() == 2 and packed_w.shape[0] >= 1,
+                 lambda: f"{op}: packed_w must be 2-D (N, words_per_row) with N >= 1, got shape {tuple(packed_w.shape)}")
+    want = formats.words_per_row(name, K)
+    torch._check(packed_w.shape[1] == want,
+                 lambda: f"{op}: packed_w has {packed_w.shape[1]} int32 words per row but the {name} format with "
+                         f"K={K} needs {want}; was it packed for another K or another kind?")
+    return packed_w.new_empty((formats.cpu_prepacked_nbytes(name, packed_w.shape[0], K),), dtype=torch.uint8)
+
+
+_PREPACKED_FAKES = {kind: _make_fake(kind, f"bitmm.cpu_prepacked_linear({kind})") for kind in _LINEAR_OPS}
+
+
+@torch.library.register_fake("bitmm::cpu_prepacked_linear")
+def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind):
+    name = _check_kind_id(kind)
+    y = _PREPACKED_FAKES[name](x, packed_w, scale, offset, bias)
+    op = f"bitmm.cpu_prepacked_linear({name})"
+    torch._check(prepacked.dtype == torch.uint8,
+                 lambda: f"{op}: prepacked must be a uint8 tensor from torch.ops.bitmm.cpu_prepack, got dtype "
+                         f"{prepacked.dtype}")
+    torch._check(prepacked.device == x.device,
+                 lambda: f"{op}: prepacked is on {prepacked.device} but x is on {x.device}; move all arguments "
+                         f"to one device")
+    want = formats.cpu_prepacked_nbytes(name, packed_w.shape[0], x.shape[-1])
+    torch._check(prepacked.dim() == 1 and prepacked.shape[0] == want,
+                 lambda: f"{op}: prepacked of shape {tuple(prepacked.shape)} does not fit (N={packed_w.shape[0]}, "
+                         f"K={x.shape[-1]}): a {name} blob of that weight has {want} bytes")
+    return y
+
+
 @torch.library.register_fake("bitmm::linear_grad_x")
 def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
     return grad_y.new_empty((*grad_y.shape[:-1], K))
@@ -200,6 +263,7 @@ def _unpack_fake(packed, kind, K):
 #                    grad_lora_a = s * gB^T @ x
 #                    grad_lora_b = s * g^T @ (x @ lora_a^T)   (x @ lora_a^T recomputed)
 #                    grad_bias   = sum_m g
+#   cpu_prepacked_linear: as <kind>_linear (prepacked, a copy of packed_w, gets no gradient).
 #   linear_grad_x: grad_grad_y = <kind>_linear(grad, packed_w, scale, offset)
 #                  (it is linear in grad_y), so double backward works too.
 # scale and offset are treated as constants (frozen quantization parameters);

@@ -20,6 +20,8 @@
 //                   grad_lora_a = s * gB^T @ x
 //                   grad_lora_b = s * g^T @ (x @ lora_a^T)
 //                   grad_bias   = sum_m g
+//   cpu_prepacked_linear: as <kind>_linear (grad_x through linear_grad_x on packed_w;
+//                   prepacked is a derived copy of packed_w and gets no gradient)
 //   linear_grad_x:  grad_grad_y = <kind>_linear(grad, packed_w, scale, offset)  (it is
 //                   linear in grad_y), so double and higher backward work: the
 //                   backward formulas above are differentiable ops.
@@ -49,6 +51,9 @@ using GradXSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tens
 using LoraSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
                            const OptTensor&, const at::Tensor&, const at::Tensor&, int64_t, double);
 
+using PrepackedSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                const OptTensor&, const OptTensor&, int64_t);
+
 // Operator handles, looked up once (the schemas are defined by csrc/ops.cpp, which
 // has registered them before any kernel of this file can run).
 template <Kind kind>
@@ -64,6 +69,11 @@ const c10::TypedOperatorHandle<LinearSig>& linear_op() {
 const c10::TypedOperatorHandle<GradXSig>& grad_x_op() {
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("bitmm::linear_grad_x", "").typed<GradXSig>();
+  return op;
+}
+const c10::TypedOperatorHandle<PrepackedSig>& prepacked_op() {
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("bitmm::cpu_prepacked_linear", "").typed<PrepackedSig>();
   return op;
 }
 const c10::TypedOperatorHandle<LoraSig>& lora_op() {
@@ -148,6 +158,55 @@ at::Tensor linear_autograd(const at::Tensor& x, const at::Tensor& packed_w, cons
   }
   at::AutoDispatchBelowADInplaceOrView below;
   return linear_op<kind>().call(x, packed_w, scale, offset, bias);
+}
+
+// ---------------------------------------------------------------------------
+// cpu_prepacked_linear(x, packed_w, prepacked, scale, offset?, bias?, kind): the same
+// function of x as <kind>_linear(x, packed_w, scale, offset, bias), so the same gradients.
+// ---------------------------------------------------------------------------
+struct CpuPrepackedLinearBackward : torch::autograd::Function<CpuPrepackedLinearBackward> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& packed_w,
+                            const at::Tensor& prepacked, const at::Tensor& scale, const OptTensor& offset,
+                            const OptTensor& bias, int64_t kind) {
+    at::Tensor y;
+    {
+      at::AutoDispatchBelowADInplaceOrView below;
+      y = prepacked_op().call(x, packed_w, prepacked, scale, offset, bias, kind);  // checks the arguments
+    }
+    ctx->save_for_backward({packed_w, scale, present(offset) ? *offset : at::Tensor()});
+    ctx->saved_data["K"] = x.sym_size(-1);
+    ctx->saved_data["kind"] = kind;
+    ctx->saved_data["has_offset"] = present(offset);
+    ctx->saved_data["bias_dtype"] = present(bias) ? c10::IValue(bias->scalar_type()) : c10::IValue();
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset
+    const at::Tensor& grad = grads[0];
+    const bool has_offset = ctx->saved_data["has_offset"].toBool();
+    const c10::IValue& bias_dtype = ctx->saved_data["bias_dtype"];
+    const bool has_bias = !bias_dtype.isNone();
+    at::Tensor grad_x, grad_bias;
+    if (ctx->needs_input_grad(0)) {
+      grad_x = grad_x_op().call(grad, saved[0], saved[1], optional_of(saved[2]), ctx->saved_data["kind"].toInt(),
+                                ctx->saved_data["K"].toSymInt());
+    }
+    if (has_bias && ctx->needs_input_grad(edge(5, has_offset, has_bias, 4, 5))) {
+      grad_bias = bias_grad(grad, bias_dtype);
+    }
+    return {grad_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), grad_bias, at::Tensor()};
+  }
+};
+
+at::Tensor prepacked_autograd(const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& prepacked,
+                              const at::Tensor& scale, const OptTensor& offset, const OptTensor& bias, int64_t kind) {
+  if (at::GradMode::is_enabled() && (x.requires_grad() || packed_w.requires_grad() || prepacked.requires_grad() ||
+                                     scale.requires_grad() || requires_grad(offset) || requires_grad(bias))) {
+    return CpuPrepackedLinearBackward::apply(x, packed_w, prepacked, scale, offset, bias, kind);
+  }
+  at::AutoDispatchBelowADInplaceOrView below;
+  return prepacked_op().call(x, packed_w, prepacked, scale, offset, bias, kind);
 }
 
 // ---------------------------------------------------------------------------
@@ -274,6 +333,7 @@ TORCH_LIBRARY_IMPL(bitmm, Autograd, m) {
   m.impl("int2_linear", TORCH_FN((linear_autograd<Int2LinearBackward, Kind::kInt2>)));
   m.impl("linear_grad_x", TORCH_FN(grad_x_autograd));
   m.impl("lora_linear", TORCH_FN(lora_autograd));
+  m.impl("cpu_prepacked_linear", TORCH_FN(prepacked_autograd));
 }
 
 }  // namespace bitmm

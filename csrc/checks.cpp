@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+
+#include "cpu_prepack_format.h"
 
 namespace bitmm {
 
@@ -156,11 +159,9 @@ static LinearProblem finish(const char* op, Kind kind, int64_t M, int64_t N, int
   return p;
 }
 
-LinearProblem check_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
-                           const at::Tensor& scale, const std::optional<at::Tensor>& offset,
-                           const std::optional<at::Tensor>& bias) {
-  const std::string opname = std::string("bitmm.") + name_of(kind) + "_linear";
-  const char* op = opname.c_str();
+static LinearProblem check_linear_named(const char* op, Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
+                                        const at::Tensor& scale, const std::optional<at::Tensor>& offset,
+                                        const std::optional<at::Tensor>& bias) {
   BITMM_CHECK_TYPE(is_float_dtype(x.scalar_type()), op, ": x must be float32, float16, bfloat16 or float64, got ",
                    x.scalar_type());
   BITMM_CHECK_VALUE(x.dim() >= 1, op, ": x must have at least 1 dimension (..., K)");
@@ -179,6 +180,78 @@ LinearProblem check_linear(Kind kind, const at::Tensor& x, const at::Tensor& pac
                 "; move all arguments to one device");
   }
   return finish(op, kind, M, N, K, x, scale, offset);
+}
+
+LinearProblem check_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
+                           const at::Tensor& scale, const std::optional<at::Tensor>& offset,
+                           const std::optional<at::Tensor>& bias) {
+  const std::string opname = std::string("bitmm.") + name_of(kind) + "_linear";
+  return check_linear_named(opname.c_str(), kind, x, packed_w, scale, offset, bias);
+}
+
+// The header of a cpu_prepack blob against what the call needs; every message names `prepacked`.
+static void check_prepacked_blob(const char* op, Kind kind, const at::Tensor& prepacked, const at::Tensor& x,
+                                 int64_t N, int64_t K) {
+  namespace cp = cpu_prepack;
+  const char* remake = "; remake it with torch.ops.bitmm.cpu_prepack(packed_w, kind, K)";
+  BITMM_CHECK_TYPE(prepacked.scalar_type() == at::kByte, op,
+                   ": prepacked must be a uint8 tensor from torch.ops.bitmm.cpu_prepack, got dtype ",
+                   prepacked.scalar_type());
+  BITMM_CHECK(prepacked.device() == x.device(), op, ": prepacked is on ", prepacked.device(), " but x is on ",
+              x.device(), "; move all arguments to one device");
+  BITMM_CHECK(prepacked.device().is_cpu(), op, ": prepacked must be a CPU tensor (the layout is CPU-only), got ",
+              prepacked.device());
+  BITMM_CHECK_VALUE(prepacked.dim() == 1 && prepacked.is_contiguous(), op,
+                    ": prepacked must be a contiguous 1-D uint8 tensor, got shape ", shape_str(prepacked));
+  const int64_t want = cp::blob_bytes(kind, N, K);
+  BITMM_CHECK_VALUE(prepacked.numel() >= cp::kHeaderBytes, op, ": prepacked has ", prepacked.numel(),
+                    " bytes, fewer than its ", cp::kHeaderBytes, "-byte header (truncated?)", remake);
+  cp::Header h;
+  std::memcpy(&h, prepacked.const_data_ptr(), sizeof(h));
+  BITMM_CHECK_VALUE(std::memcmp(h.magic, cp::kMagic, 4) == 0, op,
+                    ": prepacked does not start with the cpu_prepack header (magic \"BMCP\"): not a "
+                    "cpu_prepack blob, or corrupted",
+                    remake);
+  BITMM_CHECK_VALUE(h.version == cp::kVersion, op, ": prepacked has layout version ", int(h.version),
+                    " but this build reads version ", int(cp::kVersion), remake);
+  BITMM_CHECK_VALUE(h.tile_rows == cp::kTileRows && h.reserved0 == 0, op,
+                    ": prepacked has a corrupted header (tile_rows ", int(h.tile_rows), ", expected ",
+                    cp::kTileRows, ")", remake);
+  BITMM_CHECK_VALUE(h.kind == static_cast<int>(kind), op, ": prepacked was made for kind ", int(h.kind),
+                    " but the call is for kind ", static_cast<int>(kind), " (", name_of(kind), ")", remake);
+  BITMM_CHECK_VALUE(h.K == K, op, ": prepacked was made for K=", h.K, " but x has K=", K, remake);
+  BITMM_CHECK_VALUE(h.N == N, op, ": prepacked was made for N=", h.N, " but packed_w has N=", N, remake);
+  BITMM_CHECK_VALUE(h.words_per_row == words_per_row(kind, K) && h.payload_bytes == want - cp::kHeaderBytes, op,
+                    ": prepacked has a corrupted header (words_per_row ", h.words_per_row, ", payload ",
+                    h.payload_bytes, " bytes; expected ", words_per_row(kind, K), " and ", want - cp::kHeaderBytes,
+                    ")", remake);
+  BITMM_CHECK_VALUE(prepacked.numel() == want, op, ": prepacked has ", prepacked.numel(), " bytes but its header (",
+                    name_of(kind), ", N=", N, ", K=", K, ") needs ", want, prepacked.numel() < want ? " (truncated)" : "",
+                    remake);
+}
+
+LinearProblem check_prepacked_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
+                                     const at::Tensor& prepacked, const at::Tensor& scale,
+                                     const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias) {
+  const std::string opname = std::string("bitmm.cpu_prepacked_linear(") + name_of(kind) + ")";
+  const char* op = opname.c_str();
+  const LinearProblem p = check_linear_named(op, kind, x, packed_w, scale, offset, bias);
+  check_prepacked_blob(op, kind, prepacked, x, p.N, p.K);
+  return p;
+}
+
+void check_cpu_prepack(Kind kind, const at::Tensor& packed_w, int64_t K) {
+  const std::string opname = std::string("bitmm.cpu_prepack(") + name_of(kind) + ")";
+  const char* op = opname.c_str();
+  BITMM_CHECK_VALUE(K >= 1, op, ": K must be >= 1, got ", K);
+  BITMM_CHECK_TYPE(packed_w.scalar_type() == at::kInt, op, ": packed_w must be an int32 tensor from bitmm.pack_",
+                   name_of(kind), ", got dtype ", packed_w.scalar_type());
+  BITMM_CHECK_VALUE(packed_w.dim() == 2 && packed_w.size(0) >= 1, op,
+                    ": packed_w must be 2-D (N, words_per_row) with N >= 1, got shape ", shape_str(packed_w));
+  const int64_t want = words_per_row(kind, K);
+  BITMM_CHECK_VALUE(packed_w.size(1) == want, op, ": packed_w has ", packed_w.size(1),
+                    " int32 words per row but the ", name_of(kind), " format with K=", K, " needs ", want,
+                    "; was it packed for another K or another kind?");
 }
 
 LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor& packed_w,

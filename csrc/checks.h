@@ -75,6 +75,14 @@ LinearProblem check_linear(Kind kind, const at::Tensor& x, const at::Tensor& pac
 LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
                            int64_t K);
+// cpu_prepacked_linear(x, packed_w, prepacked, ...): check_linear's checks (with the
+// op's own name) plus the prepacked blob's dtype, device, size and header against
+// (kind, K of x, N of packed_w) (cpu_prepack_format.h).
+LinearProblem check_prepacked_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
+                                     const at::Tensor& prepacked, const at::Tensor& scale,
+                                     const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias);
+// cpu_prepack(packed_w, kind, K): packed_w an int32 CPU (N, words_per_row(kind, K)) tensor.
+void check_cpu_prepack(Kind kind, const at::Tensor& packed_w, int64_t K);
 void check_pack_codes(Kind kind, const at::Tensor& codes);
 void check_unpack(Kind kind, const at::Tensor& packed, int64_t K);
 

@@ -42,6 +42,13 @@ TORCH_LIBRARY(bitmm, m) {
   // + lora_scale * (x @ lora_a^T) @ lora_b^T; lora_a (r, K), lora_b (N, r), x's dtype or float32.
   m.def("lora_linear(Tensor x, Tensor packed_w, Tensor scale, Tensor? offset, Tensor? bias, Tensor lora_a, "
         "Tensor lora_b, int kind, float lora_scale=1.0) -> Tensor");
+  // CPU only: the derived layout of csrc/cpu_prepack_format.h (uint8 blob, made once per
+  // layer from packed_w of `kind` and true K), and the linear op reading it.  The result
+  // equals <kind>_linear(x, packed_w, scale, offset, bias) bit for bit; packed_w is still
+  // passed (shape checks, the fallback kernels, and grad_x through linear_grad_x).
+  m.def("cpu_prepack(Tensor packed_w, int kind, SymInt K) -> Tensor");
+  m.def("cpu_prepacked_linear(Tensor x, Tensor packed_w, Tensor prepacked, Tensor scale, Tensor? offset, "
+        "Tensor? bias, int kind) -> Tensor");
   // codes (N, K) integer tensor -> packed int32 (N, words_per_row); and back (as int8 codes).
   m.def("pack(Tensor codes, int kind) -> Tensor");
   m.def("unpack(Tensor packed, int kind, SymInt K) -> Tensor");

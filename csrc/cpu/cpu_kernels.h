@@ -24,6 +24,9 @@ struct ForwardArgs {
   const float* x;             // (M, K) fp32 contiguous activations
   float* y;                   // (M, N) fp32 output
   ScaleView<float> s, u;      // scale, offset (u.ptr == nullptr: none)
+  // Payload of a cpu_prepack blob of w (cpu_prepack_format.h), or nullptr: then the
+  // kernel transposes w's words into index vectors itself, per call.
+  const uint8_t* prep = nullptr;
 };
 
 bool has_avx2();

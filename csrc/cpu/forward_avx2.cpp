@@ -13,7 +13,13 @@
 //
 // The packed words of 32 rows are transposed once per K tile into nibble index
 // vectors (byte q of the word of all 32 rows in one register), so the inner
-// loop reads indices and tables only.
+// loop reads indices and tables only.  With a cpu_prepack blob
+// (cpu_prepack_format.h: those vectors made once per layer, two nibbles per
+// byte) there is no transpose: the inner loop splits each 32-byte vector of the
+// blob into its two index vectors (one `vpand`, one shift + `vpand`) when few
+// activation rows share them, or expands a K tile of the blob into the same
+// index buffer once per tile when many do.  Either way the lookups and additions
+// are the same, in the same order: outputs are bitwise equal to the transposing path.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -21,6 +27,7 @@
 #include <numeric>
 #include <vector>
 
+#include "../cpu_prepack_format.h"
 #include "cpu_kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -209,6 +216,85 @@ __attribute__((target("avx2,fma"))) void accumulate_plane(const uint8_t* tab_m /
   acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
 }
 
+// One lookup vector: acc (rows 8i..8i+7) += entries of table tp selected by the nibbles ix.
+__attribute__((target("avx2,fma"), always_inline)) inline void lookup_add(const uint8_t* tp, __m256i ix,
+                                                                          __m256& a0, __m256& a1, __m256& a2,
+                                                                          __m256& a3, __m256 one) {
+  const __m256i p0 =
+      _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp))), ix);
+  const __m256i p1 = _mm256_shuffle_epi8(
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 16))), ix);
+  const __m256i p2 = _mm256_shuffle_epi8(
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 32))), ix);
+  const __m256i p3 = _mm256_shuffle_epi8(
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 48))), ix);
+  const __m256i l01 = _mm256_unpacklo_epi8(p0, p1), h01 = _mm256_unpackhi_epi8(p0, p1);
+  const __m256i l23 = _mm256_unpacklo_epi8(p2, p3), h23 = _mm256_unpackhi_epi8(p2, p3);
+  a0 = _mm256_add_ps(a0, _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23)));
+  a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23)), one, a1);
+  a2 = _mm256_add_ps(a2, _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23)));
+  a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23)), one, a3);
+}
+
+// Software prefetch distance in the prepacked payload, bytes.  Each thread streams its
+// tiles' bytes in order, so this runs into the next tile.  Without it the blob path was
+// no faster than the transposing one cold (4096^2 ternary, M = 1, one run: 0.84-0.86 vs
+// 0.82-1.06 ms); with it 0.45-0.51 vs 0.76-0.83 ms (1-6 KB similar, 8 KB worse).
+constexpr int64_t kPrefetchBytes = 4096;
+// accumulate_plane reading the prepacked tile (cpu_prepack_format.h) directly: chunk
+// (b * planes + plane) of the tile, vector q = nibbles 2q (low) and 2q + 1 (high).
+__attribute__((target("avx2,fma"))) void accumulate_plane_prepacked(const uint8_t* tab_m, const uint8_t* tile,
+                                                                    int planes, int plane, int64_t b0, int64_t b1,
+                                                                    __m256 acc[4]) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const __m256 one = _mm256_set1_ps(1.f);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* tb = tab_m + b * kBlockTableBytes;
+    const uint8_t* cb = tile + (b * planes + plane) * cpu_prepack::kChunkBytes;
+    if (plane == 0) {  // the block's chunks of both planes (2 lines per plane), kPrefetchBytes ahead
+      const char* pf = reinterpret_cast<const char*>(tile + b * planes * cpu_prepack::kChunkBytes + kPrefetchBytes);
+      _mm_prefetch(pf, _MM_HINT_T0);
+      _mm_prefetch(pf + 64, _MM_HINT_T0);
+      if (planes == 2) {
+        _mm_prefetch(pf + 128, _MM_HINT_T0);
+        _mm_prefetch(pf + 192, _MM_HINT_T0);
+      }
+    }
+#pragma GCC unroll 1
+    for (int q = 0; q < 4; ++q) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cb + 32 * q));
+      lookup_add(tb + (2 * q) * kTableBytes, _mm256_and_si256(v, low4), a0, a1, a2, a3, one);
+      lookup_add(tb + (2 * q + 1) * kTableBytes, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4), a0, a1, a2, a3,
+                 one);
+    }
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
+// The index buffer of prepare_indices for words [w_begin, w_end), from the prepacked tile.
+__attribute__((target("avx2"))) void expand_prepacked(const uint8_t* tile, int64_t w_begin, int64_t w_end,
+                                                      uint8_t* idx) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t w = w_begin; w < w_end; ++w) {
+    const uint8_t* src = tile + w * cpu_prepack::kChunkBytes;
+    uint8_t* dst = idx + (w - w_begin) * kIndexBytesPerWord;
+    _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetchBytes + 64), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * q));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (2 * q) * 32), _mm256_and_si256(v, low4));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (2 * q + 1) * 32),
+                          _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+    }
+  }
+}
+
+// Activation rows from which a prepacked K tile is expanded once into the index buffer
+// (split once, read `rows` times) instead of split in the inner loop for every row.
+constexpr int64_t kExpandRows = 4;
+
 struct Prepared {
   const uint8_t* tab;   // (rows, nblocks, 512)
   const float* xblk;    // (rows, nblocks)
@@ -233,9 +319,12 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
     rows[i] = a.w + rid[i] * a.wpr;
   }
   alignas(32) float sv[kTileRows], uv[kTileRows], yv[kTileRows];
+  const uint8_t* tile = a.prep ? a.prep + (n0 / kTileRows) * a.wpr * cpu_prepack::kChunkBytes : nullptr;
+  const bool direct = tile && pr.rows < kExpandRows;  // read the blob in the inner loop
   for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
     const int64_t tb1 = std::min(pr.kblocks, tb0 + pr.tile_blocks);
-    prepare_indices(rows, tb0 * planes, tb1 * planes, static_cast<uintptr_t>(kTileRows * a.wpr * 4), idx);
+    if (!tile) prepare_indices(rows, tb0 * planes, tb1 * planes, static_cast<uintptr_t>(kTileRows * a.wpr * 4), idx);
+    else if (!direct) expand_prepacked(tile, tb0 * planes, tb1 * planes, idx);
     const int64_t seg = pr.seg_blocks ? pr.seg_blocks : tb1 - tb0;
     for (int64_t m = 0; m < pr.rows; ++m) {
       const uint8_t* tab_m = pr.tab + m * pr.nblocks * kBlockTableBytes;
@@ -244,8 +333,13 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
       for (int64_t s0 = tb0; s0 < tb1; s0 += seg) {
         const int64_t s1 = std::min(tb1, s0 + seg);
         __m256 L[4], H[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        accumulate_plane(tab_m, idx, planes, 0, tb0, s0, s1, L);
-        if (two) accumulate_plane(tab_m, idx, planes, 1, tb0, s0, s1, H);
+        if (direct) {
+          accumulate_plane_prepacked(tab_m, tile, planes, 0, s0, s1, L);
+          if (two) accumulate_plane_prepacked(tab_m, tile, planes, 1, s0, s1, H);
+        } else {
+          accumulate_plane(tab_m, idx, planes, 0, tb0, s0, s1, L);
+          if (two) accumulate_plane(tab_m, idx, planes, 1, tb0, s0, s1, H);
+        }
         // once per scale group: y += s * sum + u * X
         const int64_t g = pr.seg_blocks ? s0 / pr.seg_blocks : 0;
         float X = 0.f;

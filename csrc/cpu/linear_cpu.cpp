@@ -20,6 +20,7 @@
 
 #include "../bitmm_format.h"
 #include "../checks.h"
+#include "../cpu_prepack_format.h"
 #include "cpu_kernels.h"
 
 namespace bitmm {
@@ -80,9 +81,11 @@ void forward_generic(const LinearProblem& p, const T* x, const uint32_t* w, int6
 }
 
 // Runs the forward pass in accumulation type T (float, or double for float64 x).
+// prep: payload of a checked cpu_prepack blob of packed_w (cpu_prepack_format.h), or nullptr.
 template <typename T>
 void linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tensor& packed_w,
-                    const at::Tensor& scale, const std::optional<at::Tensor>& offset, at::Tensor& y) {
+                    const at::Tensor& scale, const std::optional<at::Tensor>& offset, at::Tensor& y,
+                    const uint8_t* prep) {
   const at::Tensor xf = x.reshape({p.M, p.K}).to(y.scalar_type()).contiguous();
   const at::Tensor w = packed_w.contiguous();
   at::Tensor s_keep, u_keep;
@@ -92,7 +95,7 @@ void linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
   const int64_t wpr = w.size(1);
   if constexpr (std::is_same_v<T, float>) {
     if (cpu::avx2_forward_applies(p)) {
-      cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u};
+      cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep};
       cpu::forward_avx2(a);
       return;
     }
@@ -100,17 +103,23 @@ void linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
   forward_generic<T>(p, xf.data_ptr<T>(), wp, wpr, s, u, y.data_ptr<T>());
 }
 
+// prepacked: a cpu_prepack blob of packed_w (cpu_prepacked_linear), or nullptr.  It only
+// replaces the AVX2 kernel's per-call transpose: the other kernels (float64, group sizes
+// that are not a multiple of 32, no AVX2) read packed_w, with the same results.
 at::Tensor linear_cpu_impl(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
-                           const std::optional<at::Tensor>& bias) {
-  const LinearProblem p = check_linear(kind, x, packed_w, scale, offset, bias);
+                           const std::optional<at::Tensor>& bias, const at::Tensor* prepacked = nullptr) {
+  const LinearProblem p = prepacked ? check_prepacked_linear(kind, x, packed_w, *prepacked, scale, offset, bias)
+                                    : check_linear(kind, x, packed_w, scale, offset, bias);
+  const uint8_t* prep =
+      prepacked ? static_cast<const uint8_t*>(prepacked->const_data_ptr()) + cpu_prepack::kHeaderBytes : nullptr;
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = p.N;
   const bool f64 = x.scalar_type() == at::kDouble;
   at::Tensor y = at::empty({p.M, p.N}, x.options().dtype(f64 ? at::kDouble : at::kFloat));
   if (p.M > 0) {
-    if (f64) linear_cpu_run<double>(p, x, packed_w, scale, offset, y);
-    else linear_cpu_run<float>(p, x, packed_w, scale, offset, y);
+    if (f64) linear_cpu_run<double>(p, x, packed_w, scale, offset, y, nullptr);
+    else linear_cpu_run<float>(p, x, packed_w, scale, offset, y, prep);
     if (bias.has_value()) y.add_(bias->to(y.scalar_type()));
   }
   return y.to(x.scalar_type()).reshape(out_shape);
@@ -290,9 +299,16 @@ at::Tensor linear_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   return linear_cpu_impl(kind, x, w, s, u, b);
 }
 
+at::Tensor prepacked_linear_cpu(const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& prepacked,
+                                const at::Tensor& s, const std::optional<at::Tensor>& u,
+                                const std::optional<at::Tensor>& b, int64_t kind) {
+  return linear_cpu_impl(kind_from_int(kind), x, packed_w, s, u, b, &prepacked);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
+  m.impl("cpu_prepacked_linear", &prepacked_linear_cpu);
   m.impl("ternary_linear", &linear_cpu<Kind::kTernary>);
   m.impl("binary_linear", &linear_cpu<Kind::kBinary>);
   m.impl("int2_linear", &linear_cpu<Kind::kInt2>);

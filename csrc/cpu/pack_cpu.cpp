@@ -4,7 +4,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cstring>
+
 #include "../bitmm_format.h"
+#include "../cpu_prepack_format.h"
 #include "../checks.h"
 
 namespace bitmm {
@@ -70,7 +73,45 @@ at::Tensor unpack_cpu(const at::Tensor& packed_in, int64_t kind_i, int64_t K) {
   return out;
 }
 
+// The derived CPU layout of cpu_prepack_format.h: per 32-row tile and packed word, byte q
+// of the word of row row_of_byte(p) at chunk[32 q + p].  Once per layer; plain loops.
+at::Tensor cpu_prepack_cpu(const at::Tensor& packed_in, int64_t kind_i, int64_t K) {
+  namespace cp = cpu_prepack;
+  const Kind kind = kind_from_int(kind_i);
+  check_cpu_prepack(kind, packed_in, K);
+  const at::Tensor packed = packed_in.contiguous();
+  const int64_t N = packed.size(0), wpr = packed.size(1);
+  at::Tensor out = at::empty({cp::blob_bytes(kind, N, K)}, packed.options().dtype(at::kByte));
+  uint8_t* o = out.data_ptr<uint8_t>();
+  cp::Header h{};
+  std::memcpy(h.magic, cp::kMagic, 4);
+  h.version = cp::kVersion;
+  h.kind = static_cast<uint8_t>(kind);
+  h.tile_rows = cp::kTileRows;
+  h.K = K;
+  h.N = N;
+  h.words_per_row = wpr;
+  h.payload_bytes = cp::payload_bytes(kind, N, K);
+  std::memcpy(o, &h, sizeof(h));
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(packed.data_ptr<int32_t>());
+  uint8_t* payload = o + cp::kHeaderBytes;
+  at::parallel_for(0, cp::num_tiles(N), 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      uint8_t* tile = payload + t * wpr * cp::kChunkBytes;
+      for (int p = 0; p < cp::kTileRows; ++p) {
+        const int64_t n = t * cp::kTileRows + cp::row_of_byte(p);
+        for (int64_t j = 0; j < wpr; ++j) {
+          const uint32_t word = n < N ? w[n * wpr + j] : 0u;
+          for (int q = 0; q < 4; ++q) tile[j * cp::kChunkBytes + 32 * q + p] = static_cast<uint8_t>(word >> (8 * q));
+        }
+      }
+    }
+  });
+  return out;
+}
+
 TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
+  m.impl("cpu_prepack", &cpu_prepack_cpu);
   m.impl("pack", &pack_cpu);
   m.impl("unpack", &unpack_cpu);
 }

@@ -1,0 +1,292 @@
+"""The CPU prepacked layout (csrc/cpu_prepack_format.h): torch.ops.bitmm.cpu_prepack and
+torch.ops.bitmm.cpu_prepacked_linear.  Outputs equal the float64 reference within the
+dtype bound and the plain CPU op bit for bit; gradients, opcheck, errors naming the
+argument, the documented byte layout, and PackedLinear's use of it on CPU."""
+import struct
+
+import pytest
+import torch
+
+import bitmm
+import bitmm.nn as bnn
+from bitmm import formats
+from helpers import KINDS, assert_close_to_reference, assert_error_table, make_problem
+
+KIND_ID = formats.KINDS
+SHAPES = [(1, 99, 33), (3, 160, 70), (17, 4160, 65), (0, 96, 9)]  # (M, K, N): odd K / N, M = 0, several K tiles
+MODES = ["tensor", "channel", "g32", "g64", "generic"]
+GENERIC_G = {99: 33, 160: 40, 4160: 80, 96: 48}  # group sizes that are not a multiple of 32
+
+
+def _mode_args(mode, K):
+    """(helpers' scale mode, G), or None when the group size does not divide K."""
+    if mode in ("tensor", "channel"):
+        return mode, None
+    G = {"g32": 32, "g64": 64, "generic": GENERIC_G[K]}[mode]
+    return ("group", G) if K % G == 0 else None
+
+
+def _run_both(kind, x, packed, s, u, b):
+    pre = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], x.shape[-1])
+    y = torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, KIND_ID[kind])
+    return y, bitmm.linear(kind, x, packed, s, u, b)
+
+
+@pytest.mark.parametrize("extras", ["offset+bias", "none"])
+@pytest.mark.parametrize("M,K,N", SHAPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_matches_reference_and_plain_op(kind, mode, M, K, N, extras):
+    args = _mode_args(mode, K)
+    if args is None:
+        pytest.skip(f"{mode} does not divide K={K}")
+    torch.manual_seed(M * 7 + K + N)
+    with_extras = extras == "offset+bias"
+    x, packed, s, u, b = make_problem(kind, M, K, N, args[0], args[1], offset=with_extras, bias=with_extras)
+    y, y_plain = _run_both(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    assert torch.equal(y, y_plain)  # same additions in the same order as the transposing kernel
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("kind", KINDS)
+def test_dtypes_and_3d_x(kind, dtype):
+    x, packed, s, u, b = make_problem(kind, 5, 320, 37, "group", 64, dtype=dtype, lead=(2,))
+    y, y_plain = _run_both(kind, x, packed, s, u, b)
+    assert y.shape == (2, 5, 37) and y.dtype == dtype
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    assert torch.equal(y, y_plain)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_strided_x(kind):
+    x, packed, s, u, b = make_problem(kind, 6, 256, 40, "channel")
+    xt = torch.randn(256, 6).t()  # non-contiguous
+    y, y_plain = _run_both(kind, xt, packed, s, u, b)
+    assert torch.equal(y, y_plain)
+
+
+def _row_of_byte(p):
+    return 8 * ((p % 16) // 4) + 4 * (p // 16) + p % 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layout_is_as_documented(kind):
+    """Rebuilds the blob from csrc/cpu_prepack_format.h's description and compares bytes."""
+    N, K = 45, 200
+    _, packed, _, _, _ = make_problem(kind, 1, K, N)
+    blob = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], K)
+    wpr = packed.shape[1]
+    tiles = -(-N // 32)
+    assert blob.dtype == torch.uint8 and blob.dim() == 1
+    assert blob.numel() == formats.cpu_prepacked_nbytes(kind, N, K) == 64 + tiles * wpr * 128
+    magic, version, kind_b, tile_rows, res0, K_h, N_h, wpr_h, payload = struct.unpack(
+        "<4sBBBBqqqq", bytes(blob[:40].tolist()))
+    assert (magic, version, kind_b, tile_rows, res0) == (b"BMCP", formats.CPU_PREPACK_VERSION, KIND_ID[kind], 32, 0)
+    assert (K_h, N_h, wpr_h, payload) == (K, N, wpr, tiles * wpr * 128)
+    assert not blob[40:64].any()
+    w = packed.to(torch.int64) & 0xFFFFFFFF
+    w = torch.cat([w, w.new_zeros(tiles * 32 - N, wpr)]).reshape(tiles, 32, wpr)
+    w = w[:, [_row_of_byte(p) for p in range(32)], :]  # (tile, p, word)
+    byts = torch.stack([(w >> (8 * q)) & 0xFF for q in range(4)], -1)  # (tile, p, word, q)
+    want = byts.permute(0, 2, 3, 1).reshape(-1).to(torch.uint8)  # (tile, word, q, p)
+    assert torch.equal(blob[64:], want)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_opcheck(kind):
+    x, packed, s, u, b = make_problem(kind, 3, 100, 9, "channel")
+    pre = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], 100)
+    torch.library.opcheck(torch.ops.bitmm.cpu_prepack, (packed, KIND_ID[kind], 100))
+    x.requires_grad_(True)
+    torch.library.opcheck(torch.ops.bitmm.cpu_prepacked_linear, (x, packed, pre, s, u, b, KIND_ID[kind]))
+    torch.library.opcheck(torch.ops.bitmm.cpu_prepacked_linear, (x.detach(), packed, pre, s, None, None, KIND_ID[kind]))
+
+
+@pytest.mark.parametrize("mode,G", [("channel", None), ("group", 32), ("group", 5)])
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradcheck_float64(kind, mode, G):
+    K = 160 if G != 5 else 35
+    x, packed, s, u, b = make_problem(kind, 3, K, 6, mode, G, dtype=torch.float64)
+    pre = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], K)
+    x.requires_grad_(True)
+    b.requires_grad_(True)
+    f = lambda x_, b_: torch.ops.bitmm.cpu_prepacked_linear(x_, packed, pre, s, u, b_, KIND_ID[kind])  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x, b))
+    assert torch.autograd.gradgradcheck(f, (x, b))
+
+
+@pytest.mark.parametrize("with_offset", [True, False])
+@pytest.mark.parametrize("kind", KINDS)
+def test_float32_gradients_equal_plain_op(kind, with_offset):
+    x, packed, s, u, b = make_problem(kind, 4, 4096 + 64, 70, "group", 64, offset=with_offset, lead=(2,))
+    pre = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], x.shape[-1])
+    grads = []
+    for use_pre in (True, False):
+        xr, br = x.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        if use_pre:
+            y = torch.ops.bitmm.cpu_prepacked_linear(xr, packed, pre, s, u, br, KIND_ID[kind])
+        else:
+            y = bitmm.linear(kind, xr, packed, s, u, br)
+        y.backward(torch.ones_like(y) * 0.5 + torch.arange(y.shape[-1]) * 0.01)
+        grads.append((y.detach(), xr.grad, br.grad))
+    for a, c in zip(*grads):
+        assert torch.equal(a, c)
+
+
+def test_errors():
+    x, packed, s, u, b = make_problem("ternary", 2, 100, 40, "channel")
+    pre = torch.ops.bitmm.cpu_prepack(packed, 2, 100)
+    op = torch.ops.bitmm.cpu_prepacked_linear
+    _, packed_i2, s2, u2, _ = make_problem("int2", 2, 100, 40, "channel")
+    _, packed_n, _, _, _ = make_problem("ternary", 2, 100, 41, "channel")
+    pre_n = torch.ops.bitmm.cpu_prepack(packed_n, 2, 100)
+
+    def corrupt(offset, value):
+        c = pre.clone()
+        c[offset] = value
+        return c
+
+    bad_wpr = pre.clone()
+    bad_wpr[24:32] = torch.tensor(list(struct.pack("<q", 7)), dtype=torch.uint8)
+    assert_error_table([
+        ("kind out of range", lambda: op(x, packed, pre, s, u, b, 4), ValueError, "kind must be 1"),
+        ("blob of another kind", lambda: op(x, packed_i2, pre, s2, u2, b, 3), ValueError,
+         r"prepacked was made for kind 2 but the call is for kind 3 \(int2\)"),
+        ("x of another K (same padded width)", lambda: op(x[:, :90], packed, pre, s, u, b, 2), ValueError,
+         "prepacked was made for K=100 but x has K=90"),
+        ("blob of another N", lambda: op(x, packed, pre_n, s, u, b, 2), ValueError,
+         "prepacked was made for N=41 but packed_w has N=40"),
+        ("truncated blob", lambda: op(x, packed, pre[:-1], s, u, b, 2), ValueError, r"prepacked has .* \(truncated\)"),
+        ("blob shorter than its header", lambda: op(x, packed, pre[:10], s, u, b, 2), ValueError,
+         "prepacked has 10 bytes, fewer than its 64-byte header"),
+        ("blob too long", lambda: op(x, packed, torch.cat([pre, pre[:1]]), s, u, b, 2), ValueError,
+         "prepacked has .* bytes but its header"),
+        ("corrupted magic", lambda: op(x, packed, corrupt(0, 0), s, u, b, 2), ValueError,
+         "prepacked does not start with the cpu_prepack header"),
+        ("another layout version", lambda: op(x, packed, corrupt(4, 9), s, u, b, 2), ValueError,
+         "prepacked has layout version 9 but this build reads version 1"),
+        ("corrupted tile_rows", lambda: op(x, packed, corrupt(6, 16), s, u, b, 2), ValueError,
+         "prepacked has a corrupted header"),
+        ("corrupted words_per_row", lambda: op(x, packed, bad_wpr, s, u, b, 2), ValueError,
+         "prepacked has a corrupted header"),
+        ("blob of wrong dtype", lambda: op(x, packed, pre.to(torch.int8), s, u, b, 2), TypeError,
+         "prepacked must be a uint8 tensor"),
+        ("2-D blob", lambda: op(x, packed, pre.reshape(1, -1), s, u, b, 2), ValueError,
+         "prepacked must be a contiguous 1-D uint8 tensor"),
+        ("non-contiguous blob", lambda: op(x, packed, torch.stack([pre, pre], 1)[:, 0], s, u, b, 2), ValueError,
+         "prepacked must be a contiguous 1-D uint8 tensor"),
+        ("packed_w of wrong dtype", lambda: op(x, packed.float(), pre, s, u, b, 2), TypeError,
+         r"cpu_prepacked_linear\(ternary\): packed_w must be an int32 tensor"),
+        ("x of wrong dtype", lambda: op(x.int(), packed, pre, s, u, b, 2), TypeError, "x must be float32"),
+        ("scale of wrong shape", lambda: op(x, packed, pre, s[:5], u, b, 2), ValueError, "scale of shape"),
+        ("prepack: kind out of range", lambda: torch.ops.bitmm.cpu_prepack(packed, 0, 100), ValueError,
+         "kind must be 1"),
+        ("prepack: wrong K", lambda: torch.ops.bitmm.cpu_prepack(packed, 2, 300), ValueError,
+         r"cpu_prepack\(ternary\): packed_w has 8 int32 words per row but the ternary format with K=300 needs 24"),
+        ("prepack: K < 1", lambda: torch.ops.bitmm.cpu_prepack(packed, 2, 0), ValueError, "K must be >= 1"),
+        ("prepack: wrong dtype", lambda: torch.ops.bitmm.cpu_prepack(packed.to(torch.int64), 2, 100), TypeError,
+         "packed_w must be an int32 tensor"),
+        ("prepack: 1-D packed_w", lambda: torch.ops.bitmm.cpu_prepack(packed[0], 2, 100), ValueError,
+         "packed_w must be 2-D"),
+    ])
+
+
+def test_fake_kernel_errors():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    x, packed, s, u, b = make_problem("ternary", 2, 100, 40, "channel")
+    pre = torch.ops.bitmm.cpu_prepack(packed, 2, 100)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        y = torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2)
+        assert y.shape == (2, 40)
+        assert torch.ops.bitmm.cpu_prepack(packed, 2, 100).shape == pre.shape
+        with pytest.raises(RuntimeError, match="prepacked of shape"):
+            torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre[:-1], s, u, b, 2)
+        with pytest.raises(RuntimeError, match="prepacked must be a uint8"):
+            torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre.to(torch.int8), s, u, b, 2)
+
+
+def test_torch_compile_fullgraph():
+    torch._dynamo.reset()
+    x, packed, s, u, b = make_problem("int2", 5, 96, 12, "group", 32)
+    pre = torch.ops.bitmm.cpu_prepack(packed, 3, 96)
+    f = lambda x_: torch.relu(torch.ops.bitmm.cpu_prepacked_linear(x_, packed, pre, s, u, b, 3))  # noqa: E731
+    xr = x.clone().requires_grad_(True)
+    y = torch.compile(f, fullgraph=True, backend="aot_eager")(xr)
+    torch.testing.assert_close(y, f(x))
+    y.sum().backward()
+    xe = x.clone().requires_grad_(True)
+    f(xe).sum().backward()
+    torch.testing.assert_close(xr.grad, xe.grad)
+
+
+# --------------------------------------------------------------------------------------
+# PackedLinear on CPU
+# --------------------------------------------------------------------------------------
+def _plain(layer, x):
+    return bitmm.linear(layer.kind, x, layer.packed_weight, layer.scale, layer.offset, layer.bias)
+
+
+@pytest.mark.parametrize("bits,G", [(1.58, None), (1, None), (2, 64), (2, None)])
+def test_packed_linear_uses_prepacked_path(bits, G):
+    torch.manual_seed(0)
+    layer = bnn.PackedLinear.from_linear(torch.nn.Linear(192, 50), weight_bits=bits, group_size=G, hqq_iters=2)
+    x = torch.randn(3, 192, requires_grad=True)
+    y = layer(x)
+    assert "CpuPrepackedLinearBackward" in y.grad_fn.name()
+    pre = layer.__dict__["_cpu_prepacked"]
+    assert pre[0] is layer.packed_weight and pre[2].dtype == torch.uint8
+    assert set(layer.state_dict()) == {k for k in ("packed_weight", "scale", "offset", "bias")
+                                       if getattr(layer, k) is not None}
+    assert not any(t is pre[2] for t in layer.buffers())
+    assert torch.equal(y, _plain(layer, x))
+    y.sum().backward()
+    gx = x.grad.clone()
+    x.grad = None
+    _plain(layer, x).sum().backward()
+    assert torch.equal(gx, x.grad)
+    with torch.no_grad():
+        assert torch.equal(layer(x), y)
+    assert layer.__dict__["_cpu_prepacked"] is pre  # reused, not remade
+
+
+def test_packed_linear_prepacked_invalidation():
+    torch.manual_seed(1)
+    a = bnn.PackedLinear.from_linear(torch.nn.Linear(128, 40))
+    other = bnn.PackedLinear.from_linear(torch.nn.Linear(128, 40))
+    x = torch.randn(2, 128)
+    a(x)
+    # load_state_dict copies into the same tensors: the layout is remade
+    a.load_state_dict(other.state_dict())
+    assert "_cpu_prepacked" not in a.__dict__
+    assert torch.equal(a(x), other(x))
+    # in-place change of the packed weight (version counter)
+    a(x)
+    with torch.no_grad():
+        a.packed_weight.copy_(bitmm.pack_ternary(torch.randint(-1, 2, (40, 128))))
+    assert torch.equal(a(x), _plain(a, x))
+    # a new packed weight tensor
+    a.packed_weight = other.packed_weight.clone()
+    assert torch.equal(a(x), other(x))
+    # .to() drops it; a state_dict of a layer that ran stays without it
+    a.to(torch.float32)
+    assert "_cpu_prepacked" not in a.__dict__
+    a(x)
+    assert "_cpu_prepacked" not in bnn.PackedLinear(128, 40).state_dict()
+    fresh = bnn.PackedLinear(128, 40)
+    fresh.load_state_dict(a.state_dict())
+    assert torch.equal(fresh(x), a(x))
+
+
+def test_packed_linear_pickle_and_compile():
+    import pickle
+    torch.manual_seed(2)
+    layer = bnn.PackedLinear.from_linear(torch.nn.Linear(96, 24), weight_bits=2, group_size=32, hqq_iters=1)
+    x = torch.randn(4, 96)
+    y = layer(x)
+    clone = pickle.loads(pickle.dumps(layer))
+    assert "_cpu_prepacked" not in clone.__dict__
+    assert torch.equal(clone(x), y)
+    torch._dynamo.reset()
+    yc = torch.compile(layer, fullgraph=True, backend="aot_eager")(x)
+    torch.testing.assert_close(yc, y)
