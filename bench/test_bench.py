@@ -35,7 +35,8 @@ DTYPES = {"cpu": ["float32"], "cuda": ["float16", "bfloat16", "float32"]}  # nam
 CASES = [(d, K, N, M, dt) for d in DEVICES for (K, N) in SHAPES[d] for M in MS[d] for dt in DTYPES[d]]
 KIND_G = [("ternary", None), ("int2", 64), ("binary", 64)]
 # CUDA kernel families (bitmm.set_backend); the CPU has one
-BACKENDS = {"cpu": ["auto"], "cuda": ["auto", "addsub", "tensorcore", "dense"]}
+# ("prepacked": the CPU op reading cpu_prepack's layout, what PackedLinear runs on the CPU)
+BACKENDS = {"cpu": ["auto", "prepacked"], "cuda": ["auto", "addsub", "tensorcore", "dense"]}
 FWD_CASES = [(*c, be) for c in CASES for be in BACKENDS[c[0]]]
 
 
@@ -131,7 +132,13 @@ def test_bitmm_forward(benchmark, device, K, N, M, dtype, backend, kind, G):
         p = pack(torch.randint(lo, hi, (N, K), device=device, dtype=torch.int8))
         s = torch.tensor(0.02, device=device) if G is None else torch.rand(N, K // G, device=device, dtype=dtype)
         u = None if G is None else torch.randn(N, K // G, device=device, dtype=dtype)
-        fns.append(lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u))
+        if backend == "prepacked":
+            pre = bitmm.ops.cpu_prepack(p, kind, K)
+            fns.append(lambda p=p, pre=pre, s=s, u=u: bitmm.ops.cpu_prepacked_linear(kind, x, p, pre, s, u))
+        else:
+            fns.append(lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u))
+    if backend == "prepacked":
+        backend = "auto"
     with bitmm.use_backend(backend):  # the backend is chosen when the graph is captured
         _run(benchmark, fns, device, M)
 
