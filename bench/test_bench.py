@@ -24,6 +24,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
+from bitmm.benchmark_timing import capture_cuda_graph  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 ROTATE_BYTES = {"cpu": 64 * 2**20, "cuda": 200 * 2**20}
@@ -60,17 +61,7 @@ def _run(benchmark, fns, device, M):
         benchmark(_rotating(fns, device))
         return
     calls = _calls_per_round(M)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up outside the graph (allocator, one-time attributes)
-        for f in fns:
-            f()
-    torch.cuda.current_stream().wait_stream(side)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for i in range(calls):
-            fns[i % len(fns)]()
+    graph = capture_cuda_graph([fns[i % len(fns)] for i in range(calls)])
 
     def replay():
         graph.replay()

@@ -18,13 +18,9 @@ def copies_for(nbytes: int, max_copies: int = 64) -> int:
     return max(2, min(max_copies, -(-L2_ROTATE_BYTES // max(nbytes, 1))))
 
 
-def cuda_time_us(calls: Sequence[Callable[[], object]], replays: int = 20, warmup: int = 3) -> float:
-    """Median time of one call, in microseconds.
-
-    `calls` are closures over different weight copies; one CUDA graph runs each
-    once, in order, so every call reads its weights from HBM, not L2.  The
-    graph is replayed `replays` times; each replay is timed with events.
-    """
+def capture_cuda_graph(calls: Sequence[Callable[[], object]], warmup: int = 1) -> "torch.cuda.CUDAGraph":
+    """One CUDA graph that runs `calls` once each, in order, after `warmup` eager rounds on a
+    side stream (allocator, one-time attributes: what torch requires before a capture)."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -37,6 +33,17 @@ def cuda_time_us(calls: Sequence[Callable[[], object]], replays: int = 20, warmu
     with torch.cuda.graph(graph):
         for c in calls:
             c()
+    return graph
+
+
+def cuda_time_us(calls: Sequence[Callable[[], object]], replays: int = 20, warmup: int = 3) -> float:
+    """Median time of one call, in microseconds.
+
+    `calls` are closures over different weight copies; one CUDA graph runs each
+    once, in order, so every call reads its weights from HBM, not L2.  The
+    graph is replayed `replays` times; each replay is timed with events.
+    """
+    graph = capture_cuda_graph(calls, warmup=warmup)
     for _ in range(warmup):
         graph.replay()
     torch.cuda.synchronize()

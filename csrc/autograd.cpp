@@ -108,6 +108,36 @@ inline at::Tensor bias_grad(const at::Tensor& grad, const c10::IValue& bias_dtyp
 // ---------------------------------------------------------------------------
 // ternary / binary / int2 _linear(x, packed_w, scale, offset?, bias?)
 // ---------------------------------------------------------------------------
+// What the linear functions save for their backward: the operands of linear_grad_x, K,
+// and which optional inputs were given.
+inline void save_for_grad_x(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& packed_w,
+                            const at::Tensor& scale, const OptTensor& offset, const OptTensor& bias) {
+  ctx->save_for_backward({packed_w, scale, present(offset) ? *offset : at::Tensor()});
+  ctx->saved_data["K"] = x.sym_size(-1);
+  ctx->saved_data["has_offset"] = present(offset);
+  ctx->saved_data["bias_dtype"] = present(bias) ? c10::IValue(bias->scalar_type()) : c10::IValue();
+}
+
+// Their backward: grad_x = linear_grad_x(grad_y, packed_w, scale, offset) and the bias
+// gradient, the only inputs with one.  offset_arg / bias_arg: their positions among the
+// forward's inputs.
+inline std::pair<at::Tensor, at::Tensor> grad_x_and_bias(AutogradContext* ctx, const variable_list& grads,
+                                                         int64_t kind, size_t offset_arg, size_t bias_arg) {
+  const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset
+  const at::Tensor& grad = grads[0];
+  const bool has_offset = ctx->saved_data["has_offset"].toBool();
+  const c10::IValue& bias_dtype = ctx->saved_data["bias_dtype"];
+  const bool has_bias = !bias_dtype.isNone();
+  at::Tensor grad_x, grad_bias;
+  if (ctx->needs_input_grad(0)) {
+    grad_x = grad_x_op().call(grad, saved[0], saved[1], optional_of(saved[2]), kind, ctx->saved_data["K"].toSymInt());
+  }
+  if (has_bias && ctx->needs_input_grad(edge(bias_arg, has_offset, has_bias, offset_arg, bias_arg))) {
+    grad_bias = bias_grad(grad, bias_dtype);
+  }
+  return {grad_x, grad_bias};
+}
+
 template <class Derived, Kind kind>
 struct LinearFunction : torch::autograd::Function<Derived> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& packed_w,
@@ -117,27 +147,12 @@ struct LinearFunction : torch::autograd::Function<Derived> {
       at::AutoDispatchBelowADInplaceOrView below;
       y = linear_op<kind>().call(x, packed_w, scale, offset, bias);  // checks the arguments
     }
-    ctx->save_for_backward({packed_w, scale, present(offset) ? *offset : at::Tensor()});
-    ctx->saved_data["K"] = x.sym_size(-1);
-    ctx->saved_data["has_offset"] = present(offset);
-    ctx->saved_data["bias_dtype"] = present(bias) ? c10::IValue(bias->scalar_type()) : c10::IValue();
+    save_for_grad_x(ctx, x, packed_w, scale, offset, bias);
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset
-    const at::Tensor& grad = grads[0];
-    const bool has_offset = ctx->saved_data["has_offset"].toBool();
-    const c10::IValue& bias_dtype = ctx->saved_data["bias_dtype"];
-    const bool has_bias = !bias_dtype.isNone();
-    at::Tensor grad_x, grad_bias;
-    if (ctx->needs_input_grad(0)) {
-      grad_x = grad_x_op().call(grad, saved[0], saved[1], optional_of(saved[2]), static_cast<int64_t>(kind),
-                                ctx->saved_data["K"].toSymInt());
-    }
-    if (has_bias && ctx->needs_input_grad(edge(4, has_offset, has_bias, 3, 4))) {
-      grad_bias = bias_grad(grad, bias_dtype);
-    }
+    auto [grad_x, grad_bias] = grad_x_and_bias(ctx, grads, static_cast<int64_t>(kind), 3, 4);
     return {grad_x, at::Tensor(), at::Tensor(), at::Tensor(), grad_bias};
   }
 };
@@ -173,28 +188,13 @@ struct CpuPrepackedLinearBackward : torch::autograd::Function<CpuPrepackedLinear
       at::AutoDispatchBelowADInplaceOrView below;
       y = prepacked_op().call(x, packed_w, prepacked, scale, offset, bias, kind);  // checks the arguments
     }
-    ctx->save_for_backward({packed_w, scale, present(offset) ? *offset : at::Tensor()});
-    ctx->saved_data["K"] = x.sym_size(-1);
+    save_for_grad_x(ctx, x, packed_w, scale, offset, bias);
     ctx->saved_data["kind"] = kind;
-    ctx->saved_data["has_offset"] = present(offset);
-    ctx->saved_data["bias_dtype"] = present(bias) ? c10::IValue(bias->scalar_type()) : c10::IValue();
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset
-    const at::Tensor& grad = grads[0];
-    const bool has_offset = ctx->saved_data["has_offset"].toBool();
-    const c10::IValue& bias_dtype = ctx->saved_data["bias_dtype"];
-    const bool has_bias = !bias_dtype.isNone();
-    at::Tensor grad_x, grad_bias;
-    if (ctx->needs_input_grad(0)) {
-      grad_x = grad_x_op().call(grad, saved[0], saved[1], optional_of(saved[2]), ctx->saved_data["kind"].toInt(),
-                                ctx->saved_data["K"].toSymInt());
-    }
-    if (has_bias && ctx->needs_input_grad(edge(5, has_offset, has_bias, 4, 5))) {
-      grad_bias = bias_grad(grad, bias_dtype);
-    }
+    auto [grad_x, grad_bias] = grad_x_and_bias(ctx, grads, ctx->saved_data["kind"].toInt(), 4, 5);
     return {grad_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), grad_bias, at::Tensor()};
   }
 };

@@ -180,42 +180,6 @@ __attribute__((target("avx2"))) void prepare_indices(const uint32_t* const* rows
   }
 }
 
-// acc[i] (rows 8i..8i+7) += table entries selected by one plane over blocks [b0, b1).
-__attribute__((target("avx2,fma"))) void accumulate_plane(const uint8_t* tab_m /* (nblocks, 512) of row m */,
-                                                       const uint8_t* idx, int planes, int plane, int64_t tb0,
-                                                       int64_t b0, int64_t b1, __m256 acc[4]) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  const __m256 one = _mm256_set1_ps(1.f);
-  for (int64_t b = b0; b < b1; ++b) {
-    const uint8_t* tb = tab_m + b * kBlockTableBytes;
-    const uint8_t* ib = idx + ((b - tb0) * planes + plane) * kIndexBytesPerWord;
-    // Not unrolled: fully unrolled, GCC hoists all 8 lookups ahead of the adds and spills.
-#pragma GCC unroll 1
-    for (int nib = 0; nib < kNibbles; ++nib) {
-      const uint8_t* tp = tb + nib * kTableBytes;
-      const __m256i ix = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ib + nib * 32));
-      const __m256i p0 = _mm256_shuffle_epi8(
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp))), ix);
-      const __m256i p1 = _mm256_shuffle_epi8(
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 16))), ix);
-      const __m256i p2 = _mm256_shuffle_epi8(
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 32))), ix);
-      const __m256i p3 = _mm256_shuffle_epi8(
-          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 48))), ix);
-      const __m256i l01 = _mm256_unpacklo_epi8(p0, p1), h01 = _mm256_unpackhi_epi8(p0, p1);
-      const __m256i l23 = _mm256_unpacklo_epi8(p2, p3), h23 = _mm256_unpackhi_epi8(p2, p3);
-      // Two of the four adds are fma(r, 1, acc): the same single rounding (r * 1 is exact),
-      // run on an FMA pipe.  Zen 3's second add pipe is also one of its two shuffle pipes,
-      // which the lookups saturate: lookups ~10-25% faster (bench/NOTES.md, v3).
-      a0 = _mm256_add_ps(a0, _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23)));
-      a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23)), one, a1);
-      a2 = _mm256_add_ps(a2, _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23)));
-      a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23)), one, a3);
-    }
-  }
-  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
-}
-
 // One lookup vector: acc (rows 8i..8i+7) += entries of table tp selected by the nibbles ix.
 __attribute__((target("avx2,fma"), always_inline)) inline void lookup_add(const uint8_t* tp, __m256i ix,
                                                                           __m256& a0, __m256& a1, __m256& a2,
@@ -230,10 +194,32 @@ __attribute__((target("avx2,fma"), always_inline)) inline void lookup_add(const 
       _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tp + 48))), ix);
   const __m256i l01 = _mm256_unpacklo_epi8(p0, p1), h01 = _mm256_unpackhi_epi8(p0, p1);
   const __m256i l23 = _mm256_unpacklo_epi8(p2, p3), h23 = _mm256_unpackhi_epi8(p2, p3);
+  // Two of the four adds are fma(r, 1, acc): the same single rounding (r * 1 is exact),
+  // run on an FMA pipe.  Zen 3's second add pipe is also one of its two shuffle pipes,
+  // which the lookups saturate: lookups ~10-25% faster (bench/NOTES.md, v3).
   a0 = _mm256_add_ps(a0, _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23)));
   a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23)), one, a1);
   a2 = _mm256_add_ps(a2, _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23)));
   a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23)), one, a3);
+}
+
+// acc[i] (rows 8i..8i+7) += table entries selected by one plane over blocks [b0, b1).
+__attribute__((target("avx2,fma"))) void accumulate_plane(const uint8_t* tab_m /* (nblocks, 512) of row m */,
+                                                       const uint8_t* idx, int planes, int plane, int64_t tb0,
+                                                       int64_t b0, int64_t b1, __m256 acc[4]) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const __m256 one = _mm256_set1_ps(1.f);
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* tb = tab_m + b * kBlockTableBytes;
+    const uint8_t* ib = idx + ((b - tb0) * planes + plane) * kIndexBytesPerWord;
+    // Not unrolled: fully unrolled, GCC hoists all 8 lookups ahead of the adds and spills.
+#pragma GCC unroll 1
+    for (int nib = 0; nib < kNibbles; ++nib) {
+      const uint8_t* tp = tb + nib * kTableBytes;
+      lookup_add(tp, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ib + nib * 32)), a0, a1, a2, a3, one);
+    }
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
 }
 
 // Software prefetch distance in the prepacked payload, bytes.  Each thread streams its
