@@ -65,6 +65,22 @@ def test_tensorcore_matches_reference(kind, dtype, mode, G, K, N, M, backend):
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
+# The auto backend's switches (csrc/cuda/linear_cuda.cpp, use_dense): M at and around 64
+# (weights of at most 2^24 elements go dense), 128 (group-wise) and 384 (per tensor / channel),
+# on a small weight and on one just past 2^24 elements (1024 x 16400).
+@cuda_only
+@pytest.mark.parametrize("M", [63, 64, 127, 128, 383, 384])
+@pytest.mark.parametrize("K,N", [(256, 96), (1024, 16400)])
+@pytest.mark.parametrize("mode,G", [("channel", None), ("group", 64)])
+@pytest.mark.parametrize("kind", ["ternary", "int2"])
+def test_auto_dispatch_boundaries_match_reference(kind, mode, G, K, N, M):
+    x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=torch.float16, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("auto"):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
 @cuda_only
 @pytest.mark.parametrize("sdtype", ["x", torch.float32])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -97,7 +97,17 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
 
 // Large M: dequantize slices of W to x's dtype and let cuBLAS multiply (the
 // product is compute-bound there, and cuBLAS's Hopper kernels beat ours).
-constexpr int64_t kDenseMinM = 128;          // fp16 / bf16 (H100: TC kernel 0.27x of fp16 at M = 256)
+// fp16 / bf16, measured on the H100 (pytest-benchmark at 58f90d8, sweep at 59721f4,
+// bench/results/): with per-tensor / per-channel scales the tensor-core kernel is
+// 1.1-1.4x faster than the dense path at M = 256 on 4096x14336 .. 8192x28672 and dense
+// is 1.4-2x faster at M = 1024 (interpolated crossover M ~ 300-450); with group-wise
+// scales dense wins at M = 256 on every measured shape, and at M = 64 on some.  A weight
+// of at most 2^24 elements (4096x4096) dequantizes into L2 and gives the tensor-core
+// kernel too few CTAs: dense from M = 64 there (33 vs 52 us ternary, 36 vs 99 us int2).
+constexpr int64_t kDenseMinM = 384;          // per tensor / per channel
+constexpr int64_t kDenseMinMGrouped = 128;   // group-wise
+constexpr int64_t kDenseMinMSmall = 64;      // weights of at most kDenseSmallWeight elements
+constexpr int64_t kDenseSmallWeight = int64_t{1} << 24;
 constexpr int64_t kDenseMinMFloat = 32;      // fp32 x: the add/subtract kernel's cost grows with M
 constexpr int64_t kDenseSliceBytes = 32 << 20;  // dequantized rows per cuBLAS call: L2-sized
 
@@ -114,7 +124,9 @@ bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool 
       // bits do not depend on cuBLAS's workspace configuration.
       if (at::globalContext().deterministicAlgorithms()) return false;
       if (grad_x) return M >= kDenseMinMGradX;
-      return M >= (xt == at::kFloat ? kDenseMinMFloat : kDenseMinM);
+      if (xt == at::kFloat) return M >= kDenseMinMFloat;
+      if (lp.N * lp.K <= kDenseSmallWeight && M >= kDenseMinMSmall) return true;
+      return M >= (lp.group_size < padded_k(lp.K) ? kDenseMinMGrouped : kDenseMinM);
     default: return false;
   }
 }
