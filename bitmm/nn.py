@@ -339,6 +339,11 @@ class PackedLinear(nn.Module):
     them too, which the op accepts).
     """
 
+    # On CPU, forward reads the weight's prepacked lookup layout (made on first use; as many
+    # bytes as packed_weight, so a CPU layer holds its weight twice).  Set to False on a layer,
+    # or on the class, to keep one copy and run the plain op (same output, ~1.7x slower at M = 1).
+    use_cpu_prepack: bool = True
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: BitsLike = 1.58,
                  group_size: Optional[int] = None, act_bits: Optional[int] = None, device=None, dtype=None) -> None:
         super().__init__()
@@ -472,7 +477,7 @@ class PackedLinear(nn.Module):
         except KeyError:  # a buffer made into something else (e.g. torch.nn.utils.parametrize)
             # (a weight recomputed per call would remake the CPU layout per call: plain op)
             return _LINEAR_OPS[self.kind](x, self.packed_weight, self.scale, self.offset, self.bias)
-        if w.is_cpu and not _is_compiling():
+        if w.is_cpu and self.use_cpu_prepack and not _is_compiling():
             # The CPU lookup layout of w, made on first use and kept while w is the same
             # tensor, unmodified (version counter; inference tensors have none: -1).
             pre = self.__dict__.get("_cpu_prepacked")

@@ -250,6 +250,19 @@ def test_packed_linear_uses_prepacked_path(bits, G):
     assert layer.__dict__["_cpu_prepacked"] is pre  # reused, not remade
 
 
+def test_packed_linear_cpu_prepack_opt_out():
+    torch.manual_seed(2)
+    layer = bnn.PackedLinear.from_linear(torch.nn.Linear(96, 33))
+    x = torch.randn(2, 96, requires_grad=True)
+    y = layer(x)
+    layer.use_cpu_prepack = False
+    layer._drop_cpu_prepacked()
+    y_plain = layer(x)
+    assert "_cpu_prepacked" not in layer.__dict__  # no layout made: one copy of the weight
+    assert "CpuPrepacked" not in y_plain.grad_fn.name()
+    assert torch.equal(y, y_plain)
+
+
 def test_packed_linear_prepacked_invalidation():
     torch.manual_seed(1)
     a = bnn.PackedLinear.from_linear(torch.nn.Linear(128, 40))
