@@ -127,12 +127,15 @@ def _check_scale(op: str, name: str, s: Tensor, x: Tensor, N, K) -> None:
                      lambda: f"{op}: {name} has {s.shape[1]} groups along K, which does not divide K={K}")
 
 
-def _check_packed(op: str, kind: str, packed_w: Tensor, x: Tensor, K) -> None:
+def _check_packed(op: str, kind: str, packed_w: Tensor, x: Optional[Tensor], K) -> None:
+    # packed_w: int32 (N >= 1, words_per_row(kind, K)), on x's device when x is given
     torch._check(packed_w.dtype == torch.int32,
                  lambda: f"{op}: packed_w must be an int32 tensor from bitmm.pack_{kind}, got {packed_w.dtype}")
     torch._check(packed_w.dim() == 2, lambda: f"{op}: packed_w must be 2-D (N, words_per_row)")
-    torch._check(packed_w.device == x.device,
-                 lambda: f"{op}: packed_w is on {packed_w.device} but x is on {x.device}")
+    if x is not None:
+        torch._check(packed_w.device == x.device,
+                     lambda: f"{op}: packed_w is on {packed_w.device} but x is on {x.device}")
+    torch._check(packed_w.shape[0] >= 1, lambda: f"{op}: packed_w has N=0 rows")
     want = formats.words_per_row(kind, K)
     torch._check(packed_w.shape[1] == want,
                  lambda: f"{op}: packed_w has {packed_w.shape[1]} int32 words per row but the {kind} format "
@@ -167,10 +170,14 @@ _KIND_NAME = {v: k for k, v in KIND_ID.items()}
 _LINEAR_FAKES = {kind: _make_fake(kind) for kind in _LINEAR_OPS}
 
 
+def _check_kind_id(kind) -> str:
+    torch._check(kind in _KIND_NAME, lambda: f"bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got {kind}")
+    return _KIND_NAME[kind]
+
+
 @torch.library.register_fake("bitmm::lora_linear")
 def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale=1.0):
-    torch._check(kind in _KIND_NAME, lambda: f"bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got {kind}")
-    name = _KIND_NAME[kind]
+    name = _check_kind_id(kind)
     y = _LINEAR_FAKES[name](x, packed_w, scale, offset, bias)
     op = f"bitmm.lora_linear({name})"
     K, N = x.shape[-1], packed_w.shape[0]
@@ -190,24 +197,12 @@ def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scal
     return y
 
 
-def _check_kind_id(kind) -> str:
-    torch._check(kind in _KIND_NAME, lambda: f"bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got {kind}")
-    return _KIND_NAME[kind]
-
-
 @torch.library.register_fake("bitmm::cpu_prepack")
 def _cpu_prepack_fake(packed_w, kind, K):
     name = _check_kind_id(kind)
     op = f"bitmm.cpu_prepack({name})"
     torch._check(K >= 1, lambda: f"{op}: K must be >= 1, got {K}")
-    torch._check(packed_w.dtype == torch.int32,
-                 lambda: f"{op}: packed_w must be an int32 tensor from bitmm.pack_{name}, got dtype {packed_w.dtype}")
-    torch._check(packed_w.dim() == 2 and packed_w.shape[0] >= 1,
-                 lambda: f"{op}: packed_w must be 2-D (N, words_per_row) with N >= 1, got shape {tuple(packed_w.shape)}")
-    want = formats.words_per_row(name, K)
-    torch._check(packed_w.shape[1] == want,
-                 lambda: f"{op}: packed_w has {packed_w.shape[1]} int32 words per row but the {name} format with "
-                         f"K={K} needs {want}; was it packed for another K or another kind?")
+    _check_packed(op, name, packed_w, None, K)
     return packed_w.new_empty((formats.cpu_prepacked_nbytes(name, packed_w.shape[0], K),), dtype=torch.uint8)
 
 
@@ -239,7 +234,7 @@ def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
 
 @torch.library.register_fake("bitmm::pack")
 def _pack_fake(codes, kind):
-    name = {v: k for k, v in KIND_ID.items()}[kind]
+    name = _check_kind_id(kind)
     return codes.new_empty(formats.packed_shape(name, codes.shape[0], codes.shape[1]), dtype=torch.int32)
 
 

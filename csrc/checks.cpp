@@ -122,20 +122,23 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
   return l;
 }
 
-static void check_packed(const char* op, Kind kind, const at::Tensor& packed_w, const at::Tensor& x,
+// packed_w: an int32 (N >= 1, words_per_row(kind, K)) tensor, on x's device when x is given.
+static void check_packed(const char* op, Kind kind, const at::Tensor& packed_w, const at::Tensor* x,
                          int64_t K) {
   BITMM_CHECK_TYPE(packed_w.scalar_type() == at::kInt, op, ": packed_w must be an int32 tensor from bitmm.pack_",
                    name_of(kind), ", got dtype ", packed_w.scalar_type());
   BITMM_CHECK_VALUE(packed_w.dim() == 2, op, ": packed_w must be 2-D (N, words_per_row), got shape ",
                     shape_str(packed_w));
-  BITMM_CHECK(packed_w.device() == x.device(), op, ": packed_w is on ", packed_w.device(),
-              " but x is on ", x.device(), "; move all arguments to one device");
+  if (x != nullptr) {
+    BITMM_CHECK(packed_w.device() == x->device(), op, ": packed_w is on ", packed_w.device(),
+                " but x is on ", x->device(), "; move all arguments to one device");
+  }
   BITMM_CHECK_VALUE(packed_w.size(0) >= 1, op, ": packed_w has N=0 rows");
   const int64_t want = words_per_row(kind, K);
   BITMM_CHECK_VALUE(packed_w.size(1) == want, op, ": packed_w has ", packed_w.size(1),
-                    " int32 words per row but the ", name_of(kind), " format (", planes_of(kind),
-                    " bit", planes_of(kind) > 1 ? "s" : "", " per weight) with K=", K, " needs ", want,
-                    "; was it packed for another K or another kind?");
+                    " int32 words per row but the ", name_of(kind), " format with K=", K, " needs ", want, " (",
+                    planes_of(kind), " bit", planes_of(kind) > 1 ? "s" : "",
+                    " per weight); was it packed for another K or another kind?");
 }
 
 static LinearProblem finish(const char* op, Kind kind, int64_t M, int64_t N, int64_t K,
@@ -167,7 +170,7 @@ static LinearProblem check_linear_named(const char* op, Kind kind, const at::Ten
   BITMM_CHECK_VALUE(x.dim() >= 1, op, ": x must have at least 1 dimension (..., K)");
   const int64_t K = x.size(-1);
   BITMM_CHECK_VALUE(K >= 1, op, ": x has K=0 input features; K must be >= 1");
-  check_packed(op, kind, packed_w, x, K);
+  check_packed(op, kind, packed_w, &x, K);
   const int64_t N = packed_w.size(0);
   const int64_t M = K == 0 ? 0 : x.numel() / K;
   if (bias.has_value()) {
@@ -244,14 +247,7 @@ void check_cpu_prepack(Kind kind, const at::Tensor& packed_w, int64_t K) {
   const std::string opname = std::string("bitmm.cpu_prepack(") + name_of(kind) + ")";
   const char* op = opname.c_str();
   BITMM_CHECK_VALUE(K >= 1, op, ": K must be >= 1, got ", K);
-  BITMM_CHECK_TYPE(packed_w.scalar_type() == at::kInt, op, ": packed_w must be an int32 tensor from bitmm.pack_",
-                   name_of(kind), ", got dtype ", packed_w.scalar_type());
-  BITMM_CHECK_VALUE(packed_w.dim() == 2 && packed_w.size(0) >= 1, op,
-                    ": packed_w must be 2-D (N, words_per_row) with N >= 1, got shape ", shape_str(packed_w));
-  const int64_t want = words_per_row(kind, K);
-  BITMM_CHECK_VALUE(packed_w.size(1) == want, op, ": packed_w has ", packed_w.size(1),
-                    " int32 words per row but the ", name_of(kind), " format with K=", K, " needs ", want,
-                    "; was it packed for another K or another kind?");
+  check_packed(op, kind, packed_w, nullptr, K);
 }
 
 LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor& packed_w,
@@ -263,7 +259,7 @@ LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor
                    ": grad_y must be float32, float16, bfloat16 or float64, got ", grad_y.scalar_type());
   BITMM_CHECK_VALUE(grad_y.dim() >= 1, op, ": grad_y must have at least 1 dimension (..., N)");
   BITMM_CHECK_VALUE(K >= 1, op, ": K must be >= 1, got ", K);
-  check_packed(op, kind, packed_w, grad_y, K);
+  check_packed(op, kind, packed_w, &grad_y, K);
   const int64_t N = packed_w.size(0);
   BITMM_CHECK_VALUE(grad_y.size(-1) == N, op, ": grad_y has ", grad_y.size(-1),
                     " features in its last dimension but packed_w has N=", N, " rows");

@@ -135,6 +135,12 @@ __attribute__((target("avx2"), always_inline)) inline void load_transpose_8x4(co
   out[3] = _mm256_unpackhi_epi64(t1, t3);
 }
 
+// A 32-byte vector of nibble pairs as two index vectors: low nibbles at dst, high at dst + 32.
+__attribute__((target("avx2"), always_inline)) inline void store_split_nibbles(uint8_t* dst, __m256i v, __m256i low4) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_and_si256(v, low4));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+}
+
 // Nibble index vectors of 32 rows for words [w_begin, w_end) of their packed rows:
 // idx[((w - w_begin) * 4 + q) * 2 + h] = 32 bytes, nibble h of byte q of word w, byte p
 // of the vector belonging to row 8*(p%16/4) + 4*(p/16) + p%4 (undone by the unpacks).
@@ -171,9 +177,7 @@ __attribute__((target("avx2"))) void prepare_indices(const uint32_t* const* rows
         uint8_t* dst = idx + (w0 + j - w_begin) * kIndexBytesPerWord;
 #pragma GCC unroll 4
         for (int q = 0; q < 4; ++q) {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (2 * q) * 32), _mm256_and_si256(Q[q], low4));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (2 * q + 1) * 32),
-                              _mm256_and_si256(_mm256_srli_epi16(Q[q], 4), low4));
+          store_split_nibbles(dst + (2 * q) * 32, Q[q], low4);
         }
       }
     }
@@ -270,9 +274,7 @@ __attribute__((target("avx2"))) void expand_prepacked(const uint8_t* tile, int64
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * q));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (2 * q) * 32), _mm256_and_si256(v, low4));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (2 * q + 1) * 32),
-                          _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+      store_split_nibbles(dst + (2 * q) * 32, v, low4);
     }
   }
 }

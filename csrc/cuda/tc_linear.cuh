@@ -489,7 +489,7 @@ tc_linear_kernel(const LinearParams p,
       slot_c = slot_c == ST - 1 ? 0 : slot_c + 1;
       const int ls = wk + i * WK;
       if (ls >= steps) continue;  // past the end of the last tile
-      // Unrolled by two so the scale buffers keep static register indices.
+      // The buffer is picked by a branch on the step parity, so both keep static register indices.
       const int cur = i & 1;
       if (GROUPED && ls + WK < steps) {
         if (cur == 0) load_scales(ls + WK, sb[1], ub[1]);
@@ -616,7 +616,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   int WN = 4;
   const int64_t min_ctas = (CM == 1 ? 8 : 2) * static_cast<int64_t>(num_sms);
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
-  // x tile (and staged scales): as many load steps as fit in the shared-memory budget.
+  // x tile: as many load steps as fit in the shared-memory budget.
   // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
   // Per-device facts, cached (atomics: several host threads may launch at once).
   static std::atomic<int> optin[kMaxTcDevices], smem_per_sm[kMaxTcDevices];
