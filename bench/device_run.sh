@@ -60,12 +60,14 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
   # tools and shards at once on the 16 host cores; one time cap for all.  The full product of
   # the suite's parameters does not fit a session's device time under the three tools (1b591e8:
   # 0-31% in 470 s); BITMM_TEST_PROFILE=cover3 keeps every triple of parameter values (~25%).
+  # BITMM_SAN_PATHS: the test files to run (default: all; the kernel files are enough, see
+  # bench/results/h200_sanitizers_*.txt).
   export BITMM_SKIP_HUGE=1
   shards=${BITMM_SAN_SHARDS:-5}; cap=${BITMM_SAN_CAP:-420}
   for tool in memcheck racecheck initcheck; do
     for ((i = 0; i < shards; i++)); do
       BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 \
-        python3 -m pytest tests -q -p no:cacheprovider -k "${BITMM_SAN_K:-not cpu and not compile}" > "/tmp/san_${tool}_$i.txt" 2>&1 &
+        python3 -m pytest ${BITMM_SAN_PATHS:-tests} -q -p no:cacheprovider -k "${BITMM_SAN_K:-not cpu and not compile}" > "/tmp/san_${tool}_$i.txt" 2>&1 &
     done
   done
   wait

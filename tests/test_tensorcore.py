@@ -98,16 +98,20 @@ def test_tensorcore_scale_dtypes_and_optional_terms(kind, dtype, sdtype):
 
 
 @cuda_only
-@pytest.mark.parametrize("M", [1, 9, 40])
+@pytest.mark.parametrize("x_exp", [0, -22])
+@pytest.mark.parametrize("M", [1, 9, 16, 40])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
-def test_tensorcore_exact_on_integers(kind, dtype, M):
+def test_tensorcore_exact_on_integers(kind, dtype, M, x_exp):
     # Small integer activations and unit scales: every product and partial sum
-    # is exact, so the unpacked values (2t, 2b, q - 1) and the K order must be exact.
+    # is exact, so the unpacked values (2t, 2b, q - 1, or codes as fp16 subnormals)
+    # and the K order must be exact.  x_exp = -22: the activations are fp16 subnormals
+    # (multiples of 2^-22 below 2^-14), times the subnormal weight codes of the fp16
+    # per-tensor / per-channel path (M <= 16): products down to 2^-46, still exact in fp32.
     K, N = 1984, 75  # 31 groups of 64
     v = random_values(kind, N, K, "cuda")
     packed = PACKERS[kind](v)
-    x = torch.randint(-3, 4, (M, K), device="cuda").to(dtype)
+    x = (torch.randint(-3, 4, (M, K), device="cuda") * 2.0**x_exp).to(dtype)
     w = {"ternary": v.float(), "binary": v.float(), "int2": v.float() - 1}[kind]
     want = (x.double() @ w.double().T)
     for s in (torch.tensor(1.0, device="cuda"), torch.ones(N, K // 64, device="cuda", dtype=dtype),

@@ -190,13 +190,35 @@ template <int KIND> struct TcLayout {
 // give independent chains, and registers are short there).
 template <int RN, int CM> constexpr int kTcAccSets = RN * CM <= 2 ? 2 : 1;
 
+// Subnormal unpacking (fp16 x, per tensor / per channel scales; the "DN" path).
+// With a pair's code bits masked in place, the half2 is a pair of fp16 subnormals
+// code * 2^(p - 24) (exponent field 0, code at mantissa bits p..), i.e. the exact code
+// times a power of two: ONE LOP3 per two weights, no shift and no subtraction.  A
+// k-step's four A registers must share one power: k-step s8 of a block (fields s8 of
+// the E / O words; pairs 2 s8, 2 s8 + 1 of a binary word) is shifted down to field
+// c = s8 % NQ, mantissa bits 2c.., and accumulates into accumulator set c (scale 4^c
+// 2^-24), so NQ sets cost NQ x the accumulator registers and 8 / NQ shifts per word.
+// The epilogue undoes the powers (exact) and, for two-plane kinds (values code - 1),
+// subtracts the row sum of x: sum_k (code_k - 1) x_k = sum_k code_k x_k - X.  The
+// tensor cores take fp16 subnormals exactly (products and sums in fp32; the smallest
+// product, 2^-24 * 2^-24, is a normal fp32).  bf16 keeps the sign / exponent unpacking:
+// a bf16 subnormal is ~2^-133, and its products with x underflow fp32.
+// NQ = 4 for one or two mma tiles per warp (16 or 32 accumulator registers), else 0 (the
+// older unpacking, one accumulator set: NQ = 2 at M = 16 measured 89 vs 75 us on the H200,
+// 8192 x 28672, from the registers it adds).
+template <typename T, bool GROUPED, int RN, int CM>
+constexpr int kTcDnClasses = (!std::is_same_v<T, __half> || GROUPED) ? 0 : (RN * CM <= 2 ? 4 : 0);
+template <typename T, bool GROUPED, int RN, int CM>
+constexpr int kTcAccArrays = kTcDnClasses<T, GROUPED, RN, CM> > 0 ? kTcDnClasses<T, GROUPED, RN, CM> : kTcAccSets<RN, CM>;
+
 template <typename T, int KIND, bool GROUPED, int RN, int CM, bool S_F32 /* fp32 scales: fold in fp32 */,
           int SB /* blocks with a scale per window: L::BLOCKS (grouped) or 1 */>
-__device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccSets<RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
+__device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUPED, RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
                                               const int RS, const int rows, const int win, const int g,
                                               const float (&sb)[RN][2][SB], const float (&ub)[RN][2][SB]) {
   using L = TcLayout<KIND>;
   constexpr bool TWO = KIND != 1;
+  constexpr int NQ = kTcDnClasses<T, GROUPED, RN, CM>;
 #pragma unroll
   for (int b = 0; b < L::BLOCKS; ++b) {
     // Per block: the E / O merge (two-plane) and, grouped, the block's s and u.
@@ -240,6 +262,17 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccSets<RN, CM>][R
 #pragma unroll
         for (int r = 0; r < RN; ++r) {
           uint32_t a[4];
+          if constexpr (NQ > 0) {  // subnormal unpacking: field s8 -> field c, one LOP3 per pair
+            const int c = s8 % NQ, shq = 2 * (s8 - c);
+            const uint32_t m = (TWO ? 0x00030003u : 0x00010001u) << (2 * c);
+            a[0] = (ew[r][0] >> shq) & m;                   // row g,   weights 4 s8, 4 s8 + 1
+            a[1] = (ew[r][1] >> shq) & m;                   // row g+8
+            a[2] = (TWO ? ow[r][0] >> shq : ew[r][0] >> (shq + 1)) & m;  // row g,   4 s8 + 2, + 3
+            a[3] = (TWO ? ow[r][1] >> shq : ew[r][1] >> (shq + 1)) & m;  // row g+8
+#pragma unroll
+            for (int cc = 0; cc < CM; ++cc)
+              mma_16816(acc[c][r][cc], a, half ? bx[cc].z : bx[cc].x, half ? bx[cc].w : bx[cc].y, T{});
+          } else {
           if constexpr (TWO) {
             a[0] = unpack_pair<KIND, T>(ew[r][0], sh);  // row g,   pair 2*s8
             a[1] = unpack_pair<KIND, T>(ew[r][1], sh);  // row g+8, pair 2*s8
@@ -264,6 +297,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccSets<RN, CM>][R
           for (int c = 0; c < CM; ++c)
             // two accumulator sets (even / odd k-steps): two independent mma chains
             mma_16816(acc[half % kTcAccSets<RN, CM>][r][c], a, half ? bx[c].z : bx[c].x, half ? bx[c].w : bx[c].y, T{});
+          }  // NQ == 0
         }
       }
     }
@@ -294,7 +328,10 @@ tc_linear_kernel(const LinearParams p,
   const int64_t Kp = padded_k(p.K);
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
   const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
-  const bool need_X = !GROUPED && p.offset != nullptr;
+  constexpr int NQ = kTcDnClasses<T, GROUPED, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
+  // Row sums of x: for the offset term (per tensor / channel), and for the "- X" of the
+  // subnormal path's two-plane codes.
+  const bool need_X = !GROUPED && (p.offset != nullptr || (NQ > 0 && TWO));
   // Group of a 32-weight block: kb / gblocks, a shift when the group size is a power of two.
   const int gblocks = static_cast<int>(imin64(p.group_size, 1 << 30)) / BLOCK_K;
   const int gshift = (gblocks & (gblocks - 1)) == 0 ? __ffs(gblocks) - 1 : -1;
@@ -371,7 +408,7 @@ tc_linear_kernel(const LinearParams p,
   int slot_c = 0;  // ring slot of the next step to compute
   for (int64_t nt = blockIdx.y; nt < n_tiles; nt += gridDim.y) {
   const int64_t n_cta = nt * NC;
-  constexpr int NA = kTcAccSets<RN, CM>;
+  constexpr int NA = kTcAccArrays<T, GROUPED, RN, CM>;
   float acc2[NA][RN][CM][4];
 #pragma unroll
   for (int q = 0; q < NA; ++q)
@@ -510,7 +547,16 @@ tc_linear_kernel(const LinearParams p,
 #pragma unroll
     for (int c = 0; c < CM; ++c)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc[r][c][e] = NA == 2 ? acc2[0][r][c][e] + acc2[NA - 1][r][c][e] : acc2[0][r][c][e];
+      for (int e = 0; e < 4; ++e) {
+        if constexpr (NQ > 0) {  // set q holds codes x 4^q 2^-24: undo the powers (exact) and add
+          float v = 0.f;
+#pragma unroll
+          for (int q = NQ - 1; q >= 0; --q) v += acc2[q][r][c][e] * static_cast<float>(1 << (24 - 2 * q));
+          acc[r][c][e] = v;
+        } else {
+          acc[r][c][e] = NA == 2 ? acc2[0][r][c][e] + acc2[NA - 1][r][c][e] : acc2[0][r][c][e];
+        }
+      }
   if (p.lora_xa) {
     // Fused LoRA term of the tile, l[n][m] = xa[m] . B[n] (fp32), by all warps:
     // a group of 8 lanes per (row, activation row), lanes striding over r
@@ -568,7 +614,8 @@ tc_linear_kernel(const LinearParams p,
 
   // Epilogue: per row scaling (per tensor / channel), offset * X, bias; store.
   T* y = static_cast<T*>(p.y);
-  const float vscale = KIND == 3 ? 1.f : 0.5f;
+  // Values in the mma: codes (subnormal path), q - 1 (int2), or 2t / 2b (ternary / binary).
+  const float vscale = (NQ > 0 || KIND == 3) ? 1.f : 0.5f;
 #pragma unroll
   for (int r = 0; r < RN; ++r)
 #pragma unroll
@@ -588,7 +635,8 @@ tc_linear_kernel(const LinearParams p,
           const int ml = 8 * c + 2 * tig + e2;
           if (ml >= rows) continue;
           float v = acc[r][c][2 * h + e2];
-          if constexpr (!GROUPED) v = s * v + (need_X ? u * Xs[ml] : 0.f);
+          if constexpr (!GROUPED && NQ > 0 && TWO) v = s * (v - Xs[ml]) + u * Xs[ml];  // codes: sum (c - 1) x = sum c x - X
+          else if constexpr (!GROUPED) v = s * v + (need_X ? u * Xs[ml] : 0.f);
           if (p.lora_xa) v = fmaf(p.lora_scale, lora_t[((wn * RN + r) * 16 + g + 8 * h) * MT + ml], v);
           y[(m0 + ml) * p.N + n] = from_float<T>(v + bias);
         }
