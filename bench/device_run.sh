@@ -2,7 +2,7 @@
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
 #   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
-#   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] bash bench/device_run.sh
+#   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] [BITMM_WN_SWEEP="1 2 4"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -144,6 +144,12 @@ if [ -n "${BITMM_STAGE_SWEEP:-}" ]; then  # ring depth override (BITMM_TC_STAGES
   for st in $BITMM_STAGE_SWEEP; do
     echo "== BITMM_TC_STAGES=$st" | tee -a "$OUT/stage_sweep.txt"
     BITMM_TC_STAGES=$st python3 bench/cuda_bench.py --quick --backends tensorcore --out /tmp/st_$st.json 2>&1 | grep forward | tee -a "$OUT/stage_sweep.txt"
+  done
+fi
+if [ -n "${BITMM_WN_SWEEP:-}" ]; then  # warps along N override (BITMM_TC_WN) on the tensor-core M <= 16 cases
+  for wn in $BITMM_WN_SWEEP; do
+    echo "== BITMM_TC_WN=$wn" | tee -a "$OUT/wn_sweep.txt"
+    BITMM_TC_WN=$wn python3 bench/cuda_bench.py --quick --backends tensorcore --out /tmp/wn_$wn.json 2>&1 | grep forward | tee -a "$OUT/wn_sweep.txt"
   done
 fi
 echo "total: $(( $(date +%s) - start )) s"

@@ -664,6 +664,11 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   int WN = 4;
   const int64_t min_ctas = (CM == 1 ? 8 : 2) * static_cast<int64_t>(num_sms);
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
+  static const int wn_env = [] {  // BITMM_TC_WN: benchmark override of the rule (read once)
+    const char* e = std::getenv("BITMM_TC_WN");
+    return e ? std::atoi(e) : 0;
+  }();
+  if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
   // x tile: as many load steps as fit in the shared-memory budget.
   // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
   // Per-device facts, cached (atomics: several host threads may launch at once).
