@@ -28,6 +28,8 @@
 //   binary:  value 2b: the bit shifted to position 14 (2.0 or 0).
 //   int2:    q at bits 0-1 of each half OR'ed into the exponent of 1024
 //            (fp16) or 128 (bf16), minus 1025 / 129: exactly q - 1.
+// fp16 x with per tensor / channel scales at M <= 8 unpack differently (tc10, below:
+// "Subnormal unpacking"): codes as fp16 subnormals, one LOP3 per two weights.
 // The factor 2 of binary / ternary is undone by the per-row scaling (s / 2).
 // Group-wise scales (any group size that is a multiple of 32): each unpacked
 // pair becomes v * s + u in x's dtype before the mma (one HFMA2 per two
@@ -661,8 +663,10 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // grid has ~8 CTAs per SM at M <= 8.  With more rows of x, every CTA stages
   // them once per K tile, so CTAs keep all 4 warps on N (64 RN rows) unless
   // the grid would not cover the GPU twice.
+  // M = 9..16 (CM = 2): one CTA per SM is enough (H200, 594c55d, BITMM_TC_WN override:
+  // 8192 x 28672 M = 16 58.3 us with WN = 4 (224 CTAs) vs 75.7 us with WN = 2 (448 CTAs)).
   int WN = 4;
-  const int64_t min_ctas = (CM == 1 ? 8 : 2) * static_cast<int64_t>(num_sms);
+  const int64_t min_ctas = (CM == 1 ? 8 : CM == 2 ? 1 : 2) * static_cast<int64_t>(num_sms);
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
   static const int wn_env = [] {  // BITMM_TC_WN: benchmark override of the rule (read once)
     const char* e = std::getenv("BITMM_TC_WN");
