@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import formats, quant
-from .ops import _LINEAR_OPS, KIND_ID, lora_linear
+from .ops import _LINEAR_OPS, KIND_ID, linear_grad_x_transposed, lora_linear, transpose_packed
 
 _cpu_prepacked_linear = torch.ops.bitmm.cpu_prepacked_linear
 _is_compiling = torch.compiler.is_compiling
@@ -55,6 +55,7 @@ __all__ = [
     "convert",
     "quantize_weight",
     "resolve_group_size",
+    "enable_transposed_backward",
     "DEFAULT_INT2_GROUP_SIZE",
 ]
 
@@ -311,6 +312,30 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
+class _TransposedGradLinear(torch.autograd.Function):
+    """``fwd(x)`` (the layer's usual forward, bias included) whose gradient w.r.t. x runs
+    :func:`bitmm.ops.linear_grad_x_transposed` on the cached ``W^T`` packing instead of the
+    ``linear_grad_x`` op (``PackedLinear.transposed_backward``).  The backward is made of
+    differentiable ops, so double backward works."""
+
+    @staticmethod
+    def forward(ctx, x, packed_wt, scale, offset, bias, kind, fwd):
+        ctx.save_for_backward(packed_wt, scale, offset)
+        ctx.kind = kind
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return fwd(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        packed_wt, scale, offset = ctx.saved_tensors
+        grad_x = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = linear_grad_x_transposed(ctx.kind, grad, packed_wt, scale, offset)
+        if ctx.needs_input_grad[4]:
+            grad_bias = grad.reshape(-1, grad.shape[-1]).sum(0).to(ctx.bias_dtype)
+        return grad_x, None, None, None, grad_bias, None, None
+
+
 class PackedLinear(nn.Module):
     """Inference linear layer over a packed low-bit weight; holds buffers only.
 
@@ -343,6 +368,13 @@ class PackedLinear(nn.Module):
     # bytes as packed_weight, so a CPU layer holds its weight twice).  Set to False on a layer,
     # or on the class, to keep one copy and run the plain op (same output, ~1.7x slower at M = 1).
     use_cpu_prepack: bool = True
+    # Opt-in (memory for speed, for training through a frozen packed layer, e.g. LoRA): when
+    # True and x needs a gradient, the layer keeps the packed W^T (as many bytes as
+    # packed_weight, made on first use, remade when the weight changes; never in state_dict)
+    # and computes grad_x with the forward op on it (ops.linear_grad_x_transposed: on CUDA the
+    # tensor-core kernel) instead of the linear_grad_x op.  Per-tensor / per-channel scales
+    # only (group-wise layers keep linear_grad_x).  See enable_transposed_backward().
+    transposed_backward: bool = False
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: BitsLike = 1.58,
                  group_size: Optional[int] = None, act_bits: Optional[int] = None, device=None, dtype=None) -> None:
@@ -477,6 +509,16 @@ class PackedLinear(nn.Module):
         except KeyError:  # a buffer made into something else (e.g. torch.nn.utils.parametrize)
             # (a weight recomputed per call would remake the CPU layout per call: plain op)
             return _LINEAR_OPS[self.kind](x, self.packed_weight, self.scale, self.offset, self.bias)
+        if self.transposed_backward and self._uses_transposed_backward(x, s, u):
+            return _TransposedGradLinear.apply(x, self._transposed_weight(w), s, u, b, self.kind,
+                                               lambda x_: self._forward_buffers(x_, w, s, u, b))
+        return self._forward_buffers(x, w, s, u, b)
+
+    def _uses_transposed_backward(self, x: Tensor, s: Tensor, u: Optional[Tensor]) -> bool:
+        return (x.requires_grad and torch.is_grad_enabled() and s.dim() <= 1 and (u is None or u.dim() <= 1)
+                and not _is_compiling())
+
+    def _forward_buffers(self, x: Tensor, w: Tensor, s: Tensor, u: Optional[Tensor], b: Optional[Tensor]) -> Tensor:
         if w.is_cpu and self.use_cpu_prepack and not _is_compiling():
             # The CPU lookup layout of w, made on first use and kept while w is the same
             # tensor, unmodified (version counter; inference tensors have none: -1).
@@ -497,8 +539,21 @@ class PackedLinear(nn.Module):
         self.__dict__["_cpu_prepacked"] = pre
         return pre
 
-    def _drop_cpu_prepacked(self) -> None:
+    def _drop_cpu_prepacked(self) -> None:  # and the transposed weight: both derive from packed_weight
         self.__dict__.pop("_cpu_prepacked", None)
+        self.__dict__.pop("_transposed", None)
+
+    def _transposed_weight(self, w: Tensor) -> Tensor:
+        # Kept while w is the same tensor, unmodified (version counter, as the CPU layout).
+        t = self.__dict__.get("_transposed")
+        try:
+            version = w._version
+        except RuntimeError:
+            version = -1
+        if t is None or t[0] is not w or t[1] != version:
+            t = (w, version, transpose_packed(w, self.kind, self.in_features))
+            self.__dict__["_transposed"] = t
+        return t[2]
 
     def _apply(self, fn, *args, **kwargs):
         self._drop_cpu_prepacked()  # .to() / .cpu() / .cuda() / .half(): remade on the next CPU forward
@@ -508,6 +563,7 @@ class PackedLinear(nn.Module):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
         state = dict(state)
         state.pop("_cpu_prepacked", None)  # derived; not pickled
+        state.pop("_transposed", None)
         return state
 
     # ---- helpers ------------------------------------------------------------------
@@ -680,7 +736,8 @@ class PackedLoRALinear(nn.Module):
         except KeyError:  # something made into another kind of attribute (e.g. torch.nn.utils.parametrize)
             base, dropout, lora_a, lora_b = self.base, self.dropout, self.lora_A, self.lora_B
             w, s, u, bias = base.packed_weight, base.scale, base.offset, base.bias
-        if self._fusable_with(base, dropout):
+        if self._fusable_with(base, dropout) and not (base.transposed_backward
+                                                      and base._uses_transposed_backward(x, s, u)):
             a_, b_ = _adapters_for(x, lora_a, lora_b)
             return lora_linear(base.kind, x, w, s, u, bias, a_, b_, self.scaling)
         y = base(x)
@@ -732,6 +789,21 @@ class PackedLoRALinear(nn.Module):
 # --------------------------------------------------------------------------------------
 # Model conversion
 # --------------------------------------------------------------------------------------
+def enable_transposed_backward(model: nn.Module, enabled: bool = True) -> int:
+    """Sets ``transposed_backward`` on every :class:`PackedLinear` in ``model`` (the bases of
+    :class:`PackedLoRALinear` included) whose scales are per tensor or per channel; returns how
+    many.  Each such layer then keeps a second packed copy of its weight (W^T) while training
+    through it, and its grad_x runs on the forward kernels (see ``PackedLinear``)."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, PackedLinear) and m.scale.dim() <= 1 and (m.offset is None or m.offset.dim() <= 1):
+            m.transposed_backward = bool(enabled)
+            if not enabled:
+                m.__dict__.pop("_transposed", None)
+            n += 1
+    return n
+
+
 @dataclass
 class ConversionReport:
     """What :func:`convert` did.  ``replaced`` / ``skipped`` are qualified module

@@ -105,6 +105,47 @@ def cpu_prepacked_linear(kind, x: Tensor, packed_w: Tensor, prepacked: Tensor, s
     return torch.ops.bitmm.cpu_prepacked_linear(x, packed_w, prepacked, scale, offset, bias, kind_id)
 
 
+def transpose_packed(packed_w: Tensor, kind, K: int) -> Tensor:
+    """The packed weight of W^T: ``(K, words_per_row(kind, N))`` int32 in the same format,
+    row k holding the N codes of input k (``unpack`` -> transpose -> ``pack``, on
+    packed_w's device; a transient (N, K) int8 copy).  For :func:`linear_grad_x_transposed`."""
+    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    with torch.no_grad():
+        codes = torch.ops.bitmm.unpack(packed_w, kind_id, K)
+        return torch.ops.bitmm.pack(codes.t().contiguous(), kind_id)
+
+
+def linear_grad_x_transposed(kind: str, grad_y: Tensor, packed_wt: Tensor, scale: Tensor,
+                             offset: Optional[Tensor]) -> Tensor:
+    """``linear_grad_x`` for per-tensor / per-channel scales, through the forward op on
+    ``packed_wt = transpose_packed(packed_w, kind, K)``: the reduction over N becomes the
+    forward's reduction over its input, so the gradient runs on the forward's kernels (on
+    CUDA the tensor-core kernel and its dispatch by M) instead of ``linear_grad_x``'s.
+
+        grad_x = (grad_y * s) @ V + (grad_y @ u) 1^T      (V: the codes' values, (N, K))
+
+    A per-tensor s multiplies the result instead; a per-channel s is folded into grad_y in
+    float32 and rounded once to grad_y's dtype (as fp16 ``F.linear`` rounds its dequantized
+    weight).  Group-wise scales (2-D) are not expressible this way: ValueError."""
+    if scale.dim() > 1 or (offset is not None and offset.dim() > 1):
+        raise ValueError(f"linear_grad_x_transposed({kind}): needs a per-tensor or per-channel scale and offset, "
+                         f"got scale of shape {tuple(scale.shape)}"
+                         + ("" if offset is None else f" and offset of shape {tuple(offset.shape)}"))
+    op = _LINEAR_OPS[kind]
+    acc = torch.float64 if grad_y.dtype == torch.float64 else torch.float32
+    if scale.dim() == 0:
+        gx = op(grad_y, packed_wt, scale, None, None)
+    else:
+        g_s = (grad_y.to(acc) * scale.to(acc)).to(grad_y.dtype)
+        gx = op(g_s, packed_wt, torch.ones((), dtype=torch.float32, device=grad_y.device), None, None)
+    if offset is not None:
+        g = grad_y.to(acc)
+        c = (g.sum(-1, keepdim=True) * offset.to(acc) if offset.dim() == 0
+             else (g * offset.to(acc)).sum(-1, keepdim=True))
+        gx = (gx.to(acc) + c).to(grad_y.dtype)
+    return gx
+
+
 _LINEAR_OPS = {
     "ternary": torch.ops.bitmm.ternary_linear,
     "binary": torch.ops.bitmm.binary_linear,
