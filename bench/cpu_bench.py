@@ -8,6 +8,7 @@ the packed words per call) and "cpu-avx2-prepacked" (``cpu_prepacked_linear`` on
 ``cpu_prepack`` layout, what ``bitmm.nn.PackedLinear`` runs on CPU).
 
     python bench/cpu_bench.py --out bench/results/cpu.json
+    python bench/cpu_bench.py --backward --out bench/results/cpu_backward.json
 """
 from __future__ import annotations
 
@@ -92,12 +93,53 @@ def run_case(kind, K, N, M, G):
     return [record(backend, us), record(backend + "-prepacked", pre_us)]
 
 
+BACKWARD_CASES = [("ternary", 4096, 4096, M, None) for M in (1, 4, 16)] + [("ternary", 4096, 11008, 1, None)]
+
+
+def run_backward_case(kind, K, N, M, G):
+    """grad_x = grad @ W: the linear_grad_x op (what autograd runs by default) vs
+    ops.linear_grad_x_transposed on the cached W^T and its CPU layout (what a PackedLinear
+    with transposed_backward=True runs), vs fp32 grad @ W."""
+    lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
+    pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
+    kid = formats.KINDS[kind]
+    ws = []
+    for _ in range(copies(formats.packed_nbytes(kind, N, K))):
+        p = pack(torch.randint(lo, hi, (N, K), dtype=torch.int8))
+        wt = bitmm.ops.transpose_packed(p, kind, K)
+        ws.append((p, wt, torch.ops.bitmm.cpu_prepack(wt, kid, N), torch.tensor(0.02)))
+    g = torch.randn(M, N)
+    us = cpu_time_us([lambda p=p, s=s: bitmm.ops.linear_grad_x(g, p, s, None, kind, K) for p, _, _, s in ws])
+    t_us = cpu_time_us([lambda wt=wt, q=q, s=s: bitmm.ops.linear_grad_x_transposed(kind, g, wt, s, None, q)
+                        for _, wt, q, s in ws])
+    del ws
+    fw = [torch.randn(N, K) for _ in range(copies(4 * N * K))]
+    fp32_us = cpu_time_us([lambda w=w: g @ w for w in fw])
+
+    def record(backend, t):
+        return {"op": kind, "direction": "backward", "K": K, "N": N, "M": M, "group_size": G, "dtype": "float32",
+                "backend": backend, "us": round(t, 1), "fp32_us": round(fp32_us, 1),
+                "speedup_vs_fp32": round(fp32_us / t, 2), "threads": torch.get_num_threads()}
+
+    return [record("cpu-linear_grad_x", us), record("cpu-transposed-prepacked", t_us)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/cpu.json")
+    ap.add_argument("--backward", action="store_true",
+                    help="grad_x cases instead: linear_grad_x vs the transposed weight (PackedLinear.transposed_backward)")
     args = ap.parse_args()
     torch.manual_seed(0)
     records = []
+    if args.backward:
+        for case in BACKWARD_CASES:
+            for r in run_backward_case(*case):
+                records.append(r)
+                print(f"backward {r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} {r['backend']:26s} {r['us']:9.1f} us"
+                      f"  fp32 grad@W {r['fp32_us']:9.1f} us (x{r['speedup_vs_fp32']:.2f})", flush=True)
+        write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
+        return
     for case in CASES:
         for r in run_case(*case):
             records.append(r)

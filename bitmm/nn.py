@@ -319,21 +319,21 @@ class _TransposedGradLinear(torch.autograd.Function):
     differentiable ops, so double backward works."""
 
     @staticmethod
-    def forward(ctx, x, packed_wt, scale, offset, bias, kind, fwd):
-        ctx.save_for_backward(packed_wt, scale, offset)
+    def forward(ctx, x, packed_wt, scale, offset, bias, kind, fwd, prepacked_wt):
+        ctx.save_for_backward(packed_wt, scale, offset, prepacked_wt)
         ctx.kind = kind
         ctx.bias_dtype = None if bias is None else bias.dtype
         return fwd(x)
 
     @staticmethod
     def backward(ctx, grad):
-        packed_wt, scale, offset = ctx.saved_tensors
+        packed_wt, scale, offset, prepacked_wt = ctx.saved_tensors
         grad_x = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = linear_grad_x_transposed(ctx.kind, grad, packed_wt, scale, offset)
+            grad_x = linear_grad_x_transposed(ctx.kind, grad, packed_wt, scale, offset, prepacked_wt)
         if ctx.needs_input_grad[4]:
             grad_bias = grad.reshape(-1, grad.shape[-1]).sum(0).to(ctx.bias_dtype)
-        return grad_x, None, None, None, grad_bias, None, None
+        return grad_x, None, None, None, grad_bias, None, None, None
 
 
 class PackedLinear(nn.Module):
@@ -373,7 +373,9 @@ class PackedLinear(nn.Module):
     # packed_weight, made on first use, remade when the weight changes; never in state_dict)
     # and computes grad_x with the forward op on it (ops.linear_grad_x_transposed: on CUDA the
     # tensor-core kernel) instead of the linear_grad_x op.  Per-tensor / per-channel scales
-    # only (group-wise layers keep linear_grad_x).  See enable_transposed_backward().
+    # only (group-wise layers keep linear_grad_x).  See enable_transposed_backward(), which
+    # also frees W^T when disabling (setting the attribute to False keeps it until .to(),
+    # load_state_dict or a weight change).
     transposed_backward: bool = False
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: BitsLike = 1.58,
@@ -510,8 +512,11 @@ class PackedLinear(nn.Module):
             # (a weight recomputed per call would remake the CPU layout per call: plain op)
             return _LINEAR_OPS[self.kind](x, self.packed_weight, self.scale, self.offset, self.bias)
         if self.transposed_backward and self._uses_transposed_backward(x, s, u):
-            return _TransposedGradLinear.apply(x, self._transposed_weight(w), s, u, b, self.kind,
-                                               lambda x_: self._forward_buffers(x_, w, s, u, b))
+            wt = self._transposed_weight(w)
+            pre_t = (self._derived("_transposed_cpu_prepacked", wt, lambda: torch.ops.bitmm.cpu_prepack(
+                wt, KIND_ID[self.kind], self.out_features)) if wt.is_cpu and self.use_cpu_prepack else None)
+            return _TransposedGradLinear.apply(x, wt, s, u, b, self.kind,
+                                               lambda x_: self._forward_buffers(x_, w, s, u, b), pre_t)
         return self._forward_buffers(x, w, s, u, b)
 
     def _uses_transposed_backward(self, x: Tensor, s: Tensor, u: Optional[Tensor]) -> bool:
@@ -520,40 +525,34 @@ class PackedLinear(nn.Module):
 
     def _forward_buffers(self, x: Tensor, w: Tensor, s: Tensor, u: Optional[Tensor], b: Optional[Tensor]) -> Tensor:
         if w.is_cpu and self.use_cpu_prepack and not _is_compiling():
-            # The CPU lookup layout of w, made on first use and kept while w is the same
-            # tensor, unmodified (version counter; inference tensors have none: -1).
-            pre = self.__dict__.get("_cpu_prepacked")
-            try:
-                version = w._version
-            except RuntimeError:
-                version = -1
-            if pre is None or pre[0] is not w or pre[1] != version:
-                pre = self._make_cpu_prepacked(w, version)
-            return _cpu_prepacked_linear(x, w, pre[2], s, u, b, KIND_ID[self.kind])
+            blob = self._derived("_cpu_prepacked", w, lambda: torch.ops.bitmm.cpu_prepack(w, KIND_ID[self.kind],
+                                                                                         self.in_features))
+            return _cpu_prepacked_linear(x, w, blob, s, u, b, KIND_ID[self.kind])
         return _LINEAR_OPS[self.kind](x, w, s, u, b)
 
-    def _make_cpu_prepacked(self, w: Tensor, version: int) -> tuple:
-        with torch.no_grad():
-            blob = torch.ops.bitmm.cpu_prepack(w, KIND_ID[self.kind], self.in_features)
-        pre = (w, version, blob)
-        self.__dict__["_cpu_prepacked"] = pre
-        return pre
-
-    def _drop_cpu_prepacked(self) -> None:  # and the transposed weight: both derive from packed_weight
-        self.__dict__.pop("_cpu_prepacked", None)
-        self.__dict__.pop("_transposed", None)
-
-    def _transposed_weight(self, w: Tensor) -> Tensor:
-        # Kept while w is the same tensor, unmodified (version counter, as the CPU layout).
-        t = self.__dict__.get("_transposed")
+    def _derived(self, key: str, w: Tensor, make: Callable[[], Tensor]) -> Tensor:
+        # A layout derived from w (the CPU lookup layout, the transposed weight), made on first
+        # use and kept in the instance dict while w is the same tensor, unmodified (version
+        # counter; inference tensors have none: -1).
+        d = self.__dict__.get(key)
         try:
             version = w._version
         except RuntimeError:
             version = -1
-        if t is None or t[0] is not w or t[1] != version:
-            t = (w, version, transpose_packed(w, self.kind, self.in_features))
-            self.__dict__["_transposed"] = t
-        return t[2]
+        if d is None or d[0] is not w or d[1] != version:
+            with torch.no_grad():
+                d = (w, version, make())
+            self.__dict__[key] = d
+        return d[2]
+
+    def _transposed_weight(self, w: Tensor) -> Tensor:
+        return self._derived("_transposed", w, lambda: transpose_packed(w, self.kind, self.in_features))
+
+    _DERIVED = ("_cpu_prepacked", "_transposed", "_transposed_cpu_prepacked")  # all derive from packed_weight
+
+    def _drop_cpu_prepacked(self) -> None:
+        for key in self._DERIVED:
+            self.__dict__.pop(key, None)
 
     def _apply(self, fn, *args, **kwargs):
         self._drop_cpu_prepacked()  # .to() / .cpu() / .cuda() / .half(): remade on the next CPU forward
@@ -562,8 +561,8 @@ class PackedLinear(nn.Module):
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
         state = dict(state)
-        state.pop("_cpu_prepacked", None)  # derived; not pickled
-        state.pop("_transposed", None)
+        for key in self._DERIVED:  # derived; not pickled
+            state.pop(key, None)
         return state
 
     # ---- helpers ------------------------------------------------------------------
@@ -800,6 +799,7 @@ def enable_transposed_backward(model: nn.Module, enabled: bool = True) -> int:
             m.transposed_backward = bool(enabled)
             if not enabled:
                 m.__dict__.pop("_transposed", None)
+                m.__dict__.pop("_transposed_cpu_prepacked", None)
             n += 1
     return n
 

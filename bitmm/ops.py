@@ -108,7 +108,9 @@ def cpu_prepacked_linear(kind, x: Tensor, packed_w: Tensor, prepacked: Tensor, s
 def transpose_packed(packed_w: Tensor, kind, K: int) -> Tensor:
     """The packed weight of W^T: ``(K, words_per_row(kind, N))`` int32 in the same format,
     row k holding the N codes of input k (``unpack`` -> transpose -> ``pack``, on
-    packed_w's device; a transient (N, K) int8 copy).  For :func:`linear_grad_x_transposed`."""
+    packed_w's device; two transient (N, K) int8 copies).  Rows are padded to a multiple of
+    128 weights along N, so for N not a multiple of 128 it is slightly larger than packed_w.
+    For :func:`linear_grad_x_transposed`."""
     kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
     with torch.no_grad():
         codes = torch.ops.bitmm.unpack(packed_w, kind_id, K)
@@ -116,7 +118,7 @@ def transpose_packed(packed_w: Tensor, kind, K: int) -> Tensor:
 
 
 def linear_grad_x_transposed(kind: str, grad_y: Tensor, packed_wt: Tensor, scale: Tensor,
-                             offset: Optional[Tensor]) -> Tensor:
+                             offset: Optional[Tensor], prepacked_wt: Optional[Tensor] = None) -> Tensor:
     """``linear_grad_x`` for per-tensor / per-channel scales, through the forward op on
     ``packed_wt = transpose_packed(packed_w, kind, K)``: the reduction over N becomes the
     forward's reduction over its input, so the gradient runs on the forward's kernels (on
@@ -124,20 +126,32 @@ def linear_grad_x_transposed(kind: str, grad_y: Tensor, packed_wt: Tensor, scale
 
         grad_x = (grad_y * s) @ V + (grad_y @ u) 1^T      (V: the codes' values, (N, K))
 
-    A per-tensor s multiplies the result instead; a per-channel s is folded into grad_y in
-    float32 and rounded once to grad_y's dtype (as fp16 ``F.linear`` rounds its dequantized
-    weight).  Group-wise scales (2-D) are not expressible this way: ValueError."""
+    A per-tensor s multiplies the result instead.  A per-channel s is split into max|s| (a
+    per-tensor scale of the op, applied in float32) and s / max|s|, which is folded into
+    grad_y in float32 and rounded once to grad_y's dtype: the folded gradient keeps grad_y's
+    magnitude (folding s itself would push small fp16 gradients into the subnormal range,
+    or large ones past 65504).  An offset adds its rank-1 term in float32 to the op's
+    output (a second rounding).  Group-wise scales (2-D) are not expressible this way:
+    ValueError.
+    ``prepacked_wt`` (CPU): ``cpu_prepack(packed_wt, kind, N)``, read by
+    ``cpu_prepacked_linear`` instead of the plain op (same result)."""
     if scale.dim() > 1 or (offset is not None and offset.dim() > 1):
         raise ValueError(f"linear_grad_x_transposed({kind}): needs a per-tensor or per-channel scale and offset, "
                          f"got scale of shape {tuple(scale.shape)}"
                          + ("" if offset is None else f" and offset of shape {tuple(offset.shape)}"))
-    op = _LINEAR_OPS[kind]
+    if prepacked_wt is None:
+        op = _LINEAR_OPS[kind]
+    else:
+        def op(x, w, s, u, b):
+            return torch.ops.bitmm.cpu_prepacked_linear(x, w, prepacked_wt, s, u, b, KIND_ID[kind])
     acc = torch.float64 if grad_y.dtype == torch.float64 else torch.float32
     if scale.dim() == 0:
         gx = op(grad_y, packed_wt, scale, None, None)
     else:
-        g_s = (grad_y.to(acc) * scale.to(acc)).to(grad_y.dtype)
-        gx = op(g_s, packed_wt, torch.ones((), dtype=torch.float32, device=grad_y.device), None, None)
+        s_max = scale.to(acc).abs().amax()
+        s_max = torch.where(s_max > 0, s_max, torch.ones_like(s_max))  # (all-zero scales: any positive value)
+        g_s = (grad_y.to(acc) * (scale.to(acc) / s_max)).to(grad_y.dtype)
+        gx = op(g_s, packed_wt, s_max.to(torch.float64 if acc == torch.float64 else torch.float32), None, None)
     if offset is not None:
         g = grad_y.to(acc)
         c = (g.sum(-1, keepdim=True) * offset.to(acc) if offset.dim() == 0

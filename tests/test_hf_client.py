@@ -290,6 +290,31 @@ def test_peft_lora_trains_only_adapters(peft_model, input_ids):
 
 
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_peft_lora_over_transposed_backward_matches_default(float_model, input_ids):
+    # enable_transposed_backward on a PEFT model: the PEFT layer leaves its fused op while x
+    # needs a gradient, the bases build W^T, and the adapters' gradients match the default path.
+    peft = pytest.importorskip("peft")
+    from bitmm.peft_compat import register_packed_lora
+
+    grads = []
+    for transposed in (False, True):
+        packed = convert(copy.deepcopy(float_model), "packed-ternary")
+        config = register_packed_lora(peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False,
+                                                      target_modules=list(PROJECTIONS)))
+        torch.manual_seed(0)
+        model = peft.get_peft_model(packed, config)
+        assert bnn.enable_transposed_backward(model, transposed) == NUM_LAYERS * len(PROJECTIONS)
+        model.train()
+        model(input_ids=input_ids, labels=input_ids).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+        made = [m for m in model.modules() if isinstance(m, bnn.PackedLinear) and "_transposed" in m.__dict__]
+        assert bool(made) == transposed
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], rtol=1e-4, atol=1e-6, msg=n)
+
+
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_peft_merge_refused_unload_keeps_packed_base(peft_model, input_ids):
     packed_logits, model = peft_model
     with pytest.raises(NotImplementedError, match="re-quantize"):

@@ -99,7 +99,7 @@ def test_tensorcore_scale_dtypes_and_optional_terms(kind, dtype, sdtype):
 
 @cuda_only
 @pytest.mark.parametrize("x_exp", [0, -22])
-@pytest.mark.parametrize("M", [1, 9, 16, 40])
+@pytest.mark.parametrize("M", [1, 8, 9, 16, 40])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_exact_on_integers(kind, dtype, M, x_exp):
@@ -107,7 +107,8 @@ def test_tensorcore_exact_on_integers(kind, dtype, M, x_exp):
     # is exact, so the unpacked values (2t, 2b, q - 1, or codes as fp16 subnormals)
     # and the K order must be exact.  x_exp = -22: the activations are fp16 subnormals
     # (multiples of 2^-22 below 2^-14), times the subnormal weight codes of the fp16
-    # per-tensor / per-channel path (M <= 16): products down to 2^-46, still exact in fp32.
+    # per-tensor / per-channel path (M <= 8: M = 1 and 8 here): products down to 2^-46,
+    # still exact in fp32.
     K, N = 1984, 75  # 31 groups of 64
     v = random_values(kind, N, K, "cuda")
     packed = PACKERS[kind](v)

@@ -62,10 +62,36 @@ def test_transposed_backward_matches_reference(kind, mode, dtype, M, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("offset", [True, False])
+@pytest.mark.parametrize("grad_scale", [1.0, 1e-5])
 @pytest.mark.parametrize("kind", KINDS)
-def test_transposed_backward_gradcheck_float64(kind, device):
-    x, packed, s, u, b = make_problem(kind, 3, 96, 10, "channel", dtype=torch.float64, device=device)
-    layer = _layer(kind, packed, s, u, b, 96, "channel")
+def test_transposed_backward_fp16_small_scales_and_gradients(kind, grad_scale, offset, device):
+    # float32 per-channel scales ~0.03 and gradients ~1e-5 in fp16: folding s itself into the
+    # gradient would put g * s (~3e-7) among fp16 subnormals (~10% error, found in review);
+    # the fold by s / max|s| keeps the transposed path as accurate as linear_grad_x.
+    K, N = 512, 256
+    x, packed, _, _, b = make_problem(kind, 4, K, N, "channel", dtype=torch.float16, device=device)
+    s = torch.rand(N, device=device) * 0.03 + 0.01
+    u = torch.randn(N, device=device) * 0.01 if offset else None
+    layer = _layer(kind, packed, s, u, b, K, "channel")
+    g = (torch.randn(4, N, device=device) * grad_scale).half()
+    errs = []
+    for transposed in (False, True):
+        layer.transposed_backward = transposed
+        xr = x.clone().requires_grad_(True)
+        layer(xr).backward(g)
+        ref = reference.linear_grad_x(kind, g.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(), K)
+        errs.append(rel_err(xr.grad, ref))
+    assert errs[1] <= 2 * errs[0] + 1e-4, errs
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["tensor", "channel"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_transposed_backward_gradcheck_float64(kind, mode, device):
+    x, packed, s, u, b = make_problem(kind, 3, 96, 10, mode, dtype=torch.float64, device=device,
+                                      offset=kind != "ternary")
+    layer = _layer(kind, packed, s, u, b, 96, mode)
     layer.transposed_backward = True
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(layer, (x,))
@@ -142,3 +168,21 @@ def test_lora_over_transposed_backward_matches_fused(kind, device):
         assert ("_transposed" in base.__dict__) == transposed
     for a, c in zip(*grads):
         assert rel_err(c, a.double()) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_transposed_backward_cpu_layout_is_bitwise_the_plain_op(kind, dtype):
+    # On CPU the transposed weight also gets its lookup layout (cpu_prepack of W^T), read by
+    # cpu_prepacked_linear: bitwise the plain op's result, as for the forward.
+    x, packed, s, u, b = make_problem(kind, 6, 200, 50, "channel", dtype=dtype)
+    grads = []
+    for use in (True, False):
+        layer = _layer(kind, packed, s, u, b, 200, "channel")
+        layer.transposed_backward = True
+        layer.use_cpu_prepack = use
+        xr = x.clone().requires_grad_(True)
+        layer(xr).backward(torch.ones(6, 50, dtype=dtype))
+        assert ("_transposed_cpu_prepacked" in layer.__dict__) == use
+        grads.append(xr.grad)
+    assert torch.equal(grads[0], grads[1])

@@ -341,6 +341,9 @@ tc_linear_kernel(const LinearParams p,
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
   uint32_t* xs = tc_smem + MT;                     // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0)
   const int NC = WN * RN * 16;                     // weight rows of the CTA
+  // Xs is zeroed once per CTA and summed over the K tiles of the first row tile: right
+  // because a CTA walks several row tiles only when x fits in one K tile (stage_x below;
+  // with several K tiles the launcher gives every row tile its own CTA, grid_y = n_tiles).
   if (need_X && threadIdx.x < MT) Xs[threadIdx.x] = 0.f;
   // CTAs walk row tiles nt = blockIdx.y, + gridDim.y, ... (persistent when x
   // fits in one K tile: staged once, then only weights stream).
