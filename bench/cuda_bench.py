@@ -89,10 +89,14 @@ def bench_case(kind, K, N, M, G, direction, copy_tbps, backend="auto"):
     if direction == "forward":
         x = torch.randn(M, K, device="cuda", dtype=torch.float16)
         calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
+    elif backend == "transposed":  # grad_x on the cached W^T (PackedLinear.transposed_backward), auto dispatch
+        g = torch.randn(M, N, device="cuda", dtype=torch.float16)
+        ws = [(bitmm.ops.transpose_packed(p, kind, K), s, u) for p, s, u in ws]
+        calls = [lambda p=p, s=s, u=u: bitmm.ops.linear_grad_x_transposed(kind, g, p, s, u) for p, s, u in ws]
     else:
         g = torch.randn(M, N, device="cuda", dtype=torch.float16)
         calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(g, p, s, u, kind, K) for p, s, u in ws]
-    with bitmm.use_backend(backend):
+    with bitmm.use_backend("auto" if backend == "transposed" else backend):
         us = cuda_time_us(calls, replays=10 if M >= 1024 else 20)
     del ws, calls
     torch.cuda.empty_cache()
@@ -153,8 +157,8 @@ def main() -> None:
     if args.backends:
         keep = set(args.backends.split(","))
         cases = [c for c in cases if c[2] in keep]
-    cases += [(c, "backward", "auto") for c in BACKWARD_CASES]
-    cases += [(("ternary", 8192, 28672, M, None), "backward", "auto") for M in (4, 16, 256, 4096)] if not args.quick else []
+    bw = list(BACKWARD_CASES) + ([("ternary", 8192, 28672, M, None) for M in (4, 16, 256, 4096)] if not args.quick else [])
+    cases += [(c, "backward", be) for c in bw for be in ("auto", "transposed")]
     args_lora = args.lora or not args.quick
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)

@@ -135,8 +135,10 @@ def test_bitmm_forward(benchmark, device, K, N, M, dtype, backend, kind, G):
 
 
 # grad_x = grad_y @ W (the backward w.r.t. x): the add/subtract kernel or the dense path on CUDA
-# (there is no tensor-core grad_x kernel), one kernel on the CPU.
-BWD_BACKENDS = {"cpu": ["auto"], "cuda": ["auto", "addsub", "dense"]}
+# (there is no tensor-core grad_x kernel), one kernel on the CPU; "transposed": the forward op on
+# the cached W^T (PackedLinear.transposed_backward; per-tensor / per-channel scales only; on CPU
+# through W^T's lookup layout).
+BWD_BACKENDS = {"cpu": ["auto", "transposed"], "cuda": ["auto", "addsub", "dense", "transposed"]}
 BWD_CASES = [(*c, be) for c in CASES if c[3] in (1, 16, 1024) for be in BWD_BACKENDS[c[0]]]
 
 
@@ -145,6 +147,8 @@ BWD_CASES = [(*c, be) for c in CASES if c[3] in (1, 16, 1024) for be in BWD_BACK
 def test_bitmm_backward(benchmark, device, K, N, M, dtype, backend, kind, G):
     if backend == "addsub" and M > 64:
         pytest.skip("the add/subtract kernel's cost grows linearly with M")
+    if backend == "transposed" and G is not None:
+        pytest.skip("the transposed backward takes per-tensor / per-channel scales")
     benchmark.group = _group(device, K, N, M, dtype) + " backward"
     dtype = getattr(torch, dtype)
     lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
@@ -155,8 +159,13 @@ def test_bitmm_backward(benchmark, device, K, N, M, dtype, backend, kind, G):
         p = pack(torch.randint(lo, hi, (N, K), device=device, dtype=torch.int8))
         s = torch.tensor(0.02, device=device) if G is None else torch.rand(N, K // G, device=device, dtype=dtype)
         u = None if G is None else torch.randn(N, K // G, device=device, dtype=dtype)
-        fns.append(lambda p=p, s=s, u=u: bitmm.linear_grad_x(g, p, s, u, kind, K))
-    with bitmm.use_backend(backend):
+        if backend == "transposed":
+            wt = bitmm.ops.transpose_packed(p, kind, K)
+            pre = bitmm.ops.cpu_prepack(wt, kind, N) if device == "cpu" else None
+            fns.append(lambda wt=wt, pre=pre, s=s, u=u: bitmm.ops.linear_grad_x_transposed(kind, g, wt, s, u, pre))
+        else:
+            fns.append(lambda p=p, s=s, u=u: bitmm.linear_grad_x(g, p, s, u, kind, K))
+    with bitmm.use_backend("auto" if backend == "transposed" else backend):
         _run(benchmark, fns, device, M)
 
 
