@@ -53,6 +53,29 @@ def test_fuzz_against_reference(prob):
         assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True)
+@given(problems())
+def test_fuzz_backward_against_reference(prob):
+    # grad_x through linear_grad_x, and (per-tensor / per-channel scales) through the forward op
+    # on the transposed weight (PackedLinear.transposed_backward), against the float64 reference.
+    kind, dtype, M, K, N, mode, G, offset, _, scale_in_x_dtype, seed = prob
+    torch.manual_seed(seed)
+    tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}[dtype]
+    for device in DEVICES:
+        _, packed, s, u, _ = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=offset)
+        if scale_in_x_dtype:
+            s = s.to(dtype)
+            u = None if u is None else u.to(dtype)
+        g = torch.randn(M, N, device=device, dtype=dtype)
+        ref = reference.linear_grad_x(kind, g.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(), K)
+        paths = [bitmm.linear_grad_x(g, packed, s, u, kind, K)]
+        if mode != "group":
+            paths.append(bitmm.ops.linear_grad_x_transposed(kind, g, bitmm.ops.transpose_packed(packed, kind, K), s, u))
+        for gx in paths:
+            assert gx.shape == (M, K) and gx.dtype == dtype
+            assert rel_err(gx, ref) <= tol, (rel_err(gx, ref), len(paths))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", KINDS)
 def test_forward_is_deterministic(kind, device):
