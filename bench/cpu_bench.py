@@ -124,6 +124,30 @@ def run_backward_case(kind, K, N, M, G):
     return [record("cpu-linear_grad_x", us), record("cpu-transposed-prepacked", t_us)]
 
 
+def run_lora_step_case(M, layers=3, width=4096, r=16):
+    """End to end: forward + backward of a stack of PackedLoRALinear layers (ternary, per tensor,
+    x requiring a gradient), with and without PackedLinear.transposed_backward."""
+    import bitmm.nn as bnn  # noqa: PLC0415
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[bnn.PackedLoRALinear(bnn.PackedLinear.from_linear(torch.nn.Linear(width, width)), r=r)
+                                  for _ in range(layers)])
+    x = torch.randn(M, width)
+
+    def step():
+        xr = x.clone().requires_grad_(True)
+        model(xr).sum().backward()
+
+    out = []
+    for transposed in (False, True):
+        bnn.enable_transposed_backward(model, transposed)
+        t = cpu_time_us([step])
+        out.append({"op": "ternary_lora_train_step", "direction": "forward+backward", "K": width, "N": width, "M": M,
+                    "layers": layers, "rank": r, "group_size": None, "dtype": "float32",
+                    "backend": "transposed_backward" if transposed else "default", "us": round(t, 1),
+                    "threads": torch.get_num_threads()})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/cpu.json")
@@ -138,6 +162,11 @@ def main() -> None:
                 records.append(r)
                 print(f"backward {r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} {r['backend']:26s} {r['us']:9.1f} us"
                       f"  fp32 grad@W {r['fp32_us']:9.1f} us (x{r['speedup_vs_fp32']:.2f})", flush=True)
+        for M in (1, 16):
+            for r in run_lora_step_case(M):
+                records.append(r)
+                print(f"LoRA train step, 3 x {r['K']}^2 ternary, r={r['rank']}, M={M:2d} {r['backend']:20s} "
+                      f"{r['us'] / 1e3:8.2f} ms", flush=True)
         write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
         return
     for case in CASES:

@@ -319,11 +319,15 @@ class _TransposedGradLinear(torch.autograd.Function):
     differentiable ops, so double backward works."""
 
     @staticmethod
-    def forward(ctx, x, packed_wt, scale, offset, bias, kind, fwd, prepacked_wt):
+    def forward(x, packed_wt, scale, offset, bias, kind, fwd, prepacked_wt):
+        return fwd(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # (separate from forward: torch.func.grad works through it)
+        _, packed_wt, scale, offset, bias, kind, _, prepacked_wt = inputs
         ctx.save_for_backward(packed_wt, scale, offset, prepacked_wt)
         ctx.kind = kind
         ctx.bias_dtype = None if bias is None else bias.dtype
-        return fwd(x)
 
     @staticmethod
     def backward(ctx, grad):

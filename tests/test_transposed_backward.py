@@ -186,3 +186,14 @@ def test_transposed_backward_cpu_layout_is_bitwise_the_plain_op(kind, dtype):
         assert ("_transposed_cpu_prepacked" in layer.__dict__) == use
         grads.append(xr.grad)
     assert torch.equal(grads[0], grads[1])
+
+
+def test_transposed_backward_under_torch_func_grad():
+    x, packed, s, u, b = make_problem("int2", 3, 64, 12, "channel")
+    layer = _layer("int2", packed, s, u, b, 64, "channel")
+    xr = x.clone().requires_grad_(True)
+    layer(xr).sum().backward()  # the default path
+    layer.transposed_backward = True
+    got = torch.func.grad(lambda x_: layer(x_).sum())(x)
+    assert "_transposed" in layer.__dict__  # the transposed path ran under torch.func.grad
+    assert rel_err(got, xr.grad.double()) < 1e-5
