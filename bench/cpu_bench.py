@@ -49,13 +49,17 @@ def lscpu_model() -> str:
     return platform.processor()
 
 
-def run_case(kind, K, N, M, G):
+def random_packed(kind, N, K):
     lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
     pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
+    return pack(torch.randint(lo, hi, (N, K), dtype=torch.int8))
+
+
+def run_case(kind, K, N, M, G):
     nbytes = formats.packed_nbytes(kind, N, K)
     ws = []
     for _ in range(copies(nbytes)):
-        p = pack(torch.randint(lo, hi, (N, K), dtype=torch.int8))
+        p = random_packed(kind, N, K)
         s = torch.tensor(0.02) if G is None else torch.rand(N, K // G) * 0.02
         u = None if G is None else torch.randn(N, K // G) * 0.01
         ws.append((p, s, u))
@@ -100,12 +104,10 @@ def run_backward_case(kind, K, N, M, G):
     """grad_x = grad @ W: the linear_grad_x op (what autograd runs by default) vs
     ops.linear_grad_x_transposed on the cached W^T and its CPU layout (what a PackedLinear
     with transposed_backward=True runs), vs fp32 grad @ W."""
-    lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
-    pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
     kid = formats.KINDS[kind]
     ws = []
     for _ in range(copies(formats.packed_nbytes(kind, N, K))):
-        p = pack(torch.randint(lo, hi, (N, K), dtype=torch.int8))
+        p = random_packed(kind, N, K)
         wt = bitmm.ops.transpose_packed(p, kind, K)
         ws.append((p, wt, torch.ops.bitmm.cpu_prepack(wt, kid, N), torch.tensor(0.02)))
     g = torch.randn(M, N)

@@ -515,7 +515,7 @@ class PackedLinear(nn.Module):
         except KeyError:  # a buffer made into something else (e.g. torch.nn.utils.parametrize)
             # (a weight recomputed per call would remake the CPU layout per call: plain op)
             return _LINEAR_OPS[self.kind](x, self.packed_weight, self.scale, self.offset, self.bias)
-        if self.transposed_backward and self._uses_transposed_backward(x, s, u):
+        if self._takes_transposed_backward(x, s, u):
             wt = self._transposed_weight(w)
             pre_t = (self._derived("_transposed_cpu_prepacked", wt, lambda: torch.ops.bitmm.cpu_prepack(
                 wt, KIND_ID[self.kind], self.out_features)) if wt.is_cpu and self.use_cpu_prepack else None)
@@ -523,9 +523,11 @@ class PackedLinear(nn.Module):
                                                lambda x_: self._forward_buffers(x_, w, s, u, b), pre_t)
         return self._forward_buffers(x, w, s, u, b)
 
-    def _uses_transposed_backward(self, x: Tensor, s: Tensor, u: Optional[Tensor]) -> bool:
-        return (x.requires_grad and torch.is_grad_enabled() and s.dim() <= 1 and (u is None or u.dim() <= 1)
-                and not _is_compiling())
+    def _takes_transposed_backward(self, x: Tensor, s: Tensor, u: Optional[Tensor]) -> bool:
+        # The one test of whether a forward on x records the transposed backward (the LoRA
+        # layers ask it too, to leave their fused op).
+        return (self.transposed_backward and x.requires_grad and torch.is_grad_enabled() and s.dim() <= 1
+                and (u is None or u.dim() <= 1) and not _is_compiling())
 
     def _forward_buffers(self, x: Tensor, w: Tensor, s: Tensor, u: Optional[Tensor], b: Optional[Tensor]) -> Tensor:
         if w.is_cpu and self.use_cpu_prepack and not _is_compiling():
@@ -739,8 +741,7 @@ class PackedLoRALinear(nn.Module):
         except KeyError:  # something made into another kind of attribute (e.g. torch.nn.utils.parametrize)
             base, dropout, lora_a, lora_b = self.base, self.dropout, self.lora_A, self.lora_B
             w, s, u, bias = base.packed_weight, base.scale, base.offset, base.bias
-        if self._fusable_with(base, dropout) and not (base.transposed_backward
-                                                      and base._uses_transposed_backward(x, s, u)):
+        if self._fusable_with(base, dropout) and not base._takes_transposed_backward(x, s, u):
             a_, b_ = _adapters_for(x, lora_a, lora_b)
             return lora_linear(base.kind, x, w, s, u, bias, a_, b_, self.scaling)
         y = base(x)

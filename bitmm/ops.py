@@ -148,8 +148,7 @@ def linear_grad_x_transposed(kind: str, grad_y: Tensor, packed_wt: Tensor, scale
     if scale.dim() == 0:
         gx = op(grad_y, packed_wt, scale, None, None)
     else:
-        s_max = scale.to(acc).abs().amax()
-        s_max = torch.where(s_max > 0, s_max, torch.ones_like(s_max))  # (all-zero scales: any positive value)
+        s_max = scale.to(acc).abs().amax().clamp_min(torch.finfo(acc).tiny)  # (all-zero scales: 0 / tiny = 0)
         g_s = (grad_y.to(acc) * (scale.to(acc) / s_max)).to(grad_y.dtype)
         gx = op(g_s, packed_wt, s_max.to(torch.float64 if acc == torch.float64 else torch.float32), None, None)
     if offset is not None:

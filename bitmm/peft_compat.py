@@ -136,7 +136,7 @@ class PackedLoraLinear(nn.Module, LoraLayer):
         base = self.base_layer
         if self.disable_adapters or args or kwargs or not isinstance(base, PackedLinear) or base.act_bits is not None:
             return None
-        if base.transposed_backward and base._uses_transposed_backward(x, base.scale, base.offset):
+        if base._takes_transposed_backward(x, base.scale, base.offset):
             return None  # unfused: the base's grad_x then runs on its transposed weight
         active = [a for a in self.active_adapters if a in self.lora_A.keys()]
         if len(active) != 1:

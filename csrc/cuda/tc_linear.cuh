@@ -651,6 +651,12 @@ tc_linear_kernel(const LinearParams p,
   cp_async_wait<0>();
 }
 
+// An integer benchmark override from the environment (0 when unset); the launchers read each once.
+inline int env_int(const char* name) {
+  const char* e = std::getenv(name);
+  return e ? std::atoi(e) : 0;
+}
+
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
 // 4 / WN warps split K) so that the grid has at least ~3 CTAs per SM.
 template <typename T, int KIND, bool GROUPED, int RN, int CM>
@@ -671,10 +677,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   int WN = 4;
   const int64_t min_ctas = (CM == 1 ? 8 : CM == 2 ? 1 : 2) * static_cast<int64_t>(num_sms);
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
-  static const int wn_env = [] {  // BITMM_TC_WN: benchmark override of the rule (read once)
-    const char* e = std::getenv("BITMM_TC_WN");
-    return e ? std::atoi(e) : 0;
-  }();
+  static const int wn_env = env_int("BITMM_TC_WN");  // benchmark override of the rule (read once)
   if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
   // x tile: as many load steps as fit in the shared-memory budget.
   // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
@@ -744,10 +747,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
       const int64_t c = std::min<int64_t>(want, smem_per_sm[dev] / static_cast<int64_t>(bytes + 1024));
       if (c > best || (c == best && std::abs(d - kPreferredStages) < std::abs(st - kPreferredStages))) best = c, st = d;
     }
-    static const int st_env = [] {  // BITMM_TC_STAGES: benchmark override of the rule (read once)
-      const char* e = std::getenv("BITMM_TC_STAGES");
-      return e ? std::atoi(e) : 0;
-    }();
+    static const int st_env = env_int("BITMM_TC_STAGES");  // benchmark override of the rule (read once)
     if (st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>) st = st_env;
     stages = st;
     smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
