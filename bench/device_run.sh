@@ -143,6 +143,7 @@ case "${BITMM_BENCH:-quick}" in
   quick) python3 bench/cuda_bench.py --out "$OUT/h100.json" --quick --lora 2>&1 | tee /tmp/bench.txt ;;
   sweep) python3 bench/cuda_bench.py --out "$OUT/h100.json" 2>&1 | tee /tmp/bench.txt ;;
   final) python3 bench/cuda_bench.py --out "$OUT/h100_final.json" --final 2>&1 | tee /tmp/bench.txt ;;
+  backward) python3 bench/cuda_bench.py --out "$OUT/h100_backward.json" --final --backward-only 2>&1 | tee /tmp/bench.txt ;;
 esac
 if [ "${BITMM_EAGER:-1}" = "1" ]; then
   python3 bench/eager_bench.py --out "$OUT/eager.json" 2>&1 | tee /tmp/eager.txt

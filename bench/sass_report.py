@@ -69,8 +69,10 @@ def main(path):
             continue
         insns = parse(f)
         c, mults, loads = histogram(insns)
-        # tensor-core kernel: the per-step loop (one 16-byte window per row through 16 HMMAs)
-        loop = innermost_loop_with(insns, "HMMA") if "tc_linear_kernel" in name else hottest_loop(insns)
+        # tensor-core kernels: the per-step loop (forward: one 16-byte window per row through 16
+        # HMMAs; grad_x: one 16-row tile through 16 HMMAs)
+        tc = "tc_linear_kernel" in name or "tc_grad_x_kernel" in name
+        loop = innermost_loop_with(insns, "HMMA") if tc else hottest_loop(insns)
         lc, lmults, lloads = histogram(loop)
         print(f"== {name[:150]}")
         print("   kernel:", ", ".join(f"{k} {v}" for k, v in c.most_common(10)))

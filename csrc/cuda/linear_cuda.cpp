@@ -111,8 +111,11 @@ constexpr int64_t kDenseSmallWeight = int64_t{1} << 24;
 constexpr int64_t kDenseMinMFloat = 32;      // fp32 x: the add/subtract kernel's cost grows with M
 constexpr int64_t kDenseSliceBytes = 32 << 20;  // dequantized rows per cuBLAS call: L2-sized
 
-// grad_x has no tensor-core kernel: the add/subtract one's cost grows with M,
-// so the dense path (one dequantization + cuBLAS) takes over earlier.
+// grad_x, fp16 / bf16: the tensor-core kernel (tc_grad_x.cuh) reads the weights once per 8
+// rows of grad_y, so its cost grows in steps of 8 rows; the dense path (one dequantization +
+// cuBLAS) takes over above kTcGradXMaxM.  fp32: the add/subtract kernel's cost grows with M,
+// dense from kDenseMinMGradX.  (Thresholds: bench/NOTES.md, "tc grad_x".)
+constexpr int64_t kTcGradXMaxM = 32;
 constexpr int64_t kDenseMinMGradX = 8;
 
 bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool grad_x = false) {
@@ -123,10 +126,21 @@ bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool 
       // torch.use_deterministic_algorithms: keep to bitmm's own (deterministic) kernels, whose
       // bits do not depend on cuBLAS's workspace configuration.
       if (at::globalContext().deterministicAlgorithms()) return false;
-      if (grad_x) return M >= kDenseMinMGradX;
+      if (grad_x) return M > (cuda::tc_supports(lp) ? kTcGradXMaxM : kDenseMinMGradX - 1);
       if (xt == at::kFloat) return M >= kDenseMinMFloat;
       if (lp.N * lp.K <= kDenseSmallWeight && M >= kDenseMinMSmall) return true;
       return M >= (lp.group_size < padded_k(lp.K) ? kDenseMinMGrouped : kDenseMinM);
+    default: return false;
+  }
+}
+
+// grad_x through the tensor-core kernel: fp16 / bf16, groups of a multiple of 32, not in the
+// deterministic mode (its row splits add with atomics; grad_x.cu's kernel is reproducible).
+bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
+  if (!cuda::tc_supports(lp) || at::globalContext().deterministicAlgorithms()) return false;
+  switch (current_backend()) {
+    case Backend::kTensorCore: return true;
+    case Backend::kAuto: return M <= kTcGradXMaxM;
     default: return false;
   }
 }
@@ -251,9 +265,17 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     lp.M = std::min(kMaxRowsPerLaunch, p.M - m0);
     lp.x = static_cast<const char*>(g2.data_ptr()) + m0 * p.N * g2.element_size();
     lp.y = static_cast<char*>(out.data_ptr()) + m0 * K * out.element_size();
-    const cudaError_t err = fast ? cuda::launch_grad_x(lp, accum.data_ptr<float>() + m0 * K, num_sms(grad_y.get_device()),
-                                                      at::globalContext().deterministicAlgorithms(), stream)
-                                 : cuda::launch_generic_grad_x(lp, stream);
+    float* acc = fast ? accum.data_ptr<float>() + m0 * K : nullptr;
+    const int sms = num_sms(grad_y.get_device());
+    cudaError_t err = cudaErrorNotSupported;
+    if (fast && use_tc_grad_x(lp, p.M)) {
+      err = lp.x_dtype == cuda::DType::kHalf ? cuda::launch_tc_grad_x_f16(lp, acc, sms, stream)
+                                              : cuda::launch_tc_grad_x_bf16(lp, acc, sms, stream);
+    }
+    if (err == cudaErrorNotSupported) {
+      err = fast ? cuda::launch_grad_x(lp, acc, sms, at::globalContext().deterministicAlgorithms(), stream)
+                 : cuda::launch_generic_grad_x(lp, stream);
+    }
     check_cuda(err, "linear_grad_x", p);
   }
   if (fast && grad_y.scalar_type() != at::kFloat) out.copy_(accum);

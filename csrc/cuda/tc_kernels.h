@@ -15,6 +15,12 @@ cudaError_t launch_tc_linear_bf16_binary(const LinearParams& p, int num_sms, cud
 cudaError_t launch_tc_linear_bf16_ternary(const LinearParams& p, int num_sms, cudaStream_t stream);
 cudaError_t launch_tc_linear_bf16_int2(const LinearParams& p, int num_sms, cudaStream_t stream);
 
+// Tensor-core grad_x (tc_grad_x.cuh): accum (M, K) fp32, zeroed; atomics across row splits, so
+// not bitwise reproducible (the deterministic mode keeps the add/subtract kernel).
+// cudaErrorNotSupported where it does not apply (groups not a multiple of 32, huge grids).
+cudaError_t launch_tc_grad_x_f16(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream);
+cudaError_t launch_tc_grad_x_bf16(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream);
+
 // Whether the tensor-core kernel handles this problem: fp16 / bf16 x, and
 // per tensor / per channel scales or groups that are a multiple of 32 inputs.
 inline bool tc_supports(const LinearParams& p) {

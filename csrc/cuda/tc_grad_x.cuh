@@ -1,0 +1,328 @@
+// Tensor-core grad_x = grad_y @ (v * scale + offset) on the packed (N, K) weights, untransposed.
+//
+// Roles in the mma  D(16x8) += A(16x16) * B(16x8), the reduction now running over n:
+//   A = W^T: 16 inputs k (rows) x 16 weight rows n (the reduction),
+//   B = grad_y^T: 16 weight rows n x 8 gradient rows m,   D = grad_x^T tile (k x m), fp32.
+// A register of A holds two weights of the SAME input k from two DIFFERENT weight rows
+// (n1 in the low half, n2 in the high half).  One PRMT puts the low (or high) half-words of
+// the two rows' plane words side by side, and the forward kernel's merge / unpack then works
+// unchanged on the pair: code bits of n1 in the low half, of n2 in the high half.
+//
+// Work split.  A warp owns a 256-input slice (8 blocks of 32) of K: lane (g = lane / 4,
+// t = lane % 4) owns block g of the slice, and the weight rows 2t, 2t+1, 2t+8, 2t+9 of each
+// 16-row tile (the A columns of its fragment).  Its 16 k-steps per tile take the 16 codes of
+// its block words in turn; step st's D rows g and g + 8 are two fixed inputs of block g
+// (kofs_g / kofs_g8 below), so the warp keeps 16 accumulator tiles (64 fp32 registers) for
+// its 256 inputs x 8 gradient rows and walks down the weight rows (the reduction).  The CTA's
+// 4 warps take alternate tiles of the same slice and are reduced in shared memory, in a fixed
+// order; CTAs of other row ranges (grid.y, "splits") add into the fp32 buffer with one atomic
+// per (input, gradient row) each (order-dependent bits: the deterministic mode uses the
+// add/subtract kernel instead, grad_x.cu).
+//
+// Weights move with 16-byte cp.async copies into a per-warp ring in shared memory (16 rows
+// x 64 bytes two-plane / 32 bytes binary per tile), ST - 1 tiles ahead; each lane then reads
+// its 4 rows x one block (LDS.64 / LDS.32).  Rows are padded to 96 / 80 bytes so those reads
+// are conflict free (2 / 1 wavefronts).  Rows past the split's end are copied as zeros and
+// their B entries are 0, so they add nothing.
+//
+// Scaling.  Per-tensor scale without offset ("plain"): the mma sums exact values (2t, 2b,
+// q - 1) and the epilogue multiplies once.  Otherwise ("fma": per-channel or group-wise
+// scale, or any offset) every unpacked pair becomes v * s + u in grad_y's dtype before the
+// mma (one HFMA2 per two weights, or an fp32 fma rounded once for float32 scales), as a
+// plain fp16 / bf16 matmul on the dequantized weight rounds it; the two halves belong to
+// different rows, so s and u are pairs (s[n1], s[n2]) at the lane's group.
+#pragma once
+#include "tc_linear.cuh"
+
+namespace bitmm {
+namespace cuda {
+
+constexpr int kGxWarps = 4;
+constexpr int kGxSliceK = 256;  // inputs per warp (8 blocks)
+constexpr int kGxStages = 4;    // ring slots per warp (tiles in flight: kGxStages - 1)
+
+enum class GxMode : int { kPlain = 0, kFma = 1, kFmaF32 = 2 };
+
+template <int KIND> struct GxLayout {
+  static constexpr int ROW_BYTES = KIND == 1 ? 32 : 64;    // one row's slice: 8 blocks x 1 or 2 words
+  static constexpr int ROW_STRIDE = KIND == 1 ? 80 : 96;   // padded: conflict-free lane reads (header)
+  static constexpr int CHUNKS = 16 * ROW_BYTES / 16;       // 16-byte copies per tile: 32 or 64
+  static constexpr int SLOT_BYTES = 16 * ROW_STRIDE;
+  // The rings, reused after the loop by the 4-warp reduction ([3][64][32] floats).
+  static constexpr int RING_BYTES = kGxWarps * kGxStages * SLOT_BYTES;
+  static constexpr int RED_BYTES = (kGxWarps - 1) * 64 * 32 * 4;
+  static constexpr int SMEM_BYTES = RING_BYTES > RED_BYTES ? RING_BYTES : RED_BYTES;
+};
+
+// v * s + u in fp32 for the two halves (two rows), rounded once to T.
+template <typename T>
+__device__ __forceinline__ uint32_t fma_pair2_f32(uint32_t a, float s0, float s1, float u0, float u1) {
+  const T* h = reinterpret_cast<const T*>(&a);
+  const float lo = fmaf(to_float<T>(h[0]), s0, u0), hi = fmaf(to_float<T>(h[1]), s1, u1);
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+template <typename T> __device__ __forceinline__ uint32_t pack2(T lo, T hi) {
+  return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&lo)) |
+         (static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&hi)) << 16);
+}
+
+// Offset in its block of the input that D row g (second = false) or g + 8 (second = true)
+// stands for at k-step st (0..15); see gx_tile_mma.
+template <int KIND> __host__ __device__ __forceinline__ int gx_kofs(int st, bool second) {
+  if constexpr (KIND == 1) return offset_of_bit(second ? 16 + st : st);  // bit st of the low / high half-word
+  // two-plane: step st = 8h + c takes code c of the E (row g) / O (row g + 8) word of half h,
+  // i.e. bit position 16h + 2c (+ 1 for O)
+  const int h = st >> 3, c = st & 7;
+  return offset_of_bit(16 * h + 2 * c + (second ? 1 : 0));
+}
+
+// One 16-row tile through the 16 k-steps.  w[j][p]: plane word p (lo, hi; binary: p = 0) of
+// the lane's block in its row j (j = 0..3: rows 2t, 2t+1, 2t+8, 2t+9).  b0 / b1: the B
+// registers (grad_y at rows (2t, 2t+1) / (2t+8, 2t+9), gradient row g).  s2 / u2 (fma, T's
+// precision) or sf / uf (fma, fp32) per row pair q (0: rows 2t, 2t+1; 1: rows 2t+8, 2t+9).
+template <typename T, int KIND, GxMode MODE>
+__device__ __forceinline__ void gx_tile_mma(float (&acc)[16][4], const uint32_t (&w)[4][2], uint32_t b0, uint32_t b1,
+                                            const uint32_t (&s2)[2], const uint32_t (&u2)[2], const float (&sf)[4],
+                                            const float (&uf)[4]) {
+  constexpr bool TWO = KIND != 1;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {  // half-word of the block words: bit positions 16 hh ..
+    // Per row pair q: rows side by side (low half: the pair's first row).
+    uint32_t e[2], o[2];
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      const uint32_t sel = hh ? 0x7632u : 0x5410u;
+      const uint32_t lo = __byte_perm(w[2 * q][0], w[2 * q + 1][0], sel);
+      if constexpr (TWO) {
+        const uint32_t hi = __byte_perm(w[2 * q][1], w[2 * q + 1][1], sel);
+        e[q] = (lo & 0x55555555u) | ((hi << 1) & 0xAAAAAAAAu);   // codes of even bit positions
+        o[q] = ((lo >> 1) & 0x55555555u) | (hi & 0xAAAAAAAAu);   // codes of odd bit positions
+      } else {
+        e[q] = lo;  // binary: bit i of this half-word (row g); row g + 8 takes the other half-word
+      }
+    }
+    if constexpr (!TWO) {
+      // binary: D row g <- bit st of the low half-words, row g + 8 <- bit st of the high ones.
+      if (hh == 1) continue;  // both half-words are handled below in one pass
+    }
+#pragma unroll
+    for (int c = 0; c < (TWO ? 8 : 16); ++c) {
+      const int st = TWO ? 8 * hh + c : c;
+      uint32_t a[4];
+      if constexpr (TWO) {
+        const int sh = 14 - 2 * c;
+        a[0] = unpack_pair<KIND, T>(e[0], sh);  // row g,   cols 2t, 2t+1
+        a[1] = unpack_pair<KIND, T>(o[0], sh);  // row g+8, cols 2t, 2t+1
+        a[2] = unpack_pair<KIND, T>(e[1], sh);  // row g,   cols 2t+8, 2t+9
+        a[3] = unpack_pair<KIND, T>(o[1], sh);  // row g+8, cols 2t+8, 2t+9
+      } else {
+        const int sh = 14 - c;
+        const uint32_t h0 = __byte_perm(w[0][0], w[1][0], 0x7632u), h1 = __byte_perm(w[2][0], w[3][0], 0x7632u);
+        a[0] = unpack_pair<KIND, T>(e[0], sh);
+        a[1] = unpack_pair<KIND, T>(h0, sh);
+        a[2] = unpack_pair<KIND, T>(e[1], sh);
+        a[3] = unpack_pair<KIND, T>(h1, sh);
+      }
+      if constexpr (MODE == GxMode::kFma) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) a[i] = fma_pair<T>(a[i], s2[i >> 1], u2[i >> 1]);
+      } else if constexpr (MODE == GxMode::kFmaF32) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int q = i >> 1;
+          a[i] = fma_pair2_f32<T>(a[i], sf[2 * q], sf[2 * q + 1], uf[2 * q], uf[2 * q + 1]);
+        }
+      }
+      mma_16816(acc[st], a, b0, b1, T{});
+    }
+  }
+}
+
+template <typename T,     // grad_y / grad_x dtype: __half or __nv_bfloat16
+          int KIND,       // 1 binary, 2 ternary, 3 int2
+          GxMode MODE>    // plain (per-tensor scale, no offset) or the per-pair fma (header)
+__global__ void __launch_bounds__(kGxWarps * 32, 4)
+tc_grad_x_kernel(const GradXParams p,
+                 float* accum,                 // (M, K) fp32, zeroed: one atomic add per CTA and element
+                 const int64_t rows_per_cta) { // weight rows of a CTA (grid.y splits N), a multiple of 16
+  using L = GxLayout<KIND>;
+  constexpr bool TWO = KIND != 1;
+  constexpr int PLANES = TWO ? 2 : 1;
+  __shared__ __align__(16) unsigned char smem[L::SMEM_BYTES];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t Kp = padded_k(p.K);
+  const int64_t blk0 = static_cast<int64_t>(blockIdx.x) * (kGxSliceK / BLOCK_K);  // first block of the slice
+  const int64_t word0 = blk0 * PLANES;                                            // its first word in a row
+  const int64_t m0 = static_cast<int64_t>(blockIdx.z) * 8;
+  const int64_t n_begin = static_cast<int64_t>(blockIdx.y) * rows_per_cta;
+  const int64_t n_end = imin64(p.N, n_begin + rows_per_cta);
+  const int n_tiles = static_cast<int>((n_end - n_begin + 15) / 16);
+  const int my_tiles = warp < n_tiles ? (n_tiles - 1 - warp) / kGxWarps + 1 : 0;  // tiles warp, warp + 4, ...
+  const T* gy = static_cast<const T*>(p.x);
+  const int64_t mrow = imin64(m0 + g, p.M - 1);  // B column g: gradient row (rows past M repeat the last; not stored)
+  const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
+  // Group of the lane's block (constant over the walk down the rows).
+  const int64_t gblocks = imin64(p.group_size, int64_t{1} << 30) / BLOCK_K;
+  const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;
+  const int64_t grp = imin64((blk0 + g) / gblocks, ngroups - 1);
+  const float vscale = KIND == 3 ? 1.f : 0.5f;  // unpacked values are 2t / 2b / q - 1
+
+  unsigned char* const ring = smem + warp * kGxStages * L::SLOT_BYTES;
+  int iss = 0;  // tiles issued by this warp
+  auto issue = [&]() {  // copies this warp's next tile into its slot; always commits one group
+    if (iss < my_tiles) {
+      const int64_t nt0 = n_begin + 16 * static_cast<int64_t>(warp + iss * kGxWarps);
+      unsigned char* slot = ring + (iss % kGxStages) * L::SLOT_BYTES;
+#pragma unroll
+      for (int i = 0; i < L::CHUNKS / 32; ++i) {
+        const int c = lane + 32 * i;
+        const int row = c / (L::ROW_BYTES / 16), part = c % (L::ROW_BYTES / 16);
+        const int64_t n = nt0 + row;
+        const int64_t word = word0 + part * 4;
+        const bool ok = n < n_end && word < p.wpr;
+        const uint32_t* src = p.w + (ok ? n * p.wpr + word : 0);
+        cp_async_16(slot + row * L::ROW_STRIDE + part * 16, src, ok ? 16 : 0);
+      }
+    }
+    ++iss;
+    cp_async_commit();
+  };
+  // B and the scales of a tile: grad_y at the lane's 4 rows, and (fma) s, u at them.
+  auto load_b = [&](int j, uint32_t& b0, uint32_t& b1, uint32_t (&s2)[2], uint32_t (&u2)[2], float (&sf)[4],
+                    float (&uf)[4]) {
+    const int64_t nt0 = n_begin + 16 * static_cast<int64_t>(warp + j * kGxWarps);
+    T v[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int64_t n = nt0 + 2 * t + (r & 1) + 8 * (r >> 1);
+      v[r] = n < n_end ? gy[mrow * p.N + n] : from_float<T>(0.f);
+      if constexpr (MODE != GxMode::kPlain) {
+        const int64_t nc = imin64(n, p.N - 1);
+        sf[r] = load_param(p.scale, nc * p.s_sn + grp * p.s_sg, s_f32, s_f16) * vscale;
+        uf[r] = p.offset ? load_param(p.offset, nc * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+      }
+    }
+    b0 = pack2<T>(v[0], v[1]);
+    b1 = pack2<T>(v[2], v[3]);
+    if constexpr (MODE == GxMode::kFma) {
+#pragma unroll
+      for (int q = 0; q < 2; ++q) {
+        s2[q] = pack2<T>(from_float<T>(sf[2 * q]), from_float<T>(sf[2 * q + 1]));
+        u2[q] = pack2<T>(from_float<T>(uf[2 * q]), from_float<T>(uf[2 * q + 1]));
+      }
+    }
+  };
+
+  float acc[16][4];
+#pragma unroll
+  for (int st = 0; st < 16; ++st)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[st][e] = 0.f;
+
+#pragma unroll
+  for (int j = 0; j < kGxStages - 1; ++j) issue();
+  uint32_t b0 = 0, b1 = 0, s2[2] = {0u, 0u}, u2[2] = {0u, 0u};
+  float sf[4] = {0.f, 0.f, 0.f, 0.f}, uf[4] = {0.f, 0.f, 0.f, 0.f};
+  if (my_tiles > 0) load_b(0, b0, b1, s2, u2, sf, uf);
+  for (int j = 0; j < my_tiles; ++j) {
+    cp_async_wait<kGxStages - 2>();  // tile j has landed (this lane's copies) ...
+    __syncwarp();                    // ... and every lane's
+    const unsigned char* slot = ring + (j % kGxStages) * L::SLOT_BYTES;
+    uint32_t w[4][2];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int row = 2 * t + (r & 1) + 8 * (r >> 1);
+      if constexpr (TWO) {
+        const uint2 v = *reinterpret_cast<const uint2*>(slot + row * L::ROW_STRIDE + g * 8);
+        w[r][0] = v.x;
+        w[r][1] = v.y;
+      } else {
+        w[r][0] = *reinterpret_cast<const uint32_t*>(slot + row * L::ROW_STRIDE + g * 4);
+        w[r][1] = 0u;
+      }
+    }
+    __syncwarp();  // every lane has read the slot before it is refilled
+    issue();
+    // Next tile's B and scales, one tile ahead of their use.
+    uint32_t nb0 = 0, nb1 = 0, ns2[2] = {0u, 0u}, nu2[2] = {0u, 0u};
+    float nsf[4] = {0.f, 0.f, 0.f, 0.f}, nuf[4] = {0.f, 0.f, 0.f, 0.f};
+    if (j + 1 < my_tiles) load_b(j + 1, nb0, nb1, ns2, nu2, nsf, nuf);
+    gx_tile_mma<T, KIND, MODE>(acc, w, b0, b1, s2, u2, sf, uf);
+    b0 = nb0;
+    b1 = nb1;
+#pragma unroll
+    for (int q = 0; q < 2; ++q) s2[q] = ns2[q], u2[q] = nu2[q];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) sf[r] = nsf[r], uf[r] = nuf[r];
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // all rings drained: the reduction reuses their shared memory
+
+  // Reduce the 4 warps in a fixed order (warp 0 + 1 + 2 + 3), then one atomic per element.
+  float* red = reinterpret_cast<float*>(smem);  // [3][16 * 4][32]
+  if (warp > 0) {
+#pragma unroll
+    for (int st = 0; st < 16; ++st)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) red[((warp - 1) * 64 + st * 4 + e) * 32 + lane] = acc[st][e];
+  }
+  __syncthreads();
+  if (warp == 0) {
+    const float esc = MODE == GxMode::kPlain ? load_param(p.scale, 0, s_f32, s_f16) * vscale : 1.f;
+    const int64_t kbase = (blk0 + g) * BLOCK_K;
+#pragma unroll
+    for (int st = 0; st < 16; ++st)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float v = acc[st][e];
+#pragma unroll
+        for (int w2 = 1; w2 < kGxWarps; ++w2) v += red[((w2 - 1) * 64 + st * 4 + e) * 32 + lane];
+        // D element e: row g (e < 2) or g + 8, column (gradient row) 2t + (e & 1)
+        const int64_t k = kbase + gx_kofs<KIND>(st, e >= 2);
+        const int64_t m = m0 + 2 * t + (e & 1);
+        if (k < p.K && m < p.M) atomicAdd(accum + m * p.K + k, v * esc);
+      }
+  }
+}
+
+// Launch rule: grid.x = 256-input slices, grid.z = 8-row tiles of grad_y, grid.y = splits of N
+// so that the grid is about 4 CTAs per SM (the resident limit at <= 128 registers), with at
+// least 4 row tiles per warp.  cudaErrorNotSupported where the tensor-core path does not apply.
+template <typename T, int KIND>
+cudaError_t launch_tc_grad_x_for(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream) {
+  if (p.group_size % BLOCK_K != 0) return cudaErrorNotSupported;
+  if (p.M == 0) return cudaSuccess;
+  const int64_t Kp = padded_k(p.K);
+  const int64_t slices = (Kp + kGxSliceK - 1) / kGxSliceK;
+  const int64_t m_tiles = (p.M + 7) / 8;
+  if (m_tiles > 65535 || slices > (int64_t{1} << 31) - 1) return cudaErrorNotSupported;
+  int64_t splits = imax64(1, (4 * static_cast<int64_t>(num_sms) + slices * m_tiles - 1) / (slices * m_tiles));
+  splits = imin64(splits, imax64(1, (p.N + 16 * kGxWarps * 4 - 1) / (16 * kGxWarps * 4)));
+  int64_t rows = (p.N + splits - 1) / splits;
+  rows = (rows + 15) / 16 * 16;
+  splits = (p.N + rows - 1) / rows;
+  if (splits > 65535) return cudaErrorNotSupported;
+  // One scale for the whole tensor, no offset: exact sums, one multiply in the epilogue.
+  const bool plain = p.offset == nullptr && p.s_sn == 0 && p.s_sg == 0 && p.group_size >= Kp;
+  const dim3 grid(static_cast<unsigned>(slices), static_cast<unsigned>(splits), static_cast<unsigned>(m_tiles));
+  if (plain) {
+    tc_grad_x_kernel<T, KIND, GxMode::kPlain><<<grid, kGxWarps * 32, 0, stream>>>(p, accum, rows);
+  } else if (p.s_dtype == DType::kFloat && p.offset != nullptr) {
+    // fp32 s and u: v * s + u in fp32, rounded once.  Without an offset the T-precision path
+    // is bit-identical: v in {-2..2} (x s / 2) times T(s) is exact, so T(v s) = v T(s).
+    tc_grad_x_kernel<T, KIND, GxMode::kFmaF32><<<grid, kGxWarps * 32, 0, stream>>>(p, accum, rows);
+  } else {
+    tc_grad_x_kernel<T, KIND, GxMode::kFma><<<grid, kGxWarps * 32, 0, stream>>>(p, accum, rows);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace cuda
+}  // namespace bitmm

@@ -1,0 +1,136 @@
+"""The tensor-core grad_x kernel (csrc/cuda/tc_grad_x.cuh) against the float64 reference.
+
+auto takes it for fp16 / bf16 grad_y up to 32 rows; use_backend("tensorcore") at any M.  Its
+three scaling modes: "plain" (per-tensor scale, no offset: exact sums, scaled once), "fma" (every
+pair v * s + u in grad_y's dtype) and "fma_f32" (float32 s with an offset: v * s + u in fp32,
+rounded once).  The bound is tied to the dtype: at most 2x the error of a plain computation
+in grad_y's dtype (grad_y @ the dense weight rounded to that dtype), or the dtype's floor.
+"""
+import pytest
+import torch
+
+import bitmm
+from bitmm import reference
+from helpers import KINDS, TOL_FLOOR, make_problem, poison_cuda_allocator, rel_err
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+# (scale mode, group, scale dtype: "x" = grad_y's dtype or float32, offset): every kernel mode.
+SCALINGS = [
+    ("tensor", None, "f32", False),  # plain
+    ("tensor", None, "x", True),     # fma (per-tensor offset)
+    ("channel", None, "f32", False), # fma, fp32 s rounded to the dtype (bit-identical, see the launcher)
+    ("channel", None, "f32", True),  # fma_f32
+    ("channel", None, "x", True),    # fma
+    ("group", 32, "x", True),        # fma, per-group
+    ("group", 64, "f32", True),      # fma_f32, per-group
+    ("group", 96, "f32", False),     # fma, groups spanning 3 blocks
+]
+SHAPES = [(1, 300, 37), (3, 520, 100), (8, 4160, 70), (9, 1000, 333), (17, 256, 16), (32, 768, 2000)]
+
+
+def check_grad_x(kind, M, K, N, mode, G, sdt, offset, dtype, backend="auto"):
+    if G is not None and K % G:
+        K = (K // G + 1) * G
+    _, packed, s, u, _ = make_problem(kind, 1, K, N, mode, G, dtype=torch.float32, device="cuda", offset=offset,
+                                      bias=False)
+    if sdt == "x":
+        s = s.to(dtype)
+        u = None if u is None else u.to(dtype)
+    g = torch.randn(M, N, device="cuda", dtype=dtype)
+    poison_cuda_allocator()
+    with bitmm.use_backend(backend):
+        got = bitmm.linear_grad_x(g, packed, s, u, kind, K)
+    want = reference.linear_grad_x(kind, g.cpu().double(), packed.cpu(), s.cpu().double(),
+                                   None if u is None else u.cpu().double(), K)
+    assert got.dtype == dtype and got.shape == (M, K)
+    assert torch.isfinite(got).all()
+    # Baseline: grad_y @ W in grad_y's dtype, W dequantized and rounded to that dtype.
+    w = reference.dense_weight(kind, packed.cpu(), s.cpu().double(), None if u is None else u.cpu().double(), K)
+    base = rel_err(g @ w.to(dtype).cuda(), want)
+    err = rel_err(got, want)
+    bound = max(2 * base, TOL_FLOOR[dtype])
+    assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e} (baseline {base:.3e})"
+    return got
+
+
+@cuda_only
+@pytest.mark.parametrize("M,K,N", SHAPES)
+@pytest.mark.parametrize("scaling", SCALINGS, ids=lambda c: f"{c[0]}{c[1] or ''}-{c[2]}-{'u' if c[3] else 'nou'}")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tc_grad_x_matches_reference(kind, dtype, scaling, M, K, N):
+    check_grad_x(kind, M, K, N, *scaling, dtype)
+
+
+@cuda_only
+@pytest.mark.parametrize("M", [33, 40, 100])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tc_grad_x_forced_at_larger_m(kind, M):
+    # Past auto's limit (dense there) the forced kernel walks several 8-row tiles of grad_y.
+    check_grad_x(kind, M, 700, 45, "group", 64, "x", True, torch.float16, backend="tensorcore")
+    check_grad_x(kind, M, 520, 130, "tensor", None, "f32", False, torch.bfloat16, backend="tensorcore")
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_tc_grad_x_exact_on_integers(kind):
+    # Per-tensor scale 1 / 2 (values 2t / 2b / q - 1 times a power of two), integer grad_y: every
+    # product and partial sum is an integer below 2^24, so the fp32 sums are exact whatever
+    # their order (row splits, warps, atomics), and the fp16 output is the exact integer.
+    M, K, N = 5, 640, 600
+    v = torch.randint(*{"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind], (N, K), dtype=torch.int8)
+    packed = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind](v).cuda()
+    s = torch.tensor(1.0, device="cuda")
+    g = torch.randint(-1, 2, (M, N), device="cuda").half()  # N = 600 rows: several row splits
+    got = bitmm.linear_grad_x(g, packed, s, None, kind, K)
+    values = v.double() - (1 if kind == "int2" else 0)
+    want = g.cpu().double() @ values
+    assert want.abs().max() < 2048  # exact in fp16
+    assert torch.equal(got.cpu().double(), want)
+
+
+@cuda_only
+def test_tc_grad_x_nonfinite_rows_stay_in_their_row():
+    # A NaN / Inf in row m of grad_y reaches row m of grad_x only (as through fp16 matmul).
+    _, packed, s, u, _ = make_problem("ternary", 1, 300, 37, "channel", device="cuda")
+    g = torch.randn(6, 37, device="cuda", dtype=torch.float16)
+    g[1, 5] = float("nan")
+    g[4, 0] = float("inf")
+    got = bitmm.linear_grad_x(g, packed, s, u, "ternary", 300)
+    finite = torch.isfinite(got).all(dim=1).cpu()
+    assert finite.tolist() == [True, False, True, True, False, True]
+
+
+@cuda_only
+def test_tc_grad_x_backends_agree_and_autograd_uses_it():
+    # auto (tensor core at M <= 32), the add/subtract kernel and the deterministic mode agree within
+    # the bound; the autograd backward of a PackedLinear-style call takes the same op.
+    kind, M, K, N = "int2", 4, 1024, 300
+    x, packed, s, u, _ = make_problem(kind, M, K, N, "group", 64, dtype=torch.float16, device="cuda", bias=False)
+    g = torch.randn(M, N, device="cuda", dtype=torch.float16)
+    want = reference.linear_grad_x(kind, g.cpu().double(), packed.cpu(), s.cpu().double(), u.cpu().double(), K)
+    outs = {}
+    for be in ("auto", "tensorcore", "addsub"):
+        with bitmm.use_backend(be):
+            outs[be] = bitmm.linear_grad_x(g, packed, s, u, kind, K)
+    for be, o in outs.items():
+        assert rel_err(o, want) < 2e-3, be
+    x.requires_grad_(True)
+    y = bitmm.linear(kind, x, packed, s, u)
+    y.backward(g)
+    assert rel_err(x.grad, want) < 2e-3
+
+
+@cuda_only
+def test_tc_grad_x_in_cuda_graph():
+    _, packed, s, u, _ = make_problem("ternary", 1, 4096, 1000, "channel", dtype=torch.float16, device="cuda")
+    g = torch.randn(3, 1000, device="cuda", dtype=torch.float16)
+    eager = bitmm.linear_grad_x(g, packed, s, u, "ternary", 4096)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = bitmm.linear_grad_x(g, packed, s, u, "ternary", 4096)
+    graph.replay()
+    torch.cuda.synchronize()
+    # atomics across row splits: the same sums, possibly in another order
+    assert rel_err(out, eager.double()) < 1e-3
