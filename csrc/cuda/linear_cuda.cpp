@@ -113,10 +113,22 @@ constexpr int64_t kDenseSliceBytes = 32 << 20;  // dequantized rows per cuBLAS c
 
 // grad_x, fp16 / bf16: the tensor-core kernel (tc_grad_x.cuh) reads the weights once per 8
 // rows of grad_y, so its cost grows in steps of 8 rows; the dense path (one dequantization +
-// cuBLAS) takes over above kTcGradXMaxM.  fp32: the add/subtract kernel's cost grows with M,
-// dense from kDenseMinMGradX.  (Thresholds: bench/NOTES.md, "tc grad_x".)
-constexpr int64_t kTcGradXMaxM = 32;
+// cuBLAS) takes over above kTcGradXMaxM.  Measured on the H200 (bench/results/
+// h200_backward_71adb92.json, ternary 8192 x 28672): tensor core 59.9 / 64.4 / 113.9 / 190 /
+// 310 us at M = 1 / 4 / 16 / 32 / 64, dense 387 us at M = 64 and 432 at 256.  Weights of at
+// most kDenseSmallWeight elements dequantize into L2, so dense from M = 33 there (predicted,
+// as for the forward).  Group-wise scales at M = 1: the add/subtract kernel (binary g64 89.6 vs
+// 192 us, int2 g64 174 vs 209 us); from M = 2 its cost doubles (per-channel: 113 -> 206 us
+// measured) while the tensor-core kernel's stays flat.  fp32: the add/subtract kernel's cost
+// grows with M, dense from kDenseMinMGradX.
+constexpr int64_t kTcGradXMaxM = 64;
+constexpr int64_t kTcGradXMaxMSmall = 32;  // weights of at most kDenseSmallWeight elements
+constexpr int64_t kTcGradXMinMGrouped = 2;
 constexpr int64_t kDenseMinMGradX = 8;
+
+int64_t tc_grad_x_max_m(const cuda::LinearParams& lp) {
+  return lp.N * lp.K <= kDenseSmallWeight ? kTcGradXMaxMSmall : kTcGradXMaxM;
+}
 
 bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool grad_x = false) {
   if (xt == at::kDouble || lp.group_size % BLOCK_K != 0) return false;
@@ -126,7 +138,7 @@ bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool 
       // torch.use_deterministic_algorithms: keep to bitmm's own (deterministic) kernels, whose
       // bits do not depend on cuBLAS's workspace configuration.
       if (at::globalContext().deterministicAlgorithms()) return false;
-      if (grad_x) return M > (cuda::tc_supports(lp) ? kTcGradXMaxM : kDenseMinMGradX - 1);
+      if (grad_x) return M > (cuda::tc_supports(lp) ? tc_grad_x_max_m(lp) : kDenseMinMGradX - 1);
       if (xt == at::kFloat) return M >= kDenseMinMFloat;
       if (lp.N * lp.K <= kDenseSmallWeight && M >= kDenseMinMSmall) return true;
       return M >= (lp.group_size < padded_k(lp.K) ? kDenseMinMGrouped : kDenseMinM);
@@ -140,7 +152,8 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
   if (!cuda::tc_supports(lp) || at::globalContext().deterministicAlgorithms()) return false;
   switch (current_backend()) {
     case Backend::kTensorCore: return true;
-    case Backend::kAuto: return M <= kTcGradXMaxM;
+    case Backend::kAuto:
+      return M <= tc_grad_x_max_m(lp) && (lp.group_size >= padded_k(lp.K) || M >= kTcGradXMinMGrouped);
     default: return false;
   }
 }
