@@ -54,19 +54,6 @@ template <int KIND> struct GxLayout {
   static constexpr int SMEM_BYTES = RING_BYTES > RED_BYTES ? RING_BYTES : RED_BYTES;
 };
 
-// v * s + u in fp32 for the two halves (two rows), rounded once to T.
-template <typename T>
-__device__ __forceinline__ uint32_t fma_pair2_f32(uint32_t a, float s0, float s1, float u0, float u1) {
-  const T* h = reinterpret_cast<const T*>(&a);
-  const float lo = fmaf(to_float<T>(h[0]), s0, u0), hi = fmaf(to_float<T>(h[1]), s1, u1);
-  if constexpr (std::is_same_v<T, __half>) {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  } else {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
-}
 template <typename T> __device__ __forceinline__ uint32_t pack2(T lo, T hi) {
   return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&lo)) |
          (static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&hi)) << 16);
@@ -322,6 +309,15 @@ cudaError_t launch_tc_grad_x_for(const GradXParams& p, float* accum, int num_sms
     tc_grad_x_kernel<T, KIND, GxMode::kFma><<<grid, kGxWarps * 32, 0, stream>>>(p, accum, rows);
   }
   return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_tc_grad_x_kinds(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream) {
+  switch (p.kind) {
+    case 1: return launch_tc_grad_x_for<T, 1>(p, accum, num_sms, stream);
+    case 2: return launch_tc_grad_x_for<T, 2>(p, accum, num_sms, stream);
+    default: return launch_tc_grad_x_for<T, 3>(p, accum, num_sms, stream);
+  }
 }
 
 }  // namespace cuda

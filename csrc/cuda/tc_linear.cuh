@@ -122,11 +122,12 @@ template <> __device__ __forceinline__ uint32_t fma_pair<__nv_bfloat16>(uint32_t
                                    *reinterpret_cast<const __nv_bfloat162*>(&u2));
   return *reinterpret_cast<const uint32_t*>(&v);
 }
-// v * s + u in fp32, rounded once to x's dtype (for float32 scales, which x's
-// dtype may not represent exactly).
-template <typename T> __device__ __forceinline__ uint32_t fma_pair_f32(uint32_t a, float s, float u) {
+// v * s + u in fp32 per half (s0 / u0 for the low half, s1 / u1 for the high one), rounded once to
+// x's dtype (for float32 scales, which x's dtype may not represent exactly).
+template <typename T>
+__device__ __forceinline__ uint32_t fma_pair2_f32(uint32_t a, float s0, float s1, float u0, float u1) {
   const T* h = reinterpret_cast<const T*>(&a);
-  const float lo = fmaf(to_float<T>(h[0]), s, u), hi = fmaf(to_float<T>(h[1]), s, u);
+  const float lo = fmaf(to_float<T>(h[0]), s0, u0), hi = fmaf(to_float<T>(h[1]), s1, u1);
   if constexpr (std::is_same_v<T, __half>) {
     const __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
@@ -134,6 +135,9 @@ template <typename T> __device__ __forceinline__ uint32_t fma_pair_f32(uint32_t 
     const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
   }
+}
+template <typename T> __device__ __forceinline__ uint32_t fma_pair_f32(uint32_t a, float s, float u) {
+  return fma_pair2_f32<T>(a, s, s, u, u);
 }
 template <typename T> __device__ __forceinline__ uint32_t splat(float v) {
   const T h = from_float<T>(v);
