@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
+#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|cover|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
 #   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] [BITMM_WN_SWEEP="1 2 4"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
@@ -91,6 +91,31 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
       f="/tmp/san_${tool}_$i.txt"
       { echo "== $tool shard $i/$shards: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
         echo "   progress: $(grep -oE '\[ *[0-9]+%\]' "$f" | tail -1)"
+        grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error)" "$f" | sort | uniq -c | head -5
+        grep -E "^=========     at .*(Kernel|kernel|void )" "$f" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-160 | sort | uniq -c | head -8
+        grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"
+    done
+  done
+  echo "sanitizers: $(( $(date +%s) - start )) s"
+fi
+if [ "${BITMM_GPU_SANITIZE:-all}" = "cover" ]; then
+  # tests/test_kernel_coverage.py (every kernel instance and launcher switch on small problems) under
+  # memcheck, racecheck and initcheck, the three at once, each split into BITMM_SAN_SHARDS (default 4)
+  # pytest processes; BITMM_SAN_CAP seconds (default 420) for all.  BITMM_SAN_PATHS adds test files.
+  export BITMM_SKIP_HUGE=1
+  shards=${BITMM_SAN_SHARDS:-4}; cap=${BITMM_SAN_CAP:-420}
+  for tool in memcheck racecheck initcheck; do
+    for ((i = 0; i < shards; i++)); do
+      BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+        python3 -m pytest tests/test_kernel_coverage.py ${BITMM_SAN_PATHS:-} -q -p no:cacheprovider -k "not cpu" \
+        > "/tmp/cov_${tool}_$i.txt" 2>&1 &
+    done
+  done
+  wait
+  for tool in memcheck racecheck initcheck; do
+    for ((i = 0; i < shards; i++)); do
+      f="/tmp/cov_${tool}_$i.txt"
+      { echo "== cover $tool shard $i/$shards: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
         grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error)" "$f" | sort | uniq -c | head -5
         grep -E "^=========     at .*(Kernel|kernel|void )" "$f" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-160 | sort | uniq -c | head -8
         grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"

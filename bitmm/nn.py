@@ -797,7 +797,9 @@ def enable_transposed_backward(model: nn.Module, enabled: bool = True) -> int:
     """Sets ``transposed_backward`` on every :class:`PackedLinear` in ``model`` (the bases of
     :class:`PackedLoRALinear` included) whose scales are per tensor or per channel; returns how
     many.  Each such layer then keeps a second packed copy of its weight (W^T) while training
-    through it, and its grad_x runs on the forward kernels (see ``PackedLinear``)."""
+    through it, and its grad_x runs on the forward kernels (see ``PackedLinear``).  Measured: on
+    CPU 3-6x faster than ``linear_grad_x``; on an H200 (fp16, 8192x28672) faster only with one row
+    of x (48 vs 60 us), slower at 4-8 rows (README, "Layers and checkpoints")."""
     n = 0
     for m in model.modules():
         if isinstance(m, PackedLinear) and m.scale.dim() <= 1 and (m.offset is None or m.offset.dim() <= 1):

@@ -20,7 +20,7 @@ cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CU
 SCALINGS = [
     ("tensor", None, "f32", False),  # plain
     ("tensor", None, "x", True),     # fma (per-tensor offset)
-    ("channel", None, "f32", False), # fma, fp32 s rounded to the dtype (bit-identical, see the launcher)
+    ("channel", None, "f32", False), # fma, fp32 s rounded to the dtype (see the launcher)
     ("channel", None, "f32", True),  # fma_f32
     ("channel", None, "x", True),    # fma
     ("group", 32, "x", True),        # fma, per-group
@@ -135,3 +135,27 @@ def test_tc_grad_x_in_cuda_graph():
     torch.cuda.synchronize()
     # atomics across row splits: the same sums, possibly in another order
     assert rel_err(out, eager.double()) < 1e-3
+
+
+@cuda_only
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_tc_grad_x_padding_rows_add_exactly_zero(dtype):
+    # N = 17: the last 16-row tile has 15 padding rows, whose zero-filled codes unpack to nonzero
+    # values.  Row 16's scale is the dtype's largest and its offset -100: with them on the padding
+    # rows, v * s + u = -2 * 65504 / 2 - 100 overflows to -Inf in fp16, and -Inf * 0 = NaN in
+    # every output (found in review).  The real row's weight, 65504 - 100, is finite.
+    N, K = 17, 128
+    big = torch.finfo(dtype).max
+    v = torch.ones(N, K, dtype=torch.int8)
+    packed = bitmm.pack_ternary(v).cuda()
+    s = torch.ones(N, dtype=dtype, device="cuda")
+    s[16] = big
+    u = torch.zeros(N, dtype=dtype, device="cuda")
+    u[16] = -100
+    g = torch.full((1, N), 1.0, dtype=dtype, device="cuda")
+    g[0, 16] = 0.5
+    with bitmm.use_backend("tensorcore"):
+        got = bitmm.linear_grad_x(g, packed, s, u, "ternary", K)
+    want = reference.linear_grad_x("ternary", g.cpu().double(), packed.cpu(), s.cpu().double(), u.cpu().double(), K)
+    assert torch.isfinite(got).all()
+    assert rel_err(got, want) < 1e-2

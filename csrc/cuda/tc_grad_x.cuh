@@ -22,8 +22,8 @@
 // Weights move with 16-byte cp.async copies into a per-warp ring in shared memory (16 rows
 // x 64 bytes two-plane / 32 bytes binary per tile), ST - 1 tiles ahead; each lane then reads
 // its 4 rows x one block (LDS.64 / LDS.32).  Rows are padded to 96 / 80 bytes so those reads
-// are conflict free (2 / 1 wavefronts).  Rows past the split's end are copied as zeros and
-// their B entries are 0, so they add nothing.
+// are conflict free (2 / 1 wavefronts).  Rows past the split's end are copied as zeros, their
+// B entries are 0 and (fma modes) their s and u too, so they add exactly 0.
 //
 // Scaling.  Per-tensor scale without offset ("plain"): the mma sums exact values (2t, 2b,
 // q - 1) and the epilogue multiplies once.  Otherwise ("fma": per-channel or group-wise
@@ -144,7 +144,6 @@ tc_grad_x_kernel(const GradXParams p,
   __shared__ __align__(16) unsigned char smem[L::SMEM_BYTES];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const int64_t Kp = padded_k(p.K);
   const int64_t blk0 = static_cast<int64_t>(blockIdx.x) * (kGxSliceK / BLOCK_K);  // first block of the slice
   const int64_t word0 = blk0 * PLANES;                                            // its first word in a row
   const int64_t m0 = static_cast<int64_t>(blockIdx.z) * 8;
@@ -189,11 +188,15 @@ tc_grad_x_kernel(const GradXParams p,
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int64_t n = nt0 + 2 * t + (r & 1) + 8 * (r >> 1);
-      v[r] = n < n_end ? gy[mrow * p.N + n] : from_float<T>(0.f);
+      const bool real = n < n_end;
+      v[r] = real ? gy[mrow * p.N + n] : from_float<T>(0.f);
       if constexpr (MODE != GxMode::kPlain) {
+        // Rows past the split: s = u = 0, so their A entries are +-0 and the zero B entries
+        // give 0 (the zero-filled codes unpack to nonzero values: with row N-1's s and u,
+        // v * s + u could overflow to Inf, and Inf * 0 = NaN in every output).
         const int64_t nc = imin64(n, p.N - 1);
-        sf[r] = load_param(p.scale, nc * p.s_sn + grp * p.s_sg, s_f32, s_f16) * vscale;
-        uf[r] = p.offset ? load_param(p.offset, nc * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+        sf[r] = real ? load_param(p.scale, nc * p.s_sn + grp * p.s_sg, s_f32, s_f16) * vscale : 0.f;
+        uf[r] = real && p.offset ? load_param(p.offset, nc * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
       }
     }
     b0 = pack2<T>(v[0], v[1]);
@@ -303,7 +306,9 @@ cudaError_t launch_tc_grad_x_for(const GradXParams& p, float* accum, int num_sms
     tc_grad_x_kernel<T, KIND, GxMode::kPlain><<<grid, kGxWarps * 32, 0, stream>>>(p, accum, rows);
   } else if (p.s_dtype == DType::kFloat && p.offset != nullptr) {
     // fp32 s and u: v * s + u in fp32, rounded once.  Without an offset the T-precision path
-    // is bit-identical: v in {-2..2} (x s / 2) times T(s) is exact, so T(v s) = v T(s).
+    // (2t or 2b times T(s / 2), q - 1 times T(s)) gives the same weights as T(v s) wherever s / 2
+    // (s for int2) is a normal number of T: |s| >= 2^-13 in fp16 (2^-14 for int2), any s in
+    // bf16; below, fp16's subnormal rounding of T(s / 2) can differ by one subnormal step.
     tc_grad_x_kernel<T, KIND, GxMode::kFmaF32><<<grid, kGxWarps * 32, 0, stream>>>(p, accum, rows);
   } else {
     tc_grad_x_kernel<T, KIND, GxMode::kFma><<<grid, kGxWarps * 32, 0, stream>>>(p, accum, rows);
