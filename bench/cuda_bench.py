@@ -137,6 +137,7 @@ def main() -> None:
     ap.add_argument("--backends", default=None,
                     help="comma-separated subset of forward backends to time (addsub,tensorcore,dense)")
     ap.add_argument("--backward-only", action="store_true", help="with --final: only the backward cases")
+    ap.add_argument("--grouped-only", action="store_true", help="only the group-wise cases")
     args = ap.parse_args()
     torch.manual_seed(0)
     copy_tbps = measure_copy_tbps()
@@ -159,15 +160,19 @@ def main() -> None:
         keep = set(args.backends.split(","))
         cases = [c for c in cases if c[2] in keep]
     bw = list(BACKWARD_CASES) + ([("ternary", 8192, 28672, M, None) for M in (4, 8, 16, 32, 64, 256, 4096)] +
-                                 [("int2", 8192, 28672, 1, 64), ("binary", 8192, 28672, 1, 64)] if not args.quick else [])
+                                 [(k, 8192, 28672, M, 64) for k in ("int2", "binary") for M in (1, 4)]
+                                 if not args.quick else [])
     # (the transposed backward takes per-tensor / per-channel scales only)
     cases += [(c, "backward", be) for c in bw for be in ("auto", "transposed") if be == "auto" or c[4] is None]
     # The add/subtract grad_x kernel (what auto ran before the tensor-core one) and the forced
     # tensor-core kernel past auto's M <= 32 (the dense crossover).
     cases += [(c, "backward", "addsub") for c in bw if c[3] == 1]
+    cases += [(c, "backward", "tensorcore") for c in bw if c[3] == 1 and c[4] is not None]  # auto: addsub there
     cases += [(("ternary", 8192, 28672, 64, None), "backward", "tensorcore")] if not args.quick else []
     if args.backward_only:
         cases = [c for c in cases if c[1] == "backward"]
+    if args.grouped_only:
+        cases = [c for c in cases if c[0][4] is not None]
     args_lora = (args.lora or not args.quick) and not args.backward_only
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)

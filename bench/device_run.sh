@@ -181,6 +181,13 @@ if [ -n "${BITMM_NCU:-}" ]; then  # e.g. BITMM_NCU="tc_ternary_m1 addsub_int2_g6
     echo "ncu $c rc=$?"; ncu -i "/tmp/ncu_$c.ncu-rep" --page details 2>&1 | grep -E "Duration|DRAM Throughput|Issue Slots Busy|No Eligible|Achieved Occupancy|Registers Per" | head -8
   done
 fi
+if [ "${BITMM_GX_PROBE:-0}" = "1" ]; then  # group-wise tc grad_x with scales as stored vs transposed
+  for v in 0 1; do
+    echo "== BITMM_GX_SCALES_T=$v" | tee -a "$OUT/gx_probe.txt"
+    BITMM_GX_SCALES_T=$v python3 bench/cuda_bench.py --final --backward-only --grouped-only --out /tmp/gx_$v.json 2>&1 \
+      | grep backward | tee -a "$OUT/gx_probe.txt"
+  done
+fi
 if [ -n "${BITMM_STAGE_SWEEP:-}" ]; then  # ring depth override (BITMM_TC_STAGES) on the tensor-core M <= 16 cases
   for st in $BITMM_STAGE_SWEEP; do
     echo "== BITMM_TC_STAGES=$st" | tee -a "$OUT/stage_sweep.txt"

@@ -159,3 +159,31 @@ def test_tc_grad_x_padding_rows_add_exactly_zero(dtype):
     want = reference.linear_grad_x("ternary", g.cpu().double(), packed.cpu(), s.cpu().double(), u.cpu().double(), K)
     assert torch.isfinite(got).all()
     assert rel_err(got, want) < 1e-2
+
+
+@cuda_only
+def test_tc_grad_x_transposed_group_scales_experiment():
+    # BITMM_GX_SCALES_T=1 (read once per process, so in a child process): group-wise s and u
+    # reach the kernel as a (groups, N) copy with strides (1, N).  Same check as above.
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import torch, bitmm\n"
+        "from bitmm import reference\n"
+        "from helpers import make_problem, rel_err\n"
+        "torch.manual_seed(0)\n"
+        "for kind in ('int2', 'binary', 'ternary'):\n"
+        "    _, p, s, u, _ = make_problem(kind, 1, 704, 333, 'group', 64, dtype=torch.float16, device='cuda', bias=False)\n"
+        "    for M in (1, 5, 40):\n"
+        "        g = torch.randn(M, 333, device='cuda', dtype=torch.float16)\n"
+        "        with bitmm.use_backend('tensorcore'):\n"
+        "            got = bitmm.linear_grad_x(g, p, s, u, kind, 704)\n"
+        "        want = reference.linear_grad_x(kind, g.cpu().double(), p.cpu(), s.cpu().double(), u.cpu().double(), 704)\n"
+        "        assert rel_err(got, want) < 2e-3, (kind, M, rel_err(got, want))\n"
+        "print('ok')\n")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, BITMM_GX_SCALES_T="1",
+               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]

@@ -1,6 +1,8 @@
 // Torch glue for the CUDA backend: checks (shared helper), dtype / layout
 // preparation, and launches on the current stream of x's device.  No host
 // synchronisation on the linear paths (CUDA-graph capturable).
+#include <string>
+
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -263,6 +265,21 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   fill_scale_fields(lp, p, ps);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const bool fast = grad_y.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+  // Experiment, off unless BITMM_GX_SCALES_T=1 (read once; bench/NOTES.md, "tc grad_x"): the
+  // tensor-core grad_x reads group-wise s / u from a (groups, N) copy, so a tile's 16 rows at one
+  // group are 32 contiguous bytes instead of 16 cache lines.  The kernel takes any strides.
+  static const bool scales_t = [] {
+    const char* e = std::getenv("BITMM_GX_SCALES_T");
+    return e != nullptr && std::string(e) == "1";
+  }();
+  PreparedScales pst;
+  if (scales_t && fast && (lp.s_sg != 0 || lp.u_sg != 0) && use_tc_grad_x(lp, p.M) &&
+      !use_dense(lp, p.M, grad_y.scalar_type(), /*grad_x=*/true)) {
+    pst = ps;
+    if (lp.s_sg != 0) pst.scale = ps.scale.t().contiguous().t();    // (N, groups), strides (1, N)
+    if (lp.u_sg != 0) pst.offset = ps.offset.t().contiguous().t();
+    fill_scale_fields(lp, p, pst);
+  }
   if (fast && use_dense(lp, p.M, grad_y.scalar_type(), /*grad_x=*/true) &&
       p.N * K * static_cast<int64_t>(grad_y.element_size()) <= (int64_t{1} << 30)) {
     // Large M (training): grad_x = grad_y @ W with W dequantized once (one cuBLAS call).
