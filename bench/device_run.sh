@@ -30,6 +30,14 @@ if [ "${BITMM_TESTS:-1}" = "1" ]; then
   echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|Fatal|Segmentation|Error" "$OUT/pytest.txt" | tail -30
   echo "tests: $(( $(date +%s) - start )) s"
 fi
+san_summary() {  # log file, label: the verdict, progress, reports by kind and kernel, failed tests
+  local f=$1
+  { echo "== $2: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
+    echo "   progress: $(grep -oE '\[ *[0-9]+%\]' "$f" | tail -1)"
+    grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error)" "$f" | sort | uniq -c | head -5
+    grep -E "^=========     at .*(Kernel|kernel|void )" "$f" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-160 | sort | uniq -c | head -8
+    grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"
+}
 if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
   # Every CUDA kernel family under the three tools: the CUDA cases of the kernel, LoRA and autograd
   # test files (all kinds, dtypes, scale modes, M boundaries); huge-shape tests skipped.  Each tool
@@ -88,12 +96,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
   wait
   for tool in $tools; do
     for ((i = 0; i < shards; i++)); do
-      f="/tmp/san_${tool}_$i.txt"
-      { echo "== $tool shard $i/$shards: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
-        echo "   progress: $(grep -oE '\[ *[0-9]+%\]' "$f" | tail -1)"
-        grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error)" "$f" | sort | uniq -c | head -5
-        grep -E "^=========     at .*(Kernel|kernel|void )" "$f" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-160 | sort | uniq -c | head -8
-        grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"
+      san_summary "/tmp/san_${tool}_$i.txt" "$tool shard $i/$shards"
     done
   done
   echo "sanitizers: $(( $(date +%s) - start )) s"
@@ -114,11 +117,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "cover" ]; then
   wait
   for tool in memcheck racecheck initcheck; do
     for ((i = 0; i < shards; i++)); do
-      f="/tmp/cov_${tool}_$i.txt"
-      { echo "== cover $tool shard $i/$shards: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
-        grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error)" "$f" | sort | uniq -c | head -5
-        grep -E "^=========     at .*(Kernel|kernel|void )" "$f" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-160 | sort | uniq -c | head -8
-        grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"
+      san_summary "/tmp/cov_${tool}_$i.txt" "cover $tool shard $i/$shards"
     done
   done
   echo "sanitizers: $(( $(date +%s) - start )) s"
