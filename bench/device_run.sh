@@ -60,7 +60,12 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
   san initcheck 90 initcheck tests/test_tensorcore.py tests/test_lora.py -k "$sel"
   echo "sanitizers: $(( $(date +%s) - start )) s"
 fi
-if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
+if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ] || [ "${BITMM_GPU_SANITIZE:-all}" = "cover" ]; then
+  # cover: the same run over tests/test_kernel_coverage.py only (every kernel instance and launcher
+  # switch on small problems, so the three tools can finish it), 4 shards per tool by default.
+  if [ "${BITMM_GPU_SANITIZE}" = "cover" ]; then
+    : "${BITMM_SAN_PATHS:=tests/test_kernel_coverage.py}" "${BITMM_SAN_SHARDS:=4}" "${BITMM_SAN_K:=not cpu}"
+  fi
   # The whole GPU test suite (every test id without "cpu" or "compile": torch.compile runs the same
   # bitmm kernels, plus Triton's own; BITMM_SKIP_HUGE=1: the > 2^31-element
   # tests would take hours under instrumentation) under memcheck, racecheck and initcheck, each
@@ -97,27 +102,6 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ]; then
   for tool in $tools; do
     for ((i = 0; i < shards; i++)); do
       san_summary "/tmp/san_${tool}_$i.txt" "$tool shard $i/$shards"
-    done
-  done
-  echo "sanitizers: $(( $(date +%s) - start )) s"
-fi
-if [ "${BITMM_GPU_SANITIZE:-all}" = "cover" ]; then
-  # tests/test_kernel_coverage.py (every kernel instance and launcher switch on small problems) under
-  # memcheck, racecheck and initcheck, the three at once, each split into BITMM_SAN_SHARDS (default 4)
-  # pytest processes; BITMM_SAN_CAP seconds (default 420) for all.  BITMM_SAN_PATHS adds test files.
-  export BITMM_SKIP_HUGE=1
-  shards=${BITMM_SAN_SHARDS:-4}; cap=${BITMM_SAN_CAP:-420}
-  for tool in memcheck racecheck initcheck; do
-    for ((i = 0; i < shards; i++)); do
-      BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 \
-        python3 -m pytest tests/test_kernel_coverage.py ${BITMM_SAN_PATHS:-} -q -p no:cacheprovider -k "not cpu" \
-        > "/tmp/cov_${tool}_$i.txt" 2>&1 &
-    done
-  done
-  wait
-  for tool in memcheck racecheck initcheck; do
-    for ((i = 0; i < shards; i++)); do
-      san_summary "/tmp/cov_${tool}_$i.txt" "cover $tool shard $i/$shards"
     done
   done
   echo "sanitizers: $(( $(date +%s) - start )) s"
