@@ -2,7 +2,8 @@
 
 Environment:
   BITMM_FORCE_CPU=1     build without CUDA even if it is available
-  TORCH_CUDA_ARCH_LIST  CUDA architectures (default here: 8.0;8.6;8.9;9.0)
+  TORCH_CUDA_ARCH_LIST  CUDA architectures (default here: 8.0;8.6;8.9;9.0a); with 9.0a (Hopper's
+                        arch-specific target) the wgmma kernel is built and used on H100 / H200
   BITMM_PTXAS_VERBOSE=1 print the compiler's register / spill report (-Xptxas -v)
   BITMM_SANITIZE=1      CPU build with AddressSanitizer + UBSan (see README, "Sanitizers")
 Sources are every .cpp / .cu under csrc/ (CMakeLists.txt globs the same folders).
@@ -81,7 +82,7 @@ def extensions():
     cpu_src = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
     want_cuda = os.environ.get("BITMM_FORCE_CPU", "0") in ("", "0") and torch.version.cuda is not None
     if want_cuda and CUDA_HOME is not None:
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;8.9;9.0")
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;8.9;9.0a")
         BUILD_INFO.update(cuda=True, cuda_archs=os.environ["TORCH_CUDA_ARCH_LIST"], cuda_home=CUDA_HOME)
         # pip's CUDA torch wheels ship the CUDA library headers (cuBLAS, cuSPARSE, ...)
         # that ATen's CUDA headers include; a toolkit with runtime headers only lacks them.
@@ -94,10 +95,15 @@ def extensions():
         nvcc = ["-O3", "-std=c++20", "--expt-relaxed-constexpr", "-lineinfo"]
         if os.environ.get("BITMM_PTXAS_VERBOSE"):
             nvcc.append("-Xptxas=-v")
+        # The Hopper wgmma kernel needs the sm_90a target; the glue may only call it when the
+        # build has that target's machine code.
+        archs = [a.strip() for a in os.environ["TORCH_CUDA_ARCH_LIST"].replace(" ", ";").split(";")]
+        wgmma = ["-DBITMM_WGMMA"] if any(a.startswith("9.0a") for a in archs) else []
+        BUILD_INFO.update(wgmma=bool(wgmma))
         return [CUDAExtension(
             "bitmm._C",
             cpu_src + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
-            extra_compile_args={"cxx": cxx + ["-DBITMM_WITH_CUDA"], "nvcc": nvcc},
+            extra_compile_args={"cxx": cxx + ["-DBITMM_WITH_CUDA"] + wgmma, "nvcc": nvcc + wgmma},
             extra_link_args=LINK_ARGS,
         )]
     return [CppExtension("bitmm._C", cpu_src, extra_compile_args={"cxx": cxx}, extra_link_args=LINK_ARGS)]

@@ -138,6 +138,9 @@ def main() -> None:
                     help="comma-separated subset of forward backends to time (addsub,tensorcore,dense)")
     ap.add_argument("--backward-only", action="store_true", help="with --final: only the backward cases")
     ap.add_argument("--grouped-only", action="store_true", help="only the group-wise cases")
+    ap.add_argument("--wgmma", action="store_true",
+                    help="only the Hopper wgmma kernel on the large-M grid (issue 5), with the tensor-core and "
+                         "dense paths at the same points")
     args = ap.parse_args()
     torch.manual_seed(0)
     copy_tbps = measure_copy_tbps()
@@ -156,6 +159,21 @@ def main() -> None:
                         if (be == "addsub" and M > ADDSUB_MAX_M) or (be == "dense" and M < 16):
                             continue
                         cases.append(((kind, K, N, M, G), "forward", be))
+    if args.final:  # the wgmma kernel where auto now takes it (M >= 128) and at M = 16, 64
+        cases += [((k, K, N, M, G), "forward", "wgmma") for k, G in (("ternary", None), ("int2", 64))
+                  for K, N in ((8192, 28672), (28672, 8192)) for M in (16, 64, 256, 1024, 4096)]
+    if args.wgmma:
+        cases = []
+        for k, G in KINDS:
+            for K, N in ((8192, 28672), (28672, 8192), (8192, 8192), (4096, 4096)):
+                for M in (16, 64, 128, 256, 1024, 4096):
+                    if k != "ternary" and (K, N) != (8192, 28672) or M == 128 and (K, N) != (8192, 28672):
+                        continue
+                    cases.append(((k, K, N, M, G), "forward", "wgmma"))
+                    if M <= 256:
+                        cases.append(((k, K, N, M, G), "forward", "tensorcore"))
+                    if M >= 128 and (K, N) == (8192, 28672):
+                        cases.append(((k, K, N, M, G), "forward", "dense"))
     if args.backends:
         keep = set(args.backends.split(","))
         cases = [c for c in cases if c[2] in keep]
@@ -171,9 +189,11 @@ def main() -> None:
     cases += [(("ternary", 8192, 28672, 64, None), "backward", "tensorcore")] if not args.quick else []
     if args.backward_only:
         cases = [c for c in cases if c[1] == "backward"]
+    if args.wgmma:
+        cases = [c for c in cases if c[1] == "forward"]
     if args.grouped_only:
         cases = [c for c in cases if c[0][4] is not None]
-    args_lora = (args.lora or not args.quick) and not args.backward_only
+    args_lora = (args.lora or not args.quick) and not args.backward_only and not args.wgmma
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)
         records.append(r)

@@ -13,7 +13,7 @@ start=$(date +%s)
 # (few files under $OUT: the device tool brings back a limited number)
 python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -50 /tmp/build.log; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
-grep -E "Compiling entry|bytes spill|Used [0-9]+ registers" /tmp/build.log > "$OUT/ptxas.txt"
+grep -E "Compiling entry|bytes spill|Used [0-9]+ registers|C7513" /tmp/build.log > "$OUT/ptxas.txt"; echo "C7513 (serialized wgmma) warnings: $(grep -c C7513 /tmp/build.log)"
 grep -E "bytes spill|Used [0-9]+ registers" /tmp/build.log | sort | uniq -c | sort -rn | head -5
 python3 -c "import torch, bitmm; print(torch.__version__, torch.cuda.get_device_name())"
 
@@ -153,6 +153,8 @@ case "${BITMM_BENCH:-quick}" in
   sweep) python3 bench/cuda_bench.py --out "$OUT/h100.json" 2>&1 | tee /tmp/bench.txt ;;
   final) python3 bench/cuda_bench.py --out "$OUT/h100_final.json" --final 2>&1 | tee /tmp/bench.txt ;;
   backward) python3 bench/cuda_bench.py --out "$OUT/h100_backward.json" --final --backward-only 2>&1 | tee /tmp/bench.txt ;;
+  wgmma) python3 bench/cuda_bench.py --out "$OUT/h100_wgmma.json" --wgmma 2>&1 | tee /tmp/bench.txt ;;
+  wgprobe) python3 bench/wg_probe.py --out "$OUT/wg_probe.json" ${BITMM_WG_TILES:+--tiles "$BITMM_WG_TILES"} 2>&1 | tee /tmp/bench.txt ;;
 esac
 if [ "${BITMM_EAGER:-1}" = "1" ]; then
   python3 bench/eager_bench.py --out "$OUT/eager.json" 2>&1 | tee /tmp/eager.txt
@@ -164,7 +166,7 @@ if [ -n "${BITMM_NCU:-}" ]; then  # e.g. BITMM_NCU="tc_ternary_m1 addsub_int2_g6
     echo "ncu $c rc=$?"; ncu -i "/tmp/ncu_$c.ncu-rep" --page details 2>&1 | grep -E "Duration|DRAM Throughput|Issue Slots Busy|No Eligible|Achieved Occupancy|Registers Per" | head -8
   done
 fi
-if [ "${BITMM_GX_PROBE:-0}" = "1" ]; then  # group-wise tc grad_x with scales as stored vs transposed
+if [ "${BITMM_GX_PROBE:-0}" = "1" ]; then  # group-wise tc grad_x with scales as stored (0) vs transposed (1, the default)
   for v in 0 1; do
     echo "== BITMM_GX_SCALES_T=$v" | tee -a "$OUT/gx_probe.txt"
     BITMM_GX_SCALES_T=$v python3 bench/cuda_bench.py --final --backward-only --grouped-only --out /tmp/gx_$v.json 2>&1 \

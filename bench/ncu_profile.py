@@ -19,6 +19,9 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     ("addsub_int2_g64_m1", "int2", 8192, 28672, 1, 64, "addsub", "forward"),
     ("tc_ternary_m16", "ternary", 8192, 28672, 16, None, "tensorcore", "forward"),
     ("gradx_ternary_m1", "ternary", 8192, 28672, 1, None, "auto", "backward"),
+    ("wg_ternary_m4096", "ternary", 8192, 28672, 4096, None, "wgmma", "forward"),
+    ("wg_ternary_m64", "ternary", 8192, 28672, 64, None, "wgmma", "forward"),
+    ("wg_int2_g64_m1024", "int2", 8192, 28672, 1024, 64, "wgmma", "forward"),
 ]
 
 

@@ -3,6 +3,8 @@
     bitmm.set_backend("addsub")        # multiplication-free add/subtract kernels at every M
     bitmm.set_backend("tensorcore")    # tensor-core kernels wherever they apply (fp16 / bf16 x)
     bitmm.set_backend("dense")         # dequantize weight slices to x's dtype, then cuBLAS
+    bitmm.set_backend("wgmma")         # Hopper warpgroup tensor-core kernel (sm_90a build on an
+                                       # H100 / H200), else as "tensorcore"
     bitmm.set_backend("auto")          # default: the fastest for M, shape and dtype (README)
     with bitmm.use_backend("addsub"):  # scoped; restores the previous setting
         y = layer(x)
@@ -20,7 +22,7 @@ import torch
 
 from . import _C  # noqa: F401  (registers torch.ops.bitmm)
 
-BACKENDS = {"auto": 0, "addsub": 1, "tensorcore": 2, "dense": 3}
+BACKENDS = {"auto": 0, "addsub": 1, "tensorcore": 2, "dense": 3, "wgmma": 4}
 _NAMES = {v: k for k, v in BACKENDS.items()}
 
 

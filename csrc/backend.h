@@ -11,6 +11,8 @@ enum class Backend : int64_t {
   kAddsub = 1,      // multiplication-free add/subtract kernels at every M
   kTensorCore = 2,  // tensor-core (mma) kernels wherever they apply (fp16 / bf16 x)
   kDense = 3,       // dequantize weight slices to x's dtype, then cuBLAS (large M)
+  kWgmma = 4,       // Hopper warpgroup tensor-core kernel wherever it applies (sm_90a build, cc 9.0),
+                    // else as kTensorCore
 };
 
 inline std::atomic<int64_t>& backend_setting() {

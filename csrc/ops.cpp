@@ -23,8 +23,9 @@ PyMODINIT_FUNC PyInit__C(void) {
 namespace {
 // Returns the previous setting, so Python can restore it (context manager).
 int64_t set_backend(int64_t mode) {
-  BITMM_CHECK_VALUE(mode >= 0 && mode <= 3,
-                    "bitmm.set_backend: mode must be 0 (auto), 1 (addsub), 2 (tensorcore) or 3 (dense), got ", mode);
+  BITMM_CHECK_VALUE(mode >= 0 && mode <= 4,
+                    "bitmm.set_backend: mode must be 0 (auto), 1 (addsub), 2 (tensorcore), 3 (dense) or 4 (wgmma), got ",
+                    mode);
   return bitmm::backend_setting().exchange(mode);
 }
 int64_t get_backend() { return bitmm::backend_setting().load(); }

@@ -14,6 +14,7 @@ What is covered, per backend (forced with bitmm.use_backend, and auto):
     switch (K = 300 fits one tile; K = 2500 needs several at M >= 17);
   * grad_x: the add/subtract kernel (default and deterministic), the tensor-core one (each scaling
     mode), the dense path, the generic kernel (fp64, groups of 5);
+  * the Hopper wgmma kernel's instances (test_wgmma_every_kernel_instance; its fallback elsewhere);
   * fused LoRA, the CUDA pack / unpack kernels.
 Each result is compared with the float64 reference within the dtype's bound.
 """
@@ -60,6 +61,21 @@ def test_forward_every_kernel_configuration(kind, backend, device):
                     with bitmm.use_backend(backend):
                         y = bitmm.linear(kind, x, packed, s, u, b)
                     assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@pytest.mark.skipif("cuda" not in DEVICES, reason="the wgmma backend is a CUDA dispatch")
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_every_kernel_instance(kind):
+    # The Hopper kernel (wg_linear.cuh; elsewhere its fallback): x dtypes x scalings (per tensor /
+    # channel: scales loaded once; groups: per stage) x the three tile widths (M <= 64, <= 128, more)
+    # and their edges, K with a partial last stage (320 = 5 stages of 64, padded row 384).
+    for dtype in (torch.float16, torch.bfloat16):
+        for scaling in SCALINGS:
+            for M in (1, 64, 65, 129, 257):
+                x, packed, s, u, b = problem(kind, M, 320, 70, scaling, dtype, "cuda")
+                with bitmm.use_backend("wgmma"):
+                    y = bitmm.linear(kind, x, packed, s, u, b)
+                assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
 @pytest.mark.parametrize("device", DEVICES)

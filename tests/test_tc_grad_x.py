@@ -162,9 +162,10 @@ def test_tc_grad_x_padding_rows_add_exactly_zero(dtype):
 
 
 @cuda_only
-def test_tc_grad_x_transposed_group_scales_experiment():
-    # BITMM_GX_SCALES_T=1 (read once per process, so in a child process): group-wise s and u
-    # reach the kernel as a (groups, N) copy with strides (1, N).  Same check as above.
+def test_tc_grad_x_group_scales_as_stored():
+    # Group-wise s and u reach the kernel as a (groups, N) copy with strides (1, N) by default (the
+    # rest of this file); BITMM_GX_SCALES_T=0 (read once per process, so in a child process) passes
+    # them as stored, strides (groups, 1).  Same check as above.
     import os
     import subprocess
     import sys
@@ -183,7 +184,7 @@ def test_tc_grad_x_transposed_group_scales_experiment():
         "        assert rel_err(got, want) < 2e-3, (kind, M, rel_err(got, want))\n"
         "print('ok')\n")
     here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, BITMM_GX_SCALES_T="1",
+    env = dict(os.environ, BITMM_GX_SCALES_T="0",
                PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]

@@ -65,11 +65,12 @@ def test_tensorcore_matches_reference(kind, dtype, mode, G, K, N, M, backend):
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
-# The auto backend's switches (csrc/cuda/linear_cuda.cpp, use_dense): M at and around 64
-# (weights of at most 2^24 elements go dense), 128 (group-wise) and 384 (per tensor / channel),
-# on a small weight and on one just past 2^24 elements (1024 x 16400).
+# The auto backend's switches (csrc/cuda/linear_cuda.cpp, use_dense / use_wgmma): M at and around
+# 64 (weights of at most 2^24 elements go dense; on sm_90a the wgmma kernel from 65), 128
+# (group-wise) and 384 (per tensor / channel), 2048 (group-wise: wgmma below, dense from it), on a
+# small weight and on one just past 2^24 elements (1024 x 16400).
 @cuda_only
-@pytest.mark.parametrize("M", [63, 64, 127, 128, 383, 384])
+@pytest.mark.parametrize("M", [63, 64, 65, 127, 128, 383, 384, 2047, 2048])
 @pytest.mark.parametrize("K,N", [(256, 96), (1024, 16400)])
 @pytest.mark.parametrize("mode,G", [("channel", None), ("group", 64)])
 @pytest.mark.parametrize("kind", ["ternary", "int2"])

@@ -87,7 +87,8 @@ constexpr int64_t kTensorCoreMinM = 1;
 bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
   if (!cuda::tc_supports(lp)) return false;
   switch (current_backend()) {
-    case Backend::kTensorCore: return true;
+    case Backend::kTensorCore:
+    case Backend::kWgmma: return true;  // (where the wgmma kernel does not apply)
     case Backend::kAuto:
       // Measured (bench/results/h100.json): per tensor / channel scales, the
       // tensor-core kernel wins from M = 1; group-wise, the add/subtract kernel
@@ -153,9 +154,41 @@ bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool 
 bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
   if (!cuda::tc_supports(lp) || at::globalContext().deterministicAlgorithms()) return false;
   switch (current_backend()) {
-    case Backend::kTensorCore: return true;
+    case Backend::kTensorCore:
+    case Backend::kWgmma: return true;
     case Backend::kAuto:
       return M <= tc_grad_x_max_m(lp) && (lp.group_size >= padded_k(lp.K) || M >= kTcGradXMinMGrouped);
+    default: return false;
+  }
+}
+
+// Hopper wgmma kernel (wg_linear.cuh): built only for sm_90a (setup.py defines BITMM_WGMMA when
+// TORCH_CUDA_ARCH_LIST holds 9.0a), and its machine code runs only on compute capability 9.0.
+// Auto, measured on the H200 (bench/results/h200_wgmma_*.json, 8192 x 28672, fp16; us):
+//   ternary per tensor  M = 64: wgmma 137, tensor core 139; M = 128: 150 vs 265 (dense 523);
+//                       M = 256: 194 vs 482; M = 1024: 701 vs dense 1026; M = 4096: 3239 vs 3258.
+//   int2 / binary g64   M = 64: 169 / 146 vs 234 / 221; M = 1024: 830 / 888 vs dense 1051 / 1095;
+//                       M = 4096: 3786 / 3639 vs dense 3431 / 3390 (even near M = 2200).
+// So from kWgmmaMinM rows, and for group-wise scales below kWgmmaGroupedMaxM (dense above).
+constexpr int64_t kWgmmaMinM = 65;
+constexpr int64_t kWgmmaGroupedMaxM = 2048;
+
+bool wgmma_device(int device) {
+#if defined(BITMM_WGMMA)
+  const cudaDeviceProp* prop = at::cuda::getDeviceProperties(device);
+  return prop->major == 9 && prop->minor == 0;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {
+  if (!cuda::tc_supports(lp) || !wgmma_device(device)) return false;
+  switch (current_backend()) {
+    case Backend::kWgmma: return true;
+    case Backend::kAuto:
+      return M >= kWgmmaMinM && (lp.group_size >= padded_k(lp.K) || M < kWgmmaGroupedMaxM);
     default: return false;
   }
 }
@@ -214,9 +247,20 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   lp.x_dtype = dtype_of(x.scalar_type());
   fill_scale_fields(lp, p, ps);
   const bool fast = x.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  if (fast && !lora && use_wgmma(lp, p.M, x.get_device())) {
+    lp.M = p.M;
+    lp.x = x2.data_ptr();
+    lp.y = y.data_ptr();
+    const cudaError_t err = cuda::launch_wg_linear(lp, num_sms(x.get_device()), stream);
+    if (err != cudaErrorNotSupported) {  // (else: a shape it does not take; the rules below pick another kernel)
+      check_cuda(err, "linear (wgmma)", p);
+      return y.reshape(out_shape);
+    }
+  }
   if (fast && use_dense(lp, p.M, x.scalar_type())) {
     if (lora) return at::Tensor();
-    return dense_linear(lp, p, x2, ps.bias, at::cuda::getCurrentCUDAStream()).reshape(out_shape);
+    return dense_linear(lp, p, x2, ps.bias, stream).reshape(out_shape);
   }
   const bool tc = fast && use_tensor_core(lp, p.M);
   if (lora) {
@@ -227,7 +271,6 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     lp.lora_scale = static_cast<float>(lora->scale);
     lp.lora_b_f32 = lora->b.scalar_type() == at::kFloat ? 1 : 0;
   }
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const int64_t chunk = fast && !tc ? kMaxRowsPerLaunch : p.M;  // the generic kernel has a 1-D grid
   for (int64_t m0 = 0; m0 < p.M; m0 += chunk) {
     lp.M = std::min(chunk, p.M - m0);
@@ -265,12 +308,14 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   fill_scale_fields(lp, p, ps);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const bool fast = grad_y.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
-  // Experiment, off unless BITMM_GX_SCALES_T=1 (read once; bench/NOTES.md, "tc grad_x"): the
-  // tensor-core grad_x reads group-wise s / u from a (groups, N) copy, so a tile's 16 rows at one
-  // group are 32 contiguous bytes instead of 16 cache lines.  The kernel takes any strides.
+  // The tensor-core grad_x reads group-wise s / u from a (groups, N) copy, so a tile's 16 rows at
+  // one group are 32 contiguous bytes instead of 16 cache lines (the kernel takes any strides).
+  // Measured on the H200 (bench/results/h200_gx_probe_dd581d4.txt, 8192 x 28672 g64, copy
+  // included): M = 4 int2 217 -> 186 us, binary 204 -> 169 us; M = 1 within noise.  On by default;
+  // BITMM_GX_SCALES_T=0 (read once) reads the scales as stored.
   static const bool scales_t = [] {
     const char* e = std::getenv("BITMM_GX_SCALES_T");
-    return e != nullptr && std::string(e) == "1";
+    return e == nullptr || std::string(e) != "0";
   }();
   PreparedScales pst;
   if (scales_t && fast && (lp.s_sg != 0 || lp.u_sg != 0) && use_tc_grad_x(lp, p.M) &&

@@ -21,6 +21,24 @@ cudaError_t launch_tc_linear_bf16_int2(const LinearParams& p, int num_sms, cudaS
 cudaError_t launch_tc_grad_x_f16(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream);
 cudaError_t launch_tc_grad_x_bf16(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream);
 
+// Hopper wgmma kernel (wg_linear.cuh), sm_90a builds only (BITMM_WGMMA): cudaErrorNotSupported where
+// it does not apply (K % 8 != 0, misaligned x or y, fused LoRA, groups not a multiple of 32).
+cudaError_t launch_wg_linear_f16_binary(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_wg_linear_f16_ternary(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_wg_linear_f16_int2(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_wg_linear_bf16_binary(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_wg_linear_bf16_ternary(const LinearParams& p, int num_sms, cudaStream_t stream);
+cudaError_t launch_wg_linear_bf16_int2(const LinearParams& p, int num_sms, cudaStream_t stream);
+
+inline cudaError_t launch_wg_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {
+  const bool half = p.x_dtype == DType::kHalf;
+  switch (p.kind) {
+    case 1: return half ? launch_wg_linear_f16_binary(p, num_sms, stream) : launch_wg_linear_bf16_binary(p, num_sms, stream);
+    case 2: return half ? launch_wg_linear_f16_ternary(p, num_sms, stream) : launch_wg_linear_bf16_ternary(p, num_sms, stream);
+    default: return half ? launch_wg_linear_f16_int2(p, num_sms, stream) : launch_wg_linear_bf16_int2(p, num_sms, stream);
+  }
+}
+
 // Whether the tensor-core kernel handles this problem: fp16 / bf16 x, and
 // per tensor / per channel scales or groups that are a multiple of 32 inputs.
 inline bool tc_supports(const LinearParams& p) {

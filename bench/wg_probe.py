@@ -1,0 +1,66 @@
+"""Probe of the Hopper wgmma kernel's CTA tiles (BITMM_WG_TILE = BM x MW, wg_linear.cuh):
+each tile in its own process (the launcher reads the variable once), the same method as
+cuda_bench.py (CUDA-graph replays, weights rotated past L2, median, fp16 F.linear in the same
+process).  Prints one line per case and writes a JSON of the records.
+
+    python bench/wg_probe.py --out $OUT/wg_probe.json [--tiles 256x1,128x2,128x1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+CASES = [  # (kind, K, N, M, group size)
+    ("ternary", 8192, 28672, 16, None), ("ternary", 8192, 28672, 64, None),
+    ("ternary", 8192, 28672, 256, None), ("ternary", 8192, 28672, 1024, None), ("ternary", 8192, 28672, 4096, None),
+    ("ternary", 8192, 8192, 4096, None), ("ternary", 28672, 8192, 1024, None), ("ternary", 4096, 4096, 1024, None),
+    ("int2", 8192, 28672, 64, 64), ("int2", 8192, 28672, 1024, 64), ("int2", 8192, 28672, 4096, 64),
+    ("binary", 8192, 28672, 1024, 64),
+]
+
+
+def child(tile: str) -> None:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch
+    from cuda_bench import bench_case, measure_copy_tbps
+    copy = measure_copy_tbps()
+    for kind, K, N, M, G in CASES:
+        if tile.startswith("64x") and M > 64 or not tile.startswith("64x") and M <= 64:
+            continue
+        r = bench_case(kind, K, N, M, G, "forward", copy, "wgmma")
+        r["tile"] = tile
+        print(json.dumps(r), flush=True)
+    torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--tiles", default="64x1,256x1,128x2,128x1")
+    ap.add_argument("--child", default=None)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    records = []
+    for tile in args.tiles.split(","):
+        env = dict(os.environ, BITMM_WG_TILE=tile)
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--out", args.out, "--child", tile],
+                             env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-3000:], flush=True)
+        for line in out.stdout.splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                records.append(r)
+                print(f"{tile:6s} {r['op']:7s} K={r['K']:5d} N={r['N']:5d} M={r['M']:4d} G={str(r['group_size']):4s} "
+                      f"{r['us']:8.1f} us  fp16 {r['fp16_us']:8.1f}  x{r['speedup']:.2f}", flush=True)
+    with open(args.out, "w") as f:
+        json.dump({"records": records}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,496 @@
+// Hopper (sm_90a) warpgroup tensor-core kernel for bitmm linear ops at large M
+// (prefill, training): y = x @ (v * s + u)^T + bias with the packed weights
+// unpacked in registers into the A operand of wgmma, x streamed into shared
+// memory as the B operand.  No dequantized weight is ever written to memory.
+//
+// Roles in one wgmma (m64nNk16, f32 accumulators), per warpgroup:
+//   A = 64 weight rows (outputs n) x 16 inputs k, from registers: each warp
+//       owns 16 rows, in mma.m16n8k16's A fragment layout (lane g = lane / 4,
+//       t = lane % 4: rows g and g + 8, inputs 2t, 2t + 1 and 2t + 8, 2t + 9);
+//   B = 16 inputs x N rows of x (N = BM), K-major in shared memory, 128-byte
+//       swizzled: the tensor cores read it through a matrix descriptor;
+//   D = y^T tile (64 outputs x BM rows of x), fp32 in registers.
+// The A registers come straight from the packed words: the 16 inputs of a
+// k-step are half a 32-weight block, and pair i of a block (weights 2i, 2i + 1:
+// bits i and 16 + i, bitmm_format.h's even/odd interleave) is exactly the
+// (2t, 2t + 1) pair an A register holds, with i = 8 * (k-step % 2) + t (and + 4
+// for the second register pair).  So x needs no permutation: it is copied as is.
+// Values unpacked: 2b (binary), 2t (ternary), q - 1 (int2), as in tc_linear.cuh
+// (shift + LOP3 per two weights, int2 one HSUB2 more); the factor 2 goes into
+// the scale.  Scaling, every mode: folded into each unpacked pair (v * s + u,
+// one HFMA2 per two weights, in fp32 for fp32 scales: how F.linear on the
+// dequantized weight rounds it too).  Per tensor / channel scales could go to
+// the epilogue instead, but then ptxas sinks the cheap unpacking between the
+// wgmma's and serializes them (warning C7513; measured in the SASS: one
+// HGMMA at a time, each behind a wait); the HFMA2 keeps the four wgmma's of a
+// stage back to back.  At large M this is a few instructions per 64 x BM x 16
+// wgmma: the loop is bound by the tensor cores.
+//
+// CTA: two warpgroups (256 threads) on 128 weight rows (64 each) and BM rows
+// of x, which both read from the same shared-memory x tile.  K runs in stages
+// of 64 inputs (one 128-byte swizzle row of x per activation row) through a
+// ring of kWgStages shared-memory slots filled by cp.async from all threads,
+// kWgStages - 2 stages ahead: the slot being refilled was read by the wgmma's
+// of two stages back, which every thread has waited for (wgmma.wait_group 1)
+// before the barrier that precedes the refill.  Epilogue: the tile goes
+// through shared memory to 16-byte row-contiguous stores.
+// Requirements (else the launcher returns cudaErrorNotSupported and the caller
+// uses another kernel): fp16 / bf16 x with K % 8 == 0 and a 16-byte aligned x
+// (every 16-byte piece of x is all inside or all past K), groups a multiple of
+// 32, no fused LoRA, a device of compute capability 9.0 and a build for sm_90a.
+#pragma once
+#include <cuda.h>  // CUtensorMap (the TMA descriptor of x)
+
+#include <string>
+
+#include "tc_linear.cuh"  // unpack_pair, fma_pair, splat, cp.async helpers, load_param
+
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define BITMM_WGMMA_DEVICE 1
+#endif
+#include "wgmma_ops.cuh"
+
+namespace bitmm {
+namespace cuda {
+
+constexpr int kWgThreads = 256;  // two warpgroups
+constexpr int kWgK = 64;         // inputs per stage: 128 bytes of x per row, one swizzle row
+
+// Shared memory of one CTA tile: BM rows of x by 128 * MW weight rows, and how deep the ring is.
+template <int BM, int MW> struct WgCfg {
+  static constexpr int kRows = 128 * MW;                     // weight rows per CTA (64 * MW per warpgroup)
+  static constexpr int kXBytes = BM * kWgK * 2;              // x tile, 128B-swizzled rows
+  static constexpr int kWBytes = kRows * 16;                 // packed weights (binary uses half)
+  static constexpr int kStageBytes = kXBytes + kWBytes;      // a multiple of 1024: swizzle atoms stay aligned
+  // Ring slots: as many as fit in 220 KiB, at most 12.  A stage is 256 (BM = 64) to 1024
+  // (BM = 256) tensor-core cycles, and the weight stream comes from DRAM (~1 us away under
+  // load): small tiles need many stages in flight to keep enough bytes on the way.
+  static constexpr int kStages = (220 * 1024 - 1024) / kStageBytes < 12 ? (220 * 1024 - 1024) / kStageBytes : 12;
+  static constexpr int kAhead = kStages - 2;                 // stages in flight ahead of the one computed
+  static constexpr int kOutStride = kRows + 8;               // epilogue tile row, in elements (bank spread)
+  static constexpr int kBarOffset = kStages * kStageBytes;   // one 8-byte mbarrier per slot (x's TMA copy)
+  static constexpr int kBytes = kBarOffset + 8 * kStages + 1024;  // + slack to align the base to 1024
+  static_assert(kStageBytes % 1024 == 0, "swizzle atoms must stay 1024-byte aligned");
+  static_assert(kStages >= 4, "ring too shallow");
+  static_assert(BM * kOutStride * 2 <= kStages * kStageBytes, "epilogue tile fits in the ring");
+  static_assert(kRows <= kWgThreads, "one weight copy per thread and stage");
+};
+
+__device__ __forceinline__ void cp_async_8(void* smem, const void* gmem, int src_bytes) {
+  const uint32_t sa = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(sa), "l"(gmem), "r"(src_bytes));
+}
+// mbarrier and TMA (cp.async.bulk.tensor) helpers; shared addresses are 32-bit.
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_init_fence() {  // make the initialized barriers visible to the TMA unit
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+#if defined(BITMM_WGMMA_DEVICE)
+  uint32_t done = 0;
+  while (!done)
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+#endif
+}
+// A box of the 2-D tensor map (inner coordinate c0, outer c1) into shared memory at dst,
+// completing `bar`'s transaction; out-of-bounds elements land as zeros.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* tmap, int c0, int c1, uint32_t bar) {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+               ::"r"(dst), "l"(reinterpret_cast<uint64_t>(tmap)), "r"(c0), "r"(c1), "r"(bar) : "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_fence() {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// Keeps the compiler from moving accumulator reads / writes across the asynchronous wgmma's.
+template <int NA> __device__ __forceinline__ void fence_acc(float (&acc)[NA]) {
+#pragma unroll
+  for (int i = 0; i < NA; ++i) asm volatile("" : "+f"(acc[i])::"memory");
+}
+
+// Descriptor of a K-major, 128-byte-swizzled B tile at shared address `addr` (1024-aligned):
+// start >> 4 (bits 0-13), leading byte offset 1 (unused for swizzled K-major), stride byte
+// offset 1024 >> 4 (8-row atoms are 1024 bytes apart, bits 32-45), swizzle mode 1 = 128B (62-63).
+__device__ __forceinline__ uint64_t wg_desc(uint32_t addr) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (uint64_t{1} << 16) | (uint64_t{1024 >> 4} << 32) |
+         (uint64_t{1} << 62);
+}
+
+// Pair i (0..15) of a block as two exact values: `e` is the block's E / O word
+// (two-plane kinds: E for even i, O for odd i, tc_linear.cuh) or its plane word (binary).
+template <int KIND, typename T> __device__ __forceinline__ uint32_t wg_unpack(uint32_t e, int i) {
+  if constexpr (KIND == 1) {  // 2b: bits i, 16 + i rotated onto 14, 30 (i = 15 rotates right by one)
+    return __funnelshift_l(e, e, (14 - i) & 31) & 0x40004000u;
+  } else {
+    return unpack_pair<KIND, T>(e, 14 - (i & ~1));
+  }
+}
+
+// A group-wise s or u element as raw bits (fp32, or fp16 / bf16 in the low half): loaded a
+// stage ahead, converted when used, so the load's latency hides behind a stage of wgmma's.
+template <bool S32> __device__ __forceinline__ uint32_t load_raw(const void* p, int64_t i) {
+  if constexpr (S32) return __ldg(static_cast<const uint32_t*>(p) + i);
+  else return __ldg(static_cast<const unsigned short*>(p) + i);
+}
+template <typename T, bool S32> __device__ __forceinline__ float raw_to_float(uint32_t r) {
+  if constexpr (S32) return __uint_as_float(r);
+  else if constexpr (std::is_same_v<T, __half>) return __half2float(__ushort_as_half(static_cast<unsigned short>(r)));
+  else return __uint_as_float(r << 16);  // bf16: the high half of an fp32
+}
+
+template <typename T,   // activation / output dtype: __half or __nv_bfloat16
+          int KIND,     // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
+          int GM,       // scale mode: 0 per tensor / channel (loaded once); group-wise, prefetched a
+                        // stage ahead: 1 groups of a multiple of 64 (one per stage), 2 other multiples of 32
+          bool S32,     // s, u and bias in fp32 (folded in fp32, rounded once), else in x's dtype (HFMA2)
+          int BM,       // rows of x per CTA: the wgmma's N (64, 128 or 256)
+          int MW>       // 64-row weight tiles per warpgroup (1 or 2): the CTA covers 128 * MW weight rows
+__global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearParams p,
+                                                                  const __grid_constant__ CUtensorMap x_map) {
+#if defined(BITMM_WGMMA_DEVICE)
+  using S = WgCfg<BM, MW>;
+  constexpr bool TWO = KIND != 1;
+  constexpr int NA = BM / 2;                 // accumulators per thread and weight tile (64 x BM over 128 threads)
+  constexpr int R = 2 * MW;                  // weight rows per thread (two per 64-row tile)
+  extern __shared__ uint8_t wg_smem_raw[];
+  uint8_t* const smem = wg_smem_raw + ((1024 - (static_cast<uint32_t>(__cvta_generic_to_shared(wg_smem_raw)) & 1023)) & 1023);
+  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+  const int g = lane >> 2, tig = lane & 3;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * S::kRows, m0 = static_cast<int64_t>(blockIdx.y) * BM;
+  const int KT = static_cast<int>((p.K + kWgK - 1) / kWgK);
+  const bool s_f32 = S32, s_f16 = !S32 && std::is_same_v<T, __half>;  // for load_param
+  const bool fold_f32 = p.s_dtype == DType::kFloat;                    // == S32 (see the unpacking)
+  // Values in the mma are 2b / 2t (binary, ternary) or q - 1 (int2).
+  const float vscale = KIND == 3 ? 1.f : 0.5f;
+
+  // x goes through the TMA unit (x_map: a 64-input x BM-row box, 128-byte swizzled as the wgmma
+  // descriptor reads it, zeros past M and K), issued by thread 0, completing the slot's mbarrier:
+  // the copy is in the async proxy, where the wgmma's read, so no proxy fence per stage.  The
+  // packed weights (read by the threads, generic proxy) come by cp.async, one 16-byte (binary:
+  // 8-byte) piece per row and stage; rows past N repeat row N - 1 (valid memory; never stored).
+  const uint32_t smem_base = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const uint32_t bar0 = smem_base + S::kBarOffset;
+  if (tid == 0) {
+    for (int i = 0; i < S::kStages; ++i) mbar_init(bar0 + 8 * i, 1);
+    mbar_init_fence();
+  }
+  __syncthreads();
+  const uint32_t* const wsrc = p.w + imin64(n0 + (tid < S::kRows ? tid : 0), p.N - 1) * p.wpr;
+
+  auto issue = [&](int kt) {  // stage kt into slot kt % kStages; always commits one cp.async group
+    if (kt < KT) {
+      const int slot = kt % S::kStages;
+      if (tid == 0) {
+        mbar_expect_tx(bar0 + 8 * slot, S::kXBytes);
+        tma_load_2d(smem_base + slot * S::kStageBytes, &x_map, kt * kWgK, static_cast<int>(m0), bar0 + 8 * slot);
+      }
+      uint8_t* const ws = smem + slot * S::kStageBytes + S::kXBytes;
+      if (tid < S::kRows) {
+        if constexpr (TWO) cp_async_16(ws + tid * 16, wsrc + kt * 4, 16);
+        else cp_async_8(ws + tid * 8, wsrc + kt * 2, 8);
+      }
+    }
+    cp_async_commit();
+  };
+
+  // This thread's weight rows (local to the CTA; tile t of its warpgroup) and global indices.
+  int r_loc[R];
+  int64_t n_row[R];
+#pragma unroll
+  for (int h = 0; h < R; ++h) {
+    r_loc[h] = 64 * (wg * MW + h / 2) + 16 * warp + g + 8 * (h & 1);
+    n_row[h] = imin64(n0 + r_loc[h], p.N - 1);
+  }
+
+  // s and u of this thread's rows for the two 32-input blocks of a stage, folded into the
+  // unpacked values: v * s + u (s halved for binary / ternary, whose values are 2b / 2t).
+  uint32_t s2[R][2], u2[R][2];  // [row][block], in x's dtype
+  float sf[R][2], uf[R][2];     // fp32 copies (fp32 scales fold in fp32)
+  auto set_scales = [&](int h, int b, float s, float u) {
+    sf[h][b] = s * vscale;
+    uf[h][b] = u;
+    s2[h][b] = splat<T>(sf[h][b]);
+    u2[h][b] = splat<T>(uf[h][b]);
+  };
+  // Group-wise: raw s / u of the next stage's two blocks (GM 1: one group for both), and the
+  // group of the next block (GM 2) or stage (GM 1) to fetch; past K the last group repeats.
+  constexpr int NB = GM == 1 ? 1 : 2;  // distinct groups per stage
+  uint32_t s_raw[R][NB], u_raw[R][NB];
+  const int units_per_group = static_cast<int>(p.group_size / (GM == 1 ? kWgK : BLOCK_K));
+  const int last_group = static_cast<int>((p.K + p.group_size - 1) / p.group_size) - 1;
+  int fetch_group = 0, fetch_rem = 0;
+  auto prefetch_scales = [&]() {
+#pragma unroll
+    for (int b = 0; b < NB; ++b) {
+      const int64_t gi = fetch_group < last_group ? fetch_group : last_group;
+#pragma unroll
+      for (int h = 0; h < R; ++h) {
+        s_raw[h][b] = load_raw<S32>(p.scale, n_row[h] * p.s_sn + gi * p.s_sg);
+        u_raw[h][b] = p.offset ? load_raw<S32>(p.offset, n_row[h] * p.u_sn + gi * p.u_sg) : 0u;
+      }
+      if (++fetch_rem == units_per_group) { fetch_rem = 0; ++fetch_group; }
+    }
+  };
+  if constexpr (GM != 0) {
+    prefetch_scales();
+  } else {
+#pragma unroll
+    for (int h = 0; h < R; ++h) {
+      const float s = load_param(p.scale, n_row[h] * p.s_sn, s_f32, s_f16);
+      const float u = p.offset ? load_param(p.offset, n_row[h] * p.u_sn, s_f32, s_f16) : 0.f;
+      set_scales(h, 0, s, u);
+      set_scales(h, 1, s, u);
+    }
+  }
+
+  float acc[MW][NA];
+#pragma unroll
+  for (int t = 0; t < MW; ++t)
+#pragma unroll
+    for (int i = 0; i < NA; ++i) acc[t][i] = 0.f;
+  uint32_t afrag[2][MW][4][4];  // [buffer][tile][k-step][register]: stage kt fills buffer kt % 2
+
+#pragma unroll
+  for (int j = 0; j < S::kAhead; ++j) issue(j);
+
+  // One stage: wait for its copies, refill the slot of two stages back, unpack, issue the wgmma's.
+  auto stage = [&](int kt, auto buf_tag) {
+    constexpr int B = decltype(buf_tag)::value;
+    cp_async_wait<S::kAhead - 1>();  // this thread's weight copies of stage kt landed
+    mbar_wait(bar0 + 8 * (kt % S::kStages), (kt / S::kStages) & 1);  // and the x tile
+    __syncthreads();                 // everyone's weights; and every wgmma of stage kt - 2 has retired
+    issue(kt + S::kAhead);
+    const uint8_t* const st = smem + (kt % S::kStages) * S::kStageBytes;
+    if constexpr (GM != 0) {  // this stage's groups (fetched during the previous stage)
+#pragma unroll
+      for (int h = 0; h < R; ++h)
+#pragma unroll
+        for (int b = 0; b < 2; ++b)
+          set_scales(h, b, raw_to_float<T, S32>(s_raw[h][GM == 1 ? 0 : b]), raw_to_float<T, S32>(u_raw[h][GM == 1 ? 0 : b]));
+    }
+    // Packed words of the rows: per block b (32 inputs) the E / O word this lane's pairs use
+    // (t odd: O), or the binary plane word.
+    uint32_t word[R][2];  // [row h][block b]
+#pragma unroll
+    for (int h = 0; h < R; ++h) {
+      if constexpr (TWO) {
+        const uint4 v = *reinterpret_cast<const uint4*>(st + S::kXBytes + r_loc[h] * 16);
+        const uint32_t lo[2] = {v.x, v.z}, hi[2] = {v.y, v.w};
+#pragma unroll
+        for (int b = 0; b < 2; ++b)
+          word[h][b] = (tig & 1) ? (((lo[b] >> 1) & 0x55555555u) | (hi[b] & 0xAAAAAAAAu))
+                                 : ((lo[b] & 0x55555555u) | ((hi[b] << 1) & 0xAAAAAAAAu));
+      } else {
+        const uint2 v = *reinterpret_cast<const uint2*>(st + S::kXBytes + r_loc[h] * 8);
+        word[h][0] = v.x;
+        word[h][1] = v.y;
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < MW; ++t)
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        const int b = ks >> 1, i0 = 8 * (ks & 1) + tig, h0 = 2 * t, h1 = 2 * t + 1;
+        uint32_t (&a)[4] = afrag[B][t][ks];
+        a[0] = wg_unpack<KIND, T>(word[h0][b], i0);      // row g,     inputs 2t, 2t + 1
+        a[1] = wg_unpack<KIND, T>(word[h1][b], i0);      // row g + 8
+        a[2] = wg_unpack<KIND, T>(word[h0][b], i0 + 4);  // row g,     inputs 2t + 8, 2t + 9
+        a[3] = wg_unpack<KIND, T>(word[h1][b], i0 + 4);  // row g + 8
+        // fp32 scales: fold in fp32, round once.  A runtime test although S32 says the same: the
+        // two paths keep the unpacking in basic blocks of their own, which ptxas does not sink
+        // past wgmma.fence; as one block it does, and serializes the wgmma's (C7513; measured in
+        // the SASS: a wait after every HGMMA).
+        if (fold_f32) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[2 * t + (e & 1)][b], uf[2 * t + (e & 1)][b]);
+        } else {      // scales in x's dtype: one HFMA2 per two weights
+#pragma unroll
+          for (int e = 0; e < 4; ++e) a[e] = fma_pair<T>(a[e], s2[2 * t + (e & 1)][b], u2[2 * t + (e & 1)][b]);
+        }
+      }
+    if constexpr (GM != 0) prefetch_scales();  // the next stage's, in flight during this one's wgmma's
+    uint64_t desc[4];  // +32 bytes per k-step inside the swizzled rows
+    // All A registers and descriptors defined before the fence: an unpack or address add sunk
+    // between the wgmma's makes ptxas serialize them (its warning C7513).
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      desc[ks] = wg_desc(static_cast<uint32_t>(__cvta_generic_to_shared(st)) + 32 * ks);
+      asm volatile("" : "+l"(desc[ks])::"memory");
+#pragma unroll
+      for (int t = 0; t < MW; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(afrag[B][t][ks][e])::"memory");
+    }
+#pragma unroll
+    for (int t = 0; t < MW; ++t) fence_acc(acc[t]);
+    wgmma_fence();
+#pragma unroll
+    for (int t = 0; t < MW; ++t)
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) WgmmaRS<BM, T>::mma(acc[t], afrag[B][t][ks], desc[ks]);
+    wgmma_commit();
+    wgmma_wait<1>();  // the previous stage's wgmma's have retired: its A buffer and slot are free
+  };
+  for (int kt = 0; kt < KT; kt += 2) {
+    stage(kt, std::integral_constant<int, 0>{});
+    if (kt + 1 < KT) stage(kt + 1, std::integral_constant<int, 1>{});
+  }
+  wgmma_wait<0>();
+#pragma unroll
+  for (int t = 0; t < MW; ++t) fence_acc(acc[t]);
+  cp_async_wait<0>();
+  __syncthreads();  // the ring is free: reuse it for the output tile
+
+  // Epilogue: bias, to x's dtype, into shared memory as [m][n], then row-contiguous stores.
+  T* const out = reinterpret_cast<T*>(smem);
+#pragma unroll
+  for (int t = 0; t < MW; ++t) {
+    float bs[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) bs[h] = p.bias ? load_param(p.bias, n_row[2 * t + h], s_f32, s_f16) : 0.f;
+#pragma unroll
+    for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e >> 1, ml = 8 * i + 2 * tig + (e & 1);
+        out[ml * S::kOutStride + r_loc[2 * t + h]] = from_float<T>(acc[t][4 * i + e] + bs[h]);
+      }
+  }
+  __syncthreads();
+  const int rows = static_cast<int>(imin64(BM, p.M - m0)), cols = static_cast<int>(imin64(S::kRows, p.N - n0));
+  T* const y = static_cast<T*>(p.y);
+  if (p.N % 8 == 0) {  // 16-byte stores: y's rows are 16-byte aligned (y from at::empty)
+    for (int c = tid; c < rows * (S::kRows / 8); c += kWgThreads) {
+      const int ml = c / (S::kRows / 8), q = c % (S::kRows / 8);
+      if (8 * q < cols)
+        *reinterpret_cast<uint4*>(y + (m0 + ml) * p.N + n0 + 8 * q) =
+            *reinterpret_cast<const uint4*>(out + ml * S::kOutStride + 8 * q);
+    }
+  } else {
+    for (int c = tid; c < rows * S::kRows; c += kWgThreads) {
+      const int ml = c / S::kRows, nl = c % S::kRows;
+      if (nl < cols) y[(m0 + ml) * p.N + n0 + nl] = out[ml * S::kOutStride + nl];
+    }
+  }
+#endif  // BITMM_WGMMA_DEVICE
+}
+
+// cuTensorMapEncodeTiled, a driver API function, through the runtime's entry-point query (no
+// link against libcuda).  Null where the driver does not provide it (then: not supported).
+using WgEncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+inline WgEncodeTiled wg_encode_tiled() {
+  static const WgEncodeTiled fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      return static_cast<WgEncodeTiled>(nullptr);
+    return reinterpret_cast<WgEncodeTiled>(f);
+  }();
+  return fn;
+}
+
+template <typename T, int KIND, int GM, bool S32, int BM, int MW>
+cudaError_t launch_wg_cfg(const LinearParams& p, int dev, cudaStream_t stream) {
+  using S = WgCfg<BM, MW>;
+  const int64_t m_tiles = (p.M + BM - 1) / BM, n_tiles = (p.N + S::kRows - 1) / S::kRows;
+  if (m_tiles > 65535 || n_tiles > 0x7fffffff || p.M > 0x7fffffff || p.K > 0x7fffffff) return cudaErrorNotSupported;
+  // x (M, K) row-major as a 2-D tensor map: boxes of 64 inputs (128 bytes, the swizzle span) x BM
+  // rows, 128-byte swizzle (chunk c of row r at r * 128 + ((c ^ (r % 8)) << 4): what wg_desc
+  // describes), zeros outside.  The row pitch (2K bytes) must be a multiple of 16: K % 8 == 0.
+  const WgEncodeTiled encode = wg_encode_tiled();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  CUtensorMap x_map;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.K), static_cast<cuuint64_t>(p.M)};
+  const cuuint64_t pitch[1] = {static_cast<cuuint64_t>(p.K) * sizeof(T)};
+  const cuuint32_t box[2] = {kWgK, BM}, elem_strides[2] = {1, 1};
+  const CUtensorMapDataType dt = std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  if (encode(&x_map, dt, 2, const_cast<void*>(p.x), dims, pitch, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+    return cudaErrorNotSupported;
+  auto kernel = wg_linear_kernel<T, KIND, GM, S32, BM, MW>;
+  static std::once_flag raised[kMaxTcDevices];  // one per instantiation and device
+  cudaError_t err = cudaSuccess;
+  std::call_once(raised[dev], [&] { err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kBytes); });
+  if (err != cudaSuccess) return err;
+  kernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles)), kWgThreads, S::kBytes, stream>>>(p, x_map);
+  return cudaGetLastError();
+}
+
+// CTA tile (bench/NOTES.md, wg2-wg3): rows of x per CTA, the largest tile M fills (larger tiles
+// re-read the weights and restage x less often).  Only MW = 1 is instantiated: 256 weight rows x
+// 128 rows of x (MW = 2) measured 1.2-1.9x slower than 128 x 256 at every M >= 256 (wg2, wg3).
+// BITMM_WG_TILE=64x1|128x1|256x1 (BM x MW) forces one (probes, tests).
+inline int wg_forced_tile() {
+  static const int forced = [] {
+    const char* v = std::getenv("BITMM_WG_TILE");
+    if (v == nullptr) return 0;
+    const std::string s(v);
+    if (s == "64x1") return 64;
+    if (s == "128x1") return 128;
+    if (s == "256x1") return 256;
+    return 0;
+  }();
+  return forced;
+}
+
+template <typename T, int KIND, int GM, bool S32>
+cudaError_t launch_wg_tile(const LinearParams& p, int dev, cudaStream_t stream) {
+  int bm = wg_forced_tile();
+  if (bm == 0) bm = p.M <= 64 ? 64 : p.M <= 128 ? 128 : 256;
+  switch (bm) {
+    case 64: return launch_wg_cfg<T, KIND, GM, S32, 64, 1>(p, dev, stream);
+    case 128: return launch_wg_cfg<T, KIND, GM, S32, 128, 1>(p, dev, stream);
+    default: return launch_wg_cfg<T, KIND, GM, S32, 256, 1>(p, dev, stream);
+  }
+}
+
+template <typename T, int KIND>
+cudaError_t launch_wg_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
+  (void)num_sms;
+  if (p.lora_xa != nullptr || p.K % 8 != 0 || reinterpret_cast<uintptr_t>(p.x) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(p.y) % 16 != 0 || p.group_size % BLOCK_K != 0)
+    return cudaErrorNotSupported;
+  const int gm = p.group_size >= padded_k(p.K) ? 0 : p.group_size % kWgK == 0 ? 1 : 2;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev >= kMaxTcDevices) return cudaErrorInvalidDevice;
+  const bool s32 = p.s_dtype == DType::kFloat;
+  if (!s32 && p.s_dtype != p.x_dtype) return cudaErrorNotSupported;  // (the ops' checks rule it out)
+  return BITMM_BOOL_SWITCH(s32, S32, [&] {
+    switch (gm) {
+      case 0: return launch_wg_tile<T, KIND, 0, S32>(p, dev, stream);
+      case 1: return launch_wg_tile<T, KIND, 1, S32>(p, dev, stream);
+      default: return launch_wg_tile<T, KIND, 2, S32>(p, dev, stream);
+    }
+  });
+}
+
+}  // namespace cuda
+}  // namespace bitmm

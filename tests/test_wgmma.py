@@ -1,0 +1,178 @@
+"""The Hopper warpgroup (wgmma) tensor-core kernel, csrc/cuda/wg_linear.cuh.
+
+It runs where the build has sm_90a machine code (TORCH_CUDA_ARCH_LIST holds 9.0a) and the device
+has compute capability 9.0; everywhere else the "wgmma" backend falls back to the tensor-core
+(mma.sync) kernel, and these tests check that fallback instead.  `test_wgmma_kernel_runs` fails on
+an H100 / H200 when the wgmma kernel silently does not launch.  Shapes: every tile width (rows of
+x per CTA 64 / 128 / 256 and their edges), K with a partial 64-input stage (200, 832) and with
+stages past the packed row's 128-alignment, N not a multiple of 8 (scalar stores) or of 128.
+"""
+import pytest
+import torch
+
+import bitmm
+from conftest import DEVICES
+from helpers import KINDS, PACKERS, assert_close_to_reference, make_problem, poison_cuda_allocator, random_values
+
+cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
+
+WG_M = [1, 17, 64, 65, 129, 300]
+WG_KN = [(128, 8), (200, 45), (832, 37), (4096, 264)]
+MODES = [("tensor", None), ("channel", None), ("group", 32), ("group", 64), ("group", 128)]
+
+
+def wgmma_active() -> bool:
+    try:
+        from bitmm._build_info import BUILD_INFO
+    except ImportError:
+        return False
+    return bool(BUILD_INFO.get("wgmma")) and torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+
+def kernel_names(fn) -> list[str]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+
+
+@cuda_only
+@pytest.mark.parametrize("M", WG_M)
+@pytest.mark.parametrize("K,N", WG_KN)
+@pytest.mark.parametrize("mode,G", MODES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_matches_reference(kind, dtype, mode, G, K, N, M):
+    if mode == "group" and K % G:
+        pytest.skip("group size must divide K")
+    x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("wgmma"):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_kernel_runs(kind):
+    if not wgmma_active():
+        pytest.skip("no sm_90a build or not a compute-capability 9.0 device")
+    x, packed, s, u, b = make_problem(kind, 200, 1024, 300, "group", 64, dtype=torch.float16, device="cuda")
+    with bitmm.use_backend("wgmma"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+    assert any("wg_linear_kernel" in n for n in names), names
+    # K % 8 != 0: the kernel declines, the tensor-core kernel runs, the result is still right.
+    x2, packed2, s2, u2, b2 = make_problem(kind, 200, 300, 30, "channel", dtype=torch.float16, device="cuda")
+    with bitmm.use_backend("wgmma"):
+        names = kernel_names(lambda: bitmm.linear(kind, x2, packed2, s2, u2, b2))
+        assert not any("wg_linear_kernel" in n for n in names), names
+        assert_close_to_reference(kind, bitmm.linear(kind, x2, packed2, s2, u2, b2), x2, packed2, s2, u2, b2)
+    # auto (linear_cuda.cpp, use_wgmma): the wgmma kernel from M = 65 (kWgmmaMinM); with group-wise
+    # scales below M = 2048 (kWgmmaGroupedMaxM), then dense.
+    for M, mode, G, want in ((64, "channel", None, False), (65, "channel", None, True), (4096, "tensor", None, True),
+                             (65, "group", 64, True), (2047, "group", 64, True), (2048, "group", 64, False)):
+        x3, packed3, s3, u3, b3 = make_problem(kind, M, 1024, 300, mode, G, dtype=torch.bfloat16, device="cuda")
+        names = kernel_names(lambda: bitmm.linear(kind, x3, packed3, s3, u3, b3))
+        assert any("wg_linear_kernel" in n for n in names) == want, (M, mode, names)
+
+
+@cuda_only
+@pytest.mark.parametrize("sdtype", ["x", torch.float32])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_scale_dtypes_and_optional_terms(kind, dtype, sdtype):
+    sd = dtype if sdtype == "x" else sdtype
+    for mode, G in MODES:
+        x, packed, s, u, b = make_problem(kind, 150, 640, 45, mode, G, dtype=dtype, device="cuda")
+        s, u, b = s.to(sd), u.to(sd), b.to(sd)
+        with bitmm.use_backend("wgmma"):
+            for uu, bb in ((u, b), (None, None), (u, None), (None, b)):
+                if kind != "ternary" and uu is None and mode == "group":
+                    continue
+                assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, uu, bb), x, packed, s, uu, bb)
+
+
+@cuda_only
+@pytest.mark.parametrize("M", [1, 64, 100, 256, 257])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_exact_on_integers(kind, dtype, M):
+    # Small integer activations and unit scales: every product and partial sum is exact, so the
+    # unpacked values, the A fragment's K order and the swizzled x tile must all be exact.
+    K, N = 1984, 131  # 31 groups of 64; N not a multiple of 8
+    v = random_values(kind, N, K, "cuda")
+    packed = PACKERS[kind](v)
+    x = torch.randint(-3, 4, (M, K), device="cuda").to(dtype)
+    w = {"ternary": v.float(), "binary": v.float(), "int2": v.float() - 1}[kind]
+    want = x.double() @ w.double().T
+    for s in (torch.tensor(1.0, device="cuda"), torch.ones(N, K // 64, device="cuda", dtype=dtype),
+              torch.ones(N, device="cuda")):
+        with bitmm.use_backend("wgmma"):
+            y = bitmm.linear(kind, x, packed, s)
+        assert torch.equal(y.double(), want.to(dtype).double()), (y.double() - want).abs().max()
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_3d_noncontiguous_misaligned_and_graph(kind):
+    x, packed, s, u, b = make_problem(kind, 70, 512, 136, "group", 32, dtype=torch.float16, device="cuda", lead=(2,))
+    with bitmm.use_backend("wgmma"):
+        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+        xt = torch.randn(512, 90, device="cuda", dtype=torch.float16).T
+        assert_close_to_reference(kind, bitmm.linear(kind, xt, packed, s, u, b), xt, packed, s, u, b)
+        xo = torch.randn(90 * 512 + 1, device="cuda", dtype=torch.float16)[1:].view(90, 512)  # 2-byte aligned
+        assert_close_to_reference(kind, bitmm.linear(kind, xo, packed, s, u, b), xo, packed, s, u, b)
+        y0 = bitmm.linear(kind, x, packed, s, u, b)
+        for _ in range(3):
+            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y0)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            yg = bitmm.linear(kind, x, packed, s, u, b)
+        g.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(yg, y0)
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_many_ctas_and_rows(kind):
+    # Thousands of CTAs in both grid dimensions, N past 2^14 rows, M past the 256-row tile.
+    x, packed, s, u, b = make_problem(kind, 1100, 256, 20011, "group", 64, dtype=torch.bfloat16, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("wgmma"):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@cuda_only
+@pytest.mark.parametrize("tile", ["64x1", "128x1", "256x1"])
+def test_wgmma_forced_tiles(tile):
+    # Every CTA tile (BITMM_WG_TILE = rows of x x 128-row weight tiles, read once per process, so in
+    # a child process) at M it does not get by default: M past one tile, N past one and partial,
+    # K with a partial stage; all kinds, fp16 / bf16, every scale mode the kernel templates on
+    # (per tensor; groups of a multiple of 64; other multiples of 32), x-dtype and fp32 scales.
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import torch, bitmm\n"
+        "from helpers import make_problem, assert_close_to_reference\n"
+        "torch.manual_seed(0)\n"
+        "for kind in ('binary', 'ternary', 'int2'):\n"
+        "    for dtype in (torch.float16, torch.bfloat16):\n"
+        "        for mode, G, f32 in (('tensor', None, False), ('group', 32, True), ('group', 64, False), ('group', 128, True)):\n"
+        "            for M, K, N in ((1, 832, 37), (70, 224, 300), (300, 4096, 520), (513, 384, 264)):\n"
+        "                if G and K % G:\n"
+        "                    continue\n"
+        "                x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device='cuda')\n"
+        "                if f32:\n"
+        "                    s, u, b = s.float(), u.float(), b.float()\n"
+        "                with bitmm.use_backend('wgmma'):\n"
+        "                    y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "                assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "print('ok')\n")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, BITMM_WG_TILE=tile,
+               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
