@@ -32,7 +32,7 @@ def plot(data, path):
     shapes = sorted({(r["K"], r["N"]) for r in recs})
     fig, axes = plt.subplots(1, len(shapes), figsize=(4.2 * len(shapes), 4), sharey=True)
     colors = {"ternary": "C0", "int2": "C1", "binary": "C2"}
-    styles = {"addsub": ":", "tensorcore": "--", "dense": "-."}
+    styles = {"addsub": ":", "tensorcore": "--", "dense": "-.", "wgmma": (0, (1, 3))}
     best = best_by_case(recs)
     for ax, (K, N) in zip(axes, shapes):
         by = defaultdict(list)
@@ -41,7 +41,7 @@ def plot(data, path):
                 by[(r["op"], r["group_size"], r["backend"])].append(r)
         for (op, G, be), rs in sorted(by.items(), key=lambda t: str(t[0])):
             rs.sort(key=lambda r: r["M"])
-            ax.plot([r["M"] for r in rs], [r["speedup"] for r in rs], styles.get(be, "-"), color=colors[op],
+            ax.plot([r["M"] for r in rs], [r["speedup"] for r in rs], linestyle=styles.get(be, "-"), color=colors[op],
                     lw=0.8, alpha=0.6)
         for op, G in sorted({(r["op"], r["group_size"]) for r in recs}, key=str):
             pts = sorted((M, b["speedup"]) for (o, g, k, n, M), b in best.items() if (o, g, k, n) == (op, G, K, N))
@@ -53,7 +53,7 @@ def plot(data, path):
         ax.set_title(f"K={K} N={N}")
         ax.set_xlabel("M (rows of x)")
     axes[0].set_ylabel("speedup vs fp16 F.linear")
-    axes[0].legend(fontsize=8, title="best backend (solid)\n: addsub  -- tensor core  -. dense", title_fontsize=7)
+    axes[0].legend(fontsize=8, title="best backend (solid)\n: addsub  -- tensor core  -. dense  .. wgmma", title_fontsize=7)
     fig.suptitle(f"bitmm on {data['device']}, torch {data['torch']}, commit {data['commit']}, {data['date']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,9 +1,11 @@
-"""Probe of the Hopper wgmma kernel's CTA tiles (BITMM_WG_TILE = BM x MW, wg_linear.cuh):
-each tile in its own process (the launcher reads the variable once), the same method as
+"""Probe of the Hopper wgmma kernel's configurations (wg_linear.cuh): CTA tile BITMM_WG_TILE =
+BM x MW ("auto": the launcher's rule), optionally ":ENV=VALUE" for another variable a probe build
+reads (wg6 had BITMM_WG_SYNC=cta|wg); each in its own process (the launcher reads the variables
+once), the same method as
 cuda_bench.py (CUDA-graph replays, weights rotated past L2, median, fp16 F.linear in the same
 process).  Prints one line per case and writes a JSON of the records.
 
-    python bench/wg_probe.py --out $OUT/wg_probe.json [--tiles 256x1,128x2,128x1]
+    python bench/wg_probe.py --out $OUT/wg_probe.json [--tiles auto,64x1,256x1]
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ CASES = [  # (kind, K, N, M, group size)
     ("ternary", 8192, 28672, 16, None), ("ternary", 8192, 28672, 64, None),
     ("ternary", 8192, 28672, 256, None), ("ternary", 8192, 28672, 1024, None), ("ternary", 8192, 28672, 4096, None),
     ("ternary", 8192, 8192, 4096, None), ("ternary", 28672, 8192, 1024, None), ("ternary", 4096, 4096, 1024, None),
+    ("ternary", 8192, 8192, 256, None), ("ternary", 28672, 8192, 256, None), ("ternary", 4096, 4096, 256, None),
     ("int2", 8192, 28672, 64, 64), ("int2", 8192, 28672, 1024, 64), ("int2", 8192, 28672, 4096, 64),
     ("binary", 8192, 28672, 1024, 64),
 ]
@@ -28,7 +31,7 @@ def child(tile: str) -> None:
     from cuda_bench import bench_case, measure_copy_tbps
     copy = measure_copy_tbps()
     for kind, K, N, M, G in CASES:
-        if tile.startswith("64x") and M > 64 or not tile.startswith("64x") and M <= 64:
+        if tile.startswith("64x") and M > 64 or tile[0].isdigit() and not tile.startswith("64x") and M <= 64:
             continue
         r = bench_case(kind, K, N, M, G, "forward", copy, "wgmma")
         r["tile"] = tile
@@ -39,7 +42,7 @@ def child(tile: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    ap.add_argument("--tiles", default="64x1,256x1,128x2,128x1")
+    ap.add_argument("--tiles", default="auto,64x1,128x1,256x1")
     ap.add_argument("--child", default=None)
     args = ap.parse_args()
     if args.child:
@@ -47,7 +50,13 @@ def main() -> None:
         return
     records = []
     for tile in args.tiles.split(","):
-        env = dict(os.environ, BITMM_WG_TILE=tile)
+        t, _, extra = tile.partition(":")
+        env = dict(os.environ)
+        if extra:
+            k, _, v = extra.partition("=")
+            env[k] = v
+        if t != "auto":
+            env["BITMM_WG_TILE"] = t
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--out", args.out, "--child", tile],
                              env=env, capture_output=True, text=True)
         if out.returncode != 0:
@@ -56,7 +65,7 @@ def main() -> None:
             if line.startswith("{"):
                 r = json.loads(line)
                 records.append(r)
-                print(f"{tile:6s} {r['op']:7s} K={r['K']:5d} N={r['N']:5d} M={r['M']:4d} G={str(r['group_size']):4s} "
+                print(f"{tile:9s} {r['op']:7s} K={r['K']:5d} N={r['N']:5d} M={r['M']:4d} G={str(r['group_size']):4s} "
                       f"{r['us']:8.1f} us  fp16 {r['fp16_us']:8.1f}  x{r['speedup']:.2f}", flush=True)
     with open(args.out, "w") as f:
         json.dump({"records": records}, f, indent=1)

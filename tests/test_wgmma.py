@@ -148,9 +148,9 @@ def test_wgmma_many_ctas_and_rows(kind):
 @pytest.mark.parametrize("tile", ["64x1", "128x1", "256x1"])
 def test_wgmma_forced_tiles(tile):
     # Every CTA tile (BITMM_WG_TILE = rows of x x 128-row weight tiles, read once per process, so in
-    # a child process) at M it does not get by default: M past one tile, N past one and partial,
-    # K with a partial stage; all kinds, fp16 / bf16, every scale mode the kernel templates on
-    # (per tensor; groups of a multiple of 64; other multiples of 32), x-dtype and fp32 scales.
+    # a child process) at M it does not get by default: M past one tile, N past one and partial, K with a partial stage; all
+    # kinds, fp16 / bf16, every scale mode the kernel templates on (per tensor; groups of a multiple
+    # of 64; other multiples of 32), x-dtype and fp32 scales.
     import os
     import subprocess
     import sys

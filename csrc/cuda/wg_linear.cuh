@@ -283,7 +283,10 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
     constexpr int B = decltype(buf_tag)::value;
     cp_async_wait<S::kAhead - 1>();  // this thread's weight copies of stage kt landed
     mbar_wait(bar0 + 8 * (kt % S::kStages), (kt / S::kStages) & 1);  // and the x tile
-    __syncthreads();                 // everyone's weights; and every wgmma of stage kt - 2 has retired
+    // Everyone's weights landed, and every wgmma of stage kt - 2 has retired (its slot is refilled
+    // next).  Per-warpgroup barriers plus an "empty" mbarrier per slot instead measured 3-13%
+    // slower (wg6 in bench/NOTES.md).
+    __syncthreads();
     issue(kt + S::kAhead);
     const uint8_t* const st = smem + (kt % S::kStages) * S::kStageBytes;
     if constexpr (GM != 0) {  // this stage's groups (fetched during the previous stage)
@@ -461,10 +464,20 @@ inline int wg_forced_tile() {
   return forced;
 }
 
+// Rows of x per CTA: the largest tile M fills that still gives at least 3/4 of a CTA per SM
+// (one CTA per SM fits): 128-row weight tiles are few on small N (4096 x 4096 has 32, 8192 x 8192
+// 64), where BM = 256 at M = 256 left most SMs idle (wg4: 8192 x 8192 M = 256 on 64 CTAs, 0.55x).
+inline int wg_tile_rows(const LinearParams& p, int num_sms) {
+  const int64_t n_tiles = (p.N + 127) / 128;
+  for (int bm : {256, 128})
+    if (p.M > bm / 2 && 4 * n_tiles * ((p.M + bm - 1) / bm) >= 3 * static_cast<int64_t>(num_sms)) return bm;
+  return 64;
+}
+
 template <typename T, int KIND, int GM, bool S32>
-cudaError_t launch_wg_tile(const LinearParams& p, int dev, cudaStream_t stream) {
+cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStream_t stream) {
   int bm = wg_forced_tile();
-  if (bm == 0) bm = p.M <= 64 ? 64 : p.M <= 128 ? 128 : 256;
+  if (bm == 0) bm = wg_tile_rows(p, num_sms);
   switch (bm) {
     case 64: return launch_wg_cfg<T, KIND, GM, S32, 64, 1>(p, dev, stream);
     case 128: return launch_wg_cfg<T, KIND, GM, S32, 128, 1>(p, dev, stream);
@@ -474,7 +487,6 @@ cudaError_t launch_wg_tile(const LinearParams& p, int dev, cudaStream_t stream) 
 
 template <typename T, int KIND>
 cudaError_t launch_wg_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
-  (void)num_sms;
   if (p.lora_xa != nullptr || p.K % 8 != 0 || reinterpret_cast<uintptr_t>(p.x) % 16 != 0 ||
       reinterpret_cast<uintptr_t>(p.y) % 16 != 0 || p.group_size % BLOCK_K != 0)
     return cudaErrorNotSupported;
@@ -485,9 +497,9 @@ cudaError_t launch_wg_for(const LinearParams& p, int num_sms, cudaStream_t strea
   if (!s32 && p.s_dtype != p.x_dtype) return cudaErrorNotSupported;  // (the ops' checks rule it out)
   return BITMM_BOOL_SWITCH(s32, S32, [&] {
     switch (gm) {
-      case 0: return launch_wg_tile<T, KIND, 0, S32>(p, dev, stream);
-      case 1: return launch_wg_tile<T, KIND, 1, S32>(p, dev, stream);
-      default: return launch_wg_tile<T, KIND, 2, S32>(p, dev, stream);
+      case 0: return launch_wg_tile<T, KIND, 0, S32>(p, num_sms, dev, stream);
+      case 1: return launch_wg_tile<T, KIND, 1, S32>(p, num_sms, dev, stream);
+      default: return launch_wg_tile<T, KIND, 2, S32>(p, num_sms, dev, stream);
     }
   });
 }

@@ -1,0 +1,31 @@
+"""Merge cuda_bench.py results files into one (for plot_results.py): records keyed by (op,
+direction, K, N, M, group_size, dtype, backend); a later file's record replaces an earlier one's.
+Each record keeps its own fp16_us (measured in its own run), so speedups stay within one run.
+
+    python bench/merge_results.py OUT.json A.json B.json ...
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> None:
+    out, *paths = sys.argv[1:]
+    merged, meta = {}, {"sources": []}
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        meta["sources"].append({k: v for k, v in d.items() if k != "records"} | {"file": path})
+        for r in d["records"]:
+            key = tuple(r.get(k) for k in ("op", "direction", "K", "N", "M", "group_size", "dtype", "backend"))
+            merged[key] = r
+    meta["device"] = meta["sources"][-1].get("device")
+    meta["records"] = list(merged.values())
+    with open(out, "w") as f:
+        json.dump(meta, f, indent=1)
+    print(f"{len(meta['records'])} records from {len(paths)} files -> {out}")
+
+
+if __name__ == "__main__":
+    main()
