@@ -20,7 +20,9 @@ def main() -> None:
         for r in d["records"]:
             key = tuple(r.get(k) for k in ("op", "direction", "K", "N", "M", "group_size", "dtype", "backend"))
             merged[key] = r
-    meta["device"] = meta["sources"][-1].get("device")
+    for k in ("device", "torch", "date"):  # (plot_results.py titles the plot with these)
+        meta[k] = next((src[k] for src in reversed(meta["sources"]) if src.get(k)), None)
+    meta["commit"] = "see sources"
     meta["records"] = list(merged.values())
     with open(out, "w") as f:
         json.dump(meta, f, indent=1)
