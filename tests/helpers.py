@@ -70,6 +70,20 @@ def assert_close_to_reference(kind, y, x, packed, s, u, b):
     assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e}"
 
 
+def check_scale_dtypes_and_optional_terms(kind, dtype, sdtype, backend, M, modes):
+    """A CUDA backend on scales, offsets and bias in x's dtype ("x") or another one, with the
+    offset and bias each present or absent (group-wise binary / int2 need an offset), per mode."""
+    sd = dtype if sdtype == "x" else sdtype
+    for mode, G in modes:
+        x, packed, s, u, b = make_problem(kind, M, 640, 45, mode, G, dtype=dtype, device="cuda")
+        s, u, b = s.to(sd), u.to(sd), b.to(sd)
+        with bitmm.use_backend(backend):
+            for uu, bb in ((u, b), (None, None), (u, None), (None, b)):
+                if kind != "ternary" and uu is None and mode == "group":
+                    continue
+                assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, uu, bb), x, packed, s, uu, bb)
+
+
 def poison_cuda_allocator(nbytes: int = 1 << 24):
     """Fills recently freed CUDA memory with NaN so an unwritten output shows up."""
     if torch.cuda.is_available():

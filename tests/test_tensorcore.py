@@ -10,7 +10,9 @@ import torch
 
 import bitmm
 from conftest import DEVICES
-from helpers import KINDS, PACKERS, assert_close_to_reference, make_problem, poison_cuda_allocator, random_values
+from helpers import (
+    KINDS, PACKERS, assert_close_to_reference, check_scale_dtypes_and_optional_terms, make_problem,
+    poison_cuda_allocator, random_values)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 BACKENDS = ["addsub", "tensorcore", "dense", "auto"]
@@ -87,15 +89,7 @@ def test_auto_dispatch_boundaries_match_reference(kind, mode, G, K, N, M):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_scale_dtypes_and_optional_terms(kind, dtype, sdtype):
-    sd = dtype if sdtype == "x" else sdtype
-    for mode, G in MODES:
-        x, packed, s, u, b = make_problem(kind, 19, 640, 45, mode, G, dtype=dtype, device="cuda")
-        s, u, b = s.to(sd), u.to(sd), b.to(sd)
-        with bitmm.use_backend("tensorcore"):
-            for uu, bb in ((u, b), (None, None), (u, None), (None, b)):
-                if kind != "ternary" and uu is None and mode == "group":
-                    continue
-                assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, uu, bb), x, packed, s, uu, bb)
+    check_scale_dtypes_and_optional_terms(kind, dtype, sdtype, "tensorcore", 19, MODES)
 
 
 @cuda_only
