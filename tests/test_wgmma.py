@@ -87,6 +87,33 @@ def test_wgmma_scale_dtypes_and_optional_terms(kind, dtype, sdtype):
 
 
 @cuda_only
+@pytest.mark.parametrize("G", [96, 160, 192])
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_group_sizes_across_stages(kind, G):
+    # Groups that straddle the kernel's 64-input stages (96, 160: two lookups per stage, the group
+    # changing inside a stage) or span several stages (192: one lookup per stage).
+    for dtype in (torch.float16, torch.bfloat16):
+        for M in (3, 130, 300):
+            x, packed, s, u, b = make_problem(kind, M, 5 * G, 77, "group", G, dtype=dtype, device="cuda")
+            with bitmm.use_backend("wgmma"):
+                y = bitmm.linear(kind, x, packed, s, u, b)
+            assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@cuda_only
+@pytest.mark.parametrize("K", [8, 32, 40, 56])
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_rows_shorter_than_a_stage(kind, K):
+    # K < 64: the whole row is one partial stage (the TMA box is zero-filled past K).
+    for mode, G in (("tensor", None), ("channel", None)) + ((("group", 32),) if K % 32 == 0 else ()):
+        for M in (1, 70, 300):
+            x, packed, s, u, b = make_problem(kind, M, K, 150, mode, G, dtype=torch.float16, device="cuda")
+            with bitmm.use_backend("wgmma"):
+                y = bitmm.linear(kind, x, packed, s, u, b)
+            assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@cuda_only
 @pytest.mark.parametrize("M", [1, 64, 100, 256, 257])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)

@@ -19,7 +19,9 @@
 // (shift + LOP3 per two weights, int2 one HSUB2 more); the factor 2 goes into
 // the scale.  Scaling, every mode: folded into each unpacked pair (v * s + u,
 // one HFMA2 per two weights, in fp32 for fp32 scales: how F.linear on the
-// dequantized weight rounds it too).  Per tensor / channel scales could go to
+// dequantized weight rounds it too).  Known limit (as in tc_linear.cuh): with
+// fp16 scales below 2^-13 the halved s / 2 is an fp16 subnormal and loses its
+// last bit (s = 3 * 2^-24 acts as 4 * 2^-24); fp32 scales avoid it.  Per tensor / channel scales could go to
 // the epilogue instead, but then ptxas sinks the cheap unpacking between the
 // wgmma's and serializes them (warning C7513; measured in the SASS: one
 // HGMMA at a time, each behind a wait); the HFMA2 keeps the four wgmma's of a
@@ -29,8 +31,9 @@
 // CTA: two warpgroups (256 threads) on 128 weight rows (64 each) and BM rows
 // of x, which both read from the same shared-memory x tile.  K runs in stages
 // of 64 inputs (one 128-byte swizzle row of x per activation row) through a
-// ring of kWgStages shared-memory slots filled by cp.async from all threads,
-// kWgStages - 2 stages ahead: the slot being refilled was read by the wgmma's
+// ring of WgCfg::kStages shared-memory slots, kStages - 2 stages ahead: x by the
+// TMA unit (thread 0; the slot's mbarrier counts its bytes), the packed weights
+// by cp.async (threads 0-127).  The slot being refilled was read by the wgmma's
 // of two stages back, which every thread has waited for (wgmma.wait_group 1)
 // before the barrier that precedes the refill.  Epilogue: the tile goes
 // through shared memory to 16-byte row-contiguous stores.
@@ -400,6 +403,11 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
       if (nl < cols) y[(m0 + ml) * p.N + n0 + nl] = out[ml * S::kOutStride + nl];
     }
   }
+#elif defined(__CUDA_ARCH__)
+  // Machine code without wgmma (any device pass but sm_90a) must never run: the host launches this
+  // kernel only on compute capability 9.0 with BITMM_WGMMA, but should a driver ever pick a plain
+  // sm_90 image of a "9.0;9.0a" build, trap rather than return an unwritten y.
+  __trap();
 #endif  // BITMM_WGMMA_DEVICE
 }
 
