@@ -33,7 +33,7 @@ fi
 san_summary() {  # log file, label: the verdict, progress, reports by kind and kernel, failed tests
   local f=$1
   { echo "== $2: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
-    echo "   progress: $(grep -oE '\[ *[0-9]+%\]' "$f" | tail -1)"
+    echo "   progress: $(grep -oE '\[ *[0-9]+%\]' "$f" | tail -1), $(grep -cE ' (PASSED|FAILED|SKIPPED|ERROR)' "$f") tests finished (-v lines), last: $(grep -E ' (PASSED|FAILED|SKIPPED|ERROR)' "$f" | tail -1 | cut -c1-120)"
     grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error)" "$f" | sort | uniq -c | head -5
     grep -E "^=========     at .*(Kernel|kernel|void )" "$f" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-160 | sort | uniq -c | head -8
     grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"
@@ -63,6 +63,8 @@ fi
 if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ] || [ "${BITMM_GPU_SANITIZE:-all}" = "cover" ]; then
   # cover: the same run over tests/test_kernel_coverage.py only (every kernel instance and launcher
   # switch on small problems, so the three tools can finish it), 4 shards per tool by default.
+  # pytest -v: a capped shard still says how many tests finished and which came last (with -q a
+  # shard that finished fewer than a line of tests printed nothing: 31fe3c9's attempt).
   if [ "${BITMM_GPU_SANITIZE}" = "cover" ]; then
     : "${BITMM_SAN_PATHS:=tests/test_kernel_coverage.py}" "${BITMM_SAN_SHARDS:=4}" "${BITMM_SAN_K:=not cpu}"
   fi
@@ -95,7 +97,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ] || [ "${BITMM_GPU_SANITIZE:-all}" =
   for tool in $tools; do
     for ((i = 0; i < shards; i++)); do
       BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" "${san_filter[@]}" --error-exitcode 9 \
-        python3 -m pytest ${BITMM_SAN_PATHS:-tests} -q -p no:cacheprovider -k "${BITMM_SAN_K:-not cpu and not compile}" > "/tmp/san_${tool}_$i.txt" 2>&1 &
+        python3 -m pytest ${BITMM_SAN_PATHS:-tests} -v -p no:cacheprovider -k "${BITMM_SAN_K:-not cpu and not compile}" > "/tmp/san_${tool}_$i.txt" 2>&1 &
     done
   done
   wait
