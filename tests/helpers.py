@@ -84,6 +84,49 @@ def check_scale_dtypes_and_optional_terms(kind, dtype, sdtype, backend, M, modes
                 assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, uu, bb), x, packed, s, uu, bb)
 
 
+def check_exact_on_integers(kind, dtype, M, N, backend, x_scale=1.0, K=1984, device="cuda"):
+    """Small integer activations (times x_scale, a power of two) and unit scales (per tensor, per
+    group of 64, per channel): every product and partial sum is exact, so `backend` must match the
+    float64 product bit for bit after rounding to dtype."""
+    v = random_values(kind, N, K, device)
+    packed = PACKERS[kind](v)
+    x = (torch.randint(-3, 4, (M, K), device=device) * x_scale).to(dtype)
+    w = {"ternary": v.float(), "binary": v.float(), "int2": v.float() - 1}[kind]
+    want = x.double() @ w.double().T
+    for s in (torch.tensor(1.0, device=device), torch.ones(N, K // 64, device=device, dtype=dtype),
+              torch.ones(N, device=device)):
+        with bitmm.use_backend(backend):
+            y = bitmm.linear(kind, x, packed, s)
+        assert torch.equal(y.double(), want.to(dtype).double()), (y.double() - want).abs().max()
+
+
+def check_3d_noncontiguous_misaligned(kind, backend, M, K, N, rows, device="cuda"):
+    """`backend` on a 3-D x (2, M, K), a transposed (non-contiguous) x of `rows` rows and a
+    2-byte-aligned one, group-wise (32) fp16 scales; returns the 3-D problem (x, packed, s, u, b)."""
+    x, packed, s, u, b = make_problem(kind, M, K, N, "group", 32, dtype=torch.float16, device=device, lead=(2,))
+    with bitmm.use_backend(backend):
+        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+        xt = torch.randn(K, rows, device=device, dtype=torch.float16).T
+        assert_close_to_reference(kind, bitmm.linear(kind, xt, packed, s, u, b), xt, packed, s, u, b)
+        xo = torch.randn(rows * K + 1, device=device, dtype=torch.float16)[1:].view(rows, K)  # 2-byte aligned
+        assert_close_to_reference(kind, bitmm.linear(kind, xo, packed, s, u, b), xo, packed, s, u, b)
+    return x, packed, s, u, b
+
+
+def check_deterministic_and_graph(kind, backend, x, packed, s, u, b):
+    """`backend` gives bitwise the same y on repeated calls and from a CUDA-graph replay."""
+    with bitmm.use_backend(backend):
+        y0 = bitmm.linear(kind, x, packed, s, u, b)
+        for _ in range(3):
+            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y0)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            yg = bitmm.linear(kind, x, packed, s, u, b)
+        g.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(yg, y0)
+
+
 def poison_cuda_allocator(nbytes: int = 1 << 24):
     """Fills recently freed CUDA memory with NaN so an unwritten output shows up."""
     if torch.cuda.is_available():

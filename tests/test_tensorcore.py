@@ -11,8 +11,8 @@ import torch
 import bitmm
 from conftest import DEVICES
 from helpers import (
-    KINDS, PACKERS, assert_close_to_reference, check_scale_dtypes_and_optional_terms, make_problem,
-    poison_cuda_allocator, random_values)
+    KINDS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
+    check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 BACKENDS = ["addsub", "tensorcore", "dense", "auto"]
@@ -104,45 +104,20 @@ def test_tensorcore_exact_on_integers(kind, dtype, M, x_exp):
     # (multiples of 2^-22 below 2^-14), times the subnormal weight codes of the fp16
     # per-tensor / per-channel path (M <= 8: M = 1 and 8 here): products down to 2^-46,
     # still exact in fp32.
-    K, N = 1984, 75  # 31 groups of 64
-    v = random_values(kind, N, K, "cuda")
-    packed = PACKERS[kind](v)
-    x = (torch.randint(-3, 4, (M, K), device="cuda") * 2.0**x_exp).to(dtype)
-    w = {"ternary": v.float(), "binary": v.float(), "int2": v.float() - 1}[kind]
-    want = (x.double() @ w.double().T)
-    for s in (torch.tensor(1.0, device="cuda"), torch.ones(N, K // 64, device="cuda", dtype=dtype),
-              torch.ones(N, device="cuda")):
-        with bitmm.use_backend("tensorcore"):
-            y = bitmm.linear(kind, x, packed, s)
-        assert torch.equal(y.double(), want.to(dtype).double()), (y.double() - want).abs().max()
+    check_exact_on_integers(kind, dtype, M, 75, "tensorcore", x_scale=2.0**x_exp)  # K = 1984: 31 groups of 64
 
 
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_3d_noncontiguous_and_misaligned_x(kind):
-    x, packed, s, u, b = make_problem(kind, 6, 96, 13, "group", 32, dtype=torch.float16, device="cuda", lead=(2,))
-    with bitmm.use_backend("tensorcore"):
-        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
-        xt = torch.randn(96, 7, device="cuda", dtype=torch.float16).T
-        assert_close_to_reference(kind, bitmm.linear(kind, xt, packed, s, u, b), xt, packed, s, u, b)
-        xo = torch.randn(3 * 96 + 1, device="cuda", dtype=torch.float16)[1:].view(3, 96)  # 2-byte aligned rows
-        assert_close_to_reference(kind, bitmm.linear(kind, xo, packed, s, u, b), xo, packed, s, u, b)
+    check_3d_noncontiguous_misaligned(kind, "tensorcore", 6, 96, 13, rows=7)
 
 
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_deterministic_and_graph_capturable(kind):
     x, packed, s, u, b = make_problem(kind, 12, 4096, 300, "channel", dtype=torch.bfloat16, device="cuda")
-    with bitmm.use_backend("tensorcore"):
-        y0 = bitmm.linear(kind, x, packed, s, u, b)
-        for _ in range(3):
-            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y0)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            yg = bitmm.linear(kind, x, packed, s, u, b)
-        g.replay()
-        torch.cuda.synchronize()
-        assert torch.equal(yg, y0)
+    check_deterministic_and_graph(kind, "tensorcore", x, packed, s, u, b)
 
 
 @cuda_only

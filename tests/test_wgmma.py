@@ -13,8 +13,8 @@ import torch
 import bitmm
 from conftest import DEVICES
 from helpers import (
-    KINDS, PACKERS, assert_close_to_reference, check_scale_dtypes_and_optional_terms, make_problem,
-    poison_cuda_allocator, random_values)
+    KINDS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
+    check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 
@@ -120,38 +120,14 @@ def test_wgmma_rows_shorter_than_a_stage(kind, K):
 def test_wgmma_exact_on_integers(kind, dtype, M):
     # Small integer activations and unit scales: every product and partial sum is exact, so the
     # unpacked values, the A fragment's K order and the swizzled x tile must all be exact.
-    K, N = 1984, 131  # 31 groups of 64; N not a multiple of 8
-    v = random_values(kind, N, K, "cuda")
-    packed = PACKERS[kind](v)
-    x = torch.randint(-3, 4, (M, K), device="cuda").to(dtype)
-    w = {"ternary": v.float(), "binary": v.float(), "int2": v.float() - 1}[kind]
-    want = x.double() @ w.double().T
-    for s in (torch.tensor(1.0, device="cuda"), torch.ones(N, K // 64, device="cuda", dtype=dtype),
-              torch.ones(N, device="cuda")):
-        with bitmm.use_backend("wgmma"):
-            y = bitmm.linear(kind, x, packed, s)
-        assert torch.equal(y.double(), want.to(dtype).double()), (y.double() - want).abs().max()
+    check_exact_on_integers(kind, dtype, M, 131, "wgmma")  # K = 1984: 31 groups of 64; N not a multiple of 8
 
 
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_wgmma_3d_noncontiguous_misaligned_and_graph(kind):
-    x, packed, s, u, b = make_problem(kind, 70, 512, 136, "group", 32, dtype=torch.float16, device="cuda", lead=(2,))
-    with bitmm.use_backend("wgmma"):
-        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
-        xt = torch.randn(512, 90, device="cuda", dtype=torch.float16).T
-        assert_close_to_reference(kind, bitmm.linear(kind, xt, packed, s, u, b), xt, packed, s, u, b)
-        xo = torch.randn(90 * 512 + 1, device="cuda", dtype=torch.float16)[1:].view(90, 512)  # 2-byte aligned
-        assert_close_to_reference(kind, bitmm.linear(kind, xo, packed, s, u, b), xo, packed, s, u, b)
-        y0 = bitmm.linear(kind, x, packed, s, u, b)
-        for _ in range(3):
-            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y0)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            yg = bitmm.linear(kind, x, packed, s, u, b)
-        g.replay()
-        torch.cuda.synchronize()
-        assert torch.equal(yg, y0)
+    x, packed, s, u, b = check_3d_noncontiguous_misaligned(kind, "wgmma", 70, 512, 136, rows=90)
+    check_deterministic_and_graph(kind, "wgmma", x, packed, s, u, b)
 
 
 @cuda_only
