@@ -1,5 +1,5 @@
 """Probe of the Hopper wgmma kernel's configurations (wg_linear.cuh): CTA tile BITMM_WG_TILE =
-BM x MW ("auto": the launcher's rule), optionally ":ENV=VALUE" for another variable a probe build
+BMx1 (rows of x x one 128-row weight tile; "auto": the launcher's rule), optionally ":ENV=VALUE" for another variable a probe build
 reads (wg6 had BITMM_WG_SYNC=cta|wg); each in its own process (the launcher reads the variables
 once), the same method as
 cuda_bench.py (CUDA-graph replays, weights rotated past L2, median, fp16 F.linear in the same

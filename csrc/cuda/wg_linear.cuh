@@ -59,9 +59,9 @@ namespace cuda {
 constexpr int kWgThreads = 256;  // two warpgroups
 constexpr int kWgK = 64;         // inputs per stage: 128 bytes of x per row, one swizzle row
 
-// Shared memory of one CTA tile: BM rows of x by 128 * MW weight rows, and how deep the ring is.
-template <int BM, int MW> struct WgCfg {
-  static constexpr int kRows = 128 * MW;                     // weight rows per CTA (64 * MW per warpgroup)
+// Shared memory of one CTA tile: BM rows of x by 128 weight rows, and how deep the ring is.
+template <int BM> struct WgCfg {
+  static constexpr int kRows = 128;                          // weight rows per CTA (64 per warpgroup)
   static constexpr int kXBytes = BM * kWgK * 2;              // x tile, 128B-swizzled rows
   static constexpr int kWBytes = kRows * 16;                 // packed weights (binary uses half)
   static constexpr int kStageBytes = kXBytes + kWBytes;      // a multiple of 1024: swizzle atoms stay aligned
@@ -171,15 +171,14 @@ template <typename T,   // activation / output dtype: __half or __nv_bfloat16
           int GM,       // scale mode: 0 per tensor / channel (loaded once); group-wise, prefetched a
                         // stage ahead: 1 groups of a multiple of 64 (one per stage), 2 other multiples of 32
           bool S32,     // s, u and bias in fp32 (folded in fp32, rounded once), else in x's dtype (HFMA2)
-          int BM,       // rows of x per CTA: the wgmma's N (64, 128 or 256)
-          int MW>       // 64-row weight tiles per warpgroup (1 or 2): the CTA covers 128 * MW weight rows
+          int BM>       // rows of x per CTA: the wgmma's N (64, 128 or 256)
 __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearParams p,
                                                                   const __grid_constant__ CUtensorMap x_map) {
 #if defined(BITMM_WGMMA_DEVICE)
-  using S = WgCfg<BM, MW>;
+  using S = WgCfg<BM>;
   constexpr bool TWO = KIND != 1;
-  constexpr int NA = BM / 2;                 // accumulators per thread and weight tile (64 x BM over 128 threads)
-  constexpr int R = 2 * MW;                  // weight rows per thread (two per 64-row tile)
+  constexpr int NA = BM / 2;                 // accumulators per thread (64 x BM over 128 threads)
+  constexpr int R = 2;                       // weight rows per thread: g and g + 8 of its warp's 16
   extern __shared__ uint8_t wg_smem_raw[];
   uint8_t* const smem = wg_smem_raw + ((1024 - (static_cast<uint32_t>(__cvta_generic_to_shared(wg_smem_raw)) & 1023)) & 1023);
   const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
@@ -221,12 +220,12 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
     cp_async_commit();
   };
 
-  // This thread's weight rows (local to the CTA; tile t of its warpgroup) and global indices.
+  // This thread's weight rows (local to the CTA) and their global indices.
   int r_loc[R];
   int64_t n_row[R];
 #pragma unroll
   for (int h = 0; h < R; ++h) {
-    r_loc[h] = 64 * (wg * MW + h / 2) + 16 * warp + g + 8 * (h & 1);
+    r_loc[h] = 64 * wg + 16 * warp + g + 8 * h;
     n_row[h] = imin64(n0 + r_loc[h], p.N - 1);
   }
 
@@ -271,12 +270,10 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
     }
   }
 
-  float acc[MW][NA];
+  float acc[NA];
 #pragma unroll
-  for (int t = 0; t < MW; ++t)
-#pragma unroll
-    for (int i = 0; i < NA; ++i) acc[t][i] = 0.f;
-  uint32_t afrag[2][MW][4][4];  // [buffer][tile][k-step][register]: stage kt fills buffer kt % 2
+  for (int i = 0; i < NA; ++i) acc[i] = 0.f;
+  uint32_t afrag[2][4][4];  // [buffer][k-step][register]: stage kt fills buffer kt % 2
 
 #pragma unroll
   for (int j = 0; j < S::kAhead; ++j) issue(j);
@@ -318,27 +315,25 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
       }
     }
 #pragma unroll
-    for (int t = 0; t < MW; ++t)
+    for (int ks = 0; ks < 4; ++ks) {
+      const int b = ks >> 1, i0 = 8 * (ks & 1) + tig;
+      uint32_t (&a)[4] = afrag[B][ks];
+      a[0] = wg_unpack<KIND, T>(word[0][b], i0);      // row g,     inputs 2t, 2t + 1
+      a[1] = wg_unpack<KIND, T>(word[1][b], i0);      // row g + 8
+      a[2] = wg_unpack<KIND, T>(word[0][b], i0 + 4);  // row g,     inputs 2t + 8, 2t + 9
+      a[3] = wg_unpack<KIND, T>(word[1][b], i0 + 4);  // row g + 8
+      // fp32 scales: fold in fp32, round once.  A runtime test although S32 says the same: the
+      // two paths keep the unpacking in basic blocks of their own, which ptxas does not sink
+      // past wgmma.fence; as one block it does, and serializes the wgmma's (C7513; measured in
+      // the SASS: a wait after every HGMMA).
+      if (fold_f32) {
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) {
-        const int b = ks >> 1, i0 = 8 * (ks & 1) + tig, h0 = 2 * t, h1 = 2 * t + 1;
-        uint32_t (&a)[4] = afrag[B][t][ks];
-        a[0] = wg_unpack<KIND, T>(word[h0][b], i0);      // row g,     inputs 2t, 2t + 1
-        a[1] = wg_unpack<KIND, T>(word[h1][b], i0);      // row g + 8
-        a[2] = wg_unpack<KIND, T>(word[h0][b], i0 + 4);  // row g,     inputs 2t + 8, 2t + 9
-        a[3] = wg_unpack<KIND, T>(word[h1][b], i0 + 4);  // row g + 8
-        // fp32 scales: fold in fp32, round once.  A runtime test although S32 says the same: the
-        // two paths keep the unpacking in basic blocks of their own, which ptxas does not sink
-        // past wgmma.fence; as one block it does, and serializes the wgmma's (C7513; measured in
-        // the SASS: a wait after every HGMMA).
-        if (fold_f32) {
+        for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[e & 1][b], uf[e & 1][b]);
+      } else {      // scales in x's dtype: one HFMA2 per two weights
 #pragma unroll
-          for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[2 * t + (e & 1)][b], uf[2 * t + (e & 1)][b]);
-        } else {      // scales in x's dtype: one HFMA2 per two weights
-#pragma unroll
-          for (int e = 0; e < 4; ++e) a[e] = fma_pair<T>(a[e], s2[2 * t + (e & 1)][b], u2[2 * t + (e & 1)][b]);
-        }
+        for (int e = 0; e < 4; ++e) a[e] = fma_pair<T>(a[e], s2[e & 1][b], u2[e & 1][b]);
       }
+    }
     if constexpr (GM != 0) prefetch_scales();  // the next stage's, in flight during this one's wgmma's
     uint64_t desc[4];  // +32 bytes per k-step inside the swizzled rows
     // All A registers and descriptors defined before the fence: an unpack or address add sunk
@@ -348,17 +343,12 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
       desc[ks] = wg_desc(static_cast<uint32_t>(__cvta_generic_to_shared(st)) + 32 * ks);
       asm volatile("" : "+l"(desc[ks])::"memory");
 #pragma unroll
-      for (int t = 0; t < MW; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(afrag[B][t][ks][e])::"memory");
+      for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(afrag[B][ks][e])::"memory");
     }
-#pragma unroll
-    for (int t = 0; t < MW; ++t) fence_acc(acc[t]);
+    fence_acc(acc);
     wgmma_fence();
 #pragma unroll
-    for (int t = 0; t < MW; ++t)
-#pragma unroll
-      for (int ks = 0; ks < 4; ++ks) WgmmaRS<BM, T>::mma(acc[t], afrag[B][t][ks], desc[ks]);
+    for (int ks = 0; ks < 4; ++ks) WgmmaRS<BM, T>::mma(acc, afrag[B][ks], desc[ks]);
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmma's have retired: its A buffer and slot are free
   };
@@ -367,26 +357,22 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
     if (kt + 1 < KT) stage(kt + 1, std::integral_constant<int, 1>{});
   }
   wgmma_wait<0>();
-#pragma unroll
-  for (int t = 0; t < MW; ++t) fence_acc(acc[t]);
+  fence_acc(acc);
   cp_async_wait<0>();
   __syncthreads();  // the ring is free: reuse it for the output tile
 
   // Epilogue: bias, to x's dtype, into shared memory as [m][n], then row-contiguous stores.
   T* const out = reinterpret_cast<T*>(smem);
+  float bs[2];
 #pragma unroll
-  for (int t = 0; t < MW; ++t) {
-    float bs[2];
+  for (int h = 0; h < 2; ++h) bs[h] = p.bias ? load_param(p.bias, n_row[h], s_f32, s_f16) : 0.f;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) bs[h] = p.bias ? load_param(p.bias, n_row[2 * t + h], s_f32, s_f16) : 0.f;
+  for (int i = 0; i < BM / 8; ++i)
 #pragma unroll
-    for (int i = 0; i < BM / 8; ++i)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int h = e >> 1, ml = 8 * i + 2 * tig + (e & 1);
-        out[ml * S::kOutStride + r_loc[2 * t + h]] = from_float<T>(acc[t][4 * i + e] + bs[h]);
-      }
-  }
+    for (int e = 0; e < 4; ++e) {
+      const int h = e >> 1, ml = 8 * i + 2 * tig + (e & 1);
+      out[ml * S::kOutStride + r_loc[h]] = from_float<T>(acc[4 * i + e] + bs[h]);
+    }
   __syncthreads();
   const int rows = static_cast<int>(imin64(BM, p.M - m0)), cols = static_cast<int>(imin64(S::kRows, p.N - n0));
   T* const y = static_cast<T*>(p.y);
@@ -428,9 +414,9 @@ inline WgEncodeTiled wg_encode_tiled() {
   return fn;
 }
 
-template <typename T, int KIND, int GM, bool S32, int BM, int MW>
+template <typename T, int KIND, int GM, bool S32, int BM>
 cudaError_t launch_wg_cfg(const LinearParams& p, int dev, cudaStream_t stream) {
-  using S = WgCfg<BM, MW>;
+  using S = WgCfg<BM>;
   const int64_t m_tiles = (p.M + BM - 1) / BM, n_tiles = (p.N + S::kRows - 1) / S::kRows;
   if (m_tiles > 65535 || n_tiles > 0x7fffffff || p.M > 0x7fffffff || p.K > 0x7fffffff) return cudaErrorNotSupported;
   // x (M, K) row-major as a 2-D tensor map: boxes of 64 inputs (128 bytes, the swizzle span) x BM
@@ -446,7 +432,7 @@ cudaError_t launch_wg_cfg(const LinearParams& p, int dev, cudaStream_t stream) {
   if (encode(&x_map, dt, 2, const_cast<void*>(p.x), dims, pitch, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
     return cudaErrorNotSupported;
-  auto kernel = wg_linear_kernel<T, KIND, GM, S32, BM, MW>;
+  auto kernel = wg_linear_kernel<T, KIND, GM, S32, BM>;
   static std::once_flag raised[kMaxTcDevices];  // one per instantiation and device
   cudaError_t err = cudaSuccess;
   std::call_once(raised[dev], [&] { err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kBytes); });
@@ -456,9 +442,10 @@ cudaError_t launch_wg_cfg(const LinearParams& p, int dev, cudaStream_t stream) {
 }
 
 // CTA tile (bench/NOTES.md, wg2-wg3): rows of x per CTA, the largest tile M fills (larger tiles
-// re-read the weights and restage x less often).  Only MW = 1 is instantiated: 256 weight rows x
-// 128 rows of x (MW = 2) measured 1.2-1.9x slower than 128 x 256 at every M >= 256 (wg2, wg3).
-// BITMM_WG_TILE=64x1|128x1|256x1 (BM x MW) forces one (probes, tests).
+// re-read the weights and restage x less often).  A CTA of 256 weight rows x 128 rows of x (two
+// 64-row tiles per warpgroup) measured 1.2-1.9x slower than 128 x 256 at every M >= 256 (wg2,
+// wg3) and was removed.  BITMM_WG_TILE=64x1|128x1|256x1 (rows of x x 128-row weight tiles)
+// forces one (probes, tests).
 inline int wg_forced_tile() {
   static const int forced = [] {
     const char* v = std::getenv("BITMM_WG_TILE");
@@ -487,9 +474,9 @@ cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStre
   int bm = wg_forced_tile();
   if (bm == 0) bm = wg_tile_rows(p, num_sms);
   switch (bm) {
-    case 64: return launch_wg_cfg<T, KIND, GM, S32, 64, 1>(p, dev, stream);
-    case 128: return launch_wg_cfg<T, KIND, GM, S32, 128, 1>(p, dev, stream);
-    default: return launch_wg_cfg<T, KIND, GM, S32, 256, 1>(p, dev, stream);
+    case 64: return launch_wg_cfg<T, KIND, GM, S32, 64>(p, dev, stream);
+    case 128: return launch_wg_cfg<T, KIND, GM, S32, 128>(p, dev, stream);
+    default: return launch_wg_cfg<T, KIND, GM, S32, 256>(p, dev, stream);
   }
 }
 
