@@ -163,16 +163,21 @@ def main() -> None:
         cases += [((k, K, N, M, G), "forward", "wgmma") for k, G in (("ternary", None), ("int2", 64))
                   for K, N in ((8192, 28672), (28672, 8192)) for M in (16, 64, 256, 1024, 4096)]
     if args.wgmma:
+        # every kind on every shape: auto (what users get), the wgmma kernel forced, and the dense
+        # path from M = 1024 (auto's choice for group-wise weights from M = 2048); the tensor-core
+        # kernel only where it competes (M <= 256 on the widest shape)
         cases = []
         for k, G in KINDS:
             for K, N in ((8192, 28672), (28672, 8192), (8192, 8192), (4096, 4096)):
                 for M in (16, 64, 128, 256, 1024, 4096):
-                    if k != "ternary" and (K, N) != (8192, 28672) or M == 128 and (K, N) != (8192, 28672):
+                    if M == 128 and (K, N) != (8192, 28672) or M == 16 and k != "ternary":
                         continue
-                    cases.append(((k, K, N, M, G), "forward", "wgmma"))
-                    if M <= 256:
+                    cases.append(((k, K, N, M, G), "forward", "auto"))
+                    if M >= 64:
+                        cases.append(((k, K, N, M, G), "forward", "wgmma"))
+                    if M <= 256 and (K, N) == (8192, 28672):
                         cases.append(((k, K, N, M, G), "forward", "tensorcore"))
-                    if M >= 128 and (K, N) == (8192, 28672):
+                    if M >= 1024:
                         cases.append(((k, K, N, M, G), "forward", "dense"))
     if args.backends:
         keep = set(args.backends.split(","))
@@ -200,6 +205,8 @@ def main() -> None:
         print(f"{direction:8s} {be:10s} {kind:7s} K={K:5d} N={N:5d} M={M:4d} G={str(G):4s} {r['us']:8.2f} us  "
               f"fp16 {r['fp16_us']:8.2f} us  x{r['speedup']:5.2f}  {r['gbps']:7.1f} GB/s "
               f"({100 * r['fraction_of_copy_bw']:.0f}% of copy)", flush=True)
+        if args.wgmma:  # long grid: keep what finished if the run is cut short
+            write_results(args.out, torch.cuda.get_device_name(), records, copy_tbps=round(copy_tbps, 3))
     for r in ((16, 64) if args_lora else ()):
         rec = bench_lora(8192, 28672, 1, r)
         records.append(rec)
