@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|cover|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
+#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|cover|units (bench/sanitize.sh)|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
 #   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] [BITMM_WN_SWEEP="1 2 4"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
@@ -38,6 +38,10 @@ san_summary() {  # log file, label: the verdict, progress, reports by kind and k
     grep -E "^=========     at .*(Kernel|kernel|void )" "$f" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-160 | sort | uniq -c | head -8
     grep -E "^FAILED" "$f" | head -5; } | tee -a "$OUT/sanitizers.txt"
 }
+if [ "${BITMM_GPU_SANITIZE:-all}" = "units" ]; then  # resumable units, a few processes at once
+  bash bench/sanitize.sh
+  echo "sanitizers: $(( $(date +%s) - start )) s"
+fi
 if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
   # Every CUDA kernel family under the three tools: the CUDA cases of the kernel, LoRA and autograd
   # test files (all kinds, dtypes, scale modes, M boundaries); huge-shape tests skipped.  Each tool

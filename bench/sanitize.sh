@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# compute-sanitizer over the GPU test suite in resumable units, a few processes at a time.
+#
+#   OUT=<dir> BITMM_SAN_UNITS="memcheck:0/8 memcheck:1/8 ... racecheck:0/4@cover3" \
+#     [BITMM_SAN_PAR=4] [BITMM_SAN_CAP=500] [BITMM_SAN_PATHS=tests] [BITMM_SAN_K="not cpu and not compile"] \
+#     bash bench/sanitize.sh
+#
+# A unit is TOOL:i/n[@PROFILE]: one pytest process under `compute-sanitizer --tool TOOL` over shard i
+# of n of the selected test ids (tests/conftest.py: BITMM_SHARD, BITMM_TEST_PROFILE=cover2|cover3).
+# BITMM_SAN_PAR units run at once (earlier runs: 15-18 processes at once got ~57 tests per process
+# through in 360 s, while one process at a time got 48 wgmma tests through memcheck in 7 s; the GPU
+# time-slices between processes, so a few processes, each kept busy, is the better use of a call).
+# Every unit's verdict is one line in $OUT/sanitizers.txt: DONE (pytest finished, with the sanitizer's
+# error count) or CAPPED (the call's deadline hit; rerun that unit), so a pass can span device calls.
+# BITMM_SKIP_HUGE=1: the > 2^31-element tests take hours under instrumentation (they run uninstrumented
+# in the plain test run).
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export BITMM_SKIP_HUGE=1 PYTHONUNBUFFERED=1
+par=${BITMM_SAN_PAR:-4}
+deadline=$(( $(date +%s) + ${BITMM_SAN_CAP:-500} ))
+export SAN_DEADLINE=$deadline SAN_OUT=$OUT SAN_PATHS=${BITMM_SAN_PATHS:-tests} SAN_K=${BITMM_SAN_K:-not cpu and not compile}
+compute-sanitizer --version | tail -1 | tee -a "$OUT/sanitizers.txt"
+
+run_unit() {  # TOOL:i/n[@PROFILE]
+  local unit=$1 tool shard profile="" name log left rc
+  tool=${unit%%:*}; shard=${unit#*:}
+  if [[ $shard == *@* ]]; then profile=${shard#*@}; shard=${shard%@*}; fi
+  name="${tool}_${shard/\//of}${profile:+_$profile}"; log="/tmp/san_$name.txt"
+  left=$(( SAN_DEADLINE - $(date +%s) ))
+  if [ "$left" -lt 30 ]; then echo "NOT STARTED $unit (no time left)" >> "$SAN_OUT/sanitizers.txt"; return; fi
+  local t0; t0=$(date +%s)
+  BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" timeout "$left" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+    python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$SAN_K" > "$log" 2>&1
+  rc=$?
+  local verdict="DONE"; [ "$rc" = 124 ] && verdict="CAPPED"
+  { echo "$verdict $unit rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
+    echo "   $(grep -cE '::.* (PASSED|FAILED|SKIPPED|ERROR|XFAIL)' "$log") tests finished, last: $(grep -E '::.* (PASSED|FAILED|SKIPPED|ERROR)' "$log" | tail -1 | cut -c1-110)"
+    grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error|Warning)" "$log" | cut -c1-150 | sort | uniq -c | head -6
+    grep -E "^=========     at .*(Kernel|kernel|void |nvjet)" "$log" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-150 | sort | uniq -c | head -6
+    grep -E "^FAILED|Fatal Python|Segmentation" "$log" | head -5; } >> "$SAN_OUT/sanitizers.txt"
+  # the logs of units with a report or a failure come back whole (compressed)
+  if [ "$rc" != 0 ] && [ "$rc" != 124 ]; then gzip -c "$log" > "$SAN_OUT/san_$name.txt.gz"; fi
+}
+export -f run_unit
+printf '%s\n' ${BITMM_SAN_UNITS:?set BITMM_SAN_UNITS} | xargs -P "$par" -I{} bash -c 'run_unit "$@"' _ {}
+cat "$OUT/sanitizers.txt"
