@@ -169,13 +169,13 @@ def main() -> None:
         cases = []
         for k, G in KINDS:
             for K, N in ((8192, 28672), (28672, 8192), (8192, 8192), (4096, 4096)):
-                for M in (16, 64, 128, 256, 1024, 4096):
+                for M in (16, 32, 48, 64, 128, 256, 1024, 4096):
                     if M == 128 and (K, N) != (8192, 28672) or M == 16 and k != "ternary":
                         continue
                     cases.append(((k, K, N, M, G), "forward", "auto"))
-                    if M >= 64:
+                    if M >= 32:
                         cases.append(((k, K, N, M, G), "forward", "wgmma"))
-                    if M <= 256 and (K, N) == (8192, 28672):
+                    if M <= 64 or M <= 256 and (K, N) == (8192, 28672):  # M 32-64: the wgmma / mma.sync crossover
                         cases.append(((k, K, N, M, G), "forward", "tensorcore"))
                     if M >= 1024:
                         cases.append(((k, K, N, M, G), "forward", "dense"))

@@ -173,3 +173,73 @@ def test_wgmma_forced_tiles(tile):
                PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
+@cuda_only
+@pytest.mark.parametrize("splits", ["1", "3", "16"])
+def test_wgmma_forced_k_splits(splits):
+    # K splits (wg_plan.h; BITMM_WG_SPLIT, read once per process, so in a child process): CTA z runs
+    # its share of the 64-input stages and writes an fp32 partial tile, wg_splitk_reduce sums them in
+    # order.  Splits whose boundaries fall inside a group (96, 192: groups spanning 1.5 / 3 stages;
+    # 32: two groups per stage), more splits than stages (16 on K = 576: one stage each), a partial
+    # last stage, bias, x-dtype and fp32 scales; bitwise reproducible and CUDA-graph replayable; the
+    # reduce kernel runs exactly when there are splits.
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import torch, bitmm\n"
+        "from helpers import make_problem, assert_close_to_reference\n"
+        "from test_wgmma import kernel_names, wgmma_active\n"
+        "torch.manual_seed(0)\n"
+        f"splits = {splits}\n"
+        "for kind in ('binary', 'ternary', 'int2'):\n"
+        "    for dtype in (torch.float16, torch.bfloat16):\n"
+        "        for mode, G, f32 in (('tensor', None, False), ('channel', None, True), ('group', 32, True),\n"
+        "                             ('group', 64, False), ('group', 96, False), ('group', 192, True)):\n"
+        "            for M, K, N in ((1, 1152, 37), (70, 576, 300), (300, 3072, 136), (65, 1000, 20)):\n"
+        "                if G and K % G:\n"
+        "                    continue\n"
+        "                x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device='cuda')\n"
+        "                if f32:\n"
+        "                    s, u, b = s.float(), u.float(), b.float()\n"
+        "                with bitmm.use_backend('wgmma'):\n"
+        "                    y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "                    assert torch.equal(y, bitmm.linear(kind, x, p, s, u, b))\n"
+        "                assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "x, p, s, u, b = make_problem('int2', 130, 3072, 136, 'group', 64, dtype=torch.float16, device='cuda')\n"
+        "with bitmm.use_backend('wgmma'):\n"
+        "    names = kernel_names(lambda: bitmm.linear('int2', x, p, s, u, b))\n"
+        "    if wgmma_active():\n"
+        "        assert any('wg_linear_kernel' in n for n in names), names\n"
+        "        assert any('wg_splitk_reduce' in n for n in names) == (splits > 1), names\n"
+        "    ref = bitmm.linear('int2', x, p, s, u, b)\n"
+        "    g = torch.cuda.CUDAGraph()\n"
+        "    with torch.cuda.graph(g):\n"
+        "        yg = bitmm.linear('int2', x, p, s, u, b)\n"
+        "    x.copy_(torch.randn_like(x))\n"
+        "    g.replay()\n"
+        "    assert torch.equal(yg, bitmm.linear('int2', x, p, s, u, b))\n"
+        "    assert not torch.equal(yg, ref)\n"
+        "print('ok')\n")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, BITMM_WG_SPLIT=splits,
+               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_default_k_splits(kind):
+    # The default plan splits K where 64-row tiles leave SMs idle (few weight tiles, long K): here
+    # 3 weight tiles x 1-2 row tiles, K = 4160 (65 stages, 8 splits of 8-9 stages).
+    for M, mode, G in ((64, "group", 64), (100, "channel", None), (17, "group", 32)):
+        x, packed, s, u, b = make_problem(kind, M, 4160, 300, mode, G, dtype=torch.bfloat16, device="cuda")
+        poison_cuda_allocator()
+        with bitmm.use_backend("wgmma"):
+            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+            y = bitmm.linear(kind, x, packed, s, u, b)
+        if wgmma_active():
+            assert any("wg_splitk_reduce" in n for n in names), names
+        assert_close_to_reference(kind, y, x, packed, s, u, b)

@@ -31,6 +31,11 @@ struct LinearParams {
   int64_t lora_r;
   float lora_scale;
   int lora_b_f32;
+  // Hopper wgmma kernel's plan (wg_plan.h), set by the glue; wg_bm == 0: the launcher plans
+  // itself without K splits.  wg_splits > 1 needs wg_ws: splits x M x N floats (fp32 partials).
+  int wg_bm;
+  int wg_splits;
+  float* wg_ws;
 };
 
 // grad_x (M, K) = grad_y (M, N) @ (v * scale + offset).  Same field meanings;

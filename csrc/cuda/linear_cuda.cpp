@@ -13,6 +13,7 @@
 #include "../checks.h"
 #include "kernels.h"
 #include "tc_kernels.h"
+#include "wg_plan.h"
 
 namespace bitmm {
 namespace {
@@ -252,6 +253,14 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     lp.M = p.M;
     lp.x = x2.data_ptr();
     lp.y = y.data_ptr();
+    // CTA tile and K splits (wg_plan.h); splits > 1 write fp32 partial tiles into a workspace
+    // that a second kernel sums in split order (deterministic, graph capturable).
+    const cuda::WgPlan plan = cuda::wg_plan(p.M, p.N, p.K, num_sms(x.get_device()));
+    at::Tensor ws;
+    if (plan.splits > 1) ws = at::empty({plan.splits, p.M, p.N}, x.options().dtype(at::kFloat));
+    lp.wg_bm = plan.bm;
+    lp.wg_splits = plan.splits;
+    lp.wg_ws = ws.defined() ? ws.data_ptr<float>() : nullptr;
     const cudaError_t err = cuda::launch_wg_linear(lp, num_sms(x.get_device()), stream);
     if (err != cudaErrorNotSupported) {  // (else: a shape it does not take; the rules below pick another kernel)
       check_cuda(err, "linear (wgmma)", p);

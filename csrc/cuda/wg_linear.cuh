@@ -36,7 +36,10 @@
 // by cp.async (threads 0-127).  The slot being refilled was read by the wgmma's
 // of two stages back, which every thread has waited for (wgmma.wait_group 1)
 // before the barrier that precedes the refill.  Epilogue: the tile goes
-// through shared memory to 16-byte row-contiguous stores.
+// through shared memory to 16-byte row-contiguous stores.  K splits (grid z,
+// wg_plan.h): CTA z runs stages [z * KT / splits, (z + 1) * KT / splits) and
+// writes its fp32 partial tile to the workspace; wg_splitk_reduce sums the
+// splits in order, adds the bias and rounds once (bitwise reproducible).
 // Requirements (else the launcher returns cudaErrorNotSupported and the caller
 // uses another kernel): fp16 / bf16 x with K % 8 == 0 and a 16-byte aligned x
 // (every 16-byte piece of x is all inside or all past K), groups a multiple of
@@ -47,6 +50,7 @@
 #include <string>
 
 #include "tc_linear.cuh"  // unpack_pair, fma_pair, splat, cp.async helpers, load_param
+#include "wg_plan.h"      // CTA tile and K splits
 
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define BITMM_WGMMA_DEVICE 1
@@ -184,7 +188,10 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
   const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
   const int g = lane >> 2, tig = lane & 3;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * S::kRows, m0 = static_cast<int64_t>(blockIdx.y) * BM;
-  const int KT = static_cast<int>((p.K + kWgK - 1) / kWgK);
+  // This CTA's stages: [kt0, kt0 + KT) of the row's KT_all (all of them without K splits).
+  const int KT_all = static_cast<int>((p.K + kWgK - 1) / kWgK);
+  const int kt0 = static_cast<int>(static_cast<int64_t>(KT_all) * blockIdx.z / gridDim.z);
+  const int KT = static_cast<int>(static_cast<int64_t>(KT_all) * (blockIdx.z + 1) / gridDim.z) - kt0;
   const bool s_f32 = S32, s_f16 = !S32 && std::is_same_v<T, __half>;  // for load_param
   const bool fold_f32 = p.s_dtype == DType::kFloat;                    // == S32 (see the unpacking)
   // Values in the mma are 2b / 2t (binary, ternary) or q - 1 (int2).
@@ -202,14 +209,14 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
     mbar_init_fence();
   }
   __syncthreads();
-  const uint32_t* const wsrc = p.w + imin64(n0 + (tid < S::kRows ? tid : 0), p.N - 1) * p.wpr;
+  const uint32_t* const wsrc = p.w + imin64(n0 + (tid < S::kRows ? tid : 0), p.N - 1) * p.wpr + kt0 * (TWO ? 4 : 2);
 
   auto issue = [&](int kt) {  // stage kt into slot kt % kStages; always commits one cp.async group
     if (kt < KT) {
       const int slot = kt % S::kStages;
       if (tid == 0) {
         mbar_expect_tx(bar0 + 8 * slot, S::kXBytes);
-        tma_load_2d(smem_base + slot * S::kStageBytes, &x_map, kt * kWgK, static_cast<int>(m0), bar0 + 8 * slot);
+        tma_load_2d(smem_base + slot * S::kStageBytes, &x_map, (kt0 + kt) * kWgK, static_cast<int>(m0), bar0 + 8 * slot);
       }
       uint8_t* const ws = smem + slot * S::kStageBytes + S::kXBytes;
       if (tid < S::kRows) {
@@ -245,7 +252,9 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
   uint32_t s_raw[R][NB], u_raw[R][NB];
   const int units_per_group = static_cast<int>(p.group_size / (GM == 1 ? kWgK : BLOCK_K));
   const int last_group = static_cast<int>((p.K + p.group_size - 1) / p.group_size) - 1;
-  int fetch_group = 0, fetch_rem = 0;
+  // (a K split starts at stage kt0: unit kt0 * kWgK / unit, unit = 64 (GM 1) or 32 (GM 2) inputs)
+  const int unit0 = kt0 * (GM == 1 ? 1 : 2);
+  int fetch_group = GM != 0 ? unit0 / units_per_group : 0, fetch_rem = GM != 0 ? unit0 % units_per_group : 0;
   auto prefetch_scales = [&]() {
 #pragma unroll
     for (int b = 0; b < NB; ++b) {
@@ -359,6 +368,18 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
   wgmma_wait<0>();
   fence_acc(acc);
   cp_async_wait<0>();
+  if (gridDim.z > 1) {  // K split: this split's fp32 partial tile into the workspace (no bias)
+    float* const ws = p.wg_ws + static_cast<int64_t>(blockIdx.z) * p.M * p.N;
+#pragma unroll
+    for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        // lanes g = 0..7 of one tig write 8 consecutive floats: whole 32-byte sectors
+        const int64_t m = m0 + 8 * i + 2 * tig + (e & 1), n = n0 + r_loc[e >> 1];
+        if (m < p.M && n < p.N) ws[m * p.N + n] = acc[4 * i + e];
+      }
+    return;
+  }
   __syncthreads();  // the ring is free: reuse it for the output tile
 
   // Epilogue: bias, to x's dtype, into shared memory as [m][n], then row-contiguous stores.
@@ -397,6 +418,20 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
 #endif  // BITMM_WGMMA_DEVICE
 }
 
+// y = sum of the K splits' partial tiles, in split order, + bias, rounded once to x's dtype.
+template <typename T>
+__global__ void wg_splitk_reduce(const float* __restrict__ ws, int splits, int64_t M, int64_t N, const void* bias,
+                                 bool b_f32, T* __restrict__ y) {
+  const int64_t total = M * N, plane = M * N;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = ws[i];
+    for (int z = 1; z < splits; ++z) v += ws[z * plane + i];
+    const bool b_f16 = !b_f32 && std::is_same_v<T, __half>;
+    y[i] = from_float<T>(v + (bias ? load_param(bias, i % N, b_f32, b_f16) : 0.f));
+  }
+}
+
 // cuTensorMapEncodeTiled, a driver API function, through the runtime's entry-point query (no
 // link against libcuda).  Null where the driver does not provide it (then: not supported).
 using WgEncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
@@ -415,7 +450,7 @@ inline WgEncodeTiled wg_encode_tiled() {
 }
 
 template <typename T, int KIND, int GM, bool S32, int BM>
-cudaError_t launch_wg_cfg(const LinearParams& p, int dev, cudaStream_t stream) {
+cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream_t stream) {
   using S = WgCfg<BM>;
   const int64_t m_tiles = (p.M + BM - 1) / BM, n_tiles = (p.N + S::kRows - 1) / S::kRows;
   if (m_tiles > 65535 || n_tiles > 0x7fffffff || p.M > 0x7fffffff || p.K > 0x7fffffff) return cudaErrorNotSupported;
@@ -437,46 +472,27 @@ cudaError_t launch_wg_cfg(const LinearParams& p, int dev, cudaStream_t stream) {
   cudaError_t err = cudaSuccess;
   std::call_once(raised[dev], [&] { err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kBytes); });
   if (err != cudaSuccess) return err;
-  kernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles)), kWgThreads, S::kBytes, stream>>>(p, x_map);
+  kernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles), static_cast<unsigned>(splits)),
+           kWgThreads, S::kBytes, stream>>>(p, x_map);
+  if (splits > 1) {
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    const int64_t blocks = (p.M * p.N + 255) / 256;
+    wg_splitk_reduce<T><<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), 256, 0, stream>>>(
+        p.wg_ws, splits, p.M, p.N, p.bias, p.s_dtype == DType::kFloat, static_cast<T*>(p.y));
+  }
   return cudaGetLastError();
-}
-
-// CTA tile (bench/NOTES.md, wg2-wg3): rows of x per CTA, the largest tile M fills (larger tiles
-// re-read the weights and restage x less often).  A CTA of 256 weight rows x 128 rows of x (two
-// 64-row tiles per warpgroup) measured 1.2-1.9x slower than 128 x 256 at every M >= 256 (wg2,
-// wg3) and was removed.  BITMM_WG_TILE=64x1|128x1|256x1 (rows of x x 128-row weight tiles)
-// forces one (probes, tests).
-inline int wg_forced_tile() {
-  static const int forced = [] {
-    const char* v = std::getenv("BITMM_WG_TILE");
-    if (v == nullptr) return 0;
-    const std::string s(v);
-    if (s == "64x1") return 64;
-    if (s == "128x1") return 128;
-    if (s == "256x1") return 256;
-    return 0;
-  }();
-  return forced;
-}
-
-// Rows of x per CTA: the largest tile M fills that still gives at least 3/4 of a CTA per SM
-// (one CTA per SM fits): 128-row weight tiles are few on small N (4096 x 4096 has 32, 8192 x 8192
-// 64), where BM = 256 at M = 256 left most SMs idle (wg4: 8192 x 8192 M = 256 on 64 CTAs, 0.55x).
-inline int wg_tile_rows(const LinearParams& p, int num_sms) {
-  const int64_t n_tiles = (p.N + 127) / 128;
-  for (int bm : {256, 128})
-    if (p.M > bm / 2 && 4 * n_tiles * ((p.M + bm - 1) / bm) >= 3 * static_cast<int64_t>(num_sms)) return bm;
-  return 64;
 }
 
 template <typename T, int KIND, int GM, bool S32>
 cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStream_t stream) {
-  int bm = wg_forced_tile();
-  if (bm == 0) bm = wg_tile_rows(p, num_sms);
-  switch (bm) {
-    case 64: return launch_wg_cfg<T, KIND, GM, S32, 64>(p, dev, stream);
-    case 128: return launch_wg_cfg<T, KIND, GM, S32, 128>(p, dev, stream);
-    default: return launch_wg_cfg<T, KIND, GM, S32, 256>(p, dev, stream);
+  // The glue's plan (it allocated the workspace for its splits), else one without K splits.
+  const WgPlan plan = p.wg_bm != 0 ? WgPlan{p.wg_bm, p.wg_splits} : WgPlan{wg_plan(p.M, p.N, p.K, num_sms).bm, 1};
+  const int splits = plan.splits > 1 && p.wg_ws != nullptr ? plan.splits : 1;
+  switch (plan.bm) {
+    case 64: return launch_wg_cfg<T, KIND, GM, S32, 64>(p, splits, dev, stream);
+    case 128: return launch_wg_cfg<T, KIND, GM, S32, 128>(p, splits, dev, stream);
+    default: return launch_wg_cfg<T, KIND, GM, S32, 256>(p, splits, dev, stream);
   }
 }
 

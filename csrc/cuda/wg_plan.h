@@ -1,0 +1,82 @@
+// Launch plan of the Hopper wgmma kernel (wg_linear.cuh): CTA tile and K splits.  Host code only,
+// shared by the kernel's launcher and the torch glue (which allocates the split-K workspace).
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <string>
+
+namespace bitmm {
+namespace cuda {
+
+struct WgPlan {
+  int bm;      // rows of x per CTA: 64, 128 or 256 (the wgmma's N)
+  int splits;  // CTAs along K per output tile (grid z); > 1: fp32 partial tiles into a workspace of
+               // splits x M x N floats, summed in split order by a second kernel (deterministic)
+};
+
+constexpr int kWgMaxSplits = 8;
+constexpr int kWgMinStagesPerSplit = 8;  // 512 inputs: keeps the ring's fill / drain a small part of a split
+
+inline int wg_env_choice(const char* name, std::initializer_list<const char*> values, std::initializer_list<int> as) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) return 0;
+  auto a = as.begin();
+  for (const char* s : values) {
+    if (std::string(v) == s) return *a;
+    ++a;
+  }
+  return 0;
+}
+
+// BITMM_WG_TILE=64x1|128x1|256x1 (rows of x x 128-row weight tiles) and BITMM_WG_SPLIT=1..16 force
+// the tile and the number of K splits (probes, tests); read once per process.
+inline int wg_forced_tile() {
+  static const int forced = wg_env_choice("BITMM_WG_TILE", {"64x1", "128x1", "256x1"}, {64, 128, 256});
+  return forced;
+}
+inline int wg_forced_splits() {
+  static const int forced = [] {
+    const char* v = std::getenv("BITMM_WG_SPLIT");
+    const int n = v == nullptr ? 0 : std::atoi(v);
+    return n >= 1 && n <= 16 ? n : 0;
+  }();
+  return forced;
+}
+
+// Rows of x per CTA: the largest tile M fills that still gives at least 3/4 of a CTA per SM
+// (one CTA per SM fits): 128-row weight tiles are few on small N (4096 x 4096 has 32, 8192 x 8192
+// 64), where BM = 256 at M = 256 left most SMs idle (wg4: 8192 x 8192 M = 256 on 64 CTAs, 0.55x).
+// A CTA of 256 weight rows x 128 rows of x measured 1.2-1.9x slower than 128 x 256 (wg2, wg3).
+//
+// K splits (wg7): where even 64-row tiles leave more than a quarter of the SMs idle (small M on
+// N <= ~12k: 28672 x 8192 at M = 64 ran on 64 of 132 SMs, 1.7x the time of 8192 x 28672), K is cut
+// into as many splits as fill the SMs, at most kWgMaxSplits and at least kWgMinStagesPerSplit
+// stages each.  The workspace round trip (splits x M x N fp32, written and read once, mostly in
+// L2) is small there because M x N is small.
+inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms) {
+  const int64_t n_tiles = (N + 127) / 128, stages = (K + 63) / 64;
+  int bm = wg_forced_tile();
+  if (bm == 0) {
+    bm = 64;
+    for (int b : {256, 128})
+      if (M > b / 2 && 4 * n_tiles * ((M + b - 1) / b) >= 3 * static_cast<int64_t>(num_sms)) {
+        bm = b;
+        break;
+      }
+  }
+  const int64_t tiles = n_tiles * ((M + bm - 1) / bm);
+  int64_t splits = 1;
+  if (const int f = wg_forced_splits()) {
+    splits = f < stages ? f : stages;
+  } else if (4 * tiles < 3 * static_cast<int64_t>(num_sms)) {
+    splits = (num_sms + tiles - 1) / tiles;
+    if (splits > kWgMaxSplits) splits = kWgMaxSplits;
+    if (splits > stages / kWgMinStagesPerSplit) splits = stages / kWgMinStagesPerSplit;
+    if (splits < 1) splits = 1;
+  }
+  return {bm, static_cast<int>(splits)};
+}
+
+}  // namespace cuda
+}  // namespace bitmm
