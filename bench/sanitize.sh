@@ -35,11 +35,13 @@ run_unit() {  # TOOL:i/n[@PROFILE]
     python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$SAN_K" > "$log" 2>&1
   rc=$?
   local verdict="DONE"; [ "$rc" = 124 ] && verdict="CAPPED"
+  local sum="/tmp/san_$name.sum"
   { echo "$verdict $unit rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
     echo "   $(grep -cE '::.* (PASSED|FAILED|SKIPPED|ERROR|XFAIL)' "$log") tests finished, last: $(grep -E '::.* (PASSED|FAILED|SKIPPED|ERROR)' "$log" | tail -1 | cut -c1-110)"
     grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error|Warning)" "$log" | cut -c1-150 | sort | uniq -c | head -6
     grep -E "^=========     at .*(Kernel|kernel|void |nvjet)" "$log" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-150 | sort | uniq -c | head -6
-    grep -E "^FAILED|Fatal Python|Segmentation" "$log" | head -5; } >> "$SAN_OUT/sanitizers.txt"
+    grep -E "^FAILED|Fatal Python|Segmentation" "$log" | head -5; } > "$sum"
+  cat "$sum" >> "$SAN_OUT/sanitizers.txt"  # one write per unit: units finishing together do not interleave
   # the logs of units with a report or a failure come back whole (compressed)
   if [ "$rc" != 0 ] && [ "$rc" != 124 ]; then gzip -c "$log" > "$SAN_OUT/san_$name.txt.gz"; fi
 }

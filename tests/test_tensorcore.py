@@ -68,11 +68,12 @@ def test_tensorcore_matches_reference(kind, dtype, mode, G, K, N, M, backend):
 
 
 # The auto backend's switches (csrc/cuda/linear_cuda.cpp, use_dense / use_wgmma): M at and around
-# 64 (weights of at most 2^24 elements go dense; on sm_90a the wgmma kernel from 65), 128
-# (group-wise) and 384 (per tensor / channel), 2048 (group-wise: wgmma below, dense from it), on a
-# small weight and on one just past 2^24 elements (1024 x 16400).
+# 16 / 32 (on sm_90a the wgmma kernel from 17 group-wise, from 33 per tensor / channel), 64 (weights
+# of at most 2^24 elements go dense), 128 (group-wise) and 384 (per tensor / channel), 2048
+# (group-wise: wgmma below, dense from it), on a small weight and on one just past 2^24 elements
+# (1024 x 16400).
 @cuda_only
-@pytest.mark.parametrize("M", [63, 64, 65, 127, 128, 383, 384, 2047, 2048])
+@pytest.mark.parametrize("M", [16, 17, 32, 33, 63, 64, 65, 127, 128, 383, 384, 2047, 2048])
 @pytest.mark.parametrize("K,N", [(256, 96), (1024, 16400)])
 @pytest.mark.parametrize("mode,G", [("channel", None), ("group", 64)])
 @pytest.mark.parametrize("kind", ["ternary", "int2"])

@@ -38,6 +38,12 @@ def kernel_names(fn) -> list[str]:
     return [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
 
 
+def profiler_sees_kernels() -> bool:
+    """Whether the CUDA profiler reports kernels here (under compute-sanitizer it reports none, and
+    the tests that check which kernel ran check only the results)."""
+    return bool(kernel_names(lambda: torch.ones(8, device="cuda").add_(1)))
+
+
 @cuda_only
 @pytest.mark.parametrize("M", WG_M)
 @pytest.mark.parametrize("K,N", WG_KN)
@@ -62,20 +68,25 @@ def test_wgmma_kernel_runs(kind):
     x, packed, s, u, b = make_problem(kind, 200, 1024, 300, "group", 64, dtype=torch.float16, device="cuda")
     with bitmm.use_backend("wgmma"):
         names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-    assert any("wg_linear_kernel" in n for n in names), names
+    if profiler_sees_kernels():
+        assert any("wg_linear_kernel" in n for n in names), names
     # K % 8 != 0: the kernel declines, the tensor-core kernel runs, the result is still right.
     x2, packed2, s2, u2, b2 = make_problem(kind, 200, 300, 30, "channel", dtype=torch.float16, device="cuda")
     with bitmm.use_backend("wgmma"):
         names = kernel_names(lambda: bitmm.linear(kind, x2, packed2, s2, u2, b2))
-        assert not any("wg_linear_kernel" in n for n in names), names
+        if profiler_sees_kernels():
+            assert not any("wg_linear_kernel" in n for n in names), names
         assert_close_to_reference(kind, bitmm.linear(kind, x2, packed2, s2, u2, b2), x2, packed2, s2, u2, b2)
-    # auto (linear_cuda.cpp, use_wgmma): the wgmma kernel from M = 65 (kWgmmaMinM); with group-wise
-    # scales below M = 2048 (kWgmmaGroupedMaxM), then dense.
-    for M, mode, G, want in ((64, "channel", None, False), (65, "channel", None, True), (4096, "tensor", None, True),
-                             (65, "group", 64, True), (2047, "group", 64, True), (2048, "group", 64, False)):
+    # auto (linear_cuda.cpp, use_wgmma): the wgmma kernel from M = 33 (kWgmmaMinM), with group-wise
+    # scales from M = 17 (kWgmmaMinMGrouped) and below M = 2048 (kWgmmaGroupedMaxM), then dense.
+    for M, mode, G, want in ((32, "channel", None, False), (33, "channel", None, True), (4096, "tensor", None, True),
+                             (16, "group", 64, False), (17, "group", 64, True), (2047, "group", 64, True),
+                             (2048, "group", 64, False)):
         x3, packed3, s3, u3, b3 = make_problem(kind, M, 1024, 300, mode, G, dtype=torch.bfloat16, device="cuda")
         names = kernel_names(lambda: bitmm.linear(kind, x3, packed3, s3, u3, b3))
-        assert any("wg_linear_kernel" in n for n in names) == want, (M, mode, names)
+        if profiler_sees_kernels():
+            assert any("wg_linear_kernel" in n for n in names) == want, (M, mode, names)
+        assert_close_to_reference(kind, bitmm.linear(kind, x3, packed3, s3, u3, b3), x3, packed3, s3, u3, b3)
 
 
 @cuda_only
@@ -190,7 +201,7 @@ def test_wgmma_forced_k_splits(splits):
     code = (
         "import torch, bitmm\n"
         "from helpers import make_problem, assert_close_to_reference\n"
-        "from test_wgmma import kernel_names, wgmma_active\n"
+        "from test_wgmma import kernel_names, profiler_sees_kernels, wgmma_active\n"
         "torch.manual_seed(0)\n"
         f"splits = {splits}\n"
         "for kind in ('binary', 'ternary', 'int2'):\n"
@@ -210,7 +221,7 @@ def test_wgmma_forced_k_splits(splits):
         "x, p, s, u, b = make_problem('int2', 130, 3072, 136, 'group', 64, dtype=torch.float16, device='cuda')\n"
         "with bitmm.use_backend('wgmma'):\n"
         "    names = kernel_names(lambda: bitmm.linear('int2', x, p, s, u, b))\n"
-        "    if wgmma_active():\n"
+        "    if wgmma_active() and profiler_sees_kernels():\n"
         "        assert any('wg_linear_kernel' in n for n in names), names\n"
         "        assert any('wg_splitk_reduce' in n for n in names) == (splits > 1), names\n"
         "    ref = bitmm.linear('int2', x, p, s, u, b)\n"
@@ -240,6 +251,6 @@ def test_wgmma_default_k_splits(kind):
         with bitmm.use_backend("wgmma"):
             names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
             y = bitmm.linear(kind, x, packed, s, u, b)
-        if wgmma_active():
+        if wgmma_active() and profiler_sees_kernels():
             assert any("wg_splitk_reduce" in n for n in names), names
         assert_close_to_reference(kind, y, x, packed, s, u, b)

@@ -165,13 +165,20 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 
 // Hopper wgmma kernel (wg_linear.cuh): built only for sm_90a (setup.py defines BITMM_WGMMA when
 // TORCH_CUDA_ARCH_LIST holds 9.0a), and its machine code runs only on compute capability 9.0.
-// Auto, measured on the H200 (bench/results/h200_wgmma_*.json, 8192 x 28672, fp16; us):
-//   ternary per tensor  M = 64: wgmma 137, tensor core 139; M = 128: 150 vs 265 (dense 523);
-//                       M = 256: 194 vs 482; M = 1024: 701 vs dense 1026; M = 4096: 3239 vs 3258.
-//   int2 / binary g64   M = 64: 169 / 146 vs 234 / 221; M = 1024: 830 / 888 vs dense 1051 / 1095;
-//                       M = 4096: 3786 / 3639 vs dense 3431 / 3390 (even near M = 2200).
-// So from kWgmmaMinM rows, and for group-wise scales below kWgmmaGroupedMaxM (dense above).
-constexpr int64_t kWgmmaMinM = 65;
+// Auto, measured on the H200 (bench/results/h200_wgmma_46d8ed2.json, fp16; us, wgmma vs the
+// mma.sync tensor-core kernel; the wgmma kernel with K splits, wg7, costs about the same from
+// M = 1 to 64, the tensor-core kernel grows with M):
+//   ternary per tensor  M = 32: 8192x28672 136 vs 124, 28672x8192 162 vs 189, 8192^2 51 vs 49,
+//                       4096^2 20 vs 27; M = 48: 136 vs 167, 162 vs 257, 52 vs 65, 20 vs 35.
+//   int2 / binary g64   M = 32: 169 / 151 vs 235 / 170, 201 / 179 vs 374 / 277, 62 / 56 vs 102 / 80,
+//                       23 / 21 vs 54 / 42; at M = 16 (h200_final_01ba735.json) the tensor-core
+//                       kernel still wins on 8192x28672 (157 / 123) and loses on the other three.
+//   M >= 128 (h200_wgmma_b0b0a39.json): wgmma, also against dense up to M = 1024; group-wise at
+//   M = 4096: dense 3431 / 3390 vs wgmma 3786 / 3639 (even near M = 2200).
+// So from kWgmmaMinM rows (per tensor / channel) or kWgmmaMinMGrouped (group-wise), and for
+// group-wise scales below kWgmmaGroupedMaxM (dense above).
+constexpr int64_t kWgmmaMinM = 33;
+constexpr int64_t kWgmmaMinMGrouped = 17;
 constexpr int64_t kWgmmaGroupedMaxM = 2048;
 
 bool wgmma_device(int device) {
@@ -189,7 +196,7 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {
   switch (current_backend()) {
     case Backend::kWgmma: return true;
     case Backend::kAuto:
-      return M >= kWgmmaMinM && (lp.group_size >= padded_k(lp.K) || M < kWgmmaGroupedMaxM);
+      return lp.group_size >= padded_k(lp.K) ? M >= kWgmmaMinM : M >= kWgmmaMinMGrouped && M < kWgmmaGroupedMaxM;
     default: return false;
   }
 }
