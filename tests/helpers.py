@@ -127,6 +127,27 @@ def check_deterministic_and_graph(kind, backend, x, packed, s, u, b):
         assert torch.equal(yg, y0)
 
 
+def check_config_sweep(backend, modes, shapes, repeat=False, device="cuda"):
+    """Every kind x fp16 / bf16 x (mode, G, fp32 scales) x (M, K, N) through `backend` against the
+    float64 reference (shapes whose K the group does not divide are skipped); repeat: a second call
+    must give the same bits.  Run in a child process by the tests that force a kernel configuration
+    through an environment variable read once per process (tests/test_wgmma.py)."""
+    for kind in ("binary", "ternary", "int2"):
+        for dtype in (torch.float16, torch.bfloat16):
+            for mode, G, f32 in modes:
+                for M, K, N in shapes:
+                    if G and K % G:
+                        continue
+                    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device)
+                    if f32:
+                        s, u, b = s.float(), u.float(), b.float()
+                    with bitmm.use_backend(backend):
+                        y = bitmm.linear(kind, x, p, s, u, b)
+                        if repeat:
+                            assert torch.equal(y, bitmm.linear(kind, x, p, s, u, b))
+                    assert_close_to_reference(kind, y, x, p, s, u, b)
+
+
 def poison_cuda_allocator(nbytes: int = 1 << 24):
     """Fills recently freed CUDA memory with NaN so an unwritten output shows up."""
     if torch.cuda.is_available():

@@ -152,72 +152,55 @@ def test_wgmma_many_ctas_and_rows(kind):
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
-@cuda_only
-@pytest.mark.parametrize("tile", ["64x1", "128x1", "256x1"])
-def test_wgmma_forced_tiles(tile):
-    # Every CTA tile (BITMM_WG_TILE = rows of x x 128-row weight tiles, read once per process, so in
-    # a child process) at M it does not get by default: M past one tile, N past one and partial, K with a partial stage; all
-    # kinds, fp16 / bf16, every scale mode the kernel templates on (per tensor; groups of a multiple
-    # of 64; other multiples of 32), x-dtype and fp32 scales.
+def run_child(code: str, **env_vars) -> None:
+    """Runs `code` in a child Python with the tests directory importable and `env_vars` set (the
+    launch knobs BITMM_WG_TILE / BITMM_WG_SPLIT are read once per process); it must print 'ok'."""
     import os
     import subprocess
     import sys
-    code = (
-        "import torch, bitmm\n"
-        "from helpers import make_problem, assert_close_to_reference\n"
-        "torch.manual_seed(0)\n"
-        "for kind in ('binary', 'ternary', 'int2'):\n"
-        "    for dtype in (torch.float16, torch.bfloat16):\n"
-        "        for mode, G, f32 in (('tensor', None, False), ('group', 32, True), ('group', 64, False), ('group', 128, True)):\n"
-        "            for M, K, N in ((1, 832, 37), (70, 224, 300), (300, 4096, 520), (513, 384, 264)):\n"
-        "                if G and K % G:\n"
-        "                    continue\n"
-        "                x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device='cuda')\n"
-        "                if f32:\n"
-        "                    s, u, b = s.float(), u.float(), b.float()\n"
-        "                with bitmm.use_backend('wgmma'):\n"
-        "                    y = bitmm.linear(kind, x, p, s, u, b)\n"
-        "                assert_close_to_reference(kind, y, x, p, s, u, b)\n"
-        "print('ok')\n")
     here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, BITMM_WG_TILE=tile,
+    env = dict(os.environ, **env_vars,
                PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-c", code + "print('ok')\n"], env=env, capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
+@cuda_only
+@pytest.mark.parametrize("tile", ["64x1", "128x1", "256x1"])
+def test_wgmma_forced_tiles(tile):
+    # Every CTA tile (BITMM_WG_TILE = rows of x x 128-row weight tiles) at M it does not get by
+    # default: M past one tile, N past one and partial, K with a partial stage; all kinds, fp16 /
+    # bf16, every scale mode the kernel templates on (per tensor; groups of a multiple of 64; other
+    # multiples of 32), x-dtype and fp32 scales.
+    run_child(
+        "import torch\n"
+        "from helpers import check_config_sweep\n"
+        "torch.manual_seed(0)\n"
+        "check_config_sweep('wgmma', [('tensor', None, False), ('group', 32, True), ('group', 64, False),\n"
+        "                             ('group', 128, True)],\n"
+        "                   [(1, 832, 37), (70, 224, 300), (300, 4096, 520), (513, 384, 264)])\n",
+        BITMM_WG_TILE=tile)
 
 
 @cuda_only
 @pytest.mark.parametrize("splits", ["1", "3", "16"])
 def test_wgmma_forced_k_splits(splits):
-    # K splits (wg_plan.h; BITMM_WG_SPLIT, read once per process, so in a child process): CTA z runs
-    # its share of the 64-input stages and writes an fp32 partial tile, wg_splitk_reduce sums them in
-    # order.  Splits whose boundaries fall inside a group (96, 192: groups spanning 1.5 / 3 stages;
-    # 32: two groups per stage), more splits than stages (16 on K = 576: one stage each), a partial
-    # last stage, bias, x-dtype and fp32 scales; bitwise reproducible and CUDA-graph replayable; the
-    # reduce kernel runs exactly when there are splits.
-    import os
-    import subprocess
-    import sys
-    code = (
+    # K splits (wg_plan.h; BITMM_WG_SPLIT): CTA z runs its share of the 64-input stages and writes an
+    # fp32 partial tile, wg_splitk_reduce sums them in order.  Splits whose boundaries fall inside a
+    # group (96, 192: groups spanning 1.5 / 3 stages; 32: two groups per stage), more splits than
+    # stages (16 on K = 576: one stage each), a partial last stage, bias, x-dtype and fp32 scales;
+    # bitwise reproducible and CUDA-graph replayable; the reduce kernel runs exactly when there are
+    # splits.
+    run_child(
         "import torch, bitmm\n"
-        "from helpers import make_problem, assert_close_to_reference\n"
+        "from helpers import check_config_sweep, make_problem\n"
         "from test_wgmma import kernel_names, profiler_sees_kernels, wgmma_active\n"
         "torch.manual_seed(0)\n"
         f"splits = {splits}\n"
-        "for kind in ('binary', 'ternary', 'int2'):\n"
-        "    for dtype in (torch.float16, torch.bfloat16):\n"
-        "        for mode, G, f32 in (('tensor', None, False), ('channel', None, True), ('group', 32, True),\n"
-        "                             ('group', 64, False), ('group', 96, False), ('group', 192, True)):\n"
-        "            for M, K, N in ((1, 1152, 37), (70, 576, 300), (300, 3072, 136), (65, 1000, 20)):\n"
-        "                if G and K % G:\n"
-        "                    continue\n"
-        "                x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device='cuda')\n"
-        "                if f32:\n"
-        "                    s, u, b = s.float(), u.float(), b.float()\n"
-        "                with bitmm.use_backend('wgmma'):\n"
-        "                    y = bitmm.linear(kind, x, p, s, u, b)\n"
-        "                    assert torch.equal(y, bitmm.linear(kind, x, p, s, u, b))\n"
-        "                assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "check_config_sweep('wgmma', [('tensor', None, False), ('channel', None, True), ('group', 32, True),\n"
+        "                             ('group', 64, False), ('group', 96, False), ('group', 192, True)],\n"
+        "                   [(1, 1152, 37), (70, 576, 300), (300, 3072, 136), (65, 1000, 20)], repeat=True)\n"
         "x, p, s, u, b = make_problem('int2', 130, 3072, 136, 'group', 64, dtype=torch.float16, device='cuda')\n"
         "with bitmm.use_backend('wgmma'):\n"
         "    names = kernel_names(lambda: bitmm.linear('int2', x, p, s, u, b))\n"
@@ -231,13 +214,8 @@ def test_wgmma_forced_k_splits(splits):
         "    x.copy_(torch.randn_like(x))\n"
         "    g.replay()\n"
         "    assert torch.equal(yg, bitmm.linear('int2', x, p, s, u, b))\n"
-        "    assert not torch.equal(yg, ref)\n"
-        "print('ok')\n")
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, BITMM_WG_SPLIT=splits,
-               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+        "    assert not torch.equal(yg, ref)\n",
+        BITMM_WG_SPLIT=splits)
 
 
 @cuda_only
