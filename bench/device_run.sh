@@ -30,6 +30,8 @@ if [ "${BITMM_TESTS:-1}" = "1" ]; then
   echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|Fatal|Segmentation|Error" "$OUT/pytest.txt" | tail -30
   echo "tests: $(( $(date +%s) - start )) s"
 fi
+# From here on the sanitizer modes: the tests skip their which-kernel-ran (profiler) checks.
+[ "${BITMM_GPU_SANITIZE:-all}" != "0" ] && export BITMM_UNDER_SANITIZER=1
 san_summary() {  # log file, label: the verdict, progress, reports by kind and kernel, failed tests
   local f=$1
   { echo "== $2: $(grep -E "ERROR SUMMARY" "$f" | tail -1) | $(grep -E "passed|failed" "$f" | tail -1)"
@@ -160,7 +162,7 @@ case "${BITMM_BENCH:-quick}" in
   final) python3 bench/cuda_bench.py --out "$OUT/h100_final.json" --final 2>&1 | tee /tmp/bench.txt ;;
   backward) python3 bench/cuda_bench.py --out "$OUT/h100_backward.json" --final --backward-only 2>&1 | tee /tmp/bench.txt ;;
   wgmma) python3 bench/cuda_bench.py --out "$OUT/h100_wgmma.json" --wgmma 2>&1 | tee /tmp/bench.txt ;;
-  wgprobe) python3 bench/wg_probe.py --out "$OUT/wg_probe.json" ${BITMM_WG_TILES:+--tiles "$BITMM_WG_TILES"} 2>&1 | tee /tmp/bench.txt ;;
+  wgprobe) python3 bench/wg_probe.py --out "$OUT/wg_probe.json" ${BITMM_WG_TILES:+--tiles "$BITMM_WG_TILES"} ${BITMM_WG_CASES:+--cases "$BITMM_WG_CASES"} 2>&1 | tee /tmp/bench.txt ;;
 esac
 if [ "${BITMM_EAGER:-1}" = "1" ]; then
   python3 bench/eager_bench.py --out "$OUT/eager.json" 2>&1 | tee /tmp/eager.txt

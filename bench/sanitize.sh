@@ -17,7 +17,9 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-export BITMM_SKIP_HUGE=1 PYTHONUNBUFFERED=1
+# BITMM_UNDER_SANITIZER=1: the tests skip their which-kernel-ran checks (the CUDA profiler sees no
+# kernels under compute-sanitizer) and check only results.
+export BITMM_SKIP_HUGE=1 PYTHONUNBUFFERED=1 BITMM_UNDER_SANITIZER=1
 par=${BITMM_SAN_PAR:-4}
 deadline=$(( $(date +%s) + ${BITMM_SAN_CAP:-500} ))
 export SAN_DEADLINE=$deadline SAN_OUT=$OUT SAN_PATHS=${BITMM_SAN_PATHS:-tests} SAN_K=${BITMM_SAN_K:-not cpu and not compile}
@@ -31,7 +33,10 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   left=$(( SAN_DEADLINE - $(date +%s) ))
   if [ "$left" -lt 30 ]; then echo "NOT STARTED $unit (no time left)" >> "$SAN_OUT/sanitizers.txt"; return; fi
   local t0; t0=$(date +%s)
-  BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" timeout "$left" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+  # initcheck: without torch's caching allocator (every tensor fresh from cudaMalloc), so a kernel
+  # that skips a write is caught even where the block held an earlier, written tensor.
+  local nocache=0; [ "$tool" = initcheck ] && nocache=1
+  PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" timeout "$left" compute-sanitizer --tool "$tool" --error-exitcode 9 \
     python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$SAN_K" > "$log" 2>&1
   rc=$?
   local verdict="DONE"; [ "$rc" = 124 ] && verdict="CAPPED"

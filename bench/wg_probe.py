@@ -6,6 +6,10 @@ cuda_bench.py (CUDA-graph replays, weights rotated past L2, median, fp16 F.linea
 process).  Prints one line per case and writes a JSON of the records.
 
     python bench/wg_probe.py --out $OUT/wg_probe.json [--tiles auto,64x1,256x1]
+    python bench/wg_probe.py --out $OUT/wg_split.json --cases splitk \
+        --tiles auto,auto:BITMM_WG_SPLIT=1,auto:BITMM_WG_SPLIT=2,auto:BITMM_WG_SPLIT=4
+(--cases splitk: the shapes where the plan splits K, wg_plan.h: is ceil(SMs / tiles) splits, which
+can start a second partial wave of CTAs, better than the largest count that fits one wave?)
 """
 from __future__ import annotations
 
@@ -24,13 +28,19 @@ CASES = [  # (kind, K, N, M, group size)
     ("binary", 8192, 28672, 1024, 64),
 ]
 
+CASES_SPLITK = [  # 64-row tiles: 64 (28672x8192, 8192^2) and 32 (4096^2) of them at M <= 64
+    ("ternary", 28672, 8192, 64, None), ("ternary", 8192, 8192, 64, None), ("ternary", 4096, 4096, 64, None),
+    ("ternary", 8192, 8192, 32, None), ("int2", 28672, 8192, 64, 64), ("int2", 8192, 8192, 32, 64),
+    ("int2", 4096, 4096, 32, 64),
+]
 
-def child(tile: str) -> None:
+
+def child(tile: str, cases: str) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch
     from cuda_bench import bench_case, measure_copy_tbps
     copy = measure_copy_tbps()
-    for kind, K, N, M, G in CASES:
+    for kind, K, N, M, G in CASES_SPLITK if cases == "splitk" else CASES:
         if tile.startswith("64x") and M > 64 or tile[0].isdigit() and not tile.startswith("64x") and M <= 64:
             continue
         r = bench_case(kind, K, N, M, G, "forward", copy, "wgmma")
@@ -44,9 +54,10 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--tiles", default="auto,64x1,128x1,256x1")
     ap.add_argument("--child", default=None)
+    ap.add_argument("--cases", default="tiles", choices=["tiles", "splitk"])
     args = ap.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.cases)
         return
     records = []
     for tile in args.tiles.split(","):
@@ -57,7 +68,8 @@ def main() -> None:
             env[k] = v
         if t != "auto":
             env["BITMM_WG_TILE"] = t
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--out", args.out, "--child", tile],
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--out", args.out, "--child", tile,
+                              "--cases", args.cases],
                              env=env, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], flush=True)

@@ -141,6 +141,7 @@ def check_config_sweep(backend, modes, shapes, repeat=False, device="cuda"):
                     x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device)
                     if f32:
                         s, u, b = s.float(), u.float(), b.float()
+                    poison_cuda_allocator()
                     with bitmm.use_backend(backend):
                         y = bitmm.linear(kind, x, p, s, u, b)
                         if repeat:
@@ -149,10 +150,13 @@ def check_config_sweep(backend, modes, shapes, repeat=False, device="cuda"):
 
 
 def poison_cuda_allocator(nbytes: int = 1 << 24):
-    """Fills recently freed CUDA memory with NaN so an unwritten output shows up."""
+    """Fills recently freed CUDA memory with NaN so an unwritten output shows up: a block of the
+    caching allocator's large pool and, since allocations up to 1 MiB come from its separate small
+    pool, 64 blocks of 512 KiB there."""
     if torch.cuda.is_available():
         t = torch.full((nbytes // 4,), float("nan"), device="cuda")
-        del t
+        small = [torch.full(((1 << 19) // 4,), float("nan"), device="cuda") for _ in range(64)]
+        del t, small
 
 
 def assert_error_table(cases) -> None:

@@ -374,7 +374,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
     for (int i = 0; i < BM / 8; ++i)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        // lanes g = 0..7 of one tig write 8 consecutive floats: whole 32-byte sectors
+        // lanes g = 0..7 of one tig write 8 consecutive floats (whole 32-byte sectors when N % 8 == 0)
         const int64_t m = m0 + 8 * i + 2 * tig + (e & 1), n = n0 + r_loc[e >> 1];
         if (m < p.M && n < p.N) ws[m * p.N + n] = acc[4 * i + e];
       }

@@ -17,6 +17,7 @@ struct WgPlan {
 
 constexpr int kWgMaxSplits = 8;
 constexpr int kWgMinStagesPerSplit = 8;  // 512 inputs: keeps the ring's fill / drain a small part of a split
+constexpr int64_t kWgMaxWorkspaceBytes = int64_t{256} << 20;  // splits x M x N fp32 (forced splits too)
 
 inline int wg_env_choice(const char* name, std::initializer_list<const char*> values, std::initializer_list<int> as) {
   const char* v = std::getenv(name);
@@ -75,6 +76,7 @@ inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms) {
     if (splits > stages / kWgMinStagesPerSplit) splits = stages / kWgMinStagesPerSplit;
     if (splits < 1) splits = 1;
   }
+  while (splits > 1 && splits * M * N * 4 > kWgMaxWorkspaceBytes) --splits;
   return {bm, static_cast<int>(splits)};
 }
 
