@@ -191,8 +191,8 @@ bool wgmma_device(int device) {
 #endif
 }
 
-bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {
-  if (!cuda::tc_supports(lp) || !wgmma_device(device)) return false;
+bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, lp.y set
+  if (!cuda::wg_supports(lp) || !wgmma_device(device)) return false;
   switch (current_backend()) {
     case Backend::kWgmma: return true;
     case Backend::kAuto:
@@ -256,10 +256,10 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   fill_scale_fields(lp, p, ps);
   const bool fast = x.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  lp.M = p.M;
+  lp.x = x2.data_ptr();
+  lp.y = y.data_ptr();
   if (fast && !lora && use_wgmma(lp, p.M, x.get_device())) {
-    lp.M = p.M;
-    lp.x = x2.data_ptr();
-    lp.y = y.data_ptr();
     // CTA tile and K splits (wg_plan.h); splits > 1 write fp32 partial tiles into a workspace
     // that a second kernel sums in split order (deterministic, graph capturable).
     const cuda::WgPlan plan = cuda::wg_plan(p.M, p.N, p.K, num_sms(x.get_device()));

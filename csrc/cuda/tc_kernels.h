@@ -1,5 +1,7 @@
 // Tensor-core linear kernels (tc_linear.cuh): declarations for the torch glue.
 #pragma once
+#include <cstdint>
+
 #include "kernels.h"
 
 namespace bitmm {
@@ -44,6 +46,14 @@ inline cudaError_t launch_wg_linear(const LinearParams& p, int num_sms, cudaStre
 inline bool tc_supports(const LinearParams& p) {
   const bool dtype_ok = p.x_dtype == DType::kHalf || p.x_dtype == DType::kBFloat16;
   return dtype_ok && p.group_size % 32 == 0;
+}
+
+// Whether the wgmma kernel takes this problem (beyond tc_supports): no fused LoRA, K % 8 == 0
+// (x's rows through the TMA unit need a 16-byte pitch), x and y 16-byte aligned.  The glue asks
+// before it plans and allocates the K-split workspace; the launcher checks the same.
+inline bool wg_supports(const LinearParams& p) {
+  return tc_supports(p) && p.lora_xa == nullptr && p.K % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(p.y) % 16 == 0;
 }
 
 inline cudaError_t launch_tc_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {

@@ -498,9 +498,7 @@ cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStre
 
 template <typename T, int KIND>
 cudaError_t launch_wg_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
-  if (p.lora_xa != nullptr || p.K % 8 != 0 || reinterpret_cast<uintptr_t>(p.x) % 16 != 0 ||
-      reinterpret_cast<uintptr_t>(p.y) % 16 != 0 || p.group_size % BLOCK_K != 0)
-    return cudaErrorNotSupported;
+  if (!wg_supports(p)) return cudaErrorNotSupported;
   const int gm = p.group_size >= padded_k(p.K) ? 0 : p.group_size % kWgK == 0 ? 1 : 2;
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev >= kMaxTcDevices) return cudaErrorInvalidDevice;
