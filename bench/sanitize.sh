@@ -3,7 +3,7 @@
 #
 #   OUT=<dir> BITMM_SAN_UNITS="memcheck:0/8 memcheck:1/8 ... racecheck:0/4@cover3" \
 #     [BITMM_SAN_PAR=4] [BITMM_SAN_CAP=500] [BITMM_SAN_PATHS=tests] [BITMM_SAN_K="not cpu and not compile"] \
-#     bash bench/sanitize.sh
+#     [BITMM_SAN_KNS=bitmm] bash bench/sanitize.sh
 #
 # A unit is TOOL:i/n[@PROFILE]: one pytest process under `compute-sanitizer --tool TOOL` over shard i
 # of n of the selected test ids (tests/conftest.py: BITMM_SHARD, BITMM_TEST_PROFILE=cover2|cover3).
@@ -24,6 +24,23 @@ par=${BITMM_SAN_PAR:-4}
 deadline=$(( $(date +%s) + ${BITMM_SAN_CAP:-500} ))
 export SAN_DEADLINE=$deadline SAN_OUT=$OUT SAN_PATHS=${BITMM_SAN_PATHS:-tests} SAN_K=${BITMM_SAN_K:-not cpu and not compile}
 compute-sanitizer --version | tail -1 | tee -a "$OUT/sanitizers.txt"
+# BITMM_SAN_KNS (default "bitmm"; every bitmm kernel lives in namespace bitmm): memcheck and racecheck
+# instrument only the kernels whose name contains it (--kernel-name kns=...), so torch's and cuBLAS's
+# own kernels run uninstrumented, at full speed.  initcheck is never filtered: it must see every
+# kernel's writes to know which bytes a bitmm kernel may read.  "" = no filter.
+export SAN_KNS=${BITMM_SAN_KNS-bitmm}
+if [ -n "$SAN_KNS" ] && ! compute-sanitizer --help 2>&1 | grep -q -- "--kernel-name "; then
+  echo "this compute-sanitizer has no --kernel-name: units run unfiltered" | tee -a "$OUT/sanitizers.txt"; SAN_KNS=""
+fi
+if [ -n "$SAN_KNS" ]; then  # the filter's positive control: a kernel named bitmm_* that reads address 256
+  compute-sanitizer --tool memcheck --kernel-name "kns=$SAN_KNS" python3 bench/san_control.py > /tmp/san_control.txt 2>&1
+  if grep -q "Invalid __global__ read" /tmp/san_control.txt && grep -q "bitmm_sanitizer_control" /tmp/san_control.txt; then
+    echo "filter control: memcheck with --kernel-name kns=$SAN_KNS reported the control kernel's invalid read (the filter instruments bitmm kernels)" | tee -a "$OUT/sanitizers.txt"
+  else
+    { echo "filter control FAILED: no report in the control kernel; units run unfiltered"; sed -n 1,20p /tmp/san_control.txt; } | tee -a "$OUT/sanitizers.txt"
+    SAN_KNS=""
+  fi
+fi
 
 run_unit() {  # TOOL:i/n[@PROFILE]
   local unit=$1 tool shard profile="" name log left rc
@@ -35,13 +52,14 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   local t0; t0=$(date +%s)
   # initcheck: without torch's caching allocator (every tensor fresh from cudaMalloc), so a kernel
   # that skips a write is caught even where the block held an earlier, written tensor.
-  local nocache=0; [ "$tool" = initcheck ] && nocache=1
-  PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" timeout "$left" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+  local nocache=0 filter=(); [ "$tool" = initcheck ] && nocache=1
+  [ -n "$SAN_KNS" ] && [ "$tool" != initcheck ] && filter=(--kernel-name "kns=$SAN_KNS")
+  PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" --error-exitcode 9 \
     python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$SAN_K" > "$log" 2>&1
   rc=$?
   local verdict="DONE"; [ "$rc" = 124 ] && verdict="CAPPED"
   local sum="/tmp/san_$name.sum"
-  { echo "$verdict $unit rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
+  { echo "$verdict $unit${filter[*]:+ (${filter[*]})} rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
     echo "   $(grep -cE '::.* (PASSED|FAILED|SKIPPED|ERROR|XFAIL)' "$log") tests finished, last: $(grep -E '::.* (PASSED|FAILED|SKIPPED|ERROR)' "$log" | tail -1 | cut -c1-110)"
     grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error|Warning)" "$log" | cut -c1-150 | sort | uniq -c | head -6
     grep -E "^=========     at .*(Kernel|kernel|void |nvjet)" "$log" | sed -E 's/\+0x[0-9a-f]+$//' | cut -c1-150 | sort | uniq -c | head -6
