@@ -29,7 +29,8 @@ compute-sanitizer --version | tail -1 | tee -a "$OUT/sanitizers.txt"
 # own kernels run uninstrumented, at full speed.  initcheck is never filtered: it must see every
 # kernel's writes to know which bytes a bitmm kernel may read.  "" = no filter.
 export SAN_KNS=${BITMM_SAN_KNS-bitmm}
-if [ -n "$SAN_KNS" ] && ! compute-sanitizer --help 2>&1 | grep -q -- "--kernel-name "; then
+san_help=$(compute-sanitizer --help 2>&1)  # (not piped into grep -q: under pipefail its early exit fails the pipe)
+if [ -n "$SAN_KNS" ] && ! grep -q -- "--kernel-name " <<< "$san_help"; then
   echo "this compute-sanitizer has no --kernel-name: units run unfiltered" | tee -a "$OUT/sanitizers.txt"; SAN_KNS=""
 fi
 if [ -n "$SAN_KNS" ]; then  # the filter's positive control: a kernel named bitmm_* that reads address 256
