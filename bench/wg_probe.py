@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 CASES = [  # (kind, K, N, M, group size)
     ("ternary", 8192, 28672, 16, None), ("ternary", 8192, 28672, 64, None),
@@ -79,8 +80,13 @@ def main() -> None:
                 records.append(r)
                 print(f"{tile:9s} {r['op']:7s} K={r['K']:5d} N={r['N']:5d} M={r['M']:4d} G={str(r['group_size']):4s} "
                       f"{r['us']:8.1f} us  fp16 {r['fp16_us']:8.1f}  x{r['speedup']:.2f}", flush=True)
+    import torch
+    meta = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
+            "commit": os.environ.get("BITMM_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                                                       capture_output=True, text=True).stdout.strip(),
+            "date": time.strftime("%Y-%m-%d"), "cases": args.cases, "tiles": args.tiles}
     with open(args.out, "w") as f:
-        json.dump({"records": records}, f, indent=1)
+        json.dump({**meta, "records": records}, f, indent=1)
 
 
 if __name__ == "__main__":

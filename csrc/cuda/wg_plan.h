@@ -52,9 +52,13 @@ inline int wg_forced_splits() {
 //
 // K splits (wg7): where even 64-row tiles leave more than a quarter of the SMs idle (small M on
 // N <= ~12k: 28672 x 8192 at M = 64 ran on 64 of 132 SMs, 1.7x the time of 8192 x 28672), K is cut
-// into as many splits as fill the SMs, at most kWgMaxSplits and at least kWgMinStagesPerSplit
-// stages each.  The workspace round trip (splits x M x N fp32, written and read once, mostly in
-// L2) is small there because M x N is small.
+// into as many splits as fit in one wave (tiles x splits <= SMs: floor, not ceil), at most
+// kWgMaxSplits and at least kWgMinStagesPerSplit stages each.  The workspace round trip (splits x M
+// x N fp32, written and read once, mostly in L2) is small there because M x N is small.
+// One wave, measured on the H200 (bench/results/h200_wg_probe_splitk_e848b4d.json, 132 SMs): 64
+// tiles (28672 x 8192, 8192 x 8192 at M <= 64) 2 splits 121.6 / 39.4 us where ceil's 3 (192 CTAs,
+// a 60-CTA second wave) took 162.7 / 52.9 and 4 (two full waves) 124.1 / 42.4; 32 tiles (4096 x
+// 4096) 4 splits 14.5 us where 5 took 20.6.
 inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms) {
   const int64_t n_tiles = (N + 127) / 128, stages = (K + 63) / 64;
   int bm = wg_forced_tile();
@@ -71,7 +75,7 @@ inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms) {
   if (const int f = wg_forced_splits()) {
     splits = f < stages ? f : stages;
   } else if (4 * tiles < 3 * static_cast<int64_t>(num_sms)) {
-    splits = (num_sms + tiles - 1) / tiles;
+    splits = num_sms / tiles;
     if (splits > kWgMaxSplits) splits = kWgMaxSplits;
     if (splits > stages / kWgMinStagesPerSplit) splits = stages / kWgMinStagesPerSplit;
     if (splits < 1) splits = 1;
