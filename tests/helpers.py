@@ -1,6 +1,8 @@
 """Random problems and tolerance rules shared by the tests."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 import bitmm
@@ -12,6 +14,15 @@ PACKERS = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": b
 UNPACKERS = {"ternary": bitmm.unpack_ternary, "binary": bitmm.unpack_binary, "int2": bitmm.unpack_int2}
 # Floor on the relative error bound, for shapes so small that the baseline error is ~0.
 TOL_FLOOR = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float64: 1e-12}
+
+
+def baseline_device(t: torch.Tensor) -> torch.device:
+    """Where the tests' own plain-dtype baselines (F.linear / matmul in x's dtype) run: x's device,
+    or the CPU under BITMM_SAN_NO_CUBLAS=1 (bench/sanitize.sh's racecheck and initcheck units):
+    under racecheck cuBLAS's sm_90 GEMMs die with a hardware exception, and initcheck flags reads of
+    what they wrote (bench/results/h200_sanitizers_e848b4d.txt), so those runs keep cuBLAS out of
+    everything but the ops under test."""
+    return torch.device("cpu") if os.environ.get("BITMM_SAN_NO_CUBLAS") == "1" else t.device
 
 
 def random_values(kind: str, N: int, K: int, device="cpu") -> torch.Tensor:
@@ -51,8 +62,8 @@ def baseline_err(kind, x, packed, s, u, b) -> float:
     ref = reference.linear(kind, x.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(),
                            None if b is None else b.cpu())
     w = reference.dense_weight(kind, packed.cpu(), s.cpu(), None if u is None else u.cpu(), K).to(x.dtype)
-    dev = x.device
-    y = torch.nn.functional.linear(x, w.to(dev), None if b is None else b.to(x.dtype))
+    dev = baseline_device(x)
+    y = torch.nn.functional.linear(x.to(dev), w.to(dev), None if b is None else b.to(dev, x.dtype))
     return rel_err(y, ref)
 
 

@@ -10,7 +10,7 @@ import bitmm
 from bitmm import reference
 from bitmm.nn import PackedLinear, PackedLoRALinear, fold_offset_into_lora
 from bitmm.ops import lora_linear
-from helpers import KINDS, TOL_FLOOR, assert_error_table, make_problem, poison_cuda_allocator, rel_err
+from helpers import KINDS, TOL_FLOOR, assert_error_table, baseline_device, make_problem, poison_cuda_allocator, rel_err
 
 # CUDA variants are collected everywhere and skip without a GPU.
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
@@ -45,8 +45,10 @@ def baseline_lora(kind, x, packed, s, u, b, a, bb, scale=SCALE):
     """Plain PyTorch in x's dtype (dense weight and adapters in that dtype)."""
     dt = x.dtype
     w = reference.dense_weight(kind, packed.cpu(), s.cpu(), None if u is None else u.cpu(), x.shape[-1]).to(dt)
-    y = F.linear(x, w.to(x.device), None if b is None else b.to(dt))
-    return y + F.linear(F.linear(x, a.to(dt)), bb.to(dt)) * scale
+    dev = baseline_device(x)
+    x = x.to(dev)
+    y = F.linear(x, w.to(dev), None if b is None else b.to(dev, dt))
+    return y + F.linear(F.linear(x, a.to(dev, dt)), bb.to(dev, dt)) * scale
 
 
 def assert_close_lora(kind, y, x, packed, s, u, b, a, bb, scale=SCALE):

@@ -12,7 +12,7 @@ import torch
 
 import bitmm
 from bitmm import reference
-from helpers import KINDS, TOL_FLOOR, make_problem, poison_cuda_allocator, rel_err
+from helpers import KINDS, TOL_FLOOR, baseline_device, make_problem, poison_cuda_allocator, rel_err
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -48,7 +48,8 @@ def check_grad_x(kind, M, K, N, mode, G, sdt, offset, dtype, backend="auto"):
     assert torch.isfinite(got).all()
     # Baseline: grad_y @ W in grad_y's dtype, W dequantized and rounded to that dtype.
     w = reference.dense_weight(kind, packed.cpu(), s.cpu().double(), None if u is None else u.cpu().double(), K)
-    base = rel_err(g @ w.to(dtype).cuda(), want)
+    dev = baseline_device(g)
+    base = rel_err(g.to(dev) @ w.to(dev, dtype), want)
     err = rel_err(got, want)
     bound = max(2 * base, TOL_FLOOR[dtype])
     assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e} (baseline {base:.3e})"
