@@ -68,7 +68,8 @@ def test_tensorcore_matches_reference(kind, dtype, mode, G, K, N, M, backend):
 
 
 # The auto backend's switches (csrc/cuda/linear_cuda.cpp, use_dense / use_wgmma): M at and around
-# 16 / 32 (on sm_90a the wgmma kernel from 17 group-wise, from 33 per tensor / channel), 64 (weights
+# 16 / 32 (on sm_90a the wgmma kernel from 17 group-wise, and per tensor / channel from 17 where
+# its plan splits K, else from 33), 64 (weights
 # of at most 2^24 elements go dense), 128 (group-wise) and 384 (per tensor / channel), 2048
 # (group-wise: wgmma below, dense from it), on a small weight and on one just past 2^24 elements
 # (1024 x 16400).

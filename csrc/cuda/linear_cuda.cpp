@@ -177,7 +177,14 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 //   M = 4096: dense 3431 / 3390 vs wgmma 3786 / 3639 (even near M = 2200).
 // So from kWgmmaMinM rows (per tensor / channel) or kWgmmaMinMGrouped (group-wise), and for
 // group-wise scales below kWgmmaGroupedMaxM (dense above).
+// Per tensor / channel from kWgmmaMinMSplit where the plan splits K (wg8, one wave of split CTAs):
+// 8192^2 M = 32 38.0 us (2 splits) vs the tensor-core kernel's 48.9 (h200_wg_probe_splitk_e848b4d
+// .json; 28672x8192 and 4096^2 won already with wg7's splits, above).  The tensor-core kernel runs
+// one configuration (32-row tile, CM = 4) for all of M = 17..32 and the wgmma kernel one 64-row
+// tile for M <= 64, so M = 32's times stand for the range (M = 17..31 not timed through auto yet).
+// Without a split (8192x28672: 136 vs 124) from kWgmmaMinM as before.
 constexpr int64_t kWgmmaMinM = 33;
+constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
 constexpr int64_t kWgmmaGroupedMaxM = 2048;
 
@@ -196,7 +203,8 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
   switch (current_backend()) {
     case Backend::kWgmma: return true;
     case Backend::kAuto:
-      return lp.group_size >= padded_k(lp.K) ? M >= kWgmmaMinM : M >= kWgmmaMinMGrouped && M < kWgmmaGroupedMaxM;
+      if (lp.group_size < padded_k(lp.K)) return M >= kWgmmaMinMGrouped && M < kWgmmaGroupedMaxM;
+      return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && cuda::wg_plan(M, lp.N, lp.K, num_sms(device)).splits > 1);
     default: return false;
   }
 }
