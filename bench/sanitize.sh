@@ -34,11 +34,11 @@ if [ -n "$SAN_KNS" ] && ! grep -q -- "--kernel-name " <<< "$san_help"; then
   echo "this compute-sanitizer has no --kernel-name: units run unfiltered" | tee -a "$OUT/sanitizers.txt"; SAN_KNS=""
 fi
 if [ -n "$SAN_KNS" ]; then  # the filter's positive control: a kernel named bitmm_* that reads address 256
-  compute-sanitizer --tool memcheck --kernel-name "kns=$SAN_KNS" python3 bench/san_control.py > /tmp/san_control.txt 2>&1
-  if grep -q "Invalid __global__ read" /tmp/san_control.txt && grep -q "bitmm_sanitizer_control" /tmp/san_control.txt; then
+  compute-sanitizer --tool memcheck --kernel-name "kns=$SAN_KNS" python3 bench/san_control.py > "$OUT/san_control.txt" 2>&1
+  if grep -q "Invalid __global__ read" "$OUT/san_control.txt" && grep -q "bitmm_sanitizer_control" "$OUT/san_control.txt"; then
     echo "filter control: memcheck with --kernel-name kns=$SAN_KNS reported the control kernel's invalid read (the filter instruments bitmm kernels)" | tee -a "$OUT/sanitizers.txt"
   else
-    { echo "filter control FAILED: no report in the control kernel; units run unfiltered"; sed -n 1,20p /tmp/san_control.txt; } | tee -a "$OUT/sanitizers.txt"
+    { echo "filter control FAILED: no report in the control kernel; units run unfiltered"; sed -n 1,20p "$OUT/san_control.txt"; } | tee -a "$OUT/sanitizers.txt"
     SAN_KNS=""
   fi
 fi
@@ -58,12 +58,14 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # racecheck / initcheck: BITMM_SAN_NO_CUBLAS=1 (tests/helpers.py baseline_device) moves the tests'
   # own fp16 / bf16 baselines to the CPU: under racecheck cuBLAS's sm_90 GEMMs die with a hardware
   # exception even when left uninstrumented (F.linear alone, M = 129, fp16), and initcheck does not
-  # see what they write.  racecheck skips the dense backend's tests for the same reason (its
-  # dequantize kernel uses no shared memory, the only memory racecheck watches).
+  # see what they write.  Both skip the dense backend's tests for the same reason (racecheck: its
+  # dequantize kernel uses no shared memory, the only memory racecheck watches; initcheck: its
+  # output is cuBLAS's; memcheck covers it).
   local nocache=0 nocublas=0 k=$SAN_K filter=() extra=()
+  case $tool in racecheck|initcheck) k="($SAN_K) and not dense" ;; esac
   case $tool in
     initcheck) nocache=${BITMM_SAN_INIT_NOCACHE:-1}; nocublas=1; extra=(--print-limit 10000000 --show-backtrace no) ;;
-    racecheck) nocublas=1; k="($SAN_K) and not dense" ;;
+    racecheck) nocublas=1 ;;
   esac
   [ -n "$SAN_KNS" ] && [ "$tool" != initcheck ] && filter=(--kernel-name "kns=$SAN_KNS")
   PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \

@@ -8,8 +8,8 @@ process).  Prints one line per case and writes a JSON of the records.
     python bench/wg_probe.py --out $OUT/wg_probe.json [--tiles auto,64x1,256x1]
     python bench/wg_probe.py --out $OUT/wg_split.json --cases splitk \
         --tiles auto,auto:BITMM_WG_SPLIT=1,auto:BITMM_WG_SPLIT=2,auto:BITMM_WG_SPLIT=4
-(--cases splitk: the shapes where the plan splits K, wg_plan.h: is ceil(SMs / tiles) splits, which
-can start a second partial wave of CTAs, better than the largest count that fits one wave?)
+(--cases splitk: the shapes where the plan splits K, wg_plan.h; at e848b4d this measured ceil(SMs / tiles)
+splits, which start a partial second wave, against the one-wave counts the plan now uses.)
 """
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ def child(tile: str, cases: str) -> None:
     torch.cuda.synchronize()
 
 
+def _git_head() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:  # no git on the machine: the records still get written
+        return "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -82,8 +89,7 @@ def main() -> None:
                       f"{r['us']:8.1f} us  fp16 {r['fp16_us']:8.1f}  x{r['speedup']:.2f}", flush=True)
     import torch
     meta = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
-            "commit": os.environ.get("BITMM_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                                                       capture_output=True, text=True).stdout.strip(),
+            "commit": os.environ.get("BITMM_COMMIT") or _git_head(),
             "date": time.strftime("%Y-%m-%d"), "cases": args.cases, "tiles": args.tiles}
     with open(args.out, "w") as f:
         json.dump({**meta, "records": records}, f, indent=1)

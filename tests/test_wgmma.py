@@ -96,7 +96,8 @@ def test_wgmma_kernel_runs(kind):
                                 (2047, "group", 64, 1024, True), (2048, "group", 64, 1024, False)):
         x3, packed3, s3, u3, b3 = make_problem(kind, M, K, 300, mode, G, dtype=torch.bfloat16, device="cuda")
         names = kernel_names(lambda: bitmm.linear(kind, x3, packed3, s3, u3, b3))
-        if profiler_sees_kernels():
+        # (>= 6 SMs: fewer would leave room for no second split of these 3 weight tiles)
+        if profiler_sees_kernels() and torch.cuda.get_device_properties(0).multi_processor_count >= 6:
             assert any("wg_linear_kernel" in n for n in names) == want, (M, mode, names)
         assert_close_to_reference(kind, bitmm.linear(kind, x3, packed3, s3, u3, b3), x3, packed3, s3, u3, b3)
 

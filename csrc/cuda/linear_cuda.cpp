@@ -204,7 +204,7 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
     case Backend::kWgmma: return true;
     case Backend::kAuto:
       if (lp.group_size < padded_k(lp.K)) return M >= kWgmmaMinMGrouped && M < kWgmmaGroupedMaxM;
-      return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && cuda::wg_plan(M, lp.N, lp.K, num_sms(device)).splits > 1);
+      return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
     default: return false;
   }
 }

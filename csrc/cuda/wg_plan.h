@@ -59,9 +59,11 @@ inline int wg_forced_splits() {
 // tiles (28672 x 8192, 8192 x 8192 at M <= 64) 2 splits 121.6 / 39.4 us where ceil's 3 (192 CTAs,
 // a 60-CTA second wave) took 162.7 / 52.9 and 4 (two full waves) 124.1 / 42.4; 32 tiles (4096 x
 // 4096) 4 splits 14.5 us where 5 took 20.6.
-inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms) {
+// honor_env = false: the plan as if BITMM_WG_TILE / BITMM_WG_SPLIT were unset (auto's dispatch
+// decision, so the probe knobs change how the kernel runs, never which kernel runs).
+inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms, bool honor_env = true) {
   const int64_t n_tiles = (N + 127) / 128, stages = (K + 63) / 64;
-  int bm = wg_forced_tile();
+  int bm = honor_env ? wg_forced_tile() : 0;
   if (bm == 0) {
     bm = 64;
     for (int b : {256, 128})
@@ -72,7 +74,7 @@ inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms) {
   }
   const int64_t tiles = n_tiles * ((M + bm - 1) / bm);
   int64_t splits = 1;
-  if (const int f = wg_forced_splits()) {
+  if (const int f = honor_env ? wg_forced_splits() : 0) {
     splits = f < stages ? f : stages;
   } else if (4 * tiles < 3 * static_cast<int64_t>(num_sms)) {
     splits = num_sms / tiles;
