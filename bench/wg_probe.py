@@ -9,7 +9,9 @@ process).  Prints one line per case and writes a JSON of the records.
     python bench/wg_probe.py --out $OUT/wg_split.json --cases splitk \
         --tiles auto,auto:BITMM_WG_SPLIT=1,auto:BITMM_WG_SPLIT=2,auto:BITMM_WG_SPLIT=4
 (--cases splitk: the shapes where the plan splits K, wg_plan.h; at e848b4d this measured ceil(SMs / tiles)
-splits, which start a partial second wave, against the one-wave counts the plan now uses.)
+splits, which start a partial second wave, against the one-wave counts the plan now uses.
+--cases dense: the dense backend at large M, for its slice size: --tiles
+auto,auto:BITMM_DENSE_SLICE_MB=128,auto:BITMM_DENSE_SLICE_MB=512,auto:BITMM_DENSE_SLICE_MB=4096.)
 """
 from __future__ import annotations
 
@@ -35,16 +37,21 @@ CASES_SPLITK = [  # 64-row tiles: 64 (28672x8192, 8192^2) and 32 (4096^2) of the
     ("int2", 4096, 4096, 32, 64),
 ]
 
+CASES_DENSE = [  # the dense backend (dequantized slices of W + cuBLAS) where auto picks it or could
+    ("int2", 8192, 28672, 2048, 64), ("int2", 8192, 28672, 4096, 64), ("binary", 8192, 28672, 4096, 64),
+    ("int2", 28672, 8192, 4096, 64), ("int2", 8192, 8192, 4096, 64), ("ternary", 8192, 28672, 4096, None),
+]
+
 
 def child(tile: str, cases: str) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch
     from cuda_bench import bench_case, measure_copy_tbps
     copy = measure_copy_tbps()
-    for kind, K, N, M, G in CASES_SPLITK if cases == "splitk" else CASES:
+    for kind, K, N, M, G in {"splitk": CASES_SPLITK, "dense": CASES_DENSE}.get(cases, CASES):
         if tile.startswith("64x") and M > 64 or tile[0].isdigit() and not tile.startswith("64x") and M <= 64:
             continue
-        r = bench_case(kind, K, N, M, G, "forward", copy, "wgmma")
+        r = bench_case(kind, K, N, M, G, "forward", copy, "dense" if cases == "dense" else "wgmma")
         r["tile"] = tile
         print(json.dumps(r), flush=True)
     torch.cuda.synchronize()
@@ -62,7 +69,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--tiles", default="auto,64x1,128x1,256x1")
     ap.add_argument("--child", default=None)
-    ap.add_argument("--cases", default="tiles", choices=["tiles", "splitk"])
+    ap.add_argument("--cases", default="tiles", choices=["tiles", "splitk", "dense"])
     args = ap.parse_args()
     if args.child:
         child(args.child, args.cases)

@@ -1,6 +1,7 @@
 // Torch glue for the CUDA backend: checks (shared helper), dtype / layout
 // preparation, and launches on the current stream of x's device.  No host
 // synchronisation on the linear paths (CUDA-graph capturable).
+#include <cstdlib>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -209,12 +210,26 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
   }
 }
 
+// Bytes of dequantized W per cuBLAS call: kDenseSliceBytes, or BITMM_DENSE_SLICE_MB (a probe knob,
+// read once: bench/wg_probe.py --cases dense).  The question it measures: at M >= 2048 the GEMM is
+// compute-bound, and each L2-sized slice (1920 rows of 8192x28672) is its own cuBLAS call with its own
+// partial last wave of tiles, while one call over the whole dequantized W (a temporary of N x K
+// elements) would pay only the dequantization (predicted ~0.94x of fp16 instead of 0.85x).
+int64_t dense_slice_bytes() {
+  static const int64_t bytes = [] {
+    const char* v = std::getenv("BITMM_DENSE_SLICE_MB");
+    const long long mb = v == nullptr ? 0 : std::atoll(v);
+    return mb > 0 && mb <= (int64_t{1} << 20) ? static_cast<int64_t>(mb) << 20 : kDenseSliceBytes;
+  }();
+  return bytes;
+}
+
 // y (M, N) = x2 @ W^T + bias through dequantized slices of W.
 at::Tensor dense_linear(const cuda::LinearParams& lp, const LinearProblem& p, const at::Tensor& x2,
                         const at::Tensor& bias, cudaStream_t stream) {
   // Slices of a multiple of 128 rows: an odd slice width gives cuBLAS a misaligned output leading
   // dimension (measured on 28672x8192 at 286e2ed: 585-row slices, 8x slower than fp16).
-  const int64_t fit = kDenseSliceBytes / (p.K * x2.element_size()) / 128 * 128;
+  const int64_t fit = dense_slice_bytes() / (p.K * x2.element_size()) / 128 * 128;
   const int64_t rows = std::min<int64_t>(p.N, std::max<int64_t>(128, fit));
   at::Tensor w = at::empty({std::min(rows, p.N), p.K}, x2.options());
   at::Tensor b = bias.defined() ? bias.to(x2.scalar_type()) : at::Tensor();
