@@ -1,0 +1,88 @@
+"""The Hopper wgmma kernel's launch plan (csrc/cuda/wg_plan.h: CTA tile rows and K splits), a host-only
+header compiled here with the system C++ compiler, so the rule is checked on every machine, GPU or not."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CXX = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler")
+
+MAIN = r"""
+#include "csrc/cuda/wg_plan.h"
+#include <cstdio>
+#include <cstdlib>
+int main(int argc, char** argv) {  // M N K SMs honor_env ... -> "bm splits" per quintuple
+  for (int i = 1; i + 4 < argc; i += 5) {
+    const auto p = bitmm::cuda::wg_plan(std::atoll(argv[i]), std::atoll(argv[i + 1]), std::atoll(argv[i + 2]),
+                                        std::atoi(argv[i + 3]), std::atoi(argv[i + 4]) != 0);
+    std::printf("%d %d\n", p.bm, p.splits);
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def plan_exe(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wg_plan")
+    (d / "main.cpp").write_text(MAIN)
+    exe = d / "plan"
+    subprocess.run([CXX, "-std=c++17", "-O1", f"-I{ROOT}", str(d / "main.cpp"), "-o", str(exe)], check=True)
+    return exe
+
+
+def plans(exe, cases, env=None, honor_env=True):
+    args = [str(v) for M, N, K, sms in cases for v in (M, N, K, sms, int(honor_env))]
+    out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True,
+                         env={k: v for k, v in {**os.environ, **(env or {})}.items()
+                              if env is not None or not k.startswith("BITMM_WG_")})
+    return [tuple(map(int, line.split())) for line in out.stdout.splitlines()]
+
+
+# (M, N, K, SMs) -> (rows of x per CTA, K splits); 132 SMs = H100 / H200.  Splits fill one wave
+# (tiles x splits <= SMs: measured on the H200, wg8 in bench/NOTES.md), at most 8, at least 8
+# stages of 64 inputs each; only where 64-row tiles leave more than a quarter of the SMs idle.
+EXPECTED = [
+    ((64, 8192, 28672, 132), (64, 2)),   # 64 weight tiles: 2 splits (ceil gave 3: a partial 2nd wave)
+    ((64, 8192, 8192, 132), (64, 2)),
+    ((32, 8192, 8192, 132), (64, 2)),
+    ((64, 4096, 4096, 132), (64, 4)),    # 32 tiles: 4 (not 5)
+    ((64, 28672, 8192, 132), (64, 1)),   # 224 tiles: no split
+    ((64, 11008, 4096, 132), (64, 1)),   # 86 tiles: one wave holds only 1 split
+    ((17, 300, 4160, 132), (64, 8)),     # 3 tiles: at most 8 splits
+    ((64, 300, 512, 132), (64, 1)),      # 8 stages: no room for two splits of >= 8
+    ((64, 300, 1024, 132), (64, 2)),
+    ((256, 8192, 8192, 132), (128, 1)),  # 256-row tiles would leave SMs idle: 128
+    ((1024, 4096, 4096, 132), (256, 1)),
+    ((64, 4096, 4096, 16), (64, 1)),     # a 16-SM part: 32 tiles already fill it
+    ((64, 1024, 4096, 16), (64, 2)),     # 8 tiles on 16 SMs
+]
+
+
+def test_plan_table(plan_exe):
+    assert plans(plan_exe, [c for c, _ in EXPECTED]) == [e for _, e in EXPECTED]
+
+
+def test_splits_fit_one_wave(plan_exe):
+    cases = [(M, N, K, sms) for M in (1, 17, 33, 64, 100, 256) for N in (96, 300, 2048, 4096, 8192, 11008, 28672)
+             for K in (64, 512, 1000, 4096, 28672) for sms in (16, 78, 114, 132)]
+    for (M, N, K, sms), (bm, splits) in zip(cases, plans(plan_exe, cases)):
+        tiles = -(-N // 128) * -(-M // bm)
+        stages = -(-K // 64)
+        assert 1 <= splits <= 8, (M, N, K, sms, splits)
+        if splits > 1:
+            assert tiles * splits <= sms and splits * 8 <= stages, (M, N, K, sms, bm, splits)
+            assert 4 * tiles < 3 * sms
+
+
+def test_forced_knobs_change_the_plan_not_the_decision(plan_exe):
+    # BITMM_WG_SPLIT / BITMM_WG_TILE (probes, tests) force the launch plan; auto's choice of kernel
+    # asks for the plan without them (linear_cuda.cpp, use_wgmma: honor_env = false).
+    cases = [(32, 8192, 8192, 132), (64, 28672, 8192, 132)]
+    default = plans(plan_exe, cases)
+    env = {"BITMM_WG_SPLIT": "3", "BITMM_WG_TILE": "128x1"}
+    assert plans(plan_exe, cases, env=env) == [(128, 3), (128, 3)]
+    assert plans(plan_exe, cases, env=env, honor_env=False) == default
