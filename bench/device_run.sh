@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|cover|units (bench/sanitize.sh)|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
+#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|cover|units (bench/sanitize.sh)|kernelfiles|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
 #   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] [BITMM_WN_SWEEP="1 2 4"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
@@ -42,6 +42,18 @@ san_summary() {  # log file, label: the verdict, progress, reports by kind and k
 }
 if [ "${BITMM_GPU_SANITIZE:-all}" = "units" ]; then  # resumable units, a few processes at once
   bash bench/sanitize.sh
+  echo "sanitizers: $(( $(date +%s) - start )) s"
+fi
+if [ "${BITMM_GPU_SANITIZE:-all}" = "kernelfiles" ]; then
+  # Issue 8's remaining pass (bench/NOTES.md, session 9 plan), one process at a time: initcheck over
+  # the coverage file (its per-kernel report counts first), then racecheck and initcheck over the
+  # cover3 profile of the kernel test files; BITMM_SAN_CAP seconds for all of it (default 480).
+  cap=${BITMM_SAN_CAP:-480}; t_end=$(( $(date +%s) + cap ))
+  BITMM_SAN_PAR=1 BITMM_SAN_UNITS="initcheck:0/1" BITMM_SAN_PATHS=tests/test_kernel_coverage.py BITMM_SAN_K="not cpu" \
+    BITMM_SAN_CAP=$(( cap / 3 )) bash bench/sanitize.sh
+  BITMM_SAN_PAR=1 BITMM_SAN_UNITS="racecheck:0/1@cover3 initcheck:0/1@cover3" \
+    BITMM_SAN_PATHS="tests/test_kernel_coverage.py tests/test_wgmma.py tests/test_tc_grad_x.py tests/test_linear.py tests/test_lora.py" \
+    BITMM_SAN_K="not cpu and not compile and not gradcheck and not opcheck" BITMM_SAN_CAP=$(( t_end - $(date +%s) )) bash bench/sanitize.sh
   echo "sanitizers: $(( $(date +%s) - start )) s"
 fi
 if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
