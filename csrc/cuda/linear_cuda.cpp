@@ -1,7 +1,6 @@
 // Torch glue for the CUDA backend: checks (shared helper), dtype / layout
 // preparation, and launches on the current stream of x's device.  No host
 // synchronisation on the linear paths (CUDA-graph capturable).
-#include <cstdlib>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -217,9 +216,8 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
 // elements) would pay only the dequantization (predicted ~0.94x of fp16 instead of 0.85x).
 int64_t dense_slice_bytes() {
   static const int64_t bytes = [] {
-    const char* v = std::getenv("BITMM_DENSE_SLICE_MB");
-    const long long mb = v == nullptr ? 0 : std::atoll(v);
-    return mb > 0 && mb <= (int64_t{1} << 20) ? static_cast<int64_t>(mb) << 20 : kDenseSliceBytes;
+    const int mb = cuda::env_int("BITMM_DENSE_SLICE_MB");
+    return mb > 0 && mb <= (1 << 20) ? static_cast<int64_t>(mb) << 20 : kDenseSliceBytes;
   }();
   return bytes;
 }

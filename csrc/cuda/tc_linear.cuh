@@ -49,6 +49,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "env_knobs.h"
 #include "tc_kernels.h"
 
 namespace bitmm {
@@ -653,12 +654,6 @@ tc_linear_kernel(const LinearParams p,
   }  // wk == 0: epilogue
   }  // row tiles
   cp_async_wait<0>();
-}
-
-// An integer benchmark override from the environment (0 when unset); the launchers read each once.
-inline int env_int(const char* name) {
-  const char* e = std::getenv(name);
-  return e ? std::atoi(e) : 0;
 }
 
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other

@@ -6,6 +6,8 @@
 #include <initializer_list>
 #include <string>
 
+#include "env_knobs.h"
+
 namespace bitmm {
 namespace cuda {
 
@@ -38,8 +40,7 @@ inline int wg_forced_tile() {
 }
 inline int wg_forced_splits() {
   static const int forced = [] {
-    const char* v = std::getenv("BITMM_WG_SPLIT");
-    const int n = v == nullptr ? 0 : std::atoi(v);
+    const int n = env_int("BITMM_WG_SPLIT");
     return n >= 1 && n <= 16 ? n : 0;
   }();
   return forced;
