@@ -60,7 +60,13 @@
 namespace bitmm {
 namespace cuda {
 
-constexpr int kWgThreads = 256;  // two warpgroups
+constexpr int kWgThreads = 256;  // two warpgroups (the consumers; all threads without a producer warp)
+// Warp-specialized: + a producer warpgroup (warps 8-11; warp 8 copies, 9-11 exit at once).  A whole
+// warpgroup, not one warp: registers are split per SM sub-partition (4 per SM, 16384 each) and 9
+// warps put 3 on one of them, which capped every thread at 168 registers (spills at BM = 256);
+// with 12 warps setmaxnreg moves the producers' share to the consumers (kWgRegsConsumer).
+constexpr int kWgThreadsWS = kWgThreads + 128;
+constexpr int kWgRegsProducer = 40, kWgRegsConsumer = 232;  // per sub-partition: 40 + 2 x 232 <= 512
 constexpr int kWgK = 64;         // inputs per stage: 128 bytes of x per row, one swizzle row
 
 // Shared memory of one CTA tile: BM rows of x by 128 weight rows, and how deep the ring is.
@@ -75,8 +81,10 @@ template <int BM> struct WgCfg {
   static constexpr int kStages = (220 * 1024 - 1024) / kStageBytes < 12 ? (220 * 1024 - 1024) / kStageBytes : 12;
   static constexpr int kAhead = kStages - 2;                 // stages in flight ahead of the one computed
   static constexpr int kOutStride = kRows + 8;               // epilogue tile row, in elements (bank spread)
-  static constexpr int kBarOffset = kStages * kStageBytes;   // one 8-byte mbarrier per slot (x's TMA copy)
-  static constexpr int kBytes = kBarOffset + 8 * kStages + 1024;  // + slack to align the base to 1024
+  // Two 8-byte mbarriers per slot: "full" (the slot's copies landed) at kBarOffset + 8 * slot,
+  // "empty" (the consumers are done with it; warp-specialized variant only) 8 * kStages further.
+  static constexpr int kBarOffset = kStages * kStageBytes;
+  static constexpr int kBytes = kBarOffset + 16 * kStages + 1024;  // + slack to align the base to 1024
   static_assert(kStageBytes % 1024 == 0, "swizzle atoms must stay 1024-byte aligned");
   static_assert(kStages >= 4, "ring too shallow");
   static_assert(BM * kOutStride * 2 <= kStages * kStageBytes, "epilogue tile fits in the ring");
@@ -109,6 +117,34 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   while (!done)
     asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
                  : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_inc() {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_dec() {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+#endif
+}
+// An arrival on `bar` once every cp.async this thread issued before has landed (.noinc: the
+// arrival is one of the barrier's initial count, not an extra one).
+__device__ __forceinline__ void cp_async_mbar_arrive(uint32_t bar) {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+#endif
+}
+// Named barrier 1 over the two consumer warpgroups (the producer warp never joins it).
+__device__ __forceinline__ void consumer_sync() {
+#if defined(BITMM_WGMMA_DEVICE)
+  asm volatile("bar.sync 1, %0;\n" ::"n"(kWgThreads) : "memory");
 #endif
 }
 // A box of the 2-D tensor map (inner coordinate c0, outer c1) into shared memory at dst,
@@ -175,9 +211,12 @@ template <typename T,   // activation / output dtype: __half or __nv_bfloat16
           int GM,       // scale mode: 0 per tensor / channel (loaded once); group-wise, prefetched a
                         // stage ahead: 1 groups of a multiple of 64 (one per stage), 2 other multiples of 32
           bool S32,     // s, u and bias in fp32 (folded in fp32, rounded once), else in x's dtype (HFMA2)
-          int BM>       // rows of x per CTA: the wgmma's N (64, 128 or 256)
-__global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearParams p,
-                                                                  const __grid_constant__ CUtensorMap x_map) {
+          int BM,       // rows of x per CTA: the wgmma's N (64, 128 or 256)
+          bool WS>      // warp-specialized: a producer warp (warp 8) fills the ring, the two consumer
+                        // warpgroups wait on per-slot "full" barriers and hand slots back through
+                        // "empty" ones (no CTA-wide barrier per stage); else every thread does both
+__global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
+    wg_linear_kernel(const LinearParams p, const __grid_constant__ CUtensorMap x_map) {
 #if defined(BITMM_WGMMA_DEVICE)
   using S = WgCfg<BM>;
   constexpr bool TWO = KIND != 1;
@@ -203,12 +242,48 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
   // packed weights (read by the threads, generic proxy) come by cp.async, one 16-byte (binary:
   // 8-byte) piece per row and stage; rows past N repeat row N - 1 (valid memory; never stored).
   const uint32_t smem_base = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  const uint32_t bar0 = smem_base + S::kBarOffset;
+  const uint32_t bar0 = smem_base + S::kBarOffset;  // "full" barrier of slot i at bar0 + 8 * i
+  const uint32_t ebar0 = bar0 + 8 * S::kStages;      // "empty" barriers (WS)
   if (tid == 0) {
-    for (int i = 0; i < S::kStages; ++i) mbar_init(bar0 + 8 * i, 1);
+    for (int i = 0; i < S::kStages; ++i) {
+      // full: the TMA issuer's expect_tx arrival (+ WS: the producer lanes' 32 cp.async arrivals)
+      mbar_init(bar0 + 8 * i, WS ? 1 + 32 : 1);
+      if (WS) mbar_init(ebar0 + 8 * i, kWgThreads / 32);  // one arrival per consumer warp
+    }
     mbar_init_fence();
   }
   __syncthreads();
+  if constexpr (WS) {
+    if (tid >= kWgThreads) {
+      setmaxnreg_dec<kWgRegsProducer>();
+      if (tid >= kWgThreads + 32) return;  // warps 9-11: nothing to do
+      // The producer warp: stage kt into slot kt % kStages once the consumers released the slot's
+      // previous stage (kt - kStages): x by the TMA unit (lane 0), the packed weights by cp.async
+      // (lane copies rows lane + 32 r), each lane's copies arriving on the slot's full barrier.
+      const uint32_t* src[S::kRows / 32];
+#pragma unroll
+      for (int r = 0; r < S::kRows / 32; ++r)
+        src[r] = p.w + imin64(n0 + lane + 32 * r, p.N - 1) * p.wpr + kt0 * (TWO ? 4 : 2);
+      for (int kt = 0; kt < KT; ++kt) {
+        const int slot = kt % S::kStages;
+        if (kt >= S::kStages) mbar_wait(ebar0 + 8 * slot, (kt / S::kStages - 1) & 1);
+        if (lane == 0) {
+          mbar_expect_tx(bar0 + 8 * slot, S::kXBytes);
+          tma_load_2d(smem_base + slot * S::kStageBytes, &x_map, (kt0 + kt) * kWgK, static_cast<int>(m0), bar0 + 8 * slot);
+        }
+        uint8_t* const ws = smem + slot * S::kStageBytes + S::kXBytes;
+#pragma unroll
+        for (int r = 0; r < S::kRows / 32; ++r) {
+          if constexpr (TWO) cp_async_16(ws + (lane + 32 * r) * 16, src[r] + kt * 4, 16);
+          else cp_async_8(ws + (lane + 32 * r) * 8, src[r] + kt * 2, 8);
+        }
+        cp_async_mbar_arrive(bar0 + 8 * slot);
+      }
+      cp_async_wait<0>();  // its copies land before the thread exits
+      return;              // the consumers synchronize among themselves from here on (consumer_sync)
+    }
+    setmaxnreg_inc<kWgRegsConsumer>();
+  }
   const uint32_t* const wsrc = p.w + imin64(n0 + (tid < S::kRows ? tid : 0), p.N - 1) * p.wpr + kt0 * (TWO ? 4 : 2);
 
   auto issue = [&](int kt) {  // stage kt into slot kt % kStages; always commits one cp.async group
@@ -284,19 +359,25 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
   for (int i = 0; i < NA; ++i) acc[i] = 0.f;
   uint32_t afrag[2][4][4];  // [buffer][k-step][register]: stage kt fills buffer kt % 2
 
+  if constexpr (!WS) {
 #pragma unroll
-  for (int j = 0; j < S::kAhead; ++j) issue(j);
+    for (int j = 0; j < S::kAhead; ++j) issue(j);
+  }
 
   // One stage: wait for its copies, refill the slot of two stages back, unpack, issue the wgmma's.
   auto stage = [&](int kt, auto buf_tag) {
     constexpr int B = decltype(buf_tag)::value;
-    cp_async_wait<S::kAhead - 1>();  // this thread's weight copies of stage kt landed
-    mbar_wait(bar0 + 8 * (kt % S::kStages), (kt / S::kStages) & 1);  // and the x tile
-    // Everyone's weights landed, and every wgmma of stage kt - 2 has retired (its slot is refilled
-    // next).  Per-warpgroup barriers plus an "empty" mbarrier per slot instead measured 3-13%
-    // slower (wg6 in bench/NOTES.md).
-    __syncthreads();
-    issue(kt + S::kAhead);
+    if constexpr (WS) {
+      mbar_wait(bar0 + 8 * (kt % S::kStages), (kt / S::kStages) & 1);  // stage kt's weights and x landed
+    } else {
+      cp_async_wait<S::kAhead - 1>();  // this thread's weight copies of stage kt landed
+      mbar_wait(bar0 + 8 * (kt % S::kStages), (kt / S::kStages) & 1);  // and the x tile
+      // Everyone's weights landed, and every wgmma of stage kt - 2 has retired (its slot is refilled
+      // next).  wg6 (bench/NOTES.md) replaced this by per-warpgroup barriers and an "empty" mbarrier
+      // per slot with thread 0 still issuing, 3-13% slower; WS moves the issuing to its own warp.
+      __syncthreads();
+      issue(kt + S::kAhead);
+    }
     const uint8_t* const st = smem + (kt % S::kStages) * S::kStageBytes;
     if constexpr (GM != 0) {  // this stage's groups (fetched during the previous stage)
 #pragma unroll
@@ -360,6 +441,10 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
     for (int ks = 0; ks < 4; ++ks) WgmmaRS<BM, T>::mma(acc, afrag[B][ks], desc[ks]);
     wgmma_commit();
     wgmma_wait<1>();  // the previous stage's wgmma's have retired: its A buffer and slot are free
+    // WS: hand that slot back to the producer, one arrival per warp (the warp's reads of it, its
+    // weight words and the wgmma's x operand, are all done).
+    if constexpr (WS)
+      if (kt > 0 && lane == 0) mbar_arrive(ebar0 + 8 * ((kt - 1) % S::kStages));
   };
   for (int kt = 0; kt < KT; kt += 2) {
     stage(kt, std::integral_constant<int, 0>{});
@@ -380,7 +465,12 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
       }
     return;
   }
-  __syncthreads();  // the ring is free: reuse it for the output tile
+  // The ring is free (every stage's copies landed and were consumed): reuse it for the output tile.
+  auto sync_consumers = [] {
+    if constexpr (WS) consumer_sync();
+    else __syncthreads();
+  };
+  sync_consumers();
 
   // Epilogue: bias, to x's dtype, into shared memory as [m][n], then row-contiguous stores.
   T* const out = reinterpret_cast<T*>(smem);
@@ -394,7 +484,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) wg_linear_kernel(const LinearPa
       const int h = e >> 1, ml = 8 * i + 2 * tig + (e & 1);
       out[ml * S::kOutStride + r_loc[h]] = from_float<T>(acc[4 * i + e] + bs[h]);
     }
-  __syncthreads();
+  sync_consumers();
   const int rows = static_cast<int>(imin64(BM, p.M - m0)), cols = static_cast<int>(imin64(S::kRows, p.N - n0));
   T* const y = static_cast<T*>(p.y);
   if (p.N % 8 == 0) {  // 16-byte stores: y's rows are 16-byte aligned (y from at::empty)
@@ -449,7 +539,7 @@ inline WgEncodeTiled wg_encode_tiled() {
   return fn;
 }
 
-template <typename T, int KIND, int GM, bool S32, int BM>
+template <typename T, int KIND, int GM, bool S32, int BM, bool WS>
 cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream_t stream) {
   using S = WgCfg<BM>;
   const int64_t m_tiles = (p.M + BM - 1) / BM, n_tiles = (p.N + S::kRows - 1) / S::kRows;
@@ -467,13 +557,13 @@ cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream
   if (encode(&x_map, dt, 2, const_cast<void*>(p.x), dims, pitch, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
     return cudaErrorNotSupported;
-  auto kernel = wg_linear_kernel<T, KIND, GM, S32, BM>;
+  auto kernel = wg_linear_kernel<T, KIND, GM, S32, BM, WS>;
   static std::once_flag raised[kMaxTcDevices];  // one per instantiation and device
   cudaError_t err = cudaSuccess;
   std::call_once(raised[dev], [&] { err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kBytes); });
   if (err != cudaSuccess) return err;
   kernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles), static_cast<unsigned>(splits)),
-           kWgThreads, S::kBytes, stream>>>(p, x_map);
+           WS ? kWgThreadsWS : kWgThreads, S::kBytes, stream>>>(p, x_map);
   if (splits > 1) {
     err = cudaGetLastError();
     if (err != cudaSuccess) return err;
@@ -489,11 +579,13 @@ cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStre
   // The glue's plan (it allocated the workspace for its splits), else one without K splits.
   const WgPlan plan = p.wg_bm != 0 ? WgPlan{p.wg_bm, p.wg_splits} : WgPlan{wg_plan(p.M, p.N, p.K, num_sms).bm, 1};
   const int splits = plan.splits > 1 && p.wg_ws != nullptr ? plan.splits : 1;
-  switch (plan.bm) {
-    case 64: return launch_wg_cfg<T, KIND, GM, S32, 64>(p, splits, dev, stream);
-    case 128: return launch_wg_cfg<T, KIND, GM, S32, 128>(p, splits, dev, stream);
-    default: return launch_wg_cfg<T, KIND, GM, S32, 256>(p, splits, dev, stream);
-  }
+  return BITMM_BOOL_SWITCH(wg_warp_specialized(), WS, [&] {
+    switch (plan.bm) {
+      case 64: return launch_wg_cfg<T, KIND, GM, S32, 64, WS>(p, splits, dev, stream);
+      case 128: return launch_wg_cfg<T, KIND, GM, S32, 128, WS>(p, splits, dev, stream);
+      default: return launch_wg_cfg<T, KIND, GM, S32, 256, WS>(p, splits, dev, stream);
+    }
+  });
 }
 
 template <typename T, int KIND>

@@ -46,6 +46,13 @@ inline int wg_forced_splits() {
   return forced;
 }
 
+// BITMM_WG_WS=1: the warp-specialized variant of the kernel (a producer warp fills the ring; see
+// wg_linear_kernel's WS); read once per process.  Off by default until measured.
+inline bool wg_warp_specialized() {
+  static const bool on = env_int("BITMM_WG_WS") == 1;
+  return on;
+}
+
 // Rows of x per CTA: the largest tile M fills that still gives at least 3/4 of a CTA per SM
 // (one CTA per SM fits): 128-row weight tiles are few on small N (4096 x 4096 has 32, 8192 x 8192
 // 64), where BM = 256 at M = 256 left most SMs idle (wg4: 8192 x 8192 M = 256 on 64 CTAs, 0.55x).
