@@ -11,7 +11,11 @@ process).  Prints one line per case and writes a JSON of the records.
 (--cases splitk: the shapes where the plan splits K, wg_plan.h; at e848b4d this measured ceil(SMs / tiles)
 splits, which start a partial second wave, against the one-wave counts the plan now uses.
 --cases dense: the dense backend at large M, for its slice size: --tiles
-auto,auto:BITMM_DENSE_SLICE_MB=128,auto:BITMM_DENSE_SLICE_MB=512,auto:BITMM_DENSE_SLICE_MB=4096.)
+auto,auto:BITMM_DENSE_SLICE_MB=128,auto:BITMM_DENSE_SLICE_MB=512,auto:BITMM_DENSE_SLICE_MB=4096.
+--cases boundary: auto's wgmma / tensor-core switch at M = 17..32 (wgmma from M = 17 where its plan
+splits K): auto, wgmma and tensorcore at M = 17, 24, 32 on the four shapes.
+BITMM_WG_WS=0|1 as the ":ENV=VALUE" part A/B-tests the kernel's two pipelines, wg_linear.cuh.)
+Each child's records are printed and the JSON rewritten as they come, so a run cut short keeps them.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 CASES = [  # (kind, K, N, M, group size)
@@ -43,15 +48,25 @@ CASES_DENSE = [  # the dense backend (dequantized slices of W + cuBLAS) where au
 ]
 
 
+CASES_BOUNDARY = [(k, K, N, M, G, be) for k, G in (("ternary", None), ("int2", 64))
+                  for K, N in ((8192, 28672), (28672, 8192), (8192, 8192), (4096, 4096))
+                  for M in (17, 24, 32) for be in ("auto", "wgmma", "tensorcore")]
+
+
 def child(tile: str, cases: str) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch
     from cuda_bench import bench_case, measure_copy_tbps
     copy = measure_copy_tbps()
-    for kind, K, N, M, G in {"splitk": CASES_SPLITK, "dense": CASES_DENSE}.get(cases, CASES):
+    if cases == "boundary":
+        todo = CASES_BOUNDARY
+    else:
+        todo = [c + ("dense" if cases == "dense" else "wgmma",)
+                for c in {"splitk": CASES_SPLITK, "dense": CASES_DENSE}.get(cases, CASES)]
+    for kind, K, N, M, G, backend in todo:
         if tile.startswith("64x") and M > 64 or tile[0].isdigit() and not tile.startswith("64x") and M <= 64:
             continue
-        r = bench_case(kind, K, N, M, G, "forward", copy, "dense" if cases == "dense" else "wgmma")
+        r = bench_case(kind, K, N, M, G, "forward", copy, backend)
         r["tile"] = tile
         print(json.dumps(r), flush=True)
     torch.cuda.synchronize()
@@ -69,7 +84,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--tiles", default="auto,64x1,128x1,256x1")
     ap.add_argument("--child", default=None)
-    ap.add_argument("--cases", default="tiles", choices=["tiles", "splitk", "dense"])
+    ap.add_argument("--cases", default="tiles", choices=["tiles", "splitk", "dense", "boundary"])
     args = ap.parse_args()
     if args.child:
         child(args.child, args.cases)
@@ -83,17 +98,24 @@ def main() -> None:
             env[k] = v
         if t != "auto":
             env["BITMM_WG_TILE"] = t
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--out", args.out, "--child", tile,
-                              "--cases", args.cases],
-                             env=env, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr[-3000:], flush=True)
-        for line in out.stdout.splitlines():
+        err = tempfile.TemporaryFile(mode="w+")  # (a file, not a pipe: a full pipe would block the child)
+        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--out", args.out, "--child", tile,
+                                 "--cases", args.cases], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        for line in proc.stdout:
             if line.startswith("{"):
                 r = json.loads(line)
                 records.append(r)
-                print(f"{tile:9s} {r['op']:7s} K={r['K']:5d} N={r['N']:5d} M={r['M']:4d} G={str(r['group_size']):4s} "
-                      f"{r['us']:8.1f} us  fp16 {r['fp16_us']:8.1f}  x{r['speedup']:.2f}", flush=True)
+                print(f"{tile:9s} {r['backend']:10s} {r['op']:7s} K={r['K']:5d} N={r['N']:5d} M={r['M']:4d} "
+                      f"G={str(r['group_size']):4s} {r['us']:8.1f} us  fp16 {r['fp16_us']:8.1f}  x{r['speedup']:.2f}",
+                      flush=True)
+                write_json(args, records)
+        if proc.wait() != 0:
+            err.seek(0)
+            print(err.read()[-3000:], flush=True)
+    write_json(args, records)
+
+
+def write_json(args, records) -> None:
     import torch
     meta = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
             "commit": os.environ.get("BITMM_COMMIT") or _git_head(),

@@ -197,6 +197,29 @@ def test_wgmma_forced_tiles(tile):
 
 
 @cuda_only
+@pytest.mark.parametrize("env", [
+    {"BITMM_WG_WS": "0"},
+    {"BITMM_WG_WS": "1", "BITMM_WG_TILE": "64x1"},
+    {"BITMM_WG_WS": "1", "BITMM_WG_TILE": "128x1"},
+    {"BITMM_WG_WS": "1", "BITMM_WG_TILE": "256x1"},
+    {"BITMM_WG_WS": "1", "BITMM_WG_SPLIT": "3"},
+], ids=["cta-sync", "ws-64", "ws-128", "ws-256", "ws-split3"])
+def test_wgmma_pipeline_variants(env):
+    # Both pipelines of the kernel (wg_linear.cuh, WS): every thread copies and a CTA barrier per
+    # stage (BITMM_WG_WS=0), or a producer warp filling the ring through per-slot full / empty
+    # mbarriers (1), on every CTA tile and with K splits: K of 1 stage (fewer than the ring's slots),
+    # 4 stages, 64 stages (the ring wraps 5-16 times), a partial last stage; bitwise repeatable.
+    run_child(
+        "import torch\n"
+        "from helpers import check_config_sweep\n"
+        "torch.manual_seed(0)\n"
+        "check_config_sweep('wgmma', [('tensor', None, False), ('channel', None, True), ('group', 32, True),\n"
+        "                             ('group', 64, False)],\n"
+        "                   [(1, 64, 37), (70, 224, 300), (300, 4096, 520), (513, 1000, 136)], repeat=True)\n",
+        **env)
+
+
+@cuda_only
 @pytest.mark.parametrize("splits", ["1", "3", "16"])
 def test_wgmma_forced_k_splits(splits):
     # K splits (wg_plan.h; BITMM_WG_SPLIT): CTA z runs its share of the 64-input stages and writes an
