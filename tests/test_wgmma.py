@@ -203,7 +203,8 @@ def test_wgmma_forced_tiles(tile):
     {"BITMM_WG_WS": "1", "BITMM_WG_TILE": "128x1"},
     {"BITMM_WG_WS": "1", "BITMM_WG_TILE": "256x1"},
     {"BITMM_WG_WS": "1", "BITMM_WG_SPLIT": "3"},
-], ids=["cta-sync", "ws-64", "ws-128", "ws-256", "ws-split3"])
+    {"BITMM_WG_WS": "1", "BITMM_WG_SPLIT": "16"},  # more splits than stages: a CTA of one stage
+], ids=["cta-sync", "ws-64", "ws-128", "ws-256", "ws-split3", "ws-split16"])
 def test_wgmma_pipeline_variants(env):
     # Both pipelines of the kernel (wg_linear.cuh, WS): every thread copies and a CTA barrier per
     # stage (BITMM_WG_WS=0), or a producer warp filling the ring through per-slot full / empty

@@ -35,7 +35,13 @@
 // TMA unit (thread 0; the slot's mbarrier counts its bytes), the packed weights
 // by cp.async (threads 0-127).  The slot being refilled was read by the wgmma's
 // of two stages back, which every thread has waited for (wgmma.wait_group 1)
-// before the barrier that precedes the refill.  Epilogue: the tile goes
+// before the barrier that precedes the refill (the CTA-wide pipeline, WS = false).
+// Warp-specialized (WS = true; BITMM_WG_WS): a third warpgroup's first warp
+// is the producer, filling all kStages slots ahead: it waits for a slot's
+// "empty" mbarrier (8 arrivals: each consumer warp, once the wgmma's that read
+// the slot retired), then lane 0 starts x's TMA copy and every lane cp.async's
+// 4 weight rows, each lane's copies arriving on the slot's "full" mbarrier;
+// the consumers wait on "full" only, never on each other.  Epilogue: the tile goes
 // through shared memory to 16-byte row-contiguous stores.  K splits (grid z,
 // wg_plan.h): CTA z runs stages [z * KT / splits, (z + 1) * KT / splits) and
 // writes its fp32 partial tile to the workspace; wg_splitk_reduce sums the
@@ -66,7 +72,12 @@ constexpr int kWgThreads = 256;  // two warpgroups (the consumers; all threads w
 // warps put 3 on one of them, which capped every thread at 168 registers (spills at BM = 256);
 // with 12 warps setmaxnreg moves the producers' share to the consumers (kWgRegsConsumer).
 constexpr int kWgThreadsWS = kWgThreads + 128;
-constexpr int kWgRegsProducer = 40, kWgRegsConsumer = 232;  // per sub-partition: 40 + 2 x 232 <= 512
+// Per sub-partition: 40 + 2 x 232 = 504 <= 512 (16384 / 32).  The kernel starts with the
+// launch-bounds share, 65536 / 384 -> 168 per thread (3 x 168 = 504 too); setmaxnreg.inc would wait
+// forever if the registers to move were not free, so never build this file with -maxrregcount.
+constexpr int kWgRegsProducer = 40, kWgRegsConsumer = 232;
+static_assert(kWgRegsProducer + 2 * kWgRegsConsumer <= 512 && 3 * 168 >= kWgRegsProducer + 2 * kWgRegsConsumer,
+              "setmaxnreg budget: what the consumers gain, the producer gives up");
 constexpr int kWgK = 64;         // inputs per stage: 128 bytes of x per row, one swizzle row
 
 // Shared memory of one CTA tile: BM rows of x by 128 weight rows, and how deep the ring is.
@@ -279,7 +290,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
         }
         cp_async_mbar_arrive(bar0 + 8 * slot);
       }
-      cp_async_wait<0>();  // its copies land before the thread exits
+      asm volatile("cp.async.wait_all;\n" ::: "memory");  // its copies land before the thread exits
       return;              // the consumers synchronize among themselves from here on (consumer_sync)
     }
     setmaxnreg_inc<kWgRegsConsumer>();
@@ -443,8 +454,10 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
     wgmma_wait<1>();  // the previous stage's wgmma's have retired: its A buffer and slot are free
     // WS: hand that slot back to the producer, one arrival per warp (the warp's reads of it, its
     // weight words and the wgmma's x operand, are all done).
-    if constexpr (WS)
+    if constexpr (WS) {
+      __syncwarp();  // (every lane's reads of the slot happen before lane 0's release)
       if (kt > 0 && lane == 0) mbar_arrive(ebar0 + 8 * ((kt - 1) % S::kStages));
+    }
   };
   for (int kt = 0; kt < KT; kt += 2) {
     stage(kt, std::integral_constant<int, 0>{});
