@@ -14,8 +14,10 @@ fp16 product once and reads it with `.double()`:
 
     compute-sanitizer --tool initcheck python3 bench/san_initcheck_control.py cublas
 """
+import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the in-place build
 import torch
 import torch.nn.functional as F
 

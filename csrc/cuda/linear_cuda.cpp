@@ -114,6 +114,15 @@ constexpr int64_t kDenseMinMSmall = 64;      // weights of at most kDenseSmallWe
 constexpr int64_t kDenseSmallWeight = int64_t{1} << 24;
 constexpr int64_t kDenseMinMFloat = 32;      // fp32 x: the add/subtract kernel's cost grows with M
 constexpr int64_t kDenseSliceBytes = 32 << 20;  // dequantized rows per cuBLAS call: L2-sized
+// From kDenseWholeMinM rows of x, W is dequantized whole (up to kDenseWholeBytes, a transient
+// buffer) and multiplied in one cuBLAS call: the GEMM is compute-bound there, and L2-sized
+// slices cost a partial last wave per call plus a copy of each slice's product into y.  Measured
+// on the H200 (bench/results/h200_dense_slice_3b8c0c9.json, 32 MB slices vs one call): int2 g64
+// 8192x28672 M = 2048 1711 -> 1541 us (0.74x -> 0.90x of fp16), M = 4096 3423 -> 3100 (0.85x ->
+// 0.90x), binary g64 3379 -> 3148, int2 28672x8192 3629 -> 2993, 8192^2 983 -> 971, ternary 3213
+// -> 3043.  8192x28672 in fp16 is 470 MB.
+constexpr int64_t kDenseWholeMinM = 2048;
+constexpr int64_t kDenseWholeBytes = int64_t{512} << 20;
 
 // grad_x, fp16 / bf16: the tensor-core kernel (tc_grad_x.cuh) reads the weights once per 8
 // rows of grad_y, so its cost grows in steps of 8 rows; the dense path (one dequantization +
@@ -209,17 +218,15 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
   }
 }
 
-// Bytes of dequantized W per cuBLAS call: kDenseSliceBytes, or BITMM_DENSE_SLICE_MB (a probe knob,
-// read once: bench/wg_probe.py --cases dense).  The question it measures: at M >= 2048 the GEMM is
-// compute-bound, and each L2-sized slice (1920 rows of 8192x28672) is its own cuBLAS call with its own
-// partial last wave of tiles, while one call over the whole dequantized W (a temporary of N x K
-// elements) would pay only the dequantization (predicted ~0.94x of fp16 instead of 0.85x).
-int64_t dense_slice_bytes() {
-  static const int64_t bytes = [] {
+// Bytes of dequantized W per cuBLAS call: kDenseSliceBytes, kDenseWholeBytes from kDenseWholeMinM
+// rows of x, or BITMM_DENSE_SLICE_MB at every M (a knob, read once: bench/wg_probe.py --cases dense;
+// a smaller value bounds the transient buffer).
+int64_t dense_slice_bytes(int64_t M) {
+  static const int64_t forced = [] {
     const int mb = cuda::env_int("BITMM_DENSE_SLICE_MB");
-    return mb > 0 && mb <= (1 << 20) ? static_cast<int64_t>(mb) << 20 : kDenseSliceBytes;
+    return mb > 0 && mb <= (1 << 20) ? static_cast<int64_t>(mb) << 20 : int64_t{0};
   }();
-  return bytes;
+  return forced ? forced : M >= kDenseWholeMinM ? kDenseWholeBytes : kDenseSliceBytes;
 }
 
 // y (M, N) = x2 @ W^T + bias through dequantized slices of W.
@@ -227,7 +234,7 @@ at::Tensor dense_linear(const cuda::LinearParams& lp, const LinearProblem& p, co
                         const at::Tensor& bias, cudaStream_t stream) {
   // Slices of a multiple of 128 rows: an odd slice width gives cuBLAS a misaligned output leading
   // dimension (measured on 28672x8192 at 286e2ed: 585-row slices, 8x slower than fp16).
-  const int64_t fit = dense_slice_bytes() / (p.K * x2.element_size()) / 128 * 128;
+  const int64_t fit = dense_slice_bytes(p.M) / (p.K * x2.element_size()) / 128 * 128;
   const int64_t rows = std::min<int64_t>(p.N, std::max<int64_t>(128, fit));
   at::Tensor w = at::empty({std::min(rows, p.N), p.K}, x2.options());
   at::Tensor b = bias.defined() ? bias.to(x2.scalar_type()) : at::Tensor();

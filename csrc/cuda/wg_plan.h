@@ -46,10 +46,16 @@ inline int wg_forced_splits() {
   return forced;
 }
 
-// BITMM_WG_WS=1: the warp-specialized variant of the kernel (a producer warp fills the ring; see
-// wg_linear_kernel's WS); read once per process.  Off by default until measured.
+// The warp-specialized pipeline of the kernel (a producer warp fills the ring; wg_linear_kernel's
+// WS), unless BITMM_WG_WS=0 (the CTA-wide pipeline: A/B probes, tests); read once per process.
+// Measured on the H200 (bench/results/h200_wg_probe_ws_3b8c0c9.json, same run): faster on every
+// probed case, 3-20% (ternary 8192x28672 M = 64 138 -> 119 us, M = 1024 702 -> 679, M = 4096
+// 3219 -> 3120; int2 g64 M = 1024 843 -> 794).
 inline bool wg_warp_specialized() {
-  static const bool on = env_int("BITMM_WG_WS") == 1;
+  static const bool on = [] {
+    const char* e = std::getenv("BITMM_WG_WS");
+    return e == nullptr || std::string(e) != "0";
+  }();
   return on;
 }
 
