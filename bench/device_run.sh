@@ -2,7 +2,7 @@
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
 #   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|cover|units (bench/sanitize.sh)|kernelfiles|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
-#   [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] [BITMM_WN_SWEEP="1 2 4"] bash bench/device_run.sh
+#   [BITMM_MBAR_CONTROL=1] [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] [BITMM_WN_SWEEP="1 2 4"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -10,6 +10,13 @@ mkdir -p "$OUT"
 unset BITMM_SANITIZE
 export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" BITMM_PTXAS_VERBOSE=1 PYTHONUNBUFFERED=1
 start=$(date +%s)
+if [ "${BITMM_MBAR_CONTROL:-0}" = "1" ]; then  # racecheck vs the mbarrier protocol of wgmma WS (bench/san_mbarrier_control.cu)
+  nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -o /tmp/mbar bench/san_mbarrier_control.cu
+  for m in 0 1 2 3; do
+    { echo "== mode $m"; timeout 120 compute-sanitizer --tool racecheck /tmp/mbar $m 2>&1 | grep -E "mode|Race|hazard|SUMMARY" | head -8; } \
+      | tee -a "$OUT/mbar_control.txt"
+  done
+fi
 # (few files under $OUT: the device tool brings back a limited number)
 python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -50 /tmp/build.log; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
