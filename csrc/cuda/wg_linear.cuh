@@ -106,6 +106,13 @@ __device__ __forceinline__ void cp_async_8(void* smem, const void* gmem, int src
   const uint32_t sa = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(sa), "l"(gmem), "r"(src_bytes));
 }
+// One stage's piece of packed weight row `row` (16 bytes, binary 8) from `src` (the row's words
+// at the CTA's first stage) into the slot's weight area `ws`: the copy of both pipelines.
+template <bool TWO>
+__device__ __forceinline__ void copy_weight_piece(uint8_t* ws, int row, const uint32_t* src, int kt) {
+  if constexpr (TWO) cp_async_16(ws + row * 16, src + kt * 4, 16);
+  else cp_async_8(ws + row * 8, src + kt * 2, 8);
+}
 // mbarrier and TMA (cp.async.bulk.tensor) helpers; shared addresses are 32-bit.
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
 #if defined(BITMM_WGMMA_DEVICE)
@@ -284,10 +291,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
         }
         uint8_t* const ws = smem + slot * S::kStageBytes + S::kXBytes;
 #pragma unroll
-        for (int r = 0; r < S::kRows / 32; ++r) {
-          if constexpr (TWO) cp_async_16(ws + (lane + 32 * r) * 16, src[r] + kt * 4, 16);
-          else cp_async_8(ws + (lane + 32 * r) * 8, src[r] + kt * 2, 8);
-        }
+        for (int r = 0; r < S::kRows / 32; ++r) copy_weight_piece<TWO>(ws, lane + 32 * r, src[r], kt);
         cp_async_mbar_arrive(bar0 + 8 * slot);
       }
       asm volatile("cp.async.wait_all;\n" ::: "memory");  // its copies land before the thread exits
@@ -305,10 +309,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
         tma_load_2d(smem_base + slot * S::kStageBytes, &x_map, (kt0 + kt) * kWgK, static_cast<int>(m0), bar0 + 8 * slot);
       }
       uint8_t* const ws = smem + slot * S::kStageBytes + S::kXBytes;
-      if (tid < S::kRows) {
-        if constexpr (TWO) cp_async_16(ws + tid * 16, wsrc + kt * 4, 16);
-        else cp_async_8(ws + tid * 8, wsrc + kt * 2, 8);
-      }
+      if (tid < S::kRows) copy_weight_piece<TWO>(ws, tid, wsrc, kt);
     }
     cp_async_commit();
   };

@@ -48,7 +48,7 @@ inline int wg_forced_splits() {
 
 // BITMM_WG_WS=1: the warp-specialized pipeline of the kernel (a producer warp fills the ring;
 // wg_linear_kernel's WS); read once per process.  Measured on the H200
-// (bench/results/h200_wg_probe_ws_3b8c0c9.json, same run): faster on every probed case, 3-20%
+// (bench/results/h200_wg_probe_ws_3b8c0c9.json, same run): faster on every probed case, 3-15%
 // (ternary 8192x28672 M = 64 138 -> 119 us, M = 1024 702 -> 679, M = 4096 3219 -> 3120; int2 g64
 // M = 1024 843 -> 794), and the kernel test files pass with it (2651 tests at cbb8126).  Opt-in,
 // not the default, because racecheck reports hazards between its consumers' reads of the weight
