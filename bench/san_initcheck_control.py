@@ -3,7 +3,7 @@
 Under `compute-sanitizer --tool initcheck` the GPU tests report "Uninitialized __global__ memory read"
 only in torch's direct_copy kernel, while it converts an fp16 / bf16 tensor to float64 (the tests'
 `.double()` before comparing with the reference), and only in tests whose output comes from cuBLAS
-(bitmm's dense backend: dequantized W + cuBLAS, which auto picks for grad_x from M = 8).  The
+(bitmm's dense backend: dequantized W + cuBLAS, which auto picks for fp16 / bf16 grad_x above M = 32-64).  The
 hypothesis: initcheck does not record the writes of cuBLAS's sm_90 GEMMs (they store through the TMA
 unit), so every later read of their output looks uninitialized.  Each mode below computes a 129 x 384
 fp16 product once and reads it with `.double()`:

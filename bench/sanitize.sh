@@ -61,7 +61,7 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # see what they write.  Both skip the dense backend's tests for the same reason (racecheck: its
   # dequantize kernel uses no shared memory, the only memory racecheck watches; initcheck: its
   # output is cuBLAS's; memcheck covers it), and the "auto" cases too: auto takes the dense backend
-  # for grad_x from M = 8 (session 10: racecheck died in test_grad_x_every_kernel_configuration
+  # for grad_x above M = 32-64 (fp32: from M = 8; session 10: racecheck died in test_grad_x_every_kernel_configuration
   # [ternary-auto], initcheck's 6144 reports were all that test's reads of cuBLAS's output; see
   # bench/san_initcheck_control.py); the forced-backend cases run the same bitmm kernels.
   local nocache=0 nocublas=0 k=$SAN_K filter=() extra=()
