@@ -68,7 +68,7 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   case $tool in racecheck|initcheck) k="($SAN_K) and not dense and not auto" ;; esac
   # racecheck: the warp-specialized wgmma pipeline (opt-in BITMM_WG_WS=1) draws every-pair reports
   # that bench/san_mbarrier_control.cu decides on its own; its pipeline-variant cases are left out here
-  [ "$tool" = racecheck ] && k="$k and not (pipeline_variants and ws)"
+  [ "$tool" = racecheck ] && k="$k and not (pipeline_variants and ws)"  # (bench/device_run.sh BITMM_MBAR_CONTROL)
   case $tool in
     initcheck) nocache=${BITMM_SAN_INIT_NOCACHE:-1}; nocublas=1; extra=(--print-limit 10000000 --show-backtrace no) ;;
     racecheck) nocublas=1 ;;

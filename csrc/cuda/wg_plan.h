@@ -55,8 +55,15 @@ inline int wg_forced_splits() {
 // slots and the producer's cp.async writes (bench/results/h200_sanitizers_638e42f.txt, call 3):
 // every access pair, which points at the tool not modelling cp.async.mbarrier.arrive -> mbarrier
 // wait as an ordering, but no control kernel has shown that yet (bench/NOTES.md, plan).
+// BITMM_WG_WS=2: the same pipeline, its producer lanes waiting for their copies (cp.async.wait_group,
+// kAhead stages behind) and arriving on "full" with a plain mbarrier.arrive instead of
+// cp.async.mbarrier.arrive.noinc (bench/san_mbarrier_control.cu asks which of the two racecheck models).
 inline bool wg_warp_specialized() {
-  static const bool on = env_int("BITMM_WG_WS") == 1;
+  static const bool on = env_int("BITMM_WG_WS") == 1 || env_int("BITMM_WG_WS") == 2;
+  return on;
+}
+inline bool wg_ws_plain_arrive() {
+  static const bool on = env_int("BITMM_WG_WS") == 2;
   return on;
 }
 
