@@ -28,12 +28,13 @@ grep -E "Compiling entry|bytes spill|Used [0-9]+ registers|C7513" /tmp/build.log
 grep -E "bytes spill|Used [0-9]+ registers" /tmp/build.log | sort | uniq -c | sort -rn | head -5
 python3 -c "import torch, bitmm; print(torch.__version__, torch.cuda.get_device_name())"
 
-if [ "${BITMM_MBAR_CONTROL:-0}" = "1" ]; then  # the two producer arrivals of wgmma WS under racecheck
-  for v in ws-64 wsplain-64 wsplain-split16; do
+if [ "${BITMM_MBAR_CONTROL:-0}" = "1" ]; then  # both wgmma pipelines under racecheck (WS: bench/NOTES.md, session 11)
+  for v in cta-sync ws-64; do
     BITMM_UNDER_SANITIZER=1 BITMM_SKIP_HUGE=1 timeout 100 compute-sanitizer --tool racecheck --kernel-name kns=bitmm --print-limit 200 \
       python3 -m pytest tests/test_wgmma.py -q -p no:cacheprovider -k "pipeline_variants and $v" > "/tmp/rc_$v.txt" 2>&1
     { echo "== racecheck $v rc=$?: $(grep -E "RACECHECK SUMMARY|ERROR SUMMARY" "/tmp/rc_$v.txt" | tail -2 | tr '\n' ' ') | $(grep -E "passed|failed" "/tmp/rc_$v.txt" | tail -1)"
-      grep -E "^========= (Error|Warning|Race)" "/tmp/rc_$v.txt" | cut -c1-120 | sort | uniq -c | head -4; } | tee -a "$OUT/mbar_control.txt"
+      grep -E "^========= (Error|Warning|Race)" "/tmp/rc_$v.txt" | cut -c1-120 | sort | uniq -c | head -4
+      grep -E "Error:|^E  +[A-Za-z.]*(Error|error)" "/tmp/rc_$v.txt" | grep -v "^=========" | head -3; } | tee -a "$OUT/mbar_control.txt"
   done
 fi
 # SASS of the inner loop: opcode histogram of the fp16 / per-channel / two-plane / MT=1 kernel.

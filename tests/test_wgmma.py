@@ -204,17 +204,11 @@ def test_wgmma_forced_tiles(tile):
     {"BITMM_WG_WS": "1", "BITMM_WG_TILE": "256x1"},
     {"BITMM_WG_WS": "1", "BITMM_WG_SPLIT": "3"},
     {"BITMM_WG_WS": "1", "BITMM_WG_SPLIT": "16"},  # more splits than stages: a CTA of one stage
-    {"BITMM_WG_WS": "2", "BITMM_WG_TILE": "64x1"},  # producer arrives after cp.async.wait_group
-    {"BITMM_WG_WS": "2", "BITMM_WG_TILE": "256x1"},
-    {"BITMM_WG_WS": "2", "BITMM_WG_SPLIT": "3"},
-    {"BITMM_WG_WS": "2", "BITMM_WG_SPLIT": "16"},
-], ids=["cta-sync", "ws-64", "ws-128", "ws-256", "ws-split3", "ws-split16",
-        "wsplain-64", "wsplain-256", "wsplain-split3", "wsplain-split16"])
+], ids=["cta-sync", "ws-64", "ws-128", "ws-256", "ws-split3", "ws-split16"])
 def test_wgmma_pipeline_variants(env):
     # Both pipelines of the kernel (wg_linear.cuh, WS): every thread copies and a CTA barrier per
     # stage (BITMM_WG_WS=0), or a producer warp filling the ring through per-slot full / empty
-    # mbarriers (1: its lanes' cp.async arrive on "full"; 2: they wait for their copies, kAhead stages
-    # behind, and arrive plainly), on every CTA tile and with K splits: K of 1 stage (fewer than the ring's slots),
+    # mbarriers (1), on every CTA tile and with K splits: K of 1 stage (fewer than the ring's slots),
     # 4 stages, 64 stages (the ring wraps 5-16 times), a partial last stage; bitwise repeatable.
     run_child(
         "import torch\n"

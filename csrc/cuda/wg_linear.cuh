@@ -234,8 +234,7 @@ template <typename T,   // activation / output dtype: __half or __nv_bfloat16
                         // warpgroups wait on per-slot "full" barriers and hand slots back through
                         // "empty" ones (no CTA-wide barrier per stage); else every thread does both
 __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
-    wg_linear_kernel(const LinearParams p, const __grid_constant__ CUtensorMap x_map,
-                     bool ws_plain_arrive) {  // WS: the producer's arrival on "full" (see there)
+    wg_linear_kernel(const LinearParams p, const __grid_constant__ CUtensorMap x_map) {
 #if defined(BITMM_WGMMA_DEVICE)
   using S = WgCfg<BM>;
   constexpr bool TWO = KIND != 1;
@@ -293,22 +292,9 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
         uint8_t* const ws = smem + slot * S::kStageBytes + S::kXBytes;
 #pragma unroll
         for (int r = 0; r < S::kRows / 32; ++r) copy_weight_piece<TWO>(ws, lane + 32 * r, src[r], kt);
-        if (!ws_plain_arrive) {
-          cp_async_mbar_arrive(bar0 + 8 * slot);  // the lane's arrival once these copies land
-        } else {
-          // BITMM_WG_WS=2: the lane waits for its copies of stage kt - kAhead (cp.async.wait_group)
-          // and arrives with a plain (release) arrive: an ordering every tool models, kAhead stages
-          // behind the issue, so the consumers (at stage kt - 1 or earlier) rarely wait on it.
-          cp_async_commit();
-          if (kt >= S::kAhead) {
-            cp_async_wait<S::kAhead>();
-            mbar_arrive(bar0 + 8 * ((kt - S::kAhead) % S::kStages));
-          }
-        }
+        cp_async_mbar_arrive(bar0 + 8 * slot);
       }
       asm volatile("cp.async.wait_all;\n" ::: "memory");  // its copies land before the thread exits
-      if (ws_plain_arrive)  // the last kAhead stages' arrivals
-        for (int kt = KT > S::kAhead ? KT - S::kAhead : 0; kt < KT; ++kt) mbar_arrive(bar0 + 8 * (kt % S::kStages));
       return;              // the consumers synchronize among themselves from here on (consumer_sync)
     }
     setmaxnreg_inc<kWgRegsConsumer>();
@@ -591,7 +577,7 @@ cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream
   std::call_once(raised[dev], [&] { err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kBytes); });
   if (err != cudaSuccess) return err;
   kernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles), static_cast<unsigned>(splits)),
-           WS ? kWgThreadsWS : kWgThreads, S::kBytes, stream>>>(p, x_map, wg_ws_plain_arrive());
+           WS ? kWgThreadsWS : kWgThreads, S::kBytes, stream>>>(p, x_map);
   if (splits > 1) {
     err = cudaGetLastError();
     if (err != cudaSuccess) return err;
