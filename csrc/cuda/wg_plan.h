@@ -50,8 +50,8 @@ inline int wg_forced_splits() {
 // wg_linear_kernel's WS); read once per process.  Measured on the H200
 // (bench/results/h200_wg_probe_ws_3b8c0c9.json, same run): faster on every probed case, 3-15%
 // (ternary 8192x28672 M = 64 138 -> 119 us, M = 1024 702 -> 679, M = 4096 3219 -> 3120; int2 g64
-// M = 1024 843 -> 794), and the kernel test files pass with it (2651 tests at cbb8126), also under
-// memcheck (d96fd6f).  racecheck reports every access pair between its consumers' reads of the
+// M = 1024 843 -> 794), and the kernel test files pass with it (2651 tests at cbb8126); its
+// pipeline test (ws-64) passes under memcheck (d96fd6f).  racecheck reports every access pair between its consumers' reads of the
 // weight slots and the producer's cp.async writes; a control kernel shows that is the tool's: it
 // flags a correct mbarrier handshake the same way, named barriers not
 // (bench/results/h200_mbar_control_d96fd6f.txt).  Still opt-in: under racecheck the pipeline also
