@@ -141,6 +141,9 @@ def main() -> None:
     ap.add_argument("--wgmma", action="store_true",
                     help="only the Hopper wgmma kernel on the large-M grid (issue 5), with the tensor-core and "
                          "dense paths at the same points")
+    ap.add_argument("--decode", action="store_true",
+                    help="only group-wise weights at M <= 4 (the tensor-core kernel's block-diagonal path, M <= 2): "
+                         "auto, add/subtract and tensor-core on every shape")
     args = ap.parse_args()
     torch.manual_seed(0)
     copy_tbps = measure_copy_tbps()
@@ -179,6 +182,11 @@ def main() -> None:
                         cases.append(((k, K, N, M, G), "forward", "tensorcore"))
                     if M >= 1024:
                         cases.append(((k, K, N, M, G), "forward", "dense"))
+    if args.decode:
+        cases = [((k, K, N, M, G), "forward", be) for k, G in (("int2", 64), ("binary", 64), ("int2", 128), ("ternary", 64))
+                 for K, N in ((8192, 28672), (8192, 8192), (4096, 4096), (28672, 8192)) for M in (1, 2, 3, 4)
+                 for be in ("auto", "addsub", "tensorcore")
+                 if (K, N) == (8192, 28672) or (k, G) in (("int2", 64), ("binary", 64)) and M <= 2]
     if args.backends:
         keep = set(args.backends.split(","))
         cases = [c for c in cases if c[2] in keep]
@@ -194,18 +202,18 @@ def main() -> None:
     cases += [(("ternary", 8192, 28672, 64, None), "backward", "tensorcore")] if not args.quick else []
     if args.backward_only:
         cases = [c for c in cases if c[1] == "backward"]
-    if args.wgmma:
+    if args.wgmma or args.decode:
         cases = [c for c in cases if c[1] == "forward"]
     if args.grouped_only:
         cases = [c for c in cases if c[0][4] is not None]
-    args_lora = (args.lora or not args.quick) and not args.backward_only and not args.wgmma
+    args_lora = (args.lora or not args.quick) and not args.backward_only and not args.wgmma and not args.decode
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)
         records.append(r)
         print(f"{direction:8s} {be:10s} {kind:7s} K={K:5d} N={N:5d} M={M:4d} G={str(G):4s} {r['us']:8.2f} us  "
               f"fp16 {r['fp16_us']:8.2f} us  x{r['speedup']:5.2f}  {r['gbps']:7.1f} GB/s "
               f"({100 * r['fraction_of_copy_bw']:.0f}% of copy)", flush=True)
-        if args.wgmma:  # long grid: keep what finished if the run is cut short
+        if args.wgmma or args.decode:  # long grid: keep what finished if the run is cut short
             write_results(args.out, torch.cuda.get_device_name(), records, copy_tbps=round(copy_tbps, 3))
     for r in ((16, 64) if args_lora else ()):
         rec = bench_lora(8192, 28672, 1, r)

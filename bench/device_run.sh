@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: build, GPU tests, sanitizers, SASS report, benchmark.
 # Results go to $OUT (the device tool brings them back).  Usage on the device:
-#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|cover|units (bench/sanitize.sh)|kernelfiles|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|none] [BITMM_TESTS=0]
+#   BITMM_COMMIT=<sha> [BITMM_GPU_SANITIZE=all|tc|wide|full|cover|units (bench/sanitize.sh)|kernelfiles|0] [BITMM_TEST_PROFILE=cover3 (tests/conftest.py)] [BITMM_SAN_SHARDS=5] [BITMM_SAN_CAP=420] [BITMM_PYBENCH="-k ..."|all] [BITMM_BENCH=quick|sweep|final|wgmma|decode|none] [BITMM_TESTS=0]
 #   [BITMM_MBAR_CONTROL=1] [BITMM_EAGER=0] [BITMM_NCU="case ..." (names in bench/ncu_profile.py)] [BITMM_STAGE_SWEEP="2 3 6"] [BITMM_WN_SWEEP="1 2 4"] bash bench/device_run.sh
 # (BITMM_SANITIZE is setup.py's ASan switch for CPU builds: never set here.)
 set -uo pipefail
@@ -192,6 +192,9 @@ case "${BITMM_BENCH:-quick}" in
   final) python3 bench/cuda_bench.py --out "$OUT/h100_final.json" --final 2>&1 | tee /tmp/bench.txt ;;
   backward) python3 bench/cuda_bench.py --out "$OUT/h100_backward.json" --final --backward-only 2>&1 | tee /tmp/bench.txt ;;
   wgmma) python3 bench/cuda_bench.py --out "$OUT/h100_wgmma.json" --wgmma 2>&1 | tee /tmp/bench.txt ;;
+  decode)  # group-wise M <= 4: auto / add-subtract / tensor core (block-diagonal at M <= 2), then the folding path
+    python3 bench/cuda_bench.py --out "$OUT/h100_decode.json" --decode 2>&1 | tee /tmp/bench.txt
+    BITMM_TC_BD=0 python3 bench/cuda_bench.py --out "$OUT/h100_decode_fold.json" --decode --backends tensorcore 2>&1 | tee -a /tmp/bench.txt ;;
   wgprobe) python3 bench/wg_probe.py --out "$OUT/wg_probe.json" ${BITMM_WG_TILES:+--tiles "$BITMM_WG_TILES"} ${BITMM_WG_CASES:+--cases "$BITMM_WG_CASES"} 2>&1 | tee /tmp/bench.txt ;;
 esac
 if [ "${BITMM_EAGER:-1}" = "1" ]; then

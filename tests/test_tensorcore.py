@@ -5,14 +5,17 @@ Every CUDA op runs either the add/subtract kernels or the tensor-core kernels
 cover every launch-configuration boundary of the tensor-core kernel (rows of x
 per CTA: 8, 16, 32, 64; K tiles; the last partial load step of a row).
 """
+import re
+
 import pytest
 import torch
 
 import bitmm
 from conftest import DEVICES
 from helpers import (
-    KINDS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
-    check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator)
+    KINDS, PACKERS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
+    check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator,
+    random_values)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 BACKENDS = ["addsub", "tensorcore", "dense", "auto"]
@@ -96,7 +99,7 @@ def test_tensorcore_scale_dtypes_and_optional_terms(kind, dtype, sdtype):
 
 @cuda_only
 @pytest.mark.parametrize("x_exp", [0, -22])
-@pytest.mark.parametrize("M", [1, 8, 9, 16, 40])
+@pytest.mark.parametrize("M", [1, 2, 8, 9, 16, 40])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_exact_on_integers(kind, dtype, M, x_exp):
@@ -166,3 +169,54 @@ def test_tensorcore_many_row_tiles_per_cta(kind, mode, G, M):
     with bitmm.use_backend("tensorcore"):
         y = bitmm.linear(kind, x, packed, s, u, b)
     assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+# The block-diagonal decode path (group-wise scales, M <= 2; tc_linear.cuh, above tc_window_mma):
+# group sizes whose flush runs are 1, 2 and 4 blocks for both window widths (64 weights for the
+# two-plane kinds, 128 for binary: G = 32, 96, 160 flush every block, 64 every 2, 128 / 256 every
+# window), x in one K tile and in several (K >= 50000 at M = 2 exceeds the 112 KB x tile), scales
+# in x's dtype with offsets and in fp32 without (ternary; binary / int2 need an offset group-wise),
+# N not a multiple of the 16-row tiles, and M = 3 next to it (the folding path).
+@cuda_only
+@pytest.mark.parametrize("M", [1, 2, 3])
+@pytest.mark.parametrize("G", [32, 64, 96, 128, 160, 256])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    for K, N, sdtype, offset in ((G * 13, 75, dtype, True), (G * 13, 75, torch.float32, kind != "ternary"),
+                                 (G * (50048 // G + 1), 33, dtype, True)):
+        x, packed, s, u, b = make_problem(kind, M, K, N, "group", G, dtype=dtype, device="cuda", offset=offset)
+        s = s.to(sdtype)
+        u = None if u is None else u.to(sdtype)
+        poison_cuda_allocator()
+        with bitmm.use_backend("tensorcore"):
+            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+            y = bitmm.linear(kind, x, packed, s, u, b)
+        assert_close_to_reference(kind, y, x, packed, s, u, b)
+        if profiler_sees_kernels():
+            # the kernel's last template argument, BD (printed as true or 1)
+            bd = [n for n in names if re.search(r"tc_linear_kernel<.*(true|\b1)>", n)]
+            assert bool(bd) == (M <= 2), (M, names)
+        with bitmm.use_backend("auto"):  # auto takes the tensor-core kernel at M <= 2 group-wise
+            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y) or M == 3
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_grouped_decode_exact_and_nonfinite(kind):
+    # Block-diagonal path (M = 2), exact where the math is: small integer x, unit group scales and a
+    # zero offset give the float64 product bit for bit.  Then a NaN in row 0 of x poisons row 0 only.
+    K, N = 64 * 31, 75
+    v = random_values(kind, N, K, "cuda")
+    packed = PACKERS[kind](v)
+    x = torch.randint(-3, 4, (2, K), device="cuda").half()
+    w = {"ternary": v.float(), "binary": v.float(), "int2": v.float() - 1}[kind]
+    s = torch.ones(N, K // 64, device="cuda", dtype=torch.float16)
+    u = torch.zeros_like(s)
+    with bitmm.use_backend("tensorcore"):
+        y = bitmm.linear(kind, x, packed, s, u)
+        assert torch.equal(y.double(), (x.double() @ w.double().T).half().double())
+        x[0, 5] = float("nan")
+        y = bitmm.linear(kind, x, packed, s, u)
+    assert torch.isnan(y[0]).all() and torch.isfinite(y[1]).all()

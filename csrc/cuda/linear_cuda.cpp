@@ -84,6 +84,8 @@ constexpr int64_t kMaxRowsPerLaunch = 65535;  // grid.y / grid.z limit
 // a fixed rule from H100 measurements (bench/NOTES.md), no autotuning.
 // The tensor-core kernel takes over from this many rows of x.
 constexpr int64_t kTensorCoreMinM = 1;
+// Group-wise scales: the tensor-core kernel's block-diagonal decode path takes M <= 2.
+constexpr int64_t kTcBlockDiagMaxM = 2;
 
 bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
   if (!cuda::tc_supports(lp)) return false;
@@ -92,9 +94,11 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
     case Backend::kWgmma: return true;  // (where the wgmma kernel does not apply)
     case Backend::kAuto:
       // Measured (bench/results/h100.json): per tensor / channel scales, the
-      // tensor-core kernel wins from M = 1; group-wise, the add/subtract kernel
-      // wins at M = 1 and they tie around M = 4.
-      return M >= (lp.group_size < padded_k(lp.K) ? 4 : kTensorCoreMinM);
+      // tensor-core kernel wins from M = 1; group-wise, its folding path ties with the
+      // add/subtract kernel around M = 4, and its block-diagonal path (M <= 2,
+      // tc_linear.cuh) beats the add/subtract kernel (bench/NOTES.md, tc11).
+      if (lp.group_size < padded_k(lp.K)) return M <= kTcBlockDiagMaxM || M >= 4;
+      return M >= kTensorCoreMinM;
     default: return false;
   }
 }

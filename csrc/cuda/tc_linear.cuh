@@ -213,19 +213,44 @@ template <int RN, int CM> constexpr int kTcAccSets = RN * CM <= 2 ? 2 : 1;
 // NQ = 4 for one or two mma tiles per warp (16 or 32 accumulator registers), else 0 (the
 // older unpacking, one accumulator set: NQ = 2 at M = 16 measured 89 vs 75 us on the H200,
 // 8192 x 28672, from the registers it adds).
-template <typename T, bool GROUPED, int RN, int CM>
-constexpr int kTcDnClasses = (!std::is_same_v<T, __half> || GROUPED) ? 0 : (RN * CM <= 2 ? 4 : 0);
-template <typename T, bool GROUPED, int RN, int CM>
-constexpr int kTcAccArrays = kTcDnClasses<T, GROUPED, RN, CM> > 0 ? kTcDnClasses<T, GROUPED, RN, CM> : kTcAccSets<RN, CM>;
+// FOLD: group-wise scales folded into every unpacked pair (grouped, not block-diagonal), which
+// needs real values in the mma, so no subnormal codes.
+template <typename T, bool FOLD, int RN, int CM>
+constexpr int kTcDnClasses = (!std::is_same_v<T, __half> || FOLD) ? 0 : (RN * CM <= 2 ? 4 : 0);
+template <typename T, bool FOLD, int RN, int CM>
+constexpr int kTcAccArrays = kTcDnClasses<T, FOLD, RN, CM> > 0 ? kTcDnClasses<T, FOLD, RN, CM> : kTcAccSets<RN, CM>;
 
-template <typename T, int KIND, bool GROUPED, int RN, int CM, bool S_F32 /* fp32 scales: fold in fp32 */,
-          int SB /* blocks with a scale per window: L::BLOCKS (grouped) or 1 */>
-__device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUPED, RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
+// Block-diagonal decode path (BD: group-wise scales, M <= 2, one 8-row activation tile).
+// With at most 2 rows of x, 6 of the mma's 8 B columns would be idle.  They separate the
+// quad's four lane windows instead: B column c = 2 w + m holds row m of x over window w only
+// (lane (g, tig) supplies column g from its own window tig, so it loads x when g >> 1 == tig
+// and supplies zeros otherwise).  D[n][2 w + m] is then row n's partial sum over window w
+// alone, and the lane (g, tig) that holds D columns 2 tig, 2 tig + 1 holds exactly its own
+// window's two rows of x, whose group scales it already loads.  Scaling moves from every
+// weight pair (FOLD: one HFMA2 per two weights) to the accumulator: at the end of each run of
+// blocks that share a group (fb blocks: the largest of 1, 2, 4 that divides both the group's
+// and the window's block counts) the lane flushes  tot += s * D + u * X  (X: the sum of x over
+// those blocks, from per-block sums made while staging; two-plane codes add (-s) * X, see the
+// subnormal unpacking), then restarts D.  Weights stay exact codes, so fp16 x keeps the
+// subnormal unpacking (one LOP3 per two weights).  The epilogue sums tot over the quad (the
+// four windows) with two shuffles.
+
+template <typename T, int KIND, bool GROUPED, bool BD /* block-diagonal decode path (above) */, int RN, int CM,
+          bool S_F32 /* fp32 scales: fold in fp32 */, int SB /* blocks with a scale per window: L::BLOCKS (grouped) or 1 */>
+__device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUPED && !BD, RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
                                               const int RS, const int rows, const int win, const int g,
-                                              const float (&sb)[RN][2][SB], const float (&ub)[RN][2][SB]) {
+                                              const float (&sb)[RN][2][SB], const float (&ub)[RN][2][SB],
+                                              float (&tot)[RN][CM][4],  // BD: scaled sums (elements as D's)
+                                              const float* xb,          // BD: [block of the K tile][2] sums of x
+                                              const int fb) {           // BD: blocks per flush (1, 2 or 4)
   using L = TcLayout<KIND>;
   constexpr bool TWO = KIND != 1;
-  constexpr int NQ = kTcDnClasses<T, GROUPED, RN, CM>;
+  constexpr bool FOLD = GROUPED && !BD;
+  constexpr int NQ = kTcDnClasses<T, FOLD, RN, CM>;
+  constexpr int NA = kTcAccArrays<T, FOLD, RN, CM>;
+  // BD: this lane supplies B column g (row g & 1 of x) from its window iff g >> 1 == tig.
+  const bool bd_on = BD && (g >> 1) == (win & 3) && (g & 1) < rows;
+  float xr0 = 0.f, xr1 = 0.f;  // BD: sums of x rows 0 / 1 over the blocks since the last flush
 #pragma unroll
   for (int b = 0; b < L::BLOCKS; ++b) {
     // Per block: the E / O merge (two-plane) and, grouped, the block's s and u.
@@ -243,7 +268,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
         } else {
           ew[r][h] = ow[r][h] = words[b];
         }
-        if constexpr (GROUPED) {
+        if constexpr (FOLD) {
           const float s = sb[r][h][b % SB], u = ub[r][h][b % SB];
           s2[r][h] = splat<T>(s);
           u2[r][h] = splat<T>(u);
@@ -257,10 +282,15 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
       uint4 bx[CM];
 #pragma unroll
       for (int c = 0; c < CM; ++c) {
-        // Lanes of activation rows past M read the last real row instead of
-        // zeros: their output columns are never stored (no select needed).
-        const int m = min(8 * c + g, rows - 1);
-        bx[c] = *reinterpret_cast<const uint4*>(xs + m * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4));
+        if constexpr (BD) {
+          bx[c] = bd_on ? *reinterpret_cast<const uint4*>(xs + (g & 1) * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4))
+                        : make_uint4(0u, 0u, 0u, 0u);
+        } else {
+          // Lanes of activation rows past M read the last real row instead of
+          // zeros: their output columns are never stored (no select needed).
+          const int m = min(8 * c + g, rows - 1);
+          bx[c] = *reinterpret_cast<const uint4*>(xs + m * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4));
+        }
       }
 #pragma unroll
       for (int half = 0; half < 2; ++half) {  // k-step: pairs 2*s8 (even) and 2*s8 + 1 (odd) of block b
@@ -291,7 +321,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
             a[2] = unpack_pair<KIND, T>(ew[r][0], sh - 1);
             a[3] = unpack_pair<KIND, T>(ew[r][1], sh - 1);
           }
-          if constexpr (GROUPED) {
+          if constexpr (FOLD) {
             if constexpr (S_F32) {  // fp32 scales: fold in fp32, round once (as F.linear's dequantized weight)
 #pragma unroll
               for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[r][e & 1], uf[r][e & 1]);
@@ -308,15 +338,47 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
         }
       }
     }
+    if constexpr (BD) {
+      // The per-group scaling, on the accumulator: after the last block of each run of fb blocks
+      // (warp-uniform: fb and b are the same in every lane).
+      const float2 xv = reinterpret_cast<const float2*>(xb)[win * L::BLOCKS + b];
+      xr0 += xv.x;
+      xr1 += xv.y;
+      if (b == L::BLOCKS - 1 || ((b + 1) & (fb - 1)) == 0) {
+#pragma unroll
+        for (int r = 0; r < RN; ++r)
+#pragma unroll
+          for (int c = 0; c < CM; ++c)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {  // D element e: weight row g + 8 (e >> 1), x row e & 1
+              float v = 0.f;
+              if constexpr (NQ > 0) {  // set q holds codes x 4^q 2^-24: undo the powers (exact)
+#pragma unroll
+                for (int q = NQ - 1; q >= 0; --q) v += acc[q][r][c][e] * static_cast<float>(1 << (24 - 2 * q));
+              } else {
+                v = NA == 2 ? acc[0][r][c][e] + acc[NA - 1][r][c][e] : acc[0][r][c][e];
+              }
+              const float X = (e & 1) ? xr1 : xr0;
+              const float s = sb[r][e >> 1][b % SB], u = ub[r][e >> 1][b % SB];
+              // two-plane codes: sum (c - 1) x = sum c x - X
+              if constexpr (NQ > 0 && TWO) v -= X;
+              tot[r][c][e] = fmaf(s, v, fmaf(u, X, tot[r][c][e]));
+#pragma unroll
+              for (int q = 0; q < NA; ++q) acc[q][r][c][e] = 0.f;
+            }
+        xr0 = xr1 = 0.f;
+      }
+    }
   }
 }
 
 template <typename T,  // activation / output dtype: __half or __nv_bfloat16
           int KIND,    // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
-          bool GROUPED,// group-wise scale or offset: fold v * s + u per pair before the mma
+          bool GROUPED,// group-wise scale or offset: fold v * s + u per pair before the mma, or (BD) per group
           int RN,      // 16-row weight tiles per warp
-          int CM>      // 8-row activation tiles per CTA (MT = 8 * CM rows of x)
-__global__ void __launch_bounds__(kTcWarps * 32)
+          int CM,      // 8-row activation tiles per CTA (MT = 8 * CM rows of x)
+          bool BD>     // block-diagonal decode path (GROUPED, RN = CM = 1, M <= 2; above tc_window_mma)
+__global__ void __launch_bounds__(kTcWarps * 32, BD ? (KIND == 1 ? 3 : 4) : 1)  // BD (latency-bound M <= 2): 3-4 CTAs per SM
 tc_linear_kernel(const LinearParams p,
                  const int KT,   // x tile along K: a multiple of STEP_K
                  const int WN,   // warps along N (the other 4 / WN split K)
@@ -335,16 +397,22 @@ tc_linear_kernel(const LinearParams p,
   const int64_t Kp = padded_k(p.K);
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
   const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
-  constexpr int NQ = kTcDnClasses<T, GROUPED, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
+  static_assert(!BD || (GROUPED && RN == 1 && CM == 1), "the block-diagonal path is for group-wise scales, M <= 2");
+  constexpr int NQ = kTcDnClasses<T, GROUPED && !BD, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
   // Row sums of x: for the offset term (per tensor / channel), and for the "- X" of the
   // subnormal path's two-plane codes.
   const bool need_X = !GROUPED && (p.offset != nullptr || (NQ > 0 && TWO));
   // Group of a 32-weight block: kb / gblocks, a shift when the group size is a power of two.
   const int gblocks = static_cast<int>(imin64(p.group_size, 1 << 30)) / BLOCK_K;
   const int gshift = (gblocks & (gblocks - 1)) == 0 ? __ffs(gblocks) - 1 : -1;
+  // BD: blocks per flush, the largest of 1, 2, 4 that divides the group's and the window's blocks
+  // (windows start at multiples of L::BLOCKS blocks, so such a run never crosses a group boundary).
+  const int fb = gblocks % L::BLOCKS == 0 ? L::BLOCKS : (gblocks % 2 == 0 ? 2 : 1);
 
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
-  uint32_t* xs = tc_smem + MT;                     // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0)
+  float* Xb = Xs + MT;                             // BD: [KT / 32][2] per-block sums of x rows 0, 1
+  // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0, and KT / 32 is a multiple of 8)
+  uint32_t* xs = tc_smem + MT + (BD ? 2 * (KT / BLOCK_K) : 0);
   const int NC = WN * RN * 16;                     // weight rows of the CTA
   // Xs is zeroed once per CTA and summed over the K tiles of the first row tile: right
   // because a CTA walks several row tiles only when x fits in one K tile (stage_x below;
@@ -418,8 +486,15 @@ tc_linear_kernel(const LinearParams p,
   int slot_c = 0;  // ring slot of the next step to compute
   for (int64_t nt = blockIdx.y; nt < n_tiles; nt += gridDim.y) {
   const int64_t n_cta = nt * NC;
-  constexpr int NA = kTcAccArrays<T, GROUPED, RN, CM>;
+  constexpr int NA = kTcAccArrays<T, GROUPED && !BD, RN, CM>;
   float acc2[NA][RN][CM][4];
+  float tot[RN][CM][4];  // BD: the scaled sums
+#pragma unroll
+  for (int r = 0; r < RN; ++r)
+#pragma unroll
+    for (int c = 0; c < CM; ++c)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tot[r][c][e] = 0.f;
 #pragma unroll
   for (int q = 0; q < NA; ++q)
 #pragma unroll
@@ -474,6 +549,24 @@ tc_linear_kernel(const LinearParams p,
       }
     }
     __syncthreads();
+    if (BD && stage_x) {
+      // Per-block sums of x (rows 0, 1; zeros for a row past M) in a fixed order (deterministic).
+      const int nb = kt_len / BLOCK_K;
+      for (int i = threadIdx.x; i < 2 * nb; i += blockDim.x) {
+        const int kb = i >> 1, m = i & 1;
+        float sum = 0.f;
+        if (m < rows) {
+#pragma unroll 4
+          for (int pi = 0; pi < BLOCK_K / 2; ++pi) {
+            const uint32_t v = xs[m * RS + L::pair_addr(kb * (BLOCK_K / 2) + pi)];
+            const T* hv = reinterpret_cast<const T*>(&v);
+            sum += to_float<T>(hv[0]) + to_float<T>(hv[1]);
+          }
+        }
+        Xb[i] = sum;
+      }
+      __syncthreads();
+    }
     if (need_X && stage_x) {
       // Row sums of x in a fixed order (deterministic): warp w owns rows w, w+4, ...
       for (int m = warp; m < rows; m += kTcWarps) {
@@ -514,7 +607,8 @@ tc_linear_kernel(const LinearParams p,
                 sv[r][h][b] = sv[r][h][b - 1];
                 uv[r][h][b] = uv[r][h][b - 1];
               } else {
-                sv[r][h][b] = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16) * (KIND == 3 ? 1.f : 0.5f);
+                // (x 1/2 for the doubled values 2t / 2b; not for int2's q - 1 or the subnormal codes)
+                sv[r][h][b] = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16) * (KIND == 3 || NQ > 0 ? 1.f : 0.5f);
                 uv[r][h][b] = p.offset ? load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
               }
             }
@@ -524,8 +618,9 @@ tc_linear_kernel(const LinearParams p,
     auto compute_step = [&](int ls, const uint4 (&cw)[RN][2], const float (&sv)[RN][2][SB], const float (&uv)[RN][2][SB]) {
       const int win = ls * 4 + tig;  // this lane's window index in the tile
       // The scale dtype branch is taken per window, not per k-step.
-      if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, RN, CM, true, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv);
-      else tc_window_mma<T, KIND, GROUPED, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv);
+      if constexpr (BD) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb);
+      else if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, true, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb);
+      else tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb);
     };
 
     if (GROUPED && C > 0 && wk < steps) load_scales(wk, sb[0], ub[0]);
@@ -558,7 +653,12 @@ tc_linear_kernel(const LinearParams p,
     for (int c = 0; c < CM; ++c)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        if constexpr (NQ > 0) {  // set q holds codes x 4^q 2^-24: undo the powers (exact) and add
+        if constexpr (BD) {  // the four windows' scaled sums (D's layout: lane tig = 0 holds x rows 0, 1)
+          float v = tot[r][c][e];
+          v += __shfl_xor_sync(0xffffffffu, v, 1);
+          v += __shfl_xor_sync(0xffffffffu, v, 2);
+          acc[r][c][e] = v;
+        } else if constexpr (NQ > 0) {  // set q holds codes x 4^q 2^-24: undo the powers (exact) and add
           float v = 0.f;
 #pragma unroll
           for (int q = NQ - 1; q >= 0; --q) v += acc2[q][r][c][e] * static_cast<float>(1 << (24 - 2 * q));
@@ -658,7 +758,7 @@ tc_linear_kernel(const LinearParams p,
 
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
 // 4 / WN warps split K) so that the grid has at least ~3 CTAs per SM.
-template <typename T, int KIND, bool GROUPED, int RN, int CM>
+template <typename T, int KIND, bool GROUPED, int RN, int CM, bool BD = false>
 cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t stream) {
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
@@ -697,8 +797,8 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   constexpr int stage_words = kTcWarps * RN * 2 * 32 * 4;  // one slot of every warp's cp.async ring
   int stages = kTcMaxStages<RN>;
   const bool lora = p.lora_xa != nullptr;
-  auto words_for = [&](int kt, int wn) {  // x tile, weight ring, K-split reduction, LoRA terms
-    return rows * L::row_words(kt) + stages * stage_words +
+  auto words_for = [&](int kt, int wn) {  // x tile (BD: its block sums), weight ring, K-split reduction, LoRA terms
+    return rows * L::row_words(kt) + (BD ? 2 * (kt / BLOCK_K) : 0) + stages * stage_words +
            (kTcWarps / wn - 1) * wn * RN * CM * 4 * 32 + (lora ? wn * RN * 16 * MT : 0);
   };
   int kt_steps = 1;
@@ -713,7 +813,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
-  auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
+  auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM, BD>;
   static std::once_flag raised[kMaxTcDevices];
   cudaError_t err = cudaSuccess;
   std::call_once(raised[dev], [&] {
@@ -764,7 +864,12 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
 template <typename T, int KIND>
 cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool grouped = p.group_size < padded_k(p.K);
+  // Benchmark override: BITMM_TC_BD=0 keeps group-wise M <= 2 on the folding path (read once).
+  static const bool bd_off = std::getenv("BITMM_TC_BD") != nullptr && env_int("BITMM_TC_BD") == 0;
   return BITMM_BOOL_SWITCH(grouped, GROUPED, [&] {
+    if constexpr (GROUPED) {
+      if (p.M <= 2 && !bd_off) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
+    }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
     if (p.M <= 16) return launch_tc_cfg<T, KIND, GROUPED, 2, 2>(p, num_sms, stream);
     if (p.M <= 32) return launch_tc_cfg<T, KIND, GROUPED, 2, 4>(p, num_sms, stream);
