@@ -153,6 +153,7 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, int sr
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(gmem), "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void prefetch_l2(const void* gmem) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(gmem)); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 // wait_group takes an immediate: a uniform branch over the ring depths.
 __device__ __forceinline__ void cp_async_wait_dyn(int n) {
@@ -377,12 +378,13 @@ template <typename T,  // activation / output dtype: __half or __nv_bfloat16
           bool GROUPED,// group-wise scale or offset: fold v * s + u per pair before the mma, or (BD) per group
           int RN,      // 16-row weight tiles per warp
           int CM,      // 8-row activation tiles per CTA (MT = 8 * CM rows of x)
-          bool BD>     // block-diagonal decode path (GROUPED, RN = CM = 1, M <= 2; above tc_window_mma)
-__global__ void __launch_bounds__(kTcWarps * 32, BD ? (KIND == 1 ? 3 : 4) : 1)  // BD (latency-bound M <= 2): 3-4 CTAs per SM
-tc_linear_kernel(const LinearParams p,
-                 const int KT,   // x tile along K: a multiple of STEP_K
-                 const int WN,   // warps along N (the other 4 / WN split K)
-                 const int ST) { // weight ring slots per warp, kTcMinStages .. kTcMaxStages<RN>
+          bool BD>     // block-diagonal decode path (GROUPED, RN = CM = 1, M <= 2; above tc_window_mma;
+                       //  its own kernel, tc_linear_bd_kernel)
+__device__ __forceinline__ void
+tc_linear_body(const LinearParams p,
+               const int KT,   // x tile along K: a multiple of STEP_K
+               const int WN,   // warps along N (the other 4 / WN split K)
+               const int ST) { // weight ring slots per warp, kTcMinStages .. kTcMaxStages<RN>
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
   constexpr bool TWO = KIND != 1;
@@ -484,7 +486,40 @@ tc_linear_kernel(const LinearParams p,
 #pragma unroll
   for (int j = 0; j < ST - 1; ++j) issue();
   int slot_c = 0;  // ring slot of the next step to compute
+  // Group-wise s and u of a row tile into L2, one row tile ahead (tc11).  Each lane loads its
+  // scales one step before their use (load_scales below), which hides an L2 hit but not a DRAM
+  // miss: a 32-byte sector of fp16 scales serves 4 steps of a row at g64, and every new sector
+  // stalled the warp for a DRAM round trip (H200, 8192 x 28672 int2 M = 1: g64 97 us, g128 75,
+  // per tensor 38).  Rows whose groups are contiguous (stride 1) only; others skip it.
+  // Group-wise s and u of a row tile into L2, one row tile ahead (tc11).  Each lane loads its
+  // scales one step before their use (load_scales below), which hides an L2 hit but not a DRAM
+  // miss: a 32-byte sector of fp16 scales serves 4 steps of a row at g64, and every new sector
+  // stalled the warp for a DRAM round trip (H200, 8192 x 28672 int2 M = 1, BD: g64 97 us, g128
+  // 75, per tensor 38).  Rows whose groups are contiguous (stride 1) only; others skip it.
+  auto prefetch_scales = [&](int64_t nt_p) {
+    if constexpr (GROUPED) {
+      if (nt_p >= n_tiles) return;
+      const int es = s_f32 ? 4 : 2;
+      const int64_t row_bytes = ngroups * es;
+      const int nsec = static_cast<int>(imin64((row_bytes + 31) / 32 + 1, 1 << 20));
+#pragma unroll 1
+      for (int t = 0; t < 2; ++t) {
+        const char* base = static_cast<const char*>(t ? p.offset : p.scale);
+        if (base == nullptr || (t ? p.u_sg : p.s_sg) != 1) continue;
+        const int64_t sn = t ? p.u_sn : p.s_sn;
+#pragma unroll 1
+        for (int i = threadIdx.x; i < NC * nsec; i += blockDim.x) {
+          const int row = i / nsec, sec = i - row * nsec;
+          const int64_t n = imin64(nt_p * NC + row, p.N - 1);
+          // the sectors of [row start, row start + row_bytes): every 32 bytes, then the last byte
+          prefetch_l2(base + n * sn * es + imin64(static_cast<int64_t>(sec) * 32, row_bytes - 1));
+        }
+      }
+    }
+  };
+  prefetch_scales(blockIdx.y);
   for (int64_t nt = blockIdx.y; nt < n_tiles; nt += gridDim.y) {
+  prefetch_scales(nt + gridDim.y);
   const int64_t n_cta = nt * NC;
   constexpr int NA = kTcAccArrays<T, GROUPED && !BD, RN, CM>;
   float acc2[NA][RN][CM][4];
@@ -756,6 +791,21 @@ tc_linear_kernel(const LinearParams p,
   cp_async_wait<0>();
 }
 
+// The kernels: the body above under two launch bounds.  The block-diagonal one asks ptxas for
+// 3 (binary) or 4 CTAs per SM (<= 168 / 128 registers: M <= 2 is latency-bound, and without the
+// bound it took 147-159).  The others keep the plain bound: a minimum of 1 CTA per SM let ptxas
+// take 139 instead of 96 registers for the per-tensor M <= 8 kernel (af1c173's build).
+template <typename T, int KIND, bool GROUPED, int RN, int CM>
+__global__ void __launch_bounds__(kTcWarps * 32)
+tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int ST) {
+  tc_linear_body<T, KIND, GROUPED, RN, CM, false>(p, KT, WN, ST);
+}
+template <typename T, int KIND>
+__global__ void __launch_bounds__(kTcWarps * 32, KIND == 1 ? 3 : 4)
+tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int ST) {
+  tc_linear_body<T, KIND, true, 1, 1, true>(p, KT, WN, ST);
+}
+
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
 // 4 / WN warps split K) so that the grid has at least ~3 CTAs per SM.
 template <typename T, int KIND, bool GROUPED, int RN, int CM, bool BD = false>
@@ -813,7 +863,9 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
-  auto kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM, BD>;
+  void (*kernel)(const LinearParams, int, int, int) = nullptr;
+  if constexpr (BD) kernel = tc_linear_bd_kernel<T, KIND>;
+  else kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
   static std::once_flag raised[kMaxTcDevices];
   cudaError_t err = cudaSuccess;
   std::call_once(raised[dev], [&] {
