@@ -17,6 +17,7 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     ("tc_ternary_m1", "ternary", 8192, 28672, 1, None, "tensorcore", "forward"),
     ("addsub_ternary_m1", "ternary", 8192, 28672, 1, None, "addsub", "forward"),
     ("addsub_int2_g64_m1", "int2", 8192, 28672, 1, 64, "addsub", "forward"),
+    ("tc_int2_g64_m1", "int2", 8192, 28672, 1, 64, "tensorcore", "forward"),  # the block-diagonal path (tc11)
     ("tc_ternary_m16", "ternary", 8192, 28672, 16, None, "tensorcore", "forward"),
     ("gradx_ternary_m1", "ternary", 8192, 28672, 1, None, "auto", "backward"),
     ("wg_ternary_m4096", "ternary", 8192, 28672, 4096, None, "wgmma", "forward"),

@@ -84,8 +84,8 @@ constexpr int64_t kMaxRowsPerLaunch = 65535;  // grid.y / grid.z limit
 // a fixed rule from H100 measurements (bench/NOTES.md), no autotuning.
 // The tensor-core kernel takes over from this many rows of x.
 constexpr int64_t kTensorCoreMinM = 1;
-// Group-wise scales: the tensor-core kernel's block-diagonal decode path takes M <= 2.
-constexpr int64_t kTcBlockDiagMaxM = 2;
+// Group-wise scales: from this many rows (its block-diagonal decode path at M <= 2).
+constexpr int64_t kTensorCoreMinMGrouped = 2;
 
 bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
   if (!cuda::tc_supports(lp)) return false;
@@ -93,11 +93,12 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
     case Backend::kTensorCore:
     case Backend::kWgmma: return true;  // (where the wgmma kernel does not apply)
     case Backend::kAuto:
-      // Measured (bench/results/h100.json): per tensor / channel scales, the
-      // tensor-core kernel wins from M = 1; group-wise, its folding path ties with the
-      // add/subtract kernel around M = 4, and its block-diagonal path (M <= 2,
-      // tc_linear.cuh) beats the add/subtract kernel (bench/NOTES.md, tc11).
-      if (lp.group_size < padded_k(lp.K)) return M <= kTcBlockDiagMaxM || M >= 4;
+      // Measured (bench/results/h100.json): per tensor / channel scales, the tensor-core
+      // kernel wins from M = 1.  Group-wise from M = 2 (H200, bench/results/
+      // h200_decode_13ac0bb.json, 8192 x 28672 g64, tensor core vs add/subtract: int2 M = 2
+      // 89.7 vs 114.0 us (its block-diagonal path), M = 3 115.7 vs 261.2; at M = 1 the
+      // add/subtract kernel wins, 71.9 vs 89.6; binary M = 2 78.1 vs 75.7, a tie).
+      if (lp.group_size < padded_k(lp.K)) return M >= kTensorCoreMinMGrouped;
       return M >= kTensorCoreMinM;
     default: return false;
   }

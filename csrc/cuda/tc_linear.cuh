@@ -172,6 +172,13 @@ __device__ __forceinline__ float load_param(const void* p, int64_t i, bool is_fl
   return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(p) + i));
 }
 
+// One scale or offset element at a byte address (fp32, fp16 or bf16, as the flags say).
+__device__ __forceinline__ float load_scale_bytes(const char* a, bool is_float, bool is_half) {
+  if (is_float) return __ldg(reinterpret_cast<const float*>(a));
+  if (is_half) return __half2float(__ldg(reinterpret_cast<const __half*>(a)));
+  return __bfloat162float(__ldg(reinterpret_cast<const __nv_bfloat16*>(a)));
+}
+
 // Shared-memory layout of staged x: per activation row, 32-bit pairs of
 // consecutive inputs.  Every 32 pairs are followed by SEG_PAD pad words so that
 // consecutive lane windows start 8 banks apart, and the row stride is 4 mod 32
@@ -399,6 +406,9 @@ tc_linear_body(const LinearParams p,
   const int64_t Kp = padded_k(p.K);
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
   const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
+  const int s_es = s_f32 ? 4 : 2;  // bytes per scale / offset element (both in the scale's dtype)
+  const bool has_u = p.offset != nullptr;
+  const int64_t s_sg_bytes = p.s_sg * s_es, u_sg_bytes = p.u_sg * s_es;
   static_assert(!BD || (GROUPED && RN == 1 && CM == 1), "the block-diagonal path is for group-wise scales, M <= 2");
   constexpr int NQ = kTcDnClasses<T, GROUPED && !BD, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
   // Row sums of x: for the offset term (per tensor / channel), and for the "- X" of the
@@ -521,6 +531,20 @@ tc_linear_body(const LinearParams p,
   for (int64_t nt = blockIdx.y; nt < n_tiles; nt += gridDim.y) {
   prefetch_scales(nt + gridDim.y);
   const int64_t n_cta = nt * NC;
+  // Group-wise: byte pointers to this lane's rows of s and u (rows g, g + 8 of each 16-row tile r;
+  // rows past N read row N - 1 and are not stored), for load_scales.
+  const char* srow[RN][2];
+  const char* urow[RN][2];
+  if constexpr (GROUPED && RN == 1) {
+#pragma unroll
+    for (int r = 0; r < RN; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t n = imin64(n_cta + (wn * RN + r) * 16 + g + 8 * h, p.N - 1);
+        srow[r][h] = static_cast<const char*>(p.scale) + n * p.s_sn * s_es;
+        urow[r][h] = has_u ? static_cast<const char*>(p.offset) + n * p.u_sn * s_es : nullptr;
+      }
+  }
   constexpr int NA = kTcAccArrays<T, GROUPED && !BD, RN, CM>;
   float acc2[NA][RN][CM][4];
   float tot[RN][CM][4];  // BD: the scaled sums
@@ -624,8 +648,15 @@ tc_linear_body(const LinearParams p,
     // the resident CTAs and put a barrier-bound staging phase before each row tile).
     constexpr int SB = GROUPED ? L::BLOCKS : 1;
     float sb[2][RN][2][SB], ub[2][RN][2][SB];  // [buffer][tile][row half][block]
+    // The group of a block and its byte offset are the same for all of the lane's rows, so they
+    // are computed once per block (tc11: per row and block, with 64-bit row arithmetic, they were
+    // most of the decode kernel's step loop); the rows' base pointers once per row tile (srow).
+    // (x 1/2 for the doubled values 2t / 2b; not for int2's q - 1 or the subnormal codes)
+    constexpr float kScaleFactor = KIND == 3 || NQ > 0 ? 1.f : 0.5f;
     auto load_scales = [&](int ls, float (&sv)[RN][2][SB], float (&uv)[RN][2][SB]) {
-      if constexpr (GROUPED) {
+      if constexpr (GROUPED && RN > 1) {
+        // Two 16-row tiles per warp: the row pointers would cost 16 more registers (measured:
+        // 168 -> 255 for fp16 int2 at M <= 16), so the row offsets are recomputed per load.
         const int kb0 = static_cast<int>((kt0 + static_cast<int64_t>(ls * 4 + tig) * L::PW) >> 5);
 #pragma unroll
         for (int r = 0; r < RN; ++r)
@@ -642,12 +673,39 @@ tc_linear_body(const LinearParams p,
                 sv[r][h][b] = sv[r][h][b - 1];
                 uv[r][h][b] = uv[r][h][b - 1];
               } else {
-                // (x 1/2 for the doubled values 2t / 2b; not for int2's q - 1 or the subnormal codes)
-                sv[r][h][b] = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16) * (KIND == 3 || NQ > 0 ? 1.f : 0.5f);
-                uv[r][h][b] = p.offset ? load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+                sv[r][h][b] = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16) * kScaleFactor;
+                uv[r][h][b] = has_u ? load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
               }
             }
           }
+      } else if constexpr (GROUPED) {
+        const int kb0 = static_cast<int>((kt0 + static_cast<int64_t>(ls * 4 + tig) * L::PW) >> 5);
+        constexpr float f = kScaleFactor;
+        int prev = -1;
+#pragma unroll
+        for (int b = 0; b < SB; ++b) {
+          const int kb = kb0 + b;
+          const int grp = min(gshift >= 0 ? (kb >> gshift) : kb / gblocks, static_cast<int>(ngroups) - 1);
+          if (b > 0 && grp == prev) {  // the block shares its predecessor's group: no second load
+#pragma unroll
+            for (int r = 0; r < RN; ++r)
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                sv[r][h][b] = sv[r][h][b - 1];
+                uv[r][h][b] = uv[r][h][b - 1];
+              }
+          } else {
+            const int64_t so = grp * s_sg_bytes, uo = grp * u_sg_bytes;
+#pragma unroll
+            for (int r = 0; r < RN; ++r)
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                sv[r][h][b] = load_scale_bytes(srow[r][h] + so, s_f32, s_f16) * f;
+                uv[r][h][b] = has_u ? load_scale_bytes(urow[r][h] + uo, s_f32, s_f16) : 0.f;
+              }
+          }
+          prev = grp;
+        }
       }
     };
     auto compute_step = [&](int ls, const uint4 (&cw)[RN][2], const float (&sv)[RN][2][SB], const float (&uv)[RN][2][SB]) {
