@@ -19,6 +19,8 @@ What is covered, per backend (forced with bitmm.use_backend, and auto):
   * fused LoRA, the CUDA pack / unpack kernels.
 Each result is compared with the float64 reference within the dtype's bound.
 """
+import itertools
+
 import pytest
 import torch
 
@@ -121,16 +123,17 @@ def test_generic_kernels_float64_and_odd_groups(kind, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", KINDS)
 def test_fused_lora_every_tile_configuration(kind, device):
-    for dtype in (torch.float16, torch.bfloat16):
-        for M in (1, 9, 17, 33):
-            x, packed, s, u, b = make_problem(kind, M, 300, 70, "channel", dtype=dtype, device=device)
-            a = torch.randn(8, 300, device=device, dtype=dtype) * 0.1
-            lb = torch.randn(70, 8, device=device, dtype=dtype) * 0.1
-            got = bitmm.lora_linear(kind, x, packed, s, u, b, a, lb, 0.5)
-            base = reference.linear(kind, x.cpu().double(), packed.cpu(), s.cpu().double(), u.cpu().double(),
-                                    b.cpu().double())
-            want = base + 0.5 * (x.cpu().double() @ a.cpu().double().T) @ lb.cpu().double().T
-            assert rel_err(got, want) < GRAD_TOL[dtype]
+    # (group-wise: M = 2 is the tensor-core kernel's block-diagonal path, M = 1 not fused under auto)
+    for dtype, (mode, G), M in itertools.product((torch.float16, torch.bfloat16), (("channel", None), ("group", 64)),
+                                                 (1, 2, 3, 9, 17, 33)):
+        x, packed, s, u, b = make_problem(kind, M, 320, 70, mode, G, dtype=dtype, device=device)
+        a = torch.randn(8, 320, device=device, dtype=dtype) * 0.1
+        lb = torch.randn(70, 8, device=device, dtype=dtype) * 0.1
+        got = bitmm.lora_linear(kind, x, packed, s, u, b, a, lb, 0.5)
+        base = reference.linear(kind, x.cpu().double(), packed.cpu(), s.cpu().double(), u.cpu().double(),
+                                b.cpu().double())
+        want = base + 0.5 * (x.cpu().double() @ a.cpu().double().T) @ lb.cpu().double().T
+        assert rel_err(got, want) < GRAD_TOL[dtype], (dtype, mode, M)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -54,8 +54,11 @@ inline int wg_forced_splits() {
 // pipeline test (ws-64) passes under memcheck (d96fd6f).  racecheck reports every access pair between its consumers' reads of the
 // weight slots and the producer's cp.async writes; a control kernel shows that is the tool's: it
 // flags a correct mbarrier handshake the same way, named barriers not
-// (bench/results/h200_mbar_control_d96fd6f.txt).  Still opt-in: under racecheck the pipeline also
-// hit an illegal address at d96fd6f (plainly and under memcheck it passes), not yet explained.
+// (bench/results/h200_mbar_control_d96fd6f.txt).  Still opt-in: under racecheck with
+// `--kernel-name kns=bitmm` the pipeline test also hits an illegal address, at 0a08e8f and at
+// cbb8126 alike (5 of 5 runs; synccheck clean on both; bench/results/
+// h200_ws_racecheck_bisect_0a08e8f.txt), while cbb8126 passed under unfiltered racecheck; plainly and
+// under memcheck it passes.  Not yet attributed (the filter is the suspect).
 inline bool wg_warp_specialized() {
   static const bool on = env_int("BITMM_WG_WS") == 1;
   return on;
