@@ -156,7 +156,7 @@ def test_auto_dispatch_agrees_with_both_backends():
 
 
 @cuda_only
-@pytest.mark.parametrize("M", [1, 5])
+@pytest.mark.parametrize("M", [1, 2, 5])
 @pytest.mark.parametrize("mode,G", [("tensor", None), ("group", 64)])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_many_row_tiles_per_cta(kind, mode, G, M):
@@ -221,3 +221,20 @@ def test_tensorcore_grouped_decode_exact_and_nonfinite(kind):
         x[0, 5] = float("nan")
         y = bitmm.linear(kind, x, packed, s, u)
     assert torch.isnan(y[0]).all() and torch.isfinite(y[1]).all()
+
+
+@cuda_only
+@pytest.mark.parametrize("M", [1, 2, 5])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_grouped_strided_and_mixed_scales(kind, M):
+    # The group-wise scale loads (load_scales: per-tile row pointers at one 16-row tile per warp,
+    # M <= 8, the block-diagonal path at M <= 2) and their L2 prefetch on scales as the glue passes
+    # them, strides and all: a transposed (N, groups) view (group stride N, no prefetch), a per-channel
+    # s of shape (N, 1) or a 0-dim s beside a group-wise u (group stride 0).
+    x, packed, s, u, b = make_problem(kind, M, 640, 45, "group", 64, dtype=torch.float16, device="cuda")
+    cases = [(s.t().contiguous().t(), u.t().contiguous().t()), (s[:, :1].contiguous(), u),
+             (torch.tensor(0.02, device="cuda", dtype=torch.float16), u)]
+    with bitmm.use_backend("tensorcore"):
+        for sc, uc in cases:
+            poison_cuda_allocator()
+            assert_close_to_reference(kind, bitmm.linear(kind, x, packed, sc, uc, b), x, packed, sc, uc, b)

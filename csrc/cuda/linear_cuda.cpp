@@ -97,7 +97,8 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
       // kernel wins from M = 1.  Group-wise from M = 2 (H200, bench/results/
       // h200_decode_13ac0bb.json, 8192 x 28672 g64, tensor core vs add/subtract: int2 M = 2
       // 89.7 vs 114.0 us (its block-diagonal path), M = 3 115.7 vs 261.2; at M = 1 the
-      // add/subtract kernel wins, 71.9 vs 89.6; binary M = 2 78.1 vs 75.7, a tie).
+      // add/subtract kernel wins, 71.9 vs 89.6 (84.4 at a5e8b92, h200_decode_probe_a5e8b92.json);
+      // binary M = 2 78.1 vs 75.7 here, 123.4 vs 141.0 on 28672 x 8192: kept with the others).
       if (lp.group_size < padded_k(lp.K)) return M >= kTensorCoreMinMGrouped;
       return M >= kTensorCoreMinM;
     default: return false;

@@ -153,7 +153,9 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, int sr
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(gmem), "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void prefetch_l2(const void* gmem) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(gmem)); }
+__device__ __forceinline__ void prefetch_l2(const void* gmem) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(__cvta_generic_to_global(gmem)));
+}
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 // wait_group takes an immediate: a uniform branch over the ring depths.
 __device__ __forceinline__ void cp_async_wait_dyn(int n) {
@@ -250,7 +252,8 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
                                               const float (&sb)[RN][2][SB], const float (&ub)[RN][2][SB],
                                               float (&tot)[RN][CM][4],  // BD: scaled sums (elements as D's)
                                               const float* xb,          // BD: [block of the K tile][2] sums of x
-                                              const int fb) {           // BD: blocks per flush (1, 2 or 4)
+                                              const int fb,             // BD: blocks per flush (1, 2 or 4)
+                                              const bool with_u) {      // BD: an offset u is given
   using L = TcLayout<KIND>;
   constexpr bool TWO = KIND != 1;
   constexpr bool FOLD = GROUPED && !BD;
@@ -349,9 +352,13 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
     if constexpr (BD) {
       // The per-group scaling, on the accumulator: after the last block of each run of fb blocks
       // (warp-uniform: fb and b are the same in every lane).
-      const float2 xv = reinterpret_cast<const float2*>(xb)[win * L::BLOCKS + b];
-      xr0 += xv.x;
-      xr1 += xv.y;
+      // X: for the offset term, and for the two-plane codes' -X (fp16).  Without either it is not
+      // read, and an Inf in x then gives +-Inf through v alone, as F.linear does, not Inf - Inf.
+      if (with_u || (NQ > 0 && TWO)) {
+        const float2 xv = reinterpret_cast<const float2*>(xb)[win * L::BLOCKS + b];
+        xr0 += xv.x;
+        xr1 += xv.y;
+      }
       if (b == L::BLOCKS - 1 || ((b + 1) & (fb - 1)) == 0) {
 #pragma unroll
         for (int r = 0; r < RN; ++r)
@@ -370,7 +377,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
               const float s = sb[r][e >> 1][b % SB], u = ub[r][e >> 1][b % SB];
               // two-plane codes: sum (c - 1) x = sum c x - X
               if constexpr (NQ > 0 && TWO) v -= X;
-              tot[r][c][e] = fmaf(s, v, fmaf(u, X, tot[r][c][e]));
+              tot[r][c][e] = fmaf(s, v, with_u ? fmaf(u, X, tot[r][c][e]) : tot[r][c][e]);
 #pragma unroll
               for (int q = 0; q < NA; ++q) acc[q][r][c][e] = 0.f;
             }
@@ -496,11 +503,6 @@ tc_linear_body(const LinearParams p,
 #pragma unroll
   for (int j = 0; j < ST - 1; ++j) issue();
   int slot_c = 0;  // ring slot of the next step to compute
-  // Group-wise s and u of a row tile into L2, one row tile ahead (tc11).  Each lane loads its
-  // scales one step before their use (load_scales below), which hides an L2 hit but not a DRAM
-  // miss: a 32-byte sector of fp16 scales serves 4 steps of a row at g64, and every new sector
-  // stalled the warp for a DRAM round trip (H200, 8192 x 28672 int2 M = 1: g64 97 us, g128 75,
-  // per tensor 38).  Rows whose groups are contiguous (stride 1) only; others skip it.
   // Group-wise s and u of a row tile into L2, one row tile ahead (tc11).  Each lane loads its
   // scales one step before their use (load_scales below), which hides an L2 hit but not a DRAM
   // miss: a 32-byte sector of fp16 scales serves 4 steps of a row at g64, and every new sector
@@ -711,9 +713,9 @@ tc_linear_body(const LinearParams p,
     auto compute_step = [&](int ls, const uint4 (&cw)[RN][2], const float (&sv)[RN][2][SB], const float (&uv)[RN][2][SB]) {
       const int win = ls * 4 + tig;  // this lane's window index in the tile
       // The scale dtype branch is taken per window, not per k-step.
-      if constexpr (BD) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb);
-      else if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, true, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb);
-      else tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb);
+      if constexpr (BD) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
+      else if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, true, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
+      else tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
     };
 
     if (GROUPED && C > 0 && wk < steps) load_scales(wk, sb[0], ub[0]);
@@ -870,6 +872,8 @@ template <typename T, int KIND, bool GROUPED, int RN, int CM, bool BD = false>
 cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t stream) {
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
+  // The block-diagonal path holds at most 2 rows of x per CTA (its B columns 2w + m, m < 2).
+  if (BD && p.M > 2) return cudaErrorNotSupported;
   const int64_t Kp = padded_k(p.K);
   const int rows = static_cast<int>(imin64(MT, p.M));
   const int64_t steps_total = (Kp + L::STEP_K - 1) / L::STEP_K;
