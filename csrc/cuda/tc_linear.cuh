@@ -168,17 +168,18 @@ __device__ __forceinline__ void cp_async_wait_dyn(int n) {
   }
 }
 
-__device__ __forceinline__ float load_param(const void* p, int64_t i, bool is_float, bool is_half) {
-  if (is_float) return __ldg(static_cast<const float*>(p) + i);
-  if (is_half) return __half2float(__ldg(static_cast<const __half*>(p) + i));
-  return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(p) + i));
-}
-
-// One scale or offset element at a byte address (fp32, fp16 or bf16, as the flags say).
+// One scale / offset / bias element at a byte address (fp32, fp16 or bf16, as the flags say).
 __device__ __forceinline__ float load_scale_bytes(const char* a, bool is_float, bool is_half) {
   if (is_float) return __ldg(reinterpret_cast<const float*>(a));
   if (is_half) return __half2float(__ldg(reinterpret_cast<const __half*>(a)));
   return __bfloat162float(__ldg(reinterpret_cast<const __nv_bfloat16*>(a)));
+}
+// Element i of such an array.  (Typed pointer arithmetic, not load_scale_bytes with a byte offset:
+// the kernels measured with it keep their address code.)
+__device__ __forceinline__ float load_param(const void* p, int64_t i, bool is_float, bool is_half) {
+  if (is_float) return __ldg(static_cast<const float*>(p) + i);
+  if (is_half) return __half2float(__ldg(static_cast<const __half*>(p) + i));
+  return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(p) + i));
 }
 
 // Shared-memory layout of staged x: per activation row, 32-bit pairs of
@@ -244,6 +245,20 @@ constexpr int kTcAccArrays = kTcDnClasses<T, FOLD, RN, CM> > 0 ? kTcDnClasses<T,
 // subnormal unpacking), then restarts D.  Weights stay exact codes, so fp16 x keeps the
 // subnormal unpacking (one LOP3 per two weights).  The epilogue sums tot over the quad (the
 // four windows) with two shuffles.
+
+// Element (r, c, e) of the accumulator sets as one fp32 sum: with NQ > 0 set q holds codes x 4^q
+// 2^-24 (undo the powers, exact), else NA = 1 or 2 sets of real values (even / odd k-steps).
+template <int NQ, int NA, int RN, int CM>
+__device__ __forceinline__ float tc_sum_sets(const float (&acc)[NA][RN][CM][4], int r, int c, int e) {
+  if constexpr (NQ > 0) {
+    float v = 0.f;
+#pragma unroll
+    for (int q = NQ - 1; q >= 0; --q) v += acc[q][r][c][e] * static_cast<float>(1 << (24 - 2 * q));
+    return v;
+  } else {
+    return NA == 2 ? acc[0][r][c][e] + acc[NA - 1][r][c][e] : acc[0][r][c][e];
+  }
+}
 
 template <typename T, int KIND, bool GROUPED, bool BD /* block-diagonal decode path (above) */, int RN, int CM,
           bool S_F32 /* fp32 scales: fold in fp32 */, int SB /* blocks with a scale per window: L::BLOCKS (grouped) or 1 */>
@@ -366,13 +381,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
           for (int c = 0; c < CM; ++c)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {  // D element e: weight row g + 8 (e >> 1), x row e & 1
-              float v = 0.f;
-              if constexpr (NQ > 0) {  // set q holds codes x 4^q 2^-24: undo the powers (exact)
-#pragma unroll
-                for (int q = NQ - 1; q >= 0; --q) v += acc[q][r][c][e] * static_cast<float>(1 << (24 - 2 * q));
-              } else {
-                v = NA == 2 ? acc[0][r][c][e] + acc[NA - 1][r][c][e] : acc[0][r][c][e];
-              }
+              float v = tc_sum_sets<NQ, NA>(acc, r, c, e);
               const float X = (e & 1) ? xr1 : xr0;
               const float s = sb[r][e >> 1][b % SB], u = ub[r][e >> 1][b % SB];
               // two-plane codes: sum (c - 1) x = sum c x - X
@@ -511,7 +520,7 @@ tc_linear_body(const LinearParams p,
   auto prefetch_scales = [&](int64_t nt_p) {
     if constexpr (GROUPED) {
       if (nt_p >= n_tiles) return;
-      const int es = s_f32 ? 4 : 2;
+      const int es = s_es;
       const int64_t row_bytes = ngroups * es;
       const int nsec = static_cast<int>(imin64((row_bytes + 31) / 32 + 1, 1 << 20));
 #pragma unroll 1
@@ -753,13 +762,8 @@ tc_linear_body(const LinearParams p,
           v += __shfl_xor_sync(0xffffffffu, v, 1);
           v += __shfl_xor_sync(0xffffffffu, v, 2);
           acc[r][c][e] = v;
-        } else if constexpr (NQ > 0) {  // set q holds codes x 4^q 2^-24: undo the powers (exact) and add
-          float v = 0.f;
-#pragma unroll
-          for (int q = NQ - 1; q >= 0; --q) v += acc2[q][r][c][e] * static_cast<float>(1 << (24 - 2 * q));
-          acc[r][c][e] = v;
         } else {
-          acc[r][c][e] = NA == 2 ? acc2[0][r][c][e] + acc2[NA - 1][r][c][e] : acc2[0][r][c][e];
+          acc[r][c][e] = tc_sum_sets<NQ, NA>(acc2, r, c, e);
         }
       }
   if (p.lora_xa) {
