@@ -6,6 +6,8 @@ tensor-core kernel (block-diagonal path at M <= 2) and the add/subtract kernel, 
 cuda_bench.py (CUDA-graph replays, weights rotated past L2, median).
 
     python bench/decode_probe.py --out bench/results/<file>.json
+    python bench/decode_probe.py --kinds int2,ternary,binary --groups 64,128 --shapes 8192x28672,8192x8192 \
+        --out ...   (session 13: the warps-along-N rule of the block-diagonal path, with BITMM_TC_WN=1/2/4)
 """
 from __future__ import annotations
 
@@ -24,29 +26,39 @@ from bitmm.benchmark_timing import copies_for, cuda_time_us, write_results  # no
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--kinds", default="int2", help="comma-separated: int2, ternary, binary")
+    ap.add_argument("--groups", default="none,64,128,256,1024,4096", help="comma-separated; none = per tensor")
+    ap.add_argument("--shapes", default="8192x28672", help="comma-separated KxN")
+    ap.add_argument("--ms", default="1,2")
+    ap.add_argument("--backends", default="tensorcore,addsub")
     args = ap.parse_args()
     torch.manual_seed(0)
-    K, N = 8192, 28672
     records = []
-    for G in (None, 64, 128, 256, 1024, 4096):
+    groups = [None if g == "none" else int(g) for g in args.groups.split(",")]
+    lo = {"int2": 0, "ternary": -1, "binary": 0}
+    hi = {"int2": 4, "ternary": 2, "binary": 2}
+    for kind, shape, G in [(k, s, g) for k in args.kinds.split(",") for s in args.shapes.split(",") for g in groups]:
+        K, N = (int(v) for v in shape.split("x"))
         sbytes = 0 if G is None else 2 * 2 * N * (K // G)
         ws = []
-        for _ in range(copies_for(formats.packed_nbytes("int2", N, K) + sbytes)):
-            p = bitmm.pack_int2(torch.randint(0, 4, (N, K), device="cuda", dtype=torch.int8))
+        for _ in range(copies_for(formats.packed_nbytes(kind, N, K) + sbytes)):
+            q = torch.randint(lo[kind], hi[kind], (N, K), device="cuda", dtype=torch.int8)
+            p = getattr(bitmm, f"pack_{kind}")(q)
             if G is None:
                 ws.append((p, torch.tensor(0.02, device="cuda"), None))
             else:
                 ws.append((p, (torch.rand(N, K // G, device="cuda") * 0.02).half(),
                            (torch.randn(N, K // G, device="cuda") * 0.01).half()))
-        for M in (1, 2):
+        for M in (int(m) for m in args.ms.split(",")):
             x = torch.randn(M, K, device="cuda", dtype=torch.float16)
-            for be in ("tensorcore", "addsub"):
-                calls = [lambda p=p, s=s, u=u: bitmm.linear("int2", x, p, s, u) for p, s, u in ws]
+            for be in args.backends.split(","):
+                calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
                 with bitmm.use_backend(be):
                     us = cuda_time_us(calls, replays=20)
-                records.append({"op": "int2", "direction": "forward", "K": K, "N": N, "M": M, "group_size": G,
-                                "dtype": "float16", "backend": be, "us": round(us, 2)})
-                print(f"int2 G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
+                records.append({"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G,
+                                "dtype": "float16", "backend": be, "us": round(us, 2),
+                                "tc_wn_override": os.environ.get("BITMM_TC_WN")})
+                print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
         del ws
         torch.cuda.empty_cache()
     write_results(args.out, torch.cuda.get_device_name(), records)
