@@ -31,9 +31,11 @@ def main() -> None:
     ap.add_argument("--shapes", default="8192x28672", help="comma-separated KxN")
     ap.add_argument("--ms", default="1,2")
     ap.add_argument("--backends", default="tensorcore,addsub")
+    ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     args = ap.parse_args()
     torch.manual_seed(0)
     records = []
+    dt = getattr(torch, args.dtype)
     groups = [None if g == "none" else int(g) for g in args.groups.split(",")]
     lo = {"int2": 0, "ternary": -1, "binary": 0}
     hi = {"int2": 4, "ternary": 2, "binary": 2}
@@ -47,16 +49,16 @@ def main() -> None:
             if G is None:
                 ws.append((p, torch.tensor(0.02, device="cuda"), None))
             else:
-                ws.append((p, (torch.rand(N, K // G, device="cuda") * 0.02).half(),
-                           (torch.randn(N, K // G, device="cuda") * 0.01).half()))
+                ws.append((p, (torch.rand(N, K // G, device="cuda") * 0.02).to(dt),
+                           (torch.randn(N, K // G, device="cuda") * 0.01).to(dt)))
         for M in (int(m) for m in args.ms.split(",")):
-            x = torch.randn(M, K, device="cuda", dtype=torch.float16)
+            x = torch.randn(M, K, device="cuda", dtype=dt)
             for be in args.backends.split(","):
                 calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
                 with bitmm.use_backend(be):
                     us = cuda_time_us(calls, replays=20)
                 records.append({"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G,
-                                "dtype": "float16", "backend": be, "us": round(us, 2),
+                                "dtype": args.dtype, "backend": be, "us": round(us, 2),
                                 "tc_wn_override": os.environ.get("BITMM_TC_WN")})
                 print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
         del ws

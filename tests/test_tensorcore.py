@@ -175,7 +175,7 @@ def test_tensorcore_many_row_tiles_per_cta(kind, mode, G, M):
 # window), x in one K tile and in several (K >= 50000 at M = 2 exceeds the 112 KB x tile), scales
 # in x's dtype with offsets and in fp32 without (ternary; binary / int2 need an offset group-wise),
 # N not a multiple of the 16-row tiles, and M = 3 next to it (the folding path); auto's choice
-# (the tensor-core kernel from M = 2, the add/subtract one at M = 1) in the kernels that ran.
+# (the tensor-core kernel from M = 2, the add/subtract one at M = 1 at these narrow N) in the kernels that ran.
 @cuda_only
 @pytest.mark.parametrize("M", [1, 2, 3])
 @pytest.mark.parametrize("G", [32, 64, 96, 128, 160, 256])
@@ -201,6 +201,31 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
                 assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y)
         if profiler_sees_kernels():
             assert any("tc_linear" in n for n in names) == (M >= 2), (M, names)
+
+
+# Auto at M = 1 with group-wise scales (csrc/cuda/linear_cuda.cpp, use_tensor_core; tc_kernels.h,
+# tc_bd_wide): the block-diagonal tensor-core path for the two-plane kinds once N gives at least 3
+# CTAs of 64 rows per SM (all 4 warps along N; int2 with fp16 x only), the add/subtract kernel for
+# binary, bf16 int2 and below that width.  Both sides of the width boundary, both dtypes, with and
+# without an offset.
+@cuda_only
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    wide = 3 * 64 * torch.cuda.get_device_properties(0).multi_processor_count
+    for N, offset in ((wide - 64, True), (wide + 1, True), (wide + 63, kind != "ternary")):
+        x, packed, s, u, b = make_problem(kind, 1, 160, N, "group", 32, dtype=dtype, device="cuda", offset=offset)
+        poison_cuda_allocator()
+        with bitmm.use_backend("auto"):
+            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+            y = bitmm.linear(kind, x, packed, s, u, b)
+        assert_close_to_reference(kind, y, x, packed, s, u, b)
+        expect_bd = (kind == "ternary" or kind == "int2" and dtype == torch.float16) and (N + 63) // 64 >= wide // 64
+        with bitmm.use_backend("tensorcore" if expect_bd else "addsub"):
+            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y), (N, expect_bd)
+        if profiler_sees_kernels():
+            assert any("tc_linear_bd_kernel" in n for n in names) == expect_bd, (N, names)
 
 
 @cuda_only

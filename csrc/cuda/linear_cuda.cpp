@@ -87,7 +87,7 @@ constexpr int64_t kTensorCoreMinM = 1;
 // Group-wise scales: from this many rows (its block-diagonal decode path at M <= 2).
 constexpr int64_t kTensorCoreMinMGrouped = 2;
 
-bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
+bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
   if (!cuda::tc_supports(lp)) return false;
   switch (current_backend()) {
     case Backend::kTensorCore:
@@ -99,7 +99,19 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M) {
       // 89.7 vs 114.0 us (its block-diagonal path), M = 3 115.7 vs 261.2; at M = 1 the
       // add/subtract kernel wins, 71.9 vs 89.6 (84.4 at a5e8b92, h200_decode_probe_a5e8b92.json);
       // binary M = 2 78.1 vs 75.7 here, 123.4 vs 141.0 on 28672 x 8192: kept with the others).
-      if (lp.group_size < padded_k(lp.K)) return M >= kTensorCoreMinMGrouped;
+      // At M = 1 the block-diagonal path wins where its launch puts all 4 warps along N (cuda::
+      // tc_bd_wide: >= 3 CTAs of 64 rows per SM), for the two-plane kinds with fp16 x and for
+      // ternary with bf16 x (H200, 8192 x 28672, bench/results/h200_decode_s13_call3.json: fp16 int2 g64
+      // 67.6 vs 72.9 us, ternary g64 67.2 vs 73.2, int2 g128 59.7 vs 68.7; bf16 in
+      // h200_decode_probe_bf16_s13_call3.json: ternary g64 66.0 vs 71.3, but int2 81.7 vs 70.7, whose
+      // bf16 unpacking needs a subtraction per pair that fp16's subnormal codes do not).  Binary
+      // keeps the add/subtract kernel (50.1 vs 77.0 us), and so do narrower shapes (8192 x 8192 int2
+      // g64 24.8 vs 25.1, 4096 x 4096 9.8 vs 12.7, 28672 x 8192 80.0 vs 142.5;
+      // h200_decode_probe_wn_table_8dd7339.txt has every warp split).
+      if (lp.group_size < padded_k(lp.K)) {
+        const bool bd_m1 = lp.two_planes && (lp.x_dtype == cuda::DType::kHalf || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide(lp.N, sms);
+        return M >= kTensorCoreMinMGrouped || (M == 1 && bd_m1);
+      }
       return M >= kTensorCoreMinM;
     default: return false;
   }
@@ -312,7 +324,7 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     if (lora) return at::Tensor();
     return dense_linear(lp, p, x2, ps.bias, stream).reshape(out_shape);
   }
-  const bool tc = fast && use_tensor_core(lp, p.M);
+  const bool tc = fast && use_tensor_core(lp, p.M, num_sms(x.get_device()));
   if (lora) {
     if (!tc) return at::Tensor();
     lp.lora_xa = lora->xa.data_ptr<float>();
