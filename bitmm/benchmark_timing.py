@@ -73,9 +73,17 @@ def cpu_time_us(calls: Sequence[Callable[[], object]], repeats: int = 15, warmup
 
 
 def git_commit() -> str:
-    """The commit being measured: $BITMM_COMMIT (the GPU machine has no .git), else git."""
-    return os.environ.get("BITMM_COMMIT") or subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    """The commit being measured: $BITMM_COMMIT, else git's HEAD, marked "+dirty" when tracked files
+    differ from it.  (The GPU machine's copy of the tree can carry a stale .git: in session 13 its HEAD
+    said 2ec1103 for trees two commits later, so pass BITMM_COMMIT there; the mark catches the rest.)"""
+    env = os.environ.get("BITMM_COMMIT")
+    if env:
+        return env
+    run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    head = run("rev-parse", "--short", "HEAD")
+    if not head:
+        return "unknown"
+    return head + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def write_results(path: str, device: str, records: list, **extra) -> None:
