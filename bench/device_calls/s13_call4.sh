@@ -3,7 +3,8 @@
 # session 13, fourth device call: HEAD's auto rule (bf16 int2 back on add/subtract at M = 1), then the whole GPU suite.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT; start=$(date +%s)
-export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" PYTHONUNBUFFERED=1 BITMM_COMMIT=$(cat bench/.commit  # (written here before the call: git rev-parse --short HEAD > bench/.commit))
+# BITMM_COMMIT: bench/.commit is written here before the call (git rev-parse --short HEAD > bench/.commit)
+export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" PYTHONUNBUFFERED=1 BITMM_COMMIT=$(cat bench/.commit)
 python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/build.log; exit 1; }
 echo "build t=$(( $(date +%s) - start ))"
 timeout 60 python3 -m pytest tests/test_tensorcore.py -q -rf -p no:cacheprovider -k "wide_rows or grouped_decode" 2>&1 | tail -3 | tee -a $OUT/log.txt
