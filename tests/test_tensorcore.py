@@ -263,3 +263,50 @@ def test_tensorcore_grouped_strided_and_mixed_scales(kind, M):
         for sc, uc in cases:
             poison_cuda_allocator()
             assert_close_to_reference(kind, bitmm.linear(kind, x, packed, sc, uc, b), x, packed, sc, uc, b)
+
+
+@cuda_only
+def test_tensorcore_grouped_one_row_tile_override():
+    # BITMM_TC_RN=1 (a benchmark override, read once per process, so in a child process): group-wise
+    # M = 9..16 on one 16-row weight tile per warp (RN = 1, CM = 2) instead of two.  Every kind, both
+    # dtypes, scales in x's dtype with offsets and fp32 without (ternary), odd K / N, the M boundaries,
+    # x in one K tile and in several; M = 8 and 17 next to it (unaffected), and which kernel ran.
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import torch, bitmm\n"
+        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
+        "from test_wgmma import kernel_names, profiler_sees_kernels\n"
+        "import re\n"
+        "def tile_config(name):  # (RN, CM) of a tc_linear_kernel, demangled or mangled\n"
+        "    m = re.search(r'tc_linear_kernel<[^>]*,\\s*(?:\\(int\\))?(\\d+),\\s*(?:\\(int\\))?(\\d+)>', name) or \\\n"
+        "        re.search(r'tc_linear_kernelI\\w*?ELi(\\d+)ELi(\\d+)EEE', name)\n"
+        "    return m.groups() if m else None\n"
+        "assert tile_config('void bitmm::cuda::tc_linear_kernel<__half, 3, true, 1, 2>(bitmm::cuda::LinearParams, int)') == ('1', '2')\n"
+        "assert tile_config('void bitmm::cuda::tc_linear_kernel<__half, (int)3, (bool)1, (int)2, (int)2>(P)') == ('2', '2')\n"
+        "assert tile_config('_ZN5bitmm4cuda16tc_linear_kernelI6__halfLi3ELb1ELi1ELi2EEEvNS0_12LinearParamsEiii') == ('1', '2')\n"
+        "torch.manual_seed(0)\n"
+        "for kind in ('int2', 'binary', 'ternary'):\n"
+        "    for dtype in (torch.float16, torch.bfloat16):\n"
+        "        for M, K, N, G, sd, off in ((9, 64 * 11, 77, 64, dtype, True), (16, 32 * 23, 45, 32, dtype, True),\n"
+        "                                    (13, 128 * 7, 130, 128, torch.float32, kind != 'ternary'),\n"
+        "                                    (16, 64 * 900, 33, 64, dtype, True), (8, 64 * 5, 40, 64, dtype, True),\n"
+        "                                    (17, 64 * 5, 40, 64, dtype, True)):\n"
+        "            x, p, s, u, b = make_problem(kind, M, K, N, 'group', G, dtype=dtype, device='cuda', offset=off)\n"
+        "            s = s.to(sd)\n"
+        "            u = None if u is None else u.to(sd)\n"
+        "            poison_cuda_allocator()\n"
+        "            with bitmm.use_backend('tensorcore'):\n"
+        "                names = kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b))\n"
+        "                y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "            if profiler_sees_kernels():\n"
+        "                rn1 = any(tile_config(n) == ('1', '2') for n in names)\n"
+        "                assert rn1 == (9 <= M <= 16), (kind, M, names)\n"
+        "print('ok')\n")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, BITMM_TC_RN="1",
+               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]

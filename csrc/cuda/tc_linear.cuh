@@ -995,6 +995,14 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
       if (p.M <= 2 && !bd_off) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
     }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
+    if constexpr (GROUPED) {
+      // Benchmark override, not yet measured (session 13): BITMM_TC_RN=1 gives group-wise M = 9..16
+      // one 16-row tile per warp instead of two.  ptxas (sm_90a): 128 instead of 168 registers for
+      // fp16 int2 (4 CTAs per SM instead of 3) and 127 instead of 246 for binary (4 instead of 2),
+      // ~11% fewer loop instructions per weight for int2 (bench/NOTES.md, session 13 plan).
+      static const int rn_env = env_int("BITMM_TC_RN");  // (read once)
+      if (p.M <= 16 && rn_env == 1) return launch_tc_cfg<T, KIND, true, 1, 2>(p, num_sms, stream);
+    }
     if (p.M <= 16) return launch_tc_cfg<T, KIND, GROUPED, 2, 2>(p, num_sms, stream);
     if (p.M <= 32) return launch_tc_cfg<T, KIND, GROUPED, 2, 4>(p, num_sms, stream);
     return launch_tc_cfg<T, KIND, GROUPED, 2, 8>(p, num_sms, stream);
