@@ -177,3 +177,16 @@ def assert_error_table(cases) -> None:
         with pytest.raises(exc, match=frag):
             call()
             pytest.fail(f"{desc}: no error")
+
+
+def run_in_child(code: str, env: dict, timeout: int = 900) -> None:
+    """Runs `code` in a fresh Python process with extra environment variables (for the kernels'
+    benchmark overrides, which are read once per process) and the tests folder importable; the
+    code must print 'ok' last."""
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    full = dict(os.environ, **env,
+                PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]

@@ -12,7 +12,7 @@ import torch
 
 import bitmm
 from bitmm import reference
-from helpers import KINDS, TOL_FLOOR, baseline_device, make_problem, poison_cuda_allocator, rel_err
+from helpers import KINDS, TOL_FLOOR, baseline_device, make_problem, poison_cuda_allocator, rel_err, run_in_child
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -167,9 +167,6 @@ def test_tc_grad_x_group_scales_as_stored():
     # Group-wise s and u reach the kernel as a (groups, N) copy with strides (1, N) by default (the
     # rest of this file); BITMM_GX_SCALES_T=0 (read once per process, so in a child process) passes
     # them as stored, strides (groups, 1).  Same check as above.
-    import os
-    import subprocess
-    import sys
     code = (
         "import torch, bitmm\n"
         "from bitmm import reference\n"
@@ -184,8 +181,4 @@ def test_tc_grad_x_group_scales_as_stored():
         "        want = reference.linear_grad_x(kind, g.cpu().double(), p.cpu(), s.cpu().double(), u.cpu().double(), 704)\n"
         "        assert rel_err(got, want) < 2e-3, (kind, M, rel_err(got, want))\n"
         "print('ok')\n")
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, BITMM_GX_SCALES_T="0",
-               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+    run_in_child(code, {"BITMM_GX_SCALES_T": "0"}, timeout=600)

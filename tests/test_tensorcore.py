@@ -13,7 +13,7 @@ from conftest import DEVICES
 from helpers import (
     KINDS, PACKERS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
     check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator,
-    random_values)
+    random_values, run_in_child)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 BACKENDS = ["addsub", "tensorcore", "dense", "auto"]
@@ -271,9 +271,6 @@ def test_tensorcore_grouped_one_row_tile_override():
     # M = 9..16 on one 16-row weight tile per warp (RN = 1, CM = 2) instead of two.  Every kind, both
     # dtypes, scales in x's dtype with offsets and fp32 without (ternary), odd K / N, the M boundaries,
     # x in one K tile and in several; M = 8 and 17 next to it (unaffected), and which kernel ran.
-    import os
-    import subprocess
-    import sys
     code = (
         "import torch, bitmm\n"
         "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
@@ -305,8 +302,4 @@ def test_tensorcore_grouped_one_row_tile_override():
         "                rn1 = any(tile_config(n) == ('1', '2') for n in names)\n"
         "                assert rn1 == (9 <= M <= 16), (kind, M, names)\n"
         "print('ok')\n")
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, BITMM_TC_RN="1",
-               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+    run_in_child(code, {"BITMM_TC_RN": "1"})
