@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import bitmm
+from bitmm import reference
 from conftest import DEVICES
 from helpers import (
     KINDS, PACKERS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
     check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator,
-    random_values, run_in_child)
+    random_values, rel_err, run_in_child)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 BACKENDS = ["addsub", "tensorcore", "dense", "auto"]
@@ -224,6 +225,18 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
         expect_bd = (kind == "ternary" or kind == "int2" and dtype == torch.float16) and (N + 63) // 64 >= wide // 64
         with bitmm.use_backend("tensorcore" if expect_bd else "addsub"):
             assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y), (N, expect_bd)
+        if profiler_sees_kernels():
+            assert any("tc_linear_bd_kernel" in n for n in names) == expect_bd, (N, names)
+        # Fused LoRA on the same path (the launcher's LoRA terms with all 4 warps along N).
+        a = torch.randn(8, 160, device="cuda", dtype=dtype) * 0.1
+        lb = torch.randn(N, 8, device="cuda", dtype=dtype) * 0.1
+        with bitmm.use_backend("auto"):
+            names = kernel_names(lambda: bitmm.lora_linear(kind, x, packed, s, u, b, a, lb, 0.5))
+            got = bitmm.lora_linear(kind, x, packed, s, u, b, a, lb, 0.5)
+        base = reference.linear(kind, x.cpu().double(), packed.cpu(), s.cpu().double(),
+                                None if u is None else u.cpu().double(), b.cpu().double())
+        want = base + 0.5 * (x.cpu().double() @ a.cpu().double().T) @ lb.cpu().double().T
+        assert rel_err(got, want) < {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype], (N, rel_err(got, want))
         if profiler_sees_kernels():
             assert any("tc_linear_bd_kernel" in n for n in names) == expect_bd, (N, names)
 
