@@ -35,7 +35,16 @@ def _worker(rank, world, port, out):
     loss.backward()
     if rank == 0:
         out.put({k: p.grad.numpy().copy() for k, p in model.module.named_parameters()})  # by value
+        out.close()
+        out.join_thread()  # the gradients are in the pipe before this process leaves
+    # Teardown without a race: both ranks past their collectives, the DDP reducer gone, then the
+    # group.  Then leave without the interpreter's finalization: gloo's worker threads can still be
+    # joinable in static destructors there, which aborted a rank with "terminate called without an
+    # active exception" (SIGABRT, exit code -6) once in CI after the gradients had arrived (session 13).
+    dist.barrier()
+    del model
     dist.destroy_process_group()
+    os._exit(0)
 
 
 def free_port():
