@@ -189,4 +189,4 @@ def run_in_child(code: str, env: dict, timeout: int = 900) -> None:
     full = dict(os.environ, **env,
                 PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.returncode, r.stdout[-1000:], r.stderr[-3000:])

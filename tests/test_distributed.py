@@ -1,7 +1,9 @@
 """BitLinear under DistributedDataParallel (2 processes, gloo, CPU) and under
 gradient checkpointing: gradients equal to the single-process ones."""
+import datetime
 import os
 import socket
+import sys
 
 import torch
 import torch.distributed as dist
@@ -25,7 +27,8 @@ def data():
 def _worker(rank, world, port, out):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A bounded timeout: a rank that dies must not leave the other in a collective for gloo's 30 min.
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
     torch.set_num_threads(1)
     model = nn.parallel.DistributedDataParallel(make_model())
     x, y = data()
@@ -44,6 +47,8 @@ def _worker(rank, world, port, out):
     dist.barrier()
     del model
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(0)
 
 
@@ -61,12 +66,17 @@ def test_ddp_gradients_equal_single_process():
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(r, 2, PORT, q)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got = q.get(timeout=120)
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    try:
+        for p in procs:
+            p.start()
+        got = q.get(timeout=120)
+        for p in procs:
+            p.join(timeout=90)
+            assert p.exitcode == 0
+    finally:  # never leave a worker behind (pytest would wait for it at exit)
+        for p in procs:
+            if p.is_alive():
+                p.kill()
     for k in expected:
         torch.testing.assert_close(torch.from_numpy(got[k]), expected[k], rtol=1e-5, atol=1e-6)
 

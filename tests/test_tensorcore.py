@@ -215,7 +215,9 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
 def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
     from test_wgmma import kernel_names, profiler_sees_kernels
     wide = 3 * 64 * torch.cuda.get_device_properties(0).multi_processor_count
-    for N, offset in ((wide - 64, True), (wide + 1, True), (wide + 63, kind != "ternary")):
+    # (K = 160 is one load step, so the launcher's second pass puts all warps along N at every N: this
+    # checks auto's routing and the fused LoRA terms, not the warp split; the tc12 probe measured that.)
+    for N, offset in ((wide - 64, True), (wide - 63, True), (wide + 63, kind != "ternary")):
         x, packed, s, u, b = make_problem(kind, 1, 160, N, "group", 32, dtype=dtype, device="cuda", offset=offset)
         poison_cuda_allocator()
         with bitmm.use_backend("auto"):

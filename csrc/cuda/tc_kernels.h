@@ -58,9 +58,9 @@ inline bool wg_supports(const LinearParams& p) {
 
 // The block-diagonal decode path (group-wise scales) at M = 1 puts all 4 warps of a CTA along N
 // (64-row tiles, no K split) when that still gives this many CTAs per SM (tc_linear.cuh's launch
-// rule): each warp then reuses a 32-byte sector of s and u for 4 consecutive steps.  Only then does
-// it beat the add/subtract kernel at M = 1, for the two-plane kinds (H200, bench/NOTES.md tc12:
-// 8192 x 28672 int2 g64 63.9 vs 69.8 us), so auto's M = 1 rule asks the same question.
+// rule, two-plane kinds): each warp then reuses a 32-byte sector of s and u for 4 consecutive steps.
+// Only then does it beat the add/subtract kernel at M = 1 (H200, bench/NOTES.md tc12: 8192 x 28672
+// int2 g64 63.9 vs 69.8 us), so auto's M = 1 rule asks the same question.
 constexpr int kTcBdWideMinCtasPerSm = 3;
 inline bool tc_bd_wide(int64_t N, int num_sms) {
   return (N + 63) / 64 >= static_cast<int64_t>(kTcBdWideMinCtasPerSm) * num_sms;

@@ -889,14 +889,17 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // the grid would not cover the GPU twice.
   // M = 9..16 (CM = 2): one CTA per SM is enough (H200, 594c55d, BITMM_TC_WN override:
   // 8192 x 28672 M = 16 58.3 us with WN = 4 (224 CTAs) vs 75.7 us with WN = 2 (448 CTAs)).
-  // Block-diagonal path at M = 1: kTcBdWideMinCtasPerSm (3) CTAs per SM are enough (H200, session 13,
-  // BITMM_TC_WN override, bench/NOTES.md tc12: int2 g64 on 8192 x 28672 63.9-66.7 us with WN = 4
-  // (448 CTAs) vs 78.0-82.9 us with WN = 1 (1792 CTAs)): a warp that walks all of its rows' steps
-  // (no K split) reuses each 32-byte sector of s and u for 4 consecutive steps instead of loading a
-  // new one at every step.  (At M = 2 WN = 4 measured no better: 76.4 vs 77.6 us at g64, 73.0 vs
-  // 64.8 at g128.)
+  // Block-diagonal path at M = 1, two-plane kinds, N wide enough for kTcBdWideMinCtasPerSm (3) CTAs
+  // of 64 rows per SM (tc_bd_wide): all 4 warps along N (H200, session 13, BITMM_TC_WN override,
+  // bench/NOTES.md tc12: int2 g64 on 8192 x 28672 63.9-66.7 us with WN = 4 (448 CTAs) vs 78.0-82.9
+  // us with WN = 1 (1792 CTAs)): a warp that walks all of its rows' steps (no K split) reuses each
+  // 32-byte sector of s and u for 4 consecutive steps instead of loading a new one at every step.
+  // Not for binary (g64: 75.9 us with WN = 4 vs 67.0 with WN = 1), not for narrower N (unmeasured
+  // between 32 and 64 rows per CTA, i.e. WN = 2) and not at M = 2 (g64 76.4 vs 77.6 us, g128 73.0
+  // vs 64.8): those keep the rule below.
+  const bool bd_wide = BD && p.M == 1 && KIND != 1 && tc_bd_wide(p.N, num_sms);
   int WN = 4;
-  const int64_t min_ctas = (BD && p.M == 1 ? kTcBdWideMinCtasPerSm : CM == 1 ? 8 : CM == 2 ? 1 : 2) * static_cast<int64_t>(num_sms);
+  const int64_t min_ctas = (bd_wide ? kTcBdWideMinCtasPerSm : CM == 1 ? 8 : CM == 2 ? 1 : 2) * static_cast<int64_t>(num_sms);
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
   static const int wn_env = env_int("BITMM_TC_WN");  // benchmark override of the rule (read once)
   if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
