@@ -179,14 +179,15 @@ def assert_error_table(cases) -> None:
             pytest.fail(f"{desc}: no error")
 
 
-def run_in_child(code: str, env: dict, timeout: int = 900) -> None:
-    """Runs `code` in a fresh Python process with extra environment variables (for the kernels'
-    benchmark overrides, which are read once per process) and the tests folder importable; the
-    code must print 'ok' last."""
+def run_in_child(code: str, timeout: int = 900, **env_vars) -> None:
+    """Runs `code` in a fresh Python process with the tests folder importable and `env_vars` set (the
+    kernels' launch knobs and benchmark overrides are read once per process); fails unless it exits
+    cleanly after printing 'ok' (appended here)."""
     import subprocess
     import sys
     here = os.path.dirname(os.path.abspath(__file__))
-    full = dict(os.environ, **env,
-                PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ, **env_vars,
+               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code + "print('ok')\n"], env=env, capture_output=True, text=True,
+                       timeout=timeout)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.returncode, r.stdout[-1000:], r.stderr[-3000:])

@@ -315,6 +315,5 @@ def test_tensorcore_grouped_one_row_tile_override():
         "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
         "            if profiler_sees_kernels():\n"
         "                rn1 = any(tile_config(n) == ('1', '2') for n in names)\n"
-        "                assert rn1 == (9 <= M <= 16), (kind, M, names)\n"
-        "print('ok')\n")
-    run_in_child(code, {"BITMM_TC_RN": "1"})
+        "                assert rn1 == (9 <= M <= 16), (kind, M, names)\n")
+    run_in_child(code, BITMM_TC_RN="1")

@@ -16,7 +16,8 @@ import bitmm
 from conftest import DEVICES
 from helpers import (
     KINDS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
-    check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator)
+    check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator,
+    run_in_child)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 
@@ -165,20 +166,6 @@ def test_wgmma_many_ctas_and_rows(kind):
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
-def run_child(code: str, **env_vars) -> None:
-    """Runs `code` in a child Python with the tests directory importable and `env_vars` set (the
-    launch knobs BITMM_WG_TILE / BITMM_WG_SPLIT are read once per process); it must print 'ok'."""
-    import os
-    import subprocess
-    import sys
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, **env_vars,
-               PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", code + "print('ok')\n"], env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
-
-
 @cuda_only
 @pytest.mark.parametrize("tile", ["64x1", "128x1", "256x1"])
 def test_wgmma_forced_tiles(tile):
@@ -186,7 +173,7 @@ def test_wgmma_forced_tiles(tile):
     # default: M past one tile, N past one and partial, K with a partial stage; all kinds, fp16 /
     # bf16, every scale mode the kernel templates on (per tensor; groups of a multiple of 64; other
     # multiples of 32), x-dtype and fp32 scales.
-    run_child(
+    run_in_child(
         "import torch\n"
         "from helpers import check_config_sweep\n"
         "torch.manual_seed(0)\n"
@@ -210,7 +197,7 @@ def test_wgmma_pipeline_variants(env):
     # stage (BITMM_WG_WS=0), or a producer warp filling the ring through per-slot full / empty
     # mbarriers (1), on every CTA tile and with K splits: K of 1 stage (fewer than the ring's slots),
     # 4 stages, 64 stages (the ring wraps 5-16 times), a partial last stage; bitwise repeatable.
-    run_child(
+    run_in_child(
         "import torch\n"
         "from helpers import check_config_sweep\n"
         "torch.manual_seed(0)\n"
@@ -229,7 +216,7 @@ def test_wgmma_forced_k_splits(splits):
     # stages (16 on K = 576: one stage each), a partial last stage, bias, x-dtype and fp32 scales;
     # bitwise reproducible and CUDA-graph replayable; the reduce kernel runs exactly when there are
     # splits.
-    run_child(
+    run_in_child(
         "import torch, bitmm\n"
         "from helpers import check_config_sweep, make_problem\n"
         "from test_wgmma import kernel_names, profiler_sees_kernels, wgmma_active\n"

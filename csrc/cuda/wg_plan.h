@@ -57,8 +57,10 @@ inline int wg_forced_splits() {
 // (bench/results/h200_mbar_control_d96fd6f.txt).  Still opt-in: under racecheck with
 // `--kernel-name kns=bitmm` the pipeline test also hits an illegal address, at 0a08e8f and at
 // cbb8126 alike (5 of 5 runs; synccheck clean on both; bench/results/
-// h200_ws_racecheck_bisect_0a08e8f.txt), while cbb8126 passed under unfiltered racecheck; plainly and
-// under memcheck it passes.  Not yet attributed (the filter is the suspect).
+// h200_ws_racecheck_bisect_0a08e8f.txt); without the filter it completes and passes (cbb8126, and
+// session 13: bench/results/h200_decode_probe_wn_table_8dd7339.txt, 120 hazard reports of the
+// control's kind), so the crash comes with the filter.  What keeps WS opt-in: no racecheck verdict
+// that does not rest on the control.
 inline bool wg_warp_specialized() {
   static const bool on = env_int("BITMM_WG_WS") == 1;
   return on;
