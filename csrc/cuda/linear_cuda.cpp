@@ -109,7 +109,7 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
       // g64 24.8 vs 25.1, 4096 x 4096 9.8 vs 12.7, 28672 x 8192 80.0 vs 142.5;
       // h200_decode_probe_wn_table_8dd7339.txt has every warp split).
       if (lp.group_size < padded_k(lp.K)) {
-        const bool bd_m1 = lp.two_planes && (lp.x_dtype == cuda::DType::kHalf || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide(lp.N, sms);
+        const bool bd_m1 = (lp.x_dtype == cuda::DType::kHalf || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide(lp, sms);
         return M >= kTensorCoreMinMGrouped || (M == 1 && bd_m1);
       }
       return M >= kTensorCoreMinM;

@@ -62,8 +62,8 @@ inline bool wg_supports(const LinearParams& p) {
 // Only then does it beat the add/subtract kernel at M = 1 (H200, bench/NOTES.md tc12: 8192 x 28672
 // int2 g64 63.9 vs 69.8 us), so auto's M = 1 rule asks the same question.
 constexpr int kTcBdWideMinCtasPerSm = 3;
-inline bool tc_bd_wide(int64_t N, int num_sms) {
-  return (N + 63) / 64 >= static_cast<int64_t>(kTcBdWideMinCtasPerSm) * num_sms;
+inline bool tc_bd_wide(const LinearParams& p, int num_sms) {
+  return p.two_planes && (p.N + 63) / 64 >= static_cast<int64_t>(kTcBdWideMinCtasPerSm) * num_sms;
 }
 
 inline cudaError_t launch_tc_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {

@@ -897,7 +897,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // Not for binary (g64: 75.9 us with WN = 4 vs 67.0 with WN = 1), not for narrower N (unmeasured
   // between 32 and 64 rows per CTA, i.e. WN = 2) and not at M = 2 (g64 76.4 vs 77.6 us, g128 73.0
   // vs 64.8): those keep the rule below.
-  const bool bd_wide = BD && p.M == 1 && KIND != 1 && tc_bd_wide(p.N, num_sms);
+  const bool bd_wide = BD && p.M == 1 && tc_bd_wide(p, num_sms);
   int WN = 4;
   const int64_t min_ctas = (bd_wide ? kTcBdWideMinCtasPerSm : CM == 1 ? 8 : CM == 2 ? 1 : 2) * static_cast<int64_t>(num_sms);
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
