@@ -170,6 +170,26 @@ def test_tensorcore_many_row_tiles_per_cta(kind, mode, G, M):
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
+@cuda_only
+@pytest.mark.parametrize("N", [20011, 60013])
+@pytest.mark.parametrize("M", [1, 2, 5])
+@pytest.mark.parametrize("mode,G", [("tensor", None), ("group", 32)])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_k_split_reduction_many_row_tiles(kind, mode, G, M, N):
+    # K of several load steps, so the 4 warps of a CTA split K (WN = 1 at N = 20011, 2 at 60013 on a
+    # 132-SM GPU), and ~1.6 / ~2.4 row tiles per persistent CTA: the barrier-free K-split reduction
+    # (tc_linear.cuh, kTcAsyncReduce; M = 2 group-wise is the block-diagonal kernel) reuses its two
+    # buffers, and its leader is whichever warp arrives last.  Offsets (the row sums X that the
+    # leader reads), bias, and bitwise-repeatable results.
+    x, packed, s, u, b = make_problem(kind, M, 1056, N, mode, G, dtype=torch.float16, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+        for _ in range(3):
+            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
 # The block-diagonal decode path (group-wise scales, M <= 2; tc_linear.cuh, above tc_window_mma):
 # group sizes whose flush runs are 1, 2 and 4 blocks for both window widths (64 weights for the
 # two-plane kinds, 128 for binary: G = 32, 96, 160 flush every block, 64 every 2, 128 / 256 every
@@ -281,9 +301,11 @@ def test_tensorcore_grouped_strided_and_mixed_scales(kind, M):
 
 
 @cuda_only
-def test_tensorcore_grouped_one_row_tile_override():
-    # BITMM_TC_RN=1 (a benchmark override, read once per process, so in a child process): group-wise
-    # M = 9..16 on one 16-row weight tile per warp (RN = 1, CM = 2) instead of two.  Every kind, both
+@pytest.mark.parametrize("rn", ["1", "2"])
+def test_tensorcore_grouped_row_tile_override(rn):
+    # BITMM_TC_RN=1 / 2 (a benchmark override, read once per process, so in a child process): group-wise
+    # M = 9..16 on one (RN = 1, CM = 2) or two 16-row weight tiles per warp, whichever the rule does not
+    # pick for the kind (binary takes RN = 1, the others RN = 2), so both kernels run.  Every kind, both
     # dtypes, scales in x's dtype with offsets and fp32 without (ternary), odd K / N, the M boundaries,
     # x in one K tile and in several; M = 8 and 17 next to it (unaffected), and which kernel ran.
     code = (
@@ -314,6 +336,6 @@ def test_tensorcore_grouped_one_row_tile_override():
         "                y = bitmm.linear(kind, x, p, s, u, b)\n"
         "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
         "            if profiler_sees_kernels():\n"
-        "                rn1 = any(tile_config(n) == ('1', '2') for n in names)\n"
-        "                assert rn1 == (9 <= M <= 16), (kind, M, names)\n")
-    run_in_child(code, BITMM_TC_RN="1")
+        "                hit = any(tile_config(n) == (RN, '2') for n in names)\n"
+        "                assert hit == (9 <= M <= 16), (kind, M, names)\n")
+    run_in_child(f"RN = '{rn}'\n" + code, BITMM_TC_RN=rn)

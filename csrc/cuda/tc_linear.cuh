@@ -158,7 +158,13 @@ __device__ __forceinline__ void prefetch_l2(const void* gmem) {
 }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 // wait_group takes an immediate: a uniform branch over the ring depths.
+// The launcher's usual ring of 3 slots (n = 1) first: one compare instead of the switch's jump
+// table (11 instructions per step in tc12's ncu source counts).
 __device__ __forceinline__ void cp_async_wait_dyn(int n) {
+  if (n == 1) {
+    cp_async_wait<1>();
+    return;
+  }
   switch (n) {
     case 0: cp_async_wait<0>(); break;
     case 1: cp_async_wait<1>(); break;
@@ -277,6 +283,20 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
   // BD: this lane supplies B column g (row g & 1 of x) from its window iff g >> 1 == tig.
   const bool bd_on = BD && (g >> 1) == (win & 3) && (g & 1) < rows;
   float xr0 = 0.f, xr1 = 0.f;  // BD: sums of x rows 0 / 1 over the blocks since the last flush
+  // Word offset of this lane's x fragments of window `win`, per activation tile: the window starts
+  // on a 32-pair segment (PW / 2 is a multiple of 32), so pair_addr(win * PW / 2 + j) =
+  // win * (PW / 64) * (32 + SEG_PAD) + pair_addr(j), and j = 16 b + 4 s4 is a compile-time
+  // constant below: each LDS takes it as an immediate (the sum in pair_addr cost 4 instructions
+  // per LDS.128, ~24 per step, in tc12's SASS).
+  int xo[CM];
+#pragma unroll
+  for (int c = 0; c < CM; ++c) {
+    // Lanes of activation rows past M read the last real row instead of zeros: their output
+    // columns are never stored (no select needed).  BD: row g & 1 (bd_on selects; the read stays
+    // inside the staged rows, so no lane reads another warp's ring).
+    const int m = min(BD ? (g & 1) : 8 * c + g, rows - 1);
+    xo[c] = m * RS + win * (L::PW / 64) * (32 + L::SEG_PAD);
+  }
 #pragma unroll
   for (int b = 0; b < L::BLOCKS; ++b) {
     // Per block: the E / O merge (two-plane) and, grouped, the block's s and u.
@@ -308,15 +328,9 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
       uint4 bx[CM];
 #pragma unroll
       for (int c = 0; c < CM; ++c) {
-        if constexpr (BD) {
-          bx[c] = bd_on ? *reinterpret_cast<const uint4*>(xs + (g & 1) * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4))
-                        : make_uint4(0u, 0u, 0u, 0u);
-        } else {
-          // Lanes of activation rows past M read the last real row instead of
-          // zeros: their output columns are never stored (no select needed).
-          const int m = min(8 * c + g, rows - 1);
-          bx[c] = *reinterpret_cast<const uint4*>(xs + m * RS + L::pair_addr(win * (L::PW / 2) + 16 * b + 4 * s4));
-        }
+        const uint4 v = *reinterpret_cast<const uint4*>(xs + xo[c] + L::pair_addr(16 * b + 4 * s4));
+        if constexpr (BD) bx[c] = bd_on ? v : make_uint4(0u, 0u, 0u, 0u);
+        else bx[c] = v;
       }
 #pragma unroll
       for (int half = 0; half < 2; ++half) {  // k-step: pairs 2*s8 (even) and 2*s8 + 1 (odd) of block b
@@ -396,6 +410,20 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
   }
 }
 
+// K-split reduction (tc13).  With one mma tile per warp (RN = CM = 1: M <= 8) and no fused LoRA,
+// the WK warps of a column reduce without CTA barriers: each writes its partial sums into one of
+// two buffers (by row tile parity) and counts itself in with a shared-memory atomic; the last to
+// arrive sums the WK partials in warp order (the same order, hence the same bits, as the barrier
+// path) and stores the tile, while the others go on to their next tile's steps.  In tc12's ncu
+// source counts (8192 x 28672 ternary M = 1) 21% of the warp stall samples sat at the barriers of
+// the per-tile reduction.  Other configurations keep the barrier path (one buffer of the WK - 1
+// non-leading warps).  Words: the buffers, then 4 counters per warp column (arrivals and completed
+// reductions per buffer).
+template <int RN, int CM> constexpr bool kTcAsyncReduce = RN * CM == 1;
+template <int RN, int CM> __host__ __device__ constexpr int tc_reduce_words(int wk, int wn) {
+  return kTcAsyncReduce<RN, CM> ? (wk > 1 ? 2 * wk * wn * RN * CM * 128 + 4 * wn : 0) : (wk - 1) * wn * RN * CM * 128;
+}
+
 template <typename T,  // activation / output dtype: __half or __nv_bfloat16
           int KIND,    // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
           bool GROUPED,// group-wise scale or offset: fold v * s + u per pair before the mma, or (BD) per group
@@ -462,7 +490,12 @@ tc_linear_body(const LinearParams p,
   uint4* const ring = ring0 + static_cast<size_t>(warp) * ST * RN * 2 * 32;  // this warp's
   float* const red = reinterpret_cast<float*>(ring0 + kTcWarps * ST * RN * 2 * 32);  // K-split reduction
   constexpr int PER_WARP = RN * CM * 4 * 32;                               // one warp's accumulators
-  float* const lora_t = red + (WK - 1) * WN * PER_WARP;                    // [NC][MT] LoRA terms of a tile
+  float* const lora_t = red + tc_reduce_words<RN, CM>(WK, WN);            // [NC][MT] LoRA terms of a tile
+  // Barrier-free K-split reduction (kTcAsyncReduce, above): counters after the two buffers.
+  const bool async_red = kTcAsyncReduce<RN, CM> && WK > 1 && p.lora_xa == nullptr;
+  int* const red_cnt = reinterpret_cast<int*>(red + 2 * WK * WN * PER_WARP);  // [arrive b0, b1, done b0, b1][WN]
+  if (async_red && threadIdx.x < 4 * WN) red_cnt[threadIdx.x] = 0;  // (ordered by the first staging barrier)
+  int tile_j = 0;  // this CTA's row tile ordinal (the reduction buffer is tile_j & 1)
   const int tile_steps_full = KT / L::STEP_K;
   const int C = wk < tile_steps_full ? (tile_steps_full - wk + WK - 1) / WK : 0;  // steps per full tile
   const int64_t n_tiles_k = (Kp + KT - 1) / KT;
@@ -482,18 +515,34 @@ tc_linear_body(const LinearParams p,
   set_rows(iss_nt);
   int iss_k = wk * L::STEP_K + tig * L::PW;  // lane window start of the next step to issue
   const int k_tile_adv = KT - C * WK * L::STEP_K;  // from past a tile's last step to the next tile's first
+  // The issue position is kept incrementally, in 32-bit: the word of the window in its row
+  // (iss_k / 32 words per plane) and the lane's slot in the ring (tc12's issue() was ~40
+  // instructions per step, mostly 64-bit address and signed-division code).
+  constexpr int kWordsPerBlock = TWO ? 2 : 1;
+  const int Kp32 = static_cast<int>(imin64(Kp, INT32_MAX));
+  auto word_of = [&](int k) { return static_cast<int>(static_cast<unsigned>(k) / BLOCK_K) * kWordsPerBlock; };
+  int iss_word = word_of(iss_k);
+  const int word_adv = WK * L::STEP_K / BLOCK_K * kWordsPerBlock;
+  uint4* iss_dst = ring + lane;  // this lane's piece of slot iss_slot
   auto issue = [&]() {  // copies the next step into its slot; always commits one group
     if (iss_left > 0) {
-      const int bytes = iss_k < Kp ? 16 : 0;  // zeros past the row: x is 0 there too
-      uint4* slot = ring + iss_slot * RN * 2 * 32;
-      const int word = bytes ? (iss_k / BLOCK_K) * (TWO ? 2 : 1) : 0;
+      const bool in_k = iss_k < Kp32;
+      const int bytes = in_k ? 16 : 0;  // zeros past the row: x is 0 there too
+      const int word = in_k ? iss_word : 0;  // (a valid address even when nothing is read)
 #pragma unroll
       for (int r = 0; r < RN; ++r)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) cp_async_16(slot + (r * 2 + h) * 32 + lane, wrow[r][h] + word, bytes);
+        for (int h = 0; h < 2; ++h) cp_async_16(iss_dst + (r * 2 + h) * 32, wrow[r][h] + word, bytes);
       --iss_left;
-      iss_slot = iss_slot == ST - 1 ? 0 : iss_slot + 1;
+      if (iss_slot == ST - 1) {
+        iss_slot = 0;
+        iss_dst = ring + lane;
+      } else {
+        ++iss_slot;
+        iss_dst += RN * 2 * 32;
+      }
       iss_k += WK * L::STEP_K;
+      iss_word += word_adv;
       if (++iss_i == C) {
         iss_i = 0;
         iss_k += k_tile_adv;
@@ -502,6 +551,7 @@ tc_linear_body(const LinearParams p,
           iss_nt += gridDim.y;
           set_rows(iss_nt);
         }
+        iss_word = word_of(iss_k);
       }
     }
     cp_async_commit();
@@ -582,6 +632,13 @@ tc_linear_body(const LinearParams p,
     if (stage_x) {
       const int quads_per_row = kt_len / 8;
       const int total = rows * quads_per_row;
+      // Row of piece v, v / quads_per_row, by a float reciprocal (a runtime integer division is ~20
+      // instructions, and each thread needs 2 x kXBatch of them: 15% of the M = 1 kernel's
+      // instructions went to the staging code in tc12's ncu counts).  Exact: (v + 0.5) / qpr is at
+      // least 0.5 / qpr from an integer, and the float error, <= 2^-22 * v / qpr <= rows * 2^-22
+      // (rows <= 64), stays below that while qpr < 2^15 (qpr = KT / 8 <= 112 KB / 16 B).
+      const float inv_qpr = 1.f / static_cast<float>(quads_per_row);
+      auto row_of = [&](int v) { return static_cast<int>((static_cast<float>(v) + 0.5f) * inv_qpr); };
       if (vec_x) {
         // kXBatch independent 16-byte loads in flight per thread before any store: one
         // L2 round trip per 2 KB x kXBatch of x per CTA, not one per 2 KB (tc8).
@@ -591,7 +648,7 @@ tc_linear_body(const LinearParams p,
 #pragma unroll
           for (int i = 0; i < kXBatch; ++i) {
             const int v = v0 + i * kTcWarps * 32;
-            const int m = v / quads_per_row, q = v - m * quads_per_row;
+            const int m = row_of(v), q = v - m * quads_per_row;
             const int64_t k = kt0 + 8 * q;
             // K % 8 == 0 here: a piece is either all inside x or all past K (zeros)
             val[i] = v < total && k < p.K ? __ldg(reinterpret_cast<const uint4*>(x + (m0 + m) * p.K + k))
@@ -601,7 +658,7 @@ tc_linear_body(const LinearParams p,
           for (int i = 0; i < kXBatch; ++i) {
             const int v = v0 + i * kTcWarps * 32;
             if (v < total) {
-              const int m = v / quads_per_row, q = v - m * quads_per_row;
+              const int m = row_of(v), q = v - m * quads_per_row;
               *reinterpret_cast<uint4*>(xs + m * RS + L::pair_addr(4 * q)) = val[i];
             }
           }
@@ -618,7 +675,12 @@ tc_linear_body(const LinearParams p,
         }
       }
     }
-    __syncthreads();
+    // x is staged; and (LoRA) the previous row tile's epilogue has read lora_t, which this tile's
+    // LoRA terms overwrite.  A later row tile with x kept and no LoRA needs no barrier here: the
+    // K-split reduction's own barriers order `red` (tc13).  (x is restaged only when it spans several
+    // K tiles, and then every CTA owns one row tile, grid_y = n_tiles: no warp can still be reading
+    // an earlier row tile's x, which the barrier-free reduction would otherwise allow.)
+    if (stage_x || p.lora_xa) __syncthreads();
     if (BD && stage_x) {
       // Per-block sums of x (rows 0, 1; zeros for a row past M) in a fixed order (deterministic).
       const int nb = kt_len / BLOCK_K;
@@ -649,6 +711,9 @@ tc_linear_body(const LinearParams p,
         sum = warp_sum(sum);
         if (lane == 0) Xs[m] += sum;
       }
+      // The barrier-free reduction's leader of a warp column may be a warp other than the one that
+      // summed the row: order Xs before any epilogue here (the barrier path's reduction barriers do).
+      if (async_red) __syncthreads();
     }
 
     // Group-wise scales and offsets of a lane window (rows g, g + 8 of each
@@ -731,7 +796,7 @@ tc_linear_body(const LinearParams p,
     for (int i = 0; i < C; ++i) {
       cp_async_wait_dyn(ST - 2);  // this step has landed (this lane's copies)
       issue();
-      const uint4* slot = ring + slot_c * RN * 2 * 32;
+      const uint4* slot = ring + slot_c * (RN * 2 * 32);
       slot_c = slot_c == ST - 1 ? 0 : slot_c + 1;
       const int ls = wk + i * WK;
       if (ls >= steps) continue;  // past the end of the last tile
@@ -796,7 +861,42 @@ tc_linear_body(const LinearParams p,
     }
   }
   // Reduce the K-split warps in shared memory, in a fixed order.
-  __syncthreads();
+  bool lead = wk == 0;  // this warp stores the tile
+  if (async_red) {
+    const int b = tile_j & 1;
+    float* const buf = red + b * (WK * WN * PER_WARP);
+    int* const arrive = red_cnt + b * WN + wn;
+    volatile int* const done = red_cnt + (2 + b) * WN + wn;
+    if (tile_j >= 2) {  // buffer b's previous use (row tile tile_j - 2) has been read (rarely waits)
+      if (lane == 0)
+        while (*done < (tile_j >> 1)) {
+        }
+      __syncwarp();
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) buf[(wk * WN + wn) * PER_WARP + e * 32 + lane] = acc[0][0][e];
+    __threadfence_block();
+    __syncwarp();
+    int old = 0;
+    if (lane == 0) old = atomicAdd(arrive, 1);
+    old = __shfl_sync(0xffffffffu, old, 0);
+    lead = old % WK == WK - 1;  // the last of the WK warps of this use of the buffer
+    if (lead) {
+      __threadfence_block();
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float v = buf[wn * PER_WARP + e * 32 + lane];
+        for (int k2 = 1; k2 < WK; ++k2) v += buf[(k2 * WN + wn) * PER_WARP + e * 32 + lane];
+        acc[0][0][e] = v;
+      }
+      __threadfence_block();
+      __syncwarp();
+      if (lane == 0) atomicAdd(const_cast<int*>(done), 1);
+    }
+  } else {
+  // (Without a K split this barrier orders only the LoRA terms and the row sums Xs, which other
+  // warps wrote; the block-diagonal path at M = 1 on wide N has neither.)
+  if (WK > 1 || p.lora_xa || need_X) __syncthreads();
   if (WK > 1) {
     if (wk > 0) {
 #pragma unroll
@@ -819,7 +919,9 @@ tc_linear_body(const LinearParams p,
       }
     }
   }
-  if (wk == 0) {
+  }  // barrier path
+  ++tile_j;
+  if (lead) {
 
   // Epilogue: per row scaling (per tensor / channel), offset * X, bias; store.
   T* y = static_cast<T*>(p.y);
@@ -850,7 +952,7 @@ tc_linear_body(const LinearParams p,
           y[(m0 + ml) * p.N + n] = from_float<T>(v + bias);
         }
     }
-  }  // wk == 0: epilogue
+  }  // lead: epilogue
   }  // row tiles
   cp_async_wait<0>();
 }
@@ -859,8 +961,20 @@ tc_linear_body(const LinearParams p,
 // 3 (binary) or 4 CTAs per SM (<= 168 / 128 registers: M <= 2 is latency-bound, and without the
 // bound it took 147-159).  The others keep the plain bound: a minimum of 1 CTA per SM let ptxas
 // take 139 instead of 96 registers for the per-tensor M <= 8 kernel (af1c173's build).
+// Resident CTAs per SM asked of ptxas per tile configuration, i.e. a register budget: what each had
+// before tc13 without a bound (80-96 registers per tensor at M <= 8, 128 group-wise, ...; ptxas -v,
+// sm_90a).  tc13's immediate-offset x loads and lighter issue code let ptxas hoist more loads, which
+// took more registers without the bound (per tensor M <= 8: 96, i.e. 5 CTAs per SM instead of 6;
+// binary group-wise RN = 1 / CM = 2: 163 instead of 127).  A bound of 1 is not "no bound": ptxas then
+// takes up to 255 (af1c173); CM = 8 keeps it (204-255 registers either way, 2 CTAs per SM).
+template <bool GROUPED, int RN, int CM>
+constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
+                              : RN == 1      ? 4
+                              : CM == 2      ? (GROUPED ? 3 : 5)
+                              : CM == 4      ? (GROUPED ? 2 : 3)
+                                             : 1;
 template <typename T, int KIND, bool GROUPED, int RN, int CM>
-__global__ void __launch_bounds__(kTcWarps * 32)
+__global__ void __launch_bounds__(kTcWarps * 32, kTcMinCtasPerSm<GROUPED, RN, CM>)
 tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int ST) {
   tc_linear_body<T, KIND, GROUPED, RN, CM, false>(p, KT, WN, ST);
 }
@@ -897,9 +1011,15 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // Not for binary (g64: 75.9 us with WN = 4 vs 67.0 with WN = 1), not for narrower N (unmeasured
   // between 32 and 64 rows per CTA, i.e. WN = 2) and not at M = 2 (g64 76.4 vs 77.6 us, g128 73.0
   // vs 64.8): those keep the rule below.
+  // The folding path at M = 3..8 (group-wise, CM = 1, not BD) takes the same 3-CTAs-per-SM floor,
+  // for the same reason (its per-pair fold loads s and u per step like BD), all kinds: H200,
+  // session 14 (bench/results/h200_s14_call1.txt, BITMM_TC_WN override), 8192 x 28672 g64 M = 4:
+  // int2 130.1 -> 107.4 us, binary 87.5 -> 81.8 us with WN = 4 (448 CTAs) instead of WN = 1.
   const bool bd_wide = BD && p.M == 1 && tc_bd_wide(p, num_sms);
+  const bool fold_one_tile = GROUPED && !BD && CM == 1;
   int WN = 4;
-  const int64_t min_ctas = (bd_wide ? kTcBdWideMinCtasPerSm : CM == 1 ? 8 : CM == 2 ? 1 : 2) * static_cast<int64_t>(num_sms);
+  const int64_t min_ctas = (bd_wide || fold_one_tile ? kTcBdWideMinCtasPerSm : CM == 1 ? 8 : CM == 2 ? 1 : 2) *
+                           static_cast<int64_t>(num_sms);
   while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
   static const int wn_env = env_int("BITMM_TC_WN");  // benchmark override of the rule (read once)
   if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
@@ -924,7 +1044,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const bool lora = p.lora_xa != nullptr;
   auto words_for = [&](int kt, int wn) {  // x tile (BD: its block sums), weight ring, K-split reduction, LoRA terms
     return rows * L::row_words(kt) + (BD ? 2 * (kt / BLOCK_K) : 0) + stages * stage_words +
-           (kTcWarps / wn - 1) * wn * RN * CM * 4 * 32 + (lora ? wn * RN * 16 * MT : 0);
+           tc_reduce_words<RN, CM>(kTcWarps / wn, wn) + (lora ? wn * RN * 16 * MT : 0);
   };
   int kt_steps = 1;
   for (int pass = 0; pass < 2; ++pass) {
@@ -980,6 +1100,14 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
     const int per_sm = std::max(1, std::min({by_regs, by_smem, 16}));
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
+    // Benchmark probe (read once): BITMM_TC_BALANCE=1 takes the fewest CTAs that give the same
+    // most row tiles per CTA (8192 x 28672 at M = 1: 1792 tiles on 792 CTAs is 3 for some and 2 for
+    // most; 598 CTAs do 3 each), to measure what the uneven tail costs.
+    static const int balance_env = env_int("BITMM_TC_BALANCE");
+    if (balance_env == 1) {
+      const int64_t per_cta = (n_tiles + grid_y - 1) / grid_y;
+      grid_y = (n_tiles + per_cta - 1) / per_cta;
+    }
   } else if (n_tiles > 65535) {
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
@@ -999,12 +1127,14 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
     }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
     if constexpr (GROUPED) {
-      // Benchmark override, not yet measured (session 13): BITMM_TC_RN=1 gives group-wise M = 9..16
-      // one 16-row tile per warp instead of two.  ptxas (sm_90a): 128 instead of 168 registers for
-      // fp16 int2 (4 CTAs per SM instead of 3) and 127 instead of 246 for binary (4 instead of 2),
-      // ~11% fewer loop instructions per weight for int2 (bench/NOTES.md, session 13 plan).
-      static const int rn_env = env_int("BITMM_TC_RN");  // (read once)
-      if (p.M <= 16 && rn_env == 1) return launch_tc_cfg<T, KIND, true, 1, 2>(p, num_sms, stream);
+      // Group-wise M = 9..16: one 16-row tile per warp (RN = 1) for binary, two for the others.
+      // ptxas (sm_90a): RN = 1 takes 127 instead of 246 registers for binary (4 CTAs per SM instead
+      // of 2), 128 instead of 168 for fp16 int2.  H200, session 14 (bench/results/h200_s14_call1.txt),
+      // 8192 x 28672 g64 M = 16: binary 124.5 -> 116.8 us with RN = 1, int2 154.6 -> 169.9 (worse).
+      // BITMM_TC_RN=1 / 2 forces either (benchmark override, read once).
+      static const int rn_env = env_int("BITMM_TC_RN");
+      const bool rn1 = rn_env == 1 || (rn_env != 2 && KIND == 1);
+      if (p.M <= 16 && rn1) return launch_tc_cfg<T, KIND, true, 1, 2>(p, num_sms, stream);
     }
     if (p.M <= 16) return launch_tc_cfg<T, KIND, GROUPED, 2, 2>(p, num_sms, stream);
     if (p.M <= 32) return launch_tc_cfg<T, KIND, GROUPED, 2, 4>(p, num_sms, stream);
