@@ -158,20 +158,20 @@ __device__ __forceinline__ void prefetch_l2(const void* gmem) {
 }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 // wait_group takes an immediate: a uniform branch over the ring depths.
-// The launcher's usual ring of 3 slots (n = 1) first: one compare instead of the switch's jump
-// table (11 instructions per step in tc12's ncu source counts).
-__device__ __forceinline__ void cp_async_wait_dyn(int n) {
-  if (n == 1) {
-    cp_async_wait<1>();
-    return;
-  }
+// The other depths out of line: inlined, the compiler merges the fast path below back into one
+// jump table (10 instructions per step in tc12's and tc13's ncu source counts).
+static __device__ __noinline__ void cp_async_wait_other(int n) {
   switch (n) {
     case 0: cp_async_wait<0>(); break;
-    case 1: cp_async_wait<1>(); break;
     case 2: cp_async_wait<2>(); break;
     case 3: cp_async_wait<3>(); break;
     default: cp_async_wait<4>(); break;
   }
+}
+// The launcher's usual ring of 3 slots (n = 1) inline: a compare and a branch.
+__device__ __forceinline__ void cp_async_wait_dyn(int n) {
+  if (n == 1) cp_async_wait<1>();
+  else cp_async_wait_other(n);
 }
 
 // One scale / offset / bias element at a byte address (fp32, fp16 or bf16, as the flags say).
@@ -429,8 +429,9 @@ template <typename T,  // activation / output dtype: __half or __nv_bfloat16
           bool GROUPED,// group-wise scale or offset: fold v * s + u per pair before the mma, or (BD) per group
           int RN,      // 16-row weight tiles per warp
           int CM,      // 8-row activation tiles per CTA (MT = 8 * CM rows of x)
-          bool BD>     // block-diagonal decode path (GROUPED, RN = CM = 1, M <= 2; above tc_window_mma;
+          bool BD,     // block-diagonal decode path (GROUPED, RN = CM = 1, M <= 2; above tc_window_mma;
                        //  its own kernel, tc_linear_bd_kernel)
+          int SDT = -1>// the scale / offset dtype (DType) fixed at compile time (BD), or -1: p.s_dtype
 __device__ __forceinline__ void
 tc_linear_body(const LinearParams p,
                const int KT,   // x tile along K: a multiple of STEP_K
@@ -449,7 +450,9 @@ tc_linear_body(const LinearParams p,
   const int rows = static_cast<int>(imin64(MT, p.M - m0));  // staged activation rows
   const int64_t Kp = padded_k(p.K);
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
-  const bool s_f32 = p.s_dtype == DType::kFloat, s_f16 = p.s_dtype == DType::kHalf;
+  // (BD: constants, so each scale / offset load is one typed load, not three behind two branches)
+  const bool s_f32 = SDT >= 0 ? SDT == static_cast<int>(DType::kFloat) : p.s_dtype == DType::kFloat;
+  const bool s_f16 = SDT >= 0 ? SDT == static_cast<int>(DType::kHalf) : p.s_dtype == DType::kHalf;
   const int s_es = s_f32 ? 4 : 2;  // bytes per scale / offset element (both in the scale's dtype)
   const bool has_u = p.offset != nullptr;
   const int64_t s_sg_bytes = p.s_sg * s_es, u_sg_bytes = p.u_sg * s_es;
@@ -880,7 +883,7 @@ tc_linear_body(const LinearParams p,
     int old = 0;
     if (lane == 0) old = atomicAdd(arrive, 1);
     old = __shfl_sync(0xffffffffu, old, 0);
-    lead = old % WK == WK - 1;  // the last of the WK warps of this use of the buffer
+    lead = (old & (WK - 1)) == WK - 1;  // the last of the WK warps of this use (WK = 2 or 4)
     if (lead) {
       __threadfence_block();
 #pragma unroll
@@ -978,10 +981,12 @@ __global__ void __launch_bounds__(kTcWarps * 32, kTcMinCtasPerSm<GROUPED, RN, CM
 tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int ST) {
   tc_linear_body<T, KIND, GROUPED, RN, CM, false>(p, KT, WN, ST);
 }
-template <typename T, int KIND>
+// One block-diagonal instance per scale dtype (SDT: fp32, fp16, bf16): its per-step scale loads
+// then take no dtype branches (tc14).
+template <typename T, int KIND, int SDT>
 __global__ void __launch_bounds__(kTcWarps * 32, KIND == 1 ? 3 : 4)
 tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int ST) {
-  tc_linear_body<T, KIND, true, 1, 1, true>(p, KT, WN, ST);
+  tc_linear_body<T, KIND, true, 1, 1, true, SDT>(p, KT, WN, ST);
 }
 
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
@@ -1059,11 +1064,20 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
   void (*kernel)(const LinearParams, int, int, int) = nullptr;
-  if constexpr (BD) kernel = tc_linear_bd_kernel<T, KIND>;
-  else kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
-  static std::once_flag raised[kMaxTcDevices];
+  const int ki = BD ? static_cast<int>(p.s_dtype) : 0;  // which kernel of this configuration (BD: by scale dtype)
+  if (ki < 0 || ki > 2) return cudaErrorNotSupported;
+  if constexpr (BD) {
+    switch (p.s_dtype) {
+      case DType::kFloat: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kFloat)>; break;
+      case DType::kHalf: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kHalf)>; break;
+      default: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kBFloat16)>; break;
+    }
+  } else {
+    kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
+  }
+  static std::once_flag raised[3][kMaxTcDevices];
   cudaError_t err = cudaSuccess;
-  std::call_once(raised[dev], [&] {
+  std::call_once(raised[ki][dev], [&] {
     err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_limit);
   });
   if (err != cudaSuccess) return err;
@@ -1071,13 +1085,13 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   int64_t grid_y = n_tiles;
   if (KT >= Kp) {
     // x fits in one K tile: persistent CTAs (as many as are resident), x staged once each.
-    static std::atomic<int> regs[kMaxTcDevices];
-    if (regs[dev] == 0) {
+    static std::atomic<int> regs[3][kMaxTcDevices];
+    if (regs[ki][dev] == 0) {
       cudaFuncAttributes fa{};
       if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess) return cudaErrorInvalidDevice;
-      regs[dev] = fa.numRegs > 0 ? fa.numRegs : 64;
+      regs[ki][dev] = fa.numRegs > 0 ? fa.numRegs : 64;
     }
-    const int by_regs = 65536 / (((regs[dev] * 32 + 255) / 256 * 256) * kTcWarps);
+    const int by_regs = 65536 / (((regs[ki][dev] * 32 + 255) / 256 * 256) * kTcWarps);
     // Ring depth: first as many resident CTAs as the registers (and the work)
     // allow, then 3 slots if possible: measured on the H100 (bench/NOTES.md,
     // tc7), more resident warps beat a deeper ring, and 3 slots beat 6 where
@@ -1100,14 +1114,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
     const int per_sm = std::max(1, std::min({by_regs, by_smem, 16}));
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
-    // Benchmark probe (read once): BITMM_TC_BALANCE=1 takes the fewest CTAs that give the same
-    // most row tiles per CTA (8192 x 28672 at M = 1: 1792 tiles on 792 CTAs is 3 for some and 2 for
-    // most; 598 CTAs do 3 each), to measure what the uneven tail costs.
-    static const int balance_env = env_int("BITMM_TC_BALANCE");
-    if (balance_env == 1) {
-      const int64_t per_cta = (n_tiles + grid_y - 1) / grid_y;
-      grid_y = (n_tiles + per_cta - 1) / per_cta;
-    }
+
   } else if (n_tiles > 65535) {
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
