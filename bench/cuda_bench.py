@@ -138,6 +138,8 @@ def main() -> None:
                     help="comma-separated subset of forward backends to time (addsub,tensorcore,dense)")
     ap.add_argument("--backward-only", action="store_true", help="with --final: only the backward cases")
     ap.add_argument("--grouped-only", action="store_true", help="only the group-wise cases")
+    ap.add_argument("--ms", default=None, help="comma-separated subset of M to keep (e.g. 1,4,16)")
+    ap.add_argument("--forward-only", action="store_true", help="no backward cases")
     ap.add_argument("--wgmma", action="store_true",
                     help="only the Hopper wgmma kernel on the large-M grid (issue 5), with the tensor-core and "
                          "dense paths at the same points")
@@ -206,6 +208,11 @@ def main() -> None:
         cases = [c for c in cases if c[1] == "forward"]
     if args.grouped_only:
         cases = [c for c in cases if c[0][4] is not None]
+    if args.ms:
+        keep_m = {int(m) for m in args.ms.split(",")}
+        cases = [c for c in cases if c[0][3] in keep_m]
+    if args.forward_only:
+        cases = [c for c in cases if c[1] == "forward"]
     args_lora = (args.lora or not args.quick) and not args.backward_only and not args.wgmma and not args.decode
     for (kind, K, N, M, G), direction, be in cases:
         r = bench_case(kind, K, N, M, G, direction, copy_tbps, be)

@@ -226,31 +226,40 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
 
 # Auto at M = 1 with group-wise scales (csrc/cuda/linear_cuda.cpp, use_tensor_core; tc_kernels.h,
 # tc_bd_wide): the block-diagonal tensor-core path for the two-plane kinds once N gives at least 3
-# CTAs of 64 rows per SM (all 4 warps along N; int2 with fp16 x only), the add/subtract kernel for
-# binary, bf16 int2 and below that width.  Both sides of the width boundary, both dtypes, with and
-# without an offset.
+# CTAs of 64 rows per SM (all 4 warps along N; int2 with fp16 x only), or with fp16 x where K <= 8192
+# and N gives 3 16-row tiles per SM (tc14); the add/subtract kernel for binary, bf16 int2 and below
+# those widths.  Both sides of each boundary, both dtypes, with and without an offset.
 @cuda_only
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
     from test_wgmma import kernel_names, profiler_sees_kernels
-    wide = 3 * 64 * torch.cuda.get_device_properties(0).multi_processor_count
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    wide = 3 * 64 * sms
+    # auto's M = 1 rule (linear_cuda.cpp use_tensor_core): two-plane kinds take the block-diagonal
+    # path where N has >= 3 64-row tiles per SM (fp16, and ternary with bf16), or, fp16 only, where
+    # K <= 8192 and N has >= 3 16-row tiles per SM; each boundary from both sides.
     # (K = 160 is one load step, so the launcher's second pass puts all warps along N at every N: this
     # checks auto's routing and the fused LoRA terms, not the warp split; the tc12 probe measured that.)
-    for N, offset in ((wide - 64, True), (wide - 63, True), (wide + 63, kind != "ternary")):
-        x, packed, s, u, b = make_problem(kind, 1, 160, N, "group", 32, dtype=dtype, device="cuda", offset=offset)
+    cases = [(160, wide - 64, True), (160, wide - 63, True), (160, wide + 63, kind != "ternary"),
+             (160, 48 * sms - 16, True), (160, 48 * sms - 15, True), (8192 + 32, 48 * sms, True)]
+    for K, N, offset in cases:
+        x, packed, s, u, b = make_problem(kind, 1, K, N, "group", 32, dtype=dtype, device="cuda", offset=offset)
         poison_cuda_allocator()
         with bitmm.use_backend("auto"):
             names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
             y = bitmm.linear(kind, x, packed, s, u, b)
         assert_close_to_reference(kind, y, x, packed, s, u, b)
-        expect_bd = (kind == "ternary" or kind == "int2" and dtype == torch.float16) and (N + 63) // 64 >= wide // 64
+        fp16 = dtype == torch.float16
+        expect_bd = kind != "binary" and (
+            (kind == "ternary" or fp16) and (N + 63) // 64 >= wide // 64 or
+            fp16 and K <= 8192 and (N + 15) // 16 >= 3 * sms)
         with bitmm.use_backend("tensorcore" if expect_bd else "addsub"):
             assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y), (N, expect_bd)
         if profiler_sees_kernels():
             assert any("tc_linear_bd_kernel" in n for n in names) == expect_bd, (N, names)
         # Fused LoRA on the same path (the launcher's LoRA terms with all 4 warps along N).
-        a = torch.randn(8, 160, device="cuda", dtype=dtype) * 0.1
+        a = torch.randn(8, K, device="cuda", dtype=dtype) * 0.1
         lb = torch.randn(N, 8, device="cuda", dtype=dtype) * 0.1
         with bitmm.use_backend("auto"):
             names = kernel_names(lambda: bitmm.lora_linear(kind, x, packed, s, u, b, a, lb, 0.5))

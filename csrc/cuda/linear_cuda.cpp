@@ -84,6 +84,10 @@ constexpr int64_t kMaxRowsPerLaunch = 65535;  // grid.y / grid.z limit
 // a fixed rule from H100 measurements (bench/NOTES.md), no autotuning.
 // The tensor-core kernel takes over from this many rows of x.
 constexpr int64_t kTensorCoreMinM = 1;
+// Group-wise M = 1 on narrower N (use_tensor_core): the block-diagonal path where K <= this and
+// N has this many 16-row tiles per SM.
+constexpr int64_t kTcBdM1MaxK = 8192;
+constexpr int64_t kTcBdM1MinTilesPerSm = 3;
 // Group-wise scales: from this many rows (its block-diagonal decode path at M <= 2).
 constexpr int64_t kTensorCoreMinMGrouped = 2;
 
@@ -105,11 +109,19 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
       // 67.6 vs 72.9 us, ternary g64 67.2 vs 73.2, int2 g128 59.7 vs 68.7; bf16 in
       // h200_decode_probe_bf16_s13_call3.json: ternary g64 66.0 vs 71.3, but int2 81.7 vs 70.7, whose
       // bf16 unpacking needs a subtraction per pair that fp16's subnormal codes do not).  Binary
-      // keeps the add/subtract kernel (50.1 vs 77.0 us), and so do narrower shapes (8192 x 8192 int2
-      // g64 24.8 vs 25.1, 4096 x 4096 9.8 vs 12.7, 28672 x 8192 80.0 vs 142.5;
-      // h200_decode_probe_wn_table_8dd7339.txt has every warp split).
+      // keeps the add/subtract kernel (50.1 vs 77.0 us).
+      // Since tc14 (a block-diagonal kernel per scale dtype, session 14, bench/results/
+      // h200_s14_call3_01be945.txt) the path also wins at M = 1 with fp16 x on narrower N, where K
+      // split over the 4 warps: 8192 x 8192 int2 g64 20.0 vs 24.7 us, ternary 20.2 vs 24.7, g128
+      // 19.2 vs 23.7 (and on 8192 x 28672 int2 g64 54.1 vs 71.0).  Taken where K <= 8192 (x's tile
+      // leaves room for ~6 CTAs per SM) and N gives >= 3 16-row tiles per SM.  Not taken: 4096 x
+      // 4096 (256 tiles on 132 SMs: 9.97 vs 9.65), 28672 x 8192 (g64 82.1 vs 77.8; g128 69.0 vs
+      // 74.5 would win, not taken), binary (8192 x 28672 g64 53.7 vs 49.2), bf16 there (unmeasured).
       if (lp.group_size < padded_k(lp.K)) {
-        const bool bd_m1 = (lp.x_dtype == cuda::DType::kHalf || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide(lp, sms);
+        const bool fp16 = lp.x_dtype == cuda::DType::kHalf;
+        const bool bd_m1 = ((fp16 || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide(lp, sms)) ||
+                           (fp16 && lp.two_planes && lp.K <= kTcBdM1MaxK &&
+                            (lp.N + 15) / 16 >= kTcBdM1MinTilesPerSm * static_cast<int64_t>(sms));
         return M >= kTensorCoreMinMGrouped || (M == 1 && bd_m1);
       }
       return M >= kTensorCoreMinM;

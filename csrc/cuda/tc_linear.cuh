@@ -198,6 +198,7 @@ template <int KIND> struct TcLayout {
   static constexpr int STEP_K = 4 * PW;               // inputs per load step (a quad's windows)
   static constexpr int BLOCKS = PW / BLOCK_K;         // 32-weight blocks per window
   static constexpr int SEG_PAD = KIND == 1 ? 4 : 8;   // window stride 72 or 40 words = 8 mod 32
+  static constexpr int WIN_WORDS = (PW / 64) * (32 + SEG_PAD);  // one window of one row (40 or 72 words)
   __host__ __device__ static int pair_addr(int p) { return (p >> 5) * (32 + SEG_PAD) + (p & 31); }
   __host__ __device__ static int row_words(int kt) {
     const int base = (kt / 64) * (32 + SEG_PAD);
@@ -285,17 +286,18 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
   float xr0 = 0.f, xr1 = 0.f;  // BD: sums of x rows 0 / 1 over the blocks since the last flush
   // Word offset of this lane's x fragments of window `win`, per activation tile: the window starts
   // on a 32-pair segment (PW / 2 is a multiple of 32), so pair_addr(win * PW / 2 + j) =
-  // win * (PW / 64) * (32 + SEG_PAD) + pair_addr(j), and j = 16 b + 4 s4 is a compile-time
-  // constant below: each LDS takes it as an immediate (the sum in pair_addr cost 4 instructions
-  // per LDS.128, ~24 per step, in tc12's SASS).
+  // win * WIN_WORDS + pair_addr(j), and j = 16 b + 4 s4 is a compile-time constant below: each
+  // LDS takes it as an immediate (the sum in pair_addr cost 4 instructions per LDS.128, ~24 per
+  // step, in tc12's SASS).
   int xo[CM];
 #pragma unroll
   for (int c = 0; c < CM; ++c) {
     // Lanes of activation rows past M read the last real row instead of zeros: their output
-    // columns are never stored (no select needed).  BD: row g & 1 (bd_on selects; the read stays
-    // inside the staged rows, so no lane reads another warp's ring).
+    // columns are never stored (no select needed).  BD: row g & 1 where the lane supplies its
+    // column (bd_on), else the window of zeros just before x (tc14: a select per B register cost
+    // 16 instructions per step).
     const int m = min(BD ? (g & 1) : 8 * c + g, rows - 1);
-    xo[c] = m * RS + win * (L::PW / 64) * (32 + L::SEG_PAD);
+    xo[c] = BD && !bd_on ? -L::WIN_WORDS : m * RS + win * L::WIN_WORDS;
   }
 #pragma unroll
   for (int b = 0; b < L::BLOCKS; ++b) {
@@ -328,9 +330,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
       uint4 bx[CM];
 #pragma unroll
       for (int c = 0; c < CM; ++c) {
-        const uint4 v = *reinterpret_cast<const uint4*>(xs + xo[c] + L::pair_addr(16 * b + 4 * s4));
-        if constexpr (BD) bx[c] = bd_on ? v : make_uint4(0u, 0u, 0u, 0u);
-        else bx[c] = v;
+        bx[c] = *reinterpret_cast<const uint4*>(xs + xo[c] + L::pair_addr(16 * b + 4 * s4));
       }
 #pragma unroll
       for (int half = 0; half < 2; ++half) {  // k-step: pairs 2*s8 (even) and 2*s8 + 1 (odd) of block b
@@ -471,7 +471,11 @@ tc_linear_body(const LinearParams p,
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
   float* Xb = Xs + MT;                             // BD: [KT / 32][2] per-block sums of x rows 0, 1
   // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0, and KT / 32 is a multiple of 8)
-  uint32_t* xs = tc_smem + MT + (BD ? 2 * (KT / BLOCK_K) : 0);
+  // BD: one window of zeros before x, read by the lanes that supply zero B columns (tc_window_mma).
+  uint32_t* xs = tc_smem + MT + (BD ? 2 * (KT / BLOCK_K) + L::WIN_WORDS : 0);
+  if (BD) {
+    for (int i = threadIdx.x; i < L::WIN_WORDS; i += blockDim.x) xs[i - L::WIN_WORDS] = 0u;  // (ordered by the staging barrier)
+  }
   const int NC = WN * RN * 16;                     // weight rows of the CTA
   // Xs is zeroed once per CTA and summed over the K tiles of the first row tile: right
   // because a CTA walks several row tiles only when x fits in one K tile (stage_x below;
@@ -1048,7 +1052,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   int stages = kTcMaxStages<RN>;
   const bool lora = p.lora_xa != nullptr;
   auto words_for = [&](int kt, int wn) {  // x tile (BD: its block sums), weight ring, K-split reduction, LoRA terms
-    return rows * L::row_words(kt) + (BD ? 2 * (kt / BLOCK_K) : 0) + stages * stage_words +
+    return rows * L::row_words(kt) + (BD ? 2 * (kt / BLOCK_K) + L::WIN_WORDS : 0) + stages * stage_words +
            tc_reduce_words<RN, CM>(kTcWarps / wn, wn) + (lora ? wn * RN * 16 * MT : 0);
   };
   int kt_steps = 1;
