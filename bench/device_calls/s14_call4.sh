@@ -11,7 +11,7 @@ python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/bu
 echo "build t=$(( $(date +%s) - start ))" | tee -a $OUT/log.txt
 timeout 230 python3 -m pytest tests/test_tensorcore.py tests/test_kernel_coverage.py -q -rf -p no:cacheprovider > $OUT/pytest_tc.txt 2>&1
 echo "tests rc=$? $(tail -1 $OUT/pytest_tc.txt) t=$(( $(date +%s) - start ))" | tee -a $OUT/log.txt; grep -E "^FAILED" $OUT/pytest_tc.txt | head -5 | tee -a $OUT/log.txt
-SEL="(k_split_reduction and ternary and 20011) or (grouped_decode_block_diagonal and int2-float16-64-)"
+SEL="(k_split_reduction and ternary and 20011) or (grouped_decode_block_diagonal and (int2-dtype0-64- or int2-dtype0-96-))"
 for tool in racecheck memcheck initcheck; do
   kn="--kernel-name kns=bitmm"; [ $tool = initcheck ] && kn=""
   BITMM_UNDER_SANITIZER=1 BITMM_SKIP_HUGE=1 BITMM_SAN_NO_CUBLAS=1 timeout 100 compute-sanitizer --tool $tool $kn python3 -m pytest tests/test_tensorcore.py -q -p no:cacheprovider -k "$SEL" > /tmp/san_$tool.txt 2>&1
