@@ -436,10 +436,13 @@ __device__ __forceinline__ void
 tc_linear_body(const LinearParams p,
                const int KT,   // x tile along K: a multiple of STEP_K
                const int WN,   // warps along N (the other 4 / WN split K)
-               const int ST) { // weight ring slots per warp, kTcMinStages .. kTcMaxStages<RN>
+               const int ST_FLAGS) { // bits 0-7: weight ring slots per warp, kTcMinStages ..
+                                      // kTcMaxStages<RN>; bit 8: the barrier K-split reduction
+                                      // (sanitizer attribution, BITMM_TC_BARRIER_REDUCE)
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
   constexpr bool TWO = KIND != 1;
+  const int ST = ST_FLAGS & 255;
   extern __shared__ __align__(16) uint32_t tc_smem[];
   const int RS = L::row_words(KT);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -499,7 +502,7 @@ tc_linear_body(const LinearParams p,
   constexpr int PER_WARP = RN * CM * 4 * 32;                               // one warp's accumulators
   float* const lora_t = red + tc_reduce_words<RN, CM>(WK, WN);            // [NC][MT] LoRA terms of a tile
   // Barrier-free K-split reduction (kTcAsyncReduce, above): counters after the two buffers.
-  const bool async_red = kTcAsyncReduce<RN, CM> && WK > 1 && p.lora_xa == nullptr;
+  const bool async_red = kTcAsyncReduce<RN, CM> && WK > 1 && p.lora_xa == nullptr && !(ST_FLAGS & 256);
   int* const red_cnt = reinterpret_cast<int*>(red + 2 * WK * WN * PER_WARP);  // [arrive b0, b1, done b0, b1][WN]
   if (async_red && threadIdx.x < 4 * WN) red_cnt[threadIdx.x] = 0;  // (ordered by the first staging barrier)
   int tile_j = 0;  // this CTA's row tile ordinal (the reduction buffer is tile_j & 1)
@@ -1123,7 +1126,11 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
-  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, stages);
+  // BITMM_TC_BARRIER_REDUCE=1 (read once): the K-split reduction through CTA barriers even where the
+  // barrier-free one applies, so that compute-sanitizer's racecheck, which does not model the
+  // shared-memory atomics that order the barrier-free one, can tell its reports apart (session 14).
+  static const bool barrier_reduce = env_int("BITMM_TC_BARRIER_REDUCE") == 1;
+  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, stages | (barrier_reduce ? 256 : 0));
   return cudaGetLastError();
 }
 
