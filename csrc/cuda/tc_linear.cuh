@@ -1023,12 +1023,15 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // Not for binary (g64: 75.9 us with WN = 4 vs 67.0 with WN = 1), not for narrower N (unmeasured
   // between 32 and 64 rows per CTA, i.e. WN = 2) and not at M = 2 (g64 76.4 vs 77.6 us, g128 73.0
   // vs 64.8): those keep the rule below.
-  // The folding path at M = 3..8 (group-wise, CM = 1, not BD) takes the same 3-CTAs-per-SM floor,
+  // The folding path at M = 4..8 (group-wise, CM = 1, not BD) takes the same 3-CTAs-per-SM floor,
   // for the same reason (its per-pair fold loads s and u per step like BD), all kinds: H200,
   // session 14 (bench/results/h200_s14_call1.txt, BITMM_TC_WN override), 8192 x 28672 g64 M = 4:
-  // int2 130.1 -> 107.4 us, binary 87.5 -> 81.8 us with WN = 4 (448 CTAs) instead of WN = 1.
+  // int2 130.1 -> 107.4 us, binary 87.5 -> 81.8 us with WN = 4 (448 CTAs) instead of WN = 1
+  // (auto at b38f292, h200_s14_call4_b38f292.txt: 106.2 / 79.1).  Not at M = 3: there the same
+  // run took 124.1 / 93.1 us against session 13's 104.6 / 71.6 with WN = 1 (a different tree, so
+  // not a clean comparison; not understood, since M = 3 and 4 run the same tiles).
   const bool bd_wide = BD && p.M == 1 && tc_bd_wide(p, num_sms);
-  const bool fold_one_tile = GROUPED && !BD && CM == 1;
+  const bool fold_one_tile = GROUPED && !BD && CM == 1 && p.M >= 4;
   int WN = 4;
   const int64_t min_ctas = (bd_wide || fold_one_tile ? kTcBdWideMinCtasPerSm : CM == 1 ? 8 : CM == 2 ? 1 : 2) *
                            static_cast<int64_t>(num_sms);
