@@ -967,11 +967,10 @@ tc_linear_body(const LinearParams p,
   cp_async_wait<0>();
 }
 
-// The kernels: the body above under two launch bounds.  The block-diagonal one asks ptxas for
+// The kernels: the body above under launch bounds.  The block-diagonal one asks ptxas for
 // 3 (binary) or 4 CTAs per SM (<= 168 / 128 registers: M <= 2 is latency-bound, and without the
-// bound it took 147-159).  The others keep the plain bound: a minimum of 1 CTA per SM let ptxas
-// take 139 instead of 96 registers for the per-tensor M <= 8 kernel (af1c173's build).
-// Resident CTAs per SM asked of ptxas per tile configuration, i.e. a register budget: what each had
+// bound it took 147-159).
+// The others: resident CTAs per SM asked of ptxas per tile configuration, i.e. a register budget: what each had
 // before tc13 without a bound (80-96 registers per tensor at M <= 8, 128 group-wise, ...; ptxas -v,
 // sm_90a).  tc13's immediate-offset x loads and lighter issue code let ptxas hoist more loads, which
 // took more registers without the bound (per tensor M <= 8: 96, i.e. 5 CTAs per SM instead of 6;
@@ -985,15 +984,15 @@ constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
                                              : 1;
 template <typename T, int KIND, bool GROUPED, int RN, int CM>
 __global__ void __launch_bounds__(kTcWarps * 32, kTcMinCtasPerSm<GROUPED, RN, CM>)
-tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int ST) {
-  tc_linear_body<T, KIND, GROUPED, RN, CM, false>(p, KT, WN, ST);
+tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int st_flags) {
+  tc_linear_body<T, KIND, GROUPED, RN, CM, false>(p, KT, WN, st_flags);
 }
 // One block-diagonal instance per scale dtype (SDT: fp32, fp16, bf16): its per-step scale loads
 // then take no dtype branches (tc14).
 template <typename T, int KIND, int SDT>
 __global__ void __launch_bounds__(kTcWarps * 32, KIND == 1 ? 3 : 4)
-tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int ST) {
-  tc_linear_body<T, KIND, true, 1, 1, true, SDT>(p, KT, WN, ST);
+tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int st_flags) {
+  tc_linear_body<T, KIND, true, 1, 1, true, SDT>(p, KT, WN, st_flags);
 }
 
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
@@ -1027,9 +1026,11 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // for the same reason (its per-pair fold loads s and u per step like BD), all kinds: H200,
   // session 14 (bench/results/h200_s14_call1.txt, BITMM_TC_WN override), 8192 x 28672 g64 M = 4:
   // int2 130.1 -> 107.4 us, binary 87.5 -> 81.8 us with WN = 4 (448 CTAs) instead of WN = 1
-  // (auto at b38f292, h200_s14_call4_b38f292.txt: 106.2 / 79.1).  Not at M = 3: there the same
-  // run took 124.1 / 93.1 us against session 13's 104.6 / 71.6 with WN = 1 (a different tree, so
-  // not a clean comparison; not understood, since M = 3 and 4 run the same tiles).
+  // (auto at b38f292, h200_s14_call4_b38f292.txt: 106.2 / 79.1).  Not at M = 3: one tree (e12937e,
+  // bench/results/h200_s14_call6_e12937e.txt), 8192 x 28672 g64, WN = 1 vs 4: M = 3 int2 101.6 vs
+  // 119.7 us, binary 70.4 vs 95.4, ternary 95.4 vs 116.8; M = 4 126.6 vs 103.3, 83.6 vs 77.9, 115.2
+  // vs 89.8; M = 5 / 8 int2 172.3 / 170.1 vs 153.8 / 149.1 (not understood: M = 3 and 4 run the
+  // same tiles).
   const bool bd_wide = BD && p.M == 1 && tc_bd_wide(p, num_sms);
   const bool fold_one_tile = GROUPED && !BD && CM == 1 && p.M >= 4;
   int WN = 4;
