@@ -59,8 +59,9 @@ inline bool wg_supports(const LinearParams& p) {
 // The block-diagonal decode path (group-wise scales) at M = 1 puts all 4 warps of a CTA along N
 // (64-row tiles, no K split) when that still gives this many CTAs per SM (tc_linear.cuh's launch
 // rule, two-plane kinds): each warp then reuses a 32-byte sector of s and u for 4 consecutive steps.
-// Only then does it beat the add/subtract kernel at M = 1 (H200, bench/NOTES.md tc12: 8192 x 28672
-// int2 g64 63.9 vs 69.8 us), so auto's M = 1 rule asks the same question.
+// It beat the add/subtract kernel at M = 1 only then before tc14 (H200, bench/NOTES.md tc12: 8192 x
+// 28672 int2 g64 63.9 vs 69.8 us), so auto's M = 1 rule asks the same question (and, since tc14, a
+// second one for narrower N with fp16 x: linear_cuda.cpp, use_tensor_core).
 constexpr int kTcBdWideMinCtasPerSm = 3;
 inline bool tc_bd_wide(const LinearParams& p, int num_sms) {
   return p.two_planes && (p.N + 63) / 64 >= static_cast<int64_t>(kTcBdWideMinCtasPerSm) * num_sms;
