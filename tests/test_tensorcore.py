@@ -5,6 +5,8 @@ Every CUDA op runs either the add/subtract kernels or the tensor-core kernels
 cover every launch-configuration boundary of the tensor-core kernel (rows of x
 per CTA: 8, 16, 32, 64; K tiles; the last partial load step of a row).
 """
+import os
+
 import pytest
 import torch
 
@@ -188,6 +190,40 @@ def test_tensorcore_k_split_reduction_many_row_tiles(kind, mode, G, M, N):
         for _ in range(3):
             assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y)
     assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@cuda_only
+@pytest.mark.parametrize("mode,G,M,K", [("tensor", None, 1, 28672), ("group", 32, 2, 16384)])
+def test_tensorcore_k_split_reduction_reuses_buffers_and_matches_barrier_path(mode, G, M, K):
+    # Long K (x's tile leaves room for 2 CTAs per SM) and N = 33759 (2110 16-row tiles; one tile
+    # fewer in 32-row tiles than the 8 CTAs per SM that would put 2 warps along N, so all 4 warps
+    # split K): ~8 row tiles per persistent CTA on a 132-SM GPU, so each of the barrier-free
+    # reduction's two buffers is used ~4 times (its `done` counter past 1); per tensor
+    # with an offset (the row sums) and the block-diagonal kernel at M = 2.  The result must be
+    # bitwise the barrier reduction's (BITMM_TC_BARRIER_REDUCE=1, read once per process, so in a child
+    # process that rebuilds the same problem from the same seed), and match the float64 reference
+    # on the first and last 512 rows (the whole reference would be a 7 GB dense weight).
+    import tempfile
+    N = 33759
+    code = (
+        "import torch, bitmm\n"
+        "from helpers import make_problem\n"
+        "torch.manual_seed(7)\n"
+        f"x, packed, s, u, b = make_problem('int2', {M}, {K}, {N}, {mode!r}, {G}, dtype=torch.float16, device='cuda')\n"
+        "with bitmm.use_backend('tensorcore'):\n"
+        "    y = bitmm.linear('int2', x, packed, s, u, b)\n"
+        "torch.save(y.cpu(), OUT)\n")
+    with tempfile.TemporaryDirectory() as d:
+        out_barrier = os.path.join(d, "barrier.pt")
+        run_in_child(f"OUT = {out_barrier!r}\n" + code, BITMM_TC_BARRIER_REDUCE="1")
+        torch.manual_seed(7)
+        x, packed, s, u, b = make_problem("int2", M, K, N, mode, G, dtype=torch.float16, device="cuda")
+        with bitmm.use_backend("tensorcore"):
+            y = bitmm.linear("int2", x, packed, s, u, b)
+        assert torch.equal(y.cpu(), torch.load(out_barrier))
+    rows = torch.cat([torch.arange(0, 512), torch.arange(N - 512, N)]).to(packed.device)
+    pick = lambda t: t if t is None or t.dim() == 0 else t[rows]  # noqa: E731
+    assert_close_to_reference("int2", y[:, rows], x, packed[rows], pick(s), pick(u), pick(b))
 
 
 # The block-diagonal decode path (group-wise scales, M <= 2; tc_linear.cuh, above tc_window_mma):

@@ -637,7 +637,10 @@ tc_linear_body(const LinearParams p,
     const int steps = tile_steps(kt0);
     const int kt_len = steps * L::STEP_K;
     const bool stage_x = n_tiles_k > 1 || nt == blockIdx.y;  // one K tile: x stays for all row tiles
-    if (kt0 > 0) __syncthreads();  // the previous tile is consumed
+    // The previous K tile is consumed; or (x in several K tiles and a CTA walking several row tiles,
+    // which the launcher does not do today: grid_y = n_tiles there) the previous row tile's last one,
+    // which with the barrier-free reduction or without a K split nothing else would order.
+    if (kt0 > 0 || (n_tiles_k > 1 && nt != blockIdx.y)) __syncthreads();
     // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per 16-byte piece.
     if (stage_x) {
       const int quads_per_row = kt_len / 8;
@@ -1075,6 +1078,8 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
   void (*kernel)(const LinearParams, int, int, int) = nullptr;
+  static_assert(static_cast<int>(DType::kFloat) == 0 && static_cast<int>(DType::kHalf) == 1 &&
+                static_cast<int>(DType::kBFloat16) == 2, "ki below indexes the BD kernels by DType");
   const int ki = BD ? static_cast<int>(p.s_dtype) : 0;  // which kernel of this configuration (BD: by scale dtype)
   if (ki < 0 || ki > 2) return cudaErrorNotSupported;
   if constexpr (BD) {
@@ -1125,7 +1130,6 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
     const int per_sm = std::max(1, std::min({by_regs, by_smem, 16}));
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
-
   } else if (n_tiles > 65535) {
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
