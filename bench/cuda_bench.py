@@ -43,7 +43,8 @@ def measure_copy_tbps() -> float:
     return 2 * a.numel() / (us * 1e-6) / 1e12
 
 
-def make_weights(kind, K, N, G, copies):
+def make_weights(kind, K, N, G, copies, dtype=torch.float16):
+    """`copies` packed weights with per tensor (fp32) or group-wise (`dtype`) scales and offsets."""
     lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
     pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
     out = []
@@ -52,8 +53,8 @@ def make_weights(kind, K, N, G, copies):
         if G is None:
             s, u = torch.tensor(0.02, device="cuda"), None
         else:
-            s = (torch.rand(N, K // G, device="cuda") * 0.02).half()
-            u = (torch.randn(N, K // G, device="cuda") * 0.01).half()
+            s = (torch.rand(N, K // G, device="cuda") * 0.02).to(dtype)
+            u = (torch.randn(N, K // G, device="cuda") * 0.01).to(dtype)
         out.append((pack(v), s, u))
         del v
     return out

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
 from bitmm.benchmark_timing import copies_for, cuda_time_us, write_results  # noqa: E402
+from cuda_bench import make_weights  # noqa: E402  (bench/ is this script's folder)
 
 
 def main() -> None:
@@ -37,20 +38,10 @@ def main() -> None:
     records = []
     dt = getattr(torch, args.dtype)
     groups = [None if g == "none" else int(g) for g in args.groups.split(",")]
-    lo = {"int2": 0, "ternary": -1, "binary": 0}
-    hi = {"int2": 4, "ternary": 2, "binary": 2}
     for kind, shape, G in [(k, s, g) for k in args.kinds.split(",") for s in args.shapes.split(",") for g in groups]:
         K, N = (int(v) for v in shape.split("x"))
         sbytes = 0 if G is None else 2 * 2 * N * (K // G)
-        ws = []
-        for _ in range(copies_for(formats.packed_nbytes(kind, N, K) + sbytes)):
-            q = torch.randint(lo[kind], hi[kind], (N, K), device="cuda", dtype=torch.int8)
-            p = getattr(bitmm, f"pack_{kind}")(q)
-            if G is None:
-                ws.append((p, torch.tensor(0.02, device="cuda"), None))
-            else:
-                ws.append((p, (torch.rand(N, K // G, device="cuda") * 0.02).to(dt),
-                           (torch.randn(N, K // G, device="cuda") * 0.01).to(dt)))
+        ws = make_weights(kind, K, N, G, copies_for(formats.packed_nbytes(kind, N, K) + sbytes), dtype=dt)
         for M in (int(m) for m in args.ms.split(",")):
             x = torch.randn(M, K, device="cuda", dtype=dt)
             for be in args.backends.split(","):

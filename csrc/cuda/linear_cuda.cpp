@@ -336,7 +336,8 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     if (lora) return at::Tensor();
     return dense_linear(lp, p, x2, ps.bias, stream).reshape(out_shape);
   }
-  const bool tc = fast && use_tensor_core(lp, p.M, num_sms(x.get_device()));
+  const int sms = num_sms(x.get_device());
+  const bool tc = fast && use_tensor_core(lp, p.M, sms);
   if (lora) {
     if (!tc) return at::Tensor();
     lp.lora_xa = lora->xa.data_ptr<float>();
@@ -350,12 +351,12 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     lp.M = std::min(chunk, p.M - m0);
     lp.x = static_cast<const char*>(x2.data_ptr()) + m0 * p.K * x2.element_size();
     lp.y = static_cast<char*>(y.data_ptr()) + m0 * p.N * y.element_size();
-    cudaError_t err = tc ? cuda::launch_tc_linear(lp, num_sms(x.get_device()), stream) : cudaErrorNotSupported;
+    cudaError_t err = tc ? cuda::launch_tc_linear(lp, sms, stream) : cudaErrorNotSupported;
     // (the tensor-core kernel declines shapes whose tiles do not fit in shared memory; it
     // runs M in one launch, so with LoRA nothing has been launched yet)
     if (err == cudaErrorNotSupported && lora) return at::Tensor();
     if (err == cudaErrorNotSupported) {
-      err = fast ? cuda::launch_addsub_linear(lp, num_sms(x.get_device()), stream) : cuda::launch_generic_linear(lp, stream);
+      err = fast ? cuda::launch_addsub_linear(lp, sms, stream) : cuda::launch_generic_linear(lp, stream);
     }
     check_cuda(err, "linear", p);
   }
