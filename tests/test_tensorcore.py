@@ -181,7 +181,7 @@ def test_tensorcore_k_split_reduction_many_row_tiles(kind, mode, G, M, N):
     # K of several load steps, so the 4 warps of a CTA split K (WN = 1 at N = 20011, 2 at 60013 on a
     # 132-SM GPU), and ~1.6 / ~2.4 row tiles per persistent CTA: the barrier-free K-split reduction
     # (tc_linear.cuh, kTcAsyncReduce; M = 2 group-wise is the block-diagonal kernel) reuses its two
-    # buffers, and its leader is whichever warp arrives last.  Offsets (the row sums X that the
+    # buffers and their named barriers, and its leader rotates over the warps.  Offsets (the row sums X that the
     # leader reads), bias, and bitwise-repeatable results.
     x, packed, s, u, b = make_problem(kind, M, 1056, N, mode, G, dtype=torch.float16, device="cuda")
     poison_cuda_allocator()
@@ -201,7 +201,8 @@ def test_tensorcore_k_split_reduction_reuses_buffers_and_matches_barrier_path(mo
     # reduction's two buffers is used ~4 times (its `done` counter past 1); per tensor
     # with an offset (the row sums) and the block-diagonal kernel at M = 2.  The result must be
     # bitwise the barrier reduction's (BITMM_TC_BARRIER_REDUCE=1, read once per process, so in a child
-    # process that rebuilds the same problem from the same seed), and match the float64 reference
+    # process that rebuilds the same problem from the same seed) and tc13's atomic-counter one's
+    # (BITMM_TC_ATOMIC_REDUCE=1; the default is tc15's named barriers), and match the float64 reference
     # on the first and last 512 rows (the whole reference would be a 7 GB dense weight).
     import tempfile
     N = 33759
@@ -215,12 +216,15 @@ def test_tensorcore_k_split_reduction_reuses_buffers_and_matches_barrier_path(mo
         "torch.save(y.cpu(), OUT)\n")
     with tempfile.TemporaryDirectory() as d:
         out_barrier = os.path.join(d, "barrier.pt")
+        out_atomic = os.path.join(d, "atomic.pt")
         run_in_child(f"OUT = {out_barrier!r}\n" + code, BITMM_TC_BARRIER_REDUCE="1")
+        run_in_child(f"OUT = {out_atomic!r}\n" + code, BITMM_TC_ATOMIC_REDUCE="1")
         torch.manual_seed(7)
         x, packed, s, u, b = make_problem("int2", M, K, N, mode, G, dtype=torch.float16, device="cuda")
         with bitmm.use_backend("tensorcore"):
             y = bitmm.linear("int2", x, packed, s, u, b)
         assert torch.equal(y.cpu(), torch.load(out_barrier))
+        assert torch.equal(y.cpu(), torch.load(out_atomic))
     rows = torch.cat([torch.arange(0, 512), torch.arange(N - 512, N)]).to(packed.device)
     pick = lambda t: t if t is None or t.dim() == 0 else t[rows]  # noqa: E731
     assert_close_to_reference("int2", y[:, rows], x, packed[rows], pick(s), pick(u), pick(b))
