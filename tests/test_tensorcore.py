@@ -127,6 +127,58 @@ def test_tensorcore_deterministic_and_graph_capturable(kind):
 
 
 @cuda_only
+@pytest.mark.parametrize("M", [1, 2, 5])
+@pytest.mark.parametrize("mode,G", [("tensor", None), ("group", 64)])
+def test_tensorcore_back_to_back_dependent_launches(mode, G, M):
+    # tc16 launches the tensor-core kernel with programmatic dependent launch on sm_90+: it may start
+    # while the previous kernel on the stream runs (the previous call of itself lets it, early), and
+    # only its L2 prefetch of weights may come before it waits.  A chain of layers, each call's x the
+    # previous call's y, without synchronisation and replayed from a CUDA graph, must give the bits
+    # of the same calls with a synchronize after each; weights overwritten on the GPU right before a
+    # call must be the new ones.
+    K = N = 4096
+    torch.manual_seed(3)
+    layers = []
+    for _ in range(4):
+        _, packed, s, u, b = make_problem("ternary", M, K, N, mode, G, dtype=torch.float16, device="cuda",
+                                          offset=False)
+        layers.append((packed, s / (K ** 0.5), b))  # keeps |y| near |x| through the chain
+    x = torch.randn(M, K, device="cuda", dtype=torch.float16)
+
+    def chain(sync):
+        ys, y = [], x
+        for packed, s, b in layers:
+            y = bitmm.linear("ternary", y, packed, s, None, b)
+            ys.append(y)
+            if sync:
+                torch.cuda.synchronize()
+        return ys
+
+    with bitmm.use_backend("tensorcore"):
+        ref = chain(sync=True)
+        assert all(torch.isfinite(y).all() for y in ref)
+        for _ in range(3):
+            assert all(torch.equal(a, r) for a, r in zip(chain(sync=False), ref))
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            yg = chain(sync=False)
+        for _ in range(3):
+            g.replay()
+            torch.cuda.synchronize()
+            assert all(torch.equal(a, r) for a, r in zip(yg, ref))
+        buf = layers[0][0].clone()
+        y_new = bitmm.linear("ternary", x, layers[1][0], layers[1][1], None, layers[1][2])
+        torch.cuda.synchronize()
+        for _ in range(3):
+            buf.copy_(layers[0][0])
+            y_old = bitmm.linear("ternary", x, buf, layers[0][1], None, layers[0][2])
+            buf.copy_(layers[1][0])
+            assert torch.equal(bitmm.linear("ternary", x, buf, layers[1][1], None, layers[1][2]), y_new)
+            assert torch.equal(y_old, ref[0])
+    assert_close_to_reference("ternary", ref[0], x, layers[0][0], layers[0][1], None, layers[0][2])
+
+
+@cuda_only
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_dense_path_forward_and_grad_x(kind, dtype):

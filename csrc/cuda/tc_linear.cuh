@@ -499,6 +499,28 @@ tc_linear_body(const LinearParams p,
   // CTAs walk row tiles nt = blockIdx.y, + gridDim.y, ... (persistent when x
   // fits in one K tile: staged once, then only weights stream).
   const int64_t n_tiles = (p.N + NC - 1) / NC;
+  // Programmatic dependent launch (tc16; the launcher sets the attribute on sm_90+): this CTA may
+  // start while the previous kernel on the stream is still running.  Until griddepcontrol.wait it
+  // must neither read what that kernel writes nor write what it reads; an L2 prefetch is neither
+  // (global memory is coherent in L2), so the first row tile's weights (of the first K tile; rows
+  // are contiguous) are requested first, their DRAM round trip overlapping the previous kernel's
+  // tail.  Then the next kernel may launch in turn: its CTAs find room only as ours exit.  Without
+  // the attribute, wait returns at once.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (blockIdx.x == 0 && blockIdx.y < n_tiles) {
+    const int64_t n0 = static_cast<int64_t>(blockIdx.y) * NC;
+    const int nrows = static_cast<int>(imin64(NC, p.N - n0));
+    const int row_bytes = static_cast<int>(imin64(p.wpr * 4, (p.wpr * 4 * KT + Kp - 1) / Kp));
+    const int lines = (row_bytes + 127) / 128;
+    const char* w0 = reinterpret_cast<const char*>(p.w + n0 * p.wpr);
+    for (int i = threadIdx.x; i < nrows * lines; i += blockDim.x) {
+      const int r = i / lines, l = i - r * lines;
+      prefetch_l2(w0 + static_cast<int64_t>(r) * p.wpr * 4 + l * 128);
+    }
+  }
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
 
   const T* x = static_cast<const T*>(p.x);
   const bool vec_x = (p.K % 8) == 0 && (reinterpret_cast<uintptr_t>(p.x) % 16) == 0;
@@ -1092,7 +1114,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // x tile: as many load steps as fit in the shared-memory budget.
   // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
   // Per-device facts, cached (atomics: several host threads may launch at once).
-  static std::atomic<int> optin[kMaxTcDevices], smem_per_sm[kMaxTcDevices];
+  static std::atomic<int> optin[kMaxTcDevices], smem_per_sm[kMaxTcDevices], cc_major[kMaxTcDevices];
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev >= kMaxTcDevices) return cudaErrorInvalidDevice;
   if (optin[dev] == 0) {
@@ -1187,7 +1209,29 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   static const bool barrier_reduce = env_int("BITMM_TC_BARRIER_REDUCE") == 1;
   // BITMM_TC_ATOMIC_REDUCE=1: tc13's shared-memory-counter reduction instead of tc15's named barriers.
   static const bool atomic_reduce = env_int("BITMM_TC_ATOMIC_REDUCE") == 1;
-  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, stages | (barrier_reduce ? 256 : 0) | (atomic_reduce ? 512 : 0));
+  const int flags = stages | (barrier_reduce ? 256 : 0) | (atomic_reduce ? 512 : 0);
+  // Programmatic dependent launch on sm_90+ (tc16, the kernel's griddepcontrol above); BITMM_PDL=0
+  // launches it plainly (benchmark / fallback switch, read once).
+  static const bool pdl_off = std::getenv("BITMM_PDL") != nullptr && env_int("BITMM_PDL") == 0;
+  if (cc_major[dev] == 0) {
+    int v = 0;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return cudaErrorInvalidDevice;
+    cc_major[dev] = v;
+  }
+  if (!pdl_off && cc_major[dev] >= 9) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kTcWarps * 32);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, kernel, p, KT, WN, flags);
+  }
+  kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, flags);
   return cudaGetLastError();
 }
 
