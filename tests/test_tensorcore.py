@@ -231,10 +231,9 @@ def test_tensorcore_many_row_tiles_per_cta(kind, mode, G, M):
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_k_split_reduction_many_row_tiles(kind, mode, G, M, N):
     # K of several load steps, so the 4 warps of a CTA split K (WN = 1 at N = 20011, 2 at 60013 on a
-    # 132-SM GPU), and ~1.6 / ~2.4 row tiles per persistent CTA: the barrier-free K-split reduction
-    # (tc_linear.cuh, kTcAsyncReduce; M = 2 group-wise is the block-diagonal kernel) reuses its two
-    # buffers and their named barriers, and its leader rotates over the warps.  Offsets (the row sums X that the
-    # leader reads), bias, and bitwise-repeatable results.
+    # 132-SM GPU), and ~1.6 / ~2.4 row tiles per persistent CTA: the K-split reduction (tc_linear.cuh;
+    # M = 2 group-wise is the block-diagonal kernel) runs once per row tile.  Offsets (the row sums X
+    # that the leading warp reads), bias, and bitwise-repeatable results.
     x, packed, s, u, b = make_problem(kind, M, 1056, N, mode, G, dtype=torch.float16, device="cuda")
     poison_cuda_allocator()
     with bitmm.use_backend("tensorcore"):
@@ -249,12 +248,11 @@ def test_tensorcore_k_split_reduction_many_row_tiles(kind, mode, G, M, N):
 def test_tensorcore_k_split_reduction_reuses_buffers_and_matches_barrier_path(mode, G, M, K):
     # Long K (x's tile leaves room for 2 CTAs per SM) and N = 33759 (2110 16-row tiles; one tile
     # fewer in 32-row tiles than the 8 CTAs per SM that would put 2 warps along N, so all 4 warps
-    # split K): ~8 row tiles per persistent CTA on a 132-SM GPU, so each of the barrier-free
-    # reduction's two buffers is used ~4 times (its `done` counter past 1); per tensor
-    # with an offset (the row sums) and the block-diagonal kernel at M = 2.  The result must be
-    # bitwise the barrier reduction's (BITMM_TC_BARRIER_REDUCE=1, read once per process, so in a child
-    # process that rebuilds the same problem from the same seed) and tc13's atomic-counter one's
-    # (BITMM_TC_ATOMIC_REDUCE=1; the default is tc15's named barriers), and match the float64 reference
+    # split K): ~8 row tiles per persistent CTA on a 132-SM GPU, so each of the two buffers of tc13's
+    # counter reduction is used ~4 times (its `done` counter past 1); per tensor with an offset (the
+    # row sums) and the block-diagonal kernel at M = 2.  The result must be bitwise that of the
+    # counter reduction (BITMM_TC_ATOMIC_REDUCE=1, read once per process, so in a child process that
+    # rebuilds the same problem from the same seed; the default reduces through CTA barriers), and match the float64 reference
     # on the first and last 512 rows (the whole reference would be a 7 GB dense weight).
     import tempfile
     N = 33759
@@ -267,15 +265,12 @@ def test_tensorcore_k_split_reduction_reuses_buffers_and_matches_barrier_path(mo
         "    y = bitmm.linear('int2', x, packed, s, u, b)\n"
         "torch.save(y.cpu(), OUT)\n")
     with tempfile.TemporaryDirectory() as d:
-        out_barrier = os.path.join(d, "barrier.pt")
         out_atomic = os.path.join(d, "atomic.pt")
-        run_in_child(f"OUT = {out_barrier!r}\n" + code, BITMM_TC_BARRIER_REDUCE="1")
         run_in_child(f"OUT = {out_atomic!r}\n" + code, BITMM_TC_ATOMIC_REDUCE="1")
         torch.manual_seed(7)
         x, packed, s, u, b = make_problem("int2", M, K, N, mode, G, dtype=torch.float16, device="cuda")
         with bitmm.use_backend("tensorcore"):
             y = bitmm.linear("int2", x, packed, s, u, b)
-        assert torch.equal(y.cpu(), torch.load(out_barrier))
         assert torch.equal(y.cpu(), torch.load(out_atomic))
     rows = torch.cat([torch.arange(0, 512), torch.arange(N - 512, N)]).to(packed.device)
     pick = lambda t: t if t is None or t.dim() == 0 else t[rows]  # noqa: E731

@@ -168,16 +168,6 @@ static __device__ __noinline__ void cp_async_wait_other(int n) {
     default: cp_async_wait<4>(); break;
   }
 }
-// Named CTA barrier `id` (1..15) over `threads` threads (a multiple of 32; whole warps call it):
-// bar.sync waits for the barrier's generation to complete, bar.arrive counts in and goes on.  Both
-// order this thread's earlier shared-memory accesses before the generation's completion (PTX ISA,
-// barrier), and compute-sanitizer's racecheck follows them, unlike a spin on a shared counter.
-__device__ __forceinline__ void named_bar_sync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-__device__ __forceinline__ void named_bar_arrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
 // The launcher's usual ring of 3 slots (n = 1) inline: a compare and a branch.
 __device__ __forceinline__ void cp_async_wait_dyn(int n) {
   if (n == 1) cp_async_wait<1>();
@@ -420,16 +410,16 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
   }
 }
 
-// K-split reduction (tc13, tc15).  With one mma tile per warp (RN = CM = 1: M <= 8) and no fused
-// LoRA, the WK warps of a column reduce without CTA-wide barriers: each writes its partial sums into
-// one of two buffers (by row tile parity), and one warp, the leader, sums the WK partials in warp
-// order (the same order, hence the same bits, as the barrier path) and stores the tile, while the
-// others go on to their next tile's steps.  In tc12's ncu source counts (8192 x 28672 ternary M = 1)
-// 21% of the warp stall samples sat at the barriers of the per-tile reduction.  tc15 orders it with
-// named barriers per warp column (at the reduction, below); tc13 counted arrivals with shared-memory
-// atomics, which racecheck cannot follow (kept behind BITMM_TC_ATOMIC_REDUCE=1 for comparison).
-// Other configurations keep the barrier path (one buffer of the WK - 1 non-leading warps).  Words:
-// the buffers, then 4 counters per warp column (tc13's arrivals and completed reductions).
+// K-split reduction.  The WK warps of a column reduce through CTA barriers: the WK - 1 non-leading
+// warps store their partial sums into one buffer, and warp wk = 0 adds them in warp order.  tc13
+// replaced this at RN = CM = 1 (M <= 8, no fused LoRA) by a barrier-free one (two buffers, shared-
+// memory arrival counters, the last warp to arrive sums in warp order: the same bits), and tc15 tried
+// named barriers (bar.arrive / bar.sync per warp column, e73560c).  Measured in one tree (H200,
+// session 15, bench/results/h200_s15_call1_e73560c.txt, 8192 x 28672 ternary per tensor M = 1):
+// CTA barriers 39.8-40.2 us, counters 42.5-43.3, named barriers 44.2-45.3, the barriers fastest at
+// every M <= 4 and shape measured, and the only one racecheck follows.  The counters stay behind
+// BITMM_TC_ATOMIC_REDUCE=1 (launch flag bit 8) for one more comparison.  Words (counter version):
+// two buffers, then 4 counters per warp column (arrivals and completed reductions per buffer).
 template <int RN, int CM> constexpr bool kTcAsyncReduce = RN * CM == 1;
 template <int RN, int CM> __host__ __device__ constexpr int tc_reduce_words(int wk, int wn) {
   return kTcAsyncReduce<RN, CM> ? (wk > 1 ? 2 * wk * wn * RN * CM * 128 + 4 * wn : 0) : (wk - 1) * wn * RN * CM * 128;
@@ -448,9 +438,8 @@ tc_linear_body(const LinearParams p,
                const int KT,   // x tile along K: a multiple of STEP_K
                const int WN,   // warps along N (the other 4 / WN split K)
                const int ST_FLAGS) { // bits 0-7: weight ring slots per warp, kTcMinStages ..
-                                      // kTcMaxStages<RN>; bit 8: the barrier K-split reduction;
-                                      // bit 9: tc13's atomic-counter one
-                                      // (sanitizer attribution, BITMM_TC_BARRIER_REDUCE)
+                                      // kTcMaxStages<RN>; bit 8: tc13's counter K-split
+                                      // reduction (BITMM_TC_ATOMIC_REDUCE=1)
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
   constexpr bool TWO = KIND != 1;
@@ -536,14 +525,9 @@ tc_linear_body(const LinearParams p,
   constexpr int PER_WARP = RN * CM * 4 * 32;                               // one warp's accumulators
   float* const lora_t = red + tc_reduce_words<RN, CM>(WK, WN);            // [NC][MT] LoRA terms of a tile
   // Barrier-free K-split reduction (kTcAsyncReduce, above): counters after the two buffers.
-  const bool async_red = kTcAsyncReduce<RN, CM> && WK > 1 && p.lora_xa == nullptr && !(ST_FLAGS & 256);
+  const bool async_red = kTcAsyncReduce<RN, CM> && WK > 1 && p.lora_xa == nullptr && (ST_FLAGS & 256);
   int* const red_cnt = reinterpret_cast<int*>(red + 2 * WK * WN * PER_WARP);  // [arrive b0, b1, done b0, b1][WN]
-  if (async_red && (ST_FLAGS & 512) && threadIdx.x < 4 * WN) red_cnt[threadIdx.x] = 0;  // (ordered by the first staging barrier)
-  const bool named_red = async_red && !(ST_FLAGS & 512);
-  // Named barrier ids of warp column wn (below, at the reduction): F[b] = 1 + 6 wn + b, E of use j =
-  // 1 + 6 wn + 2 + 2 (j & 1) + ((j >> 1) & 1).  WN <= 2 where WK > 1: ids 1 .. 12 (0 is __syncthreads).
-  const int red_bar0 = 1 + 6 * wn;
-  auto red_bar_e = [&](int j) { return red_bar0 + 2 + 2 * (j & 1) + ((j >> 1) & 1); };
+  if (async_red && threadIdx.x < 4 * WN) red_cnt[threadIdx.x] = 0;  // (ordered by the first staging barrier)
   int tile_j = 0;  // this CTA's row tile ordinal (the reduction buffer is tile_j & 1)
   const int tile_steps_full = KT / L::STEP_K;
   const int C = wk < tile_steps_full ? (tile_steps_full - wk + WK - 1) / WK : 0;  // steps per full tile
@@ -914,34 +898,7 @@ tc_linear_body(const LinearParams p,
   }
   // Reduce the K-split warps in shared memory, in a fixed order.
   bool lead = wk == 0;  // this warp stores the tile
-  if (named_red) {
-    // Named barriers (tc15), per warp column wn, WK * 32 threads each: F[b] "buffer b holds the
-    // partials of use j" (the WK - 1 non-leading warps bar.arrive after their stores, the leader
-    // bar.syncs before its loads) and E[b][(j >> 1) & 1] "buffer b's use j has been read" (the
-    // leader of use j bar.arrives after its loads; the other warps bar.sync before their next use
-    // of buffer b, use j + 2, or at the end).  Two E barriers per buffer, alternating, so that a
-    // leader arriving at E for use j + 4 can never count towards use j's generation; one F per
-    // buffer suffices (a warp's next F of buffer b comes after it passed E of use j).  The leader
-    // rotates (j mod WK), which spreads the loads, sums and epilogue over the warps.
-    const int j = tile_j, b = j & 1, leader = j & (WK - 1);
-    float* const buf = red + b * (WK * WN * PER_WARP);
-    if (j >= 2 && wk != ((j - 2) & (WK - 1))) named_bar_sync(red_bar_e(j - 2), WK * 32);
-    lead = wk == leader;
-    if (!lead) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) buf[(wk * WN + wn) * PER_WARP + e * 32 + lane] = acc[0][0][e];
-      named_bar_arrive(red_bar0 + b, WK * 32);
-    } else {
-      named_bar_sync(red_bar0 + b, WK * 32);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {  // warp order, as the barrier path (the same bits)
-        float v = wk == 0 ? acc[0][0][e] : buf[wn * PER_WARP + e * 32 + lane];
-        for (int k2 = 1; k2 < WK; ++k2) v += wk == k2 ? acc[0][0][e] : buf[(k2 * WN + wn) * PER_WARP + e * 32 + lane];
-        acc[0][0][e] = v;
-      }
-      named_bar_arrive(red_bar_e(j), WK * 32);
-    }
-  } else if (async_red) {  // (BITMM_TC_ATOMIC_REDUCE=1: session 14's shared-memory counters, for comparison)
+  if (async_red) {  // BITMM_TC_ATOMIC_REDUCE=1: tc13's shared-memory counters
     const int b = tile_j & 1;
     float* const buf = red + b * (WK * WN * PER_WARP);
     int* const arrive = red_cnt + b * WN + wn;
@@ -1033,9 +990,6 @@ tc_linear_body(const LinearParams p,
     }
   }  // lead: epilogue
   }  // row tiles
-  if (named_red)  // complete the last two uses' E barriers (their generations would otherwise stay open)
-    for (int j = tile_j >= 2 ? tile_j - 2 : 0; j < tile_j; ++j)
-      if (wk != (j & (WK - 1))) named_bar_sync(red_bar_e(j), WK * 32);
   cp_async_wait<0>();
 }
 
@@ -1203,13 +1157,10 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
-  // BITMM_TC_BARRIER_REDUCE=1 (read once): the K-split reduction through CTA barriers even where the
-  // barrier-free one applies, so that compute-sanitizer's racecheck, which does not model the
-  // shared-memory atomics that order the barrier-free one, can tell its reports apart (session 14).
-  static const bool barrier_reduce = env_int("BITMM_TC_BARRIER_REDUCE") == 1;
-  // BITMM_TC_ATOMIC_REDUCE=1: tc13's shared-memory-counter reduction instead of tc15's named barriers.
+  // BITMM_TC_ATOMIC_REDUCE=1 (read once): tc13's shared-memory-counter K-split reduction instead of
+  // the CTA-barrier one (comparison only; racecheck cannot follow it).
   static const bool atomic_reduce = env_int("BITMM_TC_ATOMIC_REDUCE") == 1;
-  const int flags = stages | (barrier_reduce ? 256 : 0) | (atomic_reduce ? 512 : 0);
+  const int flags = stages | (atomic_reduce ? 256 : 0);
   // Programmatic dependent launch on sm_90+ (tc16, the kernel's griddepcontrol above); BITMM_PDL=0
   // launches it plainly (benchmark / fallback switch, read once).
   static const bool pdl_off = std::getenv("BITMM_PDL") != nullptr && env_int("BITMM_PDL") == 0;
