@@ -245,15 +245,15 @@ def test_tensorcore_k_split_reduction_many_row_tiles(kind, mode, G, M, N):
 
 @cuda_only
 @pytest.mark.parametrize("mode,G,M,K", [("tensor", None, 1, 28672), ("group", 32, 2, 16384)])
-def test_tensorcore_k_split_reduction_reuses_buffers_and_matches_barrier_path(mode, G, M, K):
+def test_tensorcore_many_row_tiles_long_k_matches_plain_launch(mode, G, M, K):
     # Long K (x's tile leaves room for 2 CTAs per SM) and N = 33759 (2110 16-row tiles; one tile
     # fewer in 32-row tiles than the 8 CTAs per SM that would put 2 warps along N, so all 4 warps
-    # split K): ~8 row tiles per persistent CTA on a 132-SM GPU, so each of the two buffers of tc13's
-    # counter reduction is used ~4 times (its `done` counter past 1); per tensor with an offset (the
-    # row sums) and the block-diagonal kernel at M = 2.  The result must be bitwise that of the
-    # counter reduction (BITMM_TC_ATOMIC_REDUCE=1, read once per process, so in a child process that
-    # rebuilds the same problem from the same seed; the default reduces through CTA barriers), and match the float64 reference
-    # on the first and last 512 rows (the whole reference would be a 7 GB dense weight).
+    # split K): ~8 row tiles per persistent CTA on a 132-SM GPU, each with its K-split reduction;
+    # per tensor with an offset (the row sums) and the block-diagonal kernel at M = 2.  The result
+    # must be bitwise that of a plain launch (BITMM_PDL=0, read once per process, so in a child
+    # process that rebuilds the same problem from the same seed; the default is a programmatic
+    # dependent launch on sm_90+), and match the float64 reference on the first and last 512 rows
+    # (the whole reference would be a 7 GB dense weight).
     import tempfile
     N = 33759
     code = (
@@ -265,13 +265,13 @@ def test_tensorcore_k_split_reduction_reuses_buffers_and_matches_barrier_path(mo
         "    y = bitmm.linear('int2', x, packed, s, u, b)\n"
         "torch.save(y.cpu(), OUT)\n")
     with tempfile.TemporaryDirectory() as d:
-        out_atomic = os.path.join(d, "atomic.pt")
-        run_in_child(f"OUT = {out_atomic!r}\n" + code, BITMM_TC_ATOMIC_REDUCE="1")
+        out_plain = os.path.join(d, "plain.pt")
+        run_in_child(f"OUT = {out_plain!r}\n" + code, BITMM_PDL="0")
         torch.manual_seed(7)
         x, packed, s, u, b = make_problem("int2", M, K, N, mode, G, dtype=torch.float16, device="cuda")
         with bitmm.use_backend("tensorcore"):
             y = bitmm.linear("int2", x, packed, s, u, b)
-        assert torch.equal(y.cpu(), torch.load(out_atomic))
+        assert torch.equal(y.cpu(), torch.load(out_plain))
     rows = torch.cat([torch.arange(0, 512), torch.arange(N - 512, N)]).to(packed.device)
     pick = lambda t: t if t is None or t.dim() == 0 else t[rows]  # noqa: E731
     assert_close_to_reference("int2", y[:, rows], x, packed[rows], pick(s), pick(u), pick(b))

@@ -412,17 +412,15 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
 
 // K-split reduction.  The WK warps of a column reduce through CTA barriers: the WK - 1 non-leading
 // warps store their partial sums into one buffer, and warp wk = 0 adds them in warp order.  tc13
-// replaced this at RN = CM = 1 (M <= 8, no fused LoRA) by a barrier-free one (two buffers, shared-
-// memory arrival counters, the last warp to arrive sums in warp order: the same bits), and tc15 tried
-// named barriers (bar.arrive / bar.sync per warp column, e73560c).  Measured in one tree (H200,
-// session 15, bench/results/h200_s15_call1_e73560c.txt, 8192 x 28672 ternary per tensor M = 1):
-// CTA barriers 39.8-40.2 us, counters 42.5-43.3, named barriers 44.2-45.3, the barriers fastest at
-// every M <= 4 and shape measured, and the only one racecheck follows.  The counters stay behind
-// BITMM_TC_ATOMIC_REDUCE=1 (launch flag bit 8) for one more comparison.  Words (counter version):
-// two buffers, then 4 counters per warp column (arrivals and completed reductions per buffer).
-template <int RN, int CM> constexpr bool kTcAsyncReduce = RN * CM == 1;
+// replaced this at RN = CM = 1 (M <= 8, no fused LoRA) by a barrier-free reduction (two buffers,
+// shared-memory arrival counters, the last warp to arrive sums in warp order: the same bits), and
+// tc15 tried named barriers (bar.arrive / bar.sync per warp column, e73560c).  Measured in one tree
+// (H200, session 15, bench/results/h200_s15_probe.txt, 8192 x 28672 ternary per tensor M = 1): CTA
+// barriers 39.8-40.2 us, counters 42.5-43.3, named barriers 44.2-45.3; the barriers were the
+// fastest at every M <= 4, shape and scale mode measured, and the only one racecheck can follow.
+// Words: the WK - 1 non-leading warps' accumulators per warp column.
 template <int RN, int CM> __host__ __device__ constexpr int tc_reduce_words(int wk, int wn) {
-  return kTcAsyncReduce<RN, CM> ? (wk > 1 ? 2 * wk * wn * RN * CM * 128 + 4 * wn : 0) : (wk - 1) * wn * RN * CM * 128;
+  return (wk - 1) * wn * RN * CM * 128;
 }
 
 template <typename T,  // activation / output dtype: __half or __nv_bfloat16
@@ -438,8 +436,8 @@ tc_linear_body(const LinearParams p,
                const int KT,   // x tile along K: a multiple of STEP_K
                const int WN,   // warps along N (the other 4 / WN split K)
                const int ST_FLAGS) { // bits 0-7: weight ring slots per warp, kTcMinStages ..
-                                      // kTcMaxStages<RN>; bit 8: tc13's counter K-split
-                                      // reduction (BITMM_TC_ATOMIC_REDUCE=1)
+                                      // kTcMaxStages<RN>; bit 8: PDL trigger at the last row
+                                      // tile (else at the start); bit 9: no L2 prefetch
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
   constexpr bool TWO = KIND != 1;
@@ -496,7 +494,7 @@ tc_linear_body(const LinearParams p,
   // tail.  Then the next kernel may launch in turn: its CTAs find room only as ours exit.  Without
   // the attribute, wait returns at once.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (blockIdx.x == 0 && blockIdx.y < n_tiles) {
+  if (!(ST_FLAGS & 512) && blockIdx.x == 0 && blockIdx.y < n_tiles) {
     const int64_t n0 = static_cast<int64_t>(blockIdx.y) * NC;
     const int nrows = static_cast<int>(imin64(NC, p.N - n0));
     const int row_bytes = static_cast<int>(imin64(p.wpr * 4, (p.wpr * 4 * KT + Kp - 1) / Kp));
@@ -508,7 +506,7 @@ tc_linear_body(const LinearParams p,
     }
   }
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  if (!(ST_FLAGS & 256)) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 
   const T* x = static_cast<const T*>(p.x);
@@ -524,11 +522,6 @@ tc_linear_body(const LinearParams p,
   float* const red = reinterpret_cast<float*>(ring0 + kTcWarps * ST * RN * 2 * 32);  // K-split reduction
   constexpr int PER_WARP = RN * CM * 4 * 32;                               // one warp's accumulators
   float* const lora_t = red + tc_reduce_words<RN, CM>(WK, WN);            // [NC][MT] LoRA terms of a tile
-  // Barrier-free K-split reduction (kTcAsyncReduce, above): counters after the two buffers.
-  const bool async_red = kTcAsyncReduce<RN, CM> && WK > 1 && p.lora_xa == nullptr && (ST_FLAGS & 256);
-  int* const red_cnt = reinterpret_cast<int*>(red + 2 * WK * WN * PER_WARP);  // [arrive b0, b1, done b0, b1][WN]
-  if (async_red && threadIdx.x < 4 * WN) red_cnt[threadIdx.x] = 0;  // (ordered by the first staging barrier)
-  int tile_j = 0;  // this CTA's row tile ordinal (the reduction buffer is tile_j & 1)
   const int tile_steps_full = KT / L::STEP_K;
   const int C = wk < tile_steps_full ? (tile_steps_full - wk + WK - 1) / WK : 0;  // steps per full tile
   const int64_t n_tiles_k = (Kp + KT - 1) / KT;
@@ -662,7 +655,7 @@ tc_linear_body(const LinearParams p,
     const bool stage_x = n_tiles_k > 1 || nt == blockIdx.y;  // one K tile: x stays for all row tiles
     // The previous K tile is consumed; or (x in several K tiles and a CTA walking several row tiles,
     // which the launcher does not do today: grid_y = n_tiles there) the previous row tile's last one,
-    // which with the barrier-free reduction or without a K split nothing else would order.
+    // which without a K split nothing else would order.
     if (kt0 > 0 || (n_tiles_k > 1 && nt != blockIdx.y)) __syncthreads();
     // Stage x[m0 .. m0+rows) [kt0, kt0 + kt_len) as pairs, 4 pairs (8 inputs) per 16-byte piece.
     if (stage_x) {
@@ -714,8 +707,7 @@ tc_linear_body(const LinearParams p,
     // x is staged; and (LoRA) the previous row tile's epilogue has read lora_t, which this tile's
     // LoRA terms overwrite.  A later row tile with x kept and no LoRA needs no barrier here: the
     // K-split reduction's own barriers order `red` (tc13).  (x is restaged only when it spans several
-    // K tiles, and then every CTA owns one row tile, grid_y = n_tiles: no warp can still be reading
-    // an earlier row tile's x, which the barrier-free reduction would otherwise allow.)
+    // K tiles, and then every CTA owns one row tile, grid_y = n_tiles.)
     if (stage_x || p.lora_xa) __syncthreads();
     if (BD && stage_x) {
       // Per-block sums of x (rows 0, 1; zeros for a row past M) in a fixed order (deterministic).
@@ -747,9 +739,6 @@ tc_linear_body(const LinearParams p,
         sum = warp_sum(sum);
         if (lane == 0) Xs[m] += sum;
       }
-      // The barrier-free reduction's leader of a warp column may be a warp other than the one that
-      // summed the row: order Xs before any epilogue here (the barrier path's reduction barriers do).
-      if (async_red) __syncthreads();
     }
 
     // Group-wise scales and offsets of a lane window (rows g, g + 8 of each
@@ -896,40 +885,12 @@ tc_linear_body(const LinearParams p,
       if (l8 == 0) lora_t[nl * MT + ml] = l;
     }
   }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // (PDL variant, flag bit 8: the next kernel may launch once this CTA's last row tile is computed)
+  if ((ST_FLAGS & 256) && nt + gridDim.y >= n_tiles) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
   // Reduce the K-split warps in shared memory, in a fixed order.
-  bool lead = wk == 0;  // this warp stores the tile
-  if (async_red) {  // BITMM_TC_ATOMIC_REDUCE=1: tc13's shared-memory counters
-    const int b = tile_j & 1;
-    float* const buf = red + b * (WK * WN * PER_WARP);
-    int* const arrive = red_cnt + b * WN + wn;
-    volatile int* const done = red_cnt + (2 + b) * WN + wn;
-    if (tile_j >= 2) {  // buffer b's previous use (row tile tile_j - 2) has been read (rarely waits)
-      if (lane == 0)
-        while (*done < (tile_j >> 1)) {
-        }
-      __syncwarp();
-    }
-#pragma unroll
-    for (int e = 0; e < 4; ++e) buf[(wk * WN + wn) * PER_WARP + e * 32 + lane] = acc[0][0][e];
-    __threadfence_block();
-    __syncwarp();
-    int old = 0;
-    if (lane == 0) old = atomicAdd(arrive, 1);
-    old = __shfl_sync(0xffffffffu, old, 0);
-    lead = (old & (WK - 1)) == WK - 1;  // the last of the WK warps of this use (WK = 2 or 4)
-    if (lead) {
-      __threadfence_block();
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float v = buf[wn * PER_WARP + e * 32 + lane];
-        for (int k2 = 1; k2 < WK; ++k2) v += buf[(k2 * WN + wn) * PER_WARP + e * 32 + lane];
-        acc[0][0][e] = v;
-      }
-      __threadfence_block();
-      __syncwarp();
-      if (lane == 0) atomicAdd(const_cast<int*>(done), 1);
-    }
-  } else {
+  const bool lead = wk == 0;  // this warp stores the tile
   // (Without a K split this barrier orders only the LoRA terms and the row sums Xs, which other
   // warps wrote; the block-diagonal path at M = 1 on wide N has neither.)
   if (WK > 1 || p.lora_xa || need_X) __syncthreads();
@@ -955,8 +916,6 @@ tc_linear_body(const LinearParams p,
       }
     }
   }
-  }  // barrier path
-  ++tile_j;
   if (lead) {
 
   // Epilogue: per row scaling (per tensor / channel), offset * X, bias; store.
@@ -1157,13 +1116,12 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
-  // BITMM_TC_ATOMIC_REDUCE=1 (read once): tc13's shared-memory-counter K-split reduction instead of
-  // the CTA-barrier one (comparison only; racecheck cannot follow it).
-  static const bool atomic_reduce = env_int("BITMM_TC_ATOMIC_REDUCE") == 1;
-  const int flags = stages | (atomic_reduce ? 256 : 0);
   // Programmatic dependent launch on sm_90+ (tc16, the kernel's griddepcontrol above); BITMM_PDL=0
-  // launches it plainly (benchmark / fallback switch, read once).
-  static const bool pdl_off = std::getenv("BITMM_PDL") != nullptr && env_int("BITMM_PDL") == 0;
+  // launches it plainly (benchmark / fallback switch, read once); =2: trigger the next kernel at the
+  // last row tile; =3: no L2 prefetch (variants under measurement).
+  static const int pdl_env = std::getenv("BITMM_PDL") != nullptr ? env_int("BITMM_PDL") : 1;
+  const bool pdl_off = pdl_env == 0;
+  const int flags = stages | (pdl_env == 2 ? 256 : 0) | (pdl_env == 3 ? 512 : 0);
   if (cc_major[dev] == 0) {
     int v = 0;
     if (cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return cudaErrorInvalidDevice;
