@@ -69,18 +69,15 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # racecheck: the warp-specialized wgmma pipeline (opt-in BITMM_WG_WS=1) draws every-pair reports
   # that bench/san_mbarrier_control.cu decides on its own; its pipeline-variant cases are left out here
   [ "$tool" = racecheck ] && k="$k and not (pipeline_variants and ws)"  # (bench/device_run.sh BITMM_MBAR_CONTROL)
-  # racecheck: the tensor-core kernel's barrier-free K-split reduction (M <= 8) is ordered by a
-  # shared-memory atomic counter, which racecheck does not model: every pair of its partial-sum
-  # stores and loads is reported (bench/results/h200_racecheck_reduce_attribution_b870711.txt), so
-  # racecheck units run it through CTA barriers (BITMM_TC_BARRIER_REDUCE=1; BITMM_SAN_ASYNC_REDUCE=1
-  # keeps the default, to see those reports).
-  local barrier_reduce=0
+  # (racecheck: the tensor-core kernel's K-split reduction is ordered by CTA barriers again since
+  # session 15; tc13's barrier-free one, ordered by shared-memory counters racecheck cannot follow,
+  # is gone: bench/results/h200_racecheck_reduce_attribution_b870711.txt, h200_s15_call2_9a07a7d.txt.)
   case $tool in
     initcheck) nocache=${BITMM_SAN_INIT_NOCACHE:-1}; nocublas=1; extra=(--print-limit 10000000 --show-backtrace no) ;;
-    racecheck) nocublas=1; [ "${BITMM_SAN_ASYNC_REDUCE:-0}" = 1 ] || barrier_reduce=1 ;;
+    racecheck) nocublas=1 ;;
   esac
   [ -n "$SAN_KNS" ] && [ "$tool" != initcheck ] && filter=(--kernel-name "kns=$SAN_KNS")
-  PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas BITMM_TC_BARRIER_REDUCE=$barrier_reduce \
+  PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas \
     BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \
     timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \
     python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$k" > "$log" 2>&1

@@ -415,10 +415,14 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
 // replaced this at RN = CM = 1 (M <= 8, no fused LoRA) by a barrier-free reduction (two buffers,
 // shared-memory arrival counters, the last warp to arrive sums in warp order: the same bits), and
 // tc15 tried named barriers (bar.arrive / bar.sync per warp column, e73560c).  Measured in one tree
-// (H200, session 15, bench/results/h200_s15_probe.txt, 8192 x 28672 ternary per tensor M = 1): CTA
+// (H200, session 15, bench/results/h200_s15_call1_e73560c.txt, 8192 x 28672 ternary per tensor M = 1): CTA
 // barriers 39.8-40.2 us, counters 42.5-43.3, named barriers 44.2-45.3; the barriers were the
 // fastest at every M <= 4, shape and scale mode measured, and the only one racecheck can follow.
 // Words: the WK - 1 non-leading warps' accumulators per warp column.
+// Weight bytes each CTA asks L2 for before its programmatic-dependent-launch wait (tc16): 16 KB x
+// ~800 CTAs stays well inside the 50 MB L2 (an uncapped first row tile per CTA was up to all of
+// the weights: 8192 x 28672 g64 M = 1 54.5 us with it, 50.5 without, h200_s15_call3_ef543d6.txt).
+constexpr int kTcPdlPrefetchBytes = 16384;
 template <int RN, int CM> __host__ __device__ constexpr int tc_reduce_words(int wk, int wn) {
   return (wk - 1) * wn * RN * CM * 128;
 }
@@ -436,8 +440,8 @@ tc_linear_body(const LinearParams p,
                const int KT,   // x tile along K: a multiple of STEP_K
                const int WN,   // warps along N (the other 4 / WN split K)
                const int ST_FLAGS) { // bits 0-7: weight ring slots per warp, kTcMinStages ..
-                                      // kTcMaxStages<RN>; bit 8: PDL trigger at the last row
-                                      // tile (else at the start); bit 9: no L2 prefetch
+                                      // kTcMaxStages<RN>; bit 8: no L2 prefetch before the
+                                      // PDL wait (BITMM_PDL=3)
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;
   constexpr bool TWO = KIND != 1;
@@ -489,15 +493,17 @@ tc_linear_body(const LinearParams p,
   // Programmatic dependent launch (tc16; the launcher sets the attribute on sm_90+): this CTA may
   // start while the previous kernel on the stream is still running.  Until griddepcontrol.wait it
   // must neither read what that kernel writes nor write what it reads; an L2 prefetch is neither
-  // (global memory is coherent in L2), so the first row tile's weights (of the first K tile; rows
-  // are contiguous) are requested first, their DRAM round trip overlapping the previous kernel's
-  // tail.  Then the next kernel may launch in turn: its CTAs find room only as ours exit.  Without
-  // the attribute, wait returns at once.
+  // (global memory is coherent in L2), so the start of the first row tile's weight rows (at most
+  // kTcPdlPrefetchBytes per CTA: the whole tile of every CTA would be up to all the weights, past
+  // L2) is requested first, its DRAM round trip overlapping the previous kernel's tail.  Then the
+  // next kernel may launch in turn: its CTAs find room only as ours exit.  Without the attribute,
+  // wait returns at once.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (!(ST_FLAGS & 512) && blockIdx.x == 0 && blockIdx.y < n_tiles) {
+  if (!(ST_FLAGS & 256) && blockIdx.x == 0 && blockIdx.y < n_tiles) {
     const int64_t n0 = static_cast<int64_t>(blockIdx.y) * NC;
     const int nrows = static_cast<int>(imin64(NC, p.N - n0));
-    const int row_bytes = static_cast<int>(imin64(p.wpr * 4, (p.wpr * 4 * KT + Kp - 1) / Kp));
+    const int row_bytes = static_cast<int>(imin64(imin64(p.wpr * 4, (p.wpr * 4 * KT + Kp - 1) / Kp),
+                                                  kTcPdlPrefetchBytes / nrows));
     const int lines = (row_bytes + 127) / 128;
     const char* w0 = reinterpret_cast<const char*>(p.w + n0 * p.wpr);
     for (int i = threadIdx.x; i < nrows * lines; i += blockDim.x) {
@@ -506,7 +512,7 @@ tc_linear_body(const LinearParams p,
     }
   }
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  if (!(ST_FLAGS & 256)) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 
   const T* x = static_cast<const T*>(p.x);
@@ -885,10 +891,6 @@ tc_linear_body(const LinearParams p,
       if (l8 == 0) lora_t[nl * MT + ml] = l;
     }
   }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // (PDL variant, flag bit 8: the next kernel may launch once this CTA's last row tile is computed)
-  if ((ST_FLAGS & 256) && nt + gridDim.y >= n_tiles) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
   // Reduce the K-split warps in shared memory, in a fixed order.
   const bool lead = wk == 0;  // this warp stores the tile
   // (Without a K split this barrier orders only the LoRA terms and the row sums Xs, which other
@@ -1117,11 +1119,10 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
   // Programmatic dependent launch on sm_90+ (tc16, the kernel's griddepcontrol above); BITMM_PDL=0
-  // launches it plainly (benchmark / fallback switch, read once); =2: trigger the next kernel at the
-  // last row tile; =3: no L2 prefetch (variants under measurement).
+  // launches it plainly, =3 without the L2 prefetch (benchmark / fallback switch, read once).
   static const int pdl_env = std::getenv("BITMM_PDL") != nullptr ? env_int("BITMM_PDL") : 1;
   const bool pdl_off = pdl_env == 0;
-  const int flags = stages | (pdl_env == 2 ? 256 : 0) | (pdl_env == 3 ? 512 : 0);
+  const int flags = stages | (pdl_env == 3 ? 256 : 0);
   if (cc_major[dev] == 0) {
     int v = 0;
     if (cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return cudaErrorInvalidDevice;
