@@ -325,7 +325,8 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
     wide = 3 * 64 * sms
     # auto's M = 1 rule (linear_cuda.cpp use_tensor_core): two-plane kinds take the block-diagonal
     # path where N has >= 3 64-row tiles per SM (fp16, and ternary with bf16), or, fp16 only, where
-    # K <= 8192 and N has >= 3 16-row tiles per SM; each boundary from both sides.
+    # K <= 8192 and N has >= 3 16-row tiles per SM; binary with fp16 x where N has >= 3 64-row
+    # tiles per SM (session 15); each boundary from both sides.
     # (K = 160 is one load step, so the launcher's second pass puts all warps along N at every N: this
     # checks auto's routing and the fused LoRA terms, not the warp split; the tc12 probe measured that.)
     cases = [(160, wide - 64, True), (160, wide - 63, True), (160, wide + 63, kind != "ternary"),
@@ -338,9 +339,10 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
             y = bitmm.linear(kind, x, packed, s, u, b)
         assert_close_to_reference(kind, y, x, packed, s, u, b)
         fp16 = dtype == torch.float16
-        expect_bd = kind != "binary" and (
-            (kind == "ternary" or fp16) and (N + 63) // 64 >= wide // 64 or
-            fp16 and K <= 8192 and (N + 15) // 16 >= 3 * sms)
+        wide_n = (N + 63) // 64 >= wide // 64
+        expect_bd = (kind != "binary" and (
+            (kind == "ternary" or fp16) and wide_n or
+            fp16 and K <= 8192 and (N + 15) // 16 >= 3 * sms)) or (kind == "binary" and fp16 and wide_n)
         with bitmm.use_backend("tensorcore" if expect_bd else "addsub"):
             assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y), (N, expect_bd)
         if profiler_sees_kernels():

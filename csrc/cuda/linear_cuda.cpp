@@ -117,9 +117,14 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
       // leaves room for ~6 CTAs per SM) and N gives >= 3 16-row tiles per SM.  Not taken: 4096 x
       // 4096 (256 tiles on 132 SMs: 9.97 vs 9.65), 28672 x 8192 (g64 82.1 vs 77.8; g128 69.0 vs
       // 74.5 would win, not taken), binary (8192 x 28672 g64 53.7 vs 49.2), bf16 there (unmeasured).
+      // Since tc16 (programmatic dependent launch, session 15) binary with fp16 x takes it too where
+      // N has >= 3 64-row tiles per SM (its launch keeps its own warp split): 8192 x 28672 g64 45.98
+      // vs 49.67 us in one run (bench/results/h200_quick_00ecaf2.json); bf16 and narrower N unmeasured.
       if (lp.group_size < padded_k(lp.K)) {
         const bool fp16 = lp.x_dtype == cuda::DType::kHalf;
+        const bool wide_n = (lp.N + 63) / 64 >= static_cast<int64_t>(cuda::kTcBdWideMinCtasPerSm) * sms;
         const bool bd_m1 = ((fp16 || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide(lp, sms)) ||
+                           (fp16 && lp.kind == static_cast<int>(Kind::kBinary) && wide_n) ||
                            (fp16 && lp.two_planes && lp.K <= kTcBdM1MaxK &&
                             (lp.N + 15) / 16 >= kTcBdM1MinTilesPerSm * static_cast<int64_t>(sms));
         return M >= kTensorCoreMinMGrouped || (M == 1 && bd_m1);

@@ -1083,6 +1083,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   if (err != cudaSuccess) return err;
   const int64_t n_tiles = n_tiles_for(WN);
   int64_t grid_y = n_tiles;
+  bool pdl = false;  // programmatic dependent launch (below)
   if (KT >= Kp) {
     // x fits in one K tile: persistent CTAs (as many as are resident), x staged once each.
     static std::atomic<int> regs[3][kMaxTcDevices];
@@ -1114,21 +1115,34 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
     const int per_sm = std::max(1, std::min({by_regs, by_smem, 16}));
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
+    // Programmatic dependent launch (tc16) where the next call's CTAs, which the GPU places in the
+    // slots ours leave free while ours run, are all placed early (free >= ours), or none (a full
+    // grid), or few (free <= ours / 4).  In between it lost: H200, session 15
+    // (bench/results/h200_s15_call4_00ecaf2.txt), per tensor 8192 x 8192 M = 1, 512 CTAs in 792
+    // slots: 15.6 us with it, 13.2 without; every other case measured there gained 1-18% (4096^2
+    // M = 1: 7.25 -> 5.92 us; 8192 x 28672 g64 M = 1, 448 CTAs in 528 slots: 51.6 -> 50.0).
+    // A fit to those 24 cases (per tensor and g64, M = 1 and 4, 4096^2 .. 8192 x 28672) with a
+    // guess at the cause (an uneven placement of the next call's CTAs), not a law.
+    const int64_t ours = m_tiles * std::min<int64_t>(grid_y, 65535);
+    const int64_t free_slots = static_cast<int64_t>(num_sms) * per_sm - ours;
+    pdl = free_slots <= 0 || free_slots >= ours || 4 * free_slots <= ours;
   } else if (n_tiles > 65535) {
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
-  // Programmatic dependent launch on sm_90+ (tc16, the kernel's griddepcontrol above); BITMM_PDL=0
-  // launches it plainly, =3 without the L2 prefetch (benchmark / fallback switch, read once).
+  // Programmatic dependent launch on sm_90+ (tc16, the kernel's griddepcontrol above), by the rule
+  // above (persistent grids only; unmeasured for x in several K tiles); BITMM_PDL=0 launches plainly,
+  // =2 always with it, =3 without the L2 prefetch (benchmark / fallback switches, read once).
   static const int pdl_env = std::getenv("BITMM_PDL") != nullptr ? env_int("BITMM_PDL") : 1;
-  const bool pdl_off = pdl_env == 0;
+  if (pdl_env == 0) pdl = false;
+  if (pdl_env == 2) pdl = true;
   const int flags = stages | (pdl_env == 3 ? 256 : 0);
   if (cc_major[dev] == 0) {
     int v = 0;
     if (cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return cudaErrorInvalidDevice;
     cc_major[dev] = v;
   }
-  if (!pdl_off && cc_major[dev] >= 9) {
+  if (pdl && cc_major[dev] >= 9) {
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = grid;
     cfg.blockDim = dim3(kTcWarps * 32);
