@@ -126,16 +126,11 @@ def test_tensorcore_deterministic_and_graph_capturable(kind):
     check_deterministic_and_graph(kind, "tensorcore", x, packed, s, u, b)
 
 
-@cuda_only
-@pytest.mark.parametrize("M", [1, 2, 5])
-@pytest.mark.parametrize("mode,G", [("tensor", None), ("group", 64)])
-def test_tensorcore_back_to_back_dependent_launches(mode, G, M):
-    # tc16 launches the tensor-core kernel with programmatic dependent launch on sm_90+: it may start
-    # while the previous kernel on the stream runs (the previous call of itself lets it, early), and
-    # only its L2 prefetch of weights may come before it waits.  A chain of layers, each call's x the
-    # previous call's y, without synchronisation and replayed from a CUDA graph, must give the bits
-    # of the same calls with a synchronize after each; weights overwritten on the GPU right before a
-    # call must be the new ones.
+def check_back_to_back_chain(mode, G, M):
+    """A chain of 4 layers, each call's x the previous call's y, without synchronisation and replayed
+    from a CUDA graph, gives the bits of the same calls with a synchronize after each.  Every output
+    is poisoned (NaN) before it is recomputed, so a call that read its x before the previous call
+    finished it would not match."""
     K = N = 4096
     torch.manual_seed(3)
     layers = []
@@ -158,24 +153,37 @@ def test_tensorcore_back_to_back_dependent_launches(mode, G, M):
         ref = chain(sync=True)
         assert all(torch.isfinite(y).all() for y in ref)
         for _ in range(3):
+            poison_cuda_allocator()
             assert all(torch.equal(a, r) for a, r in zip(chain(sync=False), ref))
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
             yg = chain(sync=False)
         for _ in range(3):
+            for t in yg:
+                t.fill_(float("nan"))
             g.replay()
             torch.cuda.synchronize()
             assert all(torch.equal(a, r) for a, r in zip(yg, ref))
-        buf = layers[0][0].clone()
-        y_new = bitmm.linear("ternary", x, layers[1][0], layers[1][1], None, layers[1][2])
-        torch.cuda.synchronize()
-        for _ in range(3):
-            buf.copy_(layers[0][0])
-            y_old = bitmm.linear("ternary", x, buf, layers[0][1], None, layers[0][2])
-            buf.copy_(layers[1][0])
-            assert torch.equal(bitmm.linear("ternary", x, buf, layers[1][1], None, layers[1][2]), y_new)
-            assert torch.equal(y_old, ref[0])
     assert_close_to_reference("ternary", ref[0], x, layers[0][0], layers[0][1], None, layers[0][2])
+
+
+# tc16 launches the tensor-core kernel with programmatic dependent launch (sm_90+, where its launch
+# rule says so): it may start while the previous kernel on the stream runs (the previous call of
+# itself lets it, early), and only its L2 prefetch of weights may come before it waits.  Under the
+# rule here, and for every launch in a child process with BITMM_PDL=2 (read once per process).
+@cuda_only
+@pytest.mark.parametrize("M", [1, 2, 5])
+@pytest.mark.parametrize("mode,G", [("tensor", None), ("group", 64)])
+def test_tensorcore_back_to_back_dependent_launches(mode, G, M):
+    check_back_to_back_chain(mode, G, M)
+
+
+@cuda_only
+def test_tensorcore_back_to_back_dependent_launches_forced():
+    run_in_child("from test_tensorcore import check_back_to_back_chain\n"
+                 "for mode, G in (('tensor', None), ('group', 64)):\n"
+                 "    for M in (1, 2, 5):\n"
+                 "        check_back_to_back_chain(mode, G, M)\n", BITMM_PDL="2")
 
 
 @cuda_only
@@ -251,9 +259,10 @@ def test_tensorcore_many_row_tiles_long_k_matches_plain_launch(mode, G, M, K):
     # split K): ~8 row tiles per persistent CTA on a 132-SM GPU, each with its K-split reduction;
     # per tensor with an offset (the row sums) and the block-diagonal kernel at M = 2.  The result
     # must be bitwise that of a plain launch (BITMM_PDL=0, read once per process, so in a child
-    # process that rebuilds the same problem from the same seed; the default is a programmatic
-    # dependent launch on sm_90+), and match the float64 reference on the first and last 512 rows
-    # (the whole reference would be a 7 GB dense weight).
+    # process that rebuilds the same problem from the same seed; here a full persistent grid, which
+    # the launch rule gives a programmatic dependent launch on sm_90+: this checks that launch's
+    # arguments, not the ordering, which the back-to-back tests check), and match the float64
+    # reference on the first and last 512 rows (the whole reference would be a 7 GB dense weight).
     import tempfile
     N = 33759
     code = (
@@ -314,8 +323,8 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
 # Auto at M = 1 with group-wise scales (csrc/cuda/linear_cuda.cpp, use_tensor_core; tc_kernels.h,
 # tc_bd_wide): the block-diagonal tensor-core path for the two-plane kinds once N gives at least 3
 # CTAs of 64 rows per SM (all 4 warps along N; int2 with fp16 x only), or with fp16 x where K <= 8192
-# and N gives 3 16-row tiles per SM (tc14); the add/subtract kernel for binary, bf16 int2 and below
-# those widths.  Both sides of each boundary, both dtypes, with and without an offset.
+# and N gives 3 16-row tiles per SM (tc14); binary with fp16 x from 3 64-row tiles per SM (session 15,
+# its own warp split); the add/subtract kernel for bf16 binary, bf16 int2 and below those widths.  Both sides of each boundary, both dtypes, with and without an offset.
 @cuda_only
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)

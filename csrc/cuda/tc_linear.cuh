@@ -1029,7 +1029,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // x tile: as many load steps as fit in the shared-memory budget.
   // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
   // Per-device facts, cached (atomics: several host threads may launch at once).
-  static std::atomic<int> optin[kMaxTcDevices], smem_per_sm[kMaxTcDevices], cc_major[kMaxTcDevices];
+  static std::atomic<int> optin[kMaxTcDevices], smem_per_sm[kMaxTcDevices];
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev >= kMaxTcDevices) return cudaErrorInvalidDevice;
   if (optin[dev] == 0) {
@@ -1081,17 +1081,21 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_limit);
   });
   if (err != cudaSuccess) return err;
+  // The kernel's registers (occupancy) and the PTX version its code came from (PDL below needs
+  // griddepcontrol, compiled in from compute_90 on: an sm_80 PTX JIT-compiled for a Hopper device
+  // has no wait and must launch plainly), per configuration and device, read once.
+  static std::atomic<int> regs[3][kMaxTcDevices], ptx_ver[3][kMaxTcDevices];
+  if (regs[ki][dev] == 0) {
+    cudaFuncAttributes fa{};
+    if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess) return cudaErrorInvalidDevice;
+    ptx_ver[ki][dev] = fa.ptxVersion;
+    regs[ki][dev] = fa.numRegs > 0 ? fa.numRegs : 64;
+  }
   const int64_t n_tiles = n_tiles_for(WN);
   int64_t grid_y = n_tiles;
   bool pdl = false;  // programmatic dependent launch (below)
   if (KT >= Kp) {
     // x fits in one K tile: persistent CTAs (as many as are resident), x staged once each.
-    static std::atomic<int> regs[3][kMaxTcDevices];
-    if (regs[ki][dev] == 0) {
-      cudaFuncAttributes fa{};
-      if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess) return cudaErrorInvalidDevice;
-      regs[ki][dev] = fa.numRegs > 0 ? fa.numRegs : 64;
-    }
     const int by_regs = 65536 / (((regs[ki][dev] * 32 + 255) / 256 * 256) * kTcWarps);
     // Ring depth: first as many resident CTAs as the registers (and the work)
     // allow, then 3 slots if possible: measured on the H100 (bench/NOTES.md,
@@ -1130,19 +1134,17 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
-  // Programmatic dependent launch on sm_90+ (tc16, the kernel's griddepcontrol above), by the rule
-  // above (persistent grids only; unmeasured for x in several K tiles); BITMM_PDL=0 launches plainly,
-  // =2 always with it, =3 without the L2 prefetch (benchmark / fallback switches, read once).
+  // Programmatic dependent launch (tc16, the kernel's griddepcontrol above) where the kernel's code
+  // has it (compute_90+), by the rule above (persistent grids only; unmeasured for x in several K
+  // tiles).  BITMM_PDL=0 launches plainly (the L2 prefetch stays: it is what was measured as "off"),
+  // =2 always with it, =3 without the prefetch (benchmark / fallback switches, read once).  The rule
+  // looks at this call's grid, while the slots left free are the previous kernel's: it assumes the
+  // same layer shape back to back, as in the benchmarks (consecutive layers of a model differ).
   static const int pdl_env = std::getenv("BITMM_PDL") != nullptr ? env_int("BITMM_PDL") : 1;
   if (pdl_env == 0) pdl = false;
   if (pdl_env == 2) pdl = true;
   const int flags = stages | (pdl_env == 3 ? 256 : 0);
-  if (cc_major[dev] == 0) {
-    int v = 0;
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return cudaErrorInvalidDevice;
-    cc_major[dev] = v;
-  }
-  if (pdl && cc_major[dev] >= 9) {
+  if (pdl && ptx_ver[ki][dev] >= 90) {
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = grid;
     cfg.blockDim = dim3(kTcWarps * 32);
