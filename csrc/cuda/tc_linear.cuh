@@ -410,19 +410,21 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
   }
 }
 
+// Weight bytes each CTA asks L2 for before its programmatic-dependent-launch wait (tc16): 16 KB x
+// the ~800 CTAs of the M = 1 kernels is 13 MB, inside the 50 MB L2 (at most 34 MB: 16 CTAs on each
+// of 132 SMs; BITMM_PDL=2 on a non-persistent grid: more); an uncapped first row tile per CTA was up to all of
+// the weights: 8192 x 28672 g64 M = 1 54.5 us with it, 50.5 without, h200_s15_call3_ef543d6.txt).
+constexpr int kTcPdlPrefetchBytes = 16384;
+
 // K-split reduction.  The WK warps of a column reduce through CTA barriers: the WK - 1 non-leading
 // warps store their partial sums into one buffer, and warp wk = 0 adds them in warp order.  tc13
 // replaced this at RN = CM = 1 (M <= 8, no fused LoRA) by a barrier-free reduction (two buffers,
 // shared-memory arrival counters, the last warp to arrive sums in warp order: the same bits), and
 // tc15 tried named barriers (bar.arrive / bar.sync per warp column, e73560c).  Measured in one tree
-// (H200, session 15, bench/results/h200_s15_call1_e73560c.txt, 8192 x 28672 ternary per tensor M = 1): CTA
-// barriers 39.8-40.2 us, counters 42.5-43.3, named barriers 44.2-45.3; the barriers were the
+// (H200, session 15, bench/results/h200_s15_call1_e73560c.txt, 8192 x 28672 ternary per tensor
+// M = 1): CTA barriers 39.8-40.2 us, counters 42.5-43.3, named barriers 44.2-45.3; the barriers were the
 // fastest at every M <= 4, shape and scale mode measured, and the only one racecheck can follow.
 // Words: the WK - 1 non-leading warps' accumulators per warp column.
-// Weight bytes each CTA asks L2 for before its programmatic-dependent-launch wait (tc16): 16 KB x
-// ~800 CTAs stays well inside the 50 MB L2 (an uncapped first row tile per CTA was up to all of
-// the weights: 8192 x 28672 g64 M = 1 54.5 us with it, 50.5 without, h200_s15_call3_ef543d6.txt).
-constexpr int kTcPdlPrefetchBytes = 16384;
 template <int RN, int CM> __host__ __device__ constexpr int tc_reduce_words(int wk, int wn) {
   return (wk - 1) * wn * RN * CM * 128;
 }
