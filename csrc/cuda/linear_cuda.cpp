@@ -122,9 +122,8 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
       // vs 49.67 us in one run (bench/results/h200_quick_00ecaf2.json); bf16 and narrower N unmeasured.
       if (lp.group_size < padded_k(lp.K)) {
         const bool fp16 = lp.x_dtype == cuda::DType::kHalf;
-        const bool wide_n = (lp.N + 63) / 64 >= static_cast<int64_t>(cuda::kTcBdWideMinCtasPerSm) * sms;
-        const bool bd_m1 = ((fp16 || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide(lp, sms)) ||
-                           (fp16 && lp.kind == static_cast<int>(Kind::kBinary) && wide_n) ||
+        // (wide N: every kind with fp16 x, ternary with bf16 x)
+        const bool bd_m1 = ((fp16 || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide_n(lp, sms)) ||
                            (fp16 && lp.two_planes && lp.K <= kTcBdM1MaxK &&
                             (lp.N + 15) / 16 >= kTcBdM1MinTilesPerSm * static_cast<int64_t>(sms));
         return M >= kTensorCoreMinMGrouped || (M == 1 && bd_m1);

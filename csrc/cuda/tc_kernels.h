@@ -63,9 +63,11 @@ inline bool wg_supports(const LinearParams& p) {
 // 28672 int2 g64 63.9 vs 69.8 us), so auto's M = 1 rule asks the same question (and, since tc14, a
 // second one for narrower N with fp16 x: linear_cuda.cpp, use_tensor_core).
 constexpr int kTcBdWideMinCtasPerSm = 3;
-inline bool tc_bd_wide(const LinearParams& p, int num_sms) {
-  return p.two_planes && (p.N + 63) / 64 >= static_cast<int64_t>(kTcBdWideMinCtasPerSm) * num_sms;
+// N gives that many 64-row tiles per SM (any kind: auto's M = 1 rule asks it of binary too).
+inline bool tc_bd_wide_n(const LinearParams& p, int num_sms) {
+  return (p.N + 63) / 64 >= static_cast<int64_t>(kTcBdWideMinCtasPerSm) * num_sms;
 }
+inline bool tc_bd_wide(const LinearParams& p, int num_sms) { return p.two_planes && tc_bd_wide_n(p, num_sms); }
 
 inline cudaError_t launch_tc_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool half = p.x_dtype == DType::kHalf;
