@@ -31,13 +31,15 @@ def main() -> None:
     ap.add_argument("--groups", default="none,64,128,256,1024,4096", help="comma-separated; none = per tensor")
     ap.add_argument("--shapes", default="8192x28672", help="comma-separated KxN")
     ap.add_argument("--ms", default="1,2")
-    ap.add_argument("--backends", default="tensorcore,addsub")
+    ap.add_argument("--backends", default="tensorcore,addsub",
+                    help="comma-separated bitmm backends; fp16 = F.linear on a dense weight of x's dtype (the baseline)")
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     args = ap.parse_args()
     torch.manual_seed(0)
     records = []
     dt = getattr(torch, args.dtype)
     groups = [None if g == "none" else int(g) for g in args.groups.split(",")]
+    dense_us = {}  # (K, N, M) -> F.linear's time, measured once per shape and M
     for kind, shape, G in [(k, s, g) for k in args.kinds.split(",") for s in args.shapes.split(",") for g in groups]:
         K, N = (int(v) for v in shape.split("x"))
         sbytes = 0 if G is None else 2 * 2 * N * (K // G)
@@ -45,6 +47,17 @@ def main() -> None:
         for M in (int(m) for m in args.ms.split(",")):
             x = torch.randn(M, K, device="cuda", dtype=dt)
             for be in args.backends.split(","):
+                if be == "fp16":
+                    if (K, N, M) not in dense_us:
+                        dense = [torch.randn(N, K, device="cuda", dtype=dt) for _ in range(copies_for(2 * N * K))]
+                        dense_us[(K, N, M)] = round(cuda_time_us(
+                            [lambda w=w: torch.nn.functional.linear(x, w) for w in dense], replays=20), 2)
+                        del dense
+                    us = dense_us[(K, N, M)]
+                    records.append({"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G,
+                                    "dtype": args.dtype, "backend": "fp16", "us": us})
+                    print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
+                    continue
                 calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
                 with bitmm.use_backend(be):
                     us = cuda_time_us(calls, replays=20)

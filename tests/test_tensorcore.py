@@ -286,15 +286,16 @@ def test_tensorcore_many_row_tiles_long_k_matches_plain_launch(mode, G, M, K):
     assert_close_to_reference("int2", y[:, rows], x, packed[rows], pick(s), pick(u), pick(b))
 
 
-# The block-diagonal decode path (group-wise scales, M <= 2; tc_linear.cuh, above tc_window_mma):
-# group sizes whose flush runs are 1, 2 and 4 blocks for both window widths (64 weights for the
-# two-plane kinds, 128 for binary: G = 32, 96, 160 flush every block, 64 every 2, 128 / 256 every
-# window), x in one K tile and in several (K >= 50000 at M = 2 exceeds the 112 KB x tile), scales
-# in x's dtype with offsets and in fp32 without (ternary; binary / int2 need an offset group-wise),
-# N not a multiple of the 16-row tiles, and M = 3 next to it (the folding path); auto's choice
-# (the tensor-core kernel from M = 2, the add/subtract one at M = 1 at these narrow N) in the kernels that ran.
+# The block-diagonal decode path (group-wise scales, M <= 8: 1, 2 or 4 activation tiles of 2 rows of
+# x; tc_linear.cuh, above tc_window_mma): group sizes whose flush runs are 1, 2 and 4 blocks for both
+# window widths (64 weights for the two-plane kinds, 128 for binary: G = 32, 96, 160 flush every
+# block, 64 every 2, 128 / 256 every window), x in one K tile and in several (K >= 50000 exceeds the
+# 112 KB x tile), scales in x's dtype with offsets and in fp32 without (ternary; binary / int2 need
+# an offset group-wise), N not a multiple of the 16-row tiles, M at each activation-tile boundary
+# (2 / 3, 4 / 5, 8) and M = 9 next to it (the folding path); auto's choice (the tensor-core kernel
+# from M = 2, the add/subtract one at M = 1 at these narrow N) in the kernels that ran.
 @cuda_only
-@pytest.mark.parametrize("M", [1, 2, 3])
+@pytest.mark.parametrize("M", [1, 2, 3, 4, 5, 8, 9])
 @pytest.mark.parametrize("G", [32, 64, 96, 128, 160, 256])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
@@ -311,7 +312,7 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
             y = bitmm.linear(kind, x, packed, s, u, b)
         assert_close_to_reference(kind, y, x, packed, s, u, b)
         if profiler_sees_kernels():
-            assert any("tc_linear_bd_kernel" in n for n in names) == (M <= 2), (M, names)
+            assert any("tc_linear_bd_kernel" in n for n in names) == (M <= 8), (M, names)
         with bitmm.use_backend("auto"):  # group-wise, auto takes the tensor-core kernel from M = 2
             names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
             if M >= 2:
@@ -405,6 +406,39 @@ def test_tensorcore_grouped_strided_and_mixed_scales(kind, M):
         for sc, uc in cases:
             poison_cuda_allocator()
             assert_close_to_reference(kind, bitmm.linear(kind, x, packed, sc, uc, b), x, packed, sc, uc, b)
+
+
+@cuda_only
+@pytest.mark.parametrize("bd", ["0", "4"])
+def test_tensorcore_grouped_block_diagonal_limit_override(bd):
+    # BITMM_TC_BD=0 / 4 (a benchmark override, read once per process, so in a child process): the
+    # block-diagonal path up to M = 0 (never) or 4 rows of x, the folding path above, so the folding
+    # kernel at M <= 8 (which the default, block-diagonal up to M = 8, no longer runs) stays checked.
+    # Every kind, both dtypes, scales in x's dtype with offsets and fp32 without (ternary), odd K / N,
+    # x in one K tile and in several, and which kernel ran.
+    code = (
+        "import torch, bitmm\n"
+        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
+        "from test_wgmma import kernel_names, profiler_sees_kernels\n"
+        "torch.manual_seed(0)\n"
+        "for kind in ('int2', 'binary', 'ternary'):\n"
+        "    for dtype in (torch.float16, torch.bfloat16):\n"
+        "        for M, K, N, G, sd, off in ((1, 64 * 11, 77, 64, dtype, True), (3, 32 * 23, 45, 32, dtype, True),\n"
+        "                                    (4, 128 * 7, 130, 128, torch.float32, kind != 'ternary'),\n"
+        "                                    (5, 64 * 900, 33, 64, dtype, True), (8, 96 * 5, 40, 96, dtype, True)):\n"
+        "            x, p, s, u, b = make_problem(kind, M, K, N, 'group', G, dtype=dtype, device='cuda', offset=off)\n"
+        "            s = s.to(sd)\n"
+        "            u = None if u is None else u.to(sd)\n"
+        "            poison_cuda_allocator()\n"
+        "            with bitmm.use_backend('tensorcore'):\n"
+        "                names = kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b))\n"
+        "                y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "            if profiler_sees_kernels():\n"
+        "                bd = any('tc_linear_bd_kernel' in n for n in names)\n"
+        "                assert bd == (M <= LIMIT), (kind, M, names)\n"
+        "                assert bd or any('tc_linear_kernel' in n for n in names), (kind, M, names)\n")
+    run_in_child(f"LIMIT = {bd}\n" + code, BITMM_TC_BD=bd)
 
 
 @cuda_only

@@ -281,9 +281,12 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
   constexpr bool FOLD = GROUPED && !BD;
   constexpr int NQ = kTcDnClasses<T, FOLD, RN, CM>;
   constexpr int NA = kTcAccArrays<T, FOLD, RN, CM>;
-  // BD: this lane supplies B column g (row g & 1 of x) from its window iff g >> 1 == tig.
-  const bool bd_on = BD && (g >> 1) == (win & 3) && (g & 1) < rows;
-  float xr0 = 0.f, xr1 = 0.f;  // BD: sums of x rows 0 / 1 over the blocks since the last flush
+  // BD: this lane supplies B column g of activation tile c (row 2 c + (g & 1) of x) from its window
+  // iff g >> 1 == tig (and that row exists).
+  const bool bd_win = BD && (g >> 1) == (win & 3);
+  float xr[CM][2];  // BD: sums of x rows 2 c, 2 c + 1 over the blocks since the last flush
+#pragma unroll
+  for (int c = 0; c < CM; ++c) xr[c][0] = xr[c][1] = 0.f;
   // Word offset of this lane's x fragments of window `win`, per activation tile: the window starts
   // on a 32-pair segment (PW / 2 is a multiple of 32), so pair_addr(win * PW / 2 + j) =
   // win * WIN_WORDS + pair_addr(j), and j = 16 b + 4 s4 is a compile-time constant below: each
@@ -293,11 +296,12 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
 #pragma unroll
   for (int c = 0; c < CM; ++c) {
     // Lanes of activation rows past M read the last real row instead of zeros: their output
-    // columns are never stored (no select needed).  BD: row g & 1 where the lane supplies its
-    // column (bd_on), else the window of zeros just before x (tc14: a select per B register cost
-    // 16 instructions per step).
-    const int m = min(BD ? (g & 1) : 8 * c + g, rows - 1);
-    xo[c] = BD && !bd_on ? -L::WIN_WORDS : m * RS + win * L::WIN_WORDS;
+    // columns are never stored (no select needed).  BD: row 2 c + (g & 1) where the lane supplies
+    // its column, else the window of zeros just before x (tc14: a select per B register cost 16
+    // instructions per step).
+    const int mb = 2 * c + (g & 1);
+    const int m = min(BD ? mb : 8 * c + g, rows - 1);
+    xo[c] = BD && !(bd_win && mb < rows) ? -L::WIN_WORDS : m * RS + win * L::WIN_WORDS;
   }
 #pragma unroll
   for (int b = 0; b < L::BLOCKS; ++b) {
@@ -384,9 +388,12 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
       // X: for the offset term, and for the two-plane codes' -X (fp16).  Without either it is not
       // read, and an Inf in x then gives +-Inf through v alone, as F.linear does, not Inf - Inf.
       if (with_u || (NQ > 0 && TWO)) {
-        const float2 xv = reinterpret_cast<const float2*>(xb)[win * L::BLOCKS + b];
-        xr0 += xv.x;
-        xr1 += xv.y;
+#pragma unroll
+        for (int c = 0; c < CM; ++c) {  // xb: [block][2 CM] sums of x rows 0 .. 2 CM - 1
+          const float2 xv = reinterpret_cast<const float2*>(xb)[(win * L::BLOCKS + b) * CM + c];
+          xr[c][0] += xv.x;
+          xr[c][1] += xv.y;
+        }
       }
       if (b == L::BLOCKS - 1 || ((b + 1) & (fb - 1)) == 0) {
 #pragma unroll
@@ -394,9 +401,9 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
 #pragma unroll
           for (int c = 0; c < CM; ++c)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {  // D element e: weight row g + 8 (e >> 1), x row e & 1
+            for (int e = 0; e < 4; ++e) {  // D element e of tile c: weight row g + 8 (e >> 1), x row 2 c + (e & 1)
               float v = tc_sum_sets<NQ, NA>(acc, r, c, e);
-              const float X = (e & 1) ? xr1 : xr0;
+              const float X = xr[c][e & 1];
               const float s = sb[r][e >> 1][b % SB], u = ub[r][e >> 1][b % SB];
               // two-plane codes: sum (c - 1) x = sum c x - X
               if constexpr (NQ > 0 && TWO) v -= X;
@@ -404,7 +411,8 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
 #pragma unroll
               for (int q = 0; q < NA; ++q) acc[q][r][c][e] = 0.f;
             }
-        xr0 = xr1 = 0.f;
+#pragma unroll
+        for (int c = 0; c < CM; ++c) xr[c][0] = xr[c][1] = 0.f;
       }
     }
   }
@@ -434,8 +442,8 @@ template <typename T,  // activation / output dtype: __half or __nv_bfloat16
           bool GROUPED,// group-wise scale or offset: fold v * s + u per pair before the mma, or (BD) per group
           int RN,      // 16-row weight tiles per warp
           int CM,      // 8-row activation tiles per CTA (MT = 8 * CM rows of x)
-          bool BD,     // block-diagonal decode path (GROUPED, RN = CM = 1, M <= 2; above tc_window_mma;
-                       //  its own kernel, tc_linear_bd_kernel)
+          bool BD,     // block-diagonal decode path (GROUPED, RN = 1, 2 CM rows of x per CTA; above
+                       //  tc_window_mma; its own kernel, tc_linear_bd_kernel)
           int SDT = -1>// the scale / offset dtype (DType) fixed at compile time (BD), or -1: p.s_dtype
 __device__ __forceinline__ void
 tc_linear_body(const LinearParams p,
@@ -445,7 +453,8 @@ tc_linear_body(const LinearParams p,
                                       // kTcMaxStages<RN>; bit 8: no L2 prefetch before the
                                       // PDL wait (BITMM_PDL=3)
   using L = TcLayout<KIND>;
-  constexpr int MT = 8 * CM;
+  constexpr int MT = 8 * CM;               // shared-memory slots for rows of x (row sums, LoRA terms)
+  constexpr int MR = BD ? 2 * CM : MT;     // rows of x per CTA (BD: 2 per activation tile)
   constexpr bool TWO = KIND != 1;
   const int ST = ST_FLAGS & 255;
   extern __shared__ __align__(16) uint32_t tc_smem[];
@@ -454,8 +463,8 @@ tc_linear_body(const LinearParams p,
   const int g = lane >> 2, tig = lane & 3;
   const int WK = kTcWarps / WN;
   const int wn = warp % WN, wk = warp / WN;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * MT;
-  const int rows = static_cast<int>(imin64(MT, p.M - m0));  // staged activation rows
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * MR;
+  const int rows = static_cast<int>(imin64(MR, p.M - m0));  // staged activation rows
   const int64_t Kp = padded_k(p.K);
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;  // real groups (padding reuses the last)
   // (BD: constants, so each scale / offset load is one typed load, not three behind two branches)
@@ -464,7 +473,8 @@ tc_linear_body(const LinearParams p,
   const int s_es = s_f32 ? 4 : 2;  // bytes per scale / offset element (both in the scale's dtype)
   const bool has_u = p.offset != nullptr;
   const int64_t s_sg_bytes = p.s_sg * s_es, u_sg_bytes = p.u_sg * s_es;
-  static_assert(!BD || (GROUPED && RN == 1 && CM == 1), "the block-diagonal path is for group-wise scales, M <= 2");
+  static_assert(!BD || (GROUPED && RN == 1 && (CM == 1 || CM == 2 || CM == 4)),
+                "the block-diagonal path is for group-wise scales, one 16-row tile per warp");
   constexpr int NQ = kTcDnClasses<T, GROUPED && !BD, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
   // Row sums of x: for the offset term (per tensor / channel), and for the "- X" of the
   // subnormal path's two-plane codes.
@@ -477,10 +487,10 @@ tc_linear_body(const LinearParams p,
   const int fb = gblocks % L::BLOCKS == 0 ? L::BLOCKS : (gblocks % 2 == 0 ? 2 : 1);
 
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
-  float* Xb = Xs + MT;                             // BD: [KT / 32][2] per-block sums of x rows 0, 1
+  float* Xb = Xs + MT;                             // BD: [KT / 32][MR] per-block sums of x's rows
   // [rows][RS] pairs of x (16-byte aligned: MT % 8 == 0, and KT / 32 is a multiple of 8)
   // BD: one window of zeros before x, read by the lanes that supply zero B columns (tc_window_mma).
-  uint32_t* xs = tc_smem + MT + (BD ? 2 * (KT / BLOCK_K) + L::WIN_WORDS : 0);
+  uint32_t* xs = tc_smem + MT + (BD ? MR * (KT / BLOCK_K) + L::WIN_WORDS : 0);
   if (BD) {
     for (int i = threadIdx.x; i < L::WIN_WORDS; i += blockDim.x) xs[i - L::WIN_WORDS] = 0u;  // (ordered by the staging barrier)
   }
@@ -718,10 +728,10 @@ tc_linear_body(const LinearParams p,
     // K tiles, and then every CTA owns one row tile, grid_y = n_tiles.)
     if (stage_x || p.lora_xa) __syncthreads();
     if (BD && stage_x) {
-      // Per-block sums of x (rows 0, 1; zeros for a row past M) in a fixed order (deterministic).
+      // Per-block sums of x (rows 0 .. MR - 1; zeros for a row past M) in a fixed order (deterministic).
       const int nb = kt_len / BLOCK_K;
-      for (int i = threadIdx.x; i < 2 * nb; i += blockDim.x) {
-        const int kb = i >> 1, m = i & 1;
+      for (int i = threadIdx.x; i < MR * nb; i += blockDim.x) {
+        const int kb = i / MR, m = i % MR;  // (MR a power of two: a shift and a mask)
         float sum = 0.f;
         if (m < rows) {
 #pragma unroll 4
@@ -855,7 +865,7 @@ tc_linear_body(const LinearParams p,
     for (int c = 0; c < CM; ++c)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        if constexpr (BD) {  // the four windows' scaled sums (D's layout: lane tig = 0 holds x rows 0, 1)
+        if constexpr (BD) {  // the four windows' scaled sums (every lane then holds x rows 2 c, 2 c + 1)
           float v = tot[r][c][e];
           v += __shfl_xor_sync(0xffffffffu, v, 1);
           v += __shfl_xor_sync(0xffffffffu, v, 2);
@@ -942,8 +952,9 @@ tc_linear_body(const LinearParams p,
       for (int c = 0; c < CM; ++c)
 #pragma unroll
         for (int e2 = 0; e2 < 2; ++e2) {
-          const int ml = 8 * c + 2 * tig + e2;
-          if (ml >= rows) continue;
+          // (BD: every lane of the quad holds the sums of rows 2 c + e2; lane tig = 0 stores them)
+          const int ml = BD ? 2 * c + e2 : 8 * c + 2 * tig + e2;
+          if (ml >= rows || (BD && tig != 0)) continue;
           float v = acc[r][c][2 * h + e2];
           if constexpr (!GROUPED && NQ > 0 && TWO) v = s * (v - Xs[ml]) + u * Xs[ml];  // codes: sum (c - 1) x = sum c x - X
           else if constexpr (!GROUPED) v = s * v + (need_X ? u * Xs[ml] : 0.f);
@@ -955,6 +966,9 @@ tc_linear_body(const LinearParams p,
   }  // row tiles
   cp_async_wait<0>();
 }
+
+// The block-diagonal kernel with CM > 1 (M = 3..8): resident CTAs per SM asked of ptxas.
+constexpr int kTcBdMinCtasPerSm = 3;
 
 // The kernels: the body above under launch bounds.  The block-diagonal one asks ptxas for
 // 3 (binary) or 4 CTAs per SM (<= 168 / 128 registers: M <= 2 is latency-bound, and without the
@@ -977,11 +991,11 @@ tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int st_
   tc_linear_body<T, KIND, GROUPED, RN, CM, false>(p, KT, WN, st_flags);
 }
 // One block-diagonal instance per scale dtype (SDT: fp32, fp16, bf16): its per-step scale loads
-// then take no dtype branches (tc14).
-template <typename T, int KIND, int SDT>
-__global__ void __launch_bounds__(kTcWarps * 32, KIND == 1 ? 3 : 4)
+// then take no dtype branches (tc14); and per CM (activation tiles of 2 rows of x each: M <= 2, 4, 8).
+template <typename T, int KIND, int SDT, int CM>
+__global__ void __launch_bounds__(kTcWarps * 32, CM == 1 ? (KIND == 1 ? 3 : 4) : kTcBdMinCtasPerSm)
 tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int st_flags) {
-  tc_linear_body<T, KIND, true, 1, 1, true, SDT>(p, KT, WN, st_flags);
+  tc_linear_body<T, KIND, true, 1, CM, true, SDT>(p, KT, WN, st_flags);
 }
 
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
@@ -989,13 +1003,12 @@ tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int 
 template <typename T, int KIND, bool GROUPED, int RN, int CM, bool BD = false>
 cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t stream) {
   using L = TcLayout<KIND>;
-  constexpr int MT = 8 * CM;
-  // The block-diagonal path holds at most 2 rows of x per CTA (its B columns 2w + m, m < 2).
-  if (BD && p.M > 2) return cudaErrorNotSupported;
+  constexpr int MT = 8 * CM;            // shared-memory slots for rows of x (tc_linear_body)
+  constexpr int MR = BD ? 2 * CM : MT;  // rows of x per CTA (BD: B columns 2 w + m, m < 2, per activation tile)
   const int64_t Kp = padded_k(p.K);
-  const int rows = static_cast<int>(imin64(MT, p.M));
+  const int rows = static_cast<int>(imin64(MR, p.M));
   const int64_t steps_total = (Kp + L::STEP_K - 1) / L::STEP_K;
-  const int64_t m_tiles = (p.M + MT - 1) / MT;
+  const int64_t m_tiles = (p.M + MR - 1) / MR;
   auto n_tiles_for = [&](int wn) { return (p.N + wn * RN * 16 - 1) / (wn * RN * 16); };
   // Warps along N: fewer (and more CTAs, the other warps splitting K) until the
   // grid has ~8 CTAs per SM at M <= 8.  With more rows of x, every CTA stages
@@ -1020,7 +1033,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // 119.7 us, binary 70.4 vs 95.4, ternary 95.4 vs 116.8; M = 4 126.6 vs 103.3, 83.6 vs 77.9, 115.2
   // vs 89.8; M = 5 / 8 int2 172.3 / 170.1 vs 153.8 / 149.1 (not understood: M = 3 and 4 run the
   // same tiles).
-  const bool bd_wide = BD && p.M == 1 && tc_bd_wide(p, num_sms);
+  const bool bd_wide = BD && (p.M == 1 || CM > 1) && tc_bd_wide(p, num_sms);
   const bool fold_one_tile = GROUPED && !BD && CM == 1 && p.M >= 4;
   int WN = 4;
   const int64_t min_ctas = (bd_wide || fold_one_tile ? kTcBdWideMinCtasPerSm : CM == 1 ? 8 : CM == 2 ? 1 : 2) *
@@ -1048,7 +1061,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   int stages = kTcMaxStages<RN>;
   const bool lora = p.lora_xa != nullptr;
   auto words_for = [&](int kt, int wn) {  // x tile (BD: its block sums), weight ring, K-split reduction, LoRA terms
-    return rows * L::row_words(kt) + (BD ? 2 * (kt / BLOCK_K) + L::WIN_WORDS : 0) + stages * stage_words +
+    return rows * L::row_words(kt) + (BD ? MR * (kt / BLOCK_K) + L::WIN_WORDS : 0) + stages * stage_words +
            tc_reduce_words<RN, CM>(kTcWarps / wn, wn) + (lora ? wn * RN * 16 * MT : 0);
   };
   int kt_steps = 1;
@@ -1070,9 +1083,9 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   if (ki < 0 || ki > 2) return cudaErrorNotSupported;
   if constexpr (BD) {
     switch (p.s_dtype) {
-      case DType::kFloat: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kFloat)>; break;
-      case DType::kHalf: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kHalf)>; break;
-      default: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kBFloat16)>; break;
+      case DType::kFloat: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kFloat), CM>; break;
+      case DType::kHalf: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kHalf), CM>; break;
+      default: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kBFloat16), CM>; break;
     }
   } else {
     kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
@@ -1163,14 +1176,21 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   return cudaGetLastError();
 }
 
+// Group-wise scales: the block-diagonal path up to this many rows of x (then the folding path).
+constexpr int kTcBdMaxM = 8;
+
 template <typename T, int KIND>
 cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool grouped = p.group_size < padded_k(p.K);
-  // Benchmark override: BITMM_TC_BD=0 keeps group-wise M <= 2 on the folding path (read once).
-  static const bool bd_off = std::getenv("BITMM_TC_BD") != nullptr && env_int("BITMM_TC_BD") == 0;
+  // Benchmark override: BITMM_TC_BD=0 keeps group-wise M <= 8 on the folding path, BITMM_TC_BD=2 /
+  // 4 / 8 takes the block-diagonal path up to that M (read once).
+  static const int bd_env = std::getenv("BITMM_TC_BD") != nullptr ? env_int("BITMM_TC_BD") : -1;
+  const int bd_max_m = bd_env >= 0 ? bd_env : kTcBdMaxM;
   return BITMM_BOOL_SWITCH(grouped, GROUPED, [&] {
     if constexpr (GROUPED) {
-      if (p.M <= 2 && !bd_off) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
+      if (p.M <= 2 && bd_max_m >= 2) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
+      if (p.M <= 4 && bd_max_m >= 4) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
+      if (p.M <= 8 && bd_max_m >= 8) return launch_tc_cfg<T, KIND, true, 1, 4, true>(p, num_sms, stream);
     }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
     if constexpr (GROUPED) {
