@@ -10,7 +10,7 @@ loops run the CPU kernels (they check the test code itself, and the CPU paths).
 What is covered, per backend (forced with bitmm.use_backend, and auto):
   * forward: kinds x x dtypes (fp32, fp16, bf16) x scalings (per tensor fp32 s, per channel in x's
     dtype with an offset, groups of 32 with offsets, groups of 64 with fp32 s and u) x M across the
-    tensor-core kernel's tile switches (M = 0, 1, 2, 3: the group-wise block-diagonal path at M <= 2;
+    tensor-core kernel's tile switches (M = 0, 1, 2, 3: the group-wise block-diagonal path at M <= 4, 1 or 2 activation tiles;
     8, 9, 16, 17, 32, 33, 65) and K across its x-tile switch (K = 300 fits one tile; K = 2500 needs
     several at M >= 17);
   * grad_x: the add/subtract kernel (default and deterministic), the tensor-core one (each scaling

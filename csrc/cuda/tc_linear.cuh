@@ -473,8 +473,8 @@ tc_linear_body(const LinearParams p,
   const int s_es = s_f32 ? 4 : 2;  // bytes per scale / offset element (both in the scale's dtype)
   const bool has_u = p.offset != nullptr;
   const int64_t s_sg_bytes = p.s_sg * s_es, u_sg_bytes = p.u_sg * s_es;
-  static_assert(!BD || (GROUPED && RN == 1 && (CM == 1 || CM == 2 || CM == 4)),
-                "the block-diagonal path is for group-wise scales, one 16-row tile per warp");
+  static_assert(!BD || (GROUPED && RN == 1 && (CM == 1 || CM == 2)),
+                "the block-diagonal path is for group-wise scales, one 16-row tile per warp, M <= 4 per CTA");
   constexpr int NQ = kTcDnClasses<T, GROUPED && !BD, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
   // Row sums of x: for the offset term (per tensor / channel), and for the "- X" of the
   // subnormal path's two-plane codes.
@@ -967,7 +967,8 @@ tc_linear_body(const LinearParams p,
   cp_async_wait<0>();
 }
 
-// The block-diagonal kernel with CM > 1 (M = 3..8): resident CTAs per SM asked of ptxas.
+// The block-diagonal kernel with CM = 2 (M = 3, 4): resident CTAs per SM asked of ptxas (it takes
+// 166-168 registers, sm_90a).
 constexpr int kTcBdMinCtasPerSm = 3;
 
 // The kernels: the body above under launch bounds.  The block-diagonal one asks ptxas for
@@ -991,7 +992,7 @@ tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int st_
   tc_linear_body<T, KIND, GROUPED, RN, CM, false>(p, KT, WN, st_flags);
 }
 // One block-diagonal instance per scale dtype (SDT: fp32, fp16, bf16): its per-step scale loads
-// then take no dtype branches (tc14); and per CM (activation tiles of 2 rows of x each: M <= 2, 4, 8).
+// then take no dtype branches (tc14); and per CM (activation tiles of 2 rows of x each: M <= 2, 4).
 template <typename T, int KIND, int SDT, int CM>
 __global__ void __launch_bounds__(kTcWarps * 32, CM == 1 ? (KIND == 1 ? 3 : 4) : kTcBdMinCtasPerSm)
 tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int st_flags) {
@@ -1177,20 +1178,24 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
 }
 
 // Group-wise scales: the block-diagonal path up to this many rows of x (then the folding path).
-constexpr int kTcBdMaxM = 8;
+// H200, session 16 (bench/results/h200_s16_call2_98173d4.txt, g64, decode_probe): at M = 4 it
+// beats the folding path on every kind and shape probed (8192 x 28672 int2 73.6 vs 101.5 us, binary
+// 65.8 vs 75.2, ternary 72.5 vs 85.4; 28672 x 8192 int2 94.7 vs 149.6; 8192^2 24.7 vs 37.0; 4096^2
+// level); with 4 activation tiles (M = 5..8, CM = 4, no subnormal codes) it lost on most
+// (8192 x 28672 binary M = 8 130.4 vs 112.3, 4096^2 int2 19.2 vs 12.3), so that kernel is gone.
+constexpr int kTcBdMaxM = 4;
 
 template <typename T, int KIND>
 cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool grouped = p.group_size < padded_k(p.K);
-  // Benchmark override: BITMM_TC_BD=0 keeps group-wise M <= 8 on the folding path, BITMM_TC_BD=2 /
-  // 4 / 8 takes the block-diagonal path up to that M (read once).
+  // Benchmark override: BITMM_TC_BD=0 keeps group-wise M <= 4 on the folding path, BITMM_TC_BD=2
+  // takes the block-diagonal path up to M = 2 only (read once).
   static const int bd_env = std::getenv("BITMM_TC_BD") != nullptr ? env_int("BITMM_TC_BD") : -1;
   const int bd_max_m = bd_env >= 0 ? bd_env : kTcBdMaxM;
   return BITMM_BOOL_SWITCH(grouped, GROUPED, [&] {
     if constexpr (GROUPED) {
       if (p.M <= 2 && bd_max_m >= 2) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
       if (p.M <= 4 && bd_max_m >= 4) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
-      if (p.M <= 8 && bd_max_m >= 8) return launch_tc_cfg<T, KIND, true, 1, 4, true>(p, num_sms, stream);
     }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
     if constexpr (GROUPED) {
