@@ -1117,7 +1117,18 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     // allow, then 3 slots if possible: measured on the H100 (bench/NOTES.md,
     // tc7), more resident warps beat a deeper ring, and 3 slots beat 6 where
     // both keep the same CTAs resident (M = 1: 14.9 vs 16.7 us on 8192 x 8192).
-    const int64_t want = std::min<int64_t>({by_regs, 16, (n_tiles * m_tiles + num_sms - 1) / num_sms});
+    const int64_t tiles = n_tiles * m_tiles;
+    int64_t want = std::min<int64_t>({by_regs, 16, (tiles + num_sms - 1) / num_sms});
+    if (BD) {
+      // Block-diagonal kernels (128-168 registers, 8-16 warps per SM): the fewest resident CTAs
+      // that still need the fewest row tiles per CTA.  Their SMs are near saturation at 2 CTAs, so
+      // a third CTA that only leaves a tail of second row tiles costs time: H200, session 16
+      // (bench/results/h200_s16_call3_785310e.txt), 8192 x 28672 g64 M = 3 (448 tiles): int2 93.9 us
+      // at 3 CTAs per SM (396 slots: a second tile for 52 CTAs) vs 73.3 at 2 (BITMM_TC_STAGES=3,
+      // whose shared memory allows 2), ternary 94.3 vs 74.0; M = 4 (2 per SM by shared memory) 73.3.
+      const int64_t per_cta = (tiles + num_sms * want - 1) / (num_sms * want);  // row tiles per CTA at most
+      want = (tiles + num_sms * per_cta - 1) / (num_sms * per_cta);
+    }
     constexpr int kPreferredStages = 3 <= kTcMaxStages<RN> ? 3 : kTcMaxStages<RN>;
     int st = kTcMaxStages<RN>;
     int64_t best = -1;
@@ -1133,7 +1144,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     stages = st;
     smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
     const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
-    const int per_sm = std::max(1, std::min({by_regs, by_smem, 16}));
+    const int per_sm = std::max(1, std::min({by_regs, by_smem, 16, BD ? static_cast<int>(want) : 16}));
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
     // Programmatic dependent launch (tc16) where the next call's CTAs, which the GPU places in the
     // slots ours leave free while ours run, are all placed early (free >= ours), or none (a full
