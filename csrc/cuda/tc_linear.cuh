@@ -1143,6 +1143,18 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     if (st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>) st = st_env;
     stages = st;
     smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
+    if (BD) {
+      // Where registers and shared memory would let more CTAs than that reside, the block-diagonal
+      // kernels' residency (want, above) is asked of the hardware too, through the shared memory
+      // each CTA reserves (up to the kernel's limit; 1 KB per CTA is the driver's): with room for a
+      // third CTA per SM, the next call's CTAs (programmatic dependent launch) would take it while
+      // ours run.  8192 x 28672 binary g64 M = 3, whose x tile left that room, ran 82.3 us with 2
+      // CTAs per SM asked and 3 possible (PDL on), against M = 4's 66.4 us with 2 possible
+      // (h200_s16_call4_eaee588.txt).  (Set after that call: not yet timed.)
+      if (std::min(by_regs, smem_per_sm[dev] / static_cast<int>(smem + 1024)) > want)
+        smem = std::max(smem, std::min<size_t>(static_cast<size_t>(smem_limit),
+                                               static_cast<size_t>(smem_per_sm[dev] / want - 1024)));
+    }
     const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
     const int per_sm = std::max(1, std::min({by_regs, by_smem, 16, BD ? static_cast<int>(want) : 16}));
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
