@@ -192,7 +192,7 @@ case "${BITMM_BENCH:-quick}" in
   final) python3 bench/cuda_bench.py --out "$OUT/h100_final.json" --final 2>&1 | tee /tmp/bench.txt ;;
   backward) python3 bench/cuda_bench.py --out "$OUT/h100_backward.json" --final --backward-only 2>&1 | tee /tmp/bench.txt ;;
   wgmma) python3 bench/cuda_bench.py --out "$OUT/h100_wgmma.json" --wgmma 2>&1 | tee /tmp/bench.txt ;;
-  decode)  # group-wise M <= 4: auto / add-subtract / tensor core (block-diagonal at M <= 2), then the folding path
+  decode)  # group-wise M <= 4: auto / add-subtract / tensor core (block-diagonal at M <= 4), then the folding path
     python3 bench/cuda_bench.py --out "$OUT/h100_decode.json" --decode 2>&1 | tee /tmp/bench.txt
     BITMM_TC_BD=0 python3 bench/cuda_bench.py --out "$OUT/h100_decode_fold.json" --decode --backends tensorcore 2>&1 | tee -a /tmp/bench.txt ;;
   wgprobe) python3 bench/wg_probe.py --out "$OUT/wg_probe.json" ${BITMM_WG_TILES:+--tiles "$BITMM_WG_TILES"} ${BITMM_WG_CASES:+--cases "$BITMM_WG_CASES"} 2>&1 | tee /tmp/bench.txt ;;
