@@ -40,6 +40,12 @@ def main() -> None:
     dt = getattr(torch, args.dtype)
     groups = [None if g == "none" else int(g) for g in args.groups.split(",")]
     dense_us = {}  # (K, N, M) -> F.linear's time, measured once per shape and M
+    # Warm-up, timed and discarded: the first measurement of a process read high (session 16: fp16
+    # F.linear on 8192 x 28672 at 127-136 us as the first case, 111-124 later; bench/NOTES.md).
+    w0 = [torch.randn(8192, 8192, device="cuda", dtype=dt) for _ in range(copies_for(2 * 8192 * 8192))]
+    x0 = torch.randn(4, 8192, device="cuda", dtype=dt)
+    cuda_time_us([lambda w=w: torch.nn.functional.linear(x0, w) for w in w0], replays=20)
+    del w0, x0
     for kind, shape, G in [(k, s, g) for k in args.kinds.split(",") for s in args.shapes.split(",") for g in groups]:
         K, N = (int(v) for v in shape.split("x"))
         sbytes = 0 if G is None else 2 * 2 * N * (K // G)
