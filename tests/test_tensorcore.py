@@ -408,24 +408,21 @@ def test_tensorcore_grouped_strided_and_mixed_scales(kind, M):
             assert_close_to_reference(kind, bitmm.linear(kind, x, packed, sc, uc, b), x, packed, sc, uc, b)
 
 
-@cuda_only
-@pytest.mark.parametrize("bd", ["0", "2"])
-def test_tensorcore_grouped_block_diagonal_limit_override(bd):
-    # BITMM_TC_BD=0 / 2 (a benchmark override, read once per process, so in a child process): the
-    # block-diagonal path up to M = 0 (never) or 2 rows of x, the folding path above, so the folding
-    # kernel at M <= 4 (which the default, block-diagonal up to M = 4, no longer runs) stays checked.
-    # Every kind, both dtypes, scales in x's dtype with offsets and fp32 without (ternary), odd K / N,
-    # x in one K tile and in several, and which kernel ran.
+def run_grouped_cases_in_child(prelude: str, cases: str, check: str, **env_vars) -> None:
+    """Group-wise problems through the tensor-core backend in a child process with `env_vars` set (the
+    launch overrides are read once per process): every kind, fp16 and bf16 x, `cases` a Python tuple
+    of (M, K, N, G, scale dtype, offset) in terms of `kind` and `dtype`, outputs poisoned, each against
+    the float64 reference; then `check` (a statement on `names`, the kernels that ran, and M) where the
+    profiler sees kernels.  `prelude`: code run first (constants, helpers)."""
     code = (
         "import torch, bitmm\n"
         "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
         "from test_wgmma import kernel_names, profiler_sees_kernels\n"
+        f"{prelude}\n"
         "torch.manual_seed(0)\n"
         "for kind in ('int2', 'binary', 'ternary'):\n"
         "    for dtype in (torch.float16, torch.bfloat16):\n"
-        "        for M, K, N, G, sd, off in ((1, 64 * 11, 77, 64, dtype, True), (3, 32 * 23, 45, 32, dtype, True),\n"
-        "                                    (4, 128 * 7, 130, 128, torch.float32, kind != 'ternary'),\n"
-        "                                    (5, 64 * 900, 33, 64, dtype, True), (8, 96 * 5, 40, 96, dtype, True)):\n"
+        f"        for M, K, N, G, sd, off in {cases}:\n"
         "            x, p, s, u, b = make_problem(kind, M, K, N, 'group', G, dtype=dtype, device='cuda', offset=off)\n"
         "            s = s.to(sd)\n"
         "            u = None if u is None else u.to(sd)\n"
@@ -435,24 +432,35 @@ def test_tensorcore_grouped_block_diagonal_limit_override(bd):
         "                y = bitmm.linear(kind, x, p, s, u, b)\n"
         "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
         "            if profiler_sees_kernels():\n"
-        "                bd = any('tc_linear_bd_kernel' in n for n in names)\n"
-        "                assert bd == (M <= LIMIT), (kind, M, names)\n"
-        "                assert bd or any('tc_linear_kernel' in n for n in names), (kind, M, names)\n")
-    run_in_child(f"LIMIT = {bd}\n" + code, BITMM_TC_BD=bd)
+        f"                {check}\n")
+    run_in_child(code, **env_vars)
+
+
+@cuda_only
+@pytest.mark.parametrize("bd", ["0", "2"])
+def test_tensorcore_grouped_block_diagonal_limit_override(bd):
+    # BITMM_TC_BD=0 / 2: the block-diagonal path up to M = 0 (never) or 2 rows of x, the folding path
+    # above, so the folding kernel at M <= 4 (which the default, block-diagonal up to M = 4, no longer
+    # runs) stays checked.  Scales in x's dtype with offsets and fp32 without (ternary), odd K / N, x in
+    # one K tile and in several, and which kernel ran.
+    cases = ("((1, 64 * 11, 77, 64, dtype, True), (3, 32 * 23, 45, 32, dtype, True), "
+             "(4, 128 * 7, 130, 128, torch.float32, kind != 'ternary'), (5, 64 * 900, 33, 64, dtype, True), "
+             "(8, 96 * 5, 40, 96, dtype, True))")
+    check = ("bd = any('tc_linear_bd_kernel' in n for n in names); "
+             "assert bd == (M <= LIMIT) and (bd or any('tc_linear_kernel' in n for n in names)), (kind, M, names)")
+    run_grouped_cases_in_child(f"LIMIT = {bd}", cases, check, BITMM_TC_BD=bd)
 
 
 @cuda_only
 @pytest.mark.parametrize("rn", ["1", "2"])
 def test_tensorcore_grouped_row_tile_override(rn):
-    # BITMM_TC_RN=1 / 2 (a benchmark override, read once per process, so in a child process): group-wise
-    # M = 9..16 on one (RN = 1, CM = 2) or two 16-row weight tiles per warp, whichever the rule does not
-    # pick for the kind (binary takes RN = 1, the others RN = 2), so both kernels run.  Every kind, both
-    # dtypes, scales in x's dtype with offsets and fp32 without (ternary), odd K / N, the M boundaries,
-    # x in one K tile and in several; M = 8 and 17 next to it (unaffected), and which kernel ran.
-    code = (
-        "import torch, bitmm\n"
-        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
-        "from test_wgmma import kernel_names, profiler_sees_kernels\n"
+    # BITMM_TC_RN=1 / 2: group-wise M = 9..16 on one (RN = 1, CM = 2) or two 16-row weight tiles per
+    # warp, whichever the rule does not pick for the kind (binary takes RN = 1, the others RN = 2), so
+    # both kernels run.  Scales in x's dtype with offsets and fp32 without (ternary), odd K / N, the M
+    # boundaries, x in one K tile and in several; M = 8 and 17 next to it (unaffected), and which
+    # kernel ran.
+    prelude = (
+        f"RN = '{rn}'\n"
         "import re\n"
         "def tile_config(name):  # (RN, CM) of a tc_linear_kernel, demangled or mangled\n"
         "    m = re.search(r'tc_linear_kernel<[^>]*,\\s*(?:\\(int\\))?(\\d+),\\s*(?:\\(int\\))?(\\d+)>', name) or \\\n"
@@ -460,23 +468,9 @@ def test_tensorcore_grouped_row_tile_override(rn):
         "    return m.groups() if m else None\n"
         "assert tile_config('void bitmm::cuda::tc_linear_kernel<__half, 3, true, 1, 2>(bitmm::cuda::LinearParams, int)') == ('1', '2')\n"
         "assert tile_config('void bitmm::cuda::tc_linear_kernel<__half, (int)3, (bool)1, (int)2, (int)2>(P)') == ('2', '2')\n"
-        "assert tile_config('_ZN5bitmm4cuda16tc_linear_kernelI6__halfLi3ELb1ELi1ELi2EEEvNS0_12LinearParamsEiii') == ('1', '2')\n"
-        "torch.manual_seed(0)\n"
-        "for kind in ('int2', 'binary', 'ternary'):\n"
-        "    for dtype in (torch.float16, torch.bfloat16):\n"
-        "        for M, K, N, G, sd, off in ((9, 64 * 11, 77, 64, dtype, True), (16, 32 * 23, 45, 32, dtype, True),\n"
-        "                                    (13, 128 * 7, 130, 128, torch.float32, kind != 'ternary'),\n"
-        "                                    (16, 64 * 900, 33, 64, dtype, True), (8, 64 * 5, 40, 64, dtype, True),\n"
-        "                                    (17, 64 * 5, 40, 64, dtype, True)):\n"
-        "            x, p, s, u, b = make_problem(kind, M, K, N, 'group', G, dtype=dtype, device='cuda', offset=off)\n"
-        "            s = s.to(sd)\n"
-        "            u = None if u is None else u.to(sd)\n"
-        "            poison_cuda_allocator()\n"
-        "            with bitmm.use_backend('tensorcore'):\n"
-        "                names = kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b))\n"
-        "                y = bitmm.linear(kind, x, p, s, u, b)\n"
-        "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
-        "            if profiler_sees_kernels():\n"
-        "                hit = any(tile_config(n) == (RN, '2') for n in names)\n"
-        "                assert hit == (9 <= M <= 16), (kind, M, names)\n")
-    run_in_child(f"RN = '{rn}'\n" + code, BITMM_TC_RN=rn)
+        "assert tile_config('_ZN5bitmm4cuda16tc_linear_kernelI6__halfLi3ELb1ELi1ELi2EEEvNS0_12LinearParamsEiii') == ('1', '2')")
+    cases = ("((9, 64 * 11, 77, 64, dtype, True), (16, 32 * 23, 45, 32, dtype, True), "
+             "(13, 128 * 7, 130, 128, torch.float32, kind != 'ternary'), (16, 64 * 900, 33, 64, dtype, True), "
+             "(8, 64 * 5, 40, 64, dtype, True), (17, 64 * 5, 40, 64, dtype, True))")
+    check = "assert any(tile_config(n) == (RN, '2') for n in names) == (9 <= M <= 16), (kind, M, names)"
+    run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_RN=rn)
