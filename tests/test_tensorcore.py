@@ -234,14 +234,15 @@ def test_tensorcore_many_row_tiles_per_cta(kind, mode, G, M):
 
 @cuda_only
 @pytest.mark.parametrize("N", [20011, 60013])
-@pytest.mark.parametrize("M", [1, 2, 5])
+@pytest.mark.parametrize("M", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("mode,G", [("tensor", None), ("group", 32)])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_k_split_reduction_many_row_tiles(kind, mode, G, M, N):
     # K of several load steps, so the 4 warps of a CTA split K (WN = 1 at N = 20011, 2 at 60013 on a
     # 132-SM GPU), and ~1.6 / ~2.4 row tiles per persistent CTA: the K-split reduction (tc_linear.cuh;
-    # M = 2 group-wise is the block-diagonal kernel) runs once per row tile.  Offsets (the row sums X
-    # that the leading warp reads), bias, and bitwise-repeatable results.
+    # group-wise M <= 4 is the block-diagonal kernel, from M = 3 with all 4 warps along N at N = 60013
+    # for the two-plane kinds) runs once per row tile.  Offsets (the row sums X that the leading warp
+    # reads), bias, and bitwise-repeatable results.
     x, packed, s, u, b = make_problem(kind, M, 1056, N, mode, G, dtype=torch.float16, device="cuda")
     poison_cuda_allocator()
     with bitmm.use_backend("tensorcore"):
@@ -372,23 +373,26 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
 
 
 @cuda_only
+@pytest.mark.parametrize("M", [2, 4])
 @pytest.mark.parametrize("kind", KINDS)
-def test_tensorcore_grouped_decode_exact_and_nonfinite(kind):
-    # Block-diagonal path (M = 2), exact where the math is: small integer x, unit group scales and a
-    # zero offset give the float64 product bit for bit.  Then a NaN in row 0 of x poisons row 0 only.
+def test_tensorcore_grouped_decode_exact_and_nonfinite(kind, M):
+    # Block-diagonal path (one and two activation tiles), exact where the math is: small integer x,
+    # unit group scales and a zero offset give the float64 product bit for bit.  Then a NaN in row
+    # M - 2 of x (the first row of the last tile) poisons that row only.
     K, N = 64 * 31, 75
     v = random_values(kind, N, K, "cuda")
     packed = PACKERS[kind](v)
-    x = torch.randint(-3, 4, (2, K), device="cuda").half()
+    x = torch.randint(-3, 4, (M, K), device="cuda").half()
     w = {"ternary": v.float(), "binary": v.float(), "int2": v.float() - 1}[kind]
     s = torch.ones(N, K // 64, device="cuda", dtype=torch.float16)
     u = torch.zeros_like(s)
     with bitmm.use_backend("tensorcore"):
         y = bitmm.linear(kind, x, packed, s, u)
         assert torch.equal(y.double(), (x.double() @ w.double().T).half().double())
-        x[0, 5] = float("nan")
+        x[M - 2, 5] = float("nan")
         y = bitmm.linear(kind, x, packed, s, u)
-    assert torch.isnan(y[0]).all() and torch.isfinite(y[1]).all()
+    nan_row = torch.arange(M, device="cuda") == M - 2
+    assert torch.isnan(y[nan_row]).all() and torch.isfinite(y[~nan_row]).all()
 
 
 @cuda_only

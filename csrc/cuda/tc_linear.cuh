@@ -238,7 +238,8 @@ constexpr int kTcDnClasses = (!std::is_same_v<T, __half> || FOLD) ? 0 : (RN * CM
 template <typename T, bool FOLD, int RN, int CM>
 constexpr int kTcAccArrays = kTcDnClasses<T, FOLD, RN, CM> > 0 ? kTcDnClasses<T, FOLD, RN, CM> : kTcAccSets<RN, CM>;
 
-// Block-diagonal decode path (BD: group-wise scales, M <= 2, one 8-row activation tile).
+// Block-diagonal decode path (BD: group-wise scales, M <= 4: CM = 1 or 2 activation tiles of 2
+// rows of x each; below, one tile: tile c does the same for rows 2 c, 2 c + 1).
 // With at most 2 rows of x, 6 of the mma's 8 B columns would be idle.  They separate the
 // quad's four lane windows instead: B column c = 2 w + m holds row m of x over window w only
 // (lane (g, tig) supplies column g from its own window tig, so it loads x when g >> 1 == tig
@@ -251,7 +252,8 @@ constexpr int kTcAccArrays = kTcDnClasses<T, FOLD, RN, CM> > 0 ? kTcDnClasses<T,
 // those blocks, from per-block sums made while staging; two-plane codes add (-s) * X, see the
 // subnormal unpacking), then restarts D.  Weights stay exact codes, so fp16 x keeps the
 // subnormal unpacking (one LOP3 per two weights).  The epilogue sums tot over the quad (the
-// four windows) with two shuffles.
+// four windows) with two shuffles, after which every lane of the quad holds them; lane tig = 0
+// stores.  Two tiles (M = 3, 4) run two mma's per k-step on the same unpacked A.
 
 // Element (r, c, e) of the accumulator sets as one fp32 sum: with NQ > 0 set q holds codes x 4^q
 // 2^-24 (undo the powers, exact), else NA = 1 or 2 sets of real values (even / odd k-steps).
@@ -273,7 +275,7 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
                                               const int RS, const int rows, const int win, const int g,
                                               const float (&sb)[RN][2][SB], const float (&ub)[RN][2][SB],
                                               float (&tot)[RN][CM][4],  // BD: scaled sums (elements as D's)
-                                              const float* xb,          // BD: [block of the K tile][2] sums of x
+                                              const float* xb,          // BD: [block of the K tile][2 CM] sums of x's rows
                                               const int fb,             // BD: blocks per flush (1, 2 or 4)
                                               const bool with_u) {      // BD: an offset u is given
   using L = TcLayout<KIND>;
@@ -1119,13 +1121,15 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     // both keep the same CTAs resident (M = 1: 14.9 vs 16.7 us on 8192 x 8192).
     const int64_t tiles = n_tiles * m_tiles;
     int64_t want = std::min<int64_t>({by_regs, 16, (tiles + num_sms - 1) / num_sms});
-    if (BD) {
-      // Block-diagonal kernels (128-168 registers, 8-16 warps per SM): the fewest resident CTAs
+    if (BD && CM > 1) {
+      // Block-diagonal kernels with two activation tiles (166-168 registers): the fewest resident CTAs
       // that still need the fewest row tiles per CTA.  Their SMs are near saturation at 2 CTAs, so
       // a third CTA that only leaves a tail of second row tiles costs time: H200, session 16
       // (bench/results/h200_s16_call3_785310e.txt), 8192 x 28672 g64 M = 3 (448 tiles): int2 93.9 us
       // at 3 CTAs per SM (396 slots: a second tile for 52 CTAs) vs 73.3 at 2 (BITMM_TC_STAGES=3,
       // whose shared memory allows 2), ternary 94.3 vs 74.0; M = 4 (2 per SM by shared memory) 73.3.
+      // Not for CM = 1 (M <= 2, tuned before with the rule above): there it cost binary on 8192^2
+      // (160 registers, 3 CTAs -> 2) 6% at M = 2 (19.7 -> 21.0 us, h200_s16_call3 / call4).
       const int64_t per_cta = (tiles + num_sms * want - 1) / (num_sms * want);  // row tiles per CTA at most
       want = (tiles + num_sms * per_cta - 1) / (num_sms * per_cta);
     }
@@ -1143,20 +1147,22 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     if (st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>) st = st_env;
     stages = st;
     smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
-    if (BD) {
+    if (BD && CM > 1) {
       // Where registers and shared memory would let more CTAs than that reside, the block-diagonal
       // kernels' residency (want, above) is asked of the hardware too, through the shared memory
       // each CTA reserves (up to the kernel's limit; 1 KB per CTA is the driver's): with room for a
       // third CTA per SM, the next call's CTAs (programmatic dependent launch) would take it while
       // ours run.  8192 x 28672 binary g64 M = 3, whose x tile left that room, ran 82.3 us with 2
       // CTAs per SM asked and 3 possible (PDL on), against M = 4's 66.4 us with 2 possible
-      // (h200_s16_call4_eaee588.txt).  (Set after that call: not yet timed.)
+      // (h200_s16_call4_eaee588.txt).  (Set after that call: not yet timed.)  The share is rounded
+      // down to the 128-byte unit the hardware allocates in (e.g. 164 KB / 3 is not a multiple).
       if (std::min(by_regs, smem_per_sm[dev] / static_cast<int>(smem + 1024)) > want)
         smem = std::max(smem, std::min<size_t>(static_cast<size_t>(smem_limit),
-                                               static_cast<size_t>(smem_per_sm[dev] / want - 1024)));
+                                               static_cast<size_t>(smem_per_sm[dev] / want / 128 * 128 - 1024)));
     }
     const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
-    const int per_sm = std::max(1, std::min({by_regs, by_smem, 16, BD ? static_cast<int>(want) : 16}));
+    const int resident = std::max(1, std::min({by_regs, by_smem, 16}));  // CTAs per SM the hardware allows
+    const int per_sm = BD && CM > 1 ? std::min(resident, static_cast<int>(want)) : resident;
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
     // Programmatic dependent launch (tc16) where the next call's CTAs, which the GPU places in the
     // slots ours leave free while ours run, are all placed early (free >= ours), or none (a full
@@ -1167,7 +1173,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     // A fit to those 24 cases (per tensor and g64, M = 1 and 4, 4096^2 .. 8192 x 28672) with a
     // guess at the cause (an uneven placement of the next call's CTAs), not a law.
     const int64_t ours = m_tiles * std::min<int64_t>(grid_y, 65535);
-    const int64_t free_slots = static_cast<int64_t>(num_sms) * per_sm - ours;
+    const int64_t free_slots = static_cast<int64_t>(num_sms) * resident - ours;
     pdl = free_slots <= 0 || free_slots >= ours || 4 * free_slots <= ours;
   } else if (n_tiles > 65535) {
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
@@ -1211,14 +1217,14 @@ constexpr int kTcBdMaxM = 4;
 template <typename T, int KIND>
 cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool grouped = p.group_size < padded_k(p.K);
-  // Benchmark override: BITMM_TC_BD=0 keeps group-wise M <= 4 on the folding path, BITMM_TC_BD=2
-  // takes the block-diagonal path up to M = 2 only (read once).
+  // Benchmark override: BITMM_TC_BD=m takes the block-diagonal path up to M = m only (at most
+  // kTcBdMaxM; 0: never, i.e. group-wise M <= 4 on the folding path; read once).
   static const int bd_env = std::getenv("BITMM_TC_BD") != nullptr ? env_int("BITMM_TC_BD") : -1;
   const int bd_max_m = bd_env >= 0 ? bd_env : kTcBdMaxM;
   return BITMM_BOOL_SWITCH(grouped, GROUPED, [&] {
     if constexpr (GROUPED) {
-      if (p.M <= 2 && bd_max_m >= 2) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
-      if (p.M <= 4 && bd_max_m >= 4) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
+      if (p.M <= bd_max_m && p.M <= 2) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
+      if (p.M <= bd_max_m && p.M <= kTcBdMaxM) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
     }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
     if constexpr (GROUPED) {
