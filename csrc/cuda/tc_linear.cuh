@@ -51,6 +51,7 @@
 #include "common.cuh"
 #include "env_knobs.h"
 #include "tc_kernels.h"
+#include "tc_launch_rules.h"
 
 namespace bitmm {
 namespace cuda {
@@ -1121,18 +1122,8 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     // both keep the same CTAs resident (M = 1: 14.9 vs 16.7 us on 8192 x 8192).
     const int64_t tiles = n_tiles * m_tiles;
     int64_t want = std::min<int64_t>({by_regs, 16, (tiles + num_sms - 1) / num_sms});
-    if (BD && CM > 1) {
-      // Block-diagonal kernels with two activation tiles (166-168 registers): the fewest resident CTAs
-      // that still need the fewest row tiles per CTA.  Their SMs are near saturation at 2 CTAs, so
-      // a third CTA that only leaves a tail of second row tiles costs time: H200, session 16
-      // (bench/results/h200_s16_call3_785310e.txt), 8192 x 28672 g64 M = 3 (448 tiles): int2 93.9 us
-      // at 3 CTAs per SM (396 slots: a second tile for 52 CTAs) vs 73.3 at 2 (BITMM_TC_STAGES=3,
-      // whose shared memory allows 2), ternary 94.3 vs 74.0; M = 4 (2 per SM by shared memory) 73.3.
-      // Not for CM = 1 (M <= 2, tuned before with the rule above): there it cost binary on 8192^2
-      // (160 registers, 3 CTAs -> 2) 6% at M = 2 (19.7 -> 21.0 us, h200_s16_call3 / call4).
-      const int64_t per_cta = (tiles + num_sms * want - 1) / (num_sms * want);  // row tiles per CTA at most
-      want = (tiles + num_sms * per_cta - 1) / (num_sms * per_cta);
-    }
+    // Block-diagonal kernels with two activation tiles: the fewest CTAs with the fewest row tiles each
+    if (BD && CM > 1) want = tc_fewest_ctas_per_sm(tiles, num_sms, want);
     constexpr int kPreferredStages = 3 <= kTcMaxStages<RN> ? 3 : kTcMaxStages<RN>;
     int st = kTcMaxStages<RN>;
     int64_t best = -1;
@@ -1140,41 +1131,23 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
       stages = d;
       const size_t bytes = sizeof(uint32_t) * (MT + words_for(KT, WN));
       if (bytes > static_cast<size_t>(smem_limit)) continue;
-      const int64_t c = std::min<int64_t>(want, smem_per_sm[dev] / static_cast<int64_t>(bytes + 1024));
+      const int64_t c = std::min<int64_t>(want, smem_per_sm[dev] / static_cast<int64_t>(bytes + kSmemReservedPerCta));
       if (c > best || (c == best && std::abs(d - kPreferredStages) < std::abs(st - kPreferredStages))) best = c, st = d;
     }
     static const int st_env = env_int("BITMM_TC_STAGES");  // benchmark override of the rule (read once)
     if (st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>) st = st_env;
     stages = st;
     smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
-    if (BD && CM > 1) {
-      // Where registers and shared memory would let more CTAs than that reside, the block-diagonal
-      // kernels' residency (want, above) is asked of the hardware too, through the shared memory
-      // each CTA reserves (up to the kernel's limit; 1 KB per CTA is the driver's): with room for a
-      // third CTA per SM, the next call's CTAs (programmatic dependent launch) would take it while
-      // ours run.  8192 x 28672 binary g64 M = 3, whose x tile left that room, ran 82.3 us with 2
-      // CTAs per SM asked and 3 possible (PDL on), against M = 4's 66.4 us with 2 possible
-      // (h200_s16_call4_eaee588.txt).  (Set after that call: not yet timed.)  The share is rounded
-      // down to the 128-byte unit the hardware allocates in (e.g. 164 KB / 3 is not a multiple).
-      if (std::min(by_regs, smem_per_sm[dev] / static_cast<int>(smem + 1024)) > want)
-        smem = std::max(smem, std::min<size_t>(static_cast<size_t>(smem_limit),
-                                               static_cast<size_t>(smem_per_sm[dev] / want / 128 * 128 - 1024)));
-    }
-    const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + 1024);
+    // ... and that residency asked of the hardware through the shared memory each CTA reserves
+    if (BD && CM > 1) smem = tc_reserved_smem(smem, smem_per_sm[dev], smem_limit, by_regs, want);
+    const int by_smem = smem_per_sm[dev] / static_cast<int>(smem + kSmemReservedPerCta);
     const int resident = std::max(1, std::min({by_regs, by_smem, 16}));  // CTAs per SM the hardware allows
     const int per_sm = BD && CM > 1 ? std::min(resident, static_cast<int>(want)) : resident;
     grid_y = std::min<int64_t>(n_tiles, (static_cast<int64_t>(num_sms) * per_sm + m_tiles - 1) / m_tiles);
-    // Programmatic dependent launch (tc16) where the next call's CTAs, which the GPU places in the
-    // slots ours leave free while ours run, are all placed early (free >= ours), or none (a full
-    // grid), or few (free <= ours / 4).  In between it lost: H200, session 15
-    // (bench/results/h200_s15_call4_00ecaf2.txt), per tensor 8192 x 8192 M = 1, 512 CTAs in 792
-    // slots: 15.6 us with it, 13.2 without; every other case measured there gained 1-18% (4096^2
-    // M = 1: 7.25 -> 5.92 us; 8192 x 28672 g64 M = 1, 448 CTAs in 528 slots: 51.6 -> 50.0).
-    // A fit to those 24 cases (per tensor and g64, M = 1 and 4, 4096^2 .. 8192 x 28672) with a
-    // guess at the cause (an uneven placement of the next call's CTAs), not a law.
+    // Programmatic dependent launch by the slots ours leave free (tc_pdl_rule)
     const int64_t ours = m_tiles * std::min<int64_t>(grid_y, 65535);
     const int64_t free_slots = static_cast<int64_t>(num_sms) * resident - ours;
-    pdl = free_slots <= 0 || free_slots >= ours || 4 * free_slots <= ours;
+    pdl = tc_pdl_rule(free_slots, ours);
   } else if (n_tiles > 65535) {
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }

@@ -1,0 +1,104 @@
+"""The tensor-core kernel's host-side launch rules (csrc/cuda/tc_launch_rules.h: the block-diagonal
+kernel's residency and shared-memory reservation, the programmatic-dependent-launch rule), a host-only
+header compiled here with the system C++ compiler, so the rules are checked on every machine, GPU or not."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CXX = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler")
+
+MAIN = r"""
+#include "csrc/cuda/tc_launch_rules.h"
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+using namespace bitmm::cuda;
+int main(int argc, char** argv) {  // rule name, then its arguments per line of stdin
+  const char* rule = argv[1];
+  long long a[5];
+  while (std::scanf("%lld %lld %lld %lld %lld", &a[0], &a[1], &a[2], &a[3], &a[4]) == 5) {
+    if (!std::strcmp(rule, "fewest")) std::printf("%lld\n", (long long)tc_fewest_ctas_per_sm(a[0], (int)a[1], a[2]));
+    if (!std::strcmp(rule, "smem"))
+      std::printf("%lld\n", (long long)tc_reserved_smem((size_t)a[0], (int)a[1], (int)a[2], (int)a[3], a[4]));
+    if (!std::strcmp(rule, "pdl")) std::printf("%d\n", (int)tc_pdl_rule(a[0], a[1]));
+  }
+}
+"""
+
+H200_SMEM_PER_SM = 233472  # 228 KB (H100 / H200); sm_80: 167936 (164 KB); sm_86 / sm_89: 102400
+LIMIT = 114688             # the tensor-core kernel's 112 KB
+
+
+@pytest.fixture(scope="module")
+def rules_exe(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tc_rules")
+    (d / "main.cpp").write_text(MAIN)
+    exe = d / "rules"
+    subprocess.run([CXX, "-std=c++17", "-O1", f"-I{ROOT}", str(d / "main.cpp"), "-o", str(exe)], check=True)
+    return exe
+
+
+def run(exe, rule, rows):
+    text = "".join(" ".join(str(v) for v in (list(r) + [0] * (5 - len(r)))) + "\n" for r in rows)
+    out = subprocess.run([str(exe), rule], input=text, check=True, capture_output=True, text=True)
+    return [int(v) for v in out.stdout.split()]
+
+
+def test_fewest_ctas_per_sm_table(rules_exe):
+    # (row tiles, SMs, most CTAs per SM) -> CTAs per SM
+    cases = [((448, 132, 3), 2),   # 8192 x 28672, M = 3: 2 tiles per CTA either way; 2 CTAs per SM
+             ((448, 132, 4), 4),   # one wave at 4: kept
+             ((448, 132, 2), 2),
+             ((512, 132, 3), 2),   # 8192^2 (WN = 1): 2 tiles per CTA either way
+             ((1000, 132, 3), 3),  # 3 tiles per CTA at 3 CTAs, 4 at 2: kept
+             ((100, 132, 3), 1),   # fewer tiles than SMs: one CTA per SM
+             ((1, 132, 3), 1),
+             ((396, 132, 3), 3)]   # exactly one full wave
+    assert run(rules_exe, "fewest", [c for c, _ in cases]) == [e for _, e in cases]
+
+
+def test_fewest_ctas_keeps_the_fewest_tiles_per_cta(rules_exe):
+    rows = [(t, s, m) for t in (1, 7, 131, 132, 133, 263, 264, 265, 448, 512, 1000, 1792, 5000)
+            for s in (16, 78, 108, 132) for m in (1, 2, 3, 4, 6)]
+    for (t, s, m), c in zip(rows, run(rules_exe, "fewest", rows)):
+        ceil = lambda a, b: -(-a // b)  # noqa: E731
+        assert 1 <= c <= m, (t, s, m, c)
+        assert ceil(t, s * c) == ceil(t, s * m), (t, s, m, c)          # no more tiles per CTA than at m
+        assert c == 1 or ceil(t, s * (c - 1)) > ceil(t, s * m), (t, s, m, c)  # and the fewest CTAs that do it
+
+
+def test_reserved_smem_keeps_the_hardware_to_want(rules_exe):
+    rows = [(smem, per_sm, LIMIT, regs, want) for per_sm in (H200_SMEM_PER_SM, 167936, 102400)
+            for smem in (20000, 50000, 73952, 78048, 98528) for regs in (2, 3, 4, 6) for want in (1, 2, 3, 4)
+            if want <= regs and smem <= LIMIT]
+    for (smem, per_sm, limit, regs, want), got in zip(rows, run(rules_exe, "smem", rows)):
+        assert smem <= got <= limit, (smem, per_sm, regs, want, got)
+        if min(regs, per_sm // (smem + 1024)) <= want:
+            assert got == smem  # nothing to enforce: untouched
+            continue
+        # the allocation (rounded up to 128 bytes with the driver's 1 KB) leaves room for at most
+        # `want` CTAs, unless the kernel's limit stops it (want = 1 on a 228 KB SM)
+        alloc = -(-(got + 1024) // 128) * 128
+        if got < limit:
+            assert per_sm // alloc == want, (smem, per_sm, regs, want, got)
+        assert per_sm // alloc <= max(want, per_sm // (limit + 1024))
+
+
+def test_reserved_smem_values(rules_exe):
+    rows = [(78048, H200_SMEM_PER_SM, LIMIT, 3, 2),  # room for 2 already: untouched
+            (76176, H200_SMEM_PER_SM, LIMIT, 3, 2),  # binary M = 3 x tile: 3 would fit -> 112 KB, 2 fit
+            (30000, H200_SMEM_PER_SM, LIMIT, 4, 3),  # 233472 / 3 = 77824 (a multiple of 128) - 1 KB
+            (30000, 167936, LIMIT, 4, 3)]            # 167936 / 3 = 55978.7 -> 55936 - 1 KB
+    assert run(rules_exe, "smem", rows) == [78048, LIMIT, 76800, 54912]
+
+
+def test_pdl_rule(rules_exe):
+    # (free slots, our CTAs) -> PDL: a full grid, all of the next call's CTAs early, or few of them
+    cases = [((0, 396), 1), ((-5, 396), 1), ((396, 396), 1), ((500, 396), 1), ((99, 396), 1),
+             ((100, 396), 0), ((280, 512), 0), ((80, 448), 1), ((132, 264), 0)]
+    assert run(rules_exe, "pdl", [c for c, _ in cases]) == [e for _, e in cases]
