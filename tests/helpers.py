@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import torch
 
@@ -183,7 +186,6 @@ def run_in_child(code: str, timeout: int = 900, **env_vars) -> None:
     """Runs `code` in a fresh Python process with the tests folder importable and `env_vars` set (the
     kernels' launch knobs and benchmark overrides are read once per process); fails unless it exits
     cleanly after printing 'ok' (appended here)."""
-    import subprocess
     import sys
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, **env_vars,
@@ -191,3 +193,19 @@ def run_in_child(code: str, timeout: int = 900, **env_vars) -> None:
     r = subprocess.run([sys.executable, "-c", code + "print('ok')\n"], env=env, capture_output=True, text=True,
                        timeout=timeout)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.returncode, r.stdout[-1000:], r.stderr[-3000:])
+
+
+# The system C++ compiler, for host-only headers (csrc/cuda/wg_plan.h, tc_launch_rules.h) that tests
+# compile into small programs, so their rules are checked on every machine, GPU or not.
+HOST_CXX = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
+def compile_host_program(directory, source: str):
+    """Compiles `source` (C++17, the repository root on the include path) in `directory`; returns the
+    executable's path."""
+    root = Path(__file__).resolve().parent.parent
+    d = Path(directory)
+    (d / "main.cpp").write_text(source)
+    exe = d / "main"
+    subprocess.run([HOST_CXX, "-std=c++17", "-O1", f"-I{root}", str(d / "main.cpp"), "-o", str(exe)], check=True)
+    return exe

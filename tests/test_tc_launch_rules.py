@@ -1,16 +1,13 @@
 """The tensor-core kernel's host-side launch rules (csrc/cuda/tc_launch_rules.h: the block-diagonal
 kernel's residency and shared-memory reservation, the programmatic-dependent-launch rule), a host-only
 header compiled here with the system C++ compiler, so the rules are checked on every machine, GPU or not."""
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CXX = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler")
+from helpers import HOST_CXX, compile_host_program
+
+pytestmark = pytest.mark.skipif(HOST_CXX is None, reason="no C++ compiler")
 
 MAIN = r"""
 #include "csrc/cuda/tc_launch_rules.h"
@@ -36,11 +33,7 @@ LIMIT = 114688             # the tensor-core kernel's 112 KB
 
 @pytest.fixture(scope="module")
 def rules_exe(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tc_rules")
-    (d / "main.cpp").write_text(MAIN)
-    exe = d / "rules"
-    subprocess.run([CXX, "-std=c++17", "-O1", f"-I{ROOT}", str(d / "main.cpp"), "-o", str(exe)], check=True)
-    return exe
+    return compile_host_program(tmp_path_factory.mktemp("tc_rules"), MAIN)
 
 
 def run(exe, rule, rows):

@@ -1,15 +1,13 @@
 """The Hopper wgmma kernel's launch plan (csrc/cuda/wg_plan.h: CTA tile rows and K splits), a host-only
 header compiled here with the system C++ compiler, so the rule is checked on every machine, GPU or not."""
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CXX = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler")
+from helpers import HOST_CXX, compile_host_program
+
+pytestmark = pytest.mark.skipif(HOST_CXX is None, reason="no C++ compiler")
 
 MAIN = r"""
 #include "csrc/cuda/wg_plan.h"
@@ -27,11 +25,7 @@ int main(int argc, char** argv) {  // M N K SMs honor_env ... -> "bm splits" per
 
 @pytest.fixture(scope="module")
 def plan_exe(tmp_path_factory):
-    d = tmp_path_factory.mktemp("wg_plan")
-    (d / "main.cpp").write_text(MAIN)
-    exe = d / "plan"
-    subprocess.run([CXX, "-std=c++17", "-O1", f"-I{ROOT}", str(d / "main.cpp"), "-o", str(exe)], check=True)
-    return exe
+    return compile_host_program(tmp_path_factory.mktemp("wg_plan"), MAIN)
 
 
 def plans(exe, cases, env=None, honor_env=True):
