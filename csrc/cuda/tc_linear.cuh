@@ -1037,6 +1037,10 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // 119.7 us, binary 70.4 vs 95.4, ternary 95.4 vs 116.8; M = 4 126.6 vs 103.3, 83.6 vs 77.9, 115.2
   // vs 89.8; M = 5 / 8 int2 172.3 / 170.1 vs 153.8 / 149.1 (not understood: M = 3 and 4 run the
   // same tiles).
+  // The block-diagonal path with two activation tiles (M = 3, 4) takes the wide-N floor where N allows
+  // it and CM = 2's one CTA per SM elsewhere: H200, session 16 (bench/results/h200_s16_call2_98173d4.txt,
+  // g64, BITMM_TC_WN override): 8192 x 28672 int2 M = 4 73.6 us with WN = 4 vs 77.3 / 78.5 with WN = 1 / 2;
+  // 8192^2 int2 M = 3 24.3 us with the rule's WN = 2 vs 27.9 with WN = 1.
   const bool bd_wide = BD && (p.M == 1 || CM > 1) && tc_bd_wide(p, num_sms);
   const bool fold_one_tile = GROUPED && !BD && CM == 1 && p.M >= 4;
   int WN = 4;
