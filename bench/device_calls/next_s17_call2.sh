@@ -14,8 +14,10 @@ SEL="(grouped_decode_block_diagonal and (-3] or -4]) and (dtype0-64 or dtype1-96
 export BITMM_UNDER_SANITIZER=1 BITMM_SKIP_HUGE=1
 for tool in memcheck racecheck initcheck; do
   kns="--kernel-name kns=bitmm"; extra=""
-  [ $tool = initcheck ] && kns=""  # initcheck must see every kernel's writes
-  [ $tool != memcheck ] && extra="BITMM_SAN_NO_CUBLAS=1"
+  # initcheck must see every kernel's writes, and (as bench/sanitize.sh) runs without torch's caching
+  # allocator, so a skipped write is caught even in a recycled block
+  [ $tool = initcheck ] && kns="" && extra="PYTORCH_NO_CUDA_MEMORY_CACHING=1"
+  [ $tool != memcheck ] && extra="$extra BITMM_SAN_NO_CUBLAS=1"
   env $extra timeout 150 compute-sanitizer --tool $tool $kns --print-limit 50 \
     python3 -m pytest tests/test_tensorcore.py -q -p no:cacheprovider -k "$SEL" > /tmp/san_$tool.txt 2>&1
   echo "== $tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_$tool.txt | tail -1) | $(tail -1 /tmp/san_$tool.txt) t=$(( $(date +%s) - start ))" | tee -a $OUT/log.txt
