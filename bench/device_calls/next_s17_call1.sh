@@ -5,11 +5,7 @@
 # group-wise M = 2..4 with the reservation (default) against BITMM_PDL=0, fp16 F.linear in the first
 # process (decode_probe now warms up first), and cuda_bench --quick.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s17_call1.sh
-set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p $OUT; start=$(date +%s)
-export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" PYTHONUNBUFFERED=1 BITMM_COMMIT=${BITMM_COMMIT:-unknown}
-python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/build.log; exit 1; }
-echo "build t=$(( $(date +%s) - start ))" | tee -a $OUT/log.txt
+source "$(dirname "$0")/prelude.sh"
 timeout 320 python3 -m pytest tests/test_tensorcore.py tests/test_kernel_coverage.py -q -rf -p no:cacheprovider > /tmp/pt.txt 2>&1
 echo "tests rc=$? $(tail -1 /tmp/pt.txt) t=$(( $(date +%s) - start ))" | tee -a $OUT/log.txt
 grep -E "^FAILED|Error|assert" /tmp/pt.txt | head -12 >> $OUT/log.txt

@@ -5,11 +5,7 @@
 # and the many-row-tile reduction test at M = 3 / 4 group-wise (N = 60013: all warps along N for the
 # two-plane kinds, several row tiles per CTA).
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s17_call2.sh
-set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p $OUT; start=$(date +%s)
-export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" PYTHONUNBUFFERED=1 BITMM_COMMIT=${BITMM_COMMIT:-unknown}
-python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/build.log; exit 1; }
-echo "build t=$(( $(date +%s) - start ))" | tee -a $OUT/log.txt
+source "$(dirname "$0")/prelude.sh"
 SEL="(grouped_decode_block_diagonal and (-3] or -4]) and (dtype0-64 or dtype1-96)) or (exact_and_nonfinite and 4]) or (k_split_reduction_many and group and 60013 and (-3- or -4-))"
 export BITMM_UNDER_SANITIZER=1 BITMM_SKIP_HUGE=1
 for tool in memcheck racecheck initcheck; do

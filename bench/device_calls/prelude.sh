@@ -1,0 +1,9 @@
+# Sourced by the device-call scripts (from session 17 on): $OUT, the timer, the build environment, the
+# build itself (its log's tail and exit 1 on failure), and `mark NAME`, a log line with the seconds since
+# the start.  The earlier sNN_callK.sh scripts spell the same lines out: they are kept as they ran.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; start=$(date +%s)
+export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" PYTHONUNBUFFERED=1 BITMM_COMMIT=${BITMM_COMMIT:-unknown}
+mark() { echo "$* t=$(( $(date +%s) - start ))" | tee -a "$OUT/log.txt"; }
+python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/build.log; exit 1; }
+mark build
