@@ -6,7 +6,7 @@
 # tc17) under compute-sanitizer memcheck, racecheck and initcheck.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s17_call2.sh
 source "$(dirname "$0")/prelude.sh"
-for c in tc_int2_g64_m16 tc_binary_g64_m16 tc_ternary_m16; do
+for c in tc_int2_g64_m16 tc_ternary_m16; do
   timeout 80 ncu --nvtx --nvtx-include "$c/" --section InstructionStats --section LaunchStats --section Occupancy \
     --section SpeedOfLight --section SchedulerStats --section WarpStateStats --section MemoryWorkloadAnalysis \
     --section SourceCounters --import-source no -f -o "/tmp/ncu_$c" python3 bench/ncu_profile.py "$c" > /tmp/ncu.log 2>&1
