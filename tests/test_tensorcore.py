@@ -463,18 +463,89 @@ def test_tensorcore_grouped_row_tile_override(rn):
     # both kernels run.  Scales in x's dtype with offsets and fp32 without (ternary), odd K / N, the M
     # boundaries, x in one K tile and in several; M = 8 and 17 next to it (unaffected), and which
     # kernel ran.
-    prelude = (
-        f"RN = '{rn}'\n"
-        "import re\n"
-        "def tile_config(name):  # (RN, CM) of a tc_linear_kernel, demangled or mangled\n"
-        "    m = re.search(r'tc_linear_kernel<[^>]*,\\s*(?:\\(int\\))?(\\d+),\\s*(?:\\(int\\))?(\\d+)>', name) or \\\n"
-        "        re.search(r'tc_linear_kernelI\\w*?ELi(\\d+)ELi(\\d+)EEE', name)\n"
-        "    return m.groups() if m else None\n"
-        "assert tile_config('void bitmm::cuda::tc_linear_kernel<__half, 3, true, 1, 2>(bitmm::cuda::LinearParams, int)') == ('1', '2')\n"
-        "assert tile_config('void bitmm::cuda::tc_linear_kernel<__half, (int)3, (bool)1, (int)2, (int)2>(P)') == ('2', '2')\n"
-        "assert tile_config('_ZN5bitmm4cuda16tc_linear_kernelI6__halfLi3ELb1ELi1ELi2EEEvNS0_12LinearParamsEiii') == ('1', '2')")
+    prelude = f"RN = '{rn}'\nfrom test_tensorcore import tc_tile_config as tile_config"
     cases = ("((9, 64 * 11, 77, 64, dtype, True), (16, 32 * 23, 45, 32, dtype, True), "
              "(13, 128 * 7, 130, 128, torch.float32, kind != 'ternary'), (16, 64 * 900, 33, 64, dtype, True), "
              "(8, 64 * 5, 40, 64, dtype, True), (17, 64 * 5, 40, 64, dtype, True))")
     check = "assert any(tile_config(n) == (RN, '2') for n in names) == (9 <= M <= 16), (kind, M, names)"
     run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_RN=rn)
+
+
+# (RN, CM) of a tc_linear_kernel from its demangled or mangled name, or None.
+def tc_tile_config(name):
+    import re
+    m = re.search(r"tc_linear_kernel<[^>]*,\s*(?:\(int\))?(\d+),\s*(?:\(int\))?(\d+)>", name) or \
+        re.search(r"tc_linear_kernelI\w*?ELi(\d+)ELi(\d+)EEE", name)
+    return m.groups() if m else None
+
+
+def test_tc_tile_config_reads_kernel_names():
+    assert tc_tile_config("void bitmm::cuda::tc_linear_kernel<__half, 3, true, 1, 2>(bitmm::cuda::LinearParams, int)") == ("1", "2")
+    assert tc_tile_config("void bitmm::cuda::tc_linear_kernel<__half, (int)3, (bool)1, (int)2, (int)2>(P)") == ("2", "2")
+    assert tc_tile_config("_ZN5bitmm4cuda16tc_linear_kernelI6__halfLi3ELb1ELi1ELi2EEEvNS0_12LinearParamsEiii") == ("1", "2")
+    assert tc_tile_config("void bitmm::cuda::tc_linear_bd_kernel<__half, 3, 1, 2>(P)") is None
+
+
+# Per tensor / channel M = 5..8 where x of 8 rows spans several K tiles (K > ~4500): two 16-row tiles
+# per warp, one activation tile (RN = 2, CM = 1), so each CTA restages x for 128 weight rows (session
+# 17).  K = 6007: x in one K tile at M = 5, in two at M = 8; K = 9001: several at both.  Odd K and N,
+# offsets and bias, outputs poisoned, which kernel ran.
+@cuda_only
+@pytest.mark.parametrize("K", [6007, 9001])
+@pytest.mark.parametrize("M", [5, 8])
+@pytest.mark.parametrize("mode", ["tensor", "channel"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_per_tensor_m5_8_long_k_two_row_tiles(kind, dtype, mode, M, K):
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    x, packed, s, u, b = make_problem(kind, M, K, 301, mode, None, dtype=dtype, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    if profiler_sees_kernels():
+        assert any(tc_tile_config(n) == ("2", "1") for n in names), names
+
+
+# BITMM_TC_M8=0 / 1: the same problems on the one-tile configuration (RN = CM = 1) or M = 9..16's
+# (RN = CM = 2), which the default no longer runs there; and K = 1000 (x in one tile: RN = CM = 1
+# whatever the knob).
+@cuda_only
+@pytest.mark.parametrize("m8", ["0", "1"])
+def test_tensorcore_per_tensor_m5_8_override(m8):
+    code = (
+        "import torch, bitmm\n"
+        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
+        "from test_wgmma import kernel_names, profiler_sees_kernels\n"
+        "from test_tensorcore import tc_tile_config\n"
+        f"WANT = {('1', '1') if m8 == '0' else ('2', '2')!r}\n"
+        "torch.manual_seed(0)\n"
+        "for kind in ('int2', 'binary', 'ternary'):\n"
+        "    for dtype in (torch.float16, torch.bfloat16):\n"
+        "        for M, K, mode in ((5, 6007, 'tensor'), (8, 9001, 'channel'), (7, 1000, 'channel')):\n"
+        "            x, p, s, u, b = make_problem(kind, M, K, 77, mode, None, dtype=dtype, device='cuda')\n"
+        "            poison_cuda_allocator()\n"
+        "            with bitmm.use_backend('tensorcore'):\n"
+        "                names = kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b))\n"
+        "                y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "            if profiler_sees_kernels():\n"
+        "                want = ('1', '1') if K == 1000 else WANT\n"
+        "                assert any(tc_tile_config(n) == want for n in names), (kind, M, K, names)\n")
+    run_in_child(code, BITMM_TC_M8=m8)
+
+
+# Group-wise M = 5..8 on the folding path with x in several K tiles and N wide enough for two warps
+# along N (the launch rule of session 17: WN = 2 there): odd N, group sizes 64 and 96.
+@cuda_only
+@pytest.mark.parametrize("M", [5, 8])
+@pytest.mark.parametrize("G", [64, 96])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_grouped_m5_8_long_k_wide_n(kind, dtype, G, M):
+    x, packed, s, u, b = make_problem(kind, M, G * 144, 4229, "group", G, dtype=dtype, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)

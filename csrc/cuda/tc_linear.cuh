@@ -986,7 +986,7 @@ constexpr int kTcBdMinCtasPerSm = 3;
 template <bool GROUPED, int RN, int CM>
 constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
                               : RN == 1      ? 4
-                              : CM == 2      ? (GROUPED ? 3 : 5)
+                              : CM <= 2      ? (GROUPED ? 3 : 5)
                               : CM == 4      ? (GROUPED ? 2 : 3)
                                              : 1;
 template <typename T, int KIND, bool GROUPED, int RN, int CM>
@@ -1000,6 +1000,15 @@ template <typename T, int KIND, int SDT, int CM>
 __global__ void __launch_bounds__(kTcWarps * 32, CM == 1 ? (KIND == 1 ? 3 : 4) : kTcBdMinCtasPerSm)
 tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int st_flags) {
   tc_linear_body<T, KIND, true, 1, CM, true, SDT>(p, KT, WN, st_flags);
+}
+
+// Does x (`rows` rows, all of K padded to a load step) leave too little shared memory (budget_words)
+// for even the shallowest weight ring (ring_words)?  Then x spans several K tiles, and every CTA
+// restages it per K tile (8 rows at K = 8192: 160 KB), which the launch rules below weigh.
+template <int KIND> inline bool tc_x_split(int64_t Kp, int rows, int ring_words, int budget_words) {
+  using L = TcLayout<KIND>;
+  const int64_t k_all = std::min<int64_t>((Kp + L::STEP_K - 1) / L::STEP_K * L::STEP_K, 1 << 28);
+  return rows * static_cast<int64_t>(L::row_words(static_cast<int>(k_all))) + ring_words > budget_words;
 }
 
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
@@ -1041,15 +1050,6 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // it and CM = 2's one CTA per SM elsewhere: H200, session 16 (bench/results/h200_s16_call2_98173d4.txt,
   // g64, BITMM_TC_WN override): 8192 x 28672 int2 M = 4 73.6 us with WN = 4 vs 77.3 / 78.5 with WN = 1 / 2;
   // 8192^2 int2 M = 3 24.3 us with the rule's WN = 2 vs 27.9 with WN = 1.
-  const bool bd_wide = BD && (p.M == 1 || CM > 1) && tc_bd_wide(p, num_sms);
-  const bool fold_one_tile = GROUPED && !BD && CM == 1 && p.M >= 4;
-  int WN = 4;
-  const int64_t min_ctas = (bd_wide || fold_one_tile ? kTcBdWideMinCtasPerSm : CM == 1 ? 8 : CM == 2 ? 1 : 2) *
-                           static_cast<int64_t>(num_sms);
-  while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
-  static const int wn_env = env_int("BITMM_TC_WN");  // benchmark override of the rule (read once)
-  if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
-  // x tile: as many load steps as fit in the shared-memory budget.
   // Shared-memory budget: 112 KB, or the device's opt-in maximum if smaller (sm_86 / sm_89: 99 KB).
   // Per-device facts, cached (atomics: several host threads may launch at once).
   static std::atomic<int> optin[kMaxTcDevices], smem_per_sm[kMaxTcDevices];
@@ -1072,6 +1072,20 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return rows * L::row_words(kt) + (BD ? MR * (kt / BLOCK_K) + L::WIN_WORDS : 0) + stages * stage_words +
            tc_reduce_words<RN, CM>(kTcWarps / wn, wn) + (lora ? wn * RN * 16 * MT : 0);
   };
+  const bool x_split = !BD && tc_x_split<KIND>(Kp, rows, kTcMinStages * stage_words, budget_words);
+  const bool bd_wide = BD && (p.M == 1 || CM > 1) && tc_bd_wide(p, num_sms);
+  const bool fold_one_tile = GROUPED && !BD && CM == 1 && p.M >= 4;
+  int WN = 4;
+  const int64_t min_ctas = (bd_wide || fold_one_tile ? kTcBdWideMinCtasPerSm : CM == 1 && RN == 1 ? 8 : CM <= 2 ? 1 : 2) *
+                           static_cast<int64_t>(num_sms);
+  while (WN > 1 && n_tiles_for(WN) * m_tiles < min_ctas) WN /= 2;
+  // The folding path with x in several K tiles (M = 5..8 at K = 8192): two warps along N where that
+  // still gives every SM a CTA.  H200, session 17 (bench/results/h200_s17_call2_dad7c77.txt,
+  // BITMM_TC_WN override, g64 M = 8): 8192^2 int2 49.1 us (WN = 1, the floor above) -> 37.4, binary
+  // 41.9 -> 31.0; 8192 x 28672 int2 146.9 (WN = 4) -> 142.3, binary 114.2 -> 115.9.
+  if (fold_one_tile && x_split && n_tiles_for(2) * m_tiles >= num_sms) WN = 2;
+  static const int wn_env = env_int("BITMM_TC_WN");  // benchmark override of the rule (read once)
+  if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
   int kt_steps = 1;
   for (int pass = 0; pass < 2; ++pass) {
     kt_steps = 1;
@@ -1202,6 +1216,18 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
     if constexpr (GROUPED) {
       if (p.M <= bd_max_m && p.M <= 2) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
       if (p.M <= bd_max_m && p.M <= kTcBdMaxM) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
+    }
+    if constexpr (!GROUPED) {
+      // Per tensor / channel M = 5..8 with x in several K tiles (K > ~5600): two 16-row tiles per warp,
+      // so each CTA restages x for 128 weight rows instead of 16-64.  BITMM_TC_M8=0 keeps the one-tile
+      // configuration, =1 takes M = 9..16's (benchmark overrides, read once).
+      static const int m8_env = std::getenv("BITMM_TC_M8") != nullptr ? env_int("BITMM_TC_M8") : 2;
+      // (x of 8 rows against the 112 KB budget and RN = 2's shallowest ring: launch_tc_cfg's own test.)
+      if (p.M > kTcBdMaxM && p.M <= 8 && m8_env != 0 &&
+          tc_x_split<KIND>(padded_k(p.K), 8, kTcMinStages * kTcWarps * 2 * 2 * 32 * 4, kTcSmemBytes / 4 - 8)) {
+        if (m8_env == 1) return launch_tc_cfg<T, KIND, false, 2, 2>(p, num_sms, stream);
+        return launch_tc_cfg<T, KIND, false, 2, 1>(p, num_sms, stream);
+      }
     }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
     if constexpr (GROUPED) {
