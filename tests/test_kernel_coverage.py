@@ -11,8 +11,8 @@ What is covered, per backend (forced with bitmm.use_backend, and auto):
   * forward: kinds x x dtypes (fp32, fp16, bf16) x scalings (per tensor fp32 s, per channel in x's
     dtype with an offset, groups of 32 with offsets, groups of 64 with fp32 s and u) x M across the
     tensor-core kernel's tile switches (M = 0, 1, 2, 3: the group-wise block-diagonal path at M <= 4, 1 or 2 activation tiles;
-    8, 9, 16, 17, 32, 33, 65) and K across its x-tile switch (K = 300 fits one tile; K = 2500 needs
-    several at M >= 17);
+    5, 8, 9, 16, 17, 32, 33, 65) and K across its x-tile switches (K = 300 fits one tile; K = 2500 needs
+    several at M >= 17; K = 4600 at M = 5 and 8: per tensor / channel on two 16-row tiles per warp, tc18);
   * grad_x: the add/subtract kernel (default and deterministic), the tensor-core one (each scaling
     mode), the dense path, the generic kernel (fp64, groups of 5);
   * the Hopper wgmma kernel's instances (test_wgmma_every_kernel_instance; its fallback elsewhere);
@@ -33,7 +33,7 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # (mode, group, scale dtype: None = float32, "x" = x's dtype, offset)
 SCALINGS = [("tensor", None, None, False), ("channel", None, "x", True), ("group", 32, "x", True),
             ("group", 64, None, True)]
-MS = [0, 1, 2, 3, 8, 9, 16, 17, 32, 33, 65]
+MS = [0, 1, 2, 3, 5, 8, 9, 16, 17, 32, 33, 65]
 GRAD_TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2, torch.float64: 1e-12}
 
 
@@ -59,7 +59,7 @@ def test_forward_every_kernel_configuration(kind, backend, device):
     for dtype in DTYPES:
         for scaling in SCALINGS:
             for M in MS:
-                for K in ((300, 2500) if M >= 17 else (300,)):
+                for K in ((300, 2500) if M >= 17 else (300, 4600) if M in (5, 8) else (300,)):
                     x, packed, s, u, b = problem(kind, M, K, 70, scaling, dtype, device)
                     with bitmm.use_backend(backend):
                         y = bitmm.linear(kind, x, packed, s, u, b)

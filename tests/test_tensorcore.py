@@ -487,9 +487,9 @@ def test_tc_tile_config_reads_kernel_names():
 
 
 # Per tensor / channel M = 5..8 where x of 8 rows spans several K tiles (K > ~4500): two 16-row tiles
-# per warp, one activation tile (RN = 2, CM = 1), so each CTA restages x for 128 weight rows (session
-# 17).  K = 6007: x in one K tile at M = 5, in two at M = 8; K = 9001: several at both.  Odd K and N,
-# offsets and bias, outputs poisoned, which kernel ran.
+# per warp, one activation tile (RN = 2, CM = 1; fp16 ternary: CM = 2), so each CTA restages x for 128
+# weight rows (tc18).  K = 6007: x in one K tile at M = 5, in two at M = 8; K = 9001: several at both.
+# Odd K and N, offsets and bias, outputs poisoned, which kernel ran.
 @cuda_only
 @pytest.mark.parametrize("K", [6007, 9001])
 @pytest.mark.parametrize("M", [5, 8])
@@ -505,21 +505,22 @@ def test_tensorcore_per_tensor_m5_8_long_k_two_row_tiles(kind, dtype, mode, M, K
         y = bitmm.linear(kind, x, packed, s, u, b)
     assert_close_to_reference(kind, y, x, packed, s, u, b)
     if profiler_sees_kernels():
-        assert any(tc_tile_config(n) == ("2", "1") for n in names), names
+        want = ("2", "2") if kind == "ternary" and dtype == torch.float16 else ("2", "1")
+        assert any(tc_tile_config(n) == want for n in names), names
 
 
-# BITMM_TC_M8=0 / 1: the same problems on the one-tile configuration (RN = CM = 1) or M = 9..16's
-# (RN = CM = 2), which the default no longer runs there; and K = 1000 (x in one tile: RN = CM = 1
-# whatever the knob).
+# BITMM_TC_M8=0 / 1 / 2: the same problems on the one-tile configuration (RN = CM = 1), M = 9..16's
+# (RN = CM = 2) or RN = 2, CM = 1 for every kind, so each runs for every kind and dtype; and K = 1000
+# (x in one tile: RN = CM = 1 whatever the knob).
 @cuda_only
-@pytest.mark.parametrize("m8", ["0", "1"])
+@pytest.mark.parametrize("m8", ["0", "1", "2"])
 def test_tensorcore_per_tensor_m5_8_override(m8):
     code = (
         "import torch, bitmm\n"
         "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
         "from test_wgmma import kernel_names, profiler_sees_kernels\n"
         "from test_tensorcore import tc_tile_config\n"
-        f"WANT = {('1', '1') if m8 == '0' else ('2', '2')!r}\n"
+        f"WANT = {{'0': ('1', '1'), '1': ('2', '2'), '2': ('2', '1')}}[{m8!r}]\n"
         "torch.manual_seed(0)\n"
         "for kind in ('int2', 'binary', 'ternary'):\n"
         "    for dtype in (torch.float16, torch.bfloat16):\n"
@@ -549,3 +550,31 @@ def test_tensorcore_grouped_m5_8_long_k_wide_n(kind, dtype, G, M):
     with bitmm.use_backend("tensorcore"):
         y = bitmm.linear(kind, x, packed, s, u, b)
     assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+# BITMM_TC_RN2_FROM=1 (benchmark override): per tensor / channel M = 1..4 on the two-row-tile
+# configurations too (RN = 2; CM = 1, or CM = 2 with BITMM_TC_M8=1), x in one K tile and in several,
+# odd K / N, which kernel ran.
+@cuda_only
+@pytest.mark.parametrize("m8", ["2", "1"])
+def test_tensorcore_per_tensor_small_m_two_row_tiles_override(m8):
+    code = (
+        "import torch, bitmm\n"
+        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
+        "from test_wgmma import kernel_names, profiler_sees_kernels\n"
+        "from test_tensorcore import tc_tile_config\n"
+        f"WANT = ('2', {('1' if m8 == '2' else '2')!r})\n"
+        "torch.manual_seed(0)\n"
+        "for kind in ('int2', 'binary', 'ternary'):\n"
+        "    for dtype in (torch.float16, torch.bfloat16):\n"
+        "        for M, K, N, mode in ((1, 1000, 77, 'tensor'), (2, 3001, 301, 'channel'), (3, 700, 45, 'channel'),\n"
+        "                              (4, 12001, 130, 'tensor')):\n"
+        "            x, p, s, u, b = make_problem(kind, M, K, N, mode, None, dtype=dtype, device='cuda')\n"
+        "            poison_cuda_allocator()\n"
+        "            with bitmm.use_backend('tensorcore'):\n"
+        "                names = kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b))\n"
+        "                y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "            if profiler_sees_kernels():\n"
+        "                assert any(tc_tile_config(n) == WANT for n in names), (kind, M, K, names)\n")
+    run_in_child(code, BITMM_TC_RN2_FROM="1", BITMM_TC_M8=m8)

@@ -1218,14 +1218,27 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
       if (p.M <= bd_max_m && p.M <= kTcBdMaxM) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
     }
     if constexpr (!GROUPED) {
-      // Per tensor / channel M = 5..8 with x in several K tiles (K > ~5600): two 16-row tiles per warp,
-      // so each CTA restages x for 128 weight rows instead of 16-64.  BITMM_TC_M8=0 keeps the one-tile
-      // configuration, =1 takes M = 9..16's (benchmark overrides, read once).
-      static const int m8_env = std::getenv("BITMM_TC_M8") != nullptr ? env_int("BITMM_TC_M8") : 2;
+      // Per tensor / channel M = 5..8 with x in several K tiles (K > ~4500 at M = 8): two 16-row tiles
+      // per warp, so each CTA restages x for 128 weight rows instead of 16-64 (tc18).  One activation
+      // tile (RN = 2, CM = 1: fp16 x keeps the subnormal codes) except fp16 ternary, which takes
+      // M = 9..16's (RN = CM = 2, half its B columns idle; its sign / exponent unpacking).  H200,
+      // session 17 (bench/results/h200_s17_call3_eed8771.txt, fp16, M = 5 / 8, us): 8192 x 28672 int2
+      // 117.1 / 123.2 (one tile) -> 48.3 / 45.7 (RN = 2, CM = 1) vs 62.3 / 58.9 (CM = 2); ternary
+      // 117.1 / 122.7 -> 48.6 / 45.7 vs 45.8 / 43.4; binary 84.1 / 94.9 -> 35.1 / 34.9 vs 38.7 / 36.9;
+      // 8192^2 int2 34.9 / 36.6 -> 21.4 / 22.9 vs 23.5 / 22.1, ternary 35.0 / 36.7 -> 21.3 / 22.8 vs
+      // 18.6 / 18.2; 28672 x 8192 ternary 96.3 / 116.3 -> 63.2 / 72.9 vs 53.1 / 57.3.  bf16 unmeasured
+      // (no subnormal codes there: CM = 1 only saves mma's).  BITMM_TC_M8=0 / 1 / 2: the one-tile
+      // configuration, CM = 2 or CM = 1 whatever the kind; BITMM_TC_RN2_FROM=m: these configurations
+      // from M = m on (1..8), whatever x's size (benchmark overrides, read once).
+      static const int m8_env = std::getenv("BITMM_TC_M8") != nullptr ? env_int("BITMM_TC_M8") : -1;
+      static const int rn2_from = env_int("BITMM_TC_RN2_FROM");
       // (x of 8 rows against the 112 KB budget and RN = 2's shallowest ring: launch_tc_cfg's own test.)
-      if (p.M > kTcBdMaxM && p.M <= 8 && m8_env != 0 &&
-          tc_x_split<KIND>(padded_k(p.K), 8, kTcMinStages * kTcWarps * 2 * 2 * 32 * 4, kTcSmemBytes / 4 - 8)) {
-        if (m8_env == 1) return launch_tc_cfg<T, KIND, false, 2, 2>(p, num_sms, stream);
+      if (p.M <= 8 && m8_env != 0 &&
+          ((rn2_from > 0 && p.M >= rn2_from) ||
+           (p.M > kTcBdMaxM &&
+            tc_x_split<KIND>(padded_k(p.K), 8, kTcMinStages * kTcWarps * 2 * 2 * 32 * 4, kTcSmemBytes / 4 - 8)))) {
+        const bool cm2 = m8_env == 1 || (m8_env != 2 && KIND == 2 && std::is_same_v<T, __half>);
+        if (cm2) return launch_tc_cfg<T, KIND, false, 2, 2>(p, num_sms, stream);
         return launch_tc_cfg<T, KIND, false, 2, 1>(p, num_sms, stream);
       }
     }
