@@ -12,7 +12,7 @@ What is covered, per backend (forced with bitmm.use_backend, and auto):
     dtype with an offset, groups of 32 with offsets, groups of 64 with fp32 s and u) x M across the
     tensor-core kernel's tile switches (M = 0, 1, 2, 3: the group-wise block-diagonal path at M <= 4, 1 or 2 activation tiles;
     5, 8, 9, 16, 17, 32, 33, 65) and K across its x-tile switches (K = 300 fits one tile; K = 2500 needs
-    several at M >= 17; K = 4600 at M = 5 and 8: per tensor / channel on two 16-row tiles per warp, tc18);
+    several at M >= 17; K = 6000 at M = 5 and 8: from 8 rows on, per tensor / channel on two 16-row tiles per warp, tc18);
   * grad_x: the add/subtract kernel (default and deterministic), the tensor-core one (each scaling
     mode), the dense path, the generic kernel (fp64, groups of 5);
   * the Hopper wgmma kernel's instances (test_wgmma_every_kernel_instance; its fallback elsewhere);
@@ -59,7 +59,7 @@ def test_forward_every_kernel_configuration(kind, backend, device):
     for dtype in DTYPES:
         for scaling in SCALINGS:
             for M in MS:
-                for K in ((300, 2500) if M >= 17 else (300, 4600) if M in (5, 8) else (300,)):
+                for K in ((300, 2500) if M >= 17 else (300, 6000) if M in (5, 8) else (300,)):
                     x, packed, s, u, b = problem(kind, M, K, 70, scaling, dtype, device)
                     with bitmm.use_backend(backend):
                         y = bitmm.linear(kind, x, packed, s, u, b)

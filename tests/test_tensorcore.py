@@ -486,17 +486,18 @@ def test_tc_tile_config_reads_kernel_names():
     assert tc_tile_config("void bitmm::cuda::tc_linear_bd_kernel<__half, 3, 1, 2>(P)") is None
 
 
-# Per tensor / channel M = 5..8 where x of 8 rows spans several K tiles (K > ~4500): two 16-row tiles
-# per warp, one activation tile (RN = 2, CM = 1; fp16 ternary: CM = 2), so each CTA restages x for 128
-# weight rows (tc18).  K = 6007: x in one K tile at M = 5, in two at M = 8; K = 9001: several at both.
-# Odd K and N, offsets and bias, outputs poisoned, which kernel ran.
+# Per tensor / channel M <= 8 where x spans several K tiles: two 16-row tiles per warp, one activation
+# tile (RN = 2, CM = 1; fp16 ternary: CM = 2), so each CTA restages x for 128 weight rows (tc18); where
+# x fits in one K tile, one 16-row tile (RN = CM = 1).  x spans several K tiles (112 KB less the
+# shallowest ring) at K = 6007 from M = 8 on, at K = 12001 from M = 4 on.  Odd K and N, offsets and
+# bias, outputs poisoned, which kernel ran.
 @cuda_only
-@pytest.mark.parametrize("K", [6007, 9001])
-@pytest.mark.parametrize("M", [5, 8])
+@pytest.mark.parametrize("K", [6007, 12001])
+@pytest.mark.parametrize("M", [2, 4, 5, 8])
 @pytest.mark.parametrize("mode", ["tensor", "channel"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
-def test_tensorcore_per_tensor_m5_8_long_k_two_row_tiles(kind, dtype, mode, M, K):
+def test_tensorcore_per_tensor_small_m_long_k_two_row_tiles(kind, dtype, mode, M, K):
     from test_wgmma import kernel_names, profiler_sees_kernels
     x, packed, s, u, b = make_problem(kind, M, K, 301, mode, None, dtype=dtype, device="cuda")
     poison_cuda_allocator()
@@ -505,8 +506,32 @@ def test_tensorcore_per_tensor_m5_8_long_k_two_row_tiles(kind, dtype, mode, M, K
         y = bitmm.linear(kind, x, packed, s, u, b)
     assert_close_to_reference(kind, y, x, packed, s, u, b)
     if profiler_sees_kernels():
-        want = ("2", "2") if kind == "ternary" and dtype == torch.float16 else ("2", "1")
+        if M >= (8 if K == 6007 else 4):
+            want = ("2", "2") if kind == "ternary" and dtype == torch.float16 else ("2", "1")
+        else:
+            want = ("1", "1")
         assert any(tc_tile_config(n) == want for n in names), names
+
+
+# Per tensor / channel M = 3, 4 with x in one K tile: RN = 2, CM = 1 where N gives every SM a 128-row
+# tile (every kind and dtype), else one 16-row tile; M = 2 keeps one tile.  Odd N.
+@cuda_only
+@pytest.mark.parametrize("N", [1001, 17001])
+@pytest.mark.parametrize("M", [2, 3, 4])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_per_tensor_m3_4_wide_n_two_row_tiles(kind, dtype, M, N):
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    x, packed, s, u, b = make_problem(kind, M, 333, N, "channel", None, dtype=dtype, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    if profiler_sees_kernels():
+        sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+        wide = M >= 3 and (N + 127) // 128 >= sms
+        assert any(tc_tile_config(n) == (("2", "1") if wide else ("1", "1")) for n in names), (names, sms)
 
 
 # BITMM_TC_M8=0 / 1 / 2: the same problems on the one-tile configuration (RN = CM = 1), M = 9..16's
@@ -524,7 +549,7 @@ def test_tensorcore_per_tensor_m5_8_override(m8):
         "torch.manual_seed(0)\n"
         "for kind in ('int2', 'binary', 'ternary'):\n"
         "    for dtype in (torch.float16, torch.bfloat16):\n"
-        "        for M, K, mode in ((5, 6007, 'tensor'), (8, 9001, 'channel'), (7, 1000, 'channel')):\n"
+        "        for M, K, mode in ((5, 9001, 'tensor'), (8, 9001, 'channel'), (7, 1000, 'channel')):\n"
         "            x, p, s, u, b = make_problem(kind, M, K, 77, mode, None, dtype=dtype, device='cuda')\n"
         "            poison_cuda_allocator()\n"
         "            with bitmm.use_backend('tensorcore'):\n"

@@ -1218,26 +1218,37 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
       if (p.M <= bd_max_m && p.M <= kTcBdMaxM) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
     }
     if constexpr (!GROUPED) {
-      // Per tensor / channel M = 5..8 with x in several K tiles (K > ~4500 at M = 8): two 16-row tiles
-      // per warp, so each CTA restages x for 128 weight rows instead of 16-64 (tc18).  One activation
-      // tile (RN = 2, CM = 1: fp16 x keeps the subnormal codes) except fp16 ternary, which takes
-      // M = 9..16's (RN = CM = 2, half its B columns idle; its sign / exponent unpacking).  H200,
-      // session 17 (bench/results/h200_s17_call3_eed8771.txt, fp16, M = 5 / 8, us): 8192 x 28672 int2
-      // 117.1 / 123.2 (one tile) -> 48.3 / 45.7 (RN = 2, CM = 1) vs 62.3 / 58.9 (CM = 2); ternary
-      // 117.1 / 122.7 -> 48.6 / 45.7 vs 45.8 / 43.4; binary 84.1 / 94.9 -> 35.1 / 34.9 vs 38.7 / 36.9;
-      // 8192^2 int2 34.9 / 36.6 -> 21.4 / 22.9 vs 23.5 / 22.1, ternary 35.0 / 36.7 -> 21.3 / 22.8 vs
-      // 18.6 / 18.2; 28672 x 8192 ternary 96.3 / 116.3 -> 63.2 / 72.9 vs 53.1 / 57.3.  bf16 unmeasured
-      // (no subnormal codes there: CM = 1 only saves mma's).  BITMM_TC_M8=0 / 1 / 2: the one-tile
-      // configuration, CM = 2 or CM = 1 whatever the kind; BITMM_TC_RN2_FROM=m: these configurations
-      // from M = m on (1..8), whatever x's size (benchmark overrides, read once).
+      // Per tensor / channel, M <= 8: two 16-row tiles per warp (RN = 2, 128 weight rows per CTA) where
+      // x spans several K tiles (every CTA restages x per K tile, for 128 rows instead of 16-64), and
+      // at M = 3, 4 where N gives every SM a 128-row tile (tc18).  One activation tile (CM = 1: fp16
+      // x keeps the subnormal codes), except fp16 ternary with x in several K tiles, which takes
+      // M = 9..16's RN = CM = 2 (half its B columns idle; its sign / exponent unpacking).  H200,
+      // session 17, fp16 (us; one tile -> RN = 2, CM = 1 / CM = 2):
+      //  x in several K tiles (bench/results/h200_s17_call3_eed8771.txt, M = 5 / 8): 8192 x 28672 int2
+      //   117.1 / 123.2 -> 48.3 / 45.7 vs 62.3 / 58.9; ternary 117.1 / 122.7 -> 48.6 / 45.7 vs 45.8 / 43.4;
+      //   binary 84.1 / 94.9 -> 35.1 / 34.9 vs 38.7 / 36.9; 8192^2 int2 34.9 / 36.6 -> 21.4 / 22.9 vs
+      //   23.5 / 22.1; ternary 35.0 / 36.7 -> 21.3 / 22.8 vs 18.6 / 18.2; 28672 x 8192 ternary 96.3 /
+      //   116.3 -> 63.2 / 72.9 vs 53.1 / 57.3.  (h200_s17_call4_3de45cb.txt, 28672 x 8192, M = 2 / 3 /
+      //   4:) int2 63.2 / 70.4 / 76.9 -> 44.4 / 49.9 / 52.7; ternary 62.3 / 69.9 / 76.2 -> 44.4 / 50.3 /
+      //   52.9 vs 41.1 / 44.8 / 44.9; binary 42.2 / 51.2 / 52.1 -> 32.4 / 37.9 / 41.4.  bf16 (M = 5 / 8,
+      //   8192 x 28672): int2 57.0 / 54.8 vs CM = 2 63.0 / 60.3, ternary 44.2 / 41.4 vs 46.8 / 44.0.
+      //  x in one K tile, M = 3 / 4 (call 4): 8192 x 28672 int2 38.3 / 40.9 -> 36.2 / 36.8, ternary
+      //   38.1 / 40.9 -> 36.4 / 37.0 (CM = 2: 38.8 / 38.7), binary 28.3 / 29.8 -> 27.1 / 27.9.  Not
+      //   taken where N has fewer 128-row tiles than SMs: 8192^2 M = 4 int2 15.3 -> 15.6, binary 11.8
+      //   -> 13.2; 4096^2 6.9-7.1 -> 7.1-8.8; nor at M = 1, 2 with x in one tile: 8192 x 28672 int2
+      //   33.4 -> 36.3 (but 28672 x 8192 M = 1, x 72 KB: int2 40.4 -> 37.9, ternary 40.2 -> 38.5,
+      //   binary 30.8 -> 26.1, not taken).
+      // BITMM_TC_M8=0 / 1 / 2: the one-tile configuration, CM = 2 or CM = 1 whatever the kind;
+      // BITMM_TC_RN2_FROM=m: RN = 2 from M = m on (1..8) whatever x's size (benchmark overrides, read once).
       static const int m8_env = std::getenv("BITMM_TC_M8") != nullptr ? env_int("BITMM_TC_M8") : -1;
       static const int rn2_from = env_int("BITMM_TC_RN2_FROM");
-      // (x of 8 rows against the 112 KB budget and RN = 2's shallowest ring: launch_tc_cfg's own test.)
-      if (p.M <= 8 && m8_env != 0 &&
-          ((rn2_from > 0 && p.M >= rn2_from) ||
-           (p.M > kTcBdMaxM &&
-            tc_x_split<KIND>(padded_k(p.K), 8, kTcMinStages * kTcWarps * 2 * 2 * 32 * 4, kTcSmemBytes / 4 - 8)))) {
-        const bool cm2 = m8_env == 1 || (m8_env != 2 && KIND == 2 && std::is_same_v<T, __half>);
+      // (x against the 112 KB budget and RN = 2's shallowest ring: launch_tc_cfg's own test.)
+      const bool x_split = p.M >= 1 && p.M <= 8 &&
+                           tc_x_split<KIND>(padded_k(p.K), static_cast<int>(p.M),
+                                            kTcMinStages * kTcWarps * 2 * 2 * 32 * 4, kTcSmemBytes / 4 - 8);
+      const bool wide_m34 = p.M >= 3 && p.M <= 4 && (p.N + 127) / 128 >= num_sms;
+      if (p.M <= 8 && m8_env != 0 && ((rn2_from > 0 && p.M >= rn2_from) || x_split || wide_m34)) {
+        const bool cm2 = m8_env == 1 || (m8_env != 2 && x_split && KIND == 2 && std::is_same_v<T, __half>);
         if (cm2) return launch_tc_cfg<T, KIND, false, 2, 2>(p, num_sms, stream);
         return launch_tc_cfg<T, KIND, false, 2, 1>(p, num_sms, stream);
       }
