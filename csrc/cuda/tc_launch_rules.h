@@ -51,5 +51,20 @@ inline bool tc_pdl_rule(int64_t free_slots, int64_t ours) {
   return free_slots <= 0 || free_slots >= ours || 4 * free_slots <= ours;
 }
 
+// Per tensor / channel scales, M <= 8 (tc18, launch_tc_for): the tile configuration, 0 = one 16-row
+// tile per warp (RN = CM = 1), 1 = two (RN = 2, CM = 1), 2 = two with two activation tiles (RN = CM = 2).
+// Two 16-row tiles where x (its M rows) spans several K tiles (x_split: every CTA restages x per K
+// tile, then for 128 weight rows instead of 16-64) and at M = 3, 4 where N gives every SM a 128-row
+// tile; CM = 2 only for fp16 ternary with x split.  Measurements: tc_linear.cuh, launch_tc_for.
+// m8_env (BITMM_TC_M8, -1 unset): 0 one tile, 1 CM = 2, 2 CM = 1 wherever RN = 2 applies;
+// rn2_from (BITMM_TC_RN2_FROM, 0 unset): RN = 2 from M = rn2_from on, whatever x's size.
+inline int tc_per_tensor_small_m_tiles(int64_t M, int64_t N, bool x_split, bool fp16_ternary, int num_sms,
+                                       int m8_env, int rn2_from) {
+  if (M < 1 || M > 8 || m8_env == 0) return 0;
+  const bool wide_m34 = M >= 3 && M <= 4 && (N + 127) / 128 >= num_sms;
+  if (!(x_split || wide_m34 || (rn2_from > 0 && M >= rn2_from))) return 0;
+  return m8_env == 1 || (m8_env != 2 && x_split && fp16_ternary) ? 2 : 1;
+}
+
 }  // namespace cuda
 }  // namespace bitmm

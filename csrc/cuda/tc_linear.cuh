@@ -1246,11 +1246,11 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
       const bool x_split = p.M >= 1 && p.M <= 8 &&
                            tc_x_split<KIND>(padded_k(p.K), static_cast<int>(p.M),
                                             kTcMinStages * kTcWarps * 2 * 2 * 32 * 4, kTcSmemBytes / 4 - 8);
-      const bool wide_m34 = p.M >= 3 && p.M <= 4 && (p.N + 127) / 128 >= num_sms;
-      if (p.M <= 8 && m8_env != 0 && ((rn2_from > 0 && p.M >= rn2_from) || x_split || wide_m34)) {
-        const bool cm2 = m8_env == 1 || (m8_env != 2 && x_split && KIND == 2 && std::is_same_v<T, __half>);
-        if (cm2) return launch_tc_cfg<T, KIND, false, 2, 2>(p, num_sms, stream);
-        return launch_tc_cfg<T, KIND, false, 2, 1>(p, num_sms, stream);
+      switch (tc_per_tensor_small_m_tiles(p.M, p.N, x_split, KIND == 2 && std::is_same_v<T, __half>, num_sms,
+                                          m8_env, rn2_from)) {
+        case 1: return launch_tc_cfg<T, KIND, false, 2, 1>(p, num_sms, stream);
+        case 2: return launch_tc_cfg<T, KIND, false, 2, 2>(p, num_sms, stream);
+        default: break;
       }
     }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
