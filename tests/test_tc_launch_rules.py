@@ -17,14 +17,15 @@ MAIN = r"""
 using namespace bitmm::cuda;
 int main(int argc, char** argv) {  // rule name, then its arguments per line of stdin
   const char* rule = argv[1];
-  long long a[7];
-  while (std::scanf("%lld %lld %lld %lld %lld %lld %lld", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &a[6]) == 7) {
+  long long a[8];
+  while (std::scanf("%lld %lld %lld %lld %lld %lld %lld %lld", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7]) == 8) {
     if (!std::strcmp(rule, "fewest")) std::printf("%lld\n", (long long)tc_fewest_ctas_per_sm(a[0], (int)a[1], a[2]));
     if (!std::strcmp(rule, "smem"))
       std::printf("%lld\n", (long long)tc_reserved_smem((size_t)a[0], (int)a[1], (int)a[2], (int)a[3], a[4]));
     if (!std::strcmp(rule, "pdl")) std::printf("%d\n", (int)tc_pdl_rule(a[0], a[1]));
     if (!std::strcmp(rule, "small_m"))
-      std::printf("%d\n", tc_per_tensor_small_m_tiles(a[0], a[1], a[2] != 0, a[3] != 0, (int)a[4], (int)a[5], (int)a[6]));
+      std::printf("%d\n", tc_per_tensor_small_m_tiles(a[0], a[1], a[2] != 0, a[3] != 0, a[4] != 0, (int)a[5], (int)a[6],
+                                                       (int)a[7]));
   }
 }
 """
@@ -39,7 +40,7 @@ def rules_exe(tmp_path_factory):
 
 
 def run(exe, rule, rows):
-    text = "".join(" ".join(str(v) for v in (list(r) + [0] * (7 - len(r)))) + "\n" for r in rows)
+    text = "".join(" ".join(str(v) for v in (list(r) + [0] * (8 - len(r)))) + "\n" for r in rows)
     out = subprocess.run([str(exe), rule], input=text, check=True, capture_output=True, text=True)
     return [int(v) for v in out.stdout.split()]
 
@@ -100,27 +101,33 @@ def test_pdl_rule(rules_exe):
 
 
 def test_per_tensor_small_m_tiles_table(rules_exe):
-    # (M, N, x split, fp16 ternary, SMs, BITMM_TC_M8 (-1 unset), BITMM_TC_RN2_FROM (0 unset)) -> configuration
+    # (M, N, x split, x big, fp16 ternary, SMs, BITMM_TC_M8 (-1 unset), BITMM_TC_RN2_FROM (0 unset)) -> configuration
     # (0: RN = CM = 1, 1: RN = 2, CM = 1, 2: RN = CM = 2)
-    cases = [((1, 28672, 0, 0, 132, -1, 0), 0),   # 8192 x 28672 M = 1: x in one tile
-             ((2, 28672, 0, 0, 132, -1, 0), 0),   # M = 2 is not a wide M = 3, 4
-             ((3, 28672, 0, 0, 132, -1, 0), 1),   # 224 128-row tiles >= 132 SMs
-             ((4, 28672, 0, 1, 132, -1, 0), 1),   # fp16 ternary, x in one tile: CM = 1
-             ((4, 8192, 0, 0, 132, -1, 0), 0),    # 64 tiles < 132 SMs
-             ((4, 16896, 0, 0, 132, -1, 0), 1),   # exactly one 128-row tile per SM
-             ((4, 16895, 0, 0, 132, -1, 0), 1),   # (N + 127) / 128 = 132
-             ((4, 16768, 0, 0, 132, -1, 0), 0),   # 131 tiles
-             ((5, 28672, 0, 0, 132, -1, 0), 0),   # M = 5 with x in one tile
-             ((2, 8192, 1, 0, 132, -1, 0), 1),    # 28672 x 8192 M = 2: x split
-             ((2, 8192, 1, 1, 132, -1, 0), 2),    # fp16 ternary with x split: CM = 2
-             ((8, 28672, 1, 1, 132, -1, 0), 2),
-             ((8, 28672, 1, 0, 132, -1, 0), 1),
-             ((9, 28672, 1, 0, 132, -1, 0), 0),   # M > 8: not this rule
-             ((0, 28672, 1, 0, 132, -1, 0), 0),
-             ((8, 28672, 1, 1, 132, 0, 0), 0),    # BITMM_TC_M8=0: one tile
-             ((8, 28672, 1, 0, 132, 1, 0), 2),    # =1: CM = 2 for every kind
-             ((8, 28672, 1, 1, 132, 2, 0), 1),    # =2: CM = 1 for fp16 ternary too
-             ((1, 4096, 0, 0, 132, -1, 1), 1),    # BITMM_TC_RN2_FROM=1: RN = 2 whatever x's size
-             ((2, 4096, 0, 1, 132, -1, 3), 0),    # below rn2_from
-             ((1, 4096, 0, 1, 132, 1, 1), 2)]
+    cases = [((1, 28672, 0, 0, 0, 132, -1, 0), 0),   # 8192 x 28672 M = 1: x small
+             ((2, 28672, 0, 0, 0, 132, -1, 0), 0),   # M = 2 is not a wide M = 3, 4
+             ((3, 28672, 0, 0, 0, 132, -1, 0), 1),   # 224 128-row tiles >= 132 SMs
+             ((4, 28672, 0, 1, 1, 132, -1, 0), 1),   # fp16 ternary, wide N, x in one tile: CM = 1
+             ((4, 16896, 0, 0, 0, 132, -1, 0), 1),   # exactly one 128-row tile per SM
+             ((4, 16768, 0, 0, 0, 132, -1, 0), 0),   # 131 tiles, x small
+             ((4, 8192, 0, 0, 0, 132, -1, 0), 0),    # narrow N, x small
+             ((4, 8192, 0, 1, 0, 132, -1, 0), 1),    # 8192^2 M = 4: x big
+             ((4, 8192, 0, 1, 1, 132, -1, 0), 2),    # fp16 ternary, narrow N: CM = 2
+             ((1, 8192, 0, 1, 0, 132, -1, 0), 1),    # 28672 x 8192 M = 1: x big (72 KB)
+             ((6, 4096, 0, 1, 0, 132, -1, 0), 0),    # 4096^2: 128 32-row CTAs < 132 SMs
+             ((6, 4224, 0, 1, 0, 132, -1, 0), 1),    # 132 of them
+             ((6, 4096, 1, 1, 0, 132, -1, 0), 1),    # x split: whatever N
+             ((8, 301, 1, 1, 1, 132, -1, 0), 2),     # fp16 ternary with x split: CM = 2
+             ((8, 28672, 1, 1, 1, 132, -1, 0), 2),
+             ((8, 28672, 1, 1, 0, 132, -1, 0), 1),
+             ((5, 28672, 0, 1, 0, 132, -1, 0), 1),   # 8192 x 28672 binary M = 5: x big, not split
+             ((5, 28672, 0, 0, 0, 132, -1, 0), 0),
+             ((9, 28672, 1, 1, 0, 132, -1, 0), 0),   # M > 8: not this rule
+             ((0, 28672, 1, 1, 0, 132, -1, 0), 0),
+             ((8, 28672, 1, 1, 1, 132, 0, 0), 0),    # BITMM_TC_M8=0: one tile
+             ((8, 28672, 1, 1, 0, 132, 1, 0), 2),    # =1: CM = 2 for every kind
+             ((8, 28672, 1, 1, 1, 132, 2, 0), 1),    # =2: CM = 1 for fp16 ternary too
+             ((1, 4096, 0, 0, 0, 132, -1, 1), 1),    # BITMM_TC_RN2_FROM=1: RN = 2 whatever x and N
+             ((1, 4096, 0, 0, 1, 132, -1, 1), 2),    # (fp16 ternary, narrow N: CM = 2)
+             ((2, 4096, 0, 0, 1, 132, -1, 3), 0),    # below rn2_from
+             ((1, 4096, 0, 0, 0, 132, 1, 1), 2)]
     assert run(rules_exe, "small_m", [c for c, _ in cases]) == [e for _, e in cases]

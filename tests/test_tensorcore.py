@@ -488,9 +488,9 @@ def test_tc_tile_config_reads_kernel_names():
 
 # Per tensor / channel M <= 8 where x spans several K tiles: two 16-row tiles per warp, one activation
 # tile (RN = 2, CM = 1; fp16 ternary: CM = 2), so each CTA restages x for 128 weight rows (tc18); where
-# x fits in one K tile, one 16-row tile (RN = CM = 1).  x spans several K tiles (112 KB less the
-# shallowest ring) at K = 6007 from M = 8 on, at K = 12001 from M = 4 on.  Odd K and N, offsets and
-# bias, outputs poisoned, which kernel ran.
+# x fits in one K tile (and N = 301 is too narrow for the rule's other cases), one 16-row tile
+# (RN = CM = 1).  x spans several K tiles (112 KB less the shallowest ring) at K = 6007 from M = 8 on,
+# at K = 12001 from M = 4 on.  Odd K and N, offsets and bias, outputs poisoned, which kernel ran.
 @cuda_only
 @pytest.mark.parametrize("K", [6007, 12001])
 @pytest.mark.parametrize("M", [2, 4, 5, 8])
@@ -532,6 +532,32 @@ def test_tensorcore_per_tensor_m3_4_wide_n_two_row_tiles(kind, dtype, M, N):
         sms = torch.cuda.get_device_properties(x.device).multi_processor_count
         wide = M >= 3 and (N + 127) // 128 >= sms
         assert any(tc_tile_config(n) == (("2", "1") if wide else ("1", "1")) for n in names), (names, sms)
+
+
+# Per tensor / channel M = 3 with x large (K = 9001: 67 KB, half the budget or more) but in one K tile:
+# RN = 2 where N gives every SM a 32-row CTA (CM = 2 for fp16 ternary, N being narrow for 128-row
+# tiles), else one tile.
+@cuda_only
+@pytest.mark.parametrize("N", [1001, 5001])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_per_tensor_large_x_two_row_tiles(kind, dtype, N):
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    x, packed, s, u, b = make_problem(kind, 3, 9001, N, "channel", None, dtype=dtype, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    if profiler_sees_kernels():
+        sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+        if (N + 31) // 32 < sms:
+            want = ("1", "1")
+        elif kind == "ternary" and dtype == torch.float16 and (N + 127) // 128 < sms:
+            want = ("2", "2")
+        else:
+            want = ("2", "1")
+        assert any(tc_tile_config(n) == want for n in names), (names, sms)
 
 
 # BITMM_TC_M8=0 / 1 / 2: the same problems on the one-tile configuration (RN = CM = 1), M = 9..16's

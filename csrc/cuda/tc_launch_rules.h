@@ -52,18 +52,40 @@ inline bool tc_pdl_rule(int64_t free_slots, int64_t ours) {
 }
 
 // Per tensor / channel scales, M <= 8 (tc18, launch_tc_for): the tile configuration, 0 = one 16-row
-// tile per warp (RN = CM = 1), 1 = two (RN = 2, CM = 1), 2 = two with two activation tiles (RN = CM = 2).
-// Two 16-row tiles where x (its M rows) spans several K tiles (x_split: every CTA restages x per K
-// tile, then for 128 weight rows instead of 16-64) and at M = 3, 4 where N gives every SM a 128-row
-// tile; CM = 2 only for fp16 ternary with x split.  Measurements: tc_linear.cuh, launch_tc_for.
-// m8_env (BITMM_TC_M8, -1 unset): 0 one tile, 1 CM = 2, 2 CM = 1 wherever RN = 2 applies;
-// rn2_from (BITMM_TC_RN2_FROM, 0 unset): RN = 2 from M = rn2_from on, whatever x's size.
-inline int tc_per_tensor_small_m_tiles(int64_t M, int64_t N, bool x_split, bool fp16_ternary, int num_sms,
-                                       int m8_env, int rn2_from) {
+// tile per warp (RN = CM = 1), 1 = two (RN = 2, CM = 1), 2 = two with two activation tiles (RN = CM = 2,
+// half the B columns idle).  x_split: x (its M rows, all of K) does not fit in shared memory beside the
+// shallowest ring, so every CTA restages it per K tile; x_big: x takes half of the budget or more, so
+// one-tile CTAs (16-64 weight rows each) are few per SM and each stages x for few rows.
+//  * RN = 2 where x is split; where x is big or (M = 3, 4) N has a 128-row tile per SM, if N gives
+//    every SM a 32-row CTA (RN = 2 halves the CTAs: 4096^2 M = 1..4 lost, 6.0-7.1 -> 7.1-8.8 us).
+//  * CM = 2 for fp16 ternary (its sign / exponent unpacking instead of the subnormal codes) where x is
+//    split or N narrow; CM = 1 otherwise.
+// H200, session 17, fp16, us (one tile -> RN = 2, CM = 1 / CM = 2; bench/results/h200_s17_call3_eed8771.txt
+// and h200_s17_call4_3de45cb.txt, the latter's M <= 4 through BITMM_TC_RN2_FROM):
+//  x split: 8192 x 28672 M = 5 / 8 int2 117.1 / 123.2 -> 48.3 / 45.7 vs 62.3 / 58.9; ternary 117.1 /
+//   122.7 -> 48.6 / 45.7 vs 45.8 / 43.4; 8192^2 ternary 35.0 / 36.7 -> 21.3 / 22.8 vs 18.6 / 18.2;
+//   28672 x 8192 M = 2 / 3 / 4 int2 63.2 / 70.4 / 76.9 -> 44.4 / 49.9 / 52.7, ternary 62.3 / 69.9 / 76.2
+//   -> 44.4 / 50.3 / 52.9 vs 41.1 / 44.8 / 44.9, binary 42.2 / 51.2 / 52.1 -> 32.4 / 37.9 / 41.4.
+//  x big, not split: 8192 x 28672 binary M = 5 / 8 (x 92 / 147 KB: split only from M = 6) 84.1 / 94.9
+//   -> 35.1 / 34.9; 28672 x 8192 M = 1 (x 72 KB) int2 40.4 -> 37.9, binary 30.8 -> 26.1, ternary
+//   40.2 -> 38.5 vs 36.3; 8192^2 M = 3 int2 16.6 -> 14.6, ternary 16.6 -> 14.7 vs 14.1; M = 4 ternary
+//   15.2 -> 15.7 vs 13.9, but int2 15.3 -> 15.6, binary 11.8 -> 13.2 (taken all the same).
+//  N wide, M = 3 / 4 (x in one tile): 8192 x 28672 int2 38.3 / 40.9 -> 36.2 / 36.8, ternary 38.1 /
+//   40.9 -> 36.4 / 37.0 vs 38.8 / 38.7, binary 28.3 / 29.8 -> 27.1 / 27.9.
+//  Not taken: M = 1, 2 with x small (8192 x 28672 int2 33.4 -> 36.3, 8192^2 M = 2 13.0 -> 15.4).
+//  bf16 (no subnormal codes), 8192 x 28672 M = 5 / 8: CM = 1 beats CM = 2 for every kind (int2 57.0 /
+//   54.8 vs 63.0 / 60.3, ternary 44.2 / 41.4 vs 46.8 / 44.0).
+// m8_env (BITMM_TC_M8, -1 unset): 0 one tile always, 1 CM = 2, 2 CM = 1 wherever RN = 2 applies;
+// rn2_from (BITMM_TC_RN2_FROM, 0 unset): RN = 2 from M = rn2_from on, whatever x and N.
+inline int tc_per_tensor_small_m_tiles(int64_t M, int64_t N, bool x_split, bool x_big, bool fp16_ternary,
+                                       int num_sms, int m8_env, int rn2_from) {
   if (M < 1 || M > 8 || m8_env == 0) return 0;
-  const bool wide_m34 = M >= 3 && M <= 4 && (N + 127) / 128 >= num_sms;
-  if (!(x_split || wide_m34 || (rn2_from > 0 && M >= rn2_from))) return 0;
-  return m8_env == 1 || (m8_env != 2 && x_split && fp16_ternary) ? 2 : 1;
+  const bool wide = (N + 127) / 128 >= num_sms;
+  const bool enough_ctas = (N + 31) / 32 >= num_sms;
+  if (!(x_split || (enough_ctas && (x_big || (wide && M >= 3 && M <= 4))) || (rn2_from > 0 && M >= rn2_from)))
+    return 0;
+  if (m8_env == 1) return 2;
+  return m8_env != 2 && fp16_ternary && (x_split || !wide) ? 2 : 1;
 }
 
 }  // namespace cuda

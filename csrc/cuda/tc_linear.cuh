@@ -1002,13 +1002,13 @@ tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int 
   tc_linear_body<T, KIND, true, 1, CM, true, SDT>(p, KT, WN, st_flags);
 }
 
-// Does x (`rows` rows, all of K padded to a load step) leave too little shared memory (budget_words)
-// for even the shallowest weight ring (ring_words)?  Then x spans several K tiles, and every CTA
-// restages it per K tile (8 rows at K = 8192: 160 KB), which the launch rules below weigh.
-template <int KIND> inline bool tc_x_split(int64_t Kp, int rows, int ring_words, int budget_words) {
+// Shared-memory words of x's tile for `rows` rows and all of K (padded to a load step).  Past the
+// budget beside the shallowest weight ring, x spans several K tiles and every CTA restages it per K
+// tile (8 rows at K = 8192: 160 KB), which the launch rules below weigh.
+template <int KIND> inline int64_t tc_x_words(int64_t Kp, int rows) {
   using L = TcLayout<KIND>;
   const int64_t k_all = std::min<int64_t>((Kp + L::STEP_K - 1) / L::STEP_K * L::STEP_K, 1 << 28);
-  return rows * static_cast<int64_t>(L::row_words(static_cast<int>(k_all))) + ring_words > budget_words;
+  return rows * static_cast<int64_t>(L::row_words(static_cast<int>(k_all)));
 }
 
 // Launch rule (no autotuning): CM from M; WN (warps along N; the other
@@ -1072,7 +1072,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return rows * L::row_words(kt) + (BD ? MR * (kt / BLOCK_K) + L::WIN_WORDS : 0) + stages * stage_words +
            tc_reduce_words<RN, CM>(kTcWarps / wn, wn) + (lora ? wn * RN * 16 * MT : 0);
   };
-  const bool x_split = !BD && tc_x_split<KIND>(Kp, rows, kTcMinStages * stage_words, budget_words);
+  const bool x_split = !BD && tc_x_words<KIND>(Kp, rows) + kTcMinStages * stage_words > budget_words;
   const bool bd_wide = BD && (p.M == 1 || CM > 1) && tc_bd_wide(p, num_sms);
   const bool fold_one_tile = GROUPED && !BD && CM == 1 && p.M >= 4;
   int WN = 4;
@@ -1218,39 +1218,23 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
       if (p.M <= bd_max_m && p.M <= kTcBdMaxM) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
     }
     if constexpr (!GROUPED) {
-      // Per tensor / channel, M <= 8: two 16-row tiles per warp (RN = 2, 128 weight rows per CTA) where
-      // x spans several K tiles (every CTA restages x per K tile, for 128 rows instead of 16-64), and
-      // at M = 3, 4 where N gives every SM a 128-row tile (tc18).  One activation tile (CM = 1: fp16
-      // x keeps the subnormal codes), except fp16 ternary with x in several K tiles, which takes
-      // M = 9..16's RN = CM = 2 (half its B columns idle; its sign / exponent unpacking).  H200,
-      // session 17, fp16 (us; one tile -> RN = 2, CM = 1 / CM = 2):
-      //  x in several K tiles (bench/results/h200_s17_call3_eed8771.txt, M = 5 / 8): 8192 x 28672 int2
-      //   117.1 / 123.2 -> 48.3 / 45.7 vs 62.3 / 58.9; ternary 117.1 / 122.7 -> 48.6 / 45.7 vs 45.8 / 43.4;
-      //   binary 84.1 / 94.9 -> 35.1 / 34.9 vs 38.7 / 36.9; 8192^2 int2 34.9 / 36.6 -> 21.4 / 22.9 vs
-      //   23.5 / 22.1; ternary 35.0 / 36.7 -> 21.3 / 22.8 vs 18.6 / 18.2; 28672 x 8192 ternary 96.3 /
-      //   116.3 -> 63.2 / 72.9 vs 53.1 / 57.3.  (h200_s17_call4_3de45cb.txt, 28672 x 8192, M = 2 / 3 /
-      //   4:) int2 63.2 / 70.4 / 76.9 -> 44.4 / 49.9 / 52.7; ternary 62.3 / 69.9 / 76.2 -> 44.4 / 50.3 /
-      //   52.9 vs 41.1 / 44.8 / 44.9; binary 42.2 / 51.2 / 52.1 -> 32.4 / 37.9 / 41.4.  bf16 (M = 5 / 8,
-      //   8192 x 28672): int2 57.0 / 54.8 vs CM = 2 63.0 / 60.3, ternary 44.2 / 41.4 vs 46.8 / 44.0.
-      //  x in one K tile, M = 3 / 4 (call 4): 8192 x 28672 int2 38.3 / 40.9 -> 36.2 / 36.8, ternary
-      //   38.1 / 40.9 -> 36.4 / 37.0 (CM = 2: 38.8 / 38.7), binary 28.3 / 29.8 -> 27.1 / 27.9.  Not
-      //   taken where N has fewer 128-row tiles than SMs: 8192^2 M = 4 int2 15.3 -> 15.6, binary 11.8
-      //   -> 13.2; 4096^2 6.9-7.1 -> 7.1-8.8; nor at M = 1, 2 with x in one tile: 8192 x 28672 int2
-      //   33.4 -> 36.3 (but 28672 x 8192 M = 1, x 72 KB: int2 40.4 -> 37.9, ternary 40.2 -> 38.5,
-      //   binary 30.8 -> 26.1, not taken).
-      // BITMM_TC_M8=0 / 1 / 2: the one-tile configuration, CM = 2 or CM = 1 whatever the kind;
-      // BITMM_TC_RN2_FROM=m: RN = 2 from M = m on (1..8) whatever x's size (benchmark overrides, read once).
+      // Per tensor / channel, M <= 8: two 16-row weight tiles per warp (128 rows per CTA) where x is
+      // large, or N wide at M = 3, 4; fp16 ternary with two activation tiles where x is split or N
+      // narrow (tc18; the rule, its measurements and its overrides BITMM_TC_M8 / BITMM_TC_RN2_FROM:
+      // tc_per_tensor_small_m_tiles in tc_launch_rules.h).
       static const int m8_env = std::getenv("BITMM_TC_M8") != nullptr ? env_int("BITMM_TC_M8") : -1;
       static const int rn2_from = env_int("BITMM_TC_RN2_FROM");
-      // (x against the 112 KB budget and RN = 2's shallowest ring: launch_tc_cfg's own test.)
-      const bool x_split = p.M >= 1 && p.M <= 8 &&
-                           tc_x_split<KIND>(padded_k(p.K), static_cast<int>(p.M),
-                                            kTcMinStages * kTcWarps * 2 * 2 * 32 * 4, kTcSmemBytes / 4 - 8);
-      switch (tc_per_tensor_small_m_tiles(p.M, p.N, x_split, KIND == 2 && std::is_same_v<T, __half>, num_sms,
-                                          m8_env, rn2_from)) {
-        case 1: return launch_tc_cfg<T, KIND, false, 2, 1>(p, num_sms, stream);
-        case 2: return launch_tc_cfg<T, KIND, false, 2, 2>(p, num_sms, stream);
-        default: break;
+      if (p.M >= 1 && p.M <= 8) {
+        // x against the 112 KB budget (less the row sums) and RN = 2's shallowest ring: launch_tc_cfg's own test
+        const int budget = kTcSmemBytes / 4 - 8;
+        const int64_t xw = tc_x_words<KIND>(padded_k(p.K), static_cast<int>(p.M));
+        const bool x_split = xw + kTcMinStages * kTcWarps * 2 * 2 * 32 * 4 > budget;
+        switch (tc_per_tensor_small_m_tiles(p.M, p.N, x_split, 2 * xw >= budget, KIND == 2 && std::is_same_v<T, __half>,
+                                            num_sms, m8_env, rn2_from)) {
+          case 1: return launch_tc_cfg<T, KIND, false, 2, 1>(p, num_sms, stream);
+          case 2: return launch_tc_cfg<T, KIND, false, 2, 2>(p, num_sms, stream);
+          default: break;
+        }
       }
     }
     if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
