@@ -486,11 +486,42 @@ def test_tc_tile_config_reads_kernel_names():
     assert tc_tile_config("void bitmm::cuda::tc_linear_bd_kernel<__half, 3, 1, 2>(P)") is None
 
 
+def check_per_tensor_tile_config(kind, dtype, mode, M, K, N, want):
+    """Per tensor / channel problem through the tensor-core backend, outputs poisoned, against the
+    float64 reference; where the profiler sees kernels, a tc_linear_kernel of (RN, CM) = want ran
+    (`want`: a tuple, or a function of the GPU's SM count giving one)."""
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    x, packed, s, u, b = make_problem(kind, M, K, N, mode, None, dtype=dtype, device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    if profiler_sees_kernels():
+        sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+        w = want(sms) if callable(want) else want
+        assert any(tc_tile_config(n) == w for n in names), (kind, dtype, M, K, N, w, names)
+
+
+def run_per_tensor_cases_in_child(cases, want, **env_vars):
+    """check_per_tensor_tile_config over every kind, fp16 and bf16, and `cases` ((M, K, N, mode), ...),
+    in a child process with `env_vars` set (the launch overrides are read once per process); `want`:
+    a Python expression in M and K for the (RN, CM) expected."""
+    code = ("import torch\n"
+            "from test_tensorcore import check_per_tensor_tile_config\n"
+            "torch.manual_seed(0)\n"
+            "for kind in ('int2', 'binary', 'ternary'):\n"
+            "    for dtype in (torch.float16, torch.bfloat16):\n"
+            f"        for M, K, N, mode in {cases!r}:\n"
+            f"            check_per_tensor_tile_config(kind, dtype, mode, M, K, N, {want})\n")
+    run_in_child(code, **env_vars)
+
+
 # Per tensor / channel M <= 8 where x spans several K tiles: two 16-row tiles per warp, one activation
 # tile (RN = 2, CM = 1; fp16 ternary: CM = 2), so each CTA restages x for 128 weight rows (tc18); where
 # x fits in one K tile (and N = 301 is too narrow for the rule's other cases), one 16-row tile
 # (RN = CM = 1).  x spans several K tiles (112 KB less the shallowest ring) at K = 6007 from M = 8 on,
-# at K = 12001 from M = 4 on.  Odd K and N, offsets and bias, outputs poisoned, which kernel ran.
+# at K = 12001 from M = 4 on.  Odd K and N, offsets and bias.
 @cuda_only
 @pytest.mark.parametrize("K", [6007, 12001])
 @pytest.mark.parametrize("M", [2, 4, 5, 8])
@@ -498,19 +529,11 @@ def test_tc_tile_config_reads_kernel_names():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_per_tensor_small_m_long_k_two_row_tiles(kind, dtype, mode, M, K):
-    from test_wgmma import kernel_names, profiler_sees_kernels
-    x, packed, s, u, b = make_problem(kind, M, K, 301, mode, None, dtype=dtype, device="cuda")
-    poison_cuda_allocator()
-    with bitmm.use_backend("tensorcore"):
-        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-        y = bitmm.linear(kind, x, packed, s, u, b)
-    assert_close_to_reference(kind, y, x, packed, s, u, b)
-    if profiler_sees_kernels():
-        if M >= (8 if K == 6007 else 4):
-            want = ("2", "2") if kind == "ternary" and dtype == torch.float16 else ("2", "1")
-        else:
-            want = ("1", "1")
-        assert any(tc_tile_config(n) == want for n in names), names
+    if M >= (8 if K == 6007 else 4):
+        want = ("2", "2") if kind == "ternary" and dtype == torch.float16 else ("2", "1")
+    else:
+        want = ("1", "1")
+    check_per_tensor_tile_config(kind, dtype, mode, M, K, 301, want)
 
 
 # Per tensor / channel M = 3, 4 with x in one K tile: RN = 2, CM = 1 where N gives every SM a 128-row
@@ -521,17 +544,8 @@ def test_tensorcore_per_tensor_small_m_long_k_two_row_tiles(kind, dtype, mode, M
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_per_tensor_m3_4_wide_n_two_row_tiles(kind, dtype, M, N):
-    from test_wgmma import kernel_names, profiler_sees_kernels
-    x, packed, s, u, b = make_problem(kind, M, 333, N, "channel", None, dtype=dtype, device="cuda")
-    poison_cuda_allocator()
-    with bitmm.use_backend("tensorcore"):
-        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-        y = bitmm.linear(kind, x, packed, s, u, b)
-    assert_close_to_reference(kind, y, x, packed, s, u, b)
-    if profiler_sees_kernels():
-        sms = torch.cuda.get_device_properties(x.device).multi_processor_count
-        wide = M >= 3 and (N + 127) // 128 >= sms
-        assert any(tc_tile_config(n) == (("2", "1") if wide else ("1", "1")) for n in names), (names, sms)
+    check_per_tensor_tile_config(kind, dtype, "channel", M, 333, N,
+                                 lambda sms: ("2", "1") if M >= 3 and (N + 127) // 128 >= sms else ("1", "1"))
 
 
 # Per tensor / channel M = 3 with x large (K = 9001: 67 KB, half the budget or more) but in one K tile:
@@ -542,50 +556,22 @@ def test_tensorcore_per_tensor_m3_4_wide_n_two_row_tiles(kind, dtype, M, N):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_per_tensor_large_x_two_row_tiles(kind, dtype, N):
-    from test_wgmma import kernel_names, profiler_sees_kernels
-    x, packed, s, u, b = make_problem(kind, 3, 9001, N, "channel", None, dtype=dtype, device="cuda")
-    poison_cuda_allocator()
-    with bitmm.use_backend("tensorcore"):
-        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-        y = bitmm.linear(kind, x, packed, s, u, b)
-    assert_close_to_reference(kind, y, x, packed, s, u, b)
-    if profiler_sees_kernels():
-        sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+    def want(sms):
         if (N + 31) // 32 < sms:
-            want = ("1", "1")
-        elif kind == "ternary" and dtype == torch.float16 and (N + 127) // 128 < sms:
-            want = ("2", "2")
-        else:
-            want = ("2", "1")
-        assert any(tc_tile_config(n) == want for n in names), (names, sms)
+            return ("1", "1")
+        return ("2", "2") if kind == "ternary" and dtype == torch.float16 and (N + 127) // 128 < sms else ("2", "1")
+    check_per_tensor_tile_config(kind, dtype, "channel", 3, 9001, N, want)
 
 
-# BITMM_TC_M8=0 / 1 / 2: the same problems on the one-tile configuration (RN = CM = 1), M = 9..16's
-# (RN = CM = 2) or RN = 2, CM = 1 for every kind, so each runs for every kind and dtype; and K = 1000
-# (x in one tile: RN = CM = 1 whatever the knob).
+# BITMM_TC_M8=0 / 1 / 2: x split on the one-tile configuration (RN = CM = 1), M = 9..16's (RN = CM = 2)
+# or RN = 2, CM = 1 for every kind, so each runs for every kind and dtype; and K = 1000 (x small, N
+# narrow: RN = CM = 1 whatever the knob).
 @cuda_only
 @pytest.mark.parametrize("m8", ["0", "1", "2"])
 def test_tensorcore_per_tensor_m5_8_override(m8):
-    code = (
-        "import torch, bitmm\n"
-        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
-        "from test_wgmma import kernel_names, profiler_sees_kernels\n"
-        "from test_tensorcore import tc_tile_config\n"
-        f"WANT = {{'0': ('1', '1'), '1': ('2', '2'), '2': ('2', '1')}}[{m8!r}]\n"
-        "torch.manual_seed(0)\n"
-        "for kind in ('int2', 'binary', 'ternary'):\n"
-        "    for dtype in (torch.float16, torch.bfloat16):\n"
-        "        for M, K, mode in ((5, 9001, 'tensor'), (8, 9001, 'channel'), (7, 1000, 'channel')):\n"
-        "            x, p, s, u, b = make_problem(kind, M, K, 77, mode, None, dtype=dtype, device='cuda')\n"
-        "            poison_cuda_allocator()\n"
-        "            with bitmm.use_backend('tensorcore'):\n"
-        "                names = kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b))\n"
-        "                y = bitmm.linear(kind, x, p, s, u, b)\n"
-        "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
-        "            if profiler_sees_kernels():\n"
-        "                want = ('1', '1') if K == 1000 else WANT\n"
-        "                assert any(tc_tile_config(n) == want for n in names), (kind, M, K, names)\n")
-    run_in_child(code, BITMM_TC_M8=m8)
+    want = {"0": ("1", "1"), "1": ("2", "2"), "2": ("2", "1")}[m8]
+    run_per_tensor_cases_in_child(((5, 9001, 77, "tensor"), (8, 9001, 77, "channel"), (7, 1000, 77, "channel")),
+                                  f"('1', '1') if K == 1000 else {want!r}", BITMM_TC_M8=m8)
 
 
 # Group-wise M = 5..8 on the folding path with x in several K tiles and N wide enough for two warps
@@ -609,23 +595,6 @@ def test_tensorcore_grouped_m5_8_long_k_wide_n(kind, dtype, G, M):
 @cuda_only
 @pytest.mark.parametrize("m8", ["2", "1"])
 def test_tensorcore_per_tensor_small_m_two_row_tiles_override(m8):
-    code = (
-        "import torch, bitmm\n"
-        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
-        "from test_wgmma import kernel_names, profiler_sees_kernels\n"
-        "from test_tensorcore import tc_tile_config\n"
-        f"WANT = ('2', {('1' if m8 == '2' else '2')!r})\n"
-        "torch.manual_seed(0)\n"
-        "for kind in ('int2', 'binary', 'ternary'):\n"
-        "    for dtype in (torch.float16, torch.bfloat16):\n"
-        "        for M, K, N, mode in ((1, 1000, 77, 'tensor'), (2, 3001, 301, 'channel'), (3, 700, 45, 'channel'),\n"
-        "                              (4, 12001, 130, 'tensor')):\n"
-        "            x, p, s, u, b = make_problem(kind, M, K, N, mode, None, dtype=dtype, device='cuda')\n"
-        "            poison_cuda_allocator()\n"
-        "            with bitmm.use_backend('tensorcore'):\n"
-        "                names = kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b))\n"
-        "                y = bitmm.linear(kind, x, p, s, u, b)\n"
-        "            assert_close_to_reference(kind, y, x, p, s, u, b)\n"
-        "            if profiler_sees_kernels():\n"
-        "                assert any(tc_tile_config(n) == WANT for n in names), (kind, M, K, names)\n")
-    run_in_child(code, BITMM_TC_RN2_FROM="1", BITMM_TC_M8=m8)
+    run_per_tensor_cases_in_child(((1, 1000, 77, "tensor"), (2, 3001, 301, "channel"), (3, 700, 45, "channel"),
+                                   (4, 12001, 130, "tensor")),
+                                  repr(("2", "1" if m8 == "2" else "2")), BITMM_TC_RN2_FROM="1", BITMM_TC_M8=m8)
