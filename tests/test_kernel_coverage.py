@@ -12,7 +12,9 @@ What is covered, per backend (forced with bitmm.use_backend, and auto):
     dtype with an offset, groups of 32 with offsets, groups of 64 with fp32 s and u) x M across the
     tensor-core kernel's tile switches (M = 0, 1, 2, 3: the group-wise block-diagonal path at M <= 4, 1 or 2 activation tiles;
     5, 8, 9, 16, 17, 32, 33, 65) and K across its x-tile switches (K = 300 fits one tile; K = 2500 needs
-    several at M >= 17; K = 6000 at M = 5 and 8: from 8 rows on, per tensor / channel on two 16-row tiles per warp, tc18);
+    several at M >= 17; K = 6000 at M = 5 and 8: x split at M = 8 (two-plane from 6 rows, binary 7), per tensor / channel on two 16-row tiles per
+    warp, tc18; fp16 ternary takes RN = CM = 2 there, and its RN = 2, CM = 1 instance runs only under BITMM_TC_M8=2,
+    in test_tensorcore.py's override test);
   * grad_x: the add/subtract kernel (default and deterministic), the tensor-core one (each scaling
     mode), the dense path, the generic kernel (fp64, groups of 5);
   * the Hopper wgmma kernel's instances (test_wgmma_every_kernel_instance; its fallback elsewhere);
@@ -124,10 +126,12 @@ def test_generic_kernels_float64_and_odd_groups(kind, device):
 @pytest.mark.parametrize("kind", KINDS)
 def test_fused_lora_every_tile_configuration(kind, device):
     # (group-wise: M = 2 is the tensor-core kernel's block-diagonal path, M = 1 not fused under auto)
+    # (per channel M = 8 at K = 6000: x split, the two-16-row-tile configurations of tc18)
     for dtype, (mode, G), M in itertools.product((torch.float16, torch.bfloat16), (("channel", None), ("group", 64)),
-                                                 (1, 2, 3, 9, 17, 33)):
-        x, packed, s, u, b = make_problem(kind, M, 320, 70, mode, G, dtype=dtype, device=device)
-        a = torch.randn(8, 320, device=device, dtype=dtype) * 0.1
+                                                 (1, 2, 3, 8, 9, 17, 33)):
+        K = 6000 if M == 8 and mode == "channel" else 320
+        x, packed, s, u, b = make_problem(kind, M, K, 70, mode, G, dtype=dtype, device=device)
+        a = torch.randn(8, K, device=device, dtype=dtype) * 0.1
         lb = torch.randn(70, 8, device=device, dtype=dtype) * 0.1
         got = bitmm.lora_linear(kind, x, packed, s, u, b, a, lb, 0.5)
         base = reference.linear(kind, x.cpu().double(), packed.cpu(), s.cpu().double(), u.cpu().double(),

@@ -520,8 +520,9 @@ def run_per_tensor_cases_in_child(cases, want, **env_vars):
 # Per tensor / channel M <= 8 where x spans several K tiles: two 16-row tiles per warp, one activation
 # tile (RN = 2, CM = 1; fp16 ternary: CM = 2), so each CTA restages x for 128 weight rows (tc18); where
 # x fits in one K tile (and N = 301 is too narrow for the rule's other cases), one 16-row tile
-# (RN = CM = 1).  x spans several K tiles (112 KB less the shallowest ring) at K = 6007 from M = 8 on,
-# at K = 12001 from M = 4 on.  Odd K and N, offsets and bias.
+# (RN = CM = 1).  x spans several K tiles (112 KB less the deepest ring, 24 KB) at K = 6007 from M = 6
+# (two-plane) or 7 (binary) on, at K = 12001 from M = 3 or 4 on: here M = 8, and M >= 4.  Odd K and N,
+# offsets and bias.
 @cuda_only
 @pytest.mark.parametrize("K", [6007, 12001])
 @pytest.mark.parametrize("M", [2, 4, 5, 8])

@@ -54,8 +54,8 @@ inline bool tc_pdl_rule(int64_t free_slots, int64_t ours) {
 // Per tensor / channel scales, M <= 8 (tc18, launch_tc_for): the tile configuration, 0 = one 16-row
 // tile per warp (RN = CM = 1), 1 = two (RN = 2, CM = 1), 2 = two with two activation tiles (RN = CM = 2,
 // half the B columns idle).  x_split: x (its M rows, all of K) does not fit in shared memory beside the
-// shallowest ring, so every CTA restages it per K tile; x_big: x takes half of the budget or more, so
-// one-tile CTAs (16-64 weight rows each) are few per SM and each stages x for few rows.
+// deepest weight ring, so every CTA restages it per K tile; x_big: x takes half of the budget or more,
+// so one-tile CTAs (16-64 weight rows each) are few per SM and each stages x for few rows.
 //  * RN = 2 where x is split; where x is big or (M = 3, 4) N has a 128-row tile per SM, if N gives
 //    every SM a 32-row CTA (RN = 2 halves the CTAs: 4096^2 M = 1..4 lost, 6.0-7.1 -> 7.1-8.8 us).
 //  * CM = 2 for fp16 ternary (its sign / exponent unpacking instead of the subnormal codes) where x is
@@ -66,8 +66,8 @@ inline bool tc_pdl_rule(int64_t free_slots, int64_t ours) {
 //   122.7 -> 48.6 / 45.7 vs 45.8 / 43.4; 8192^2 ternary 35.0 / 36.7 -> 21.3 / 22.8 vs 18.6 / 18.2;
 //   28672 x 8192 M = 2 / 3 / 4 int2 63.2 / 70.4 / 76.9 -> 44.4 / 49.9 / 52.7, ternary 62.3 / 69.9 / 76.2
 //   -> 44.4 / 50.3 / 52.9 vs 41.1 / 44.8 / 44.9, binary 42.2 / 51.2 / 52.1 -> 32.4 / 37.9 / 41.4.
-//  x big, not split: 8192 x 28672 binary M = 5 / 8 (x 92 / 147 KB: split only from M = 6) 84.1 / 94.9
-//   -> 35.1 / 34.9; 28672 x 8192 M = 1 (x 72 KB) int2 40.4 -> 37.9, binary 30.8 -> 26.1, ternary
+//  (binary M = 5 / 8 on 8192 x 28672, x split too: 84.1 / 94.9 -> 35.1 / 34.9.)
+//  x big, not split: 28672 x 8192 M = 1 (x 72 KB) int2 40.4 -> 37.9, binary 30.8 -> 26.1, ternary
 //   40.2 -> 38.5 vs 36.3; 8192^2 M = 3 int2 16.6 -> 14.6, ternary 16.6 -> 14.7 vs 14.1; M = 4 ternary
 //   15.2 -> 15.7 vs 13.9, but int2 15.3 -> 15.6, binary 11.8 -> 13.2 (taken all the same).
 //  N wide, M = 3 / 4 (x in one tile): 8192 x 28672 int2 38.3 / 40.9 -> 36.2 / 36.8, ternary 38.1 /

@@ -1003,8 +1003,11 @@ tc_linear_bd_kernel(const LinearParams p, const int KT, const int WN, const int 
 }
 
 // Shared-memory words of x's tile for `rows` rows and all of K (padded to a load step).  Past the
-// budget beside the shallowest weight ring, x spans several K tiles and every CTA restages it per K
-// tile (8 rows at K = 8192: 160 KB), which the launch rules below weigh.
+// budget beside the deepest weight ring (kTcRingWords: launch_tc_cfg sizes the K tile with it), x
+// spans several K tiles and every CTA restages it per K tile (8 rows at K = 8192: 160 KB), which the
+// launch rules below weigh.  (The K-split reduction's and LoRA's words, at most ~2 K, are left out.)
+constexpr int kTcRingWords = kTcMaxStages<1> * kTcWarps * 1 * 2 * 32 * 4;  // words of the deepest ring, RN = 1 or 2
+static_assert(kTcRingWords == kTcMaxStages<2> * kTcWarps * 2 * 2 * 32 * 4, "the deepest ring is RN-independent");
 template <int KIND> inline int64_t tc_x_words(int64_t Kp, int rows) {
   using L = TcLayout<KIND>;
   const int64_t k_all = std::min<int64_t>((Kp + L::STEP_K - 1) / L::STEP_K * L::STEP_K, 1 << 28);
@@ -1024,7 +1027,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int64_t m_tiles = (p.M + MR - 1) / MR;
   auto n_tiles_for = [&](int wn) { return (p.N + wn * RN * 16 - 1) / (wn * RN * 16); };
   // Warps along N: fewer (and more CTAs, the other warps splitting K) until the
-  // grid has ~8 CTAs per SM at M <= 8.  With more rows of x, every CTA stages
+  // grid has ~8 CTAs per SM at M <= 8 on one 16-row tile per warp (RN = 2: one CTA per SM).  With more rows of x, every CTA stages
   // them once per K tile, so CTAs keep all 4 warps on N (64 RN rows) unless
   // the grid would not cover the GPU twice.
   // M = 9..16 (CM = 2): one CTA per SM is enough (H200, 594c55d, BITMM_TC_WN override:
@@ -1072,7 +1075,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return rows * L::row_words(kt) + (BD ? MR * (kt / BLOCK_K) + L::WIN_WORDS : 0) + stages * stage_words +
            tc_reduce_words<RN, CM>(kTcWarps / wn, wn) + (lora ? wn * RN * 16 * MT : 0);
   };
-  const bool x_split = !BD && tc_x_words<KIND>(Kp, rows) + kTcMinStages * stage_words > budget_words;
+  const bool x_split = !BD && tc_x_words<KIND>(Kp, rows) + kTcRingWords > budget_words;
   const bool bd_wide = BD && (p.M == 1 || CM > 1) && tc_bd_wide(p, num_sms);
   const bool fold_one_tile = GROUPED && !BD && CM == 1 && p.M >= 4;
   int WN = 4;
@@ -1225,10 +1228,10 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
       static const int m8_env = std::getenv("BITMM_TC_M8") != nullptr ? env_int("BITMM_TC_M8") : -1;
       static const int rn2_from = env_int("BITMM_TC_RN2_FROM");
       if (p.M >= 1 && p.M <= 8) {
-        // x against the 112 KB budget (less the row sums) and RN = 2's shallowest ring: launch_tc_cfg's own test
+        // x against the 112 KB budget less 8 row sums (a device's smaller opt-in limit aside) and the deepest ring
         const int budget = kTcSmemBytes / 4 - 8;
         const int64_t xw = tc_x_words<KIND>(padded_k(p.K), static_cast<int>(p.M));
-        const bool x_split = xw + kTcMinStages * kTcWarps * 2 * 2 * 32 * 4 > budget;
+        const bool x_split = xw + kTcRingWords > budget;
         switch (tc_per_tensor_small_m_tiles(p.M, p.N, x_split, 2 * xw >= budget, KIND == 2 && std::is_same_v<T, __half>,
                                             num_sms, m8_env, rn2_from)) {
           case 1: return launch_tc_cfg<T, KIND, false, 2, 1>(p, num_sms, stream);
