@@ -1027,9 +1027,10 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int64_t m_tiles = (p.M + MR - 1) / MR;
   auto n_tiles_for = [&](int wn) { return (p.N + wn * RN * 16 - 1) / (wn * RN * 16); };
   // Warps along N: fewer (and more CTAs, the other warps splitting K) until the
-  // grid has ~8 CTAs per SM at M <= 8 on one 16-row tile per warp (RN = 2: one CTA per SM).  With more rows of x, every CTA stages
-  // them once per K tile, so CTAs keep all 4 warps on N (64 RN rows) unless
-  // the grid would not cover the GPU twice.
+  // grid has ~8 CTAs per SM at M <= 8 on one 16-row tile per warp (RN = 2, tc18:
+  // one CTA per SM).  With more rows of x, every CTA stages them once per K tile,
+  // so CTAs keep all 4 warps on N (64 RN rows) unless the grid would not cover
+  // the GPU twice.
   // M = 9..16 (CM = 2): one CTA per SM is enough (H200, 594c55d, BITMM_TC_WN override:
   // 8192 x 28672 M = 16 58.3 us with WN = 4 (224 CTAs) vs 75.7 us with WN = 2 (448 CTAs)).
   // Block-diagonal path at M = 1, two-plane kinds, N wide enough for kTcBdWideMinCtasPerSm (3) CTAs
