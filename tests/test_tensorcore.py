@@ -287,6 +287,18 @@ def test_tensorcore_many_row_tiles_long_k_matches_plain_launch(mode, G, M, K):
     assert_close_to_reference("int2", y[:, rows], x, packed[rows], pick(s), pick(u), pick(b))
 
 
+def tensorcore_against_reference(kind, x, packed, s, u, b):
+    """y = bitmm.linear through the tensor-core backend, outputs poisoned, checked against the float64
+    reference; returns y and the names of the kernels that ran."""
+    from test_wgmma import kernel_names
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    return y, names
+
+
 # The block-diagonal decode path (group-wise scales, M <= 4: 1 or 2 activation tiles of 2 rows of x;
 # tc_linear.cuh, above tc_window_mma): group sizes whose flush runs are 1, 2 and 4 blocks for both
 # window widths (64 weights for the two-plane kinds, 128 for binary: G = 32, 96, 160 flush every
@@ -307,11 +319,7 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
         x, packed, s, u, b = make_problem(kind, M, K, N, "group", G, dtype=dtype, device="cuda", offset=offset)
         s = s.to(sdtype)
         u = None if u is None else u.to(sdtype)
-        poison_cuda_allocator()
-        with bitmm.use_backend("tensorcore"):
-            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-            y = bitmm.linear(kind, x, packed, s, u, b)
-        assert_close_to_reference(kind, y, x, packed, s, u, b)
+        y, names = tensorcore_against_reference(kind, x, packed, s, u, b)
         if profiler_sees_kernels():
             assert any("tc_linear_bd_kernel" in n for n in names) == (M <= 4), (M, names)
         with bitmm.use_backend("auto"):  # group-wise, auto takes the tensor-core kernel from M = 2
@@ -490,13 +498,9 @@ def check_per_tensor_tile_config(kind, dtype, mode, M, K, N, want):
     """Per tensor / channel problem through the tensor-core backend, outputs poisoned, against the
     float64 reference; where the profiler sees kernels, a tc_linear_kernel of (RN, CM) = want ran
     (`want`: a tuple, or a function of the GPU's SM count giving one)."""
-    from test_wgmma import kernel_names, profiler_sees_kernels
+    from test_wgmma import profiler_sees_kernels
     x, packed, s, u, b = make_problem(kind, M, K, N, mode, None, dtype=dtype, device="cuda")
-    poison_cuda_allocator()
-    with bitmm.use_backend("tensorcore"):
-        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-        y = bitmm.linear(kind, x, packed, s, u, b)
-    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    _, names = tensorcore_against_reference(kind, x, packed, s, u, b)
     if profiler_sees_kernels():
         sms = torch.cuda.get_device_properties(x.device).multi_processor_count
         w = want(sms) if callable(want) else want
