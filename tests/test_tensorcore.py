@@ -108,8 +108,8 @@ def test_tensorcore_exact_on_integers(kind, dtype, M, x_exp):
     # is exact, so the unpacked values (2t, 2b, q - 1, or codes as fp16 subnormals)
     # and the K order must be exact.  x_exp = -22: the activations are fp16 subnormals
     # (multiples of 2^-22 below 2^-14), times the subnormal weight codes of the fp16
-    # per-tensor / per-channel path (M <= 8: M = 1 and 8 here): products down to 2^-46,
-    # still exact in fp32.
+    # per-tensor / per-channel path (M <= 8, and int2 at every M: M = 1, 8, 9, 16, 40 here):
+    # products down to 2^-46, still exact in fp32.
     check_exact_on_integers(kind, dtype, M, 75, "tensorcore", x_scale=2.0**x_exp)  # K = 1984: 31 groups of 64
 
 
