@@ -113,6 +113,46 @@ def test_tensorcore_exact_on_integers(kind, dtype, M, x_exp):
     check_exact_on_integers(kind, dtype, M, 75, "tensorcore", x_scale=2.0**x_exp)  # K = 1984: 31 groups of 64
 
 
+# The dense path's dequantization kernel (dequant.cu) through every way it finds a weight's group
+# (one per row; a shift: groups of 128; a division: 96, 192), 8-byte tails (K = 300: scalar stores),
+# rows past grid.y's 65535 (a 65536-row slice at K = 256 in fp16 / bf16: a thread steps to a second
+# row) and cuBLAS slices starting past row 0 (N = 70001; K = 8192, N = 2100: 2048 fp16 rows per
+# 32 MB slice).  Integer x, power-of-two scales, offsets of -s, 0 or s: every dequantized weight and
+# every partial sum is exact, so y must equal the float64 product rounded once to x's dtype.
+@cuda_only
+@pytest.mark.parametrize("G,K,N", [(None, 300, 301), (None, 8192, 2100), (128, 1024, 301), (96, 960, 301),
+                                   (192, 960, 333), (128, 256, 70001)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("kind", KINDS)
+def test_dense_dequantization_exact(kind, dtype, G, K, N):
+    v = random_values(kind, N, K, "cuda")
+    packed = PACKERS[kind](v)
+    groups = K // G if G else 1
+    s = 2.0 ** torch.randint(-1, 2, (N, groups), device="cuda")
+    u = s * torch.randint(-1, 2, (N, groups), device="cuda")
+    w = {"ternary": v.double(), "binary": v.double(), "int2": v.double() - 1}[kind]
+    reps = G if G else K
+    wd = w * s.double().repeat_interleave(reps, 1) + u.double().repeat_interleave(reps, 1)
+    if not G:
+        s, u = s[:, 0], u[:, 0]  # per channel
+    sd = torch.float32 if G in (None, 96) else dtype  # scales in fp32 and in x's dtype
+    x = torch.randint(-3, 4, (3, K), device="cuda").to(dtype)
+    want = (x.double() @ wd.T).to(dtype)
+    flags = (torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+             torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction)
+    try:  # (cuBLAS must sum in fp32 for the product to stay exact)
+        torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+        poison_cuda_allocator()
+        with bitmm.use_backend("dense"):
+            y = bitmm.linear(kind, x, packed, s.to(sd), u.to(sd))
+    finally:
+        (torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+         torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction) = flags
+    bad = (y != want).nonzero()
+    assert bad.numel() == 0, (len(bad), bad[:5].tolist())
+
+
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_3d_noncontiguous_and_misaligned_x(kind):
