@@ -108,8 +108,8 @@ def test_tensorcore_exact_on_integers(kind, dtype, M, x_exp):
     # is exact, so the unpacked values (2t, 2b, q - 1, or codes as fp16 subnormals)
     # and the K order must be exact.  x_exp = -22: the activations are fp16 subnormals
     # (multiples of 2^-22 below 2^-14), times the subnormal weight codes of the fp16
-    # per-tensor / per-channel path (M <= 8, and int2 at every M: M = 1, 8, 9, 16, 40 here):
-    # products down to 2^-46, still exact in fp32.
+    # per-tensor / per-channel path (M <= 8: M = 1 and 8 here): products down to 2^-46,
+    # still exact in fp32.
     check_exact_on_integers(kind, dtype, M, 75, "tensorcore", x_scale=2.0**x_exp)  # K = 1984: 31 groups of 64
 
 
@@ -151,6 +151,25 @@ def test_dense_dequantization_exact(kind, dtype, G, K, N):
          torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction) = flags
     bad = (y != want).nonzero()
     assert bad.numel() == 0, (len(bad), bad[:5].tolist())
+
+
+# Auto, per tensor / channel, where the wgmma kernel is built and runs (sm_90a): wgmma up to
+# M = 4095, the dense path (dequantization + cuBLAS) from kWgmmaMaxM = 4096 (linear_cuda.cpp,
+# session 18); elsewhere dense from M = 384 at both.  Results against the reference either way.
+@cuda_only
+@pytest.mark.parametrize("M", [4095, 4096])
+@pytest.mark.parametrize("mode", ["tensor", "channel"])
+def test_auto_per_tensor_dense_from_m4096(mode, M):
+    from test_wgmma import kernel_names, profiler_sees_kernels, wgmma_active
+    x, packed, s, u, b = make_problem("ternary", M, 256, 96, mode, None, dtype=torch.float16, device="cuda")
+    with bitmm.use_backend("auto"):
+        poison_cuda_allocator()
+        y = bitmm.linear("ternary", x, packed, s, u, b)
+        names = kernel_names(lambda: bitmm.linear("ternary", x, packed, s, u, b))
+    assert_close_to_reference("ternary", y, x, packed, s, u, b)
+    if wgmma_active() and profiler_sees_kernels():
+        ran = (any("dequant_kernel" in n for n in names), any("wg_linear_kernel" in n for n in names))
+        assert ran == (M >= 4096, M < 4096), (M, names)
 
 
 @cuda_only

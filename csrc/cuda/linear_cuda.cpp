@@ -226,10 +226,16 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // one configuration (32-row tile, CM = 4) for all of M = 17..32 and the wgmma kernel one 64-row
 // tile for M <= 64, so M = 32's times stand for the range (M = 17..31 not timed through auto yet).
 // Without a split (8192x28672: 136 vs 124) from kWgmmaMinM as before.
+// Per tensor / channel below kWgmmaMaxM (dense from it): H200, session 18, one process per shape,
+// fp16, ternary (bench/results/h200_s18_call4_ab_8ac0803.txt, dense with the 2-D dequantization
+// kernel): M = 4096 dense vs auto's wgmma 2939 vs 3478 us (8192x28672), 2891 vs 3402 (28672x8192),
+// 852 vs 935 (8192^2), 214 vs 227 (4096^2); M = 1024 wgmma 757 vs 988, 749 vs 1100, 214 vs 279,
+// 56.5 vs 63.8.  The crossover between 1024 and 4096 is not measured: dense from the measured point.
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
 constexpr int64_t kWgmmaGroupedMaxM = 2048;
+constexpr int64_t kWgmmaMaxM = 4096;
 
 bool wgmma_device(int device) {
 #if defined(BITMM_WGMMA)
@@ -247,6 +253,7 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
     case Backend::kWgmma: return true;
     case Backend::kAuto:
       if (lp.group_size < padded_k(lp.K)) return M >= kWgmmaMinMGrouped && M < kWgmmaGroupedMaxM;
+      if (M >= kWgmmaMaxM) return false;
       return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
     default: return false;
   }

@@ -229,18 +229,20 @@ template <int RN, int CM> constexpr int kTcAccSets = RN * CM <= 2 ? 2 : 1;
 // tensor cores take fp16 subnormals exactly (products and sums in fp32; the smallest
 // product, 2^-24 * 2^-24, is a normal fp32).  bf16 keeps the sign / exponent unpacking:
 // a bf16 subnormal is ~2^-133, and its products with x underflow fp32.
-// NQ = 4 for one or two mma tiles per warp (16 or 32 accumulator registers).  With more tiles,
-// NQ = 1 for int2 (one accumulator set, as the older unpacking: a shift and a LOP3 per pair, one
-// per k-step, instead of the older int2 unpacking's shift, LOP3 and HSUB2), else 0 (the older
-// unpacking: ternary / binary take a shift and a LOP3 per pair there too, so NQ = 1 would save
-// nothing; NQ = 2 at M = 16 measured 89 vs 75 us on the H200, 8192 x 28672, from the registers
-// it adds).
+// NQ = 4 for one or two mma tiles per warp (16 or 32 accumulator registers), else 0 (the
+// older unpacking, one accumulator set: NQ = 2 at M = 16 measured 89 vs 75 us on the H200,
+// 8192 x 28672, from the registers it adds).  NQ = 1 for int2 there (a shift and a LOP3 per
+// pair instead of shift, LOP3 and HSUB2: the step loop 1414 -> 913 SASS instructions at RN = CM
+// = 2) measured slower on most shapes (H200, session 18, bench/results/h200_s18_call4_ab_8ac0803
+// .txt: 8192 x 28672 M = 9..16 -6..-11%, but M = 24 / 32 +16 / +27%, 8192^2 M = 9..32 +8..+35%,
+// 28672 x 8192 +9..+32%): the "- X" needs x's row sums, made while staging x, i.e. per K tile
+// and CTA where x is split (M >= 9 at K = 8192), M x K more additions each time.
 // FOLD: group-wise scales folded into every unpacked pair (grouped, not block-diagonal), which
 // needs real values in the mma, so no subnormal codes.
-template <typename T, int KIND, bool FOLD, int RN, int CM>
-constexpr int kTcDnClasses = (!std::is_same_v<T, __half> || FOLD) ? 0 : RN * CM <= 2 ? 4 : KIND == 3 ? 1 : 0;
-template <typename T, int KIND, bool FOLD, int RN, int CM>
-constexpr int kTcAccArrays = kTcDnClasses<T, KIND, FOLD, RN, CM> > 0 ? kTcDnClasses<T, KIND, FOLD, RN, CM> : kTcAccSets<RN, CM>;
+template <typename T, bool FOLD, int RN, int CM>
+constexpr int kTcDnClasses = (!std::is_same_v<T, __half> || FOLD) ? 0 : (RN * CM <= 2 ? 4 : 0);
+template <typename T, bool FOLD, int RN, int CM>
+constexpr int kTcAccArrays = kTcDnClasses<T, FOLD, RN, CM> > 0 ? kTcDnClasses<T, FOLD, RN, CM> : kTcAccSets<RN, CM>;
 
 // Block-diagonal decode path (BD: group-wise scales, M <= 4: CM = 1 or 2 activation tiles of 2
 // rows of x each; below, one tile: tile c does the same for rows 2 c, 2 c + 1).
@@ -275,7 +277,7 @@ __device__ __forceinline__ float tc_sum_sets(const float (&acc)[NA][RN][CM][4], 
 
 template <typename T, int KIND, bool GROUPED, bool BD /* block-diagonal decode path (above) */, int RN, int CM,
           bool S_F32 /* fp32 scales: fold in fp32 */, int SB /* blocks with a scale per window: L::BLOCKS (grouped) or 1 */>
-__device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, KIND, GROUPED && !BD, RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
+__device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUPED && !BD, RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
                                               const int RS, const int rows, const int win, const int g,
                                               const float (&sb)[RN][2][SB], const float (&ub)[RN][2][SB],
                                               float (&tot)[RN][CM][4],  // BD: scaled sums (elements as D's)
@@ -285,8 +287,8 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, KIND,
   using L = TcLayout<KIND>;
   constexpr bool TWO = KIND != 1;
   constexpr bool FOLD = GROUPED && !BD;
-  constexpr int NQ = kTcDnClasses<T, KIND, FOLD, RN, CM>;
-  constexpr int NA = kTcAccArrays<T, KIND, FOLD, RN, CM>;
+  constexpr int NQ = kTcDnClasses<T, FOLD, RN, CM>;
+  constexpr int NA = kTcAccArrays<T, FOLD, RN, CM>;
   // BD: this lane supplies B column g of activation tile c (row 2 c + (g & 1) of x) from its window
   // iff g >> 1 == tig (and that row exists).
   const bool bd_win = BD && (g >> 1) == (win & 3);
@@ -481,7 +483,7 @@ tc_linear_body(const LinearParams p,
   const int64_t s_sg_bytes = p.s_sg * s_es, u_sg_bytes = p.u_sg * s_es;
   static_assert(!BD || (GROUPED && RN == 1 && (CM == 1 || CM == 2)),
                 "the block-diagonal path is for group-wise scales, one 16-row tile per warp, M <= 4 per CTA");
-  constexpr int NQ = kTcDnClasses<T, KIND, GROUPED && !BD, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
+  constexpr int NQ = kTcDnClasses<T, GROUPED && !BD, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
   // Row sums of x: for the offset term (per tensor / channel), and for the "- X" of the
   // subnormal path's two-plane codes.
   const bool need_X = !GROUPED && (p.offset != nullptr || (NQ > 0 && TWO));
@@ -656,7 +658,7 @@ tc_linear_body(const LinearParams p,
         urow[r][h] = has_u ? static_cast<const char*>(p.offset) + n * p.u_sn * s_es : nullptr;
       }
   }
-  constexpr int NA = kTcAccArrays<T, KIND, GROUPED && !BD, RN, CM>;
+  constexpr int NA = kTcAccArrays<T, GROUPED && !BD, RN, CM>;
   float acc2[NA][RN][CM][4];
   float tot[RN][CM][4];  // BD: the scaled sums
 #pragma unroll
@@ -988,7 +990,10 @@ constexpr int kTcBdMinCtasPerSm = 3;
 // takes up to 255 (af1c173); CM = 8 keeps it (204-255 registers either way, 2 CTAs per SM).
 // RN = 2, CM = 1 (per tensor M <= 8, tc18): 4, i.e. <= 128 registers (126-128, no spills, sm_90a);
 // with 5 (96) fp16 spilled 8-36 bytes with 2-6 LDL / STL in the step loop.  The rule takes it where
-// x's tile holds a CTA to <= 4 per SM anyway (x large or split; M = 3, 4 from K ~4096 on).
+// x's tile holds a CTA to <= 4 per SM anyway (x large or split; M = 3, 4 from K ~4096 on).  H200,
+// session 18, A/B in one machine (bench/results/h200_s18_call4_ab_8ac0803.txt): fp16 int2 / binary
+// M = 3..8 5-27% faster (28672 x 8192 binary M = 8 59.3 -> 43.1 us, 8192 x 28672 int2 M = 8 45.1 ->
+// 38.3), bf16 2-15%, 28672 x 8192 M = 1 int2 / binary 11% / 16%; nothing slower by more than 1%.
 template <bool GROUPED, int RN, int CM>
 constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
                               : RN == 1      ? 4
