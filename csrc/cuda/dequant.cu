@@ -4,6 +4,8 @@
 // multiplies.  At large M the product is compute-bound and this pass (one
 // write of the slice, kept small enough to stay in L2) is a few percent of it;
 // see linear_cuda.cpp for when it is used.
+#include <climits>
+
 #include "common.cuh"
 
 namespace bitmm {
@@ -13,17 +15,17 @@ namespace cuda {
 // threads write adjacent 16 bytes (fp16 / bf16; 32 bytes for fp32), so stores coalesce; the
 // packed words are re-read by the 4 threads of a block from L1.  Grid: x over a row's 8-weight
 // pieces, y over rows (each thread steps through rows by gridDim.y), so a thread's block, group
-// and bit offsets are computed once, in 32-bit arithmetic.  (The first version derived the row
-// and piece from one flat 64-bit index per 8 weights, two 64-bit divisions, plus the group by a
-// third and the interleave per weight: ~250 instructions per 8 weights, so it ran at about half
-// the write bandwidth: 8192 x 28672 took ~240 us, measured as the dense path's excess over fp16
-// F.linear at M = 4096.)
+// and bit offsets are computed once (32-bit arithmetic but for the group's division).  (The first
+// version derived the row and piece from one flat 64-bit index per 8 weights, two 64-bit
+// divisions, plus the group by a third and the interleave per weight: ~250 instructions per 8
+// weights, instruction-bound.  H200, session 18, A/B: the dense path at M = 4096 40-100 us faster
+// on the 235 M-weight shapes, bench/results/h200_s18_call4_ab_8ac0803.txt.)
 // GDIV: how a piece's group is found: 0: one group per row (per tensor / channel), 1: a shift
-// (power-of-two group size), 2: a 32-bit division.
+// (power-of-two group size), 2: a division (64-bit, once per thread).
 template <typename T, typename S, bool TWO, int GDIV>
 __global__ void dequant_kernel(const LinearParams p, T* out, const int64_t n0, const int64_t nn, const bool vec,
                                const int gshift) {
-  const int octs = static_cast<int>((p.K + 7) / 8);  // 8-weight pieces per row (K < 2^34: checked by the host)
+  const int octs = static_cast<int>((p.K + 7) / 8);  // 8-weight pieces per row (fits an int: checked by the host)
   const int o = blockIdx.x * blockDim.x + threadIdx.x;
   if (o >= octs) return;
   const int64_t k0 = 8 * static_cast<int64_t>(o);
@@ -65,7 +67,8 @@ __global__ void dequant_kernel(const LinearParams p, T* out, const int64_t n0, c
 
 cudaError_t launch_dequant(const LinearParams& p, void* out, int64_t n0, int64_t nn, cudaStream_t stream) {
   if (nn <= 0) return cudaSuccess;
-  if (p.group_size % BLOCK_K != 0 || p.x_dtype == DType::kDouble || p.K >= (int64_t{1} << 34))
+  // (a row's 8-weight pieces must fit an int, grid.x's rounding included)
+  if (p.group_size % BLOCK_K != 0 || p.x_dtype == DType::kDouble || p.K > 8 * (int64_t{INT_MAX} - 255))
     return cudaErrorNotSupported;
   const int octs = static_cast<int>((p.K + 7) / 8);
   // 16-byte stores when every row starts 16-byte aligned

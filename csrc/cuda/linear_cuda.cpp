@@ -252,9 +252,14 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
   switch (current_backend()) {
     case Backend::kWgmma: return true;
     case Backend::kAuto:
-      if (lp.group_size < padded_k(lp.K)) return M >= kWgmmaMinMGrouped && M < kWgmmaGroupedMaxM;
-      if (M >= kWgmmaMaxM) return false;
+    {
+      // Past the maximum M the dense path takes over, except under torch.use_deterministic_algorithms,
+      // where use_dense refuses and the (deterministic) wgmma kernel is still the fastest bitmm kernel.
+      const bool dense_next = !at::globalContext().deterministicAlgorithms();
+      if (lp.group_size < padded_k(lp.K)) return M >= kWgmmaMinMGrouped && (M < kWgmmaGroupedMaxM || !dense_next);
+      if (M >= kWgmmaMaxM && dense_next) return false;
       return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
+    }
     default: return false;
   }
 }

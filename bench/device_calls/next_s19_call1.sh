@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Written at the end of session 18 for the next session (bench/NOTES.md, "Plan for the next device session
+# (written in session 18)", item 0a): A/B of next_s19_bounds.patch in one machine -- the launch bound of the
+# RN = CM = 2 instances, per tensor 5 -> 4 CTAs per SM (96 -> 126-128 registers, sm_90a) and group-wise 3 -> 2
+# (168 -> 200-235; binary's 116-byte spill gone), the way tc19's 5 -> 4 for RN = 2, CM = 1 gave 5-27% -- then
+# the tests of those instances on B.  At most 8 files come back from $OUT: the probes of a tree go to one file.
+# A = HEAD, B = HEAD + the patch.  Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s19_call1.sh
+source "$(dirname "$0")/prelude.sh"   # builds A
+probe() {  # $1: A or B; every probe in its own process, its JSON appended to one file
+  : > $OUT/probes_$1.txt; : > $OUT/probes_$1.json
+  run1() { timeout 60 python3 bench/decode_probe.py --out /tmp/p.json "$@" 2>&1 | grep " us" >> $OUT/probes_$1.txt; cat /tmp/p.json >> $OUT/probes_$1.json; }
+  run1 --shapes 8192x28672,8192x8192,28672x8192 --kinds int2,ternary,binary --ms 5,8,9,12,16 --groups none --backends fp16,tensorcore
+  run1 --shapes 8192x28672,28672x8192 --kinds int2,ternary,binary --ms 9,16 --groups none --backends tensorcore --dtype bfloat16
+  run1 --shapes 8192x28672,8192x8192,28672x8192 --kinds int2,ternary --ms 9,12,16 --groups 64 --backends tensorcore
+  mark probe-$1
+}
+probe A
+patch -p1 < bench/device_calls/next_s19_bounds.patch > /dev/null || exit 1
+python3 setup.py build_ext --inplace > /tmp/build2.log 2>&1 || { tail -30 /tmp/build2.log; exit 1; }
+mark build-B
+probe B
+# plan item 2: fp16 ternary M = 5..8 with x split on tc19's RN = 2, CM = 1 (BITMM_TC_M8=2) instead of RN = CM = 2
+echo "# BITMM_TC_M8=2:" >> $OUT/probes_B.txt
+BITMM_TC_M8=2 timeout 40 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192 --kinds ternary --ms 3,4,5,8 \
+  --groups none --backends tensorcore --out /tmp/p.json 2>&1 | grep " us" >> $OUT/probes_B.txt
+mark m8-2
+# (the tensor-core backend's tests, ~1100: every M incl. 9..16, the exact ones, the coverage file's forward, overrides)
+timeout 200 python3 -m pytest tests/test_tensorcore.py tests/test_kernel_coverage.py -q -rf -p no:cacheprovider -o faulthandler_timeout=60 \
+  -k "(matches_reference and not addsub and not dense) or exact_on_integers or (forward_every and not addsub and not dense and not auto) or grouped_row_tile or two_row_tiles or m5_8" > /tmp/pt.txt 2>&1
+echo "tests rc=$? $(tail -1 /tmp/pt.txt)" | tee -a $OUT/log.txt
+grep -E "^FAILED|Error|assert" /tmp/pt.txt | head -12 >> $OUT/log.txt
+mark tests
