@@ -15,9 +15,7 @@ probe() {  # $1: A or B; every probe in its own process, its JSON appended to on
   mark probe-$1
 }
 probe A
-patch -p1 < bench/device_calls/next_s19_bounds.patch > /dev/null || exit 1
-python3 setup.py build_ext --inplace > /tmp/build2.log 2>&1 || { tail -30 /tmp/build2.log; exit 1; }
-mark build-B
+apply_and_rebuild bench/device_calls/next_s19_bounds.patch
 probe B
 # plan item 2: fp16 ternary M = 5..8 with x split on tc19's RN = 2, CM = 1 (BITMM_TC_M8=2) instead of RN = CM = 2
 echo "# BITMM_TC_M8=2:" >> $OUT/probes_B.txt

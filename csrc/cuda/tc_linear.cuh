@@ -235,8 +235,9 @@ template <int RN, int CM> constexpr int kTcAccSets = RN * CM <= 2 ? 2 : 1;
 // pair instead of shift, LOP3 and HSUB2: the step loop 1414 -> 913 SASS instructions at RN = CM
 // = 2) measured slower on most shapes (H200, session 18, bench/results/h200_s18_call4_ab_8ac0803
 // .txt: 8192 x 28672 M = 9..16 -6..-11%, but M = 24 / 32 +16 / +27%, 8192^2 M = 9..32 +8..+35%,
-// 28672 x 8192 +9..+32%): the "- X" needs x's row sums, made while staging x, i.e. per K tile
-// and CTA where x is split (M >= 9 at K = 8192), M x K more additions each time.
+// 28672 x 8192 +9..+32%).  Not profiled; the likely cost: the "- X" needs x's row sums, which
+// every CTA makes over all of K (M x K additions, a warp per row, after each K tile's staging
+// barrier and before its mma's) where x is split (M >= 9 at K = 8192), not overlapped.
 // FOLD: group-wise scales folded into every unpacked pair (grouped, not block-diagonal), which
 // needs real values in the mma, so no subnormal codes.
 template <typename T, bool FOLD, int RN, int CM>
