@@ -7,9 +7,9 @@ export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" PYTHONUNBUFFERED=1 BITMM_COMMIT=$
 mark() { echo "$* t=$(( $(date +%s) - start ))" | tee -a "$OUT/log.txt"; }
 python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/build.log; exit 1; }
 mark build
-# A/B scripts (from session 19 on): apply a patch to the tree (B) and rebuild in place.
+# A/B scripts (from session 19 on): apply a patch to the tree and rebuild in place; $2: the log label (B).
 apply_and_rebuild() {
   patch -p1 < "$1" > /dev/null || exit 1
   python3 setup.py build_ext --inplace > /tmp/build2.log 2>&1 || { tail -30 /tmp/build2.log; exit 1; }
-  mark build-B
+  mark "build-${2:-B}"
 }
