@@ -4,7 +4,7 @@
 # RN = CM = 2 instances, per tensor 5 -> 4 CTAs per SM (96 -> 126-128 registers, sm_90a) and group-wise 3 -> 2
 # (168 -> 200-235; binary's 116-byte spill gone), the way tc19's 5 -> 4 for RN = 2, CM = 1 gave 5-27% -- then
 # the tests of those instances on B.  At most 8 files come back from $OUT: the probes of a tree go to one file.
-# A = HEAD, B = HEAD + the patch, C = B + next_s19_bound11.patch (the end of the script).  Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s19_call1.sh
+# A = HEAD, B = HEAD + the patch, C = B + next_s19_bound11.patch (the end of the script).  Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s19_call1.sh
 source "$(dirname "$0")/prelude.sh"   # builds A
 probe() {  # $1: A or B; every probe in its own process, its JSON appended to one file
   : > $OUT/probes_$1.txt; : > $OUT/probes_$1.json
