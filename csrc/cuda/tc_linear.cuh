@@ -995,11 +995,18 @@ constexpr int kTcBdMinCtasPerSm = 3;
 // session 18, A/B in one machine (bench/results/h200_s18_call4_ab_8ac0803.txt): fp16 int2 / binary
 // M = 3..8 5-27% faster (28672 x 8192 binary M = 8 59.3 -> 43.1 us, 8192 x 28672 int2 M = 8 45.1 ->
 // 38.3), bf16 2-15%, 28672 x 8192 M = 1 int2 / binary 11% / 16%; nothing slower by more than 1%.
+// tc20: RN = CM = 2 (per tensor M = 5..16 where the rule splits rows and columns) 5 -> 4, i.e. <= 128
+// registers instead of 96; group-wise 3 -> 2 (168 -> 200-235, binary's 116-byte spill gone).  H200,
+// session 19, A/B in one machine (bench/results/h200_s19_call1_f088648.txt): per tensor M = 9..16
+// 3-22% faster on every shape and kind (28672 x 8192 ternary M = 16 88.3 -> 68.5 us, int2 97.1 -> 84.5;
+// 4096^2 8-11%), fp16 ternary M = 5..8 2-11%; group-wise g64 M = 9..16 0-1% (not the limit there).
+// The one-tile instance under 5 instead of 6 (80 -> 92-96 registers) measured within +-2% at M = 1, 2
+// (binary 4096^2 -4%, ternary 8192 x 28672 M = 1 +2%): not taken.
 template <bool GROUPED, int RN, int CM>
 constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
                               : RN == 1      ? 4
                               : CM == 1      ? 4
-                              : CM == 2      ? (GROUPED ? 3 : 5)
+                              : CM == 2      ? (GROUPED ? 2 : 4)
                               : CM == 4      ? (GROUPED ? 2 : 3)
                                              : 1;
 template <typename T, int KIND, bool GROUPED, int RN, int CM>
