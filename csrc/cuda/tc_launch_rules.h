@@ -58,8 +58,12 @@ inline bool tc_pdl_rule(int64_t free_slots, int64_t ours) {
 // so one-tile CTAs (16-64 weight rows each) are few per SM and each stages x for few rows.
 //  * RN = 2 where x is split; where x is big or (M = 3, 4) N has a 128-row tile per SM, if N gives
 //    every SM a 32-row CTA (RN = 2 halves the CTAs: 4096^2 M = 1..4 lost, 6.0-7.1 -> 7.1-8.8 us).
-//  * CM = 2 for fp16 ternary (its sign / exponent unpacking instead of the subnormal codes) where x is
-//    split or N narrow; CM = 1 otherwise.
+//  * CM = 2 for fp16 ternary (its sign / exponent unpacking instead of the subnormal codes) where N is
+//    narrow (fewer 128-row tiles than SMs); CM = 1 otherwise.  Until session 19 also where x was split
+//    on wide N; since tc19 / tc20 (the RN = 2 launch bounds) CM = 1 wins there: H200, session 19
+//    (bench/results/h200_s19_call1_f088648.txt, BITMM_TC_M8=2 vs the rule, same machine), 8192 x 28672
+//    M = 5 / 8 41.3 / 38.8 vs 44.4 / 41.7 us; narrow N keeps CM = 2 (28672 x 8192 M = 5 / 8 51.3 / 57.0
+//    vs 49.3 / 50.4, 8192^2 18.8 / 19.6 vs 18.1 / 17.3).  M = 6, 7 unmeasured.
 // H200, session 17, fp16, us (one tile -> RN = 2, CM = 1 / CM = 2; bench/results/h200_s17_call3_eed8771.txt
 // and h200_s17_call4_3de45cb.txt, the latter's M <= 4 through BITMM_TC_RN2_FROM):
 //  x split: 8192 x 28672 M = 5 / 8 int2 117.1 / 123.2 -> 48.3 / 45.7 vs 62.3 / 58.9; ternary 117.1 /
@@ -85,7 +89,7 @@ inline int tc_per_tensor_small_m_tiles(int64_t M, int64_t N, bool x_split, bool 
   if (!(x_split || (enough_ctas && (x_big || (wide && M >= 3 && M <= 4))) || (rn2_from > 0 && M >= rn2_from)))
     return 0;
   if (m8_env == 1) return 2;
-  return m8_env != 2 && fp16_ternary && (x_split || !wide) ? 2 : 1;
+  return m8_env != 2 && fp16_ternary && !wide ? 2 : 1;
 }
 
 }  // namespace cuda
