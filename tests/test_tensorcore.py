@@ -547,6 +547,28 @@ def test_tensorcore_grouped_row_tile_override(rn):
     run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_RN=rn)
 
 
+# Group-wise scale / offset loads of the RN = 2 kernels (M = 9..64): 32-bit byte offsets from the row
+# tile's first row (tc21), and the 64-bit path kept for offsets past 2^31 bytes, forced here by
+# BITMM_TC_SCALE_OFF64=1; contiguous and column-major (stride (1, N)) scales and offsets, fp16 / fp32,
+# odd K and N, N not a multiple of the 128-row tile (rows past N clamp to row N - 1).
+@cuda_only
+@pytest.mark.parametrize("off64", ["0", "1"])
+def test_tensorcore_grouped_two_row_tile_scale_offsets(off64):
+    prelude = ("from test_tensorcore import tc_tile_config as tile_config\n"
+               "_mk = make_problem\n"
+               "def make_problem(*a, **k):\n"
+               "    x, p, s, u, b = _mk(*a, **k)\n"
+               "    if a[1] % 2:  # odd M: column-major s and u\n"
+               "        s = s.t().contiguous().t()\n"
+               "        u = None if u is None else u.t().contiguous().t()\n"
+               "    return x, p, s, u, b\n")
+    cases = ("((13, 64 * 17 + 7, 301, 64, dtype, True), (16, 128 * 9, 203, 128, torch.float32, True), "
+             "(11, 64 * 13, 130, 64, dtype, False), (24, 32 * 29 + 5, 77, 32, dtype, True))")
+    check = ("assert kind == 'binary' and M <= 16 or any(tile_config(n) is not None and tile_config(n)[0] == '2' "
+             "for n in names), (kind, M, names)")
+    run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_SCALE_OFF64=off64)
+
+
 # (RN, CM) of a tc_linear_kernel from its demangled or mangled name, or None.
 def tc_tile_config(name):
     import re
@@ -607,6 +629,18 @@ def test_tensorcore_per_tensor_small_m_long_k_two_row_tiles(kind, dtype, mode, M
     else:
         want = ("1", "1")
     check_per_tensor_tile_config(kind, dtype, mode, M, K, 301, want)
+
+
+# ... and on wide N (a 128-row tile per SM: N = 17001 has 133): CM = 1 for fp16 ternary too (session 19:
+# since tc19 / tc20 it beats CM = 2 there).  x split (K = 12001, M = 5).
+@cuda_only
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_per_tensor_x_split_wide_n_one_activation_tile(kind, dtype):
+    def want(sms):
+        narrow = (17001 + 127) // 128 < sms
+        return ("2", "2") if narrow and kind == "ternary" and dtype == torch.float16 else ("2", "1")
+    check_per_tensor_tile_config(kind, dtype, "tensor", 5, 12001, 17001, want)
 
 
 # Per tensor / channel M = 3, 4 with x in one K tile: RN = 2, CM = 1 where N gives every SM a 128-row

@@ -460,7 +460,8 @@ tc_linear_body(const LinearParams p,
                const int WN,   // warps along N (the other 4 / WN split K)
                const int ST_FLAGS) { // bits 0-7: weight ring slots per warp, kTcMinStages ..
                                       // kTcMaxStages<RN>; bit 8: no L2 prefetch before the
-                                      // PDL wait (BITMM_PDL=3)
+                                      // PDL wait (BITMM_PDL=3); bit 9: group-wise RN = 2 scale
+                                      // offsets in 64 bits (BITMM_TC_SCALE_OFF64=1, tc21's test knob)
   using L = TcLayout<KIND>;
   constexpr int MT = 8 * CM;               // shared-memory slots for rows of x (row sums, LoRA terms)
   constexpr int MR = BD ? 2 * CM : MT;     // rows of x per CTA (BD: 2 per activation tile)
@@ -482,6 +483,7 @@ tc_linear_body(const LinearParams p,
   const int s_es = s_f32 ? 4 : 2;  // bytes per scale / offset element (both in the scale's dtype)
   const bool has_u = p.offset != nullptr;
   const int64_t s_sg_bytes = p.s_sg * s_es, u_sg_bytes = p.u_sg * s_es;
+  const int64_t s_sn_bytes = p.s_sn * s_es, u_sn_bytes = p.u_sn * s_es;
   static_assert(!BD || (GROUPED && RN == 1 && (CM == 1 || CM == 2)),
                 "the block-diagonal path is for group-wise scales, one 16-row tile per warp, M <= 4 per CTA");
   constexpr int NQ = kTcDnClasses<T, GROUPED && !BD, RN, CM>;  // > 0: subnormal unpacking (tc_window_mma)
@@ -494,6 +496,11 @@ tc_linear_body(const LinearParams p,
   // BD: blocks per flush, the largest of 1, 2, 4 that divides the group's and the window's blocks
   // (windows start at multiples of L::BLOCKS blocks, so such a run never crosses a group boundary).
   const int fb = gblocks % L::BLOCKS == 0 ? L::BLOCKS : (gblocks % 2 == 0 ? 2 : 1);
+  // tc21 (load_scales, RN = 2): every byte offset of s and u within a row tile, the tile's rows
+  // (< WN * RN * 16 <= 128) and all groups, fits in 32 bits.
+  const bool off32 = GROUPED && RN > 1 && !(ST_FLAGS & 512) &&
+                     (WN * RN * 16 - 1) * s_sn_bytes + (ngroups - 1) * s_sg_bytes < INT32_MAX &&
+                     (WN * RN * 16 - 1) * u_sn_bytes + (ngroups - 1) * u_sg_bytes < INT32_MAX;
 
   float* Xs = reinterpret_cast<float*>(tc_smem);  // [MT] row sums of x (offset with per tensor/channel scales)
   float* Xb = Xs + MT;                             // BD: [KT / 32][MR] per-block sums of x's rows
@@ -649,6 +656,22 @@ tc_linear_body(const LinearParams p,
   // rows past N read row N - 1 and are not stored), for load_scales.
   const char* srow[RN][2];
   const char* urow[RN][2];
+  // RN = 2 (tc21): 32-bit byte offsets of those rows from the tile's first row instead (the pointers
+  // would cost 16 more registers, see load_scales), where every offset of the tile fits (off32).
+  const char* const s_tile = static_cast<const char*>(p.scale) + n_cta * s_sn_bytes;
+  const char* const u_tile = has_u ? static_cast<const char*>(p.offset) + n_cta * u_sn_bytes : nullptr;
+  int srel[RN][2], urel[RN][2];
+  if constexpr (GROUPED && RN > 1) {
+    const int last = static_cast<int>(imin64(NC - 1, p.N - 1 - n_cta));  // rows past N read row N - 1
+#pragma unroll
+    for (int r = 0; r < RN; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int rel = min((wn * RN + r) * 16 + g + 8 * h, last);
+        srel[r][h] = rel * static_cast<int>(s_sn_bytes);
+        urel[r][h] = rel * static_cast<int>(u_sn_bytes);
+      }
+  }
   if constexpr (GROUPED && RN == 1) {
 #pragma unroll
     for (int r = 0; r < RN; ++r)
@@ -784,8 +807,33 @@ tc_linear_body(const LinearParams p,
     auto load_scales = [&](int ls, float (&sv)[RN][2][SB], float (&uv)[RN][2][SB]) {
       if constexpr (GROUPED && RN > 1) {
         // Two 16-row tiles per warp: the row pointers would cost 16 more registers (measured:
-        // 168 -> 255 for fp16 int2 at M <= 16), so the row offsets are recomputed per load.
+        // 168 -> 255 for fp16 int2 at M <= 16).  tc21: 32-bit byte offsets from the tile's first row
+        // (srel / urel, one IADD per load) where they fit; else the row offsets are recomputed per
+        // load in 64 bits, as before (IMAD was 13% of the instructions at g64 M = 16, session 17's ncu).
         const int kb0 = static_cast<int>((kt0 + static_cast<int64_t>(ls * 4 + tig) * L::PW) >> 5);
+        if (off32) {
+          int prev = -1;
+#pragma unroll
+          for (int b = 0; b < SB; ++b) {
+            const int kb = kb0 + b;
+            const int grp = min(gshift >= 0 ? (kb >> gshift) : kb / gblocks, static_cast<int>(ngroups) - 1);
+            const int so = grp * static_cast<int>(s_sg_bytes), uo = grp * static_cast<int>(u_sg_bytes);
+#pragma unroll
+            for (int r = 0; r < RN; ++r)
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                if (b > 0 && grp == prev) {  // the block shares its predecessor's group: no second load
+                  sv[r][h][b] = sv[r][h][b - 1];
+                  uv[r][h][b] = uv[r][h][b - 1];
+                } else {
+                  sv[r][h][b] = load_scale_bytes(s_tile + (srel[r][h] + so), s_f32, s_f16) * kScaleFactor;
+                  uv[r][h][b] = has_u ? load_scale_bytes(u_tile + (urel[r][h] + uo), s_f32, s_f16) : 0.f;
+                }
+              }
+            prev = grp;
+          }
+          return;
+        }
 #pragma unroll
         for (int r = 0; r < RN; ++r)
 #pragma unroll
@@ -1203,7 +1251,10 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   static const int pdl_env = std::getenv("BITMM_PDL") != nullptr ? env_int("BITMM_PDL") : 1;
   if (pdl_env == 0) pdl = false;
   if (pdl_env == 2) pdl = true;
-  const int flags = stages | (pdl_env == 3 ? 256 : 0);
+  // BITMM_TC_SCALE_OFF64=1: group-wise RN = 2 kernels load s and u through 64-bit offsets (the path
+  // for offsets past 2^31 bytes, which no test can allocate), so a test reaches it (read once).
+  static const bool off64_env = env_int("BITMM_TC_SCALE_OFF64") == 1;
+  const int flags = stages | (pdl_env == 3 ? 256 : 0) | (off64_env ? 512 : 0);
   if (pdl && ptx_ver[ki][dev] >= 90) {
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = grid;
@@ -1243,7 +1294,7 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
     }
     if constexpr (!GROUPED) {
       // Per tensor / channel, M <= 8: two 16-row weight tiles per warp (128 rows per CTA) where x is
-      // large, or N wide at M = 3, 4; fp16 ternary with two activation tiles where x is split or N
+      // large, or N wide at M = 3, 4; fp16 ternary with two activation tiles where N is
       // narrow (tc18; the rule, its measurements and its overrides BITMM_TC_M8 / BITMM_TC_RN2_FROM:
       // tc_per_tensor_small_m_tiles in tc_launch_rules.h).
       static const int m8_env = std::getenv("BITMM_TC_M8") != nullptr ? env_int("BITMM_TC_M8") : -1;
