@@ -154,15 +154,15 @@ def test_dense_dequantization_exact(kind, dtype, G, K, N):
 
 
 # Auto, per tensor / channel, where the wgmma kernel is built and runs (sm_90a): wgmma up to
-# M = 4095, the dense path (dequantization + cuBLAS) from kWgmmaMaxM = 4096 (linear_cuda.cpp,
-# session 18), except under torch.use_deterministic_algorithms (no cuBLAS there: wgmma at both);
+# M = 2047, the dense path (dequantization + cuBLAS) from kWgmmaMaxM = 2048 (linear_cuda.cpp,
+# session 19), except under torch.use_deterministic_algorithms (no cuBLAS there: wgmma at both);
 # elsewhere dense (this weight has at most 2^24 elements: from M = 64) or, deterministic, the
 # tensor-core kernel.  Results against the reference either way.
 @cuda_only
 @pytest.mark.parametrize("deterministic", [False, True])
-@pytest.mark.parametrize("M", [4095, 4096])
+@pytest.mark.parametrize("M", [2047, 2048])
 @pytest.mark.parametrize("mode", ["tensor", "channel"])
-def test_auto_per_tensor_dense_from_m4096(mode, M, deterministic):
+def test_auto_per_tensor_dense_from_m2048(mode, M, deterministic):
     from test_wgmma import kernel_names, profiler_sees_kernels, wgmma_active
     x, packed, s, u, b = make_problem("ternary", M, 256, 96, mode, None, dtype=torch.float16, device="cuda")
     prev = torch.are_deterministic_algorithms_enabled()
@@ -176,7 +176,7 @@ def test_auto_per_tensor_dense_from_m4096(mode, M, deterministic):
         torch.use_deterministic_algorithms(prev)
     assert_close_to_reference("ternary", y, x, packed, s, u, b)
     if wgmma_active() and profiler_sees_kernels():
-        dense = M >= 4096 and not deterministic
+        dense = M >= 2048 and not deterministic
         ran = (any("dequant_kernel" in n for n in names), any("wg_linear_kernel" in n for n in names))
         assert ran == (dense, not dense), (M, deterministic, names)
 

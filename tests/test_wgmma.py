@@ -90,11 +90,11 @@ def test_wgmma_kernel_runs(kind):
     # (kWgmmaMinMSplit) where its plan splits K (wg_plan.h: N = 300 is 3 weight tiles; K = 1024 has
     # 16 stages, room for 2 splits of >= 8; K = 512 has 8, no split); with group-wise scales from
     # M = 17 (kWgmmaMinMGrouped) and below M = 2048 (kWgmmaGroupedMaxM), then dense; per tensor /
-    # channel below M = 4096 (kWgmmaMaxM, session 18), then dense.
+    # channel below M = 2048 (kWgmmaMaxM, session 19), then dense.
     for M, mode, G, K, want in ((16, "channel", None, 1024, False), (17, "channel", None, 1024, True),
                                 (32, "channel", None, 1024, True), (32, "channel", None, 512, False),
-                                (33, "channel", None, 512, True), (4095, "tensor", None, 1024, True),
-                                (4096, "tensor", None, 1024, False),
+                                (33, "channel", None, 512, True), (2047, "tensor", None, 1024, True),
+                                (2048, "tensor", None, 1024, False),
                                 (16, "group", 64, 1024, False), (17, "group", 64, 1024, True),
                                 (2047, "group", 64, 1024, True), (2048, "group", 64, 1024, False)):
         x3, packed3, s3, u3, b3 = make_problem(kind, M, K, 300, mode, G, dtype=torch.bfloat16, device="cuda")

@@ -230,12 +230,17 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // fp16, ternary (bench/results/h200_s18_call4_ab_8ac0803.txt, dense with the 2-D dequantization
 // kernel): M = 4096 dense vs auto's wgmma 2939 vs 3478 us (8192x28672), 2891 vs 3402 (28672x8192),
 // 852 vs 935 (8192^2), 214 vs 227 (4096^2); M = 1024 wgmma 757 vs 988, 749 vs 1100, 214 vs 279,
-// 56.5 vs 63.8.  The crossover between 1024 and 4096 is not measured: dense from the measured point.
+// 56.5 vs 63.8.  Crossover, session 19 (bench/results/h200_s19_call2_crossover_7531994.txt, one
+// process, fp16 F.linear / dense / wgmma, us): M = 1536 wgmma wins on 8192x28672, 28672x8192, 8192^2
+// (ternary 1232 vs 1359, 1136 vs 1481, 332 vs 386; int2 alike), not on 4096^2 (103 vs 92.5);
+// M = 2048 int2 dense wins on all four (1597 vs 1687, 1593 vs 1655, 456 vs 482, 118 vs 119),
+// ternary within 3% either way (1580 vs 1615, 1651 vs 1596, 464 vs 456, 115 vs 114); M = 3072 dense
+// wins on all eight (2313 vs 2404 .. 169 vs 176).  So dense from M = 2048, as for group-wise scales.
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
 constexpr int64_t kWgmmaGroupedMaxM = 2048;
-constexpr int64_t kWgmmaMaxM = 4096;
+constexpr int64_t kWgmmaMaxM = 2048;
 
 bool wgmma_device(int device) {
 #if defined(BITMM_WGMMA)
