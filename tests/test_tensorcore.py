@@ -550,7 +550,7 @@ def test_tensorcore_grouped_row_tile_override(rn):
 # Group-wise scale / offset loads of the RN = 2 kernels (M = 9..64): 32-bit byte offsets from the row
 # tile's first row (tc21), and the 64-bit path kept for offsets past 2^31 bytes, forced here by
 # BITMM_TC_SCALE_OFF64=1; contiguous and column-major (stride (1, N)) scales and offsets, fp16 / fp32,
-# odd K and N, N not a multiple of the 128-row tile (rows past N clamp to row N - 1).
+# odd N, N not a multiple of the 128-row tile (rows past N clamp to row N - 1).
 @cuda_only
 @pytest.mark.parametrize("off64", ["0", "1"])
 def test_tensorcore_grouped_two_row_tile_scale_offsets(off64):
@@ -562,8 +562,9 @@ def test_tensorcore_grouped_two_row_tile_scale_offsets(off64):
                "        s = s.t().contiguous().t()\n"
                "        u = None if u is None else u.t().contiguous().t()\n"
                "    return x, p, s, u, b\n")
-    cases = ("((13, 64 * 17 + 7, 301, 64, dtype, True), (16, 128 * 9, 203, 128, torch.float32, True), "
-             "(11, 64 * 13, 130, 64, dtype, False), (24, 32 * 29 + 5, 77, 32, dtype, True))")
+    # (K a multiple of G: group-wise scales need it; N odd and not a multiple of the 128-row tile)
+    cases = ("((13, 64 * 17, 301, 64, dtype, True), (16, 128 * 9, 203, 128, torch.float32, True), "
+             "(11, 64 * 13, 130, 64, dtype, False), (24, 32 * 29, 77, 32, dtype, True))")
     check = ("assert kind == 'binary' and M <= 16 or any(tile_config(n) is not None and tile_config(n)[0] == '2' "
              "for n in names), (kind, M, names)")
     run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_SCALE_OFF64=off64)
