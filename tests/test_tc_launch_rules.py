@@ -23,6 +23,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
     if (!std::strcmp(rule, "smem"))
       std::printf("%lld\n", (long long)tc_reserved_smem((size_t)a[0], (int)a[1], (int)a[2], (int)a[3], a[4]));
     if (!std::strcmp(rule, "pdl")) std::printf("%d\n", (int)tc_pdl_rule(a[0], a[1]));
+    if (!std::strcmp(rule, "bd2")) std::printf("%d\n", (int)tc_bd_two_warps_n(a[0], a[1], (int)a[2], a[3] != 0));
     if (!std::strcmp(rule, "small_m"))
       std::printf("%d\n", tc_per_tensor_small_m_tiles(a[0], a[1], a[2] != 0, a[3] != 0, a[4] != 0, (int)a[5], (int)a[6],
                                                        (int)a[7]));
@@ -133,3 +134,15 @@ def test_per_tensor_small_m_tiles_table(rules_exe):
              ((2, 4096, 0, 0, 1, 132, -1, 3), 0),    # below rn2_from
              ((1, 4096, 0, 0, 0, 132, 1, 1), 2)]
     assert run(rules_exe, "small_m", [c for c, _ in cases]) == [e for _, e in cases]
+
+
+def test_block_diagonal_two_warps_along_n_table(rules_exe):
+    # (K, N, SMs, N wide) -> two warps along N: long K (>= 16384), N not wide, a 32-row CTA per SM
+    cases = [((8192, 8192, 132, 0), 0),            # 8192^2: one warp along N (measured 18.0 vs 20.3 us)
+             ((28672, 8192, 132, 0), 1),           # 28672 x 8192 (measured 70.3 vs 81.1 us)
+             ((16384, 32 * 132, 132, 0), 1),       # both boundaries
+             ((16383, 32 * 132, 132, 0), 0),
+             ((16384, 32 * 132 - 32, 132, 0), 0),
+             ((16384, 32 * 132 - 31, 132, 0), 1),
+             ((28672, 28672, 132, 1), 0)]          # wide N: all 4 warps along N (tc_bd_wide)
+    assert run(rules_exe, "bd2", [c for c, _ in cases]) == [e for _, e in cases]

@@ -123,9 +123,13 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
       if (lp.group_size < padded_k(lp.K)) {
         const bool fp16 = lp.x_dtype == cuda::DType::kHalf;
         // (wide N: every kind with fp16 x, ternary with bf16 x)
+        // Since session 20 also on long K (two warps along N there, cuda::tc_bd_two_warps_n): 28672 x
+        // 8192 g64 int2 / ternary 70.3 / 70.3 vs the add/subtract kernel's 77.6 / 78.3 us (binary level,
+        // 57.3 vs 57.6: not taken).
         const bool bd_m1 = ((fp16 || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide_n(lp, sms)) ||
                            (fp16 && lp.two_planes && lp.K <= kTcBdM1MaxK &&
-                            (lp.N + 15) / 16 >= kTcBdM1MinTilesPerSm * static_cast<int64_t>(sms));
+                            (lp.N + 15) / 16 >= kTcBdM1MinTilesPerSm * static_cast<int64_t>(sms)) ||
+                           (fp16 && lp.two_planes && cuda::tc_bd_two_warps_n(lp, sms));
         return M >= kTensorCoreMinMGrouped || (M == 1 && bd_m1);
       }
       return M >= kTensorCoreMinM;

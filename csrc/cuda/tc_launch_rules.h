@@ -25,6 +25,18 @@ inline int64_t tc_fewest_ctas_per_sm(int64_t tiles, int num_sms, int64_t most) {
   return (tiles + num_sms * per_cta - 1) / (num_sms * per_cta);
 }
 
+// The block-diagonal path at M <= 2 (one activation tile) on long K, where N is not wide (`wide_n`:
+// tc_bd_wide_n, all 4 warps along N there): two warps along N (32-row CTAs, two warps splitting K)
+// instead of the 16-row CTAs of the launch rule's CTA floor, where that still gives every SM a CTA.
+// H200, session 20 (bench/results/h200_s20_call2_2164435.txt, BITMM_TC_WN override, g64, 28672 x
+// 8192): M = 1 int2 / ternary 70.3 / 70.3 us with WN = 2 vs 81.1 / 81.1 with WN = 1 (the add/subtract
+// kernel, auto's pick there before, 77.6 / 78.3), binary 57.3 vs 58.7; M = 2 85.0 / 86.1 / 64.8 vs
+// 93.2 / 93.4 / 71.8.  Not on 8192^2 (20.3 vs 18.0 us at M = 1): from this K on (session 20 call 3).
+constexpr int64_t kTcBdTwoWarpsNMinK = 16384;
+inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
+  return K >= kTcBdTwoWarpsNMinK && !wide_n && (N + 31) / 32 >= num_sms;
+}
+
 // Dynamic shared memory per CTA (>= the `smem` bytes the kernel uses, <= smem_limit) such that the
 // hardware keeps at most `want` CTAs per SM where registers (by_regs CTAs) and `smem` would allow
 // more: with room for a further CTA per SM, the next call's CTAs (programmatic dependent launch)

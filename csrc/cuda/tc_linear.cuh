@@ -1156,6 +1156,8 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // BITMM_TC_WN override, g64 M = 8): 8192^2 int2 49.1 us (WN = 1, the floor above) -> 37.4, binary
   // 41.9 -> 31.0; 8192 x 28672 int2 146.9 (WN = 4) -> 142.3, binary 114.2 -> 115.9.
   if (fold_one_tile && x_split && n_tiles_for(2) * m_tiles >= num_sms) WN = 2;
+  // The block-diagonal path at M <= 2 on long K: two warps along N (tc_bd_two_warps_n, tc_kernels.h).
+  if (BD && CM == 1 && tc_bd_two_warps_n(p, num_sms)) WN = 2;
   static const int wn_env = env_int("BITMM_TC_WN");  // benchmark override of the rule (read once)
   if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
   int kt_steps = 1;
