@@ -400,13 +400,14 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
 
 # The block-diagonal path (M = 1, 2) on long K, where its launch puts two warps along N (32-row CTAs;
 # tc_launch_rules.h, tc_bd_two_warps_n, session 20): N = 32 x SMs + 7 (odd; every SM a CTA), K = 64 x
-# 449 (x split into K tiles at M = 2), fp16 and bf16, against the float64 reference, outputs poisoned.
+# 449 (x split into K tiles at M = 2), M = 1 fp16 and M = 2 bf16, against the float64 reference,
+# outputs poisoned.
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
     from test_wgmma import profiler_sees_kernels
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    for M, dtype in ((1, torch.float16), (2, torch.float16), (2, torch.bfloat16)):
+    for M, dtype in ((1, torch.float16), (2, torch.bfloat16)):
         x, packed, s, u, b = make_problem(kind, M, 64 * 449, 32 * sms + 7, "group", 64, dtype=dtype, device="cuda")
         _, names = tensorcore_against_reference(kind, x, packed, s, u, b)
         if profiler_sees_kernels():
@@ -417,7 +418,9 @@ def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
 # tc_bd_wide): the block-diagonal tensor-core path for the two-plane kinds once N gives at least 3
 # CTAs of 64 rows per SM (all 4 warps along N; int2 with fp16 x only), or with fp16 x where K <= 8192
 # and N gives 3 16-row tiles per SM (tc14); binary with fp16 x from 3 64-row tiles per SM (session 15,
-# its own warp split); the add/subtract kernel for bf16 binary, bf16 int2 and below those widths.  Both sides of each boundary, both dtypes, with and without an offset.
+# its own warp split); since session 20 every kind with fp16 x where K > 8192 and N gives every SM a
+# 16-row tile; the add/subtract kernel for bf16 binary, bf16 int2 and below those widths.  Both sides
+# of each boundary, both dtypes, with and without an offset.
 @cuda_only
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
@@ -431,11 +434,10 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
     # tiles per SM (session 15); each boundary from both sides.
     # (K = 160 is one load step, so the launcher's second pass puts all warps along N at every N: this
     # checks auto's routing and the fused LoRA terms, not the warp split; the tc12 probe measured that.)
-    # Since session 20 also fp16 two-plane on long K (K >= 16384, tc_launch_rules.h tc_bd_two_warps_n)
-    # where N gives every SM a 32-row CTA and is not wide.
+    # Since session 20 every kind with fp16 x where K > 8192 and N gives every SM a 16-row tile.
     cases = [(160, wide - 64, True), (160, wide - 63, True), (160, wide + 63, kind != "ternary"),
-             (160, 48 * sms - 16, True), (160, 48 * sms - 15, True), (8192 + 32, 48 * sms, True),
-             (16384, 32 * sms, True), (16384, 32 * sms - 32, False), (16384 - 32, 32 * sms, True)]
+             (160, 48 * sms - 16, True), (160, 48 * sms - 15, True), (8192, 48 * sms, True),
+             (8192 + 32, 16 * sms - 16, False), (8192 + 32, 16 * sms - 15, True)]
     for K, N, offset in cases:
         x, packed, s, u, b = make_problem(kind, 1, K, N, "group", 32, dtype=dtype, device="cuda", offset=offset)
         poison_cuda_allocator()
@@ -447,8 +449,8 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
         wide_n = (N + 63) // 64 >= wide // 64
         expect_bd = (kind != "binary" and (
             (kind == "ternary" or fp16) and wide_n or
-            fp16 and K <= 8192 and (N + 15) // 16 >= 3 * sms or
-            fp16 and K >= 16384 and not wide_n and (N + 31) // 32 >= sms)) or (kind == "binary" and fp16 and wide_n)
+            fp16 and K <= 8192 and (N + 15) // 16 >= 3 * sms)) or (kind == "binary" and fp16 and wide_n) or \
+            (fp16 and K > 8192 and (N + 15) // 16 >= sms)
         with bitmm.use_backend("tensorcore" if expect_bd else "addsub"):
             assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y), (N, expect_bd)
         if profiler_sees_kernels():

@@ -85,7 +85,7 @@ constexpr int64_t kMaxRowsPerLaunch = 65535;  // grid.y / grid.z limit
 // The tensor-core kernel takes over from this many rows of x.
 constexpr int64_t kTensorCoreMinM = 1;
 // Group-wise M = 1 on narrower N (use_tensor_core): the block-diagonal path where K <= this and
-// N has this many 16-row tiles per SM.
+// N has this many 16-row tiles per SM (two-plane kinds), or, past this K, one tile per SM (any kind).
 constexpr int64_t kTcBdM1MaxK = 8192;
 constexpr int64_t kTcBdM1MinTilesPerSm = 3;
 // Group-wise scales: from this many rows (its block-diagonal decode path at M <= 2).
@@ -123,13 +123,18 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
       if (lp.group_size < padded_k(lp.K)) {
         const bool fp16 = lp.x_dtype == cuda::DType::kHalf;
         // (wide N: every kind with fp16 x, ternary with bf16 x)
-        // Since session 20 also on long K (two warps along N there, cuda::tc_bd_two_warps_n): 28672 x
-        // 8192 g64 int2 / ternary 70.3 / 70.3 vs the add/subtract kernel's 77.6 / 78.3 us (binary level,
-        // 57.3 vs 57.6: not taken).
+        // Since session 20 with fp16 x for every kind where K > kTcBdM1MaxK and N gives every SM a
+        // 16-row tile (H200, bench/results/h200_s20_call3_longk_cb5ddf2.txt, g64, the block-diagonal
+        // path vs the add/subtract kernel, us): int2 28672 x 8192 68.2 vs 78.3 (two warps along N
+        // there, cuda::tc_bd_two_warps_n), 14336 x 8192 29.5 vs 40.4, 28672 x 4096 41.6 vs 53.2,
+        // 14336 x 4096 21.7 vs 27.6, 11008 x 4096 17.9 vs 23.4 (ternary alike); binary 55.4 vs 58.0,
+        // 31.2 vs 32.6, 31.6 vs 41.5, 18.6 vs 23.2, 15.9 vs 18.2 (but 8192^2 19.5 vs 18.6: binary keeps
+        // K <= 8192 on the add/subtract kernel).  The narrowest N measured gives 1.94 tiles per SM
+        // (N = 4096); between 1 and 1.94 unmeasured; K between 8193 and 11007 unmeasured.
         const bool bd_m1 = ((fp16 || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide_n(lp, sms)) ||
                            (fp16 && lp.two_planes && lp.K <= kTcBdM1MaxK &&
                             (lp.N + 15) / 16 >= kTcBdM1MinTilesPerSm * static_cast<int64_t>(sms)) ||
-                           (fp16 && lp.two_planes && cuda::tc_bd_two_warps_n(lp, sms));
+                           (fp16 && lp.K > kTcBdM1MaxK && (lp.N + 15) / 16 >= static_cast<int64_t>(sms));
         return M >= kTensorCoreMinMGrouped || (M == 1 && bd_m1);
       }
       return M >= kTensorCoreMinM;

@@ -31,7 +31,10 @@ inline int64_t tc_fewest_ctas_per_sm(int64_t tiles, int num_sms, int64_t most) {
 // H200, session 20 (bench/results/h200_s20_call2_2164435.txt, BITMM_TC_WN override, g64, 28672 x
 // 8192): M = 1 int2 / ternary 70.3 / 70.3 us with WN = 2 vs 81.1 / 81.1 with WN = 1 (the add/subtract
 // kernel, auto's pick there before, 77.6 / 78.3), binary 57.3 vs 58.7; M = 2 85.0 / 86.1 / 64.8 vs
-// 93.2 / 93.4 / 71.8.  Not on 8192^2 (20.3 vs 18.0 us at M = 1): from this K on (session 20 call 3).
+// 93.2 / 93.4 / 71.8; call 3 (h200_s20_call3_longk_cb5ddf2.txt, the rule / WN = 1 / WN = 2 each in its
+// own process): int2 M = 1 68.2-71.9 / 82.3 / 72.0.  Not where N is narrower (28672 x 4096, 128 32-row
+// CTAs for 132 SMs: 56.5 vs 41.6 with WN = 1) nor at K = 14336 (14336 x 8192 M = 1 37.5 vs 29.5; M = 2
+// 35.9 vs 38.6, binary M = 1 29.0 vs 31.2) nor on 8192^2 (20.8 vs 18.4).
 constexpr int64_t kTcBdTwoWarpsNMinK = 16384;
 inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
   return K >= kTcBdTwoWarpsNMinK && !wide_n && (N + 31) / 32 >= num_sms;
