@@ -18,6 +18,7 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     ("addsub_ternary_m1", "ternary", 8192, 28672, 1, None, "addsub", "forward"),
     ("addsub_int2_g64_m1", "int2", 8192, 28672, 1, 64, "addsub", "forward"),
     ("tc_int2_g64_m1", "int2", 8192, 28672, 1, 64, "tensorcore", "forward"),  # the block-diagonal path (tc11)
+    ("tc_int2_g64_m1_longk", "int2", 28672, 8192, 1, 64, "tensorcore", "forward"),  # the same bytes on long K (tc22)
     ("tc_ternary_m16", "ternary", 8192, 28672, 16, None, "tensorcore", "forward"),
     ("tc_int2_g64_m16", "int2", 8192, 28672, 16, 64, "tensorcore", "forward"),  # the folding path, RN = 2
     ("tc_binary_g64_m16", "binary", 8192, 28672, 16, 64, "tensorcore", "forward"),  # the folding path, RN = 1
