@@ -1168,6 +1168,10 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     if (kt_steps >= kTcWarps / WN || WN == 4) break;
     while (WN < 4 && kt_steps < kTcWarps / WN) WN *= 2;
   }
+  // Benchmark override: the K tile at most this many inputs of x (fewer bytes of shared memory per
+  // CTA, x restaged per K tile; read once).
+  static const int kt_env = env_int("BITMM_TC_KT_MAX");
+  if (kt_env > 0) kt_steps = std::max(1, std::min(kt_steps, kt_env / L::STEP_K));
   const int KT = kt_steps * L::STEP_K;
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
