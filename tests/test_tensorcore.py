@@ -568,7 +568,7 @@ def test_tensorcore_grouped_row_tile_override(rn):
     run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_RN=rn)
 
 
-# Group-wise scale / offset loads of the RN = 2 kernels (M = 9..64): 32-bit byte offsets from the row
+# Group-wise scale / offset loads of the RN = 2 kernels (M = 9..32; CM = 8 keeps 64 bits): 32-bit byte offsets from the row
 # tile's first row (tc21), and the 64-bit path kept for offsets past 2^31 bytes, forced here by
 # BITMM_TC_SCALE_OFF64=1; contiguous and column-major (stride (1, N)) scales and offsets, fp16 / fp32,
 # odd N, N not a multiple of the 128-row tile (rows past N clamp to row N - 1).

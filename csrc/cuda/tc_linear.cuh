@@ -497,8 +497,10 @@ tc_linear_body(const LinearParams p,
   // (windows start at multiples of L::BLOCKS blocks, so such a run never crosses a group boundary).
   const int fb = gblocks % L::BLOCKS == 0 ? L::BLOCKS : (gblocks % 2 == 0 ? 2 : 1);
   // tc21 (load_scales, RN = 2): every byte offset of s and u within a row tile, the tile's rows
-  // (< WN * RN * 16 <= 128) and all groups, fits in 32 bits.
-  const bool off32 = GROUPED && RN > 1 && !(ST_FLAGS & 512) &&
+  // (< WN * RN * 16 <= 128) and all groups, fits in 32 bits.  Not for CM = 8 (M = 33..64, unmeasured:
+  // the wgmma kernel takes those rows on Hopper): there both paths in one kernel cost spills (binary
+  // 40 / 64 -> 208 / 244 bytes of spill stores / loads, sm_90a), so it keeps the 64-bit path alone.
+  const bool off32 = GROUPED && RN > 1 && CM <= 4 && !(ST_FLAGS & 512) &&
                      (WN * RN * 16 - 1) * s_sn_bytes + (ngroups - 1) * s_sg_bytes < INT32_MAX &&
                      (WN * RN * 16 - 1) * u_sn_bytes + (ngroups - 1) * u_sg_bytes < INT32_MAX;
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 20, call 6 (~260 device-seconds left): call 5's ncu showed the block-diagonal kernel on 28672 x 8192 (g64 M = 1)
+# Prepared in session 20 (no device time was left to run it) for session 21: session 20 call 5's ncu showed the block-diagonal kernel on 28672 x 8192 (g64 M = 1)
 # at 92 KB of shared memory per CTA (x of one row: 57 KB), 2 CTAs per SM, 1.93 warps per scheduler, against 35 KB, 4 CTAs
 # and 3.2 warps on 8192 x 28672.  Probe: the K tile capped (BITMM_TC_KT_MAX, x restaged per K tile) x the warp split.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s20_call6.sh
