@@ -137,12 +137,15 @@ def test_per_tensor_small_m_tiles_table(rules_exe):
 
 
 def test_block_diagonal_two_warps_along_n_table(rules_exe):
-    # (K, N, SMs, N wide) -> two warps along N: long K (>= 16384), N not wide, a 32-row CTA per SM
+    # (K, N, SMs, N wide) -> two warps along N: long K (>= 16384), N not wide, >= 1.875 32-row CTAs per SM
     cases = [((8192, 8192, 132, 0), 0),            # 8192^2: one warp along N (measured 18.0 vs 20.3 us)
-             ((28672, 8192, 132, 0), 1),           # 28672 x 8192 (measured 70.3 vs 81.1 us)
-             ((16384, 32 * 132, 132, 0), 1),       # both boundaries
-             ((16383, 32 * 132, 132, 0), 0),
-             ((16384, 32 * 132 - 32, 132, 0), 0),
-             ((16384, 32 * 132 - 31, 132, 0), 1),
+             ((28672, 8192, 132, 0), 1),           # 28672 x 8192 (measured 70.3 vs 81.1 us; 256 CTAs)
+             ((28672, 4096, 132, 0), 0),           # 28672 x 4096 (128 CTAs: measured 56.5 vs 41.6 us)
+             ((16384, 32 * 248, 132, 0), 1),       # both boundaries (248 CTAs = 1.875 x 132 + 0.5)
+             ((16383, 32 * 248, 132, 0), 0),
+             ((16384, 32 * 247, 132, 0), 0),
+             ((16384, 32 * 247 + 1, 132, 0), 1),
+             ((16384, 8192, 114, 0), 1),           # a 114-SM device: 256 >= 213.75
+             ((16384, 4096, 108, 0), 0),           # a 108-SM device: 128 < 202.5
              ((28672, 28672, 132, 1), 0)]          # wide N: all 4 warps along N (tc_bd_wide)
     assert run(rules_exe, "bd2", [c for c, _ in cases]) == [e for _, e in cases]

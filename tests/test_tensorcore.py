@@ -399,16 +399,22 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
 
 
 # The block-diagonal path (M = 1, 2) on long K, where its launch puts two warps along N (32-row CTAs;
-# tc_launch_rules.h, tc_bd_two_warps_n, session 20): N = 32 x SMs + 7 (odd; every SM a CTA), K = 64 x
-# 449 (x split into K tiles at M = 2), M = 1 fp16 and M = 2 bf16, against the float64 reference,
-# outputs poisoned.
+# tc_launch_rules.h, tc_bd_two_warps_n, session 20): N = 64 x SMs + 7 (odd; ~2 CTAs per SM), K = 64 x
+# 257; M = 1 fp16 x with fp16 scales, M = 2 bf16 x with fp32 scales (the block-diagonal kernel is built
+# per scale dtype); int2 also at K = 64 x 449, M = 2 (x split into K tiles); against the float64
+# reference, outputs poisoned.
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
     from test_wgmma import profiler_sees_kernels
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    for M, dtype in ((1, torch.float16), (2, torch.bfloat16)):
-        x, packed, s, u, b = make_problem(kind, M, 64 * 449, 32 * sms + 7, "group", 64, dtype=dtype, device="cuda")
+    cases = [(1, 64 * 257, torch.float16, torch.float16), (2, 64 * 257, torch.bfloat16, torch.float32)]
+    if kind == "int2":
+        cases.append((2, 64 * 449, torch.float16, torch.float16))
+    for M, K, dtype, sdtype in cases:
+        x, packed, s, u, b = make_problem(kind, M, K, 64 * sms + 7, "group", 64, dtype=dtype, device="cuda")
+        s = s.to(sdtype)
+        u = None if u is None else u.to(sdtype)
         _, names = tensorcore_against_reference(kind, x, packed, s, u, b)
         if profiler_sees_kernels():
             assert any("tc_linear_bd_kernel" in n for n in names), (M, names)
@@ -438,6 +444,8 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
     cases = [(160, wide - 64, True), (160, wide - 63, True), (160, wide + 63, kind != "ternary"),
              (160, 48 * sms - 16, True), (160, 48 * sms - 15, True), (8192, 48 * sms, True),
              (8192 + 32, 16 * sms - 16, False), (8192 + 32, 16 * sms - 15, True)]
+    if kind == "int2" and dtype == torch.float16:  # two warps along N (tc_bd_two_warps_n), fused LoRA too
+        cases.append((16384, 64 * sms + 7, True))
     for K, N, offset in cases:
         x, packed, s, u, b = make_problem(kind, 1, K, N, "group", 32, dtype=dtype, device="cuda", offset=offset)
         poison_cuda_allocator()
@@ -455,7 +463,8 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
             assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y), (N, expect_bd)
         if profiler_sees_kernels():
             assert any("tc_linear_bd_kernel" in n for n in names) == expect_bd, (N, names)
-        # Fused LoRA on the same path (the launcher's LoRA terms with all 4 warps along N).
+        # Fused LoRA on the same path (the launcher's LoRA terms; all 4 warps along N at K = 160, two at
+        # the K = 16384 case).
         a = torch.randn(8, K, device="cuda", dtype=dtype) * 0.1
         lb = torch.randn(N, 8, device="cuda", dtype=dtype) * 0.1
         with bitmm.use_backend("auto"):
@@ -576,6 +585,7 @@ def test_tensorcore_grouped_row_tile_override(rn):
 @pytest.mark.parametrize("off64", ["0", "1"])
 def test_tensorcore_grouped_two_row_tile_scale_offsets(off64):
     prelude = ("from test_tensorcore import tc_tile_config as tile_config\n"
+               "SMS = torch.cuda.get_device_properties(0).multi_processor_count\n"
                "_mk = make_problem\n"
                "def make_problem(*a, **k):\n"
                "    x, p, s, u, b = _mk(*a, **k)\n"
@@ -584,8 +594,11 @@ def test_tensorcore_grouped_two_row_tile_scale_offsets(off64):
                "        u = None if u is None else u.t().contiguous().t()\n"
                "    return x, p, s, u, b\n")
     # (K a multiple of G: group-wise scales need it; N odd and not a multiple of the 128-row tile)
+    # The last case: all 4 warps along N (128-row tiles; 3 per SM and 77 rows more), more tiles than
+    # resident CTAs (each walks several row tiles: s_tile / srel per tile), fp32 column-major scales.
     cases = ("((13, 64 * 17, 301, 64, dtype, True), (16, 128 * 9, 203, 128, torch.float32, True), "
-             "(11, 64 * 13, 130, 64, dtype, False), (24, 32 * 29, 77, 32, dtype, True))")
+             "(11, 64 * 13, 130, 64, dtype, False), (24, 32 * 29, 77, 32, dtype, True), "
+             "(13, 64 * 5, 3 * 128 * SMS + 77, 64, torch.float32, True))")
     check = ("assert kind == 'binary' and M <= 16 or any(tile_config(n) is not None and tile_config(n)[0] == '2' "
              "for n in names), (kind, M, names)")
     run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_SCALE_OFF64=off64)

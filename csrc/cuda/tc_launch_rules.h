@@ -27,7 +27,7 @@ inline int64_t tc_fewest_ctas_per_sm(int64_t tiles, int num_sms, int64_t most) {
 
 // The block-diagonal path at M <= 2 (one activation tile) on long K, where N is not wide (`wide_n`:
 // tc_bd_wide_n, all 4 warps along N there): two warps along N (32-row CTAs, two warps splitting K)
-// instead of the 16-row CTAs of the launch rule's CTA floor, where that still gives every SM a CTA.
+// instead of the 16-row CTAs of the launch rule's CTA floor, where that gives every SM ~2 CTAs.
 // H200, session 20 (bench/results/h200_s20_call2_2164435.txt, BITMM_TC_WN override, g64, 28672 x
 // 8192): M = 1 int2 / ternary 70.3 / 70.3 us with WN = 2 vs 81.1 / 81.1 with WN = 1 (the add/subtract
 // kernel, auto's pick there before, 77.6 / 78.3), binary 57.3 vs 58.7; M = 2 85.0 / 86.1 / 64.8 vs
@@ -36,8 +36,10 @@ inline int64_t tc_fewest_ctas_per_sm(int64_t tiles, int num_sms, int64_t most) {
 // CTAs for 132 SMs: 56.5 vs 41.6 with WN = 1) nor at K = 14336 (14336 x 8192 M = 1 37.5 vs 29.5; M = 2
 // 35.9 vs 38.6, binary M = 1 29.0 vs 31.2) nor on 8192^2 (20.8 vs 18.4).
 constexpr int64_t kTcBdTwoWarpsNMinK = 16384;
+// N: at least 1.875 32-row CTAs per SM (the measured winner had 1.94: 256 for 132 SMs; 28672 x 4096's
+// 0.97 lost; between them unmeasured, so not taken: a review's point, session 20).
 inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
-  return K >= kTcBdTwoWarpsNMinK && !wide_n && (N + 31) / 32 >= num_sms;
+  return K >= kTcBdTwoWarpsNMinK && !wide_n && (N + 31) / 32 * 8 >= static_cast<int64_t>(num_sms) * 15;
 }
 
 // Dynamic shared memory per CTA (>= the `smem` bytes the kernel uses, <= smem_limit) such that the

@@ -670,8 +670,9 @@ tc_linear_body(const LinearParams p,
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int rel = min((wn * RN + r) * 16 + g + 8 * h, last);
-        srel[r][h] = rel * static_cast<int>(s_sn_bytes);
-        urel[r][h] = rel * static_cast<int>(u_sn_bytes);
+        // (unsigned: where off32 is false these wrap, defined and unused; where it is true they fit)
+        srel[r][h] = static_cast<int>(static_cast<uint32_t>(rel) * static_cast<uint32_t>(s_sn_bytes));
+        urel[r][h] = static_cast<int>(static_cast<uint32_t>(rel) * static_cast<uint32_t>(u_sn_bytes));
       }
   }
   if constexpr (GROUPED && RN == 1) {
