@@ -16,14 +16,6 @@ gprobe() {  # $1: A or B
 gprobe A
 apply_and_rebuild bench/device_calls/next_s21_sdt.patch B
 gprobe B
-SEL="grouped or fold or scale_offsets or two_row or coverage"
-for i in 0 1 2 3; do
-  OMP_NUM_THREADS=4 BITMM_SHARD=$i/4 timeout 240 python3 -m pytest tests/test_tensorcore.py tests/test_kernel_coverage.py \
-    -k "$SEL" -q -rf -p no:cacheprovider > "/tmp/shard$i.txt" 2>&1 &
-done
-wait
-for i in 0 1 2 3; do
-  echo "B shard $i/4: $(tail -1 /tmp/shard$i.txt)" | tee -a "$OUT/log.txt"
-  grep -E "^FAILED|^E  |Error" "/tmp/shard$i.txt" | head -10 >> "$OUT/log.txt"
-done
-mark tests-B
+SHARDS=4 CAP=240 LABEL="B " PYTEST_ARGS="tests/test_tensorcore.py tests/test_kernel_coverage.py" \
+  K_EXPR="grouped or fold or scale_offsets or two_row or coverage" \
+  source "$(dirname "$0")/gpu_suite_sharded.sh"

@@ -1172,9 +1172,9 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     while (WN < 4 && kt_steps < kTcWarps / WN) WN *= 2;
   }
   // Benchmark override: the K tile at most this many inputs of x (fewer bytes of shared memory per
-  // CTA, x restaged per K tile; read once).
+  // CTA, x restaged per K tile; read once), but no fewer load steps than K-split warps (as above).
   static const int kt_env = env_int("BITMM_TC_KT_MAX");
-  if (kt_env > 0) kt_steps = std::max(1, std::min(kt_steps, kt_env / L::STEP_K));
+  if (kt_env > 0) kt_steps = std::min(kt_steps, std::max(kTcWarps / WN, kt_env / L::STEP_K));
   const int KT = kt_steps * L::STEP_K;
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
