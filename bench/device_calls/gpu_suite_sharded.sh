@@ -4,15 +4,16 @@
 # slowest tests into $OUT/log.txt.  Sourced after prelude.sh (the build), or run alone:
 #   BITMM_COMMIT=<sha> bash bench/device_calls/gpu_suite_sharded.sh      (SHARDS=8 CAP=330 by default)
 # PYTEST_ARGS (default "tests": files, split on spaces) and K_EXPR (a -k expression) select a part;
-# LABEL prefixes the log lines.
+# LABEL prefixes the log lines; SHARD_IDS (e.g. "0 2 5") runs only those shards of the SHARDS-way split.
 if [ -z "${OUT:-}" ] || ! declare -F mark > /dev/null; then source "$(dirname "$0")/prelude.sh"; fi
 SHARDS=${SHARDS:-8}; CAP=${CAP:-330}; PYTEST_ARGS=${PYTEST_ARGS:-tests}; K_EXPR=${K_EXPR:-}; LABEL=${LABEL:-}
-for ((i = 0; i < SHARDS; i++)); do
+SHARD_IDS=${SHARD_IDS:-$(seq 0 $((SHARDS - 1)))}
+for i in $SHARD_IDS; do
   OMP_NUM_THREADS=2 BITMM_SKIP_HUGE=1 BITMM_SHARD=$i/$SHARDS timeout "$CAP" python3 -m pytest $PYTEST_ARGS ${K_EXPR:+-k "$K_EXPR"} -q -rf -p no:cacheprovider \
     --durations=3 -o faulthandler_timeout=120 > "/tmp/suite_shard$i.txt" 2>&1 &
 done
 wait
-for ((i = 0; i < SHARDS; i++)); do
+for i in $SHARD_IDS; do
   echo "${LABEL}shard $i/$SHARDS: $(tail -1 "/tmp/suite_shard$i.txt")" | tee -a "$OUT/log.txt"
   grep -E "^FAILED|^E  |Error|Timeout|^[0-9.]+s (call|setup)" "/tmp/suite_shard$i.txt" | head -15 >> "$OUT/log.txt"
 done
