@@ -24,6 +24,10 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
       std::printf("%lld\n", (long long)tc_reserved_smem((size_t)a[0], (int)a[1], (int)a[2], (int)a[3], a[4]));
     if (!std::strcmp(rule, "pdl")) std::printf("%d\n", (int)tc_pdl_rule(a[0], a[1]));
     if (!std::strcmp(rule, "bd2")) std::printf("%d\n", (int)tc_bd_two_warps_n(a[0], a[1], (int)a[2], a[3] != 0));
+    if (!std::strcmp(rule, "longk")) {
+      const TcBdLongK r = tc_bd_long_k(a[0], a[1], (int)a[2], a[3] != 0, a[4] != 0);
+      std::printf("%d %d\n", r.wn, r.kt_max);
+    }
     if (!std::strcmp(rule, "small_m"))
       std::printf("%d\n", tc_per_tensor_small_m_tiles(a[0], a[1], a[2] != 0, a[3] != 0, a[4] != 0, (int)a[5], (int)a[6],
                                                        (int)a[7]));
@@ -149,3 +153,17 @@ def test_block_diagonal_two_warps_along_n_table(rules_exe):
              ((16384, 4096, 108, 0), 0),           # a 108-SM device: 128 < 202.5
              ((28672, 28672, 132, 1), 0)]          # wide N: all 4 warps along N (tc_bd_wide)
     assert run(rules_exe, "bd2", [c for c, _ in cases]) == [e for _, e in cases]
+
+
+def test_block_diagonal_long_k_table(rules_exe):
+    # (K, N, SMs, N wide, binary) -> "WN KT": where the two-warps rule holds, ternary / int2 one warp along
+    # N with the K tile capped at 4096 inputs, binary two warps along N (uncapped); elsewhere no change
+    cases = [((28672, 8192, 132, 0, 0), (1, 4096)),   # measured: int2 M = 2 82-85 -> 67.6 us
+             ((28672, 8192, 132, 0, 1), (2, 0)),      # binary lost with WN = 1 (57 -> 75-81 us)
+             ((28672, 4096, 132, 0, 0), (0, 0)),      # measured: the cap lost there (41.4 -> 49.7)
+             ((16383, 8192, 132, 0, 0), (0, 0)),
+             ((16384, 32 * 248, 132, 0, 0), (1, 4096)),
+             ((16384, 32 * 247, 132, 0, 0), (0, 0)),
+             ((28672, 28672, 132, 1, 0), (0, 0))]     # wide N: all 4 warps along N (tc_bd_wide)
+    out = run(rules_exe, "longk", [c for c, _ in cases])
+    assert list(zip(out[::2], out[1::2])) == [e for _, e in cases]

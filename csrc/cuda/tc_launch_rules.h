@@ -42,6 +42,26 @@ inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
   return K >= kTcBdTwoWarpsNMinK && !wide_n && (N + 31) / 32 * 8 >= static_cast<int64_t>(num_sms) * 15;
 }
 
+// Where tc_bd_two_warps_n holds, the two-plane kinds (ternary, int2) instead keep one warp along N
+// (16-row CTAs, 4 warps splitting K) and cap the K tile at kTcBdLongKTileInputs inputs (x restaged per
+// K tile): a 16-row CTA's shared memory drops from ~92 KB (x of 28672 inputs: 57 KB) to ~50 KB, so more
+// CTAs stay resident.  H200, session 21 (bench/results/h200_s21_call2_9d5925a.txt, BITMM_TC_KT_MAX x
+// BITMM_TC_WN overrides, each setting twice in its own process), 28672 x 8192 g64, int2 / ternary:
+// M = 1 69.6-70.1 / 69.7-69.8 us (WN = 2, full K) -> 67.8-68.0 / 67.6; M = 2 82.2-84.8 / 82.8-84.8 ->
+// 67.6 / 67.2-67.5.  KT = 2048 lost (76-77 us), as did KT = 4096 with WN = 2 (77-78); binary lost with
+// WN = 1 at every cap (call 1: M = 1 57.1 -> 75-81 us), so binary keeps two warps along N.  Not where
+// the two-warps rule does not hold: 28672 x 4096 (WN = 1, full K, 41.4 us at M = 1) took 49.7 with the cap.
+// Returns the warps along N and the K-tile cap in inputs (0: none) for the block-diagonal path at M <= 2.
+constexpr int kTcBdLongKTileInputs = 4096;
+struct TcBdLongK {
+  int wn;      // warps along N (0: the launcher's own rule)
+  int kt_max;  // K tile at most this many inputs (0: as many as fit)
+};
+inline TcBdLongK tc_bd_long_k(int64_t K, int64_t N, int num_sms, bool wide_n, bool binary) {
+  if (!tc_bd_two_warps_n(K, N, num_sms, wide_n)) return {0, 0};
+  return binary ? TcBdLongK{2, 0} : TcBdLongK{1, kTcBdLongKTileInputs};
+}
+
 // Dynamic shared memory per CTA (>= the `smem` bytes the kernel uses, <= smem_limit) such that the
 // hardware keeps at most `want` CTAs per SM where registers (by_regs CTAs) and `smem` would allow
 // more: with room for a further CTA per SM, the next call's CTAs (programmatic dependent launch)

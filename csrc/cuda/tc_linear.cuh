@@ -1159,8 +1159,15 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // BITMM_TC_WN override, g64 M = 8): 8192^2 int2 49.1 us (WN = 1, the floor above) -> 37.4, binary
   // 41.9 -> 31.0; 8192 x 28672 int2 146.9 (WN = 4) -> 142.3, binary 114.2 -> 115.9.
   if (fold_one_tile && x_split && n_tiles_for(2) * m_tiles >= num_sms) WN = 2;
-  // The block-diagonal path at M <= 2 on long K: two warps along N (tc_bd_two_warps_n, tc_kernels.h).
-  if (BD && CM == 1 && tc_bd_two_warps_n(p, num_sms)) WN = 2;
+  // The block-diagonal path at M <= 2 on long K: binary two warps along N, ternary / int2 one warp along
+  // N with the K tile capped (tc_bd_long_k, tc_launch_rules.h).
+  int kt_rule = 0;
+  if constexpr (BD && CM == 1) {
+    constexpr bool binary = KIND == static_cast<int>(Kind::kBinary);
+    const TcBdLongK lk = tc_bd_long_k(p.K, p.N, num_sms, tc_bd_wide_n(p, num_sms), binary);
+    if (lk.wn > 0) WN = lk.wn;
+    kt_rule = lk.kt_max;
+  }
   static const int wn_env = env_int("BITMM_TC_WN");  // benchmark override of the rule (read once)
   if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
   int kt_steps = 1;
@@ -1171,10 +1178,12 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     if (kt_steps >= kTcWarps / WN || WN == 4) break;
     while (WN < 4 && kt_steps < kTcWarps / WN) WN *= 2;
   }
-  // Benchmark override: the K tile at most this many inputs of x (fewer bytes of shared memory per
-  // CTA, x restaged per K tile; read once), but no fewer load steps than K-split warps (as above).
+  // The K tile at most this many inputs of x (fewer bytes of shared memory per CTA, x restaged per K
+  // tile): the long-K rule above, or the benchmark override (read once; it replaces the rule's cap), but
+  // no fewer load steps than K-split warps (as above).
   static const int kt_env = env_int("BITMM_TC_KT_MAX");
-  if (kt_env > 0) kt_steps = std::min(kt_steps, std::max(kTcWarps / WN, kt_env / L::STEP_K));
+  const int kt_max = kt_env > 0 ? kt_env : kt_rule;
+  if (kt_max > 0) kt_steps = std::min(kt_steps, std::max(kTcWarps / WN, kt_max / L::STEP_K));
   const int KT = kt_steps * L::STEP_K;
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
