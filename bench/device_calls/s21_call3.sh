@@ -7,7 +7,7 @@
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s21_call3.sh
 source "$(dirname "$0")/prelude.sh"   # builds A
 R="python3 bench/decode_probe.py --shapes 28672x8192,16384x8192,16384x16384 --kinds int2,ternary --ms 1,2 --groups 64"
-timeout 40 $R --backends fp16,auto --out "$OUT/probe_longk_rule.json" 2>&1 | grep " us" | sed "s/^/rule /" > "$OUT/probe_longk.txt"
+timeout 40 $R --backends fp16,auto,tensorcore --out "$OUT/probe_longk_rule.json" 2>&1 | grep " us" | sed "s/^/rule /" > "$OUT/probe_longk.txt"
 BITMM_TC_WN=2 BITMM_TC_KT_MAX=1000000 timeout 40 $R --backends tensorcore --out /tmp/p.json 2>&1 | grep " us" | sed "s/^/prev /" >> "$OUT/probe_longk.txt"
 mark "longk rule"
 gprobe() {  # $1: A or B
