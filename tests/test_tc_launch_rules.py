@@ -164,6 +164,9 @@ def test_block_diagonal_long_k_table(rules_exe):
              ((16383, 8192, 132, 0, 0), (0, 0)),
              ((16384, 32 * 248, 132, 0, 0), (1, 4096)),
              ((16384, 32 * 247, 132, 0, 0), (0, 0)),
+             ((16384, 16384, 132, 0, 0), (2, 0)),     # 3.9 32-row CTAs per SM: measured, the cap lost
+             ((16384, 32 * 395, 132, 0, 0), (1, 4096)),  # the 3-per-SM boundary (396 CTAs) from both sides
+             ((16384, 32 * 395 + 1, 132, 0, 0), (2, 0)),
              ((28672, 28672, 132, 1, 0), (0, 0))]     # wide N: all 4 warps along N (tc_bd_wide)
     out = run(rules_exe, "longk", [c for c, _ in cases])
     assert list(zip(out[::2], out[1::2])) == [e for _, e in cases]

@@ -1060,10 +1060,14 @@ constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
                               : CM == 2      ? (GROUPED ? 2 : 4)
                               : CM == 4      ? (GROUPED ? 2 : 3)
                                              : 1;
-template <typename T, int KIND, bool GROUPED, int RN, int CM>
+// SDT: the scale / offset dtype fixed at compile time (as the block-diagonal kernel, tc14), or -1
+// (p.s_dtype at run time).  Typed instances for the group-wise folding path where its per-step scale
+// loads matter (kTcFoldTyped); the rest keeps one instance for every scale dtype.
+template <bool GROUPED, int RN, int CM> constexpr bool kTcFoldTyped = GROUPED && CM >= 2 && CM <= 4;
+template <typename T, int KIND, bool GROUPED, int SDT, int RN, int CM>
 __global__ void __launch_bounds__(kTcWarps * 32, kTcMinCtasPerSm<GROUPED, RN, CM>)
 tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int st_flags) {
-  tc_linear_body<T, KIND, GROUPED, RN, CM, false>(p, KT, WN, st_flags);
+  tc_linear_body<T, KIND, GROUPED, RN, CM, false, SDT>(p, KT, WN, st_flags);
 }
 // One block-diagonal instance per scale dtype (SDT: fp32, fp16, bf16): its per-step scale loads
 // then take no dtype branches (tc14); and per CM (activation tiles of 2 rows of x each: M <= 2, 4).
@@ -1190,8 +1194,9 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
   void (*kernel)(const LinearParams, int, int, int) = nullptr;
   static_assert(static_cast<int>(DType::kFloat) == 0 && static_cast<int>(DType::kHalf) == 1 &&
-                static_cast<int>(DType::kBFloat16) == 2, "ki below indexes the BD kernels by DType");
-  const int ki = BD ? static_cast<int>(p.s_dtype) : 0;  // which kernel of this configuration (BD: by scale dtype)
+                static_cast<int>(DType::kBFloat16) == 2, "ki below indexes the typed kernels by DType");
+  constexpr bool typed = BD || kTcFoldTyped<GROUPED, RN, CM>;  // one kernel per scale dtype
+  const int ki = typed ? static_cast<int>(p.s_dtype) : 0;  // which kernel of this configuration (by scale dtype)
   if (ki < 0 || ki > 2) return cudaErrorNotSupported;
   if constexpr (BD) {
     switch (p.s_dtype) {
@@ -1199,8 +1204,14 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
       case DType::kHalf: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kHalf), CM>; break;
       default: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kBFloat16), CM>; break;
     }
+  } else if constexpr (typed) {
+    switch (p.s_dtype) {
+      case DType::kFloat: kernel = tc_linear_kernel<T, KIND, GROUPED, static_cast<int>(DType::kFloat), RN, CM>; break;
+      case DType::kHalf: kernel = tc_linear_kernel<T, KIND, GROUPED, static_cast<int>(DType::kHalf), RN, CM>; break;
+      default: kernel = tc_linear_kernel<T, KIND, GROUPED, static_cast<int>(DType::kBFloat16), RN, CM>; break;
+    }
   } else {
-    kernel = tc_linear_kernel<T, KIND, GROUPED, RN, CM>;
+    kernel = tc_linear_kernel<T, KIND, GROUPED, -1, RN, CM>;
   }
   static std::once_flag raised[3][kMaxTcDevices];
   cudaError_t err = cudaSuccess;
