@@ -25,7 +25,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
     if (!std::strcmp(rule, "pdl")) std::printf("%d\n", (int)tc_pdl_rule(a[0], a[1]));
     if (!std::strcmp(rule, "bd2")) std::printf("%d\n", (int)tc_bd_two_warps_n(a[0], a[1], (int)a[2], a[3] != 0));
     if (!std::strcmp(rule, "longk")) {
-      const TcBdLongK r = tc_bd_long_k(a[0], a[1], (int)a[2], a[3] != 0, a[4] != 0);
+      const TcBdLongK r = tc_bd_long_k(a[0], a[1], a[2], (int)a[3], a[4] != 0, a[5] != 0);
       std::printf("%d %d\n", r.wn, r.kt_max);
     }
     if (!std::strcmp(rule, "small_m"))
@@ -156,17 +156,23 @@ def test_block_diagonal_two_warps_along_n_table(rules_exe):
 
 
 def test_block_diagonal_long_k_table(rules_exe):
-    # (K, N, SMs, N wide, binary) -> "WN KT": where the two-warps rule holds, ternary / int2 one warp along
-    # N with the K tile capped at 4096 inputs, binary two warps along N (uncapped); elsewhere no change
-    cases = [((28672, 8192, 132, 0, 0), (1, 4096)),   # measured: int2 M = 2 82-85 -> 67.6 us
-             ((28672, 8192, 132, 0, 1), (2, 0)),      # binary lost with WN = 1 (57 -> 75-81 us)
-             ((28672, 4096, 132, 0, 0), (0, 0)),      # measured: the cap lost there (41.4 -> 49.7)
-             ((16383, 8192, 132, 0, 0), (0, 0)),
-             ((16384, 32 * 248, 132, 0, 0), (1, 4096)),
-             ((16384, 32 * 247, 132, 0, 0), (0, 0)),
-             ((16384, 16384, 132, 0, 0), (2, 0)),     # 3.9 32-row CTAs per SM: measured, the cap lost
-             ((16384, 32 * 395, 132, 0, 0), (1, 4096)),  # the 3-per-SM boundary (396 CTAs) from both sides
-             ((16384, 32 * 395 + 1, 132, 0, 0), (2, 0)),
-             ((28672, 28672, 132, 1, 0), (0, 0))]     # wide N: all 4 warps along N (tc_bd_wide)
+    # (M, K, N, SMs, N wide, binary) -> (WN, KT): where the two-warps rule holds, ternary / int2 one warp
+    # along N with the K tile capped at 4096 inputs (M = 2 always, M = 1 below 2.5 32-row CTAs per SM),
+    # otherwise two warps along N uncapped; binary always the latter; elsewhere no change (0, 0)
+    cases = [((1, 28672, 8192, 132, 0, 0), (1, 4096)),   # measured: int2 M = 1 70.2 -> 67.8 us
+             ((2, 28672, 8192, 132, 0, 0), (1, 4096)),   # M = 2 82-86 -> 65.8-67.6
+             ((1, 28672, 8192, 132, 0, 1), (2, 0)),      # binary lost with WN = 1 (57 -> 75-81 us)
+             ((2, 28672, 8192, 132, 0, 1), (2, 0)),
+             ((1, 28672, 4096, 132, 0, 0), (0, 0)),      # two-warps rule off: the cap lost (41.4 -> 49.7)
+             ((1, 16383, 8192, 132, 0, 0), (0, 0)),
+             ((1, 16384, 12288, 132, 0, 0), (2, 0)),     # 2.9 CTAs per SM: M = 1 lost (47.8 -> 66.7)
+             ((2, 16384, 12288, 132, 0, 0), (1, 4096)),  # ... M = 2 won (71.0 -> 66.0)
+             ((1, 16384, 16384, 132, 0, 0), (2, 0)),     # 3.9: M = 1 lost (60.8 -> 76.0)
+             ((2, 16384, 16384, 132, 0, 0), (1, 4096)),  # ... M = 2 tied (76.2 vs 75.2)
+             ((1, 16384, 32 * 329, 132, 0, 0), (1, 4096)),      # the 2.5-per-SM boundary (330 CTAs)
+             ((1, 16384, 32 * 329 + 1, 132, 0, 0), (2, 0)),
+             ((1, 16384, 32 * 248, 132, 0, 0), (1, 4096)),      # the two-warps rule's own boundary
+             ((1, 16384, 32 * 247, 132, 0, 0), (0, 0)),
+             ((2, 28672, 28672, 132, 1, 0), (0, 0))]     # wide N: all 4 warps along N (tc_bd_wide)
     out = run(rules_exe, "longk", [c for c, _ in cases])
     assert list(zip(out[::2], out[1::2])) == [e for _, e in cases]

@@ -245,6 +245,19 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // M = 2048 int2 dense wins on all four (1597 vs 1687, 1593 vs 1655, 456 vs 482, 118 vs 119),
 // ternary within 3% either way (1580 vs 1615, 1651 vs 1596, 464 vs 456, 115 vs 114); M = 3072 dense
 // wins on all eight (2313 vs 2404 .. 169 vs 176).  So dense from M = 2048, as for group-wise scales.
+// Group-wise M = 17..24 with fp16 x on wide N (>= 1.5 128-row tiles per SM) and K <= 8192: the
+// tensor-core kernel again since tc24 (its folding path at CM = 2..4 with one kernel per scale dtype,
+// session 21): H200, 8192 x 28672 g64 M = 24, tensor core (h200_s21_call3_7f7e73c.txt, tree B) vs
+// auto's wgmma (h200_s21_call4_64565e4.txt), us: int2 135.8 vs 166.3, ternary 122.2 vs 157.5, binary
+// 100.6 vs 150.4 (fp16 F.linear 114.8-118.9).  Not on 28672 x 8192 (64 tiles: int2 163.6 vs 146.7) nor
+// 8192^2 (int2 49.7 vs 45.3).  The tensor-core kernel runs one configuration (CM = 4) for M = 17..32,
+// so M = 24 stands for 17..24; M = 25..32, K > 8192, bf16 x and 1..1.5 tiles per SM unmeasured.
+constexpr int64_t kTcGroupedWideMaxM = 24;
+constexpr int64_t kTcGroupedWideMaxK = 8192;
+bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
+  return M <= kTcGroupedWideMaxM && lp.x_dtype == cuda::DType::kHalf && lp.K <= kTcGroupedWideMaxK &&
+         2 * ((lp.N + 127) / 128) >= 3 * static_cast<int64_t>(sms);
+}
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
@@ -270,7 +283,9 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
       // Past the maximum M the dense path takes over, except under torch.use_deterministic_algorithms,
       // where use_dense refuses and the (deterministic) wgmma kernel is still the fastest bitmm kernel.
       const bool dense_next = !at::globalContext().deterministicAlgorithms();
-      if (lp.group_size < padded_k(lp.K)) return M >= kWgmmaMinMGrouped && (M < kWgmmaGroupedMaxM || !dense_next);
+      if (lp.group_size < padded_k(lp.K))
+        return M >= kWgmmaMinMGrouped && (M < kWgmmaGroupedMaxM || !dense_next) &&
+               !tc_grouped_wide(lp, M, num_sms(device));
       if (M >= kWgmmaMaxM && dense_next) return false;
       return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
     }

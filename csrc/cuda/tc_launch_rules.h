@@ -51,20 +51,22 @@ inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
 // 67.6 / 67.2-67.5.  KT = 2048 lost (76-77 us), as did KT = 4096 with WN = 2 (77-78); binary lost with
 // WN = 1 at every cap (call 1: M = 1 57.1 -> 75-81 us), so binary keeps two warps along N.  Not where
 // the two-warps rule does not hold: 28672 x 4096 (WN = 1, full K, 41.4 us at M = 1) took 49.7 with the cap.
-// Nor on wider N (call 3, h200_s21_call3_7f7e73c.txt, 16384 x 16384: 512 32-row CTAs, 3.9 per SM): M = 1
-// int2 / ternary 60.8 / 60.7 us with two warps along N vs 76.0 / 76.1 with the cap, M = 2 76.2 / 76.5 vs
-// 75.2 / 74.9; there both kinds keep two warps along N.  The cap only below 3 32-row CTAs per SM (measured:
-// 1.94 won (28672 x 8192; 16384 x 8192 M = 1 41.3 -> 39.6, M = 2 39.8 -> 39.1), 3.9 lost; between, unmeasured).
+// Wider N (32-row CTAs per SM: 3.9 on 16384 x 16384, 2.9 on 16384 x 12288; h200_s21_call3_7f7e73c.txt,
+// h200_s21_call4_64565e4.txt, the cap vs two warps along N, int2 / ternary): M = 1 lost, 76.0 / 76.1 vs
+// 60.8 / 60.7 us and 66.7 / 68.6 vs 47.8 / 47.7; M = 2 tied on 16384^2 (75.2 / 74.9 vs 76.2 / 76.5) and won
+// on 16384 x 12288 (66.0 / 66.2 vs 71.0 / 71.0).  16384 x 8192 (1.94 per SM, as 28672 x 8192): M = 1
+// 41.3 -> 39.6, M = 2 39.8 -> 39.1 with the cap.  So: at M = 2 the cap wherever the two-warps rule
+// holds; at M = 1 only below 2.5 32-row CTAs per SM (1.94 won, 2.9 lost; between, unmeasured).
 // Returns the warps along N and the K-tile cap in inputs (0: none) for the block-diagonal path at M <= 2.
 constexpr int kTcBdLongKTileInputs = 4096;
-constexpr int kTcBdLongKCapMaxCtasPerSm = 3;
 struct TcBdLongK {
   int wn;      // warps along N (0: the launcher's own rule)
   int kt_max;  // K tile at most this many inputs (0: as many as fit)
 };
-inline TcBdLongK tc_bd_long_k(int64_t K, int64_t N, int num_sms, bool wide_n, bool binary) {
+inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool wide_n, bool binary) {
   if (!tc_bd_two_warps_n(K, N, num_sms, wide_n)) return {0, 0};
-  const bool cap = !binary && (N + 31) / 32 < static_cast<int64_t>(num_sms) * kTcBdLongKCapMaxCtasPerSm;
+  const bool narrow_enough = 2 * ((N + 31) / 32) < 5 * static_cast<int64_t>(num_sms);  // < 2.5 per SM
+  const bool cap = !binary && (M >= 2 || narrow_enough);
   return cap ? TcBdLongK{1, kTcBdLongKTileInputs} : TcBdLongK{2, 0};
 }
 

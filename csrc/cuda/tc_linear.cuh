@@ -1168,7 +1168,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   int kt_rule = 0;
   if constexpr (BD && CM == 1) {
     constexpr bool binary = KIND == static_cast<int>(Kind::kBinary);
-    const TcBdLongK lk = tc_bd_long_k(p.K, p.N, num_sms, tc_bd_wide_n(p, num_sms), binary);
+    const TcBdLongK lk = tc_bd_long_k(p.M, p.K, p.N, num_sms, tc_bd_wide_n(p, num_sms), binary);
     if (lk.wn > 0) WN = lk.wn;
     kt_rule = lk.kt_max;
   }
