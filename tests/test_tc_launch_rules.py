@@ -151,7 +151,7 @@ def test_block_diagonal_two_warps_along_n_table(rules_exe):
              ((16384, 32 * 247 + 1, 132, 0), 1),
              ((16384, 8192, 114, 0), 1),           # a 114-SM device: 256 >= 213.75
              ((16384, 4096, 108, 0), 0),           # a 108-SM device: 128 < 202.5
-             ((28672, 28672, 132, 1), 0)]          # wide N: all 4 warps along N (tc_bd_wide)
+             ((28672, 28672, 132, 1), 0)]          # wide N (tc_bd_wide_n): the launcher's own rule
     assert run(rules_exe, "bd2", [c for c, _ in cases]) == [e for _, e in cases]
 
 
@@ -173,6 +173,8 @@ def test_block_diagonal_long_k_table(rules_exe):
              ((1, 16384, 32 * 329 + 1, 132, 0, 0), (2, 0)),
              ((1, 16384, 32 * 248, 132, 0, 0), (1, 4096)),      # the two-warps rule's own boundary
              ((1, 16384, 32 * 247, 132, 0, 0), (0, 0)),
-             ((2, 28672, 28672, 132, 1, 0), (0, 0))]     # wide N: all 4 warps along N (tc_bd_wide)
+             ((1, 16384, 32 * 332, 133, 0, 0), (1, 4096)),      # an odd SM count: 2.5 x 133 = 332.5
+             ((1, 16384, 32 * 332 + 1, 133, 0, 0), (2, 0)),
+             ((2, 28672, 28672, 132, 1, 0), (0, 0))]     # wide N (tc_bd_wide_n): the launcher's own rule
     out = run(rules_exe, "longk", [c for c, _ in cases])
     assert list(zip(out[::2], out[1::2])) == [e for _, e in cases]

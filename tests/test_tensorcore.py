@@ -398,10 +398,12 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
             assert any("tc_linear" in n for n in names) == (M >= 2), (M, names)
 
 
-# The block-diagonal path (M = 1, 2) on long K, where its launch puts two warps along N (32-row CTAs;
-# tc_launch_rules.h, tc_bd_two_warps_n, session 20): N = 64 x SMs + 7 (odd; ~2 CTAs per SM), K = 64 x
-# 257; M = 1 fp16 x with fp16 scales, M = 2 bf16 x with fp32 scales (the block-diagonal kernel is built
-# per scale dtype); int2 also at K = 64 x 449, M = 2 (x split into K tiles); against the float64
+# The block-diagonal path (M = 1, 2) on long K (tc_launch_rules.h, tc_bd_long_k, sessions 20-21):
+# N = 64 x SMs + 7 (odd; ~2 32-row CTAs per SM), K = 64 x 257: binary two warps along N (32-row CTAs),
+# ternary / int2 one warp along N with the K tile capped at 4096 inputs (x restaged per K tile; a last
+# tile of one load step); M = 1 fp16 x with fp16 scales, M = 2 bf16 x with fp32 scales (the
+# block-diagonal kernel is built per scale dtype); int2 also at K = 64 x 449, M = 2; ternary / int2 at
+# M = 1 also on N = 96 x SMs + 7 (~3 per SM: two warps along N, K whole); against the float64
 # reference, outputs poisoned.
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
@@ -409,10 +411,13 @@ def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
     from test_wgmma import profiler_sees_kernels
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     cases = [(1, 64 * 257, torch.float16, torch.float16), (2, 64 * 257, torch.bfloat16, torch.float32)]
+    cases = [c + (64 * sms + 7,) for c in cases]
     if kind == "int2":
-        cases.append((2, 64 * 449, torch.float16, torch.float16))
-    for M, K, dtype, sdtype in cases:
-        x, packed, s, u, b = make_problem(kind, M, K, 64 * sms + 7, "group", 64, dtype=dtype, device="cuda")
+        cases.append((2, 64 * 449, torch.float16, torch.float16, 64 * sms + 7))
+    if kind != "binary":
+        cases.append((1, 64 * 257, torch.float16, torch.float16, 96 * sms + 7))
+    for M, K, dtype, sdtype, N in cases:
+        x, packed, s, u, b = make_problem(kind, M, K, N, "group", 64, dtype=dtype, device="cuda")
         s = s.to(sdtype)
         u = None if u is None else u.to(sdtype)
         _, names = tensorcore_against_reference(kind, x, packed, s, u, b)

@@ -111,18 +111,20 @@ def test_auto_grouped_m17_24_wide_n_takes_tensor_core(kind):
     # auto (linear_cuda.cpp, tc_grouped_wide, session 21): group-wise M = 17..24 with fp16 x where N has
     # >= 1.5 128-row tiles per SM (and K <= 8192) runs the tensor-core kernel, not wgmma; each side of
     # the M and N boundaries, and bf16 x (wgmma).  (The K > 8192 side is left out: its float64
-    # reference at this N would take GBs.)
+    # reference at this N would take GBs.)  Only where the wgmma kernel runs (sm_90a build, CC 9.0).
+    if not (wgmma_active() and profiler_sees_kernels()):
+        pytest.skip("needs the wgmma kernel (sm_90a build, compute capability 9.0) and the profiler")
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     wide = 192 * sms
     for M, N, dtype, want_wg in ((24, wide, torch.float16, False), (17, wide, torch.float16, False),
                                  (25, wide, torch.float16, True), (24, wide - 128, torch.float16, True),
                                  (24, wide, torch.bfloat16, True)):
         x, packed, s, u, b = make_problem(kind, M, 1024, N, "group", 64, dtype=dtype, device="cuda")
-        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-        if profiler_sees_kernels() and wgmma_active():
+        with bitmm.use_backend("auto"):
+            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
             assert any("wg_linear_kernel" in n for n in names) == want_wg, (M, N, dtype, names)
             assert any("tc_linear_kernel" in n for n in names) != want_wg, (M, N, dtype, names)
-        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+            assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
 
 
 @cuda_only

@@ -125,8 +125,8 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
         // (wide N: every kind with fp16 x, ternary with bf16 x)
         // Since session 20 with fp16 x for every kind where K > kTcBdM1MaxK and N gives every SM a
         // 16-row tile (H200, bench/results/h200_s20_call3_longk_cb5ddf2.txt, g64, the block-diagonal
-        // path vs the add/subtract kernel, us): int2 28672 x 8192 68.2 vs 78.3 (two warps along N
-        // there, cuda::tc_bd_two_warps_n), 14336 x 8192 29.5 vs 40.4, 28672 x 4096 41.6 vs 53.2,
+        // path vs the add/subtract kernel, us): int2 28672 x 8192 68.2 vs 78.3 (then two warps along
+        // N there; since session 21 one warp with a capped K tile, 67.8: cuda::tc_bd_long_k), 14336 x 8192 29.5 vs 40.4, 28672 x 4096 41.6 vs 53.2,
         // 14336 x 4096 21.7 vs 27.6, 11008 x 4096 17.9 vs 23.4 (ternary alike); binary 55.4 vs 58.0,
         // 31.2 vs 32.6, 31.6 vs 41.5, 18.6 vs 23.2, 15.9 vs 18.2 (but 8192^2 19.5 vs 18.6: binary keeps
         // K <= 8192 on the add/subtract kernel).  The narrowest N measured gives 1.94 tiles per SM
@@ -251,7 +251,8 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // auto's wgmma (h200_s21_call4_64565e4.txt), us: int2 135.8 vs 166.3, ternary 122.2 vs 157.5, binary
 // 100.6 vs 150.4 (fp16 F.linear 114.8-118.9).  Not on 28672 x 8192 (64 tiles: int2 163.6 vs 146.7) nor
 // 8192^2 (int2 49.7 vs 45.3).  The tensor-core kernel runs one configuration (CM = 4) for M = 17..32,
-// so M = 24 stands for 17..24; M = 25..32, K > 8192, bf16 x and 1..1.5 tiles per SM unmeasured.
+// so M = 24 stands for 17..24.  Measured tiles per SM: 0.48 lost, 1.70 won; the 1.5 boundary between
+// them is not measured, nor K other than 8192, M = 25..32 or bf16 x.
 constexpr int64_t kTcGroupedWideMaxM = 24;
 constexpr int64_t kTcGroupedWideMaxK = 8192;
 bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {

@@ -69,10 +69,6 @@ inline bool tc_bd_wide_n(const LinearParams& p, int num_sms) {
   return (p.N + 63) / 64 >= static_cast<int64_t>(kTcBdWideMinCtasPerSm) * num_sms;
 }
 inline bool tc_bd_wide(const LinearParams& p, int num_sms) { return p.two_planes && tc_bd_wide_n(p, num_sms); }
-// The block-diagonal path at M <= 2 on long K: two warps along N (tc_launch_rules.h).
-inline bool tc_bd_two_warps_n(const LinearParams& p, int num_sms) {
-  return tc_bd_two_warps_n(p.K, p.N, num_sms, tc_bd_wide_n(p, num_sms));
-}
 
 inline cudaError_t launch_tc_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool half = p.x_dtype == DType::kHalf;

@@ -1172,7 +1172,9 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     if (lk.wn > 0) WN = lk.wn;
     kt_rule = lk.kt_max;
   }
-  static const int wn_env = env_int("BITMM_TC_WN");  // benchmark override of the rule (read once)
+  // Benchmark override of the rule (read once).  Where tc_bd_long_k caps the K tile, the cap stays: tc22's
+  // launch there is BITMM_TC_WN=2 with BITMM_TC_KT_MAX=1000000 (no cap).
+  static const int wn_env = env_int("BITMM_TC_WN");
   if (wn_env == 1 || wn_env == 2 || wn_env == 4) WN = wn_env;
   int kt_steps = 1;
   for (int pass = 0; pass < 2; ++pass) {
@@ -1198,18 +1200,17 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   constexpr bool typed = BD || kTcFoldTyped<GROUPED, RN, CM>;  // one kernel per scale dtype
   const int ki = typed ? static_cast<int>(p.s_dtype) : 0;  // which kernel of this configuration (by scale dtype)
   if (ki < 0 || ki > 2) return cudaErrorNotSupported;
+  // Typed kernels only for the scale dtypes that reach here: fp32, or x's own dtype (prepare_scales), so
+  // fp16 x with bf16 scales (and the converse) is not built.
+  constexpr int kXd = static_cast<int>(std::is_same_v<T, __half> ? DType::kHalf : DType::kBFloat16);
+  constexpr int kF32 = static_cast<int>(DType::kFloat);
+  if (typed && p.s_dtype != DType::kFloat && static_cast<int>(p.s_dtype) != kXd) return cudaErrorNotSupported;
   if constexpr (BD) {
-    switch (p.s_dtype) {
-      case DType::kFloat: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kFloat), CM>; break;
-      case DType::kHalf: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kHalf), CM>; break;
-      default: kernel = tc_linear_bd_kernel<T, KIND, static_cast<int>(DType::kBFloat16), CM>; break;
-    }
+    kernel = p.s_dtype == DType::kFloat ? tc_linear_bd_kernel<T, KIND, kF32, CM>
+                                        : tc_linear_bd_kernel<T, KIND, kXd, CM>;
   } else if constexpr (typed) {
-    switch (p.s_dtype) {
-      case DType::kFloat: kernel = tc_linear_kernel<T, KIND, GROUPED, static_cast<int>(DType::kFloat), RN, CM>; break;
-      case DType::kHalf: kernel = tc_linear_kernel<T, KIND, GROUPED, static_cast<int>(DType::kHalf), RN, CM>; break;
-      default: kernel = tc_linear_kernel<T, KIND, GROUPED, static_cast<int>(DType::kBFloat16), RN, CM>; break;
-    }
+    kernel = p.s_dtype == DType::kFloat ? tc_linear_kernel<T, KIND, GROUPED, kF32, RN, CM>
+                                        : tc_linear_kernel<T, KIND, GROUPED, kXd, RN, CM>;
   } else {
     kernel = tc_linear_kernel<T, KIND, GROUPED, -1, RN, CM>;
   }
