@@ -2,7 +2,7 @@
 # Session 21 call 3.  A = HEAD: the long-K rule of the block-diagonal path (tc_bd_long_k: ternary / int2 one
 # warp along N, K tile capped at 4096 inputs, from call 2's probe).  (1) the rule against the previous
 # launch (BITMM_TC_WN=2 with no cap) on the measured shape and on two unmeasured ones where it also holds
-# (16384 x 8192, 16384 x 16384), fp16 in the same process; (2) next_s21_call2.sh's A/B of next_s21_sdt.patch
+# (16384 x 8192, 16384 x 16384), fp16 in the same process; (2) session 20's next_s21_call2.sh (folded in here): the A/B of next_s21_sdt.patch
 # (g64 M = 9, 16, 24 probes, A then B = A + patch), then on B the group-wise and block-diagonal tests.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s21_call3.sh
 source "$(dirname "$0")/prelude.sh"   # builds A

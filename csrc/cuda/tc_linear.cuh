@@ -1063,7 +1063,7 @@ constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
 // SDT: the scale / offset dtype fixed at compile time (as the block-diagonal kernel, tc14), or -1
 // (p.s_dtype at run time).  Typed instances for the group-wise folding path where its per-step scale
 // loads matter (kTcFoldTyped); the rest keeps one instance for every scale dtype.
-template <bool GROUPED, int RN, int CM> constexpr bool kTcFoldTyped = GROUPED && CM >= 2 && CM <= 4;
+template <bool GROUPED, int CM> constexpr bool kTcFoldTyped = GROUPED && CM >= 2 && CM <= 4;
 template <typename T, int KIND, bool GROUPED, int SDT, int RN, int CM>
 __global__ void __launch_bounds__(kTcWarps * 32, kTcMinCtasPerSm<GROUPED, RN, CM>)
 tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int st_flags) {
@@ -1197,7 +1197,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   void (*kernel)(const LinearParams, int, int, int) = nullptr;
   static_assert(static_cast<int>(DType::kFloat) == 0 && static_cast<int>(DType::kHalf) == 1 &&
                 static_cast<int>(DType::kBFloat16) == 2, "ki below indexes the typed kernels by DType");
-  constexpr bool typed = BD || kTcFoldTyped<GROUPED, RN, CM>;  // one kernel per scale dtype
+  constexpr bool typed = BD || kTcFoldTyped<GROUPED, CM>;  // one kernel per scale dtype
   const int ki = typed ? static_cast<int>(p.s_dtype) : 0;  // which kernel of this configuration (by scale dtype)
   if (ki < 0 || ki > 2) return cudaErrorNotSupported;
   // Typed kernels only for the scale dtypes that reach here: fp32, or x's own dtype (prepare_scales), so
