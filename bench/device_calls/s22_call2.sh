@@ -5,6 +5,8 @@
 # B columns idle), C = next_s22_fold_typed1.patch (the CM = 1 folding path with one kernel per scale dtype, as
 # tc24; ptxas sm_90a: 128 registers, no spills).  g64 M = 5, 6, 8 on four shapes, fp16 in the same process; the
 # group-wise tests on B and on C (8 shards each).  Keep the winner (M = 5..8 takes one of them).
+# Session 22: the tests of B and C moved to a later call (the winner only), ncu of the folding path at M = 16
+# (next_s22_call3.sh's first case) and its per tensor reference after probe A, so the call fits 600 s.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s22_call2.sh
 source "$(dirname "$0")/prelude.sh"   # builds A
 gprobe() {  # $1: label
@@ -12,13 +14,18 @@ gprobe() {  # $1: label
     --ms 5,6,8 --groups 64 --backends fp16,tensorcore --out "$OUT/probe_m5_8_$1.json" 2>&1 | grep " us" > "$OUT/probe_m5_8_$1.txt"
   mark "probe-$1"
 }
+ncu_case() {  # $1: case (bench/ncu_profile.py), $2: output label; env passes through (from next_s22_call3.sh)
+  timeout 90 ncu --nvtx --nvtx-include "$1/" --section LaunchStats --section Occupancy --section SpeedOfLight \
+    --section SchedulerStats --section WarpStateStats --section MemoryWorkloadAnalysis --section InstructionStats \
+    --import-source no -f -o "/tmp/ncu_$2" python3 bench/ncu_profile.py "$1" > /tmp/ncu.log 2>&1
+  ncu -i "/tmp/ncu_$2.ncu-rep" --page details > "$OUT/ncu_$2.txt" 2>&1
+  mark "ncu $2"
+}
 gprobe A
+ncu_case tc_int2_g64_m16 tc_int2_g64_m16
+ncu_case tc_ternary_m16 tc_ternary_m16
 apply_and_rebuild bench/device_calls/next_s22_fold_m5.patch B
 gprobe B
-SHARDS=8 CAP=200 LABEL="B " PYTEST_ARGS="tests/test_tensorcore.py tests/test_kernel_coverage.py" \
-  K_EXPR="grouped or fold or group" source "$(dirname "$0")/gpu_suite_sharded.sh"
 patch -R -p1 < bench/device_calls/next_s22_fold_m5.patch > /dev/null || exit 1
 apply_and_rebuild bench/device_calls/next_s22_fold_typed1.patch C
 gprobe C
-SHARDS=8 CAP=200 LABEL="C " PYTEST_ARGS="tests/test_tensorcore.py tests/test_kernel_coverage.py" \
-  K_EXPR="grouped or fold or group" source "$(dirname "$0")/gpu_suite_sharded.sh"
