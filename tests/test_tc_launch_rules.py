@@ -28,6 +28,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
       const TcBdLongK r = tc_bd_long_k(a[0], a[1], a[2], (int)a[3], a[4] != 0, a[5] != 0);
       std::printf("%d %d\n", r.wn, r.kt_max);
     }
+    if (!std::strcmp(rule, "mid_m")) std::printf("%d\n", (int)tc_grouped_mid_m_two_tiles(a[0], (int)a[1], a[2] != 0));
     if (!std::strcmp(rule, "small_m"))
       std::printf("%d\n", tc_per_tensor_small_m_tiles(a[0], a[1], a[2] != 0, a[3] != 0, a[4] != 0, (int)a[5], (int)a[6],
                                                        (int)a[7]));
@@ -178,3 +179,18 @@ def test_block_diagonal_long_k_table(rules_exe):
              ((2, 28672, 28672, 132, 1, 0), (0, 0))]     # wide N (tc_bd_wide_n): the launcher's own rule
     out = run(rules_exe, "longk", [c for c, _ in cases])
     assert list(zip(out[::2], out[1::2])) == [e for _, e in cases]
+
+
+def test_grouped_mid_m_two_tiles_table(rules_exe):
+    # (N, SMs, binary) -> group-wise M = 5..8 on the two-activation-tile configuration: ternary / int2 from
+    # 1/3 128-row tiles per SM, binary from 1.5
+    cases = [((28672, 132, 0), 1),                       # measured: int2 85-90 vs 117-119 us
+             ((8192, 132, 0), 1),                        # 8192^2 / 28672 x 8192 (64 tiles): won
+             ((4096, 132, 0), 0),                        # 4096^2 (32 tiles): lost
+             ((128 * 44, 132, 0), 1), ((128 * 43, 132, 0), 0), ((128 * 43 + 1, 132, 0), 1),  # 3 x 44 = 132
+             ((128 * 45, 133, 0), 1), ((128 * 44, 133, 0), 0),                              # odd SM count
+             ((28672, 132, 1), 1),                       # binary, 224 tiles (1.70 per SM): won
+             ((8192, 132, 1), 0),                        # binary, 64 tiles: lost
+             ((128 * 197 + 1, 132, 1), 1), ((128 * 197, 132, 1), 0),                             # 2 x 198 = 3 x 132
+             ((128 * 200, 133, 1), 1), ((128 * 199, 133, 1), 0)]                            # 3 x 133 = 399
+    assert run(rules_exe, "mid_m", [c for c, _ in cases]) == [e for _, e in cases]

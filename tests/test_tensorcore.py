@@ -736,6 +736,46 @@ def test_tensorcore_grouped_m5_8_long_k_wide_n(kind, dtype, G, M):
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
+# Group-wise M = 5..8 (tc25, tc_grouped_mid_m_two_tiles): the two-activation-tile configuration of
+# M = 9..16 (CM = 2; RN = 2, binary RN = 1) where N has >= 1/3 128-row tiles per SM (binary: 1.5), else
+# one activation tile (RN = CM = 1); each side of the boundary, odd N and K, which kernel ran.
+@cuda_only
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("M", [5, 8])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_grouped_m5_8_activation_tiles(kind, dtype, M, wide):
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    tiles = (3 * sms + 1) // 2 if kind == "binary" else (sms + 2) // 3  # the fewest that take CM = 2
+    N = 128 * (tiles - 1) + (1 if wide else -27)
+    x, packed, s, u, b = make_problem(kind, M, 64 * 7 + 64 * (kind != "binary"), N, "group", 64, dtype=dtype,
+                                      device="cuda")
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    if profiler_sees_kernels():
+        want = ("1" if kind == "binary" else "2", "2") if wide else ("1", "1")
+        assert any(tc_tile_config(n) == want for n in names), (kind, M, N, want, names)
+
+
+# BITMM_TC_FOLD_CM=1 / 2 (benchmark override): group-wise M = 5..8 on the configuration the rule does
+# not pick for these shapes (narrow N: CM = 2; wide N: CM = 1); M = 4 and 9 next to it (unaffected).
+@cuda_only
+@pytest.mark.parametrize("cm", ["1", "2"])
+def test_tensorcore_grouped_m5_8_activation_tiles_override(cm):
+    prelude = (f"CM = '{cm}'\nfrom test_tensorcore import tc_tile_config as tile_config\n"
+               "SMS = torch.cuda.get_device_properties(0).multi_processor_count\n"
+               "NW = 128 * ((3 * SMS + 1) // 2) + 5")
+    cases = "((5, 64 * 9, 77 if CM == '2' else NW, 64, dtype, True), (8, 96 * 5, 130 if CM == '2' else NW, 96, torch.float32, False), " \
+            "(4, 64 * 5, 77, 64, dtype, True), (9, 64 * 5, 77, 64, dtype, True))"
+    check = ("assert any(tile_config(n) is not None and tile_config(n)[1] == CM for n in names) "
+             "== (5 <= M <= 8 or (M == 9 and CM == '2')), (kind, M, names)")
+    run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_FOLD_CM=cm)
+
+
 # BITMM_TC_RN2_FROM=1 (benchmark override): per tensor / channel M = 1..4 on the two-row-tile
 # configurations too (RN = 2; CM = 1, or CM = 2 with BITMM_TC_M8=1), x in one K tile and in several,
 # odd K / N, which kernel ran.

@@ -107,8 +107,8 @@ def test_wgmma_kernel_runs(kind):
 
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
-def test_auto_grouped_m17_24_wide_n_takes_tensor_core(kind):
-    # auto (linear_cuda.cpp, tc_grouped_wide, session 21): group-wise M = 17..24 with fp16 x where N has
+def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
+    # auto (linear_cuda.cpp, tc_grouped_wide, sessions 21-22): group-wise M = 17..32 with fp16 x where N has
     # >= 1.5 128-row tiles per SM (and K <= 8192) runs the tensor-core kernel, not wgmma; each side of
     # the M and N boundaries, and bf16 x (wgmma).  (The K > 8192 side is left out: its float64
     # reference at this N would take GBs.)  Only where the wgmma kernel runs (sm_90a build, CC 9.0).
@@ -117,7 +117,8 @@ def test_auto_grouped_m17_24_wide_n_takes_tensor_core(kind):
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     wide = 192 * sms
     for M, N, dtype, want_wg in ((24, wide, torch.float16, False), (17, wide, torch.float16, False),
-                                 (25, wide, torch.float16, True), (24, wide - 128, torch.float16, True),
+                                 (32, wide, torch.float16, False), (33, wide, torch.float16, True),
+                                 (24, wide - 128, torch.float16, True),
                                  (24, wide, torch.bfloat16, True)):
         x, packed, s, u, b = make_problem(kind, M, 1024, N, "group", 64, dtype=dtype, device="cuda")
         with bitmm.use_backend("auto"):

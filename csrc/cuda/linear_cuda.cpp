@@ -246,15 +246,18 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // M = 2048 int2 dense wins on all four (1597 vs 1687, 1593 vs 1655, 456 vs 482, 118 vs 119),
 // ternary within 3% either way (1580 vs 1615, 1651 vs 1596, 464 vs 456, 115 vs 114); M = 3072 dense
 // wins on all eight (2313 vs 2404 .. 169 vs 176).  So dense from M = 2048, as for group-wise scales.
-// Group-wise M = 17..24 with fp16 x on wide N (>= 1.5 128-row tiles per SM) and K <= 8192: the
+// Group-wise M = 17..32 with fp16 x on wide N (>= 1.5 128-row tiles per SM) and K <= 8192: the
 // tensor-core kernel again since tc24 (its folding path at CM = 2..4 with one kernel per scale dtype,
 // session 21): H200, 8192 x 28672 g64 M = 24, tensor core (h200_s21_call3_7f7e73c.txt, tree B) vs
 // auto's wgmma (h200_s21_call4_64565e4.txt), us: int2 135.8 vs 166.3, ternary 122.2 vs 157.5, binary
 // 100.6 vs 150.4 (fp16 F.linear 114.8-118.9).  Not on 28672 x 8192 (64 tiles: int2 163.6 vs 146.7) nor
 // 8192^2 (int2 49.7 vs 45.3).  The tensor-core kernel runs one configuration (CM = 4) for M = 17..32,
 // so M = 24 stands for 17..24.  Measured tiles per SM: 0.48 lost, 1.70 won; the 1.5 boundary between
-// them is not measured, nor K other than 8192, M = 25..32 or bf16 x.
-constexpr int64_t kTcGroupedWideMaxM = 24;
+// them is not measured, nor K other than 8192 or bf16 x.  M = 25..32 (session 22, bench/results/
+// h200_s22_call1_7fc557f.txt, 8192 x 28672 g64, tensor core vs wgmma, us): M = 25 int2 139.7 vs 164.8,
+// ternary 127.1 vs 156.2, binary 109.4 vs 149.2; M = 32 153.0 vs 164.8, 136.8 vs 156.2, 114.5 vs 149.3
+// (fp16 F.linear 118.8 at M = 32), so the rule holds to M = 32 (the tensor-core kernel's CM = 4 limit).
+constexpr int64_t kTcGroupedWideMaxM = 32;
 constexpr int64_t kTcGroupedWideMaxK = 8192;
 bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
   return M <= kTcGroupedWideMaxM && lp.x_dtype == cuda::DType::kHalf && lp.K <= kTcGroupedWideMaxK &&

@@ -70,6 +70,21 @@ inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool
   return cap ? TcBdLongK{1, kTcBdLongKTileInputs} : TcBdLongK{2, 0};
 }
 
+// Group-wise M = 5..8: the two-activation-tile folding path of M = 9..16 (CM = 2, half its B columns idle;
+// RN = 2, binary RN = 1) or the one-tile path (CM = 1, RN = 1), both with one kernel per scale dtype (tc25).
+// H200, session 22 (bench/results/h200_s22_call2_9c2ffb1.txt, one machine, g64, M = 5 / 6 / 8, A = CM = 1
+// untyped, B = CM = 2, C = CM = 1 typed, us): ternary / int2 take CM = 2 on N >= 8192 (8192 x 28672 int2
+// 85.4-90.3 vs C 116.9-118.8, A 139.9-145.9; 28672 x 8192 89.1-90.8 vs 102.8-112.1; 8192^2 27.7-28.9 vs
+// 31.6-32.5) and CM = 1 on 4096^2 (int2 12.6-12.9 vs 10.3-11.1); binary CM = 2 only where N is wide
+// (8192 x 28672 84.2-86.9 vs 85.6-91.9), CM = 1 elsewhere (28672 x 8192 81.9-91.5 vs 74.9-85.1; 8192^2
+// 25.5-27.1 vs 23.1-25.1).  Boundaries: ternary / int2 at 1/3 128-row tiles per SM (4096^2: 0.24 lost,
+// 8192^2: 0.48 won; N and K changed together there, so the rule's use of N alone is a guess); binary at
+// tc_grouped_wide's 1.5 tiles per SM (0.48 lost, 1.70 won).  Only M = 5, 6, 8 and g64 measured.
+inline bool tc_grouped_mid_m_two_tiles(int64_t N, int num_sms, bool binary) {
+  const int64_t tiles = (N + 127) / 128;
+  return binary ? 2 * tiles >= 3 * static_cast<int64_t>(num_sms) : 3 * tiles >= static_cast<int64_t>(num_sms);
+}
+
 // Dynamic shared memory per CTA (>= the `smem` bytes the kernel uses, <= smem_limit) such that the
 // hardware keeps at most `want` CTAs per SM where registers (by_regs CTAs) and `smem` would allow
 // more: with room for a further CTA per SM, the next call's CTAs (programmatic dependent launch)

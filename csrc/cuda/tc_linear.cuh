@@ -1063,7 +1063,7 @@ constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
 // SDT: the scale / offset dtype fixed at compile time (as the block-diagonal kernel, tc14), or -1
 // (p.s_dtype at run time).  Typed instances for the group-wise folding path where its per-step scale
 // loads matter (kTcFoldTyped); the rest keeps one instance for every scale dtype.
-template <bool GROUPED, int CM> constexpr bool kTcFoldTyped = GROUPED && CM >= 2 && CM <= 4;
+template <bool GROUPED, int CM> constexpr bool kTcFoldTyped = GROUPED && CM <= 4;
 template <typename T, int KIND, bool GROUPED, int SDT, int RN, int CM>
 __global__ void __launch_bounds__(kTcWarps * 32, kTcMinCtasPerSm<GROUPED, RN, CM>)
 tc_linear_kernel(const LinearParams p, const int KT, const int WN, const int st_flags) {
@@ -1342,9 +1342,19 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
         }
       }
     }
-    if (p.M <= 8) return launch_tc_cfg<T, KIND, GROUPED, 1, 1>(p, num_sms, stream);
     if constexpr (GROUPED) {
-      // Group-wise M = 9..16: one 16-row tile per warp (RN = 1) for binary, two for the others.
+      // Group-wise M = 5..8: the M = 9..16 configuration below (CM = 2) where N is wide enough, else
+      // CM = 1 (tc_grouped_mid_m_two_tiles, tc_launch_rules.h).  BITMM_TC_FOLD_CM=1 / 2 forces either
+      // (benchmark override, read once).
+      static const int fold_cm_env = env_int("BITMM_TC_FOLD_CM");
+      const bool two_tiles = fold_cm_env == 2 ||
+          (fold_cm_env != 1 && tc_grouped_mid_m_two_tiles(p.N, num_sms, KIND == static_cast<int>(Kind::kBinary)));
+      if (p.M <= 8 && !(p.M >= 5 && two_tiles)) return launch_tc_cfg<T, KIND, true, 1, 1>(p, num_sms, stream);
+    } else {
+      if (p.M <= 8) return launch_tc_cfg<T, KIND, false, 1, 1>(p, num_sms, stream);
+    }
+    if constexpr (GROUPED) {
+      // Group-wise M = 9..16 (and 5..8 as above): one 16-row tile per warp (RN = 1) for binary, two for the others.
       // ptxas (sm_90a): RN = 1 takes 127 instead of 246 registers for binary (4 CTAs per SM instead
       // of 2), 128 instead of 168 for fp16 int2.  H200, session 14 (bench/results/h200_s14_call1.txt),
       // 8192 x 28672 g64 M = 16: binary 124.5 -> 116.8 us with RN = 1, int2 154.6 -> 169.9 (worse).
