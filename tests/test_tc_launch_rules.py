@@ -28,6 +28,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
       const TcBdLongK r = tc_bd_long_k(a[0], a[1], a[2], (int)a[3], a[4] != 0, a[5] != 0);
       std::printf("%d %d\n", r.wn, r.kt_max);
     }
+    if (!std::strcmp(rule, "bd_m34")) std::printf("%d\n", (int)tc_grouped_bd_two_tiles((int)a[0], (int)a[1]));
     if (!std::strcmp(rule, "mid_m")) std::printf("%d\n", (int)tc_grouped_mid_m_two_tiles(a[0], (int)a[1], a[2] != 0));
     if (!std::strcmp(rule, "small_m"))
       std::printf("%d\n", tc_per_tensor_small_m_tiles(a[0], a[1], a[2] != 0, a[3] != 0, a[4] != 0, (int)a[5], (int)a[6],
@@ -194,3 +195,10 @@ def test_grouped_mid_m_two_tiles_table(rules_exe):
              ((128 * 197 + 1, 132, 1), 1), ((128 * 197, 132, 1), 0),                             # 2 x 198 = 3 x 132
              ((128 * 200, 133, 1), 1), ((128 * 199, 133, 1), 0)]                            # 3 x 133 = 399
     assert run(rules_exe, "mid_m", [c for c, _ in cases]) == [e for _, e in cases]
+
+
+def test_grouped_bd_two_tiles_table(rules_exe):
+    # (kind, BITMM_TC_BD or -1) -> group-wise M = 3, 4 on the block-diagonal path: int2 by default, every
+    # kind when the override is set (it then caps M itself)
+    cases = [((3, -1), 1), ((2, -1), 0), ((1, -1), 0), ((1, 4), 1), ((2, 4), 1), ((2, 0), 1)]
+    assert run(rules_exe, "bd_m34", [c for c, _ in cases]) == [e for _, e in cases]

@@ -389,7 +389,8 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
         u = None if u is None else u.to(sdtype)
         y, names = tensorcore_against_reference(kind, x, packed, s, u, b)
         if profiler_sees_kernels():
-            assert any("tc_linear_bd_kernel" in n for n in names) == (M <= 4), (M, names)
+            # block-diagonal to M = 2, and int2 at M = 3, 4 (tc_grouped_bd_two_tiles)
+            assert any("tc_linear_bd_kernel" in n for n in names) == (M <= 2 or (M <= 4 and kind == "int2")), (M, names)
         with bitmm.use_backend("auto"):  # group-wise, auto takes the tensor-core kernel from M = 2
             names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
             if M >= 2:
@@ -552,11 +553,11 @@ def run_grouped_cases_in_child(prelude: str, cases: str, check: str, **env_vars)
 
 
 @cuda_only
-@pytest.mark.parametrize("bd", ["0", "2"])
+@pytest.mark.parametrize("bd", ["0", "2", "4"])
 def test_tensorcore_grouped_block_diagonal_limit_override(bd):
-    # BITMM_TC_BD=0 / 2: the block-diagonal path up to M = 0 (never) or 2 rows of x, the folding path
-    # above, so the folding kernel at M <= 4 (which the default, block-diagonal up to M = 4, no longer
-    # runs) stays checked.  Scales in x's dtype with offsets and fp32 without (ternary), odd K / N, x in
+    # BITMM_TC_BD=0 / 2 / 4: the block-diagonal path up to M = 0 (never), 2 or 4 rows of x for every kind,
+    # the folding path above, so the folding kernel at M <= 2 and int2's at M = 3, 4 (which the default
+    # does not run) and the block-diagonal kernel of ternary / binary at M = 3, 4 (likewise) stay checked.  Scales in x's dtype with offsets and fp32 without (ternary), odd K / N, x in
     # one K tile and in several, and which kernel ran.
     cases = ("((1, 64 * 11, 77, 64, dtype, True), (3, 32 * 23, 45, 32, dtype, True), "
              "(4, 128 * 7, 130, 128, torch.float32, kind != 'ternary'), (5, 64 * 900, 33, 64, dtype, True), "

@@ -1302,7 +1302,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   return cudaGetLastError();
 }
 
-// Group-wise scales: the block-diagonal path up to this many rows of x (then the folding path).
+// Group-wise scales: the block-diagonal path up to this many rows of x (then the folding path; M = 3, 4 int2 only).
 // H200, session 16 (bench/results/h200_s16_call2_98173d4.txt, g64, decode_probe): at M = 4 it
 // beats the folding path on every kind and shape probed (8192 x 28672 int2 73.6 vs 101.5 us, binary
 // 65.8 vs 75.2, ternary 72.5 vs 85.4; 28672 x 8192 int2 94.7 vs 149.6; 8192^2 24.7 vs 37.0; 4096^2
@@ -1314,13 +1314,15 @@ template <typename T, int KIND>
 cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool grouped = p.group_size < padded_k(p.K);
   // Benchmark override: BITMM_TC_BD=m takes the block-diagonal path up to M = m only (at most
-  // kTcBdMaxM; 0: never, i.e. group-wise M <= 4 on the folding path; read once).
+  // kTcBdMaxM, every kind; 0: never, i.e. group-wise M <= 4 on the folding path; read once).
   static const int bd_env = std::getenv("BITMM_TC_BD") != nullptr ? env_int("BITMM_TC_BD") : -1;
   const int bd_max_m = bd_env >= 0 ? bd_env : kTcBdMaxM;
   return BITMM_BOOL_SWITCH(grouped, GROUPED, [&] {
     if constexpr (GROUPED) {
       if (p.M <= bd_max_m && p.M <= 2) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
-      if (p.M <= bd_max_m && p.M <= kTcBdMaxM) return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
+      // M = 3, 4: int2 only, unless BITMM_TC_BD asks for more (tc_grouped_bd_two_tiles, tc_launch_rules.h).
+      if (p.M <= bd_max_m && p.M <= kTcBdMaxM && tc_grouped_bd_two_tiles(KIND, bd_env))
+        return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
     }
     if constexpr (!GROUPED) {
       // Per tensor / channel, M <= 8: two 16-row weight tiles per warp (128 rows per CTA) where x is
