@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Prepared in session 22 for session 23: next_s23_lop3_merge.patch (the two-plane E / O merge as one LOP3 bit
+# select per word instead of two: tc_linear / tc_grad_x / wg_linear; sm_90a SASS of the fp16 ternary file: the per
+# tensor M = 1 step loop 243 -> 235 instructions, M = 16 907 -> 872, block-diagonal M = 1 725 -> 713).  A = HEAD,
+# B = A + patch in one machine: per tensor M = 1 / 4 / 16 and g64 M = 1 / 16 on three shapes, fp16 in the same
+# process; then the whole GPU suite on B (the patch touches every two-plane kernel) in what is left of the call.
+# Keep B if it is not slower (predicted: 0-4%) and the suite passes.
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s23_call1.sh
+source "$(dirname "$0")/prelude.sh"   # builds A
+lprobe() {  # $1: label
+  timeout 60 python3 bench/decode_probe.py --shapes 8192x28672,8192x8192,4096x4096 --kinds ternary,int2,binary \
+    --ms 1,4,16 --groups none,64 --backends fp16,auto --out "$OUT/lop3_$1.json" 2>&1 | grep " us" > /tmp/lop3_$1.txt
+  sed "s/^/$1 /" /tmp/lop3_$1.txt >> "$OUT/lop3.txt"
+  mark "probe $1"
+}
+lprobe A
+apply_and_rebuild bench/device_calls/next_s23_lop3_merge.patch B
+lprobe B
+CAP=$(( 585 - ($(date +%s) - start) )) source "$(dirname "$0")/gpu_suite_sharded.sh"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Prepared in session 22 for session 23: next_s23_mid_layer_fold.patch (tc27: group-wise M <= 2 with fp16 x on
+# 2^24 .. 2^26 weights, ternary / binary on the folding path instead of the block-diagonal one, and auto's M = 1
+# on the tensor-core kernel there for every kind; measured forced in session 22 calls 5 and 7, routing not run).
+# The patch's tests and the neighbouring routing tests, then auto against fp16 at g64 M = 1, 2 on the shapes of
+# calls 5 and 7 (one process), to compare with h200_s22_call5_a02e416.txt / h200_s22_call7_53933d7.txt.
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s23_call2.sh   (the patch applied by the script)
+source "$(dirname "$0")/prelude.sh"
+apply_and_rebuild bench/device_calls/next_s23_mid_layer_fold.patch B
+timeout 60 python3 bench/decode_probe.py --shapes 4096x4096,8192x8192,8192x4096,4096x8192,4096x11008,11008x4096,4096x14336,14336x4096,8192x28672,28672x8192 \
+  --kinds int2,ternary,binary --ms 1,2 --groups 64 --backends fp16,auto --out "$OUT/records_mid_layer.json" 2>&1 | grep " us" > "$OUT/records.txt"
+mark records
+SHARDS=8 CAP=$(( 585 - ($(date +%s) - start) )) PYTEST_ARGS="tests/test_tensorcore.py tests/test_kernel_coverage.py tests/test_tc_launch_rules.py tests/test_lora.py" \
+  K_EXPR="mid_layer or wide_rows or block_diagonal or override or grouped or table or lora" source "$(dirname "$0")/gpu_suite_sharded.sh"
