@@ -90,8 +90,8 @@ inline bool tc_grouped_mid_m_two_tiles(int64_t N, int num_sms, bool binary) {
 // (bench/results/h200_s22_call4_7d4218f.txt, g64, BITMM_TC_BD=2 against the block-diagonal default, A B A B
 // in one machine, 8 shapes, folding / block-diagonal time): binary 0.66-0.98 at M = 3 and 0.73-0.88 at M = 4
 // (8192 x 28672 M = 3 76.6 -> 50.4 us); ternary M = 4 0.82-0.96, M = 3 0.83-0.86 on 4 shapes and 1.05-1.06 on
-// the four with N = 8192 (28672 x 8192 98.0 vs 103.4 us), taken all the same (mean 0.95); int2 1.03-1.18 on 6
-// shapes (0.91-0.99 on 4096^2, 28672 x 4096, 16384 x 12288 M = 3), so int2 keeps the block-diagonal path.
+// the four with N = 8192 (28672 x 8192 98.0 vs 103.4 us), taken all the same (mean 0.95); int2 0.91-0.99 on
+// 4096^2, 28672 x 4096 and 16384 x 12288 M = 3, 1.03-1.18 elsewhere, so int2 keeps the block-diagonal path.
 // kind: 1 binary, 2 ternary, 3 int2; bd_env: BITMM_TC_BD (-1 when unset: >= 0 sets the limit for every kind).
 inline bool tc_grouped_bd_two_tiles(int kind, int bd_env) { return bd_env >= 0 || kind == 3; }
 
