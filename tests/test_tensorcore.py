@@ -367,7 +367,7 @@ def tensorcore_against_reference(kind, x, packed, s, u, b):
     return y, names
 
 
-# The block-diagonal decode path (group-wise scales, M <= 4: 1 or 2 activation tiles of 2 rows of x;
+# The block-diagonal decode path (group-wise scales, M <= 2, and int2 at M = 3, 4: 1 or 2 activation tiles of 2 rows of x;
 # tc_linear.cuh, above tc_window_mma): group sizes whose flush runs are 1, 2 and 4 blocks for both
 # window widths (64 weights for the two-plane kinds, 128 for binary: G = 32, 96, 160 flush every
 # block, 64 every 2, 128 / 256 every window), x in one K tile and in several (K >= 50000 exceeds the
@@ -488,7 +488,8 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
 @pytest.mark.parametrize("M", [2, 4])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_grouped_decode_exact_and_nonfinite(kind, M):
-    # Block-diagonal path (one and two activation tiles), exact where the math is: small integer x,
+    # Block-diagonal path (one and two activation tiles; ternary / binary at M = 4: the folding path, tc26),
+    # exact where the math is: small integer x,
     # unit group scales and a zero offset give the float64 product bit for bit.  Then a NaN in row
     # M - 2 of x (the first row of the last tile) poisons that row only.
     K, N = 64 * 31, 75

@@ -79,7 +79,8 @@ inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool
 // (8192 x 28672 84.2-86.9 vs 85.6-91.9), CM = 1 elsewhere (28672 x 8192 81.9-91.5 vs 74.9-85.1; 8192^2
 // 25.5-27.1 vs 23.1-25.1).  Boundaries: ternary / int2 at 1/3 128-row tiles per SM (4096^2: 0.24 lost,
 // 8192^2: 0.48 won; N and K changed together there, so the rule's use of N alone is a guess); binary at
-// tc_grouped_wide's 1.5 tiles per SM (0.48 lost, 1.70 won).  Only M = 5, 6, 8 and g64 measured.
+// tc_grouped_wide's 1.5 tiles per SM (0.48 lost, 1.70 won).  Only M = 5, 6, 8, g64 and fp16 x measured
+// (bf16 x follows the same rule unmeasured).
 inline bool tc_grouped_mid_m_two_tiles(int64_t N, int num_sms, bool binary) {
   const int64_t tiles = (N + 127) / 128;
   return binary ? 2 * tiles >= 3 * static_cast<int64_t>(num_sms) : 3 * tiles >= static_cast<int64_t>(num_sms);
@@ -92,6 +93,7 @@ inline bool tc_grouped_mid_m_two_tiles(int64_t N, int num_sms, bool binary) {
 // (8192 x 28672 M = 3 76.6 -> 50.4 us); ternary M = 4 0.82-0.96, M = 3 0.83-0.86 on 4 shapes and 1.05-1.06 on
 // the four with N = 8192 (28672 x 8192 98.0 vs 103.4 us), taken all the same (mean 0.95); int2 0.91-0.99 on
 // 4096^2, 28672 x 4096 and 16384 x 12288 M = 3, 1.03-1.18 elsewhere, so int2 keeps the block-diagonal path.
+// fp16 x only measured (bf16 x follows the same rule unmeasured).
 // kind: 1 binary, 2 ternary, 3 int2; bd_env: BITMM_TC_BD (-1 when unset: >= 0 sets the limit for every kind).
 inline bool tc_grouped_bd_two_tiles(int kind, int bd_env) { return bd_env >= 0 || kind == 3; }
 

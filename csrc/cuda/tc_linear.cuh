@@ -1062,7 +1062,8 @@ constexpr int kTcMinCtasPerSm = RN * CM == 1 ? (GROUPED ? 4 : 6)
                                              : 1;
 // SDT: the scale / offset dtype fixed at compile time (as the block-diagonal kernel, tc14), or -1
 // (p.s_dtype at run time).  Typed instances for the group-wise folding path where its per-step scale
-// loads matter (kTcFoldTyped); the rest keeps one instance for every scale dtype.
+// loads matter (kTcFoldTyped: CM = 2..4 since tc24, CM = 1 since tc25); the rest keeps one instance for
+// every scale dtype.
 template <bool GROUPED, int CM> constexpr bool kTcFoldTyped = GROUPED && CM <= 4;
 template <typename T, int KIND, bool GROUPED, int SDT, int RN, int CM>
 __global__ void __launch_bounds__(kTcWarps * 32, kTcMinCtasPerSm<GROUPED, RN, CM>)
