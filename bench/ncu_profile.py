@@ -24,6 +24,9 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     ("tc_ternary_m16", "ternary", 8192, 28672, 16, None, "tensorcore", "forward"),
     ("tc_int2_g64_m16", "int2", 8192, 28672, 16, 64, "tensorcore", "forward"),  # the folding path, RN = 2
     ("tc_binary_g64_m16", "binary", 8192, 28672, 16, 64, "tensorcore", "forward"),  # the folding path, RN = 1
+    # group-wise M = 32 (CM = 4: 1.7x M = 16's time for a 6% longer step loop; session 22)
+    ("tc_int2_g64_m32", "int2", 8192, 28672, 32, 64, "tensorcore", "forward"),
+    ("tc_ternary_g64_m32", "ternary", 8192, 28672, 32, 64, "tensorcore", "forward"),
     ("gradx_ternary_m1", "ternary", 8192, 28672, 1, None, "auto", "backward"),
     ("wg_ternary_m4096", "ternary", 8192, 28672, 4096, None, "wgmma", "forward"),
     ("wg_ternary_m64", "ternary", 8192, 28672, 64, None, "wgmma", "forward"),
