@@ -10,5 +10,10 @@ apply_and_rebuild bench/device_calls/next_s23_mid_layer_fold.patch B
 timeout 60 python3 bench/decode_probe.py --shapes 4096x4096,8192x8192,8192x4096,4096x8192,4096x11008,11008x4096,4096x14336,14336x4096,8192x28672,28672x8192 \
   --kinds int2,ternary,binary --ms 1,2 --groups 64 --backends fp16,auto --out "$OUT/records_mid_layer.json" 2>&1 | grep " us" > "$OUT/records.txt"
 mark records
+# The merged speedup table's group-wise M = 9..16 rows on three shapes predate tc24 (e.g. 4096^2 int2 M = 16 0.63x,
+# 8192^2 M = 12 0.68x): refreshed here, auto vs fp16 in one process.
+timeout 40 python3 bench/decode_probe.py --shapes 28672x8192,8192x8192,4096x4096 --kinds int2,ternary,binary --ms 9,12,16 \
+  --groups 64 --backends fp16,auto --out "$OUT/records_g64_m9_16.json" 2>&1 | grep " us" >> "$OUT/records.txt"
+mark records-m9-16
 SHARDS=8 CAP=$(( 585 - ($(date +%s) - start) )) PYTEST_ARGS="tests/test_tensorcore.py tests/test_kernel_coverage.py tests/test_tc_launch_rules.py tests/test_lora.py" \
   K_EXPR="mid_layer or wide_rows or block_diagonal or override or grouped or table or lora" source "$(dirname "$0")/gpu_suite_sharded.sh"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepared in session 22 for session 23: (1) ncu with stall counts of the group-wise folding path at M = 32
+# Prepared in session 22 for session 23: (1) ncu with stall counts of the group-wise folding path at M = 32 and of
+# the tensor-core grad_x kernel at M = 1
 # (CM = 4; 8192 x 28672 g64: int2 153 us, ternary 137, against M = 16's 91.5 / 79.7 for a step loop only 6%
 # longer in the SASS: what limits it?); (2) compute-sanitizer memcheck / racecheck / initcheck over the
 # tensor-core forward coverage tests (every launch configuration on small problems, now with tc25's typed
@@ -15,6 +16,7 @@ ncu_raw() {  # $1: case (bench/ncu_profile.py), $2: output label (as s22_call3.s
 }
 ncu_raw tc_int2_g64_m32 tc_int2_g64_m32
 ncu_raw tc_ternary_g64_m32 tc_ternary_g64_m32
+ncu_raw gradx_ternary_m1 gradx_ternary_m1   # grad_x M = 1 (1.83x of fp16 grad @ W; issue 4 asks 4x)
 export BITMM_UNDER_SANITIZER=1 BITMM_SKIP_HUGE=1
 CAP=$(( 580 - ($(date +%s) - start) ))
 for tool in memcheck racecheck initcheck; do
