@@ -15,5 +15,13 @@ mark records
 timeout 40 python3 bench/decode_probe.py --shapes 28672x8192,8192x8192,4096x4096 --kinds int2,ternary,binary --ms 9,12,16 \
   --groups 64 --backends fp16,auto --out "$OUT/records_g64_m9_16.json" 2>&1 | grep " us" >> "$OUT/records.txt"
 mark records-m9-16
+# The folding path at M = 9..16 with one 16-row tile per warp for int2 / ternary too (BITMM_TC_RN=1: 64-row CTAs,
+# 448 on 8192 x 28672; session 14 measured it worse for int2 before tc24's typed kernels cut the registers), against
+# the default RN = 2, A B A B, one process each.
+for lab in A1 B1 A2 B2; do
+  env $([ ${lab:0:1} = B ] && echo BITMM_TC_RN=1) timeout 40 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192 \
+    --kinds int2,ternary --ms 9,16 --groups 64 --backends tensorcore --out /tmp/rn_$lab.json 2>&1 | grep " us" | sed "s/^/$lab /" >> "$OUT/rn.txt"
+done
+mark rn
 SHARDS=8 CAP=$(( 585 - ($(date +%s) - start) )) PYTEST_ARGS="tests/test_tensorcore.py tests/test_kernel_coverage.py tests/test_tc_launch_rules.py tests/test_lora.py" \
   K_EXPR="mid_layer or wide_rows or block_diagonal or override or grouped or table or lora" source "$(dirname "$0")/gpu_suite_sharded.sh"
