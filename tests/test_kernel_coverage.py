@@ -11,8 +11,9 @@ loops run the CPU kernels (they check the test code itself, and the CPU paths).
 What is covered, per backend (forced with bitmm.use_backend, and auto):
   * forward: kinds x x dtypes (fp32, fp16, bf16) x scalings (per tensor fp32 s, per channel in x's
     dtype with an offset, groups of 32 with offsets, groups of 64 with fp32 s and u) x M across the
-    tensor-core kernel's tile switches (M = 0, 1, 2, 3: the group-wise block-diagonal path with 1 activation tile at M <= 2 and, int2 only, 2 at
-    M = 3, 4 (ternary / binary reach their 2-tile instances only under BITMM_TC_BD=4: test_tensorcore.py's override test);
+    tensor-core kernel's tile switches (M = 0, 1, 2, 3: the group-wise block-diagonal path with 1
+    activation tile at M <= 2 and, int2 only, 2 at M = 3, 4 (ternary / binary reach their 2-tile
+    instances only under BITMM_TC_BD=4: test_tensorcore.py's override test);
     5, 8, 9, 16, 17, 32, 33, 65) and K across its x-tile switches (K = 300 fits one tile; K = 2500 needs
     several at M >= 17; K = 6000 at M = 5 and 8: x split at M = 8 (two-plane from 6 rows, binary 7), per tensor / channel on two 16-row tiles per
     warp, tc18; fp16 ternary takes RN = CM = 2 there, and its RN = 2, CM = 1 instance runs only under BITMM_TC_M8=2,

@@ -367,7 +367,8 @@ def tensorcore_against_reference(kind, x, packed, s, u, b):
     return y, names
 
 
-# The block-diagonal decode path (group-wise scales, M <= 2, and int2 at M = 3, 4: 1 or 2 activation tiles of 2 rows of x;
+# The block-diagonal decode path (group-wise scales, M <= 2, and int2 at M = 3, 4: 1 or 2 activation
+# tiles of 2 rows of x;
 # tc_linear.cuh, above tc_window_mma): group sizes whose flush runs are 1, 2 and 4 blocks for both
 # window widths (64 weights for the two-plane kinds, 128 for binary: G = 32, 96, 160 flush every
 # block, 64 every 2, 128 / 256 every window), x in one K tile and in several (K >= 50000 exceeds the
@@ -558,8 +559,9 @@ def run_grouped_cases_in_child(prelude: str, cases: str, check: str, **env_vars)
 def test_tensorcore_grouped_block_diagonal_limit_override(bd):
     # BITMM_TC_BD=0 / 2 / 4: the block-diagonal path up to M = 0 (never), 2 or 4 rows of x for every kind,
     # the folding path above, so the folding kernel at M <= 2 and int2's at M = 3, 4 (which the default
-    # does not run) and the block-diagonal kernel of ternary / binary at M = 3, 4 (likewise) stay checked.  Scales in x's dtype with offsets and fp32 without (ternary), odd K / N, x in
-    # one K tile and in several, and which kernel ran.
+    # does not run) and the block-diagonal kernel of ternary / binary at M = 3, 4 (likewise) stay checked.
+    # Scales in x's dtype with offsets and fp32 without (ternary), odd K / N, x in one K tile and in
+    # several, and which kernel ran.
     cases = ("((1, 64 * 11, 77, 64, dtype, True), (3, 32 * 23, 45, 32, dtype, True), "
              "(4, 128 * 7, 130, 128, torch.float32, kind != 'ternary'), (5, 64 * 900, 33, 64, dtype, True), "
              "(8, 96 * 5, 40, 96, dtype, True))")
