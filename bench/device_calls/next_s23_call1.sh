@@ -4,7 +4,7 @@
 # tensor M = 1 step loop 243 -> 235 instructions, M = 16 907 -> 872, block-diagonal M = 1 725 -> 713).  A = HEAD,
 # B = A + patch in one machine: per tensor M = 1 / 4 / 16 and g64 M = 1 / 16 on three shapes, fp16 in the same
 # process; then the whole GPU suite on B (the patch touches every two-plane kernel) in what is left of the call.
-# Keep B if it is not slower (predicted: 0-4%) and the suite passes.
+# Keep B if it is not slower (predicted: 0-4%) and the suite passes.  Also BITMM_TC_WN=2 at per tensor M = 1 (below).
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s23_call1.sh
 source "$(dirname "$0")/prelude.sh"   # builds A
 lprobe() {  # $1: label
@@ -16,4 +16,12 @@ lprobe() {  # $1: label
 lprobe A
 apply_and_rebuild bench/device_calls/next_s23_lop3_merge.patch B
 lprobe B
+# Per tensor M = 1 with two warps along N (BITMM_TC_WN=2: 16 load steps per warp per 32-row tile, half the per-tile
+# epilogues, which took 14% of the instructions and 27% of the stall samples in session 14's source profile) against
+# the rule (WN = 1), on tree B, A B A B, one process each.
+for lab in A1 B1 A2 B2; do
+  env $([ ${lab:0:1} = B ] && echo BITMM_TC_WN=2) timeout 40 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 \
+    --kinds ternary,int2,binary --ms 1 --groups none --backends tensorcore --out /tmp/wn_$lab.json 2>&1 | grep " us" | sed "s/^/$lab /" >> "$OUT/wn.txt"
+done
+mark wn
 CAP=$(( 585 - ($(date +%s) - start) )) source "$(dirname "$0")/gpu_suite_sharded.sh"
