@@ -18,9 +18,12 @@ apply_and_rebuild bench/device_calls/next_s23_lop3_merge.patch B
 lprobe B
 # Per tensor M = 1 with two warps along N (BITMM_TC_WN=2: 16 load steps per warp per 32-row tile, half the per-tile
 # epilogues, which took 14% of the instructions and 27% of the stall samples in session 14's source profile) against
-# the rule (WN = 1), on tree B, A B A B, one process each.
-for lab in A1 B1 A2 B2; do
-  env $([ ${lab:0:1} = B ] && echo BITMM_TC_WN=2) timeout 40 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 \
+# the rule (WN = 1), on tree B, A B C A B C, one process each.
+# C: all four warps along N (BITMM_TC_WN=4: 64-row CTAs, each warp one 16-row tile over all of K, no K-split
+# reduction; 448 CTAs on 8192 x 28672, 3.4 warps per scheduler instead of 6).
+for lab in A1 B1 C1 A2 B2 C2; do
+  wn=""; [ ${lab:0:1} = B ] && wn=BITMM_TC_WN=2; [ ${lab:0:1} = C ] && wn=BITMM_TC_WN=4
+  env $wn timeout 40 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 \
     --kinds ternary,int2,binary --ms 1 --groups none --backends tensorcore --out /tmp/wn_$lab.json 2>&1 | grep " us" | sed "s/^/$lab /" >> "$OUT/wn.txt"
 done
 mark wn
