@@ -7,13 +7,6 @@
 # CM = 1 folding instances and tc26's M = 3, 4 routing), one process per tool and kind side by side.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s23_call3.sh
 source "$(dirname "$0")/prelude.sh"
-ncu_raw() {  # $1: case (bench/ncu_profile.py), $2: output label (as s22_call3.sh)
-  timeout 90 ncu --nvtx --nvtx-include "$1/" --section LaunchStats --section Occupancy --section SpeedOfLight \
-    --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section InstructionStats \
-    --import-source no -f -o "/tmp/ncu_$2" python3 bench/ncu_profile.py "$1" > /tmp/ncu.log 2>&1
-  { ncu -i "/tmp/ncu_$2.ncu-rep" --page details; ncu -i "/tmp/ncu_$2.ncu-rep" --page raw | grep -E "stall|issue_active|inst_executed|dram__bytes|duration"; } > "$OUT/ncu_$2.txt" 2>&1
-  mark "ncu $2"
-}
 ncu_raw tc_int2_g64_m32 tc_int2_g64_m32
 ncu_raw tc_ternary_g64_m32 tc_ternary_g64_m32
 ncu_raw gradx_ternary_m1 gradx_ternary_m1   # grad_x M = 1 (1.83x of fp16 grad @ W; issue 4 asks 4x)

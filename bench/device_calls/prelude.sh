@@ -13,3 +13,12 @@ apply_and_rebuild() {
   python3 setup.py build_ext --inplace > /tmp/build2.log 2>&1 || { tail -30 /tmp/build2.log; exit 1; }
   mark "build-${2:-B}"
 }
+# ncu of one bench/ncu_profile.py case (session 22): the details page plus the raw stall / instruction metrics
+# into $OUT/ncu_LABEL.txt.  $1: case, $2: output label; the environment passes through.
+ncu_raw() {  # $1: case (bench/ncu_profile.py), $2: output label
+  timeout 90 ncu --nvtx --nvtx-include "$1/" --section LaunchStats --section Occupancy --section SpeedOfLight \
+    --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section InstructionStats \
+    --import-source no -f -o "/tmp/ncu_$2" python3 bench/ncu_profile.py "$1" > /tmp/ncu.log 2>&1
+  { ncu -i "/tmp/ncu_$2.ncu-rep" --page details; ncu -i "/tmp/ncu_$2.ncu-rep" --page raw | grep -E "stall|issue_active|inst_executed|dram__bytes|duration"; } > "$OUT/ncu_$2.txt" 2>&1
+  mark "ncu $2"
+}

@@ -10,13 +10,7 @@ timeout 90 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x819
 mark records
 # ncu (before the suite, ~10 s each in call 2): stall reasons (raw page) of per tensor ternary M = 1 (issue 4's
 # headline, 3.7x of fp16) and of the folding path at g64 M = 16 (call 2: 1.7 warps per scheduler, IPC 0.41).
-ncu_raw() {  # $1: case (bench/ncu_profile.py), $2: output label
-  timeout 90 ncu --nvtx --nvtx-include "$1/" --section LaunchStats --section Occupancy --section SpeedOfLight \
-    --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section InstructionStats \
-    --import-source no -f -o "/tmp/ncu_$2" python3 bench/ncu_profile.py "$1" > /tmp/ncu.log 2>&1
-  { ncu -i "/tmp/ncu_$2.ncu-rep" --page details; ncu -i "/tmp/ncu_$2.ncu-rep" --page raw | grep -E "stall|issue_active|inst_executed|dram__bytes|duration"; } > "$OUT/ncu_$2.txt" 2>&1
-  mark "ncu $2"
-}
+# (ncu_raw: defined here when the call ran, moved unchanged to prelude.sh afterwards)
 ncu_raw tc_ternary_m1 tc_ternary_m1
 ncu_raw tc_int2_g64_m16 tc_int2_g64_m16_raw
 SHARDS=8 CAP=$(( 560 - ($(date +%s) - start) )) PYTEST_ARGS="tests/test_tensorcore.py tests/test_kernel_coverage.py tests/test_wgmma.py tests/test_tc_launch_rules.py" \

@@ -261,7 +261,7 @@ constexpr int64_t kTcGroupedWideMaxM = 32;
 constexpr int64_t kTcGroupedWideMaxK = 8192;
 bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
   return M <= kTcGroupedWideMaxM && lp.x_dtype == cuda::DType::kHalf && lp.K <= kTcGroupedWideMaxK &&
-         2 * ((lp.N + 127) / 128) >= 3 * static_cast<int64_t>(sms);
+         cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;

@@ -81,9 +81,13 @@ inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool
 // 8192^2: 0.48 won; N and K changed together there, so the rule's use of N alone is a guess); binary at
 // tc_grouped_wide's 1.5 tiles per SM (0.48 lost, 1.70 won).  Only M = 5, 6, 8, g64 and fp16 x measured
 // (bf16 x follows the same rule unmeasured).
+// N with at least 1.5 128-row tiles per SM: the group-wise wide-N boundary of auto's tensor-core pick at M = 17..32
+// (linear_cuda.cpp, tc_grouped_wide) and of binary's two-tile choice below.
+inline bool tc_wide_128_row_tiles(int64_t N, int num_sms) {
+  return 2 * ((N + 127) / 128) >= 3 * static_cast<int64_t>(num_sms);
+}
 inline bool tc_grouped_mid_m_two_tiles(int64_t N, int num_sms, bool binary) {
-  const int64_t tiles = (N + 127) / 128;
-  return binary ? 2 * tiles >= 3 * static_cast<int64_t>(num_sms) : 3 * tiles >= static_cast<int64_t>(num_sms);
+  return binary ? tc_wide_128_row_tiles(N, num_sms) : 3 * ((N + 127) / 128) >= static_cast<int64_t>(num_sms);
 }
 
 // Group-wise M = 3, 4: the block-diagonal path with two activation tiles (CM = 2) for int2 only; ternary and
