@@ -88,8 +88,8 @@ __device__ __forceinline__ void gx_tile_mma(float (&acc)[16][4], const uint32_t 
       const uint32_t lo = __byte_perm(w[2 * q][0], w[2 * q + 1][0], sel);
       if constexpr (TWO) {
         const uint32_t hi = __byte_perm(w[2 * q][1], w[2 * q + 1][1], sel);
-        e[q] = (lo & 0x55555555u) | ((hi << 1) & 0xAAAAAAAAu);   // codes of even bit positions
-        o[q] = ((lo >> 1) & 0x55555555u) | (hi & 0xAAAAAAAAu);   // codes of odd bit positions
+        e[q] = merge_even(lo, hi);  // codes of even bit positions
+        o[q] = merge_odd(lo, hi);   // codes of odd bit positions
       } else {
         e[q] = lo;  // binary: bit i of this half-word (row g); row g + 8 takes the other half-word
       }

@@ -87,6 +87,19 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// The E / O merge of a two-plane block's bit planes lo and hi (pairs of 2-bit codes, see TcLayout):
+//   E = (lo & 0x55555555) | ((hi << 1) & 0xAAAAAAAA),  O = ((lo >> 1) & 0x55555555) | (hi & 0xAAAAAAAA).
+// Each is a bit select (a & m) | (b & ~m) with m = 0x55555555: one LOP3 (LUT 0xE4: ta = 0xF0, tb = 0xCC,
+// tc = 0xAA, (ta & tc) | (tb & ~tc)) and a shift, where nvcc emitted two LOP3 and a shift (sm_90a SASS,
+// session 22: it does not see that the two masks are complements).
+__device__ __forceinline__ uint32_t bit_select(uint32_t a, uint32_t b, uint32_t m) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(d) : "r"(a), "r"(b), "r"(m));
+  return d;
+}
+__device__ __forceinline__ uint32_t merge_even(uint32_t lo, uint32_t hi) { return bit_select(lo, hi << 1, 0x55555555u); }
+__device__ __forceinline__ uint32_t merge_odd(uint32_t lo, uint32_t hi) { return bit_select(lo >> 1, hi, 0x55555555u); }
+
 // Two weights (pair i of a block) as an exact half2 / bf162 bit pattern.  `e`
 // is the block's E (even i) or O (odd i) word for two-plane kinds, the plane
 // word for binary; `sh` = 14 - (i & ~1) for two-plane, 14 - i for binary.
@@ -324,8 +337,8 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
         const uint32_t words[4] = {cw[r][h].x, cw[r][h].y, cw[r][h].z, cw[r][h].w};
         if constexpr (TWO) {
           const uint32_t lo = words[2 * b], hi = words[2 * b + 1];
-          ew[r][h] = (lo & 0x55555555u) | ((hi << 1) & 0xAAAAAAAAu);
-          ow[r][h] = ((lo >> 1) & 0x55555555u) | (hi & 0xAAAAAAAAu);
+          ew[r][h] = merge_even(lo, hi);
+          ow[r][h] = merge_odd(lo, hi);
         } else {
           ew[r][h] = ow[r][h] = words[b];
         }

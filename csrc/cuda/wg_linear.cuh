@@ -408,8 +408,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
         const uint32_t lo[2] = {v.x, v.z}, hi[2] = {v.y, v.w};
 #pragma unroll
         for (int b = 0; b < 2; ++b)
-          word[h][b] = (tig & 1) ? (((lo[b] >> 1) & 0x55555555u) | (hi[b] & 0xAAAAAAAAu))
-                                 : ((lo[b] & 0x55555555u) | ((hi[b] << 1) & 0xAAAAAAAAu));
+          word[h][b] = (tig & 1) ? merge_odd(lo[b], hi[b]) : merge_even(lo[b], hi[b]);
       } else {
         const uint2 v = *reinterpret_cast<const uint2*>(st + S::kXBytes + r_loc[h] * 8);
         word[h][0] = v.x;
