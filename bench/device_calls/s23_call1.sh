@@ -5,7 +5,7 @@
 # B = A + patch in one machine: per tensor M = 1 / 4 / 16 and g64 M = 1 / 16 on three shapes, fp16 in the same
 # process; then the whole GPU suite on B (the patch touches every two-plane kernel) in what is left of the call.
 # Keep B if it is not slower (predicted: 0-4%) and the suite passes.  Also BITMM_TC_WN=2 at per tensor M = 1 (below).
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s23_call1.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s23_call1.sh
 source "$(dirname "$0")/prelude.sh"   # builds A
 lprobe() {  # $1: label
   timeout 60 python3 bench/decode_probe.py --shapes 8192x28672,8192x8192,4096x4096 --kinds ternary,int2,binary \
