@@ -28,6 +28,8 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
       const TcBdLongK r = tc_bd_long_k(a[0], a[1], a[2], (int)a[3], a[4] != 0, a[5] != 0);
       std::printf("%d %d\n", r.wn, r.kt_max);
     }
+    if (!std::strcmp(rule, "small_fold"))
+      std::printf("%d\n", (int)tc_grouped_small_m_fold((int)a[0], a[1], a[2], a[3] != 0));
     if (!std::strcmp(rule, "bd_m34")) std::printf("%d\n", (int)tc_grouped_bd_two_tiles((int)a[0], (int)a[1]));
     if (!std::strcmp(rule, "mid_m")) std::printf("%d\n", (int)tc_grouped_mid_m_two_tiles(a[0], (int)a[1], a[2] != 0));
     if (!std::strcmp(rule, "small_m"))
@@ -202,3 +204,16 @@ def test_grouped_bd_two_tiles_table(rules_exe):
     # kind when the override is set (it then caps M itself)
     cases = [((3, -1), 1), ((2, -1), 0), ((1, -1), 0), ((1, 4), 1), ((2, 4), 1), ((2, 0), 1)]
     assert run(rules_exe, "bd_m34", [c for c, _ in cases]) == [e for _, e in cases]
+
+
+def test_grouped_small_m_fold_table(rules_exe):
+    # (kind, K, N, fp16) -> group-wise M <= 2 on the folding path: ternary / binary, fp16 x, 2^24 .. 2^26 weights
+    cases = [((1, 8192, 8192, 1), 1),     # measured: binary 19.2 -> 13.8 us
+             ((2, 4096, 4096, 1), 1),     # 2^24: ternary 8.3 -> 7.8
+             ((2, 4096, 4095, 1), 0), ((1, 4095, 4096, 1), 0),   # below 2^24: unmeasured
+             ((1, 8192, 8193, 1), 0),     # above 2^26 (28672 x 8192 lost: 56.6 -> 66.3)
+             ((2, 28672, 8192, 1), 0), ((1, 8192, 28672, 1), 0),
+             ((3, 8192, 8192, 1), 0),     # int2 keeps the block-diagonal path (1.04-1.21)
+             ((1, 8192, 8192, 0), 0),     # bf16 x: unmeasured
+             ((2, 4096, 14336, 1), 1), ((1, 14336, 4096, 1), 1), ((2, 11008, 4096, 1), 1)]
+    assert run(rules_exe, "small_fold", [c for c, _ in cases]) == [e for _, e in cases]

@@ -423,7 +423,9 @@ def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
         s = s.to(sdtype)
         u = None if u is None else u.to(sdtype)
         _, names = tensorcore_against_reference(kind, x, packed, s, u, b)
-        if profiler_sees_kernels():
+        # (on 16-63 SMs these shapes are mid-sized layers, where ternary / binary fold with fp16 x: tc27)
+        folds = dtype == torch.float16 and kind != "int2" and 2 ** 24 <= K * N <= 2 ** 26
+        if profiler_sees_kernels() and not folds:
             assert any("tc_linear_bd_kernel" in n for n in names), (M, names)
 
 
@@ -450,7 +452,8 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
     # Since session 20 every kind with fp16 x where K > 8192 and N gives every SM a 16-row tile.
     cases = [(160, wide - 64, True), (160, wide - 63, True), (160, wide + 63, kind != "ternary"),
              (160, 48 * sms - 16, True), (160, 48 * sms - 15, True), (8192, 48 * sms, True),
-             (8192 + 32, 16 * sms - 16, False), (8192 + 32, 16 * sms - 15, True)]
+             (65536 + 32, 16 * sms - 16, False), (65536 + 32, 16 * sms - 15, True)]
+    # (K = 65568 keeps K x N above tc27's mid-sized range at both sides of that N boundary on >= 66 SMs)
     if kind == "int2" and dtype == torch.float16:  # two warps along N (tc_bd_two_warps_n), fused LoRA too
         cases.append((16384, 64 * sms + 7, True))
     for K, N, offset in cases:
@@ -462,14 +465,17 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
         assert_close_to_reference(kind, y, x, packed, s, u, b)
         fp16 = dtype == torch.float16
         wide_n = (N + 63) // 64 >= wide // 64
-        expect_bd = (kind != "binary" and (
+        mid = 2 ** 24 <= K * N <= 2 ** 26  # tc27: fp16 x on mid-sized layers takes the tensor-core kernel ...
+        expect_tc = (kind != "binary" and (
             (kind == "ternary" or fp16) and wide_n or
             fp16 and K <= 8192 and (N + 15) // 16 >= 3 * sms)) or (kind == "binary" and fp16 and wide_n) or \
-            (fp16 and K > 8192 and (N + 15) // 16 >= sms)
-        with bitmm.use_backend("tensorcore" if expect_bd else "addsub"):
-            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y), (N, expect_bd)
+            (fp16 and K > 8192 and (N + 15) // 16 >= sms) or (fp16 and mid)
+        expect_bd = expect_tc and not (fp16 and mid and kind != "int2")  # ... folding for ternary / binary
+        with bitmm.use_backend("tensorcore" if expect_tc else "addsub"):
+            assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y), (N, expect_tc)
         if profiler_sees_kernels():
             assert any("tc_linear_bd_kernel" in n for n in names) == expect_bd, (N, names)
+            assert any("tc_linear_kernel" in n for n in names) == (expect_tc and not expect_bd), (N, names)
         # Fused LoRA on the same path (the launcher's LoRA terms; all 4 warps along N at K = 160, two at
         # the K = 16384 case).
         a = torch.randn(8, K, device="cuda", dtype=dtype) * 0.1
@@ -483,6 +489,33 @@ def test_auto_grouped_m1_wide_rows_take_block_diagonal_path(kind, dtype):
         assert rel_err(got, want) < {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype], (N, rel_err(got, want))
         if profiler_sees_kernels():
             assert any("tc_linear_bd_kernel" in n for n in names) == expect_bd, (N, names)
+
+
+# Group-wise M <= 2 on mid-sized layers (tc27, tc_grouped_small_m_fold: 2^24 .. 2^26 weights): ternary and
+# binary with fp16 x on the folding path (CM = 1), int2 and bf16 x on the block-diagonal one; each side of
+# both boundaries (4096 x 4096 = 2^24, 8192 x 8193 > 2^26 with K = 8192 on one side), odd N, against the
+# float64 reference, which kernel ran, and auto's M = 1 choice (the tensor-core kernel there for fp16 x).
+@cuda_only
+@pytest.mark.parametrize("M", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_grouped_mid_layer_small_m_fold(kind, dtype, M):
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    fp16 = dtype == torch.float16
+    for K, N in ((4096, 4096), (4096, 4095), (8192, 8191), (8192, 8193)):
+        x, packed, s, u, b = make_problem(kind, M, K, N, "group", 64, dtype=dtype, device="cuda")
+        y, names = tensorcore_against_reference(kind, x, packed, s, u, b)
+        mid = 2 ** 24 <= K * N <= 2 ** 26
+        fold = fp16 and mid and kind != "int2"
+        if profiler_sees_kernels():
+            assert any("tc_linear_bd_kernel" in n for n in names) == (not fold), (K, N, names)
+            assert any(tc_tile_config(n) == ("1", "1") for n in names) == fold, (K, N, names)
+        if M == 1 and fp16 and mid:
+            with bitmm.use_backend("auto"):
+                names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+                assert torch.equal(bitmm.linear(kind, x, packed, s, u, b), y)
+            if profiler_sees_kernels():
+                assert any("tc_linear" in n for n in names), (K, N, names)
 
 
 @cuda_only

@@ -135,7 +135,9 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
         const bool bd_m1 = ((fp16 || lp.kind == static_cast<int>(Kind::kTernary)) && cuda::tc_bd_wide_n(lp, sms)) ||
                            (fp16 && lp.two_planes && lp.K <= kTcBdM1MaxK &&
                             (lp.N + 15) / 16 >= kTcBdM1MinTilesPerSm * static_cast<int64_t>(sms)) ||
-                           (fp16 && lp.K > kTcBdM1MaxK && (lp.N + 15) / 16 >= static_cast<int64_t>(sms));
+                           (fp16 && lp.K > kTcBdM1MaxK && (lp.N + 15) / 16 >= static_cast<int64_t>(sms)) ||
+                           (fp16 && cuda::tc_mid_layer(lp.K, lp.N));  // session 22 (tc27): the kernel folds there
+        // (for ternary / binary; tc_grouped_small_m_fold in tc_launch_rules.h has the measurements)
         return M >= kTensorCoreMinMGrouped || (M == 1 && bd_m1);
       }
       return M >= kTensorCoreMinM;

@@ -70,6 +70,33 @@ inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool
   return cap ? TcBdLongK{1, kTcBdLongKTileInputs} : TcBdLongK{2, 0};
 }
 
+// Group-wise M <= 2 with fp16 x on mid-sized layers (2^24 .. 2^26 weights: 4096^2 .. 8192^2): ternary and
+// binary on the folding path (CM = 1, typed) instead of the block-diagonal one; and auto's M = 1 takes the
+// tensor-core kernel there for every kind (int2 on the block-diagonal path).  H200, session 22
+// (bench/results/h200_s22_call5_a02e416.txt, h200_s22_call7_53933d7.txt, g64, tensor-core backend, the
+// folding path through BITMM_TC_BD=0, us, M = 1 / 2): binary 8192^2 19.2 / 19.7 -> 13.8 / 14.7, 4096^2
+// 8.4 / 8.6 -> 6.9 / 7.0, 8192 x 4096 12.0 / 12.6 -> 10.2 / 10.7, 4096 x 8192 11.7 -> 8.7, 4096 x 14336
+// 16.5 -> 14.4, 14336 x 4096 18.1 / 17.6 -> 15.7 / 16.4, 11008 x 4096 15.6 / 16.3 -> 13.3 / 15.1, but
+// 4096 x 11008 12.8 / 12.9 -> 13.4 / 13.3; ternary 0.91-0.97 of the block-diagonal time on those shapes
+// (4096 x 11008 1.00 / 0.99); int2 1.04-1.21 (keeps the block-diagonal path).  Larger layers lost at
+// M = 1 (28672 x 8192 binary 56.6 -> 66.3, ternary 67.2 -> 77.1; 16384 x 12288 1.13-1.17; 8192 x 28672
+// ternary 1.08); smaller than 4096^2 and bf16 x are unmeasured.  Auto at M = 1 before (the add/subtract
+// kernel on some of these): 8192 x 4096 int2 16.7 vs the block-diagonal path's 13.6, ternary 16.8 vs
+// folding 12.6, binary 13.3 vs 10.2; 4096^2 int2 9.7 vs 8.3, binary 8.0 vs 6.9; 8192^2 binary 18.4 vs 13.8.
+// Landed in session 23 (bench/results/h200_s23_call2_709870d.txt, auto vs fp16 in one process, g64 M = 1):
+// binary 8192^2 13.7 us (3.12x; the merged table's record before, another machine: 18.4), 11008 x 4096 13.4
+// (15.7), 14336 x 4096 15.7 (18.2); ternary 8192^2 16.4 (17.9); int2 8192 x 4096 13.6 (16.7); the layers
+// outside the range within 2% of their records.
+constexpr int64_t kTcMidLayerMinWeights = int64_t{1} << 24;
+constexpr int64_t kTcMidLayerMaxWeights = int64_t{1} << 26;
+inline bool tc_mid_layer(int64_t K, int64_t N) {
+  return K * N >= kTcMidLayerMinWeights && K * N <= kTcMidLayerMaxWeights;
+}
+// kind: 1 binary, 2 ternary, 3 int2; fp16: x is fp16.
+inline bool tc_grouped_small_m_fold(int kind, int64_t K, int64_t N, bool fp16) {
+  return fp16 && kind != 3 && tc_mid_layer(K, N);
+}
+
 // Group-wise M = 5..8: the two-activation-tile folding path of M = 9..16 (CM = 2, half its B columns idle;
 // RN = 2, binary RN = 1) or the one-tile path (CM = 1, RN = 1), both with one kernel per scale dtype (tc25).
 // H200, session 22 (bench/results/h200_s22_call2_9c2ffb1.txt, one machine, g64, M = 5 / 6 / 8, A = CM = 1

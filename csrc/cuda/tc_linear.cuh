@@ -1333,7 +1333,11 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
   const int bd_max_m = bd_env >= 0 ? bd_env : kTcBdMaxM;
   return BITMM_BOOL_SWITCH(grouped, GROUPED, [&] {
     if constexpr (GROUPED) {
-      if (p.M <= bd_max_m && p.M <= 2) return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
+      // M <= 2: the block-diagonal path, but ternary / binary with fp16 x on mid-sized layers fold
+      // (tc_grouped_small_m_fold, tc_launch_rules.h; BITMM_TC_BD set: its limit for every kind).
+      if (p.M <= bd_max_m && p.M <= 2 &&
+          !(bd_env < 0 && tc_grouped_small_m_fold(KIND, p.K, p.N, std::is_same_v<T, __half>)))
+        return launch_tc_cfg<T, KIND, true, 1, 1, true>(p, num_sms, stream);
       // M = 3, 4: int2 only, unless BITMM_TC_BD asks for more (tc_grouped_bd_two_tiles, tc_launch_rules.h).
       if (p.M <= bd_max_m && p.M <= kTcBdMaxM && tc_grouped_bd_two_tiles(KIND, bd_env))
         return launch_tc_cfg<T, KIND, true, 1, 2, true>(p, num_sms, stream);
