@@ -36,10 +36,16 @@ inline int64_t tc_fewest_ctas_per_sm(int64_t tiles, int num_sms, int64_t most) {
 // CTAs for 132 SMs: 56.5 vs 41.6 with WN = 1) nor at K = 14336 (14336 x 8192 M = 1 37.5 vs 29.5; M = 2
 // 35.9 vs 38.6, binary M = 1 29.0 vs 31.2) nor on 8192^2 (20.8 vs 18.4).
 constexpr int64_t kTcBdTwoWarpsNMinK = 16384;
-// N: at least 1.875 32-row CTAs per SM (the measured winner had 1.94: 256 for 132 SMs; 28672 x 4096's
-// 0.97 lost; between them unmeasured, so not taken: a review's point, session 20).
+// N's 32-row CTAs per SM: at least 1.875 (the measured winner had 1.94: 256 for 132 SMs; 28672 x 4096's
+// 0.97 lost; between them unmeasured, so not taken: a review's point, session 20) / below 2.5.
+inline bool tc_32_row_ctas_from_1_875_per_sm(int64_t N, int num_sms) {
+  return (N + 31) / 32 * 8 >= static_cast<int64_t>(num_sms) * 15;
+}
+inline bool tc_32_row_ctas_below_2_5_per_sm(int64_t N, int num_sms) {
+  return 2 * ((N + 31) / 32) < 5 * static_cast<int64_t>(num_sms);
+}
 inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
-  return K >= kTcBdTwoWarpsNMinK && !wide_n && (N + 31) / 32 * 8 >= static_cast<int64_t>(num_sms) * 15;
+  return K >= kTcBdTwoWarpsNMinK && !wide_n && tc_32_row_ctas_from_1_875_per_sm(N, num_sms);
 }
 
 // Where tc_bd_two_warps_n holds, the two-plane kinds (ternary, int2) instead keep one warp along N
@@ -65,9 +71,25 @@ struct TcBdLongK {
 };
 inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool wide_n, bool binary) {
   if (!tc_bd_two_warps_n(K, N, num_sms, wide_n)) return {0, 0};
-  const bool narrow_enough = 2 * ((N + 31) / 32) < 5 * static_cast<int64_t>(num_sms);  // < 2.5 per SM
-  const bool cap = !binary && (M >= 2 || narrow_enough);
+  const bool cap = !binary && (M >= 2 || tc_32_row_ctas_below_2_5_per_sm(N, num_sms));
   return cap ? TcBdLongK{1, kTcBdLongKTileInputs} : TcBdLongK{2, 0};
+}
+
+// Per tensor / channel M = 1 (one 16-row tile per warp, one activation tile; x in one K tile) with K <= 8192 where N
+// gives every SM ~2 32-row CTAs (1.875 .. 2.5 per SM, the bounds above): two warps along N (32-row CTAs, two warps
+// splitting K) instead of the launcher's one (16-row CTAs, 4 warps splitting K; its floor of 8 CTAs per SM).  The
+// halved grid also turns on programmatic dependent launch (tc_pdl_rule: 512 CTAs in ~792 slots off, 256 on), and
+// the gain needs both: H200, session 23 (bench/results/h200_s23_call2_709870d.txt, A rule / B BITMM_TC_WN=2 /
+// C BITMM_PDL=2 / D WN = 2 with BITMM_PDL=0, twice each, one process each, us): 8192^2 ternary 13.1 / 12.2 /
+// 15.2 / 13.4, binary 11.1 / 9.1 / 12.1 / 10.2; 4096 x 8192 ternary 9.3 / 7.7 / 10.2 / 8.9, binary 7.9 / 6.1 /
+// 8.2 / 7.4 (call 1, h200_s23_call1_2bc945f.txt: 8192^2 int2 13.0 -> 12.1).  Not on long K (14336 x 8192 ternary
+// 18.1 -> 20.3, binary 14.0 -> 13.7; 28672 x 8192 1.15-1.22x), nor narrower N (8192 x 6144, 1.45 per SM: 1.10-1.18x;
+// 4096^2 1.03-1.10x) nor wider N (5120 x 13824, 3.3 per SM: 0.95 / 0.99, not taken; 8192 x 28672 ternary / int2
+// 1.06-1.09x, binary 0.98).  K between 8192 and 14336, M >= 2 and bf16 x unmeasured.
+constexpr int64_t kTcPerTensorTwoWarpsNMaxK = 8192;
+inline bool tc_per_tensor_two_warps_n(int64_t M, int64_t K, int64_t N, int num_sms) {
+  return M == 1 && K <= kTcPerTensorTwoWarpsNMaxK && tc_32_row_ctas_from_1_875_per_sm(N, num_sms) &&
+         tc_32_row_ctas_below_2_5_per_sm(N, num_sms);
 }
 
 // Group-wise M <= 2 with fp16 x on mid-sized layers (2^24 .. 2^26 weights: 4096^2 .. 8192^2): ternary and
