@@ -30,7 +30,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
     }
     if (!std::strcmp(rule, "small_fold"))
       std::printf("%d\n", (int)tc_grouped_small_m_fold((int)a[0], a[1], a[2], a[3] != 0));
-    if (!std::strcmp(rule, "pt_wn2")) std::printf("%d\n", (int)tc_per_tensor_two_warps_n(a[0], a[1], a[2], (int)a[3]));
+    if (!std::strcmp(rule, "pt_wn2")) std::printf("%d\n", (int)tc_per_tensor_two_warps_n(a[0], a[1], a[2], (int)a[3], a[4] != 0));
     if (!std::strcmp(rule, "bd_m34")) std::printf("%d\n", (int)tc_grouped_bd_two_tiles((int)a[0], (int)a[1]));
     if (!std::strcmp(rule, "mid_m")) std::printf("%d\n", (int)tc_grouped_mid_m_two_tiles(a[0], (int)a[1], a[2] != 0));
     if (!std::strcmp(rule, "small_m"))
@@ -221,16 +221,21 @@ def test_grouped_small_m_fold_table(rules_exe):
 
 
 def test_per_tensor_two_warps_along_n_table(rules_exe):
-    # (M, K, N, SMs) -> per tensor M = 1 with two warps along N: K <= 8192 and 1.875 .. 2.5 32-row CTAs per SM
-    cases = [((1, 8192, 8192, 132), 1),            # measured: ternary 13.1 -> 12.2 us, binary 11.1 -> 9.1
-             ((1, 4096, 8192, 132), 1),            # ternary 9.3 -> 7.7, binary 7.9 -> 6.1
-             ((2, 8192, 8192, 132), 0),            # M >= 2 unmeasured
-             ((1, 14336, 8192, 132), 0),           # long K lost (ternary 18.1 -> 20.3)
-             ((1, 8193, 8192, 132), 0), ((1, 1, 8192, 132), 1),
-             ((1, 8192, 6144, 132), 0),            # 1.45 per SM lost (1.10-1.18x)
-             ((1, 8192, 13824, 132), 0),           # 3.3 per SM: 0.95 / 0.99, not taken
-             ((1, 4096, 4096, 132), 0), ((1, 8192, 28672, 132), 0),
-             ((1, 8192, 32 * 248, 132), 1), ((1, 8192, 32 * 247, 132), 0),   # 1.875 x 132 = 247.5
-             ((1, 8192, 32 * 329, 132), 1), ((1, 8192, 32 * 329 + 1, 132), 0),   # 2.5 x 132 = 330
-             ((1, 8192, 8192, 108), 1), ((1, 8192, 8192, 144), 0)]            # 256 CTAs: 2.37 / 1.78 per SM
+    # (M, K, N, SMs, binary) -> per tensor two warps along N: 1.875 .. 2.5 32-row CTAs per SM and K <= 8192 at M = 1,
+    # K <= 6144 at M = 2, 3 (binary 4096), never at M >= 4
+    cases = [((1, 8192, 8192, 132, 0), 1),         # measured: ternary 12.9 -> 12.0 us, binary 11.0 -> 9.0
+             ((1, 4096, 8192, 132, 1), 1),         # binary 7.9 -> 6.1
+             ((2, 8192, 8192, 132, 0), 0),         # M = 2 at K = 8192 lost (1.03)
+             ((2, 4096, 8192, 132, 1), 1), ((3, 4096, 8192, 132, 0), 1),   # 0.78-0.82
+             ((2, 6144, 9216, 132, 0), 1), ((3, 6144, 9216, 132, 1), 0),   # ternary 0.93; binary M = 3 1.04
+             ((2, 6145, 9216, 132, 0), 0), ((2, 4097, 8192, 132, 1), 0),
+             ((4, 2048, 8192, 132, 0), 0), ((0, 2048, 8192, 132, 0), 0),
+             ((1, 14336, 8192, 132, 0), 0),        # long K lost (ternary 18.1 -> 20.3)
+             ((1, 8193, 8192, 132, 0), 0), ((1, 1, 8192, 132, 0), 1),
+             ((1, 8192, 6144, 132, 0), 0),         # 1.45 per SM lost (1.10-1.18x)
+             ((1, 8192, 13824, 132, 0), 0),        # 3.3 per SM: 0.95 / 0.99, not taken
+             ((1, 4096, 4096, 132, 0), 0), ((1, 8192, 28672, 132, 0), 0),
+             ((1, 8192, 32 * 248, 132, 0), 1), ((1, 8192, 32 * 247, 132, 0), 0),   # 1.875 x 132 = 247.5
+             ((1, 8192, 32 * 329, 132, 0), 1), ((1, 8192, 32 * 329 + 1, 132, 0), 0),   # 2.5 x 132 = 330
+             ((1, 8192, 8192, 108, 0), 1), ((1, 8192, 8192, 144, 0), 0)]            # 256 CTAs: 2.37 / 1.78 per SM
     assert run(rules_exe, "pt_wn2", [c for c, _ in cases]) == [e for _, e in cases]

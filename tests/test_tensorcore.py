@@ -720,17 +720,18 @@ def test_tensorcore_per_tensor_x_split_wide_n_one_activation_tile(kind, dtype):
     check_per_tensor_tile_config(kind, dtype, "tensor", 5, 12001, 17001, want)
 
 
-# Per tensor / channel M = 1, K <= 8192, N giving every SM two 32-row CTAs: two warps along N (tc28,
+# Per tensor / channel M <= 3 on short K, N giving every SM two 32-row CTAs: two warps along N (tc28,
 # tc_per_tensor_two_warps_n; the rule's table is in test_tc_launch_rules.py), one 16-row tile per warp.  N is
-# odd and set from the GPU's SM count; K = 8192 is the rule's bound, 4099 odd.
+# odd and set from the GPU's SM count; K = 8192 is the M = 1 bound (M = 2, 3 there: one warp along N), 4099 odd.
 @cuda_only
+@pytest.mark.parametrize("M", [1, 2, 3])
 @pytest.mark.parametrize("K", [4099, 8192])
 @pytest.mark.parametrize("mode", ["tensor", "channel"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
-def test_tensorcore_per_tensor_m1_two_warps_along_n(kind, dtype, mode, K):
+def test_tensorcore_per_tensor_small_m_two_warps_along_n(kind, dtype, mode, K, M):
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    check_per_tensor_tile_config(kind, dtype, mode, 1, K, 32 * 2 * sms - 7, ("1", "1"))
+    check_per_tensor_tile_config(kind, dtype, mode, M, K, 32 * 2 * sms - 7, ("1", "1"))
 
 
 # Per tensor / channel M = 3, 4 with x in one K tile: RN = 2, CM = 1 where N gives every SM a 128-row

@@ -75,21 +75,26 @@ inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool
   return cap ? TcBdLongK{1, kTcBdLongKTileInputs} : TcBdLongK{2, 0};
 }
 
-// Per tensor / channel M = 1 (one 16-row tile per warp, one activation tile; x in one K tile) with K <= 8192 where N
+// Per tensor / channel M <= 3 (one 16-row tile per warp, one activation tile; x in one K tile) on short K where N
 // gives every SM ~2 32-row CTAs (1.875 .. 2.5 per SM, the bounds above): two warps along N (32-row CTAs, two warps
 // splitting K) instead of the launcher's one (16-row CTAs, 4 warps splitting K; its floor of 8 CTAs per SM).  The
 // halved grid also turns on programmatic dependent launch (tc_pdl_rule: 512 CTAs in ~792 slots off, 256 on), and
-// the gain needs both: H200, session 23 (bench/results/h200_s23_call2_709870d.txt, A rule / B BITMM_TC_WN=2 /
+// the gain needs both: H200, session 23 (bench/results/h200_s23_call2_709870d.txt, M = 1, A rule / B BITMM_TC_WN=2 /
 // C BITMM_PDL=2 / D WN = 2 with BITMM_PDL=0, twice each, one process each, us): 8192^2 ternary 13.1 / 12.2 /
 // 15.2 / 13.4, binary 11.1 / 9.1 / 12.1 / 10.2; 4096 x 8192 ternary 9.3 / 7.7 / 10.2 / 8.9, binary 7.9 / 6.1 /
-// 8.2 / 7.4 (call 1, h200_s23_call1_2bc945f.txt: 8192^2 int2 13.0 -> 12.1).  Not on long K (14336 x 8192 ternary
-// 18.1 -> 20.3, binary 14.0 -> 13.7; 28672 x 8192 1.15-1.22x), nor narrower N (8192 x 6144, 1.45 per SM: 1.10-1.18x;
-// 4096^2 1.03-1.10x) nor wider N (5120 x 13824, 3.3 per SM: 0.95 / 0.99, not taken; 8192 x 28672 ternary / int2
-// 1.06-1.09x, binary 0.98).  K between 8192 and 14336, M >= 2 and bf16 x unmeasured.
-constexpr int64_t kTcPerTensorTwoWarpsNMaxK = 8192;
-inline bool tc_per_tensor_two_warps_n(int64_t M, int64_t K, int64_t N, int num_sms) {
-  return M == 1 && K <= kTcPerTensorTwoWarpsNMaxK && tc_32_row_ctas_from_1_875_per_sm(N, num_sms) &&
-         tc_32_row_ctas_below_2_5_per_sm(N, num_sms);
+// 8.2 / 7.4.  Not on long K (14336 x 8192 ternary 18.1 -> 20.3, binary 14.0 -> 13.7; 28672 x 8192 1.15-1.22x), nor
+// narrower N (8192 x 6144, 1.45 per SM: 1.10-1.18x; 4096^2 1.03-1.10x) nor wider N (5120 x 13824, 3.3 per SM: 0.95 /
+// 0.99, not taken; 8192 x 28672 ternary / int2 1.06-1.09x, binary 0.98; h200_s23_call1_2bc945f.txt).
+// The rule at M = 1 against WN = 1 (h200_s23_call3_1aa4d98.txt, auto, twice each): 0.77-0.94 on 8192^2, 4096 x 8192,
+// 2048 x 8192, 6144 x 9216, 8192 x 10240 (binary 8192^2 11.0 -> 9.0 us, 4.30x fp16), 0.99-1.02 on the shapes it
+// leaves.  M = 2, 3 (forced WN = 2 vs the rule there): K <= 4096 0.75-0.82 for every kind (2048 / 4096 x 8192);
+// K = 6144 (6144 x 9216) ternary / int2 0.92-0.94, binary 0.99 / 1.04; K = 8192 ternary / int2 1.03-1.12, binary
+// 0.92-1.05; 14336 x 8192 1.05-1.19.  So M = 1 to K = 8192, M = 2, 3 to 6144 (binary 4096).  bf16 x unmeasured.
+constexpr int64_t kTcPerTensorTwoWarpsNMaxK = 8192;     // M = 1
+constexpr int64_t kTcPerTensorTwoWarpsNMaxK23 = 6144;   // M = 2, 3 (binary: 4096)
+inline bool tc_per_tensor_two_warps_n(int64_t M, int64_t K, int64_t N, int num_sms, bool binary) {
+  const int64_t max_k = M == 1 ? kTcPerTensorTwoWarpsNMaxK : M <= 3 ? (binary ? 4096 : kTcPerTensorTwoWarpsNMaxK23) : 0;
+  return M >= 1 && K <= max_k && tc_32_row_ctas_from_1_875_per_sm(N, num_sms) && tc_32_row_ctas_below_2_5_per_sm(N, num_sms);
 }
 
 // Group-wise M <= 2 with fp16 x on mid-sized layers (2^24 .. 2^26 weights: 4096^2 .. 8192^2): ternary and

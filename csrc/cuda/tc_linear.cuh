@@ -1177,9 +1177,9 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // BITMM_TC_WN override, g64 M = 8): 8192^2 int2 49.1 us (WN = 1, the floor above) -> 37.4, binary
   // 41.9 -> 31.0; 8192 x 28672 int2 146.9 (WN = 4) -> 142.3, binary 114.2 -> 115.9.
   if (fold_one_tile && x_split && n_tiles_for(2) * m_tiles >= num_sms) WN = 2;
-  // Per tensor / channel M = 1 on ~2 32-row CTAs per SM, K <= 8192: two warps along N (tc28, tc_launch_rules.h).
+  // Per tensor / channel M <= 3 on ~2 32-row CTAs per SM, short K: two warps along N (tc28, tc_launch_rules.h).
   if constexpr (!GROUPED && !BD && RN == 1 && CM == 1)
-    if (tc_per_tensor_two_warps_n(p.M, p.K, p.N, num_sms)) WN = 2;
+    if (tc_per_tensor_two_warps_n(p.M, p.K, p.N, num_sms, KIND == static_cast<int>(Kind::kBinary))) WN = 2;
   // The block-diagonal path at M <= 2 on long K: binary two warps along N, ternary / int2 one warp along
   // N with the K tile capped (tc_bd_long_k, tc_launch_rules.h).
   int kt_rule = 0;
