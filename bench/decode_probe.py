@@ -34,7 +34,10 @@ def main() -> None:
     ap.add_argument("--backends", default="tensorcore,addsub",
                     help="comma-separated bitmm backends; fp16 = F.linear on a dense weight of x's dtype (the baseline)")
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
+    ap.add_argument("--direction", default="forward", choices=["forward", "backward"],
+                    help="backward: grad_x = grad_y (M x N) through the packed weight, bitmm.linear_grad_x; fp16 = grad_y @ W")
     args = ap.parse_args()
+    bw = args.direction == "backward"
     torch.manual_seed(0)
     records = []
     dt = getattr(torch, args.dtype)
@@ -51,25 +54,30 @@ def main() -> None:
         sbytes = 0 if G is None else 2 * 2 * N * (K // G)
         ws = make_weights(kind, K, N, G, copies_for(formats.packed_nbytes(kind, N, K) + sbytes), dtype=dt)
         for M in (int(m) for m in args.ms.split(",")):
-            x = torch.randn(M, K, device="cuda", dtype=dt)
+            x = torch.randn(M, N if bw else K, device="cuda", dtype=dt)  # backward: x is grad_y
             for be in args.backends.split(","):
                 if be == "fp16":
                     if (K, N, M) not in dense_us:
                         dense = [torch.randn(N, K, device="cuda", dtype=dt) for _ in range(copies_for(2 * N * K))]
                         dense_us[(K, N, M)] = round(cuda_time_us(
-                            [lambda w=w: torch.nn.functional.linear(x, w) for w in dense], replays=20), 2)
+                            [(lambda w=w: x @ w) if bw else (lambda w=w: torch.nn.functional.linear(x, w))
+                             for w in dense], replays=20), 2)
                         del dense
                     us = dense_us[(K, N, M)]
-                    records.append({"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G,
+                    records.append({"op": kind, "direction": args.direction, "K": K, "N": N, "M": M, "group_size": G,
                                     "dtype": args.dtype, "backend": "fp16", "us": us})
                     print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
                     continue
-                calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
+                if bw:
+                    calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(x, p, s, u, kind, K) for p, s, u in ws]
+                else:
+                    calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
                 with bitmm.use_backend(be):
                     us = cuda_time_us(calls, replays=20)
-                records.append({"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G,
+                records.append({"op": kind, "direction": args.direction, "K": K, "N": N, "M": M, "group_size": G,
                                 "dtype": args.dtype, "backend": be, "us": round(us, 2),
-                                "tc_wn_override": os.environ.get("BITMM_TC_WN")})
+                                "tc_wn_override": os.environ.get("BITMM_TC_WN"),
+                                "gx_splits_override": os.environ.get("BITMM_GX_SPLITS")})
                 print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
         del ws
         torch.cuda.empty_cache()
