@@ -82,14 +82,16 @@ inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool
 // the gain needs both: H200, session 23 (bench/results/h200_s23_call2_709870d.txt, M = 1, A rule / B BITMM_TC_WN=2 /
 // C BITMM_PDL=2 / D WN = 2 with BITMM_PDL=0, twice each, one process each, us): 8192^2 ternary 13.1 / 12.2 /
 // 15.2 / 13.4, binary 11.1 / 9.1 / 12.1 / 10.2; 4096 x 8192 ternary 9.3 / 7.7 / 10.2 / 8.9, binary 7.9 / 6.1 /
-// 8.2 / 7.4.  Not on long K (14336 x 8192 ternary 18.1 -> 20.3, binary 14.0 -> 13.7; 28672 x 8192 1.15-1.22x), nor
-// narrower N (8192 x 6144, 1.45 per SM: 1.10-1.18x; 4096^2 1.03-1.10x) nor wider N (5120 x 13824, 3.3 per SM: 0.95 /
+// 8.2 / 7.4.  Not on long K (14336 x 8192 ternary 18.1 -> 20.3, binary 14.0 -> 13.7; 28672 x 8192 1.15-1.24x), nor
+// narrower N (8192 x 6144, 1.45 per SM: 1.09-1.19x; 4096^2 1.03-1.10x) nor wider N (5120 x 13824, 3.3 per SM: 0.95 /
 // 0.99, not taken; 8192 x 28672 ternary / int2 1.06-1.09x, binary 0.98; h200_s23_call1_2bc945f.txt).
-// The rule at M = 1 against WN = 1 (h200_s23_call3_1aa4d98.txt, auto, twice each): 0.77-0.94 on 8192^2, 4096 x 8192,
-// 2048 x 8192, 6144 x 9216, 8192 x 10240 (binary 8192^2 11.0 -> 9.0 us, 4.30x fp16), 0.99-1.02 on the shapes it
-// leaves.  M = 2, 3 (forced WN = 2 vs the rule there): K <= 4096 0.75-0.82 for every kind (2048 / 4096 x 8192);
-// K = 6144 (6144 x 9216) ternary / int2 0.92-0.94, binary 0.99 / 1.04; K = 8192 ternary / int2 1.03-1.12, binary
-// 0.92-1.05; 14336 x 8192 1.05-1.19.  So M = 1 to K = 8192, M = 2, 3 to 6144 (binary 4096).  bf16 x unmeasured.
+// The rule at M = 1 against WN = 1 (h200_s23_call3_1aa4d98.txt, auto, twice each, per run): 0.77-0.96 on 8192^2,
+// 4096 x 8192, 2048 x 8192, 6144 x 9216, 8192 x 10240 (binary 8192^2 11.0 -> 9.0 us, 4.30x fp16), 0.98-1.02 on the
+// shapes it leaves.  M = 2, 3 (forced WN = 2 vs the rule there): K <= 4096 0.75-0.82 for every kind (2048 / 4096 x
+// 8192); K = 6144 (6144 x 9216) ternary / int2 0.92-0.94, binary 0.99 / 1.04; K = 8192 ternary / int2 1.03-1.12 on
+// 8192^2 but 0.97-1.01 on 8192 x 10240, binary 0.92-0.94 at M = 3 on both (not taken: binary's M = 2 there
+// 0.95 / 1.05 and its M = 3 on 6144 x 9216 1.04); 14336 x 8192 1.05-1.19.  So M = 1 to K = 8192, M = 2, 3 to 6144
+// (binary 4096).  bf16 x unmeasured (taken all the same, like the rules above).
 constexpr int64_t kTcPerTensorTwoWarpsNMaxK = 8192;     // M = 1
 constexpr int64_t kTcPerTensorTwoWarpsNMaxK23 = 6144;   // M = 2, 3 (binary: 4096)
 inline bool tc_per_tensor_two_warps_n(int64_t M, int64_t K, int64_t N, int num_sms, bool binary) {
