@@ -8,6 +8,8 @@ cuda_bench.py (CUDA-graph replays, weights rotated past L2, median).
     python bench/decode_probe.py --out bench/results/<file>.json
     python bench/decode_probe.py --kinds int2,ternary,binary --groups 64,128 --shapes 8192x28672,8192x8192 \
         --out ...   (session 13: the warps-along-N rule of the block-diagonal path, with BITMM_TC_WN=1/2/4)
+    python bench/decode_probe.py --direction backward ...   (grad_x = grad_y @ W through bitmm.linear_grad_x,
+        against fp16 grad_y @ W; session 23)
 """
 from __future__ import annotations
 

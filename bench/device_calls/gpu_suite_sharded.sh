@@ -7,13 +7,18 @@
 # LABEL prefixes the log lines; SHARD_IDS (e.g. "0 2 5") runs only those shards of the SHARDS-way split.
 if [ -z "${OUT:-}" ] || ! declare -F mark > /dev/null; then source "$(dirname "$0")/prelude.sh"; fi
 SHARDS=${SHARDS:-8}; CAP=${CAP:-330}; PYTEST_ARGS=${PYTEST_ARGS:-tests}; K_EXPR=${K_EXPR:-}; LABEL=${LABEL:-}
-SHARD_IDS=${SHARD_IDS:-$(seq 0 $((SHARDS - 1)))}
-for i in $SHARD_IDS; do
+CAP=$(( CAP > 30 ? CAP : 30 ))  # (a computed remainder can reach 0, which `timeout` takes as no limit)
+# The shard list and the PIDs in names of this file's own: a plain SHARD_IDS= here would outlive the
+# `source` (session 23's review: a second suite in one script ran only the first one's shards), and a bare
+# `wait` would also wait for the caller's other background jobs (session 23 call 3: its sanitizers).
+_suite_ids=${SHARD_IDS:-$(seq 0 $((SHARDS - 1)))}; _suite_pids=()
+for i in $_suite_ids; do
   OMP_NUM_THREADS=2 BITMM_SKIP_HUGE=1 BITMM_SHARD=$i/$SHARDS timeout "$CAP" python3 -m pytest $PYTEST_ARGS ${K_EXPR:+-k "$K_EXPR"} -q -rf -p no:cacheprovider \
     --durations=3 -o faulthandler_timeout=120 > "/tmp/suite_shard$i.txt" 2>&1 &
+  _suite_pids+=($!)
 done
-wait
-for i in $SHARD_IDS; do
+wait "${_suite_pids[@]}"
+for i in $_suite_ids; do
   echo "${LABEL}shard $i/$SHARDS: $(tail -1 "/tmp/suite_shard$i.txt")" | tee -a "$OUT/log.txt"
   grep -E "^FAILED|^E  |Error|Timeout|^[0-9.]+s (call|setup)" "/tmp/suite_shard$i.txt" | head -15 >> "$OUT/log.txt"
 done
