@@ -14,6 +14,7 @@
 #  3. next_s24_gradx_waves.patch on B (tree C): grad_x splits by tc_gx_splits (one wave where rounding up made a
 #     1.03-wave grid); BITMM_GX_SPLITS=0 the old rounding, =2 two waves, in one build, C0 C1 C2 twice.  Predicted:
 #     C1 15-25% faster than C0 at M = 1 on 8192 x 28672 (ncu: SMs active 71% of cycles).
+#     ncu (stall counts) of the block-diagonal path g64 M = 1 and of group-wise grad_x M = 1 on A and on B.
 #  4. The group-wise / grad_x / coverage / LoRA tests on tree C in what is left.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s24_call1.sh
 source "$(dirname "$0")/prelude.sh"
@@ -27,8 +28,12 @@ fprobe() {  # $1: label; forward g64 (+ per tensor control) and grad_x, one proc
   mark "probe $1"
 }
 fprobe A
+ncu_raw tc_int2_g64_m1 A_tc_int2_g64_m1            # the block-diagonal path at M = 1: long-scoreboard stalls before / after
+ncu_raw gradx_int2_g64_m1_tc A_gradx_int2_g64_m1
 apply_and_rebuild bench/device_calls/next_s24_scale_bits.patch B
 fprobe B
+ncu_raw tc_int2_g64_m1 B_tc_int2_g64_m1
+ncu_raw gradx_int2_g64_m1_tc B_gradx_int2_g64_m1
 cp /tmp/fw_B.json /tmp/bw_B.json "$OUT/" 2>/dev/null
 apply_and_rebuild bench/device_calls/next_s24_gradx_waves.patch C
 for lab in C0 C1 C2 C0 C1 C2; do
