@@ -42,6 +42,8 @@ for lab in C0 C1 C2 C0 C1 C2; do
     --kinds ternary,binary --ms 1,16 --groups none,64 --backends fp16,tensorcore --out "/tmp/gx_$lab.json" 2>&1 | grep " us" | sed "s/^/$lab /" >> "$OUT/gx.txt"
 done
 mark gx
+# At most 8 files come back from $OUT: the ncu reports and JSONs in one archive.
+(cd "$OUT" && tar czf ncu_json.tgz ncu_*.txt ./*.json 2>/dev/null && rm -f ncu_*.txt ./*.json)
 SHARDS=8 CAP=$(( 585 - ($(date +%s) - start) )) LABEL="final " \
   PYTEST_ARGS="tests/test_tensorcore.py tests/test_tc_grad_x.py tests/test_kernel_coverage.py tests/test_lora.py tests/test_tc_launch_rules.py" \
   K_EXPR="group or grouped or g64 or fold or block_diagonal or grad_x or every or rules" source "$(dirname "$0")/gpu_suite_sharded.sh"
