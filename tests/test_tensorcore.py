@@ -724,16 +724,25 @@ def test_tensorcore_per_tensor_x_split_wide_n_one_activation_tile(kind, dtype):
 # tc_per_tensor_two_warps_n; the rule's table is in test_tc_launch_rules.py), one 16-row tile per warp.  N is
 # odd and set from the GPU's SM count.  (M, K): the rule's K bounds (M = 1: 8192; M = 2, 3: 6144 for ternary /
 # int2, where binary keeps one warp along N; 4095: every kind), x in one K tile and not "big" in all of them.
-# (The test sees RN and CM in the kernel's name, not WN: the rule's wiring into the launcher is checked by its
-# effect on time in bench/, its choices by the table test.)
+# The kernel's name gives RN and CM; WN shows in its grid: 2 x SMs 32-row CTAs along y (one warp along N would
+# launch 4 x SMs 16-row CTAs, the per tensor kernel holding 6 per SM), and binary at M = 2, 3 on K = 6144 keeps
+# one warp along N.
 @cuda_only
 @pytest.mark.parametrize("M,K", [(1, 4095), (1, 8192), (2, 4095), (3, 4095), (2, 6144), (3, 6144)])
 @pytest.mark.parametrize("mode", ["tensor", "channel"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_per_tensor_small_m_two_warps_along_n(kind, dtype, mode, M, K):
+    from test_wgmma import kernel_grids, profiler_sees_kernels
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    check_per_tensor_tile_config(kind, dtype, mode, M, K, 32 * 2 * sms - 7, ("1", "1"))
+    N = 32 * 2 * sms - 7
+    check_per_tensor_tile_config(kind, dtype, mode, M, K, N, ("1", "1"))
+    if profiler_sees_kernels():
+        x, packed, s, u, b = make_problem(kind, M, K, N, mode, None, dtype=dtype, device="cuda")
+        with bitmm.use_backend("tensorcore"):
+            grids = [g for n, g in kernel_grids(lambda: bitmm.linear(kind, x, packed, s, u, b)) if "tc_linear_kernel" in n]
+        two_warps = not (kind == "binary" and K > 4096 and M > 1)
+        assert grids and grids[0][1] == (2 if two_warps else 4) * sms, (kind, M, K, grids)
 
 
 # Per tensor / channel M = 3, 4 with x in one K tile: RN = 2, CM = 1 where N gives every SM a 128-row

@@ -41,6 +41,28 @@ def kernel_names(fn) -> list[str]:
     return [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
 
 
+def kernel_grids(fn) -> list[tuple[str, list[int]]]:
+    """(name, grid) of each CUDA kernel `fn` launched, from the profiler's trace (kineto's kernel events
+    carry their launch grid in args["grid"])."""
+    import json
+    import os
+    import tempfile
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)["traceEvents"]
+    finally:
+        os.unlink(path)
+    kernels = [e for e in events if e.get("cat") == "kernel"]
+    assert all("grid" in e.get("args", {}) for e in kernels), "the profiler's kernel events carry no grid"
+    return [(e["name"], list(e["args"]["grid"])) for e in kernels]
+
+
 @functools.lru_cache(maxsize=None)
 def profiler_sees_kernels() -> bool:
     """Whether to check which kernels ran: not under compute-sanitizer (bench/sanitize.sh sets
