@@ -34,11 +34,15 @@ def wgmma_active() -> bool:
     return bool(BUILD_INFO.get("wgmma")) and torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
 
 
-def kernel_names(fn) -> list[str]:
+def _profiled(fn):
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    return [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return prof
+
+
+def kernel_names(fn) -> list[str]:
+    return [e.name for e in _profiled(fn).events() if e.device_type == torch.autograd.DeviceType.CUDA]
 
 
 def kernel_grids(fn) -> list[tuple[str, list[int]]]:
@@ -47,9 +51,7 @@ def kernel_grids(fn) -> list[tuple[str, list[int]]]:
     import json
     import os
     import tempfile
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        fn()
-        torch.cuda.synchronize()
+    prof = _profiled(fn)
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     try:
