@@ -6,7 +6,7 @@
 #     (f16 R = 8 instances 96 -> 128: maybe a CTA less per SM).  A = HEAD, B = A + patch, bf16 and fp16 x, g64 M = 1, 2
 #     on four shapes, addsub backend forced and auto.  Predicted: 5-15% where the flush waits dominated (g64: a flush
 #     per chunk), nothing per tensor.
-#  2. next_s23_call4.sh's row-sum split A/B (per tensor M = 1..3), as a second patch on B (tree C).
+#  2. next_s23_rowsum_split.patch's A/B (session 22's plan, its script folded in here) (per tensor M = 1..3), as a second patch on B (tree C).
 #  3. The add/subtract, per tensor and coverage tests on tree C.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s24_call2.sh
 source "$(dirname "$0")/prelude.sh"
