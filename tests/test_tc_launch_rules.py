@@ -31,6 +31,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
     if (!std::strcmp(rule, "small_fold"))
       std::printf("%d\n", (int)tc_grouped_small_m_fold((int)a[0], a[1], a[2], a[3] != 0));
     if (!std::strcmp(rule, "pt_wn2")) std::printf("%d\n", (int)tc_per_tensor_two_warps_n(a[0], a[1], a[2], (int)a[3], a[4] != 0));
+    if (!std::strcmp(rule, "gx")) std::printf("%lld\n", (long long)tc_gx_splits(a[0], (int)a[1], (int)a[2]));
     if (!std::strcmp(rule, "bd_m34")) std::printf("%d\n", (int)tc_grouped_bd_two_tiles((int)a[0], (int)a[1]));
     if (!std::strcmp(rule, "mid_m")) std::printf("%d\n", (int)tc_grouped_mid_m_two_tiles(a[0], (int)a[1], a[2] != 0));
     if (!std::strcmp(rule, "small_m"))
@@ -239,3 +240,17 @@ def test_per_tensor_two_warps_along_n_table(rules_exe):
              ((1, 8192, 32 * 329, 132, 0), 1), ((1, 8192, 32 * 329 + 1, 132, 0), 0),   # 2.5 x 132 = 330
              ((1, 8192, 8192, 108, 0), 1), ((1, 8192, 8192, 144, 0), 0)]            # 256 CTAs: 2.37 / 1.78 per SM
     assert run(rules_exe, "pt_wn2", [c for c, _ in cases]) == [e for _, e in cases]
+
+
+def test_grad_x_splits_table(rules_exe):
+    # (CTAs per split, SMs, mode) -> splits of N: of wave / per_split rounded down or up (wave = 4 CTAs per SM),
+    # the one with fewer waves per unit of work, a tie the larger; mode 0 rounded up (before), 2 two waves
+    cases = [((32, 132, 1), 16),     # 8192 x 28672 M = 1: 512 CTAs in one wave, not 544 in two
+             ((32, 132, 0), 17), ((32, 132, 2), 33),
+             ((112, 132, 1), 4),     # K = 28672: 448 CTAs (1 wave) vs 560 (2 waves, 5 splits)
+             ((272, 132, 1), 2),     # K = 69632: 1 split fills 52% of a wave, 2 splits 1.03 waves: a tie, the larger
+             ((16, 132, 1), 33), ((16, 132, 0), 33),   # 4096 x N: 528 CTAs, exact
+             ((64, 132, 1), 8),      # M = 9..16 on K = 8192: 512 vs 576
+             ((600, 132, 1), 1), ((600, 132, 0), 1), ((600, 132, 2), 1),   # more CTAs per split than a wave
+             ((1, 1, 1), 4)]
+    assert run(rules_exe, "gx", [c for c, _ in cases]) == [e for _, e in cases]

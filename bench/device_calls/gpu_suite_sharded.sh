@@ -21,5 +21,7 @@ wait "${_suite_pids[@]}"
 for i in $_suite_ids; do
   echo "${LABEL}shard $i/$SHARDS: $(tail -1 "/tmp/suite_shard$i.txt")" | tee -a "$OUT/log.txt"
   grep -E "^FAILED|^E  |Error|Timeout|^[0-9.]+s (call|setup)" "/tmp/suite_shard$i.txt" | head -15 >> "$OUT/log.txt"
+  # faulthandler's dump names no test: the test function's frame in its traceback does (session 24 call 1)
+  grep -A60 "Timeout (" "/tmp/suite_shard$i.txt" | grep -E 'File ".*tests/test_' | head -3 >> "$OUT/log.txt"
 done
 mark "${LABEL}suite"

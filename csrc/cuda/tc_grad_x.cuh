@@ -32,6 +32,8 @@
 // plain fp16 / bf16 matmul on the dequantized weight rounds it; the two halves belong to
 // different rows, so s and u are pairs (s[n1], s[n2]) at the lane's group.
 #pragma once
+#include <cstring>
+
 #include "tc_linear.cuh"
 
 namespace bitmm {
@@ -180,27 +182,38 @@ tc_grad_x_kernel(const GradXParams p,
     ++iss;
     cp_async_commit();
   };
-  // B and the scales of a tile: grad_y at the lane's 4 rows, and (fma) s, u at them.
-  auto load_b = [&](int j, uint32_t& b0, uint32_t& b1, uint32_t (&s2)[2], uint32_t (&u2)[2], float (&sf)[4],
-                    float (&uf)[4]) {
+  // B and the scales of a tile: grad_y at the lane's 4 rows, and (fma) s, u at them, as raw bits (0: a row
+  // past the split), loaded one tile ahead; tile_regs turns them into the mma's operands at the tile that uses
+  // them (a conversion next to its load would wait for it: tc30).
+  auto load_b = [&](int j, uint32_t (&gb)[4], uint32_t (&sb)[4], uint32_t (&ub)[4]) {
     const int64_t nt0 = n_begin + 16 * static_cast<int64_t>(warp + j * kGxWarps);
-    T v[4];
+    const unsigned short* gy_bits = reinterpret_cast<const unsigned short*>(gy);
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int64_t n = nt0 + 2 * t + (r & 1) + 8 * (r >> 1);
       const bool real = n < n_end;
-      v[r] = real ? gy[mrow * p.N + n] : from_float<T>(0.f);
+      gb[r] = real ? gy_bits[mrow * p.N + n] : 0u;
       if constexpr (MODE != GxMode::kPlain) {
         // Rows past the split: s = u = 0, so their A entries are +-0 and the zero B entries
         // give 0 (the zero-filled codes unpack to nonzero values: with row N-1's s and u,
         // v * s + u could overflow to Inf, and Inf * 0 = NaN in every output).
         const int64_t nc = imin64(n, p.N - 1);
-        sf[r] = real ? load_param(p.scale, nc * p.s_sn + grp * p.s_sg, s_f32, s_f16) * vscale : 0.f;
-        uf[r] = real && p.offset ? load_param(p.offset, nc * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+        sb[r] = real ? load_param_bits(p.scale, nc * p.s_sn + grp * p.s_sg, s_f32) : 0u;
+        ub[r] = real && p.offset ? load_param_bits(p.offset, nc * p.u_sn + grp * p.u_sg, s_f32) : 0u;
       }
     }
-    b0 = pack2<T>(v[0], v[1]);
-    b1 = pack2<T>(v[2], v[3]);
+  };
+  auto tile_regs = [&](const uint32_t (&gb)[4], const uint32_t (&sb)[4], const uint32_t (&ub)[4], uint32_t& b0,
+                       uint32_t& b1, uint32_t (&s2)[2], uint32_t (&u2)[2], float (&sf)[4], float (&uf)[4]) {
+    b0 = gb[0] | (gb[1] << 16);
+    b1 = gb[2] | (gb[3] << 16);
+    if constexpr (MODE != GxMode::kPlain) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        sf[r] = scale_of_bits(sb[r], s_f32, s_f16) * vscale;
+        uf[r] = scale_of_bits(ub[r], s_f32, s_f16);
+      }
+    }
     if constexpr (MODE == GxMode::kFma) {
 #pragma unroll
       for (int q = 0; q < 2; ++q) {
@@ -218,10 +231,12 @@ tc_grad_x_kernel(const GradXParams p,
 
 #pragma unroll
   for (int j = 0; j < kGxStages - 1; ++j) issue();
-  uint32_t b0 = 0, b1 = 0, s2[2] = {0u, 0u}, u2[2] = {0u, 0u};
-  float sf[4] = {0.f, 0.f, 0.f, 0.f}, uf[4] = {0.f, 0.f, 0.f, 0.f};
-  if (my_tiles > 0) load_b(0, b0, b1, s2, u2, sf, uf);
+  uint32_t gb[4] = {0u, 0u, 0u, 0u}, sb[4] = {0u, 0u, 0u, 0u}, ub[4] = {0u, 0u, 0u, 0u};  // tile j's raw bits
+  if (my_tiles > 0) load_b(0, gb, sb, ub);
   for (int j = 0; j < my_tiles; ++j) {
+    uint32_t b0, b1, s2[2] = {0u, 0u}, u2[2] = {0u, 0u};
+    float sf[4] = {0.f, 0.f, 0.f, 0.f}, uf[4] = {0.f, 0.f, 0.f, 0.f};
+    tile_regs(gb, sb, ub, b0, b1, s2, u2, sf, uf);
     cp_async_wait<kGxStages - 2>();  // tile j has landed (this lane's copies) ...
     __syncwarp();                    // ... and every lane's
     const unsigned char* slot = ring + (j % kGxStages) * L::SLOT_BYTES;
@@ -240,17 +255,9 @@ tc_grad_x_kernel(const GradXParams p,
     }
     __syncwarp();  // every lane has read the slot before it is refilled
     issue();
-    // Next tile's B and scales, one tile ahead of their use.
-    uint32_t nb0 = 0, nb1 = 0, ns2[2] = {0u, 0u}, nu2[2] = {0u, 0u};
-    float nsf[4] = {0.f, 0.f, 0.f, 0.f}, nuf[4] = {0.f, 0.f, 0.f, 0.f};
-    if (j + 1 < my_tiles) load_b(j + 1, nb0, nb1, ns2, nu2, nsf, nuf);
+    // Next tile's B and scales, one tile ahead of their use (raw: tile_regs converts them next time round).
+    if (j + 1 < my_tiles) load_b(j + 1, gb, sb, ub);
     gx_tile_mma<T, KIND, MODE>(acc, w, b0, b1, s2, u2, sf, uf);
-    b0 = nb0;
-    b1 = nb1;
-#pragma unroll
-    for (int q = 0; q < 2; ++q) s2[q] = ns2[q], u2[q] = nu2[q];
-#pragma unroll
-    for (int r = 0; r < 4; ++r) sf[r] = nsf[r], uf[r] = nuf[r];
   }
   cp_async_wait<0>();
   __syncthreads();  // all rings drained: the reduction reuses their shared memory
@@ -283,8 +290,9 @@ tc_grad_x_kernel(const GradXParams p,
 }
 
 // Launch rule: grid.x = 256-input slices, grid.z = 8-row tiles of grad_y, grid.y = splits of N
-// so that the grid is about 4 CTAs per SM (the resident limit at <= 128 registers), with at
-// least 4 row tiles per warp.  cudaErrorNotSupported where the tensor-core path does not apply.
+// so that the grid is about a wave of 4 CTAs per SM (the resident limit at <= 128 registers;
+// tc_gx_splits, tc_launch_rules.h), with at least 4 row tiles per warp.  cudaErrorNotSupported where
+// the tensor-core path does not apply.
 template <typename T, int KIND>
 cudaError_t launch_tc_grad_x_for(const GradXParams& p, float* accum, int num_sms, cudaStream_t stream) {
   if (p.group_size % BLOCK_K != 0) return cudaErrorNotSupported;
@@ -293,7 +301,12 @@ cudaError_t launch_tc_grad_x_for(const GradXParams& p, float* accum, int num_sms
   const int64_t slices = (Kp + kGxSliceK - 1) / kGxSliceK;
   const int64_t m_tiles = (p.M + 7) / 8;
   if (m_tiles > 65535 || slices > (int64_t{1} << 31) - 1) return cudaErrorNotSupported;
-  int64_t splits = imax64(1, (4 * static_cast<int64_t>(num_sms) + slices * m_tiles - 1) / (slices * m_tiles));
+  // BITMM_GX_SPLITS=0: rounded up, the rule before; =2: two waves (benchmark switches, read once).
+  static const int splits_mode = [] {
+    const char* e = std::getenv("BITMM_GX_SPLITS");
+    return e == nullptr ? 1 : std::strcmp(e, "0") == 0 ? 0 : std::strcmp(e, "2") == 0 ? 2 : 1;
+  }();
+  int64_t splits = tc_gx_splits(slices * m_tiles, num_sms, splits_mode);
   splits = imin64(splits, imax64(1, (p.N + 16 * kGxWarps * 4 - 1) / (16 * kGxWarps * 4)));
   int64_t rows = (p.N + splits - 1) / splits;
   rows = (rows + 15) / 16 * 16;

@@ -224,5 +224,22 @@ inline int tc_per_tensor_small_m_tiles(int64_t M, int64_t N, bool x_split, bool 
   return m8_env != 2 && fp16_ternary && !wide ? 2 : 1;
 }
 
+// The tensor-core grad_x kernel (tc_grad_x.cuh): splits of N (grid.y) for `per_split` CTAs per split
+// (256-input slices x 8-row tiles of grad_y), 4 resident CTAs per SM.  Until session 24 the splits were
+// wave / per_split rounded up: on 8192 x 28672 M = 1 17 splits of 32 slices, 544 CTAs for 528 slots, and ncu
+// (bench/results/h200_s23_ncu_gradx_ternary_m1_1aa4d98.txt) saw the SMs active 66.4 k of 93.2 k cycles (the
+// second wave's 16 CTAs ran alone).  Now the one of the two roundings with fewer waves per unit of work
+// (ceil(CTAs / wave) / splits); a tie keeps the larger (e.g. 272 slices: 2 splits, 1.03 waves, not 1 split at
+// 52% of a wave).  mode (BITMM_GX_SPLITS): 0 rounded up as before, 2 two waves rounded down, else the rule.
+inline int64_t tc_gx_splits(int64_t per_split, int num_sms, int mode) {
+  const int64_t wave = 4 * static_cast<int64_t>(num_sms);
+  const int64_t up = std::max<int64_t>(1, (wave + per_split - 1) / per_split);
+  if (mode == 0) return up;
+  if (mode == 2) return std::max<int64_t>(1, 2 * wave / per_split);
+  const int64_t down = std::max<int64_t>(1, wave / per_split);
+  const int64_t waves_down = (down * per_split + wave - 1) / wave, waves_up = (up * per_split + wave - 1) / wave;
+  return waves_down * up < waves_up * down ? down : up;  // waves_down / down < waves_up / up
+}
+
 }  // namespace cuda
 }  // namespace bitmm

@@ -188,18 +188,29 @@ __device__ __forceinline__ void cp_async_wait_dyn(int n) {
   else cp_async_wait_other(n);
 }
 
-// One scale / offset / bias element at a byte address (fp32, fp16 or bf16, as the flags say).
-__device__ __forceinline__ float load_scale_bytes(const char* a, bool is_float, bool is_half) {
-  if (is_float) return __ldg(reinterpret_cast<const float*>(a));
-  if (is_half) return __half2float(__ldg(reinterpret_cast<const __half*>(a)));
-  return __bfloat162float(__ldg(reinterpret_cast<const __nv_bfloat16*>(a)));
-}
-// Element i of such an array.  (Typed pointer arithmetic, not load_scale_bytes with a byte offset:
-// the kernels measured with it keep their address code.)
+// Element i of a scale / offset / bias array (fp32, fp16 or bf16, as the flags say).  (Typed pointer
+// arithmetic, not load_scale_bits with a byte offset: the kernels measured with it keep their address code.)
 __device__ __forceinline__ float load_param(const void* p, int64_t i, bool is_float, bool is_half) {
   if (is_float) return __ldg(static_cast<const float*>(p) + i);
   if (is_half) return __half2float(__ldg(static_cast<const __half*>(p) + i));
   return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(p) + i));
+}
+// The same loads as raw bits (fp32 as its bits, fp16 / bf16 zero-extended), for values loaded a step
+// ahead of their use: converted by scale_of_bits where they are used, so that no instruction right
+// after the load waits for it (a conversion next to its load stalled the warp for the load's whole
+// latency at every step: tc30).  0 bits convert to 0.f in every dtype.
+__device__ __forceinline__ uint32_t load_scale_bits(const char* a, bool is_float) {
+  if (is_float) return __ldg(reinterpret_cast<const unsigned int*>(a));
+  return __ldg(reinterpret_cast<const unsigned short*>(a));
+}
+__device__ __forceinline__ uint32_t load_param_bits(const void* p, int64_t i, bool is_float) {
+  if (is_float) return __ldg(static_cast<const unsigned int*>(p) + i);
+  return __ldg(static_cast<const unsigned short*>(p) + i);
+}
+__device__ __forceinline__ float scale_of_bits(uint32_t v, bool is_float, bool is_half) {
+  if (is_float) return __uint_as_float(v);
+  if (is_half) return __half2float(__ushort_as_half(static_cast<unsigned short>(v)));
+  return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(v)));
 }
 
 // Shared-memory layout of staged x: per activation row, 32-bit pairs of
@@ -814,13 +825,43 @@ tc_linear_body(const LinearParams p,
     // the tile's scales in shared memory: 66 KB at M = 1 on K = 8192, which cut
     // the resident CTAs and put a barrier-bound staging phase before each row tile).
     constexpr int SB = GROUPED ? L::BLOCKS : 1;
-    float sb[2][RN][2][SB], ub[2][RN][2][SB];  // [buffer][tile][row half][block]
+    uint32_t sb[2][RN][2][SB] = {}, ub[2][RN][2][SB] = {};  // [buffer][tile][row half][block]: raw bits (load_scale_bits)
+    // Per buffer, bit b: block b shares block b - 1's group (not loaded: compute_step copies the converted
+    // value; a register copy of the raw bits here would wait for the load, tc30).
+    uint32_t sm[2] = {0u, 0u};
     // The group of a block and its byte offset are the same for all of the lane's rows, so they
     // are computed once per block (tc11: per row and block, with 64-bit row arithmetic, they were
     // most of the decode kernel's step loop); the rows' base pointers once per row tile (srow).
     // (x 1/2 for the doubled values 2t / 2b; not for int2's q - 1 or the subnormal codes)
     constexpr float kScaleFactor = KIND == 3 || NQ > 0 ? 1.f : 0.5f;
-    auto load_scales = [&](int ls, float (&sv)[RN][2][SB], float (&uv)[RN][2][SB]) {
+    // Where the accumulators leave room (CM <= 4): the conversion waits for the step that uses the value.  At CM = 8
+    // (M = 33..64, one kernel for every scale dtype) the raw and converted copies spilled (binary 40 -> 776 bytes), so
+    // there the value is converted at its load as before and kept as float bits.
+    constexpr bool kDeferScaleConv = CM <= 4;
+    // (Deferred conversions assume a scale dtype fixed at compile time: a run-time one would branch three ways per
+    // value at every step.  Every group-wise instance with CM <= 4 is typed, kTcFoldTyped and the BD kernel.)
+    static_assert(!GROUPED || !kDeferScaleConv || SDT >= 0, "deferred scale conversion needs a typed instance");
+    auto held_s = [&](uint32_t bits) {
+      if constexpr (kDeferScaleConv) return bits;
+      else return __float_as_uint(scale_of_bits(bits, s_f32, s_f16) * kScaleFactor);
+    };
+    auto held_u = [&](uint32_t bits) {
+      if constexpr (kDeferScaleConv) return bits;
+      else return __float_as_uint(scale_of_bits(bits, s_f32, s_f16));
+    };
+    // A block that shares its predecessor's group: deferred, the mask tells compute_step to reuse the converted
+    // predecessor (a copy of the raw bits would wait for the load; zeroing the slot instead made ptxas spill in
+    // the CM = 1 kernels); else the converted value is copied, as before tc30.
+    auto keep_prev = [&](uint32_t (&sv)[SB], uint32_t (&uv)[SB], int b, uint32_t& same_mask) {
+      if constexpr (kDeferScaleConv) {
+        same_mask |= 1u << b;
+      } else {
+        sv[b] = sv[b > 0 ? b - 1 : 0];
+        uv[b] = uv[b > 0 ? b - 1 : 0];
+      }
+    };
+    auto load_scales = [&](int ls, uint32_t (&sv)[RN][2][SB], uint32_t (&uv)[RN][2][SB], uint32_t& same_mask) {
+      same_mask = 0u;
       if constexpr (GROUPED && RN > 1) {
         // Two 16-row tiles per warp: the row pointers would cost 16 more registers (measured:
         // 168 -> 255 for fp16 int2 at M <= 16).  tc21: 32-bit byte offsets from the tile's first row
@@ -839,11 +880,10 @@ tc_linear_body(const LinearParams p,
 #pragma unroll
               for (int h = 0; h < 2; ++h) {
                 if (b > 0 && grp == prev) {  // the block shares its predecessor's group: no second load
-                  sv[r][h][b] = sv[r][h][b - 1];
-                  uv[r][h][b] = uv[r][h][b - 1];
+                  keep_prev(sv[r][h], uv[r][h], b, same_mask);
                 } else {
-                  sv[r][h][b] = load_scale_bytes(s_tile + (srel[r][h] + so), s_f32, s_f16) * kScaleFactor;
-                  uv[r][h][b] = has_u ? load_scale_bytes(u_tile + (urel[r][h] + uo), s_f32, s_f16) : 0.f;
+                  sv[r][h][b] = held_s(load_scale_bits(s_tile + (srel[r][h] + so), s_f32));
+                  uv[r][h][b] = has_u ? held_u(load_scale_bits(u_tile + (urel[r][h] + uo), s_f32)) : 0u;
                 }
               }
             prev = grp;
@@ -862,17 +902,15 @@ tc_linear_body(const LinearParams p,
               const bool same = b > 0 && (gshift >= 0 ? ((kb - 1) >> gshift) : (kb - 1) / gblocks) ==
                                               (gshift >= 0 ? (kb >> gshift) : kb / gblocks);
               if (same) {  // the block shares its predecessor's group: no second load
-                sv[r][h][b] = sv[r][h][b - 1];
-                uv[r][h][b] = uv[r][h][b - 1];
+                keep_prev(sv[r][h], uv[r][h], b, same_mask);
               } else {
-                sv[r][h][b] = load_param(p.scale, n * p.s_sn + grp * p.s_sg, s_f32, s_f16) * kScaleFactor;
-                uv[r][h][b] = has_u ? load_param(p.offset, n * p.u_sn + grp * p.u_sg, s_f32, s_f16) : 0.f;
+                sv[r][h][b] = held_s(load_param_bits(p.scale, n * p.s_sn + grp * p.s_sg, s_f32));
+                uv[r][h][b] = has_u ? held_u(load_param_bits(p.offset, n * p.u_sn + grp * p.u_sg, s_f32)) : 0u;
               }
             }
           }
       } else if constexpr (GROUPED) {
         const int kb0 = static_cast<int>((kt0 + static_cast<int64_t>(ls * 4 + tig) * L::PW) >> 5);
-        constexpr float f = kScaleFactor;
         int prev = -1;
 #pragma unroll
         for (int b = 0; b < SB; ++b) {
@@ -882,33 +920,49 @@ tc_linear_body(const LinearParams p,
 #pragma unroll
             for (int r = 0; r < RN; ++r)
 #pragma unroll
-              for (int h = 0; h < 2; ++h) {
-                sv[r][h][b] = sv[r][h][b - 1];
-                uv[r][h][b] = uv[r][h][b - 1];
-              }
+              for (int h = 0; h < 2; ++h) keep_prev(sv[r][h], uv[r][h], b, same_mask);
           } else {
             const int64_t so = grp * s_sg_bytes, uo = grp * u_sg_bytes;
 #pragma unroll
             for (int r = 0; r < RN; ++r)
 #pragma unroll
               for (int h = 0; h < 2; ++h) {
-                sv[r][h][b] = load_scale_bytes(srow[r][h] + so, s_f32, s_f16) * f;
-                uv[r][h][b] = has_u ? load_scale_bytes(urow[r][h] + uo, s_f32, s_f16) : 0.f;
+                sv[r][h][b] = held_s(load_scale_bits(srow[r][h] + so, s_f32));
+                uv[r][h][b] = has_u ? held_u(load_scale_bits(urow[r][h] + uo, s_f32)) : 0u;
               }
           }
           prev = grp;
         }
       }
     };
-    auto compute_step = [&](int ls, const uint4 (&cw)[RN][2], const float (&sv)[RN][2][SB], const float (&uv)[RN][2][SB]) {
+    auto compute_step = [&](int ls, const uint4 (&cw)[RN][2], const uint32_t (&svb)[RN][2][SB], const uint32_t (&uvb)[RN][2][SB],
+                            uint32_t same_mask) {
       const int win = ls * 4 + tig;  // this lane's window index in the tile
+      float sv[RN][2][SB], uv[RN][2][SB];  // the step's scales, converted here, a step after their loads
+#pragma unroll
+      for (int r = 0; r < RN; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int b = 0; b < SB; ++b) {
+            if constexpr (!GROUPED) {
+              sv[r][h][b] = uv[r][h][b] = 0.f;
+            } else if constexpr (kDeferScaleConv) {
+              const bool same = b > 0 && ((same_mask >> b) & 1u);
+              sv[r][h][b] = same ? sv[r][h][b > 0 ? b - 1 : 0] : scale_of_bits(svb[r][h][b], s_f32, s_f16) * kScaleFactor;
+              uv[r][h][b] = same ? uv[r][h][b > 0 ? b - 1 : 0] : scale_of_bits(uvb[r][h][b], s_f32, s_f16);
+            } else {
+              sv[r][h][b] = __uint_as_float(svb[r][h][b]);
+              uv[r][h][b] = __uint_as_float(uvb[r][h][b]);
+            }
+          }
       // The scale dtype branch is taken per window, not per k-step.
       if constexpr (BD) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
       else if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, true, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
       else tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
     };
 
-    if (GROUPED && C > 0 && wk < steps) load_scales(wk, sb[0], ub[0]);
+    if (GROUPED && C > 0 && wk < steps) load_scales(wk, sb[0], ub[0], sm[0]);
     for (int i = 0; i < C; ++i) {
       cp_async_wait_dyn(ST - 2);  // this step has landed (this lane's copies)
       issue();
@@ -919,16 +973,16 @@ tc_linear_body(const LinearParams p,
       // The buffer is picked by a branch on the step parity, so both keep static register indices.
       const int cur = i & 1;
       if (GROUPED && ls + WK < steps) {
-        if (cur == 0) load_scales(ls + WK, sb[1], ub[1]);
-        else load_scales(ls + WK, sb[0], ub[0]);
+        if (cur == 0) load_scales(ls + WK, sb[1], ub[1], sm[1]);
+        else load_scales(ls + WK, sb[0], ub[0], sm[0]);
       }
       uint4 cw[RN][2];
 #pragma unroll
       for (int r = 0; r < RN; ++r)
 #pragma unroll
         for (int h = 0; h < 2; ++h) cw[r][h] = slot[(r * 2 + h) * 32 + lane];
-      if (cur == 0) compute_step(ls, cw, sb[0], ub[0]);
-      else compute_step(ls, cw, sb[1], ub[1]);
+      if (cur == 0) compute_step(ls, cw, sb[0], ub[0], sm[0]);
+      else compute_step(ls, cw, sb[1], ub[1], sm[1]);
     }
   }
   float acc[RN][CM][4];
