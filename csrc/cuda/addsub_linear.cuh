@@ -133,6 +133,21 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
       float H[R][MT], L[R][MT];
       float Xp[MT];  // sum of x over the current group piece
       int piece_first = static_cast<int>((kt0 + c * K_PER_CHUNK) / BLOCK_K);  // first block of the piece
+      // Group-wise: the piece's scale and offset, loaded where the piece starts and kept in S (converted at its
+      // flush, a block or more later), so no instruction right after the loads waits for them (tc30's point for
+      // this kernel: loaded at the flush and converted at once, every flush waited for its loads).  A piece
+      // starting in the row padding (x = 0 there) has no scale to read: 0 (its first block decides).
+      S s_pre[R], u_pre[R];
+      auto prefetch_piece = [&](int first) {
+        const int g = first / gblocks;  // a piece never crosses a group boundary (flushed there)
+        const bool real = static_cast<int64_t>(first) * BLOCK_K < p.K;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          s_pre[r] = real ? scale[nrow[r] * p.s_sn + g * p.s_sg] : from_float<S>(0.f);
+          u_pre[r] = (real && offset) ? offset[nrow[r] * p.u_sn + g * p.u_sg] : from_float<S>(0.f);
+        }
+      };
+      if (grouped) prefetch_piece(piece_first);
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         Xp[m] = 0.f;
@@ -186,16 +201,11 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
             }
           }
         } else if (blk == BLOCKS_PER_CHUNK - 1 || (kblock + 1) % gblocks == 0) {
-          // Group piece ends at a group boundary or at the end of the chunk.
-          const int g = kblock / gblocks;
-          // A piece starting in the row padding (x = 0 there) has no scale to read.
-          // (Its first block decides: a piece may hold real blocks and padding.)
-          const bool real = static_cast<int64_t>(piece_first) * BLOCK_K < p.K;
-          piece_first = kblock + 1;
+          // Group piece ends at a group boundary or at the end of the chunk (its s and u: prefetch_piece).
 #pragma unroll
           for (int r = 0; r < R; ++r) {
-            const float s = real ? to_float<S>(scale[nrow[r] * p.s_sn + g * p.s_sg]) : 0.f;
-            const float u = (real && offset) ? to_float<S>(offset[nrow[r] * p.u_sn + g * p.u_sg]) : 0.f;
+            const float s = to_float<S>(s_pre[r]);
+            const float u = to_float<S>(u_pre[r]);
 #pragma unroll
             for (int m = 0; m < MT; ++m) {
               // the per-group scaling: the only multiplications
@@ -206,6 +216,8 @@ addsub_linear_kernel(const LinearParams p, const int KT /* x tile length, multip
           }
 #pragma unroll
           for (int m = 0; m < MT; ++m) Xp[m] = 0.f;
+          piece_first = kblock + 1;
+          if (blk < BLOCKS_PER_CHUNK - 1) prefetch_piece(piece_first);  // the next piece of this chunk
         }
       }
     }
