@@ -178,8 +178,10 @@ constexpr int64_t kDenseWholeBytes = int64_t{512} << 20;
 // most kDenseSmallWeight elements dequantize into L2, so dense from M = 33 there (predicted,
 // as for the forward).  Group-wise scales at M = 1: the add/subtract kernel (binary g64 89.6 vs
 // 192 us, int2 g64 174 vs 209 us); from M = 2 its cost doubles (per-channel: 113 -> 206 us
-// measured) while the tensor-core kernel's stays flat.  fp32: the add/subtract kernel's cost
-// grows with M, dense from kDenseMinMGradX.
+// measured) while the tensor-core kernel's stays flat.  (After session 24's tc30 / tc31 the tensor-core
+// kernel takes binary g64 112 us, int2 g64 140 (before tc31), scale copies included; the add/subtract
+// kernel was not re-timed: bench/device_calls/next_s25_call1.sh compares them.)  fp32: the add/subtract
+// kernel's cost grows with M, dense from kDenseMinMGradX.
 constexpr int64_t kTcGradXMaxM = 64;
 constexpr int64_t kTcGradXMaxMSmall = 32;  // weights of at most kDenseSmallWeight elements
 constexpr int64_t kTcGradXMinMGrouped = 2;
