@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 24 for session 25 (session 24's device time ran out first).  Two grad_x patches:
+# Prepared in session 24 for session 25 (session 24's device time ran out first).  Three grad_x patches:
 #  - next_s25_gx_scales.patch: group-wise grad_x's (groups, N) copies of s and u by a 32 x 32 tiled transpose
 #    kernel (session 24's ncu, h200_s24_ncu_B_gradx_int2_g64_m1_c8fa0f7.txt.gz: PyTorch's transposing copy took
 #    27 us twice beside a 109 us grad_x kernel, 8192 x 28672 int2 g64 M = 1), with a layout test.
@@ -9,13 +9,18 @@
 #    sm_90a tile loop (SASS instructions per 16-row tile, fp16): plain int2 403 -> 200, ternary 275 -> 200, binary
 #    235 -> 158; fma modes 25-40 fewer (711 -> 680 int2 ...); registers <= 128 (4 CTAs per SM), no spills.  Its
 #    bit logic was checked on the CPU by an emulation of both unpackings (3000 random tiles per kind: equal values).
-# A = HEAD; B = HEAD with BITMM_GX_SCALES_T=0 (the kernel reads s / u as stored, no copy); C = both patches; B2 = C
-# with BITMM_GX_SCALES_T=0 (B2 / B: tc33's address change alone on the fma path).  Per tensor and g64, M = 1 / 4 /
-# 16, three shapes, every kind.  Predicted: per tensor M = 1 ternary 40 -> 32-35 us (3.6-3.9x; issue 4's target 4x),
-# int2 more (its loop halved), binary less; g64 M = 1 C 40-60 us faster than A (copies, then 5% from the addresses).
+#  - next_s25_gx_lastcta.patch (tc36, on top of both): the last CTA of each (slice, row tile) converts the fp32 sums
+#    into grad_x itself (counters after the sums in the one zeroed buffer, reset by that CTA), so no cast kernel
+#    follows (2.6 us at M = 1 in session 24's ncu); a test of two row chunks (M > 65535) reusing the counters.
+# A = HEAD; B = HEAD with BITMM_GX_SCALES_T=0 (the kernel reads s / u as stored, no copy); C = scales + dn patches;
+# B2 = C with BITMM_GX_SCALES_T=0 (B2 / B: tc33's address change alone on the fma path); D = C + lastcta.  Per tensor
+# and g64, M = 1 / 4 / 16, three shapes, every kind.  Predicted: per tensor M = 1 ternary 40 -> 32-35 us at C
+# (3.6-3.9x; issue 4's target is 4x), int2 more, binary less; D a further 2-4 us at M = 1; g64 M = 1 C 40-60 us
+# faster than A (copies, then 5% from the addresses).
 # Then auto's group-wise grad_x M = 1 rule (kTcGradXMinMGrouped: the add/subtract kernel at M = 1, chosen in session
 # 6 on 89.6 / 174 us against 192 / 209): addsub vs tensorcore vs auto, g64 M = 1, 2; ncu of per tensor grad_x M = 1
-# on C; test_tc_grad_x.py whole (both patches' tests), the grad_x coverage and LoRA tests.
+# on D; test_tc_grad_x.py whole (the patches' tests) and the grad_x coverage test on D.
+# Land what wins (in order: scales, dn, lastcta), then next_s25_call2.sh (the whole suite) and next_s25_call3.sh.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s25_call1.sh
 source "$(dirname "$0")/prelude.sh"
 gprobe() {  # $1: label; the environment passes through
@@ -26,16 +31,17 @@ gprobe() {  # $1: label; the environment passes through
 }
 gprobe A
 BITMM_GX_SCALES_T=0 gprobe B
-patch -p1 < bench/device_calls/next_s25_gx_scales.patch > /dev/null || exit 1
+patch -p1 < bench/device_calls/next_s25_gx_scales.patch > /dev/null || { mark "scales patch failed (run from a clean HEAD)"; exit 1; }
 apply_and_rebuild bench/device_calls/next_s25_gx_dn.patch C
 gprobe C
 BITMM_GX_SCALES_T=0 gprobe B2
+apply_and_rebuild bench/device_calls/next_s25_gx_lastcta.patch D
+gprobe D
 timeout 60 python3 bench/decode_probe.py --direction backward --shapes 8192x28672,28672x8192,8192x8192,4096x4096 \
   --kinds int2,ternary,binary --ms 1,2 --groups 64 --backends fp16,addsub,tensorcore,auto --out /tmp/gs_rule.json 2>&1 \
   | grep " us" | sed "s/^/R /" >> "$OUT/gx_rule.txt"
 mark "rule probe"
-ncu_raw gradx_ternary_m1 C_gradx_ternary_m1            # auto = the tensor-core kernel at per tensor M = 1
+ncu_raw gradx_ternary_m1 D_gradx_ternary_m1            # auto = the tensor-core kernel at per tensor M = 1
 (cd /tmp && tar czf "$OUT/gx_json.tgz" gs_*.json) && gzip "$OUT"/ncu_*.txt
-SHARDS=8 CAP=$(( 585 - ($(date +%s) - start) )) LABEL="final " \
-  PYTEST_ARGS="tests/test_tc_grad_x.py tests/test_kernel_coverage.py tests/test_lora.py tests/test_tensorcore.py" \
-  K_EXPR="grad_x or lora or backward" source "$(dirname "$0")/gpu_suite_sharded.sh"
+SHARDS=8 CAP=$(( 585 - ($(date +%s) - start) )) LABEL="final " PYTEST_ARGS="tests/test_tc_grad_x.py tests/test_kernel_coverage.py" \
+  K_EXPR="grad_x" source "$(dirname "$0")/gpu_suite_sharded.sh"
