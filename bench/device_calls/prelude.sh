@@ -22,3 +22,24 @@ ncu_raw() {  # $1: case (bench/ncu_profile.py), $2: output label
   { ncu -i "/tmp/ncu_$2.ncu-rep" --page details; ncu -i "/tmp/ncu_$2.ncu-rep" --page raw | grep -E "stall|issue_active|inst_executed|dram__bytes|duration"; } > "$OUT/ncu_$2.txt" 2>&1
   mark "ncu $2"
 }
+# compute-sanitizer memcheck / racecheck / initcheck side by side, one process per tool and kind (session 23's
+# s23_call3.sh spelled it out): pytest over $1 (files) with -k "$2", where KIND in $2 becomes each kind; a summary
+# line per process into $OUT/sanitizers.txt; stopped with SIGINT at $3 seconds from the script's start.
+san_each_kind() {  # $1: test files, $2: -k template (KIND), $3: deadline (s since start)
+  local cap=$(( $3 - ($(date +%s) - start) )) tool kind kns extra
+  export BITMM_SKIP_HUGE=1
+  for tool in memcheck racecheck initcheck; do
+    for kind in ternary binary int2; do
+      kns="--kernel-name kns=bitmm"; extra=""
+      # initcheck sees every kernel's writes without the caching allocator (as bench/sanitize.sh); racecheck /
+      # initcheck with the tests' cuBLAS baselines on the CPU (cuBLAS's sm_90 GEMMs die under racecheck)
+      [ $tool = initcheck ] && kns="" && extra="PYTORCH_NO_CUDA_MEMORY_CACHING=1"
+      [ $tool != memcheck ] && extra="$extra BITMM_SAN_NO_CUBLAS=1"
+      ( env $extra BITMM_UNDER_SANITIZER=1 timeout -s INT "$cap" compute-sanitizer --tool $tool $kns --print-limit 50 \
+          python3 -m pytest $1 -q -p no:cacheprovider -k "${2//KIND/$kind}" > /tmp/san_${tool}_$kind.txt 2>&1
+        echo "== $tool $kind rc=$? t=$(( $(date +%s) - start )): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_${tool}_$kind.txt | tail -1) | reports: $(grep -c -E '^========= +(Invalid|Race|Uninitialized|Error:|Warning:|Program hit)' /tmp/san_${tool}_$kind.txt) | $(tail -1 /tmp/san_${tool}_$kind.txt)" >> "$OUT/sanitizers.txt" ) &
+    done
+  done
+  wait
+  mark sanitizers
+}

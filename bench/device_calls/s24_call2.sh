@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 24 call 2, on the tree with tc30 (scale bits) and tc31 (grad_x splits) landed:
-#  1. next_s24_addsub_prefetch.patch A/B (see next_s24_call2.sh's item 1 for the why and the prediction):
+#  1. next_s24_addsub_prefetch.patch A/B (why and prediction: bench/NOTES.md, tc32):
 #     A = HEAD, B = A + patch, bf16 and fp16 x, g64 M = 1, 2 on four shapes, addsub forced and auto.
 #  2. The whole GPU suite (8 shards) on tree B: tc28's never-completed test, tc30, tc31 and the patch.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s24_call2.sh
