@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "common.cuh"
+#include "env_knobs.h"
 
 namespace bitmm {
 namespace cuda {
@@ -75,7 +76,13 @@ cudaError_t launch_dequant(const LinearParams& p, void* out, int64_t n0, int64_t
   const bool vec = p.K % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
   const int threads = 256;
   // grid.y: one row each up to 65535 rows (its limit); past that each thread steps through rows.
-  const dim3 grid((octs + threads - 1) / threads, static_cast<unsigned>(std::min<int64_t>(nn, 65535)));
+  // BITMM_DEQUANT_GRID_Y=n (probe knob, read once): at most n rows at once, each CTA then walking
+  // nn / n rows (is one CTA per 4 KB of output what holds the pass at ~1.8 TB/s? bench/NOTES.md).
+  static const int64_t y_cap = [] {
+    const int v = env_int("BITMM_DEQUANT_GRID_Y");
+    return v > 0 && v < 65535 ? static_cast<int64_t>(v) : int64_t{65535};
+  }();
+  const dim3 grid((octs + threads - 1) / threads, static_cast<unsigned>(std::min<int64_t>(nn, y_cap)));
   const bool one_group = p.group_size >= p.K;
   const bool pow2 = (p.group_size & (p.group_size - 1)) == 0;
   const int gshift = pow2 ? __builtin_ctzll(static_cast<unsigned long long>(p.group_size)) : -1;
