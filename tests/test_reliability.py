@@ -394,6 +394,12 @@ def test_cuda_index_math_past_2_31_packed_words(kind):
         ref = reference.linear_grad_x(kind, g[:, cols_t].cpu(), pc.cpu(), sc.cpu(), uc.cpu(), K)
         assert torch.isfinite(gx).all()
         assert rel_err(gx, ref) < GRAD_TOL[dtype]
+        # per tensor scale, no offset: grad_x's plain mode (its own unpacking and address code)
+        s1 = torch.tensor(0.5, device="cuda")
+        gx = bitmm.linear_grad_x(g, packed, s1, None, kind, K)
+        ref = reference.linear_grad_x(kind, g[:, cols_t].cpu(), pc.cpu(), s1.cpu(), None, K)
+        assert torch.isfinite(gx).all()
+        assert rel_err(gx, ref) < GRAD_TOL[dtype]
         del y, gx
 
 

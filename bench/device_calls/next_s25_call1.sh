@@ -43,5 +43,10 @@ timeout 60 python3 bench/decode_probe.py --direction backward --shapes 8192x2867
 mark "rule probe"
 ncu_raw gradx_ternary_m1 D_gradx_ternary_m1            # auto = the tensor-core kernel at per tensor M = 1
 (cd /tmp && tar czf "$OUT/gx_json.tgz" gs_*.json) && gzip "$OUT"/ncu_*.txt
+# The index-math tests past 2^31 elements (8.6 GB packed weights; the sharded suites skip them with
+# BITMM_SKIP_HUGE=1): tc31 / tc33 / tc36 changed grad_x's row and address counting; plain mode added in session 24.
+timeout 150 python3 -m pytest tests/test_reliability.py -q -p no:cacheprovider -k "past_2_31" > /tmp/huge.txt 2>&1
+{ echo "huge: $(tail -1 /tmp/huge.txt)"; grep -E "^FAILED|^E  " /tmp/huge.txt | head -10; } >> "$OUT/log.txt"
+mark huge
 SHARDS=8 CAP=$(( 585 - ($(date +%s) - start) )) LABEL="final " PYTEST_ARGS="tests/test_tc_grad_x.py tests/test_kernel_coverage.py" \
   K_EXPR="grad_x" source "$(dirname "$0")/gpu_suite_sharded.sh"
