@@ -12,7 +12,7 @@ import torch
 
 import bitmm
 from bitmm import reference
-from helpers import KINDS, TOL_FLOOR, baseline_device, make_problem, poison_cuda_allocator, rel_err, run_in_child
+from helpers import KINDS, TOL_FLOOR, baseline_device, make_problem, poison_cuda_allocator, rel_err
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -93,15 +93,39 @@ def test_tc_grad_x_exact_on_integers(kind):
 
 
 @cuda_only
-def test_tc_grad_x_nonfinite_rows_stay_in_their_row():
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("mode", ["channel", "tensor"])  # fma; plain (fp16: the subnormal codes and G)
+def test_tc_grad_x_nonfinite_rows_stay_in_their_row(mode, kind):
     # A NaN / Inf in row m of grad_y reaches row m of grad_x only (as through fp16 matmul).
-    _, packed, s, u, _ = make_problem("ternary", 1, 300, 37, "channel", device="cuda")
+    _, packed, s, u, _ = make_problem(kind, 1, 300, 37, mode, device="cuda", offset=mode == "channel")
     g = torch.randn(6, 37, device="cuda", dtype=torch.float16)
     g[1, 5] = float("nan")
     g[4, 0] = float("inf")
-    got = bitmm.linear_grad_x(g, packed, s, u, "ternary", 300)
+    got = bitmm.linear_grad_x(g, packed, s, u, kind, 300)
     finite = torch.isfinite(got).all(dim=1).cpu()
     assert finite.tolist() == [True, False, True, True, False, True]
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", ["ternary", "int2"])
+def test_tc_grad_x_plain_fp16_cancellation(kind):
+    # Plain mode with fp16 grad_y sums code * gy (code = value + 1) and subtracts G = sum gy (tc33), so its
+    # fp32 error grows with sum |gy| rather than with sum |value * gy|: the worst case is weights mostly
+    # 0 (code 1) and grad_y far from zero mean.  Still within 2x a plain fp16 matmul's error.
+    M, K, N = 3, 512, 4096
+    v = torch.zeros(N, K, dtype=torch.int8)
+    nz = torch.rand(N, K) < 0.05
+    v[nz] = torch.randint(0, 2, (int(nz.sum()),), dtype=torch.int8) * 2 - 1  # +-1 at 5%
+    packed = {"ternary": bitmm.pack_ternary, "int2": bitmm.pack_int2}[kind](v + (1 if kind == "int2" else 0)).cuda()
+    s = torch.tensor(0.75, device="cuda")
+    g = (1.0 + 0.01 * torch.randn(M, N, device="cuda")).half()
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        got = bitmm.linear_grad_x(g, packed, s, None, kind, K)
+    want = reference.linear_grad_x(kind, g.cpu().double(), packed.cpu(), s.cpu().double(), None, K)
+    w = reference.dense_weight(kind, packed.cpu(), s.cpu().double(), None, K)
+    base = rel_err(g.to(baseline_device(g)) @ w.to(baseline_device(g), torch.float16), want)
+    assert rel_err(got, want) <= max(2 * base, TOL_FLOOR[torch.float16]), (rel_err(got, want), base)
 
 
 @cuda_only
@@ -163,21 +187,35 @@ def test_tc_grad_x_padding_rows_add_exactly_zero(dtype):
 
 
 @cuda_only
-def test_tc_grad_x_group_scales_as_stored():
-    # Group-wise s and u reach the kernel as a (groups, N) copy with strides (1, N) by default (the
-    # rest of this file); BITMM_GX_SCALES_T=0 (read once per process, so in a child process) passes
-    # them as stored, strides (groups, 1).  Same check as above.
-    code = (
-        "import torch, bitmm\n"
-        "from bitmm import reference\n"
-        "from helpers import make_problem, rel_err\n"
-        "torch.manual_seed(0)\n"
-        "for kind in ('int2', 'binary', 'ternary'):\n"
-        "    _, p, s, u, _ = make_problem(kind, 1, 704, 333, 'group', 64, dtype=torch.float16, device='cuda', bias=False)\n"
-        "    for M in (1, 5, 40):\n"
-        "        g = torch.randn(M, 333, device='cuda', dtype=torch.float16)\n"
-        "        with bitmm.use_backend('tensorcore'):\n"
-        "            got = bitmm.linear_grad_x(g, p, s, u, kind, 704)\n"
-        "        want = reference.linear_grad_x(kind, g.cpu().double(), p.cpu(), s.cpu().double(), u.cpu().double(), 704)\n"
-        "        assert rel_err(got, want) < 2e-3, (kind, M, rel_err(got, want))\n")
-    run_in_child(code, timeout=600, BITMM_GX_SCALES_T="0")
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tc_grad_x_group_scales_any_layout(kind, layout):
+    # The kernel reads group-wise s / u as stored, through their strides: stored contiguous, as a
+    # transposed view (strides (1, N)) or as every other column of a wider tensor whose other columns
+    # are NaN (a stride slip reads them); N odd, 130 groups, fp16 and fp32 s / u, M = 1 and 3, against
+    # the float64 reference, outputs poisoned.  Auto takes this kernel for group-wise M = 1 too since
+    # session 25 (linear_cuda.cpp, use_tc_grad_x), checked through the profiler where it sees kernels.
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    K, N, G = 4160, 2001, 32
+    for sdt in (torch.float16, torch.float32):
+        _, packed, s, u, _ = make_problem(kind, 1, K, N, "group", G, dtype=torch.float32, device="cuda", bias=False)
+        s, u = s.to(sdt), u.to(sdt)
+        if layout == "transposed":
+            s, u = s.t().contiguous().t(), u.t().contiguous().t()
+        elif layout == "strided":
+            s = torch.stack([s, torch.full_like(s, float("nan"))], dim=2).flatten(1)[:, ::2]
+            u = torch.stack([u, torch.full_like(u, float("nan"))], dim=2).flatten(1)[:, ::2]
+        for M in (1, 3):
+            g = torch.randn(M, N, device="cuda", dtype=torch.float16)
+            poison_cuda_allocator()
+            with bitmm.use_backend("tensorcore"):
+                got = bitmm.linear_grad_x(g, packed, s, u, kind, K)
+            with bitmm.use_backend("auto"):
+                names = kernel_names(lambda: bitmm.linear_grad_x(g, packed, s, u, kind, K))
+            if profiler_sees_kernels():
+                assert any("tc_grad_x_kernel" in n for n in names), (M, names)
+            want = reference.linear_grad_x(kind, g.cpu().double(), packed.cpu(), s.cpu().double(), u.cpu().double(), K)
+            w = reference.dense_weight(kind, packed.cpu(), s.cpu().double(), u.cpu().double(), K)
+            base = rel_err(g.to(baseline_device(g)) @ w.to(baseline_device(g), torch.float16), want)
+            assert torch.isfinite(got).all(), (layout, sdt, M)
+            assert rel_err(got, want) <= max(2 * base, TOL_FLOOR[torch.float16]), (layout, sdt, M, rel_err(got, want), base)

@@ -176,15 +176,13 @@ constexpr int64_t kDenseWholeBytes = int64_t{512} << 20;
 // h200_backward_71adb92.json, ternary 8192 x 28672): tensor core 59.9 / 64.4 / 113.9 / 190 /
 // 310 us at M = 1 / 4 / 16 / 32 / 64, dense 387 us at M = 64 and 432 at 256.  Weights of at
 // most kDenseSmallWeight elements dequantize into L2, so dense from M = 33 there (predicted,
-// as for the forward).  Group-wise scales at M = 1: the add/subtract kernel (binary g64 89.6 vs
-// 192 us, int2 g64 174 vs 209 us); from M = 2 its cost doubles (per-channel: 113 -> 206 us
-// measured) while the tensor-core kernel's stays flat.  (After session 24's tc30 / tc31 the tensor-core
-// kernel takes binary g64 112 us, int2 g64 140 (before tc31), scale copies included; the add/subtract
-// kernel was not re-timed: bench/device_calls/next_s25_call1.sh compares them.)  fp32: the add/subtract
+// as for the forward).  Group-wise scales too from M = 1 (session 25, bench/results/h200_s25_call1_0e8a574.txt,
+// fp16 g64 M = 1, scales read as stored: the tensor-core kernel 75-98 us on 8192x28672 / 28672x8192 against the
+// add/subtract kernel's 87-178 us; 4096^2 17-19 vs 20-25 us; session 6 had chosen the add/subtract kernel at M = 1
+// on 89.6 / 174 vs 192 / 209 us, before the tensor-core kernel's tc30 / tc31).  fp32: the add/subtract
 // kernel's cost grows with M, dense from kDenseMinMGradX.
 constexpr int64_t kTcGradXMaxM = 64;
 constexpr int64_t kTcGradXMaxMSmall = 32;  // weights of at most kDenseSmallWeight elements
-constexpr int64_t kTcGradXMinMGrouped = 2;
 constexpr int64_t kDenseMinMGradX = 8;
 
 int64_t tc_grad_x_max_m(const cuda::LinearParams& lp) {
@@ -215,7 +213,7 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
     case Backend::kTensorCore:
     case Backend::kWgmma: return true;
     case Backend::kAuto:
-      return M <= tc_grad_x_max_m(lp) && (lp.group_size >= padded_k(lp.K) || M >= kTcGradXMinMGrouped);
+      return M <= tc_grad_x_max_m(lp);
     default: return false;
   }
 }
@@ -437,23 +435,11 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   fill_scale_fields(lp, p, ps);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const bool fast = grad_y.scalar_type() != at::kDouble && (p.groups == 1 || p.group_size % BLOCK_K == 0);
-  // The tensor-core grad_x reads group-wise s / u from a (groups, N) copy, so a tile's 16 rows at
-  // one group are 32 contiguous bytes instead of 16 cache lines (the kernel takes any strides).
-  // Measured on the H200 (bench/results/h200_gx_probe_dd581d4.txt, 8192 x 28672 g64, copy
-  // included): M = 4 int2 217 -> 186 us, binary 204 -> 169 us; M = 1 within noise.  On by default;
-  // BITMM_GX_SCALES_T=0 (read once) reads the scales as stored.
-  static const bool scales_t = [] {
-    const char* e = std::getenv("BITMM_GX_SCALES_T");
-    return e == nullptr || std::string(e) != "0";
-  }();
-  PreparedScales pst;
-  if (scales_t && fast && (lp.s_sg != 0 || lp.u_sg != 0) && use_tc_grad_x(lp, p.M) &&
-      !use_dense(lp, p.M, grad_y.scalar_type(), /*grad_x=*/true)) {
-    pst = ps;
-    if (lp.s_sg != 0) pst.scale = ps.scale.t().contiguous().t();    // (N, groups), strides (1, N)
-    if (lp.u_sg != 0) pst.offset = ps.offset.t().contiguous().t();
-    fill_scale_fields(lp, p, pst);
-  }
+  // Group-wise s / u reach the tensor-core kernel as stored (any strides).  A (groups, N) copy, which
+  // made a tile's 16 rows at one group 32 contiguous bytes, cost more than it saved once the kernel
+  // loaded them a step ahead (tc30).  Session 25, g64 fp16, three shapes x three kinds (bench/results/
+  // h200_s25_call1_0e8a574.txt): time as stored / with PyTorch's transposing copies, geomean 0.58 at M = 1
+  // and 4, 0.72 at M = 16; as stored / with a tiled transpose kernel (both with tc33) 0.81, 0.81, 0.89.
   if (fast && use_dense(lp, p.M, grad_y.scalar_type(), /*grad_x=*/true) &&
       p.N * K * static_cast<int64_t>(grad_y.element_size()) <= (int64_t{1} << 30)) {
     // Large M (training): grad_x = grad_y @ W with W dequantized once (one cuBLAS call).

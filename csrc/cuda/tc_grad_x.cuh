@@ -26,7 +26,15 @@
 // B entries are 0 and (fma modes) their s and u too, so they add exactly 0.
 //
 // Scaling.  Per-tensor scale without offset ("plain"): the mma sums exact values (2t, 2b,
-// q - 1) and the epilogue multiplies once.  Otherwise ("fma": per-channel or group-wise
+// q - 1) and the epilogue multiplies once.  With fp16 grad_y, plain mode unpacks codes as fp16
+// subnormals (the forward's "subnormal unpacking", tc_linear.cuh): k-step st's A registers are
+// the code fields masked in place, code * 2^(pw(st) - 24), ONE LOP3 per two weights and no shift
+// for fields 0..4 (bits 0..9: the mantissa; one shift per word serves fields 5..7, or bits
+// 10..15 of a binary half-word).  Each k-step has its own accumulator tile, so each tile keeps
+// its own power, undone after the loop (exact); two-plane codes are value + 1, so the warp also
+// sums grad_y over its rows with one extra mma on an all-ones A (G, any D row) and subtracts it:
+// sum_n (code - 1) gy = sum_n code gy - G.  bf16 keeps the sign / exponent unpacking (a bf16
+// subnormal times grad_y underflows fp32).  Otherwise ("fma": per-channel or group-wise
 // scale, or any offset) every unpacked pair becomes v * s + u in grad_y's dtype before the
 // mma (one HFMA2 per two weights, or an fp32 fma rounded once for float32 scales), as a
 // plain fp16 / bf16 matmul on the dequantized weight rounds it; the two halves belong to
@@ -75,11 +83,29 @@ template <int KIND> __host__ __device__ __forceinline__ int gx_kofs(int st, bool
 // the lane's block in its row j (j = 0..3: rows 2t, 2t+1, 2t+8, 2t+9).  b0 / b1: the B
 // registers (grad_y at rows (2t, 2t+1) / (2t+8, 2t+9), gradient row g).  s2 / u2 (fma, T's
 // precision) or sf / uf (fma, fp32) per row pair q (0: rows 2t, 2t+1; 1: rows 2t+8, 2t+9).
+// Subnormal unpacking (header: "Scaling"): plain mode with fp16 grad_y.
+template <typename T, GxMode MODE> constexpr bool kGxSubnormal = std::is_same_v<T, __half> && MODE == GxMode::kPlain;
+// The power of two of k-step st's subnormal codes: its field's lowest bit in a half-word after the
+// shift that brings it into the mantissa (bits 0..9): two-plane field c = st % 8 at bit 2c (c <= 4)
+// or 2 (c - 5) (shifted down by 10); binary bit st at st (st <= 9) or st - 10.
+template <int KIND> __host__ __device__ constexpr int gx_dn_pow(int st) {
+  if constexpr (KIND == 1) return st <= 9 ? st : st - 10;
+  const int c = st & 7;
+  return c <= 4 ? 2 * c : 2 * (c - 5);
+}
+// Field of k-step st (see gx_dn_pow) masked in place in both half-words of `w` (`w10` = w >> 10).
+template <int KIND> __device__ __forceinline__ uint32_t gx_dn_field(uint32_t w, uint32_t w10, int st) {
+  if constexpr (KIND == 1) return st <= 9 ? w & (0x00010001u << st) : w10 & (0x00010001u << (st - 10));
+  const int c = st & 7;
+  return c <= 4 ? w & (0x00030003u << (2 * c)) : w10 & (0x00030003u << (2 * (c - 5)));
+}
+
 template <typename T, int KIND, GxMode MODE>
 __device__ __forceinline__ void gx_tile_mma(float (&acc)[16][4], const uint32_t (&w)[4][2], uint32_t b0, uint32_t b1,
                                             const uint32_t (&s2)[2], const uint32_t (&u2)[2], const float (&sf)[4],
                                             const float (&uf)[4]) {
   constexpr bool TWO = KIND != 1;
+  constexpr bool DN = kGxSubnormal<T, MODE>;
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {  // half-word of the block words: bit positions 16 hh ..
     // Per row pair q: rows side by side (low half: the pair's first row).
@@ -104,7 +130,18 @@ __device__ __forceinline__ void gx_tile_mma(float (&acc)[16][4], const uint32_t 
     for (int c = 0; c < (TWO ? 8 : 16); ++c) {
       const int st = TWO ? 8 * hh + c : c;
       uint32_t a[4];
-      if constexpr (TWO) {
+      if constexpr (DN && TWO) {
+        a[0] = gx_dn_field<KIND>(e[0], e[0] >> 10, st);  // row g,   cols 2t, 2t+1
+        a[1] = gx_dn_field<KIND>(o[0], o[0] >> 10, st);  // row g+8, cols 2t, 2t+1
+        a[2] = gx_dn_field<KIND>(e[1], e[1] >> 10, st);  // row g,   cols 2t+8, 2t+9
+        a[3] = gx_dn_field<KIND>(o[1], o[1] >> 10, st);  // row g+8, cols 2t+8, 2t+9
+      } else if constexpr (DN) {
+        const uint32_t h0 = __byte_perm(w[0][0], w[1][0], 0x7632u), h1 = __byte_perm(w[2][0], w[3][0], 0x7632u);
+        a[0] = gx_dn_field<KIND>(e[0], e[0] >> 10, st);
+        a[1] = gx_dn_field<KIND>(h0, h0 >> 10, st);
+        a[2] = gx_dn_field<KIND>(e[1], e[1] >> 10, st);
+        a[3] = gx_dn_field<KIND>(h1, h1 >> 10, st);
+      } else if constexpr (TWO) {
         const int sh = 14 - 2 * c;
         a[0] = unpack_pair<KIND, T>(e[0], sh);  // row g,   cols 2t, 2t+1
         a[1] = unpack_pair<KIND, T>(o[0], sh);  // row g+8, cols 2t, 2t+1
@@ -160,23 +197,42 @@ tc_grad_x_kernel(const GradXParams p,
   const int64_t gblocks = imin64(p.group_size, int64_t{1} << 30) / BLOCK_K;
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;
   const int64_t grp = imin64((blk0 + g) / gblocks, ngroups - 1);
-  const float vscale = KIND == 3 ? 1.f : 0.5f;  // unpacked values are 2t / 2b / q - 1
+  // Unpacked values: 2t / 2b / q - 1, or (subnormal unpacking) t / b / q - 1 once the powers are undone.
+  constexpr bool DN = kGxSubnormal<T, MODE>;
+  const float vscale = KIND == 3 || DN ? 1.f : 0.5f;
 
   unsigned char* const ring = smem + warp * kGxStages * L::SLOT_BYTES;
+  // Rows are counted from n_begin in 32 bits (the launcher keeps rows_per_cta <= 2^30); this warp's
+  // tile j starts at row 16 (warp + kGxWarps j).  The copies' sources advance by a tile of the warp
+  // (kGxWarps x 16 rows) per issue, so issue() has no multiply (it had ~45 SASS instructions of 64-bit
+  // index math per tile, as many as the tile's unpacking once tc33 made that one LOP3 per pair).
+  const int span = static_cast<int>(n_end - n_begin);
+  constexpr int kChunksPerLane = L::CHUNKS / 32;
+  constexpr int64_t kTileRowsOfWarp = 16 * kGxWarps;
+  int crow[kChunksPerLane];      // the lane's copy i: its row in the tile being issued, from n_begin
+  bool cword[kChunksPerLane];    // its words exist (past the row's last word: zeros)
+  int64_t coff[kChunksPerLane];  // its source word offset in p.w
+  int cdst[kChunksPerLane];      // its byte offset in a ring slot
+#pragma unroll
+  for (int i = 0; i < kChunksPerLane; ++i) {
+    const int c = lane + 32 * i;
+    const int row = c / (L::ROW_BYTES / 16), part = c % (L::ROW_BYTES / 16);
+    const int64_t word = word0 + part * 4;
+    crow[i] = 16 * warp + row;
+    cword[i] = word < p.wpr;
+    coff[i] = (n_begin + crow[i]) * p.wpr + word;
+    cdst[i] = row * L::ROW_STRIDE + part * 16;
+  }
   int iss = 0;  // tiles issued by this warp
   auto issue = [&]() {  // copies this warp's next tile into its slot; always commits one group
     if (iss < my_tiles) {
-      const int64_t nt0 = n_begin + 16 * static_cast<int64_t>(warp + iss * kGxWarps);
       unsigned char* slot = ring + (iss % kGxStages) * L::SLOT_BYTES;
 #pragma unroll
-      for (int i = 0; i < L::CHUNKS / 32; ++i) {
-        const int c = lane + 32 * i;
-        const int row = c / (L::ROW_BYTES / 16), part = c % (L::ROW_BYTES / 16);
-        const int64_t n = nt0 + row;
-        const int64_t word = word0 + part * 4;
-        const bool ok = n < n_end && word < p.wpr;
-        const uint32_t* src = p.w + (ok ? n * p.wpr + word : 0);
-        cp_async_16(slot + row * L::ROW_STRIDE + part * 16, src, ok ? 16 : 0);
+      for (int i = 0; i < kChunksPerLane; ++i) {
+        const bool ok = crow[i] < span && cword[i];
+        cp_async_16(slot + cdst[i], p.w + (ok ? coff[i] : 0), ok ? 16 : 0);  // (a valid address when not ok)
+        crow[i] += static_cast<int>(kTileRowsOfWarp);
+        coff[i] += kTileRowsOfWarp * p.wpr;
       }
     }
     ++iss;
@@ -185,19 +241,19 @@ tc_grad_x_kernel(const GradXParams p,
   // B and the scales of a tile: grad_y at the lane's 4 rows, and (fma) s, u at them, as raw bits (0: a row
   // past the split), loaded one tile ahead; tile_regs turns them into the mma's operands at the tile that uses
   // them (a conversion next to its load would wait for it: tc30).
+  const unsigned short* const gy_bits = reinterpret_cast<const unsigned short*>(gy) + mrow * p.N + n_begin;
   auto load_b = [&](int j, uint32_t (&gb)[4], uint32_t (&sb)[4], uint32_t (&ub)[4]) {
-    const int64_t nt0 = n_begin + 16 * static_cast<int64_t>(warp + j * kGxWarps);
-    const unsigned short* gy_bits = reinterpret_cast<const unsigned short*>(gy);
+    const int rel0 = 16 * (warp + j * kGxWarps) + 2 * t;  // < span + 64 <= 2^30 + 64
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      const int64_t n = nt0 + 2 * t + (r & 1) + 8 * (r >> 1);
-      const bool real = n < n_end;
-      gb[r] = real ? gy_bits[mrow * p.N + n] : 0u;
+      const int rel = rel0 + (r & 1) + 8 * (r >> 1);
+      const bool real = rel < span;
+      gb[r] = real ? gy_bits[rel] : 0u;
       if constexpr (MODE != GxMode::kPlain) {
         // Rows past the split: s = u = 0, so their A entries are +-0 and the zero B entries
         // give 0 (the zero-filled codes unpack to nonzero values: with row N-1's s and u,
         // v * s + u could overflow to Inf, and Inf * 0 = NaN in every output).
-        const int64_t nc = imin64(n, p.N - 1);
+        const int64_t nc = imin64(n_begin + rel, p.N - 1);
         sb[r] = real ? load_param_bits(p.scale, nc * p.s_sn + grp * p.s_sg, s_f32) : 0u;
         ub[r] = real && p.offset ? load_param_bits(p.offset, nc * p.u_sn + grp * p.u_sg, s_f32) : 0u;
       }
@@ -228,6 +284,10 @@ tc_grad_x_kernel(const GradXParams p,
   for (int st = 0; st < 16; ++st)
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[st][e] = 0.f;
+  // Subnormal two-plane codes: G, the sum of grad_y over this warp's rows (D column 2t + (e & 1), any row).
+  float accg[4] = {0.f, 0.f, 0.f, 0.f};
+  constexpr uint32_t kOnes = 0x3C003C00u;  // fp16 (1, 1)
+  const uint32_t ones[4] = {kOnes, kOnes, kOnes, kOnes};
 
 #pragma unroll
   for (int j = 0; j < kGxStages - 1; ++j) issue();
@@ -258,9 +318,19 @@ tc_grad_x_kernel(const GradXParams p,
     // Next tile's B and scales, one tile ahead of their use (raw: tile_regs converts them next time round).
     if (j + 1 < my_tiles) load_b(j + 1, gb, sb, ub);
     gx_tile_mma<T, KIND, MODE>(acc, w, b0, b1, s2, u2, sf, uf);
+    if constexpr (DN && TWO) mma_16816(accg, ones, b0, b1, T{});
   }
   cp_async_wait<0>();
   __syncthreads();  // all rings drained: the reduction reuses their shared memory
+  if constexpr (DN) {  // undo the powers (exact), then the codes' + 1: sum (code - 1) gy = sum code gy - G
+#pragma unroll
+    for (int st = 0; st < 16; ++st)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        acc[st][e] *= static_cast<float>(1 << (24 - gx_dn_pow<KIND>(st)));
+        if constexpr (TWO) acc[st][e] -= accg[e];
+      }
+  }
 
   // Reduce the 4 warps in a fixed order (warp 0 + 1 + 2 + 3), then one atomic per element.
   float* red = reinterpret_cast<float*>(smem);  // [3][16 * 4][32]
@@ -311,7 +381,7 @@ cudaError_t launch_tc_grad_x_for(const GradXParams& p, float* accum, int num_sms
   int64_t rows = (p.N + splits - 1) / splits;
   rows = (rows + 15) / 16 * 16;
   splits = (p.N + rows - 1) / rows;
-  if (splits > 65535) return cudaErrorNotSupported;
+  if (splits > 65535 || rows > (int64_t{1} << 30)) return cudaErrorNotSupported;  // (the kernel counts rows in 32 bits)
   // One scale for the whole tensor, no offset: exact sums, one multiply in the epilogue.
   const bool plain = p.offset == nullptr && p.s_sn == 0 && p.s_sg == 0 && p.group_size >= Kp;
   const dim3 grid(static_cast<unsigned>(slices), static_cast<unsigned>(splits), static_cast<unsigned>(m_tiles));

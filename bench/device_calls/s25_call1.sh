@@ -20,8 +20,8 @@
 # Then auto's group-wise grad_x M = 1 rule (kTcGradXMinMGrouped: the add/subtract kernel at M = 1, chosen in session
 # 6 on 89.6 / 174 us against 192 / 209): addsub vs tensorcore vs auto, g64 M = 1, 2; ncu of per tensor grad_x M = 1
 # on D; test_tc_grad_x.py whole (the patches' tests) and the grad_x coverage test on D.
-# Land what wins (in order: scales, dn, lastcta), then next_s25_call2.sh (the whole suite) and next_s25_call3.sh.
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s25_call1.sh
+# Land what wins (in order: scales, dn, lastcta), then s25_call2.sh (the whole suite) and s25_call3.sh.
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s25_call1.sh
 source "$(dirname "$0")/prelude.sh"
 gprobe() {  # $1: label; the environment passes through
   timeout 80 python3 bench/decode_probe.py --direction backward --shapes 8192x28672,28672x8192,8192x8192 \
