@@ -9,8 +9,12 @@
 #    configuration on small problems: plain, fma, fma_f32 and group-wise modes, M = 0 .. 65, fp16 / bf16 / fp32) on
 #    the tensorcore backend, and test_tc_grad_x.py's layout / non-finite / cancellation tests: tc31's splits, tc33's
 #    subnormal unpacking, G mma and per-tile addresses, the scales read as stored.
+# 0. test_tc_grad_x.py and the grad_x coverage test on this commit (s25_call2.sh's whole suite ran out of time in
+#    three of its eight shards; s25_call1.sh ran these tests on tree D, not this one).
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s25_call3.sh
 source "$(dirname "$0")/prelude.sh"
+SHARDS=4 CAP=120 LABEL="grad_x tests " PYTEST_ARGS="tests/test_tc_grad_x.py tests/test_kernel_coverage.py" \
+  K_EXPR="grad_x" source "$(dirname "$0")/gpu_suite_sharded.sh"
 for dt in float16 bfloat16; do
   timeout 60 python3 bench/decode_probe.py --direction backward --dtype $dt --shapes 8192x28672,28672x8192,8192x8192,4096x4096 \
     --kinds int2,ternary,binary --ms 1,4,16 --groups none,64 --backends fp16,tensorcore,auto --out "$OUT/gx_$dt.json" 2>&1 \
