@@ -7,7 +7,7 @@
 # Predicted 2-6% at per tensor M = 1..3 and group-wise M = 1, 2 (fp16 and bf16), nothing elsewhere.
 # A = HEAD, B = both patches, then A2 / B2 (patches reversed and re-applied, rebuilt): the machine's drift shows as
 # A2 / A and B2 / B.  Then the per tensor / block-diagonal / exact tests on B.
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_fw_loop_ab.sh
+# Run as: BITMM_COMMIT=<sha> [DEADLINE=<s, default 585>] bash bench/device_calls/next_fw_loop_ab.sh
 source "$(dirname "$0")/prelude.sh"
 P1=bench/device_calls/next_s25_fw_overhead.patch P2=bench/device_calls/next_s25_scale_offsets32.patch
 fprobe() {  # $1: label
@@ -22,6 +22,6 @@ fprobe B
 patch -R -p1 < $P2 > /dev/null && patch -R -p1 < $P1 > /dev/null && python3 setup.py build_ext --inplace > /tmp/build3.log 2>&1 \
   && mark build-A2 && fprobe A2 && patch -p1 < $P1 > /dev/null && apply_and_rebuild $P2 B2 && fprobe B2
 (cd /tmp && tar czf "$OUT/fw_json.tgz" fw_*.json)
-SHARDS=8 CAP=$(( 585 - ($(date +%s) - start) )) LABEL="final " \
+SHARDS=8 CAP=$(( ${DEADLINE:-585} - ($(date +%s) - start) )) LABEL="final " \
   PYTEST_ARGS="tests/test_tensorcore.py tests/test_kernel_coverage.py tests/test_tc_launch_rules.py" \
   K_EXPR="per_tensor or block_diagonal or exact or every or rules" source "$(dirname "$0")/gpu_suite_sharded.sh"
