@@ -1,5 +1,5 @@
 """CPU emulation of the tensor-core grad_x kernel's two unpackings of a 16-row tile (csrc/cuda/tc_grad_x.cuh), for
-bench/device_calls/next_s25_gx_dn.patch (tc33): HEAD's sign / exponent (ternary, binary) and exponent-trick (int2)
+bench/device_calls/next_s25_gx_dn.patch (tc33, landed in ad25d4a; the patch: git show 0e8a574:bench/device_calls/next_s25_gx_dn.patch): HEAD's sign / exponent (ternary, binary) and exponent-trick (int2)
 unpacking (`unpack_pair`, times its value scale) against the patch's fp16-subnormal fields (`gx_dn_field`, times
 2^(24 - gx_dn_pow), minus 1 for two-plane codes), for every k-step, A register and half-word of random tiles, with
 the PRMT pairing of two rows and the E / O merge as the kernel does them.  Also checks that every field is an fp16

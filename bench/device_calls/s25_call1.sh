@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Ran in session 25 (results: bench/results/h200_s25_call1_0e8a574.txt).  next_s25_gx_dn.patch landed in ad25d4a and was
+# deleted (git show 0e8a574:bench/device_calls/next_s25_gx_dn.patch); the other two were rejected and stay as records.
 # Prepared in session 24 for session 25 (session 24's device time ran out first).  Three grad_x patches:
 #  - next_s25_gx_scales.patch: group-wise grad_x's (groups, N) copies of s and u by a 32 x 32 tiled transpose
 #    kernel (session 24's ncu, h200_s24_ncu_B_gradx_int2_g64_m1_c8fa0f7.txt.gz: PyTorch's transposing copy took

@@ -304,6 +304,8 @@ template <typename T, int KIND, bool GROUPED, bool BD /* block-diagonal decode p
           bool S_F32 /* fp32 scales: fold in fp32 */, int SB /* blocks with a scale per window: L::BLOCKS (grouped) or 1 */>
 __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUPED && !BD, RN, CM>][RN][CM][4], const uint4 (&cw)[RN][2], const uint32_t* xs,
                                               const int RS, const int rows, const int win, const int g,
+                                              const int (&xl)[CM],  // not BD: this lane's x offset at window tig (below)
+                                              const int xstep,      // not BD: the window's offset from window tig
                                               const float (&sb)[RN][2][SB], const float (&ub)[RN][2][SB],
                                               float (&tot)[RN][CM][4],  // BD: scaled sums (elements as D's)
                                               const float* xb,          // BD: [block of the K tile][2 CM] sums of x's rows
@@ -332,9 +334,13 @@ __device__ __forceinline__ void tc_window_mma(float (&acc)[kTcAccArrays<T, GROUP
     // columns are never stored (no select needed).  BD: row 2 c + (g & 1) where the lane supplies
     // its column, else the window of zeros just before x (tc14: a select per B register cost 16
     // instructions per step).
+    // Not BD, CM <= 4: the lane's part, min(8 c + g, rows - 1) * RS + tig * WIN_WORDS, comes precomputed (xl,
+    // once per CTA) and the step's (win - tig) * WIN_WORDS as xstep (tc34: ~5 SASS instructions per step fewer).
+    // (CM = 8 computes it here: 8 more live registers made the group-wise CM = 8 kernels spill.)
     const int mb = 2 * c + (g & 1);
-    const int m = min(BD ? mb : 8 * c + g, rows - 1);
-    xo[c] = BD && !(bd_win && mb < rows) ? -L::WIN_WORDS : m * RS + win * L::WIN_WORDS;
+    if constexpr (BD) xo[c] = !(bd_win && mb < rows) ? -L::WIN_WORDS : min(mb, rows - 1) * RS + win * L::WIN_WORDS;
+    else if constexpr (CM <= 4) xo[c] = xl[c] + xstep;
+    else xo[c] = min(8 * c + g, rows - 1) * RS + win * L::WIN_WORDS;
   }
 #pragma unroll
   for (int b = 0; b < L::BLOCKS; ++b) {
@@ -588,7 +594,9 @@ tc_linear_body(const LinearParams p,
   const int64_t my_n_tiles = blockIdx.y < n_tiles ? (n_tiles - 1 - blockIdx.y) / gridDim.y + 1 : 0;
   // Issue position (all 32-bit: K < 2^31): step index within the tile and slot.
   int iss_i = 0, iss_slot = 0;
-  int64_t iss_left = my_n_tiles * n_tiles_k * C, iss_nt = blockIdx.y;
+  // (32-bit: steps per warp < 2^31, checked by the launcher)
+  int iss_left = static_cast<int>(my_n_tiles * n_tiles_k * C);
+  int64_t iss_nt = blockIdx.y;
   // Weight rows of this lane for the tile being issued: tile r, half h (row g
   // or g + 8); rows past N repeat row N-1 (valid memory) and are not stored.
   const uint32_t* wrow[RN][2];
@@ -675,6 +683,11 @@ tc_linear_body(const LinearParams p,
     }
   };
   prefetch_scales(blockIdx.y);
+  // x's offset of this lane's fragments at window tig, per activation tile (tc_window_mma's xl; rows of x past M
+  // read the last real row: their outputs are never stored).
+  int xlane[CM];
+#pragma unroll
+  for (int c = 0; c < CM; ++c) xlane[c] = CM <= 4 ? min(8 * c + g, rows - 1) * RS + tig * L::WIN_WORDS : 0;
   for (int64_t nt = blockIdx.y; nt < n_tiles; nt += gridDim.y) {
   prefetch_scales(nt + gridDim.y);
   const int64_t n_cta = nt * NC;
@@ -728,6 +741,7 @@ tc_linear_body(const LinearParams p,
         for (int e = 0; e < 4; ++e) acc2[q][r][c][e] = 0.f;
   for (int64_t kt0 = 0; kt0 < Kp; kt0 += KT) {
     const int steps = tile_steps(kt0);
+    const int kb_tile = static_cast<int>(kt0 >> 5);  // (blocks per row < 2^31)
     const int kt_len = steps * L::STEP_K;
     const bool stage_x = n_tiles_k > 1 || nt == blockIdx.y;  // one K tile: x stays for all row tiles
     // The previous K tile is consumed; or (x in several K tiles and a CTA walking several row tiles,
@@ -910,7 +924,9 @@ tc_linear_body(const LinearParams p,
             }
           }
       } else if constexpr (GROUPED) {
-        const int kb0 = static_cast<int>((kt0 + static_cast<int64_t>(ls * 4 + tig) * L::PW) >> 5);
+        // tc37: 32-bit block and byte offsets (kb_tile: the K tile's first block; the launcher refuses scales
+        // whose group offsets pass 2^31 bytes), added to the rows' 64-bit pointers once per load.
+        const int kb0 = kb_tile + ((ls * 4 + tig) * L::PW >> 5);
         int prev = -1;
 #pragma unroll
         for (int b = 0; b < SB; ++b) {
@@ -922,7 +938,8 @@ tc_linear_body(const LinearParams p,
 #pragma unroll
               for (int h = 0; h < 2; ++h) keep_prev(sv[r][h], uv[r][h], b, same_mask);
           } else {
-            const int64_t so = grp * s_sg_bytes, uo = grp * u_sg_bytes;
+            const uint32_t so = static_cast<uint32_t>(grp) * static_cast<uint32_t>(s_sg_bytes),
+                           uo = static_cast<uint32_t>(grp) * static_cast<uint32_t>(u_sg_bytes);
 #pragma unroll
             for (int r = 0; r < RN; ++r)
 #pragma unroll
@@ -957,9 +974,9 @@ tc_linear_body(const LinearParams p,
             }
           }
       // The scale dtype branch is taken per window, not per k-step.
-      if constexpr (BD) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
-      else if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, true, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
-      else tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, sv, uv, tot, Xb, fb, has_u);
+      if constexpr (BD) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, xlane, (win - tig) * L::WIN_WORDS, sv, uv, tot, Xb, fb, has_u);
+      else if (GROUPED && s_f32) tc_window_mma<T, KIND, GROUPED, BD, RN, CM, true, SB>(acc2, cw, xs, RS, rows, win, g, xlane, (win - tig) * L::WIN_WORDS, sv, uv, tot, Xb, fb, has_u);
+      else tc_window_mma<T, KIND, GROUPED, BD, RN, CM, false, SB>(acc2, cw, xs, RS, rows, win, g, xlane, (win - tig) * L::WIN_WORDS, sv, uv, tot, Xb, fb, has_u);
     };
 
     if (GROUPED && C > 0 && wk < steps) load_scales(wk, sb[0], ub[0], sm[0]);
@@ -1343,6 +1360,12 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
     return cudaErrorNotSupported;  // > 1 M output rows with x in several K tiles
   }
   dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(std::min<int64_t>(grid_y, 65535)));
+  // A warp counts the load steps it issues in 32 bits (its row tiles x K tiles x steps per K tile).
+  if ((n_tiles + grid.y - 1) / grid.y * ((Kp + KT - 1) / KT) * (KT / L::STEP_K) > INT32_MAX) return cudaErrorNotSupported;
+  if constexpr (GROUPED && RN == 1) {  // tc37: the kernel's group byte offsets (load_scales) are 32-bit
+    const int64_t es = p.s_dtype == DType::kFloat ? 4 : 2, ng = (p.K + p.group_size - 1) / p.group_size;
+    if ((ng - 1) * p.s_sg * es >= INT32_MAX || (ng - 1) * p.u_sg * es >= INT32_MAX) return cudaErrorNotSupported;
+  }
   // Programmatic dependent launch (tc16, the kernel's griddepcontrol above) where the kernel's code
   // has it (compute_90+), by the rule above (persistent grids only; unmeasured for x in several K
   // tiles).  BITMM_PDL=0 launches plainly (the L2 prefetch stays: it is what was measured as "off"),

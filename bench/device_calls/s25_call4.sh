@@ -7,9 +7,9 @@
 # Predicted 2-6% at per tensor M = 1..3 and group-wise M = 1, 2 (fp16 and bf16), nothing elsewhere.
 # A = HEAD, B = both patches, then A2 / B2 (patches reversed and re-applied, rebuilt): the machine's drift shows as
 # A2 / A and B2 / B.  Then the per tensor / block-diagonal / exact tests on B.
-# Run as: BITMM_COMMIT=<sha> [DEADLINE=<s, default 585>] bash bench/device_calls/next_fw_loop_ab.sh
+# Run as: BITMM_COMMIT=<sha> [DEADLINE=<s, default 585>] bash bench/device_calls/s25_call4.sh
 source "$(dirname "$0")/prelude.sh"
-P1=bench/device_calls/next_s25_fw_overhead.patch P2=bench/device_calls/next_s25_scale_offsets32.patch
+P1=bench/device_calls/next_s25_fw_overhead.patch P2=bench/device_calls/next_s25_scale_offsets32.patch  # landed in session 25; the patch files: git show ec5d1a3:<path>
 fprobe() {  # $1: label
   timeout 60 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 --kinds ternary,int2,binary \
     --ms 1,2,4 --groups none,64 --backends fp16,auto --out "/tmp/fw_$1.json" 2>&1 | grep " us" | sed "s/^/$1 /" >> "$OUT/fw.txt"
