@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# SASS reports of bitmm's kernels without a GPU: each kernel file compiled alone for sm_90a (nvcc -cubin, the same
+# flags as setup.py's, -Xptxas -v for registers / spills), cuobjdump --dump-sass, bench/sass_report.py.  Writes
+#   bench/results/sass_report_sm90a_<commit>.txt      add/subtract forward, add/subtract grad_x
+#   bench/results/sass_report_tc_sm90a_<commit>.txt   tensor-core forward (tc_linear) and grad_x (tc_grad_x)
+# each headed by the ptxas lines (registers, spills) of its files.  Needs nvcc (CUDA_HOME, default /usr/local/cuda),
+# the torch wheel's CUDA headers (site-packages/nvidia/cu13/include) and a cuobjdump (CUDA's, else triton's copy).
+#   bash bench/sass_local.sh            (MAX_JOBS=2 files at a time; ~10 min on 2 cores)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SP=$(python -c "import site; print(site.getsitepackages()[0])")
+NVCC=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
+OBJDUMP=$(command -v cuobjdump || echo "$SP/triton/backends/nvidia/bin/cuobjdump")
+COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- csrc || echo "-dirty")
+TMP=$(mktemp -d)
+compile() {  # $1: source file
+  local b; b=$(basename "$1" .cu)
+  "$NVCC" -O3 -std=c++20 --expt-relaxed-constexpr -arch=sm_90a -cubin -Xptxas -v -Icsrc -I"$SP/nvidia/cu13/include" \
+    -o "$TMP/$b.cubin" "$1" > "$TMP/$b.ptxas" 2>&1 && "$OBJDUMP" --dump-sass "$TMP/$b.cubin" > "$TMP/$b.sass"
+}
+export -f compile; export NVCC OBJDUMP SP TMP
+ls csrc/cuda/addsub_linear_*.cu csrc/cuda/grad_x.cu csrc/cuda/tc_linear_*.cu csrc/cuda/tc_grad_x_*.cu \
+  | xargs -P "${MAX_JOBS:-2}" -I{} bash -c 'compile {}'
+report() {  # $1: output, $2: title, rest: file stems
+  local out=$1 title=$2; shift 2
+  { echo "# $title (nvcc $("$NVCC" --version | grep -o 'release [0-9.]*'), sm_90a, local cuobjdump of commit $COMMIT: bench/sass_local.sh)"
+    echo "# 'hottest loop': tensor-core kernels, the innermost loop holding HMMA (forward: a step; grad_x: a 16-row tile);"
+    echo "# add/subtract kernels, the backward branch whose body holds the most FADDs"
+    for f in "$@"; do
+      echo "# ptxas $f: $(grep -c 'Compiling entry' "$TMP/$f.ptxas") kernels, registers $(grep -o 'Used [0-9]* registers' "$TMP/$f.ptxas" | awk '{print $2}' | sort -n | uniq | tr '\n' ' ')| spill stores (bytes) $(grep -o '[0-9]* bytes spill stores' "$TMP/$f.ptxas" | awk '{print $1}' | sort -n | uniq | tr '\n' ' ')"
+    done
+    for f in "$@"; do python bench/sass_report.py "$TMP/$f.sass"; done; } > "$out"
+  echo "wrote $out"
+}
+report "bench/results/sass_report_sm90a_$COMMIT.txt" "SASS of the add/subtract kernels" \
+  addsub_linear_f16 addsub_linear_bf16 addsub_linear_f32 grad_x
+report "bench/results/sass_report_tc_sm90a_$COMMIT.txt" "SASS of the tensor-core kernels" \
+  tc_linear_f16_ternary tc_linear_f16_int2 tc_linear_f16_binary tc_linear_bf16_ternary tc_linear_bf16_int2 \
+  tc_linear_bf16_binary tc_grad_x_f16 tc_grad_x_bf16
+rm -rf "$TMP"
