@@ -59,28 +59,35 @@ def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
     return (a - ref).norm().item() / (den if den > 0 else 1.0)
 
 
+def reference_and_baseline_err(kind, x, packed, s, u, b) -> tuple[torch.Tensor, float]:
+    """The float64 reference of bitmm.linear (bitmm.reference's definition) and the error of a plain PyTorch
+    computation in x's dtype (the dense weight rounded to that dtype, F.linear), both on baseline_device(x): the
+    GPU for CUDA tensors (PyTorch's own float64 kernels, not bitmm's), so the largest problems' references no longer
+    take the CPU most of a test's time; the CPU under BITMM_SAN_NO_CUBLAS=1.  The dense weight is built once."""
+    dev = baseline_device(x)
+    w = reference.dense_weight(kind, packed.to(dev), s.to(dev), None if u is None else u.to(dev), x.shape[-1])
+    ref = x.to(dev, torch.float64) @ w.T
+    if b is not None:
+        ref = ref + b.to(dev, torch.float64)
+    y = torch.nn.functional.linear(x.to(dev), w.to(x.dtype), None if b is None else b.to(dev, x.dtype))
+    return ref, rel_err(y, ref)
+
+
 def baseline_err(kind, x, packed, s, u, b) -> float:
     """Error of a plain PyTorch computation in x's dtype (dense weight in that dtype)."""
-    K = x.shape[-1]
-    ref = reference.linear(kind, x.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(),
-                           None if b is None else b.cpu())
-    w = reference.dense_weight(kind, packed.cpu(), s.cpu(), None if u is None else u.cpu(), K).to(x.dtype)
-    dev = baseline_device(x)
-    y = torch.nn.functional.linear(x.to(dev), w.to(dev), None if b is None else b.to(dev, x.dtype))
-    return rel_err(y, ref)
+    return reference_and_baseline_err(kind, x, packed, s, u, b)[1]
 
 
 def assert_close_to_reference(kind, y, x, packed, s, u, b):
     """y must match the float64 reference within 2x the plain-dtype baseline error."""
-    ref = reference.linear(kind, x.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(),
-                           None if b is None else b.cpu())
+    ref, base = reference_and_baseline_err(kind, x, packed, s, u, b)
     assert y.shape == ref.shape, (y.shape, ref.shape)
     assert y.dtype == x.dtype
     assert torch.isfinite(y).all(), "non-finite output (unwritten / poisoned element?)"
     if y.numel() == 0:
         return
     err = rel_err(y, ref)
-    bound = max(2 * baseline_err(kind, x, packed, s, u, b), TOL_FLOOR[x.dtype])
+    bound = max(2 * base, TOL_FLOOR[x.dtype])
     assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e}"
 
 
