@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
-from bitmm import formats  # noqa: E402
+from bitmm import formats, quant  # noqa: E402
 from bitmm.benchmark_timing import copies_for, cuda_time_us, write_results  # noqa: E402
 from cuda_bench import make_weights  # noqa: E402  (bench/ is this script's folder)
 
@@ -34,7 +34,8 @@ def main() -> None:
     ap.add_argument("--shapes", default="8192x28672", help="comma-separated KxN")
     ap.add_argument("--ms", default="1,2")
     ap.add_argument("--backends", default="tensorcore,addsub",
-                    help="comma-separated bitmm backends; fp16 = F.linear on a dense weight of x's dtype (the baseline)")
+                    help="comma-separated bitmm backends; fp16 = F.linear on a dense weight of x's dtype (the baseline); "
+                         "a8 = W2A8 (forward, per tensor / channel): quant.absmax_int8(x) then bitmm.linear_a8, per call")
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     ap.add_argument("--direction", default="forward", choices=["forward", "backward"],
                     help="backward: grad_x = grad_y (M x N) through the packed weight, bitmm.linear_grad_x; fp16 = grad_y @ W")
@@ -70,11 +71,16 @@ def main() -> None:
                                     "dtype": args.dtype, "backend": "fp16", "us": us})
                     print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
                     continue
-                if bw:
+                if be == "a8":  # W2A8 as PackedLinear(act_bits=8, int8_matmul) runs it: quantize x, then the op
+                    def a8(p, s, u):
+                        xq, xs = quant.absmax_int8(x)
+                        return bitmm.linear_a8(kind, xq, xs, p, s, u, out_dtype=x.dtype)
+                    calls = [lambda p=p, s=s, u=u: a8(p, s, u) for p, s, u in ws]
+                elif bw:
                     calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(x, p, s, u, kind, K) for p, s, u in ws]
                 else:
                     calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
-                with bitmm.use_backend(be):
+                with bitmm.use_backend("auto" if be == "a8" else be):
                     us = cuda_time_us(calls, replays=20)
                 records.append({"op": kind, "direction": args.direction, "K": K, "N": N, "M": M, "group_size": G,
                                 "dtype": args.dtype, "backend": be, "us": round(us, 2),

@@ -11,13 +11,13 @@ from torch import Tensor
 
 from . import formats, reference
 from .backend import get_backend, set_backend, use_backend
-from .ops import binary_linear, int2_linear, linear, linear_grad_x, lora_linear, ternary_linear
+from .ops import binary_linear, int2_linear, linear, linear_a8, linear_grad_x, lora_linear, ternary_linear
 
 __version__ = "0.1.0"
 
 __all__ = [
     "pack_ternary", "pack_binary", "pack_int2", "unpack_ternary", "unpack_binary", "unpack_int2",
-    "ternary_linear", "binary_linear", "int2_linear", "linear", "linear_grad_x", "formats", "reference",
+    "ternary_linear", "binary_linear", "int2_linear", "linear", "linear_a8", "linear_grad_x", "formats", "reference",
     "set_backend", "get_backend", "use_backend", "lora_linear",
 ]
 

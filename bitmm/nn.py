@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import formats, quant
-from .ops import _LINEAR_OPS, KIND_ID, linear_grad_x_transposed, lora_linear, transpose_packed
+from .ops import _LINEAR_OPS, KIND_ID, linear_a8, linear_grad_x_transposed, lora_linear, transpose_packed
 
 _cpu_prepacked_linear = torch.ops.bitmm.cpu_prepacked_linear
 _is_compiling = torch.compiler.is_compiling
@@ -56,6 +56,7 @@ __all__ = [
     "quantize_weight",
     "resolve_group_size",
     "enable_transposed_backward",
+    "enable_int8_matmul",
     "DEFAULT_INT2_GROUP_SIZE",
 ]
 
@@ -381,6 +382,12 @@ class PackedLinear(nn.Module):
     # also frees W^T when disabling (setting the attribute to False keeps it until .to(),
     # load_state_dict or a weight change).
     transposed_backward: bool = False
+    # Opt-in (act_bits=8 layers with a per tensor / per channel scale): when True, the forward runs the W2A8 op
+    # (ops.linear_a8: x quantized per token to int8, the integer sums exact, on CUDA through torch's int8 GEMM)
+    # instead of the float op on the fake-quantized x.  Same math; the int8 sums are exact where the float path
+    # rounds, so the outputs differ in their last bits.  CUDA only (CPU layers keep the float path).  It unpacks
+    # the weight to int8 on every call: for large M (prefill, batched inference).  See enable_int8_matmul().
+    int8_matmul: bool = False
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: BitsLike = 1.58,
                  group_size: Optional[int] = None, act_bits: Optional[int] = None, device=None, dtype=None) -> None:
@@ -502,6 +509,11 @@ class PackedLinear(nn.Module):
 
     # ---- forward ------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
+        if self.act_bits is not None and self.int8_matmul and self._takes_int8_matmul(x):
+            xq, xs = quant.absmax_int8(x)
+            bufs = self._buffers
+            return linear_a8(self.kind, xq, xs, bufs["packed_weight"], bufs["scale"], bufs["offset"], bufs["bias"],
+                             out_dtype=x.dtype)
         if self.act_bits is not None:
             x = quant.absmax_int8_fake(x)
         # The buffers straight from self._buffers (where nn.Module keeps them, and
@@ -522,6 +534,13 @@ class PackedLinear(nn.Module):
             return _TransposedGradLinear.apply(x, wt, s, u, b, self.kind,
                                                lambda x_: self._forward_buffers(x_, w, s, u, b), pre_t)
         return self._forward_buffers(x, w, s, u, b)
+
+    def _takes_int8_matmul(self, x: Tensor) -> bool:
+        # CUDA only: on CPU the prepacked kernels on the fake-quantized x are faster than a float matmul of the
+        # unpacked codes.  (No gradient reaches x through either path: absmax_int8 rounds without a
+        # straight-through estimator; a bias gradient flows through both.)
+        s, u = self._buffers["scale"], self._buffers["offset"]
+        return x.is_cuda and (s.dim() <= 1 or s.shape[1] == 1) and (u is None or u.dim() <= 1 or u.shape[1] == 1)
 
     def _takes_transposed_backward(self, x: Tensor, s: Tensor, u: Optional[Tensor]) -> bool:
         # The one test of whether a forward on x records the transposed backward (the LoRA
@@ -807,6 +826,19 @@ def enable_transposed_backward(model: nn.Module, enabled: bool = True) -> int:
             if not enabled:
                 m.__dict__.pop("_transposed", None)
                 m.__dict__.pop("_transposed_cpu_prepacked", None)
+            n += 1
+    return n
+
+
+def enable_int8_matmul(model: nn.Module, enabled: bool = True) -> int:
+    """Sets ``int8_matmul`` on every :class:`PackedLinear` in ``model`` with ``act_bits=8`` and a per tensor /
+    per channel scale (BitNet b1.58's layers); returns how many.  Their forward on CUDA then runs the W2A8 op,
+    :func:`bitmm.ops.linear_a8` (see ``PackedLinear``)."""
+    n = 0
+    for m in model.modules():
+        if (isinstance(m, PackedLinear) and m.act_bits == 8 and (m.scale.dim() <= 1 or m.scale.shape[1] == 1)
+                and (m.offset is None or m.offset.dim() <= 1 or m.offset.shape[1] == 1)):
+            m.int8_matmul = bool(enabled)
             n += 1
     return n
 

@@ -66,6 +66,27 @@ def linear_grad_x(grad_y: Tensor, packed_w: Tensor, scale: Tensor, offset: Optio
     return torch.ops.bitmm.linear_grad_x(grad_y, packed_w, scale, offset, KIND_ID[kind], K)
 
 
+def linear_a8(kind: str, xq: Tensor, x_scale: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
+              bias: Optional[Tensor] = None, out_dtype: torch.dtype = torch.float32) -> Tensor:
+    """W2A8: the packed low-bit weight times int8 activations (``torch.ops.bitmm.linear_a8``)::
+
+        y = x_scale * (xq @ (v * scale)^T + (xq @ 1^T) * offset) + bias
+
+    ``xq`` int8 ``(..., K)`` and ``x_scale`` ``(..., 1)`` are what :func:`bitmm.quant.absmax_int8` makes of float
+    activations (BitNet's per-token absmax), so ``xq * x_scale ~= x``; ``kind``: "binary" | "ternary" | "int2".
+    The integer sums ``sum_k xq * v`` are exact (on CUDA through torch's int8 GEMM, ``torch._int_mm``, where K and
+    N are multiples of 8; else a floating matmul of the same integers), then scaled in float32 (float64 for a
+    float64 ``out_dtype``) and rounded once to ``out_dtype``.  ``scale`` / ``offset``: per tensor ``()`` or per
+    output channel ``(N,)`` / ``(N, 1)`` only (a group-wise scale raises ValueError).  Output ``(..., N)`` of
+    ``out_dtype``.  No gradient (int8 input); for training use the float path on ``xq * x_scale``.
+    On CUDA it unpacks W to int8 codes on every call (N x K bytes): meant for large M (prefill, batched
+    inference), where the int8 tensor cores' rate pays for that; at small M the packed kernels on
+    ``xq * x_scale`` are faster.
+    """
+    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    return torch.ops.bitmm.linear_a8(xq, x_scale, packed_w, scale, offset, bias, kind_id, out_dtype)
+
+
 def lora_linear(kind, x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor], bias: Optional[Tensor],
                 lora_a: Tensor, lora_b: Tensor, lora_scale: float = 1.0) -> Tensor:
     """LoRA on a frozen packed base, one op (``torch.ops.bitmm.lora_linear``)::
@@ -170,9 +191,9 @@ _LINEAR_OPS = {
 # Fake kernels: shape / dtype / device checks for tracing.  The real kernels
 # check the same things (csrc/checks.cpp) with the same wording.
 # --------------------------------------------------------------------------
-def _check_scale(op: str, name: str, s: Tensor, x: Tensor, N, K) -> None:
+def _check_scale(op: str, name: str, s: Tensor, x: Tensor, N, K, xname: str = "x") -> None:
     torch._check(s.dtype in _FLOAT, lambda: f"{op}: {name} must be a float tensor, got {s.dtype}")
-    torch._check(s.device == x.device, lambda: f"{op}: {name} is on {s.device} but x is on {x.device}")
+    torch._check(s.device == x.device, lambda: f"{op}: {name} is on {s.device} but {xname} is on {x.device}")
     torch._check(s.dim() <= 2, lambda: f"{op}: {name} must be (), (N,) or (N, K/G), got {tuple(s.shape)}")
     if s.dim() >= 1:
         torch._check(s.shape[0] == N, lambda: f"{op}: {name} of shape {tuple(s.shape)} must have N={N} rows")
@@ -181,14 +202,14 @@ def _check_scale(op: str, name: str, s: Tensor, x: Tensor, N, K) -> None:
                      lambda: f"{op}: {name} has {s.shape[1]} groups along K, which does not divide K={K}")
 
 
-def _check_packed(op: str, kind: str, packed_w: Tensor, x: Optional[Tensor], K) -> None:
+def _check_packed(op: str, kind: str, packed_w: Tensor, x: Optional[Tensor], K, xname: str = "x") -> None:
     # packed_w: int32 (N >= 1, words_per_row(kind, K)), on x's device when x is given
     torch._check(packed_w.dtype == torch.int32,
                  lambda: f"{op}: packed_w must be an int32 tensor from bitmm.pack_{kind}, got {packed_w.dtype}")
     torch._check(packed_w.dim() == 2, lambda: f"{op}: packed_w must be 2-D (N, words_per_row)")
     if x is not None:
         torch._check(packed_w.device == x.device,
-                     lambda: f"{op}: packed_w is on {packed_w.device} but x is on {x.device}")
+                     lambda: f"{op}: packed_w is on {packed_w.device} but {xname} is on {x.device}")
     torch._check(packed_w.shape[0] >= 1, lambda: f"{op}: packed_w has N=0 rows")
     want = formats.words_per_row(kind, K)
     torch._check(packed_w.shape[1] == want,
@@ -284,6 +305,38 @@ def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind
 @torch.library.register_fake("bitmm::linear_grad_x")
 def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
     return grad_y.new_empty((*grad_y.shape[:-1], K))
+
+
+@torch.library.register_fake("bitmm::linear_a8")
+def _linear_a8_fake(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype):
+    name = _check_kind_id(kind)
+    op = f"bitmm.linear_a8({name})"
+    torch._check(xq.dtype == torch.int8, lambda: f"{op}: xq must be int8 (bitmm.quant.absmax_int8 makes it from float "
+                                                 f"activations), got {xq.dtype}")
+    torch._check(xq.dim() >= 1, lambda: f"{op}: xq must have at least 1 dimension (..., K)")
+    K = xq.shape[-1]
+    torch._check(K >= 1, lambda: f"{op}: xq has K=0 input features; K must be >= 1")
+    torch._check(x_scale.dtype in _FLOAT, lambda: f"{op}: x_scale must be a float tensor, got {x_scale.dtype}")
+    torch._check(x_scale.device == xq.device, lambda: f"{op}: x_scale is on {x_scale.device} but xq is on {xq.device}")
+    want = (*xq.shape[:-1], 1)
+    torch._check(tuple(x_scale.shape) == want,
+                 lambda: f"{op}: x_scale must have shape xq.shape[:-1] + (1,) = {want}, got {tuple(x_scale.shape)}")
+    torch._check(out_dtype in _FLOAT, lambda: f"{op}: out_dtype must be float32, float16, bfloat16 or float64, got "
+                                              f"{out_dtype}")
+    _check_packed(op, name, packed_w, xq, K, "xq")
+    N = packed_w.shape[0]
+    for arg, t in (("scale", scale), ("offset", offset)):
+        if t is None:
+            continue
+        _check_scale(op, arg, t, xq, N, K, "xq")
+        torch._check(t.dim() < 2 or t.shape[1] == 1,
+                     lambda: f"{op}: {arg} must be per tensor () or per output channel (N,) / (N, 1), got "
+                             f"{tuple(t.shape)} (group-wise: use the float path)")
+    if bias is not None:
+        torch._check(bias.dtype in _FLOAT, lambda: f"{op}: bias must be a float tensor, got {bias.dtype}")
+        torch._check(bias.device == xq.device, lambda: f"{op}: bias is on {bias.device} but xq is on {xq.device}")
+        torch._check(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
+    return xq.new_empty((*xq.shape[:-1], N), dtype=out_dtype)
 
 
 @torch.library.register_fake("bitmm::pack")

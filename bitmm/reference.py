@@ -48,3 +48,10 @@ def linear_grad_x(kind: str, grad_y: torch.Tensor, packed: torch.Tensor, scale: 
                   offset: torch.Tensor | None, K: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Reference grad w.r.t. x: grad_y @ W."""
     return grad_y.to(dtype) @ dense_weight(kind, packed, scale, offset, K, dtype)
+
+
+def linear_a8(kind: str, xq: torch.Tensor, x_scale: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor,
+              offset: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+              dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Reference of the W2A8 op (int8 activations xq with per-row x_scale): linear on xq * x_scale."""
+    return linear(kind, xq.to(dtype) * x_scale.to(dtype), packed, scale, offset, bias, dtype)

@@ -22,6 +22,7 @@
 //                   grad_bias   = sum_m g
 //   cpu_prepacked_linear: as <kind>_linear (grad_x through linear_grad_x on packed_w;
 //                   prepacked is a derived copy of packed_w and gets no gradient)
+//   linear_a8:      grad_bias = grad summed over all leading dims (xq is int8; x_scale, scale, offset constants)
 //   linear_grad_x:  grad_grad_y = <kind>_linear(grad, packed_w, scale, offset)  (it is
 //                   linear in grad_y), so double and higher backward work: the
 //                   backward formulas above are differentiable ops.
@@ -324,6 +325,53 @@ at::Tensor lora_autograd(const at::Tensor& x, const at::Tensor& packed_w, const 
   return lora_op().call(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale);
 }
 
+// ---------------------------------------------------------------------------
+// linear_a8(xq, x_scale, packed_w, scale, offset?, bias?, kind, out_dtype): W2A8.  xq is int8 (no gradient);
+// x_scale, scale and offset are quantization parameters, constants as scale / offset are for the other ops; bias
+// gets grad summed over the rows.  (Without this kernel the CPU's ATen epilogue would record a graph for them and
+// the CUDA kernel none: device-dependent gradients.)
+// ---------------------------------------------------------------------------
+using A8Sig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
+                         const OptTensor&, int64_t, at::ScalarType);
+const c10::TypedOperatorHandle<A8Sig>& a8_op() {
+  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("bitmm::linear_a8", "").typed<A8Sig>();
+  return op;
+}
+
+struct LinearA8Backward : torch::autograd::Function<LinearA8Backward> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& xq, const at::Tensor& x_scale,
+                            const at::Tensor& packed_w, const at::Tensor& scale, const OptTensor& offset,
+                            const OptTensor& bias, int64_t kind, at::ScalarType out_dtype) {
+    at::Tensor y;
+    {
+      at::AutoDispatchBelowADInplaceOrView below;
+      y = a8_op().call(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype);
+    }
+    ctx->saved_data["has_offset"] = present(offset);
+    ctx->saved_data["bias_dtype"] = present(bias) ? c10::IValue(bias->scalar_type()) : c10::IValue();
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const bool has_offset = ctx->saved_data["has_offset"].toBool();
+    const c10::IValue& bias_dtype = ctx->saved_data["bias_dtype"];
+    const bool has_bias = !bias_dtype.isNone();
+    at::Tensor grad_bias;
+    if (has_bias && ctx->needs_input_grad(edge(5, has_offset, has_bias, 4, 5))) grad_bias = bias_grad(grads[0], bias_dtype);
+    return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), grad_bias, at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor a8_autograd(const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
+                       const at::Tensor& scale, const OptTensor& offset, const OptTensor& bias, int64_t kind,
+                       at::ScalarType out_dtype) {
+  if (at::GradMode::is_enabled() && (x_scale.requires_grad() || scale.requires_grad() || requires_grad(offset) ||
+                                     requires_grad(bias))) {
+    return LinearA8Backward::apply(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype);
+  }
+  at::AutoDispatchBelowADInplaceOrView below;
+  return a8_op().call(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype);
+}
+
 }  // namespace autograd_impl
 
 TORCH_LIBRARY_IMPL(bitmm, Autograd, m) {
@@ -334,6 +382,7 @@ TORCH_LIBRARY_IMPL(bitmm, Autograd, m) {
   m.impl("linear_grad_x", TORCH_FN(grad_x_autograd));
   m.impl("lora_linear", TORCH_FN(lora_autograd));
   m.impl("cpu_prepacked_linear", TORCH_FN(prepacked_autograd));
+  m.impl("linear_a8", TORCH_FN(a8_autograd));
 }
 
 }  // namespace bitmm

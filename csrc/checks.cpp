@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "cpu_prepack_format.h"
 
@@ -90,10 +91,10 @@ void check_finite(const char* op, const char* what, const at::Tensor& t) {
 
 // Maps a scale/offset tensor onto (n, group).  `what` is the argument name.
 static ScaleLayout scale_layout(const char* op, const char* what, const at::Tensor& s,
-                                const at::Tensor& x, int64_t N, int64_t K) {
+                                const at::Tensor& x, int64_t N, int64_t K, const char* xname = "x") {
   BITMM_CHECK_TYPE(is_float_dtype(s.scalar_type()), op, ": ", what,
                    " must be float32, float16, bfloat16 or float64, got ", s.scalar_type());
-  BITMM_CHECK(s.device() == x.device(), op, ": ", what, " is on ", s.device(), " but x is on ",
+  BITMM_CHECK(s.device() == x.device(), op, ": ", what, " is on ", s.device(), " but ", xname, " is on ",
               x.device(), "; move all arguments to one device");
   ScaleLayout l;
   l.present = true;
@@ -124,14 +125,14 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
 
 // packed_w: an int32 (N >= 1, words_per_row(kind, K)) tensor, on x's device when x is given.
 static void check_packed(const char* op, Kind kind, const at::Tensor& packed_w, const at::Tensor* x,
-                         int64_t K) {
+                         int64_t K, const char* xname = "x") {
   BITMM_CHECK_TYPE(packed_w.scalar_type() == at::kInt, op, ": packed_w must be an int32 tensor from bitmm.pack_",
                    name_of(kind), ", got dtype ", packed_w.scalar_type());
   BITMM_CHECK_VALUE(packed_w.dim() == 2, op, ": packed_w must be 2-D (N, words_per_row), got shape ",
                     shape_str(packed_w));
   if (x != nullptr) {
     BITMM_CHECK(packed_w.device() == x->device(), op, ": packed_w is on ", packed_w.device(),
-                " but x is on ", x->device(), "; move all arguments to one device");
+                " but ", xname, " is on ", x->device(), "; move all arguments to one device");
   }
   BITMM_CHECK_VALUE(packed_w.size(0) >= 1, op, ": packed_w has N=0 rows");
   const int64_t want = words_per_row(kind, K);
@@ -143,15 +144,15 @@ static void check_packed(const char* op, Kind kind, const at::Tensor& packed_w, 
 
 static LinearProblem finish(const char* op, Kind kind, int64_t M, int64_t N, int64_t K,
                             const at::Tensor& x, const at::Tensor& scale,
-                            const std::optional<at::Tensor>& offset) {
+                            const std::optional<at::Tensor>& offset, const char* xname = "x") {
   LinearProblem p;
   p.kind = kind;
   p.M = M;
   p.N = N;
   p.K = K;
-  p.scale = scale_layout(op, "scale", scale, x, N, K);
+  p.scale = scale_layout(op, "scale", scale, x, N, K, xname);
   if (offset.has_value()) {
-    p.offset = scale_layout(op, "offset", *offset, x, N, K);
+    p.offset = scale_layout(op, "offset", *offset, x, N, K, xname);
   }
   p.groups = std::max(p.scale.groups, p.offset.groups);
   BITMM_CHECK_VALUE(!(p.scale.groups > 1 && p.offset.present && p.offset.groups > 1 &&
@@ -265,6 +266,47 @@ LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor
                     " features in its last dimension but packed_w has N=", N, " rows");
   const int64_t M = grad_y.numel() / N;
   return finish(op, kind, M, N, K, grad_y, scale, offset);
+}
+
+LinearProblem check_linear_a8(Kind kind, const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
+                              const at::Tensor& scale, const std::optional<at::Tensor>& offset,
+                              const std::optional<at::Tensor>& bias, at::ScalarType out_dtype) {
+  const std::string opname = std::string("bitmm.linear_a8(") + name_of(kind) + ")";
+  const char* op = opname.c_str();
+  BITMM_CHECK_TYPE(xq.scalar_type() == at::kChar, op,
+                   ": xq must be int8 (bitmm.quant.absmax_int8 makes it from float activations), got ",
+                   xq.scalar_type());
+  BITMM_CHECK_VALUE(xq.dim() >= 1, op, ": xq must have at least 1 dimension (..., K)");
+  const int64_t K = xq.size(-1);
+  BITMM_CHECK_VALUE(K >= 1, op, ": xq has K=0 input features; K must be >= 1");
+  BITMM_CHECK_TYPE(is_float_dtype(x_scale.scalar_type()), op,
+                   ": x_scale must be float32, float16, bfloat16 or float64, got ", x_scale.scalar_type());
+  BITMM_CHECK(x_scale.device() == xq.device(), op, ": x_scale is on ", x_scale.device(), " but xq is on ",
+              xq.device(), "; move all arguments to one device");
+  std::vector<int64_t> want(xq.sizes().begin(), xq.sizes().end());
+  want.back() = 1;
+  BITMM_CHECK_VALUE(x_scale.sizes() == at::IntArrayRef(want), op, ": x_scale must have shape xq.shape[:-1] + (1,) = ",
+                    msg(at::IntArrayRef(want)), " (one scale per row of xq), got ", shape_str(x_scale));
+  BITMM_CHECK_TYPE(out_dtype == at::kFloat || out_dtype == at::kHalf || out_dtype == at::kBFloat16 ||
+                       out_dtype == at::kDouble,
+                   op, ": out_dtype must be float32, float16, bfloat16 or float64, got ", out_dtype);
+  check_packed(op, kind, packed_w, &xq, K, "xq");
+  const int64_t N = packed_w.size(0);
+  const int64_t M = xq.numel() / K;
+  if (bias.has_value()) {
+    const at::Tensor& b = *bias;
+    BITMM_CHECK_TYPE(is_float_dtype(b.scalar_type()), op, ": bias must be float32, float16, bfloat16 or float64, got ",
+                     b.scalar_type());
+    BITMM_CHECK_VALUE(b.dim() == 1 && b.size(0) == N, op, ": bias must have shape (N,)=(", N, ",), got ",
+                      shape_str(b));
+    BITMM_CHECK(b.device() == xq.device(), op, ": bias is on ", b.device(), " but xq is on ", xq.device(),
+                "; move all arguments to one device");
+  }
+  const LinearProblem p = finish(op, kind, M, N, K, xq, scale, offset, "xq");
+  BITMM_CHECK_VALUE(p.groups == 1, op, ": scale / offset must be per tensor () or per output channel (N,) / (N, 1) "
+                    "(the int8 path sums each row over all of K at once), got ", p.groups,
+                    " groups along K; for group-wise weights use the float path (bitmm.linear on xq * x_scale)");
+  return p;
 }
 
 void check_pack_codes(Kind kind, const at::Tensor& codes) {

@@ -83,6 +83,12 @@ LinearProblem check_prepacked_linear(Kind kind, const at::Tensor& x, const at::T
                                      const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias);
 // cpu_prepack(packed_w, kind, K): packed_w an int32 CPU (N, words_per_row(kind, K)) tensor.
 void check_cpu_prepack(Kind kind, const at::Tensor& packed_w, int64_t K);
+// linear_a8(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype): xq int8 (..., K), x_scale floating
+// (..., 1) on xq's device, packed_w / bias as for the linear ops, scale / offset per tensor or per channel (the
+// integer sums run over all of K), out_dtype floating.
+LinearProblem check_linear_a8(Kind kind, const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
+                              const at::Tensor& scale, const std::optional<at::Tensor>& offset,
+                              const std::optional<at::Tensor>& bias, at::ScalarType out_dtype);
 void check_pack_codes(Kind kind, const at::Tensor& codes);
 void check_unpack(Kind kind, const at::Tensor& packed, int64_t K);
 

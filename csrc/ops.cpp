@@ -50,6 +50,12 @@ TORCH_LIBRARY(bitmm, m) {
   m.def("cpu_prepack(Tensor packed_w, int kind, SymInt K) -> Tensor");
   m.def("cpu_prepacked_linear(Tensor x, Tensor packed_w, Tensor prepacked, Tensor scale, Tensor? offset, "
         "Tensor? bias, int kind) -> Tensor");
+  // W2A8, int8 activations (BitNet's per-token absmax, bitmm.quant.absmax_int8): xq int8 (..., K), x_scale
+  // (..., 1), so x ~ xq * x_scale; y = x_scale * (xq @ W_q^T * scale + (xq @ 1^T) * offset) + bias in out_dtype,
+  // with the integer sums exact (int8 tensor cores through torch's _int_mm on CUDA where the shape allows).
+  // Per tensor or per channel scale / offset only; kind 1/2/3 as above.  No gradient (int8 input).
+  m.def("linear_a8(Tensor xq, Tensor x_scale, Tensor packed_w, Tensor scale, Tensor? offset, Tensor? bias, "
+        "int kind, ScalarType out_dtype) -> Tensor");
   // codes (N, K) integer tensor -> packed int32 (N, words_per_row); and back (as int8 codes).
   m.def("pack(Tensor codes, int kind) -> Tensor");
   m.def("unpack(Tensor packed, int kind, SymInt K) -> Tensor");

@@ -21,6 +21,7 @@
 #include "../bitmm_format.h"
 #include "../checks.h"
 #include "../cpu_prepack_format.h"
+#include "../linear_a8.h"
 #include "cpu_kernels.h"
 
 namespace bitmm {
@@ -305,6 +306,13 @@ at::Tensor prepacked_linear_cpu(const at::Tensor& x, const at::Tensor& packed_w,
   return linear_cpu_impl(kind_from_int(kind), x, packed_w, s, u, b, &prepacked);
 }
 
+at::Tensor linear_a8_cpu(const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
+                         const at::Tensor& s, const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b,
+                         int64_t kind, at::ScalarType out_dtype) {
+  const LinearProblem p = check_linear_a8(kind_from_int(kind), xq, x_scale, packed_w, s, u, b, out_dtype);
+  return linear_a8_forward(p, xq, x_scale, packed_w, s, u, b, out_dtype);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
@@ -313,6 +321,7 @@ TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
   m.impl("binary_linear", &linear_cpu<Kind::kBinary>);
   m.impl("int2_linear", &linear_cpu<Kind::kInt2>);
   m.impl("linear_grad_x", &grad_x_cpu);
+  m.impl("linear_a8", &linear_a8_cpu);
 }
 
 }  // namespace bitmm

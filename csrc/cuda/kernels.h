@@ -57,6 +57,12 @@ cudaError_t launch_dequant(const LinearParams& p, void* out, int64_t n0, int64_t
 // (a_f32 = false) or float32, contiguous.  cudaErrorNotSupported for other dtypes or M > 65535.
 cudaError_t launch_lora_xa(const void* x, DType x_dtype, const void* a, bool a_f32, float* xa, int64_t M, int64_t K,
                            int64_t r, cudaStream_t stream);
+// linear_a8's epilogue (a8_epilogue.cu): y (M, N) of `out` (float32 / float16 / bfloat16) from torch's int8 GEMM's
+// int32 sums (16-byte aligned, N % 4 == 0), the row sums X (M,), x_scale (M,) and float32 s (N,), u / b (N,) or
+// nullptr.  cudaErrorNotSupported otherwise (the caller then runs the ATen epilogue).
+cudaError_t launch_a8_epilogue(const int32_t* sums, const int32_t* X, const float* xs, const float* s, const float* u,
+                               const float* b, int shift, int64_t M, int64_t N, DType out, void* y, int num_sms,
+                               cudaStream_t stream);
 cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_planes, int zero_code,
                         uint32_t* out, int64_t wpr, cudaStream_t stream);
 cudaError_t launch_unpack(const uint32_t* packed, int64_t N, int64_t K, int two_planes, int64_t wpr,

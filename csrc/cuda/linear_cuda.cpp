@@ -11,6 +11,7 @@
 #include "../backend.h"
 #include "../bitmm_format.h"
 #include "../checks.h"
+#include "../linear_a8.h"
 #include "kernels.h"
 #include "tc_kernels.h"
 #include "wg_plan.h"
@@ -513,6 +514,38 @@ at::Tensor linear_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tenso
   return linear_cuda_impl(kind, x, w, s, u, b);
 }
 
+// linear_a8's epilogue where torch's int8 GEMM gave int32 sums: one kernel (a8_epilogue.cu) instead of the ATen
+// epilogue's five passes over the (M, N) sums; an undefined tensor elsewhere (linear_a8_forward then runs the
+// ATen one).
+at::Tensor a8_epilogue_cuda(const A8Sums& s, const at::Tensor& x_scale2, const at::Tensor& scale,
+                            const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias, int shift,
+                            at::ScalarType out_dtype) {
+  if (s.sums.scalar_type() != at::kInt || out_dtype == at::kDouble || !s.sums.is_contiguous()) return at::Tensor();
+  const int64_t M = s.sums.size(0), N = s.sums.size(1);
+  const at::Tensor sv = scale.to(at::kFloat).reshape({-1}).expand({N}).contiguous();
+  const at::Tensor uv = offset.has_value() ? offset->to(at::kFloat).reshape({-1}).expand({N}).contiguous() : at::Tensor();
+  const at::Tensor bv = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  const at::Tensor xs = x_scale2.to(at::kFloat).reshape({M}).contiguous();
+  const at::Tensor X = s.row_sums.contiguous();
+  at::Tensor y = at::empty({M, N}, s.sums.options().dtype(out_dtype));
+  const cudaError_t err = cuda::launch_a8_epilogue(
+      s.sums.data_ptr<int32_t>(), X.data_ptr<int32_t>(), xs.data_ptr<float>(), sv.data_ptr<float>(),
+      uv.defined() ? uv.data_ptr<float>() : nullptr, bv.defined() ? bv.data_ptr<float>() : nullptr, shift, M, N,
+      dtype_of(out_dtype), y.data_ptr(), num_sms(s.sums.get_device()), at::cuda::getCurrentCUDAStream());
+  if (err == cudaErrorNotSupported) return at::Tensor();
+  BITMM_CHECK(err == cudaSuccess, "bitmm.linear_a8 CUDA epilogue failed for M=", M, " N=", N, ": ",
+              cudaGetErrorString(err));
+  return y;
+}
+
+at::Tensor linear_a8_cuda(const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
+                          const at::Tensor& s, const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b,
+                          int64_t kind, at::ScalarType out_dtype) {
+  const LinearProblem p = check_linear_a8(kind_from_int(kind), xq, x_scale, packed_w, s, u, b, out_dtype);
+  const c10::cuda::CUDAGuard guard(xq.device());
+  return linear_a8_forward(p, xq, x_scale, packed_w, s, u, b, out_dtype, &a8_epilogue_cuda);
+}
+
 }  // namespace
 
 at::Tensor linear_cuda_fused_lora(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
@@ -532,6 +565,7 @@ TORCH_LIBRARY_IMPL(bitmm, CUDA, m) {
   m.impl("linear_grad_x", &grad_x_cuda);
   m.impl("pack", &pack_cuda);
   m.impl("unpack", &unpack_cuda);
+  m.impl("linear_a8", &linear_a8_cuda);
 }
 
 }  // namespace bitmm

@@ -1,0 +1,214 @@
+"""W2A8: bitmm.linear_a8 (int8 activations times the packed weight), CPU and CUDA.
+
+The integer part is exact, so with unit scales the result must equal the integer product bit for bit; with real
+scales it is compared with the float64 reference (bitmm.reference.linear_a8) within one rounding of the output
+dtype plus the float32 epilogue's few; the CUDA result must equal the CPU's bit for bit (the same integers, the same
+float32 operations in the same order: csrc/cuda/a8_epilogue.cu).
+"""
+import pytest
+import torch
+
+import bitmm
+from bitmm import quant, reference
+from conftest import DEVICES
+from helpers import KINDS, PACKERS, random_values, rel_err
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# normwise bound: a few float32 roundings, then one of the output dtype
+OUT_TOL = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float64: 1e-12}
+
+
+def make_a8(kind, lead, K, N, mode, offset, bias, device, sdtype=torch.float32):
+    v = random_values(kind, N, K, device)
+    packed = PACKERS[kind](v)
+    x = torch.randn(*lead, K, device=device) * 3
+    xq, xs = quant.absmax_int8(x)
+    s = {"tensor": torch.tensor(0.37), "channel": torch.rand(N) + 0.1, "channel1": torch.rand(N, 1) + 0.1}[mode]
+    s = s.to(device, sdtype)
+    u = (torch.randn(s.shape) * 0.1).to(device, sdtype) if offset else None
+    b = torch.randn(N, device=device) if bias else None
+    return v, packed, xq, xs, s, u, b
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("M", [0, 1, 3, 17, 33])
+@pytest.mark.parametrize("K,N", [(37, 13), (520, 48), (1000, 130)])
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_a8_integer_sums_exact(kind, K, N, M, device):
+    # unit scale, no offset / bias, x_scale 1: y = xq @ v^T exactly (|y| < 2^24, exact in float32)
+    v = random_values(kind, N, K, device)
+    packed = PACKERS[kind](v)
+    xq = torch.randint(-128, 128, (M, K), device=device, dtype=torch.int8)
+    xs = torch.ones(M, 1, device=device)
+    y = bitmm.linear_a8(kind, xq, xs, packed, torch.tensor(1.0, device=device))
+    vals = v.double() - (1 if kind == "int2" else 0)  # random_values: ternary / binary values, int2 codes
+    want = xq.double() @ vals.T
+    assert y.dtype == torch.float32 and y.shape == (M, N)
+    assert torch.equal(y.double(), want)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("mode,offset,bias", [("tensor", False, False), ("tensor", True, True), ("channel", True, False),
+                                              ("channel1", False, True)])
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_a8_matches_reference(kind, mode, offset, bias, out_dtype, device):
+    for lead, K, N in (((5,), 1000, 130), ((2, 9), 520, 48), ((33,), 64, 40)):
+        v, packed, xq, xs, s, u, b = make_a8(kind, lead, K, N, mode, offset, bias, device)
+        y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=out_dtype)
+        want = reference.linear_a8(kind, xq.cpu(), xs.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(),
+                                   None if b is None else b.cpu())
+        assert y.shape == (*lead, N) and y.dtype == out_dtype
+        assert torch.isfinite(y).all()
+        assert rel_err(y, want) <= OUT_TOL[out_dtype], (lead, K, N, rel_err(y, want))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear_a8_noncontiguous_xq_and_fp16_scales(device):
+    v, packed, xq, xs, s, u, b = make_a8("ternary", (12,), 640, 24, "channel", True, True, device, torch.float16)
+    xq_t = torch.stack([xq, xq], dim=2).flatten(1)[:, ::2]  # a non-contiguous view of the same values
+    assert not xq_t.is_contiguous() and torch.equal(xq_t, xq)
+    y = bitmm.linear_a8("ternary", xq_t, xs, packed, s, u, b)
+    assert torch.equal(y, bitmm.linear_a8("ternary", xq.contiguous(), xs, packed, s, u, b))
+    want = reference.linear_a8("ternary", xq.cpu(), xs.cpu(), packed.cpu(), s.cpu(), u.cpu(), b.cpu())
+    assert rel_err(y, want) <= OUT_TOL[torch.float32]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_a8_close_to_the_float_path(kind, device):
+    # the float path on the dequantized activations (what PackedLinear(act_bits=8) computes by default)
+    v, packed, xq, xs, s, u, b = make_a8(kind, (40,), 512, 96, "channel", True, True, device)
+    y8 = bitmm.linear_a8(kind, xq, xs, packed, s, u, b)
+    yf = bitmm.linear(kind, xq.float() * xs, packed, s, u, b)
+    assert rel_err(y8, yf.double()) < 1e-5
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_a8_cuda_equals_cpu_bitwise(kind):
+    # every CUDA route: torch's int8 GEMM with the fused epilogue (K, N multiples of 8; M > 16 and M <= 16, padded),
+    # the floating fallback with the ATen epilogue (K or N not a multiple of 8), fp16 / bf16 / fp32 outputs
+    # and every epilogue variant (per tensor / (N,) / (N, 1) scales, with and without offset and bias)
+    cases = [((40,), 512, 96), ((3,), 512, 96), ((1,), 520, 40), ((20,), 37, 16), ((20,), 64, 13)]
+    for (lead, K, N), (mode, offset, bias) in zip(cases * 2, [("channel", True, True), ("tensor", False, False),
+                                                            ("channel1", True, False), ("tensor", True, True),
+                                                            ("channel", False, True)] * 2):
+        for out_dtype in (torch.float32, torch.float16, torch.bfloat16):
+            v, packed, xq, xs, s, u, b = make_a8(kind, lead, K, N, mode, offset, bias, "cuda")
+            y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=out_dtype)
+            cpu = [None if t is None else t.cpu() for t in (xq, xs, packed, s, u, b)]
+            y_cpu = bitmm.linear_a8(kind, *cpu, out_dtype=out_dtype)
+            assert torch.equal(y.cpu(), y_cpu), (lead, K, N, mode, offset, bias, out_dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear_a8_sums_past_2_24(device):
+    # K = 44032 (> 43690 inputs, past which float32 sums of stored codes are no longer exact): int2 codes 3 and
+    # xq = -128 (one -127 per row) make the stored-code sums odd and past 2^24 (not representable in float32),
+    # while the values' sums (codes - 1) stay exact in float32.  The CPU adds float32 chunks of <= 43690 inputs in
+    # float64, CUDA's int8 GEMM gives int32; both subtract the shift exactly before one rounding, so a float64
+    # output equals the integer product, a float32 output its one rounding, and CUDA's the CPU's bit for bit.
+    K, N, M = 44032, 16, 17
+    codes = torch.full((N, K), 3, dtype=torch.int8)
+    packed = bitmm.pack_int2(codes).to(device)
+    xq = torch.full((M, K), -128, dtype=torch.int8)
+    xq[:, 0] = -127
+    xq = xq.to(device)
+    xs = torch.ones(M, 1, device=device)
+    one = torch.tensor(1.0, device=device)
+    code_sums = xq.double() @ codes.double().T.to(device)
+    assert code_sums.abs().min() > 2 ** 24 and (code_sums.float().double() != code_sums).all()
+    want = xq.double() @ (codes.double() - 1).T.to(device)
+    assert torch.equal(bitmm.linear_a8("int2", xq, xs, packed, one, out_dtype=torch.float64), want)
+    y32 = bitmm.linear_a8("int2", xq, xs, packed, one, out_dtype=torch.float32)
+    assert torch.equal(y32, want.float())  # one rounding of the exact sum
+    if device == "cuda":
+        assert torch.equal(y32.cpu(), bitmm.linear_a8("int2", xq.cpu(), xs.cpu(), packed.cpu(), one.cpu()))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear_a8_bias_gradient_and_constants(device):
+    v, packed, xq, xs, s, u, b = make_a8("ternary", (2, 9), 256, 24, "channel", True, True, device)
+    b.requires_grad_(True)
+    y = bitmm.linear_a8("ternary", xq, xs, packed, s, u, b)
+    g = torch.randn_like(y)
+    y.backward(g)
+    assert torch.allclose(b.grad, g.reshape(-1, 24).sum(0))
+    torch.library.opcheck(torch.ops.bitmm.linear_a8, (xq, xs, packed, s, u, b, 2, torch.float32))
+    # x_scale, scale and offset are constants (as scale / offset for the other ops): no gradient, on every device
+    xs2, s2 = xs.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    y2 = bitmm.linear_a8("ternary", xq, xs2, packed, s2, u, None)
+    assert y2.requires_grad
+    y2.sum().backward()
+    assert xs2.grad is None and s2.grad is None
+
+
+BAD = [
+    # (what, change, error type, message part)
+    ("xq float", lambda a: a.update(xq=a["xq"].float()), TypeError, "xq must be int8"),
+    ("x_scale shape", lambda a: a.update(x_scale=a["x_scale"].reshape(-1)), ValueError, "x_scale must have shape"),
+    ("x_scale int", lambda a: a.update(x_scale=a["x_scale"].int()), TypeError, "x_scale must be"),
+    ("group-wise scale", lambda a: a.update(scale=torch.ones(24, 4)), ValueError, "per tensor"),
+    ("wrong K", lambda a: a.update(xq=a["xq"][:, :100]), ValueError, "words per row"),
+    ("bias shape", lambda a: a.update(bias=torch.zeros(5)), ValueError, "bias must have shape"),
+    ("out_dtype int", lambda a: a.update(out_dtype=torch.int32), TypeError, "out_dtype"),
+    ("K = 0", lambda a: a.update(xq=a["xq"][:, :0], x_scale=a["x_scale"]), ValueError, "K=0"),
+]
+
+
+@pytest.mark.parametrize("what,change,err,text", BAD, ids=[b[0] for b in BAD])
+def test_linear_a8_bad_input(what, change, err, text):
+    v, packed, xq, xs, s, u, b = make_a8("ternary", (3,), 640, 24, "channel", True, True, "cpu")
+    args = dict(xq=xq, x_scale=xs, packed_w=packed, scale=s, offset=u, bias=b, out_dtype=torch.float32)
+    change(args)
+    with pytest.raises(err, match=text):
+        torch.ops.bitmm.linear_a8(args["xq"], args["x_scale"], args["packed_w"], args["scale"], args["offset"],
+                                  args["bias"], 2, args["out_dtype"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear_a8_opcheck_and_compile(device):
+    v, packed, xq, xs, s, u, b = make_a8("int2", (17,), 256, 32, "channel", True, True, device)
+    torch.library.opcheck(torch.ops.bitmm.linear_a8, (xq, xs, packed, s, u, b, 3, torch.float16))
+    torch.library.opcheck(torch.ops.bitmm.linear_a8, (xq, xs, packed, s, None, None, 3, torch.float32))
+
+    def f(x):
+        q, sc = quant.absmax_int8(x)
+        return bitmm.linear_a8("int2", q, sc, packed, s, u, b, out_dtype=x.dtype)
+
+    x = torch.randn(17, 256, device=device)
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    assert torch.equal(compiled(x), f(x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_packed_linear_int8_matmul(device):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(256, 48).to(device)
+    model = torch.nn.Sequential(bitmm.nn.PackedLinear.from_linear(lin, weight_bits=1.58, act_bits=8),
+                                bitmm.nn.PackedLinear.from_linear(lin, weight_bits=2, group_size=64, act_bits=8),
+                                bitmm.nn.PackedLinear.from_linear(lin, weight_bits=1.58))
+    # only the act_bits=8 layer with a per tensor / per channel scale takes it
+    assert bitmm.nn.enable_int8_matmul(model) == 1
+    layer = model[0]
+    x = torch.randn(20, 256, device=device)
+    with torch.no_grad():
+        y8 = layer(x)
+        layer.int8_matmul = False
+        yf = layer(x)
+        layer.int8_matmul = True
+    xq, xs = quant.absmax_int8(x)
+    if device == "cuda":
+        assert torch.equal(y8, bitmm.linear_a8(layer.kind, xq, xs, layer.packed_weight, layer.scale, layer.offset,
+                                               layer.bias, out_dtype=x.dtype))
+        assert rel_err(y8, yf.double()) < 1e-5
+    else:  # CPU layers keep the float path (its prepacked kernels are faster there)
+        assert torch.equal(y8, yf)
+    # x needing a gradient changes nothing: neither path passes one through the rounding (as the float path)
+    xr = x.clone().requires_grad_(True)
+    layer.int8_matmul = False
+    assert layer(xr).grad_fn is None
+    layer.int8_matmul = True
+    yg = layer(xr)
+    assert yg.grad_fn is None and torch.equal(yg, y8)
