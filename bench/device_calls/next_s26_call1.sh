@@ -40,5 +40,7 @@ gprobe C
 patch -R -p1 < $P2 > /dev/null && patch -R -p1 < $P > /dev/null && python3 setup.py build_ext --inplace > /tmp/build3.log 2>&1 \
   && mark build-A2 && gprobe A2 && patch -p1 < $P > /dev/null && apply_and_rebuild $P2 C2 && gprobe C2
 (cd /tmp && tar czf "$OUT/gx_json.tgz" gs_*.json)
-SHARDS=4 CAP=$(( 585 - ($(date +%s) - start) )) LABEL="tests " PYTEST_ARGS="tests/test_tc_grad_x.py tests/test_kernel_coverage.py tests/test_reliability.py" \
-  K_EXPR="grad_x or tc_grad_x or determin" source "$(dirname "$0")/gpu_suite_sharded.sh"
+# (+ test_linear_a8.py: W2A8 landed in session 25 without a GPU run; its CUDA path is untested until here)
+SHARDS=4 CAP=$(( 585 - ($(date +%s) - start) )) LABEL="tests " \
+  PYTEST_ARGS="tests/test_tc_grad_x.py tests/test_kernel_coverage.py tests/test_reliability.py tests/test_linear_a8.py" \
+  K_EXPR="grad_x or tc_grad_x or determin or a8 or int8" source "$(dirname "$0")/gpu_suite_sharded.sh"
