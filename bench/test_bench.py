@@ -176,3 +176,30 @@ def test_dense_backward(benchmark, device, K, N, M, dtype):
     g = torch.randn(M, N, device=device, dtype=dtype)
     ws = [torch.randn(N, K, device=device, dtype=dtype) for _ in range(_copies(N * K * g.element_size(), device))]
     _run(benchmark, [lambda w=w: g @ w for w in ws], device, M)
+
+
+# W2A8 (bitmm.linear_a8): per-token int8 quantization of x (quant.absmax_int8) and the int8 op, per call, as
+# PackedLinear(act_bits=8, int8_matmul=True) runs it; per tensor scales (the op takes per tensor / per channel
+# only); in the forward groups, so each row reads against F.linear in that dtype.  CUDA: M >= 256 (it unpacks W
+# to int8 on every call).
+A8_CASES = [c for c in CASES if c[0] == "cuda" and c[3] >= 256] + [c for c in CASES if c[0] == "cpu"]
+
+
+@pytest.mark.parametrize("kind", ["ternary", "int2", "binary"])
+@pytest.mark.parametrize("device,K,N,M,dtype", A8_CASES)
+def test_bitmm_linear_a8(benchmark, device, K, N, M, dtype, kind):
+    from bitmm import quant
+    benchmark.group = _group(device, K, N, M, dtype)
+    dtype = getattr(torch, dtype)
+    lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
+    pack = {"ternary": bitmm.pack_ternary, "binary": bitmm.pack_binary, "int2": bitmm.pack_int2}[kind]
+    x = torch.randn(M, K, device=device, dtype=dtype)
+    s = torch.tensor(0.02, device=device)
+
+    def call(p):
+        xq, xs = quant.absmax_int8(x)
+        return bitmm.linear_a8(kind, xq, xs, p, s, out_dtype=dtype)
+
+    ps = [pack(torch.randint(lo, hi, (N, K), device=device, dtype=torch.int8))
+          for _ in range(_copies(formats.packed_nbytes(kind, N, K), device))]
+    _run(benchmark, [lambda p=p: call(p) for p in ps], device, M)
