@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import bitmm
-from bitmm import reference
+from bitmm import quant, reference
 from conftest import DEVICES
 from helpers import KINDS, PACKERS, UNPACKERS, assert_close_to_reference, make_problem, rel_err
 
@@ -74,6 +74,37 @@ def test_fuzz_backward_against_reference(prob):
         for gx in paths:
             assert gx.shape == (M, K) and gx.dtype == dtype
             assert rel_err(gx, ref) <= tol, (rel_err(gx, ref), len(paths))
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True)
+@given(problems())
+def test_fuzz_linear_a8_against_reference(prob):
+    # W2A8 (bitmm.linear_a8) on the same draws, per tensor / per channel only (it rejects group-wise scales: the
+    # draws with groups check that error instead): the float64 reference on xq * x_scale, within a few float32
+    # roundings and one of the output dtype; every device the same bits.
+    kind, dtype, M, K, N, mode, G, offset, bias, scale_in_x_dtype, seed = prob
+    torch.manual_seed(seed)
+    tol = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}[dtype]
+    outs = []
+    for device in DEVICES:
+        x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=offset, bias=bias)
+        if scale_in_x_dtype:
+            s = s.to(dtype)
+            u = None if u is None else u.to(dtype)
+        # (absmax_int8 refuses an empty x; the op takes M = 0)
+        xq, xs = quant.absmax_int8(x) if M else (torch.zeros(0, K, dtype=torch.int8, device=device),
+                                                 torch.ones(0, 1, device=device))
+        if G is not None and K // G > 1:
+            with pytest.raises(ValueError, match="per tensor"):
+                bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=dtype)
+            continue
+        y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=dtype)
+        ref = reference.linear_a8(kind, xq.cpu(), xs.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(),
+                                  None if b is None else b.cpu())
+        assert y.shape == (M, N) and y.dtype == dtype
+        assert rel_err(y, ref) <= tol, rel_err(y, ref)
+        outs.append(y.cpu())
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
 
 
 @pytest.mark.parametrize("device", DEVICES)
