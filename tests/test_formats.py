@@ -8,7 +8,9 @@ from bitmm import formats
 from conftest import DEVICES
 from helpers import KINDS, PACKERS, UNPACKERS, random_values
 
-SHAPES = [(1, 1), (3, 31), (5, 32), (2, 33), (7, 100), (4, 127), (3, 128), (2, 129), (9, 300), (1, 4097)]
+# (+ K = 48 and 80: a multiple of 16 but not of 32, a last half block; N = 65537: rows past CUDA's grid.y limit)
+SHAPES = [(1, 1), (3, 31), (5, 32), (2, 33), (3, 48), (2, 80), (7, 100), (4, 127), (3, 128), (2, 129), (9, 300),
+          (1, 4097), (65537, 32)]
 
 
 @pytest.mark.parametrize("device", DEVICES)
