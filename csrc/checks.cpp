@@ -142,6 +142,19 @@ static void check_packed(const char* op, Kind kind, const at::Tensor& packed_w, 
                     " per weight); was it packed for another K or another kind?");
 }
 
+// bias: None, or a float (N,) tensor on x's device (xname: how the op calls x).
+static void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t N, const at::Tensor& x,
+                       const char* xname = "x") {
+  if (!bias.has_value()) return;
+  const at::Tensor& b = *bias;
+  BITMM_CHECK_TYPE(is_float_dtype(b.scalar_type()), op, ": bias must be float32, float16, bfloat16 or float64, got ",
+                   b.scalar_type());
+  BITMM_CHECK_VALUE(b.dim() == 1 && b.size(0) == N, op, ": bias must have shape (N,)=(", N, ",), got ",
+                    shape_str(b));
+  BITMM_CHECK(b.device() == x.device(), op, ": bias is on ", b.device(), " but ", xname, " is on ", x.device(),
+              "; move all arguments to one device");
+}
+
 static LinearProblem finish(const char* op, Kind kind, int64_t M, int64_t N, int64_t K,
                             const at::Tensor& x, const at::Tensor& scale,
                             const std::optional<at::Tensor>& offset, const char* xname = "x") {
@@ -174,15 +187,7 @@ static LinearProblem check_linear_named(const char* op, Kind kind, const at::Ten
   check_packed(op, kind, packed_w, &x, K);
   const int64_t N = packed_w.size(0);
   const int64_t M = K == 0 ? 0 : x.numel() / K;
-  if (bias.has_value()) {
-    const at::Tensor& b = *bias;
-    BITMM_CHECK_TYPE(is_float_dtype(b.scalar_type()), op, ": bias must be float32, float16, bfloat16 or float64, got ",
-                     b.scalar_type());
-    BITMM_CHECK_VALUE(b.dim() == 1 && b.size(0) == N, op, ": bias must have shape (N,)=(", N, ",), got ",
-                      shape_str(b));
-    BITMM_CHECK(b.device() == x.device(), op, ": bias is on ", b.device(), " but x is on ", x.device(),
-                "; move all arguments to one device");
-  }
+  check_bias(op, bias, N, x);
   return finish(op, kind, M, N, K, x, scale, offset);
 }
 
@@ -293,15 +298,7 @@ LinearProblem check_linear_a8(Kind kind, const at::Tensor& xq, const at::Tensor&
   check_packed(op, kind, packed_w, &xq, K, "xq");
   const int64_t N = packed_w.size(0);
   const int64_t M = xq.numel() / K;
-  if (bias.has_value()) {
-    const at::Tensor& b = *bias;
-    BITMM_CHECK_TYPE(is_float_dtype(b.scalar_type()), op, ": bias must be float32, float16, bfloat16 or float64, got ",
-                     b.scalar_type());
-    BITMM_CHECK_VALUE(b.dim() == 1 && b.size(0) == N, op, ": bias must have shape (N,)=(", N, ",), got ",
-                      shape_str(b));
-    BITMM_CHECK(b.device() == xq.device(), op, ": bias is on ", b.device(), " but xq is on ", xq.device(),
-                "; move all arguments to one device");
-  }
+  check_bias(op, bias, N, xq, "xq");
   const LinearProblem p = finish(op, kind, M, N, K, xq, scale, offset, "xq");
   BITMM_CHECK_VALUE(p.groups == 1, op, ": scale / offset must be per tensor () or per output channel (N,) / (N, 1) "
                     "(the int8 path sums each row over all of K at once), got ", p.groups,

@@ -39,16 +39,23 @@ def problems(draw):
     return kind, dtype, M, K, N, mode, G, offset, bias, scale_in_x_dtype, seed
 
 
+def fuzz_problem(prob, device):
+    """make_problem for a draw of problems() on `device`, s and u in x's dtype where the draw says so."""
+    kind, dtype, M, K, N, mode, G, offset, bias, scale_in_x_dtype, _ = prob
+    x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=offset, bias=bias)
+    if scale_in_x_dtype:
+        s = s.to(dtype)
+        u = None if u is None else u.to(dtype)
+    return x, packed, s, u, b
+
+
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True)
 @given(problems())
 def test_fuzz_against_reference(prob):
     kind, dtype, M, K, N, mode, G, offset, bias, scale_in_x_dtype, seed = prob
     torch.manual_seed(seed)
     for device in DEVICES:
-        x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=offset, bias=bias)
-        if scale_in_x_dtype:
-            s = s.to(dtype)
-            u = None if u is None else u.to(dtype)
+        x, packed, s, u, b = fuzz_problem(prob, device)
         y = bitmm.linear(kind, x, packed, s, u, b)
         assert_close_to_reference(kind, y, x, packed, s, u, b)
 
@@ -62,10 +69,7 @@ def test_fuzz_backward_against_reference(prob):
     torch.manual_seed(seed)
     tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}[dtype]
     for device in DEVICES:
-        _, packed, s, u, _ = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=offset)
-        if scale_in_x_dtype:
-            s = s.to(dtype)
-            u = None if u is None else u.to(dtype)
+        _, packed, s, u, _ = fuzz_problem(prob, device)
         g = torch.randn(M, N, device=device, dtype=dtype)
         ref = reference.linear_grad_x(kind, g.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(), K)
         paths = [bitmm.linear_grad_x(g, packed, s, u, kind, K)]
@@ -87,10 +91,7 @@ def test_fuzz_linear_a8_against_reference(prob):
     tol = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}[dtype]
     outs = []
     for device in DEVICES:
-        x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=offset, bias=bias)
-        if scale_in_x_dtype:
-            s = s.to(dtype)
-            u = None if u is None else u.to(dtype)
+        x, packed, s, u, b = fuzz_problem(prob, device)
         # (absmax_int8 refuses an empty x; the op takes M = 0)
         xq, xs = quant.absmax_int8(x) if M else (torch.zeros(0, K, dtype=torch.int8, device=device),
                                                  torch.ones(0, 1, device=device))
