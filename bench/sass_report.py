@@ -65,14 +65,17 @@ def main(path):
     text = open(path).read()
     for f in re.split(r"\n\s+Function : ", text)[1:]:
         name = f.split("\n", 1)[0].strip()
-        if not any(k in name for k in ("addsub_linear_kernel", "grad_x_kernel", "tc_linear_kernel", "tc_linear_bd_kernel")):
+        if not any(k in name for k in ("addsub_linear_kernel", "grad_x_kernel", "tc_linear_kernel", "tc_linear_bd_kernel",
+                                          "a8_linear_kernel")):
             continue
         insns = parse(f)
         c, mults, loads = histogram(insns)
         # tensor-core kernels: the per-step loop (forward: one 16-byte window per row through 16
         # HMMAs; grad_x: one 16-row tile through 16 HMMAs)
         tc = "tc_linear_kernel" in name or "tc_linear_bd_kernel" in name or "tc_grad_x_kernel" in name
-        loop = innermost_loop_with(insns, "HMMA") if tc else hottest_loop(insns)
+        # (a8_linear_kernel, W2A8: the step loop through IMMAs, the int8 tensor-core mma)
+        a8 = "a8_linear_kernel" in name
+        loop = innermost_loop_with(insns, "IMMA" if a8 else "HMMA") if tc or a8 else hottest_loop(insns)
         lc, lmults, lloads = histogram(loop)
         print(f"== {name[:150]}")
         print("   kernel:", ", ".join(f"{k} {v}" for k, v in c.most_common(10)))

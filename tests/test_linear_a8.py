@@ -5,6 +5,8 @@ scales it is compared with the float64 reference (bitmm.reference.linear_a8) wit
 dtype plus the float32 epilogue's few; the CUDA result must equal the CPU's bit for bit (the same integers, the same
 float32 operations in the same order: csrc/cuda/a8_epilogue.cu).
 """
+import os
+
 import pytest
 import torch
 
@@ -14,6 +16,9 @@ from conftest import DEVICES
 from helpers import KINDS, PACKERS, random_values, rel_err
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# the fused kernel (csrc/cuda/a8_linear.cu, M <= 16) runs only with BITMM_A8_FUSED=1 in the environment (read once per
+# process) until it has run on a GPU; bench/device_calls run this file with and without it
+A8_FUSED = os.environ.get("BITMM_A8_FUSED") == "1"
 # normwise bound: a few float32 roundings, then one of the output dtype
 OUT_TOL = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float64: 1e-12}
 
@@ -102,14 +107,54 @@ def test_linear_a8_cuda_equals_cpu_bitwise(kind):
             assert torch.equal(y.cpu(), y_cpu), (lead, K, N, mode, offset, bias, out_dtype)
 
 
+@cuda_only
+@pytest.mark.parametrize("M", [1, 2, 5, 8, 9, 16, 17])
+@pytest.mark.parametrize("K,N", [(37, 13), (520, 40), (1000, 70), (2304, 17), (4096, 96)])
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
+    # the fused kernel's shapes (M <= 16; 17 falls back): a partial last block / step / row tile, the second x tile
+    # (M > 8); every output dtype and epilogue variant, a 3-D xq, and an xq view off 16-byte alignment (staged by
+    # bytes); y's memory poisoned first (a NaN-filled block of the same size freed just before the call)
+    cases = [(torch.float32, "channel", True, True), (torch.float16, "tensor", False, False),
+             (torch.bfloat16, "channel1", True, False)]
+    for out_dtype, mode, offset, bias in cases:
+        v, packed, xq, xs, s, u, b = make_a8(kind, (M,), K, N, mode, offset, bias, "cuda")
+        if out_dtype == torch.float16:
+            xq = xq.reshape(1, M, K)
+            xs = xs.reshape(1, M, 1)
+        if out_dtype == torch.bfloat16:
+            base = torch.empty(M * K + 1, dtype=torch.int8, device="cuda")
+            xq = base[1:].view(M, K).copy_(xq)
+        torch.full((M, N), float("nan"), dtype=out_dtype, device="cuda")  # (freed at once: y may reuse it)
+        y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=out_dtype)
+        cpu = [None if t is None else t.cpu() for t in (xq, xs, packed, s, u, b)]
+        want = bitmm.linear_a8(kind, *cpu, out_dtype=out_dtype)
+        assert y.shape == want.shape and torch.equal(y.cpu(), want), (K, N, M, out_dtype)
+
+
+@cuda_only
+def test_linear_a8_fused_kernel_is_taken():
+    if not A8_FUSED:
+        pytest.skip("BITMM_A8_FUSED=1 is not set")
+    from test_wgmma import kernel_names
+    v, packed, xq, xs, s, u, b = make_a8("ternary", (4,), 1024, 64, "channel", True, True, "cuda")
+    names = kernel_names(lambda: bitmm.linear_a8("ternary", xq, xs, packed, s, u, b))
+    assert any("a8_linear_kernel" in n for n in names), names
+    v, packed, xq, xs, s, u, b = make_a8("ternary", (17,), 1024, 64, "channel", True, True, "cuda")
+    names = kernel_names(lambda: bitmm.linear_a8("ternary", xq, xs, packed, s, u, b))
+    assert not any("a8_linear_kernel" in n for n in names), names
+
+
+@pytest.mark.parametrize("M", [3, 17])
 @pytest.mark.parametrize("device", DEVICES)
-def test_linear_a8_sums_past_2_24(device):
+def test_linear_a8_sums_past_2_24(device, M):
     # K = 44032 (> 43690 inputs, past which float32 sums of stored codes are no longer exact): int2 codes 3 and
     # xq = -128 (one -127 per row) make the stored-code sums odd and past 2^24 (not representable in float32),
     # while the values' sums (codes - 1) stay exact in float32.  The CPU adds float32 chunks of <= 43690 inputs in
     # float64, CUDA's int8 GEMM gives int32; both subtract the shift exactly before one rounding, so a float64
     # output equals the integer product, a float32 output its one rounding, and CUDA's the CPU's bit for bit.
-    K, N, M = 44032, 16, 17
+    # (M = 3: the fused kernel on CUDA where BITMM_A8_FUSED=1, x staged whole in 133 KB of shared memory)
+    K, N = 44032, 16
     codes = torch.full((N, K), 3, dtype=torch.int8)
     packed = bitmm.pack_int2(codes).to(device)
     xq = torch.full((M, K), -128, dtype=torch.int8)

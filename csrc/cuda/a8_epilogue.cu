@@ -2,7 +2,8 @@
 //   y[m, n] = T(x_scale[m] * (s[n] * (sums[m, n] - shift * X[m]) + u[n] * X[m]) + b[n]),
 // where the ATen epilogue (linear_a8.cpp, the CPU's and the fallback) takes five elementwise passes over the
 // (M, N) sums.  The same float32 operations in the same order, each rounded (no contraction into an FMA), so both
-// epilogues give the same bits.
+// epilogues give the same bits (a8::epilogue in a8_fragments.h, which the fused kernel a8_linear.cu shares).
+#include "a8_fragments.h"
 #include "common.cuh"
 
 namespace bitmm {
@@ -24,15 +25,11 @@ a8_epilogue_kernel(const int4* __restrict__ sums,  // (M, N) int32, 4 per int4 (
     const int4 v = sums[q];
     const int c[4] = {v.x, v.y, v.z, v.w};
     const int xm = X[m];
-    const float xf = static_cast<float>(xm), xsm = xs[m];
+    const float xsm = xs[m];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      float acc = __fmul_rn(static_cast<float>(c[j] - shift * xm), s[n + j]);
-      if (u != nullptr) acc = __fadd_rn(acc, __fmul_rn(xf, u[n + j]));
-      acc = __fmul_rn(acc, xsm);
-      if (b != nullptr) acc = __fadd_rn(acc, b[n + j]);
-      y[i + j] = from_float<T>(acc);
-    }
+    for (int j = 0; j < 4; ++j)
+      y[i + j] = from_float<T>(a8::epilogue(c[j], xm, shift, xsm, s[n + j], u != nullptr ? u + n + j : nullptr,
+                                            b != nullptr ? b + n + j : nullptr));
   }
 }
 

@@ -63,6 +63,29 @@ cudaError_t launch_lora_xa(const void* x, DType x_dtype, const void* a, bool a_f
 cudaError_t launch_a8_epilogue(const int32_t* sums, const int32_t* X, const float* xs, const float* s, const float* u,
                                const float* b, int shift, int64_t M, int64_t N, DType out, void* y, int num_sms,
                                cudaStream_t stream);
+// linear_a8 fused for few rows (a8_linear.cu): y (M, N) = T(xs[m] * (s[n] * (sum_k xq[m,k] * code[n,k] - shift * X[m])
+// + u[n] * X[m]) + b[n]) with X[m] = sum_k xq[m, k], on the int8 tensor cores with the codes unpacked in registers;
+// the same bits as linear_a8's unfused path.  cudaErrorNotSupported (nothing launched) for M > kA8MaxM, a float64
+// output, K past the int32 bound (a8_fragments.h) or x rows beyond the device's shared memory.
+constexpr int kA8MaxM = 16;
+struct A8Params {
+  const int8_t* xq;       // (M, K) int8, contiguous
+  const float* xs;        // (M,) x_scale
+  const uint32_t* w;      // (N, wpr) packed words (bitmm_format.h)
+  const float* s;         // scale of output n: s[n * s_stride] (s_stride 0: per tensor)
+  const float* u;         // offset u[n * u_stride], or nullptr
+  const float* b;         // (N,) bias, or nullptr
+  void* y;                // (M, N) contiguous, dtype `out`
+  int64_t s_stride, u_stride;
+  int64_t M, N, K, wpr;
+  int planes;             // 2 (ternary / int2) or 1 (binary)
+  int shift;              // the value of a stored code is code - shift
+  int x_vec;              // xq 16-byte aligned and K % 16 == 0: x staged by 16-byte loads
+  DType out;              // kFloat, kHalf or kBFloat16
+};
+cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream);
+// dynamic shared memory of one CTA (x rows, partial sums)
+int64_t a8_linear_smem_bytes(int64_t M, int64_t K, int planes);
 cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_planes, int zero_code,
                         uint32_t* out, int64_t wpr, cudaStream_t stream);
 cudaError_t launch_unpack(const uint32_t* packed, int64_t N, int64_t K, int two_planes, int64_t wpr,

@@ -12,6 +12,7 @@
 #include "../bitmm_format.h"
 #include "../checks.h"
 #include "../linear_a8.h"
+#include "env_knobs.h"
 #include "kernels.h"
 #include "tc_kernels.h"
 #include "wg_plan.h"
@@ -538,11 +539,55 @@ at::Tensor a8_epilogue_cuda(const A8Sums& s, const at::Tensor& x_scale2, const a
   return y;
 }
 
+// linear_a8 in one kernel for M <= kA8MaxM (a8_linear.cu: the codes unpacked in registers for the int8 tensor cores,
+// the epilogue fused; the same bits as the unfused path).  Taken only with BITMM_A8_FUSED=1 (read once) until it
+// has run on a GPU; an undefined tensor where it does not apply (the unfused path then runs).
+at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const at::Tensor& x_scale,
+                           const at::Tensor& packed_w, const at::Tensor& s, const std::optional<at::Tensor>& u,
+                           const std::optional<at::Tensor>& b, at::ScalarType out_dtype) {
+  static const bool enabled = cuda::env_int("BITMM_A8_FUSED") == 1;
+  if (!enabled || p.M < 1 || p.M > cuda::kA8MaxM || out_dtype == at::kDouble) return at::Tensor();
+  const at::Tensor xq2 = xq.reshape({p.M, p.K}).contiguous();
+  const at::Tensor xs = x_scale.to(at::kFloat).reshape({p.M}).contiguous();
+  const at::Tensor sv = s.to(at::kFloat).reshape({-1}).contiguous();
+  const at::Tensor uv = u.has_value() ? u->to(at::kFloat).reshape({-1}).contiguous() : at::Tensor();
+  const at::Tensor bv = b.has_value() ? b->to(at::kFloat).contiguous() : at::Tensor();
+  const at::Tensor w = packed_w.contiguous();
+  std::vector<int64_t> out_shape(xq.sizes().begin(), xq.sizes().end());
+  out_shape.back() = p.N;
+  at::Tensor y = at::empty(out_shape, xq.options().dtype(out_dtype));
+  cuda::A8Params ap{};
+  ap.xq = xq2.data_ptr<int8_t>();
+  ap.xs = xs.data_ptr<float>();
+  ap.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  ap.s = sv.data_ptr<float>();
+  ap.s_stride = sv.numel() == 1 ? 0 : 1;
+  ap.u = uv.defined() ? uv.data_ptr<float>() : nullptr;
+  ap.u_stride = uv.defined() && uv.numel() != 1 ? 1 : 0;
+  ap.b = bv.defined() ? bv.data_ptr<float>() : nullptr;
+  ap.y = y.data_ptr();
+  ap.M = p.M;
+  ap.N = p.N;
+  ap.K = p.K;
+  ap.wpr = w.size(1);
+  ap.planes = planes_of(p.kind);
+  ap.shift = a8_code_shift(p.kind);
+  ap.x_vec = reinterpret_cast<uintptr_t>(ap.xq) % 16 == 0 && p.K % 16 == 0;
+  ap.out = dtype_of(out_dtype);
+  const cudaError_t err = cuda::launch_a8_linear(ap, at::cuda::getCurrentCUDAStream());
+  if (err == cudaErrorNotSupported) return at::Tensor();
+  BITMM_CHECK(err == cudaSuccess, "bitmm.linear_a8(", name_of(p.kind), ") fused CUDA kernel failed for M=", p.M,
+              " N=", p.N, " K=", p.K, ": ", cudaGetErrorString(err));
+  return y;
+}
+
 at::Tensor linear_a8_cuda(const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
                           const at::Tensor& s, const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b,
                           int64_t kind, at::ScalarType out_dtype) {
   const LinearProblem p = check_linear_a8(kind_from_int(kind), xq, x_scale, packed_w, s, u, b, out_dtype);
   const c10::cuda::CUDAGuard guard(xq.device());
+  const at::Tensor fused = linear_a8_fused(p, xq, x_scale, packed_w, s, u, b, out_dtype);
+  if (fused.defined()) return fused;
   return linear_a8_forward(p, xq, x_scale, packed_w, s, u, b, out_dtype, &a8_epilogue_cuda);
 }
 

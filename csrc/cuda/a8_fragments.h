@@ -1,0 +1,214 @@
+// The fused W2A8 kernel's per-lane data layout (a8_linear.cu): how a lane turns its packed weight words into the
+// A fragments of int8 tensor-core mma's (mma.sync m16n8k32 .u8 x .s8 -> .s32), where each activation byte sits in
+// shared memory so that the lane's B fragments hold the same k's, and how the partial sums are put back together.
+// Plain C++ for the host too (no CUDA headers): tests/test_a8_emulation.py compiles it with g++ into a 32-lane
+// emulation of the kernel's loop (tests/a8_emulate.cpp) and checks its integer sums exactly.
+//
+// mma.sync m16n8k32 (PTX ISA, "Matrix fragments for mma.m16n8k32"; lane = 4 g + t, g = groupID 0..7, t = 0..3):
+//   A (16 x 32, u8): a0 = row g, k-slots 4t..4t+3 (byte j = slot 4t + j); a1 = row g + 8, same slots;
+//                    a2 = row g, slots 16 + 4t..; a3 = row g + 8, slots 16 + 4t..
+//   B (32 x 8, s8):  b0 = slots 4t..4t+3 of column g; b1 = slots 16 + 4t.. of column g
+//   C (16 x 8, s32): c0, c1 = row g, columns 2t, 2t + 1; c2, c3 = row g + 8, columns 2t, 2t + 1
+// Rows of A are 16 weight rows (outputs n), columns of B are 8 rows of x (m).  A k-slot is any k: the sum over k
+// does not depend on the order, so each A byte only has to meet its x byte in the same slot of B.
+//
+// Weights (bitmm_format.h): a lane loads one uint4 of a row per step: two-plane kinds 2 blocks (lo0 hi0 lo1 hi1,
+// 64 k), binary 4 blocks (128 k).  The 4 lanes t of a row group take 4 consecutive uint4s (one step's window).
+//   two-plane: E = (lo & 0x55555555) | ((hi << 1) & 0xAAAAAAAA) has the 2-bit code of the weight at plane bit 2p
+//   in bits 2p, 2p + 1; O = ((lo >> 1) & 0x55555555) | (hi & 0xAAAAAAAA) that of plane bit 2p + 1.  One AND with
+//   0x03030303 << 2c leaves in byte j the code at plane bit 8j + 2c (E) / 8j + 2c + 1 (O), times 4^c: one LOP3
+//   per 4 weights, codes 0..3 times 1..64 <= 192 (u8).  The factor 4^c is undone after the loop: mma's of one c
+//   accumulate into their own int32 set, and set c is shifted right by 2c (exact: every product is a multiple).
+//   binary: w & (0x01010101 << s) (s = 0..7) leaves bit 8j + s in byte j times 2^s; set s is shifted by s.
+// Both give byte j of a fragment = the weight at block offset (bitmm_format.h's even/odd interleave)
+//   2q + 16 (j & 1) + (j >> 1),   q = 2c (E) / 2c + 1 (O) for two planes, q = s for binary,
+// so ONE permutation of each 32-byte block of x serves every kind: permuted word P[q] byte j = x[that offset].
+//
+// Shared memory holds each x row permuted, with a step's window interleaved by lane: the 16-byte chunk i of lane
+// t's part of window w sits at byte w * kWindowBytes + (4 i + t) * 16, so the 4 lanes of a row read 64 contiguous
+// bytes per 16-byte load; rows are kRowPad bytes longer than a multiple of the window (conflict-free across the
+// two rows g, g + 1 of a quarter warp).
+#pragma once
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define BITMM_A8_HD __host__ __device__ __forceinline__
+#else
+#define BITMM_A8_HD inline
+#endif
+
+namespace bitmm {
+namespace a8 {
+
+struct U4 {  // a uint4 without CUDA headers (same layout)
+  uint32_t x, y, z, w;
+};
+
+constexpr int kRowPad = 64;  // bytes added to each shared-memory x row (see above)
+// Largest K whose int32 sums cannot overflow: |x| <= 128 times a fragment byte <= 192 (two planes) or 128
+// (binary) over the K / 4 or K / 8 weights of one accumulator set.  The launcher refuses larger K.
+constexpr int64_t kMaxKTwoPlanes = 262144;   // 128 * 192 * 262144 / 4 = 2^31 * 0.75
+constexpr int64_t kMaxKBinary = 262144;      // 128 * 128 * 262144 / 8 = 2^29
+
+template <int kPlanes>
+struct Layout {
+  static constexpr int kLaneK = kPlanes == 2 ? 64 : 128;     // weights per lane per step (one uint4 of a row)
+  static constexpr int kLaneBlocks = kLaneK / 32;            // 32-weight blocks per lane per step
+  static constexpr int kWindowK = 4 * kLaneK;                // weights per row per step (4 lanes)
+  static constexpr int kWindowBytes = kWindowK;              // x bytes per row per step (int8)
+  static constexpr int kChunks = kLaneK / 16;                // 16-byte x chunks per lane per step
+  static constexpr int kMmas = kPlanes == 2 ? 8 : 16;        // mma's per step and 8 x rows
+  static constexpr int kSets = kPlanes == 2 ? 4 : 8;         // accumulator sets (powers 4^c / 2^s)
+  static constexpr int kSetShift = kPlanes == 2 ? 2 : 1;     // set i holds sums times 2^(kSetShift * i)
+  // mma j's accumulator set: two planes j = 4 h + c (h: block of the lane's pair), binary j = 8 p + s
+  static constexpr int set_of(int j) { return kPlanes == 2 ? (j & 3) : (j & 7); }
+};
+
+// x bytes of one shared-memory row: the padded row rounded up to whole windows, plus kRowPad
+template <int kPlanes>
+BITMM_A8_HD int64_t smem_row_stride(int64_t padded_k) {
+  constexpr int W = Layout<kPlanes>::kWindowBytes;
+  return (padded_k + W - 1) / W * W + kRowPad;
+}
+
+// Byte offset in a shared-memory row of half `half` (0: permuted words 0..3, 1: 4..7) of x block `b` (weights
+// 32 b .. 32 b + 31 of the row).
+template <int kPlanes>
+BITMM_A8_HD int64_t smem_block_offset(int64_t b, int half) {
+  using L = Layout<kPlanes>;
+  const int64_t w = b / (4 * L::kLaneBlocks);
+  const int r = static_cast<int>(b % (4 * L::kLaneBlocks));
+  const int t = r / L::kLaneBlocks, bl = r % L::kLaneBlocks;
+  const int i = 2 * bl + half;  // the lane's chunk
+  return w * L::kWindowBytes + (4 * i + t) * 16;
+}
+
+BITMM_A8_HD uint32_t byte_perm(uint32_t a, uint32_t b, uint32_t sel) {
+#ifdef __CUDA_ARCH__
+  return __byte_perm(a, b, sel);
+#else
+  const uint64_t v = (static_cast<uint64_t>(b) << 32) | a;
+  uint32_t r = 0;
+  for (int i = 0; i < 4; ++i) r |= static_cast<uint32_t>((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xffu) << (8 * i);
+  return r;
+#endif
+}
+
+// The 32 x bytes of one block (X[i] = bytes 4 i .. 4 i + 3, little-endian) permuted: P[q] = (x[2q], x[16 + 2q],
+// x[2q + 1], x[17 + 2q]): x[2q], x[2q + 1] are bytes 2 (q & 1), + 1 of X[q / 2], x[16 + 2q].. those of X[4 + q / 2].
+BITMM_A8_HD void permute_block(const uint32_t (&X)[8], uint32_t (&P)[8]) {
+#pragma unroll
+  for (int q = 0; q < 8; ++q) P[q] = byte_perm(X[q >> 1], X[4 + (q >> 1)], (q & 1) ? 0x7362u : 0x5140u);
+}
+
+// Sum of the 4 signed bytes of v (the row sums of x)
+BITMM_A8_HD int byte_sum(uint32_t v, int acc) {
+#ifdef __CUDA_ARCH__
+  return __dp4a(static_cast<int>(v), 0x01010101, acc);
+#else
+  for (int j = 0; j < 4; ++j) acc += static_cast<int8_t>((v >> (8 * j)) & 0xffu);
+  return acc;
+#endif
+}
+
+// A fragments of a lane's step: wg / wg8 = its uint4 of rows g / g + 8.  a[j] feeds mma j (set Layout::set_of(j)).
+template <int kPlanes>
+BITMM_A8_HD void a_frags(const U4& wg, const U4& wg8, uint32_t (&a)[Layout<kPlanes>::kMmas][4]) {
+  if constexpr (kPlanes == 2) {
+    const uint32_t lo[2][2] = {{wg.x, wg.z}, {wg8.x, wg8.z}}, hi[2][2] = {{wg.y, wg.w}, {wg8.y, wg8.w}};
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t E[2], O[2];  // rows g, g + 8
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        E[r] = (lo[r][h] & 0x55555555u) | ((hi[r][h] << 1) & 0xAAAAAAAAu);
+        O[r] = ((lo[r][h] >> 1) & 0x55555555u) | (hi[r][h] & 0xAAAAAAAAu);
+      }
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const uint32_t m = 0x03030303u << (2 * c);
+        a[4 * h + c][0] = E[0] & m;  // row g, slots 4t..: block offsets 2q + ..., q = 2c
+        a[4 * h + c][1] = E[1] & m;  // row g + 8
+        a[4 * h + c][2] = O[0] & m;  // row g, slots 16 + 4t..: q = 2c + 1
+        a[4 * h + c][3] = O[1] & m;
+      }
+    }
+  } else {
+    const uint32_t w[2][4] = {{wg.x, wg.y, wg.z, wg.w}, {wg8.x, wg8.y, wg8.z, wg8.w}};
+#pragma unroll
+    for (int p = 0; p < 2; ++p) {
+#pragma unroll
+      for (int s = 0; s < 8; ++s) {
+        const uint32_t m = 0x01010101u << s;
+        a[8 * p + s][0] = w[0][2 * p] & m;      // row g, block 2p of the lane's 4: q = s
+        a[8 * p + s][1] = w[1][2 * p] & m;      // row g + 8
+        a[8 * p + s][2] = w[0][2 * p + 1] & m;  // row g, block 2p + 1
+        a[8 * p + s][3] = w[1][2 * p + 1] & m;
+      }
+    }
+  }
+}
+
+// B fragment of mma j from a lane's x chunks of the step (chunk i = its 16 bytes at window offset (4 i + t) * 16)
+template <int kPlanes>
+BITMM_A8_HD void b_frag(const U4 (&ch)[Layout<kPlanes>::kChunks], int j, uint32_t& b0, uint32_t& b1) {
+  auto word = [&](int i, int k) -> uint32_t {
+    const U4& c = ch[i];
+    return k == 0 ? c.x : k == 1 ? c.y : k == 2 ? c.z : c.w;
+  };
+  if constexpr (kPlanes == 2) {
+    // block h (bytes 32 h..), words q = 2c and 2c + 1: byte 32 h + 8 c = chunk 2h + c / 2, word 2 (c & 1)
+    const int h = j >> 2, c = j & 3;
+    b0 = word(2 * h + (c >> 1), 2 * (c & 1));
+    b1 = word(2 * h + (c >> 1), 2 * (c & 1) + 1);
+  } else {
+    // blocks 2p and 2p + 1 (bytes 64 p.. and 64 p + 32..), word q = s: chunk 4p + s / 4 and 4p + 2 + s / 4
+    const int p = j >> 3, s = j & 7;
+    b0 = word(4 * p + (s >> 2), s & 3);
+    b1 = word(4 * p + 2 + (s >> 2), s & 3);
+  }
+}
+
+// Step s of lane t (t = lane % 4) reads the row's uint4 number 4 s + t; past the row's last uint4 (a partial last
+// window) it re-reads that one (then lane_valid is false and its B is zero, so it adds nothing).
+BITMM_A8_HD int lane_u4(int s, int t, int row_u4) { return 4 * s + t < row_u4 ? 4 * s + t : row_u4 - 1; }
+BITMM_A8_HD bool lane_valid(int s, int t, int row_u4) { return 4 * s + t < row_u4; }
+
+// Byte offset in shared memory of a lane's first x chunk of step s for x row m (B column g of tile m / 8): its row's
+// window s, or the zero window (at byte `zeros`) where the lane has no x row (m >= M) or no weights (!valid).
+template <int kPlanes>
+BITMM_A8_HD int64_t b_base(int s, int t, int m, int M, bool valid, int64_t stride, int64_t zeros) {
+  return (valid && m < M ? m * stride + static_cast<int64_t>(s) * Layout<kPlanes>::kWindowBytes : zeros) + 16 * t;
+}
+
+// Where the CTA's sum for weight row rr (0..15) of the tile and x row m sits in the warps' C fragments:
+// tile cm = m / 8, lane 4 (rr % 8) + (m % 8) / 2, register 2 (rr >= 8) + m % 2.
+BITMM_A8_HD void c_position(int rr, int m, int& cm, int& lane, int& reg) {
+  cm = m >> 3;
+  lane = 4 * (rr & 7) + ((m & 7) >> 1);
+  reg = 2 * (rr >> 3) + (m & 1);
+}
+
+// The output element from the exact integer sums, the same float32 operations in the same order as
+// a8_epilogue_kernel and the ATen epilogue (linear_a8.cpp): each rounded, never contracted into an FMA.
+BITMM_A8_HD float epilogue(int sum, int X, int shift, float xs, float s, const float* u, const float* b) {
+#ifdef __CUDA_ARCH__
+  float acc = __fmul_rn(static_cast<float>(sum - shift * X), s);
+  if (u != nullptr) acc = __fadd_rn(acc, __fmul_rn(static_cast<float>(X), *u));
+  acc = __fmul_rn(acc, xs);
+  if (b != nullptr) acc = __fadd_rn(acc, *b);
+  return acc;
+#else
+  volatile float acc = static_cast<float>(sum - shift * X) * s;  // (volatile: one rounding per operation)
+  if (u != nullptr) {
+    volatile float t = static_cast<float>(X) * *u;
+    acc = acc + t;
+  }
+  acc = acc * xs;
+  if (b != nullptr) acc = acc + *b;
+  return acc;
+#endif
+}
+
+}  // namespace a8
+}  // namespace bitmm

@@ -1,0 +1,203 @@
+// Host emulation of the fused W2A8 kernel (csrc/cuda/a8_linear.cu) for tests/test_a8_emulation.py: the kernel's
+// shared-memory staging, its 4 warps' K split by steps, each of the 32 lanes' fragments (the same functions as the
+// kernel: csrc/cuda/a8_fragments.h), mma.sync m16n8k32 (u8 x s8 -> s32) emulated from the PTX ISA's fragment layout,
+// the sets' shifts, the CTA's sum and the epilogue.  Not emulated: the kernel's 3-step register rotation of the
+// weight loads (each step here reads its own words) and the hardware itself.
+//
+//   a8_emulate IN OUT
+// IN: int64 planes, M, N, K, wpr, has_u, has_b, s_numel, u_numel; int8 xq (M*K); uint32 packed (N*wpr);
+//     float32 xs (M), s (s_numel), u (u_numel if has_u), b (N if has_b).
+// OUT: int32 sums (M*N: sum_k xq * stored code), int32 X (M), float32 y (M*N).
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "cuda/a8_fragments.h"
+
+using namespace bitmm;
+
+namespace {
+
+constexpr int kWarps = 4;  // = kA8Warps (a8_linear.cu)
+
+template <typename T>
+void read_n(FILE* f, T* p, size_t n) {
+  if (n != 0 && std::fread(p, sizeof(T), n, f) != n) {
+    std::fprintf(stderr, "short input\n");
+    std::exit(2);
+  }
+}
+
+// D (16 x 8) += A (16 x 32, u8) B (32 x 8, s8) from the 32 lanes' fragments, D scattered back to the lanes' c0..c3.
+void mma_emulate(const uint32_t (&a)[32][4], const uint32_t (&b)[32][2], int (&c)[32][4]) {
+  int A[16][32], B[32][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane >> 2, t = lane & 3;
+    for (int j = 0; j < 4; ++j) {
+      A[g][4 * t + j] = (a[lane][0] >> (8 * j)) & 0xff;
+      A[g + 8][4 * t + j] = (a[lane][1] >> (8 * j)) & 0xff;
+      A[g][16 + 4 * t + j] = (a[lane][2] >> (8 * j)) & 0xff;
+      A[g + 8][16 + 4 * t + j] = (a[lane][3] >> (8 * j)) & 0xff;
+      B[4 * t + j][g] = static_cast<int8_t>((b[lane][0] >> (8 * j)) & 0xff);
+      B[16 + 4 * t + j][g] = static_cast<int8_t>((b[lane][1] >> (8 * j)) & 0xff);
+    }
+  }
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane >> 2, t = lane & 3;
+    for (int r = 0; r < 4; ++r) {
+      const int row = g + 8 * (r >> 1), col = 2 * t + (r & 1);
+      long long d = c[lane][r];
+      for (int k = 0; k < 32; ++k) d += static_cast<long long>(A[row][k]) * B[k][col];
+      assert(d >= INT32_MIN && d <= INT32_MAX);  // the int32 accumulator cannot overflow (a8_fragments.h bound)
+      c[lane][r] = static_cast<int>(d);
+    }
+  }
+}
+
+template <int P>
+void run(int64_t M, int64_t N, int64_t K, int64_t wpr, const std::vector<int8_t>& xq,
+         const std::vector<uint32_t>& w, std::vector<int>& sums, std::vector<int>& Xout) {
+  using L = a8::Layout<P>;
+  const int CM = M <= 8 ? 1 : 2;
+  const int row_u4 = static_cast<int>(wpr / 4), steps = (row_u4 + 3) / 4;
+  const int64_t padded_k = wpr / P * 32, stride = a8::smem_row_stride<P>(padded_k), nblocks = padded_k / 32;
+  // shared memory: poisoned x rows, then the zero window (as the kernel lays it out)
+  std::vector<unsigned char> smem(M * stride + L::kWindowBytes, 0xA5);
+  const int64_t zeros = M * stride;
+  std::memset(smem.data() + zeros, 0, L::kWindowBytes);
+  std::vector<int> X(M, 0);
+  std::vector<char> written(M * stride, 0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t b = 0; b < nblocks; ++b) {
+      uint32_t Xw[8], Pw[8];
+      for (int i = 0; i < 8; ++i) {
+        uint32_t v = 0;
+        for (int j = 0; j < 4; ++j) {
+          const int64_t k = 32 * b + 4 * i + j;
+          if (k < K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xq[m * K + k])) << (8 * j);
+        }
+        Xw[i] = v;
+        X[m] = a8::byte_sum(v, X[m]);
+      }
+      a8::permute_block(Xw, Pw);
+      for (int half = 0; half < 2; ++half) {
+        const int64_t off = m * stride + a8::smem_block_offset<P>(b, half);
+        assert(off >= m * stride && off + 16 <= (m + 1) * stride - a8::kRowPad);
+        for (int q = 0; q < 16; ++q) assert(!written[off + q]);  // no two blocks share bytes
+        std::memset(&written[off], 1, 16);
+        std::memcpy(&smem[off], &Pw[4 * half], 16);
+      }
+    }
+  const int64_t tiles = (N + 15) / 16;
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t n0 = 16 * tile;
+    static int red[kWarps][2][4][32];
+    for (int warp = 0; warp < kWarps; ++warp) {
+      static int acc[32][2][8][4];
+      std::memset(acc, 0, sizeof(acc));
+      for (int s = warp; s < steps; s += kWarps) {
+        static uint32_t a[32][16][4];
+        static a8::U4 ch[32][2][8];
+        for (int lane = 0; lane < 32; ++lane) {
+          const int g = lane >> 2, t = lane & 3;
+          const int i = a8::lane_u4(s, t, row_u4);
+          const uint32_t* rg = &w[std::min<int64_t>(n0 + g, N - 1) * wpr + 4 * i];
+          const uint32_t* rg8 = &w[std::min<int64_t>(n0 + g + 8, N - 1) * wpr + 4 * i];
+          const a8::U4 wa{rg[0], rg[1], rg[2], rg[3]}, wb{rg8[0], rg8[1], rg8[2], rg8[3]};
+          uint32_t al[L::kMmas][4];
+          a8::a_frags<P>(wa, wb, al);
+          std::memcpy(a[lane], al, sizeof(al));
+          const bool valid = a8::lane_valid(s, t, row_u4);
+          for (int cm = 0; cm < CM; ++cm) {
+            const int64_t base = a8::b_base<P>(s, t, 8 * cm + g, static_cast<int>(M), valid, stride, zeros);
+            for (int c = 0; c < L::kChunks; ++c) {
+              const int64_t off = base + 64 * c;
+              assert(off >= 0 && off + 16 <= static_cast<int64_t>(smem.size()));
+              if (base - 16 * t != zeros) assert(written[off] && written[off + 15]);  // staged bytes only
+              std::memcpy(&ch[lane][cm][c], &smem[off], 16);
+            }
+          }
+        }
+        for (int j = 0; j < L::kMmas; ++j)
+          for (int cm = 0; cm < CM; ++cm) {
+            uint32_t af[32][4], bf[32][2];
+            int cf[32][4];
+            for (int lane = 0; lane < 32; ++lane) {
+              std::memcpy(af[lane], a[lane][j], sizeof(af[lane]));
+              a8::U4 chl[L::kChunks];
+              for (int c = 0; c < L::kChunks; ++c) chl[c] = ch[lane][cm][c];
+              a8::b_frag<P>(chl, j, bf[lane][0], bf[lane][1]);
+              std::memcpy(cf[lane], acc[lane][cm][L::set_of(j)], sizeof(cf[lane]));
+            }
+            mma_emulate(af, bf, cf);
+            for (int lane = 0; lane < 32; ++lane) std::memcpy(acc[lane][cm][L::set_of(j)], cf[lane], sizeof(cf[lane]));
+          }
+      }
+      for (int lane = 0; lane < 32; ++lane)
+        for (int cm = 0; cm < CM; ++cm)
+          for (int r = 0; r < 4; ++r) {
+            int v = 0;
+            for (int i = 0; i < L::kSets; ++i) {
+              assert(acc[lane][cm][i][r] % (1 << (L::kSetShift * i)) == 0);  // the shift is exact
+              v += acc[lane][cm][i][r] >> (L::kSetShift * i);
+            }
+            red[warp][cm][r][lane] = v;
+          }
+    }
+    for (int o = 0; o < 16 * M; ++o) {
+      const int rr = o & 15, m = o >> 4;
+      const int64_t n = n0 + rr;
+      if (n >= N) continue;
+      int cm, ln, reg;
+      a8::c_position(rr, m, cm, ln, reg);
+      int sum = 0;
+      for (int wp = 0; wp < kWarps; ++wp) sum += red[wp][cm][reg][ln];
+      sums[m * N + n] = sum;
+    }
+  }
+  Xout = X;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) return 2;
+  FILE* f = std::fopen(argv[1], "rb");
+  if (!f) return 2;
+  int64_t h[9];
+  read_n(f, h, 9);
+  const int64_t planes = h[0], M = h[1], N = h[2], K = h[3], wpr = h[4], has_u = h[5], has_b = h[6];
+  const int64_t s_numel = h[7], u_numel = h[8];
+  std::vector<int8_t> xq(M * K);
+  std::vector<uint32_t> w(N * wpr);
+  std::vector<float> xs(M), s(s_numel), u(has_u ? u_numel : 0), b(has_b ? N : 0);
+  read_n(f, xq.data(), xq.size());
+  read_n(f, w.data(), w.size());
+  read_n(f, xs.data(), xs.size());
+  read_n(f, s.data(), s.size());
+  read_n(f, u.data(), u.size());
+  read_n(f, b.data(), b.size());
+  std::fclose(f);
+  std::vector<int> sums(M * N, 0x7eadbeef), X;
+  if (planes == 2)
+    run<2>(M, N, K, wpr, xq, w, sums, X);
+  else
+    run<1>(M, N, K, wpr, xq, w, sums, X);
+  const int shift = planes == 2 ? 1 : 0;
+  std::vector<float> y(M * N);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n)
+      y[m * N + n] = a8::epilogue(sums[m * N + n], X[m], shift, xs[m], s[s_numel == 1 ? 0 : n],
+                                  has_u ? &u[u_numel == 1 ? 0 : n] : nullptr, has_b ? &b[n] : nullptr);
+  FILE* o = std::fopen(argv[2], "wb");
+  if (!o) return 2;
+  std::fwrite(sums.data(), sizeof(int), sums.size(), o);
+  std::fwrite(X.data(), sizeof(int), X.size(), o);
+  std::fwrite(y.data(), sizeof(float), y.size(), o);
+  std::fclose(o);
+  return 0;
+}

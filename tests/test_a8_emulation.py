@@ -1,0 +1,89 @@
+"""The fused W2A8 kernel's layout on the CPU: tests/a8_emulate.cpp runs csrc/cuda/a8_linear.cu's loop with its own
+fragment functions (csrc/cuda/a8_fragments.h) for the 32 lanes of each of the 4 warps, an mma.sync m16n8k32 emulated
+from the PTX ISA's fragment layout, the sets' shifts and the CTA's sum.  Its integer sums must equal
+xq @ stored codes exactly, and its float32 outputs bitmm.linear_a8's CPU outputs bit for bit.
+
+What this cannot catch: a wrong reading of the PTX fragment layout (the emulator and the kernel share it), the
+kernel's register rotation of the weight loads, shared-memory races, and anything else the hardware does; the GPU
+tests in tests/test_linear_a8.py (BITMM_A8_FUSED=1) cover those.
+"""
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bitmm
+from helpers import PACKERS, random_values
+
+ROOT = Path(__file__).resolve().parents[1]
+CXX = shutil.which("g++") or shutil.which("c++")
+pytestmark = pytest.mark.skipif(CXX is None, reason="needs a C++ compiler")
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    exe = tmp_path_factory.mktemp("a8") / "a8_emulate"
+    subprocess.run([CXX, "-O2", "-std=c++20", "-ffp-contract=off", "-Wno-unknown-pragmas", f"-I{ROOT / 'csrc'}",
+                    str(ROOT / "tests" / "a8_emulate.cpp"), "-o", str(exe)], check=True)
+    return exe
+
+
+def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b):
+    M, K = xq.shape
+    N, wpr = packed.shape
+    inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
+    planes = 1 if kind == "binary" else 2
+    head = [planes, M, N, K, wpr, u is not None, b is not None, s.numel(), 0 if u is None else u.numel()]
+    with open(inp, "wb") as f:
+        f.write(struct.pack("9q", *map(int, head)))
+        for t, dt in ((xq, np.int8), (packed, np.int32), (xs, np.float32), (s, np.float32), (u, np.float32),
+                      (b, np.float32)):
+            if t is not None:
+                f.write(np.ascontiguousarray(t.reshape(-1).numpy().astype(dt)).tobytes())
+    subprocess.run([str(exe), str(inp), str(out)], check=True)
+    raw = np.fromfile(out, dtype=np.uint8)
+    sums = raw[: 4 * M * N].view(np.int32).reshape(M, N)
+    X = raw[4 * M * N: 4 * (M * N + M)].view(np.int32)
+    y = raw[4 * (M * N + M):].view(np.float32).reshape(M, N)
+    return torch.from_numpy(sums.astype(np.int64)), torch.from_numpy(X.astype(np.int64)), torch.from_numpy(y.copy())
+
+
+@pytest.mark.parametrize("M", [1, 3, 8, 9, 16])
+@pytest.mark.parametrize("K,N", [(37, 13), (128, 16), (300, 33), (520, 40), (1000, 70), (2304, 17)])
+@pytest.mark.parametrize("kind", ["ternary", "binary", "int2"])
+def test_a8_emulated_kernel_matches_exact_sums(emulator, tmp_path, kind, K, N, M):
+    # K = 37 / 300 / 1000: a partial last block and step; 128 / 520 / 2304: whole blocks, steps of 256 / 512 k partly
+    # filled; N = 13 / 33 / 17: a last row tile past N; M = 9 / 16: the second x tile (8 rows of B each)
+    torch.manual_seed(K * 131 + N * 7 + M)
+    v = random_values(kind, N, K, "cpu")
+    packed = PACKERS[kind](v)
+    codes = v.long() + (1 if kind == "ternary" else 0)  # the stored codes (pack_int2 takes codes 0..3)
+    xq = torch.randint(-128, 128, (M, K), dtype=torch.int8)
+    xs = torch.rand(M, 1) + 0.5
+    s = torch.rand(N) + 0.1
+    u = torch.randn(N) * 0.1
+    b = torch.randn(N)
+    sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, xs, s, u, b)
+    assert torch.equal(sums, xq.long() @ codes.T), "integer sums differ"
+    assert torch.equal(X, xq.long().sum(1))
+    want = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float32)
+    assert torch.equal(y, want), "epilogue bits differ from linear_a8's CPU path"
+
+
+@pytest.mark.parametrize("kind", ["int2", "binary"])
+def test_a8_emulated_kernel_extreme_values(emulator, tmp_path, kind):
+    # the largest codes against x = -128 over K = 8320 (every set's accumulator near its largest, the shifts exact):
+    # int2 code 3 times 4^3 in set 3, binary 1 times 2^7 in set 7; per tensor scale, no offset / bias
+    K, N, M = 8320, 24, 5
+    codes = torch.full((N, K), 3 if kind == "int2" else 1, dtype=torch.int8)
+    codes[::3, ::7] = 0
+    packed = (bitmm.pack_int2 if kind == "int2" else bitmm.pack_binary)(codes)
+    xq = torch.full((M, K), -128, dtype=torch.int8)
+    xq[:, 1::5] = 127
+    sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, torch.ones(M, 1), torch.tensor([1.0]), None, None)
+    assert torch.equal(sums, xq.long() @ codes.long().T)
+    assert torch.equal(X, xq.long().sum(1))
