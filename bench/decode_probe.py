@@ -35,7 +35,10 @@ def main() -> None:
     ap.add_argument("--ms", default="1,2")
     ap.add_argument("--backends", default="tensorcore,addsub",
                     help="comma-separated bitmm backends; fp16 = F.linear on a dense weight of x's dtype (the baseline); "
-                         "a8 = W2A8 (forward, per tensor / channel): quant.absmax_int8(x) then bitmm.linear_a8, per call")
+                         "a8 = W2A8 (forward, per tensor / channel): quant.absmax_int8(x) then bitmm.linear_a8, per call; "
+                         "a8op = bitmm.linear_a8 alone on x quantized once (the op's own time: a model would "
+                         "quantize x in the previous op's epilogue). BITMM_A8_FUSED=1 in the environment: the fused "
+                         "kernel for M <= 16")
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     ap.add_argument("--direction", default="forward", choices=["forward", "backward"],
                     help="backward: grad_x = grad_y (M x N) through the packed weight, bitmm.linear_grad_x; fp16 = grad_y @ W")
@@ -76,16 +79,21 @@ def main() -> None:
                         xq, xs = quant.absmax_int8(x)
                         return bitmm.linear_a8(kind, xq, xs, p, s, u, out_dtype=x.dtype)
                     calls = [lambda p=p, s=s, u=u: a8(p, s, u) for p, s, u in ws]
+                elif be == "a8op":
+                    xq1, xs1 = quant.absmax_int8(x)
+                    calls = [lambda p=p, s=s, u=u: bitmm.linear_a8(kind, xq1, xs1, p, s, u, out_dtype=x.dtype)
+                             for p, s, u in ws]
                 elif bw:
                     calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(x, p, s, u, kind, K) for p, s, u in ws]
                 else:
                     calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
-                with bitmm.use_backend("auto" if be == "a8" else be):
+                with bitmm.use_backend("auto" if be.startswith("a8") else be):
                     us = cuda_time_us(calls, replays=20)
                 records.append({"op": kind, "direction": args.direction, "K": K, "N": N, "M": M, "group_size": G,
                                 "dtype": args.dtype, "backend": be, "us": round(us, 2),
                                 "tc_wn_override": os.environ.get("BITMM_TC_WN"),
-                                "gx_splits_override": os.environ.get("BITMM_GX_SPLITS")})
+                                "gx_splits_override": os.environ.get("BITMM_GX_SPLITS"),
+                                "a8_fused": os.environ.get("BITMM_A8_FUSED")})
                 print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
         del ws
         torch.cuda.empty_cache()

@@ -12,6 +12,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bitmm  # noqa: E402
+from bitmm import quant  # noqa: E402
 
 CASES = [  # name, kind, K, N, M, group, backend, direction
     ("tc_ternary_m1", "ternary", 8192, 28672, 1, None, "tensorcore", "forward"),
@@ -37,6 +38,9 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     # the dense path at M = 4096 (dequantization of all of W, then cuBLAS): int2 g64 3100 us against fp16's 2802
     # (0.90x; session 18): ~300 us of it the dequantization kernel, ~1.8 TB/s for 545 MB moved (is it at its floor?)
     ("dense_int2_g64_m4096", "int2", 8192, 28672, 4096, 64, "dense", "forward"),
+    # W2A8 (bitmm.linear_a8 on x quantized once; run with BITMM_A8_FUSED=1 for the fused kernel, a8_linear.cu)
+    ("a8_ternary_m1", "ternary", 8192, 28672, 1, None, "auto", "a8"),
+    ("a8_binary_m1", "binary", 8192, 28672, 1, None, "auto", "a8"),
 ]
 
 
@@ -55,7 +59,10 @@ def main() -> None:
             s = torch.rand(N, K // G, device="cuda", dtype=torch.float16)
             u = torch.rand(N, K // G, device="cuda", dtype=torch.float16)
         with bitmm.use_backend(be):
-            if direction == "forward":
+            if direction == "a8":
+                xq, xs = quant.absmax_int8(torch.randn(M, K, device="cuda", dtype=torch.float16))
+                f = lambda: bitmm.linear_a8(kind, xq, xs, p, s, u, out_dtype=torch.float16)  # noqa: E731
+            elif direction == "forward":
                 x = torch.randn(M, K, device="cuda", dtype=torch.float16)
                 f = lambda: bitmm.linear(kind, x, p, s, u)  # noqa: E731
             else:
