@@ -339,6 +339,24 @@ def _linear_a8_fake(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype)
     return xq.new_empty((*xq.shape[:-1], N), dtype=out_dtype)
 
 
+def _check_absmax_x(op: str, x: Tensor) -> None:
+    torch._check(x.dtype in _FLOAT, lambda: f"{op}: x must be float16, bfloat16, float32 or float64, got {x.dtype}")
+    torch._check(x.dim() >= 1 and x.shape[-1] >= 1,
+                 lambda: f"{op}: x must have a last dimension K >= 1 (..., K), got shape {tuple(x.shape)}")
+
+
+@torch.library.register_fake("bitmm::absmax_int8")
+def _absmax_int8_fake(x):
+    _check_absmax_x("bitmm.quant.absmax_int8", x)
+    return x.new_empty(x.shape, dtype=torch.int8), x.new_empty((*x.shape[:-1], 1), dtype=torch.float32)
+
+
+@torch.library.register_fake("bitmm::absmax_int8_fake")
+def _absmax_int8_fake_fake(x):
+    _check_absmax_x("bitmm.quant.absmax_int8_fake", x)
+    return x.new_empty(x.shape)
+
+
 @torch.library.register_fake("bitmm::pack")
 def _pack_fake(codes, kind):
     name = _check_kind_id(kind)

@@ -55,3 +55,19 @@ def linear_a8(kind: str, xq: torch.Tensor, x_scale: torch.Tensor, packed: torch.
               dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Reference of the W2A8 op (int8 activations xq with per-row x_scale): linear on xq * x_scale."""
     return linear(kind, xq.to(dtype) * x_scale.to(dtype), packed, scale, offset, bias, dtype)
+
+
+def absmax_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BitNet's per-token absmax int8 quantization as PyTorch operations (what ``torch.ops.bitmm.absmax_int8`` must
+    equal bit for bit): ``s = 127 / |x|.amax(-1).clamp(min=1e-5)`` in float32, ``xq = round(x * s).clamp(-128, 127)``
+    int8, ``x_scale = 1 / s``."""
+    x32 = x.detach().to(torch.float32)
+    s = 127.0 / x32.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
+    xq = (x32 * s).round().clamp(-128, 127)
+    return xq.to(torch.int8), 1.0 / s
+
+
+def absmax_int8_fake(x: torch.Tensor) -> torch.Tensor:
+    """``xq * x_scale`` of :func:`absmax_int8` in x's dtype."""
+    xq, scale = absmax_int8(x)
+    return (xq.to(torch.float32) * scale).to(x.dtype)

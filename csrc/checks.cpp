@@ -273,6 +273,13 @@ LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor
   return finish(op, kind, M, N, K, grad_y, scale, offset);
 }
 
+void check_absmax_int8(const char* op, const at::Tensor& x) {
+  BITMM_CHECK_TYPE(is_float_dtype(x.scalar_type()), op, ": x must be float16, bfloat16, float32 or float64, got ",
+                   x.scalar_type());
+  BITMM_CHECK_VALUE(x.dim() >= 1 && x.size(-1) >= 1, op, ": x must have a last dimension K >= 1 (..., K), got shape ",
+                    shape_str(x));
+}
+
 LinearProblem check_linear_a8(Kind kind, const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
                               const at::Tensor& scale, const std::optional<at::Tensor>& offset,
                               const std::optional<at::Tensor>& bias, at::ScalarType out_dtype) {

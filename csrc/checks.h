@@ -86,6 +86,8 @@ void check_cpu_prepack(Kind kind, const at::Tensor& packed_w, int64_t K);
 // linear_a8(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype): xq int8 (..., K), x_scale floating
 // (..., 1) on xq's device, packed_w / bias as for the linear ops, scale / offset per tensor or per channel (the
 // integer sums run over all of K), out_dtype floating.
+// absmax_int8 / absmax_int8_fake (op: the op's name): x float16 / bfloat16 / float32 / float64 with K >= 1.
+void check_absmax_int8(const char* op, const at::Tensor& x);
 LinearProblem check_linear_a8(Kind kind, const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
                               const at::Tensor& scale, const std::optional<at::Tensor>& offset,
                               const std::optional<at::Tensor>& bias, at::ScalarType out_dtype);

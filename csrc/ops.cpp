@@ -56,6 +56,12 @@ TORCH_LIBRARY(bitmm, m) {
   // Per tensor or per channel scale / offset only; kind 1/2/3 as above.  No gradient (int8 input).
   m.def("linear_a8(Tensor xq, Tensor x_scale, Tensor packed_w, Tensor scale, Tensor? offset, Tensor? bias, "
         "int kind, ScalarType out_dtype) -> Tensor");
+  // BitNet's per-token absmax int8 quantization of float x (..., K), as bitmm.quant.absmax_int8 documents it:
+  // s = 127 / max(|x|).clamp(min=1e-5) per row, in float32; xq = round(x * s).clamp(-128, 127) int8 (..., K) and
+  // x_scale = 1 / s float32 (..., 1).  absmax_int8_fake: xq * x_scale in x's dtype (what QAT feeds forward).
+  // One kernel on CUDA (the composite is ~10), the same bits as the composite on every device.  No gradient.
+  m.def("absmax_int8(Tensor x) -> (Tensor, Tensor)");
+  m.def("absmax_int8_fake(Tensor x) -> Tensor");
   // codes (N, K) integer tensor -> packed int32 (N, words_per_row); and back (as int8 codes).
   m.def("pack(Tensor codes, int kind) -> Tensor");
   m.def("unpack(Tensor packed, int kind, SymInt K) -> Tensor");

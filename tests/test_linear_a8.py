@@ -109,12 +109,15 @@ def test_linear_a8_cuda_equals_cpu_bitwise(kind):
 
 @cuda_only
 @pytest.mark.parametrize("M", [1, 2, 5, 8, 9, 16, 17])
-@pytest.mark.parametrize("K,N", [(37, 13), (520, 40), (1000, 70), (2304, 17), (4096, 96)])
+@pytest.mark.parametrize("K,N", [(1, 1), (37, 13), (80, 5), (528, 33), (1000, 70), (2304, 17), (4096, 96),
+                                 (6272, 24)])
 @pytest.mark.parametrize("kind", KINDS)
 def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
     # the fused kernel's shapes (M <= 16; 17 falls back): a partial last block / step / row tile, the second x tile
-    # (M > 8); every output dtype and epilogue variant, a 3-D xq, and an xq view off 16-byte alignment (staged by
-    # bytes); y's memory poisoned first (a NaN-filled block of the same size freed just before the call)
+    # (M > 8); K = 80 / 528: 16-byte x loads then a half block by bytes; K = 6272: 13 binary / 25 two-plane steps
+    # (every buffer of the 3-step rotation, a second iteration); every output dtype and epilogue variant, a 3-D
+    # xq, an xq view off 16-byte alignment (staged by bytes) and a packed_w view off 16-byte alignment (copied);
+    # y's memory poisoned first (a NaN-filled block of the same size freed just before the call)
     cases = [(torch.float32, "channel", True, True), (torch.float16, "tensor", False, False),
              (torch.bfloat16, "channel1", True, False)]
     for out_dtype, mode, offset, bias in cases:
@@ -125,6 +128,9 @@ def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
         if out_dtype == torch.bfloat16:
             base = torch.empty(M * K + 1, dtype=torch.int8, device="cuda")
             xq = base[1:].view(M, K).copy_(xq)
+        if out_dtype == torch.float32:
+            base = torch.empty(packed.numel() + 1, dtype=torch.int32, device="cuda")
+            packed = base[1:].view(packed.shape).copy_(packed)
         torch.full((M, N), float("nan"), dtype=out_dtype, device="cuda")  # (freed at once: y may reuse it)
         y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=out_dtype)
         cpu = [None if t is None else t.cpu() for t in (xq, xs, packed, s, u, b)]
@@ -143,6 +149,12 @@ def test_linear_a8_fused_kernel_is_taken():
     v, packed, xq, xs, s, u, b = make_a8("ternary", (17,), 1024, 64, "channel", True, True, "cuda")
     names = kernel_names(lambda: bitmm.linear_a8("ternary", xq, xs, packed, s, u, b))
     assert not any("a8_linear_kernel" in n for n in names), names
+    # 16 rows of K = 16384 need 263 KB of shared memory for x: past every GPU's limit, so the unfused path runs
+    v, packed, xq, xs, s, u, b = make_a8("binary", (16,), 16384, 40, "tensor", False, False, "cuda")
+    names = kernel_names(lambda: bitmm.linear_a8("binary", xq, xs, packed, s))
+    assert not any("a8_linear_kernel" in n for n in names), names
+    cpu = [t.cpu() for t in (xq, xs, packed, s)]
+    assert torch.equal(bitmm.linear_a8("binary", xq, xs, packed, s).cpu(), bitmm.linear_a8("binary", *cpu))
 
 
 @pytest.mark.parametrize("M", [3, 17])
@@ -257,3 +269,63 @@ def test_packed_linear_int8_matmul(device):
     layer.int8_matmul = True
     yg = layer(xr)
     assert yg.grad_fn is None and torch.equal(yg, y8)
+
+
+def _absmax_input(shape, dtype):
+    x = torch.randn(shape) * 3
+    rows = x.reshape(-1, shape[-1])
+    rows[0, :] = 0.0  # an all-zero row (amax clamped to 1e-5)
+    if rows.shape[0] > 2:
+        rows[1, :] = 1e-7 * torch.randn(shape[-1])  # amax below the clamp
+        rows[2, :] = torch.arange(shape[-1]) % 7 - 3.5  # halves: round half to even after scaling
+    if rows.shape[0] > 3:
+        rows[3, :] *= 1e30 if dtype in (torch.float32, torch.float64) else 1e3
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 37), (17, 4096), (2, 3, 1000), (5, 8195)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_absmax_int8_op_equals_composite(dtype, shape, device):
+    # torch.ops.bitmm.absmax_int8 (one CUDA kernel; the ATen composite on CPU) against the PyTorch composite it
+    # replaces (bitmm.reference.absmax_int8) on the same device: bit for bit, xq, x_scale and the fake-quantized x
+    x = _absmax_input(shape, dtype).to(device)
+    xq, xs = quant.absmax_int8(x)
+    rq, rs = reference.absmax_int8(x)
+    assert xq.dtype == torch.int8 and xs.dtype == torch.float32 and xs.shape == (*shape[:-1], 1)
+    assert torch.equal(xq, rq) and torch.equal(xs, rs)
+    assert torch.equal(quant.absmax_int8_fake(x), reference.absmax_int8_fake(x))
+    # a transposed view (copied to rows first) gives the same as its contiguous copy
+    if len(shape) == 2 and shape[0] > 1:
+        xt = x.t().contiguous().t()
+        assert torch.equal(quant.absmax_int8(xt)[0], rq)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_absmax_int8_nan_row_poisons_its_scale_only(device):
+    x = torch.randn(4, 300, device=device)
+    x[2, 17] = float("nan")
+    xq, xs = quant.absmax_int8(x)
+    rq, rs = reference.absmax_int8(x)
+    assert torch.isnan(xs[2]).all() and torch.isfinite(xs[[0, 1, 3]]).all()
+    keep = [0, 1, 3]
+    assert torch.equal(xq[keep], rq[keep]) and torch.equal(xs[keep], rs[keep])
+    assert torch.isnan(quant.absmax_int8_fake(x)[2]).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_absmax_int8_op_checks_opcheck_and_compile(device):
+    x = torch.randn(5, 64, device=device, dtype=torch.float16)
+    torch.library.opcheck(torch.ops.bitmm.absmax_int8, (x,))
+    torch.library.opcheck(torch.ops.bitmm.absmax_int8_fake, (x,))
+    with pytest.raises(TypeError, match="x must be float16, bfloat16, float32 or float64"):
+        torch.ops.bitmm.absmax_int8(torch.ones(3, 4, dtype=torch.int32, device=device))
+    with pytest.raises(ValueError, match="K >= 1"):
+        torch.ops.bitmm.absmax_int8(torch.ones(3, 0, device=device))
+
+    def f(x):
+        q, s = quant.absmax_int8(x)
+        return q.float() * s + quant.absmax_int8_fake(x)
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    assert torch.equal(compiled(x), f(x))

@@ -6,7 +6,8 @@
 #  2. compute-sanitizer memcheck / racecheck / initcheck over the fused kernel's tests (a subset of shapes);
 #  3. probe, per tensor, M = 1 / 4 / 16, four shapes, three kinds: fp16 F.linear, auto (the fp16-activation path),
 #     a8op unfused (unpack + torch's int8 GEMM + epilogue), a8op fused, a8 fused (with absmax_int8 per call);
-#  4. ncu of a8_ternary_m1 / a8_binary_m1 fused; the fused kernel's SASS from the built extension.
+#  4. absmax_int8's one kernel against the composite; ncu of a8_ternary_m1 / a8_binary_m1 fused; the fused kernel's
+#     SASS from the built extension.
 # Predicted (sm_90a SASS, session 26): step loop 87 instructions per 4096 two-plane weights (the fp16-activation
 # tensor-core kernel's per tensor step: 224 per 4096, tc34), 133 per 8192 binary weights; if it streams at the fp16 path's rate or better, ternary 8192 x 28672
 # M = 1 ~20-25 us (5-6x of fp16's ~125), binary ~15-18 us; M = 16 within ~1.3x of M = 1.  The unfused path at
@@ -38,6 +39,18 @@ aprobe() {  # $1: label, $2: backends; the environment passes through
 }
 aprobe unfused fp16,auto,a8op
 BITMM_A8_FUSED=1 aprobe fused a8op,a8
+# absmax_int8 (one kernel, session 26) against the PyTorch composite it replaced, in CUDA graphs, fp16 x
+timeout 60 python3 - >> "$OUT/a8f.txt" 2>&1 <<'PY'
+import torch
+from bitmm import quant, reference
+from bitmm.benchmark_timing import cuda_time_us
+for M, K in ((1, 8192), (16, 8192), (1, 28672), (4096, 8192)):
+    xs = [torch.randn(M, K, device="cuda", dtype=torch.float16) for _ in range(8)]
+    op = cuda_time_us([lambda x=x: quant.absmax_int8(x) for x in xs])
+    ref = cuda_time_us([lambda x=x: reference.absmax_int8(x) for x in xs])
+    print(f"absmax_int8 M={M} K={K}: op {op:.2f} us, composite {ref:.2f} us", flush=True)
+PY
+mark "absmax probe"
 for c in a8_ternary_m1 a8_binary_m1; do BITMM_A8_FUSED=1 ncu_raw $c $c; done
 so=$(ls bitmm/_C*.so | head -1)
 cuobjdump --dump-sass "$so" > /tmp/all.sass 2>/dev/null && python3 bench/sass_report.py /tmp/all.sass | grep -A5 "a8_linear_kernel" > "$OUT/sass_a8.txt"

@@ -313,6 +313,16 @@ at::Tensor linear_a8_cpu(const at::Tensor& xq, const at::Tensor& x_scale, const 
   return linear_a8_forward(p, xq, x_scale, packed_w, s, u, b, out_dtype);
 }
 
+std::tuple<at::Tensor, at::Tensor> absmax_int8_cpu(const at::Tensor& x) {
+  check_absmax_int8("bitmm.quant.absmax_int8", x);
+  return absmax_int8_aten(x);
+}
+
+at::Tensor absmax_int8_fake_cpu(const at::Tensor& x) {
+  check_absmax_int8("bitmm.quant.absmax_int8_fake", x);
+  return absmax_int8_fake_aten(x);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
@@ -322,6 +332,8 @@ TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
   m.impl("int2_linear", &linear_cpu<Kind::kInt2>);
   m.impl("linear_grad_x", &grad_x_cpu);
   m.impl("linear_a8", &linear_a8_cpu);
+  m.impl("absmax_int8", &absmax_int8_cpu);
+  m.impl("absmax_int8_fake", &absmax_int8_fake_cpu);
 }
 
 }  // namespace bitmm

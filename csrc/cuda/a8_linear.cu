@@ -8,6 +8,9 @@
 // once per CTA in shared memory, permuted (a8_fragments.h), with its row sums; the warps' int32 partial sums meet in
 // shared memory and the CTA's threads write y.
 #include <climits>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "a8_fragments.h"
 #include "common.cuh"
@@ -177,6 +180,19 @@ int64_t a8_linear_smem_bytes(int64_t M, int64_t K, int planes) {
          (kA8Warps * cm * 4 * 32 + kA8Warps * 16) * static_cast<int64_t>(sizeof(int));
 }
 
+// The kernel's dynamic shared-memory limit raised to at least `smem` on `device`, through the driver only when it
+// grows (the attribute is per device and function; the largest value set so far is remembered for each pair).
+cudaError_t raise_smem_limit(const void* kernel, int device, int64_t smem) {
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, int64_t> set;
+  const std::lock_guard<std::mutex> lock(mu);
+  int64_t& have = set[{kernel, device}];
+  if (have >= smem) return cudaSuccess;
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e == cudaSuccess) have = smem;
+  return e;
+}
+
 cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream) {
   if (p.M < 1 || p.M > kA8MaxM || p.out == DType::kDouble || p.N < 1 ||
       p.K > (p.planes == 2 ? a8::kMaxKTwoPlanes : a8::kMaxKBinary) || (p.N + 15) / 16 > INT_MAX)
@@ -190,8 +206,7 @@ cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>((p.N + 15) / 16));
   auto go = [&](auto kernel) {
     if (smem > 48 * 1024) {
-      const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(smem));
+      const cudaError_t e = raise_smem_limit(reinterpret_cast<const void*>(kernel), device, smem);
       if (e != cudaSuccess) return e;
     }
     kernel<<<grid, kA8Threads, static_cast<size_t>(smem), stream>>>(p);

@@ -86,6 +86,10 @@ struct A8Params {
 cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream);
 // dynamic shared memory of one CTA (x rows, partial sums)
 int64_t a8_linear_smem_bytes(int64_t M, int64_t K, int planes);
+// absmax_int8 (quant_absmax.cu): x (rows, K) contiguous of dtype dt -> xq (rows, K) int8 and scale (rows,) float32, or,
+// with `fake` non-null, xq * scale into fake (rows, K) of dt (xq / scale unused).  One CTA per row.
+cudaError_t launch_absmax_int8(const void* x, DType dt, int64_t rows, int64_t K, int8_t* xq, float* scale, void* fake,
+                               cudaStream_t stream);
 cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_planes, int zero_code,
                         uint32_t* out, int64_t wpr, cudaStream_t stream);
 cudaError_t launch_unpack(const uint32_t* packed, int64_t N, int64_t K, int two_planes, int64_t wpr,

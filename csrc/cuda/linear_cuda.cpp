@@ -552,7 +552,7 @@ at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const a
   const at::Tensor sv = s.to(at::kFloat).reshape({-1}).contiguous();
   const at::Tensor uv = u.has_value() ? u->to(at::kFloat).reshape({-1}).contiguous() : at::Tensor();
   const at::Tensor bv = b.has_value() ? b->to(at::kFloat).contiguous() : at::Tensor();
-  const at::Tensor w = packed_w.contiguous();
+  const at::Tensor w = aligned_packed(packed_w);  // (16-byte weight loads)
   std::vector<int64_t> out_shape(xq.sizes().begin(), xq.sizes().end());
   out_shape.back() = p.N;
   at::Tensor y = at::empty(out_shape, xq.options().dtype(out_dtype));
@@ -591,6 +591,45 @@ at::Tensor linear_a8_cuda(const at::Tensor& xq, const at::Tensor& x_scale, const
   return linear_a8_forward(p, xq, x_scale, packed_w, s, u, b, out_dtype, &a8_epilogue_cuda);
 }
 
+// absmax_int8 / absmax_int8_fake in one kernel (quant_absmax.cu), the ATen composite's bits
+at::Tensor absmax_int8_launch(const at::Tensor& x, bool fake, at::Tensor* scale_out) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const at::Tensor xc = x.contiguous();
+  const int64_t K = x.size(-1), rows = x.numel() / K;
+  at::Tensor out = at::empty(x.sizes(), x.options().dtype(fake ? x.scalar_type() : at::kChar));
+  at::Tensor scale;
+  if (!fake) {
+    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+    shape.back() = 1;
+    scale = at::empty(shape, x.options().dtype(at::kFloat));
+  }
+  const cudaError_t err = cuda::launch_absmax_int8(
+      xc.data_ptr(), dtype_of(x.scalar_type()), rows, K, fake ? nullptr : out.data_ptr<int8_t>(),
+      fake ? nullptr : scale.data_ptr<float>(), fake ? out.data_ptr() : nullptr, at::cuda::getCurrentCUDAStream());
+  if (err == cudaErrorNotSupported) {  // (more than 2^31 - 1 rows)
+    if (fake) return absmax_int8_fake_aten(x);
+    auto [xq, sc] = absmax_int8_aten(x);
+    *scale_out = sc;
+    return xq;
+  }
+  BITMM_CHECK(err == cudaSuccess, "bitmm.quant.absmax_int8 CUDA kernel failed for ", rows, " rows of K=", K, ": ",
+              cudaGetErrorString(err));
+  if (!fake) *scale_out = scale;
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> absmax_int8_cuda(const at::Tensor& x) {
+  check_absmax_int8("bitmm.quant.absmax_int8", x);
+  at::Tensor scale;
+  at::Tensor xq = absmax_int8_launch(x, /*fake=*/false, &scale);
+  return {xq, scale};
+}
+
+at::Tensor absmax_int8_fake_cuda(const at::Tensor& x) {
+  check_absmax_int8("bitmm.quant.absmax_int8_fake", x);
+  return absmax_int8_launch(x, /*fake=*/true, nullptr);
+}
+
 }  // namespace
 
 at::Tensor linear_cuda_fused_lora(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
@@ -611,6 +650,8 @@ TORCH_LIBRARY_IMPL(bitmm, CUDA, m) {
   m.impl("pack", &pack_cuda);
   m.impl("unpack", &unpack_cuda);
   m.impl("linear_a8", &linear_a8_cuda);
+  m.impl("absmax_int8", &absmax_int8_cuda);
+  m.impl("absmax_int8_fake", &absmax_int8_fake_cuda);
 }
 
 }  // namespace bitmm
