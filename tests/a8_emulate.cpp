@@ -1,11 +1,11 @@
 // Host emulation of the fused W2A8 kernel (csrc/cuda/a8_linear.cu) for tests/test_a8_emulation.py: the kernel's
-// shared-memory staging, its 4 warps' K split by steps, each of the 32 lanes' fragments (the same functions as the
+// shared-memory staging, its CTA of `warps` warps over warps / ks row tiles with ks warps splitting each tile's K, each of the 32 lanes' fragments (the same functions as the
 // kernel: csrc/cuda/a8_fragments.h), mma.sync m16n8k32 (u8 x s8 -> s32) emulated from the PTX ISA's fragment layout,
 // the sets' shifts, the CTA's sum and the epilogue.  Not emulated: the kernel's 3-step register rotation of the
 // weight loads (each step here reads its own words) and the hardware itself.
 //
 //   a8_emulate IN OUT
-// IN: int64 planes, M, N, K, wpr, has_u, has_b, s_numel, u_numel; int8 xq (M*K); uint32 packed (N*wpr);
+// IN: int64 planes, M, N, K, wpr, has_u, has_b, s_numel, u_numel, warps, ks; int8 xq (M*K); uint32 packed (N*wpr);
 //     float32 xs (M), s (s_numel), u (u_numel if has_u), b (N if has_b).
 // OUT: int32 sums (M*N: sum_k xq * stored code), int32 X (M), float32 y (M*N).
 #include <algorithm>
@@ -22,7 +22,6 @@ using namespace bitmm;
 
 namespace {
 
-constexpr int kWarps = 4;  // = kA8Warps (a8_linear.cu)
 
 template <typename T>
 void read_n(FILE* f, T* p, size_t n) {
@@ -59,8 +58,9 @@ void mma_emulate(const uint32_t (&a)[32][4], const uint32_t (&b)[32][2], int (&c
 }
 
 template <int P>
-void run(int64_t M, int64_t N, int64_t K, int64_t wpr, const std::vector<int8_t>& xq,
+void run(int64_t M, int64_t N, int64_t K, int64_t wpr, int warps, int ks_count, const std::vector<int8_t>& xq,
          const std::vector<uint32_t>& w, std::vector<int>& sums, std::vector<int>& Xout) {
+  const int RT = warps / ks_count;  // row tiles per CTA
   using L = a8::Layout<P>;
   const int CM = M <= 8 ? 1 : 2;
   const int row_u4 = static_cast<int>(wpr / 4), steps = (row_u4 + 3) / 4;
@@ -71,35 +71,46 @@ void run(int64_t M, int64_t N, int64_t K, int64_t wpr, const std::vector<int8_t>
   std::memset(smem.data() + zeros, 0, L::kWindowBytes);
   std::vector<int> X(M, 0);
   std::vector<char> written(M * stride, 0);
+  using S = a8::Stage<P>;
+  const int64_t nunits = nblocks / S::kUnitBlocks;
   for (int64_t m = 0; m < M; ++m)
-    for (int64_t b = 0; b < nblocks; ++b) {
-      uint32_t Xw[8], Pw[8];
-      for (int i = 0; i < 8; ++i) {
-        uint32_t v = 0;
-        for (int j = 0; j < 4; ++j) {
-          const int64_t k = 32 * b + 4 * i + j;
-          if (k < K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xq[m * K + k])) << (8 * j);
+    for (int64_t u = 0; u < nunits; ++u) {
+      uint32_t Pw[S::kUnitBlocks][8];
+      for (int ub = 0; ub < S::kUnitBlocks; ++ub) {
+        const int64_t b = u * S::kUnitBlocks + ub;
+        uint32_t Xw[8];
+        for (int i = 0; i < 8; ++i) {
+          uint32_t v = 0;
+          for (int j = 0; j < 4; ++j) {
+            const int64_t k = 32 * b + 4 * i + j;
+            if (k < K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xq[m * K + k])) << (8 * j);
+          }
+          Xw[i] = v;
+          X[m] = a8::byte_sum(v, X[m]);
         }
-        Xw[i] = v;
-        X[m] = a8::byte_sum(v, X[m]);
+        a8::permute_block(Xw, Pw[ub]);
       }
-      a8::permute_block(Xw, Pw);
-      for (int half = 0; half < 2; ++half) {
-        const int64_t off = m * stride + a8::smem_block_offset<P>(b, half);
+      for (int c = 0; c < S::kUnitChunks; ++c) {
+        const int64_t off = m * stride + a8::smem_unit_offset<P>(u, c);
         assert(off >= m * stride && off + 16 <= (m + 1) * stride - a8::kRowPad);
-        for (int q = 0; q < 16; ++q) assert(!written[off + q]);  // no two blocks share bytes
+        for (int q = 0; q < 16; ++q) assert(!written[off + q]);  // no two chunks share bytes
         std::memset(&written[off], 1, 16);
-        std::memcpy(&smem[off], &Pw[4 * half], 16);
+        for (int j = 0; j < 4; ++j) {
+          const uint32_t wv = a8::unit_word<P>(Pw, c, j);
+          std::memcpy(&smem[off + 4 * j], &wv, 4);
+        }
       }
     }
-  const int64_t tiles = (N + 15) / 16;
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    const int64_t n0 = 16 * tile;
-    static int red[kWarps][2][4][32];
-    for (int warp = 0; warp < kWarps; ++warp) {
+  const int64_t ctas = (N + 16 * RT - 1) / (16 * RT);
+  for (int64_t cta = 0; cta < ctas; ++cta) {
+    const int64_t cta_n0 = 16 * RT * cta;
+    static int red[8 * 2 * 4 * 32];
+    for (int warp = 0; warp < warps; ++warp) {
+      const int ks = warp % ks_count, rt = warp / ks_count;
+      const int64_t n0 = cta_n0 + 16 * rt;
       static int acc[32][2][8][4];
       std::memset(acc, 0, sizeof(acc));
-      for (int s = warp; s < steps; s += kWarps) {
+      for (int s = ks; s < steps; s += ks_count) {
         static uint32_t a[32][16][4];
         static a8::U4 ch[32][2][8];
         for (int lane = 0; lane < 32; ++lane) {
@@ -145,17 +156,19 @@ void run(int64_t M, int64_t N, int64_t K, int64_t wpr, const std::vector<int8_t>
               assert(acc[lane][cm][i][r] % (1 << (L::kSetShift * i)) == 0);  // the shift is exact
               v += acc[lane][cm][i][r] >> (L::kSetShift * i);
             }
-            red[warp][cm][r][lane] = v;
+            red[a8::red_index<2>(warp, cm, r, lane)] = v;
           }
     }
-    for (int o = 0; o < 16 * M; ++o) {
-      const int rr = o & 15, m = o >> 4;
-      const int64_t n = n0 + rr;
+    for (int o = 0; o < 16 * RT * M; ++o) {
+      int rc, m;
+      a8::out_position(o, 16 * RT, rc, m);
+      const int rr = rc & 15, tile = rc >> 4;
+      const int64_t n = cta_n0 + rc;
       if (n >= N) continue;
       int cm, ln, reg;
       a8::c_position(rr, m, cm, ln, reg);
       int sum = 0;
-      for (int wp = 0; wp < kWarps; ++wp) sum += red[wp][cm][reg][ln];
+      for (int k = 0; k < ks_count; ++k) sum += red[a8::red_index<2>(tile * ks_count + k, cm, reg, ln)];
       sums[m * N + n] = sum;
     }
   }
@@ -168,10 +181,12 @@ int main(int argc, char** argv) {
   if (argc != 3) return 2;
   FILE* f = std::fopen(argv[1], "rb");
   if (!f) return 2;
-  int64_t h[9];
-  read_n(f, h, 9);
+  int64_t h[11];
+  read_n(f, h, 11);
   const int64_t planes = h[0], M = h[1], N = h[2], K = h[3], wpr = h[4], has_u = h[5], has_b = h[6];
   const int64_t s_numel = h[7], u_numel = h[8];
+  const int warps = static_cast<int>(h[9]), ks = static_cast<int>(h[10]);
+  if (warps > 8 || ks < 1 || warps % ks != 0) return 2;
   std::vector<int8_t> xq(M * K);
   std::vector<uint32_t> w(N * wpr);
   std::vector<float> xs(M), s(s_numel), u(has_u ? u_numel : 0), b(has_b ? N : 0);
@@ -184,9 +199,9 @@ int main(int argc, char** argv) {
   std::fclose(f);
   std::vector<int> sums(M * N, 0x7eadbeef), X;
   if (planes == 2)
-    run<2>(M, N, K, wpr, xq, w, sums, X);
+    run<2>(M, N, K, wpr, warps, ks, xq, w, sums, X);
   else
-    run<1>(M, N, K, wpr, xq, w, sums, X);
+    run<1>(M, N, K, wpr, warps, ks, xq, w, sums, X);
   const int shift = planes == 2 ? 1 : 0;
   std::vector<float> y(M * N);
   for (int64_t m = 0; m < M; ++m)

@@ -32,14 +32,14 @@ def emulator(tmp_path_factory):
     return exe
 
 
-def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b):
+def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b, cfg=(4, 4)):
     M, K = xq.shape
     N, wpr = packed.shape
     inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
     planes = 1 if kind == "binary" else 2
-    head = [planes, M, N, K, wpr, u is not None, b is not None, s.numel(), 0 if u is None else u.numel()]
+    head = [planes, M, N, K, wpr, u is not None, b is not None, s.numel(), 0 if u is None else u.numel(), *cfg]
     with open(inp, "wb") as f:
-        f.write(struct.pack("9q", *map(int, head)))
+        f.write(struct.pack("11q", *map(int, head)))
         for t, dt in ((xq, np.int8), (packed, np.int32), (xs, np.float32), (s, np.float32), (u, np.float32),
                       (b, np.float32)):
             if t is not None:
@@ -52,12 +52,14 @@ def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b):
     return torch.from_numpy(sums.astype(np.int64)), torch.from_numpy(X.astype(np.int64)), torch.from_numpy(y.copy())
 
 
+@pytest.mark.parametrize("cfg", [(4, 4), (8, 2)], ids=["4warps_ks4", "8warps_ks2"])
 @pytest.mark.parametrize("M", [1, 3, 8, 9, 16])
-@pytest.mark.parametrize("K,N", [(37, 13), (128, 16), (300, 33), (520, 40), (1000, 70), (2304, 17)])
+@pytest.mark.parametrize("K,N", [(37, 13), (128, 16), (300, 33), (520, 40), (1000, 70), (2304, 17), (6272, 70)])
 @pytest.mark.parametrize("kind", ["ternary", "binary", "int2"])
-def test_a8_emulated_kernel_matches_exact_sums(emulator, tmp_path, kind, K, N, M):
+def test_a8_emulated_kernel_matches_exact_sums(emulator, tmp_path, kind, K, N, M, cfg):
     # K = 37 / 300 / 1000: a partial last block and step; 128 / 520 / 2304: whole blocks, steps of 256 / 512 k partly
-    # filled; N = 13 / 33 / 17: a last row tile past N; M = 9 / 16: the second x tile (8 rows of B each)
+    # filled; N = 13 / 33 / 17 / 70: a last row tile past N (and, with 4 row tiles per CTA, whole tiles past N);
+    # M = 9 / 16: the second x tile (8 rows of B each); both CTA configurations (a8_config)
     torch.manual_seed(K * 131 + N * 7 + M)
     v = random_values(kind, N, K, "cpu")
     packed = PACKERS[kind](v)
@@ -67,7 +69,7 @@ def test_a8_emulated_kernel_matches_exact_sums(emulator, tmp_path, kind, K, N, M
     s = torch.rand(N) + 0.1
     u = torch.randn(N) * 0.1
     b = torch.randn(N)
-    sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, xs, s, u, b)
+    sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, xs, s, u, b, cfg)
     assert torch.equal(sums, xq.long() @ codes.T), "integer sums differ"
     assert torch.equal(X, xq.long().sum(1))
     want = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float32)

@@ -27,7 +27,8 @@
 // Shared memory holds each x row permuted, with a step's window interleaved by lane: the 16-byte chunk i of lane
 // t's part of window w sits at byte w * kWindowBytes + (4 i + t) * 16, so the 4 lanes of a row read 64 contiguous
 // bytes per 16-byte load; rows are kRowPad bytes longer than a multiple of the window (conflict-free across the
-// two rows g, g + 1 of a quarter warp).
+// two rows g, g + 1 of a quarter warp).  Binary interleaves the words of two blocks (Stage, unit_word) so that
+// each mma's b0 and b1 are adjacent.
 #pragma once
 #include <cstdint>
 
@@ -71,16 +72,34 @@ BITMM_A8_HD int64_t smem_row_stride(int64_t padded_k) {
   return (padded_k + W - 1) / W * W + kRowPad;
 }
 
-// Byte offset in a shared-memory row of half `half` (0: permuted words 0..3, 1: 4..7) of x block `b` (weights
-// 32 b .. 32 b + 31 of the row).
+// x is staged in units: two planes one 32-byte block (its permuted words P[0..7] as 2 chunks, P[0..3] and P[4..7]);
+// binary two blocks a, b (the 2 blocks whose words make one mma's b0, b1), words interleaved as 4 chunks
+// (a[2c], b[2c], a[2c + 1], b[2c + 1]) so that b0 / b1 are adjacent words (an aligned register pair: no moves).
 template <int kPlanes>
-BITMM_A8_HD int64_t smem_block_offset(int64_t b, int half) {
+struct Stage {
+  static constexpr int kUnitBlocks = kPlanes == 2 ? 1 : 2;                          // blocks per unit
+  static constexpr int kUnitChunks = 2 * kUnitBlocks;                               // 16-byte chunks per unit
+  static constexpr int kLaneUnits = Layout<kPlanes>::kLaneBlocks / kUnitBlocks;     // units per lane and step
+};
+
+// Byte offset in a shared-memory row of chunk c of staging unit u (blocks u * kUnitBlocks ..): the lane t whose
+// weights cover it, in the step's window, at its chunk i = kUnitChunks * (its unit in the lane) + c.
+template <int kPlanes>
+BITMM_A8_HD int64_t smem_unit_offset(int64_t u, int c) {
   using L = Layout<kPlanes>;
-  const int64_t w = b / (4 * L::kLaneBlocks);
-  const int r = static_cast<int>(b % (4 * L::kLaneBlocks));
-  const int t = r / L::kLaneBlocks, bl = r % L::kLaneBlocks;
-  const int i = 2 * bl + half;  // the lane's chunk
+  using S = Stage<kPlanes>;
+  const int64_t w = u / (4 * S::kLaneUnits);
+  const int r = static_cast<int>(u % (4 * S::kLaneUnits));
+  const int t = r / S::kLaneUnits, ul = r % S::kLaneUnits;
+  const int i = S::kUnitChunks * ul + c;
   return w * L::kWindowBytes + (4 * i + t) * 16;
+}
+
+// Word j (0..3) of chunk c of a unit from its permuted blocks (P[0] = the unit's first block, P[1] its second)
+template <int kPlanes>
+BITMM_A8_HD uint32_t unit_word(const uint32_t (&P)[Stage<kPlanes>::kUnitBlocks][8], int c, int j) {
+  if constexpr (kPlanes == 2) return P[0][4 * c + j];
+  else return P[j & 1][2 * c + (j >> 1)];
 }
 
 BITMM_A8_HD uint32_t byte_perm(uint32_t a, uint32_t b, uint32_t sel) {
@@ -162,10 +181,10 @@ BITMM_A8_HD void b_frag(const U4 (&ch)[Layout<kPlanes>::kChunks], int j, uint32_
     b0 = word(2 * h + (c >> 1), 2 * (c & 1));
     b1 = word(2 * h + (c >> 1), 2 * (c & 1) + 1);
   } else {
-    // blocks 2p and 2p + 1 (bytes 64 p.. and 64 p + 32..), word q = s: chunk 4p + s / 4 and 4p + 2 + s / 4
+    // unit p (blocks 2p, 2p + 1 of the lane's 4), word q = s of each: chunk 4p + s / 2, words 2 (s & 1) and + 1
     const int p = j >> 3, s = j & 7;
-    b0 = word(4 * p + (s >> 2), s & 3);
-    b1 = word(4 * p + 2 + (s >> 2), s & 3);
+    b0 = word(4 * p + (s >> 1), 2 * (s & 1));
+    b1 = word(4 * p + (s >> 1), 2 * (s & 1) + 1);
   }
 }
 
@@ -187,6 +206,15 @@ BITMM_A8_HD void c_position(int rr, int m, int& cm, int& lane, int& reg) {
   cm = m >> 3;
   lane = 4 * (rr & 7) + ((m & 7) >> 1);
   reg = 2 * (rr >> 3) + (m & 1);
+}
+
+// Shared-memory index of warp `warp`'s sum in register `reg` of lane `lane` for x tile `cm` (kCM tiles), and the
+// output element o of a CTA of `rows` weight rows: weight row rc of the CTA (tile rc / 16, row rc % 16) and x row m.
+template <int kCM>
+BITMM_A8_HD int red_index(int warp, int cm, int reg, int lane) { return ((warp * kCM + cm) * 4 + reg) * 32 + lane; }
+BITMM_A8_HD void out_position(int o, int rows, int& rc, int& m) {
+  rc = o % rows;
+  m = o / rows;
 }
 
 // The output element from the exact integer sums, the same float32 operations in the same order as
