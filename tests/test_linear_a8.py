@@ -139,6 +139,18 @@ def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
 
 
 @cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_a8_fused_sanitizer_cases(kind):
+    # a few shapes for compute-sanitizer (next_a8_fused.sh runs this with BITMM_A8_FUSED=1, where every one of them
+    # takes the fused kernel and no cuBLAS GEMM runs): a partial block / step / tile, the second x tile, many steps
+    for K, N, M in ((37, 13, 1), (528, 33, 9), (1000, 70, 3), (6272, 24, 16)):
+        v, packed, xq, xs, s, u, b = make_a8(kind, (M,), K, N, "channel", True, True, "cuda")
+        y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float16)
+        cpu = [t.cpu() for t in (xq, xs, packed, s, u, b)]
+        assert torch.equal(y.cpu(), bitmm.linear_a8(kind, *cpu, out_dtype=torch.float16)), (K, N, M)
+
+
+@cuda_only
 def test_linear_a8_fused_kernel_is_taken():
     if not A8_FUSED:
         pytest.skip("BITMM_A8_FUSED=1 is not set")

@@ -3,42 +3,39 @@
 # behind BITMM_A8_FUSED=1) on a GPU for the first time, and linear_a8's unfused CUDA path (never run either).
 #  1. tests: the host emulation (test_a8_emulation.py), test_linear_a8.py without and with BITMM_A8_FUSED=1 (CUDA ==
 #     CPU bit for bit over M = 1..17, odd K / N, a misaligned xq, every output dtype; the kernel-choice test);
-#  2. compute-sanitizer memcheck / racecheck / initcheck over the fused kernel's tests (a subset of shapes);
-#  3. probe, per tensor, M = 1 / 4 / 16, four shapes, three kinds: fp16 F.linear, auto (the fp16-activation path),
-#     a8op unfused (unpack + torch's int8 GEMM + epilogue), a8op fused, a8 fused (with absmax_int8 per call);
-#  4. absmax_int8's one kernel against the composite; ncu of a8_ternary_m1 / a8_binary_m1 fused; the fused kernel's
+#  2. probe, per tensor, M = 1 / 4 / 16, four shapes, three kinds: fp16 F.linear, auto (the fp16-activation path),
+#     a8op unfused (unpack + torch's int8 GEMM + epilogue), a8op fused in each CTA configuration and by the rule,
+#     a8 fused (with absmax_int8 per call);
+#  3. absmax_int8's one kernel against the composite;
+#  4. compute-sanitizer memcheck / racecheck / initcheck over the fused kernel's tests (a subset of shapes), both CTA
+#     configurations, as long as time is left; then ncu of a8_ternary_m1 / a8_binary_m1 fused; the fused kernel's
 #     SASS from the built extension.
 # Predicted (sm_90a SASS, session 26): step loop 87 instructions per 4096 two-plane weights (the fp16-activation
-# tensor-core kernel's per tensor step: 224 per 4096, tc34), 133 per 8192 binary weights; if it streams at the fp16 path's rate or better, ternary 8192 x 28672
+# tensor-core kernel's per tensor step: 224 per 4096, tc34), 106 per 8192 binary weights; if it streams at the fp16 path's rate or better, ternary 8192 x 28672
 # M = 1 ~20-25 us (5-6x of fp16's ~125), binary ~15-18 us; M = 16 within ~1.3x of M = 1.  The unfused path at
 # M <= 16 is expected far slower (W unpacked to int8 every call: ~235 MB written on 8192 x 28672).
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_a8_fused.sh
 source "$(dirname "$0")/prelude.sh"
+left() { echo $(( 585 - ($(date +%s) - start) )); }  # seconds left in the call
 T="python3 -m pytest -q -p no:cacheprovider -rf"
 timeout 60 $T tests/test_a8_emulation.py > /tmp/a8_emu.txt 2>&1
 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_unfused.txt 2>&1
-BITMM_A8_FUSED=1 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused.txt 2>&1
-for f in a8_emu a8_unfused a8_fused; do
+# both CTA configurations (a8_config: 4 warps on one row tile / 8 warps on 4), every test shape
+BITMM_A8_FUSED=1 BITMM_A8_CFG=1 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg1.txt 2>&1
+BITMM_A8_FUSED=1 BITMM_A8_CFG=2 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg2.txt 2>&1
+for f in a8_emu a8_unfused a8_fused_cfg1 a8_fused_cfg2; do
   { echo "$f: $(tail -1 /tmp/$f.txt)"; grep -E "^FAILED|^E  " /tmp/$f.txt | head -20; } >> "$OUT/log.txt"
 done
 mark "a8 tests"
-SK="few_rows and (520 or 37) or fused_kernel_is_taken or past_2_24"
-for tool in memcheck racecheck initcheck; do
-  kns="--kernel-name kns=bitmm"; extra=""
-  [ $tool = initcheck ] && kns="" && extra="PYTORCH_NO_CUDA_MEMORY_CACHING=1"
-  env $extra BITMM_A8_FUSED=1 BITMM_UNDER_SANITIZER=1 timeout 120 compute-sanitizer --tool $tool $kns --print-limit 20 \
-    $T tests/test_linear_a8.py -k "$SK" > /tmp/san_a8_$tool.txt 2>&1
-  echo "== $tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_a8_$tool.txt | tail -1) | $(tail -1 /tmp/san_a8_$tool.txt)" >> "$OUT/log.txt"
-  grep -E "^========= +(Invalid|Race|Uninitialized|Error)" /tmp/san_a8_$tool.txt | sort | uniq -c | head -5 >> "$OUT/log.txt"
-done
-mark "a8 sanitizers"
 aprobe() {  # $1: label, $2: backends; the environment passes through
   timeout 150 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 --kinds ternary,int2,binary \
     --ms 1,4,16 --groups none --backends "$2" --out "$OUT/a8f_$1.json" 2>&1 | grep " us" | sed "s/^/$1 /" >> "$OUT/a8f.txt"
   mark "probe $1"
 }
 aprobe unfused fp16,auto,a8op
-BITMM_A8_FUSED=1 aprobe fused a8op,a8
+BITMM_A8_FUSED=1 BITMM_A8_CFG=1 aprobe fused_cfg1 a8op
+BITMM_A8_FUSED=1 BITMM_A8_CFG=2 aprobe fused_cfg2 a8op
+BITMM_A8_FUSED=1 aprobe fused_rule a8
 # absmax_int8 (one kernel, session 26) against the PyTorch composite it replaced, in CUDA graphs, fp16 x
 timeout 60 python3 - >> "$OUT/a8f.txt" 2>&1 <<'PY'
 import torch
@@ -51,7 +48,19 @@ for M, K in ((1, 8192), (16, 8192), (1, 28672), (4096, 8192)):
     print(f"absmax_int8 M={M} K={K}: op {op:.2f} us, composite {ref:.2f} us", flush=True)
 PY
 mark "absmax probe"
-for c in a8_ternary_m1 a8_binary_m1; do BITMM_A8_FUSED=1 ncu_raw $c $c; done
+SK="fused_sanitizer_cases"  # (M <= 16 only: with BITMM_A8_FUSED=1 no cuBLAS GEMM, which racecheck kills)
+for tool in memcheck racecheck2 initcheck racecheck memcheck2; do
+  [ $(left) -lt 100 ] && { echo "sanitizer $tool: skipped (time)" >> "$OUT/log.txt"; continue; }
+  kns="--kernel-name kns=bitmm"; extra="BITMM_A8_CFG=1"
+  [ "${tool%2}" != "$tool" ] && extra="BITMM_A8_CFG=2" && tool=${tool%2}
+  [ $tool = initcheck ] && kns="" && extra="$extra PYTORCH_NO_CUDA_MEMORY_CACHING=1"
+  env $extra BITMM_A8_FUSED=1 BITMM_UNDER_SANITIZER=1 timeout $(( $(left) < 120 ? $(left) - 20 : 100 )) compute-sanitizer --tool $tool $kns --print-limit 20 \
+    $T tests/test_linear_a8.py -k "$SK" > /tmp/san_a8_$tool.txt 2>&1
+  echo "== $tool $extra rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_a8_$tool.txt | tail -1) | $(tail -1 /tmp/san_a8_$tool.txt)" >> "$OUT/log.txt"
+  grep -E "^========= +(Invalid|Race|Uninitialized|Error)" /tmp/san_a8_$tool.txt | sort | uniq -c | head -5 >> "$OUT/log.txt"
+done
+mark "a8 sanitizers"
+[ $(left) -gt 150 ] && for c in a8_ternary_m1 a8_binary_m1; do BITMM_A8_FUSED=1 ncu_raw $c $c; done
 so=$(ls bitmm/_C*.so | head -1)
 cuobjdump --dump-sass "$so" > /tmp/all.sass 2>/dev/null && python3 bench/sass_report.py /tmp/all.sass | grep -A5 "a8_linear_kernel" > "$OUT/sass_a8.txt"
 mark done
