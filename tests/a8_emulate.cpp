@@ -206,8 +206,8 @@ int main(int argc, char** argv) {
   std::vector<float> y(M * N);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n)
-      y[m * N + n] = a8::epilogue(sums[m * N + n], X[m], shift, xs[m], s[s_numel == 1 ? 0 : n],
-                                  has_u ? &u[u_numel == 1 ? 0 : n] : nullptr, has_b ? &b[n] : nullptr);
+      y[m * N + n] = a8::epilogue(sums[m * N + n], X[m], shift, xs[m], s[s_numel == 1 ? 0 : n], has_u != 0,
+                                  has_u ? u[u_numel == 1 ? 0 : n] : 0.f, has_b != 0, has_b ? b[n] : 0.f);
   FILE* o = std::fopen(argv[2], "wb");
   if (!o) return 2;
   std::fwrite(sums.data(), sizeof(int), sums.size(), o);

@@ -28,8 +28,8 @@ a8_epilogue_kernel(const int4* __restrict__ sums,  // (M, N) int32, 4 per int4 (
     const float xsm = xs[m];
 #pragma unroll
     for (int j = 0; j < 4; ++j)
-      y[i + j] = from_float<T>(a8::epilogue(c[j], xm, shift, xsm, s[n + j], u != nullptr ? u + n + j : nullptr,
-                                            b != nullptr ? b + n + j : nullptr));
+      y[i + j] = from_float<T>(a8::epilogue(c[j], xm, shift, xsm, s[n + j], u != nullptr, u != nullptr ? u[n + j] : 0.f,
+                                            b != nullptr, b != nullptr ? b[n + j] : 0.f));
   }
 }
 

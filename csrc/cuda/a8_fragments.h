@@ -219,21 +219,21 @@ BITMM_A8_HD void out_position(int o, int rows, int& rc, int& m) {
 
 // The output element from the exact integer sums, the same float32 operations in the same order as
 // a8_epilogue_kernel and the ATen epilogue (linear_a8.cpp): each rounded, never contracted into an FMA.
-BITMM_A8_HD float epilogue(int sum, int X, int shift, float xs, float s, const float* u, const float* b) {
+BITMM_A8_HD float epilogue(int sum, int X, int shift, float xs, float s, bool has_u, float u, bool has_b, float b) {
 #ifdef __CUDA_ARCH__
   float acc = __fmul_rn(static_cast<float>(sum - shift * X), s);
-  if (u != nullptr) acc = __fadd_rn(acc, __fmul_rn(static_cast<float>(X), *u));
+  if (has_u) acc = __fadd_rn(acc, __fmul_rn(static_cast<float>(X), u));
   acc = __fmul_rn(acc, xs);
-  if (b != nullptr) acc = __fadd_rn(acc, *b);
+  if (has_b) acc = __fadd_rn(acc, b);
   return acc;
 #else
   volatile float acc = static_cast<float>(sum - shift * X) * s;  // (volatile: one rounding per operation)
-  if (u != nullptr) {
-    volatile float t = static_cast<float>(X) * *u;
+  if (has_u) {
+    volatile float t = static_cast<float>(X) * u;
     acc = acc + t;
   }
   acc = acc * xs;
-  if (b != nullptr) acc = acc + *b;
+  if (has_b) acc = acc + b;
   return acc;
 #endif
 }

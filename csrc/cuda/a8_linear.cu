@@ -32,6 +32,16 @@ __device__ __forceinline__ void mma_u8s8(int (&d)[4], const uint32_t (&a)[4], ui
 
 __device__ __forceinline__ a8::U4 to_u4(uint4 v) { return a8::U4{v.x, v.y, v.z, v.w}; }
 
+// Element i of a scale / offset / bias of dtype dt as float32 (the epilogue's rounding of a float64 one included)
+__device__ __forceinline__ float load_as_float(const void* p, DType dt, int64_t i) {
+  switch (dt) {
+    case DType::kHalf: return to_float<__half>(static_cast<const __half*>(p)[i]);
+    case DType::kBFloat16: return to_float<__nv_bfloat16>(static_cast<const __nv_bfloat16*>(p)[i]);
+    case DType::kDouble: return to_float<double>(static_cast<const double*>(p)[i]);
+    default: return static_cast<const float*>(p)[i];
+  }
+}
+
 // kPlanes: 2 (ternary / int2) or 1 (binary) bit-planes per weight.
 // kCM: x tiles of 8 rows (B columns): 1 for M <= 8, 2 for M <= 16.
 // kWarps: warps per CTA (4 or 8).
@@ -181,8 +191,10 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
     for (int k = 0; k < kKS; ++k) sum += red[a8::red_index<kCM>(tile * kKS + k, cm, reg, ln)];
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) X += xsum[w * 16 + m];  // (every warp staged a part of each row)
-    const float v = a8::epilogue(sum, X, p.shift, p.xs[m], p.s[n * p.s_stride], p.u ? p.u + n * p.u_stride : nullptr,
-                                 p.b ? p.b + n : nullptr);
+    const float sv = load_as_float(p.s, p.s_dt, n * p.s_stride);
+    const float uv = p.u ? load_as_float(p.u, p.u_dt, n * p.u_stride) : 0.f;
+    const float bv = p.b ? load_as_float(p.b, p.b_dt, n) : 0.f;
+    const float v = a8::epilogue(sum, X, p.shift, p.xs[m], sv, p.u != nullptr, uv, p.b != nullptr, bv);
     y[static_cast<int64_t>(m) * N + n] = from_float<T>(v);
   }
 }

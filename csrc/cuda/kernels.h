@@ -72,9 +72,10 @@ struct A8Params {
   const int8_t* xq;       // (M, K) int8, contiguous
   const float* xs;        // (M,) x_scale
   const uint32_t* w;      // (N, wpr) packed words (bitmm_format.h)
-  const float* s;         // scale of output n: s[n * s_stride] (s_stride 0: per tensor)
-  const float* u;         // offset u[n * u_stride], or nullptr
-  const float* b;         // (N,) bias, or nullptr
+  const void* s;          // scale of output n: s[n * s_stride] (s_stride 0: per tensor), dtype s_dt
+  const void* u;          // offset u[n * u_stride] of u_dt, or nullptr
+  const void* b;          // (N,) bias of b_dt, or nullptr
+  DType s_dt, u_dt, b_dt; // each converted to float32 as it is read (exact: as ATen's .to(float) before the math)
   void* y;                // (M, N) contiguous, dtype `out`
   int64_t s_stride, u_stride;
   int64_t M, N, K, wpr;

@@ -549,9 +549,10 @@ at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const a
   if (!enabled || p.M < 1 || p.M > cuda::kA8MaxM || out_dtype == at::kDouble) return at::Tensor();
   const at::Tensor xq2 = xq.reshape({p.M, p.K}).contiguous();
   const at::Tensor xs = x_scale.to(at::kFloat).reshape({p.M}).contiguous();
-  const at::Tensor sv = s.to(at::kFloat).reshape({-1}).contiguous();
-  const at::Tensor uv = u.has_value() ? u->to(at::kFloat).reshape({-1}).contiguous() : at::Tensor();
-  const at::Tensor bv = b.has_value() ? b->to(at::kFloat).contiguous() : at::Tensor();
+  // scale / offset / bias in their own dtypes (the kernel converts each as it reads it: no conversion kernels)
+  const at::Tensor sv = s.reshape({-1}).contiguous();
+  const at::Tensor uv = u.has_value() ? u->reshape({-1}).contiguous() : at::Tensor();
+  const at::Tensor bv = b.has_value() ? b->contiguous() : at::Tensor();
   const at::Tensor w = aligned_packed(packed_w);  // (16-byte weight loads)
   std::vector<int64_t> out_shape(xq.sizes().begin(), xq.sizes().end());
   out_shape.back() = p.N;
@@ -560,11 +561,14 @@ at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const a
   ap.xq = xq2.data_ptr<int8_t>();
   ap.xs = xs.data_ptr<float>();
   ap.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
-  ap.s = sv.data_ptr<float>();
+  ap.s = sv.data_ptr();
+  ap.s_dt = dtype_of(sv.scalar_type());
   ap.s_stride = sv.numel() == 1 ? 0 : 1;
-  ap.u = uv.defined() ? uv.data_ptr<float>() : nullptr;
+  ap.u = uv.defined() ? uv.data_ptr() : nullptr;
+  ap.u_dt = uv.defined() ? dtype_of(uv.scalar_type()) : cuda::DType::kFloat;
   ap.u_stride = uv.defined() && uv.numel() != 1 ? 1 : 0;
-  ap.b = bv.defined() ? bv.data_ptr<float>() : nullptr;
+  ap.b = bv.defined() ? bv.data_ptr() : nullptr;
+  ap.b_dt = bv.defined() ? dtype_of(bv.scalar_type()) : cuda::DType::kFloat;
   ap.y = y.data_ptr();
   ap.M = p.M;
   ap.N = p.N;
