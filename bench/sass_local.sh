@@ -3,6 +3,7 @@
 # flags as setup.py's, -Xptxas -v for registers / spills), cuobjdump --dump-sass, bench/sass_report.py.  Writes
 #   bench/results/sass_report_sm90a_<commit>.txt      add/subtract forward, add/subtract grad_x
 #   bench/results/sass_report_tc_sm90a_<commit>.txt   tensor-core forward (tc_linear) and grad_x (tc_grad_x)
+#   bench/results/sass_report_a8_sm90a_<commit>.txt   the fused W2A8 kernel (a8_linear: its IMMA step loop)
 # each headed by the ptxas lines (registers, spills) of its files.  Needs nvcc (CUDA_HOME, default /usr/local/cuda),
 # the torch wheel's CUDA headers (site-packages/nvidia/cu13/include) and a cuobjdump (CUDA's, else triton's copy).
 #   bash bench/sass_local.sh            (MAX_JOBS=2 files at a time; ~10 min on 2 cores)
@@ -15,11 +16,14 @@ COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- csrc || echo "-di
 TMP=$(mktemp -d)
 compile() {  # $1: source file
   local b; b=$(basename "$1" .cu)
+  # (torch's extension flags: without the __CUDA_NO_* defines register counts and loops come out differently)
   "$NVCC" -O3 -std=c++20 --expt-relaxed-constexpr -arch=sm_90a -cubin -Xptxas -v -Icsrc -I"$SP/nvidia/cu13/include" \
+    -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__ \
+    -D__CUDA_NO_HALF2_OPERATORS__ \
     -o "$TMP/$b.cubin" "$1" > "$TMP/$b.ptxas" 2>&1 && "$OBJDUMP" --dump-sass "$TMP/$b.cubin" > "$TMP/$b.sass"
 }
 export -f compile; export NVCC OBJDUMP SP TMP
-ls csrc/cuda/addsub_linear_*.cu csrc/cuda/grad_x.cu csrc/cuda/tc_linear_*.cu csrc/cuda/tc_grad_x_*.cu \
+ls csrc/cuda/addsub_linear_*.cu csrc/cuda/grad_x.cu csrc/cuda/tc_linear_*.cu csrc/cuda/tc_grad_x_*.cu csrc/cuda/a8_linear.cu \
   | xargs -P "${MAX_JOBS:-2}" -I{} bash -c 'compile {}'
 report() {  # $1: output, $2: title, rest: file stems
   local out=$1 title=$2; shift 2
@@ -37,4 +41,5 @@ report "bench/results/sass_report_sm90a_$COMMIT.txt" "SASS of the add/subtract k
 report "bench/results/sass_report_tc_sm90a_$COMMIT.txt" "SASS of the tensor-core kernels" \
   tc_linear_f16_ternary tc_linear_f16_int2 tc_linear_f16_binary tc_linear_bf16_ternary tc_linear_bf16_int2 \
   tc_linear_bf16_binary tc_grad_x_f16 tc_grad_x_bf16
+report "bench/results/sass_report_a8_sm90a_$COMMIT.txt" "SASS of the fused W2A8 kernel" a8_linear
 rm -rf "$TMP"

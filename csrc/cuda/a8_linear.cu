@@ -69,6 +69,9 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   // rows past N read row N - 1 (their sums are not stored)
   const uint4* wg = reinterpret_cast<const uint4*>(p.w + imin64(n0 + g, N - 1) * p.wpr);
   const uint4* wg8 = reinterpret_cast<const uint4*>(p.w + imin64(n0 + g + 8, N - 1) * p.wpr);
+  // (opaque to the compiler: otherwise ptxas may recompute both 64-bit row addresses from the parameters at every
+  // step, ~30 instructions per step; it did after an unrelated change to A8Params)
+  asm volatile("" : "+l"(wg), "+l"(wg8));
   // Loads of steps past the row are skipped (warp-uniform); a lane past the row's last uint4 re-reads that uint4
   // (its A is multiplied by a zero B: see `have` below), so no register is zeroed per step.
   auto load = [&](int s, uint4& a, uint4& b) {
