@@ -35,7 +35,7 @@ aprobe() {  # $1: label, $2: backends; the environment passes through
 aprobe unfused fp16,auto,a8op
 BITMM_A8_FUSED=1 BITMM_A8_CFG=1 aprobe fused_cfg1 a8op
 BITMM_A8_FUSED=1 BITMM_A8_CFG=2 aprobe fused_cfg2 a8op
-BITMM_A8_FUSED=1 aprobe fused_rule a8
+BITMM_A8_FUSED=1 aprobe fused_rule fp16,auto,a8op,a8  # (fp16 in the same process: the records' baseline)
 # absmax_int8 (one kernel, session 26) against the PyTorch composite it replaced, in CUDA graphs, fp16 x
 timeout 60 python3 - >> "$OUT/a8f.txt" 2>&1 <<'PY'
 import torch
