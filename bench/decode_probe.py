@@ -38,7 +38,7 @@ def main() -> None:
                          "a8 = W2A8 (forward, per tensor / channel): quant.absmax_int8(x) then bitmm.linear_a8, per call; "
                          "a8op = bitmm.linear_a8 alone on x quantized once (the op's own time: a model would "
                          "quantize x in the previous op's epilogue). BITMM_A8_FUSED=1 in the environment: the fused "
-                         "kernel for M <= 16")
+                         "kernel for M <= 256")
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     ap.add_argument("--direction", default="forward", choices=["forward", "backward"],
                     help="backward: grad_x = grad_y (M x N) through the packed weight, bitmm.linear_grad_x; fp16 = grad_y @ W")

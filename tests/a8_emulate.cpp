@@ -58,52 +58,59 @@ void mma_emulate(const uint32_t (&a)[32][4], const uint32_t (&b)[32][2], int (&c
 }
 
 template <int P>
-void run(int64_t M, int64_t N, int64_t K, int64_t wpr, int warps, int ks_count, const std::vector<int8_t>& xq,
+void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_count, const std::vector<int8_t>& xq_all,
          const std::vector<uint32_t>& w, std::vector<int>& sums, std::vector<int>& Xout) {
   const int RT = warps / ks_count;  // row tiles per CTA
   using L = a8::Layout<P>;
-  const int CM = M <= 8 ? 1 : 2;
+  const int CM = Mall <= 8 ? 1 : 2;
   const int row_u4 = static_cast<int>(wpr / 4), steps = (row_u4 + 3) / 4;
   const int64_t padded_k = wpr / P * 32, stride = a8::smem_row_stride<P>(padded_k), nblocks = padded_k / 32;
-  // shared memory: poisoned x rows, then the zero window (as the kernel lays it out)
-  std::vector<unsigned char> smem(M * stride + L::kWindowBytes, 0xA5);
-  const int64_t zeros = M * stride;
-  std::memset(smem.data() + zeros, 0, L::kWindowBytes);
-  std::vector<int> X(M, 0);
-  std::vector<char> written(M * stride, 0);
-  using S = a8::Stage<P>;
-  const int64_t nunits = nblocks / S::kUnitBlocks;
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t u = 0; u < nunits; ++u) {
-      uint32_t Pw[S::kUnitBlocks][8];
-      for (int ub = 0; ub < S::kUnitBlocks; ++ub) {
-        const int64_t b = u * S::kUnitBlocks + ub;
-        uint32_t Xw[8];
-        for (int i = 0; i < 8; ++i) {
-          uint32_t v = 0;
-          for (int j = 0; j < 4; ++j) {
-            const int64_t k = 32 * b + 4 * i + j;
-            if (k < K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xq[m * K + k])) << (8 * j);
+  const int64_t chunks = (Mall + a8::kChunkRows - 1) / a8::kChunkRows, groups = (N + 16 * RT - 1) / (16 * RT);
+  Xout.assign(Mall, 0);
+  for (int64_t cta = 0; cta < chunks * groups; ++cta) {
+    int64_t chunk, group;
+    a8::cta_position(cta, chunks, chunk, group);
+    const int64_t m0 = chunk * a8::kChunkRows, M = std::min<int64_t>(Mall - m0, a8::kChunkRows);
+    const int8_t* xq = xq_all.data() + m0 * K;
+    // shared memory: poisoned x rows, then the zero window (as the kernel lays it out)
+    std::vector<unsigned char> smem(M * stride + L::kWindowBytes, 0xA5);
+    const int64_t zeros = M * stride;
+    std::memset(smem.data() + zeros, 0, L::kWindowBytes);
+    std::vector<int> X(M, 0);
+    std::vector<char> written(M * stride, 0);
+    using S = a8::Stage<P>;
+    const int64_t nunits = nblocks / S::kUnitBlocks;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t u = 0; u < nunits; ++u) {
+        uint32_t Pw[S::kUnitBlocks][8];
+        for (int ub = 0; ub < S::kUnitBlocks; ++ub) {
+          const int64_t b = u * S::kUnitBlocks + ub;
+          uint32_t Xw[8];
+          for (int i = 0; i < 8; ++i) {
+            uint32_t v = 0;
+            for (int j = 0; j < 4; ++j) {
+              const int64_t k = 32 * b + 4 * i + j;
+              if (k < K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xq[m * K + k])) << (8 * j);
+            }
+            Xw[i] = v;
+            X[m] = a8::byte_sum(v, X[m]);
           }
-          Xw[i] = v;
-          X[m] = a8::byte_sum(v, X[m]);
+          a8::permute_block(Xw, Pw[ub]);
         }
-        a8::permute_block(Xw, Pw[ub]);
-      }
-      for (int c = 0; c < S::kUnitChunks; ++c) {
-        const int64_t off = m * stride + a8::smem_unit_offset<P>(u, c);
-        assert(off >= m * stride && off + 16 <= (m + 1) * stride - a8::kRowPad);
-        for (int q = 0; q < 16; ++q) assert(!written[off + q]);  // no two chunks share bytes
-        std::memset(&written[off], 1, 16);
-        for (int j = 0; j < 4; ++j) {
-          const uint32_t wv = a8::unit_word<P>(Pw, c, j);
-          std::memcpy(&smem[off + 4 * j], &wv, 4);
+        for (int c = 0; c < S::kUnitChunks; ++c) {
+          const int64_t off = m * stride + a8::smem_unit_offset<P>(u, c);
+          assert(off >= m * stride && off + 16 <= (m + 1) * stride - a8::kRowPad);
+          for (int q = 0; q < 16; ++q) assert(!written[off + q]);  // no two chunks share bytes
+          std::memset(&written[off], 1, 16);
+          for (int j = 0; j < 4; ++j) {
+            const uint32_t wv = a8::unit_word<P>(Pw, c, j);
+            std::memcpy(&smem[off + 4 * j], &wv, 4);
+          }
         }
       }
-    }
-  const int64_t ctas = (N + 16 * RT - 1) / (16 * RT);
-  for (int64_t cta = 0; cta < ctas; ++cta) {
-    const int64_t cta_n0 = 16 * RT * cta;
+    if (group == 0)
+      for (int64_t m = 0; m < M; ++m) Xout[m0 + m] = X[m];
+    const int64_t cta_n0 = 16 * RT * group;
     static int red[8 * 2 * 4 * 32];
     for (int warp = 0; warp < warps; ++warp) {
       const int ks = warp % ks_count, rt = warp / ks_count;
@@ -169,10 +176,10 @@ void run(int64_t M, int64_t N, int64_t K, int64_t wpr, int warps, int ks_count, 
       a8::c_position(rr, m, cm, ln, reg);
       int sum = 0;
       for (int k = 0; k < ks_count; ++k) sum += red[a8::red_index<2>(tile * ks_count + k, cm, reg, ln)];
-      sums[m * N + n] = sum;
+      assert(sums[(m0 + m) * N + n] == 0x7eadbeef);  // each output written once
+      sums[(m0 + m) * N + n] = sum;
     }
   }
-  Xout = X;
 }
 
 }  // namespace

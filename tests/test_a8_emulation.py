@@ -53,13 +53,14 @@ def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b, cfg=(4, 4)):
 
 
 @pytest.mark.parametrize("cfg", [(4, 4), (8, 2)], ids=["4warps_ks4", "8warps_ks2"])
-@pytest.mark.parametrize("M", [1, 3, 8, 9, 16])
+@pytest.mark.parametrize("M", [1, 3, 8, 9, 16, 17, 40])
 @pytest.mark.parametrize("K,N", [(37, 13), (128, 16), (300, 33), (520, 40), (1000, 70), (2304, 17), (6272, 70)])
 @pytest.mark.parametrize("kind", ["ternary", "binary", "int2"])
 def test_a8_emulated_kernel_matches_exact_sums(emulator, tmp_path, kind, K, N, M, cfg):
     # K = 37 / 300 / 1000: a partial last block and step; 128 / 520 / 2304: whole blocks, steps of 256 / 512 k partly
     # filled; N = 13 / 33 / 17 / 70: a last row tile past N (and, with 4 row tiles per CTA, whole tiles past N);
-    # M = 9 / 16: the second x tile (8 rows of B each); both CTA configurations (a8_config)
+    # M = 9 / 16: the second x tile (8 rows of B each); M = 17 / 40: x rows in chunks of 16 (CTAs per chunk and
+    # weight-row group, a last partial chunk); both CTA configurations (a8_config)
     torch.manual_seed(K * 131 + N * 7 + M)
     v = random_values(kind, N, K, "cpu")
     packed = PACKERS[kind](v)

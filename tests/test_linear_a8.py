@@ -16,7 +16,7 @@ from conftest import DEVICES
 from helpers import KINDS, PACKERS, random_values, rel_err
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-# the fused kernel (csrc/cuda/a8_linear.cu, M <= 16) runs only with BITMM_A8_FUSED=1 in the environment (read once per
+# the fused kernel (csrc/cuda/a8_linear.cu, M <= 256) runs only with BITMM_A8_FUSED=1 in the environment (read once per
 # process) until it has run on a GPU; bench/device_calls run this file with and without it
 A8_FUSED = os.environ.get("BITMM_A8_FUSED") == "1"
 # normwise bound: a few float32 roundings, then one of the output dtype
@@ -92,7 +92,8 @@ def test_linear_a8_close_to_the_float_path(kind, device):
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_linear_a8_cuda_equals_cpu_bitwise(kind):
-    # every CUDA route: torch's int8 GEMM with the fused epilogue (K, N multiples of 8; M > 16 and M <= 16, padded),
+    # every CUDA route without BITMM_A8_FUSED (with it, M <= 256 takes the fused kernel): torch's int8 GEMM with the
+    # fused epilogue (K, N multiples of 8; M > 16 and M <= 16, padded),
     # the floating fallback with the ATen epilogue (K or N not a multiple of 8), fp16 / bf16 / fp32 outputs
     # and every epilogue variant (per tensor / (N,) / (N, 1) scales, with and without offset and bias)
     cases = [((40,), 512, 96), ((3,), 512, 96), ((1,), 520, 40), ((20,), 37, 16), ((20,), 64, 13)]
@@ -108,13 +109,13 @@ def test_linear_a8_cuda_equals_cpu_bitwise(kind):
 
 
 @cuda_only
-@pytest.mark.parametrize("M", [1, 2, 5, 8, 9, 16, 17])
+@pytest.mark.parametrize("M", [1, 2, 5, 8, 9, 16, 17, 40])
 @pytest.mark.parametrize("K,N", [(1, 1), (37, 13), (80, 5), (528, 33), (1000, 70), (2304, 17), (4096, 96),
                                  (6272, 24)])
 @pytest.mark.parametrize("kind", KINDS)
 def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
-    # the fused kernel's shapes (M <= 16; 17 falls back): a partial last block / step / row tile, the second x tile
-    # (M > 8); K = 80 / 528: 16-byte x loads then a half block by bytes; K = 6272: 13 binary / 25 two-plane steps
+    # the fused kernel's shapes: a partial last block / step / row tile, the second x tile (M > 8), x rows in chunks
+    # of 16 (M = 17, 40: a last partial chunk); K = 80 / 528: 16-byte x loads then a half block by bytes; K = 6272: 13 binary / 25 two-plane steps
     # (every buffer of the 3-step rotation, a second iteration); every output dtype and epilogue variant, a 3-D
     # xq, an xq view off 16-byte alignment (staged by bytes) and a packed_w view off 16-byte alignment (copied);
     # y's memory poisoned first (a NaN-filled block of the same size freed just before the call)
@@ -145,8 +146,9 @@ def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
 @pytest.mark.parametrize("kind", KINDS)
 def test_linear_a8_fused_sanitizer_cases(kind):
     # a few shapes for compute-sanitizer (next_a8_fused.sh runs this with BITMM_A8_FUSED=1, where every one of them
-    # takes the fused kernel and no cuBLAS GEMM runs): a partial block / step / tile, the second x tile, many steps
-    for K, N, M in ((37, 13, 1), (528, 33, 9), (1000, 70, 3), (6272, 24, 16)):
+    # takes the fused kernel and no cuBLAS GEMM runs): a partial block / step / tile, the second x tile, many steps,
+    # three chunks of x rows
+    for K, N, M in ((37, 13, 1), (528, 33, 9), (1000, 70, 3), (6272, 24, 16), (300, 40, 35)):
         v, packed, xq, xs, s, u, b = make_a8(kind, (M,), K, N, "channel", True, True, "cuda")
         y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float16)
         cpu = [t.cpu() for t in (xq, xs, packed, s, u, b)]
@@ -161,9 +163,12 @@ def test_linear_a8_fused_kernel_is_taken():
     v, packed, xq, xs, s, u, b = make_a8("ternary", (4,), 1024, 64, "channel", True, True, "cuda")
     names = kernel_names(lambda: bitmm.linear_a8("ternary", xq, xs, packed, s, u, b))
     assert any("a8_linear_kernel" in n for n in names), names
-    v, packed, xq, xs, s, u, b = make_a8("ternary", (17,), 1024, 64, "channel", True, True, "cuda")
+    v, packed, xq, xs, s, u, b = make_a8("ternary", (40,), 1024, 64, "channel", True, True, "cuda")
     names = kernel_names(lambda: bitmm.linear_a8("ternary", xq, xs, packed, s, u, b))
-    assert not any("a8_linear_kernel" in n for n in names), names
+    assert any("a8_linear_kernel" in n for n in names), names  # (M = 40: three chunks of x rows)
+    v, packed, xq, xs, s, u, b = make_a8("ternary", (257,), 1024, 64, "channel", True, True, "cuda")
+    names = kernel_names(lambda: bitmm.linear_a8("ternary", xq, xs, packed, s, u, b))
+    assert not any("a8_linear_kernel" in n for n in names), names  # (past kA8MaxM = 256: torch's int8 GEMM)
     # 16 rows of K = 16384 need 263 KB of shared memory for x: past every GPU's limit, so the unfused path runs
     v, packed, xq, xs, s, u, b = make_a8("binary", (16,), 16384, 40, "tensor", False, False, "cuda")
     names = kernel_names(lambda: bitmm.linear_a8("binary", xq, xs, packed, s))

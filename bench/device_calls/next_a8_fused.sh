@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Prepared in session 26 (no device was lent that session): the fused W2A8 kernel (csrc/cuda/a8_linear.cu, M <= 16,
+# Prepared in session 26 (no device was lent that session): the fused W2A8 kernel (csrc/cuda/a8_linear.cu, M <= 256,
 # behind BITMM_A8_FUSED=1) on a GPU for the first time, and linear_a8's unfused CUDA path (never run either).
-#  1. tests: the host emulation (test_a8_emulation.py), test_linear_a8.py without and with BITMM_A8_FUSED=1 (CUDA ==
-#     CPU bit for bit over M = 1..17, odd K / N, a misaligned xq, every output dtype; the kernel-choice test);
-#  2. probe, per tensor, M = 1 / 4 / 16, four shapes, three kinds: fp16 F.linear, auto (the fp16-activation path),
-#     a8op unfused (unpack + torch's int8 GEMM + epilogue), a8op fused in each CTA configuration and by the rule,
-#     a8 fused (with absmax_int8 per call);
+#  1. tests: the host emulation (test_a8_emulation.py), test_linear_a8.py with BITMM_A8_FUSED=1 in each CTA
+#     configuration (CUDA == CPU bit for bit over M = 1..40, odd K / N, misaligned xq / packed_w, every output and
+#     scale dtype; the kernel-choice test);
+#  2. probe, per tensor, M = 1 / 4 / 16 / 64 / 256, four shapes, three kinds: fp16 F.linear, auto (the
+#     fp16-activation path), a8op unfused (unpack + torch's int8 GEMM + epilogue), a8op fused by the rule and (M <= 16)
+#     in each CTA configuration, a8 fused (with absmax_int8 per call);
 #  3. absmax_int8's one kernel against the composite;
 #  4. compute-sanitizer memcheck / racecheck / initcheck over the fused kernel's tests (a subset of shapes), both CTA
 #     configurations, as long as time is left; then ncu of a8_ternary_m1 / a8_binary_m1 fused; the fused kernel's
@@ -13,29 +14,31 @@
 # Predicted (sm_90a SASS, session 26): step loop 87 instructions per 4096 two-plane weights (the fp16-activation
 # tensor-core kernel's per tensor step: 224 per 4096, tc34), 106 per 8192 binary weights; if it streams at the fp16 path's rate or better, ternary 8192 x 28672
 # M = 1 ~20-25 us (5-6x of fp16's ~125), binary ~15-18 us; M = 16 within ~1.3x of M = 1.  The unfused path at
-# M <= 16 is expected far slower (W unpacked to int8 every call: ~235 MB written on 8192 x 28672).
+# M <= 16 is expected far slower (W unpacked to int8 every call: ~235 MB written on 8192 x 28672).  M = 64 / 256:
+# where the fused kernel (16 rows of x per CTA, weights re-read from L2 per 16 rows) and torch's int8 GEMM on
+# unpacked codes cross (kA8MaxM = 256 is a guess until this probe).
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_a8_fused.sh
 source "$(dirname "$0")/prelude.sh"
 left() { echo $(( 585 - ($(date +%s) - start) )); }  # seconds left in the call
 T="python3 -m pytest -q -p no:cacheprovider -rf"
 timeout 60 $T tests/test_a8_emulation.py > /tmp/a8_emu.txt 2>&1
-timeout 150 $T tests/test_linear_a8.py > /tmp/a8_unfused.txt 2>&1
+# (test_linear_a8.py without BITMM_A8_FUSED, the unfused path: in next_s26_call1.sh's test step)
 # both CTA configurations (a8_config: 4 warps on one row tile / 8 warps on 4), every test shape
 BITMM_A8_FUSED=1 BITMM_A8_CFG=1 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg1.txt 2>&1
 BITMM_A8_FUSED=1 BITMM_A8_CFG=2 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg2.txt 2>&1
-for f in a8_emu a8_unfused a8_fused_cfg1 a8_fused_cfg2; do
+for f in a8_emu a8_fused_cfg1 a8_fused_cfg2; do
   { echo "$f: $(tail -1 /tmp/$f.txt)"; grep -E "^FAILED|^E  " /tmp/$f.txt | head -20; } >> "$OUT/log.txt"
 done
 mark "a8 tests"
-aprobe() {  # $1: label, $2: backends; the environment passes through
-  timeout 150 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 --kinds ternary,int2,binary \
-    --ms 1,4,16 --groups none --backends "$2" --out "$OUT/a8f_$1.json" 2>&1 | grep " us" | sed "s/^/$1 /" >> "$OUT/a8f.txt"
+aprobe() {  # $1: label, $2: backends, $3: M list; the environment passes through
+  timeout 170 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 --kinds ternary,int2,binary \
+    --ms "$3" --groups none --backends "$2" --out "$OUT/a8f_$1.json" 2>&1 | grep " us" | sed "s/^/$1 /" >> "$OUT/a8f.txt"
   mark "probe $1"
 }
-aprobe unfused fp16,auto,a8op
-BITMM_A8_FUSED=1 BITMM_A8_CFG=1 aprobe fused_cfg1 a8op
-BITMM_A8_FUSED=1 BITMM_A8_CFG=2 aprobe fused_cfg2 a8op
-BITMM_A8_FUSED=1 aprobe fused_rule fp16,auto,a8op,a8  # (fp16 in the same process: the records' baseline)
+aprobe unfused fp16,auto,a8op 1,4,16,64,256
+BITMM_A8_FUSED=1 BITMM_A8_CFG=1 aprobe fused_cfg1 a8op 1,4,16
+BITMM_A8_FUSED=1 BITMM_A8_CFG=2 aprobe fused_cfg2 a8op 1,4,16
+BITMM_A8_FUSED=1 aprobe fused_rule fp16,a8op,a8 1,4,16,64,256  # (fp16 in the same process: the records' baseline)
 # absmax_int8 (one kernel, session 26) against the PyTorch composite it replaced, in CUDA graphs, fp16 x
 timeout 60 python3 - >> "$OUT/a8f.txt" 2>&1 <<'PY'
 import torch
@@ -48,7 +51,7 @@ for M, K in ((1, 8192), (16, 8192), (1, 28672), (4096, 8192)):
     print(f"absmax_int8 M={M} K={K}: op {op:.2f} us, composite {ref:.2f} us", flush=True)
 PY
 mark "absmax probe"
-SK="fused_sanitizer_cases"  # (M <= 16 only: with BITMM_A8_FUSED=1 no cuBLAS GEMM, which racecheck kills)
+SK="fused_sanitizer_cases"  # (M <= 256 only: with BITMM_A8_FUSED=1 no cuBLAS GEMM, which racecheck kills)
 for tool in memcheck racecheck2 initcheck racecheck memcheck2; do
   [ $(left) -lt 100 ] && { echo "sanitizer $tool: skipped (time)" >> "$OUT/log.txt"; continue; }
   kns="--kernel-name kns=bitmm"; extra="BITMM_A8_CFG=1"

@@ -208,6 +208,15 @@ BITMM_A8_HD void c_position(int rr, int m, int& cm, int& lane, int& reg) {
   reg = 2 * (rr >> 3) + (m & 1);
 }
 
+// x rows are taken 16 at a time (kChunkRows: one CTA's B tiles) when M > 16; CTA `cta` of the grid covers chunk
+// cta % chunks of x's rows and weight-row group cta / chunks, so the CTAs that read one group of weight rows run
+// next to each other (the group's weights are read from DRAM once and from L2 by the other chunks).
+constexpr int kChunkRows = 16;
+BITMM_A8_HD void cta_position(int64_t cta, int64_t chunks, int64_t& chunk, int64_t& group) {
+  chunk = cta % chunks;
+  group = cta / chunks;
+}
+
 // Shared-memory index of warp `warp`'s sum in register `reg` of lane `lane` for x tile `cm` (kCM tiles), and the
 // output element o of a CTA of `rows` weight rows: weight row rc of the CTA (tile rc / 16, row rc % 16) and x row m.
 template <int kCM>

@@ -1,4 +1,4 @@
-// linear_a8 (W2A8) fused for few rows of x (M <= 16): int8 activations times the packed weights on the int8 tensor
+// linear_a8 (W2A8) fused for few rows of x (M <= kA8MaxM, 16 rows of x per CTA): int8 activations times the packed weights on the int8 tensor
 // cores, the weights unpacked in registers (a8_fragments.h: one LOP3 per 4 weights, one mma per 512), the int32 sums
 // exact, and linear_a8's float32 epilogue applied in the same kernel, so it gives the same bits as the unfused path
 // (torch's int8 GEMM on unpacked codes + a8_epilogue.cu) and the CPU.
@@ -43,7 +43,7 @@ __device__ __forceinline__ float load_as_float(const void* p, DType dt, int64_t 
 }
 
 // kPlanes: 2 (ternary / int2) or 1 (binary) bit-planes per weight.
-// kCM: x tiles of 8 rows (B columns): 1 for M <= 8, 2 for M <= 16.
+// kCM: x tiles of 8 rows (B columns): 1 for M <= 8, else 2 (a CTA takes 16 rows of x: a8::cta_position).
 // kWarps: warps per CTA (4 or 8).
 // kKS: warps splitting one row tile's K (kWarps / kKS row tiles per CTA).
 // T: the output dtype (float, __half, __nv_bfloat16).
@@ -55,8 +55,12 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   extern __shared__ __align__(16) unsigned char smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int ks = warp % kKS, rt = warp / kKS;  // the warp's K split and row tile
-  const int M = static_cast<int>(p.M);
-  const int64_t N = p.N, cta_n0 = static_cast<int64_t>(blockIdx.x) * (16 * kRT), n0 = cta_n0 + 16 * rt;
+  int64_t chunk, group;  // this CTA's x rows (16 at a time) and weight rows (16 kRT at a time)
+  a8::cta_position(blockIdx.x, (p.M + a8::kChunkRows - 1) / a8::kChunkRows, chunk, group);
+  const int64_t m0 = chunk * a8::kChunkRows;
+  const int M = static_cast<int>(imin64(p.M - m0, a8::kChunkRows));  // x rows of this CTA
+  const int8_t* xq = p.xq + m0 * p.K;
+  const int64_t N = p.N, cta_n0 = group * (16 * kRT), n0 = cta_n0 + 16 * rt;
   const int row_u4 = static_cast<int>(p.wpr / 4);  // uint4s per packed row (wpr is a multiple of 4)
   const int steps = (row_u4 + 3) / 4;
   const int64_t padded_k = p.wpr / kPlanes * 32;
@@ -90,7 +94,7 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   using S = a8::Stage<kPlanes>;
   const int64_t nunits = padded_k / (32 * S::kUnitBlocks);  // (padded_k is a multiple of 128)
   for (int m = 0; m < M; ++m) {
-    const int8_t* xrow = p.xq + static_cast<int64_t>(m) * p.K;
+    const int8_t* xrow = xq + static_cast<int64_t>(m) * p.K;
     int part = 0;
     for (int64_t u = threadIdx.x; u < nunits; u += kThreads) {
       uint32_t P[S::kUnitBlocks][8];
@@ -197,12 +201,13 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
     const float sv = load_as_float(p.s, p.s_dt, n * p.s_stride);
     const float uv = p.u ? load_as_float(p.u, p.u_dt, n * p.u_stride) : 0.f;
     const float bv = p.b ? load_as_float(p.b, p.b_dt, n) : 0.f;
-    const float v = a8::epilogue(sum, X, p.shift, p.xs[m], sv, p.u != nullptr, uv, p.b != nullptr, bv);
-    y[static_cast<int64_t>(m) * N + n] = from_float<T>(v);
+    const float v = a8::epilogue(sum, X, p.shift, p.xs[m0 + m], sv, p.u != nullptr, uv, p.b != nullptr, bv);
+    y[(m0 + m) * N + n] = from_float<T>(v);
   }
 }
 
 int64_t a8_linear_smem_bytes(int64_t M, int64_t K, int planes, int warps) {
+  M = imin64(M, a8::kChunkRows);  // (x rows per CTA)
   const int64_t padded_k = ::bitmm::padded_k(K);
   const int64_t stride = planes == 2 ? a8::smem_row_stride<2>(padded_k) : a8::smem_row_stride<1>(padded_k);
   const int cm = M <= 8 ? 1 : 2;
@@ -245,7 +250,9 @@ cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream) {
   const int64_t smem = a8_linear_smem_bytes(p.M, p.K, p.planes, cfg.warps);
   if (smem > optin) return cudaErrorNotSupported;
   const int64_t rows_per_cta = 16 * cfg.warps / cfg.ks;
-  const dim3 grid(static_cast<unsigned>((p.N + rows_per_cta - 1) / rows_per_cta));
+  const int64_t ctas = (p.N + rows_per_cta - 1) / rows_per_cta * ((p.M + a8::kChunkRows - 1) / a8::kChunkRows);
+  if (ctas > INT_MAX) return cudaErrorNotSupported;
+  const dim3 grid(static_cast<unsigned>(ctas));
   auto go = [&](auto kernel) {
     if (smem > 48 * 1024) {
       const cudaError_t e = raise_smem_limit(reinterpret_cast<const void*>(kernel), device, smem);
