@@ -215,13 +215,15 @@ int64_t a8_linear_smem_bytes(int64_t M, int64_t K, int planes, int warps) {
          (warps * cm * 4 * 32 + warps * 16) * static_cast<int64_t>(sizeof(int));
 }
 
-A8Config a8_config(int64_t N, int num_sms) {
-  // 8 warps on 4 row tiles where N still gives every SM two such CTAs, else 4 warps splitting one tile's K (8192^2:
-  // 512 CTAs, not 128).  Not yet measured (next_a8_fused.sh times both through BITMM_A8_CFG).
+A8Config a8_config(int64_t M, int64_t N, int num_sms) {
+  // 8 warps on 4 row tiles where N still gives every SM two such CTAs, or past 16 rows of x (each chunk of x rows
+  // multiplies the CTAs, and every CTA stages its 16 rows of x: with one tile per CTA that is 4x the x traffic,
+  // 1 GB at M = 256 on 8192^2); else 4 warps splitting one tile's K (8192^2 at M <= 16: 512 CTAs, not 128).  Not
+  // yet measured (next_a8_fused.sh times both at M <= 16 through BITMM_A8_CFG).
   static const int force = env_int("BITMM_A8_CFG");
   if (force == 1) return {4, 4};
   if (force == 2) return {8, 2};
-  return (N + 63) / 64 >= 2 * static_cast<int64_t>(num_sms) ? A8Config{8, 2} : A8Config{4, 4};
+  return M > a8::kChunkRows || (N + 63) / 64 >= 2 * static_cast<int64_t>(num_sms) ? A8Config{8, 2} : A8Config{4, 4};
 }
 
 // The kernel's dynamic shared-memory limit raised to at least `smem` on `device`, through the driver only when it
@@ -246,7 +248,7 @@ cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream) {
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  const A8Config cfg = a8_config(p.N, sms);
+  const A8Config cfg = a8_config(p.M, p.N, sms);
   const int64_t smem = a8_linear_smem_bytes(p.M, p.K, p.planes, cfg.warps);
   if (smem > optin) return cudaErrorNotSupported;
   const int64_t rows_per_cta = 16 * cfg.warps / cfg.ks;
