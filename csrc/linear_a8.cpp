@@ -80,7 +80,7 @@ at::Tensor linear_a8_forward(const LinearProblem& p, const at::Tensor& xq, const
 }
 
 std::tuple<at::Tensor, at::Tensor> absmax_int8_aten(const at::Tensor& x) {
-  const at::Tensor x32 = x.to(at::kFloat);
+  const at::Tensor x32 = x.contiguous().to(at::kFloat);  // (contiguous outputs, as the fake kernel says)
   // 127 / amax as Python evaluates `127.0 / t` (Tensor.__rdiv__: t.reciprocal() * 127), and 1 / s likewise
   const at::Tensor s = x32.abs().amax(-1, /*keepdim=*/true).clamp_min(1e-5).reciprocal() * 127.0;
   const at::Tensor xq = (x32 * s).round().clamp(-128, 127).to(at::kChar);

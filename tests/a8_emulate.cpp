@@ -5,7 +5,8 @@
 // weight loads (each step here reads its own words) and the hardware itself.
 //
 //   a8_emulate IN OUT
-// IN: int64 planes, M, N, K, wpr, has_u, has_b, s_numel, u_numel, warps, ks; int8 xq (M*K); uint32 packed (N*wpr);
+// IN: int64 planes, M, N, K, wpr, has_u, has_b, s_numel, u_numel, warps, ks, chunk_rows; int8 xq (M*K);
+//     uint32 packed (N*wpr);
 //     float32 xs (M), s (s_numel), u (u_numel if has_u), b (N if has_b).
 // OUT: int32 sums (M*N: sum_k xq * stored code), int32 X (M), float32 y (M*N).
 #include <algorithm>
@@ -57,27 +58,42 @@ void mma_emulate(const uint32_t (&a)[32][4], const uint32_t (&b)[32][2], int (&c
   }
 }
 
+struct Epilogue {  // the float inputs: x_scale (M,), s (s_numel), u / b or empty
+  const std::vector<float> &xs, &s, &u, &b;
+  int shift;
+};
+
 template <int P>
-void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_count, const std::vector<int8_t>& xq_all,
-         const std::vector<uint32_t>& w, std::vector<int>& sums, std::vector<int>& Xout) {
+void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_count, int chunk_rows,
+         const std::vector<int8_t>& xq_all, const std::vector<uint32_t>& w, const Epilogue& e, std::vector<int>& sums,
+         std::vector<int>& Xout, std::vector<float>& y) {
   const int RT = warps / ks_count;  // row tiles per CTA
   using L = a8::Layout<P>;
-  const int CM = Mall <= 8 ? 1 : 2;
+  const int CM = chunk_rows > 8 ? 2 : 1;  // (the launcher's kCM)
   const int row_u4 = static_cast<int>(wpr / 4), steps = (row_u4 + 3) / 4;
-  const int64_t padded_k = wpr / P * 32, stride = a8::smem_row_stride<P>(padded_k), nblocks = padded_k / 32;
-  const int64_t chunks = (Mall + a8::kChunkRows - 1) / a8::kChunkRows, groups = (N + 16 * RT - 1) / (16 * RT);
+  const int64_t padded_k = wpr / P * 32, nblocks = padded_k / 32;
+  const int64_t chunks = (Mall + chunk_rows - 1) / chunk_rows, groups = (N + 16 * RT - 1) / (16 * RT);
+  auto red_at = [&](int warp, int cm, int reg, int lane) {
+    return CM == 1 ? a8::red_index<1>(warp, cm, reg, lane) : a8::red_index<2>(warp, cm, reg, lane);
+  };
   Xout.assign(Mall, 0);
   for (int64_t cta = 0; cta < chunks * groups; ++cta) {
     int64_t chunk, group;
     a8::cta_position(cta, chunks, chunk, group);
-    const int64_t m0 = chunk * a8::kChunkRows, M = std::min<int64_t>(Mall - m0, a8::kChunkRows);
+    const int64_t m0 = chunk * chunk_rows, M = std::min<int64_t>(Mall - m0, chunk_rows);
     const int8_t* xq = xq_all.data() + m0 * K;
-    // shared memory: poisoned x rows, then the zero window (as the kernel lays it out)
-    std::vector<unsigned char> smem(M * stride + L::kWindowBytes, 0xA5);
-    const int64_t zeros = M * stride;
+    // the CTA's whole shared memory as the kernel lays it out (a8::smem_layout), poisoned; the zero window zeroed
+    const a8::SmemLayout sl = a8::smem_layout<P>(M, padded_k, warps, CM);
+    const int64_t stride = sl.stride, zeros = sl.zeros;
+    std::vector<unsigned char> smem(sl.total, 0xA5);
     std::memset(smem.data() + zeros, 0, L::kWindowBytes);
-    std::vector<int> X(M, 0);
     std::vector<char> written(M * stride, 0);
+    auto smem_int = [&](int64_t base, int index) -> int* {
+      const int64_t off = base + 4 * static_cast<int64_t>(index);
+      assert(off >= base && off + 4 <= sl.total);
+      return reinterpret_cast<int*>(&smem[off]);
+    };
+    for (int i = 0; i < warps * 16; ++i) *smem_int(sl.xsum, i) = 0;  // (the kernel writes every xsum[warp][m < M])
     using S = a8::Stage<P>;
     const int64_t nunits = nblocks / S::kUnitBlocks;
     for (int64_t m = 0; m < M; ++m)
@@ -93,10 +109,21 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
               if (k < K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xq[m * K + k])) << (8 * j);
             }
             Xw[i] = v;
-            X[m] = a8::byte_sum(v, X[m]);
           }
           a8::permute_block(Xw, Pw[ub]);
         }
+        // the row sum of this unit's bytes goes to the warp of the thread that stages it (u % threads)
+        int part = 0;
+        for (int ub = 0; ub < S::kUnitBlocks; ++ub)
+          for (int i = 0; i < 8; ++i) {
+            uint32_t v = 0;
+            for (int j = 0; j < 4; ++j) {
+              const int64_t k = 32 * (u * S::kUnitBlocks + ub) + 4 * i + j;
+              if (k < K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xq[m * K + k])) << (8 * j);
+            }
+            part = a8::byte_sum(v, part);
+          }
+        *smem_int(sl.xsum, a8::xsum_index(static_cast<int>(u % (32 * warps)) / 32, static_cast<int>(m))) += part;
         for (int c = 0; c < S::kUnitChunks; ++c) {
           const int64_t off = m * stride + a8::smem_unit_offset<P>(u, c);
           assert(off >= m * stride && off + 16 <= (m + 1) * stride - a8::kRowPad);
@@ -109,9 +136,9 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
         }
       }
     if (group == 0)
-      for (int64_t m = 0; m < M; ++m) Xout[m0 + m] = X[m];
+      for (int64_t m = 0; m < M; ++m)
+        for (int wp = 0; wp < warps; ++wp) Xout[m0 + m] += *smem_int(sl.xsum, a8::xsum_index(wp, static_cast<int>(m)));
     const int64_t cta_n0 = 16 * RT * group;
-    static int red[8 * 2 * 4 * 32];
     for (int warp = 0; warp < warps; ++warp) {
       const int ks = warp % ks_count, rt = warp / ks_count;
       const int64_t n0 = cta_n0 + 16 * rt;
@@ -163,7 +190,7 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
               assert(acc[lane][cm][i][r] % (1 << (L::kSetShift * i)) == 0);  // the shift is exact
               v += acc[lane][cm][i][r] >> (L::kSetShift * i);
             }
-            red[a8::red_index<2>(warp, cm, r, lane)] = v;
+            *smem_int(sl.red, red_at(warp, cm, r, lane)) = v;
           }
     }
     for (int o = 0; o < 16 * RT * M; ++o) {
@@ -175,9 +202,15 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
       int cm, ln, reg;
       a8::c_position(rr, m, cm, ln, reg);
       int sum = 0;
-      for (int k = 0; k < ks_count; ++k) sum += red[a8::red_index<2>(tile * ks_count + k, cm, reg, ln)];
+      for (int k = 0; k < ks_count; ++k) sum += *smem_int(sl.red, red_at(tile * ks_count + k, cm, reg, ln));
+      int X = 0;
+      for (int wp = 0; wp < warps; ++wp) X += *smem_int(sl.xsum, a8::xsum_index(wp, m));
       assert(sums[(m0 + m) * N + n] == 0x7eadbeef);  // each output written once
       sums[(m0 + m) * N + n] = sum;
+      // the kernel's epilogue: x_scale of row m0 + m, s / u / b of output n
+      y[(m0 + m) * N + n] = a8::epilogue(sum, X, e.shift, e.xs[m0 + m], e.s[e.s.size() == 1 ? 0 : n], !e.u.empty(),
+                                         e.u.empty() ? 0.f : e.u[e.u.size() == 1 ? 0 : n], !e.b.empty(),
+                                         e.b.empty() ? 0.f : e.b[n]);
     }
   }
 }
@@ -188,12 +221,12 @@ int main(int argc, char** argv) {
   if (argc != 3) return 2;
   FILE* f = std::fopen(argv[1], "rb");
   if (!f) return 2;
-  int64_t h[11];
-  read_n(f, h, 11);
+  int64_t h[12];
+  read_n(f, h, 12);
   const int64_t planes = h[0], M = h[1], N = h[2], K = h[3], wpr = h[4], has_u = h[5], has_b = h[6];
   const int64_t s_numel = h[7], u_numel = h[8];
-  const int warps = static_cast<int>(h[9]), ks = static_cast<int>(h[10]);
-  if (warps > 8 || ks < 1 || warps % ks != 0) return 2;
+  const int warps = static_cast<int>(h[9]), ks = static_cast<int>(h[10]), chunk_rows = static_cast<int>(h[11]);
+  if (warps > 8 || ks < 1 || warps % ks != 0 || chunk_rows < 1 || chunk_rows > a8::kMaxChunkRows) return 2;
   std::vector<int8_t> xq(M * K);
   std::vector<uint32_t> w(N * wpr);
   std::vector<float> xs(M), s(s_numel), u(has_u ? u_numel : 0), b(has_b ? N : 0);
@@ -205,16 +238,12 @@ int main(int argc, char** argv) {
   read_n(f, b.data(), b.size());
   std::fclose(f);
   std::vector<int> sums(M * N, 0x7eadbeef), X;
-  if (planes == 2)
-    run<2>(M, N, K, wpr, warps, ks, xq, w, sums, X);
-  else
-    run<1>(M, N, K, wpr, warps, ks, xq, w, sums, X);
-  const int shift = planes == 2 ? 1 : 0;
   std::vector<float> y(M * N);
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n)
-      y[m * N + n] = a8::epilogue(sums[m * N + n], X[m], shift, xs[m], s[s_numel == 1 ? 0 : n], has_u != 0,
-                                  has_u ? u[u_numel == 1 ? 0 : n] : 0.f, has_b != 0, has_b ? b[n] : 0.f);
+  const Epilogue e{xs, s, u, b, planes == 2 ? 1 : 0};
+  if (planes == 2)
+    run<2>(M, N, K, wpr, warps, ks, chunk_rows, xq, w, e, sums, X, y);
+  else
+    run<1>(M, N, K, wpr, warps, ks, chunk_rows, xq, w, e, sums, X, y);
   FILE* o = std::fopen(argv[2], "wb");
   if (!o) return 2;
   std::fwrite(sums.data(), sizeof(int), sums.size(), o);

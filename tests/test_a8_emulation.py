@@ -1,5 +1,6 @@
 """The fused W2A8 kernel's layout on the CPU: tests/a8_emulate.cpp runs csrc/cuda/a8_linear.cu's loop with its own
-fragment functions (csrc/cuda/a8_fragments.h) for the 32 lanes of each of the 4 warps, an mma.sync m16n8k32 emulated
+fragment functions (csrc/cuda/a8_fragments.h) for the 32 lanes of each warp, every CTA of the grid with its whole
+shared memory laid out and bounds-checked (a8::smem_layout), an mma.sync m16n8k32 emulated
 from the PTX ISA's fragment layout, the sets' shifts and the CTA's sum.  Its integer sums must equal
 xq @ stored codes exactly, and its float32 outputs bitmm.linear_a8's CPU outputs bit for bit.
 
@@ -32,14 +33,15 @@ def emulator(tmp_path_factory):
     return exe
 
 
-def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b, cfg=(4, 4)):
+def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b, cfg=(4, 4), chunk_rows=16):
     M, K = xq.shape
     N, wpr = packed.shape
     inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
     planes = 1 if kind == "binary" else 2
-    head = [planes, M, N, K, wpr, u is not None, b is not None, s.numel(), 0 if u is None else u.numel(), *cfg]
+    head = [planes, M, N, K, wpr, u is not None, b is not None, s.numel(), 0 if u is None else u.numel(), *cfg,
+            min(chunk_rows, M)]
     with open(inp, "wb") as f:
-        f.write(struct.pack("11q", *map(int, head)))
+        f.write(struct.pack("12q", *map(int, head)))
         for t, dt in ((xq, np.int8), (packed, np.int32), (xs, np.float32), (s, np.float32), (u, np.float32),
                       (b, np.float32)):
             if t is not None:
@@ -90,3 +92,22 @@ def test_a8_emulated_kernel_extreme_values(emulator, tmp_path, kind):
     sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, torch.ones(M, 1), torch.tensor([1.0]), None, None)
     assert torch.equal(sums, xq.long() @ codes.long().T)
     assert torch.equal(X, xq.long().sum(1))
+
+
+@pytest.mark.parametrize("M,chunk_rows", [(12, 8), (16, 4), (7, 2), (5, 1), (25, 16), (256, 16)])
+@pytest.mark.parametrize("kind", ["ternary", "binary", "int2"])
+def test_a8_emulated_kernel_chunks(emulator, tmp_path, kind, M, chunk_rows):
+    # x rows per CTA below 16 (the launcher's choice where 16 rows of x exceed the shared memory: one B tile from 8
+    # rows down), a last partial chunk of 9 rows (M = 25: both B tiles, the second partly empty), 16 chunks
+    K, N = 700, 50
+    torch.manual_seed(M * 7 + chunk_rows)
+    v = random_values(kind, N, K, "cpu")
+    packed = PACKERS[kind](v)
+    codes = v.long() + (1 if kind == "ternary" else 0)
+    xq = torch.randint(-128, 128, (M, K), dtype=torch.int8)
+    xs = torch.rand(M, 1) + 0.5
+    s, u, b = torch.rand(N) + 0.1, torch.randn(N) * 0.1, torch.randn(N)
+    for cfg in ((4, 4), (8, 2)):
+        sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, xs, s, u, b, cfg, chunk_rows)
+        assert torch.equal(sums, xq.long() @ codes.T) and torch.equal(X, xq.long().sum(1))
+        assert torch.equal(y, bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float32))

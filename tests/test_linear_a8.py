@@ -109,7 +109,7 @@ def test_linear_a8_cuda_equals_cpu_bitwise(kind):
 
 
 @cuda_only
-@pytest.mark.parametrize("M", [1, 2, 5, 8, 9, 16, 17, 40])
+@pytest.mark.parametrize("M", [1, 2, 5, 8, 9, 16, 17, 25, 40, 256])
 @pytest.mark.parametrize("K,N", [(1, 1), (37, 13), (80, 5), (528, 33), (1000, 70), (2304, 17), (4096, 96),
                                  (6272, 24)])
 @pytest.mark.parametrize("kind", KINDS)
@@ -126,6 +126,8 @@ def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
     for out_dtype, mode, offset, bias, sdtype in cases:
         v, packed, xq, xs, s, u, b = make_a8(kind, (M,), K, N, mode, offset, bias, "cuda", sdtype)
         b = None if b is None else b.to(sdtype)
+        if sdtype == torch.float64:  # three dtypes at once: s float16, u bfloat16, b float64
+            s, u = s.half(), u.bfloat16()
         if out_dtype == torch.float16 and sdtype == torch.float16:
             xq = xq.reshape(1, M, K)
             xs = xs.reshape(1, M, 1)
@@ -147,8 +149,21 @@ def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
 def test_linear_a8_fused_sanitizer_cases(kind):
     # a few shapes for compute-sanitizer (next_a8_fused.sh runs this with BITMM_A8_FUSED=1, where every one of them
     # takes the fused kernel and no cuBLAS GEMM runs): a partial block / step / tile, the second x tile, many steps,
-    # three chunks of x rows
-    for K, N, M in ((37, 13, 1), (528, 33, 9), (1000, 70, 3), (6272, 24, 16), (300, 40, 35)):
+    # chunks of x rows (a last one of 9 rows, 16 of them), 8-row chunks where 16 rows exceed the shared memory
+    for K, N, M in ((37, 13, 1), (528, 33, 9), (1000, 70, 3), (6272, 24, 16), (300, 40, 35), (200, 24, 25),
+                    (64, 17, 256), (20000, 40, 12)):
+        v, packed, xq, xs, s, u, b = make_a8(kind, (M,), K, N, "channel", True, True, "cuda")
+        y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float16)
+        cpu = [t.cpu() for t in (xq, xs, packed, s, u, b)]
+        assert torch.equal(y.cpu(), bitmm.linear_a8(kind, *cpu, out_dtype=torch.float16)), (K, N, M)
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_linear_a8_fused_short_chunks(kind):
+    # x rows whose 16-row chunk would not fit the shared memory: the launcher takes fewer rows per CTA (K = 20000:
+    # 8 rows of 20 KB; K = 30000: 4 rows) rather than the unfused path; bit for bit against the CPU
+    for K, N, M in ((20000, 40, 12), (30000, 20, 16)):
         v, packed, xq, xs, s, u, b = make_a8(kind, (M,), K, N, "channel", True, True, "cuda")
         y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float16)
         cpu = [t.cpu() for t in (xq, xs, packed, s, u, b)]
@@ -300,6 +315,9 @@ def _absmax_input(shape, dtype):
         rows[2, :] = torch.arange(shape[-1]) % 7 - 3.5  # halves: round half to even after scaling
     if rows.shape[0] > 3:
         rows[3, :] *= 1e30 if dtype in (torch.float32, torch.float64) else 1e3
+    if rows.shape[0] > 4 and dtype in (torch.float32, torch.float64):
+        # amax in [2^126, 2^127] (finite): 1 / amax subnormal (a reciprocal without flush to zero)
+        rows[4, :] = torch.randn(shape[-1]).clamp(-1, 1) * 2.0 ** 127
     return x.to(dtype)
 
 
@@ -322,6 +340,20 @@ def test_absmax_int8_op_equals_composite(dtype, shape, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_absmax_int8_inf_row(device):
+    # an infinite element: amax inf, s = 0, x_scale inf; finite elements quantize to 0, the fake output is NaN
+    # (inf * 0 then 0 * inf) as in the composite; the other rows unchanged
+    x = torch.randn(3, 200, device=device)
+    x[1, 5] = float("inf")
+    xq, xs = quant.absmax_int8(x)
+    rq, rs = reference.absmax_int8(x)
+    assert torch.equal(xs, rs) and torch.isinf(xs[1]).all()
+    finite = torch.isfinite(x)
+    assert torch.equal(xq[finite], rq[finite])
+    assert torch.equal(quant.absmax_int8_fake(x)[finite].isnan(), reference.absmax_int8_fake(x)[finite].isnan())
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_absmax_int8_nan_row_poisons_its_scale_only(device):
     x = torch.randn(4, 300, device=device)
     x[2, 17] = float("nan")
@@ -336,8 +368,9 @@ def test_absmax_int8_nan_row_poisons_its_scale_only(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_absmax_int8_op_checks_opcheck_and_compile(device):
     x = torch.randn(5, 64, device=device, dtype=torch.float16)
-    torch.library.opcheck(torch.ops.bitmm.absmax_int8, (x,))
-    torch.library.opcheck(torch.ops.bitmm.absmax_int8_fake, (x,))
+    for t in (x, x.t()):  # (a transposed x: outputs contiguous, as the fake kernel makes them)
+        torch.library.opcheck(torch.ops.bitmm.absmax_int8, (t,))
+        torch.library.opcheck(torch.ops.bitmm.absmax_int8_fake, (t,))
     with pytest.raises(TypeError, match="x must be float16, bfloat16, float32 or float64"):
         torch.ops.bitmm.absmax_int8(torch.ones(3, 4, dtype=torch.int32, device=device))
     with pytest.raises(ValueError, match="K >= 1"):

@@ -208,19 +208,37 @@ BITMM_A8_HD void c_position(int rr, int m, int& cm, int& lane, int& reg) {
   reg = 2 * (rr >> 3) + (m & 1);
 }
 
-// x rows are taken 16 at a time (kChunkRows: one CTA's B tiles) when M > 16; CTA `cta` of the grid covers chunk
-// cta % chunks of x's rows and weight-row group cta / chunks, so the CTAs that read one group of weight rows run
-// next to each other (the group's weights are read from DRAM once and from L2 by the other chunks).
-constexpr int kChunkRows = 16;
+// A CTA takes `chunk_rows` rows of x (at most kMaxChunkRows: its B tiles; fewer where that many rows of x would not
+// fit the device's shared memory): CTA `cta` of the grid covers chunk cta % chunks of x's rows and weight-row
+// group cta / chunks, so the CTAs that read one group of weight rows run next to each other (the group's weights
+// are read from DRAM once and from L2 by the other chunks).
+constexpr int kMaxChunkRows = 16;
 BITMM_A8_HD void cta_position(int64_t cta, int64_t chunks, int64_t& chunk, int64_t& group) {
   chunk = cta % chunks;
   group = cta / chunks;
+}
+
+// One CTA's dynamic shared memory, in bytes from its start: `rows` x rows of `stride` bytes, the zero window, the
+// warps' int32 partial sums (red_index) and their row sums of x (xsum[warp * 16 + m]).
+struct SmemLayout {
+  int64_t stride, zeros, red, xsum, total;
+};
+template <int kPlanes>
+BITMM_A8_HD SmemLayout smem_layout(int64_t rows, int64_t padded_k, int warps, int cm) {
+  SmemLayout l;
+  l.stride = smem_row_stride<kPlanes>(padded_k);
+  l.zeros = rows * l.stride;
+  l.red = l.zeros + Layout<kPlanes>::kWindowBytes;
+  l.xsum = l.red + static_cast<int64_t>(warps) * cm * 4 * 32 * 4;
+  l.total = l.xsum + static_cast<int64_t>(warps) * 16 * 4;
+  return l;
 }
 
 // Shared-memory index of warp `warp`'s sum in register `reg` of lane `lane` for x tile `cm` (kCM tiles), and the
 // output element o of a CTA of `rows` weight rows: weight row rc of the CTA (tile rc / 16, row rc % 16) and x row m.
 template <int kCM>
 BITMM_A8_HD int red_index(int warp, int cm, int reg, int lane) { return ((warp * kCM + cm) * 4 + reg) * 32 + lane; }
+BITMM_A8_HD int xsum_index(int warp, int m) { return warp * 16 + m; }
 BITMM_A8_HD void out_position(int o, int rows, int& rc, int& m) {
   rc = o % rows;
   m = o / rows;

@@ -43,7 +43,7 @@ __device__ __forceinline__ float load_as_float(const void* p, DType dt, int64_t 
 }
 
 // kPlanes: 2 (ternary / int2) or 1 (binary) bit-planes per weight.
-// kCM: x tiles of 8 rows (B columns): 1 for M <= 8, else 2 (a CTA takes 16 rows of x: a8::cta_position).
+// kCM: x tiles of 8 rows (B columns): 1 where a CTA takes <= 8 rows of x (p.chunk_rows), else 2.
 // kWarps: warps per CTA (4 or 8).
 // kKS: warps splitting one row tile's K (kWarps / kKS row tiles per CTA).
 // T: the output dtype (float, __half, __nv_bfloat16).
@@ -55,20 +55,21 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   extern __shared__ __align__(16) unsigned char smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int ks = warp % kKS, rt = warp / kKS;  // the warp's K split and row tile
-  int64_t chunk, group;  // this CTA's x rows (16 at a time) and weight rows (16 kRT at a time)
-  a8::cta_position(blockIdx.x, (p.M + a8::kChunkRows - 1) / a8::kChunkRows, chunk, group);
-  const int64_t m0 = chunk * a8::kChunkRows;
-  const int M = static_cast<int>(imin64(p.M - m0, a8::kChunkRows));  // x rows of this CTA
+  int64_t chunk, group;  // this CTA's x rows (chunk_rows at a time) and weight rows (16 kRT at a time)
+  a8::cta_position(blockIdx.x, (p.M + p.chunk_rows - 1) / p.chunk_rows, chunk, group);
+  const int64_t m0 = chunk * p.chunk_rows;
+  const int M = static_cast<int>(imin64(p.M - m0, p.chunk_rows));  // x rows of this CTA
   const int8_t* xq = p.xq + m0 * p.K;
   const int64_t N = p.N, cta_n0 = group * (16 * kRT), n0 = cta_n0 + 16 * rt;
   const int row_u4 = static_cast<int>(p.wpr / 4);  // uint4s per packed row (wpr is a multiple of 4)
   const int steps = (row_u4 + 3) / 4;
   const int64_t padded_k = p.wpr / kPlanes * 32;
-  const int64_t stride = a8::smem_row_stride<kPlanes>(padded_k);
   // shared memory: x rows (M x stride bytes), a window of zeros, then the int32 partial sums and row sums
-  unsigned char* zeros = smem + M * stride;                             // B of lanes without an x row
-  int* red = reinterpret_cast<int*>(zeros + L::kWindowBytes);           // [warp][cm][reg][lane] partial sums
-  int* xsum = red + kWarps * kCM * 4 * 32;                              // [warp][m] row sums of x
+  const a8::SmemLayout sl = a8::smem_layout<kPlanes>(M, padded_k, kWarps, kCM);
+  const int64_t stride = sl.stride;
+  unsigned char* zeros = smem + sl.zeros;                     // B of lanes without an x row
+  int* red = reinterpret_cast<int*>(smem + sl.red);           // partial sums (a8::red_index)
+  int* xsum = reinterpret_cast<int*>(smem + sl.xsum);         // row sums of x (a8::xsum_index)
 
   // rows past N read row N - 1 (their sums are not stored)
   const uint4* wg = reinterpret_cast<const uint4*>(p.w + imin64(n0 + g, N - 1) * p.wpr);
@@ -130,7 +131,7 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
                        a8::unit_word<kPlanes>(P, c, 2), a8::unit_word<kPlanes>(P, c, 3));
     }
     part = __reduce_add_sync(0xffffffffu, part);
-    if (lane == 0) xsum[warp * 16 + m] = part;
+    if (lane == 0) xsum[a8::xsum_index(warp, m)] = part;
   }
   __syncthreads();
 
@@ -197,7 +198,7 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
 #pragma unroll
     for (int k = 0; k < kKS; ++k) sum += red[a8::red_index<kCM>(tile * kKS + k, cm, reg, ln)];
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) X += xsum[w * 16 + m];  // (every warp staged a part of each row)
+    for (int w = 0; w < kWarps; ++w) X += xsum[a8::xsum_index(w, m)];  // (every warp staged a part of each row)
     const float sv = load_as_float(p.s, p.s_dt, n * p.s_stride);
     const float uv = p.u ? load_as_float(p.u, p.u_dt, n * p.u_stride) : 0.f;
     const float bv = p.b ? load_as_float(p.b, p.b_dt, n) : 0.f;
@@ -206,13 +207,10 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   }
 }
 
-int64_t a8_linear_smem_bytes(int64_t M, int64_t K, int planes, int warps) {
-  M = imin64(M, a8::kChunkRows);  // (x rows per CTA)
+int64_t a8_linear_smem_bytes(int64_t chunk_rows, int64_t K, int planes, int warps, int cm) {
   const int64_t padded_k = ::bitmm::padded_k(K);
-  const int64_t stride = planes == 2 ? a8::smem_row_stride<2>(padded_k) : a8::smem_row_stride<1>(padded_k);
-  const int cm = M <= 8 ? 1 : 2;
-  return M * stride + (planes == 2 ? a8::Layout<2>::kWindowBytes : a8::Layout<1>::kWindowBytes) +
-         (warps * cm * 4 * 32 + warps * 16) * static_cast<int64_t>(sizeof(int));
+  return planes == 2 ? a8::smem_layout<2>(chunk_rows, padded_k, warps, cm).total
+                     : a8::smem_layout<1>(chunk_rows, padded_k, warps, cm).total;
 }
 
 A8Config a8_config(int64_t M, int64_t N, int num_sms) {
@@ -223,7 +221,8 @@ A8Config a8_config(int64_t M, int64_t N, int num_sms) {
   static const int force = env_int("BITMM_A8_CFG");
   if (force == 1) return {4, 4};
   if (force == 2) return {8, 2};
-  return M > a8::kChunkRows || (N + 63) / 64 >= 2 * static_cast<int64_t>(num_sms) ? A8Config{8, 2} : A8Config{4, 4};
+  return M > a8::kMaxChunkRows || (N + 63) / 64 >= 2 * static_cast<int64_t>(num_sms) ? A8Config{8, 2}
+                                                                                       : A8Config{4, 4};
 }
 
 // The kernel's dynamic shared-memory limit raised to at least `smem` on `device`, through the driver only when it
@@ -239,20 +238,32 @@ cudaError_t raise_smem_limit(const void* kernel, int device, int64_t smem) {
   return e;
 }
 
-cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream) {
-  if (p.M < 1 || p.M > kA8MaxM || p.out == DType::kDouble || p.N < 1 ||
-      p.K > (p.planes == 2 ? a8::kMaxKTwoPlanes : a8::kMaxKBinary) || (p.N + 15) / 16 > INT_MAX)
+cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
+  if (params.M < 1 || params.M > kA8MaxM || params.out == DType::kDouble || params.N < 1 ||
+      params.K > (params.planes == 2 ? a8::kMaxKTwoPlanes : a8::kMaxKBinary))
     return cudaErrorNotSupported;
   int device = 0, optin = 0, sms = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  const A8Config cfg = a8_config(p.M, p.N, sms);
-  const int64_t smem = a8_linear_smem_bytes(p.M, p.K, p.planes, cfg.warps);
-  if (smem > optin) return cudaErrorNotSupported;
+  const A8Config cfg = a8_config(params.M, params.N, sms);
+  const bool narrow = cfg.warps == 4 && cfg.ks == 4, wide = cfg.warps == 8 && cfg.ks == 2;
+  if (!narrow && !wide) return cudaErrorNotSupported;  // (the instances below)
+  // x rows per CTA: up to 16 (two B tiles), fewer where that many rows of x would not fit the shared memory
+  A8Params p = params;
+  p.chunk_rows = 0;
+  int64_t smem = 0;
+  for (int rows = static_cast<int>(imin64(p.M, a8::kMaxChunkRows)); rows >= 1; rows = rows > 8 ? 8 : rows / 2) {
+    smem = a8_linear_smem_bytes(rows, p.K, p.planes, cfg.warps, rows > 8 ? 2 : 1);
+    if (smem <= optin) {
+      p.chunk_rows = rows;
+      break;
+    }
+  }
+  if (p.chunk_rows == 0) return cudaErrorNotSupported;
   const int64_t rows_per_cta = 16 * cfg.warps / cfg.ks;
-  const int64_t ctas = (p.N + rows_per_cta - 1) / rows_per_cta * ((p.M + a8::kChunkRows - 1) / a8::kChunkRows);
+  const int64_t ctas = (p.N + rows_per_cta - 1) / rows_per_cta * ((p.M + p.chunk_rows - 1) / p.chunk_rows);
   if (ctas > INT_MAX) return cudaErrorNotSupported;
   const dim3 grid(static_cast<unsigned>(ctas));
   auto go = [&](auto kernel) {
@@ -266,8 +277,8 @@ cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream) {
   // planes x x tiles x configuration x output dtype: 2 x 2 x 2 x 3 instances
   return BITMM_X_DTYPE_SWITCH(p.out, T, [&] {
     return BITMM_BOOL_SWITCH(p.planes == 2, kTwo, [&] {
-      return BITMM_BOOL_SWITCH(p.M > 8, kTwoTiles, [&] {
-        return BITMM_BOOL_SWITCH(cfg.warps == 8, kWide, [&] {
+      return BITMM_BOOL_SWITCH(p.chunk_rows > 8, kTwoTiles, [&] {
+        return BITMM_BOOL_SWITCH(wide, kWide, [&] {
           return go(a8_linear_kernel<kTwo ? 2 : 1, kTwoTiles ? 2 : 1, kWide ? 8 : 4, kWide ? 2 : 4, T>);
         });
       });

@@ -67,7 +67,7 @@ cudaError_t launch_a8_epilogue(const int32_t* sums, const int32_t* X, const floa
 // + u[n] * X[m]) + b[n]) with X[m] = sum_k xq[m, k], on the int8 tensor cores with the codes unpacked in registers;
 // the same bits as linear_a8's unfused path.  cudaErrorNotSupported (nothing launched) for M > kA8MaxM, a float64
 // output, K past the int32 bound (a8_fragments.h) or x rows beyond the device's shared memory.
-// (x rows in chunks of 16, a8_fragments.h kChunkRows; where torch's int8 GEMM on unpacked codes overtakes the fused
+// (x rows in chunks of up to 16, a8_fragments.h cta_position; where torch's int8 GEMM on unpacked codes overtakes the fused
 // kernel is not yet measured: next_a8_fused.sh probes M up to 256)
 constexpr int kA8MaxM = 256;
 struct A8Params {
@@ -84,6 +84,7 @@ struct A8Params {
   int planes;             // 2 (ternary / int2) or 1 (binary)
   int shift;              // the value of a stored code is code - shift
   int x_vec;              // xq 16-byte aligned and K % 16 == 0: x staged by 16-byte loads
+  int chunk_rows;         // x rows per CTA (set by launch_a8_linear: 16, or fewer where the shared memory is short)
   DType out;              // kFloat, kHalf or kBFloat16
 };
 cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream);
@@ -93,8 +94,8 @@ struct A8Config {
   int warps, ks;
 };
 A8Config a8_config(int64_t M, int64_t N, int num_sms);
-// dynamic shared memory of one CTA (x rows, zero window, partial sums)
-int64_t a8_linear_smem_bytes(int64_t M, int64_t K, int planes, int warps);
+// dynamic shared memory of one CTA (chunk_rows x rows, zero window, partial sums; cm B tiles)
+int64_t a8_linear_smem_bytes(int64_t chunk_rows, int64_t K, int planes, int warps, int cm);
 // absmax_int8 (quant_absmax.cu): x (rows, K) contiguous of dtype dt -> xq (rows, K) int8 and scale (rows,) float32, or,
 // with `fake` non-null, xq * scale into fake (rows, K) of dt (xq / scale unused).  One CTA per row.
 cudaError_t launch_absmax_int8(const void* x, DType dt, int64_t rows, int64_t K, int8_t* xq, float* scale, void* fake,
