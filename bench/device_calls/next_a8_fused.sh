@@ -26,7 +26,9 @@ timeout 60 $T tests/test_a8_emulation.py > /tmp/a8_emu.txt 2>&1
 # both CTA configurations (a8_config: 4 warps on one row tile / 8 warps on 4), every test shape
 BITMM_A8_FUSED=1 BITMM_A8_CFG=1 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg1.txt 2>&1
 BITMM_A8_FUSED=1 BITMM_A8_CFG=2 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg2.txt 2>&1
-for f in a8_emu a8_fused_cfg1 a8_fused_cfg2; do
+# the hypothesis fuzz over the shared draws (CUDA == CPU bit for bit, the float64 reference) through the rule
+BITMM_A8_FUSED=1 BITMM_FUZZ_EXAMPLES=300 timeout 90 $T tests/test_reliability.py -k fuzz_linear_a8 > /tmp/a8_fuzz.txt 2>&1
+for f in a8_emu a8_fused_cfg1 a8_fused_cfg2 a8_fuzz; do
   { echo "$f: $(tail -1 /tmp/$f.txt)"; grep -E "^FAILED|^E  " /tmp/$f.txt | head -20; } >> "$OUT/log.txt"
 done
 mark "a8 tests"
