@@ -41,6 +41,7 @@ aprobe unfused fp16,auto,a8op 1,4,16,64,256
 BITMM_A8_FUSED=1 BITMM_A8_CFG=1 aprobe fused_cfg1 a8op 1,4,16
 BITMM_A8_FUSED=1 BITMM_A8_CFG=2 aprobe fused_cfg2 a8op 1,4,16
 BITMM_A8_FUSED=1 aprobe fused_rule fp16,a8op,a8 1,4,16,64,256  # (fp16 in the same process: the records' baseline)
+BITMM_A8_FUSED=1 BITMM_A8_PDL=0 aprobe fused_nopdl a8 1,16  # (programmatic dependent launch off: its A/B)
 # absmax_int8 (one kernel, session 26) against the PyTorch composite it replaced, in CUDA graphs, fp16 x
 timeout 60 python3 - >> "$OUT/a8f.txt" 2>&1 <<'PY'
 import torch

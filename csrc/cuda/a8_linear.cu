@@ -9,13 +9,11 @@
 // row sums; the warps' int32 partial sums meet in shared memory and the CTA's threads write y.  Two configurations
 // (a8_config): 4 warps on one row tile (many CTAs: narrow N), 8 warps on 4 row tiles (x staged 4x less often).
 #include <climits>
-#include <map>
-#include <mutex>
-#include <utility>
 
 #include "a8_fragments.h"
 #include "common.cuh"
 #include "env_knobs.h"
+#include "launch_util.cuh"
 
 namespace bitmm {
 namespace cuda {
@@ -31,6 +29,10 @@ __device__ __forceinline__ void mma_u8s8(int (&d)[4], const uint32_t (&a)[4], ui
 }
 
 __device__ __forceinline__ a8::U4 to_u4(uint4 v) { return a8::U4{v.x, v.y, v.z, v.w}; }
+
+__device__ __forceinline__ void prefetch_l2(const void* gmem) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(__cvta_generic_to_global(gmem)));
+}
 
 // Element i of a scale / offset / bias of dtype dt as float32 (the epilogue's rounding of a float64 one included)
 __device__ __forceinline__ float load_as_float(const void* p, DType dt, int64_t i) {
@@ -77,6 +79,19 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   // (opaque to the compiler: otherwise ptxas may recompute both 64-bit row addresses from the parameters at every
   // step, ~30 instructions per step; it did after an unrelated change to A8Params)
   asm volatile("" : "+l"(wg), "+l"(wg8));
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Programmatic dependent launch (launch_a8_linear sets it on sm_90+): until griddepcontrol.wait this CTA may run
+  // beside the previous kernel on the stream (typically absmax_int8 making xq and x_scale), so it must not read what
+  // that kernel may write: x, x_scale, scales, nor the weights into registers.  It asks L2 for its first two steps'
+  // weights (a prefetch is safe even if that kernel wrote them: global memory is coherent in L2), then waits; then
+  // the next kernel may launch in turn.  Without the attribute, wait returns at once.
+  for (int s = ks; s < steps && s < ks + 2 * kKS; s += kKS) {
+    prefetch_l2(wg + a8::lane_u4(s, t, row_u4));
+    prefetch_l2(wg8 + a8::lane_u4(s, t, row_u4));
+  }
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
   // Loads of steps past the row are skipped (warp-uniform); a lane past the row's last uint4 re-reads that uint4
   // (its A is multiplied by a zero B: see `have` below), so no register is zeroed per step.
   auto load = [&](int s, uint4& a, uint4& b) {
@@ -225,19 +240,6 @@ A8Config a8_config(int64_t M, int64_t N, int num_sms) {
                                                                                        : A8Config{4, 4};
 }
 
-// The kernel's dynamic shared-memory limit raised to at least `smem` on `device`, through the driver only when it
-// grows (the attribute is per device and function; the largest value set so far is remembered for each pair).
-cudaError_t raise_smem_limit(const void* kernel, int device, int64_t smem) {
-  static std::mutex mu;
-  static std::map<std::pair<const void*, int>, int64_t> set;
-  const std::lock_guard<std::mutex> lock(mu);
-  int64_t& have = set[{kernel, device}];
-  if (have >= smem) return cudaSuccess;
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (e == cudaSuccess) have = smem;
-  return e;
-}
-
 cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
   if (params.M < 1 || params.M > kA8MaxM || params.out == DType::kDouble || params.N < 1 ||
       params.K > (params.planes == 2 ? a8::kMaxKTwoPlanes : a8::kMaxKBinary))
@@ -267,12 +269,10 @@ cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
   if (ctas > INT_MAX) return cudaErrorNotSupported;
   const dim3 grid(static_cast<unsigned>(ctas));
   auto go = [&](auto kernel) {
-    if (smem > 48 * 1024) {
-      const cudaError_t e = raise_smem_limit(reinterpret_cast<const void*>(kernel), device, smem);
-      if (e != cudaSuccess) return e;
-    }
-    kernel<<<grid, 32 * cfg.warps, static_cast<size_t>(smem), stream>>>(p);
-    return cudaGetLastError();
+    int ptx = 0;
+    const cudaError_t e = prepare_kernel(reinterpret_cast<const void*>(kernel), device, smem, &ptx);
+    if (e != cudaSuccess) return e;
+    return launch_maybe_pdl(kernel, grid, dim3(32 * cfg.warps), static_cast<size_t>(smem), stream, ptx, p);
   };
   // planes x x tiles x configuration x output dtype: 2 x 2 x 2 x 3 instances
   return BITMM_X_DTYPE_SWITCH(p.out, T, [&] {

@@ -4,6 +4,7 @@
 // the composite, each rounded as it rounds (reciprocal and products correctly rounded, round half to even, NaN
 // kept by the clamps), so the bits are the composite's on every device.
 #include "common.cuh"
+#include "launch_util.cuh"
 
 namespace bitmm {
 namespace cuda {
@@ -19,6 +20,12 @@ __global__ void __launch_bounds__(kQuantThreads)
 absmax_int8_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict__ xq, float* __restrict__ scale,
                    T* __restrict__ fake) {
   __shared__ float part[kQuantThreads / 32];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Programmatic dependent launch (the launcher sets it on sm_90+): x may be the previous kernel's output, so wait
+  // for it; then let the next kernel (typically linear_a8's, which prefetches its weights and waits in turn) launch.
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
   const int64_t row = blockIdx.x;
   const T* xr = x + row * K;
   float amax = 0.f;  // |x| >= 0, and K >= 1
@@ -51,14 +58,19 @@ cudaError_t launch_absmax_int8(const void* x, DType dt, int64_t rows, int64_t K,
   if (rows == 0) return cudaSuccess;
   if (rows > 0x7fffffff) return cudaErrorNotSupported;
   const dim3 grid(static_cast<unsigned>(rows));
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
   auto go = [&](auto tag) {
     using T = decltype(tag);
-    if (fake != nullptr)
-      absmax_int8_kernel<T, true><<<grid, kQuantThreads, 0, stream>>>(static_cast<const T*>(x), K, nullptr, nullptr,
-                                                                      static_cast<T*>(fake));
-    else
-      absmax_int8_kernel<T, false><<<grid, kQuantThreads, 0, stream>>>(static_cast<const T*>(x), K, xq, scale, nullptr);
-    return cudaGetLastError();
+    auto launch = [&](auto kernel, int8_t* q, float* sc, T* f) {
+      int ptx = 0;
+      const cudaError_t e = prepare_kernel(reinterpret_cast<const void*>(kernel), device, 0, &ptx);
+      if (e != cudaSuccess) return e;
+      return launch_maybe_pdl(kernel, grid, dim3(kQuantThreads), 0, stream, ptx, static_cast<const T*>(x), K, q, sc, f);
+    };
+    return fake != nullptr ? launch(absmax_int8_kernel<T, true>, nullptr, nullptr, static_cast<T*>(fake))
+                           : launch(absmax_int8_kernel<T, false>, xq, scale, nullptr);
   };
   switch (dt) {
     case DType::kHalf: return go(__half{});
