@@ -433,6 +433,13 @@ def test_cuda_index_math_past_2_31_packed_words(kind):
         assert torch.isfinite(gx).all()
         assert rel_err(gx, ref) < GRAD_TOL[dtype]
         del y, gx
+    if os.environ.get("BITMM_A8_FUSED") == "1":
+        # W2A8's fused kernel (its 64-bit row offsets; without the switch linear_a8 would unpack 34-69 GB of codes):
+        # the sampled rows through the same op give the same bits (exact integer sums, one float32 epilogue)
+        xq = torch.randint(-128, 128, (2, K), dtype=torch.int8, device="cuda")
+        xs = torch.rand(2, 1, device="cuda") + 0.5
+        y8 = bitmm.linear_a8(kind, xq, xs, packed, s, u, b)
+        assert torch.equal(y8[:, cols_t], bitmm.linear_a8(kind, xq, xs, pc, sc, uc, bc))
 
 
 @pytest.mark.parametrize("backend", CUDA_BACKENDS)
