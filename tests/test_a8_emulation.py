@@ -54,7 +54,7 @@ def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b, cfg=(4, 4), chunk_rows
     return torch.from_numpy(sums.astype(np.int64)), torch.from_numpy(X.astype(np.int64)), torch.from_numpy(y.copy())
 
 
-@pytest.mark.parametrize("cfg", [(4, 4), (8, 2)], ids=["4warps_ks4", "8warps_ks2"])
+@pytest.mark.parametrize("cfg", [(4, 4), (8, 2), (8, 1)], ids=["4warps_ks4", "8warps_ks2", "8warps_ks1"])
 @pytest.mark.parametrize("M", [1, 3, 8, 9, 16, 17, 40])
 @pytest.mark.parametrize("K,N", [(37, 13), (128, 16), (300, 33), (520, 40), (1000, 70), (2304, 17), (6272, 70)])
 @pytest.mark.parametrize("kind", ["ternary", "binary", "int2"])
@@ -107,7 +107,7 @@ def test_a8_emulated_kernel_chunks(emulator, tmp_path, kind, M, chunk_rows):
     xq = torch.randint(-128, 128, (M, K), dtype=torch.int8)
     xs = torch.rand(M, 1) + 0.5
     s, u, b = torch.rand(N) + 0.1, torch.randn(N) * 0.1, torch.randn(N)
-    for cfg in ((4, 4), (8, 2)):
+    for cfg in ((4, 4), (8, 2), (8, 1)):
         sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, xs, s, u, b, cfg, chunk_rows)
         assert torch.equal(sums, xq.long() @ codes.T) and torch.equal(X, xq.long().sum(1))
         assert torch.equal(y, bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float32))

@@ -23,12 +23,14 @@ left() { echo $(( 585 - ($(date +%s) - start) )); }  # seconds left in the call
 T="python3 -m pytest -q -p no:cacheprovider -rf"
 timeout 60 $T tests/test_a8_emulation.py > /tmp/a8_emu.txt 2>&1
 # (test_linear_a8.py without BITMM_A8_FUSED, the unfused path: in next_s26_call1.sh's test step)
-# both CTA configurations (a8_config: 4 warps on one row tile / 8 warps on 4), every test shape
+# every CTA configuration (a8_config: 4 warps on one row tile, the rule's choice for the tests' small N; 8 warps on 4
+# row tiles; 8 warps on 8), every test shape
 BITMM_A8_FUSED=1 BITMM_A8_CFG=1 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg1.txt 2>&1
 BITMM_A8_FUSED=1 BITMM_A8_CFG=2 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg2.txt 2>&1
+BITMM_A8_FUSED=1 BITMM_A8_CFG=3 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg3.txt 2>&1
 # the hypothesis fuzz over the shared draws (CUDA == CPU bit for bit, the float64 reference) through the rule
 BITMM_A8_FUSED=1 BITMM_FUZZ_EXAMPLES=300 timeout 90 $T tests/test_reliability.py -k fuzz_linear_a8 > /tmp/a8_fuzz.txt 2>&1
-for f in a8_emu a8_fused_cfg1 a8_fused_cfg2 a8_fuzz; do
+for f in a8_emu a8_fused_cfg1 a8_fused_cfg2 a8_fused_cfg3 a8_fuzz; do
   { echo "$f: $(tail -1 /tmp/$f.txt)"; grep -E "^FAILED|^E  " /tmp/$f.txt | head -20; } >> "$OUT/log.txt"
 done
 mark "a8 tests"
@@ -40,6 +42,7 @@ aprobe() {  # $1: label, $2: backends, $3: M list; the environment passes throug
 aprobe unfused fp16,auto,a8op 1,4,16,64,256
 BITMM_A8_FUSED=1 BITMM_A8_CFG=1 aprobe fused_cfg1 a8op 1,4,16
 BITMM_A8_FUSED=1 BITMM_A8_CFG=2 aprobe fused_cfg2 a8op 1,4,16
+BITMM_A8_FUSED=1 BITMM_A8_CFG=3 aprobe fused_cfg3 a8op 1,4,16
 BITMM_A8_FUSED=1 aprobe fused_rule fp16,a8op,a8 1,4,16,64,256  # (fp16 in the same process: the records' baseline)
 BITMM_A8_FUSED=1 BITMM_A8_PDL=0 aprobe fused_nopdl a8 1,16  # (programmatic dependent launch off: its A/B)
 # absmax_int8 (one kernel, session 26) against the PyTorch composite it replaced, in CUDA graphs, fp16 x
@@ -55,10 +58,10 @@ for M, K in ((1, 8192), (16, 8192), (1, 28672), (4096, 8192)):
 PY
 mark "absmax probe"
 SK="fused_sanitizer_cases"  # (M <= 256 only: with BITMM_A8_FUSED=1 no cuBLAS GEMM, which racecheck kills)
-for tool in memcheck racecheck2 initcheck racecheck memcheck2; do
-  [ $(left) -lt 100 ] && { echo "sanitizer $tool: skipped (time)" >> "$OUT/log.txt"; continue; }
-  kns="--kernel-name kns=bitmm"; extra="BITMM_A8_CFG=1"
-  [ "${tool%2}" != "$tool" ] && extra="BITMM_A8_CFG=2" && tool=${tool%2}
+for unit in memcheck:1 racecheck:2 initcheck:1 memcheck:3 racecheck:3 racecheck:1 memcheck:2 initcheck:3; do
+  tool=${unit%:*}
+  [ $(left) -lt 100 ] && { echo "sanitizer $unit: skipped (time)" >> "$OUT/log.txt"; continue; }
+  kns="--kernel-name kns=bitmm"; extra="BITMM_A8_CFG=${unit#*:}"
   [ $tool = initcheck ] && kns="" && extra="$extra PYTORCH_NO_CUDA_MEMORY_CACHING=1"
   env $extra BITMM_A8_FUSED=1 BITMM_UNDER_SANITIZER=1 timeout $(( $(left) < 120 ? $(left) - 20 : 100 )) compute-sanitizer --tool $tool $kns --print-limit 20 \
     $T tests/test_linear_a8.py -k "$SK" > /tmp/san_a8_$tool.txt 2>&1

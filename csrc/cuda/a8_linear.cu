@@ -6,8 +6,9 @@
 // A CTA of kWarps warps covers kWarps / kKS row tiles of 16 weight rows; the kKS warps of a tile split K by steps
 // (warp ks takes steps ks, ks + kKS, ...), each step one uint4 per lane and row (two rows per lane: g and g + 8),
 // loaded two steps ahead.  x (M rows) is staged once per CTA in shared memory, permuted (a8_fragments.h), with its
-// row sums; the warps' int32 partial sums meet in shared memory and the CTA's threads write y.  Two configurations
-// (a8_config): 4 warps on one row tile (many CTAs: narrow N), 8 warps on 4 row tiles (x staged 4x less often).
+// row sums; the warps' int32 partial sums meet in shared memory and the CTA's threads write y.  Three configurations
+// (a8_config): 4 warps on one row tile (many CTAs: narrow N), 8 warps on 4 or on 8 row tiles (x staged 4x / 8x
+// less often).
 #include <climits>
 
 #include "a8_fragments.h"
@@ -229,15 +230,19 @@ int64_t a8_linear_smem_bytes(int64_t chunk_rows, int64_t K, int planes, int warp
 }
 
 A8Config a8_config(int64_t M, int64_t N, int num_sms) {
-  // 8 warps on 4 row tiles where N still gives every SM two such CTAs, or past 16 rows of x (each chunk of x rows
-  // multiplies the CTAs, and every CTA stages its 16 rows of x: with one tile per CTA that is 4x the x traffic,
-  // 1 GB at M = 256 on 8192^2); else 4 warps splitting one tile's K (8192^2 at M <= 16: 512 CTAs, not 128).  Not
-  // yet measured (next_a8_fused.sh times both at M <= 16 through BITMM_A8_CFG).
+  // The most weight rows per CTA that still gives every SM two CTAs: every CTA stages its rows of x, so the fewer
+  // CTAs share a chunk of x rows the less x is read (with one tile per CTA, 16 rows of x per CTA are 4x the weight
+  // bytes it reads: 1 GB at M = 256 on 8192^2).  8 warps on 8 row tiles, 8 warps on 4 (two per tile's K), else 4
+  // warps on one tile's K (8192^2 at M <= 16: 512 CTAs, not 64).  Not yet measured (next_a8_fused.sh times the
+  // configurations at M <= 16 through BITMM_A8_CFG).
   static const int force = env_int("BITMM_A8_CFG");
   if (force == 1) return {4, 4};
   if (force == 2) return {8, 2};
-  return M > a8::kMaxChunkRows || (N + 63) / 64 >= 2 * static_cast<int64_t>(num_sms) ? A8Config{8, 2}
-                                                                                       : A8Config{4, 4};
+  if (force == 3) return {8, 1};
+  const int64_t chunks = (M + a8::kMaxChunkRows - 1) / a8::kMaxChunkRows, want = 2 * static_cast<int64_t>(num_sms);
+  if ((N + 127) / 128 * chunks >= want) return {8, 1};
+  if ((N + 63) / 64 * chunks >= want) return {8, 2};
+  return {4, 4};
 }
 
 cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
@@ -250,8 +255,9 @@ cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
   const A8Config cfg = a8_config(params.M, params.N, sms);
-  const bool narrow = cfg.warps == 4 && cfg.ks == 4, wide = cfg.warps == 8 && cfg.ks == 2;
-  if (!narrow && !wide) return cudaErrorNotSupported;  // (the instances below)
+  const int variant = cfg.warps == 4 && cfg.ks == 4 ? 0 : cfg.warps == 8 && cfg.ks == 2 ? 1
+                                                     : cfg.warps == 8 && cfg.ks == 1 ? 2 : -1;
+  if (variant < 0) return cudaErrorNotSupported;  // (the instances below)
   // x rows per CTA: up to 16 (two B tiles), fewer where that many rows of x would not fit the shared memory
   A8Params p = params;
   p.chunk_rows = 0;
@@ -274,13 +280,13 @@ cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
     if (e != cudaSuccess) return e;
     return launch_maybe_pdl(kernel, grid, dim3(32 * cfg.warps), static_cast<size_t>(smem), stream, ptx, p);
   };
-  // planes x x tiles x configuration x output dtype: 2 x 2 x 2 x 3 instances
+  // planes x x tiles x configuration x output dtype: 2 x 2 x 3 x 3 instances
   return BITMM_X_DTYPE_SWITCH(p.out, T, [&] {
     return BITMM_BOOL_SWITCH(p.planes == 2, kTwo, [&] {
       return BITMM_BOOL_SWITCH(p.chunk_rows > 8, kTwoTiles, [&] {
-        return BITMM_BOOL_SWITCH(wide, kWide, [&] {
-          return go(a8_linear_kernel<kTwo ? 2 : 1, kTwoTiles ? 2 : 1, kWide ? 8 : 4, kWide ? 2 : 4, T>);
-        });
+        constexpr int P = kTwo ? 2 : 1, CM = kTwoTiles ? 2 : 1;
+        return variant == 0 ? go(a8_linear_kernel<P, CM, 4, 4, T>)
+               : variant == 1 ? go(a8_linear_kernel<P, CM, 8, 2, T>) : go(a8_linear_kernel<P, CM, 8, 1, T>);
       });
     });
   });

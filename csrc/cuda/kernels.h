@@ -89,7 +89,7 @@ struct A8Params {
 };
 cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream);
 // The fused kernel's CTA: `warps` warps, `ks` of them splitting each 16-row tile's K (warps / ks tiles per CTA);
-// chosen from M, N and the SM count (BITMM_A8_CFG=1 / 2 forces {4, 4} / {8, 2}).
+// chosen from M, N and the SM count (BITMM_A8_CFG=1 / 2 / 3 forces {4, 4} / {8, 2} / {8, 1}).
 struct A8Config {
   int warps, ks;
 };
