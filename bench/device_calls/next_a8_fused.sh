@@ -17,10 +17,14 @@
 # M <= 16 is expected far slower (W unpacked to int8 every call: ~235 MB written on 8192 x 28672).  M = 64 / 256:
 # where the fused kernel (16 rows of x per CTA, weights re-read from L2 per 16 rows) and torch's int8 GEMM on
 # unpacked codes cross (kA8MaxM = 256 is a guess until this probe).
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_a8_fused.sh
+# Two calls (~585 s each is too little for all of it): PART=tests (1 and 4: the tests, then the sanitizers) and
+# PART=probe (2, 3 and the ncu / SASS of 4).
+# Run as: BITMM_COMMIT=<sha> PART=tests|probe bash bench/device_calls/next_a8_fused.sh
 source "$(dirname "$0")/prelude.sh"
 left() { echo $(( 585 - ($(date +%s) - start) )); }  # seconds left in the call
 T="python3 -m pytest -q -p no:cacheprovider -rf"
+PART=${PART:-tests}
+if [ "$PART" = tests ]; then
 timeout 60 $T tests/test_a8_emulation.py > /tmp/a8_emu.txt 2>&1
 # (test_linear_a8.py without BITMM_A8_FUSED, the unfused path: in next_s26_call1.sh's test step)
 # every CTA configuration (a8_config: 4 warps on one row tile, the rule's choice for the tests' small N; 8 warps on 4
@@ -34,6 +38,20 @@ for f in a8_emu a8_fused_cfg1 a8_fused_cfg2 a8_fused_cfg3 a8_fuzz; do
   { echo "$f: $(tail -1 /tmp/$f.txt)"; grep -E "^FAILED|^E  " /tmp/$f.txt | head -20; } >> "$OUT/log.txt"
 done
 mark "a8 tests"
+SK="fused_sanitizer_cases"  # (M <= 256 only: with BITMM_A8_FUSED=1 no cuBLAS GEMM, which racecheck kills)
+for unit in memcheck:1 racecheck:2 initcheck:1 memcheck:3 racecheck:3 racecheck:1 memcheck:2 initcheck:3; do
+  tool=${unit%:*}
+  [ $(left) -lt 100 ] && { echo "sanitizer $unit: skipped (time)" >> "$OUT/log.txt"; continue; }
+  kns="--kernel-name kns=bitmm"; extra="BITMM_A8_CFG=${unit#*:}"
+  [ $tool = initcheck ] && kns="" && extra="$extra PYTORCH_NO_CUDA_MEMORY_CACHING=1"
+  env $extra BITMM_A8_FUSED=1 BITMM_UNDER_SANITIZER=1 timeout $(( $(left) < 120 ? $(left) - 20 : 100 )) compute-sanitizer --tool $tool $kns --print-limit 20 \
+    $T tests/test_linear_a8.py -k "$SK" > /tmp/san_a8_$tool.txt 2>&1
+  echo "== $tool $extra rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_a8_$tool.txt | tail -1) | $(tail -1 /tmp/san_a8_$tool.txt)" >> "$OUT/log.txt"
+  grep -E "^========= +(Invalid|Race|Uninitialized|Error)" /tmp/san_a8_$tool.txt | sort | uniq -c | head -5 >> "$OUT/log.txt"
+done
+mark "a8 sanitizers"
+fi
+if [ "$PART" = probe ]; then
 aprobe() {  # $1: label, $2: backends, $3: M list; the environment passes through
   timeout 170 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 --kinds ternary,int2,binary \
     --ms "$3" --groups none --backends "$2" --out "$OUT/a8f_$1.json" 2>&1 | grep " us" | sed "s/^/$1 /" >> "$OUT/a8f.txt"
@@ -57,19 +75,8 @@ for M, K in ((1, 8192), (16, 8192), (1, 28672), (4096, 8192)):
     print(f"absmax_int8 M={M} K={K}: op {op:.2f} us, composite {ref:.2f} us", flush=True)
 PY
 mark "absmax probe"
-SK="fused_sanitizer_cases"  # (M <= 256 only: with BITMM_A8_FUSED=1 no cuBLAS GEMM, which racecheck kills)
-for unit in memcheck:1 racecheck:2 initcheck:1 memcheck:3 racecheck:3 racecheck:1 memcheck:2 initcheck:3; do
-  tool=${unit%:*}
-  [ $(left) -lt 100 ] && { echo "sanitizer $unit: skipped (time)" >> "$OUT/log.txt"; continue; }
-  kns="--kernel-name kns=bitmm"; extra="BITMM_A8_CFG=${unit#*:}"
-  [ $tool = initcheck ] && kns="" && extra="$extra PYTORCH_NO_CUDA_MEMORY_CACHING=1"
-  env $extra BITMM_A8_FUSED=1 BITMM_UNDER_SANITIZER=1 timeout $(( $(left) < 120 ? $(left) - 20 : 100 )) compute-sanitizer --tool $tool $kns --print-limit 20 \
-    $T tests/test_linear_a8.py -k "$SK" > /tmp/san_a8_$tool.txt 2>&1
-  echo "== $tool $extra rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_a8_$tool.txt | tail -1) | $(tail -1 /tmp/san_a8_$tool.txt)" >> "$OUT/log.txt"
-  grep -E "^========= +(Invalid|Race|Uninitialized|Error)" /tmp/san_a8_$tool.txt | sort | uniq -c | head -5 >> "$OUT/log.txt"
-done
-mark "a8 sanitizers"
 [ $(left) -gt 150 ] && for c in a8_ternary_m1 a8_binary_m1; do BITMM_A8_FUSED=1 ncu_raw $c $c; done
 so=$(ls bitmm/_C*.so | head -1)
 cuobjdump --dump-sass "$so" > /tmp/all.sass 2>/dev/null && python3 bench/sass_report.py /tmp/all.sass | grep -A5 "a8_linear_kernel" > "$OUT/sass_a8.txt"
 mark done
+fi
