@@ -16,10 +16,12 @@ This module turns float weights into such ``(codes, scale, offset)`` triples:
 * :func:`hqq_quantize` + :func:`hqq_to_op_args` -- HQQ asymmetric 1/2-bit
   group-wise quantization with half-quadratic zero-point refinement.
 * :func:`absmax_int8` / :func:`absmax_int8_fake` -- BitNet per-token 8-bit
-  activation quantization (used by QAT).
+  activation quantization (used by QAT and W2A8); these two run the compiled
+  ops ``torch.ops.bitmm.absmax_int8`` / ``absmax_int8_fake`` (one CUDA kernel,
+  the bits of the PyTorch composite in ``bitmm.reference``).
 
-It needs only torch (no compiled extension), so it works before ``bitmm._C``
-is built and on any device.  All arithmetic is done in float32 whatever the
+The rest needs only torch (no compiled extension), so it works before
+``bitmm._C`` is built and on any device.  All arithmetic is done in float32 whatever the
 input dtype, so results do not depend on fp16/bf16 rounding.
 """
 from __future__ import annotations
