@@ -1,7 +1,7 @@
 // Host emulation of the fused W2A8 kernel (csrc/cuda/a8_linear.cu) for tests/test_a8_emulation.py: the kernel's
-// shared-memory staging, its CTA of `warps` warps over warps / ks row tiles with ks warps splitting each tile's K, each of the 32 lanes' fragments (the same functions as the
-// kernel: csrc/cuda/a8_fragments.h), mma.sync m16n8k32 (u8 x s8 -> s32) emulated from the PTX ISA's fragment layout,
-// the sets' shifts, the CTA's sum and the epilogue.  Not emulated: the kernel's 3-step register rotation of the
+// shared-memory staging, its CTA of `warps` warps over warps / ks row tiles with ks warps splitting each tile's K,
+// each of the 32 lanes' fragments (the same functions as the kernel: csrc/cuda/a8_fragments.h), mma.sync m16n8k32
+// (u8 x s8 -> s32) emulated from the PTX ISA's fragment layout, the sets' shifts, the CTA's sum and the epilogue.  Not emulated: the kernel's 3-step register rotation of the
 // weight loads (each step here reads its own words) and the hardware itself.
 //
 //   a8_emulate IN OUT

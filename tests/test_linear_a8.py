@@ -115,14 +115,16 @@ def test_linear_a8_cuda_equals_cpu_bitwise(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
     # the fused kernel's shapes: a partial last block / step / row tile, the second x tile (M > 8), x rows in chunks
-    # of 16 (M = 17, 40: a last partial chunk); K = 80 / 528: 16-byte x loads then a half block by bytes; K = 6272: 13 binary / 25 two-plane steps
-    # (every buffer of the 3-step rotation, a second iteration); every output dtype and epilogue variant, a 3-D
-    # xq, an xq view off 16-byte alignment (staged by bytes) and a packed_w view off 16-byte alignment (copied);
-    # y's memory poisoned first (a NaN-filled block of the same size freed just before the call)
+    # of 16 (M = 17, 25, 40: a last partial chunk; 256: 16 chunks); K = 80 / 528: 16-byte x loads then a half block
+    # by bytes; K = 6272: 13 binary / 25 two-plane steps (every buffer of the 3-step rotation, a second iteration);
+    # every output dtype and epilogue variant, a 3-D xq, an xq view off 16-byte alignment (staged by bytes) and a
+    # packed_w view off 16-byte alignment (copied); y's memory poisoned first (a NaN-filled block of the same size freed just before the call)
     # (scale / offset / bias dtypes: float32, float16 with a float16 bias, bfloat16, float64 with a float64 bias;
     # the fused kernel reads each in its own dtype)
-    cases = [(torch.float32, "channel", True, True, torch.float32), (torch.float16, "tensor", False, True, torch.float16),
-             (torch.bfloat16, "channel1", True, False, torch.bfloat16), (torch.float16, "channel", True, True, torch.float64)]
+    cases = [(torch.float32, "channel", True, True, torch.float32),
+             (torch.float16, "tensor", False, True, torch.float16),
+             (torch.bfloat16, "channel1", True, False, torch.bfloat16),
+             (torch.float16, "channel", True, True, torch.float64)]
     for out_dtype, mode, offset, bias, sdtype in cases:
         v, packed, xq, xs, s, u, b = make_a8(kind, (M,), K, N, mode, offset, bias, "cuda", sdtype)
         b = None if b is None else b.to(sdtype)

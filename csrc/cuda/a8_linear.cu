@@ -1,7 +1,7 @@
-// linear_a8 (W2A8) fused for few rows of x (M <= kA8MaxM, 16 rows of x per CTA): int8 activations times the packed weights on the int8 tensor
-// cores, the weights unpacked in registers (a8_fragments.h: one LOP3 per 4 weights, one mma per 512), the int32 sums
-// exact, and linear_a8's float32 epilogue applied in the same kernel, so it gives the same bits as the unfused path
-// (torch's int8 GEMM on unpacked codes + a8_epilogue.cu) and the CPU.
+// linear_a8 (W2A8) fused for few rows of x (M <= kA8MaxM, up to 16 rows of x per CTA): int8 activations times the
+// packed weights on the int8 tensor cores, the weights unpacked in registers (a8_fragments.h: one LOP3 per 4
+// weights, one mma per 512), the int32 sums exact, and linear_a8's float32 epilogue applied in the same kernel, so it
+// gives the same bits as the unfused path (torch's int8 GEMM on unpacked codes + a8_epilogue.cu) and the CPU.
 //
 // A CTA of kWarps warps covers kWarps / kKS row tiles of 16 weight rows; the kKS warps of a tile split K by steps
 // (warp ks takes steps ks, ks + kKS, ...), each step one uint4 per lane and row (two rows per lane: g and g + 8),
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
   // Loads of steps past the row are skipped (warp-uniform); a lane past the row's last uint4 re-reads that uint4
-  // (its A is multiplied by a zero B: see `have` below), so no register is zeroed per step.
+  // (its A is multiplied by a zero B: a8::b_base points it at the zero window), so no register is zeroed per step.
   auto load = [&](int s, uint4& a, uint4& b) {
     if (s < steps) {
       const int i = a8::lane_u4(s, t, row_u4);

@@ -63,12 +63,13 @@ cudaError_t launch_lora_xa(const void* x, DType x_dtype, const void* a, bool a_f
 cudaError_t launch_a8_epilogue(const int32_t* sums, const int32_t* X, const float* xs, const float* s, const float* u,
                                const float* b, int shift, int64_t M, int64_t N, DType out, void* y, int num_sms,
                                cudaStream_t stream);
-// linear_a8 fused for few rows (a8_linear.cu; M <= kA8MaxM): y (M, N) = T(xs[m] * (s[n] * (sum_k xq[m,k] * code[n,k] - shift * X[m])
-// + u[n] * X[m]) + b[n]) with X[m] = sum_k xq[m, k], on the int8 tensor cores with the codes unpacked in registers;
+// linear_a8 fused for few rows (a8_linear.cu; M <= kA8MaxM):
+//   y (M, N) = T(xs[m] * (s[n] * (sum_k xq[m,k] * code[n,k] - shift * X[m]) + u[n] * X[m]) + b[n])
+// with X[m] = sum_k xq[m, k], on the int8 tensor cores with the codes unpacked in registers;
 // the same bits as linear_a8's unfused path.  cudaErrorNotSupported (nothing launched) for M > kA8MaxM, a float64
 // output, K past the int32 bound (a8_fragments.h) or x rows beyond the device's shared memory.
-// (x rows in chunks of up to 16, a8_fragments.h cta_position; where torch's int8 GEMM on unpacked codes overtakes the fused
-// kernel is not yet measured: next_a8_fused.sh probes M up to 256)
+// (x rows in chunks of up to 16, a8_fragments.h cta_position; where torch's int8 GEMM on unpacked codes overtakes
+// the fused kernel is not yet measured: next_a8_fused.sh probes M up to 256)
 constexpr int kA8MaxM = 256;
 struct A8Params {
   const int8_t* xq;       // (M, K) int8, contiguous

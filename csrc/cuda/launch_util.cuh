@@ -35,7 +35,8 @@ inline cudaError_t prepare_kernel(const void* kernel, int device, int64_t smem, 
   }
   *ptx_version = st.ptx_version;
   if (smem > 48 * 1024 && st.smem_set < smem) {
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (e != cudaSuccess) return e;
     st.smem_set = smem;
   }
