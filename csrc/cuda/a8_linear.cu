@@ -229,20 +229,27 @@ int64_t a8_linear_smem_bytes(int64_t chunk_rows, int64_t K, int planes, int warp
                      : a8::smem_layout<1>(chunk_rows, padded_k, warps, cm).total;
 }
 
-A8Config a8_config(int64_t M, int64_t N, int num_sms) {
-  // The most weight rows per CTA that still gives every SM two CTAs: every CTA stages its rows of x, so the fewer
-  // CTAs share a chunk of x rows the less x is read (with one tile per CTA, 16 rows of x per CTA are 4x the weight
-  // bytes it reads: 1 GB at M = 256 on 8192^2).  8 warps on 8 row tiles, 8 warps on 4 (two per tile's K), else 4
-  // warps on one tile's K (8192^2 at M <= 16: 512 CTAs, not 64).  Not yet measured (next_a8_fused.sh times the
-  // configurations at M <= 16 through BITMM_A8_CFG).
+A8Config a8_config(int64_t M, int64_t N, int planes, int num_sms) {
+  // Every CTA stages its rows of x (up to 16) for its weight rows (16, 64 or 128): the x bytes it reads per weight
+  // byte are 8 rows_x / (rows planes).  The finest configuration (best balanced over the SMs) whose x bytes stay
+  // within half its weight bytes, among those that still give every SM two CTAs; failing that, the coarsest that
+  // does; else 4 warps on one tile.  (8192 x 28672: M = 1 4 warps on one tile, M = 4 8 warps on 4, M = 16 8 on 4,
+  // M = 64 8 on 8.)  A guess from the model, not yet measured: next_a8_fused.sh times each through BITMM_A8_CFG.
   static const int force = env_int("BITMM_A8_CFG");
   if (force == 1) return {4, 4};
   if (force == 2) return {8, 2};
   if (force == 3) return {8, 1};
+  const A8Config cfgs[3] = {{4, 4}, {8, 2}, {8, 1}};  // 16, 64, 128 weight rows per CTA
+  const int64_t rows_x = M < a8::kMaxChunkRows ? M : a8::kMaxChunkRows;
   const int64_t chunks = (M + a8::kMaxChunkRows - 1) / a8::kMaxChunkRows, want = 2 * static_cast<int64_t>(num_sms);
-  if ((N + 127) / 128 * chunks >= want) return {8, 1};
-  if ((N + 63) / 64 * chunks >= want) return {8, 2};
-  return {4, 4};
+  int coarsest = -1;
+  for (int c = 0; c < 3; ++c) {
+    const int64_t rows = 16 * cfgs[c].warps / cfgs[c].ks;
+    if ((N + rows - 1) / rows * chunks < want) continue;
+    if (2 * 8 * rows_x <= rows * planes) return cfgs[c];
+    coarsest = c;
+  }
+  return coarsest >= 0 ? cfgs[coarsest] : cfgs[0];
 }
 
 cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
@@ -254,7 +261,7 @@ cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (err != cudaSuccess) return err;
-  const A8Config cfg = a8_config(params.M, params.N, sms);
+  const A8Config cfg = a8_config(params.M, params.N, params.planes, sms);
   const int variant = cfg.warps == 4 && cfg.ks == 4 ? 0 : cfg.warps == 8 && cfg.ks == 2 ? 1
                                                      : cfg.warps == 8 && cfg.ks == 1 ? 2 : -1;
   if (variant < 0) return cudaErrorNotSupported;  // (the instances below)

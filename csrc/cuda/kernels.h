@@ -90,11 +90,11 @@ struct A8Params {
 };
 cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream);
 // The fused kernel's CTA: `warps` warps, `ks` of them splitting each 16-row tile's K (warps / ks tiles per CTA);
-// chosen from M, N and the SM count (BITMM_A8_CFG=1 / 2 / 3 forces {4, 4} / {8, 2} / {8, 1}).
+// chosen from M, N, the planes and the SM count (BITMM_A8_CFG=1 / 2 / 3 forces {4, 4} / {8, 2} / {8, 1}).
 struct A8Config {
   int warps, ks;
 };
-A8Config a8_config(int64_t M, int64_t N, int num_sms);
+A8Config a8_config(int64_t M, int64_t N, int planes, int num_sms);
 // dynamic shared memory of one CTA (chunk_rows x rows, zero window, partial sums; cm B tiles)
 int64_t a8_linear_smem_bytes(int64_t chunk_rows, int64_t K, int planes, int warps, int cm);
 // absmax_int8 (quant_absmax.cu): x (rows, K) contiguous of dtype dt -> xq (rows, K) int8 and scale (rows,) float32, or,
