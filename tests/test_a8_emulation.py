@@ -111,3 +111,49 @@ def test_a8_emulated_kernel_chunks(emulator, tmp_path, kind, M, chunk_rows):
         sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, xs, s, u, b, cfg, chunk_rows)
         assert torch.equal(sums, xq.long() @ codes.T) and torch.equal(X, xq.long().sum(1))
         assert torch.equal(y, bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float32))
+
+
+RULES = r"""
+#include "csrc/cuda/a8_fragments.h"
+#include <cstdio>
+using namespace bitmm;
+int main() {  // per line of stdin: M N planes sms K smem_limit
+  long long M, N, planes, sms, K, limit;
+  while (std::scanf("%lld %lld %lld %lld %lld %lld", &M, &N, &planes, &sms, &K, &limit) == 6) {
+    const a8::Config c = a8::pick_config(M, N, (int)planes, (int)sms);
+    int64_t smem = 0;
+    const long long pk = (K + 127) / 128 * 128;
+    const int rows = planes == 2 ? a8::pick_chunk_rows<2>(M, pk, c.warps, limit, &smem)
+                                 : a8::pick_chunk_rows<1>(M, pk, c.warps, limit, &smem);
+    std::printf("%d %d %d %lld\n", c.warps, c.ks, rows, (long long)smem);
+  }
+}
+"""
+H200_OPTIN = 232448  # cudaDevAttrMaxSharedMemoryPerBlockOptin on the H100 / H200 (227 KB)
+
+
+@pytest.fixture(scope="module")
+def rules_exe(tmp_path_factory):
+    from helpers import compile_host_program
+    return compile_host_program(tmp_path_factory.mktemp("a8_rules"), RULES)
+
+
+def test_a8_launch_rules_table(rules_exe):
+    # (M, N, planes, SMs, K) -> (warps, K splits, x rows per CTA): the configuration rule as README / NOTES state it
+    cases = [((1, 28672, 2, 132, 8192), (4, 4, 1)),    # M = 1: the finest (x 1/4 of the weight bytes)
+             ((2, 28672, 1, 132, 8192), (8, 2, 2)),    # binary: half the weight bytes per row, coarser sooner
+             ((4, 28672, 2, 132, 8192), (8, 2, 4)),
+             ((16, 28672, 2, 132, 8192), (8, 2, 16)),  # 8 tiles would give 224 CTAs < 2 per SM
+             ((64, 28672, 2, 132, 8192), (8, 1, 16)),  # 4 chunks of x rows: 896 CTAs of 128 weight rows
+             ((16, 8192, 2, 132, 28672), (4, 4, 8)),   # narrow N: 512 CTAs of one tile; 8 rows of 28 KB fit exactly
+             ((1, 4096, 2, 132, 4096), (4, 4, 1)),     # 256 CTAs < 264: none gives two per SM, the finest
+             ((256, 4096, 2, 132, 4096), (8, 1, 16)),  # 16 chunks
+             ((12, 40, 2, 132, 20000), (4, 4, 8)),     # the GPU test's short chunks: 12 rows of 20 KB do not fit
+             ((16, 20, 2, 132, 30000), (4, 4, 4))]
+    text = "".join(f"{M} {N} {p} {s} {K} {H200_OPTIN}\n" for (M, N, p, s, K), _ in cases)
+    out = subprocess.run([str(rules_exe)], input=text, check=True, capture_output=True, text=True).stdout.split("\n")
+    got = [tuple(int(v) for v in line.split()[:3]) for line in out if line]
+    assert got == [e for _, e in cases]
+    for line in out:
+        if line:
+            assert 0 < int(line.split()[3]) <= H200_OPTIN

@@ -234,6 +234,40 @@ BITMM_A8_HD SmemLayout smem_layout(int64_t rows, int64_t padded_k, int warps, in
   return l;
 }
 
+// The launcher's two decisions (host code; tests/test_a8_emulation.py table-tests them on the CPU).
+// CTA configuration: `warps` warps, `ks` of them splitting each 16-row weight tile's K.  Every CTA stages its rows
+// of x (up to kMaxChunkRows) for its weight rows (16, 64 or 128): the x bytes it reads per weight byte are
+// 8 rows_x / (rows planes).  The finest configuration (best balanced over the SMs) whose x bytes stay within half its
+// weight bytes, among those that still give every SM two CTAs; failing that, the coarsest that does; else 4 warps
+// on one tile.  A model, not a measurement (next_a8_fused.sh times each configuration).
+struct Config {
+  int warps, ks;
+};
+inline Config pick_config(int64_t M, int64_t N, int planes, int num_sms) {
+  const Config cfgs[3] = {{4, 4}, {8, 2}, {8, 1}};  // 16, 64, 128 weight rows per CTA
+  const int64_t rows_x = M < kMaxChunkRows ? M : kMaxChunkRows;
+  const int64_t chunks = (M + kMaxChunkRows - 1) / kMaxChunkRows, want = 2 * static_cast<int64_t>(num_sms);
+  int coarsest = -1;
+  for (int c = 0; c < 3; ++c) {
+    const int64_t rows = 16 * cfgs[c].warps / cfgs[c].ks;
+    if ((N + rows - 1) / rows * chunks < want) continue;
+    if (2 * 8 * rows_x <= rows * planes) return cfgs[c];
+    coarsest = c;
+  }
+  return coarsest >= 0 ? cfgs[coarsest] : cfgs[0];
+}
+
+// x rows per CTA: up to kMaxChunkRows (two B tiles), fewer (8, 4, 2, 1) where that many rows of x would not fit in
+// `smem_limit` bytes of shared memory; 0 where not even one row does.  The CTA's bytes in *smem.
+template <int kPlanes>
+inline int pick_chunk_rows(int64_t M, int64_t padded_k, int warps, int64_t smem_limit, int64_t* smem) {
+  for (int rows = static_cast<int>(M < kMaxChunkRows ? M : kMaxChunkRows); rows >= 1; rows = rows > 8 ? 8 : rows / 2) {
+    *smem = smem_layout<kPlanes>(rows, padded_k, warps, rows > 8 ? 2 : 1).total;
+    if (*smem <= smem_limit) return rows;
+  }
+  return 0;
+}
+
 // Shared-memory index of warp `warp`'s sum in register `reg` of lane `lane` for x tile `cm` (kCM tiles), and the
 // output element o of a CTA of `rows` weight rows: weight row rc of the CTA (tile rc / 16, row rc % 16) and x row m.
 template <int kCM>

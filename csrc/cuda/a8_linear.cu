@@ -223,33 +223,13 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   }
 }
 
-int64_t a8_linear_smem_bytes(int64_t chunk_rows, int64_t K, int planes, int warps, int cm) {
-  const int64_t padded_k = ::bitmm::padded_k(K);
-  return planes == 2 ? a8::smem_layout<2>(chunk_rows, padded_k, warps, cm).total
-                     : a8::smem_layout<1>(chunk_rows, padded_k, warps, cm).total;
-}
-
 A8Config a8_config(int64_t M, int64_t N, int planes, int num_sms) {
-  // Every CTA stages its rows of x (up to 16) for its weight rows (16, 64 or 128): the x bytes it reads per weight
-  // byte are 8 rows_x / (rows planes).  The finest configuration (best balanced over the SMs) whose x bytes stay
-  // within half its weight bytes, among those that still give every SM two CTAs; failing that, the coarsest that
-  // does; else 4 warps on one tile.  (8192 x 28672: M = 1 4 warps on one tile, M = 4 8 warps on 4, M = 16 8 on 4,
-  // M = 64 8 on 8.)  A guess from the model, not yet measured: next_a8_fused.sh times each through BITMM_A8_CFG.
-  static const int force = env_int("BITMM_A8_CFG");
+  static const int force = env_int("BITMM_A8_CFG");  // (benchmark override of a8::pick_config, read once)
   if (force == 1) return {4, 4};
   if (force == 2) return {8, 2};
   if (force == 3) return {8, 1};
-  const A8Config cfgs[3] = {{4, 4}, {8, 2}, {8, 1}};  // 16, 64, 128 weight rows per CTA
-  const int64_t rows_x = M < a8::kMaxChunkRows ? M : a8::kMaxChunkRows;
-  const int64_t chunks = (M + a8::kMaxChunkRows - 1) / a8::kMaxChunkRows, want = 2 * static_cast<int64_t>(num_sms);
-  int coarsest = -1;
-  for (int c = 0; c < 3; ++c) {
-    const int64_t rows = 16 * cfgs[c].warps / cfgs[c].ks;
-    if ((N + rows - 1) / rows * chunks < want) continue;
-    if (2 * 8 * rows_x <= rows * planes) return cfgs[c];
-    coarsest = c;
-  }
-  return coarsest >= 0 ? cfgs[coarsest] : cfgs[0];
+  const a8::Config c = a8::pick_config(M, N, planes, num_sms);
+  return {c.warps, c.ks};
 }
 
 cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
@@ -267,15 +247,10 @@ cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
   if (variant < 0) return cudaErrorNotSupported;  // (the instances below)
   // x rows per CTA: up to 16 (two B tiles), fewer where that many rows of x would not fit the shared memory
   A8Params p = params;
-  p.chunk_rows = 0;
   int64_t smem = 0;
-  for (int rows = static_cast<int>(imin64(p.M, a8::kMaxChunkRows)); rows >= 1; rows = rows > 8 ? 8 : rows / 2) {
-    smem = a8_linear_smem_bytes(rows, p.K, p.planes, cfg.warps, rows > 8 ? 2 : 1);
-    if (smem <= optin) {
-      p.chunk_rows = rows;
-      break;
-    }
-  }
+  const int64_t padded_k = ::bitmm::padded_k(p.K);
+  p.chunk_rows = p.planes == 2 ? a8::pick_chunk_rows<2>(p.M, padded_k, cfg.warps, optin, &smem)
+                               : a8::pick_chunk_rows<1>(p.M, padded_k, cfg.warps, optin, &smem);
   if (p.chunk_rows == 0) return cudaErrorNotSupported;
   const int64_t rows_per_cta = 16 * cfg.warps / cfg.ks;
   const int64_t ctas = (p.N + rows_per_cta - 1) / rows_per_cta * ((p.M + p.chunk_rows - 1) / p.chunk_rows);

@@ -95,8 +95,6 @@ struct A8Config {
   int warps, ks;
 };
 A8Config a8_config(int64_t M, int64_t N, int planes, int num_sms);
-// dynamic shared memory of one CTA (chunk_rows x rows, zero window, partial sums; cm B tiles)
-int64_t a8_linear_smem_bytes(int64_t chunk_rows, int64_t K, int planes, int warps, int cm);
 // absmax_int8 (quant_absmax.cu): x (rows, K) contiguous of dtype dt -> xq (rows, K) int8 and scale (rows,) float32, or,
 // with `fake` non-null, xq * scale into fake (rows, K) of dt (xq / scale unused).  One CTA per row.
 cudaError_t launch_absmax_int8(const void* x, DType dt, int64_t rows, int64_t K, int8_t* xq, float* scale, void* fake,
