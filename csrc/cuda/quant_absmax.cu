@@ -29,6 +29,8 @@ absmax_int8_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict_
   const int64_t row = blockIdx.x;
   const T* xr = x + row * K;
   float amax = 0.f;  // |x| >= 0, and K >= 1
+  // (unrolled: several loads in flight per thread; at M = 1 this one CTA is the whole kernel)
+#pragma unroll 4
   for (int64_t k = threadIdx.x; k < K; k += kQuantThreads) amax = nan_max(fabsf(to_float<T>(xr[k])), amax);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) amax = nan_max(__shfl_xor_sync(0xffffffffu, amax, o), amax);
@@ -40,6 +42,7 @@ absmax_int8_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict_
   const float a = (amax != amax || amax >= 1e-5f) ? amax : 1e-5f;  // clamp(min=1e-5), NaN kept
   const float s = __fmul_rn(__frcp_rn(a), 127.0f);                  // Python's 127.0 / a: a.reciprocal() * 127
   const float inv = __frcp_rn(s);                                   // x_scale = 1.0 / s = s.reciprocal()
+#pragma unroll 4
   for (int64_t k = threadIdx.x; k < K; k += kQuantThreads) {
     float q = rintf(__fmul_rn(to_float<T>(xr[k]), s));
     q = q != q ? q : fminf(fmaxf(q, -128.f), 127.f);
