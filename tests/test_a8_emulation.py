@@ -60,9 +60,9 @@ def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b, cfg=(4, 4), chunk_rows
 @pytest.mark.parametrize("kind", ["ternary", "binary", "int2"])
 def test_a8_emulated_kernel_matches_exact_sums(emulator, tmp_path, kind, K, N, M, cfg):
     # K = 37 / 300 / 1000: a partial last block and step; 128 / 520 / 2304: whole blocks, steps of 256 / 512 k partly
-    # filled; N = 13 / 33 / 17 / 70: a last row tile past N (and, with 4 row tiles per CTA, whole tiles past N);
+    # filled; N = 13 / 33 / 17 / 70: a last row tile past N (and, with 4 or 8 row tiles per CTA, whole tiles past N);
     # M = 9 / 16: the second x tile (8 rows of B each); M = 17 / 40: x rows in chunks of 16 (CTAs per chunk and
-    # weight-row group, a last partial chunk); both CTA configurations (a8_config)
+    # weight-row group, a last partial chunk); the three CTA configurations (a8_config)
     torch.manual_seed(K * 131 + N * 7 + M)
     v = random_values(kind, N, K, "cpu")
     packed = PACKERS[kind](v)

@@ -119,8 +119,8 @@ def test_linear_a8_few_rows_cuda_equals_cpu_bitwise(kind, K, N, M):
     # by bytes; K = 6272: 13 binary / 25 two-plane steps (every buffer of the 3-step rotation, a second iteration);
     # every output dtype and epilogue variant, a 3-D xq, an xq view off 16-byte alignment (staged by bytes) and a
     # packed_w view off 16-byte alignment (copied); y's memory poisoned first (a NaN-filled block of the same size freed just before the call)
-    # (scale / offset / bias dtypes: float32, float16 with a float16 bias, bfloat16, float64 with a float64 bias;
-    # the fused kernel reads each in its own dtype)
+    # (scale / offset / bias dtypes: float32, float16 with a float16 bias, bfloat16, and mixed: a float16 scale, a
+    # bfloat16 offset, a float64 bias; the fused kernel reads each in its own dtype)
     cases = [(torch.float32, "channel", True, True, torch.float32),
              (torch.float16, "tensor", False, True, torch.float16),
              (torch.bfloat16, "channel1", True, False, torch.bfloat16),
@@ -186,8 +186,12 @@ def test_linear_a8_fused_kernel_is_taken():
     v, packed, xq, xs, s, u, b = make_a8("ternary", (257,), 1024, 64, "channel", True, True, "cuda")
     names = kernel_names(lambda: bitmm.linear_a8("ternary", xq, xs, packed, s, u, b))
     assert not any("a8_linear_kernel" in n for n in names), names  # (past kA8MaxM = 256: torch's int8 GEMM)
-    # 16 rows of K = 16384 need 263 KB of shared memory for x: past every GPU's limit, so the unfused path runs
+    # 16 rows of K = 16384 exceed the shared memory: the CTAs take 8 rows each, still the fused kernel
     v, packed, xq, xs, s, u, b = make_a8("binary", (16,), 16384, 40, "tensor", False, False, "cuda")
+    names = kernel_names(lambda: bitmm.linear_a8("binary", xq, xs, packed, s))
+    assert any("a8_linear_kernel" in n for n in names), names
+    # one row of K = 240000 (235 KB) exceeds every GPU's shared memory per block: the unfused path runs
+    v, packed, xq, xs, s, u, b = make_a8("binary", (2,), 240000, 8, "tensor", False, False, "cuda")
     names = kernel_names(lambda: bitmm.linear_a8("binary", xq, xs, packed, s))
     assert not any("a8_linear_kernel" in n for n in names), names
     cpu = [t.cpu() for t in (xq, xs, packed, s)]
@@ -202,7 +206,8 @@ def test_linear_a8_sums_past_2_24(device, M):
     # while the values' sums (codes - 1) stay exact in float32.  The CPU adds float32 chunks of <= 43690 inputs in
     # float64, CUDA's int8 GEMM gives int32; both subtract the shift exactly before one rounding, so a float64
     # output equals the integer product, a float32 output its one rounding, and CUDA's the CPU's bit for bit.
-    # (M = 3: the fused kernel on CUDA where BITMM_A8_FUSED=1, x staged whole in 133 KB of shared memory)
+    # (where BITMM_A8_FUSED=1 both M take the fused kernel on CUDA: M = 3 with x whole in 135 KB of shared memory,
+    # M = 17 in chunks of 4 rows)
     K, N = 44032, 16
     codes = torch.full((N, K), 3, dtype=torch.int8)
     packed = bitmm.pack_int2(codes).to(device)

@@ -2,18 +2,18 @@
 # Prepared in session 26 (no device was lent that session): the fused W2A8 kernel (csrc/cuda/a8_linear.cu, M <= 256,
 # behind BITMM_A8_FUSED=1) on a GPU for the first time, and linear_a8's unfused CUDA path (never run either).
 #  1. tests: the host emulation (test_a8_emulation.py), test_linear_a8.py with BITMM_A8_FUSED=1 in each CTA
-#     configuration (CUDA == CPU bit for bit over M = 1..40, odd K / N, misaligned xq / packed_w, every output and
+#     configuration (CUDA == CPU bit for bit over M = 1..256, odd K / N, misaligned xq / packed_w, every output and
 #     scale dtype; the kernel-choice test);
 #  2. probe, per tensor, M = 1 / 4 / 16 / 64 / 256, four shapes, three kinds: fp16 F.linear, auto (the
 #     fp16-activation path), a8op unfused (unpack + torch's int8 GEMM + epilogue), a8op fused by the rule and (M <= 16)
 #     in each CTA configuration, a8 fused (with absmax_int8 per call);
 #  3. absmax_int8's one kernel against the composite;
-#  4. compute-sanitizer memcheck / racecheck / initcheck over the fused kernel's tests (a subset of shapes), both CTA
-#     configurations, as long as time is left; then ncu of a8_ternary_m1 / a8_binary_m1 fused; the fused kernel's
+#  4. compute-sanitizer memcheck / racecheck / initcheck over the fused kernel's tests (a subset of shapes), the three
+#     CTA configurations, as long as time is left; then ncu of a8_ternary_m1 / a8_binary_m1 fused; the fused kernel's
 #     SASS from the built extension.
 # Predicted (sm_90a SASS, session 26): step loop 87 instructions per 4096 two-plane weights (the fp16-activation
 # tensor-core kernel's per tensor step: 224 per 4096, tc34), 106 per 8192 binary weights; if it streams at the fp16 path's rate or better, ternary 8192 x 28672
-# M = 1 ~20-25 us (5-6x of fp16's ~125), binary ~15-18 us; M = 16 within ~1.3x of M = 1.  The unfused path at
+# M = 1 ~20-25 us (5-6x of fp16's ~125), binary ~15-18 us; M = 16 ~1.3-2x M = 1.  The unfused path at
 # M <= 16 is expected far slower (W unpacked to int8 every call: ~235 MB written on 8192 x 28672).  M = 64 / 256:
 # where the fused kernel (16 rows of x per CTA, weights re-read from L2 per 16 rows) and torch's int8 GEMM on
 # unpacked codes cross (kA8MaxM = 256 is a guess until this probe).

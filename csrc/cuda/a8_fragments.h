@@ -257,7 +257,7 @@ inline Config pick_config(int64_t M, int64_t N, int planes, int num_sms) {
   return coarsest >= 0 ? cfgs[coarsest] : cfgs[0];
 }
 
-// x rows per CTA: up to kMaxChunkRows (two B tiles), fewer (8, 4, 2, 1) where that many rows of x would not fit in
+// x rows per CTA: up to kMaxChunkRows (two B tiles), fewer (at most 8, then halving) where that many rows would not fit in
 // `smem_limit` bytes of shared memory; 0 where not even one row does.  The CTA's bytes in *smem.
 template <int kPlanes>
 inline int pick_chunk_rows(int64_t M, int64_t padded_k, int warps, int64_t smem_limit, int64_t* smem) {

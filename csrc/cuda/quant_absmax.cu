@@ -1,6 +1,6 @@
 // BitNet's per-token absmax int8 quantization (bitmm.quant.absmax_int8) in one kernel: the ATen composite
 // (linear_a8.cpp absmax_int8_aten) launches ~10 (a cast, abs, amax, clamp, reciprocal, two products, round, clamp,
-// a cast), ~15-25 us per call at decode sizes; W2A8 layers quantize x on every call.  The same float32 operations as
+// a cast), an estimated ~15-25 us per call at decode sizes (not measured); W2A8 layers quantize x on every call.  The same float32 operations as
 // the composite, each rounded as it rounds (reciprocal and products correctly rounded, round half to even, NaN
 // kept by the clamps), so the bits are the composite's on every device.
 #include "common.cuh"
