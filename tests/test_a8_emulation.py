@@ -149,11 +149,12 @@ def test_a8_launch_rules_table(rules_exe):
              ((1, 4096, 2, 132, 4096), (4, 4, 1)),     # 256 CTAs < 264: none gives two per SM, the finest
              ((256, 4096, 2, 132, 4096), (8, 1, 16)),  # 16 chunks
              ((12, 40, 2, 132, 20000), (4, 4, 8)),     # the GPU test's short chunks: 12 rows of 20 KB do not fit
-             ((16, 20, 2, 132, 30000), (4, 4, 4))]
+             ((16, 20, 2, 132, 30000), (4, 4, 4)),
+             ((2, 8, 1, 132, 240000), (4, 4, 0))]     # not one row of x fits: the launcher refuses (unfused path)
     text = "".join(f"{M} {N} {p} {s} {K} {H200_OPTIN}\n" for (M, N, p, s, K), _ in cases)
     out = subprocess.run([str(rules_exe)], input=text, check=True, capture_output=True, text=True).stdout.split("\n")
     got = [tuple(int(v) for v in line.split()[:3]) for line in out if line]
     assert got == [e for _, e in cases]
-    for line in out:
-        if line:
-            assert 0 < int(line.split()[3]) <= H200_OPTIN
+    for line, (_, want) in zip([x for x in out if x], cases):
+        smem = int(line.split()[3])
+        assert (0 < smem <= H200_OPTIN) if want[2] else smem > H200_OPTIN
