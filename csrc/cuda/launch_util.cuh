@@ -1,5 +1,5 @@
-// Launch helpers shared by the W2A8 kernels (a8_linear.cu, quant_absmax.cu): the dynamic shared-memory limit and
-// the PTX version per kernel and device, and programmatic dependent launch (PDL).  Host code only.
+// Launch helpers: the dynamic shared-memory limit and the PTX version per kernel and device (the W2A8 kernels,
+// a8_linear.cu and quant_absmax.cu), and programmatic dependent launch (PDL; the tensor-core kernel too).  Host code.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -43,25 +43,30 @@ inline cudaError_t prepare_kernel(const void* kernel, int device, int64_t smem, 
   return cudaSuccess;
 }
 
-// A launch with programmatic dependent launch where the kernel's code has griddepcontrol (BITMM_A8_PDL=0: never;
-// read once), else a plain one.
+// A launch with programmatic dependent launch: the kernel's CTAs may start while the previous kernel on the stream
+// still runs, so the kernel must execute griddepcontrol.wait before it touches anything that kernel writes.
+template <typename Kernel, typename... Args>
+cudaError_t launch_pdl(Kernel kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
+// The W2A8 kernels' launch: with programmatic dependent launch where the kernel's code has griddepcontrol
+// (BITMM_A8_PDL=0: never; read once), else a plain one.
 template <typename Kernel, typename... Args>
 cudaError_t launch_maybe_pdl(Kernel kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, int ptx_version,
                              Args... args) {
   static const bool pdl_env = std::getenv("BITMM_A8_PDL") == nullptr || env_int("BITMM_A8_PDL") != 0;
-  if (pdl_env && ptx_version >= 90) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = grid;
-    cfg.blockDim = block;
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, kernel, args...);
-  }
+  if (pdl_env && ptx_version >= 90) return launch_pdl(kernel, grid, block, smem, stream, args...);
   kernel<<<grid, block, smem, stream>>>(args...);
   return cudaGetLastError();
 }

@@ -50,6 +50,7 @@
 
 #include "common.cuh"
 #include "env_knobs.h"
+#include "launch_util.cuh"
 #include "tc_kernels.h"
 #include "tc_launch_rules.h"
 
@@ -1379,19 +1380,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // for offsets past 2^31 bytes, which no test can allocate), so a test reaches it (read once).
   static const bool off64_env = env_int("BITMM_TC_SCALE_OFF64") == 1;
   const int flags = stages | (pdl_env == 3 ? 256 : 0) | (off64_env ? 512 : 0);
-  if (pdl && ptx_ver[ki][dev] >= 90) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(kTcWarps * 32);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, kernel, p, KT, WN, flags);
-  }
+  if (pdl && ptx_ver[ki][dev] >= 90) return launch_pdl(kernel, grid, dim3(kTcWarps * 32), smem, stream, p, KT, WN, flags);
   kernel<<<grid, kTcWarps * 32, smem, stream>>>(p, KT, WN, flags);
   return cudaGetLastError();
 }
