@@ -31,9 +31,6 @@ __device__ __forceinline__ void mma_u8s8(int (&d)[4], const uint32_t (&a)[4], ui
 
 __device__ __forceinline__ a8::U4 to_u4(uint4 v) { return a8::U4{v.x, v.y, v.z, v.w}; }
 
-__device__ __forceinline__ void prefetch_l2(const void* gmem) {
-  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(__cvta_generic_to_global(gmem)));
-}
 
 // Element i of a scale / offset / bias of dtype dt as float32 (the epilogue's rounding of a float64 one included)
 __device__ __forceinline__ float load_as_float(const void* p, DType dt, int64_t i) {
@@ -49,8 +46,8 @@ __device__ __forceinline__ float load_as_float(const void* p, DType dt, int64_t 
 // kCM: x tiles of 8 rows (B columns): 1 where a CTA takes <= 8 rows of x (p.chunk_rows), else 2.
 // kWarps: warps per CTA (4 or 8).
 // kKS: warps splitting one row tile's K (kWarps / kKS row tiles per CTA).
-// T: the output dtype (float, __half, __nv_bfloat16).
-template <int kPlanes, int kCM, int kWarps, int kKS, typename T>
+// (The output dtype, p.out, is a run-time switch at each store: it touches nothing else.)
+template <int kPlanes, int kCM, int kWarps, int kKS>
 __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p) {
   using L = a8::Layout<kPlanes>;
   constexpr int kThreads = 32 * kWarps, kRT = kWarps / kKS;
@@ -201,7 +198,6 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
       red[a8::red_index<kCM>(warp, cm, r, lane)] = v;
     }
   __syncthreads();
-  T* y = static_cast<T*>(p.y);
   for (int o = threadIdx.x; o < 16 * kRT * M; o += kThreads) {
     int rc, m;  // weight row in the CTA, x row
     a8::out_position(o, 16 * kRT, rc, m);
@@ -219,7 +215,12 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
     const float uv = p.u ? load_as_float(p.u, p.u_dt, n * p.u_stride) : 0.f;
     const float bv = p.b ? load_as_float(p.b, p.b_dt, n) : 0.f;
     const float v = a8::epilogue(sum, X, p.shift, p.xs[m0 + m], sv, p.u != nullptr, uv, p.b != nullptr, bv);
-    y[(m0 + m) * N + n] = from_float<T>(v);
+    const int64_t i = (m0 + m) * N + n;
+    switch (p.out) {
+      case DType::kHalf: static_cast<__half*>(p.y)[i] = from_float<__half>(v); break;
+      case DType::kBFloat16: static_cast<__nv_bfloat16*>(p.y)[i] = from_float<__nv_bfloat16>(v); break;
+      default: static_cast<float*>(p.y)[i] = v;
+    }
   }
 }
 
@@ -262,14 +263,12 @@ cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
     if (e != cudaSuccess) return e;
     return launch_maybe_pdl(kernel, grid, dim3(32 * cfg.warps), static_cast<size_t>(smem), stream, ptx, p);
   };
-  // planes x x tiles x configuration x output dtype: 2 x 2 x 3 x 3 instances
-  return BITMM_X_DTYPE_SWITCH(p.out, T, [&] {
-    return BITMM_BOOL_SWITCH(p.planes == 2, kTwo, [&] {
-      return BITMM_BOOL_SWITCH(p.chunk_rows > 8, kTwoTiles, [&] {
-        constexpr int P = kTwo ? 2 : 1, CM = kTwoTiles ? 2 : 1;
-        return variant == 0 ? go(a8_linear_kernel<P, CM, 4, 4, T>)
-               : variant == 1 ? go(a8_linear_kernel<P, CM, 8, 2, T>) : go(a8_linear_kernel<P, CM, 8, 1, T>);
-      });
+  // planes x x tiles x configuration: 2 x 2 x 3 instances
+  return BITMM_BOOL_SWITCH(p.planes == 2, kTwo, [&] {
+    return BITMM_BOOL_SWITCH(p.chunk_rows > 8, kTwoTiles, [&] {
+      constexpr int P = kTwo ? 2 : 1, CM = kTwoTiles ? 2 : 1;
+      return variant == 0 ? go(a8_linear_kernel<P, CM, 4, 4>)
+             : variant == 1 ? go(a8_linear_kernel<P, CM, 8, 2>) : go(a8_linear_kernel<P, CM, 8, 1>);
     });
   });
 }

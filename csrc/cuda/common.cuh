@@ -31,6 +31,11 @@ __device__ __forceinline__ uint4 load_weights_16B(const uint32_t* p) {
   return v;
 }
 
+// A request to bring a line into L2 (no register written: safe before a programmatic-dependent-launch wait).
+__device__ __forceinline__ void prefetch_l2(const void* gmem) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(__cvta_generic_to_global(gmem)));
+}
+
 __host__ __device__ __forceinline__ int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
 __host__ __device__ __forceinline__ int64_t imax64(int64_t a, int64_t b) { return a > b ? a : b; }
 
