@@ -5,6 +5,9 @@
     bitmm.set_backend("dense")         # dequantize weight slices to x's dtype, then cuBLAS
     bitmm.set_backend("wgmma")         # Hopper warpgroup tensor-core kernel (sm_90a build on an
                                        # H100 / H200), else as "tensorcore"
+    bitmm.set_backend("digits")        # forward, fp16 / bf16 x, per tensor / per channel scales, M <= 64:
+                                       # each row of x as a 30-bit fixed point in four int8 digits on the
+                                       # int8 tensor cores (not yet run on a GPU: README); else as "auto"
     bitmm.set_backend("auto")          # default: the fastest for M, shape and dtype (README)
     with bitmm.use_backend("addsub"):  # scoped; restores the previous setting
         y = layer(x)
@@ -22,7 +25,7 @@ import torch
 
 from . import _C  # noqa: F401  (registers torch.ops.bitmm)
 
-BACKENDS = {"auto": 0, "addsub": 1, "tensorcore": 2, "dense": 3, "wgmma": 4}
+BACKENDS = {"auto": 0, "addsub": 1, "tensorcore": 2, "dense": 3, "wgmma": 4, "digits": 5}
 _NAMES = {v: k for k, v in BACKENDS.items()}
 
 

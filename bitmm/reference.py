@@ -71,3 +71,57 @@ def absmax_int8_fake(x: torch.Tensor) -> torch.Tensor:
     """``xq * x_scale`` of :func:`absmax_int8` in x's dtype."""
     xq, scale = absmax_int8(x)
     return (xq.to(torch.float32) * scale).to(x.dtype)
+
+
+# The "digits" backend (bitmm.set_backend("digits"); csrc/cuda/a8_fragments.h): each row of x as the 30-bit fixed
+# point X = rint(x * 2^-e), e = ilogb(max |x|) - 29, in four int8 digits, the exact integer sums of X with the stored
+# codes, and a float64 epilogue.  These two functions spell out the CUDA path's bits.
+DIGITS = 4
+DIGIT_FRAC_BITS = 29
+DIGITS_NONFINITE = -(2 ** 31)  # e of a row with a NaN / Inf (its outputs are NaN)
+
+
+def x_digits(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (..., K) -> (digits (rows, 4, K) int8 with x's rows flattened, digit j of weight 256^j; e (rows,) int32)."""
+    x2 = x.detach().reshape(-1, x.shape[-1]).to(torch.float32)
+    amax = x2.abs().amax(dim=-1)  # (NaN propagates)
+    finite = torch.isfinite(amax)
+    _, ex = torch.frexp(amax.to(torch.float64))  # amax = f * 2^ex, f in [0.5, 1): ilogb(amax) = ex - 1
+    e = torch.where(amax == 0, torch.zeros_like(ex), ex - 1 - DIGIT_FRAC_BITS)
+    e = torch.where(finite, e, torch.full_like(e, DIGITS_NONFINITE)).to(torch.int64)
+    scale = torch.pow(2.0, (-e).to(torch.float64)).unsqueeze(1)  # (exact; rows with e = NONFINITE are masked below)
+    X = torch.where(finite.unsqueeze(1), (x2.to(torch.float64) * scale).round(), 0.0).to(torch.int64)
+    digits = []
+    for _ in range(DIGITS - 1):
+        d = (X + 128) % 256 - 128  # the low byte as int8
+        digits.append(d)
+        X = (X - d) // 256
+    digits.append(X)
+    return torch.stack(digits, dim=1).to(torch.int8), e.to(torch.int32)
+
+
+def linear_digits(kind: str, x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor,
+                  offset: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                  out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The digits backend's output, bit for bit (per tensor / per channel scale and offset; float32 s, u, b values):
+    T = sum_k X[k] v[n, k], XT = sum_k X[k] (exact), y = 2^e (s T + u XT) + b in float64, each operation rounded,
+    then float32, then out_dtype (x's dtype by default)."""
+    K = x.shape[-1]
+    digits, e = x_digits(x)
+    X = (digits.to(torch.int64) * (256 ** torch.arange(DIGITS)).view(1, DIGITS, 1)).sum(1)  # (rows, K)
+    v = values(kind, formats.unpack_codes(packed, kind, K))
+    T = X.to(torch.float64) @ v.to(torch.float64).T  # exact: integer partial sums below 2^53
+    XT = X.sum(1, keepdim=True).to(torch.float64)
+
+    def per_n(t):  # (), (1,), (N,) or (N, 1) -> float32 values as float64, broadcast along n
+        return t.detach().to(torch.float32).to(torch.float64).reshape(-1)
+
+    acc = T * per_n(scale)
+    if offset is not None:
+        acc = acc + XT * per_n(offset)
+    acc = acc * torch.pow(2.0, e.to(torch.float64)).unsqueeze(1)
+    if bias is not None:
+        acc = acc + per_n(bias)
+    acc = torch.where((e == DIGITS_NONFINITE).unsqueeze(1), float("nan"), acc)
+    y = acc.to(torch.float32).to(out_dtype or x.dtype)
+    return y.reshape(*x.shape[:-1], y.shape[-1])

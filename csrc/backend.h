@@ -13,6 +13,8 @@ enum class Backend : int64_t {
   kDense = 3,       // dequantize weight slices to x's dtype, then cuBLAS (large M)
   kWgmma = 4,       // Hopper warpgroup tensor-core kernel wherever it applies (sm_90a build, cc 9.0),
                     // else as kTensorCore
+  kDigits = 5,      // forward with fp16 / bf16 x, per tensor / per channel scales, M <= kDigitsMaxM: x as four int8
+                    // digits per row on the fused int8 tensor-core kernel (cuda/a8_fragments.h); else as kAuto
 };
 
 inline std::atomic<int64_t>& backend_setting() {

@@ -23,8 +23,9 @@ PyMODINIT_FUNC PyInit__C(void) {
 namespace {
 // Returns the previous setting, so Python can restore it (context manager).
 int64_t set_backend(int64_t mode) {
-  BITMM_CHECK_VALUE(mode >= 0 && mode <= 4,
-                    "bitmm.set_backend: mode must be 0 (auto), 1 (addsub), 2 (tensorcore), 3 (dense) or 4 (wgmma), got ",
+  BITMM_CHECK_VALUE(mode >= 0 && mode <= 5,
+                    "bitmm.set_backend: mode must be 0 (auto), 1 (addsub), 2 (tensorcore), 3 (dense), 4 (wgmma) or 5 "
+                    "(digits), got ",
                     mode);
   return bitmm::backend_setting().exchange(mode);
 }

@@ -5,12 +5,14 @@
 // weight loads (each step here reads its own words) and the hardware itself.
 //
 //   a8_emulate IN OUT
-// IN: int64 planes, M, N, K, wpr, has_u, has_b, s_numel, u_numel, warps, ks, chunk_rows; int8 xq (M*K);
+// IN: int64 planes, M, N, K, wpr, has_u, has_b, s_numel, u_numel, warps, ks, chunk_rows, digits; int8 xq (M*K);
 //     uint32 packed (N*wpr);
-//     float32 xs (M), s (s_numel), u (u_numel if has_u), b (N if has_b).
-// OUT: int32 sums (M*N: sum_k xq * stored code), int32 X (M), float32 y (M*N).
+//     float32 xs (M), s (s_numel), u (u_numel if has_u), b (N if has_b); with digits (the digits backend: xq's rows
+//     4 m .. 4 m + 3 the digits of x row m) int32 e (M/4) after them.
+// OUT: int32 sums (M*N: sum_k xq * stored code), int32 X (M), float32 y (M*N; with digits (M/4)*N).
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -58,9 +60,10 @@ void mma_emulate(const uint32_t (&a)[32][4], const uint32_t (&b)[32][2], int (&c
   }
 }
 
-struct Epilogue {  // the float inputs: x_scale (M,), s (s_numel), u / b or empty
+struct Epilogue {  // the float inputs: x_scale (M,), s (s_numel), u / b or empty; e (M / 4) or empty
   const std::vector<float> &xs, &s, &u, &b;
   int shift;
+  const std::vector<int>& e;
 };
 
 template <int P>
@@ -207,10 +210,40 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
       for (int wp = 0; wp < warps; ++wp) X += *smem_int(sl.xsum, a8::xsum_index(wp, m));
       assert(sums[(m0 + m) * N + n] == 0x7eadbeef);  // each output written once
       sums[(m0 + m) * N + n] = sum;
+      if (!e.e.empty()) continue;  // (digits: below)
       // the kernel's epilogue: x_scale of row m0 + m, s / u / b of output n
       y[(m0 + m) * N + n] = a8::epilogue(sum, X, e.shift, e.xs[m0 + m], e.s[e.s.size() == 1 ? 0 : n], !e.u.empty(),
                                          e.u.empty() ? 0.f : e.u[e.u.size() == 1 ? 0 : n], !e.b.empty(),
                                          e.b.empty() ? 0.f : e.b[n]);
+    }
+    if (e.e.empty()) continue;
+    // the kernel's digits epilogue (a8_linear.cu, p.xe): rows 4 mx .. 4 mx + 3 of the CTA are x row m0 / 4 + mx
+    assert(m0 % a8::kDigits == 0 && M % a8::kDigits == 0);
+    for (int o = 0; o < 16 * RT * (M / a8::kDigits); ++o) {
+      int rc, mx;
+      a8::out_position(o, 16 * RT, rc, mx);
+      const int rr = rc & 15, tile = rc >> 4;
+      const int64_t n = cta_n0 + rc;
+      if (n >= N) continue;
+      int sum[a8::kDigits], X[a8::kDigits];
+      for (int j = 0; j < a8::kDigits; ++j) {
+        int cm, ln, reg;
+        a8::c_position(rr, a8::kDigits * mx + j, cm, ln, reg);
+        sum[j] = 0;
+        X[j] = 0;
+        for (int k = 0; k < ks_count; ++k) sum[j] += *smem_int(sl.red, red_at(tile * ks_count + k, cm, reg, ln));
+        for (int wp = 0; wp < warps; ++wp) X[j] += *smem_int(sl.xsum, a8::xsum_index(wp, a8::kDigits * mx + j));
+      }
+      int64_t T, XT;
+      a8::combine_digits(sum, X, e.shift, T, XT);
+      const int64_t row = m0 / a8::kDigits + mx;
+      static std::vector<char> done;  // each output written once
+      if (done.size() != y.size()) done.assign(y.size(), 0);
+      assert(!done[row * N + n]);
+      done[row * N + n] = 1;
+      y[row * N + n] = a8::epilogue_digits(T, XT, e.e[row], e.s[e.s.size() == 1 ? 0 : n], !e.u.empty(),
+                                           e.u.empty() ? 0.f : e.u[e.u.size() == 1 ? 0 : n], !e.b.empty(),
+                                           e.b.empty() ? 0.f : e.b[n]);
     }
   }
 }
@@ -221,11 +254,13 @@ int main(int argc, char** argv) {
   if (argc != 3) return 2;
   FILE* f = std::fopen(argv[1], "rb");
   if (!f) return 2;
-  int64_t h[12];
-  read_n(f, h, 12);
+  int64_t h[13];
+  read_n(f, h, 13);
   const int64_t planes = h[0], M = h[1], N = h[2], K = h[3], wpr = h[4], has_u = h[5], has_b = h[6];
   const int64_t s_numel = h[7], u_numel = h[8];
   const int warps = static_cast<int>(h[9]), ks = static_cast<int>(h[10]), chunk_rows = static_cast<int>(h[11]);
+  const bool digits = h[12] != 0;
+  if (digits && (M % a8::kDigits != 0 || chunk_rows % a8::kDigits != 0)) return 2;
   if (warps > 8 || ks < 1 || warps % ks != 0 || chunk_rows < 1 || chunk_rows > a8::kMaxChunkRows) return 2;
   std::vector<int8_t> xq(M * K);
   std::vector<uint32_t> w(N * wpr);
@@ -236,10 +271,12 @@ int main(int argc, char** argv) {
   read_n(f, s.data(), s.size());
   read_n(f, u.data(), u.size());
   read_n(f, b.data(), b.size());
+  std::vector<int> ex(digits ? M / a8::kDigits : 0);
+  read_n(f, ex.data(), ex.size());
   std::fclose(f);
   std::vector<int> sums(M * N, 0x7eadbeef), X;
-  std::vector<float> y(M * N);
-  const Epilogue e{xs, s, u, b, planes == 2 ? 1 : 0};
+  std::vector<float> y((digits ? M / a8::kDigits : M) * N, NAN);
+  const Epilogue e{xs, s, u, b, planes == 2 ? 1 : 0, ex};
   if (planes == 2)
     run<2>(M, N, K, wpr, warps, ks, chunk_rows, xq, w, e, sums, X, y);
   else

@@ -33,24 +33,25 @@ def emulator(tmp_path_factory):
     return exe
 
 
-def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b, cfg=(4, 4), chunk_rows=16):
+def emulate(exe, tmp_path, kind, xq, packed, xs, s, u, b, cfg=(4, 4), chunk_rows=16, e=None):
+    # e: the digits backend (xq's rows 4 m .. 4 m + 3 the digits of x row m, e its exponents): y has M / 4 rows
     M, K = xq.shape
     N, wpr = packed.shape
     inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
     planes = 1 if kind == "binary" else 2
     head = [planes, M, N, K, wpr, u is not None, b is not None, s.numel(), 0 if u is None else u.numel(), *cfg,
-            min(chunk_rows, M)]
+            min(chunk_rows, M), e is not None]
     with open(inp, "wb") as f:
-        f.write(struct.pack("12q", *map(int, head)))
+        f.write(struct.pack("13q", *map(int, head)))
         for t, dt in ((xq, np.int8), (packed, np.int32), (xs, np.float32), (s, np.float32), (u, np.float32),
-                      (b, np.float32)):
+                      (b, np.float32), (e, np.int32)):
             if t is not None:
                 f.write(np.ascontiguousarray(t.reshape(-1).numpy().astype(dt)).tobytes())
     subprocess.run([str(exe), str(inp), str(out)], check=True)
     raw = np.fromfile(out, dtype=np.uint8)
     sums = raw[: 4 * M * N].view(np.int32).reshape(M, N)
     X = raw[4 * M * N: 4 * (M * N + M)].view(np.int32)
-    y = raw[4 * (M * N + M):].view(np.float32).reshape(M, N)
+    y = raw[4 * (M * N + M):].view(np.float32).reshape(M if e is None else M // 4, N)
     return torch.from_numpy(sums.astype(np.int64)), torch.from_numpy(X.astype(np.int64)), torch.from_numpy(y.copy())
 
 
@@ -117,14 +118,14 @@ RULES = r"""
 #include "csrc/cuda/a8_fragments.h"
 #include <cstdio>
 using namespace bitmm;
-int main() {  // per line of stdin: M N planes sms K smem_limit
-  long long M, N, planes, sms, K, limit;
-  while (std::scanf("%lld %lld %lld %lld %lld %lld", &M, &N, &planes, &sms, &K, &limit) == 6) {
+int main() {  // per line of stdin: M N planes sms K smem_limit unit
+  long long M, N, planes, sms, K, limit, unit;
+  while (std::scanf("%lld %lld %lld %lld %lld %lld %lld", &M, &N, &planes, &sms, &K, &limit, &unit) == 7) {
     const a8::Config c = a8::pick_config(M, N, (int)planes, (int)sms);
     int64_t smem = 0;
     const long long pk = (K + 127) / 128 * 128;
-    const int rows = planes == 2 ? a8::pick_chunk_rows<2>(M, pk, c.warps, limit, &smem)
-                                 : a8::pick_chunk_rows<1>(M, pk, c.warps, limit, &smem);
+    const int rows = planes == 2 ? a8::pick_chunk_rows<2>(M, pk, c.warps, limit, &smem, (int)unit)
+                                 : a8::pick_chunk_rows<1>(M, pk, c.warps, limit, &smem, (int)unit);
     std::printf("%d %d %d %lld\n", c.warps, c.ks, rows, (long long)smem);
   }
 }
@@ -150,11 +151,147 @@ def test_a8_launch_rules_table(rules_exe):
              ((256, 4096, 2, 132, 4096), (8, 1, 16)),  # 16 chunks
              ((12, 40, 2, 132, 20000), (4, 4, 8)),     # the GPU test's short chunks: 12 rows of 20 KB do not fit
              ((16, 20, 2, 132, 30000), (4, 4, 4)),
-             ((2, 8, 1, 132, 240000), (4, 4, 0))]     # not one row of x fits: the launcher refuses (unfused path)
-    text = "".join(f"{M} {N} {p} {s} {K} {H200_OPTIN}\n" for (M, N, p, s, K), _ in cases)
+             ((2, 8, 1, 132, 240000), (4, 4, 0)),     # not one row of x fits: the launcher refuses (unfused path)
+             # the digits backend (unit 4: rows of x as 4 digit rows each, never split over CTAs)
+             ((4, 28672, 2, 132, 8192, 4), (8, 2, 4)),    # M = 1 (as linear_a8 at M = 4)
+             ((12, 28672, 2, 132, 8192, 4), (8, 2, 12)),  # M = 3: one chunk of 12 rows
+             ((16, 40, 2, 132, 50000, 4), (4, 4, 4)),     # 8 rows of 50 KB do not fit, 4 do
+             ((16, 40, 2, 132, 60000, 4), (4, 4, 0)),     # not even 4: refused (2 rows of 60 KB would fit:)
+             ((16, 40, 2, 132, 60000, 1), (4, 4, 2))]
+    text = "".join(f"{c[0][0]} {c[0][1]} {c[0][2]} {c[0][3]} {c[0][4]} {H200_OPTIN} {(c[0] + (1,))[5]}\n"
+                   for c in cases)
     out = subprocess.run([str(rules_exe)], input=text, check=True, capture_output=True, text=True).stdout.split("\n")
     got = [tuple(int(v) for v in line.split()[:3]) for line in out if line]
     assert got == [e for _, e in cases]
     for line, (_, want) in zip([x for x in out if x], cases):
         smem = int(line.split()[3])
         assert (0 < smem <= H200_OPTIN) if want[2] else smem > H200_OPTIN
+
+
+# ---- the digits backend (bitmm.set_backend("digits")): fp16 / bf16 x as four int8 digit rows per row ----------------
+def digits_x(Mx, K, dtype, seed):
+    # random rows, and the cases the digits exist for: an outlier, a row of tiny values, a zero row, mixed scales
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(Mx, K, generator=g)
+    if Mx > 1:
+        x[1, K // 3] = 3000.0      # an outlier: the rest of row 1 sits 2^11-2^13 below it
+    if Mx > 2:
+        x[2] *= 1e-4               # small values (fp16 subnormals among them)
+    if Mx > 3:
+        x[3] = 0.0                 # e = 0, every digit 0
+    if Mx > 4:
+        x[4, ::2] *= 2.0 ** -12    # half the row far below the other half
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("cfg", [(4, 4), (8, 2), (8, 1)], ids=["4warps_ks4", "8warps_ks2", "8warps_ks1"])
+@pytest.mark.parametrize("Mx,chunk_rows", [(1, 16), (2, 16), (3, 16), (4, 16), (5, 16), (9, 16), (5, 8), (3, 4),
+                                           (16, 16)])
+@pytest.mark.parametrize("kind", ["ternary", "binary", "int2"])
+def test_digits_emulated_kernel_matches_reference(emulator, tmp_path, kind, Mx, chunk_rows, cfg):
+    # the kernel's digits epilogue (a8_linear.cu, p.xe): each output from the four digit rows' sums of its CTA, in
+    # chunks of 16 / 12 / 8 / 4 digit rows (whole rows of x), against bitmm.reference.linear_digits bit for bit
+    from bitmm import reference
+    K, N = 777, 45
+    torch.manual_seed(Mx * 31 + chunk_rows)
+    v = random_values(kind, N, K, "cpu")
+    packed = PACKERS[kind](v)
+    codes = v.long() + (1 if kind == "ternary" else 0)
+    x = digits_x(Mx, K, torch.float16 if Mx % 2 else torch.bfloat16, Mx + K)
+    digits, e = reference.x_digits(x)
+    xq = digits.reshape(4 * Mx, K)
+    s, u, b = torch.rand(N) + 0.1, torch.randn(N) * 0.1, torch.randn(N)
+    sums, X, y = emulate(emulator, tmp_path, kind, xq, packed, torch.ones(4 * Mx), s, u, b, cfg, chunk_rows, e=e)
+    assert torch.equal(sums, xq.long() @ codes.T) and torch.equal(X, xq.long().sum(1))
+    want = reference.linear_digits(kind, x, packed, s, u, b, out_dtype=torch.float32)
+    torch.testing.assert_close(y, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["ternary", "int2"])
+def test_digits_emulated_kernel_nonfinite_rows_and_scalar_scale(emulator, tmp_path, kind):
+    # a NaN row and an Inf row give NaN rows (and leave the others alone); per tensor scale, no offset / bias
+    from bitmm import reference
+    K, N, Mx = 300, 20, 4
+    v = random_values(kind, N, K, "cpu")
+    packed = PACKERS[kind](v)
+    x = torch.randn(Mx, K, dtype=torch.float16)
+    x[1, 5] = float("nan")
+    x[2, 9] = float("-inf")
+    digits, e = reference.x_digits(x)
+    assert e[1] == e[2] == reference.DIGITS_NONFINITE and not digits[1:3].any()
+    s = torch.tensor([0.7])
+    _, _, y = emulate(emulator, tmp_path, kind, digits.reshape(4 * Mx, K), packed, torch.ones(4 * Mx), s, None, None,
+                      e=e)
+    assert torch.isnan(y[1:3]).all() and torch.isfinite(y[[0, 3]]).all()
+    torch.testing.assert_close(y, reference.linear_digits(kind, x, packed, s, out_dtype=torch.float32), rtol=0, atol=0,
+                               equal_nan=True)
+
+
+DIGITS_PROG = r"""
+#include "csrc/cuda/a8_fragments.h"
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+using namespace bitmm;
+int main() {  // stdin: rows K, then rows * K floats (hex); stdout per row: e, then 4 K digits (digit-major)
+  long long rows, K;
+  if (std::scanf("%lld %lld", &rows, &K) != 2) return 2;
+  char buf[64];
+  for (long long r = 0; r < rows; ++r) {
+    std::vector<float> x(K);
+    float amax = 0.f;
+    for (long long k = 0; k < K; ++k) {
+      if (std::scanf("%63s", buf) != 1) return 2;
+      x[k] = std::strtof(buf, nullptr);
+      const float a = std::fabs(x[k]);
+      amax = (a != a || a > amax) ? a : amax;  // (the kernel's nan_max)
+    }
+    const int e = a8::digits_exponent(amax);
+    std::printf("%d\n", e);
+    for (int j = 0; j < a8::kDigits; ++j) {
+      for (long long k = 0; k < K; ++k) {
+        const uint32_t v = e == a8::kDigitsNonFinite ? 0u : a8::digits_of(x[k], e);
+        std::printf("%d ", static_cast<int>(static_cast<int8_t>((v >> (8 * j)) & 0xffu)));
+      }
+      std::printf("\n");
+    }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def digits_exe(tmp_path_factory):
+    from helpers import compile_host_program
+    return compile_host_program(tmp_path_factory.mktemp("a8_digits"), DIGITS_PROG)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_digits_of_matches_reference(digits_exe, dtype):
+    # the kernel's per-element functions (a8::digits_exponent, a8::digits_of, host build) against
+    # bitmm.reference.x_digits, on the hard rows, NaN / Inf rows, ties (x 2^-e = k + 1/2) and bf16's extreme exponents
+    from bitmm import reference
+    K = 301
+    x = digits_x(7, K, torch.float32, 5)
+    x[5, 3] = float("nan")
+    x[6, 0] = float("-inf")
+    # ties: with max 2^6 (fp16, e = -23) the subnormals 3, 5 x 2^-24 are 1.5, 2.5 x 2^e; with max 2^40 (bf16, e = 11)
+    # 3072, 5120 are; round half to even gives 2, 2
+    unit = 2.0 ** -24 if dtype == torch.float16 else 2.0 ** 10
+    tie = torch.tensor([3.0, 5.0, -3.0, -5.0, 7.0]).repeat(K // 5 + 1)[:K] * unit
+    tie[0] = 2.0 ** 6 if dtype == torch.float16 else 2.0 ** 40
+    x = torch.cat([x, tie.unsqueeze(0), -tie.unsqueeze(0)]).to(dtype)
+    assert (x[7, 1:].float() == tie[1:]).all()
+    if dtype == torch.bfloat16:
+        x = torch.cat([x, (torch.randn(2, K) * 2.0 ** -128).to(dtype), (torch.randn(1, K) * 2.0 ** 120).to(dtype)])
+    rows = x.shape[0]
+    xf = x.float()
+    text = f"{rows} {K}\n" + "\n".join(" ".join(float(v).hex() for v in row.tolist()) for row in xf)
+    out = subprocess.run([str(digits_exe)], input=text, check=True, capture_output=True, text=True).stdout.split("\n")
+    digits, e = reference.x_digits(x)
+    for r in range(rows):
+        block = out[5 * r: 5 * r + 5]
+        assert int(block[0]) == int(e[r]), (r, block[0], int(e[r]))
+        got = torch.tensor([[int(v) for v in line.split()] for line in block[1:]], dtype=torch.int8)
+        assert torch.equal(got, digits[r]), r

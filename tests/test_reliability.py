@@ -249,7 +249,10 @@ def test_cuda_streams_concurrently():
 # (device, CUDA kernel family): the CPU once, CUDA with every family (bitmm.set_backend;
 # one that does not apply to a case falls back to the add/subtract or generic kernel).
 CUDA_BACKENDS = ["addsub", "tensorcore", "dense"]
-DEVICE_BACKENDS = [("cpu", "auto")] + ([("cuda", be) for be in CUDA_BACKENDS] if torch.cuda.is_available() else [])
+# (the digits backend too: x's rows as int8 digits, a row with a NaN / Inf gives a NaN row; fp16 / bf16 x, per tensor /
+# per channel only, elsewhere it falls back)
+NONFINITE_BACKENDS = CUDA_BACKENDS + ["digits"]
+DEVICE_BACKENDS = [("cpu", "auto")] + ([("cuda", be) for be in NONFINITE_BACKENDS] if torch.cuda.is_available() else [])
 # scale layouts: (mode, G, offset); G = 3 takes the generic kernels
 SCALE_LAYOUTS = [("tensor", None, False), ("channel", None, False), ("channel", None, True), ("group", 64, False),
                  ("group", 64, True), ("group", 3, True)]
@@ -328,7 +331,7 @@ def test_nonfinite_bias_poisons_its_column_only(kind, device):
 
 
 @cuda_only
-@pytest.mark.parametrize("backend", CUDA_BACKENDS)
+@pytest.mark.parametrize("backend", NONFINITE_BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("mode,G", [("tensor", None), ("channel", None), ("group", 64), ("group", 3)])
 @pytest.mark.parametrize("what", ["scale", "offset"])

@@ -34,9 +34,11 @@ def test_backend_switch_round_trip():
     with pytest.raises(ValueError, match="backend must be one of"):
         bitmm.set_backend("fast")
     with pytest.raises(ValueError, match="mode must be 0"):
-        torch.ops.bitmm._set_backend(5)
+        torch.ops.bitmm._set_backend(6)
     with bitmm.use_backend("dense"):
         assert bitmm.get_backend() == "dense"
+    with bitmm.use_backend("digits"):
+        assert bitmm.get_backend() == "digits"
     assert bitmm.get_backend() == "auto"
 
 

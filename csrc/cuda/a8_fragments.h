@@ -30,6 +30,8 @@
 // two rows g, g + 1 of a quarter warp).  Binary interleaves the words of two blocks (Stage, unit_word) so that
 // each mma's b0 and b1 are adjacent.
 #pragma once
+#include <climits>
+#include <cmath>
 #include <cstdint>
 
 #ifdef __CUDACC__
@@ -258,10 +260,12 @@ inline Config pick_config(int64_t M, int64_t N, int planes, int num_sms) {
 }
 
 // x rows per CTA: up to kMaxChunkRows (two B tiles), fewer (at most 8, then halving) where that many rows would not fit in
-// `smem_limit` bytes of shared memory; 0 where not even one row does.  The CTA's bytes in *smem.
+// `smem_limit` bytes of shared memory; 0 where not even `unit` rows do (unit: kDigits for the digits backend, whose
+// rows go in fours: M and every candidate from 8 down are then multiples of 4).  The CTA's bytes in *smem.
 template <int kPlanes>
-inline int pick_chunk_rows(int64_t M, int64_t padded_k, int warps, int64_t smem_limit, int64_t* smem) {
-  for (int rows = static_cast<int>(M < kMaxChunkRows ? M : kMaxChunkRows); rows >= 1; rows = rows > 8 ? 8 : rows / 2) {
+inline int pick_chunk_rows(int64_t M, int64_t padded_k, int warps, int64_t smem_limit, int64_t* smem, int unit = 1) {
+  for (int rows = static_cast<int>(M < kMaxChunkRows ? M : kMaxChunkRows); rows >= unit;
+       rows = rows > 8 ? 8 : rows / 2) {
     *smem = smem_layout<kPlanes>(rows, padded_k, warps, rows > 8 ? 2 : 1).total;
     if (*smem <= smem_limit) return rows;
   }
@@ -296,6 +300,82 @@ BITMM_A8_HD float epilogue(int sum, int X, int shift, float xs, float s, bool ha
   acc = acc * xs;
   if (has_b) acc = acc + b;
   return acc;
+#endif
+}
+
+// ---- The "digits" backend: fp16 / bf16 x on the same kernel, each row as four int8 digits --------------------
+// Row m of x becomes the 30-bit fixed point X[k] = rint(x[k] * 2^-e[m]) with e[m] = ilogb(max_k |x[k]|) - 29, so
+// |X| <= 2^30, and X = d0 + 2^8 d1 + 2^16 d2 + 2^24 d3 with int8 digits (d0..d2 in [-128, 127], |d3| <= 64).  Digit j
+// of row m is row kDigits m + j of the kernel's x, so the kernel's int32 sums of the four rows give the exact integer
+// sum_k X[k] code[n, k] (T below, in int64), which the epilogue turns into y in float64.  Every fp16 x is exact in
+// this form when its row's max / min nonzero |x| is below 2^19 (2^30 over fp16's 11-bit significand); otherwise the
+// smaller elements are rounded to 2^e[m], 2^-30 of the row's largest, a far smaller error than fp16's own (2^-11).
+constexpr int kDigits = 4;                 // x rows per row of x
+constexpr int kDigitFracBits = 29;         // e = ilogb(amax) - 29: |x| * 2^-e < 2^30
+constexpr int kDigitsNonFinite = INT_MIN;  // e of a row with a NaN / Inf: its outputs are NaN
+
+// e[m] from the row's max |x| (NaN where the row has a NaN, as torch.amax / the absmax kernel propagate it)
+BITMM_A8_HD int digits_exponent(float amax) {
+  if (!(amax <= 3.4028234663852886e38f)) return kDigitsNonFinite;  // NaN or Inf
+  if (amax == 0.f) return 0;                                        // (all digits 0)
+#ifdef __CUDA_ARCH__
+  return ilogbf(amax) - kDigitFracBits;
+#else
+  return std::ilogb(amax) - kDigitFracBits;
+#endif
+}
+
+// The four digits of one element (e from digits_exponent, not kDigitsNonFinite): X = rint(x 2^-e) (exact scaling,
+// round half to even), then d0 = the low byte as int8, X = (X - d0) / 256, and so on; d3 is what remains.
+BITMM_A8_HD uint32_t digits_of(float x, int e) {
+#ifdef __CUDA_ARCH__
+  int X = __float2int_rn(scalbnf(x, -e));
+#else
+  int X = static_cast<int>(std::nearbyint(std::scalbn(x, -e)));
+#endif
+  uint32_t r = 0;
+#pragma unroll
+  for (int j = 0; j < kDigits - 1; ++j) {
+    const int d = static_cast<int8_t>(X & 0xff);
+    r |= static_cast<uint32_t>(static_cast<uint8_t>(d)) << (8 * j);
+    X = (X - d) / 256;  // (exact)
+  }
+  return r | static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(X))) << 24;
+}
+
+// The exact integer sums of a row of x: T = sum_k X[k] (code[n, k] - shift) and XT = sum_k X[k] from the kernel's
+// sums over the four digit rows (sum[j] = sum_k d_j code, X[j] = sum_k d_j).  |T| <= 2^30 * 2 * K < 2^53.
+BITMM_A8_HD void combine_digits(const int (&sum)[kDigits], const int (&X)[kDigits], int shift, int64_t& T,
+                                int64_t& XT) {
+  T = 0;
+  XT = 0;
+#pragma unroll
+  for (int j = 0; j < kDigits; ++j) {
+    const int64_t w = int64_t{1} << (8 * j);
+    T += (static_cast<int64_t>(sum[j]) - static_cast<int64_t>(shift) * X[j]) * w;
+    XT += static_cast<int64_t>(X[j]) * w;
+  }
+}
+
+// y = 2^e (s T + u XT) + b in float64 (T, XT exact in it; scaling by 2^e exact), each operation rounded, never
+// contracted into an FMA, then rounded to float32; NaN for a row with a NaN / Inf.
+BITMM_A8_HD float epilogue_digits(int64_t T, int64_t XT, int e, float s, bool has_u, float u, bool has_b, float b) {
+  if (e == kDigitsNonFinite) return NAN;
+#ifdef __CUDA_ARCH__
+  double acc = __dmul_rn(static_cast<double>(T), static_cast<double>(s));
+  if (has_u) acc = __dadd_rn(acc, __dmul_rn(static_cast<double>(XT), static_cast<double>(u)));
+  acc = scalbn(acc, e);
+  if (has_b) acc = __dadd_rn(acc, static_cast<double>(b));
+  return __double2float_rn(acc);
+#else
+  volatile double acc = static_cast<double>(T) * static_cast<double>(s);
+  if (has_u) {
+    volatile double t = static_cast<double>(XT) * static_cast<double>(u);
+    acc = acc + t;
+  }
+  acc = std::scalbn(static_cast<double>(acc), e);
+  if (has_b) acc = acc + static_cast<double>(b);
+  return static_cast<float>(acc);
 #endif
 }
 

@@ -42,6 +42,15 @@ __device__ __forceinline__ float load_as_float(const void* p, DType dt, int64_t 
   }
 }
 
+// y[i] = v in the output dtype p.out
+__device__ __forceinline__ void store_out(const A8Params& p, int64_t i, float v) {
+  switch (p.out) {
+    case DType::kHalf: static_cast<__half*>(p.y)[i] = from_float<__half>(v); break;
+    case DType::kBFloat16: static_cast<__nv_bfloat16*>(p.y)[i] = from_float<__nv_bfloat16>(v); break;
+    default: static_cast<float*>(p.y)[i] = v;
+  }
+}
+
 // kPlanes: 2 (ternary / int2) or 1 (binary) bit-planes per weight.
 // kCM: x tiles of 8 rows (B columns): 1 where a CTA takes <= 8 rows of x (p.chunk_rows), else 2.
 // kWarps: warps per CTA (4 or 8).
@@ -198,6 +207,35 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
       red[a8::red_index<kCM>(warp, cm, r, lane)] = v;
     }
   __syncthreads();
+  if (p.xe != nullptr) {  // digits backend: rows 4 mx .. 4 mx + 3 are the digits of x row m0 / 4 + mx
+    for (int o = threadIdx.x; o < 16 * kRT * (M / a8::kDigits); o += kThreads) {
+      int rc, mx;
+      a8::out_position(o, 16 * kRT, rc, mx);
+      const int rr = rc & 15, tile = rc >> 4;
+      const int64_t n = cta_n0 + rc;
+      if (n >= N) continue;
+      int sum[a8::kDigits], X[a8::kDigits];
+#pragma unroll
+      for (int j = 0; j < a8::kDigits; ++j) {
+        int cm, ln, reg;
+        a8::c_position(rr, a8::kDigits * mx + j, cm, ln, reg);
+        sum[j] = 0;
+        X[j] = 0;
+#pragma unroll
+        for (int k = 0; k < kKS; ++k) sum[j] += red[a8::red_index<kCM>(tile * kKS + k, cm, reg, ln)];
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) X[j] += xsum[a8::xsum_index(w, a8::kDigits * mx + j)];
+      }
+      int64_t T, XT;
+      a8::combine_digits(sum, X, p.shift, T, XT);
+      const int64_t row = m0 / a8::kDigits + mx;
+      const float sv = load_as_float(p.s, p.s_dt, n * p.s_stride);
+      const float uv = p.u ? load_as_float(p.u, p.u_dt, n * p.u_stride) : 0.f;
+      const float bv = p.b ? load_as_float(p.b, p.b_dt, n) : 0.f;
+      store_out(p, row * N + n, a8::epilogue_digits(T, XT, p.xe[row], sv, p.u != nullptr, uv, p.b != nullptr, bv));
+    }
+    return;
+  }
   for (int o = threadIdx.x; o < 16 * kRT * M; o += kThreads) {
     int rc, m;  // weight row in the CTA, x row
     a8::out_position(o, 16 * kRT, rc, m);
@@ -215,12 +253,7 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
     const float uv = p.u ? load_as_float(p.u, p.u_dt, n * p.u_stride) : 0.f;
     const float bv = p.b ? load_as_float(p.b, p.b_dt, n) : 0.f;
     const float v = a8::epilogue(sum, X, p.shift, p.xs[m0 + m], sv, p.u != nullptr, uv, p.b != nullptr, bv);
-    const int64_t i = (m0 + m) * N + n;
-    switch (p.out) {
-      case DType::kHalf: static_cast<__half*>(p.y)[i] = from_float<__half>(v); break;
-      case DType::kBFloat16: static_cast<__nv_bfloat16*>(p.y)[i] = from_float<__nv_bfloat16>(v); break;
-      default: static_cast<float*>(p.y)[i] = v;
-    }
+    store_out(p, (m0 + m) * N + n, v);
   }
 }
 
@@ -235,6 +268,7 @@ A8Config a8_config(int64_t M, int64_t N, int planes, int num_sms) {
 
 cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
   if (params.M < 1 || params.M > kA8MaxM || params.out == DType::kDouble || params.N < 1 ||
+      (params.xe != nullptr && params.M % a8::kDigits != 0) ||
       params.K > (params.planes == 2 ? a8::kMaxKTwoPlanes : a8::kMaxKBinary))
     return cudaErrorNotSupported;
   int device = 0, optin = 0, sms = 0;
@@ -250,8 +284,9 @@ cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
   A8Params p = params;
   int64_t smem = 0;
   const int64_t padded_k = ::bitmm::padded_k(p.K);
-  p.chunk_rows = p.planes == 2 ? a8::pick_chunk_rows<2>(p.M, padded_k, cfg.warps, optin, &smem)
-                               : a8::pick_chunk_rows<1>(p.M, padded_k, cfg.warps, optin, &smem);
+  const int unit = p.xe != nullptr ? a8::kDigits : 1;  // (the digits of a row of x stay in one CTA)
+  p.chunk_rows = p.planes == 2 ? a8::pick_chunk_rows<2>(p.M, padded_k, cfg.warps, optin, &smem, unit)
+                               : a8::pick_chunk_rows<1>(p.M, padded_k, cfg.warps, optin, &smem, unit);
   if (p.chunk_rows == 0) return cudaErrorNotSupported;
   const int64_t rows_per_cta = 16 * cfg.warps / cfg.ks;
   const int64_t ctas = (p.N + rows_per_cta - 1) / rows_per_cta * ((p.M + p.chunk_rows - 1) / p.chunk_rows);

@@ -63,6 +63,9 @@ cudaError_t launch_lora_xa(const void* x, DType x_dtype, const void* a, bool a_f
 cudaError_t launch_a8_epilogue(const int32_t* sums, const int32_t* X, const float* xs, const float* s, const float* u,
                                const float* b, int shift, int64_t M, int64_t N, DType out, void* y, int num_sms,
                                cudaStream_t stream);
+// The digits backend's first kernel (quant_absmax.cu): x (rows, K) contiguous fp16 / bf16 -> xd (4 rows, K) int8, the
+// four digits of each row (a8_fragments.h digits_of), and e (rows,) its exponent (digits_exponent).  One CTA per row.
+cudaError_t launch_x_digits(const void* x, DType dt, int64_t rows, int64_t K, int8_t* xd, int* e, cudaStream_t stream);
 // linear_a8 fused for few rows (a8_linear.cu; M <= kA8MaxM):
 //   y (M, N) = T(xs[m] * (s[n] * (sum_k xq[m,k] * code[n,k] - shift * X[m]) + u[n] * X[m]) + b[n])
 // with X[m] = sum_k xq[m, k], on the int8 tensor cores with the codes unpacked in registers;
@@ -73,7 +76,9 @@ cudaError_t launch_a8_epilogue(const int32_t* sums, const int32_t* X, const floa
 constexpr int kA8MaxM = 256;
 struct A8Params {
   const int8_t* xq;       // (M, K) int8, contiguous
-  const float* xs;        // (M,) x_scale
+  const float* xs;        // (M,) x_scale (unused with xe)
+  const int* xe;          // digits backend (a8_fragments.h kDigits): (M / 4,) row exponents, x rows 4 m .. 4 m + 3 the
+                          // digits of row m, y (M / 4, N); nullptr for linear_a8
   const uint32_t* w;      // (N, wpr) packed words (bitmm_format.h)
   const void* s;          // scale of output n: s[n * s_stride] (s_stride 0: per tensor), dtype s_dt
   const void* u;          // offset u[n * u_stride] of u_dt, or nullptr

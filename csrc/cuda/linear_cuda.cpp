@@ -12,6 +12,7 @@
 #include "../bitmm_format.h"
 #include "../checks.h"
 #include "../linear_a8.h"
+#include "a8_fragments.h"
 #include "env_knobs.h"
 #include "kernels.h"
 #include "tc_kernels.h"
@@ -99,6 +100,7 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
     case Backend::kTensorCore:
     case Backend::kWgmma: return true;  // (where the wgmma kernel does not apply)
     case Backend::kAuto:
+    case Backend::kDigits:  // (where the digits kernel does not apply)
       // Measured (bench/results/h100.json): per tensor / channel scales, the tensor-core
       // kernel wins from M = 1.  Group-wise from M = 2 (H200, bench/results/
       // h200_decode_13ac0bb.json, 8192 x 28672 g64, tensor core vs add/subtract: int2 M = 2
@@ -196,6 +198,7 @@ bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool 
   switch (current_backend()) {
     case Backend::kDense: return true;
     case Backend::kAuto:
+    case Backend::kDigits:  // (where the digits kernel does not apply)
       // torch.use_deterministic_algorithms: keep to bitmm's own (deterministic) kernels, whose
       // bits do not depend on cuBLAS's workspace configuration.
       if (at::globalContext().deterministicAlgorithms()) return false;
@@ -215,6 +218,7 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
     case Backend::kTensorCore:
     case Backend::kWgmma: return true;
     case Backend::kAuto:
+    case Backend::kDigits:  // (where the digits kernel does not apply)
       return M <= tc_grad_x_max_m(lp);
     default: return false;
   }
@@ -288,6 +292,7 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
   switch (current_backend()) {
     case Backend::kWgmma: return true;
     case Backend::kAuto:
+    case Backend::kDigits:  // (where the digits kernel does not apply)
     {
       // Past the maximum M the dense path takes over, except under torch.use_deterministic_algorithms,
       // where use_dense refuses and the (deterministic) wgmma kernel is still the fastest bitmm kernel.
@@ -337,6 +342,56 @@ at::Tensor dense_linear(const cuda::LinearParams& lp, const LinearProblem& p, co
   return y;
 }
 
+// The digits backend (Backend::kDigits; cuda/a8_fragments.h kDigits): each row of x as a 30-bit fixed point in four
+// int8 digits (quant_absmax.cu x_digits), then the fused int8 kernel (a8_linear.cu) on the 4 M digit rows with its
+// float64 digits epilogue, into y (M, N).  False, with nothing launched, where it does not apply: x not fp16 / bf16,
+// group-wise scales or offsets, M > kDigitsMaxM, K past the kernel's int32 bound; also where the kernel then declines
+// the shape (x rows beyond the shared memory: very long K), after the digits kernel ran.
+constexpr int64_t kDigitsMaxM = cuda::kA8MaxM / a8::kDigits;
+bool linear_digits(const LinearProblem& p, const at::Tensor& x2, const at::Tensor& w, const at::Tensor& scale,
+                   const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias, at::Tensor& y) {
+  const at::ScalarType xt = x2.scalar_type();
+  const int planes = planes_of(p.kind);
+  if ((xt != at::kHalf && xt != at::kBFloat16) || p.groups != 1 || p.M < 1 || p.M > kDigitsMaxM ||
+      p.K > (planes == 2 ? a8::kMaxKTwoPlanes : a8::kMaxKBinary))
+    return false;
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const at::Tensor xd = at::empty({a8::kDigits * p.M, p.K}, x2.options().dtype(at::kChar));
+  const at::Tensor xe = at::empty({p.M}, x2.options().dtype(at::kInt));
+  check_cuda(cuda::launch_x_digits(x2.data_ptr(), dtype_of(xt), p.M, p.K, xd.data_ptr<int8_t>(), xe.data_ptr<int>(),
+                                   stream),
+             "linear (digits of x)", p);
+  // scale / offset / bias in their own dtypes (the kernel converts each as it reads it)
+  const at::Tensor sv = scale.reshape({-1}).contiguous();
+  const at::Tensor uv = offset.has_value() ? offset->reshape({-1}).contiguous() : at::Tensor();
+  const at::Tensor bv = bias.has_value() ? bias->contiguous() : at::Tensor();
+  cuda::A8Params ap{};
+  ap.xq = xd.data_ptr<int8_t>();
+  ap.xe = xe.data_ptr<int>();
+  ap.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  ap.s = sv.data_ptr();
+  ap.s_dt = dtype_of(sv.scalar_type());
+  ap.s_stride = sv.numel() == 1 ? 0 : 1;
+  ap.u = uv.defined() ? uv.data_ptr() : nullptr;
+  ap.u_dt = uv.defined() ? dtype_of(uv.scalar_type()) : cuda::DType::kFloat;
+  ap.u_stride = uv.defined() && uv.numel() != 1 ? 1 : 0;
+  ap.b = bv.defined() ? bv.data_ptr() : nullptr;
+  ap.b_dt = bv.defined() ? dtype_of(bv.scalar_type()) : cuda::DType::kFloat;
+  ap.y = y.data_ptr();
+  ap.M = a8::kDigits * p.M;
+  ap.N = p.N;
+  ap.K = p.K;
+  ap.wpr = w.size(1);
+  ap.planes = planes;
+  ap.shift = a8_code_shift(p.kind);
+  ap.x_vec = p.K % 16 == 0;  // (xd is a fresh allocation: aligned)
+  ap.out = dtype_of(xt);
+  const cudaError_t err = cuda::launch_a8_linear(ap, stream);
+  if (err == cudaErrorNotSupported) return false;
+  check_cuda(err, "linear (digits)", p);
+  return true;
+}
+
 struct LoraEpilogue {
   at::Tensor xa;      // (M, r) float32 contiguous: x @ lora_a^T
   at::Tensor b;       // (N, r) contiguous, float32 or x's dtype
@@ -371,6 +426,8 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   lp.M = p.M;
   lp.x = x2.data_ptr();
   lp.y = y.data_ptr();
+  if (!lora && current_backend() == Backend::kDigits && linear_digits(p, x2, w, scale, offset, bias, y))
+    return y.reshape(out_shape);
   if (fast && !lora && use_wgmma(lp, p.M, x.get_device())) {
     // CTA tile and K splits (wg_plan.h); splits > 1 write fp32 partial tiles into a workspace
     // that a second kernel sums in split order (deterministic, graph capturable).

@@ -3,6 +3,7 @@
 // a cast), an estimated ~15-25 us per call at decode sizes (not measured); W2A8 layers quantize x on every call.  The same float32 operations as
 // the composite, each rounded as it rounds (reciprocal and products correctly rounded, round half to even, NaN
 // kept by the clamps), so the bits are the composite's on every device.
+#include "a8_fragments.h"
 #include "common.cuh"
 #include "launch_util.cuh"
 
@@ -54,6 +55,56 @@ absmax_int8_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict_
   }
   if constexpr (!kFake)
     if (threadIdx.x == 0) scale[row] = inv;
+}
+
+// The digits backend's x (a8_fragments.h kDigits): one CTA per row; the row's max |x| (NaN / Inf kept), its exponent,
+// then each element's four digits, digit j to row 4 row + j of xd.
+template <typename T>
+__global__ void __launch_bounds__(kQuantThreads)
+x_digits_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict__ xd, int* __restrict__ e_out) {
+  __shared__ float part[kQuantThreads / 32];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");  // (as absmax_int8_kernel)
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+  const int64_t row = blockIdx.x;
+  const T* xr = x + row * K;
+  float amax = 0.f;
+#pragma unroll 4
+  for (int64_t k = threadIdx.x; k < K; k += kQuantThreads) amax = nan_max(fabsf(to_float<T>(xr[k])), amax);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = nan_max(__shfl_xor_sync(0xffffffffu, amax, o), amax);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = amax;
+  __syncthreads();
+  amax = part[0];
+#pragma unroll
+  for (int w = 1; w < kQuantThreads / 32; ++w) amax = nan_max(part[w], amax);
+  const int e = a8::digits_exponent(amax);
+  int8_t* d = xd + a8::kDigits * row * K;
+#pragma unroll 4
+  for (int64_t k = threadIdx.x; k < K; k += kQuantThreads) {
+    const uint32_t v = e == a8::kDigitsNonFinite ? 0u : a8::digits_of(to_float<T>(xr[k]), e);
+#pragma unroll
+    for (int j = 0; j < a8::kDigits; ++j) d[j * K + k] = static_cast<int8_t>((v >> (8 * j)) & 0xffu);
+  }
+  if (threadIdx.x == 0) e_out[row] = e;
+}
+
+cudaError_t launch_x_digits(const void* x, DType dt, int64_t rows, int64_t K, int8_t* xd, int* e, cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  if (rows > 0x7fffffff || (dt != DType::kHalf && dt != DType::kBFloat16)) return cudaErrorNotSupported;
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  auto go = [&](auto kernel, auto* typed_x) {
+    int ptx = 0;
+    const cudaError_t r = prepare_kernel(reinterpret_cast<const void*>(kernel), device, 0, &ptx);
+    if (r != cudaSuccess) return r;
+    return launch_maybe_pdl(kernel, dim3(static_cast<unsigned>(rows)), dim3(kQuantThreads), 0, stream, ptx, typed_x, K,
+                            xd, e);
+  };
+  return dt == DType::kHalf ? go(x_digits_kernel<__half>, static_cast<const __half*>(x))
+                            : go(x_digits_kernel<__nv_bfloat16>, static_cast<const __nv_bfloat16*>(x));
 }
 
 cudaError_t launch_absmax_int8(const void* x, DType dt, int64_t rows, int64_t K, int8_t* xq, float* scale, void* fake,
