@@ -19,7 +19,9 @@
 # unpacked codes cross (kA8MaxM = 256 is a guess until this probe).
 # Two calls (~585 s each is too little for all of it): PART=tests (1 and 4: the tests, then the sanitizers) and
 # PART=probe (2, 3 and the ncu / SASS of 4).
-# Run as: BITMM_COMMIT=<sha> PART=tests|probe bash bench/device_calls/next_a8_fused.sh
+# Session 27 added the digits backend (same kernel, fp16 / bf16 x as int8 digit rows): its tests in PART=tests, its
+# timing in PART=digits (a third call).
+# Run as: BITMM_COMMIT=<sha> PART=tests|probe|digits bash bench/device_calls/next_a8_fused.sh
 source "$(dirname "$0")/prelude.sh"
 left() { echo $(( 585 - ($(date +%s) - start) )); }  # seconds left in the call
 T="python3 -m pytest -q -p no:cacheprovider -rf"
@@ -34,22 +36,48 @@ BITMM_A8_FUSED=1 BITMM_A8_CFG=2 timeout 150 $T tests/test_linear_a8.py > /tmp/a8
 BITMM_A8_FUSED=1 BITMM_A8_CFG=3 timeout 150 $T tests/test_linear_a8.py > /tmp/a8_fused_cfg3.txt 2>&1
 # the hypothesis fuzz over the shared draws (CUDA == CPU bit for bit, the float64 reference) through the rule
 BITMM_A8_FUSED=1 BITMM_FUZZ_EXAMPLES=300 timeout 90 $T tests/test_reliability.py -k fuzz_linear_a8 > /tmp/a8_fuzz.txt 2>&1
-for f in a8_emu a8_fused_cfg1 a8_fused_cfg2 a8_fused_cfg3 a8_fuzz; do
+# the digits backend (session 27: fp16 / bf16 x as four int8 digit rows per row, the same fused kernel; it does not
+# need BITMM_A8_FUSED): CUDA == bitmm.reference.linear_digits bit for bit, in each CTA configuration; the non-finite
+# x / scale policy through it
+for c in 1 2 3; do BITMM_A8_CFG=$c timeout 120 $T tests/test_digits.py > /tmp/digits_cfg$c.txt 2>&1; done
+timeout 90 $T tests/test_reliability.py -k "nonfinite and digits" > /tmp/digits_nonfinite.txt 2>&1
+for f in a8_emu a8_fused_cfg1 a8_fused_cfg2 a8_fused_cfg3 a8_fuzz digits_cfg1 digits_cfg2 digits_cfg3 digits_nonfinite; do
   { echo "$f: $(tail -1 /tmp/$f.txt)"; grep -E "^FAILED|^E  " /tmp/$f.txt | head -20; } >> "$OUT/log.txt"
 done
 mark "a8 tests"
-SK="fused_sanitizer_cases"  # (M <= 256 only: with BITMM_A8_FUSED=1 no cuBLAS GEMM, which racecheck kills)
+SK="fused_sanitizer_cases or (digits_cuda_matches and 300)"  # (M <= 256 only: with BITMM_A8_FUSED=1 no cuBLAS GEMM, which racecheck kills)
 for unit in memcheck:1 racecheck:2 initcheck:1 memcheck:3 racecheck:3 racecheck:1 memcheck:2 initcheck:3; do
   tool=${unit%:*}
   [ $(left) -lt 100 ] && { echo "sanitizer $unit: skipped (time)" >> "$OUT/log.txt"; continue; }
   kns="--kernel-name kns=bitmm"; extra="BITMM_A8_CFG=${unit#*:}"
   [ $tool = initcheck ] && kns="" && extra="$extra PYTORCH_NO_CUDA_MEMORY_CACHING=1"
   env $extra BITMM_A8_FUSED=1 BITMM_UNDER_SANITIZER=1 timeout $(( $(left) < 120 ? $(left) - 20 : 100 )) compute-sanitizer --tool $tool $kns --print-limit 20 \
-    $T tests/test_linear_a8.py -k "$SK" > /tmp/san_a8_$tool.txt 2>&1
+    $T tests/test_linear_a8.py tests/test_digits.py -k "$SK" > /tmp/san_a8_$tool.txt 2>&1
   echo "== $tool $extra rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_a8_$tool.txt | tail -1) | $(tail -1 /tmp/san_a8_$tool.txt)" >> "$OUT/log.txt"
   grep -E "^========= +(Invalid|Race|Uninitialized|Error)" /tmp/san_a8_$tool.txt | sort | uniq -c | head -5 >> "$OUT/log.txt"
 done
 mark "a8 sanitizers"
+fi
+if [ "$PART" = digits ]; then
+# The digits backend against fp16 F.linear and auto (fp16 activations, the issues' target rows), per tensor, M = 1-64,
+# four shapes, three kinds; each CTA configuration at M = 1 / 4 / 16; PDL off; bf16; ncu at M = 1 and 16.
+# Predicted (session 27): the fused kernel's M = 4-16 loop at M = 1 (4 digit rows: one B tile; 87 SASS instructions
+# per 4096 two-plane weights against tc34's 224) plus the x_digits kernel (one CTA per row, overlapped by PDL):
+# ternary 8192 x 28672 M = 1 ~20-25 us if it streams (auto: 31.4 us, 3.97x, H200 session 25), M = 4 (16 digit rows,
+# two B tiles) ~25-30 us, M = 16 (64 digit rows, 4 chunks of 16) ~40-50 us, M = 64 slower than auto.
+dprobe() {  # $1: label, $2: backends, $3: M list, $4: extra decode_probe arguments; the environment passes through
+  timeout 170 python3 bench/decode_probe.py --shapes 8192x28672,28672x8192,8192x8192,4096x4096 --kinds ternary,int2,binary \
+    --ms "$3" --groups none --backends "$2" ${4:-} --out "$OUT/digits_$1.json" 2>&1 | grep " us" | sed "s/^/$1 /" >> "$OUT/digits.txt"
+  mark "digits $1"
+}
+dprobe rule fp16,auto,digits 1,2,4,8,16,32,64
+BITMM_A8_CFG=1 dprobe cfg1 digits 1,4,16
+BITMM_A8_CFG=2 dprobe cfg2 digits 1,4,16
+BITMM_A8_CFG=3 dprobe cfg3 digits 1,4,16
+BITMM_A8_PDL=0 dprobe nopdl digits 1,16
+dprobe bf16 fp16,auto,digits 1,16 "--dtype bfloat16"
+[ $(left) -gt 120 ] && for c in digits_ternary_m1 digits_ternary_m16; do ncu_raw $c $c; done
+mark done
 fi
 if [ "$PART" = probe ]; then
 aprobe() {  # $1: label, $2: backends, $3: M list; the environment passes through
