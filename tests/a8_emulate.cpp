@@ -96,7 +96,7 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
       assert(off >= base && off + 4 <= sl.total);
       return reinterpret_cast<int*>(&smem[off]);
     };
-    for (int i = 0; i < warps * 16; ++i) *smem_int(sl.xsum, i) = 0;  // (the kernel writes every xsum[warp][m < M])
+    for (int i = 0; i < a8::kMaxChunkRows; ++i) *smem_int(sl.xsum, a8::xsum_index(i)) = 0;  // (the kernel zeroes them)
     using S = a8::Stage<P>;
     const int64_t nunits = nblocks / S::kUnitBlocks;
     for (int64_t m = 0; m < M; ++m)
@@ -115,7 +115,7 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
           }
           a8::permute_block(Xw, Pw[ub]);
         }
-        // the row sum of this unit's bytes goes to the warp of the thread that stages it (u % threads)
+        // the row sum of this unit's bytes is added to its row's slot (the kernel's shared-memory atomics)
         int part = 0;
         for (int ub = 0; ub < S::kUnitBlocks; ++ub)
           for (int i = 0; i < 8; ++i) {
@@ -126,7 +126,7 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
             }
             part = a8::byte_sum(v, part);
           }
-        *smem_int(sl.xsum, a8::xsum_index(static_cast<int>(u % (32 * warps)) / 32, static_cast<int>(m))) += part;
+        *smem_int(sl.xsum, a8::xsum_index(static_cast<int>(m))) += part;
         for (int c = 0; c < S::kUnitChunks; ++c) {
           const int64_t off = m * stride + a8::smem_unit_offset<P>(u, c);
           assert(off >= m * stride && off + 16 <= (m + 1) * stride - a8::kRowPad);
@@ -140,7 +140,7 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
       }
     if (group == 0)
       for (int64_t m = 0; m < M; ++m)
-        for (int wp = 0; wp < warps; ++wp) Xout[m0 + m] += *smem_int(sl.xsum, a8::xsum_index(wp, static_cast<int>(m)));
+        Xout[m0 + m] = *smem_int(sl.xsum, a8::xsum_index(static_cast<int>(m)));
     const int64_t cta_n0 = 16 * RT * group;
     for (int warp = 0; warp < warps; ++warp) {
       const int ks = warp % ks_count, rt = warp / ks_count;
@@ -206,8 +206,7 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
       a8::c_position(rr, m, cm, ln, reg);
       int sum = 0;
       for (int k = 0; k < ks_count; ++k) sum += *smem_int(sl.red, red_at(tile * ks_count + k, cm, reg, ln));
-      int X = 0;
-      for (int wp = 0; wp < warps; ++wp) X += *smem_int(sl.xsum, a8::xsum_index(wp, m));
+      const int X = *smem_int(sl.xsum, a8::xsum_index(m));
       assert(sums[(m0 + m) * N + n] == 0x7eadbeef);  // each output written once
       sums[(m0 + m) * N + n] = sum;
       if (!e.e.empty()) continue;  // (digits: below)
@@ -232,7 +231,7 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
         sum[j] = 0;
         X[j] = 0;
         for (int k = 0; k < ks_count; ++k) sum[j] += *smem_int(sl.red, red_at(tile * ks_count + k, cm, reg, ln));
-        for (int wp = 0; wp < warps; ++wp) X[j] += *smem_int(sl.xsum, a8::xsum_index(wp, a8::kDigits * mx + j));
+        X[j] = *smem_int(sl.xsum, a8::xsum_index(a8::kDigits * mx + j));
       }
       int64_t T, XT;
       a8::combine_digits(sum, X, e.shift, T, XT);

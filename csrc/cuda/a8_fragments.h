@@ -221,7 +221,7 @@ BITMM_A8_HD void cta_position(int64_t cta, int64_t chunks, int64_t& chunk, int64
 }
 
 // One CTA's dynamic shared memory, in bytes from its start: `rows` x rows of `stride` bytes, the zero window, the
-// warps' int32 partial sums (red_index) and their row sums of x (xsum[warp * 16 + m]).
+// warps' int32 partial sums (red_index) and the row sums of x (xsum_index).
 struct SmemLayout {
   int64_t stride, zeros, red, xsum, total;
 };
@@ -232,7 +232,7 @@ BITMM_A8_HD SmemLayout smem_layout(int64_t rows, int64_t padded_k, int warps, in
   l.zeros = rows * l.stride;
   l.red = l.zeros + Layout<kPlanes>::kWindowBytes;
   l.xsum = l.red + static_cast<int64_t>(warps) * cm * 4 * 32 * 4;
-  l.total = l.xsum + static_cast<int64_t>(warps) * 16 * 4;
+  l.total = l.xsum + kMaxChunkRows * 4;
   return l;
 }
 
@@ -273,10 +273,11 @@ inline int pick_chunk_rows(int64_t M, int64_t padded_k, int warps, int64_t smem_
 }
 
 // Shared-memory index of warp `warp`'s sum in register `reg` of lane `lane` for x tile `cm` (kCM tiles), and the
-// output element o of a CTA of `rows` weight rows: weight row rc of the CTA (tile rc / 16, row rc % 16) and x row m.
+// output element o of a CTA of `rows` weight rows: weight row rc of the CTA (tile rc / 16, row rc % 16) and x row m;
+// the row sum of the CTA's x row m (kMaxChunkRows of them, added up by the staging threads).
 template <int kCM>
 BITMM_A8_HD int red_index(int warp, int cm, int reg, int lane) { return ((warp * kCM + cm) * 4 + reg) * 32 + lane; }
-BITMM_A8_HD int xsum_index(int warp, int m) { return warp * 16 + m; }
+BITMM_A8_HD int xsum_index(int m) { return m; }
 BITMM_A8_HD void out_position(int o, int rows, int& rc, int& m) {
   rc = o % rows;
   m = o / rows;

@@ -113,37 +113,61 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   load(ks + kKS, wa1, wb1);
 
   if (threadIdx.x < L::kWindowBytes / 16) reinterpret_cast<uint4*>(zeros)[threadIdx.x] = make_uint4(0u, 0u, 0u, 0u);
-  // Stage x: thread per unit (a8::Stage: one 32-byte block, binary two), permuted; row sums by warp.
+  // Stage x: item i = (row m, unit u) = (i / nunits, i % nunits) of the CTA's rows, each unit (a8::Stage: one 32-byte
+  // block, binary two) permuted.  A thread loads kStageBatch items before it stores any, so the loads of several rows
+  // are in flight together (row after row, each row's loads were waited for before the next's were issued: the
+  // digits backend's 4 rows at M = 1 were 4 round trips, now 2).  Row sums by shared-memory atomics.
   using S = a8::Stage<kPlanes>;
-  const int64_t nunits = padded_k / (32 * S::kUnitBlocks);  // (padded_k is a multiple of 128)
-  for (int m = 0; m < M; ++m) {
+  // (2: 0-5 more registers than 1 (sm_90a ptxas), except binary with two x tiles, 128 -> 150 (1 CTA of 8 warps per SM
+  // instead of 2); 4: two-plane one tile 80 -> 93, 2 CTAs of 8 warps per SM instead of 3)
+  constexpr int kStageBatch = kPlanes == 1 && kCM == 2 ? 1 : 2;
+  const int nunits = static_cast<int>(padded_k / (32 * S::kUnitBlocks));  // (padded_k is a multiple of 128)
+  const int items = M * nunits;  // (<= 16 * 8192: K <= kMaxK)
+  if (threadIdx.x < a8::kMaxChunkRows) xsum[a8::xsum_index(threadIdx.x)] = 0;
+  __syncthreads();
+  auto load_unit = [&](int m, int u, uint32_t (&X)[S::kUnitBlocks][8]) {
     const int8_t* xrow = xq + static_cast<int64_t>(m) * p.K;
-    int part = 0;
-    for (int64_t u = threadIdx.x; u < nunits; u += kThreads) {
+#pragma unroll
+    for (int ub = 0; ub < S::kUnitBlocks; ++ub) {
+      const int64_t k0 = 32 * (static_cast<int64_t>(u) * S::kUnitBlocks + ub);
+      if (p.x_vec && k0 + 32 <= p.K) {
+        const uint4 v0 = *reinterpret_cast<const uint4*>(xrow + k0);
+        const uint4 v1 = *reinterpret_cast<const uint4*>(xrow + k0 + 16);
+        X[ub][0] = v0.x; X[ub][1] = v0.y; X[ub][2] = v0.z; X[ub][3] = v0.w;
+        X[ub][4] = v1.x; X[ub][5] = v1.y; X[ub][6] = v1.z; X[ub][7] = v1.w;
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          uint32_t v = 0;
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const int64_t k = k0 + 4 * i + j;
+            if (k < p.K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xrow[k])) << (8 * j);
+          }
+          X[ub][i] = v;
+        }
+      }
+    }
+  };
+  for (int i0 = threadIdx.x; i0 < items; i0 += kStageBatch * kThreads) {
+    uint32_t X[kStageBatch][S::kUnitBlocks][8];
+#pragma unroll
+    for (int r = 0; r < kStageBatch; ++r) {
+      const int i = i0 + r * kThreads;
+      if (i < items) load_unit(i / nunits, i % nunits, X[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < kStageBatch; ++r) {
+      const int i = i0 + r * kThreads;
+      if (i >= items) break;  // (i grows with r)
+      const int m = i / nunits, u = i % nunits;
+      int part = 0;
       uint32_t P[S::kUnitBlocks][8];
 #pragma unroll
       for (int ub = 0; ub < S::kUnitBlocks; ++ub) {
-        const int64_t k0 = 32 * (u * S::kUnitBlocks + ub);
-        uint32_t X[8];
-        if (p.x_vec && k0 + 32 <= p.K) {
-          const uint4 v0 = *reinterpret_cast<const uint4*>(xrow + k0);
-          const uint4 v1 = *reinterpret_cast<const uint4*>(xrow + k0 + 16);
-          X[0] = v0.x; X[1] = v0.y; X[2] = v0.z; X[3] = v0.w; X[4] = v1.x; X[5] = v1.y; X[6] = v1.z; X[7] = v1.w;
-        } else {
 #pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            uint32_t v = 0;
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-              const int64_t k = k0 + 4 * i + j;
-              if (k < p.K) v |= static_cast<uint32_t>(static_cast<uint8_t>(xrow[k])) << (8 * j);
-            }
-            X[i] = v;
-          }
-        }
-#pragma unroll
-        for (int i = 0; i < 8; ++i) part = a8::byte_sum(X[i], part);
-        a8::permute_block(X, P[ub]);
+        for (int w = 0; w < 8; ++w) part = a8::byte_sum(X[r][ub][w], part);
+        a8::permute_block(X[r][ub], P[ub]);
       }
       unsigned char* srow = smem + m * stride;
 #pragma unroll
@@ -151,9 +175,8 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
         *reinterpret_cast<uint4*>(srow + a8::smem_unit_offset<kPlanes>(u, c)) =
             make_uint4(a8::unit_word<kPlanes>(P, c, 0), a8::unit_word<kPlanes>(P, c, 1),
                        a8::unit_word<kPlanes>(P, c, 2), a8::unit_word<kPlanes>(P, c, 3));
+      atomicAdd(&xsum[a8::xsum_index(m)], part);
     }
-    part = __reduce_add_sync(0xffffffffu, part);
-    if (lane == 0) xsum[a8::xsum_index(warp, m)] = part;
   }
   __syncthreads();
 
@@ -224,7 +247,7 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
 #pragma unroll
         for (int k = 0; k < kKS; ++k) sum[j] += red[a8::red_index<kCM>(tile * kKS + k, cm, reg, ln)];
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) X[j] += xsum[a8::xsum_index(w, a8::kDigits * mx + j)];
+        X[j] = xsum[a8::xsum_index(a8::kDigits * mx + j)];
       }
       int64_t T, XT;
       a8::combine_digits(sum, X, p.shift, T, XT);
@@ -244,11 +267,10 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
     if (n >= N) continue;
     int cm, ln, reg;
     a8::c_position(rr, m, cm, ln, reg);
-    int sum = 0, X = 0;
+    int sum = 0;
 #pragma unroll
     for (int k = 0; k < kKS; ++k) sum += red[a8::red_index<kCM>(tile * kKS + k, cm, reg, ln)];
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) X += xsum[a8::xsum_index(w, m)];  // (every warp staged a part of each row)
+    const int X = xsum[a8::xsum_index(m)];
     const float sv = load_as_float(p.s, p.s_dt, n * p.s_stride);
     const float uv = p.u ? load_as_float(p.u, p.u_dt, n * p.u_stride) : 0.f;
     const float bv = p.b ? load_as_float(p.b, p.b_dt, n) : 0.f;
