@@ -93,7 +93,8 @@ DIGITS_M = [1, 2, 3, 4, 5, 16, 17, 64]  # digit rows 4 .. 256: one / two B tiles
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode,offset,sdtype", [("tensor", False, "x"), ("channel", True, "x"),
                                                 ("channel", True, torch.float32), ("tensor", True, torch.float64)])
-@pytest.mark.parametrize("K,N", [(300, 37), (4099, 70)])
+# K % 8 != 0: x_digits' element path; 1024 and 12288: its 16-byte path, the row in registers (K <= 8192) or past them
+@pytest.mark.parametrize("K,N", [(300, 37), (4099, 70), (1024, 45), (12288, 33)])
 @pytest.mark.parametrize("kind", KINDS)
 def test_digits_cuda_matches_reference_bits(kind, K, N, mode, offset, sdtype, dtype, M):
     x = rows_with_hard_cases(M, K, dtype, seed=M * K).cuda()
@@ -116,6 +117,10 @@ def test_digits_cuda_3d_noncontiguous_deterministic_graph(kind):
         y = bitmm.linear(kind, x, packed, s, u, b)
         xt = torch.randn(1000, 5, device="cuda", dtype=torch.float16).T  # transposed: copied to rows
         yt = bitmm.linear(kind, xt, packed, s, u, b)
+        xo = torch.randn(3 * 1000 + 1, device="cuda", dtype=torch.float16)[1:].view(3, 1000)  # 2-byte aligned rows
+        yo = bitmm.linear(kind, xo, packed, s, u, b)
+    torch.testing.assert_close(yo.cpu(), reference.linear_digits(kind, xo.cpu(), packed.cpu(), s.cpu(), u.cpu(),
+                                                                 b.cpu()), rtol=0, atol=0)
     torch.testing.assert_close(y.cpu(), reference.linear_digits(kind, x.cpu(), packed.cpu(), s.cpu(), u.cpu(), b.cpu()),
                                rtol=0, atol=0)
     torch.testing.assert_close(yt.cpu(), reference.linear_digits(kind, xt.cpu(), packed.cpu(), s.cpu(), u.cpu(),

@@ -3,6 +3,8 @@
 // a cast), an estimated ~15-25 us per call at decode sizes (not measured); W2A8 layers quantize x on every call.  The same float32 operations as
 // the composite, each rounded as it rounds (reciprocal and products correctly rounded, round half to even, NaN
 // kept by the clamps), so the bits are the composite's on every device.
+#include <type_traits>
+
 #include "a8_fragments.h"
 #include "common.cuh"
 #include "launch_util.cuh"
@@ -58,34 +60,104 @@ absmax_int8_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict_
 }
 
 // The digits backend's x (a8_fragments.h kDigits): one CTA per row; the row's max |x| (NaN / Inf kept), its exponent,
-// then each element's four digits, digit j to row 4 row + j of xd.
+// then each element's four digits, digit j to row 4 row + j of xd.  The kernel after it (a8_linear_kernel) waits for
+// all of it (griddepcontrol.wait), so its latency is on the path of every call: with kVec (x's row 16-byte aligned,
+// K % 8 == 0) each thread loads its first kDigitCache 8-element vectors at once (K <= 8192: the whole row in one
+// round trip, kept in registers for the digits; a longer row's rest is read twice), digits stored 8 bytes at a time.
+constexpr int kDigitThreads = 512;
+constexpr int kDigitCache = 2;
+// element i (0..7) of 8 fp16 / bf16 values in a uint4, as float (bit operations: taking the vector's address let the
+// compiler split its 16-byte load into 16-bit ones)
 template <typename T>
-__global__ void __launch_bounds__(kQuantThreads)
+__device__ __forceinline__ float vec_elem(const uint4& v, int i) {
+  const uint32_t w = i < 2 ? v.x : i < 4 ? v.y : i < 6 ? v.z : v.w;
+  const unsigned short b = static_cast<unsigned short>((w >> (16 * (i & 1))) & 0xffffu);
+  if constexpr (std::is_same_v<T, __half>) return to_float<T>(__ushort_as_half(b));
+  else return to_float<T>(__ushort_as_bfloat16(b));
+}
+template <typename T>
+__device__ __forceinline__ float vec_amax(const uint4& v, float amax) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) amax = nan_max(fabsf(vec_elem<T>(v, i)), amax);
+  return amax;
+}
+// the 8 elements' digits, digit j of element i in byte i of out[j]
+template <typename T>
+__device__ __forceinline__ void vec_digits(const uint4& v, int e, uint2 (&out)[a8::kDigits]) {
+  uint32_t lo[a8::kDigits] = {}, hi[a8::kDigits] = {};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t d = e == a8::kDigitsNonFinite ? 0u : a8::digits_of(vec_elem<T>(v, i), e);
+#pragma unroll
+    for (int j = 0; j < a8::kDigits; ++j) {
+      const uint32_t b = (d >> (8 * j)) & 0xffu;
+      if (i < 4) lo[j] |= b << (8 * i);
+      else hi[j] |= b << (8 * (i - 4));
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < a8::kDigits; ++j) out[j] = make_uint2(lo[j], hi[j]);
+}
+
+template <typename T, bool kVec>
+__global__ void __launch_bounds__(kDigitThreads)
 x_digits_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict__ xd, int* __restrict__ e_out) {
-  __shared__ float part[kQuantThreads / 32];
+  __shared__ float part[kDigitThreads / 32];
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");  // (as absmax_int8_kernel)
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
   const int64_t row = blockIdx.x;
   const T* xr = x + row * K;
+  int8_t* d = xd + a8::kDigits * row * K;
   float amax = 0.f;
+  const int64_t nvec = K / 8;
+  uint4 cache[kDigitCache];
+  if constexpr (kVec) {
+    const uint4* xv = reinterpret_cast<const uint4*>(xr);
+#pragma unroll
+    for (int c = 0; c < kDigitCache; ++c) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(c) * kDigitThreads;
+      if (i < nvec) cache[c] = xv[i];
+    }
+#pragma unroll
+    for (int c = 0; c < kDigitCache; ++c)
+      if (threadIdx.x + static_cast<int64_t>(c) * kDigitThreads < nvec) amax = vec_amax<T>(cache[c], amax);
+    for (int64_t i = threadIdx.x + kDigitCache * kDigitThreads; i < nvec; i += kDigitThreads)
+      amax = vec_amax<T>(__ldg(xv + i), amax);
+  } else {
 #pragma unroll 4
-  for (int64_t k = threadIdx.x; k < K; k += kQuantThreads) amax = nan_max(fabsf(to_float<T>(xr[k])), amax);
+    for (int64_t k = threadIdx.x; k < K; k += kDigitThreads) amax = nan_max(fabsf(to_float<T>(xr[k])), amax);
+  }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) amax = nan_max(__shfl_xor_sync(0xffffffffu, amax, o), amax);
   if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = amax;
   __syncthreads();
   amax = part[0];
 #pragma unroll
-  for (int w = 1; w < kQuantThreads / 32; ++w) amax = nan_max(part[w], amax);
+  for (int w = 1; w < kDigitThreads / 32; ++w) amax = nan_max(part[w], amax);
   const int e = a8::digits_exponent(amax);
-  int8_t* d = xd + a8::kDigits * row * K;
-#pragma unroll 4
-  for (int64_t k = threadIdx.x; k < K; k += kQuantThreads) {
-    const uint32_t v = e == a8::kDigitsNonFinite ? 0u : a8::digits_of(to_float<T>(xr[k]), e);
+  if constexpr (kVec) {
+    auto store = [&](int64_t i, const uint4& v) {
+      uint2 out[a8::kDigits];
+      vec_digits<T>(v, e, out);
 #pragma unroll
-    for (int j = 0; j < a8::kDigits; ++j) d[j * K + k] = static_cast<int8_t>((v >> (8 * j)) & 0xffu);
+      for (int j = 0; j < a8::kDigits; ++j) *reinterpret_cast<uint2*>(d + j * K + 8 * i) = out[j];
+    };
+#pragma unroll
+    for (int c = 0; c < kDigitCache; ++c) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(c) * kDigitThreads;
+      if (i < nvec) store(i, cache[c]);
+    }
+    const uint4* xv = reinterpret_cast<const uint4*>(xr);
+    for (int64_t i = threadIdx.x + kDigitCache * kDigitThreads; i < nvec; i += kDigitThreads) store(i, __ldg(xv + i));
+  } else {
+#pragma unroll 4
+    for (int64_t k = threadIdx.x; k < K; k += kDigitThreads) {
+      const uint32_t v = e == a8::kDigitsNonFinite ? 0u : a8::digits_of(to_float<T>(xr[k]), e);
+#pragma unroll
+      for (int j = 0; j < a8::kDigits; ++j) d[j * K + k] = static_cast<int8_t>((v >> (8 * j)) & 0xffu);
+    }
   }
   if (threadIdx.x == 0) e_out[row] = e;
 }
@@ -96,15 +168,19 @@ cudaError_t launch_x_digits(const void* x, DType dt, int64_t rows, int64_t K, in
   int device = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err != cudaSuccess) return err;
+  // 16-byte vectors: every row 16-byte aligned (x and K * 2 bytes), and 8-byte digit stores (xd, K)
+  const bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(xd) % 8 == 0;
   auto go = [&](auto kernel, auto* typed_x) {
     int ptx = 0;
     const cudaError_t r = prepare_kernel(reinterpret_cast<const void*>(kernel), device, 0, &ptx);
     if (r != cudaSuccess) return r;
-    return launch_maybe_pdl(kernel, dim3(static_cast<unsigned>(rows)), dim3(kQuantThreads), 0, stream, ptx, typed_x, K,
+    return launch_maybe_pdl(kernel, dim3(static_cast<unsigned>(rows)), dim3(kDigitThreads), 0, stream, ptx, typed_x, K,
                             xd, e);
   };
-  return dt == DType::kHalf ? go(x_digits_kernel<__half>, static_cast<const __half*>(x))
-                            : go(x_digits_kernel<__nv_bfloat16>, static_cast<const __nv_bfloat16*>(x));
+  const __half* xh = static_cast<const __half*>(x);
+  const __nv_bfloat16* xb = static_cast<const __nv_bfloat16*>(x);
+  if (dt == DType::kHalf) return vec ? go(x_digits_kernel<__half, true>, xh) : go(x_digits_kernel<__half, false>, xh);
+  return vec ? go(x_digits_kernel<__nv_bfloat16, true>, xb) : go(x_digits_kernel<__nv_bfloat16, false>, xb);
 }
 
 cudaError_t launch_absmax_int8(const void* x, DType dt, int64_t rows, int64_t K, int8_t* xq, float* scale, void* fake,
