@@ -109,6 +109,131 @@ def test_digits_cuda_matches_reference_bits(kind, K, N, mode, offset, sdtype, dt
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
+def cancelling_rows(K, dtype, seed=0):
+    """Rows where two large inputs cancel in every output whose weights at them agree (x[0] = c = 2^14,
+    x[K - 1] = -c) and the answer is the sum of the small ones, multiples of 2^-15 up to 2^-9: the digits' grid for
+    this row (e = 14 - 29), so exact for them, while a float32 sum holding c (ulp 2^-9) rounds each one away."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-64, 65, (2, K), generator=g).to(torch.float32) * 2.0 ** -15
+    x[:, 0], x[:, K - 1] = 2.0 ** 14, -(2.0 ** 14)
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_digits_keep_what_float32_accumulation_loses(kind):
+    # the power of the CUDA test below: on these rows reference.linear_digits is within fp16 rounding of the exact
+    # result, and a float32 sum (the other kernels' accumulator) started from the large inputs is not
+    K, N = 1000, 64
+    x = cancelling_rows(K, torch.float16)
+    v = random_values(kind, N, K, "cpu")
+    v[:, K - 1] = v[:, 0]  # each output's weights at the two large inputs agree: they cancel
+    packed = PACKERS[kind](v)
+    s = torch.tensor(1.0)
+    ref = reference.linear(kind, x, packed, s)
+    y = reference.linear_digits(kind, x, packed, s)
+    assert (y.double() - ref).abs().max() <= (ref.to(torch.float16).double() - ref).abs().max() * 1.001 + 1e-30
+    w = reference.dense_weight(kind, packed, s, None, K, torch.float32)
+    acc = torch.zeros(2, N)
+    for k in range(K):  # float32, in k order
+        acc = acc + x[:, k].float().unsqueeze(1) * w[:, k]
+    assert (acc.double() - ref).abs().max() > 100 * (ref.to(torch.float16).double() - ref).abs().max()
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_digits_kernel_is_taken(kind):
+    # the digits kernels run where the backend applies, nothing of them where it does not (kernel names from the
+    # profiler): a test of the results alone cannot tell, fp32-accumulating kernels mostly give the same fp16 bits
+    from test_wgmma import kernel_names
+    def names(M, K, mode="channel", G=None, dtype=torch.float16):
+        x, packed, s, u, b = make_problem(kind, M, K, 64, mode, G, dtype=dtype, device="cuda")
+        with bitmm.use_backend("digits"):
+            return kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+    for M, K in ((1, 4096), (3, 1000), (64, 300), (2, 20000)):
+        got = names(M, K)
+        assert any("x_digits_kernel" in n for n in got) and any("a8_linear_kernel" in n for n in got), (M, K, got)
+    for M, K, mode, G, dtype in ((65, 512, "channel", None, torch.float16), (2, 512, "group", 64, torch.float16),
+                                 (2, 512, "channel", None, torch.float32), (2, 60000, "channel", None, torch.float16)):
+        got = names(M, K, mode, G, dtype)
+        assert not any("x_digits_kernel" in n or "a8_linear_kernel" in n for n in got), (M, K, mode, dtype, got)
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_digits_cuda_cancellation(kind):
+    K, N = 1000, 64
+    x = cancelling_rows(K, torch.float16).cuda()
+    v = random_values(kind, N, K, "cuda")
+    v[:, K - 1] = v[:, 0]
+    packed = PACKERS[kind](v)
+    s = torch.tensor(1.0, device="cuda")
+    with bitmm.use_backend("digits"):
+        y = bitmm.linear(kind, x, packed, s)
+    torch.testing.assert_close(y.cpu(), reference.linear_digits(kind, x.cpu(), packed.cpu(), s.cpu()), rtol=0, atol=0)
+    ref = reference.linear(kind, x.cpu(), packed.cpu(), s.cpu())
+    assert (y.cpu().double() - ref).abs().max() <= (ref.to(torch.float16).double() - ref).abs().max() * 1.001 + 1e-30
+
+
+def extreme_rows(dtype, K):
+    """The element functions' hard cases as rows of x: ties (x 2^-e = k + 1/2 with round half to even), subnormals,
+    bf16's largest and smallest exponents, a zero row, and the test above's cancelling row."""
+    unit = 2.0 ** -24 if dtype == torch.float16 else 2.0 ** 10
+    tie = torch.tensor([3.0, 5.0, -3.0, -5.0, 7.0]).repeat(K // 5 + 1)[:K] * unit
+    tie[0] = 2.0 ** 6 if dtype == torch.float16 else 2.0 ** 40
+    rows = [tie, -tie, torch.zeros(K), torch.randn(K) * (2.0 ** -20 if dtype == torch.float16 else 2.0 ** -128)]
+    if dtype == torch.bfloat16:
+        rows.append(torch.randn(K) * 2.0 ** 120)
+    rows.append(cancelling_rows(K, torch.float32)[0])
+    return torch.stack(rows).to(dtype)
+
+
+@cuda_only
+@pytest.mark.parametrize("K", [301, 304])  # x_digits' element path / its 16-byte path
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_digits_cuda_extreme_rows(kind, dtype, K):
+    # the device's element functions (ilogbf, the float64 power of two, __double2int_rn) against the reference's, bit
+    # for bit through the whole op; no offset or bias, per tensor fp32 scale
+    x = extreme_rows(dtype, K).cuda()
+    N = 40
+    packed = PACKERS[kind](random_values(kind, N, K, "cuda"))
+    s = torch.tensor(0.75, device="cuda")
+    with bitmm.use_backend("digits"):
+        y = bitmm.linear(kind, x, packed, s)
+    torch.testing.assert_close(y.cpu(), reference.linear_digits(kind, x.cpu(), packed.cpu(), s.cpu()), rtol=0, atol=0,
+                               equal_nan=True)
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_digits_cuda_short_chunks_mixed_scales(kind):
+    # digit rows past the shared memory: K = 20000, M = 3 (12 digit rows: chunks of 8 and 4), K = 30000, M = 5
+    # (chunks of 4); per tensor scale with a per channel offset, no bias; bit for bit with the reference
+    for M, K, N in ((3, 20000, 40), (5, 30000, 20)):
+        x = rows_with_hard_cases(M, K, torch.float16, seed=K).cuda()
+        packed = PACKERS[kind](random_values(kind, N, K, "cuda"))
+        s = torch.tensor(0.3, device="cuda", dtype=torch.float16)
+        u = torch.randn(N, device="cuda", dtype=torch.float16) * 0.1
+        with bitmm.use_backend("digits"):
+            y = bitmm.linear(kind, x, packed, s, u)
+        want = reference.linear_digits(kind, x.cpu(), packed.cpu(), s.cpu(), u.cpu())
+        torch.testing.assert_close(y.cpu(), want, rtol=0, atol=0)
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_digits_sanitizer_cases(kind):
+    # a few shapes for compute-sanitizer (next_a8_fused.sh): compared with the CPU reference only (no cuBLAS, which
+    # racecheck kills): one and two B tiles, a partial last step, chunks of x rows, 16-byte paths and element paths
+    for M, K, N in ((1, 300, 37), (3, 1024, 33), (5, 4099, 20), (17, 512, 24), (2, 20000, 16)):
+        x = rows_with_hard_cases(M, K, torch.bfloat16 if M % 2 else torch.float16, seed=M).cuda()
+        _, packed, s, u, b = make_problem(kind, M, K, N, "channel", dtype=x.dtype, device="cuda")
+        with bitmm.use_backend("digits"):
+            y = bitmm.linear(kind, x, packed, s, u, b)
+        want = reference.linear_digits(kind, x.cpu(), packed.cpu(), s.cpu(), u.cpu(), b.cpu())
+        torch.testing.assert_close(y.cpu(), want, rtol=0, atol=0)
+
+
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_digits_cuda_3d_noncontiguous_deterministic_graph(kind):

@@ -330,7 +330,7 @@ BITMM_A8_HD int digits_exponent(float amax) {
 // round half to even), then d0 = the low byte as int8, X = (X - d0) / 256, and so on; d3 is what remains.
 BITMM_A8_HD uint32_t digits_of(float x, int e) {
 #ifdef __CUDA_ARCH__
-  // x 2^-e in float64: exact (x has 24 bits; -e in [-98, 163], 2^-e built from its exponent bits: no libm call)
+  // x 2^-e in float64: exact (x has 24 bits; -e in [-98, 162], 2^-e built from its exponent bits: no libm call)
   int X = __double2int_rn(static_cast<double>(x) * __hiloint2double((1023 - e) << 20, 0));
 #else
   int X = static_cast<int>(std::nearbyint(std::scalbn(static_cast<double>(x), -e)));

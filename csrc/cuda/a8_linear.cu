@@ -288,32 +288,58 @@ A8Config a8_config(int64_t M, int64_t N, int planes, int num_sms) {
   return {c.warps, c.ks};
 }
 
-cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
+namespace {
+struct A8Plan {
+  A8Config cfg;
+  int variant;     // 0 / 1 / 2: {4, 4} / {8, 2} / {8, 1}
+  int device;
+  int chunk_rows;  // x rows per CTA
+  int64_t smem;    // dynamic shared memory per CTA
+  int64_t ctas;
+};
+// The launch of `params` (digits: x rows go in fours), or cudaErrorNotSupported where the kernel does not take it.
+cudaError_t plan_a8_linear(const A8Params& params, bool digits, A8Plan& plan) {
   if (params.M < 1 || params.M > kA8MaxM || params.out == DType::kDouble || params.N < 1 ||
-      (params.xe != nullptr && params.M % a8::kDigits != 0) ||
+      (digits && params.M % a8::kDigits != 0) ||
       params.K > (params.planes == 2 ? a8::kMaxKTwoPlanes : a8::kMaxKBinary))
     return cudaErrorNotSupported;
-  int device = 0, optin = 0, sms = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  int optin = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&plan.device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, plan.device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, plan.device);
   if (err != cudaSuccess) return err;
-  const A8Config cfg = a8_config(params.M, params.N, params.planes, sms);
-  const int variant = cfg.warps == 4 && cfg.ks == 4 ? 0 : cfg.warps == 8 && cfg.ks == 2 ? 1
-                                                     : cfg.warps == 8 && cfg.ks == 1 ? 2 : -1;
-  if (variant < 0) return cudaErrorNotSupported;  // (the instances below)
+  plan.cfg = a8_config(params.M, params.N, params.planes, sms);
+  const A8Config& cfg = plan.cfg;
+  plan.variant = cfg.warps == 4 && cfg.ks == 4 ? 0 : cfg.warps == 8 && cfg.ks == 2 ? 1
+                                                  : cfg.warps == 8 && cfg.ks == 1 ? 2 : -1;
+  if (plan.variant < 0) return cudaErrorNotSupported;  // (the instances in launch_a8_linear)
   // x rows per CTA: up to 16 (two B tiles), fewer where that many rows of x would not fit the shared memory
-  A8Params p = params;
-  int64_t smem = 0;
-  const int64_t padded_k = ::bitmm::padded_k(p.K);
-  const int unit = p.xe != nullptr ? a8::kDigits : 1;  // (the digits of a row of x stay in one CTA)
-  p.chunk_rows = p.planes == 2 ? a8::pick_chunk_rows<2>(p.M, padded_k, cfg.warps, optin, &smem, unit)
-                               : a8::pick_chunk_rows<1>(p.M, padded_k, cfg.warps, optin, &smem, unit);
-  if (p.chunk_rows == 0) return cudaErrorNotSupported;
+  const int64_t padded_k = ::bitmm::padded_k(params.K);
+  const int unit = digits ? a8::kDigits : 1;  // (the digits of a row of x stay in one CTA)
+  plan.chunk_rows = params.planes == 2 ? a8::pick_chunk_rows<2>(params.M, padded_k, cfg.warps, optin, &plan.smem, unit)
+                                       : a8::pick_chunk_rows<1>(params.M, padded_k, cfg.warps, optin, &plan.smem, unit);
+  if (plan.chunk_rows == 0) return cudaErrorNotSupported;
   const int64_t rows_per_cta = 16 * cfg.warps / cfg.ks;
-  const int64_t ctas = (p.N + rows_per_cta - 1) / rows_per_cta * ((p.M + p.chunk_rows - 1) / p.chunk_rows);
-  if (ctas > INT_MAX) return cudaErrorNotSupported;
-  const dim3 grid(static_cast<unsigned>(ctas));
+  plan.ctas = (params.N + rows_per_cta - 1) / rows_per_cta * ((params.M + plan.chunk_rows - 1) / plan.chunk_rows);
+  return plan.ctas > INT_MAX ? cudaErrorNotSupported : cudaSuccess;
+}
+}  // namespace
+
+bool a8_linear_supported(const A8Params& params, bool digits) {
+  A8Plan plan;
+  return plan_a8_linear(params, digits, plan) == cudaSuccess;
+}
+
+cudaError_t launch_a8_linear(const A8Params& params, cudaStream_t stream) {
+  A8Plan plan;
+  const cudaError_t err = plan_a8_linear(params, params.xe != nullptr, plan);
+  if (err != cudaSuccess) return err;
+  const A8Config cfg = plan.cfg;
+  const int variant = plan.variant, device = plan.device;
+  const int64_t smem = plan.smem;
+  A8Params p = params;
+  p.chunk_rows = plan.chunk_rows;
+  const dim3 grid(static_cast<unsigned>(plan.ctas));
   auto go = [&](auto kernel) {
     int ptx = 0;
     const cudaError_t e = prepare_kernel(reinterpret_cast<const void*>(kernel), device, smem, &ptx);

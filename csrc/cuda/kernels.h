@@ -94,6 +94,9 @@ struct A8Params {
   DType out;              // kFloat, kHalf or kBFloat16
 };
 cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream);
+// Whether launch_a8_linear would take p (its M, N, K, planes, out; digits: p's rows are digit rows, in fours) on the
+// current device, without launching anything (the digits backend asks before it makes the digits).
+bool a8_linear_supported(const A8Params& p, bool digits);
 // The fused kernel's CTA: `warps` warps, `ks` of them splitting each 16-row tile's K (warps / ks tiles per CTA);
 // chosen from M, N, the planes and the SM count (BITMM_A8_CFG=1 / 2 / 3 forces {4, 4} / {8, 2} / {8, 1}).
 struct A8Config {

@@ -344,28 +344,38 @@ at::Tensor dense_linear(const cuda::LinearParams& lp, const LinearProblem& p, co
 
 // The digits backend (Backend::kDigits; cuda/a8_fragments.h kDigits): each row of x as a 30-bit fixed point in four
 // int8 digits (quant_absmax.cu x_digits), then the fused int8 kernel (a8_linear.cu) on the 4 M digit rows with its
-// float64 digits epilogue, into y (M, N).  False, with nothing launched, where it does not apply: x not fp16 / bf16,
-// group-wise scales or offsets, M > kDigitsMaxM, K past the kernel's int32 bound; also where the kernel then declines
-// the shape (x rows beyond the shared memory: very long K), after the digits kernel ran.
+// float64 digits epilogue, into y (M, N).  It applies to fp16 / bf16 x with per tensor / per channel scale and offset,
+// M <= kDigitsMaxM, and shapes the kernel takes on this device (K within its int32 bound, 4 rows of x within the
+// shared memory); digits_params says whether (without launching anything) and fills the kernel's shape fields.
 constexpr int64_t kDigitsMaxM = cuda::kA8MaxM / a8::kDigits;
+bool digits_params(const LinearProblem& p, at::ScalarType xt, int64_t wpr, cuda::A8Params& ap) {
+  if ((xt != at::kHalf && xt != at::kBFloat16) || p.groups != 1 || p.M < 1 || p.M > kDigitsMaxM) return false;
+  ap = cuda::A8Params{};
+  ap.M = a8::kDigits * p.M;
+  ap.N = p.N;
+  ap.K = p.K;
+  ap.wpr = wpr;
+  ap.planes = planes_of(p.kind);
+  ap.shift = a8_code_shift(p.kind);
+  ap.out = dtype_of(xt);
+  return cuda::a8_linear_supported(ap, /*digits=*/true);
+}
+
+// The digits backend's forward into y; false (nothing launched) where it does not apply (digits_params).
 bool linear_digits(const LinearProblem& p, const at::Tensor& x2, const at::Tensor& w, const at::Tensor& scale,
                    const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias, at::Tensor& y) {
-  const at::ScalarType xt = x2.scalar_type();
-  const int planes = planes_of(p.kind);
-  if ((xt != at::kHalf && xt != at::kBFloat16) || p.groups != 1 || p.M < 1 || p.M > kDigitsMaxM ||
-      p.K > (planes == 2 ? a8::kMaxKTwoPlanes : a8::kMaxKBinary))
-    return false;
+  cuda::A8Params ap;
+  if (!digits_params(p, x2.scalar_type(), w.size(1), ap)) return false;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const at::Tensor xd = at::empty({a8::kDigits * p.M, p.K}, x2.options().dtype(at::kChar));
   const at::Tensor xe = at::empty({p.M}, x2.options().dtype(at::kInt));
-  check_cuda(cuda::launch_x_digits(x2.data_ptr(), dtype_of(xt), p.M, p.K, xd.data_ptr<int8_t>(), xe.data_ptr<int>(),
-                                   stream),
+  check_cuda(cuda::launch_x_digits(x2.data_ptr(), dtype_of(x2.scalar_type()), p.M, p.K, xd.data_ptr<int8_t>(),
+                                   xe.data_ptr<int>(), stream),
              "linear (digits of x)", p);
   // scale / offset / bias in their own dtypes (the kernel converts each as it reads it)
   const at::Tensor sv = scale.reshape({-1}).contiguous();
   const at::Tensor uv = offset.has_value() ? offset->reshape({-1}).contiguous() : at::Tensor();
   const at::Tensor bv = bias.has_value() ? bias->contiguous() : at::Tensor();
-  cuda::A8Params ap{};
   ap.xq = xd.data_ptr<int8_t>();
   ap.xe = xe.data_ptr<int>();
   ap.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
@@ -378,17 +388,8 @@ bool linear_digits(const LinearProblem& p, const at::Tensor& x2, const at::Tenso
   ap.b = bv.defined() ? bv.data_ptr() : nullptr;
   ap.b_dt = bv.defined() ? dtype_of(bv.scalar_type()) : cuda::DType::kFloat;
   ap.y = y.data_ptr();
-  ap.M = a8::kDigits * p.M;
-  ap.N = p.N;
-  ap.K = p.K;
-  ap.wpr = w.size(1);
-  ap.planes = planes;
-  ap.shift = a8_code_shift(p.kind);
   ap.x_vec = p.K % 16 == 0;  // (xd is a fresh allocation: aligned)
-  ap.out = dtype_of(xt);
-  const cudaError_t err = cuda::launch_a8_linear(ap, stream);
-  if (err == cudaErrorNotSupported) return false;
-  check_cuda(err, "linear (digits)", p);
+  check_cuda(cuda::launch_a8_linear(ap, stream), "linear (digits)", p);
   return true;
 }
 
@@ -412,6 +413,13 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   if (p.M == 0) return y.reshape(out_shape);
   const at::Tensor x2 = x.reshape({p.M, p.K}).contiguous();
   const at::Tensor w = aligned_packed(packed_w);
+  if (current_backend() == Backend::kDigits) {
+    // (with LoRA: the fused LoRA epilogue is the tensor-core kernel's, so where digits applies the caller composes
+    // digits + the low-rank term instead, and the base term is the same with or without LoRA)
+    cuda::A8Params probe;
+    if (lora && digits_params(p, x.scalar_type(), w.size(1), probe)) return at::Tensor();
+    if (!lora && linear_digits(p, x2, w, scale, offset, bias, y)) return y.reshape(out_shape);
+  }
   const PreparedScales ps = prepare_scales(x, scale, offset, bias);
   cuda::LinearParams lp{};
   lp.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
@@ -426,8 +434,6 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   lp.M = p.M;
   lp.x = x2.data_ptr();
   lp.y = y.data_ptr();
-  if (!lora && current_backend() == Backend::kDigits && linear_digits(p, x2, w, scale, offset, bias, y))
-    return y.reshape(out_shape);
   if (fast && !lora && use_wgmma(lp, p.M, x.get_device())) {
     // CTA tile and K splits (wg_plan.h); splits > 1 write fp32 partial tiles into a workspace
     // that a second kernel sums in split order (deterministic, graph capturable).
