@@ -229,7 +229,6 @@ void run(int64_t Mall, int64_t N, int64_t K, int64_t wpr, int warps, int ks_coun
         int cm, ln, reg;
         a8::c_position(rr, a8::kDigits * mx + j, cm, ln, reg);
         sum[j] = 0;
-        X[j] = 0;
         for (int k = 0; k < ks_count; ++k) sum[j] += *smem_int(sl.red, red_at(tile * ks_count + k, cm, reg, ln));
         X[j] = *smem_int(sl.xsum, a8::xsum_index(a8::kDigits * mx + j));
       }

@@ -243,10 +243,8 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
         int cm, ln, reg;
         a8::c_position(rr, a8::kDigits * mx + j, cm, ln, reg);
         sum[j] = 0;
-        X[j] = 0;
 #pragma unroll
         for (int k = 0; k < kKS; ++k) sum[j] += red[a8::red_index<kCM>(tile * kKS + k, cm, reg, ln)];
-#pragma unroll
         X[j] = xsum[a8::xsum_index(a8::kDigits * mx + j)];
       }
       int64_t T, XT;
