@@ -41,7 +41,8 @@ def main() -> None:
                          "kernel for M <= 256")
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     ap.add_argument("--direction", default="forward", choices=["forward", "backward"],
-                    help="backward: grad_x = grad_y (M x N) through the packed weight, bitmm.linear_grad_x; fp16 = grad_y @ W")
+                    help="backward: grad_x = grad_y (M x N) through the packed weight, bitmm.linear_grad_x (backend "
+                         "t_NAME: through the forward op on the cached W^T under backend NAME); fp16 = grad_y @ W")
     args = ap.parse_args()
     bw = args.direction == "backward"
     torch.manual_seed(0)
@@ -83,11 +84,18 @@ def main() -> None:
                     xq1, xs1 = quant.absmax_int8(x)
                     calls = [lambda p=p, s=s, u=u: bitmm.linear_a8(kind, xq1, xs1, p, s, u, out_dtype=x.dtype)
                              for p, s, u in ws]
+                elif bw and be.startswith("t_"):  # t_BACKEND: grad_x through the forward op on the cached W^T
+                    # (PackedLinear.transposed_backward; per tensor / per channel), under BACKEND (e.g. t_digits)
+                    if G is not None:
+                        continue
+                    wts = [(bitmm.ops.transpose_packed(p, kind, K), s, u) for p, s, u in ws]
+                    calls = [lambda p=p, s=s, u=u: bitmm.ops.linear_grad_x_transposed(kind, x, p, s, u)
+                             for p, s, u in wts]
                 elif bw:
                     calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(x, p, s, u, kind, K) for p, s, u in ws]
                 else:
                     calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
-                with bitmm.use_backend("auto" if be.startswith("a8") else be):
+                with bitmm.use_backend("auto" if be.startswith("a8") else be[2:] if be.startswith("t_") else be):
                     us = cuda_time_us(calls, replays=20)
                 records.append({"op": kind, "direction": args.direction, "K": K, "N": N, "M": M, "group_size": G,
                                 "dtype": args.dtype, "backend": be, "us": round(us, 2),

@@ -276,3 +276,25 @@ def test_digits_cuda_falls_back_where_it_does_not_apply(kind, case):
     assert torch.equal(y, y_auto)
     if M:
         assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@cuda_only
+@pytest.mark.parametrize("mode", ["tensor", "channel"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_digits_cuda_transposed_backward(kind, mode):
+    # grad_x through the forward op on the cached W^T (ops.linear_grad_x_transposed, PackedLinear's
+    # transposed_backward) runs on the digits kernels under the digits backend: the float64 reference within 2x the
+    # plain fp16 error (the default linear_grad_x's bound, tests/test_transposed_backward.py)
+    from test_wgmma import kernel_names
+    M, K, N = 3, 1000, 700
+    _, packed, s, u, _ = make_problem(kind, M, K, N, mode, dtype=torch.float16, device="cuda")
+    g = torch.randn(M, N, device="cuda", dtype=torch.float16)
+    wt = bitmm.ops.transpose_packed(packed, kind, K)
+    with bitmm.use_backend("digits"):
+        gx = bitmm.ops.linear_grad_x_transposed(kind, g, wt, s, u)
+        names = kernel_names(lambda: bitmm.ops.linear_grad_x_transposed(kind, g, wt, s, u))
+    assert any("x_digits_kernel" in n for n in names), names
+    ref = reference.linear_grad_x(kind, g.cpu(), packed.cpu(), s.cpu(), u.cpu(), K)
+    w16 = reference.dense_weight(kind, packed.cpu(), s.cpu(), u.cpu(), K).to(torch.float16)
+    plain = rel_err((g.cpu().float() @ w16.float()).to(torch.float16), ref)
+    assert gx.shape == (M, K) and rel_err(gx, ref) <= max(2 * plain, 1e-3)
