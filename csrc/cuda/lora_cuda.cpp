@@ -7,8 +7,8 @@
 //   one rounding to x's dtype).
 // fp16 / bf16 x on the tensor-core kernel: the xa @ lora_b^T term is fused
 // into that kernel's epilogue (fp32, one rounding; no second pass over y);
-// elsewhere (float32 / float64 x, the add/subtract or dense paths) the
-// composition above.
+// elsewhere (float32 / float64 x, the add/subtract or dense paths, and the
+// digits backend where it applies) the composition above.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
