@@ -24,6 +24,7 @@ compile() {  # $1: source file
 }
 export -f compile; export NVCC OBJDUMP SP TMP
 ls csrc/cuda/addsub_linear_*.cu csrc/cuda/grad_x.cu csrc/cuda/tc_linear_*.cu csrc/cuda/tc_grad_x_*.cu csrc/cuda/a8_linear.cu \
+  csrc/cuda/quant_absmax.cu \
   | xargs -P "${MAX_JOBS:-2}" -I{} bash -c 'compile {}'
 report() {  # $1: output, $2: title, rest: file stems
   local out=$1 title=$2; shift 2
@@ -41,5 +42,10 @@ report "bench/results/sass_report_sm90a_$COMMIT.txt" "SASS of the add/subtract k
 report "bench/results/sass_report_tc_sm90a_$COMMIT.txt" "SASS of the tensor-core kernels" \
   tc_linear_f16_ternary tc_linear_f16_int2 tc_linear_f16_binary tc_linear_bf16_ternary tc_linear_bf16_int2 \
   tc_linear_bf16_binary tc_grad_x_f16 tc_grad_x_bf16
-report "bench/results/sass_report_a8_sm90a_$COMMIT.txt" "SASS of the fused W2A8 kernel" a8_linear
+report "bench/results/sass_report_a8_sm90a_$COMMIT.txt" "SASS of the fused int8 kernel (W2A8, digits)" a8_linear quant_absmax
+# x_digits (quant_absmax.cu; no accumulation loop for sass_report.py): its global load / store widths and multiplications
+for f in $(grep "Function :" "$TMP/quant_absmax.sass" | awk '{print $3}' | grep x_digits); do
+  body=$(awk -v F="$f" '$0 ~ "Function : "F {x=1; next} /Function :/{x=0} x' "$TMP/quant_absmax.sass")
+  echo "== $f: $(grep -oE "(LDG|STG)[.A-Z0-9]*" <<< "$body" | sort | uniq -c | awk '{printf "%s %s, ", $2, $1}')$(grep -oE " (DMUL|FMUL|FFMA|DFMA)[.A-Z0-9]* " <<< "$body" | sort | uniq -c | awk '{printf "%s %s, ", $2, $1}')calls $(grep -c CALL <<< "$body")"
+done >> "bench/results/sass_report_a8_sm90a_$COMMIT.txt"
 rm -rf "$TMP"
