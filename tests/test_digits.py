@@ -332,3 +332,30 @@ def test_digits_cuda_lora_base_is_digits(kind):
     w16 = reference.dense_weight(kind, packed.cpu(), s.cpu(), u.cpu(), K).to(torch.float16)
     plain = (x.cpu().float() @ w16.float().T + b.cpu().float() + low.cpu().float()).to(torch.float16)
     assert rel_err(y, ref) <= max(2 * rel_err(plain, ref), 1e-3)
+
+
+@cuda_only
+def test_digits_auto_max_m_switch():
+    # BITMM_DIGITS_AUTO_MAX_M=2 (read once per process): auto takes the digits kernels at M <= 2 where they apply
+    # (bit for bit the digits backend's output), not at M = 3, nor for group-wise scales; without it auto never does
+    from helpers import run_in_child
+    code = """
+import torch, bitmm
+from bitmm import reference
+from helpers import make_problem
+from test_wgmma import kernel_names, profiler_sees_kernels
+def run(M, mode="channel", G=None):
+    x, p, s, u, b = make_problem("ternary", M, 512, 64, mode, G, dtype=torch.float16, device="cuda")
+    y = bitmm.linear("ternary", x, p, s, u, b)
+    names = kernel_names(lambda: bitmm.linear("ternary", x, p, s, u, b)) if profiler_sees_kernels() else None
+    return y, (x, p, s, u, b), names
+for M, want in ((1, True), (2, True), (3, False)):
+    y, args, names = run(M)
+    if names is not None:
+        assert any("x_digits_kernel" in n for n in names) == want, (M, names)
+    if want:
+        assert torch.equal(y.cpu(), reference.linear_digits("ternary", *[a.cpu() for a in args]))
+_, _, names = run(2, "group", 64)
+assert names is None or not any("x_digits_kernel" in n for n in names), names
+"""
+    run_in_child(code, BITMM_DIGITS_AUTO_MAX_M="2")

@@ -84,6 +84,7 @@ dprobe bf16 fp16,auto,digits 1,16 "--dtype bfloat16"
 # grad_x (issue 4's row: ternary per tensor 8192 x 28672 M = 1, 4x fp16 grad @ W; tensor-core grad_x 35.2 us, 3.53x):
 # through the forward op on the cached W^T (PackedLinear.transposed_backward), under auto and under digits
 dprobe bwd fp16,auto,t_auto,t_digits 1,4,16 "--direction backward"
+python3 bench/digits_rule.py "$OUT"/digits_rule.json "$OUT"/digits_bf16.json "$OUT"/digits_bwd.json > "$OUT/digits_table.txt" 2>&1
 [ $(left) -gt 120 ] && for c in digits_ternary_m1 digits_ternary_m16; do ncu_raw $c $c; done
 mark done
 fi

@@ -1,6 +1,7 @@
 // Torch glue for the CUDA backend: checks (shared helper), dtype / layout
 // preparation, and launches on the current stream of x's device.  No host
 // synchronisation on the linear paths (CUDA-graph capturable).
+#include <cstdlib>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -361,6 +362,16 @@ bool digits_params(const LinearProblem& p, at::ScalarType xt, int64_t wpr, cuda:
   return cuda::a8_linear_supported(ap, /*digits=*/true);
 }
 
+// `auto` takes the digits kernels up to this M where they apply: 0 (never) until they have been timed on a GPU
+// (bench/device_calls/next_a8_fused.sh PART=digits); BITMM_DIGITS_AUTO_MAX_M=n (read once) sets it, so the probe can
+// time auto with them before the rule is written here.
+constexpr int64_t kDigitsAutoMaxM = 0;
+int64_t digits_auto_max_m() {
+  static const int64_t v = std::getenv("BITMM_DIGITS_AUTO_MAX_M") ? cuda::env_int("BITMM_DIGITS_AUTO_MAX_M")
+                                                                  : kDigitsAutoMaxM;
+  return v;
+}
+
 // The digits backend's forward into y; false (nothing launched) where it does not apply (digits_params).
 bool linear_digits(const LinearProblem& p, const at::Tensor& x2, const at::Tensor& w, const at::Tensor& scale,
                    const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias, at::Tensor& y) {
@@ -413,7 +424,7 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   if (p.M == 0) return y.reshape(out_shape);
   const at::Tensor x2 = x.reshape({p.M, p.K}).contiguous();
   const at::Tensor w = aligned_packed(packed_w);
-  if (current_backend() == Backend::kDigits) {
+  if (current_backend() == Backend::kDigits || (current_backend() == Backend::kAuto && p.M <= digits_auto_max_m())) {
     // (with LoRA: the fused LoRA epilogue is the tensor-core kernel's, so where digits applies the caller composes
     // digits + the low-rank term instead, and the base term is the same with or without LoRA)
     cuda::A8Params probe;
