@@ -75,7 +75,7 @@ dprobe() {  # $1: label, $2: backends, $3: M list, $4: extra decode_probe argume
     --ms "$3" --groups none --backends "$2" ${4:-} --out "$OUT/digits_$1.json" 2>&1 | grep " us" | sed "s/^/$1 /" >> "$OUT/digits.txt"
   mark "digits $1"
 }
-dprobe rule fp16,auto,digits 1,2,4,8,16,32,64
+dprobe rule fp16,auto,digits 1,2,4,8,16,64
 BITMM_A8_CFG=1 dprobe cfg1 digits 1,4,16
 BITMM_A8_CFG=2 dprobe cfg2 digits 1,4,16
 BITMM_A8_CFG=3 dprobe cfg3 digits 1,4,16
@@ -83,7 +83,8 @@ BITMM_A8_PDL=0 dprobe nopdl digits 1,16
 dprobe bf16 fp16,auto,digits 1,16 "--dtype bfloat16"
 # grad_x (issue 4's row: ternary per tensor 8192 x 28672 M = 1, 4x fp16 grad @ W; tensor-core grad_x 35.2 us, 3.53x):
 # through the forward op on the cached W^T (PackedLinear.transposed_backward), under auto and under digits
-dprobe bwd fp16,auto,t_auto,t_digits 1,4,16 "--direction backward"
+# (argparse keeps the last --shapes / --kinds: the 4th argument narrows the probe)
+dprobe bwd fp16,auto,t_auto,t_digits 1,4,16 "--direction backward --shapes 8192x28672,28672x8192 --kinds ternary,binary"
 python3 bench/digits_rule.py "$OUT"/digits_rule.json "$OUT"/digits_bf16.json "$OUT"/digits_bwd.json > "$OUT/digits_table.txt" 2>&1
 [ $(left) -gt 120 ] && for c in digits_ternary_m1 digits_ternary_m16; do ncu_raw $c $c; done
 mark done
