@@ -343,6 +343,28 @@ at::Tensor dense_linear(const cuda::LinearParams& lp, const LinearProblem& p, co
   return y;
 }
 
+// The fused int8 kernel's scale / offset / bias (a8_linear.cu; linear_a8 and the digits backend): in their own
+// dtypes, the kernel converting each as it reads it (no conversion kernels); () / (N,) / (N, 1) scale and offset.  The
+// returned tensors hold the memory ap points to until the launch.
+struct A8ScaleTensors {
+  at::Tensor s, u, b;
+};
+A8ScaleTensors set_a8_scales(cuda::A8Params& ap, const at::Tensor& scale, const std::optional<at::Tensor>& offset,
+                             const std::optional<at::Tensor>& bias) {
+  A8ScaleTensors t{scale.reshape({-1}).contiguous(),
+                   offset.has_value() ? offset->reshape({-1}).contiguous() : at::Tensor(),
+                   bias.has_value() ? bias->contiguous() : at::Tensor()};
+  ap.s = t.s.data_ptr();
+  ap.s_dt = dtype_of(t.s.scalar_type());
+  ap.s_stride = t.s.numel() == 1 ? 0 : 1;
+  ap.u = t.u.defined() ? t.u.data_ptr() : nullptr;
+  ap.u_dt = t.u.defined() ? dtype_of(t.u.scalar_type()) : cuda::DType::kFloat;
+  ap.u_stride = t.u.defined() && t.u.numel() != 1 ? 1 : 0;
+  ap.b = t.b.defined() ? t.b.data_ptr() : nullptr;
+  ap.b_dt = t.b.defined() ? dtype_of(t.b.scalar_type()) : cuda::DType::kFloat;
+  return t;
+}
+
 // The digits backend (Backend::kDigits; cuda/a8_fragments.h kDigits): each row of x as a 30-bit fixed point in four
 // int8 digits (quant_absmax.cu x_digits), then the fused int8 kernel (a8_linear.cu) on the 4 M digit rows with its
 // float64 digits epilogue, into y (M, N).  It applies to fp16 / bf16 x with per tensor / per channel scale and offset,
@@ -383,21 +405,10 @@ bool linear_digits(const LinearProblem& p, const at::Tensor& x2, const at::Tenso
   check_cuda(cuda::launch_x_digits(x2.data_ptr(), dtype_of(x2.scalar_type()), p.M, p.K, xd.data_ptr<int8_t>(),
                                    xe.data_ptr<int>(), stream),
              "linear (digits of x)", p);
-  // scale / offset / bias in their own dtypes (the kernel converts each as it reads it)
-  const at::Tensor sv = scale.reshape({-1}).contiguous();
-  const at::Tensor uv = offset.has_value() ? offset->reshape({-1}).contiguous() : at::Tensor();
-  const at::Tensor bv = bias.has_value() ? bias->contiguous() : at::Tensor();
+  const A8ScaleTensors held = set_a8_scales(ap, scale, offset, bias);
   ap.xq = xd.data_ptr<int8_t>();
   ap.xe = xe.data_ptr<int>();
   ap.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
-  ap.s = sv.data_ptr();
-  ap.s_dt = dtype_of(sv.scalar_type());
-  ap.s_stride = sv.numel() == 1 ? 0 : 1;
-  ap.u = uv.defined() ? uv.data_ptr() : nullptr;
-  ap.u_dt = uv.defined() ? dtype_of(uv.scalar_type()) : cuda::DType::kFloat;
-  ap.u_stride = uv.defined() && uv.numel() != 1 ? 1 : 0;
-  ap.b = bv.defined() ? bv.data_ptr() : nullptr;
-  ap.b_dt = bv.defined() ? dtype_of(bv.scalar_type()) : cuda::DType::kFloat;
   ap.y = y.data_ptr();
   ap.x_vec = p.K % 16 == 0;  // (xd is a fresh allocation: aligned)
   check_cuda(cuda::launch_a8_linear(ap, stream), "linear (digits)", p);
@@ -623,26 +634,15 @@ at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const a
   if (!enabled || p.M < 1 || p.M > cuda::kA8MaxM || out_dtype == at::kDouble) return at::Tensor();
   const at::Tensor xq2 = xq.reshape({p.M, p.K}).contiguous();
   const at::Tensor xs = x_scale.to(at::kFloat).reshape({p.M}).contiguous();
-  // scale / offset / bias in their own dtypes (the kernel converts each as it reads it: no conversion kernels)
-  const at::Tensor sv = s.reshape({-1}).contiguous();
-  const at::Tensor uv = u.has_value() ? u->reshape({-1}).contiguous() : at::Tensor();
-  const at::Tensor bv = b.has_value() ? b->contiguous() : at::Tensor();
   const at::Tensor w = aligned_packed(packed_w);  // (16-byte weight loads)
   std::vector<int64_t> out_shape(xq.sizes().begin(), xq.sizes().end());
   out_shape.back() = p.N;
   at::Tensor y = at::empty(out_shape, xq.options().dtype(out_dtype));
   cuda::A8Params ap{};
+  const A8ScaleTensors held = set_a8_scales(ap, s, u, b);
   ap.xq = xq2.data_ptr<int8_t>();
   ap.xs = xs.data_ptr<float>();
   ap.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
-  ap.s = sv.data_ptr();
-  ap.s_dt = dtype_of(sv.scalar_type());
-  ap.s_stride = sv.numel() == 1 ? 0 : 1;
-  ap.u = uv.defined() ? uv.data_ptr() : nullptr;
-  ap.u_dt = uv.defined() ? dtype_of(uv.scalar_type()) : cuda::DType::kFloat;
-  ap.u_stride = uv.defined() && uv.numel() != 1 ? 1 : 0;
-  ap.b = bv.defined() ? bv.data_ptr() : nullptr;
-  ap.b_dt = bv.defined() ? dtype_of(bv.scalar_type()) : cuda::DType::kFloat;
   ap.y = y.data_ptr();
   ap.M = p.M;
   ap.N = p.N;

@@ -17,6 +17,19 @@ constexpr int kQuantThreads = 256;
 // torch.amax propagates NaN; fmaxf would drop it
 __device__ __forceinline__ float nan_max(float a, float b) { return (a != a || a > b) ? a : b; }
 
+// nan_max over the CTA's kThreads threads (every thread gets it); part: kThreads / 32 floats of shared memory
+template <int kThreads>
+__device__ __forceinline__ float block_nan_max(float v, float* part) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = nan_max(__shfl_xor_sync(0xffffffffu, v, o), v);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = part[0];
+#pragma unroll
+  for (int w = 1; w < kThreads / 32; ++w) v = nan_max(part[w], v);
+  return v;
+}
+
 // One CTA per row of K elements.  kFake: write xq * x_scale in T (absmax_int8_fake) instead of xq and x_scale.
 template <typename T, bool kFake>
 __global__ void __launch_bounds__(kQuantThreads)
@@ -35,13 +48,7 @@ absmax_int8_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict_
   // (unrolled: several loads in flight per thread; at M = 1 this one CTA is the whole kernel)
 #pragma unroll 4
   for (int64_t k = threadIdx.x; k < K; k += kQuantThreads) amax = nan_max(fabsf(to_float<T>(xr[k])), amax);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = nan_max(__shfl_xor_sync(0xffffffffu, amax, o), amax);
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = amax;
-  __syncthreads();
-  amax = part[0];
-#pragma unroll
-  for (int w = 1; w < kQuantThreads / 32; ++w) amax = nan_max(part[w], amax);
+  amax = block_nan_max<kQuantThreads>(amax, part);
   const float a = (amax != amax || amax >= 1e-5f) ? amax : 1e-5f;  // clamp(min=1e-5), NaN kept
   const float s = __fmul_rn(__frcp_rn(a), 127.0f);                  // Python's 127.0 / a: a.reciprocal() * 127
   const float inv = __frcp_rn(s);                                   // x_scale = 1.0 / s = s.reciprocal()
@@ -129,13 +136,7 @@ x_digits_kernel(const T* __restrict__ x, const int64_t K, int8_t* __restrict__ x
 #pragma unroll 4
     for (int64_t k = threadIdx.x; k < K; k += kDigitThreads) amax = nan_max(fabsf(to_float<T>(xr[k])), amax);
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = nan_max(__shfl_xor_sync(0xffffffffu, amax, o), amax);
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = amax;
-  __syncthreads();
-  amax = part[0];
-#pragma unroll
-  for (int w = 1; w < kDigitThreads / 32; ++w) amax = nan_max(part[w], amax);
+  amax = block_nan_max<kDigitThreads>(amax, part);
   const int e = a8::digits_exponent(amax);
   if constexpr (kVec) {
     auto store = [&](int64_t i, const uint4& v) {
