@@ -9,6 +9,9 @@
 // row sums; the warps' int32 partial sums meet in shared memory and the CTA's threads write y.  Three configurations
 // (a8_config): 4 warps on one row tile (many CTAs: narrow N), 8 warps on 4 or on 8 row tiles (x staged 4x / 8x
 // less often).
+// The digits backend (p.xe set; linear_cuda.cpp linear_digits) runs the same kernel on fp16 / bf16 x written as four
+// int8 digit rows per row (a8_fragments.h kDigits): chunks of x rows in fours, and an epilogue that combines each
+// row's four digit sums exactly (int64) and scales in float64 (a8::epilogue_digits).
 #include <climits>
 
 #include "a8_fragments.h"
