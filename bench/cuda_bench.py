@@ -90,14 +90,14 @@ def bench_case(kind, K, N, M, G, direction, copy_tbps, backend="auto"):
     if direction == "forward":
         x = torch.randn(M, K, device="cuda", dtype=torch.float16)
         calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
-    elif backend == "transposed":  # grad_x on the cached W^T (PackedLinear.transposed_backward), auto dispatch
+    elif backend in ("transposed", "transposed_digits"):  # grad_x on the cached W^T (PackedLinear.transposed_backward)
         g = torch.randn(M, N, device="cuda", dtype=torch.float16)
         ws = [(bitmm.ops.transpose_packed(p, kind, K), s, u) for p, s, u in ws]
         calls = [lambda p=p, s=s, u=u: bitmm.ops.linear_grad_x_transposed(kind, g, p, s, u) for p, s, u in ws]
     else:
         g = torch.randn(M, N, device="cuda", dtype=torch.float16)
         calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(g, p, s, u, kind, K) for p, s, u in ws]
-    with bitmm.use_backend("auto" if backend == "transposed" else backend):
+    with bitmm.use_backend({"transposed": "auto", "transposed_digits": "digits"}.get(backend, backend)):
         us = cuda_time_us(calls, replays=10 if M >= 1024 else 20)
     del ws, calls
     torch.cuda.empty_cache()
@@ -136,7 +136,7 @@ def main() -> None:
                     help="quick cases, plus the dense path at large M, the backward sweep and LoRA")
     ap.add_argument("--lora", action="store_true", help="with --quick: also the fused LoRA overhead cases")
     ap.add_argument("--backends", default=None,
-                    help="comma-separated subset of forward backends to time (addsub,tensorcore,dense)")
+                    help="comma-separated subset of forward backends to time (addsub,tensorcore,dense,digits)")
     ap.add_argument("--backward-only", action="store_true", help="with --final: only the backward cases")
     ap.add_argument("--grouped-only", action="store_true", help="only the group-wise cases")
     ap.add_argument("--ms", default=None, help="comma-separated subset of M to keep (e.g. 1,4,16)")
@@ -161,8 +161,9 @@ def main() -> None:
         for kind, G in KINDS:
             for K, N in SHAPES:
                 for M in MS:
-                    for be in ("addsub", "tensorcore", "dense"):
-                        if (be == "addsub" and M > ADDSUB_MAX_M) or (be == "dense" and M < 16):
+                    for be in ("addsub", "tensorcore", "dense", "digits"):
+                        if (be == "addsub" and M > ADDSUB_MAX_M) or (be == "dense" and M < 16) or \
+                                (be == "digits" and (M > 64 or G is not None)):  # (where the digits backend applies)
                             continue
                         cases.append(((kind, K, N, M, G), "forward", be))
     if args.final:  # the wgmma kernel where auto now takes it (M >= 128) and at M = 16, 64
@@ -197,7 +198,8 @@ def main() -> None:
                                  [(k, 8192, 28672, M, 64) for k in ("int2", "binary") for M in (1, 4)]
                                  if not args.quick else [])
     # (the transposed backward takes per-tensor / per-channel scales only)
-    cases += [(c, "backward", be) for c in bw for be in ("auto", "transposed") if be == "auto" or c[4] is None]
+    cases += [(c, "backward", be) for c in bw for be in ("auto", "transposed", "transposed_digits")
+              if be == "auto" or c[4] is None and (be == "transposed" or c[3] <= 64)]
     # The add/subtract grad_x kernel (what auto ran before the tensor-core one) and the forced
     # tensor-core kernel past auto's M <= 32 (the dense crossover).
     cases += [(c, "backward", "addsub") for c in bw if c[3] == 1]

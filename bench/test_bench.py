@@ -37,7 +37,7 @@ CASES = [(d, K, N, M, dt) for d in DEVICES for (K, N) in SHAPES[d] for M in MS[d
 KIND_G = [("ternary", None), ("int2", 64), ("binary", 64)]
 # CUDA kernel families (bitmm.set_backend); the CPU has one
 # ("prepacked": the CPU op reading cpu_prepack's layout, what PackedLinear runs on the CPU)
-BACKENDS = {"cpu": ["auto", "prepacked"], "cuda": ["auto", "addsub", "tensorcore", "dense"]}
+BACKENDS = {"cpu": ["auto", "prepacked"], "cuda": ["auto", "addsub", "tensorcore", "dense", "digits"]}
 FWD_CASES = [(*c, be) for c in CASES for be in BACKENDS[c[0]]]
 
 
@@ -113,6 +113,8 @@ def test_bitmm_forward(benchmark, device, K, N, M, dtype, backend, kind, G):
         pytest.skip("the tensor-core kernel takes fp16 / bf16 x")
     if backend == "tensorcore" and M >= 1024:
         pytest.skip("auto takes the dense path here; the mma.sync kernel is ~0.2x fp16 (bench/results sweeps)")
+    if backend == "digits" and (dtype == "float32" or G is not None or M > 64):
+        pytest.skip("the digits backend takes fp16 / bf16 x, per tensor / per channel scales, M <= 64")
     benchmark.group = _group(device, K, N, M, dtype)
     dtype = getattr(torch, dtype)
     lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
@@ -138,7 +140,7 @@ def test_bitmm_forward(benchmark, device, K, N, M, dtype, backend, kind, G):
 # (there is no tensor-core grad_x kernel), one kernel on the CPU; "transposed": the forward op on
 # the cached W^T (PackedLinear.transposed_backward; per-tensor / per-channel scales only; on CPU
 # through W^T's lookup layout).
-BWD_BACKENDS = {"cpu": ["auto", "transposed"], "cuda": ["auto", "addsub", "dense", "transposed"]}
+BWD_BACKENDS = {"cpu": ["auto", "transposed"], "cuda": ["auto", "addsub", "dense", "transposed", "transposed_digits"]}
 BWD_CASES = [(*c, be) for c in CASES if c[3] in (1, 16, 1024) for be in BWD_BACKENDS[c[0]]]
 
 
@@ -147,8 +149,10 @@ BWD_CASES = [(*c, be) for c in CASES if c[3] in (1, 16, 1024) for be in BWD_BACK
 def test_bitmm_backward(benchmark, device, K, N, M, dtype, backend, kind, G):
     if backend == "addsub" and M > 64:
         pytest.skip("the add/subtract kernel's cost grows linearly with M")
-    if backend == "transposed" and G is not None:
+    if backend.startswith("transposed") and G is not None:
         pytest.skip("the transposed backward takes per-tensor / per-channel scales")
+    if backend == "transposed_digits" and (dtype == "float32" or M > 64):
+        pytest.skip("the digits backend takes fp16 / bf16 x, M <= 64")
     benchmark.group = _group(device, K, N, M, dtype) + " backward"
     dtype = getattr(torch, dtype)
     lo, hi = {"ternary": (-1, 2), "binary": (0, 2), "int2": (0, 4)}[kind]
@@ -159,13 +163,13 @@ def test_bitmm_backward(benchmark, device, K, N, M, dtype, backend, kind, G):
         p = pack(torch.randint(lo, hi, (N, K), device=device, dtype=torch.int8))
         s = torch.tensor(0.02, device=device) if G is None else torch.rand(N, K // G, device=device, dtype=dtype)
         u = None if G is None else torch.randn(N, K // G, device=device, dtype=dtype)
-        if backend == "transposed":
+        if backend.startswith("transposed"):
             wt = bitmm.ops.transpose_packed(p, kind, K)
             pre = bitmm.ops.cpu_prepack(wt, kind, N) if device == "cpu" else None
             fns.append(lambda wt=wt, pre=pre, s=s, u=u: bitmm.ops.linear_grad_x_transposed(kind, g, wt, s, u, pre))
         else:
             fns.append(lambda p=p, s=s, u=u: bitmm.linear_grad_x(g, p, s, u, kind, K))
-    with bitmm.use_backend("auto" if backend == "transposed" else backend):
+    with bitmm.use_backend({"transposed": "auto", "transposed_digits": "digits"}.get(backend, backend)):
         _run(benchmark, fns, device, M)
 
 
