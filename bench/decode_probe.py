@@ -105,6 +105,8 @@ def main() -> None:
                 print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
         del ws
         torch.cuda.empty_cache()
+        # (written after every weight set, so a probe cut short by its call's time limit keeps what it measured)
+        write_results(args.out, torch.cuda.get_device_name(), records)
     write_results(args.out, torch.cuda.get_device_name(), records)
 
 
