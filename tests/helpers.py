@@ -216,3 +216,30 @@ def compile_host_program(directory, source: str):
     exe = d / "main"
     subprocess.run([HOST_CXX, "-std=c++17", "-O1", f"-I{root}", str(d / "main.cpp"), "-o", str(exe)], check=True)
     return exe
+
+
+# ---- rows of x for the digits backend's tests (tests/test_digits.py, tests/test_a8_emulation.py) ------------------
+def digits_hard_rows(M: int, K: int, dtype, seed: int = 0) -> torch.Tensor:
+    """Random rows, plus the cases the digits exist for: row 1 an outlier (the rest of the row 2^11-2^13 below it),
+    row 2 tiny values (fp16 subnormals among them), row 3 zero (e = 0, every digit 0), row 4 two magnitudes 2^12
+    apart."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(M, K, generator=g)
+    if M > 1:
+        x[1, K // 3] = 3000.0
+    if M > 2:
+        x[2] *= 1e-4
+    if M > 3:
+        x[3] = 0.0
+    if M > 4:
+        x[4, ::2] *= 2.0 ** -12
+    return x.to(dtype)
+
+
+def digits_tie_row(dtype, K: int) -> torch.Tensor:
+    """A float32 row whose digits meet round-half-to-even ties: with max 2^6 (fp16, e = -23) the subnormals 3, 5 x
+    2^-24 are 1.5, 2.5 x 2^e; with max 2^40 (bf16, e = 11) 3072, 5120 are (both round to 2)."""
+    unit = 2.0 ** -24 if dtype == torch.float16 else 2.0 ** 10
+    tie = torch.tensor([3.0, 5.0, -3.0, -5.0, 7.0]).repeat(K // 5 + 1)[:K] * unit
+    tie[0] = 2.0 ** 6 if dtype == torch.float16 else 2.0 ** 40
+    return tie

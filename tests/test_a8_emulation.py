@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import bitmm
-from helpers import PACKERS, random_values
+from helpers import PACKERS, digits_hard_rows, random_values
 
 ROOT = Path(__file__).resolve().parents[1]
 CXX = shutil.which("g++") or shutil.which("c++")
@@ -169,21 +169,6 @@ def test_a8_launch_rules_table(rules_exe):
 
 
 # ---- the digits backend (bitmm.set_backend("digits")): fp16 / bf16 x as four int8 digit rows per row ----------------
-def digits_x(Mx, K, dtype, seed):
-    # random rows, and the cases the digits exist for: an outlier, a row of tiny values, a zero row, mixed scales
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(Mx, K, generator=g)
-    if Mx > 1:
-        x[1, K // 3] = 3000.0      # an outlier: the rest of row 1 sits 2^11-2^13 below it
-    if Mx > 2:
-        x[2] *= 1e-4               # small values (fp16 subnormals among them)
-    if Mx > 3:
-        x[3] = 0.0                 # e = 0, every digit 0
-    if Mx > 4:
-        x[4, ::2] *= 2.0 ** -12    # half the row far below the other half
-    return x.to(dtype)
-
-
 @pytest.mark.parametrize("cfg", [(4, 4), (8, 2), (8, 1)], ids=["4warps_ks4", "8warps_ks2", "8warps_ks1"])
 @pytest.mark.parametrize("Mx,chunk_rows", [(1, 16), (2, 16), (3, 16), (4, 16), (5, 16), (9, 16), (5, 8), (3, 4),
                                            (16, 16)])
@@ -197,7 +182,7 @@ def test_digits_emulated_kernel_matches_reference(emulator, tmp_path, kind, Mx, 
     v = random_values(kind, N, K, "cpu")
     packed = PACKERS[kind](v)
     codes = v.long() + (1 if kind == "ternary" else 0)
-    x = digits_x(Mx, K, torch.float16 if Mx % 2 else torch.bfloat16, Mx + K)
+    x = digits_hard_rows(Mx, K, torch.float16 if Mx % 2 else torch.bfloat16, Mx + K)
     digits, e = reference.x_digits(x)
     xq = digits.reshape(4 * Mx, K)
     s, u, b = torch.rand(N) + 0.1, torch.randn(N) * 0.1, torch.randn(N)
@@ -273,14 +258,11 @@ def test_digits_of_matches_reference(digits_exe, dtype):
     # bitmm.reference.x_digits, on the hard rows, NaN / Inf rows, ties (x 2^-e = k + 1/2) and bf16's extreme exponents
     from bitmm import reference
     K = 301
-    x = digits_x(7, K, torch.float32, 5)
+    x = digits_hard_rows(7, K, torch.float32, 5)
     x[5, 3] = float("nan")
     x[6, 0] = float("-inf")
-    # ties: with max 2^6 (fp16, e = -23) the subnormals 3, 5 x 2^-24 are 1.5, 2.5 x 2^e; with max 2^40 (bf16, e = 11)
-    # 3072, 5120 are; round half to even gives 2, 2
-    unit = 2.0 ** -24 if dtype == torch.float16 else 2.0 ** 10
-    tie = torch.tensor([3.0, 5.0, -3.0, -5.0, 7.0]).repeat(K // 5 + 1)[:K] * unit
-    tie[0] = 2.0 ** 6 if dtype == torch.float16 else 2.0 ** 40
+    from helpers import digits_tie_row
+    tie = digits_tie_row(dtype, K)  # (round-half-to-even ties)
     x = torch.cat([x, tie.unsqueeze(0), -tie.unsqueeze(0)]).to(dtype)
     assert (x[7, 1:].float() == tie[1:]).all()
     if dtype == torch.bfloat16:

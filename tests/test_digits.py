@@ -11,26 +11,11 @@ import torch
 
 import bitmm
 from bitmm import reference
-from helpers import (KINDS, PACKERS, assert_close_to_reference, check_deterministic_and_graph, make_problem,
-                     poison_cuda_allocator, random_values, rel_err)
+from helpers import (KINDS, PACKERS, assert_close_to_reference, check_deterministic_and_graph, digits_hard_rows,
+                     digits_tie_row, make_problem, poison_cuda_allocator, random_values, rel_err)
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DTYPES = [torch.float16, torch.bfloat16]
-
-
-def rows_with_hard_cases(M, K, dtype, seed=0):
-    """Random rows, plus an outlier row, a row of tiny values, a zero row and a row of two magnitudes 2^12 apart."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(M, K, generator=g)
-    if M > 1:
-        x[1, K // 3] = 3000.0
-    if M > 2:
-        x[2] *= 1e-4
-    if M > 3:
-        x[3] = 0.0
-    if M > 4:
-        x[4, ::2] *= 2.0 ** -12
-    return x.to(dtype)
 
 
 def reassemble(digits, e):
@@ -40,7 +25,7 @@ def reassemble(digits, e):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_digits_represent_rows(dtype):
-    x = rows_with_hard_cases(6, 999, dtype)
+    x = digits_hard_rows(6, 999, dtype)
     digits, e = reference.x_digits(x)
     assert digits.dtype == torch.int8 and digits.shape == (6, 4, 999) and e.dtype == torch.int32
     assert (digits[:, 3].abs() <= 64).all()  # the kernel's int32 bound takes |digit| <= 128
@@ -73,7 +58,7 @@ def test_digits_as_accurate_as_rounding_the_exact_result(kind, mode, offset, dty
     # The digits' only errors are the float64 epilogue's and the final rounding: normwise as close to the float64
     # reference as that reference rounded to x's dtype, with the hard rows (outliers, tiny values) included.
     M, K, N = 6, 4099, 257
-    x = rows_with_hard_cases(M, K, dtype, seed=K)
+    x = digits_hard_rows(M, K, dtype, seed=K)
     _, packed, s, u, b = make_problem(kind, M, K, N, mode, dtype=dtype, offset=offset)
     y = reference.linear_digits(kind, x, packed, s, u, b)
     ref = reference.linear(kind, x, packed, s, u, b)
@@ -97,7 +82,7 @@ DIGITS_M = [1, 2, 3, 4, 5, 16, 17, 64]  # digit rows 4 .. 256: one / two B tiles
 @pytest.mark.parametrize("K,N", [(300, 37), (4099, 70), (1024, 45), (12288, 33)])
 @pytest.mark.parametrize("kind", KINDS)
 def test_digits_cuda_matches_reference_bits(kind, K, N, mode, offset, sdtype, dtype, M):
-    x = rows_with_hard_cases(M, K, dtype, seed=M * K).cuda()
+    x = digits_hard_rows(M, K, dtype, seed=M * K).cuda()
     _, packed, s, u, b = make_problem(kind, M, K, N, mode, dtype=dtype, offset=offset, device="cuda")
     if sdtype != "x":
         s, u, b = s.to(sdtype), None if u is None else u.to(sdtype), b.to(sdtype)
@@ -180,9 +165,7 @@ def test_digits_cuda_cancellation(kind):
 def extreme_rows(dtype, K):
     """The element functions' hard cases as rows of x: ties (x 2^-e = k + 1/2 with round half to even), subnormals,
     bf16's largest and smallest exponents, a zero row, and the test above's cancelling row."""
-    unit = 2.0 ** -24 if dtype == torch.float16 else 2.0 ** 10
-    tie = torch.tensor([3.0, 5.0, -3.0, -5.0, 7.0]).repeat(K // 5 + 1)[:K] * unit
-    tie[0] = 2.0 ** 6 if dtype == torch.float16 else 2.0 ** 40
+    tie = digits_tie_row(dtype, K)
     rows = [tie, -tie, torch.zeros(K), torch.randn(K) * (2.0 ** -20 if dtype == torch.float16 else 2.0 ** -128)]
     if dtype == torch.bfloat16:
         rows.append(torch.randn(K) * 2.0 ** 120)
@@ -213,7 +196,7 @@ def test_digits_cuda_short_chunks_mixed_scales(kind):
     # digit rows past the shared memory: K = 20000, M = 3 (12 digit rows: chunks of 8 and 4), K = 30000, M = 5
     # (chunks of 4); per tensor scale with a per channel offset, no bias; bit for bit with the reference
     for M, K, N in ((3, 20000, 40), (5, 30000, 20)):
-        x = rows_with_hard_cases(M, K, torch.float16, seed=K).cuda()
+        x = digits_hard_rows(M, K, torch.float16, seed=K).cuda()
         packed = PACKERS[kind](random_values(kind, N, K, "cuda"))
         s = torch.tensor(0.3, device="cuda", dtype=torch.float16)
         u = torch.randn(N, device="cuda", dtype=torch.float16) * 0.1
@@ -229,7 +212,7 @@ def test_digits_sanitizer_cases(kind):
     # a few shapes for compute-sanitizer (next_a8_fused.sh): compared with the CPU reference only (no cuBLAS, which
     # racecheck kills): one and two B tiles, a partial last step, chunks of x rows, 16-byte paths and element paths
     for M, K, N in ((1, 300, 37), (3, 1024, 33), (5, 4099, 20), (17, 512, 24), (2, 20000, 16)):
-        x = rows_with_hard_cases(M, K, torch.bfloat16 if M % 2 else torch.float16, seed=M).cuda()
+        x = digits_hard_rows(M, K, torch.bfloat16 if M % 2 else torch.float16, seed=M).cuda()
         _, packed, s, u, b = make_problem(kind, M, K, N, "channel", dtype=x.dtype, device="cuda")
         with bitmm.use_backend("digits"):
             y = bitmm.linear(kind, x, packed, s, u, b)
