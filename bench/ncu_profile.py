@@ -41,6 +41,10 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     # W2A8 (bitmm.linear_a8 on x quantized once; run with BITMM_A8_FUSED=1 for the fused kernel, a8_linear.cu)
     ("a8_ternary_m1", "ternary", 8192, 28672, 1, None, "auto", "a8"),
     ("a8_binary_m1", "binary", 8192, 28672, 1, None, "auto", "a8"),
+    # session 28: the fused kernel at M = 4 on long K (88 us against 28 at M = 1: x staged whole per CTA, 4 x 28 KB)
+    # and at M = 16 (59 us against 26.5: 128 KB of x per CTA, one CTA per SM)
+    ("a8_ternary_m4_longk", "ternary", 28672, 8192, 4, None, "auto", "a8"),
+    ("a8_ternary_m16", "ternary", 8192, 28672, 16, None, "auto", "a8"),
     # the digits backend (fp16 x as four int8 digit rows per row on the fused int8 kernel, session 27): x_digits, then
     # a8_linear_kernel with its float64 digits epilogue
     ("digits_ternary_m1", "ternary", 8192, 28672, 1, None, "digits", "forward"),
