@@ -19,3 +19,5 @@ for c in a8_ternary_m1 a8_binary_m1 a8_ternary_m4_longk a8_ternary_m16 digits_te
   [ $(left) -gt 70 ] && BITMM_A8_FUSED=1 ncu_raw $c $c
 done
 mark done
+# (at most 8 files come back: the JSON and ncu pages in one archive)
+cd "$OUT" && tar czf s28_call3.tgz *.json ncu_*.txt && rm -f *.json ncu_*.txt
