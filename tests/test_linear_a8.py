@@ -16,9 +16,10 @@ from conftest import DEVICES
 from helpers import KINDS, PACKERS, random_values, rel_err
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-# the fused kernel (csrc/cuda/a8_linear.cu, M <= 256) runs only with BITMM_A8_FUSED=1 in the environment (read once per
-# process) until it has run on a GPU; bench/device_calls run this file with and without it
-A8_FUSED = os.environ.get("BITMM_A8_FUSED") == "1"
+# the fused kernel (csrc/cuda/a8_linear.cu) runs for M <= 4 by default, for M <= 256 with BITMM_A8_FUSED=1 and never
+# with BITMM_A8_FUSED=0 in the environment (read once per process); bench/device_calls run this file under each
+A8_FUSED_ENV = os.environ.get("BITMM_A8_FUSED")
+A8_FUSED = A8_FUSED_ENV == "1"
 # normwise bound: a few float32 roundings, then one of the output dtype
 OUT_TOL = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float64: 1e-12}
 
@@ -92,7 +93,8 @@ def test_linear_a8_close_to_the_float_path(kind, device):
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_linear_a8_cuda_equals_cpu_bitwise(kind):
-    # every CUDA route without BITMM_A8_FUSED (with it, M <= 256 takes the fused kernel): torch's int8 GEMM with the
+    # every CUDA route under BITMM_A8_FUSED=0 (by default M <= 4 takes the fused kernel, with =1 M <= 256): torch's
+    # int8 GEMM with the
     # fused epilogue (K, N multiples of 8; M > 16 and M <= 16, padded),
     # the floating fallback with the ATen epilogue (K or N not a multiple of 8), fp16 / bf16 / fp32 outputs
     # and every epilogue variant (per tensor / (N,) / (N, 1) scales, with and without offset and bias)
@@ -170,6 +172,18 @@ def test_linear_a8_fused_short_chunks(kind):
         y = bitmm.linear_a8(kind, xq, xs, packed, s, u, b, out_dtype=torch.float16)
         cpu = [t.cpu() for t in (xq, xs, packed, s, u, b)]
         assert torch.equal(y.cpu(), bitmm.linear_a8(kind, *cpu, out_dtype=torch.float16)), (K, N, M)
+
+
+@cuda_only
+def test_linear_a8_fused_kernel_is_taken_by_default():
+    # without BITMM_A8_FUSED: the fused kernel for M <= 4 (kA8FusedAutoMaxM), the unfused path from M = 5
+    if A8_FUSED_ENV is not None:
+        pytest.skip("BITMM_A8_FUSED is set")
+    from test_wgmma import kernel_names
+    for M, fused in ((1, True), (4, True), (5, False)):
+        v, packed, xq, xs, s, u, b = make_a8("int2", (M,), 1024, 64, "channel", True, True, "cuda")
+        names = kernel_names(lambda: bitmm.linear_a8("int2", xq, xs, packed, s, u, b))
+        assert any("a8_linear_kernel" in n for n in names) == fused, (M, names)
 
 
 @cuda_only

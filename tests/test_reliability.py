@@ -438,7 +438,7 @@ def test_cuda_index_math_past_2_31_packed_words(kind):
         assert torch.isfinite(gx).all()
         assert rel_err(gx, ref) < GRAD_TOL[dtype]
         del y, gx
-    if os.environ.get("BITMM_A8_FUSED") == "1":
+    if os.environ.get("BITMM_A8_FUSED") != "0":  # (M = 2: the fused kernel by default)
         # W2A8's fused kernel (its 64-bit row offsets; without the switch linear_a8 would unpack 34-69 GB of codes):
         # the sampled rows through the same op give the same bits (exact integer sums, one float32 epilogue)
         xq = torch.randint(-128, 128, (2, K), dtype=torch.int8, device="cuda")

@@ -317,8 +317,11 @@ cudaError_t plan_a8_linear(const A8Params& params, bool digits, A8Plan& plan) {
   // x rows per CTA: up to 16 (two B tiles), fewer where that many rows of x would not fit the shared memory
   const int64_t padded_k = ::bitmm::padded_k(params.K);
   const int unit = digits ? a8::kDigits : 1;  // (the digits of a row of x stay in one CTA)
-  plan.chunk_rows = params.planes == 2 ? a8::pick_chunk_rows<2>(params.M, padded_k, cfg.warps, optin, &plan.smem, unit)
-                                       : a8::pick_chunk_rows<1>(params.M, padded_k, cfg.warps, optin, &plan.smem, unit);
+  // BITMM_A8_CHUNK=n (probe override, read once): at most n rows of x per CTA (the rule's candidates below n)
+  static const int chunk_cap = env_int("BITMM_A8_CHUNK");
+  const int64_t rows_m = chunk_cap > 0 && chunk_cap < params.M ? chunk_cap : params.M;
+  plan.chunk_rows = params.planes == 2 ? a8::pick_chunk_rows<2>(rows_m, padded_k, cfg.warps, optin, &plan.smem, unit)
+                                       : a8::pick_chunk_rows<1>(rows_m, padded_k, cfg.warps, optin, &plan.smem, unit);
   if (plan.chunk_rows == 0) return cudaErrorNotSupported;
   const int64_t rows_per_cta = 16 * cfg.warps / cfg.ks;
   plan.ctas = (params.N + rows_per_cta - 1) / rows_per_cta * ((params.M + plan.chunk_rows - 1) / plan.chunk_rows);

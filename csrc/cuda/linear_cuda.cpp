@@ -624,14 +624,23 @@ at::Tensor a8_epilogue_cuda(const A8Sums& s, const at::Tensor& x_scale2, const a
   return y;
 }
 
-// linear_a8 in one kernel for M <= kA8MaxM (a8_linear.cu: the codes unpacked in registers for the int8 tensor cores,
-// the epilogue fused; the same bits as the unfused path).  Taken only with BITMM_A8_FUSED=1 (read once) until it
-// has run on a GPU; an undefined tensor where it does not apply (the unfused path then runs).
+// linear_a8 in one kernel for few rows (a8_linear.cu: the codes unpacked in registers for the int8 tensor cores, the
+// epilogue fused; the same bits as the unfused path): M <= kA8FusedAutoMaxM by default, M <= kA8MaxM with
+// BITMM_A8_FUSED=1, never with BITMM_A8_FUSED=0 (read once).  An undefined tensor where it does not apply (the
+// unfused path then runs).
+// kA8FusedAutoMaxM = 4 (H200, session 28): at M <= 4 the unfused path writes and reads back the whole W as int8
+// codes (4x the packed bytes) before its GEMM, more than the fused kernel's measured time on every probed shape
+// (bench/results/h200_s28_call2_a8_fused_aa5b314.txt: 3.2-88 us); past M = 4 the fused kernel stages whole rows of
+// x per CTA and slows down 2-10x on long K (NOTES "W2A8 fused kernel").
+constexpr int64_t kA8FusedAutoMaxM = 4;
 at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const at::Tensor& x_scale,
                            const at::Tensor& packed_w, const at::Tensor& s, const std::optional<at::Tensor>& u,
                            const std::optional<at::Tensor>& b, at::ScalarType out_dtype) {
-  static const bool enabled = cuda::env_int("BITMM_A8_FUSED") == 1;
-  if (!enabled || p.M < 1 || p.M > cuda::kA8MaxM || out_dtype == at::kDouble) return at::Tensor();
+  static const int64_t max_m = [] {
+    const char* e = std::getenv("BITMM_A8_FUSED");
+    return e == nullptr ? kA8FusedAutoMaxM : std::atoi(e) == 1 ? int64_t{cuda::kA8MaxM} : int64_t{0};
+  }();
+  if (p.M < 1 || p.M > max_m || out_dtype == at::kDouble) return at::Tensor();
   const at::Tensor xq2 = xq.reshape({p.M, p.K}).contiguous();
   const at::Tensor xs = x_scale.to(at::kFloat).reshape({p.M}).contiguous();
   const at::Tensor w = aligned_packed(packed_w);  // (16-byte weight loads)
