@@ -20,7 +20,7 @@ timeout 60 $T tests/test_linear_a8.py > /tmp/a8_default.txt 2>&1
 BITMM_A8_FUSED=0 timeout 60 $T tests/test_linear_a8.py > /tmp/a8_off.txt 2>&1
 { echo "a8 fused off: $(tail -1 /tmp/a8_off.txt)"; grep -E "^FAILED|^E  " /tmp/a8_off.txt | head; } >> "$OUT/log.txt"
 mark "a8 tests"
-BITMM_A8_FUSED=0 aprobe unfused fp16,a8op 1,4,16,64,256 90
+BITMM_A8_FUSED=0 aprobe unfused fp16,a8op 1,4,16,64,256,1024,4096 120
 for c in 1 2 3; do BITMM_A8_FUSED=1 BITMM_A8_CFG=$c aprobe cfg$c fp16,a8op,digits 1,4,16 40; done
 # fewer x rows per CTA (BITMM_A8_CHUNK: more CTAs per SM, the weights read once per chunk): a8op M = 16, digits M = 4
 for n in 8 4; do for c in 1 2 3; do BITMM_A8_FUSED=1 BITMM_A8_CFG=$c BITMM_A8_CHUNK=$n aprobe chunk${n}_cfg$c a8op,digits 4,16 30; done; done
