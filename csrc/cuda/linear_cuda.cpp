@@ -384,9 +384,10 @@ bool digits_params(const LinearProblem& p, at::ScalarType xt, int64_t wpr, cuda:
   return cuda::a8_linear_supported(ap, /*digits=*/true);
 }
 
-// `auto` takes the digits kernels up to this M where they apply: 0 (never) until they have been timed on a GPU
-// (bench/device_calls/next_a8_fused.sh PART=digits); BITMM_DIGITS_AUTO_MAX_M=n (read once) sets it, so the probe can
-// time auto with them before the rule is written here.
+// `auto` takes the digits kernels up to this M where they apply: 0 (never).  Timed on the H200 (session 28,
+// bench/results/h200_s28_call1_digits_aa5b314.txt) digits beat auto on 1 of 12 M = 1 cases (binary 8192 x 28672)
+// and none at M = 4-64: the fused kernel's 4 digit rows cost what 4 rows of W2A8 cost.  BITMM_DIGITS_AUTO_MAX_M=n
+// (read once) sets it, for probes.
 constexpr int64_t kDigitsAutoMaxM = 0;
 int64_t digits_auto_max_m() {
   static const int64_t v = std::getenv("BITMM_DIGITS_AUTO_MAX_M") ? cuda::env_int("BITMM_DIGITS_AUTO_MAX_M")
