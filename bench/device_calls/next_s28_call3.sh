@@ -4,7 +4,8 @@
 #  1. the unfused W2A8 path (torch's int8 GEMM on unpacked codes) at M = 1-256: the crossover for kA8MaxM;
 #  2. each CTA configuration of the fused kernel at M = 1 / 4 / 16, also with 8 / 4 x rows per CTA (BITMM_A8_CHUNK);
 #     digits and a8 with PDL off;
-#  3. ncu: a8 fused ternary / binary M = 1, ternary M = 4 on long K, M = 16; digits M = 1 (x_digits + the kernel).
+#  3. B: next_s28_stage4.patch (4 staging units per thread in flight) tested and timed;
+#  4. ncu (on B): a8 fused ternary / binary M = 1, ternary M = 4 on long K, M = 16; digits M = 1 (x_digits + the kernel).
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s28_call3.sh
 source "$(dirname "$0")/prelude.sh"
 left() { echo $(( 585 - ($(date +%s) - start) )); }
@@ -25,7 +26,12 @@ for c in 1 2 3; do BITMM_A8_FUSED=1 BITMM_A8_CFG=$c aprobe cfg$c fp16,a8op,digit
 # fewer x rows per CTA (BITMM_A8_CHUNK: more CTAs per SM, the weights read once per chunk): a8op M = 16, digits M = 4
 for n in 8 4; do for c in 1 2 3; do BITMM_A8_FUSED=1 BITMM_A8_CFG=$c BITMM_A8_CHUNK=$n aprobe chunk${n}_cfg$c a8op,digits 4,16 30; done; done
 BITMM_A8_FUSED=1 BITMM_A8_PDL=0 aprobe nopdl fp16,a8,digits 1,4 40
-for c in a8_ternary_m1 a8_binary_m1 a8_ternary_m4_longk a8_ternary_m16 digits_ternary_m1; do
+# B: 4 staging units per thread in flight instead of 2 (next_s28_stage4.patch; the prologue's round trips halved)
+apply_and_rebuild bench/device_calls/next_s28_stage4.patch stage4
+BITMM_A8_FUSED=1 timeout 60 $T tests/test_linear_a8.py -k "few_rows or fused" > /tmp/a8_b.txt 2>&1
+{ echo "stage4 tests: $(tail -1 /tmp/a8_b.txt)"; grep -E "^FAILED|^E  " /tmp/a8_b.txt | head; } >> "$OUT/log.txt"
+BITMM_A8_FUSED=1 aprobe stage4 fp16,a8op,digits 1,4,16 40
+for c in a8_ternary_m4_longk a8_ternary_m1 a8_ternary_m16 digits_ternary_m1 a8_binary_m1; do
   [ $(left) -gt 70 ] && BITMM_A8_FUSED=1 ncu_raw $c $c
 done
 mark done
