@@ -121,12 +121,10 @@ using namespace bitmm;
 int main() {  // per line of stdin: M N planes sms K smem_limit unit
   long long M, N, planes, sms, K, limit, unit;
   while (std::scanf("%lld %lld %lld %lld %lld %lld %lld", &M, &N, &planes, &sms, &K, &limit, &unit) == 7) {
-    const a8::Config c = a8::pick_config(M, N, (int)planes, (int)sms);
-    int64_t smem = 0;
     const long long pk = (K + 127) / 128 * 128;
-    const int rows = planes == 2 ? a8::pick_chunk_rows<2>(M, pk, c.warps, limit, &smem, (int)unit)
-                                 : a8::pick_chunk_rows<1>(M, pk, c.warps, limit, &smem, (int)unit);
-    std::printf("%d %d %d %lld\n", c.warps, c.ks, rows, (long long)smem);
+    const a8::Config c = planes == 2 ? a8::pick_config<2>(M, N, pk, (int)sms, limit, (int)unit)
+                                     : a8::pick_config<1>(M, N, pk, (int)sms, limit, (int)unit);
+    std::printf("%d %d %d %lld\n", c.warps, c.ks, c.chunk_rows, (long long)c.smem);
   }
 }
 """
@@ -140,21 +138,26 @@ def rules_exe(tmp_path_factory):
 
 
 def test_a8_launch_rules_table(rules_exe):
-    # (M, N, planes, SMs, K) -> (warps, K splits, x rows per CTA): the configuration rule as README / NOTES state it
-    cases = [((1, 28672, 2, 132, 8192), (4, 4, 1)),    # M = 1: the finest (x 1/4 of the weight bytes)
-             ((2, 28672, 1, 132, 8192), (8, 2, 2)),    # binary: half the weight bytes per row, coarser sooner
-             ((4, 28672, 2, 132, 8192), (8, 2, 4)),
-             ((16, 28672, 2, 132, 8192), (8, 2, 16)),  # 8 tiles would give 224 CTAs < 2 per SM
+    # (M, N, planes, SMs, K) -> (warps, K splits, x rows per CTA): the rule (a8_fragments.h pick_config) as README /
+    # NOTES state it; the measured H200 times (session 28 call 3, bench/results/h200_s28_call3_*) where probed
+    cases = [((1, 28672, 2, 132, 8192), (4, 4, 1)),    # M = 1: the finest (26.7 us; 8 tiles 29.5)
+             ((2, 28672, 2, 132, 8192), (4, 4, 2)),    # two-plane M = 2: x still within half the weight bytes
+             ((2, 28672, 1, 132, 8192), (8, 1, 2)),    # binary M = 2: by the cost, 8 tiles
+             ((4, 28672, 2, 132, 8192), (8, 1, 4)),    # 29.7 us (4 warps on one tile: 43.0)
+             ((16, 28672, 2, 132, 8192), (8, 1, 16)),  # 46.8 us (8 warps on 4 tiles, the rule before: 59.3)
              ((64, 28672, 2, 132, 8192), (8, 1, 16)),  # 4 chunks of x rows: 896 CTAs of 128 weight rows
-             ((16, 8192, 2, 132, 28672), (4, 4, 8)),   # narrow N: 512 CTAs of one tile; 8 rows of 28 KB fit exactly
-             ((1, 4096, 2, 132, 4096), (4, 4, 1)),     # 256 CTAs < 264: none gives two per SM, the finest
+             ((16, 8192, 2, 132, 8192), (8, 2, 16)),   # 15.3 us (one tile: 56.4, the rule before)
+             ((4, 8192, 2, 132, 28672), (8, 2, 4)),    # 37.3 us (one tile: 87.5, the rule before)
+             ((16, 8192, 2, 132, 28672), (8, 1, 4)),   # 16 rows of 28 KB do not fit; 115 us (one tile: 242)
+             ((16, 4096, 1, 132, 4096), (8, 2, 8)),    # binary: 5.4 us (one tile, 16 rows: 10.5)
+             ((1, 4096, 2, 132, 4096), (4, 4, 1)),
              ((256, 4096, 2, 132, 4096), (8, 1, 16)),  # 16 chunks
              ((12, 40, 2, 132, 20000), (4, 4, 8)),     # the GPU test's short chunks: 12 rows of 20 KB do not fit
              ((16, 20, 2, 132, 30000), (4, 4, 4)),
              ((2, 8, 1, 132, 240000), (4, 4, 0)),     # not one row of x fits: the launcher refuses (unfused path)
              # the digits backend (unit 4: rows of x as 4 digit rows each, never split over CTAs)
-             ((4, 28672, 2, 132, 8192, 4), (8, 2, 4)),    # M = 1 (as linear_a8 at M = 4)
-             ((12, 28672, 2, 132, 8192, 4), (8, 2, 12)),  # M = 3: one chunk of 12 rows
+             ((4, 28672, 2, 132, 8192, 4), (8, 1, 4)),    # M = 1 (as linear_a8 at M = 4)
+             ((12, 28672, 2, 132, 8192, 4), (8, 1, 12)),  # M = 3: one chunk of 12 rows
              ((16, 40, 2, 132, 50000, 4), (4, 4, 4)),     # 8 rows of 50 KB do not fit, 4 do
              ((16, 40, 2, 132, 60000, 4), (4, 4, 0)),     # not even 4: refused (2 rows of 60 KB would fit:)
              ((16, 40, 2, 132, 60000, 1), (4, 4, 2))]
@@ -165,7 +168,7 @@ def test_a8_launch_rules_table(rules_exe):
     assert got == [e for _, e in cases]
     for line, (_, want) in zip([x for x in out if x], cases):
         smem = int(line.split()[3])
-        assert (0 < smem <= H200_OPTIN) if want[2] else smem > H200_OPTIN
+        assert (0 < smem <= H200_OPTIN) if want[2] else smem == 0  # (refused: nothing fits)
 
 
 # ---- the digits backend (bitmm.set_backend("digits")): fp16 / bf16 x as four int8 digit rows per row ----------------

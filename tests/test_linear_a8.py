@@ -16,7 +16,7 @@ from conftest import DEVICES
 from helpers import KINDS, PACKERS, random_values, rel_err
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-# the fused kernel (csrc/cuda/a8_linear.cu) runs for M <= 4 by default, for M <= 256 with BITMM_A8_FUSED=1 and never
+# the fused kernel (csrc/cuda/a8_linear.cu) runs for M <= 64 by default, for M <= 256 with BITMM_A8_FUSED=1 and never
 # with BITMM_A8_FUSED=0 in the environment (read once per process); bench/device_calls run this file under each
 A8_FUSED_ENV = os.environ.get("BITMM_A8_FUSED")
 A8_FUSED = A8_FUSED_ENV == "1"
@@ -93,7 +93,7 @@ def test_linear_a8_close_to_the_float_path(kind, device):
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_linear_a8_cuda_equals_cpu_bitwise(kind):
-    # every CUDA route under BITMM_A8_FUSED=0 (by default M <= 4 takes the fused kernel, with =1 M <= 256): torch's
+    # every CUDA route under BITMM_A8_FUSED=0 (by default M <= 64 takes the fused kernel, with =1 M <= 256): torch's
     # int8 GEMM with the
     # fused epilogue (K, N multiples of 8; M > 16 and M <= 16, padded),
     # the floating fallback with the ATen epilogue (K or N not a multiple of 8), fp16 / bf16 / fp32 outputs
@@ -176,11 +176,11 @@ def test_linear_a8_fused_short_chunks(kind):
 
 @cuda_only
 def test_linear_a8_fused_kernel_is_taken_by_default():
-    # without BITMM_A8_FUSED: the fused kernel for M <= 4 (kA8FusedAutoMaxM), the unfused path from M = 5
+    # without BITMM_A8_FUSED: the fused kernel for M <= 64 (kA8FusedAutoMaxM), the unfused path from M = 65
     if A8_FUSED_ENV is not None:
         pytest.skip("BITMM_A8_FUSED is set")
     from test_wgmma import kernel_names
-    for M, fused in ((1, True), (4, True), (5, False)):
+    for M, fused in ((1, True), (64, True), (65, False)):
         v, packed, xq, xs, s, u, b = make_a8("int2", (M,), 1024, 64, "channel", True, True, "cuda")
         names = kernel_names(lambda: bitmm.linear_a8("int2", xq, xs, packed, s, u, b))
         assert any("a8_linear_kernel" in n for n in names) == fused, (M, names)

@@ -236,40 +236,70 @@ BITMM_A8_HD SmemLayout smem_layout(int64_t rows, int64_t padded_k, int warps, in
   return l;
 }
 
-// The launcher's two decisions (host code; tests/test_a8_emulation.py table-tests them on the CPU).
-// CTA configuration: `warps` warps, `ks` of them splitting each 16-row weight tile's K.  Every CTA stages its rows
-// of x (up to kMaxChunkRows) for its weight rows (16, 64 or 128): the x bytes it reads per weight byte are
-// 8 rows_x / (rows planes).  The finest configuration (best balanced over the SMs) whose x bytes stay within half its
-// weight bytes, among those that still give every SM two CTAs; failing that, the coarsest that does; else 4 warps
-// on one tile.  A model, not a measurement (next_a8_fused.sh times each configuration).
-struct Config {
-  int warps, ks;
-};
-inline Config pick_config(int64_t M, int64_t N, int planes, int num_sms) {
-  const Config cfgs[3] = {{4, 4}, {8, 2}, {8, 1}};  // 16, 64, 128 weight rows per CTA
-  const int64_t rows_x = M < kMaxChunkRows ? M : kMaxChunkRows;
-  const int64_t chunks = (M + kMaxChunkRows - 1) / kMaxChunkRows, want = 2 * static_cast<int64_t>(num_sms);
-  int coarsest = -1;
-  for (int c = 0; c < 3; ++c) {
-    const int64_t rows = 16 * cfgs[c].warps / cfgs[c].ks;
-    if ((N + rows - 1) / rows * chunks < want) continue;
-    if (2 * 8 * rows_x <= rows * planes) return cfgs[c];
-    coarsest = c;
-  }
-  return coarsest >= 0 ? cfgs[coarsest] : cfgs[0];
-}
-
-// x rows per CTA: up to kMaxChunkRows (two B tiles), fewer (at most 8, then halving) where that many rows would not fit in
-// `smem_limit` bytes of shared memory; 0 where not even `unit` rows do (unit: kDigits for the digits backend, whose
-// rows go in fours: M and every candidate from 8 down are then multiples of 4).  The CTA's bytes in *smem.
+// x rows per CTA: up to `max_rows` (<= kMaxChunkRows: two B tiles), fewer (at most 8, then halving) where that many
+// rows would not fit in `smem_limit` bytes of shared memory; 0 where not even `unit` rows do (unit: kDigits for the
+// digits backend, whose rows go in fours: M and every candidate from 8 down are then multiples of 4).  The CTA's
+// bytes in *smem.
 template <int kPlanes>
-inline int pick_chunk_rows(int64_t M, int64_t padded_k, int warps, int64_t smem_limit, int64_t* smem, int unit = 1) {
-  for (int rows = static_cast<int>(M < kMaxChunkRows ? M : kMaxChunkRows); rows >= unit;
-       rows = rows > 8 ? 8 : rows / 2) {
+inline int pick_chunk_rows(int64_t M, int64_t padded_k, int warps, int64_t smem_limit, int64_t* smem, int unit = 1,
+                           int max_rows = kMaxChunkRows) {
+  for (int rows = static_cast<int>(M < max_rows ? M : max_rows); rows >= unit; rows = rows > 8 ? 8 : rows / 2) {
     *smem = smem_layout<kPlanes>(rows, padded_k, warps, rows > 8 ? 2 : 1).total;
     if (*smem <= smem_limit) return rows;
   }
   return 0;
+}
+
+// The launcher's decisions (host code; tests/test_a8_emulation.py table-tests them on the CPU): the CTA
+// configuration (`warps` warps, `ks` of them splitting each 16-row weight tile's K: 16, 64 or 128 weight rows per
+// CTA) and the x rows per CTA (`chunk_rows`, 16 or at most 8), by a cost fitted to the H200 (session 28,
+// bench/results/h200_s28_call3_*: 72 cases, three kinds, four shapes, M = 1-16 and the digits' 4-64 rows, every
+// configuration and chunk): a CTA first stages its rows of x whole (chunk_rows x K bytes), then streams its weights
+// (rows x K x planes / 8 bytes), one after the other and at about the same rate per byte (~2.5 TB/s over the GPU
+// each), so the time is the busiest SM's CTAs, ceil(CTAs / SMs), times those bytes.  The cheapest candidate; on a
+// tie the finer configuration and the larger chunk.  Before it, few rows of x (M = 1; two-plane M = 2) take the
+// finest configuration.  Over the 72 measured cases its picks are 1.4% slower than the best on geometric mean
+// (worst 1.22x: binary 8192 x 28672 M = 1, 4 warps on one tile, 18.3 us against 15.0 on 8 tiles); the rule before
+// it (the finest whose x bytes stay within half its weight bytes among those giving every SM two CTAs) was 44%
+// off (worst 3.7x: 8192^2 M = 16, 4 warps on one tile staging 128 KB of x per 32 KB of weights).  `force` 1 / 2 / 3
+// keeps only that configuration, `max_rows` caps the chunk (probe overrides); chunk_rows 0 where no candidate fits
+// the shared memory.
+struct Config {
+  int warps, ks, chunk_rows;
+  int64_t smem;  // the CTA's dynamic shared memory (smem_layout)
+};
+template <int kPlanes>
+inline Config pick_config(int64_t M, int64_t N, int64_t padded_k, int num_sms, int64_t smem_limit, int unit = 1,
+                          int force = 0, int max_rows = kMaxChunkRows) {
+  const int cfgs[3][2] = {{4, 4}, {8, 2}, {8, 1}};  // {warps, ks}: 16, 64, 128 weight rows per CTA
+  const int caps[2] = {kMaxChunkRows, 8};
+  Config best{4, 4, 0, 0};
+  // few rows of x (x bytes within half the weight bytes of a 16-row tile: M = 1, two-plane M = 2): the finest
+  // configuration, whose staging overlaps the other resident CTAs' streaming (the cost below overstates it there:
+  // it picks 8 warps on 8 tiles for ternary 8192 x 28672 M = 1, measured 10% slower than 4 warps on one tile)
+  if (force == 0 && 2 * 8 * (M < kMaxChunkRows ? M : kMaxChunkRows) <= 16 * kPlanes) {
+    best.chunk_rows = pick_chunk_rows<kPlanes>(M, padded_k, 4, smem_limit, &best.smem, unit, max_rows);
+    if (best.chunk_rows > 0) return best;
+  }
+  int64_t best_cost = INT64_MAX;
+  for (int c = 0; c < 3; ++c) {
+    if (force >= 1 && force <= 3 && c != force - 1) continue;
+    for (const int cap : caps) {
+      int64_t smem = 0;
+      const int rows_x = pick_chunk_rows<kPlanes>(M, padded_k, cfgs[c][0], smem_limit, &smem, unit,
+                                                  cap < max_rows ? cap : max_rows);
+      if (rows_x == 0) continue;
+      const int64_t rows_w = 16 * cfgs[c][0] / cfgs[c][1];
+      const int64_t ctas = (N + rows_w - 1) / rows_w * ((M + rows_x - 1) / rows_x);
+      const int64_t per_cta = rows_x * padded_k + rows_w * padded_k * kPlanes / 8;
+      const int64_t cost = (ctas + num_sms - 1) / num_sms * per_cta;
+      if (cost < best_cost) {
+        best_cost = cost;
+        best = Config{cfgs[c][0], cfgs[c][1], rows_x, smem};
+      }
+    }
+  }
+  return best;
 }
 
 // Shared-memory index of warp `warp`'s sum in register `reg` of lane `lane` for x tile `cm` (kCM tiles), and the

@@ -7,8 +7,8 @@
 // (warp ks takes steps ks, ks + kKS, ...), each step one uint4 per lane and row (two rows per lane: g and g + 8),
 // loaded two steps ahead.  x (M rows) is staged once per CTA in shared memory, permuted (a8_fragments.h), with its
 // row sums; the warps' int32 partial sums meet in shared memory and the CTA's threads write y.  Three configurations
-// (a8_config): 4 warps on one row tile (many CTAs: narrow N), 8 warps on 4 or on 8 row tiles (x staged 4x / 8x
-// less often).
+// (a8::pick_config, a cost fitted to the H200): 4 warps on one row tile (many CTAs: narrow N), 8 warps on 4 or on 8
+// row tiles (x staged 4x / 8x less often).
 // The digits backend (p.xe set; linear_cuda.cpp linear_digits) runs the same kernel on fp16 / bf16 x written as four
 // int8 digit rows per row (a8_fragments.h kDigits): chunks of x rows in fours, and an epilogue that combines each
 // row's four digit sums exactly (int64) and scales in float64 (a8::epilogue_digits).
@@ -121,9 +121,10 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   // are in flight together (row after row, each row's loads were waited for before the next's were issued: the
   // digits backend's 4 rows at M = 1 were 4 round trips, now 2).  Row sums by shared-memory atomics.
   using S = a8::Stage<kPlanes>;
-  // (2: 0-5 more registers than 1 (sm_90a ptxas), except binary with two x tiles, 128 -> 150 (1 CTA of 8 warps per SM
-  // instead of 2); 4: two-plane one tile 80 -> 93, 2 CTAs of 8 warps per SM instead of 3)
-  constexpr int kStageBatch = kPlanes == 1 && kCM == 2 ? 1 : 2;
+  // Two-plane kinds 4 (session 28, H200: M = 1-4 up to 20% faster than 2, e.g. ternary 8192^2 M = 4 16.2 -> 13.0 us,
+  // int2 8192 x 28672 M = 4 29.8 -> 26.2; 88-121 registers, no spills); binary 2 (4 took binary 8192 x 28672 M = 1
+  // from 17.5 to 18.8 us: 118-128 registers), 1 with two x tiles (2 took it from 128 to 150 registers).
+  constexpr int kStageBatch = kPlanes == 2 ? 4 : kCM == 2 ? 1 : 2;
   const int nunits = static_cast<int>(padded_k / (32 * S::kUnitBlocks));  // (padded_k is a multiple of 128)
   const int items = M * nunits;  // (<= 16 * 8192: K <= kMaxK)
   if (threadIdx.x < a8::kMaxChunkRows) xsum[a8::xsum_index(threadIdx.x)] = 0;
@@ -280,15 +281,6 @@ __global__ void __launch_bounds__(32 * kWarps) a8_linear_kernel(const A8Params p
   }
 }
 
-A8Config a8_config(int64_t M, int64_t N, int planes, int num_sms) {
-  static const int force = env_int("BITMM_A8_CFG");  // (benchmark override of a8::pick_config, read once)
-  if (force == 1) return {4, 4};
-  if (force == 2) return {8, 2};
-  if (force == 3) return {8, 1};
-  const a8::Config c = a8::pick_config(M, N, planes, num_sms);
-  return {c.warps, c.ks};
-}
-
 namespace {
 struct A8Plan {
   A8Config cfg;
@@ -309,20 +301,23 @@ cudaError_t plan_a8_linear(const A8Params& params, bool digits, A8Plan& plan) {
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, plan.device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, plan.device);
   if (err != cudaSuccess) return err;
-  plan.cfg = a8_config(params.M, params.N, params.planes, sms);
+  // the CTA configuration and x rows per CTA (a8::pick_config's fitted cost; BITMM_A8_CFG=1 / 2 / 3 keeps {4, 4} /
+  // {8, 2} / {8, 1}, BITMM_A8_CHUNK=n at most n x rows per CTA: probe overrides, read once)
+  static const int force = env_int("BITMM_A8_CFG"), chunk_cap = env_int("BITMM_A8_CHUNK");
+  const int64_t padded_k = ::bitmm::padded_k(params.K);
+  const int unit = digits ? a8::kDigits : 1;  // (the digits of a row of x stay in one CTA)
+  const int cap = chunk_cap > 0 && chunk_cap < a8::kMaxChunkRows ? chunk_cap : a8::kMaxChunkRows;
+  const a8::Config c =
+      params.planes == 2 ? a8::pick_config<2>(params.M, params.N, padded_k, sms, optin, unit, force, cap)
+                         : a8::pick_config<1>(params.M, params.N, padded_k, sms, optin, unit, force, cap);
+  if (c.chunk_rows == 0) return cudaErrorNotSupported;  // (not even `unit` rows of x fit the shared memory)
+  plan.cfg = A8Config{c.warps, c.ks};
+  plan.chunk_rows = c.chunk_rows;
+  plan.smem = c.smem;
   const A8Config& cfg = plan.cfg;
   plan.variant = cfg.warps == 4 && cfg.ks == 4 ? 0 : cfg.warps == 8 && cfg.ks == 2 ? 1
                                                   : cfg.warps == 8 && cfg.ks == 1 ? 2 : -1;
   if (plan.variant < 0) return cudaErrorNotSupported;  // (the instances in launch_a8_linear)
-  // x rows per CTA: up to 16 (two B tiles), fewer where that many rows of x would not fit the shared memory
-  const int64_t padded_k = ::bitmm::padded_k(params.K);
-  const int unit = digits ? a8::kDigits : 1;  // (the digits of a row of x stay in one CTA)
-  // BITMM_A8_CHUNK=n (probe override, read once): at most n rows of x per CTA (the rule's candidates below n)
-  static const int chunk_cap = env_int("BITMM_A8_CHUNK");
-  const int64_t rows_m = chunk_cap > 0 && chunk_cap < params.M ? chunk_cap : params.M;
-  plan.chunk_rows = params.planes == 2 ? a8::pick_chunk_rows<2>(rows_m, padded_k, cfg.warps, optin, &plan.smem, unit)
-                                       : a8::pick_chunk_rows<1>(rows_m, padded_k, cfg.warps, optin, &plan.smem, unit);
-  if (plan.chunk_rows == 0) return cudaErrorNotSupported;
   const int64_t rows_per_cta = 16 * cfg.warps / cfg.ks;
   plan.ctas = (params.N + rows_per_cta - 1) / rows_per_cta * ((params.M + plan.chunk_rows - 1) / plan.chunk_rows);
   return plan.ctas > INT_MAX ? cudaErrorNotSupported : cudaSuccess;

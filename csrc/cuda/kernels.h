@@ -98,11 +98,10 @@ cudaError_t launch_a8_linear(const A8Params& p, cudaStream_t stream);
 // current device, without launching anything (the digits backend asks before it makes the digits).
 bool a8_linear_supported(const A8Params& p, bool digits);
 // The fused kernel's CTA: `warps` warps, `ks` of them splitting each 16-row tile's K (warps / ks tiles per CTA);
-// chosen from M, N, the planes and the SM count (BITMM_A8_CFG=1 / 2 / 3 forces {4, 4} / {8, 2} / {8, 1}).
+// chosen with the x rows per CTA by a8::pick_config (BITMM_A8_CFG=1 / 2 / 3 forces {4, 4} / {8, 2} / {8, 1}).
 struct A8Config {
   int warps, ks;
 };
-A8Config a8_config(int64_t M, int64_t N, int planes, int num_sms);
 // absmax_int8 (quant_absmax.cu): x (rows, K) contiguous of dtype dt -> xq (rows, K) int8 and scale (rows,) float32, or,
 // with `fake` non-null, xq * scale into fake (rows, K) of dt (xq / scale unused).  One CTA per row.
 cudaError_t launch_absmax_int8(const void* x, DType dt, int64_t rows, int64_t K, int8_t* xq, float* scale, void* fake,

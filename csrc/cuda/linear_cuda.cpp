@@ -629,11 +629,10 @@ at::Tensor a8_epilogue_cuda(const A8Sums& s, const at::Tensor& x_scale2, const a
 // epilogue fused; the same bits as the unfused path): M <= kA8FusedAutoMaxM by default, M <= kA8MaxM with
 // BITMM_A8_FUSED=1, never with BITMM_A8_FUSED=0 (read once).  An undefined tensor where it does not apply (the
 // unfused path then runs).
-// kA8FusedAutoMaxM = 4 (H200, session 28): at M <= 4 the unfused path writes and reads back the whole W as int8
-// codes (4x the packed bytes) before its GEMM, more than the fused kernel's measured time on every probed shape
-// (bench/results/h200_s28_call2_a8_fused_aa5b314.txt: 3.2-88 us); past M = 4 the fused kernel stages whole rows of
-// x per CTA and slows down 2-10x on long K (NOTES "W2A8 fused kernel").
-constexpr int64_t kA8FusedAutoMaxM = 4;
+// kA8FusedAutoMaxM = 64 (H200, session 28, bench/results/h200_s28_call3_*): up to M = 64 the fused kernel beat the
+// unfused path (which unpacks W to int8 codes on every call, 74-830 us at M = 1-256) on all 12 probed kind x shape
+// cases, by 2.5-30x; at M = 256 on 10 of 12 (not on two-plane 28672 x 8192, where x rows of 28 KB leave 8 per CTA).
+constexpr int64_t kA8FusedAutoMaxM = 64;
 at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const at::Tensor& x_scale,
                            const at::Tensor& packed_w, const at::Tensor& s, const std::optional<at::Tensor>& u,
                            const std::optional<at::Tensor>& b, at::ScalarType out_dtype) {
