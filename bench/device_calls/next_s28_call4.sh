@@ -8,7 +8,7 @@
 # ~100 us (235 MB written), so the unfused path at M = 4096 from 3.0 ms to ~2.3 ms.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s28_call4.sh
 source "$(dirname "$0")/prelude.sh"
-left() { echo $(( 420 - ($(date +%s) - start) )); }
+left() { echo $(( ${BITMM_CALL_S:-300} - ($(date +%s) - start) )); }  # (BITMM_CALL_S: the device time the call may take)
 T="python3 -m pytest -q -p no:cacheprovider -rf"
 run_t() { local name=$1 lim=$2; shift 2; timeout $lim "$@" > /tmp/$name.txt 2>&1
   { echo "$name: $(tail -1 /tmp/$name.txt)"; grep -E "^FAILED|^E  " /tmp/$name.txt | head -12; } >> "$OUT/log.txt"; mark "$name"; }
