@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Session 28, call 4 (~430 s of device time left): the fitted launch rule (a8_fragments.h pick_config), 4 staging
+# Session 28, call 4 (NOT RUN: the machine was taken back mid-call and the session's device time ran out; for
+# the next session: first `patch -p1 < bench/device_calls/next_unpack_blocks.patch`, which session 28 took back out
+# of generic.cu because it never ran on a GPU): the fitted launch rule (a8_fragments.h pick_config), 4 staging
 # units per thread for two-plane kinds, the fused W2A8 kernel by default up to M = 64, and the block-wise CUDA unpack
 # kernel (next_unpack_blocks.patch, now in generic.cu): tests, then the timing (the rule's a8op / digits against fp16 and
 # auto at M = 1-64, a8op at M = 256, the unfused path at M = 1024 / 4096 with the new unpack), then memcheck.
