@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Session 28, call 4 (NOT RUN: the machine was taken back mid-call and the session's device time ran out; for
-# the next session: first `patch -p1 < bench/device_calls/next_unpack_blocks.patch`, which session 28 took back out
-# of generic.cu because it never ran on a GPU): the fitted launch rule (a8_fragments.h pick_config), 4 staging
+# the next session; it applies next_unpack_blocks.patch itself, which session 28 took back out of generic.cu because it
+# never ran on a GPU): the fitted launch rule (a8_fragments.h pick_config), 4 staging
 # units per thread for two-plane kinds, the fused W2A8 kernel by default up to M = 64, and the block-wise CUDA unpack
-# kernel (next_unpack_blocks.patch, now in generic.cu): tests, then the timing (the rule's a8op / digits against fp16 and
+# kernel (next_unpack_blocks.patch): tests, then the timing (the rule's a8op / digits against fp16 and
 # auto at M = 1-64, a8op at M = 256, the unfused path at M = 1024 / 4096 with the new unpack), then memcheck.
 # Predicted from call 3's per-configuration times: the rule within ~2% of the best configuration per case (e.g.
 # ternary 8192^2 M = 16 56 -> ~15 us, 28672 x 8192 M = 4 88 -> ~37 us); unpack 8192 x 28672 from ~800 us to
 # ~100 us (235 MB written), so the unfused path at M = 4096 from 3.0 ms to ~2.3 ms.
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s28_call4.sh
+patch -p1 -N < "$(dirname "$0")/next_unpack_blocks.patch" > /dev/null || exit 1  # (before the build)
 source "$(dirname "$0")/prelude.sh"
 left() { echo $(( ${BITMM_CALL_S:-300} - ($(date +%s) - start) )); }  # (BITMM_CALL_S: the device time the call may take)
 T="python3 -m pytest -q -p no:cacheprovider -rf"
