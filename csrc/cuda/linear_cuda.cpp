@@ -631,7 +631,8 @@ at::Tensor a8_epilogue_cuda(const A8Sums& s, const at::Tensor& x_scale2, const a
 // unfused path then runs).
 // kA8FusedAutoMaxM = 64 (H200, session 28, bench/results/h200_s28_call3_*): up to M = 64 the fused kernel beat the
 // unfused path (which unpacks W to int8 codes on every call, 74-830 us at M = 1-256) on all 12 probed kind x shape
-// cases, by 2.5-30x; at M = 256 on 10 of 12 (not on two-plane 28672 x 8192, where x rows of 28 KB leave 8 per CTA).
+// cases (48 in all), by 1.8-47x (session 26's launch rule); at M = 256 on 10 of 12 (not two-plane 28672 x 8192, where
+// x rows of 28 KB leave 8 per CTA).
 constexpr int64_t kA8FusedAutoMaxM = 64;
 at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const at::Tensor& x_scale,
                            const at::Tensor& packed_w, const at::Tensor& s, const std::optional<at::Tensor>& u,
