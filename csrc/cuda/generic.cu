@@ -142,18 +142,35 @@ __global__ void pack_kernel(const int8_t* codes, int64_t N, int64_t K, int two_p
   }
 }
 
+// Unpacking: one thread per 32-weight block of a row (its 1 or 2 plane words -> 32 int8 codes in weight order),
+// rows along grid.y (a thread steps through rows past 65535); two 16-byte stores per block where rows are 16-byte
+// aligned (K % 16 == 0), else byte stores up to K.  (The first version ran one thread per weight with a 64-bit
+// division and a 1-byte store each: instruction-bound, and linear_a8 unpacks W on every call.)
 __global__ void unpack_kernel(const uint32_t* packed, int64_t N, int64_t K, int two_planes, int64_t wpr,
-                              int8_t* out) {
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= N * K) return;
-  const int64_t n = idx / K, k = idx % K;
-  const int64_t b = k / BLOCK_K;
-  const int bit = bit_of_offset(static_cast<int>(k % BLOCK_K));
-  const uint32_t* row = packed + n * wpr;
-  uint32_t code;
-  if (two_planes) code = ((row[2 * b] >> bit) & 1u) | (((row[2 * b + 1] >> bit) & 1u) << 1);
-  else code = (row[b] >> bit) & 1u;
-  out[idx] = static_cast<int8_t>(code);
+                              int8_t* out, bool vec) {
+  const int64_t nblocks = (K + BLOCK_K - 1) / BLOCK_K;
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (b >= nblocks) return;
+  for (int64_t n = blockIdx.y; n < N; n += gridDim.y) {
+    const uint32_t* row = packed + n * wpr;
+    const uint32_t lo = two_planes ? row[2 * b] : row[b];
+    const uint32_t hi = two_planes ? row[2 * b + 1] : 0u;
+    union { uint8_t c[BLOCK_K]; uint4 q[BLOCK_K / 16]; } w;
+#pragma unroll
+    for (int j = 0; j < BLOCK_K; ++j) {  // weight j of the block is at bit bit_of_offset(j) of each plane
+      const int bit = bit_of_offset(j);
+      w.c[j] = static_cast<uint8_t>(((lo >> bit) & 1u) | (((hi >> bit) & 1u) << 1));
+    }
+    int8_t* dst = out + n * K + b * BLOCK_K;
+    if (vec && (b + 1) * BLOCK_K <= K) {
+      reinterpret_cast<uint4*>(dst)[0] = w.q[0];
+      reinterpret_cast<uint4*>(dst)[1] = w.q[1];
+    } else {
+#pragma unroll
+      for (int j = 0; j < BLOCK_K; ++j)
+        if (b * BLOCK_K + j < K) dst[j] = static_cast<int8_t>(w.c[j]);
+    }
+  }
 }
 
 cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_planes, int zero_code,
@@ -167,9 +184,11 @@ cudaError_t launch_pack(const int8_t* codes, int64_t N, int64_t K, int two_plane
 
 cudaError_t launch_unpack(const uint32_t* packed, int64_t N, int64_t K, int two_planes, int64_t wpr, int8_t* out,
                           cudaStream_t stream) {
-  const int64_t total = N * K;
-  if (total == 0) return cudaSuccess;
-  unpack_kernel<<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(packed, N, K, two_planes, wpr, out);
+  if (N * K == 0) return cudaSuccess;
+  const int64_t nblocks = (K + BLOCK_K - 1) / BLOCK_K;
+  const bool vec = K % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const dim3 grid(static_cast<unsigned>((nblocks + 255) / 256), static_cast<unsigned>(std::min<int64_t>(N, 65535)));
+  unpack_kernel<<<grid, 256, 0, stream>>>(packed, N, K, two_planes, wpr, out, vec);
   return cudaGetLastError();
 }
 
