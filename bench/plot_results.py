@@ -23,6 +23,15 @@ def best_by_case(records):
     return best
 
 
+def finish_panel(ax, K, N):
+    """One shape's panel: the fp16 parity line, log2 axes, titles (shared with plot_w2a8.py)."""
+    ax.axhline(1.0, color="k", lw=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_title(f"K={K} N={N}")
+    ax.set_xlabel("M (rows of x)")
+
+
 def plot(data, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -47,11 +56,7 @@ def plot(data, path):
             pts = sorted((M, b["speedup"]) for (o, g, k, n, M), b in best.items() if (o, g, k, n) == (op, G, K, N))
             label = f"{op}" + (f" g{G}" if G else "")
             ax.plot([m for m, _ in pts], [s for _, s in pts], "-o", color=colors[op], lw=2, ms=3, label=label)
-        ax.axhline(1.0, color="k", lw=0.6)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log", base=2)
-        ax.set_title(f"K={K} N={N}")
-        ax.set_xlabel("M (rows of x)")
+        finish_panel(ax, K, N)
     axes[0].set_ylabel("speedup vs fp16 F.linear")
     axes[0].legend(fontsize=8, title="best backend (solid)\n: addsub  -- tensor core  -. dense  .. wgmma", title_fontsize=7)
     fig.suptitle(f"bitmm on {data['device']}, torch {data['torch']}, commit {data['commit']}, {data['date']}")

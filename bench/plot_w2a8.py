@@ -15,6 +15,8 @@ import os
 import sys
 from collections import defaultdict
 
+from plot_results import finish_panel
+
 
 def speedups(path):
     recs = json.load(open(path))["records"]
@@ -54,11 +56,7 @@ def main() -> None:
             xs = sorted((M, f16 / us) for (o, k, n, M), (us, f16, _) in best.items() if (o, k, n) == (op, K, N))
             if xs:
                 ax.plot([m for m, _ in xs], [s for _, s in xs], "-o", color=colors[op], lw=2, ms=3, label=op)
-        ax.axhline(1.0, color="k", lw=0.6)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log", base=2)
-        ax.set_title(f"K={K} N={N}")
-        ax.set_xlabel("M (rows of x)")
+        finish_panel(ax, K, N)
     axes[0].set_ylabel("W2A8 speedup vs fp16 F.linear (same run)")
     axes[0].legend(fontsize=8, title="faster of fused / unfused (solid)", title_fontsize=7)
     srcs = [json.load(open(p)) for p in paths]
