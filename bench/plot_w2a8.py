@@ -5,8 +5,8 @@
 decode_probe.py writes one record per (kind, shape, M, backend) with backend "fp16" for F.linear measured in the
 same process; each file's a8op records are divided by that file's own fp16 time (never across runs).  Where several
 files time one case (e.g. the fused kernel and the unfused path at M = 256, each forced by BITMM_A8_FUSED), the
-faster one is plotted (solid) and each file's series is drawn thin, labelled by its file's label ("fused" /
-"unfused" in the name).  Also prints a markdown table of the points.
+faster one is plotted (solid, per kind) and each file's own series is drawn thin and dotted, unlabelled; the table
+names the file each point came from.  Also prints that markdown table.
 """
 from __future__ import annotations
 
