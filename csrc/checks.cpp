@@ -25,7 +25,9 @@ static bool is_float_dtype(at::ScalarType t) {
 static std::string shape_str(const at::Tensor& t) { return msg(t.sizes()); }
 
 // Non-finite scale / offset values (policy: README, "Determinism").  On CPU they
-// are rejected: one pass over the values, small next to the packed weights.
+// are rejected: one pass over the values here, or, where the caller passes
+// defer_finite, a test inside its kernel (the CPU AVX2 forward: a separate pass
+// over group-wise scales cost ~1/4 of its time) followed by this scan on a hit.
 // On CUDA they are not looked at (that would need a host sync, and the ops stay
 // CUDA-graph capturable); there a NaN / Inf propagates to the outputs that use
 // it (scale[n] or offset[n] -> column n of y).  Bias is an ordinary addend and
@@ -91,7 +93,8 @@ void check_finite(const char* op, const char* what, const at::Tensor& t) {
 
 // Maps a scale/offset tensor onto (n, group).  `what` is the argument name.
 static ScaleLayout scale_layout(const char* op, const char* what, const at::Tensor& s,
-                                const at::Tensor& x, int64_t N, int64_t K, const char* xname = "x") {
+                                const at::Tensor& x, int64_t N, int64_t K, const char* xname = "x",
+                                bool defer_finite = false) {
   BITMM_CHECK_TYPE(is_float_dtype(s.scalar_type()), op, ": ", what,
                    " must be float32, float16, bfloat16 or float64, got ", s.scalar_type());
   BITMM_CHECK(s.device() == x.device(), op, ": ", what, " is on ", s.device(), " but ", xname, " is on ",
@@ -99,14 +102,14 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
   ScaleLayout l;
   l.present = true;
   if (s.dim() == 0) {
-    if (s.device().is_cpu()) check_finite(op, what, s);
+    if (s.device().is_cpu() && !defer_finite) check_finite(op, what, s);
     return l;  // per tensor
   }
   if (s.dim() == 1) {
     BITMM_CHECK_VALUE(s.size(0) == N, op, ": ", what, " of shape ", shape_str(s),
                       " must be () per tensor, (N,) per output channel or (N, K/G) per group, "
                       "with N=", N, ", K=", K);
-    if (s.device().is_cpu()) check_finite(op, what, s);
+    if (s.device().is_cpu() && !defer_finite) check_finite(op, what, s);
     l.stride_n = s.stride(0);
     return l;
   }
@@ -116,7 +119,7 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
   BITMM_CHECK_VALUE(K % s.size(1) == 0, op, ": ", what, " has ", s.size(1),
                     " groups along K, which does not divide K=", K, " (group size G = K / ",
                     what, ".shape[1] must be an integer)");
-  if (s.device().is_cpu()) check_finite(op, what, s);
+  if (s.device().is_cpu() && !defer_finite) check_finite(op, what, s);
   l.stride_n = s.stride(0);
   l.stride_g = s.size(1) > 1 ? s.stride(1) : 0;  // (N, 1) is per channel: g may run past 0
   l.groups = s.size(1);
@@ -157,15 +160,16 @@ static void check_bias(const char* op, const std::optional<at::Tensor>& bias, in
 
 static LinearProblem finish(const char* op, Kind kind, int64_t M, int64_t N, int64_t K,
                             const at::Tensor& x, const at::Tensor& scale,
-                            const std::optional<at::Tensor>& offset, const char* xname = "x") {
+                            const std::optional<at::Tensor>& offset, const char* xname = "x",
+                            bool defer_finite = false) {
   LinearProblem p;
   p.kind = kind;
   p.M = M;
   p.N = N;
   p.K = K;
-  p.scale = scale_layout(op, "scale", scale, x, N, K, xname);
+  p.scale = scale_layout(op, "scale", scale, x, N, K, xname, defer_finite);
   if (offset.has_value()) {
-    p.offset = scale_layout(op, "offset", *offset, x, N, K, xname);
+    p.offset = scale_layout(op, "offset", *offset, x, N, K, xname, defer_finite);
   }
   p.groups = std::max(p.scale.groups, p.offset.groups);
   BITMM_CHECK_VALUE(!(p.scale.groups > 1 && p.offset.present && p.offset.groups > 1 &&
@@ -178,7 +182,7 @@ static LinearProblem finish(const char* op, Kind kind, int64_t M, int64_t N, int
 
 static LinearProblem check_linear_named(const char* op, Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                                         const at::Tensor& scale, const std::optional<at::Tensor>& offset,
-                                        const std::optional<at::Tensor>& bias) {
+                                        const std::optional<at::Tensor>& bias, bool defer_finite) {
   BITMM_CHECK_TYPE(is_float_dtype(x.scalar_type()), op, ": x must be float32, float16, bfloat16 or float64, got ",
                    x.scalar_type());
   BITMM_CHECK_VALUE(x.dim() >= 1, op, ": x must have at least 1 dimension (..., K)");
@@ -188,14 +192,25 @@ static LinearProblem check_linear_named(const char* op, Kind kind, const at::Ten
   const int64_t N = packed_w.size(0);
   const int64_t M = K == 0 ? 0 : x.numel() / K;
   check_bias(op, bias, N, x);
-  return finish(op, kind, M, N, K, x, scale, offset);
+  return finish(op, kind, M, N, K, x, scale, offset, "x", defer_finite);
+}
+
+static std::string linear_op_name(Kind kind) { return std::string("bitmm.") + name_of(kind) + "_linear"; }
+static std::string prepacked_op_name(Kind kind) {
+  return std::string("bitmm.cpu_prepacked_linear(") + name_of(kind) + ")";
 }
 
 LinearProblem check_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
-                           const std::optional<at::Tensor>& bias) {
-  const std::string opname = std::string("bitmm.") + name_of(kind) + "_linear";
-  return check_linear_named(opname.c_str(), kind, x, packed_w, scale, offset, bias);
+                           const std::optional<at::Tensor>& bias, bool defer_finite) {
+  const std::string opname = linear_op_name(kind);
+  return check_linear_named(opname.c_str(), kind, x, packed_w, scale, offset, bias, defer_finite);
+}
+
+void check_scales_finite(Kind kind, bool prepacked, const at::Tensor& scale, const std::optional<at::Tensor>& offset) {
+  const std::string opname = prepacked ? prepacked_op_name(kind) : linear_op_name(kind);
+  check_finite(opname.c_str(), "scale", scale);
+  if (offset.has_value()) check_finite(opname.c_str(), "offset", *offset);
 }
 
 // The header of a cpu_prepack blob against what the call needs; every message names `prepacked`.
@@ -241,10 +256,11 @@ static void check_prepacked_blob(const char* op, Kind kind, const at::Tensor& pr
 
 LinearProblem check_prepacked_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                                      const at::Tensor& prepacked, const at::Tensor& scale,
-                                     const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias) {
-  const std::string opname = std::string("bitmm.cpu_prepacked_linear(") + name_of(kind) + ")";
+                                     const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
+                                     bool defer_finite) {
+  const std::string opname = prepacked_op_name(kind);
   const char* op = opname.c_str();
-  const LinearProblem p = check_linear_named(op, kind, x, packed_w, scale, offset, bias);
+  const LinearProblem p = check_linear_named(op, kind, x, packed_w, scale, offset, bias, defer_finite);
   check_prepacked_blob(op, kind, prepacked, x, p.N, p.K);
   return p;
 }

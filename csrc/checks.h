@@ -69,9 +69,13 @@ struct LinearProblem {
 // Values are checked only where that needs no host sync: CPU scale / offset with
 // a NaN or Inf are a ValueError; on CUDA they propagate to the outputs that use
 // them (README, "Determinism").  Bias values are never checked (as in F.linear).
+// defer_finite: skip the CPU NaN / Inf scan of scale and offset, because the caller's kernel
+// tests every value it reads and calls check_scales_finite (which throws the same error) on a
+// hit, or calls it up front where its kernel does not (the scan is a second pass over group-wise
+// scales: ~1/4 of the CPU forward's time at M = 1, bench/NOTES.md "CPU forward", v5).
 LinearProblem check_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
-                           const std::optional<at::Tensor>& bias);
+                           const std::optional<at::Tensor>& bias, bool defer_finite = false);
 LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
                            int64_t K);
@@ -80,7 +84,12 @@ LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor
 // (kind, K of x, N of packed_w) (cpu_prepack_format.h).
 LinearProblem check_prepacked_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                                      const at::Tensor& prepacked, const at::Tensor& scale,
-                                     const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias);
+                                     const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
+                                     bool defer_finite = false);
+// The CPU NaN / Inf scan that check_linear / check_prepacked_linear (prepacked: which of the two
+// named the op) skipped with defer_finite: throws their ValueError naming the first non-finite
+// element of scale, then of offset; returns if there is none.  CPU tensors only.
+void check_scales_finite(Kind kind, bool prepacked, const at::Tensor& scale, const std::optional<at::Tensor>& offset);
 // cpu_prepack(packed_w, kind, K): packed_w an int32 CPU (N, words_per_row(kind, K)) tensor.
 void check_cpu_prepack(Kind kind, const at::Tensor& packed_w, int64_t K);
 // linear_a8(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype): xq int8 (..., K), x_scale floating

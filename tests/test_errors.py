@@ -68,3 +68,75 @@ def cases(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_error_table(device):
     assert_error_table(cases(device))
+
+
+# On CPU the AVX2 forward tests scale / offset for NaN / Inf as it reads them (no second pass over
+# them; checks.h defer_finite) and the op then raises the up-front scan's error.  These cases reach
+# that in-kernel test: every element of a group-wise scale and offset (N = 37: a partial last row
+# tile; group size 32 and 64: the kernel's two flush lengths), per tensor, per channel, through
+# both op entry points, fp32 / fp16 / bf16 scales and 1, 3 and 65 activation rows (65: two row
+# chunks).  A kernel that skipped a row, a group or a chunk's values would return garbage silently.
+def _linear_entry(prepacked, kind, K):
+    from bitmm import formats
+    if not prepacked:
+        return lambda x, p, s, u: bitmm.linear(kind, x, p, s, u)
+    kid = formats.KINDS[kind]
+    return lambda x, p, s, u: torch.ops.bitmm.cpu_prepacked_linear(
+        x, p, torch.ops.bitmm.cpu_prepack(p, kid, K), s, u, None, kid)
+
+
+@pytest.mark.parametrize("prepacked", [False, True])
+@pytest.mark.parametrize("kind", ["binary", "ternary", "int2"])
+@pytest.mark.parametrize("G", [32, 64])
+def test_cpu_kernel_finds_every_nonfinite_group_scale(kind, G, prepacked):
+    K, N = 128, 37
+    x, p, s, u, _ = make_problem(kind, 3, K, N, "group", G=G, bias=False)
+    call = _linear_entry(prepacked, kind, K)
+    op = r"cpu_prepacked_linear\(" + kind + r"\)" if prepacked else kind + "_linear"
+    torch.testing.assert_close(call(x, p, s, u), bitmm.linear(kind, x, p, s, u), rtol=0, atol=0)
+    values = [float("nan"), float("inf"), -float("inf")]
+    names = ["NaN", r"\+Inf", "-Inf"]
+    for n in range(N):
+        for g in range(K // G):
+            i = (n + g) % 3
+            with pytest.raises(ValueError, match=rf"{op}: scale\[{n}, {g}\] is {names[i]}"):
+                call(x, p, poisoned(s, (n, g), values[i]), u)
+            with pytest.raises(ValueError, match=rf"{op}: offset\[{n}, {g}\] is {names[2 - i]}"):
+                call(x, p, s, poisoned(u, (n, g), values[2 - i]))
+
+
+@pytest.mark.parametrize("sdtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("M", [1, 3, 65])
+def test_cpu_kernel_nonfinite_scale_modes(M, sdtype):
+    K, N = 96, 45
+    x, p, s, u, _ = make_problem("ternary", M, K, N, "channel", bias=False)
+    s, u = s.to(sdtype), u.to(sdtype)
+    nan, inf = float("nan"), float("inf")
+    for prepacked in (False, True):
+        call = _linear_entry(prepacked, "ternary", K)
+        assert torch.isfinite(call(x, p, s, u)).all()
+        with pytest.raises(ValueError, match=r"scale is NaN"):
+            call(x, p, torch.tensor(nan, dtype=sdtype), u)
+        with pytest.raises(ValueError, match=r"offset\[44\] is -Inf"):
+            call(x, p, s, poisoned(u, 44, -inf))
+        with pytest.raises(ValueError, match=r"scale\[40, 0\] is \+Inf"):  # (N, 1): per channel
+            call(x, p, poisoned(s.reshape(N, 1), (40, 0), inf), u)
+
+
+def test_cpu_nonfinite_scale_paths_outside_the_kernel():
+    """Where the AVX2 kernel does not run (M = 0, float64 x, group sizes it does not take) or does not
+    see the value as stored (float64 scales, rounded to float32: a finite 1e300 must not read as Inf),
+    the scan runs before the kernel."""
+    K, N = 96, 5
+    x, p, s, u, _ = make_problem("ternary", 2, K, N, "channel", bias=False)
+    nan = float("nan")
+    with pytest.raises(ValueError, match=r"scale\[1\] is NaN"):
+        bitmm.ternary_linear(x[:0], p, poisoned(s, 1, nan), u)
+    with pytest.raises(ValueError, match=r"scale\[1\] is NaN"):
+        bitmm.ternary_linear(x.double(), p, poisoned(s, 1, nan), u)
+    with pytest.raises(ValueError, match=r"offset\[2, 5\] is NaN"):  # G = 16: the generic kernel
+        bitmm.ternary_linear(x, p, torch.rand(N, 6), poisoned(torch.rand(N, 6), (2, 5), nan))
+    with pytest.raises(ValueError, match=r"scale\[3\] is NaN"):
+        bitmm.ternary_linear(x, p, poisoned(s.double(), 3, nan), u)
+    y = bitmm.ternary_linear(x, p, poisoned(s.double(), 3, 1e300), u)  # finite as given: no error
+    assert not torch.isfinite(y[:, 3]).all() and torch.isfinite(y[:, :3]).all()

@@ -468,3 +468,22 @@ def test_lora_cuda_fused_decode_shapes(kind, dtype, lora_dtype, k, n, r, M):
     poison_cuda_allocator()
     y = lora_linear(kind, x, packed, s, u, b, a, bb, SCALE)
     assert_close_lora(kind, y, x, packed, s, u, b, a, bb)
+
+
+@pytest.mark.parametrize("mode", ["group", "channel"])
+@pytest.mark.parametrize("M", [0, 1, 5])
+def test_lora_cpu_nonfinite_scale_is_an_error(M, mode):
+    """check_lora leaves the CPU NaN / Inf test of scale and offset to the base op (its AVX2 kernel
+    tests them as it reads them); M = 0 never reaches the base op and scans them itself."""
+    x, packed, s, u, b = make_problem("ternary", M, 128, 37, mode, 32 if mode == "group" else None)
+    a, bb = torch.randn(R, 128) / 128 ** 0.5, torch.randn(37, R)
+    assert lora_linear("ternary", x, packed, s, u, b, a, bb, SCALE).shape == (M, 37)
+    s2 = s.clone()
+    s2[(36, -1) if s.dim() == 2 else (36,)] = float("nan")
+    where = r"36, \d+" if s.dim() == 2 else "36"
+    with pytest.raises(ValueError, match=rf"ternary_linear: scale\[{where}\] is NaN"):
+        lora_linear("ternary", x, packed, s2, u, b, a, bb, SCALE)
+    u2 = u.clone()
+    u2[(0, 0) if u.dim() == 2 else (0,)] = -float("inf")
+    with pytest.raises(ValueError, match=r"ternary_linear: offset\[0(, 0)?\] is -Inf"):
+        lora_linear("ternary", x, packed, s, u2, b, a, bb, SCALE)

@@ -32,7 +32,9 @@ struct ForwardArgs {
 bool has_avx2();
 // True when forward_avx2 handles the problem (AVX2 present, group size a multiple of 32).
 bool avx2_forward_applies(const LinearProblem& p);
-void forward_avx2(const ForwardArgs& a);
+// Returns false when a scale or offset value it read (it reads every one, in float32) is NaN or
+// +-Inf: the caller then raises check_scales_finite's error (the outputs are not to be used).
+bool forward_avx2(const ForwardArgs& a);
 
 }  // namespace cpu
 }  // namespace bitmm

@@ -23,6 +23,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -294,9 +295,10 @@ struct Prepared {
   int64_t tile_blocks;  // K tile
 };
 
-// Output rows [n0, n0 + 32) for all activation rows of the chunk.
+// Output rows [n0, n0 + 32) for all activation rows of the chunk.  nonfinite: lanes set where a
+// scale or offset value read here is NaN or +-Inf (all exponent bits set), ORed in.
 __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Prepared& pr, int64_t n0,
-                                                  uint8_t* idx) {
+                                                  uint8_t* idx, __m256i& nonfinite) {
   const LinearProblem& p = *a.p;
   const int planes = planes_of(p.kind);
   const bool two = planes == 2;
@@ -334,6 +336,16 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
         for (int64_t b = s0; b < s1; ++b) X += pr.xblk[m * pr.nblocks + b];
         for (int i = 0; i < kTileRows; ++i) { sv[i] = a.s.at(rid[i], g); uv[i] = a.u.at(rid[i], g); }
         const __m256 X8 = _mm256_set1_ps(X);
+        // Every scale / offset value reaches this flush (each row of the tile, each group): the
+        // op's NaN / Inf check, done here instead of by a second pass over them (check_linear's
+        // defer_finite).  Offsets absent: u = 0.
+        const __m256i exp_bits = _mm256_set1_epi32(0x7f800000);
+        for (int i = 0; i < 4; ++i) {
+          const __m256i sb = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(sv + 8 * i)), exp_bits);
+          const __m256i ub = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(uv + 8 * i)), exp_bits);
+          nonfinite = _mm256_or_si256(nonfinite, _mm256_or_si256(_mm256_cmpeq_epi32(sb, exp_bits),
+                                                                 _mm256_cmpeq_epi32(ub, exp_bits)));
+        }
         for (int i = 0; i < 4; ++i) {
           const __m256 sum = two ? _mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(H[i], H[i]), L[i]), X8) : L[i];
           __m256 y8 = _mm256_load_ps(yv + 8 * i);
@@ -347,6 +359,14 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
   }
 }
 
+// Row tiles [t0, t1); true when a scale or offset value they read is NaN or +-Inf.
+__attribute__((target("avx2,fma"))) bool row_tiles(const ForwardArgs& a, const Prepared& pr, int64_t t0, int64_t t1,
+                                                   uint8_t* idx) {
+  __m256i nonfinite = _mm256_setzero_si256();
+  for (int64_t t = t0; t < t1; ++t) row_tile(a, pr, t * kTileRows, idx, nonfinite);
+  return !_mm256_testz_si256(nonfinite, nonfinite);
+}
+
 }  // namespace
 
 bool has_avx2() {
@@ -358,7 +378,7 @@ bool avx2_forward_applies(const LinearProblem& p) {
   return has_avx2() && (p.groups == 1 || p.group_size % BLOCK_K == 0);
 }
 
-void forward_avx2(const ForwardArgs& a) {
+bool forward_avx2(const ForwardArgs& a) {
   const LinearProblem& p = *a.p;
   const int planes = planes_of(p.kind);
   Prepared pr;
@@ -366,6 +386,7 @@ void forward_avx2(const ForwardArgs& a) {
   pr.kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
   pr.seg_blocks = p.groups > 1 ? p.group_size / BLOCK_K : 0;
   const int64_t mchunk = std::min<int64_t>(p.M, 64);
+  std::atomic<bool> bad{false};
   // The calling thread's buffers (every byte is written by build_tables).
   static thread_local std::vector<uint8_t> tab_store;
   static thread_local std::vector<float> xblk_store;
@@ -385,15 +406,16 @@ void forward_avx2(const ForwardArgs& a) {
     at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
       static thread_local std::vector<uint8_t> idx_store;
       uint8_t* idx = reuse(idx_store, static_cast<size_t>(pr.tile_blocks * planes * kIndexBytesPerWord));
-      for (int64_t t = t0; t < t1; ++t) row_tile(a, pr, t * kTileRows, idx);
+      if (row_tiles(a, pr, t0, t1, idx)) bad.store(true, std::memory_order_relaxed);
     });
   }
+  return !bad.load();
 }
 
 #else  // not x86: the generic kernel handles everything
 bool has_avx2() { return false; }
 bool avx2_forward_applies(const LinearProblem&) { return false; }
-void forward_avx2(const ForwardArgs&) {}
+bool forward_avx2(const ForwardArgs&) { return true; }
 #endif
 
 }  // namespace cpu

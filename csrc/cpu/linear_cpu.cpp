@@ -83,8 +83,10 @@ void forward_generic(const LinearProblem& p, const T* x, const uint32_t* w, int6
 
 // Runs the forward pass in accumulation type T (float, or double for float64 x).
 // prep: payload of a checked cpu_prepack blob of packed_w (cpu_prepack_format.h), or nullptr.
+// Returns false when the AVX2 kernel found a NaN / Inf in scale or offset (it tests every value
+// it reads; the other kernels do not test and return true).
 template <typename T>
-void linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tensor& packed_w,
+bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tensor& packed_w,
                     const at::Tensor& scale, const std::optional<at::Tensor>& offset, at::Tensor& y,
                     const uint8_t* prep) {
   const at::Tensor xf = x.reshape({p.M, p.K}).to(y.scalar_type()).contiguous();
@@ -97,11 +99,11 @@ void linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
   if constexpr (std::is_same_v<T, float>) {
     if (cpu::avx2_forward_applies(p)) {
       cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep};
-      cpu::forward_avx2(a);
-      return;
+      return cpu::forward_avx2(a);
     }
   }
   forward_generic<T>(p, xf.data_ptr<T>(), wp, wpr, s, u, y.data_ptr<T>());
+  return true;
 }
 
 // prepacked: a cpu_prepack blob of packed_w (cpu_prepacked_linear), or nullptr.  It only
@@ -110,17 +112,30 @@ void linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
 at::Tensor linear_cpu_impl(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
                            const std::optional<at::Tensor>& bias, const at::Tensor* prepacked = nullptr) {
-  const LinearProblem p = prepacked ? check_prepacked_linear(kind, x, packed_w, *prepacked, scale, offset, bias)
-                                    : check_linear(kind, x, packed_w, scale, offset, bias);
+  // The NaN / Inf check of scale and offset is deferred to the AVX2 kernel where it runs (it reads
+  // every value anyway; a separate scan re-read group-wise scales from memory: bench/NOTES.md,
+  // "CPU forward" v5), and made up front everywhere else.  Not for float64 scales: the kernel sees
+  // them rounded to float32, where a finite 1e300 would read as Inf.
+  const LinearProblem p = prepacked ? check_prepacked_linear(kind, x, packed_w, *prepacked, scale, offset, bias,
+                                                             /*defer_finite=*/true)
+                                    : check_linear(kind, x, packed_w, scale, offset, bias, /*defer_finite=*/true);
+  const bool f64 = x.scalar_type() == at::kDouble;
+  const bool kernel_checks = !f64 && p.M > 0 && cpu::avx2_forward_applies(p) && scale.scalar_type() != at::kDouble &&
+                             !(offset.has_value() && offset->scalar_type() == at::kDouble);
+  if (!kernel_checks) check_scales_finite(kind, prepacked != nullptr, scale, offset);
   const uint8_t* prep =
       prepacked ? static_cast<const uint8_t*>(prepacked->const_data_ptr()) + cpu_prepack::kHeaderBytes : nullptr;
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = p.N;
-  const bool f64 = x.scalar_type() == at::kDouble;
   at::Tensor y = at::empty({p.M, p.N}, x.options().dtype(f64 ? at::kDouble : at::kFloat));
   if (p.M > 0) {
-    if (f64) linear_cpu_run<double>(p, x, packed_w, scale, offset, y, nullptr);
-    else linear_cpu_run<float>(p, x, packed_w, scale, offset, y, prep);
+    const bool finite = f64 ? linear_cpu_run<double>(p, x, packed_w, scale, offset, y, nullptr)
+                            : linear_cpu_run<float>(p, x, packed_w, scale, offset, y, prep);
+    if (!finite && kernel_checks) {  // (otherwise the scan above ran: a flag then comes from float64 rounding)
+      check_scales_finite(kind, prepacked != nullptr, scale, offset);  // throws, naming the element
+      BITMM_CHECK(false, "bitmm: internal error: the CPU kernel saw a non-finite scale or offset that the scan "
+                         "did not find (M=", p.M, ", N=", p.N, ", K=", p.K, ", ", name_of(kind), ")");
+    }
     if (bias.has_value()) y.add_(bias->to(y.scalar_type()));
   }
   return y.to(x.scalar_type()).reshape(out_shape);

@@ -30,7 +30,7 @@ bool is_float_dtype(at::ScalarType t) {
 LinearProblem check_lora(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
                          const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
                          const at::Tensor& lora_a, const at::Tensor& lora_b) {
-  const LinearProblem p = check_linear(kind, x, packed_w, scale, offset, bias);
+  const LinearProblem p = check_linear(kind, x, packed_w, scale, offset, bias, /*defer_finite=*/true);
   const std::string opname = std::string("bitmm.lora_linear(") + name_of(kind) + ")";
   const char* op = opname.c_str();
   // dtype first: an integer adapter of the right shape should say "dtype".
@@ -78,7 +78,10 @@ at::Tensor lora_linear_cpu(const at::Tensor& x, const at::Tensor& packed_w, cons
   const LinearProblem p = check_lora(kind, x, packed_w, scale, offset, bias, lora_a, lora_b);
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = p.N;
-  if (p.M == 0) return at::empty(out_shape, x.options());
+  if (p.M == 0) {
+    check_scales_finite(kind, /*prepacked=*/false, scale, offset);  // (check_lora left it to the base op)
+    return at::empty(out_shape, x.options());
+  }
   const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor x2 = x.reshape({p.M, p.K}).to(acc);
   at::Tensor y = call_base_linear(kind, x2, packed_w, scale, offset, bias);  // (M, N), acc dtype
