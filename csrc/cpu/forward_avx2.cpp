@@ -49,6 +49,9 @@ constexpr int kBlockTableBytes = kNibbles * kTableBytes;  // per (activation row
 constexpr int kIndexBytesPerWord = 4 * 2 * 32;     // 4 bytes x 2 nibbles x 32 rows
 constexpr int64_t kMaxTileBlocks = 64;             // K tile: index buffer <= 32 KB (two planes)
 constexpr int64_t kTableBudget = 256 * 1024;       // tables of one K tile, all activation rows
+// Scale groups per K tile, at most: forward_avx2's tile is kMaxTileBlocks blocks or, where a group
+// is longer, lcm(4 / planes, group blocks) <= 2 groups.
+constexpr int64_t kMaxTileGroups = kMaxTileBlocks;
 
 // Tables of blocks [i0, i1) (block i: activation row i / nblocks, block i % nblocks) and
 // their input sums.  Per 4 inputs a, b, c, d: entries 0..7 = ([0,a,0,a,..] + [0,0,b,b,..])
@@ -308,7 +311,10 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
     rid[i] = std::min<int64_t>(n0 + i, p.N - 1);  // tail rows repeat the last row; not stored
     rows[i] = a.w + rid[i] * a.wpr;
   }
-  alignas(32) float sv[kTileRows], uv[kTileRows], yv[kTileRows];
+  // The K tile's scales and offsets, [group of the tile][row of the row tile]: gathered once per K
+  // tile for all activation rows (per row and group they were 64 strided scalar loads: ~1/4 of
+  // the time at M = 16, g64).
+  alignas(32) float sbuf[kMaxTileGroups * kTileRows], ubuf[kMaxTileGroups * kTileRows], yv[kTileRows];
   const uint8_t* tile = a.prep ? a.prep + (n0 / kTileRows) * a.wpr * cpu_prepack::kChunkBytes : nullptr;
   const bool direct = tile && pr.rows < kExpandRows;  // read the blob in the inner loop
   for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
@@ -316,6 +322,22 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
     if (!tile) prepare_indices(rows, tb0 * planes, tb1 * planes, static_cast<uintptr_t>(kTileRows * a.wpr * 4), idx);
     else if (!direct) expand_prepacked(tile, tb0 * planes, tb1 * planes, idx);
     const int64_t seg = pr.seg_blocks ? pr.seg_blocks : tb1 - tb0;
+    const int64_t g0 = pr.seg_blocks ? tb0 / seg : 0;  // (tile_blocks is a multiple of seg)
+    // Every scale / offset value passes through here (each row of the tile, each group; u = 0 when
+    // absent): the op's NaN / Inf check, done here instead of by a second pass over them
+    // (check_linear's defer_finite).
+    const __m256i exp_bits = _mm256_set1_epi32(0x7f800000);
+    for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
+      float* sj = sbuf + j * kTileRows;
+      float* uj = ubuf + j * kTileRows;
+      for (int i = 0; i < kTileRows; ++i) { sj[i] = a.s.at(rid[i], g0 + j); uj[i] = a.u.at(rid[i], g0 + j); }
+      for (int i = 0; i < 4; ++i) {
+        const __m256i sb = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(sj + 8 * i)), exp_bits);
+        const __m256i ub = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(uj + 8 * i)), exp_bits);
+        nonfinite = _mm256_or_si256(nonfinite, _mm256_or_si256(_mm256_cmpeq_epi32(sb, exp_bits),
+                                                               _mm256_cmpeq_epi32(ub, exp_bits)));
+      }
+    }
     for (int64_t m = 0; m < pr.rows; ++m) {
       const uint8_t* tab_m = pr.tab + m * pr.nblocks * kBlockTableBytes;
       float* ym = a.y + (pr.m0 + m) * p.N;
@@ -331,21 +353,11 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
           if (two) accumulate_plane(tab_m, idx, planes, 1, tb0, s0, s1, H);
         }
         // once per scale group: y += s * sum + u * X
-        const int64_t g = pr.seg_blocks ? s0 / pr.seg_blocks : 0;
+        const float* sv = sbuf + (s0 - tb0) / seg * kTileRows;
+        const float* uv = ubuf + (s0 - tb0) / seg * kTileRows;
         float X = 0.f;
         for (int64_t b = s0; b < s1; ++b) X += pr.xblk[m * pr.nblocks + b];
-        for (int i = 0; i < kTileRows; ++i) { sv[i] = a.s.at(rid[i], g); uv[i] = a.u.at(rid[i], g); }
         const __m256 X8 = _mm256_set1_ps(X);
-        // Every scale / offset value reaches this flush (each row of the tile, each group): the
-        // op's NaN / Inf check, done here instead of by a second pass over them (check_linear's
-        // defer_finite).  Offsets absent: u = 0.
-        const __m256i exp_bits = _mm256_set1_epi32(0x7f800000);
-        for (int i = 0; i < 4; ++i) {
-          const __m256i sb = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(sv + 8 * i)), exp_bits);
-          const __m256i ub = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(uv + 8 * i)), exp_bits);
-          nonfinite = _mm256_or_si256(nonfinite, _mm256_or_si256(_mm256_cmpeq_epi32(sb, exp_bits),
-                                                                 _mm256_cmpeq_epi32(ub, exp_bits)));
-        }
         for (int i = 0; i < 4; ++i) {
           const __m256 sum = two ? _mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(H[i], H[i]), L[i]), X8) : L[i];
           __m256 y8 = _mm256_load_ps(yv + 8 * i);
@@ -399,6 +411,7 @@ bool forward_avx2(const ForwardArgs& a) {
     pr.m0 = m0;
     int64_t tile = std::min<int64_t>(kMaxTileBlocks, kTableBudget / (pr.rows * kBlockTableBytes));
     pr.tile_blocks = std::max<int64_t>(unit, tile / unit * unit);
+    TORCH_INTERNAL_ASSERT(pr.tile_blocks / (pr.seg_blocks ? pr.seg_blocks : pr.tile_blocks) <= kMaxTileGroups);
     build_tables(a.x + m0 * p.K, p.K, pr.nblocks, pr.rows, tab, xblk);
     pr.tab = tab;
     pr.xblk = xblk;
