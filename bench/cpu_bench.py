@@ -9,6 +9,7 @@ the packed words per call) and "cpu-avx2-prepacked" (``cpu_prepacked_linear`` on
 
     python bench/cpu_bench.py --out bench/results/cpu.json
     python bench/cpu_bench.py --backward --out bench/results/cpu_backward.json
+    python bench/cpu_bench.py --groupwise --out bench/results/cpu_groupwise.json
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ CASES = [  # (kind, K, N, M, group_size)
     ("int2", 4096, 4096, 1, 64), ("binary", 4096, 4096, 1, 64),
     ("ternary", 4096, 4096, 4, None), ("ternary", 4096, 11008, 1, None),
 ]
+
+# --groupwise: group-wise scales at several M (session 30's in-kernel scale check and per-K-tile gather)
+GROUPWISE_CASES = [(kind, 4096, 4096, M, G) for kind, G in (("int2", 64), ("binary", 64), ("int2", 32))
+                   for M in (1, 4, 16)] + [("ternary", 4096, 4096, M, None) for M in (1, 16)]
 
 
 def copies(nbytes: int) -> int:
@@ -153,6 +158,8 @@ def run_lora_step_case(M, layers=3, width=4096, r=16):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/cpu.json")
+    ap.add_argument("--groupwise", action="store_true",
+                    help="group-wise cases (int2 g64 / g32, binary g64 at M = 1, 4, 16; per tensor for scale)")
     ap.add_argument("--backward", action="store_true",
                     help="grad_x cases instead: linear_grad_x vs the transposed weight (PackedLinear.transposed_backward)")
     args = ap.parse_args()
@@ -171,7 +178,7 @@ def main() -> None:
                       f"{r['us'] / 1e3:8.2f} ms", flush=True)
         write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
         return
-    for case in CASES:
+    for case in GROUPWISE_CASES if args.groupwise else CASES:
         for r in run_case(*case):
             records.append(r)
             print(f"{r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} G={str(r['group_size']):4s} "

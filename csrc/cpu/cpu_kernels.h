@@ -36,5 +36,11 @@ bool avx2_forward_applies(const LinearProblem& p);
 // +-Inf: the caller then raises check_scales_finite's error (the outputs are not to be used).
 bool forward_avx2(const ForwardArgs& a);
 
+// The same kernel with `vpermd` lookups on AVX-512F machines (forward_avx512.cpp): bitwise the
+// same outputs; reads the packed words (not a cpu_prepack blob).  Off with BITMM_CPU_ISA=avx2.
+bool has_avx512();
+bool avx512_forward_applies(const LinearProblem& p);
+bool forward_avx512(const ForwardArgs& a);
+
 }  // namespace cpu
 }  // namespace bitmm

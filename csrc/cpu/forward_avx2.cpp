@@ -360,9 +360,12 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
         const __m256 X8 = _mm256_set1_ps(X);
         for (int i = 0; i < 4; ++i) {
           const __m256 sum = two ? _mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(H[i], H[i]), L[i]), X8) : L[i];
+          // s * sum + u * X as one explicit FMA on the rounded u * X: the compiler contracts
+          // a * b + c * d either way it likes (-ffp-contract=fast), which made this kernel and
+          // forward_avx512.cpp differ by an ulp; spelled out, both round alike.
           __m256 y8 = _mm256_load_ps(yv + 8 * i);
-          y8 = _mm256_add_ps(y8, _mm256_add_ps(_mm256_mul_ps(_mm256_load_ps(sv + 8 * i), sum),
-                                               _mm256_mul_ps(_mm256_load_ps(uv + 8 * i), X8)));
+          y8 = _mm256_add_ps(y8, _mm256_fmadd_ps(_mm256_load_ps(sv + 8 * i), sum,
+                                                 _mm256_mul_ps(_mm256_load_ps(uv + 8 * i), X8)));
           _mm256_store_ps(yv + 8 * i, y8);
         }
       }

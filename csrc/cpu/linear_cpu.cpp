@@ -6,6 +6,7 @@
 // adds it (masked add) into grad_x: the transposed add-only product.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -97,11 +98,23 @@ bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
   const uint32_t* wp = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   const int64_t wpr = w.size(1);
   if constexpr (std::is_same_v<T, float>) {
+    cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep};
+    // The AVX-512 kernel transposes the packed words per call; at M = 1 the AVX2 kernel reading a
+    // cpu_prepack blob (no transpose) is faster, from M = 2 the AVX-512 one (4096^2, 2-core Xeon,
+    // session 30: M = 1 ternary 378-455 us vs 494; M = 2 704-708 vs 606-670; bench/NOTES.md v7).
+    // Each kernel runs in a named profiler scope (tests assert which one ran).
+    constexpr int64_t kAvx512MinRowsOverBlob = 2;
+    if (cpu::avx512_forward_applies(p) && (prep == nullptr || p.M >= kAvx512MinRowsOverBlob)) {
+      RECORD_FUNCTION("bitmm::cpu_forward_avx512", c10::ArrayRef<const c10::IValue>{});
+      return cpu::forward_avx512(a);
+    }
     if (cpu::avx2_forward_applies(p)) {
-      cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep};
+      RECORD_FUNCTION(prep ? "bitmm::cpu_forward_avx2_prepacked" : "bitmm::cpu_forward_avx2",
+                      c10::ArrayRef<const c10::IValue>{});
       return cpu::forward_avx2(a);
     }
   }
+  RECORD_FUNCTION("bitmm::cpu_forward_generic", c10::ArrayRef<const c10::IValue>{});
   forward_generic<T>(p, xf.data_ptr<T>(), wp, wpr, s, u, y.data_ptr<T>());
   return true;
 }

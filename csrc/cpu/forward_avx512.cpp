@@ -1,0 +1,298 @@
+// AVX-512 forward kernel: the AVX2 kernel's lookup tables (forward_avx2.cpp), looked up
+// with `vpermd` instead of `vpshufb`.
+//
+// Same math as forward_avx2.cpp, bit for bit: for each activation row and every 4
+// consecutive inputs (packed bit order) the 16 subset sums {0, a, b, a+b, c, ..., a+b+c+d},
+// built by the same additions in the same order; each output row adds, per plane, the table
+// entries its 4-bit weight slices ("nibbles") select, block after block and nibble after
+// nibble, then y += s * (2H + L - X) + u * X per scale group (binary: s * L + u * X).
+//
+// What changes is the lookup.  A table of 16 fp32 entries is exactly one zmm register, and
+// `vpermd` selects one of 16 dwords per lane by the low 4 bits of the index lane, ignoring the
+// rest.  With lane i holding packed word w of output row i, `vpermd(word >> 4q, table_q)` looks
+// up nibble q of 16 rows at once: one shift, one shuffle, one add per 16 rows and 4 weights,
+// where the AVX2 kernel spends 4 `vpshufb` and 8 unpacks (byte-plane tables) per 32 rows.  No
+// transposed nibble layout is needed either: a K tile of the rows' words is transposed into
+// dword lanes once (16 x 16-byte loads, 12 inserts, 8 unpacks per 16 rows and 4 words), and
+// cpu_prepack blobs are not read.
+//
+// A row tile is 64 output rows (4 zmm, lane j of register r = row 16r + j): four independent
+// addition chains per plane, as the AVX2 kernel's four accumulators.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "cpu_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define BITMM_X86 1
+// GCC 12 reports the deliberately undefined upper lanes of _mm512_castsi128_si512 (filled by
+// the inserts that follow) as "may be used uninitialized".
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace bitmm {
+namespace cpu {
+
+#ifdef BITMM_X86
+namespace {
+
+constexpr int kLanes = 16;                          // output rows per zmm
+constexpr int kRegs = 4;                            // zmm per row tile
+constexpr int kTileRows = kLanes * kRegs;           // 64 output rows per row tile
+constexpr int kNibbles = 8;                         // 4-weight slices per 32-weight block
+constexpr int kBlockTableFloats = kNibbles * 16;    // 8 tables of 16 fp32 per (activation row, block)
+constexpr int64_t kMaxTileBlocks = 64;              // K tile: word buffer <= 32 KB (two planes)
+constexpr int64_t kTableBudget = 256 * 1024;        // tables of one K tile, all activation rows (bytes)
+constexpr int64_t kMaxTileGroups = kMaxTileBlocks;  // scale groups per K tile (see forward_avx2.cpp)
+
+// Tables of blocks [i0, i1) (block i: activation row i / nblocks, block i % nblocks) as plain
+// fp32 (entry e of nibble q at tab[(i * 8 + q) * 16 + e]) and their input sums: the entries of
+// forward_avx2.cpp's build_tables_range, computed the same way.
+__attribute__((target("avx2"))) void build_tables_range(const float* x, int64_t K, int64_t nblocks, float* tab,
+                                                         float* xblk, int64_t i0, int64_t i1) {
+  const __m256 mask_a = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+  const __m256 mask_b = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1));
+  const __m256 mask_c = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1));
+  for (int64_t i = i0; i < i1; ++i) {
+    const int64_t m = i / nblocks, b = i % nblocks;
+    const float* xr = x + m * K;
+    alignas(32) float v[BLOCK_K];
+    if ((b + 1) * BLOCK_K <= K) {
+      for (int p = 0; p < BLOCK_K / 2; ++p) {  // packed bit order: even inputs, then odd
+        v[p] = xr[b * BLOCK_K + 2 * p];
+        v[p + 16] = xr[b * BLOCK_K + 2 * p + 1];
+      }
+    } else {
+      for (int p = 0; p < BLOCK_K; ++p) {
+        const int64_t k = b * BLOCK_K + offset_of_bit(p);
+        v[p] = k < K ? xr[k] : 0.f;
+      }
+    }
+    float* t = tab + i * kBlockTableFloats;
+    float total = 0.f;
+    for (int nib = 0; nib < kNibbles; ++nib) {
+      const float* q = v + 4 * nib;
+      const __m256 lo = _mm256_add_ps(_mm256_add_ps(_mm256_and_ps(_mm256_broadcast_ss(q), mask_a),
+                                                    _mm256_and_ps(_mm256_broadcast_ss(q + 1), mask_b)),
+                                      _mm256_and_ps(_mm256_broadcast_ss(q + 2), mask_c));
+      const __m256 hi = _mm256_add_ps(lo, _mm256_broadcast_ss(q + 3));
+      total += ((q[0] + q[1]) + q[2]) + q[3];  // entry 15
+      _mm256_storeu_ps(t + 16 * nib, lo);
+      _mm256_storeu_ps(t + 16 * nib + 8, hi);
+    }
+    xblk[i] = total;
+  }
+}
+
+template <typename T>
+T* reuse(std::vector<T>& v, size_t n) {
+  if (v.size() < n + 64 / sizeof(T)) v.resize(n + 64 / sizeof(T));
+  const uintptr_t a = reinterpret_cast<uintptr_t>(v.data());
+  return reinterpret_cast<T*>((a + 63) & ~uintptr_t(63));
+}
+
+// Words [w_begin, w_end) of the tile's 64 rows as dword lanes: wbuf[(w - w_begin) * 64 + r]
+// = word w of rows[r].  w_begin is a multiple of 4 and words_per_row too (whole 16-byte loads).
+__attribute__((target("avx512f"))) void transpose_words(const uint32_t* const* rows, int64_t w_begin, int64_t w_end,
+                                                         uint32_t* wbuf) {
+  for (int64_t w0 = w_begin; w0 < w_end; w0 += 4) {
+    const int nwords = static_cast<int>(std::min<int64_t>(4, w_end - w0));
+#pragma GCC unroll 4
+    for (int g = 0; g < kRegs; ++g) {  // rows 16g .. 16g + 15
+      __m512i z[4];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {  // z[r], 128-bit lane l: words w0 .. w0+3 of row 16g + r + 4l
+        const uint32_t* const* rr = rows + 16 * g + r;
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[0] + w0)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[4] + w0)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[8] + w0)), 2);
+        z[r] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[12] + w0)), 3);
+      }
+      // In-lane 4x4 transpose: out[j], lane l, dword r = word w0 + j of row 16g + r + 4l, i.e.
+      // dword 4l + r of out[j] belongs to row 16g + 4l + r: lanes in row order.
+      const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]);
+      const __m512i t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+      const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]);
+      const __m512i t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+      const __m512i out[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                              _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+      for (int j = 0; j < nwords; ++j)
+        _mm512_store_si512(reinterpret_cast<__m512i*>(wbuf + (w0 + j - w_begin) * kTileRows + kLanes * g), out[j]);
+    }
+  }
+}
+
+struct Prepared {
+  const float* tab;     // (rows, nblocks, 128)
+  const float* xblk;    // (rows, nblocks)
+  int64_t rows;         // activation rows in this chunk
+  int64_t m0;           // first activation row of the chunk
+  int64_t nblocks;      // blocks per padded row
+  int64_t kblocks;      // blocks holding real inputs
+  int64_t seg_blocks;   // blocks per scale group; 0 = per tensor / per channel
+  int64_t tile_blocks;  // K tile
+};
+
+// acc[r] (rows 16r .. 16r + 15) += table entries one plane selects over blocks [b0, b1): block b's
+// plane word at wbuf[((b - tb0) * planes + plane) * 64 + row].  Per row the additions run in
+// forward_avx2.cpp's order (block by block, nibble 0..7).
+__attribute__((target("avx512f"))) void accumulate_plane(const float* tab_m, const uint32_t* wbuf, int planes,
+                                                         int plane, int64_t tb0, int64_t b0, int64_t b1,
+                                                         __m512 acc[kRegs]) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t b = b0; b < b1; ++b) {
+    const float* tb = tab_m + b * kBlockTableFloats;
+    const uint32_t* wb = wbuf + ((b - tb0) * planes + plane) * kTileRows;
+    const __m512i w0 = _mm512_load_si512(wb), w1 = _mm512_load_si512(wb + 16), w2 = _mm512_load_si512(wb + 32),
+                  w3 = _mm512_load_si512(wb + 48);
+#pragma GCC unroll 8
+    for (int nib = 0; nib < kNibbles; ++nib) {
+      const __m512 t = _mm512_loadu_ps(tb + 16 * nib);
+      // vpermd reads only the low 4 bits of each index lane: the nibble, after the shift
+      a0 = _mm512_add_ps(a0, _mm512_permutexvar_ps(_mm512_srli_epi32(w0, 4 * nib), t));
+      a1 = _mm512_add_ps(a1, _mm512_permutexvar_ps(_mm512_srli_epi32(w1, 4 * nib), t));
+      a2 = _mm512_add_ps(a2, _mm512_permutexvar_ps(_mm512_srli_epi32(w2, 4 * nib), t));
+      a3 = _mm512_add_ps(a3, _mm512_permutexvar_ps(_mm512_srli_epi32(w3, 4 * nib), t));
+    }
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
+// Output rows [n0, n0 + 64) for all activation rows of the chunk; nonfinite as in forward_avx2.cpp.
+__attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Prepared& pr, int64_t n0,
+                                                 uint32_t* wbuf, __mmask16& nonfinite) {
+  const LinearProblem& p = *a.p;
+  const int planes = planes_of(p.kind);
+  const bool two = planes == 2;
+  const uint32_t* rows[kTileRows];
+  int64_t rid[kTileRows];
+  for (int i = 0; i < kTileRows; ++i) {
+    rid[i] = std::min<int64_t>(n0 + i, p.N - 1);  // tail rows repeat the last row; not stored
+    rows[i] = a.w + rid[i] * a.wpr;
+  }
+  alignas(64) float sbuf[kMaxTileGroups * kTileRows], ubuf[kMaxTileGroups * kTileRows], yv[kTileRows];
+  const __m512i exp_bits = _mm512_set1_epi32(0x7f800000);
+  for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
+    const int64_t tb1 = std::min(pr.kblocks, tb0 + pr.tile_blocks);
+    transpose_words(rows, tb0 * planes, tb1 * planes, wbuf);
+    const int64_t seg = pr.seg_blocks ? pr.seg_blocks : tb1 - tb0;
+    const int64_t g0 = pr.seg_blocks ? tb0 / seg : 0;
+    // The tile's scales and offsets, gathered and NaN / Inf-tested once per K tile.
+    for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
+      float* sj = sbuf + j * kTileRows;
+      float* uj = ubuf + j * kTileRows;
+      for (int i = 0; i < kTileRows; ++i) { sj[i] = a.s.at(rid[i], g0 + j); uj[i] = a.u.at(rid[i], g0 + j); }
+      for (int r = 0; r < kRegs; ++r) {
+        const __m512i sb = _mm512_and_si512(_mm512_load_si512(sj + kLanes * r), exp_bits);
+        const __m512i ub = _mm512_and_si512(_mm512_load_si512(uj + kLanes * r), exp_bits);
+        nonfinite |= _mm512_cmpeq_epi32_mask(sb, exp_bits) | _mm512_cmpeq_epi32_mask(ub, exp_bits);
+      }
+    }
+    for (int64_t m = 0; m < pr.rows; ++m) {
+      const float* tab_m = pr.tab + m * pr.nblocks * kBlockTableFloats;
+      float* ym = a.y + (pr.m0 + m) * p.N;
+      for (int i = 0; i < kTileRows; ++i) yv[i] = (tb0 == 0 || n0 + i >= p.N) ? 0.f : ym[n0 + i];
+      for (int64_t s0 = tb0; s0 < tb1; s0 += seg) {
+        const int64_t s1 = std::min(tb1, s0 + seg);
+        __m512 L[kRegs], H[kRegs] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                                     _mm512_setzero_ps()};
+        accumulate_plane(tab_m, wbuf, planes, 0, tb0, s0, s1, L);
+        if (two) accumulate_plane(tab_m, wbuf, planes, 1, tb0, s0, s1, H);
+        // once per scale group: y += s * sum + u * X (forward_avx2.cpp's operations and order)
+        const float* sv = sbuf + (s0 - tb0) / seg * kTileRows;
+        const float* uv = ubuf + (s0 - tb0) / seg * kTileRows;
+        float X = 0.f;
+        for (int64_t b = s0; b < s1; ++b) X += pr.xblk[m * pr.nblocks + b];
+        const __m512 X16 = _mm512_set1_ps(X);
+        for (int r = 0; r < kRegs; ++r) {
+          const __m512 sum = two ? _mm512_sub_ps(_mm512_add_ps(_mm512_add_ps(H[r], H[r]), L[r]), X16) : L[r];
+          __m512 y16 = _mm512_load_ps(yv + kLanes * r);
+          y16 = _mm512_add_ps(y16, _mm512_fmadd_ps(_mm512_load_ps(sv + kLanes * r), sum,
+                                                   _mm512_mul_ps(_mm512_load_ps(uv + kLanes * r), X16)));
+          _mm512_store_ps(yv + kLanes * r, y16);
+        }
+      }
+      for (int i = 0; i < kTileRows && n0 + i < p.N; ++i) ym[n0 + i] = yv[i];
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) bool row_tiles(const ForwardArgs& a, const Prepared& pr, int64_t t0, int64_t t1,
+                                                  uint32_t* wbuf) {
+  __mmask16 nonfinite = 0;
+  for (int64_t t = t0; t < t1; ++t) row_tile(a, pr, t * kTileRows, wbuf, nonfinite);
+  return nonfinite != 0;
+}
+
+// BITMM_CPU_ISA=avx2 (read once) keeps the AVX2 kernel on AVX-512 machines: A/B timing, and the
+// tests that compare the two kernels bit for bit.
+bool avx512_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("BITMM_CPU_ISA");
+    return !(e != nullptr && std::strcmp(e, "avx2") == 0);
+  }();
+  return on;
+}
+
+}  // namespace
+
+bool has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && has_avx2();
+  return has;
+}
+
+bool avx512_forward_applies(const LinearProblem& p) {
+  return has_avx512() && avx512_enabled() && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+}
+
+bool forward_avx512(const ForwardArgs& a) {
+  const LinearProblem& p = *a.p;
+  const int planes = planes_of(p.kind);
+  Prepared pr;
+  pr.nblocks = padded_k(p.K) / BLOCK_K;
+  pr.kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
+  pr.seg_blocks = p.groups > 1 ? p.group_size / BLOCK_K : 0;
+  const int64_t mchunk = std::min<int64_t>(p.M, 64);
+  std::atomic<bool> bad{false};
+  static thread_local std::vector<float> tab_store;
+  static thread_local std::vector<float> xblk_store;
+  float* tab = reuse(tab_store, static_cast<size_t>(mchunk * pr.nblocks * kBlockTableFloats));
+  float* xblk = reuse(xblk_store, static_cast<size_t>(mchunk * pr.nblocks));
+  const int64_t unit = std::lcm<int64_t>(4 / planes, pr.seg_blocks ? pr.seg_blocks : 1);
+  for (int64_t m0 = 0; m0 < p.M; m0 += mchunk) {
+    pr.rows = std::min(mchunk, p.M - m0);
+    pr.m0 = m0;
+    const int64_t tile = std::min<int64_t>(kMaxTileBlocks, kTableBudget / (pr.rows * kBlockTableFloats * 4));
+    pr.tile_blocks = std::max<int64_t>(unit, tile / unit * unit);
+    TORCH_INTERNAL_ASSERT(pr.tile_blocks / (pr.seg_blocks ? pr.seg_blocks : pr.tile_blocks) <= kMaxTileGroups);
+    // ~15 us per 128 blocks: one K = 4096 row stays on one thread
+    at::parallel_for(0, pr.rows * pr.nblocks, 256, [&](int64_t i0, int64_t i1) {
+      build_tables_range(a.x + m0 * p.K, p.K, pr.nblocks, tab, xblk, i0, i1);
+    });
+    pr.tab = tab;
+    pr.xblk = xblk;
+    const int64_t ntiles = (p.N + kTileRows - 1) / kTileRows;
+    at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
+      static thread_local std::vector<uint32_t> wbuf_store;
+      uint32_t* wbuf = reuse(wbuf_store, static_cast<size_t>(pr.tile_blocks * planes * kTileRows));
+      if (row_tiles(a, pr, t0, t1, wbuf)) bad.store(true, std::memory_order_relaxed);
+    });
+  }
+  return !bad.load();
+}
+
+#else  // not x86
+bool has_avx512() { return false; }
+bool avx512_forward_applies(const LinearProblem&) { return false; }
+bool forward_avx512(const ForwardArgs&) { return true; }
+#endif
+
+}  // namespace cpu
+}  // namespace bitmm

@@ -1,0 +1,106 @@
+"""Which CPU forward kernel runs, and that the AVX-512 and AVX2 kernels give the same bits.
+
+The AVX2 kernel (csrc/cpu/forward_avx2.cpp, vpshufb on byte-plane tables) and the AVX-512 one
+(forward_avx512.cpp, vpermd on fp32 tables) add the same table entries in the same order and scale
+with the same operations, so their outputs must be bitwise equal; BITMM_CPU_ISA=avx2 (read once per
+process) keeps the AVX2 kernel on an AVX-512 machine, so a child process gives the AVX2 bits.  Each
+kernel runs in a named profiler scope (bitmm::cpu_forward_{avx512,avx2,avx2_prepacked,generic}).
+"""
+import os
+
+import pytest
+import torch
+
+import bitmm
+from bitmm import formats
+from helpers import make_problem, run_in_child
+
+AVX512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+needs_avx512 = pytest.mark.skipif(not AVX512, reason="no AVX-512 on this CPU")
+
+
+def kernels_run(fn) -> set[str]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name for e in prof.events() if e.name.startswith("bitmm::cpu_forward")}
+
+
+def _entry(kind, K, prepacked):
+    kid = formats.KINDS[kind]
+    if not prepacked:
+        return lambda x, p, s, u, b: bitmm.linear(kind, x, p, s, u, b)
+    return lambda x, p, s, u, b: torch.ops.bitmm.cpu_prepacked_linear(
+        x, p, torch.ops.bitmm.cpu_prepack(p, kid, K), s, u, b, kid)
+
+
+def _expected_kernel(M, prepacked, G, x_dtype, isa_env):
+    if x_dtype == torch.float64 or (G is not None and G % 32):
+        return "bitmm::cpu_forward_generic"
+    if AVX512 and isa_env != "avx2" and (not prepacked or M >= 2):
+        return "bitmm::cpu_forward_avx512"
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        return "bitmm::cpu_forward_generic"
+    return "bitmm::cpu_forward_avx2_prepacked" if prepacked else "bitmm::cpu_forward_avx2"
+
+
+@pytest.mark.parametrize("prepacked", [False, True])
+@pytest.mark.parametrize("M", [1, 2, 17])
+@pytest.mark.parametrize("G,x_dtype", [(None, torch.float32), (64, torch.float16), (48, torch.float32),
+                                       (None, torch.float64)])
+def test_cpu_forward_kernel_choice(M, prepacked, G, x_dtype):
+    K, N = 192, 70
+    x, p, s, u, b = make_problem("ternary", M, K, N, "group" if G else "channel", G, dtype=x_dtype)
+    want = _expected_kernel(M, prepacked, G, x_dtype, os.environ.get("BITMM_CPU_ISA"))
+    assert kernels_run(lambda: _entry("ternary", K, prepacked)(x, p, s, u, b)) == {want}
+
+
+# Cases of the bitwise comparison: every kind and scale mode, odd N (partial 64- and 32-row tiles),
+# K with a partial block and a multi-tile K (4096: two K tiles at M = 1, more at M = 65), M across
+# the activation-row chunks (65 = 64 + 1).
+_CASES = [(kind, mode, G, M, K, N) for kind in ("binary", "ternary", "int2")
+          for mode, G in (("tensor", None), ("channel", None), ("group", 32), ("group", 64), ("group", 256))
+          for M, K, N in ((1, 4096, 100), (3, 96, 37), (17, 256, 129), (65, 4096, 64))
+          if G is None or K % G == 0]
+
+_CHILD = """
+import torch, bitmm
+from bitmm import formats
+from helpers import make_problem
+from test_cpu_kernels import _CASES
+outs = []
+for i, (kind, mode, G, M, K, N) in enumerate(_CASES):
+    torch.manual_seed(i)
+    x, p, s, u, b = make_problem(kind, M, K, N, mode, G)
+    outs.append(bitmm.linear(kind, x, p, s, u, b))
+torch.save(outs, {path!r})
+"""
+
+
+@needs_avx512
+def test_avx512_kernel_equals_avx2_bitwise(tmp_path):
+    path = str(tmp_path / "avx2.pt")
+    run_in_child(_CHILD.format(path=path), BITMM_CPU_ISA="avx2")
+    theirs = torch.load(path)
+    assert len(theirs) == len(_CASES) >= 50
+    for i, (kind, mode, G, M, K, N) in enumerate(_CASES):
+        torch.manual_seed(i)
+        x, p, s, u, b = make_problem(kind, M, K, N, mode, G)
+        y = None
+
+        def call():
+            nonlocal y
+            y = bitmm.linear(kind, x, p, s, u, b)
+        ran = kernels_run(call)
+        assert ran == {"bitmm::cpu_forward_avx512"}, (kind, mode, G, M, K, N, ran)
+        assert torch.equal(y.view(torch.int32), theirs[i].view(torch.int32)), (kind, mode, G, M, K, N)
+
+
+@needs_avx512
+def test_avx2_kernel_choice_in_a_child():
+    run_in_child("""
+import torch
+from test_cpu_kernels import test_cpu_forward_kernel_choice as t
+for prepacked in (False, True):
+    for M in (1, 2):
+        t(M, prepacked, None, torch.float32)
+""", BITMM_CPU_ISA="avx2")
