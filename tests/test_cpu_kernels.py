@@ -15,7 +15,20 @@ import bitmm
 from bitmm import formats
 from helpers import make_problem, run_in_child
 
-AVX512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+
+
+def _has_avx512f() -> bool:
+    """What the kernel asks (__builtin_cpu_supports("avx512f")), not torch's capability, which needs more
+    extensions and follows ATEN_CPU_CAPABILITY."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f " in line + " " for line in f)
+    except OSError:
+        return torch.backends.cpu.get_cpu_capability() == "AVX512"
+
+
+AVX512 = _has_avx512f()
+AVX2 = AVX512 or torch.backends.cpu.get_cpu_capability() != "DEFAULT"
 needs_avx512 = pytest.mark.skipif(not AVX512, reason="no AVX-512 on this CPU")
 
 
@@ -38,7 +51,7 @@ def _expected_kernel(M, prepacked, G, x_dtype, isa_env):
         return "bitmm::cpu_forward_generic"
     if AVX512 and isa_env != "avx2" and (not prepacked or M >= 2):
         return "bitmm::cpu_forward_avx512"
-    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+    if not AVX2:
         return "bitmm::cpu_forward_generic"
     return "bitmm::cpu_forward_avx2_prepacked" if prepacked else "bitmm::cpu_forward_avx2"
 
@@ -57,9 +70,11 @@ def test_cpu_forward_kernel_choice(M, prepacked, G, x_dtype):
 # Cases of the bitwise comparison: every kind and scale mode, odd N (partial 64- and 32-row tiles),
 # K with a partial block and a multi-tile K (4096: two K tiles at M = 1, more at M = 65), M across
 # the activation-row chunks (65 = 64 + 1).
+# K = 100: a partial last block; G = 2048: a K tile longer than 64 blocks; M = 129: three row chunks.
 _CASES = [(kind, mode, G, M, K, N) for kind in ("binary", "ternary", "int2")
-          for mode, G in (("tensor", None), ("channel", None), ("group", 32), ("group", 64), ("group", 256))
-          for M, K, N in ((1, 4096, 100), (3, 96, 37), (17, 256, 129), (65, 4096, 64))
+          for mode, G in (("tensor", None), ("channel", None), ("group", 32), ("group", 64), ("group", 256),
+                          ("group", 2048))
+          for M, K, N in ((1, 4096, 100), (3, 96, 37), (17, 256, 129), (65, 4096, 64), (2, 100, 1), (129, 4096, 3))
           if G is None or K % G == 0]
 
 _CHILD = """

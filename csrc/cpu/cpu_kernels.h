@@ -16,7 +16,7 @@ struct ScaleView {
   T at(int64_t n, int64_t g) const { return ptr ? ptr[n * sn + g * sg] : T(0); }
 };
 
-// Arguments of the AVX2 forward kernel (forward_avx2.cpp).
+// Arguments of the AVX2 and AVX-512 forward kernels (forward_avx2.cpp, forward_avx512.cpp).
 struct ForwardArgs {
   const LinearProblem* p;
   const uint32_t* w;          // packed rows

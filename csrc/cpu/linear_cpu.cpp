@@ -1,5 +1,6 @@
 // CPU backend of the bitmm linear ops: glue, the generic kernels (any group
-// size, float64), and grad_x.  The fast AVX2 forward lives in forward_avx2.cpp.
+// size, float64), and grad_x.  The fast forwards live in forward_avx2.cpp and
+// forward_avx512.cpp (the same math, bitwise).
 //
 // grad_x: grad_x[m,k] = sum_n g[m,n] * (s[n,g(k)] * w[n,k] + u[n,g(k)]).  The
 // per-group scaled g*s is formed once per (m, n, group); then every weight bit
@@ -84,8 +85,8 @@ void forward_generic(const LinearProblem& p, const T* x, const uint32_t* w, int6
 
 // Runs the forward pass in accumulation type T (float, or double for float64 x).
 // prep: payload of a checked cpu_prepack blob of packed_w (cpu_prepack_format.h), or nullptr.
-// Returns false when the AVX2 kernel found a NaN / Inf in scale or offset (it tests every value
-// it reads; the other kernels do not test and return true).
+// Returns false when the AVX2 / AVX-512 kernel found a NaN / Inf in scale or offset (they test
+// every value they read; the generic kernel does not test and returns true).
 template <typename T>
 bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tensor& packed_w,
                     const at::Tensor& scale, const std::optional<at::Tensor>& offset, at::Tensor& y,
@@ -133,7 +134,9 @@ at::Tensor linear_cpu_impl(Kind kind, const at::Tensor& x, const at::Tensor& pac
                                                              /*defer_finite=*/true)
                                     : check_linear(kind, x, packed_w, scale, offset, bias, /*defer_finite=*/true);
   const bool f64 = x.scalar_type() == at::kDouble;
-  const bool kernel_checks = !f64 && p.M > 0 && cpu::avx2_forward_applies(p) && scale.scalar_type() != at::kDouble &&
+  // (Exactly when linear_cpu_run takes one of the two fast kernels, both of which test.)
+  const bool kernel_checks = !f64 && p.M > 0 && (cpu::avx512_forward_applies(p) || cpu::avx2_forward_applies(p)) &&
+                             scale.scalar_type() != at::kDouble &&
                              !(offset.has_value() && offset->scalar_type() == at::kDouble);
   if (!kernel_checks) check_scales_finite(kind, prepacked != nullptr, scale, offset);
   const uint8_t* prep =
