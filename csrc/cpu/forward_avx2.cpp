@@ -34,6 +34,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define BITMM_X86 1
+#include "lookup_tables.h"
 #endif
 
 namespace bitmm {
@@ -42,27 +43,20 @@ namespace cpu {
 #ifdef BITMM_X86
 namespace {
 
+using lookup::kBlockTableBytes;
+using lookup::kMaxTileBlocks;
+using lookup::kMaxTileGroups;
+using lookup::kNibbles;
+using lookup::kTableBudget;
+using lookup::reuse;
 constexpr int kTileRows = 32;                      // output rows per register tile
-constexpr int kNibbles = 8;                        // 4-weight slices per 32-weight block
 constexpr int kTableBytes = 64;                    // 16 fp32 entries as 4 byte planes x 16
-constexpr int kBlockTableBytes = kNibbles * kTableBytes;  // per (activation row, block)
 constexpr int kIndexBytesPerWord = 4 * 2 * 32;     // 4 bytes x 2 nibbles x 32 rows
-constexpr int64_t kMaxTileBlocks = 64;             // K tile: index buffer <= 32 KB (two planes)
-constexpr int64_t kTableBudget = 256 * 1024;       // tables of one K tile, all activation rows
-// Scale groups per K tile, at most: forward_avx2's tile is kMaxTileBlocks blocks or, where a group
-// is longer, lcm(4 / planes, group blocks) <= 2 groups.
-constexpr int64_t kMaxTileGroups = kMaxTileBlocks;
 
-// Tables of blocks [i0, i1) (block i: activation row i / nblocks, block i % nblocks) and
-// their input sums.  Per 4 inputs a, b, c, d: entries 0..7 = ([0,a,0,a,..] + [0,0,b,b,..])
-// + [0,0,0,0,c,c,c,c] and entries 8..15 = entries 0..7 + d, 8 lanes at a time: the same
-// additions in the same order as e[3] = a + b, e[7] = e[3] + c, e[8 + j] = e[j] + d
-// (adding +0 changes nothing but the sign of a zero entry).
+// Tables of blocks [i0, i1) (block i: activation row i / nblocks, block i % nblocks), the entries
+// of lookup::nibble_entries stored as 4 byte planes of 16 bytes, and their input sums.
 __attribute__((target("avx2"))) void build_tables_range(const float* x, int64_t K, int64_t nblocks, uint8_t* tab,
                                                          float* xblk, int64_t i0, int64_t i1) {
-  const __m256 mask_a = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
-  const __m256 mask_b = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1));
-  const __m256 mask_c = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1));
   // in each lane: dword q = byte q of the lane's 4 floats; then qword q = byte q of 8 floats
   const __m256i bytes = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5,
                                          9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -71,26 +65,12 @@ __attribute__((target("avx2"))) void build_tables_range(const float* x, int64_t 
     const int64_t m = i / nblocks, b = i % nblocks;
     const float* xr = x + m * K;
     alignas(32) float v[BLOCK_K];
-    if ((b + 1) * BLOCK_K <= K) {
-      for (int p = 0; p < BLOCK_K / 2; ++p) {  // packed bit order: even inputs, then odd
-        v[p] = xr[b * BLOCK_K + 2 * p];
-        v[p + 16] = xr[b * BLOCK_K + 2 * p + 1];
-      }
-    } else {
-      for (int p = 0; p < BLOCK_K; ++p) {
-        const int64_t k = b * BLOCK_K + offset_of_bit(p);
-        v[p] = k < K ? xr[k] : 0.f;
-      }
-    }
+    lookup::block_inputs(xr, K, b, v);
     uint8_t* t = tab + i * kBlockTableBytes;
     float total = 0.f;
     for (int nib = 0; nib < kNibbles; ++nib) {
-      const float* q = v + 4 * nib;
-      const __m256 lo = _mm256_add_ps(_mm256_add_ps(_mm256_and_ps(_mm256_broadcast_ss(q), mask_a),
-                                                    _mm256_and_ps(_mm256_broadcast_ss(q + 1), mask_b)),
-                                      _mm256_and_ps(_mm256_broadcast_ss(q + 2), mask_c));
-      const __m256 hi = _mm256_add_ps(lo, _mm256_broadcast_ss(q + 3));
-      total += ((q[0] + q[1]) + q[2]) + q[3];  // entry 15
+      __m256 lo, hi;
+      total += lookup::nibble_entries(v + 4 * nib, lo, hi);
       const __m256i L = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_castps_si256(lo), bytes), pairs);
       const __m256i H = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_castps_si256(hi), bytes), pairs);
       const __m256i p02 = _mm256_unpacklo_epi64(L, H);  // byte plane 0 | byte plane 2 (16 entries each)
@@ -109,14 +89,6 @@ void build_tables(const float* x, int64_t K, int64_t nblocks, int64_t rows, uint
   at::parallel_for(0, rows * nblocks, 256, [&](int64_t i0, int64_t i1) {
     build_tables_range(x, K, nblocks, tab, xblk, i0, i1);
   });
-}
-
-// Buffers kept between calls (per thread): no allocation, page faults or zeroing per call.
-template <typename T>
-T* reuse(std::vector<T>& v, size_t n) {
-  if (v.size() < n + 64 / sizeof(T)) v.resize(n + 64 / sizeof(T));
-  const uintptr_t a = reinterpret_cast<uintptr_t>(v.data());
-  return reinterpret_cast<T*>((a + 63) & ~uintptr_t(63));
 }
 
 // out[j] lane i = word (w0 + j) of rows[i], for 8 rows and 4 words (16 bytes per row).

@@ -35,6 +35,7 @@
 // GCC 12 reports the deliberately undefined upper lanes of _mm512_castsi128_si512 (filled by
 // the inserts that follow) as "may be used uninitialized".
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "lookup_tables.h"
 #endif
 
 namespace bitmm {
@@ -46,56 +47,32 @@ namespace {
 constexpr int kLanes = 16;                          // output rows per zmm
 constexpr int kRegs = 4;                            // zmm per row tile
 constexpr int kTileRows = kLanes * kRegs;           // 64 output rows per row tile
-constexpr int kNibbles = 8;                         // 4-weight slices per 32-weight block
+using lookup::kMaxTileBlocks;
+using lookup::kMaxTileGroups;
+using lookup::kNibbles;
+using lookup::kTableBudget;
+using lookup::reuse;
 constexpr int kBlockTableFloats = kNibbles * 16;    // 8 tables of 16 fp32 per (activation row, block)
-constexpr int64_t kMaxTileBlocks = 64;              // K tile: word buffer <= 32 KB (two planes)
-constexpr int64_t kTableBudget = 256 * 1024;        // tables of one K tile, all activation rows (bytes)
-constexpr int64_t kMaxTileGroups = kMaxTileBlocks;  // scale groups per K tile (see forward_avx2.cpp)
 
-// Tables of blocks [i0, i1) (block i: activation row i / nblocks, block i % nblocks) as plain
-// fp32 (entry e of nibble q at tab[(i * 8 + q) * 16 + e]) and their input sums: the entries of
-// forward_avx2.cpp's build_tables_range, computed the same way.
+// Tables of blocks [i0, i1) (block i: activation row i / nblocks, block i % nblocks), the entries
+// of lookup::nibble_entries as plain fp32 (entry e of nibble q at tab[(i * 8 + q) * 16 + e]), and
+// their input sums.
 __attribute__((target("avx2"))) void build_tables_range(const float* x, int64_t K, int64_t nblocks, float* tab,
                                                          float* xblk, int64_t i0, int64_t i1) {
-  const __m256 mask_a = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
-  const __m256 mask_b = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1));
-  const __m256 mask_c = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1));
   for (int64_t i = i0; i < i1; ++i) {
     const int64_t m = i / nblocks, b = i % nblocks;
-    const float* xr = x + m * K;
     alignas(32) float v[BLOCK_K];
-    if ((b + 1) * BLOCK_K <= K) {
-      for (int p = 0; p < BLOCK_K / 2; ++p) {  // packed bit order: even inputs, then odd
-        v[p] = xr[b * BLOCK_K + 2 * p];
-        v[p + 16] = xr[b * BLOCK_K + 2 * p + 1];
-      }
-    } else {
-      for (int p = 0; p < BLOCK_K; ++p) {
-        const int64_t k = b * BLOCK_K + offset_of_bit(p);
-        v[p] = k < K ? xr[k] : 0.f;
-      }
-    }
+    lookup::block_inputs(x + m * K, K, b, v);
     float* t = tab + i * kBlockTableFloats;
     float total = 0.f;
     for (int nib = 0; nib < kNibbles; ++nib) {
-      const float* q = v + 4 * nib;
-      const __m256 lo = _mm256_add_ps(_mm256_add_ps(_mm256_and_ps(_mm256_broadcast_ss(q), mask_a),
-                                                    _mm256_and_ps(_mm256_broadcast_ss(q + 1), mask_b)),
-                                      _mm256_and_ps(_mm256_broadcast_ss(q + 2), mask_c));
-      const __m256 hi = _mm256_add_ps(lo, _mm256_broadcast_ss(q + 3));
-      total += ((q[0] + q[1]) + q[2]) + q[3];  // entry 15
+      __m256 lo, hi;
+      total += lookup::nibble_entries(v + 4 * nib, lo, hi);
       _mm256_storeu_ps(t + 16 * nib, lo);
       _mm256_storeu_ps(t + 16 * nib + 8, hi);
     }
     xblk[i] = total;
   }
-}
-
-template <typename T>
-T* reuse(std::vector<T>& v, size_t n) {
-  if (v.size() < n + 64 / sizeof(T)) v.resize(n + 64 / sizeof(T));
-  const uintptr_t a = reinterpret_cast<uintptr_t>(v.data());
-  return reinterpret_cast<T*>((a + 63) & ~uintptr_t(63));
 }
 
 // Words [w_begin, w_end) of the tile's 64 rows as dword lanes: wbuf[(w - w_begin) * 64 + r]

@@ -1,0 +1,68 @@
+// Shared by the AVX2 and AVX-512 CPU forward kernels (forward_avx2.cpp, forward_avx512.cpp):
+// the lookup tables' entries, the K tiling constants and the per-thread buffers.  Both kernels
+// take their table entries from nibble_entries, so they add the same values (their outputs are
+// bitwise equal; tests/test_cpu_kernels.py).  x86 only; include after <immintrin.h>.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "../bitmm_format.h"
+
+namespace bitmm {
+namespace cpu {
+namespace lookup {
+
+constexpr int kNibbles = 8;                        // 4-weight slices per 32-weight block
+constexpr int64_t kMaxTileBlocks = 64;             // K tile (weight-side buffer <= 32 KB for two planes)
+constexpr int64_t kTableBudget = 256 * 1024;       // table bytes of one K tile, all activation rows
+constexpr int kBlockTableBytes = kNibbles * 64;    // 8 tables of 16 fp32 per (activation row, block)
+// Scale groups per K tile, at most: the tile is kMaxTileBlocks blocks or, where a group is
+// longer, lcm(4 / planes, group blocks) <= 2 groups.
+constexpr int64_t kMaxTileGroups = kMaxTileBlocks;
+
+// The 32 inputs of block b of row xr (K inputs) in packed bit order (bitmm_format.h: even
+// inputs, then odd), zero past K.
+inline void block_inputs(const float* xr, int64_t K, int64_t b, float v[BLOCK_K]) {
+  if ((b + 1) * BLOCK_K <= K) {
+    for (int p = 0; p < BLOCK_K / 2; ++p) {
+      v[p] = xr[b * BLOCK_K + 2 * p];
+      v[p + 16] = xr[b * BLOCK_K + 2 * p + 1];
+    }
+  } else {
+    for (int p = 0; p < BLOCK_K; ++p) {
+      const int64_t k = b * BLOCK_K + offset_of_bit(p);
+      v[p] = k < K ? xr[k] : 0.f;
+    }
+  }
+}
+
+// The 16 subset sums of the 4 inputs q[0..3] = a, b, c, d (entry e: bit j of e selects q[j]):
+// entries 0..7 = ([0,a,0,a,..] + [0,0,b,b,..]) + [0,0,0,0,c,c,c,c] in lo, entries 8..15 =
+// entries 0..7 + d in hi, 8 lanes at a time: the additions of e[3] = a + b, e[7] = e[3] + c,
+// e[8 + j] = e[j] + d (adding +0 changes nothing but the sign of a zero entry).  Returns the
+// input sum ((a + b) + c) + d.
+__attribute__((target("avx2"), always_inline)) inline float nibble_entries(const float* q, __m256& lo, __m256& hi) {
+  const __m256 mask_a = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+  const __m256 mask_b = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, -1, -1, 0, 0, -1, -1));
+  const __m256 mask_c = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1));
+  lo = _mm256_add_ps(_mm256_add_ps(_mm256_and_ps(_mm256_broadcast_ss(q), mask_a),
+                                   _mm256_and_ps(_mm256_broadcast_ss(q + 1), mask_b)),
+                     _mm256_and_ps(_mm256_broadcast_ss(q + 2), mask_c));
+  hi = _mm256_add_ps(lo, _mm256_broadcast_ss(q + 3));
+  return ((q[0] + q[1]) + q[2]) + q[3];
+}
+
+// A per-thread buffer of at least n elements, 64-byte aligned, kept between calls (no
+// allocation, page faults or zeroing per call).
+template <typename T>
+T* reuse(std::vector<T>& v, size_t n) {
+  if (v.size() < n + 64 / sizeof(T)) v.resize(n + 64 / sizeof(T));
+  const uintptr_t a = reinterpret_cast<uintptr_t>(v.data());
+  return reinterpret_cast<T*>((a + 63) & ~uintptr_t(63));
+}
+
+}  // namespace lookup
+}  // namespace cpu
+}  // namespace bitmm
