@@ -369,9 +369,10 @@ bool forward_avx2(const ForwardArgs& a) {
   const LinearProblem& p = *a.p;
   const int planes = planes_of(p.kind);
   Prepared pr;
-  pr.nblocks = padded_k(p.K) / BLOCK_K;
-  pr.kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
-  pr.seg_blocks = p.groups > 1 ? p.group_size / BLOCK_K : 0;
+  const lookup::KPlan kp = lookup::k_plan(p);
+  pr.nblocks = kp.nblocks;
+  pr.kblocks = kp.kblocks;
+  pr.seg_blocks = kp.seg_blocks;
   const int64_t mchunk = std::min<int64_t>(p.M, 64);
   std::atomic<bool> bad{false};
   // The calling thread's buffers (every byte is written by build_tables).
@@ -380,12 +381,10 @@ bool forward_avx2(const ForwardArgs& a) {
   uint8_t* tab = reuse(tab_store, static_cast<size_t>(mchunk * pr.nblocks * kBlockTableBytes));
   float* xblk = reuse(xblk_store, static_cast<size_t>(mchunk * pr.nblocks));
   // K tile: whole 16-byte loads (4 words), whole scale groups, tables within budget.
-  const int64_t unit = std::lcm<int64_t>(4 / planes, pr.seg_blocks ? pr.seg_blocks : 1);
   for (int64_t m0 = 0; m0 < p.M; m0 += mchunk) {
     pr.rows = std::min(mchunk, p.M - m0);
     pr.m0 = m0;
-    int64_t tile = std::min<int64_t>(kMaxTileBlocks, kTableBudget / (pr.rows * kBlockTableBytes));
-    pr.tile_blocks = std::max<int64_t>(unit, tile / unit * unit);
+    pr.tile_blocks = lookup::tile_blocks(kp, pr.rows);
     TORCH_INTERNAL_ASSERT(pr.tile_blocks / (pr.seg_blocks ? pr.seg_blocks : pr.tile_blocks) <= kMaxTileGroups);
     build_tables(a.x + m0 * p.K, p.K, pr.nblocks, pr.rows, tab, xblk);
     pr.tab = tab;

@@ -5,10 +5,13 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <vector>
 
 #include "../bitmm_format.h"
+#include "../checks.h"
 
 namespace bitmm {
 namespace cpu {
@@ -52,6 +55,29 @@ __attribute__((target("avx2"), always_inline)) inline float nibble_entries(const
                      _mm256_and_ps(_mm256_broadcast_ss(q + 2), mask_c));
   hi = _mm256_add_ps(lo, _mm256_broadcast_ss(q + 3));
   return ((q[0] + q[1]) + q[2]) + q[3];
+}
+
+// How both kernels cut K: they must cut it alike, since per tensor / per channel they apply the
+// scale once per K tile (bitwise equality of their outputs depends on it).
+struct KPlan {
+  int64_t nblocks;     // blocks per padded row
+  int64_t kblocks;     // blocks holding real inputs
+  int64_t seg_blocks;  // blocks per scale group; 0 = per tensor / per channel
+  int64_t unit;        // K tiles are multiples of this: whole 16-byte word loads, whole scale groups
+};
+inline KPlan k_plan(const LinearProblem& p) {
+  KPlan k;
+  k.nblocks = padded_k(p.K) / BLOCK_K;
+  k.kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
+  k.seg_blocks = p.groups > 1 ? p.group_size / BLOCK_K : 0;
+  k.unit = std::lcm<int64_t>(4 / planes_of(p.kind), k.seg_blocks ? k.seg_blocks : 1);
+  return k;
+}
+// K tile in blocks for `rows` activation rows: as long as their tables fit kTableBudget, at most
+// kMaxTileBlocks, a multiple of k.unit (so at most kMaxTileGroups scale groups).
+inline int64_t tile_blocks(const KPlan& k, int64_t rows) {
+  const int64_t tile = std::min<int64_t>(kMaxTileBlocks, kTableBudget / (rows * kBlockTableBytes));
+  return std::max<int64_t>(k.unit, tile / k.unit * k.unit);
 }
 
 // A per-thread buffer of at least n elements, 64-byte aligned, kept between calls (no
