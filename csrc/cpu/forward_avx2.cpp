@@ -23,7 +23,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -44,11 +43,8 @@ namespace cpu {
 namespace {
 
 using lookup::kBlockTableBytes;
-using lookup::kMaxTileBlocks;
 using lookup::kMaxTileGroups;
 using lookup::kNibbles;
-using lookup::kTableBudget;
-using lookup::reuse;
 constexpr int kTileRows = 32;                      // output rows per register tile
 constexpr int kTableBytes = 64;                    // 16 fp32 entries as 4 byte planes x 16
 constexpr int kIndexBytesPerWord = 4 * 2 * 32;     // 4 bytes x 2 nibbles x 32 rows
@@ -259,16 +255,7 @@ __attribute__((target("avx2"))) void expand_prepacked(const uint8_t* tile, int64
 // (split once, read `rows` times) instead of split in the inner loop for every row.
 constexpr int64_t kExpandRows = 4;
 
-struct Prepared {
-  const uint8_t* tab;   // (rows, nblocks, 512)
-  const float* xblk;    // (rows, nblocks)
-  int64_t rows;         // activation rows in this chunk
-  int64_t m0;           // first activation row of the chunk
-  int64_t nblocks;      // blocks per padded row
-  int64_t kblocks;      // blocks holding real inputs
-  int64_t seg_blocks;   // blocks per scale group; 0 = per tensor / per channel
-  int64_t tile_blocks;  // K tile
-};
+using Prepared = lookup::Prepared<uint8_t>;
 
 // Output rows [n0, n0 + 32) for all activation rows of the chunk.  nonfinite: lanes set where a
 // scale or offset value read here is NaN or +-Inf (all exponent bits set), ORed in.
@@ -279,13 +266,8 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
   const bool two = planes == 2;
   const uint32_t* rows[kTileRows];
   int64_t rid[kTileRows];
-  for (int i = 0; i < kTileRows; ++i) {
-    rid[i] = std::min<int64_t>(n0 + i, p.N - 1);  // tail rows repeat the last row; not stored
-    rows[i] = a.w + rid[i] * a.wpr;
-  }
-  // The K tile's scales and offsets, [group of the tile][row of the row tile]: gathered once per K
-  // tile for all activation rows (per row and group they were 64 strided scalar loads: ~1/4 of
-  // the time at M = 16, g64).
+  lookup::tile_rows<kTileRows>(a, n0, rows, rid);
+  // The K tile's scales and offsets, [group of the tile][row of the row tile] (lookup::gather_scales).
   alignas(32) float sbuf[kMaxTileGroups * kTileRows], ubuf[kMaxTileGroups * kTileRows], yv[kTileRows];
   const uint8_t* tile = a.prep ? a.prep + (n0 / kTileRows) * a.wpr * cpu_prepack::kChunkBytes : nullptr;
   const bool direct = tile && pr.rows < kExpandRows;  // read the blob in the inner loop
@@ -299,10 +281,10 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
     // absent): the op's NaN / Inf check, done here instead of by a second pass over them
     // (check_linear's defer_finite).
     const __m256i exp_bits = _mm256_set1_epi32(0x7f800000);
+    lookup::gather_scales<kTileRows>(a, rid, g0, (tb1 - tb0) / seg, sbuf, ubuf);
     for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
-      float* sj = sbuf + j * kTileRows;
-      float* uj = ubuf + j * kTileRows;
-      for (int i = 0; i < kTileRows; ++i) { sj[i] = a.s.at(rid[i], g0 + j); uj[i] = a.u.at(rid[i], g0 + j); }
+      const float* sj = sbuf + j * kTileRows;
+      const float* uj = ubuf + j * kTileRows;
       for (int i = 0; i < 4; ++i) {
         const __m256i sb = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(sj + 8 * i)), exp_bits);
         const __m256i ub = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(uj + 8 * i)), exp_bits);
@@ -366,37 +348,12 @@ bool avx2_forward_applies(const LinearProblem& p) {
 }
 
 bool forward_avx2(const ForwardArgs& a) {
-  const LinearProblem& p = *a.p;
-  const int planes = planes_of(p.kind);
-  Prepared pr;
-  const lookup::KPlan kp = lookup::k_plan(p);
-  pr.nblocks = kp.nblocks;
-  pr.kblocks = kp.kblocks;
-  pr.seg_blocks = kp.seg_blocks;
-  const int64_t mchunk = std::min<int64_t>(p.M, 64);
-  std::atomic<bool> bad{false};
-  // The calling thread's buffers (every byte is written by build_tables).
-  static thread_local std::vector<uint8_t> tab_store;
-  static thread_local std::vector<float> xblk_store;
-  uint8_t* tab = reuse(tab_store, static_cast<size_t>(mchunk * pr.nblocks * kBlockTableBytes));
-  float* xblk = reuse(xblk_store, static_cast<size_t>(mchunk * pr.nblocks));
-  // K tile: whole 16-byte loads (4 words), whole scale groups, tables within budget.
-  for (int64_t m0 = 0; m0 < p.M; m0 += mchunk) {
-    pr.rows = std::min(mchunk, p.M - m0);
-    pr.m0 = m0;
-    pr.tile_blocks = lookup::tile_blocks(kp, pr.rows);
-    TORCH_INTERNAL_ASSERT(pr.tile_blocks / (pr.seg_blocks ? pr.seg_blocks : pr.tile_blocks) <= kMaxTileGroups);
-    build_tables(a.x + m0 * p.K, p.K, pr.nblocks, pr.rows, tab, xblk);
-    pr.tab = tab;
-    pr.xblk = xblk;
-    const int64_t ntiles = (p.N + kTileRows - 1) / kTileRows;
-    at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
-      static thread_local std::vector<uint8_t> idx_store;
-      uint8_t* idx = reuse(idx_store, static_cast<size_t>(pr.tile_blocks * planes * kIndexBytesPerWord));
-      if (row_tiles(a, pr, t0, t1, idx)) bad.store(true, std::memory_order_relaxed);
-    });
-  }
-  return !bad.load();
+  return lookup::run_chunks<uint8_t, uint8_t>(
+      *a.p, a.x, kBlockTableBytes, kTileRows, kIndexBytesPerWord,
+      [&](const float* x, int64_t rows, int64_t nblocks, uint8_t* tab, float* xblk) {
+        build_tables(x, a.p->K, nblocks, rows, tab, xblk);
+      },
+      [&](const Prepared& pr, int64_t t0, int64_t t1, uint8_t* idx) { return row_tiles(a, pr, t0, t1, idx); });
 }
 
 #else  // not x86: the generic kernel handles everything

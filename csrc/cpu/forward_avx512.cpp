@@ -21,7 +21,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -47,11 +46,8 @@ namespace {
 constexpr int kLanes = 16;                          // output rows per zmm
 constexpr int kRegs = 4;                            // zmm per row tile
 constexpr int kTileRows = kLanes * kRegs;           // 64 output rows per row tile
-using lookup::kMaxTileBlocks;
 using lookup::kMaxTileGroups;
 using lookup::kNibbles;
-using lookup::kTableBudget;
-using lookup::reuse;
 constexpr int kBlockTableFloats = kNibbles * 16;    // 8 tables of 16 fp32 per (activation row, block)
 
 // Tables of blocks [i0, i1) (block i: activation row i / nblocks, block i % nblocks), the entries
@@ -106,16 +102,7 @@ __attribute__((target("avx512f"))) void transpose_words(const uint32_t* const* r
   }
 }
 
-struct Prepared {
-  const float* tab;     // (rows, nblocks, 128)
-  const float* xblk;    // (rows, nblocks)
-  int64_t rows;         // activation rows in this chunk
-  int64_t m0;           // first activation row of the chunk
-  int64_t nblocks;      // blocks per padded row
-  int64_t kblocks;      // blocks holding real inputs
-  int64_t seg_blocks;   // blocks per scale group; 0 = per tensor / per channel
-  int64_t tile_blocks;  // K tile
-};
+using Prepared = lookup::Prepared<float>;
 
 // acc[r] (rows 16r .. 16r + 15) += table entries one plane selects over blocks [b0, b1): block b's
 // plane word at wbuf[((b - tb0) * planes + plane) * 64 + row].  Per row the additions run in
@@ -150,10 +137,7 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
   const bool two = planes == 2;
   const uint32_t* rows[kTileRows];
   int64_t rid[kTileRows];
-  for (int i = 0; i < kTileRows; ++i) {
-    rid[i] = std::min<int64_t>(n0 + i, p.N - 1);  // tail rows repeat the last row; not stored
-    rows[i] = a.w + rid[i] * a.wpr;
-  }
+  lookup::tile_rows<kTileRows>(a, n0, rows, rid);
   alignas(64) float sbuf[kMaxTileGroups * kTileRows], ubuf[kMaxTileGroups * kTileRows], yv[kTileRows];
   const __m512i exp_bits = _mm512_set1_epi32(0x7f800000);
   for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
@@ -162,10 +146,10 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
     const int64_t seg = pr.seg_blocks ? pr.seg_blocks : tb1 - tb0;
     const int64_t g0 = pr.seg_blocks ? tb0 / seg : 0;
     // The tile's scales and offsets, gathered and NaN / Inf-tested once per K tile.
+    lookup::gather_scales<kTileRows>(a, rid, g0, (tb1 - tb0) / seg, sbuf, ubuf);
     for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
-      float* sj = sbuf + j * kTileRows;
-      float* uj = ubuf + j * kTileRows;
-      for (int i = 0; i < kTileRows; ++i) { sj[i] = a.s.at(rid[i], g0 + j); uj[i] = a.u.at(rid[i], g0 + j); }
+      const float* sj = sbuf + j * kTileRows;
+      const float* uj = ubuf + j * kTileRows;
       for (int r = 0; r < kRegs; ++r) {
         const __m512i sb = _mm512_and_si512(_mm512_load_si512(sj + kLanes * r), exp_bits);
         const __m512i ub = _mm512_and_si512(_mm512_load_si512(uj + kLanes * r), exp_bits);
@@ -230,38 +214,15 @@ bool avx512_forward_applies(const LinearProblem& p) {
 }
 
 bool forward_avx512(const ForwardArgs& a) {
-  const LinearProblem& p = *a.p;
-  const int planes = planes_of(p.kind);
-  Prepared pr;
-  const lookup::KPlan kp = lookup::k_plan(p);
-  pr.nblocks = kp.nblocks;
-  pr.kblocks = kp.kblocks;
-  pr.seg_blocks = kp.seg_blocks;
-  const int64_t mchunk = std::min<int64_t>(p.M, 64);
-  std::atomic<bool> bad{false};
-  static thread_local std::vector<float> tab_store;
-  static thread_local std::vector<float> xblk_store;
-  float* tab = reuse(tab_store, static_cast<size_t>(mchunk * pr.nblocks * kBlockTableFloats));
-  float* xblk = reuse(xblk_store, static_cast<size_t>(mchunk * pr.nblocks));
-  for (int64_t m0 = 0; m0 < p.M; m0 += mchunk) {
-    pr.rows = std::min(mchunk, p.M - m0);
-    pr.m0 = m0;
-    pr.tile_blocks = lookup::tile_blocks(kp, pr.rows);
-    TORCH_INTERNAL_ASSERT(pr.tile_blocks / (pr.seg_blocks ? pr.seg_blocks : pr.tile_blocks) <= kMaxTileGroups);
-    // ~15 us per 128 blocks: one K = 4096 row stays on one thread
-    at::parallel_for(0, pr.rows * pr.nblocks, 256, [&](int64_t i0, int64_t i1) {
-      build_tables_range(a.x + m0 * p.K, p.K, pr.nblocks, tab, xblk, i0, i1);
-    });
-    pr.tab = tab;
-    pr.xblk = xblk;
-    const int64_t ntiles = (p.N + kTileRows - 1) / kTileRows;
-    at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
-      static thread_local std::vector<uint32_t> wbuf_store;
-      uint32_t* wbuf = reuse(wbuf_store, static_cast<size_t>(pr.tile_blocks * planes * kTileRows));
-      if (row_tiles(a, pr, t0, t1, wbuf)) bad.store(true, std::memory_order_relaxed);
-    });
-  }
-  return !bad.load();
+  return lookup::run_chunks<float, uint32_t>(
+      *a.p, a.x, kBlockTableFloats, kTileRows, kTileRows,
+      [&](const float* x, int64_t rows, int64_t nblocks, float* tab, float* xblk) {
+        // ~15 us per 128 blocks: one K = 4096 row stays on one thread
+        at::parallel_for(0, rows * nblocks, 256, [&](int64_t i0, int64_t i1) {
+          build_tables_range(x, a.p->K, nblocks, tab, xblk, i0, i1);
+        });
+      },
+      [&](const Prepared& pr, int64_t t0, int64_t t1, uint32_t* wbuf) { return row_tiles(a, pr, t0, t1, wbuf); });
 }
 
 #else  // not x86
