@@ -10,6 +10,11 @@ the packed words per call) and "cpu-avx2-prepacked" (``cpu_prepacked_linear`` on
     python bench/cpu_bench.py --out bench/results/cpu.json
     python bench/cpu_bench.py --backward --out bench/results/cpu_backward.json
     python bench/cpu_bench.py --groupwise --out bench/results/cpu_groupwise.json
+    python bench/cpu_bench.py --a8 --out bench/results/cpu_a8.json
+
+--a8 times W2A8 (``linear_a8`` on int8 activations, what ``PackedLinear.int8_matmul`` runs) against the float
+op on the same fake-quantized x (what an ``act_bits=8`` layer runs otherwise), fp32 ``F.linear`` and torch's int8
+dynamic quantization; the absmax quantization of x is timed with each (it is part of both layers' forward).
 """
 from __future__ import annotations
 
@@ -102,6 +107,54 @@ def run_case(kind, K, N, M, G):
     return [record(backend, us), record(backend + "-prepacked", pre_us)]
 
 
+# --a8: W2A8 at several M (per-tensor scale: linear_a8 takes per tensor / per channel scales only)
+A8_CASES = [(kind, 4096, 4096, M) for kind in ("ternary", "int2", "binary") for M in (1, 4, 16, 64)] + [
+    ("ternary", 4096, 11008, M) for M in (1, 16)] + [("ternary", 11008, 4096, M) for M in (1, 16)]
+
+
+def fp32_and_int8_dynamic_us(x, K, N):
+    fw = [torch.randn(N, K) for _ in range(copies(4 * N * K))]
+    fp32_us = cpu_time_us([lambda w=w: F.linear(x, w) for w in fw])
+    int8_us = None
+    try:  # torch's dynamic int8 (fbgemm) on the same shape, for orientation
+        mods = []
+        for w in fw:
+            lin = torch.nn.Linear(K, N, bias=False)
+            lin.weight.data = w
+            mods.append(torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
+                                                               dtype=torch.qint8))
+        int8_us = cpu_time_us([lambda m=m: m(x) for m in mods])
+    except Exception as e:  # noqa: BLE001  (not every build has fbgemm)
+        print("int8 dynamic quantization unavailable:", e)
+    return fp32_us, int8_us
+
+
+def run_a8_case(kind, K, N, M):
+    from bitmm import quant  # noqa: PLC0415
+    ws = [(random_packed(kind, N, K), torch.tensor(0.02)) for _ in range(copies(formats.packed_nbytes(kind, N, K)))]
+    x = torch.randn(M, K)
+    kid = formats.KINDS[kind]
+
+    def a8(p, s):
+        xq, xs = quant.absmax_int8(x)
+        return bitmm.linear_a8(kind, xq, xs, p, s)
+
+    a8_us = cpu_time_us([lambda p=p, s=s: a8(p, s) for p, s in ws])
+    pre = [(p, torch.ops.bitmm.cpu_prepack(p, kid, K), s) for p, s in ws]
+    float_us = cpu_time_us([lambda p=p, q=q, s=s: torch.ops.bitmm.cpu_prepacked_linear(
+        quant.absmax_int8_fake(x), p, q, s, None, None, kid) for p, q, s in pre])
+    del pre, ws
+    fp32_us, int8_us = fp32_and_int8_dynamic_us(x, K, N)
+    common = {"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": None, "dtype": "float32",
+              "fp32_us": round(fp32_us, 1), "int8_dynamic_us": None if int8_us is None else round(int8_us, 1),
+              "threads": torch.get_num_threads(), "a8_kernel": str(torch.ops.bitmm._cpu_a8_kernel())}
+    out = []
+    for backend, t in (("cpu-linear_a8", a8_us), ("cpu-float-prepacked-on-fake-quant-x", float_us)):
+        out.append(dict(common, backend=backend, us=round(t, 1), speedup_vs_fp32=round(fp32_us / t, 2),
+                        speedup_vs_int8_dynamic=None if int8_us is None else round(int8_us / t, 2)))
+    return out
+
+
 BACKWARD_CASES = [("ternary", 4096, 4096, M, None) for M in (1, 4, 16)] + [("ternary", 4096, 11008, 1, None)]
 
 
@@ -162,9 +215,20 @@ def main() -> None:
                     help="group-wise cases (int2 g64 / g32, binary g64 at M = 1, 4, 16; per tensor for scale)")
     ap.add_argument("--backward", action="store_true",
                     help="grad_x cases instead: linear_grad_x vs the transposed weight (PackedLinear.transposed_backward)")
+    ap.add_argument("--a8", action="store_true",
+                    help="W2A8 cases instead: linear_a8 vs the float op on the fake-quantized x (act_bits=8 layers)")
     args = ap.parse_args()
     torch.manual_seed(0)
     records = []
+    if args.a8:
+        for case in A8_CASES:
+            for r in run_a8_case(*case):
+                records.append(r)
+                print(f"a8 {r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} {r['backend']:36s} {r['us']:8.1f} us"
+                      f"  fp32 {r['fp32_us']:8.1f} (x{r['speedup_vs_fp32']:.2f})  int8-dyn {r['int8_dynamic_us']}"
+                      f" (x{r['speedup_vs_int8_dynamic']})", flush=True)
+        write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
+        return
     if args.backward:
         for case in BACKWARD_CASES:
             for r in run_backward_case(*case):

@@ -312,11 +312,12 @@ def test_packed_linear_int8_matmul(device):
         yf = layer(x)
         layer.int8_matmul = True
     xq, xs = quant.absmax_int8(x)
-    if device == "cuda":
+    if device == "cuda" or bitmm.nn._CPU_A8_KERNEL != "generic":
         assert torch.equal(y8, bitmm.linear_a8(layer.kind, xq, xs, layer.packed_weight, layer.scale, layer.offset,
                                                layer.bias, out_dtype=x.dtype))
         assert rel_err(y8, yf.double()) < 1e-5
-    else:  # CPU layers keep the float path (its prepacked kernels are faster there)
+        assert not torch.equal(y8, yf)  # the int8 path ran (exact sums, the float path rounds)
+    else:  # CPUs without linear_a8's own kernel keep the float path (faster than its generic path)
         assert torch.equal(y8, yf)
     # x needing a gradient changes nothing: neither path passes one through the rounding (as the float path)
     xr = x.clone().requires_grad_(True)

@@ -39,8 +39,29 @@ bool forward_avx2(const ForwardArgs& a);
 // The same kernel with `vpermd` lookups on AVX-512F machines (forward_avx512.cpp): bitwise the
 // same outputs; reads the packed words (not a cpu_prepack blob).  Off with BITMM_CPU_ISA=avx2.
 bool has_avx512();
+// False under BITMM_CPU_ISA=avx2 (read once): every AVX-512 kernel stays off (A/B timing, bitwise tests).
+bool avx512_enabled();
 bool avx512_forward_applies(const LinearProblem& p);
 bool forward_avx512(const ForwardArgs& a);
+
+// linear_a8's integer sums from the packed words on AVX-512 VNNI CPUs (a8_avx512.cpp):
+// sums[m, n] = sum_k xq[m, k] * stored code[n, k] and row_sums[m] = sum_k xq[m, k], both exact in int32.
+struct A8Args {
+  const LinearProblem* p;
+  const int8_t* xq;           // (M, K) contiguous
+  const uint32_t* w;          // packed rows
+  int64_t wpr;                // words per row
+  int32_t* sums;              // (M, N)
+  int32_t* row_sums;          // (M,)
+};
+// |sum| <= 3 * 128 * K must stay below 2^31.
+constexpr int64_t kA8MaxK = ((int64_t{1} << 31) - 1) / (3 * 128);  // 5,592,405
+bool has_avx512_vnni();
+// True when a8_sums_avx512 handles the problem (AVX-512 VNNI present and enabled, K <= kA8MaxK).
+bool a8_avx512_applies(const LinearProblem& p);
+void a8_sums_avx512(const A8Args& a);
+// "avx512_vnni" where a8_sums_avx512 runs (K <= kA8MaxK), else "generic".
+const char* a8_kernel_name();
 
 }  // namespace cpu
 }  // namespace bitmm

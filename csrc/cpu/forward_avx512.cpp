@@ -192,6 +192,8 @@ __attribute__((target("avx512f"))) bool row_tiles(const ForwardArgs& a, const Pr
   return nonfinite != 0;
 }
 
+}  // namespace
+
 // BITMM_CPU_ISA=avx2 (read once) keeps the AVX2 kernel on AVX-512 machines: A/B timing, and the
 // tests that compare the two kernels bit for bit.
 bool avx512_enabled() {
@@ -201,8 +203,6 @@ bool avx512_enabled() {
   }();
   return on;
 }
-
-}  // namespace
 
 bool has_avx512() {
   static const bool has = __builtin_cpu_supports("avx512f") && has_avx2();
@@ -227,6 +227,7 @@ bool forward_avx512(const ForwardArgs& a) {
 
 #else  // not x86
 bool has_avx512() { return false; }
+bool avx512_enabled() { return false; }
 bool avx512_forward_applies(const LinearProblem&) { return false; }
 bool forward_avx512(const ForwardArgs&) { return true; }
 #endif
