@@ -46,7 +46,7 @@ from .ops import _LINEAR_OPS, KIND_ID, linear_a8, linear_grad_x_transposed, lora
 _cpu_prepacked_linear = torch.ops.bitmm.cpu_prepacked_linear
 _is_compiling = torch.compiler.is_compiling
 
-# linear_a8's CPU kernel in this process ("avx512_vnni" or "generic"; fixed once the library is loaded)
+# linear_a8's CPU kernel in this process ("avx512_vnni", "avx2" or "generic"; fixed once the library is loaded)
 _CPU_A8_KERNEL = str(torch.ops.bitmm._cpu_a8_kernel())
 
 
@@ -389,9 +389,9 @@ class PackedLinear(nn.Module):
     # Opt-in (act_bits=8 layers with a per tensor / per channel scale): when True, the forward runs the W2A8 op
     # (ops.linear_a8: x quantized per token to int8, the integer sums exact, on CUDA through torch's int8 GEMM)
     # instead of the float op on the fake-quantized x.  Same math; the int8 sums are exact where the float path
-    # rounds, so the outputs differ in their last bits.  On CUDA, and on CPUs with AVX-512 VNNI (elsewhere CPU layers
-    # keep the float path); on CPU it is 1.1-3.3x faster than the float path from M = 1 to 64 (bench/NOTES.md,
-    # "CPU linear_a8").  See enable_int8_matmul().
+    # rounds, so the outputs differ in their last bits.  On CUDA, and on x86 CPUs with AVX2 or AVX-512 VNNI (other
+    # CPUs keep the float path), where linear_a8's own kernels are faster than the float path at every M
+    # (bench/NOTES.md, "CPU linear_a8").  See enable_int8_matmul().
     int8_matmul: bool = False
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: BitsLike = 1.58,
@@ -541,7 +541,7 @@ class PackedLinear(nn.Module):
         return self._forward_buffers(x, w, s, u, b)
 
     def _takes_int8_matmul(self, x: Tensor) -> bool:
-        # CUDA, and CPUs where linear_a8 has its own kernel (AVX-512 VNNI): elsewhere on CPU the float kernels on
+        # CUDA, and CPUs where linear_a8 has its own kernel (AVX2, AVX-512 VNNI): elsewhere on CPU the float kernels on
         # the fake-quantized x are faster than linear_a8's generic path (a float matmul of the unpacked codes).
         # (No gradient reaches x through either path: absmax_int8 rounds without a straight-through estimator; a
         # bias gradient flows through both.)
@@ -839,8 +839,8 @@ def enable_transposed_backward(model: nn.Module, enabled: bool = True) -> int:
 
 def enable_int8_matmul(model: nn.Module, enabled: bool = True) -> int:
     """Sets ``int8_matmul`` on every :class:`PackedLinear` in ``model`` with ``act_bits=8`` and a per tensor /
-    per channel scale (BitNet b1.58's layers); returns how many.  Their forward on CUDA (and on CPUs with AVX-512
-    VNNI) then runs the W2A8 op,
+    per channel scale (BitNet b1.58's layers); returns how many.  Their forward on CUDA (and on x86 CPUs with AVX2
+    or AVX-512 VNNI) then runs the W2A8 op,
     :func:`bitmm.ops.linear_a8` (see ``PackedLinear``)."""
     n = 0
     for m in model.modules():

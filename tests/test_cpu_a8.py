@@ -1,13 +1,15 @@
-"""linear_a8's CPU kernel (csrc/cpu/a8_avx512.cpp): int8 activations times the codes read straight from the
-packed words with AVX-512 VNNI (`vpdpbusd`), where the generic CPU path unpacks the codes to an int8 tensor and
-runs a float matmul.
+"""linear_a8's CPU kernels (csrc/cpu/a8_kernels.h, instantiated for AVX-512 VNNI in a8_avx512.cpp and for AVX2 in
+a8_avx2.cpp): int8 activations times the codes read straight from the packed words, where the generic CPU path
+unpacks the codes to an int8 tensor and runs a float matmul.
 
-Both compute the same exact integer sums and hand them to the same epilogue, so:
+All three compute the same exact integer sums and hand them to the same epilogue, so:
   * a float64 output with unit scales must equal the integer product exactly (every kind, K / N / M across the
-    kernel's block, 64-word K chunk, 64-row tile, 8-row and 256-row activation tiles, and the int32 bound);
-  * with real scales, offsets, biases and every out_dtype the kernel's output must equal the generic path's bit for
-    bit (BITMM_CPU_ISA=avx2, read once per process, keeps the generic path: a child process gives its bits).
-The kernel runs in the profiler scope bitmm::cpu_a8_avx512, the generic path in bitmm::cpu_a8_generic.
+    kernels' vector, K chunk, row tile, 8-row and 256-row activation tiles, the row_major / row_lanes switch, and
+    the int32 bound);
+  * with real scales, offsets, biases and every out_dtype the kernels' outputs must equal the generic path's bit
+    for bit.  BITMM_CPU_ISA (read once per process) limits the kernels: "avx2" keeps the AVX2 one on an AVX-512
+    machine, "generic" the generic path, so child processes give their bits.
+Each runs in a profiler scope: bitmm::cpu_a8_avx512, bitmm::cpu_a8_avx2, bitmm::cpu_a8_generic.
 """
 import os
 
@@ -16,7 +18,7 @@ import torch
 
 import bitmm
 from bitmm import formats, quant
-from helpers import PACKERS, run_in_child
+from helpers import run_in_child
 
 
 def _cpu_flags() -> set[str]:
@@ -30,11 +32,19 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-# what the kernel asks (__builtin_cpu_supports), not torch's capability
-VNNI = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"} <= _cpu_flags()
+# what the kernels ask (__builtin_cpu_supports), not torch's capability
+_FLAGS = _cpu_flags()
+HAS_AVX2 = {"avx2", "fma"} <= _FLAGS
+HAS_VNNI = HAS_AVX2 and {"avx512f", "avx512bw", "avx512_vnni"} <= _FLAGS
 ISA_ENV = os.environ.get("BITMM_CPU_ISA")
-KERNEL = "avx512_vnni" if VNNI and ISA_ENV != "avx2" else "generic"
-needs_vnni = pytest.mark.skipif(KERNEL != "avx512_vnni", reason="no AVX-512 VNNI on this CPU (or BITMM_CPU_ISA=avx2)")
+if HAS_VNNI and ISA_ENV not in ("avx2", "generic"):
+    KERNEL = "avx512_vnni"
+elif HAS_AVX2 and ISA_ENV != "generic":
+    KERNEL = "avx2"
+else:
+    KERNEL = "generic"
+SCOPE = {"avx512_vnni": "bitmm::cpu_a8_avx512", "avx2": "bitmm::cpu_a8_avx2", "generic": "bitmm::cpu_a8_generic"}
+needs_kernel = pytest.mark.skipif(KERNEL == "generic", reason="no AVX2 on this CPU (or BITMM_CPU_ISA=generic)")
 MAX_CODE = {"binary": 1, "ternary": 2, "int2": 3}
 SHIFT = {"binary": 0, "ternary": 1, "int2": 1}
 K_MAX = 5_592_405  # cpu_kernels.h kA8MaxK: 3 * 128 * K < 2^31
@@ -61,7 +71,7 @@ def test_kernel_name_and_scope():
     p = pack_codes("ternary", random_codes("ternary", 5, 40, gen))
     xq = torch.randint(-128, 128, (3, 40), generator=gen, dtype=torch.int8)
     ran = scopes_run(lambda: bitmm.linear_a8("ternary", xq, torch.ones(3, 1), p, torch.tensor(1.0)))
-    assert ran == {f"bitmm::cpu_a8_{'avx512' if KERNEL == 'avx512_vnni' else 'generic'}"}, ran
+    assert ran == {SCOPE[KERNEL]}, ran
 
 
 # (K, N, M): M <= 6 takes the row_major layout, M >= 7 row_lanes (a8_avx512.cpp).  K across the block (32), the
@@ -117,8 +127,7 @@ def test_int32_bound(kind):
         want = torch.tensor([[-128.0 * (MAX_CODE[kind] - 1) * K,
                               -128.0 * ((MAX_CODE[kind] - 1) * ((K + 1) // 2) - (K // 2))]], dtype=torch.float64)
         assert torch.equal(y, want), (K, y, want)
-        fast = KERNEL == "avx512_vnni" and K <= K_MAX
-        assert ran == {"bitmm::cpu_a8_avx512" if fast else "bitmm::cpu_a8_generic"}, (K, ran)
+        assert ran == {SCOPE[KERNEL if K <= K_MAX else "generic"]}, (K, ran)
 
 
 # bitwise against the generic path: (kind, scale mode, offset, bias, out_dtype, lead, K, N)
@@ -130,7 +139,8 @@ _BITWISE = [(kind, mode, off, bias, dt, lead, K, N)
 
 _CHILD = """
 import torch
-from test_cpu_a8 import _BITWISE, bitwise_case
+from test_cpu_a8 import _BITWISE, KERNEL, bitwise_case
+assert KERNEL == {kernel!r}, KERNEL
 torch.save([bitwise_case(i, *c) for i, c in enumerate(_BITWISE)], {path!r})
 """
 
@@ -146,23 +156,48 @@ def bitwise_case(i, kind, mode, off, bias, dt, lead, K, N):
     return bitmm.linear_a8(kind, xq, xs, p, s, u, b, out_dtype=dt)
 
 
-@needs_vnni
-def test_kernel_equals_generic_path_bitwise(tmp_path):
-    path = str(tmp_path / "generic.pt")
-    run_in_child(_CHILD.format(path=path), BITMM_CPU_ISA="avx2")
-    theirs = torch.load(path)
-    assert len(theirs) == len(_BITWISE) == 108
-    for i, case in enumerate(_BITWISE):
-        y = bitwise_case(i, *case)
-        assert y.dtype == theirs[i].dtype and y.shape == theirs[i].shape
-        assert torch.equal(y, theirs[i]), case[:7]
+def _outputs_in_a_child(tmp_path, isa, kernel):
+    path = str(tmp_path / f"{isa}.pt")
+    run_in_child(_CHILD.format(path=path, kernel=kernel), BITMM_CPU_ISA=isa)
+    return torch.load(path)
 
 
-@needs_vnni
+@needs_kernel
+def test_kernels_equal_generic_path_bitwise(tmp_path):
+    others = {"generic": _outputs_in_a_child(tmp_path, "generic", "generic")}
+    if KERNEL == "avx512_vnni":
+        others["avx2"] = _outputs_in_a_child(tmp_path, "avx2", "avx2")
+    for name, theirs in others.items():
+        assert len(theirs) == len(_BITWISE) == 108
+        for i, case in enumerate(_BITWISE):
+            y = bitwise_case(i, *case)
+            assert y.dtype == theirs[i].dtype and y.shape == theirs[i].shape
+            assert torch.equal(y, theirs[i]), (name, case[:7])
+
+
+@needs_kernel
 def test_generic_path_in_a_child():
     run_in_child("""
 import torch
 import test_cpu_a8 as t
 assert torch.ops.bitmm._cpu_a8_kernel() == "generic" and t.KERNEL == "generic"
 t.test_kernel_name_and_scope()
+t.test_int32_bound("int2")
+""", BITMM_CPU_ISA="generic")
+
+
+@pytest.mark.skipif(KERNEL != "avx512_vnni", reason="the AVX2 kernel is this process's own (or absent)")
+def test_avx2_kernel_exact_in_a_child():
+    # where the AVX-512 kernel runs by default, the AVX2 one gets the exact-sum tests in a child
+    run_in_child("""
+import torch
+import test_cpu_a8 as t
+assert torch.ops.bitmm._cpu_a8_kernel() == "avx2" and t.KERNEL == "avx2"
+t.test_kernel_name_and_scope()
+for kind in ("binary", "ternary", "int2"):
+    for K, N, M in t.SHAPES:
+        t.test_integer_sums_exact(kind, K, N, M)
+    if kind != "binary":
+        t.test_int32_bound(kind)
+t.test_three_d_and_noncontiguous_xq()
 """, BITMM_CPU_ISA="avx2")

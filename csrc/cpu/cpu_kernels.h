@@ -39,12 +39,16 @@ bool forward_avx2(const ForwardArgs& a);
 // The same kernel with `vpermd` lookups on AVX-512F machines (forward_avx512.cpp): bitwise the
 // same outputs; reads the packed words (not a cpu_prepack blob).  Off with BITMM_CPU_ISA=avx2.
 bool has_avx512();
-// False under BITMM_CPU_ISA=avx2 (read once): every AVX-512 kernel stays off (A/B timing, bitwise tests).
+// cpu_isa_cap() >= 2: false under BITMM_CPU_ISA=avx2 or generic.
 bool avx512_enabled();
 bool avx512_forward_applies(const LinearProblem& p);
 bool forward_avx512(const ForwardArgs& a);
 
-// linear_a8's integer sums from the packed words on AVX-512 VNNI CPUs (a8_avx512.cpp):
+// BITMM_CPU_ISA (read once): unset, every kernel this CPU supports; "avx2", no AVX-512 kernel; "generic", no SIMD
+// kernel at all (A/B timing, and the tests that compare kernels bit for bit).  2, 1 or 0.
+int cpu_isa_cap();
+
+// linear_a8's integer sums from the packed words (a8_kernels.h; a8_avx512.cpp, a8_avx2.cpp):
 // sums[m, n] = sum_k xq[m, k] * stored code[n, k] and row_sums[m] = sum_k xq[m, k], both exact in int32.
 struct A8Args {
   const LinearProblem* p;
@@ -57,11 +61,12 @@ struct A8Args {
 // |sum| <= 3 * 128 * K must stay below 2^31.
 constexpr int64_t kA8MaxK = ((int64_t{1} << 31) - 1) / (3 * 128);  // 5,592,405
 bool has_avx512_vnni();
-// True when a8_sums_avx512 handles the problem (AVX-512 VNNI present and enabled, K <= kA8MaxK).
-bool a8_avx512_applies(const LinearProblem& p);
 void a8_sums_avx512(const A8Args& a);
-// "avx512_vnni" where a8_sums_avx512 runs (K <= kA8MaxK), else "generic".
-const char* a8_kernel_name();
+void a8_sums_avx2(const A8Args& a);
+enum class A8Kernel { kGeneric, kAvx2, kAvx512Vnni };
+// The kernel linear_a8 runs for K inputs in this process (CPU features, BITMM_CPU_ISA, K <= kA8MaxK).
+A8Kernel a8_kernel(int64_t K);
+const char* a8_kernel_name(A8Kernel k);  // "generic", "avx2", "avx512_vnni"
 
 }  // namespace cpu
 }  // namespace bitmm

@@ -23,6 +23,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -344,7 +345,7 @@ bool has_avx2() {
 }
 
 bool avx2_forward_applies(const LinearProblem& p) {
-  return has_avx2() && (p.groups == 1 || p.group_size % BLOCK_K == 0);
+  return has_avx2() && cpu_isa_cap() >= 1 && (p.groups == 1 || p.group_size % BLOCK_K == 0);
 }
 
 bool forward_avx2(const ForwardArgs& a) {
@@ -361,6 +362,16 @@ bool has_avx2() { return false; }
 bool avx2_forward_applies(const LinearProblem&) { return false; }
 bool forward_avx2(const ForwardArgs&) { return true; }
 #endif
+
+int cpu_isa_cap() {
+  static const int cap = [] {
+    const char* e = std::getenv("BITMM_CPU_ISA");
+    if (e != nullptr && std::strcmp(e, "avx2") == 0) return 1;
+    if (e != nullptr && std::strcmp(e, "generic") == 0) return 0;
+    return 2;
+  }();
+  return cap;
+}
 
 }  // namespace cpu
 }  // namespace bitmm

@@ -194,15 +194,7 @@ __attribute__((target("avx512f"))) bool row_tiles(const ForwardArgs& a, const Pr
 
 }  // namespace
 
-// BITMM_CPU_ISA=avx2 (read once) keeps the AVX2 kernel on AVX-512 machines: A/B timing, and the
-// tests that compare the two kernels bit for bit.
-bool avx512_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("BITMM_CPU_ISA");
-    return !(e != nullptr && std::strcmp(e, "avx2") == 0);
-  }();
-  return on;
-}
+bool avx512_enabled() { return cpu_isa_cap() >= 2; }
 
 bool has_avx512() {
   static const bool has = __builtin_cpu_supports("avx512f") && has_avx2();

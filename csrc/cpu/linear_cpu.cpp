@@ -341,9 +341,11 @@ at::Tensor linear_a8_cpu(const at::Tensor& xq, const at::Tensor& x_scale, const 
                          const at::Tensor& s, const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b,
                          int64_t kind, at::ScalarType out_dtype) {
   const LinearProblem p = check_linear_a8(kind_from_int(kind), xq, x_scale, packed_w, s, u, b, out_dtype);
-  if (p.M > 0 && cpu::a8_avx512_applies(p)) {
+  const cpu::A8Kernel kernel = cpu::a8_kernel(p.K);
+  if (p.M > 0 && kernel != cpu::A8Kernel::kGeneric) {
     // the same exact integer sums as linear_a8_forward's unpack + matmul, without the unpacked codes
-    RECORD_FUNCTION("bitmm::cpu_a8_avx512", c10::ArrayRef<const c10::IValue>{});
+    const bool avx512 = kernel == cpu::A8Kernel::kAvx512Vnni;
+    RECORD_FUNCTION(avx512 ? "bitmm::cpu_a8_avx512" : "bitmm::cpu_a8_avx2", c10::ArrayRef<const c10::IValue>{});
     const at::Tensor xq2 = xq.reshape({p.M, p.K}).contiguous();
     const at::Tensor w = packed_w.contiguous();
     A8Sums sums;
@@ -351,7 +353,10 @@ at::Tensor linear_a8_cpu(const at::Tensor& xq, const at::Tensor& x_scale, const 
     sums.row_sums = at::empty({p.M}, xq.options().dtype(at::kInt));
     cpu::A8Args a{&p, xq2.data_ptr<int8_t>(), reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()), w.size(1),
                   sums.sums.data_ptr<int32_t>(), sums.row_sums.data_ptr<int32_t>()};
-    cpu::a8_sums_avx512(a);
+    if (avx512)
+      cpu::a8_sums_avx512(a);
+    else
+      cpu::a8_sums_avx2(a);
     std::vector<int64_t> out_shape(xq.sizes().begin(), xq.sizes().end());
     out_shape.back() = p.N;
     return a8_epilogue(sums, x_scale.reshape({p.M, 1}), s, u, b, a8_code_shift(p.kind), out_dtype).reshape(out_shape);
