@@ -48,6 +48,7 @@ _is_compiling = torch.compiler.is_compiling
 
 # linear_a8's CPU kernel in this process ("avx512_vnni", "avx2" or "generic"; fixed once the library is loaded)
 _CPU_A8_KERNEL = str(torch.ops.bitmm._cpu_a8_kernel())
+_CPU_A8_MAX_K = 5_592_405  # past it (int32 sums could overflow) linear_a8 takes its generic path (cpu_kernels.h kA8MaxK)
 
 
 __all__ = [
@@ -546,7 +547,7 @@ class PackedLinear(nn.Module):
         # (No gradient reaches x through either path: absmax_int8 rounds without a straight-through estimator; a
         # bias gradient flows through both.)
         s, u = self._buffers["scale"], self._buffers["offset"]
-        return ((x.is_cuda or (x.is_cpu and _CPU_A8_KERNEL != "generic"))
+        return ((x.is_cuda or (x.is_cpu and _CPU_A8_KERNEL != "generic" and self.in_features <= _CPU_A8_MAX_K))
                 and (s.dim() <= 1 or s.shape[1] == 1) and (u is None or u.dim() <= 1 or u.shape[1] == 1))
 
     def _takes_transposed_backward(self, x: Tensor, s: Tensor, u: Optional[Tensor]) -> bool:

@@ -76,10 +76,12 @@ def test_kernel_name_and_scope():
 
 # (K, N, M): M <= 6 takes the row_major layout, M >= 7 row_lanes (a8_avx512.cpp).  K across the block (32), the
 # 16-word zmm (two-plane 256 inputs, binary 512), row_lanes' 64-word K chunk (two-plane 1024 inputs, binary 2048) and
-# the padded row (128); N across row_major's 4-row groups and row_lanes' 64-row tile (N = 1: every lane a copy of
-# row 0); M across the 8-row tile of x and row_lanes' 256-row pass (M = 260: two passes over the weights)
+# the padded row (128); N across row_major's 4-row groups and row_lanes' 64-row tile (N <= 24 with M >= 7: whole lane
+# groups past the last row, which repeat it); M across the 8-row tile of x, the last row_major size (6) and
+# row_lanes' 256-row pass (M = 260: two passes over the weights)
 SHAPES = [(1, 1, 1), (31, 7, 3), (33, 64, 8), (127, 65, 9), (1000, 130, 17), (1024, 63, 1), (1025, 129, 16),
-          (2048, 1, 5), (2049, 70, 2), (2100, 64, 260), (4127, 200, 7)]
+          (2048, 1, 5), (2049, 70, 2), (2100, 64, 260), (4127, 200, 7), (300, 5, 6), (129, 13, 7), (37, 1, 17),
+          (64, 24, 8), (520, 25, 33)]
 
 
 @pytest.mark.parametrize("K,N,M", SHAPES)
@@ -94,6 +96,85 @@ def test_integer_sums_exact(kind, K, N, M):
                         out_dtype=torch.float64)
     want = xq.double() @ (codes.double() - SHIFT[kind]).T
     assert torch.equal(y, want), (y - want).abs().max()
+
+
+def test_noncontiguous_packed_w():
+    # a row-strided view and a column slice of a wider packed tensor (its first words hold the first inputs' codes;
+    # the rest of the sliced row's last 128-input chunk is real codes, not padding: they meet zero inputs)
+    gen = torch.Generator().manual_seed(2)
+    for kind in ("binary", "ternary", "int2"):
+        codes = random_codes(kind, 40, 600, gen)
+        wide = pack_codes(kind, codes)
+        cases = [(wide[::2], codes[::2], 600), (wide[:, : formats.packed_shape(kind, 40, 300)[1]], codes[:, :300], 300)]
+        for p, c, K in cases:
+            assert not p.is_contiguous()
+            for M in (1, 9):
+                xq = torch.randint(-128, 128, (M, K), generator=gen, dtype=torch.int8)
+                y = bitmm.linear_a8(kind, xq, torch.ones(M, 1), p, torch.tensor(1.0), out_dtype=torch.float64)
+                assert torch.equal(y, xq.double() @ (c[:, :K].double() - SHIFT[kind]).T), (kind, K, M)
+
+
+def test_inputs_flush_against_unmapped_pages():
+    # packed_w and xq placed flush against PROT_NONE pages (starting at one, then ending at one): a read before or
+    # past either faults.  (ASan does not check AVX-512 masked loads; this caught row_lanes reading rows before
+    # packed_w for N <= 24.)
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    page, guard = mmap.PAGESIZE, 1 << 20
+    maps = []
+
+    def guarded(t, at_end):
+        nbytes = t.numel() * t.element_size()
+        body = -(-nbytes // page) * page
+        size = 2 * guard + body
+        base = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        assert base not in (None, ctypes.c_void_p(-1).value)
+        maps.append((base, size))
+        assert libc.mprotect(base, guard, 0) == 0 and libc.mprotect(base + guard + body, guard, 0) == 0
+        buf = (ctypes.c_char * nbytes).from_address(base + guard + (body - nbytes if at_end else 0))
+        g = torch.frombuffer(buf, dtype=t.dtype, count=t.numel()).view(t.shape)
+        g.copy_(t)
+        return g
+
+    gen = torch.Generator().manual_seed(3)
+    try:
+        for kind in ("binary", "ternary", "int2"):
+            for K in (33, 1025):
+                for N in (1, 17, 24, 65):
+                    codes = random_codes(kind, N, K, gen)
+                    p = pack_codes(kind, codes)
+                    for M in (1, 6, 7, 9):
+                        xq = torch.randint(-128, 128, (M, K), generator=gen, dtype=torch.int8)
+                        want = xq.double() @ (codes.double() - SHIFT[kind]).T
+                        for at_end in (False, True):
+                            y = bitmm.linear_a8(kind, guarded(xq, at_end), torch.ones(M, 1), guarded(p, at_end),
+                                                torch.tensor(1.0), out_dtype=torch.float64)
+                            assert torch.equal(y, want), (kind, K, N, M, at_end)
+    finally:
+        for base, size in maps:
+            libc.munmap(base, size)
+
+
+def test_several_threads():
+    # per-thread buffers: the row tiles of one call split between intra-op threads must not share them
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(2, before))
+    try:
+        gen = torch.Generator().manual_seed(4)
+        for kind in ("ternary", "binary"):
+            codes = random_codes(kind, 700, 1100, gen)
+            for M in (1, 19):
+                xq = torch.randint(-128, 128, (M, 1100), generator=gen, dtype=torch.int8)
+                y = bitmm.linear_a8(kind, xq, torch.ones(M, 1), pack_codes(kind, codes), torch.tensor(1.0),
+                                    out_dtype=torch.float64)
+                assert torch.equal(y, xq.double() @ (codes.double() - SHIFT[kind]).T), (kind, M)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_three_d_and_noncontiguous_xq():

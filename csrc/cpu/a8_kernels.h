@@ -87,9 +87,9 @@ BITMM_A8_TARGET void row_group(const uint32_t* w, int64_t wpr, int64_t words, co
       // words past `words` load as 0: code 0, adding nothing
       const V q = Isa::load_words(w + (n0 + r) * wpr + w0, words - w0);
       const V src = kTwo ? Isa::planes_to_codes(q) : q;
-      // the same line 16 rows further on (~0.8 us ahead at M = 1; 8 and 32 were slower; a hint: past the end
-      // is harmless)
-      _mm_prefetch(reinterpret_cast<const char*>(w + (n0 + r + kPrefetchRows) * wpr + w0), _MM_HINT_T0);
+      // the same line 16 rows further on (~0.8 us ahead at M = 1; 8 and 32 were slower), or of the last row
+      _mm_prefetch(reinterpret_cast<const char*>(w + std::min(n0 + r + kPrefetchRows, N - 1) * wpr + w0),
+                   _MM_HINT_T0);
 #pragma GCC unroll 8
       for (int v = 0; v < CV; ++v) {
         const V cv = code_vec<kTwo>(src, kTwo ? 2 * v : v);
@@ -192,7 +192,8 @@ BITMM_A8_TARGET void transpose_rows(const uint32_t* w, int64_t wpr, int64_t N, i
                                     int64_t w_end, uint32_t* wbuf) {
   for (int g = 0; g < kGroups; ++g) {
     const uint32_t* row0 = w + std::min<int64_t>(n0 + kLanes * g, N - 1) * wpr;
-    const int64_t last = N - 1 - (n0 + kLanes * g);  // rows past it repeat row N - 1
+    // rows past N - 1 repeat it (a group wholly past it: row0 is row N - 1 and last 0; their lanes are dropped)
+    const int64_t last = std::max<int64_t>(0, N - 1 - (n0 + kLanes * g));
     for (int64_t w0 = w_begin; w0 < w_end; w0 += kLanes) {
       V r[kLanes];
 #pragma GCC unroll 16
