@@ -234,6 +234,10 @@ def bitwise_case(i, kind, mode, off, bias, dt, lead, K, N):
          "channel1": torch.rand(N, 1, generator=gen)}[mode] + 0.1
     u = torch.randn(s.shape, generator=gen) * 0.1 if off else None
     b = torch.randn(N, generator=gen) if bias else None
+    # scale / offset / bias / x_scale in other dtypes too (each is converted to the epilogue's type first)
+    other = {0: None, 1: torch.float16, 2: torch.float64}[i % 3]
+    if other is not None:
+        s, u, b, xs = (None if t is None else t.to(other) for t in (s, u, b, xs))
     return bitmm.linear_a8(kind, xq, xs, p, s, u, b, out_dtype=dt)
 
 

@@ -23,7 +23,6 @@
 #include "../bitmm_format.h"
 #include "../checks.h"
 #include "../cpu_prepack_format.h"
-#include "../linear_a8.h"
 #include "cpu_kernels.h"
 
 namespace bitmm {
@@ -337,44 +336,6 @@ at::Tensor prepacked_linear_cpu(const at::Tensor& x, const at::Tensor& packed_w,
   return linear_cpu_impl(kind_from_int(kind), x, packed_w, s, u, b, &prepacked);
 }
 
-at::Tensor linear_a8_cpu(const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
-                         const at::Tensor& s, const std::optional<at::Tensor>& u, const std::optional<at::Tensor>& b,
-                         int64_t kind, at::ScalarType out_dtype) {
-  const LinearProblem p = check_linear_a8(kind_from_int(kind), xq, x_scale, packed_w, s, u, b, out_dtype);
-  const cpu::A8Kernel kernel = cpu::a8_kernel(p.K);
-  if (p.M > 0 && kernel != cpu::A8Kernel::kGeneric) {
-    // the same exact integer sums as linear_a8_forward's unpack + matmul, without the unpacked codes
-    const bool avx512 = kernel == cpu::A8Kernel::kAvx512Vnni;
-    RECORD_FUNCTION(avx512 ? "bitmm::cpu_a8_avx512" : "bitmm::cpu_a8_avx2", c10::ArrayRef<const c10::IValue>{});
-    const at::Tensor xq2 = xq.reshape({p.M, p.K}).contiguous();
-    const at::Tensor w = packed_w.contiguous();
-    A8Sums sums;
-    sums.sums = at::empty({p.M, p.N}, xq.options().dtype(at::kInt));
-    sums.row_sums = at::empty({p.M}, xq.options().dtype(at::kInt));
-    cpu::A8Args a{&p, xq2.data_ptr<int8_t>(), reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()), w.size(1),
-                  sums.sums.data_ptr<int32_t>(), sums.row_sums.data_ptr<int32_t>()};
-    if (avx512)
-      cpu::a8_sums_avx512(a);
-    else
-      cpu::a8_sums_avx2(a);
-    std::vector<int64_t> out_shape(xq.sizes().begin(), xq.sizes().end());
-    out_shape.back() = p.N;
-    return a8_epilogue(sums, x_scale.reshape({p.M, 1}), s, u, b, a8_code_shift(p.kind), out_dtype).reshape(out_shape);
-  }
-  RECORD_FUNCTION("bitmm::cpu_a8_generic", c10::ArrayRef<const c10::IValue>{});
-  return linear_a8_forward(p, xq, x_scale, packed_w, s, u, b, out_dtype);
-}
-
-std::tuple<at::Tensor, at::Tensor> absmax_int8_cpu(const at::Tensor& x) {
-  check_absmax_int8("bitmm.quant.absmax_int8", x);
-  return absmax_int8_aten(x);
-}
-
-at::Tensor absmax_int8_fake_cpu(const at::Tensor& x) {
-  check_absmax_int8("bitmm.quant.absmax_int8_fake", x);
-  return absmax_int8_fake_aten(x);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
@@ -383,9 +344,6 @@ TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
   m.impl("binary_linear", &linear_cpu<Kind::kBinary>);
   m.impl("int2_linear", &linear_cpu<Kind::kInt2>);
   m.impl("linear_grad_x", &grad_x_cpu);
-  m.impl("linear_a8", &linear_a8_cpu);
-  m.impl("absmax_int8", &absmax_int8_cpu);
-  m.impl("absmax_int8_fake", &absmax_int8_fake_cpu);
 }
 
 }  // namespace bitmm
