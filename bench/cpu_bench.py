@@ -65,6 +65,23 @@ def random_packed(kind, N, K):
     return pack(torch.randint(lo, hi, (N, K), dtype=torch.int8))
 
 
+def fp32_and_int8_dynamic_us(x, K, N):
+    fw = [torch.randn(N, K) for _ in range(copies(4 * N * K))]
+    fp32_us = cpu_time_us([lambda w=w: F.linear(x, w) for w in fw])
+    int8_us = None
+    try:  # torch's dynamic int8 (fbgemm) on the same shape, for orientation
+        mods = []
+        for w in fw:
+            lin = torch.nn.Linear(K, N, bias=False)
+            lin.weight.data = w
+            mods.append(torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
+                                                               dtype=torch.qint8))
+        int8_us = cpu_time_us([lambda m=m: m(x) for m in mods])
+    except Exception as e:  # noqa: BLE001  (not every build has fbgemm)
+        print("int8 dynamic quantization unavailable:", e)
+    return fp32_us, int8_us
+
+
 def run_case(kind, K, N, M, G):
     nbytes = formats.packed_nbytes(kind, N, K)
     ws = []
@@ -81,19 +98,7 @@ def run_case(kind, K, N, M, G):
     pre_us = cpu_time_us([lambda p=p, q=q, s=s, u=u: torch.ops.bitmm.cpu_prepacked_linear(x, p, q, s, u, None, kid)
                           for p, q, s, u in pre])
     del pre
-    fw = [torch.randn(N, K) for _ in range(copies(4 * N * K))]
-    fp32_us = cpu_time_us([lambda w=w: F.linear(x, w) for w in fw])
-    int8_us = None
-    try:  # torch's dynamic int8 (fbgemm) on the same shape, for orientation
-        mods = []
-        for w in fw:
-            lin = torch.nn.Linear(K, N, bias=False)
-            lin.weight.data = w
-            mods.append(torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
-                                                               dtype=torch.qint8))
-        int8_us = cpu_time_us([lambda m=m: m(x) for m in mods])
-    except Exception as e:  # noqa: BLE001  (not every build has fbgemm)
-        print("int8 dynamic quantization unavailable:", e)
+    fp32_us, int8_us = fp32_and_int8_dynamic_us(x, K, N)
     backend = "cpu-avx2" if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else "cpu"
 
     def record(backend, t):
@@ -110,23 +115,6 @@ def run_case(kind, K, N, M, G):
 # --a8: W2A8 at several M (per-tensor scale: linear_a8 takes per tensor / per channel scales only)
 A8_CASES = [(kind, 4096, 4096, M) for kind in ("ternary", "int2", "binary") for M in (1, 4, 16, 64)] + [
     ("ternary", 4096, 11008, M) for M in (1, 16)] + [("ternary", 11008, 4096, M) for M in (1, 16)]
-
-
-def fp32_and_int8_dynamic_us(x, K, N):
-    fw = [torch.randn(N, K) for _ in range(copies(4 * N * K))]
-    fp32_us = cpu_time_us([lambda w=w: F.linear(x, w) for w in fw])
-    int8_us = None
-    try:  # torch's dynamic int8 (fbgemm) on the same shape, for orientation
-        mods = []
-        for w in fw:
-            lin = torch.nn.Linear(K, N, bias=False)
-            lin.weight.data = w
-            mods.append(torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
-                                                               dtype=torch.qint8))
-        int8_us = cpu_time_us([lambda m=m: m(x) for m in mods])
-    except Exception as e:  # noqa: BLE001  (not every build has fbgemm)
-        print("int8 dynamic quantization unavailable:", e)
-    return fp32_us, int8_us
 
 
 def run_a8_case(kind, K, N, M):
@@ -219,37 +207,38 @@ def main() -> None:
                     help="W2A8 cases instead: linear_a8 vs the float op on the fake-quantized x (act_bits=8 layers)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    records = []
+    out = f"cpu: {lscpu_model()}, {os.cpu_count()} cores"
     if args.a8:
-        for case in A8_CASES:
-            for r in run_a8_case(*case):
-                records.append(r)
-                print(f"a8 {r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} {r['backend']:36s} {r['us']:8.1f} us"
-                      f"  fp32 {r['fp32_us']:8.1f} (x{r['speedup_vs_fp32']:.2f})  int8-dyn {r['int8_dynamic_us']}"
-                      f" (x{r['speedup_vs_int8_dynamic']})", flush=True)
-        write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
+        records = run_all(A8_CASES, run_a8_case, lambda r: (
+            f"a8 {r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} {r['backend']:36s} {r['us']:8.1f} us  fp32 "
+            f"{r['fp32_us']:8.1f} (x{r['speedup_vs_fp32']:.2f})  int8-dyn {r['int8_dynamic_us']}"
+            f" (x{r['speedup_vs_int8_dynamic']})"))
+        write_results(args.out, out, records)
         return
     if args.backward:
-        for case in BACKWARD_CASES:
-            for r in run_backward_case(*case):
-                records.append(r)
-                print(f"backward {r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} {r['backend']:26s} {r['us']:9.1f} us"
-                      f"  fp32 grad@W {r['fp32_us']:9.1f} us (x{r['speedup_vs_fp32']:.2f})", flush=True)
-        for M in (1, 16):
-            for r in run_lora_step_case(M):
-                records.append(r)
-                print(f"LoRA train step, 3 x {r['K']}^2 ternary, r={r['rank']}, M={M:2d} {r['backend']:20s} "
-                      f"{r['us'] / 1e3:8.2f} ms", flush=True)
-        write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
+        records = run_all(BACKWARD_CASES, run_backward_case, lambda r: (
+            f"backward {r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} {r['backend']:26s} {r['us']:9.1f} us"
+            f"  fp32 grad@W {r['fp32_us']:9.1f} us (x{r['speedup_vs_fp32']:.2f})"))
+        records += run_all([(1,), (16,)], run_lora_step_case, lambda r: (
+            f"LoRA train step, 3 x {r['K']}^2 ternary, r={r['rank']}, M={r['M']:2d} {r['backend']:20s} "
+            f"{r['us'] / 1e3:8.2f} ms"))
+        write_results(args.out, out, records)
         return
-    for case in GROUPWISE_CASES if args.groupwise else CASES:
-        for r in run_case(*case):
-            records.append(r)
-            print(f"{r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} G={str(r['group_size']):4s} "
-                  f"{r['backend']:18s} {r['us']:8.1f} us  fp32 {r['fp32_us']:8.1f} us (x{r['speedup_vs_fp32']:.2f})"
-                  f"  int8-dyn {r['int8_dynamic_us']} us (x{r['speedup_vs_int8_dynamic']})", flush=True)
-    write_results(args.out, f"cpu: {lscpu_model()}, {os.cpu_count()} cores", records)
+    records = run_all(GROUPWISE_CASES if args.groupwise else CASES, run_case, lambda r: (
+        f"{r['op']:7s} K={r['K']} N={r['N']} M={r['M']:2d} G={str(r['group_size']):4s} "
+        f"{r['backend']:18s} {r['us']:8.1f} us  fp32 {r['fp32_us']:8.1f} us (x{r['speedup_vs_fp32']:.2f})"
+        f"  int8-dyn {r['int8_dynamic_us']} us (x{r['speedup_vs_int8_dynamic']})"))
+    write_results(args.out, out, records)
 
+
+def run_all(cases, run, line):
+    """The records of run(*case) for every case, each printed as line(record) when it is made."""
+    records = []
+    for case in cases:
+        for r in run(*case):
+            records.append(r)
+            print(line(r), flush=True)
+    return records
 
 if __name__ == "__main__":
     main()
