@@ -149,8 +149,13 @@ __attribute__((optimize("fp-contract=off"))) bool absmax_rows(const T* x, int64_
     if (nonfinite) return false;
     const float s = (1.0f / std::max(a, 1e-5f)) * 127.0f;
     int8_t* qr = xq + m * K;
+    // round half to even as std::nearbyint, without its libm call (no SSE4.1 roundss in the baseline x86-64 target):
+    // |x * s| <= 127 (plus an ulp or so), and adding then subtracting 1.5 * 2^23 rounds any |v| <= 2^22 to an
+    // integer, ties to even, exactly
+    constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
     for (int64_t k = 0; k < K; ++k) {
-      const float q = std::nearbyint(static_cast<float>(xr[k]) * s);
+      const float v = static_cast<float>(xr[k]) * s;
+      const float q = (v + kRound) - kRound;
       qr[k] = static_cast<int8_t>(std::min(std::max(q, -128.0f), 127.0f));
     }
     x_scale[m] = 1.0f / s;

@@ -164,8 +164,10 @@ void sums(const A8Args& a) {
   const auto seq = std::make_integer_sequence<int, kMaxM>{};
   const RowGroupFn grouped = two ? row_group_fn<true>(mt, false, seq) : row_group_fn<false>(mt, false, seq);
   const RowGroupFn single = two ? row_group_fn<true>(mt, true, seq) : row_group_fn<false>(mt, true, seq);
-  // 16 output rows per task at least: ~8 us of work at K = 4096, M = 1
-  at::parallel_for(0, p.N, 16, [&](int64_t n_begin, int64_t n_end) {
+  // at least 16 output rows and 2^16 products per task (~8 us of work at K = 4096, M = 1): a small layer stays on
+  // one thread
+  const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 16) / (p.K * p.M));
+  at::parallel_for(0, p.N, grain, [&](int64_t n_begin, int64_t n_end) {
     int64_t n = n_begin;
     for (; n + nr <= n_end; n += nr) grouped(a.w, a.wpr, words, xperm.data(), xstride, 0, n, p.N, a.sums);
     for (; n < n_end; ++n) single(a.w, a.wpr, words, xperm.data(), xstride, 0, n, p.N, a.sums);
@@ -344,7 +346,9 @@ void sums(const A8Args& a) {
   for (int64_t m0 = 0; m0 < p.M; m0 += mchunk) {
     const int64_t rows = std::min(mchunk, p.M - m0);
     permute_rows(a, m0, rows, nblocks, xperm.data());
-    at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+    // at least 2^18 products per task
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (p.K * rows * kTileRows));
+    at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) {
       AlignedInts wbuf(kChunkWords * kTileRows), accbuf(rows * kTileRows);
       for (int64_t t = t0; t < t1; ++t) {
         if (two)
