@@ -91,8 +91,9 @@ struct Isa {
 
 }  // namespace
 
-// row_major up to 6 rows of x, as on AVX-512 (measured on an AVX-512 machine with this kernel: bench/NOTES.md
-// "CPU linear_a8")
+// row_major up to 6 rows of x (its largest instance), as on AVX-512: faster than row_lanes at every M <= 6 here too
+// (session 31, this kernel on a Zen 4 under BITMM_CPU_ISA=avx2: ternary 4096^2 M = 6 811-1011 us against 1112-1290;
+// bench/NOTES.md "CPU linear_a8")
 void a8_sums_avx2(const A8Args& a) { a8::a8_sums<6>(a); }
 
 #else
