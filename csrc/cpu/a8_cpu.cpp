@@ -128,73 +128,85 @@ at::Tensor linear_a8_cpu(const at::Tensor& xq, const at::Tensor& x_scale, const 
 // ---- absmax_int8, one pass per row -----------------------------------------------------------------------------
 
 // absmax_int8_aten's operations per row, each as the ATen op rounds it: x32 = float(x); a = max |x32|;
-// s = (1 / max(a, 1e-5f)) * 127; xq = clamp(round_half_even(x32 * s), -128, 127); x_scale = 1 / s.  False (and
-// nothing written for that row) where the row holds a NaN or an Inf: the caller then runs the ATen definition, whose
-// NaN / Inf results (a NaN cast to int8) this does not imitate.
-template <typename T>
+// s = (1 / max(a, 1e-5f)) * 127; xq = clamp(round_half_even(x32 * s), -128, 127); x_scale = 1 / s; and for kFake,
+// instead of xq, fake = T(float(xq) * x_scale) (absmax_int8_fake_aten).  False (and that row left unwritten) where the
+// row holds a NaN or an Inf: the caller then runs the ATen definition, whose NaN / Inf results (a NaN cast to int8)
+// this does not imitate.
+template <typename T, bool kFake>
 __attribute__((optimize("fp-contract=off"))) bool absmax_rows(const T* x, int64_t K, int64_t m0, int64_t m1,
-                                                               int8_t* xq, float* x_scale) {
+                                                               int8_t* xq, float* x_scale, T* fake) {
   for (int64_t m = m0; m < m1; ++m) {
     const T* xr = x + m * K;
-    float a = 0.f;
-    uint32_t nonfinite = 0;
+    // max |x| as the largest of the magnitudes' bit patterns (they order as unsigned integers, NaN and Inf above
+    // every finite value): one integer max that the compiler vectorizes, and the finiteness test with it
+    uint32_t max_bits = 0;
     for (int64_t k = 0; k < K; ++k) {
       const float v = static_cast<float>(xr[k]);
       uint32_t bits;
       std::memcpy(&bits, &v, 4);
-      nonfinite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-      const float av = std::fabs(v);
-      a = av > a ? av : a;
+      bits &= 0x7fffffffu;
+      max_bits = bits > max_bits ? bits : max_bits;
     }
-    if (nonfinite) return false;
-    const float s = (1.0f / std::max(a, 1e-5f)) * 127.0f;
-    int8_t* qr = xq + m * K;
+    if (max_bits >= 0x7f800000u) return false;
+    float a;
+    std::memcpy(&a, &max_bits, 4);
+    const float s = (1.0f / std::max(a, 1e-5f)) * 127.0f, xs = 1.0f / s;
     // round half to even as std::nearbyint, without its libm call (no SSE4.1 roundss in the baseline x86-64 target):
     // |x * s| <= 127 (plus an ulp or so), and adding then subtracting 1.5 * 2^23 rounds any |v| <= 2^22 to an
     // integer, ties to even, exactly
     constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
     for (int64_t k = 0; k < K; ++k) {
       const float v = static_cast<float>(xr[k]) * s;
-      const float q = (v + kRound) - kRound;
-      qr[k] = static_cast<int8_t>(std::min(std::max(q, -128.0f), 127.0f));
+      const float q = std::min(std::max((v + kRound) - kRound, -128.0f), 127.0f);
+      if constexpr (kFake)
+        fake[m * K + k] = static_cast<T>(q * xs);
+      else
+        xq[m * K + k] = static_cast<int8_t>(q);
     }
-    x_scale[m] = 1.0f / s;
+    if (x_scale != nullptr) x_scale[m] = xs;
   }
   return true;
 }
 
-// (xq, x_scale), or undefined tensors where some row is not finite.
+// absmax_int8 (xq, x_scale) of x, or, for kFake, absmax_int8_fake (fake, undefined); undefined tensors where some
+// row is not finite.
+template <bool kFake>
 std::tuple<at::Tensor, at::Tensor> absmax_int8_fused(const at::Tensor& x) {
   const at::Tensor xc = x.contiguous();
   const int64_t K = xc.size(-1), M = xc.numel() / K;
-  at::Tensor xq = at::empty(xc.sizes(), xc.options().dtype(at::kChar));
-  std::vector<int64_t> sshape(xc.sizes().begin(), xc.sizes().end());
-  sshape.back() = 1;
-  at::Tensor xs = at::empty(sshape, xc.options().dtype(at::kFloat));
+  at::Tensor out = at::empty(xc.sizes(), xc.options().dtype(kFake ? xc.scalar_type() : at::kChar));
+  at::Tensor xs;
+  if constexpr (!kFake) {
+    std::vector<int64_t> sshape(xc.sizes().begin(), xc.sizes().end());
+    sshape.back() = 1;
+    xs = at::empty(sshape, xc.options().dtype(at::kFloat));
+  }
   std::atomic<bool> finite{true};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xc.scalar_type(), "bitmm_absmax_int8", [&] {
     const scalar_t* xp = xc.data_ptr<scalar_t>();
+    int8_t* q = kFake ? nullptr : out.data_ptr<int8_t>();
+    scalar_t* f = kFake ? out.data_ptr<scalar_t>() : nullptr;
+    float* sp = kFake ? nullptr : xs.data_ptr<float>();
     at::parallel_for(0, M, std::max<int64_t>(1, 32768 / K), [&](int64_t m0, int64_t m1) {
-      if (!absmax_rows<scalar_t>(xp, K, m0, m1, xq.data_ptr<int8_t>(), xs.data_ptr<float>())) finite = false;
+      if (!absmax_rows<scalar_t, kFake>(xp, K, m0, m1, q, sp, f)) finite = false;
     });
   });
   if (!finite) return {at::Tensor(), at::Tensor()};
-  return {xq, xs};
+  return {out, xs};
 }
 
 std::tuple<at::Tensor, at::Tensor> absmax_int8_cpu(const at::Tensor& x) {
   check_absmax_int8("bitmm.quant.absmax_int8", x);
-  auto [xq, xs] = absmax_int8_fused(x);
+  auto [xq, xs] = absmax_int8_fused<false>(x);
   if (!xq.defined()) return absmax_int8_aten(x);
   return {xq, xs};
 }
 
 at::Tensor absmax_int8_fake_cpu(const at::Tensor& x) {
   check_absmax_int8("bitmm.quant.absmax_int8_fake", x);
-  auto [xq, xs] = absmax_int8_fused(x);
-  if (!xq.defined()) return absmax_int8_fake_aten(x);
-  // (xq * x_scale in float32, one rounding to x's dtype), as absmax_int8_fake_aten
-  return (xq.to(at::kFloat) * xs).to(x.scalar_type());
+  auto [fake, unused] = absmax_int8_fused<true>(x);
+  if (!fake.defined()) return absmax_int8_fake_aten(x);
+  return fake;
 }
 
 }  // namespace
