@@ -42,7 +42,8 @@ at::Tensor linear_a8_forward(const LinearProblem& p, const at::Tensor& xq, const
                              const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
                              at::ScalarType out_dtype, A8Epilogue epilogue = nullptr);
 
-// absmax_int8 as ATen operations, the CPU's kernel and the definition the CUDA kernel matches bit for bit
+// absmax_int8 as ATen operations: the definition the CPU pass (cpu/a8_cpu.cpp, which falls back to it for rows holding
+// NaN / Inf) and the CUDA kernel match bit for bit
 // (bitmm/reference.py absmax_int8 spells the same in Python): (xq, x_scale); absmax_int8_fake_aten: xq * x_scale in
 // x's dtype.
 std::tuple<at::Tensor, at::Tensor> absmax_int8_aten(const at::Tensor& x);
