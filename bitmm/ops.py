@@ -36,6 +36,16 @@ KIND_ID = formats.KINDS
 _FLOAT = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
+def _kind_id(kind, op: str) -> int:
+    """The op's int kind from "binary" | "ternary" | "int2" (or the id itself); ValueError naming `kind` otherwise
+    (the ops check an int id themselves)."""
+    if isinstance(kind, int):
+        return kind
+    if kind not in KIND_ID:
+        raise ValueError(f"{op}: kind must be one of {sorted(KIND_ID)} (or its id 1 | 2 | 3), got {kind!r}")
+    return KIND_ID[kind]
+
+
 def ternary_linear(x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
                    bias: Optional[Tensor] = None) -> Tensor:
     """y = x @ (t * scale + offset)^T + bias with t in {-1, 0, 1} packed by :func:`bitmm.pack_ternary`."""
@@ -57,13 +67,15 @@ def int2_linear(x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Ten
 def linear(kind: str, x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
            bias: Optional[Tensor] = None) -> Tensor:
     """Dispatches to the op of `kind` ("binary", "ternary", "int2")."""
+    if kind not in _LINEAR_OPS:
+        raise ValueError(f"bitmm.linear: kind must be one of {sorted(_LINEAR_OPS)}, got {kind!r}")
     return _LINEAR_OPS[kind](x, packed_w, scale, offset, bias)
 
 
 def linear_grad_x(grad_y: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor], kind: str,
                   K: int) -> Tensor:
     """grad_y @ (v * scale + offset): the gradient of a bitmm linear w.r.t. its input."""
-    return torch.ops.bitmm.linear_grad_x(grad_y, packed_w, scale, offset, KIND_ID[kind], K)
+    return torch.ops.bitmm.linear_grad_x(grad_y, packed_w, scale, offset, _kind_id(kind, "bitmm.linear_grad_x"), K)
 
 
 def linear_a8(kind: str, xq: Tensor, x_scale: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
@@ -83,7 +95,7 @@ def linear_a8(kind: str, xq: Tensor, x_scale: Tensor, packed_w: Tensor, scale: T
     inference), where the int8 tensor cores' rate pays for that; at small M the packed kernels on
     ``xq * x_scale`` are faster.
     """
-    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    kind_id = _kind_id(kind, "bitmm.linear_a8")
     return torch.ops.bitmm.linear_a8(xq, x_scale, packed_w, scale, offset, bias, kind_id, out_dtype)
 
 
@@ -103,7 +115,7 @@ def lora_linear(kind, x: Tensor, packed_w: Tensor, scale: Tensor, offset: Option
     ``linear_grad_x``, add/subtract only), bias, lora_a and lora_b; packed_w,
     scale and offset are constants.
     """
-    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    kind_id = _kind_id(kind, "bitmm.lora_linear")
     return torch.ops.bitmm.lora_linear(x, packed_w, scale, offset, bias, lora_a, lora_b, kind_id, float(lora_scale))
 
 
@@ -111,7 +123,7 @@ def cpu_prepack(packed_w: Tensor, kind, K: int) -> Tensor:
     """The CPU-only derived layout of ``packed_w`` (``csrc/cpu_prepack_format.h``): a uint8
     blob holding the weight's lookup-index vectors already transposed, made once per layer.
     ``kind``: "binary" | "ternary" | "int2" (or 1 | 2 | 3); ``K`` the true input width."""
-    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    kind_id = _kind_id(kind, "bitmm.cpu_prepack")
     return torch.ops.bitmm.cpu_prepack(packed_w, kind_id, K)
 
 
@@ -122,7 +134,7 @@ def cpu_prepacked_linear(kind, x: Tensor, packed_w: Tensor, prepacked: Tensor, s
     kernel); bitwise the same output.  ``packed_w`` is still needed: shapes, the kernels
     the blob does not serve (float64, group sizes not a multiple of 32, no AVX2) and the
     gradient of x (``linear_grad_x``).  ``prepacked`` gets no gradient."""
-    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    kind_id = _kind_id(kind, "bitmm.cpu_prepacked_linear")
     return torch.ops.bitmm.cpu_prepacked_linear(x, packed_w, prepacked, scale, offset, bias, kind_id)
 
 
@@ -132,7 +144,7 @@ def transpose_packed(packed_w: Tensor, kind, K: int) -> Tensor:
     packed_w's device; two transient (N, K) int8 copies).  Rows are padded to a multiple of
     128 weights along N, so for N not a multiple of 128 it is slightly larger than packed_w.
     For :func:`linear_grad_x_transposed`."""
-    kind_id = kind if isinstance(kind, int) else KIND_ID[kind]
+    kind_id = _kind_id(kind, "bitmm.transpose_packed")
     with torch.no_grad():
         codes = torch.ops.bitmm.unpack(packed_w, kind_id, K)
         return torch.ops.bitmm.pack(codes.t().contiguous(), kind_id)
@@ -231,7 +243,13 @@ def _make_fake(kind: str, op: Optional[str] = None):
         if offset is not None:
             _check_scale(op, "offset", offset, x, N, K)
         if bias is not None:
+            torch._check(bias.dtype in _FLOAT, lambda: f"{op}: bias must be float32, float16, bfloat16 or float64, "
+                                                       f"got {bias.dtype}")
             torch._check(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
+            # (x on the CPU with one argument on "meta" reaches this fake kernel, not the CPU one: without the device
+            # checks it would return an uninitialised CPU tensor)
+            torch._check(bias.device == x.device, lambda: f"{op}: bias is on {bias.device} but x is on {x.device}; "
+                                                          f"move all arguments to one device")
         return x.new_empty((*x.shape[:-1], N))
 
     return fake
@@ -304,6 +322,20 @@ def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind
 
 @torch.library.register_fake("bitmm::linear_grad_x")
 def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
+    # (csrc/checks.cpp check_grad_x's checks: a CPU grad_y with another argument on "meta" runs this kernel)
+    name = _check_kind_id(kind)
+    op = f"bitmm.linear_grad_x({name})"
+    torch._check(grad_y.dtype in _FLOAT,
+                 lambda: f"{op}: grad_y must be float32, float16, bfloat16 or float64, got {grad_y.dtype}")
+    torch._check(grad_y.dim() >= 1, lambda: f"{op}: grad_y must have at least 1 dimension (..., N)")
+    torch._check(K >= 1, lambda: f"{op}: K must be >= 1, got {K}")
+    _check_packed(op, name, packed_w, grad_y, K, "grad_y")
+    N = packed_w.shape[0]
+    torch._check(grad_y.shape[-1] == N, lambda: f"{op}: grad_y has {grad_y.shape[-1]} features in its last dimension "
+                                                f"but packed_w has N={N} rows")
+    _check_scale(op, "scale", scale, grad_y, N, K, "grad_y")
+    if offset is not None:
+        _check_scale(op, "offset", offset, grad_y, N, K, "grad_y")
     return grad_y.new_empty((*grad_y.shape[:-1], K))
 
 

@@ -20,28 +20,55 @@ def cases(device):
     nan, inf = float("nan"), float("inf")
     sg = torch.rand(N, 4, device=device).half() + 0.1  # group-wise, G = 25
     pb = bitmm.pack_binary(torch.randint(0, 2, (N, K), device=device))
-    other = "cpu" if device != "cpu" else ("meta")
+    # another device: the CPU for a GPU run; "meta" for the CPU run (a CPU x with one argument on "meta" reaches the
+    # ops' fake kernels, which must reject it as the CPU kernels do, not return an uninitialised tensor)
+    other = "cpu" if device != "cpu" else "meta"
+    g = torch.randn(3, N, device=device)
+    la, lb = torch.randn(4, K, device=device), torch.randn(N, 4, device=device)
+    xq, xs = bitmm.quant.absmax_int8(x)
     return [
         # (description, call, exception type, message fragment)
         ("integer x", lambda: bitmm.ternary_linear(x.long(), p, s), TypeError, "x must be float"),
-        ("x with K=0", lambda: bitmm.ternary_linear(x[:, :0], p, s), ValueError, "K=0"),
+        ("x with K=0", lambda: bitmm.ternary_linear(x[:, :0], p, s), ValueError, "x has K=0"),
         ("packed wrong dtype", lambda: bitmm.ternary_linear(x, p.long(), s), TypeError, "packed_w must be an int32"),
         ("packed not 2-D", lambda: bitmm.ternary_linear(x, p.flatten(), s), ValueError, "packed_w must be 2-D"),
         # packed_w holds whole 128-weight row chunks, so K is checked to that granularity
         ("mismatched K", lambda: bitmm.ternary_linear(torch.randn(3, 200, device=device), p, s), ValueError, "K=200"),
-        ("binary packed as ternary", lambda: bitmm.ternary_linear(x, pb, s), ValueError, "another K or another kind"),
+        ("binary packed as ternary", lambda: bitmm.ternary_linear(x, pb, s), ValueError,
+         "packed_w has 4 int32 words per row but the ternary format"),
+        ("packed with N=0 rows", lambda: bitmm.ternary_linear(x, p[:0], s), ValueError, "packed_w has N=0 rows"),
         ("scale wrong shape", lambda: bitmm.ternary_linear(x, p, s[:4]), ValueError, "scale of shape"),
         ("scale 3-D", lambda: bitmm.ternary_linear(x, p, s.reshape(N, 1, 1)), ValueError, "scale of shape"),
         ("scale integer", lambda: bitmm.ternary_linear(x, p, s.long()), TypeError, "scale must be float"),
         ("group not dividing K", lambda: bitmm.ternary_linear(x, p, torch.rand(N, 3, device=device)), ValueError,
-         "does not divide K=100"),
+         "scale has 3 groups along K, which does not divide K=100"),
+        ("offset integer", lambda: bitmm.ternary_linear(x, p, s, u.long()), TypeError, "offset must be float"),
         ("offset bad shape", lambda: bitmm.ternary_linear(x, p, s, torch.rand(N + 1, device=device)), ValueError,
          "offset of shape"),
         ("scale/offset group mismatch", lambda: bitmm.ternary_linear(
             x, p, torch.rand(N, 4, device=device), torch.rand(N, 5, device=device)), ValueError, "same group size"),
         ("bias bad shape", lambda: bitmm.ternary_linear(x, p, s, u, b[:3]), ValueError, "bias must have shape"),
+        ("bias integer", lambda: bitmm.ternary_linear(x, p, s, u, b.long()), TypeError, "bias must be float"),
+        ("bias bool", lambda: bitmm.ternary_linear(x, p, s, u, b > 0), TypeError, "bias must be float"),
+        ("unknown kind", lambda: bitmm.linear("ternery", x, p, s), ValueError, "kind must be one of"),
+        ("unknown kind, linear_a8", lambda: bitmm.ops.linear_a8("int4", xq, xs, p, s), ValueError,
+         r"linear_a8: kind must be one of"),
+        ("unknown kind, lora_linear", lambda: bitmm.ops.lora_linear("int4", x, p, s, u, b, la, lb), ValueError,
+         r"lora_linear: kind must be one of"),
+        ("unknown kind, linear_grad_x", lambda: bitmm.linear_grad_x(g, p, s, u, "int4", K), ValueError,
+         r"linear_grad_x: kind must be one of"),
+        ("unknown kind id", lambda: bitmm.ops.lora_linear(7, x, p, s, u, b, la, lb), ValueError,
+         "kind must be 1 .binary., 2 .ternary. or 3 .int2., got 7"),
         ("grad_y wrong N", lambda: bitmm.linear_grad_x(torch.randn(3, N + 1, device=device), p, s, u, "ternary", K),
          ValueError, "packed_w has N=9"),
+        ("integer grad_y", lambda: bitmm.linear_grad_x(g.long(), p, s, u, "ternary", K), TypeError,
+         "grad_y must be float"),
+        ("grad_x with K=0", lambda: bitmm.linear_grad_x(g, p, s, u, "ternary", 0), ValueError, "K must be >= 1, got 0"),
+        ("grad_x with another K", lambda: bitmm.linear_grad_x(g, p, s, u, "ternary", 200), ValueError,
+         "packed_w has 8 int32 words per row but the ternary format with K=200"),
+        ("grad_x group not dividing K", lambda: bitmm.linear_grad_x(g, p, torch.rand(N, 3, device=device), u,
+                                                                    "ternary", K), ValueError,
+         "scale has 3 groups along K, which does not divide K=100"),
     ] + ([
         # Non-finite scale / offset: rejected on CPU only (on CUDA a check would need a
         # host sync; there they propagate to the outputs that use them, see
@@ -58,11 +85,27 @@ def cases(device):
         ("NaN scale in the backward", lambda: bitmm.linear_grad_x(torch.randn(3, N), p, poisoned(s, 3, nan), u,
                                                                   "ternary", K), ValueError,
          r"linear_grad_x\(ternary\): scale\[3\] is NaN"),
-    ] if device == "cpu" else []) + ([
+    ] if device == "cpu" else []) + [
         ("scale on another device", lambda: bitmm.ternary_linear(x, p, s.to(other)), RuntimeError, "scale is on"),
+        ("offset on another device", lambda: bitmm.ternary_linear(x, p, s, u.to(other)), RuntimeError,
+         "offset is on"),
         ("packed on another device", lambda: bitmm.ternary_linear(x, p.to(other), s), RuntimeError, "packed_w is on"),
         ("bias on another device", lambda: bitmm.ternary_linear(x, p, s, u, b.to(other)), RuntimeError, "bias is on"),
-    ] if device != "cpu" else [])
+        ("grad_x scale on another device", lambda: bitmm.linear_grad_x(g, p, s.to(other), u, "ternary", K),
+         RuntimeError, "scale is on"),
+        ("grad_x offset on another device", lambda: bitmm.linear_grad_x(g, p, s, u.to(other), "ternary", K),
+         RuntimeError, "offset is on"),
+        ("grad_x packed on another device", lambda: bitmm.linear_grad_x(g, p.to(other), s, u, "ternary", K),
+         RuntimeError, "packed_w is on"),
+        ("lora bias on another device", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b.to(other), la, lb),
+         RuntimeError, "bias is on"),
+        ("lora_b on another device", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb.to(other)),
+         RuntimeError, "lora_b is on"),
+        ("linear_a8 bias on another device", lambda: bitmm.ops.linear_a8("ternary", xq, xs, p, s, u, b.to(other)),
+         RuntimeError, "bias is on"),
+        ("linear_a8 x_scale on another device", lambda: bitmm.ops.linear_a8("ternary", xq, xs.to(other), p, s),
+         RuntimeError, "x_scale is on"),
+    ]
 
 
 @pytest.mark.parametrize("device", DEVICES)
