@@ -40,6 +40,38 @@ def _layer_table(model: nn.Module) -> dict:
     return table
 
 
+def _check_packed_values(path: str, names, table: dict) -> None:
+    """The values a well-formed container can still get wrong, checked in the file before anything is copied into
+    the model (a tampered or corrupted payload): a ternary code 3 (both planes set; the kernels would read it as the
+    weight +2), and a NaN / Inf scale or offset (on CUDA nothing checks them per call)."""
+    import torch
+    from safetensors import safe_open
+    with safe_open(path, framework="pt", device="cpu") as f:
+        keys = set(f.keys())
+        for name in sorted(names):
+            if table[name].get("type") != "PackedLinear":
+                continue
+            prefix = f"{name}." if name else ""
+            w_key = prefix + "packed_weight"
+            if table[name].get("kind") == "ternary" and w_key in keys:
+                w = f.get_tensor(w_key)
+                if w.dtype == torch.int32 and w.dim() == 2 and w.shape[1] % 2 == 0:
+                    both = (w[:, 0::2] & w[:, 1::2]) != 0  # (lo, hi) words of each 32-weight block
+                    if bool(both.any()):
+                        n, blk = (int(i) for i in both.nonzero()[0])
+                        raise ValueError(f"{path}: {w_key} holds an invalid ternary code 3 (both bit planes set) "
+                                         f"in row {n}, block {blk} (weights {32 * blk}..{32 * blk + 31}): a tampered "
+                                         f"or corrupted checkpoint")
+            for arg in ("scale", "offset"):
+                key = prefix + arg
+                if key in keys:
+                    t = f.get_tensor(key)
+                    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                        where = tuple(int(i) for i in (~torch.isfinite(t)).nonzero()[0]) if t.dim() else ()
+                        raise ValueError(f"{path}: {key}{list(where) if where else ''} is not finite (NaN or Inf): a "
+                                         f"tampered or corrupted checkpoint")
+
+
 def save(model: nn.Module, path: str, metadata: Optional[dict] = None) -> None:
     """Writes the model's state (parameters and buffers) and its bitmm layer table."""
     st = _safetensors()
@@ -54,8 +86,10 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
     """Loads `path` into `model` (already converted to the same bitmm layout).
 
     Raises ValueError naming the problem for a file that is not a safetensors file
-    (truncated, tampered), not a bitmm checkpoint, or whose layers do not match
-    `model` (kind, shape, group size) -- before any tensor is copied.
+    (truncated, tampered), not a bitmm checkpoint, whose layers do not match
+    `model` (kind, shape, group size), or whose packed layers hold values no bitmm
+    writer makes (a ternary code 3, a NaN / Inf scale or offset) -- before any
+    tensor is copied.
     """
     st = _safetensors()
     from safetensors import safe_open
@@ -82,6 +116,7 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
         if saved[name] != mine[name]:
             raise ValueError(f"{path}: layer {name!r} was saved as {saved[name]} but the model has {mine[name]}; "
                              "convert the model with the same settings before loading")
+    _check_packed_values(path, saved.keys() & mine.keys(), saved)
     try:
         missing, unexpected = st.load_model(model, path, strict=strict, device=device or "cpu")
     except Exception as e:

@@ -35,7 +35,7 @@ def test_truncated_file(tmp_path):
     ckpt.save(model(), path)
     data = open(path, "rb").read()
     open(path, "wb").write(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="safetensors|could not load"):
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
         ckpt.load(model(), path)
 
 
@@ -47,6 +47,85 @@ def test_garbage_and_pickle_files_are_rejected(tmp_path):
     open(path, "wb").write(os.urandom(100))
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         ckpt.load(model(), path)
+
+
+class _Payload:
+    """Unpickling it opens (creates) the file `marker`: the side effect a pickle-loading path would run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickle_payload_never_runs(tmp_path):
+    import pickle
+    control, marker = str(tmp_path / "control"), str(tmp_path / "marker")
+    pickle.loads(pickle.dumps(_Payload(control))).close()  # the control: unpickling does run it
+    assert os.path.exists(control)
+    path = str(tmp_path / "evil.safetensors")
+    with open(path, "wb") as fh:
+        pickle.dump({"0.packed_weight": _Payload(marker)}, fh)
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        ckpt.load(model(), path)
+    torch.save({"0.packed_weight": _Payload(marker)}, path)  # torch's zip container holding the same pickle
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        ckpt.load(model(), path)
+    assert not os.path.exists(marker)
+
+
+def _resave(path, tensors=None, meta=None):
+    """Rewrites a saved checkpoint with some tensors / metadata entries replaced (a tampered file that is still a
+    well-formed safetensors container)."""
+    import safetensors.torch as st
+    from safetensors import safe_open
+    with safe_open(path, framework="pt", device="cpu") as f:
+        data = {k: f.get_tensor(k) for k in f.keys()}
+        metadata = dict(f.metadata())
+    data.update(tensors or {})
+    metadata.update(meta or {})
+    st.save_file(data, path, metadata=metadata)
+
+
+def test_tampered_checkpoints_are_rejected(tmp_path):
+    path = str(tmp_path / "m.safetensors")
+    ckpt.save(model(), path)
+    original = open(path, "rb").read()
+    cases = [
+        ({"meta": {"format_version": "2"}}, "format version '2', this bitmm reads version 1"),
+        ({"meta": {"layers": "{not json"}}, "corrupt bitmm layer table"),
+        ({"meta": {"layers": "{}"}}, "bitmm layers differ from the model's"),
+    ]
+    for change, message in cases:
+        open(path, "wb").write(original)
+        _resave(path, **{"tensors" if "tensors" in change else "meta": next(iter(change.values()))})
+        with pytest.raises(ValueError, match=message):
+            ckpt.load(model(), path)
+    from safetensors import safe_open
+    with safe_open(path, framework="pt", device="cpu") as f:
+        w = f.get_tensor("0.packed_weight")
+        s = f.get_tensor("0.scale")
+    bad = w.clone()
+    bad[5, 2] = -1  # block 1 of row 5: lo and hi words all ones = code 3 at every weight
+    bad[5, 3] = -1
+    s_nan = s.clone().reshape(-1)
+    s_nan[-1] = float("nan")
+    for tensors, message in [
+        ({"0.packed_weight": bad}, r"0.packed_weight holds an invalid ternary code 3 .* row 5, block 1"),
+        ({"0.scale": s_nan.reshape(s.shape)}, r"0.scale.* is not finite"),
+        ({"0.packed_weight": w[:-1].clone()}, "could not load tensors into the model"),  # one row short
+    ]:
+        open(path, "wb").write(original)
+        _resave(path, tensors=tensors)
+        skeleton = model()
+        before = {k: v.clone() for k, v in skeleton.state_dict().items()}
+        with pytest.raises(ValueError, match=message):
+            ckpt.load(skeleton, path)
+        if "could not load" not in message:  # (rejected before any tensor is copied)
+            assert all(torch.equal(before[k], v) for k, v in skeleton.state_dict().items())
+    open(path, "wb").write(original)
+    ckpt.load(model(), path)  # the untampered file still loads
 
 
 def test_mismatched_model_is_rejected(tmp_path):
