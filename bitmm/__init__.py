@@ -29,15 +29,20 @@ def _pack(values: Tensor, kind: str, shift: int, allowed: str) -> Tensor:
         # Accept float tensors holding exact integers (e.g. the output of round()).
         if not torch.equal(values, values.round()):
             raise ValueError(f"pack_{kind}: values must be integers in {allowed}, got non-integer floats")
-        values = values.to(torch.int64)
     if values.is_complex() or values.dtype == torch.bool:
         raise TypeError(f"pack_{kind}: values must be an integer tensor, got {values.dtype}")
     if values.dim() != 2 or values.shape[0] < 1 or values.shape[1] < 1:
         raise ValueError(f"pack_{kind}: values must be 2-D (N, K) with N, K >= 1, got shape {tuple(values.shape)}")
-    codes = values.to(torch.int64) + shift
-    bad = int(((codes < 0) | (codes > formats.MAX_CODE[kind])).sum())
-    if bad:
+    # the range check on the values as given (min / max, no copy), then int8 codes: N x K bytes, where an int64
+    # copy and its comparisons took ~10 bytes per weight (2^31 weights: 2 GB, not ~20 GB)
+    lo, hi = (v.item() for v in torch.aminmax(values))  # (Python numbers: a uint8 tensor would wrap -shift)
+    if lo < -shift or hi > formats.MAX_CODE[kind] - shift:  # (float +-Inf too)
+        v = values if values.is_floating_point() else values.to(torch.int64)  # (the failure path only)
+        bad = int(((v < -shift) | (v > formats.MAX_CODE[kind] - shift)).sum())
         raise ValueError(f"pack_{kind}: values must be in {allowed}; found {bad} out-of-range values")
+    codes = values.to(torch.int8)
+    if shift:
+        codes = codes + shift if codes is values else codes.add_(shift)
     return torch.ops.bitmm.pack(codes, formats.KINDS[kind])
 
 

@@ -367,17 +367,82 @@ def test_cuda_nonfinite_scale_poisons_its_column_only(kind, what, mode, G, dtype
                 assert torch.equal(y[:, others], clean[:, others])
 
 
-def test_cpu_index_math_past_2_31_elements():
-    # N*K = 2**31 + something binary weights = 256 MB packed: the kernels must use 64-bit offsets.
+def _skip_huge():
     if os.environ.get("BITMM_SKIP_HUGE"):
         pytest.skip("BITMM_SKIP_HUGE set")
-    N, K = 16, (2**31) // 16 + 128
-    packed = torch.full((N, bitmm.formats.words_per_row("binary", K)), -1, dtype=torch.int32)  # all ones
-    x = torch.zeros(1, K)
-    x[0, -1] = 1.0
-    x[0, 5] = 2.0
-    y = bitmm.binary_linear(x, packed, torch.tensor(1.0))
-    assert torch.equal(y, torch.full((1, N), 3.0))
+
+
+def _binary_bits(packed, rows, ks):
+    """Binary codes at (rows[i], ks[j]) read straight from the packed bits (bitmm_format.h's even/odd interleave)."""
+    ks = torch.as_tensor(ks, dtype=torch.int64)
+    words = packed[torch.as_tensor(rows)][:, ks // 32].to(torch.int64) & 0xFFFFFFFF
+    o = ks % 32
+    bit = torch.where(o % 2 == 0, o // 2, 16 + o // 2)
+    return ((words >> bit) & 1).to(torch.int8)
+
+
+@pytest.fixture(scope="module")
+def huge_packed_bytes():
+    # 2.4 GiB of random binary words (N = 20000 rows of K = 2**20 + 128): rows from 16383 on start past byte 2**31
+    # and every row's words past int32 word offset 2**29, so a 32-bit byte offset anywhere in a kernel is caught.
+    _skip_huge()
+    N, K = 20000, 2**20 + 128
+    wpr = bitmm.formats.words_per_row("binary", K)
+    assert 4 * N * wpr > 2**31 + 3000 * 4 * wpr
+    gen = torch.Generator().manual_seed(7)
+    packed = torch.empty((N, wpr), dtype=torch.int32).random_(-2**31, 2**31, generator=gen)
+    cross = 2**31 // (4 * wpr)  # the row holding byte 2**31
+    rows = sorted({0, 1, cross - 1, cross, cross + 1, N - 2, N - 1} |
+                  set(torch.randint(0, N, (25,), generator=gen).tolist()))
+    return packed, K, rows
+
+
+def test_cpu_forward_past_2_31_bytes(huge_packed_bytes):
+    packed, K, rows = huge_packed_bytes
+    N = packed.shape[0]
+    x = torch.randn(2, K, generator=torch.Generator().manual_seed(1))
+    s = torch.rand(N) + 0.1
+    u = torch.randn(N) * 0.1
+    y = bitmm.binary_linear(x, packed, s, u)
+    blob = bitmm.ops.cpu_prepack(packed, "binary", K)
+    assert torch.equal(bitmm.ops.cpu_prepacked_linear("binary", x, packed, blob, s, u), y)
+    del blob
+    codes = torch.ops.bitmm.unpack(packed[rows].contiguous(), 1, K).to(torch.float64)  # (sampled rows, K)
+    ref = (x.double() @ codes.T) * s[rows].double() + x.double().sum(1, keepdim=True) * u[rows].double()
+    err = (y[:, rows].double() - ref).abs().max() / ref.abs().max()
+    assert err < 1e-5, err
+    # and the unpacking above against the bits themselves, at the first, the crossing and the last rows
+    ks = [0, 1, 2, 31, 32, 33, K // 2 + 7, K - 2, K - 1]
+    assert torch.equal(codes[:, ks].to(torch.int8), _binary_bits(packed, rows, ks))
+
+
+def test_cpu_grad_x_past_2_31_bytes(huge_packed_bytes):
+    packed, K, rows = huge_packed_bytes
+    N = packed.shape[0]
+    g = torch.zeros(1, N)
+    g[0, rows] = torch.randn(len(rows), generator=torch.Generator().manual_seed(2))  # only the sampled rows count
+    s = torch.rand(N) + 0.1
+    gx = bitmm.linear_grad_x(g, packed, s, None, "binary", K)
+    codes = torch.ops.bitmm.unpack(packed[rows].contiguous(), 1, K).to(torch.float64)
+    ref = (g[0, rows].double() * s[rows].double()) @ codes
+    err = (gx[0].double() - ref).abs().max() / ref.abs().max()
+    assert err < 1e-5, err
+
+
+def test_cpu_pack_unpack_past_2_31_elements():
+    # N * K = 2**31 + 2048 weights: unpack / pack index codes[n * K + k] past 2**31 (a 32-bit flat index would write
+    # out of bounds or wrap); random bits, sampled codes checked against the bits, and the exact round trip.
+    _skip_huge()
+    N, K = 16, 2**27 + 128
+    wpr = bitmm.formats.words_per_row("binary", K)
+    gen = torch.Generator().manual_seed(3)
+    packed = torch.empty((N, wpr), dtype=torch.int32).random_(-2**31, 2**31, generator=gen)
+    codes = bitmm.unpack_binary(packed, K)
+    assert codes.shape == (N, K) and N * K > 2**31
+    ks = sorted({0, 1, 31, 32, (2**31) // N - 1, (2**31) // N, K - 2, K - 1} |
+                set(torch.randint(0, K, (40,), generator=gen).tolist()))
+    assert torch.equal(codes[:, ks], _binary_bits(packed, list(range(N)), ks))
+    assert torch.equal(bitmm.pack_binary(codes), packed)
 
 
 # --------------------------------------------------------------------------

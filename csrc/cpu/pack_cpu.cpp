@@ -15,17 +15,23 @@ namespace bitmm {
 at::Tensor pack_cpu(const at::Tensor& codes_in, int64_t kind_i) {
   const Kind kind = kind_from_int(kind_i);
   check_pack_codes(kind, codes_in);
-  const at::Tensor codes = codes_in.to(at::kLong).contiguous();
-  const int64_t N = codes.size(0), K = codes.size(1);
   const int max_code = max_code_of(kind);
-  const int64_t bad = (codes.lt(0) | codes.gt(max_code)).sum().item<int64_t>();
-  BITMM_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ",
-                    bad, " out-of-range values", kind == Kind::kTernary ? " (ternary codes are t + 1 for t in {-1,0,1})" : "");
+  // The range check on the codes as given (min / max: no temporaries; the count of bad values only on failure),
+  // then int8 codes for the loop: N x K bytes, not the 8 N x K of an int64 copy (2^31 codes: 2 GB, not 16 GB).
+  const auto minmax = at::aminmax(codes_in);
+  if (std::get<0>(minmax).item<int64_t>() < 0 || std::get<1>(minmax).item<int64_t>() > max_code) {
+    const int64_t bad = (codes_in.lt(0) | codes_in.gt(max_code)).sum().item<int64_t>();
+    BITMM_CHECK_VALUE(false, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ", bad,
+                      " out-of-range values",
+                      kind == Kind::kTernary ? " (ternary codes are t + 1 for t in {-1,0,1})" : "");
+  }
+  const at::Tensor codes = codes_in.to(at::kChar).contiguous();
+  const int64_t N = codes.size(0), K = codes.size(1);
   const int planes = planes_of(kind);
   const int64_t wpr = words_per_row(kind, K);
   const int64_t nblocks = wpr / planes;
   at::Tensor out = at::empty({N, wpr}, codes.options().dtype(at::kInt));
-  const int64_t* c = codes.data_ptr<int64_t>();
+  const int8_t* c = codes.data_ptr<int8_t>();
   uint32_t* o = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
   const uint32_t zero = zero_code_of(kind);
   at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
