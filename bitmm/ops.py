@@ -24,6 +24,7 @@ its gradients also flow to ``lora_a`` and ``lora_b``.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -273,6 +274,7 @@ def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scal
     name = _check_kind_id(kind)
     y = _LINEAR_FAKES[name](x, packed_w, scale, offset, bias)
     op = f"bitmm.lora_linear({name})"
+    torch._check(math.isfinite(lora_scale), lambda: f"{op}: lora_scale must be finite, got {lora_scale}")
     K, N = x.shape[-1], packed_w.shape[0]
     for arg, t in (("lora_a", lora_a), ("lora_b", lora_b)):
         torch._check(t.dtype in (x.dtype, torch.float32),

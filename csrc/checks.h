@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -21,6 +22,12 @@ inline void append(std::string& s, const char* v) { s += v; }
 inline void append(std::string& s, const std::string& v) { s += v; }
 template <typename T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
 inline void append(std::string& s, T v) { s += std::to_string(v); }
+// floating values: nan / inf / -inf by name, else std::to_string's fixed notation (a double would otherwise convert
+// to the IntArrayRef overload below)
+template <typename T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
+inline void append(std::string& s, T v) {
+  s += v != v ? "nan" : v == static_cast<T>(INFINITY) ? "inf" : v == -static_cast<T>(INFINITY) ? "-inf" : std::to_string(v);
+}
 inline void append(std::string& s, c10::ScalarType t) { s += c10::toString(t); }
 inline void append(std::string& s, const c10::Device& d) { s += d.str(); }
 inline void append(std::string& s, at::IntArrayRef a) {

@@ -13,6 +13,7 @@
 #include <torch/library.h>
 
 #include <array>
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,10 +30,11 @@ bool is_float_dtype(at::ScalarType t) {
 
 LinearProblem check_lora(Kind kind, const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
                          const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
-                         const at::Tensor& lora_a, const at::Tensor& lora_b) {
+                         const at::Tensor& lora_a, const at::Tensor& lora_b, double lora_scale) {
   const LinearProblem p = check_linear(kind, x, packed_w, scale, offset, bias, /*defer_finite=*/true);
   const std::string opname = std::string("bitmm.lora_linear(") + name_of(kind) + ")";
   const char* op = opname.c_str();
+  BITMM_CHECK_VALUE(std::isfinite(lora_scale), op, ": lora_scale must be finite, got ", lora_scale);
   // dtype first: an integer adapter of the right shape should say "dtype".
   for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"lora_a", &lora_a},
                                 std::pair<const char*, const at::Tensor*>{"lora_b", &lora_b}}) {
@@ -75,7 +77,7 @@ at::Tensor lora_linear_cpu(const at::Tensor& x, const at::Tensor& packed_w, cons
                            const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
                            const at::Tensor& lora_a, const at::Tensor& lora_b, int64_t kind_i, double lora_scale) {
   const Kind kind = kind_from_int(kind_i);
-  const LinearProblem p = check_lora(kind, x, packed_w, scale, offset, bias, lora_a, lora_b);
+  const LinearProblem p = check_lora(kind, x, packed_w, scale, offset, bias, lora_a, lora_b, lora_scale);
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = p.N;
   if (p.M == 0) {

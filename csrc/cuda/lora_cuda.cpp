@@ -29,7 +29,7 @@ at::Tensor lora_linear_cuda(const at::Tensor& x, const at::Tensor& packed_w, con
                             const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
                             const at::Tensor& lora_a, const at::Tensor& lora_b, int64_t kind_i, double lora_scale) {
   const Kind kind = kind_from_int(kind_i);
-  const LinearProblem p = check_lora(kind, x, packed_w, scale, offset, bias, lora_a, lora_b);
+  const LinearProblem p = check_lora(kind, x, packed_w, scale, offset, bias, lora_a, lora_b, lora_scale);
   const c10::cuda::CUDAGuard guard(x.device());
   const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   // xa = x @ lora_a^T once, for the fused epilogue or the composition below.
