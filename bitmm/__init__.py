@@ -35,6 +35,8 @@ def _pack(values: Tensor, kind: str, shift: int, allowed: str) -> Tensor:
         raise ValueError(f"pack_{kind}: values must be 2-D (N, K) with N, K >= 1, got shape {tuple(values.shape)}")
     # the range check on the values as given (min / max, no copy), then int8 codes: N x K bytes, where an int64
     # copy and its comparisons took ~10 bytes per weight (2^31 weights: 2 GB, not ~20 GB)
+    if values.dtype in (torch.uint16, torch.uint32, torch.uint64):  # (no CPU aminmax / comparisons for these)
+        values = values.to(torch.int64)
     lo, hi = (v.item() for v in torch.aminmax(values))  # (Python numbers: a uint8 tensor would wrap -shift)
     if lo < -shift or hi > formats.MAX_CODE[kind] - shift:  # (float +-Inf too)
         v = values if values.is_floating_point() else values.to(torch.int64)  # (the failure path only)

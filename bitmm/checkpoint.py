@@ -40,15 +40,18 @@ def _layer_table(model: nn.Module) -> dict:
     return table
 
 
-def _check_packed_values(path: str, names, table: dict) -> None:
+def _check_packed_values(path: str, model: nn.Module, table: dict) -> None:
     """The values a well-formed container can still get wrong, checked in the file before anything is copied into
-    the model (a tampered or corrupted payload): a ternary code 3 (both planes set; the kernels would read it as the
-    weight +2), and a NaN / Inf scale or offset (on CUDA nothing checks them per call)."""
+    the model (a tampered or corrupted payload), for every packed layer of the model (`table`: its layer table; with
+    strict=False too): a ternary code 3 (both planes set; the kernels would read it as the weight +2), and a NaN /
+    Inf scale or offset as the model's buffer will hold it (a float64 1e300 is Inf in a float32 buffer; on CUDA
+    nothing checks them per call)."""
     import torch
     from safetensors import safe_open
+    buffers = dict(model.named_buffers())
     with safe_open(path, framework="pt", device="cpu") as f:
         keys = set(f.keys())
-        for name in sorted(names):
+        for name in sorted(table):
             if table[name].get("type") != "PackedLinear":
                 continue
             prefix = f"{name}." if name else ""
@@ -64,12 +67,21 @@ def _check_packed_values(path: str, names, table: dict) -> None:
                                          f"or corrupted checkpoint")
             for arg in ("scale", "offset"):
                 key = prefix + arg
-                if key in keys:
-                    t = f.get_tensor(key)
-                    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                        where = tuple(int(i) for i in (~torch.isfinite(t)).nonzero()[0]) if t.dim() else ()
-                        raise ValueError(f"{path}: {key}{list(where) if where else ''} is not finite (NaN or Inf): a "
-                                         f"tampered or corrupted checkpoint")
+                if key not in keys:
+                    continue
+                t = f.get_tensor(key)
+                dest = buffers.get(key)
+                try:
+                    if dest is not None and dest.is_floating_point():
+                        t = t.to(dest.dtype)
+                    finite = bool(torch.isfinite(t).all()) if t.is_floating_point() else True
+                except (RuntimeError, NotImplementedError, TypeError) as e:
+                    raise ValueError(f"{path}: {key} of dtype {t.dtype} cannot be checked or loaded "
+                                     f"({type(e).__name__}: {e})") from e
+                if not finite:
+                    where = tuple(int(i) for i in (~torch.isfinite(t)).nonzero()[0]) if t.dim() else ()
+                    raise ValueError(f"{path}: {key}{list(where) if where else ''} is not finite (NaN or Inf) as "
+                                     f"{t.dtype}: a tampered or corrupted checkpoint")
 
 
 def save(model: nn.Module, path: str, metadata: Optional[dict] = None) -> None:
@@ -116,7 +128,7 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
         if saved[name] != mine[name]:
             raise ValueError(f"{path}: layer {name!r} was saved as {saved[name]} but the model has {mine[name]}; "
                              "convert the model with the same settings before loading")
-    _check_packed_values(path, saved.keys() & mine.keys(), saved)
+    _check_packed_values(path, model, mine)
     try:
         missing, unexpected = st.load_model(model, path, strict=strict, device=device or "cpu")
     except Exception as e:

@@ -244,8 +244,8 @@ def _make_fake(kind: str, op: Optional[str] = None):
         if offset is not None:
             _check_scale(op, "offset", offset, x, N, K)
         if bias is not None:
-            torch._check(bias.dtype in _FLOAT, lambda: f"{op}: bias must be float32, float16, bfloat16 or float64, "
-                                                       f"got {bias.dtype}")
+            torch._check_type(bias.dtype in _FLOAT, lambda: f"{op}: bias must be float32, float16, bfloat16 or "
+                                                            f"float64, got {bias.dtype}")
             torch._check(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
             # (x on the CPU with one argument on "meta" reaches this fake kernel, not the CPU one: without the device
             # checks it would return an uninitialised CPU tensor)
@@ -274,7 +274,7 @@ def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scal
     name = _check_kind_id(kind)
     y = _LINEAR_FAKES[name](x, packed_w, scale, offset, bias)
     op = f"bitmm.lora_linear({name})"
-    torch._check(math.isfinite(lora_scale), lambda: f"{op}: lora_scale must be finite, got {lora_scale}")
+    torch._check_value(math.isfinite(lora_scale), lambda: f"{op}: lora_scale must be finite, got {lora_scale}")
     K, N = x.shape[-1], packed_w.shape[0]
     for arg, t in (("lora_a", lora_a), ("lora_b", lora_b)):
         torch._check(t.dtype in (x.dtype, torch.float32),

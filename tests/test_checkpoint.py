@@ -1,4 +1,5 @@
 """Safe checkpoints: round trip, and clear errors for bad files."""
+import json
 import os
 
 import pytest
@@ -75,6 +76,12 @@ def test_pickle_payload_never_runs(tmp_path):
     assert not os.path.exists(marker)
 
 
+def _meta(path):
+    from safetensors import safe_open
+    with safe_open(path, framework="pt", device="cpu") as f:
+        return dict(f.metadata())
+
+
 def _resave(path, tensors=None, meta=None):
     """Rewrites a saved checkpoint with some tensors / metadata entries replaced (a tampered file that is still a
     well-formed safetensors container)."""
@@ -124,6 +131,17 @@ def test_tampered_checkpoints_are_rejected(tmp_path):
             ckpt.load(skeleton, path)
         if "could not load" not in message:  # (rejected before any tensor is copied)
             assert all(torch.equal(before[k], v) for k, v in skeleton.state_dict().items())
+    # a float64 scale finite as stored but Inf in the model's float32 buffer
+    open(path, "wb").write(original)
+    _resave(path, tensors={"0.scale": torch.full_like(s, 1e300, dtype=torch.float64)})
+    with pytest.raises(ValueError, match=r"0.scale.* is not finite .* as torch.float32"):
+        ckpt.load(model(), path)
+    # strict=False: a layer left out of the file's layer table is still checked
+    open(path, "wb").write(original)
+    _resave(path, tensors={"0.packed_weight": bad}, meta={"layers": json.dumps(
+        {k: v for k, v in json.loads(_meta(path)["layers"]).items() if k != "0"})})
+    with pytest.raises(ValueError, match="invalid ternary code 3"):
+        ckpt.load(model(), path, strict=False)
     open(path, "wb").write(original)
     ckpt.load(model(), path)  # the untampered file still loads
 

@@ -187,3 +187,23 @@ def test_cpu_nonfinite_scale_paths_outside_the_kernel():
         bitmm.ternary_linear(x, p, poisoned(s.double(), 3, nan), u)
     y = bitmm.ternary_linear(x, p, poisoned(s.double(), 3, 1e300), u)  # finite as given: no error
     assert not torch.isfinite(y[:, 3]).all() and torch.isfinite(y[:, :3]).all()
+
+
+def test_fake_kernels_reject_what_the_kernels_reject():
+    # Under FakeTensorMode (torch.compile's tracing) the fake kernels answer: the checks added to them must fire there
+    # too (the CPU rows of the table reach the C++ kernels instead).
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    x, p, s, u, b = make_problem("ternary", 3, K, N, "channel")
+    la, lb = torch.randn(4, K), torch.randn(N, 4)
+    g = torch.randn(3, N)
+    with FakeTensorMode() as mode:
+        x, p, s, u, b, la, lb, g = (mode.from_tensor(t) for t in (x, p, s, u, b, la, lb, g))
+        assert bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, 0.5).shape == (3, N)
+        with pytest.raises(ValueError, match="lora_scale must be finite"):
+            bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, float("nan"))
+        with pytest.raises(TypeError, match="bias must be float"):
+            bitmm.ternary_linear(x, p, s, u, b.long())
+        with pytest.raises(RuntimeError, match="grad_y has 10 features"):
+            bitmm.linear_grad_x(mode.from_tensor(torch.randn(3, N + 1)), p, s, u, "ternary", K)
+        with pytest.raises(RuntimeError, match="grad_y must be float"):
+            bitmm.linear_grad_x(g.long(), p, s, u, "ternary", K)

@@ -18,14 +18,18 @@ at::Tensor pack_cpu(const at::Tensor& codes_in, int64_t kind_i) {
   const int max_code = max_code_of(kind);
   // The range check on the codes as given (min / max: no temporaries; the count of bad values only on failure),
   // then int8 codes for the loop: N x K bytes, not the 8 N x K of an int64 copy (2^31 codes: 2 GB, not 16 GB).
-  const auto minmax = at::aminmax(codes_in);
+  // (uint16 / 32 / 64 have no CPU aminmax or comparisons: as int64)
+  const at::ScalarType in_t = codes_in.scalar_type();
+  const at::Tensor checked = in_t == at::kUInt16 || in_t == at::kUInt32 || in_t == at::kUInt64
+                                 ? codes_in.to(at::kLong) : codes_in;
+  const auto minmax = at::aminmax(checked);
   if (std::get<0>(minmax).item<int64_t>() < 0 || std::get<1>(minmax).item<int64_t>() > max_code) {
-    const int64_t bad = (codes_in.lt(0) | codes_in.gt(max_code)).sum().item<int64_t>();
+    const int64_t bad = (checked.lt(0) | checked.gt(max_code)).sum().item<int64_t>();
     BITMM_CHECK_VALUE(false, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ", bad,
                       " out-of-range values",
                       kind == Kind::kTernary ? " (ternary codes are t + 1 for t in {-1,0,1})" : "");
   }
-  const at::Tensor codes = codes_in.to(at::kChar).contiguous();
+  const at::Tensor codes = checked.to(at::kChar).contiguous();
   const int64_t N = codes.size(0), K = codes.size(1);
   const int planes = planes_of(kind);
   const int64_t wpr = words_per_row(kind, K);
