@@ -94,11 +94,12 @@ def test_unpack_rejects_mismatched_K(kind):
         UNPACKERS[kind](p.to(torch.int64), 100)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16,
                                    torch.uint32, torch.uint64, torch.float16, torch.bfloat16, torch.float32])
-def test_pack_accepts_every_integer_valued_dtype(dtype):
+def test_pack_accepts_every_integer_valued_dtype(dtype, device):
     # the packers' range check runs on the values as given (no int64 copy), for every dtype that holds the codes
-    codes = torch.randint(0, 4, (5, 100))
+    codes = torch.randint(0, 4, (5, 100), device=device)
     want = bitmm.pack_int2(codes)
     assert torch.equal(bitmm.pack_int2(codes.to(dtype)), want)
     assert torch.equal(torch.ops.bitmm.pack(codes.to(dtype), 3), want) if not dtype.is_floating_point else True

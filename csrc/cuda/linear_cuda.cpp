@@ -565,12 +565,16 @@ at::Tensor pack_cuda(const at::Tensor& codes_in, int64_t kind_i) {
   check_pack_codes(kind, codes_in);
   const c10::cuda::CUDAGuard guard(codes_in.device());
   const int max_code = max_code_of(kind);
-  // Packing is not a hot path: this range check synchronises once.
-  const int64_t bad = (codes_in.lt(0) | codes_in.gt(max_code)).sum().item<int64_t>();
+  // Packing is not a hot path: this range check synchronises once.  (uint16 / 32 / 64 have no comparison kernels:
+  // as int64, as on the CPU.)
+  const at::ScalarType in_t = codes_in.scalar_type();
+  const at::Tensor checked = in_t == at::kUInt16 || in_t == at::kUInt32 || in_t == at::kUInt64
+                                 ? codes_in.to(at::kLong) : codes_in;
+  const int64_t bad = (checked.lt(0) | checked.gt(max_code)).sum().item<int64_t>();
   BITMM_CHECK_VALUE(bad == 0, "bitmm.pack(", name_of(kind), "): codes must be in [0, ", max_code, "], found ", bad,
                     " out-of-range values",
                     kind == Kind::kTernary ? " (ternary codes are t + 1 for t in {-1,0,1})" : "");
-  const at::Tensor codes = codes_in.to(at::kChar).contiguous();
+  const at::Tensor codes = checked.to(at::kChar).contiguous();
   const int64_t N = codes.size(0), K = codes.size(1), wpr = words_per_row(kind, K);
   at::Tensor out = at::empty({N, wpr}, codes.options().dtype(at::kInt));
   const cudaError_t err = cuda::launch_pack(codes.data_ptr<int8_t>(), N, K, planes_of(kind) == 2, zero_code_of(kind),
