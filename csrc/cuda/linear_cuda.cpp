@@ -2,6 +2,7 @@
 // preparation, and launches on the current stream of x's device.  No host
 // synchronisation on the linear paths (CUDA-graph capturable).
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -21,6 +22,21 @@
 
 namespace bitmm {
 namespace {
+
+// Test aid: with BITMM_POISON_OUTPUTS=1 (read once per process; tests/conftest.py sets it) an output that the kernels
+// must write whole is filled with NaN before they run, so an element a kernel skips reads NaN in the test, not
+// whatever the recycled block held (the caching allocator hands out stale blocks, often holding a previous call's
+// correct result).  Off by default: no cost outside the tests.
+// Integer outputs get a pattern no kernel writes there by chance: int8 -128 (no stored code is negative), int32
+// 0x5A5A5A5A (a packed word: compared bit for bit with the CPU's).
+at::Tensor& poison_output(at::Tensor& t) {
+  static const bool on = cuda::env_int("BITMM_POISON_OUTPUTS") == 1;
+  if (!on || t.numel() == 0) return t;
+  if (t.is_floating_point()) t.fill_(std::numeric_limits<double>::quiet_NaN());
+  else if (t.scalar_type() == at::kChar) t.fill_(-128);
+  else if (t.scalar_type() == at::kInt) t.fill_(0x5A5A5A5A);
+  return t;
+}
 
 cuda::DType dtype_of(at::ScalarType t) {
   switch (t) {
@@ -333,6 +349,7 @@ at::Tensor dense_linear(const cuda::LinearParams& lp, const LinearProblem& p, co
     return b.defined() ? at::addmm(b, x2, w.t()) : at::mm(x2, w.t());
   }
   at::Tensor y = at::empty({p.M, p.N}, x2.options());
+  poison_output(y);
   for (int64_t n0 = 0; n0 < p.N; n0 += rows) {
     const int64_t nn = std::min(rows, p.N - n0);
     at::Tensor ws = w.narrow(0, 0, nn);
@@ -434,6 +451,7 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   out_shape.back() = p.N;
   at::Tensor y = at::empty({p.M, p.N}, x.options());
   if (p.M == 0) return y.reshape(out_shape);
+  poison_output(y);
   const at::Tensor x2 = x.reshape({p.M, p.K}).contiguous();
   const at::Tensor w = aligned_packed(packed_w);
   if (current_backend() == Backend::kDigits || (current_backend() == Backend::kAuto && p.M <= digits_auto_max_m())) {
@@ -536,6 +554,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     return at::mm(g2, w).reshape(out_shape);
   }
   at::Tensor out = at::empty({p.M, K}, grad_y.options());
+  poison_output(out);  // (zeroed again below where the fast kernel accumulates into it)
   // The fast kernel accumulates with atomics into fp32 (the output itself when it is fp32).
   at::Tensor accum;
   if (fast) accum = grad_y.scalar_type() == at::kFloat ? out.zero_() : at::zeros({p.M, K}, grad_y.options().dtype(at::kFloat));
@@ -577,6 +596,7 @@ at::Tensor pack_cuda(const at::Tensor& codes_in, int64_t kind_i) {
   const at::Tensor codes = checked.to(at::kChar).contiguous();
   const int64_t N = codes.size(0), K = codes.size(1), wpr = words_per_row(kind, K);
   at::Tensor out = at::empty({N, wpr}, codes.options().dtype(at::kInt));
+  poison_output(out);
   const cudaError_t err = cuda::launch_pack(codes.data_ptr<int8_t>(), N, K, planes_of(kind) == 2, zero_code_of(kind),
                                             reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()), wpr,
                                             at::cuda::getCurrentCUDAStream());
@@ -591,6 +611,7 @@ at::Tensor unpack_cuda(const at::Tensor& packed_in, int64_t kind_i, int64_t K) {
   const at::Tensor packed = packed_in.contiguous();
   const int64_t N = packed.size(0);
   at::Tensor out = at::empty({N, K}, packed.options().dtype(at::kChar));
+  poison_output(out);
   const cudaError_t err = cuda::launch_unpack(reinterpret_cast<const uint32_t*>(packed.data_ptr<int32_t>()), N, K,
                                               planes_of(kind) == 2, packed.size(1), out.data_ptr<int8_t>(),
                                               at::cuda::getCurrentCUDAStream());
@@ -619,6 +640,7 @@ at::Tensor a8_epilogue_cuda(const A8Sums& s, const at::Tensor& x_scale2, const a
   const at::Tensor xs = x_scale2.to(at::kFloat).reshape({M}).contiguous();
   const at::Tensor X = s.row_sums.contiguous();
   at::Tensor y = at::empty({M, N}, s.sums.options().dtype(out_dtype));
+  poison_output(y);
   const cudaError_t err = cuda::launch_a8_epilogue(
       s.sums.data_ptr<int32_t>(), X.data_ptr<int32_t>(), xs.data_ptr<float>(), sv.data_ptr<float>(),
       uv.defined() ? uv.data_ptr<float>() : nullptr, bv.defined() ? bv.data_ptr<float>() : nullptr, shift, M, N,
@@ -652,6 +674,7 @@ at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const a
   std::vector<int64_t> out_shape(xq.sizes().begin(), xq.sizes().end());
   out_shape.back() = p.N;
   at::Tensor y = at::empty(out_shape, xq.options().dtype(out_dtype));
+  poison_output(y);
   cuda::A8Params ap{};
   const A8ScaleTensors held = set_a8_scales(ap, s, u, b);
   ap.xq = xq2.data_ptr<int8_t>();
@@ -694,7 +717,9 @@ at::Tensor absmax_int8_launch(const at::Tensor& x, bool fake, at::Tensor* scale_
     std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
     shape.back() = 1;
     scale = at::empty(shape, x.options().dtype(at::kFloat));
+    poison_output(scale);
   }
+  poison_output(out);
   const cudaError_t err = cuda::launch_absmax_int8(
       xc.data_ptr(), dtype_of(x.scalar_type()), rows, K, fake ? nullptr : out.data_ptr<int8_t>(),
       fake ? nullptr : scale.data_ptr<float>(), fake ? out.data_ptr() : nullptr, at::cuda::getCurrentCUDAStream());
