@@ -10,7 +10,7 @@ import bitmm
 from bitmm import reference
 from bitmm.nn import PackedLinear, PackedLoRALinear, fold_offset_into_lora
 from bitmm.ops import lora_linear
-from helpers import KINDS, TOL_FLOOR, assert_error_table, baseline_device, make_problem, poison_cuda_allocator, rel_err
+from helpers import KINDS, assert_error_table, dtype_bound, baseline_device, make_problem, poison_cuda_allocator, rel_err
 
 # CUDA variants are collected everywhere and skip without a GPU.
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
@@ -58,7 +58,7 @@ def assert_close_lora(kind, y, x, packed, s, u, b, a, bb, scale=SCALE):
     if y.numel() == 0:
         return
     err = rel_err(y, ref)
-    bound = max(2 * rel_err(baseline_lora(kind, x, packed, s, u, b, a, bb, scale), ref), TOL_FLOOR[x.dtype])
+    bound = dtype_bound(ref, x.dtype, rel_err(baseline_lora(kind, x, packed, s, u, b, a, bb, scale), ref))
     assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e}"
 
 

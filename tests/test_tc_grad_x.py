@@ -12,7 +12,7 @@ import torch
 
 import bitmm
 from bitmm import reference
-from helpers import KINDS, TOL_FLOOR, baseline_device, make_problem, poison_cuda_allocator, rel_err
+from helpers import KINDS, baseline_device, dtype_bound, make_problem, poison_cuda_allocator, rel_err
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -51,7 +51,7 @@ def check_grad_x(kind, M, K, N, mode, G, sdt, offset, dtype, backend="auto"):
     dev = baseline_device(g)
     base = rel_err(g.to(dev) @ w.to(dev, dtype), want)
     err = rel_err(got, want)
-    bound = max(2 * base, TOL_FLOOR[dtype])
+    bound = dtype_bound(want, dtype, base)
     assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e} (baseline {base:.3e})"
     return got
 
@@ -125,7 +125,7 @@ def test_tc_grad_x_plain_fp16_cancellation(kind):
     want = reference.linear_grad_x(kind, g.cpu().double(), packed.cpu(), s.cpu().double(), None, K)
     w = reference.dense_weight(kind, packed.cpu(), s.cpu().double(), None, K)
     base = rel_err(g.to(baseline_device(g)) @ w.to(baseline_device(g), torch.float16), want)
-    assert rel_err(got, want) <= max(2 * base, TOL_FLOOR[torch.float16]), (rel_err(got, want), base)
+    assert rel_err(got, want) <= dtype_bound(want, torch.float16, base), (rel_err(got, want), base)
 
 
 @cuda_only
@@ -218,4 +218,4 @@ def test_tc_grad_x_group_scales_any_layout(kind, layout):
             w = reference.dense_weight(kind, packed.cpu(), s.cpu().double(), u.cpu().double(), K)
             base = rel_err(g.to(baseline_device(g)) @ w.to(baseline_device(g), torch.float16), want)
             assert torch.isfinite(got).all(), (layout, sdt, M)
-            assert rel_err(got, want) <= max(2 * base, TOL_FLOOR[torch.float16]), (layout, sdt, M, rel_err(got, want), base)
+            assert rel_err(got, want) <= dtype_bound(want, torch.float16, base), (layout, sdt, M, rel_err(got, want), base)
