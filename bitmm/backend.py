@@ -40,6 +40,18 @@ def get_backend() -> str:
     return _NAMES[int(torch.ops.bitmm._get_backend())]
 
 
+def last_kernel() -> str:
+    """The CUDA kernel family that this thread's last CUDA linear / grad_x / linear_a8 call ran.
+
+    One of "none" (M = 0, or no CUDA call yet), "addsub", "tensorcore", "dense", "wgmma", "digits",
+    "generic" (fp64 x, or groups not a multiple of 32), "a8_fused", "a8_unfused".  A forced backend
+    falls back to another family where its kernel declines a shape (set_backend), so this is how to
+    check which one ran.  Per thread: autograd's backward runs on another thread than the forward.
+    CPU calls leave it as it was.
+    """
+    return str(torch.ops.bitmm._last_kernel())
+
+
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
     """Context manager form of :func:`set_backend`."""

@@ -23,4 +23,27 @@ inline std::atomic<int64_t>& backend_setting() {
 }
 inline Backend current_backend() { return static_cast<Backend>(backend_setting().load()); }
 
+// The CUDA kernel family that the last CUDA linear / linear_grad_x / linear_a8 call on this thread ran (the op
+// `_last_kernel`, bitmm.backend.last_kernel).  A forced backend whose kernel declines a shape falls back silently to
+// another family; the tests read this to check that the kernel they mean to test is the one that ran.  Per thread
+// (a test's own calls; autograd's backward runs on another thread), one store per call.
+enum class KernelRan : int64_t {
+  kNone = 0,        // nothing launched (M = 0) or no CUDA call yet on this thread
+  kAddsub = 1,      // add/subtract kernels (addsub_linear.cuh; grad_x.cu for linear_grad_x)
+  kTensorCore = 2,  // mma.sync tensor-core kernels (tc_linear.cuh; tc_grad_x.cuh)
+  kDense = 3,       // weights dequantized (dequant.cu) then cuBLAS
+  kWgmma = 4,       // Hopper warpgroup kernel (wg_linear.cuh)
+  kDigits = 5,      // x as four int8 digits on the fused int8 kernel (a8_linear.cu)
+  kGeneric = 6,     // the generic kernels: fp64 x or groups not a multiple of 32 (generic.cu)
+  kA8Fused = 7,     // linear_a8: the fused int8 kernel (a8_linear.cu)
+  kA8Unfused = 8,   // linear_a8: codes unpacked to int8, torch's int8 GEMM, then the epilogue
+};
+inline constexpr const char* kKernelRanNames[] = {"none",    "addsub",  "tensorcore", "dense",     "wgmma",
+                                                  "digits",  "generic", "a8_fused",   "a8_unfused"};
+inline int64_t& last_kernel_ran() {
+  thread_local int64_t v = 0;
+  return v;
+}
+inline void note_kernel_ran(KernelRan k) { last_kernel_ran() = static_cast<int64_t>(k); }
+
 }  // namespace bitmm

@@ -31,6 +31,7 @@ int64_t set_backend(int64_t mode) {
   return bitmm::backend_setting().exchange(mode);
 }
 int64_t get_backend() { return bitmm::backend_setting().load(); }
+std::string last_kernel() { return bitmm::kKernelRanNames[bitmm::last_kernel_ran()]; }
 std::string cpu_a8_kernel() { return bitmm::cpu::a8_kernel_name(bitmm::cpu::a8_kernel(1)); }
 }  // namespace
 
@@ -71,6 +72,9 @@ TORCH_LIBRARY(bitmm, m) {
   // Kernel family for the CUDA linear ops (backend.h); process-wide, returns the previous mode.
   m.def("_set_backend(int mode) -> int", &set_backend);
   m.def("_get_backend() -> int", &get_backend);
+  // The CUDA kernel family the last CUDA linear / linear_grad_x / linear_a8 call on this thread ran (backend.h
+  // KernelRan): "none", "addsub", "tensorcore", "dense", "wgmma", "digits", "generic", "a8_fused", "a8_unfused".
+  m.def("_last_kernel() -> str", &last_kernel);
   // The CPU kernel of linear_a8 in this process (cpu/cpu_kernels.h): "avx512_vnni", "avx2" or "generic" (an int8 copy
   // of the codes and a float matmul: slower than the float ops; also for K > 5,592,405).  PackedLinear.int8_matmul
   // asks it.

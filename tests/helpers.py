@@ -100,6 +100,38 @@ def assert_close_to_reference(kind, y, x, packed, s, u, b):
     assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e}"
 
 
+def forced_kernel(backend: str, dtype: torch.dtype, K: int, G: int | None = None) -> str | None:
+    """The kernel family a forced CUDA backend must run (csrc/cuda/linear_cuda.cpp): fp64 x or groups
+    not a multiple of 32 take the generic kernels; the tensor-core kernels take fp16 / bf16 x.  None
+    for a backend with no fixed answer here (auto, digits)."""
+    groups = 1 if G is None else K // G
+    if dtype == torch.float64 or (groups > 1 and G % 32):
+        return "generic" if backend in ("addsub", "tensorcore", "dense") else None
+    if backend in ("tensorcore", "wgmma"):
+        if dtype not in (torch.float16, torch.bfloat16):
+            return "addsub"
+        # (the wgmma kernel: x's rows through the TMA unit need K % 8 == 0; x is assumed 16-byte aligned)
+        return "wgmma" if backend == "wgmma" and wgmma_active() and K % 8 == 0 else "tensorcore"
+    return backend if backend in ("addsub", "dense") else None
+
+
+def wgmma_active() -> bool:
+    """This build has the sm_90a wgmma kernel and the device runs it (compute capability 9.0)."""
+    try:
+        from bitmm._build_info import BUILD_INFO
+    except ImportError:
+        return False
+    return bool(BUILD_INFO.get("wgmma")) and torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+
+def assert_kernel_ran(expected: str | None, what: str = "") -> None:
+    """This thread's last CUDA op ran `expected` (bitmm.backend.last_kernel; None: not checked).  A forced
+    backend whose kernel declines a shape falls back silently, so a test of that kernel checks it ran."""
+    if expected is not None:
+        ran = bitmm.backend.last_kernel()
+        assert ran == expected, f"{what}: the {ran!r} kernels ran, not {expected!r}"
+
+
 def check_scale_dtypes_and_optional_terms(kind, dtype, sdtype, backend, M, modes):
     """A CUDA backend on scales, offsets and bias in x's dtype ("x") or another one, with the
     offset and bias each present or absent (group-wise binary / int2 need an offset), per mode."""
@@ -111,7 +143,9 @@ def check_scale_dtypes_and_optional_terms(kind, dtype, sdtype, backend, M, modes
             for uu, bb in ((u, b), (None, None), (u, None), (None, b)):
                 if kind != "ternary" and uu is None and mode == "group":
                     continue
-                assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, uu, bb), x, packed, s, uu, bb)
+                y = bitmm.linear(kind, x, packed, s, uu, bb)
+                assert_kernel_ran(forced_kernel(backend, dtype, 640, G), f"{mode} {G}")
+                assert_close_to_reference(kind, y, x, packed, s, uu, bb)
 
 
 def check_exact_on_integers(kind, dtype, M, N, backend, x_scale=1.0, K=1984, device="cuda"):
@@ -127,6 +161,7 @@ def check_exact_on_integers(kind, dtype, M, N, backend, x_scale=1.0, K=1984, dev
               torch.ones(N, device=device)):
         with bitmm.use_backend(backend):
             y = bitmm.linear(kind, x, packed, s)
+        assert_kernel_ran(forced_kernel(backend, dtype, K), f"scale {tuple(s.shape)}")
         assert torch.equal(y.double(), want.to(dtype).double()), (y.double() - want).abs().max()
 
 
@@ -135,7 +170,9 @@ def check_3d_noncontiguous_misaligned(kind, backend, M, K, N, rows, device="cuda
     2-byte-aligned one, group-wise (32) fp16 scales; returns the 3-D problem (x, packed, s, u, b)."""
     x, packed, s, u, b = make_problem(kind, M, K, N, "group", 32, dtype=torch.float16, device=device, lead=(2,))
     with bitmm.use_backend(backend):
-        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+        y = bitmm.linear(kind, x, packed, s, u, b)
+        assert_kernel_ran(forced_kernel(backend, torch.float16, K, 32), "3-D x")
+        assert_close_to_reference(kind, y, x, packed, s, u, b)
         xt = torch.randn(K, rows, device=device, dtype=torch.float16).T
         assert_close_to_reference(kind, bitmm.linear(kind, xt, packed, s, u, b), xt, packed, s, u, b)
         xo = torch.randn(rows * K + 1, device=device, dtype=torch.float16)[1:].view(rows, K)  # 2-byte aligned
@@ -174,6 +211,7 @@ def check_config_sweep(backend, modes, shapes, repeat=False, device="cuda"):
                     poison_cuda_allocator()
                     with bitmm.use_backend(backend):
                         y = bitmm.linear(kind, x, p, s, u, b)
+                        assert_kernel_ran(forced_kernel(backend, dtype, K, G), f"{kind} {dtype} {mode} {M}x{K}x{N}")
                         if repeat:
                             assert torch.equal(y, bitmm.linear(kind, x, p, s, u, b))
                     assert_close_to_reference(kind, y, x, p, s, u, b)

@@ -11,7 +11,7 @@ import torch
 
 import bitmm
 from bitmm import reference
-from helpers import (KINDS, PACKERS, assert_close_to_reference, check_deterministic_and_graph, digits_hard_rows,
+from helpers import (KINDS, PACKERS, assert_close_to_reference, assert_kernel_ran, check_deterministic_and_graph, digits_hard_rows,
                      digits_tie_row, make_problem, poison_cuda_allocator, random_values, rel_err)
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -89,6 +89,7 @@ def test_digits_cuda_matches_reference_bits(kind, K, N, mode, offset, sdtype, dt
     poison_cuda_allocator()
     with bitmm.use_backend("digits"):
         y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_kernel_ran("digits")
     want = reference.linear_digits(kind, x.cpu(), packed.cpu(), s.cpu(), None if u is None else u.cpu(), b.cpu())
     torch.testing.assert_close(y.cpu(), want, rtol=0, atol=0)
     assert_close_to_reference(kind, y, x, packed, s, u, b)

@@ -12,7 +12,8 @@ import torch
 
 import bitmm
 from bitmm import reference
-from helpers import KINDS, baseline_device, dtype_bound, make_problem, poison_cuda_allocator, rel_err
+from helpers import (
+    KINDS, assert_kernel_ran, baseline_device, dtype_bound, forced_kernel, make_problem, poison_cuda_allocator, rel_err)
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -42,6 +43,8 @@ def check_grad_x(kind, M, K, N, mode, G, sdt, offset, dtype, backend="auto"):
     poison_cuda_allocator()
     with bitmm.use_backend(backend):
         got = bitmm.linear_grad_x(g, packed, s, u, kind, K)
+    if backend in ("tensorcore", "addsub"):  # (a declined tensor-core launch would run the add/subtract kernel)
+        assert_kernel_ran(forced_kernel(backend, dtype, K, G))
     want = reference.linear_grad_x(kind, g.cpu().double(), packed.cpu(), s.cpu().double(),
                                    None if u is None else u.cpu().double(), K)
     assert got.dtype == dtype and got.shape == (M, K)

@@ -14,7 +14,7 @@ import bitmm
 from bitmm import reference
 from conftest import DEVICES
 from helpers import (
-    KINDS, PACKERS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
+    KINDS, PACKERS, assert_close_to_reference, assert_kernel_ran, forced_kernel, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
     check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator,
     random_values, rel_err, run_in_child)
 
@@ -40,6 +40,36 @@ def test_backend_switch_round_trip():
     with bitmm.use_backend("digits"):
         assert bitmm.get_backend() == "digits"
     assert bitmm.get_backend() == "auto"
+
+
+def test_last_kernel_names_the_kernel_that_ran():
+    # bitmm.backend.last_kernel: what the tests' assert_kernel_ran reads.  CPU calls leave it as it was.
+    before = bitmm.backend.last_kernel()
+    assert before in ("none", "addsub", "tensorcore", "dense", "wgmma", "digits", "generic", "a8_fused", "a8_unfused")
+    x, packed, s, u, b = make_problem("ternary", 3, 256, 40)
+    bitmm.ternary_linear(x, packed, s, u, b)
+    assert bitmm.backend.last_kernel() == before
+    if not torch.cuda.is_available():
+        return
+    for dtype, backend, want in ((torch.float16, "addsub", "addsub"), (torch.bfloat16, "tensorcore", "tensorcore"),
+                                 (torch.float16, "dense", "dense"), (torch.float32, "tensorcore", "addsub"),
+                                 (torch.float64, "addsub", "generic")):
+        x, packed, s, u, b = make_problem("ternary", 3, 256, 40, dtype=dtype, device="cuda")
+        with bitmm.use_backend(backend):
+            bitmm.ternary_linear(x, packed, s, u, b)
+            assert bitmm.backend.last_kernel() == want, (dtype, backend)
+            bitmm.ternary_linear(x[:0], packed, s, u, b)
+            assert bitmm.backend.last_kernel() == "none"
+            bitmm.linear_grad_x(x[:, :40].contiguous(), packed, s, u, "ternary", 256)
+            assert bitmm.backend.last_kernel() == want, (dtype, backend, "grad_x")
+    # per thread: another thread's call does not change this thread's record
+    import threading
+    with bitmm.use_backend("addsub"):
+        bitmm.ternary_linear(x.half(), packed, s, u, b)
+        t = threading.Thread(target=lambda: bitmm.ternary_linear(x.double(), packed, s, u, b))
+        t.start()
+        t.join()
+        assert bitmm.backend.last_kernel() == "addsub"
 
 
 def test_backend_does_not_change_cpu_results():
@@ -70,6 +100,7 @@ def test_tensorcore_matches_reference(kind, dtype, mode, G, K, N, M, backend):
     poison_cuda_allocator()
     with bitmm.use_backend(backend):
         y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_kernel_ran(forced_kernel(backend, dtype, K, G))
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 

@@ -17,21 +17,13 @@ from conftest import DEVICES
 from helpers import (
     KINDS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
     check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator,
-    run_in_child)
+    run_in_child, wgmma_active)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 
 WG_M = [1, 17, 64, 65, 129, 300]
 WG_KN = [(128, 8), (200, 45), (832, 37), (4096, 264)]
 MODES = [("tensor", None), ("channel", None), ("group", 32), ("group", 64), ("group", 128)]
-
-
-def wgmma_active() -> bool:
-    try:
-        from bitmm._build_info import BUILD_INFO
-    except ImportError:
-        return False
-    return bool(BUILD_INFO.get("wgmma")) and torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
 
 
 def _profiled(fn):

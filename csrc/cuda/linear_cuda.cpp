@@ -430,6 +430,7 @@ bool linear_digits(const LinearProblem& p, const at::Tensor& x2, const at::Tenso
   ap.y = y.data_ptr();
   ap.x_vec = p.K % 16 == 0;  // (xd is a fresh allocation: aligned)
   check_cuda(cuda::launch_a8_linear(ap, stream), "linear (digits)", p);
+  note_kernel_ran(KernelRan::kDigits);
   return true;
 }
 
@@ -450,6 +451,7 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = p.N;
   at::Tensor y = at::empty({p.M, p.N}, x.options());
+  note_kernel_ran(KernelRan::kNone);
   if (p.M == 0) return y.reshape(out_shape);
   poison_output(y);
   const at::Tensor x2 = x.reshape({p.M, p.K}).contiguous();
@@ -487,11 +489,13 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     const cudaError_t err = cuda::launch_wg_linear(lp, num_sms(x.get_device()), stream);
     if (err != cudaErrorNotSupported) {  // (else: a shape it does not take; the rules below pick another kernel)
       check_cuda(err, "linear (wgmma)", p);
+      note_kernel_ran(KernelRan::kWgmma);
       return y.reshape(out_shape);
     }
   }
   if (fast && use_dense(lp, p.M, x.scalar_type())) {
     if (lora) return at::Tensor();
+    note_kernel_ran(KernelRan::kDense);
     return dense_linear(lp, p, x2, ps.bias, stream).reshape(out_shape);
   }
   const int sms = num_sms(x.get_device());
@@ -513,10 +517,13 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     // (the tensor-core kernel declines shapes whose tiles do not fit in shared memory; it
     // runs M in one launch, so with LoRA nothing has been launched yet)
     if (err == cudaErrorNotSupported && lora) return at::Tensor();
+    KernelRan ran = KernelRan::kTensorCore;
     if (err == cudaErrorNotSupported) {
       err = fast ? cuda::launch_addsub_linear(lp, sms, stream) : cuda::launch_generic_linear(lp, stream);
+      ran = fast ? KernelRan::kAddsub : KernelRan::kGeneric;
     }
     check_cuda(err, "linear", p);
+    note_kernel_ran(ran);
   }
   return y.reshape(out_shape);
 }
@@ -528,6 +535,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   const c10::cuda::CUDAGuard guard(grad_y.device());
   std::vector<int64_t> out_shape(grad_y.sizes().begin(), grad_y.sizes().end());
   out_shape.back() = K;
+  note_kernel_ran(KernelRan::kNone);
   if (p.M == 0) return at::empty(out_shape, grad_y.options());
   const at::Tensor g2 = grad_y.reshape({p.M, p.N}).contiguous();
   const at::Tensor w = aligned_packed(packed_w);
@@ -551,6 +559,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     // Large M (training): grad_x = grad_y @ W with W dequantized once (one cuBLAS call).
     at::Tensor w = at::empty({p.N, K}, grad_y.options());
     check_cuda(cuda::launch_dequant(lp, w.data_ptr(), 0, p.N, stream), "dequantize", p);
+    note_kernel_ran(KernelRan::kDense);
     return at::mm(g2, w).reshape(out_shape);
   }
   at::Tensor out = at::empty({p.M, K}, grad_y.options());
@@ -565,6 +574,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     float* acc = fast ? accum.data_ptr<float>() + m0 * K : nullptr;
     const int sms = num_sms(grad_y.get_device());
     cudaError_t err = cudaErrorNotSupported;
+    KernelRan ran = KernelRan::kTensorCore;
     if (fast && use_tc_grad_x(lp, p.M)) {
       err = lp.x_dtype == cuda::DType::kHalf ? cuda::launch_tc_grad_x_f16(lp, acc, sms, stream)
                                               : cuda::launch_tc_grad_x_bf16(lp, acc, sms, stream);
@@ -572,8 +582,10 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     if (err == cudaErrorNotSupported) {
       err = fast ? cuda::launch_grad_x(lp, acc, sms, at::globalContext().deterministicAlgorithms(), stream)
                  : cuda::launch_generic_grad_x(lp, stream);
+      ran = fast ? KernelRan::kAddsub : KernelRan::kGeneric;
     }
     check_cuda(err, "linear_grad_x", p);
+    note_kernel_ran(ran);
   }
   if (fast && grad_y.scalar_type() != at::kFloat) out.copy_(accum);
   return out.reshape(out_shape);
@@ -693,6 +705,7 @@ at::Tensor linear_a8_fused(const LinearProblem& p, const at::Tensor& xq, const a
   if (err == cudaErrorNotSupported) return at::Tensor();
   BITMM_CHECK(err == cudaSuccess, "bitmm.linear_a8(", name_of(p.kind), ") fused CUDA kernel failed for M=", p.M,
               " N=", p.N, " K=", p.K, ": ", cudaGetErrorString(err));
+  note_kernel_ran(KernelRan::kA8Fused);
   return y;
 }
 
@@ -703,6 +716,7 @@ at::Tensor linear_a8_cuda(const at::Tensor& xq, const at::Tensor& x_scale, const
   const c10::cuda::CUDAGuard guard(xq.device());
   const at::Tensor fused = linear_a8_fused(p, xq, x_scale, packed_w, s, u, b, out_dtype);
   if (fused.defined()) return fused;
+  note_kernel_ran(KernelRan::kA8Unfused);
   return linear_a8_forward(p, xq, x_scale, packed_w, s, u, b, out_dtype, &a8_epilogue_cuda);
 }
 
