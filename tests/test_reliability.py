@@ -9,7 +9,8 @@ import torch
 import bitmm
 from bitmm import quant, reference
 from conftest import DEVICES
-from helpers import KINDS, PACKERS, UNPACKERS, assert_close_to_reference, make_problem, rel_err
+from helpers import (
+    KINDS, PACKERS, UNPACKERS, assert_close_to_reference, assert_no_bad_slice, dtype_bound, make_problem, rel_err)
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -589,3 +590,20 @@ def test_cuda_index_math_past_2_31_outputs(backend):
     assert gx.shape == (M, K)
     ref = reference.linear_grad_x(kind, y[rows_t].cpu(), packed.cpu(), s.cpu(), u.cpu(), K)
     assert rel_err(gx[rows_t], ref) < GRAD_TOL[torch.float16]
+
+
+@pytest.mark.parametrize("dim", ["column", "row"])
+def test_slice_check_flags_one_wrong_column_the_whole_tensor_bound_misses(dim):
+    # The tests' per-column / per-row bound (helpers.assert_no_bad_slice): one output 10% off in a bf16 (1, 40000)
+    # result (or a (40000, 1) one) is within the whole tensor's bound but not within its column's (row's).
+    torch.manual_seed(0)
+    ref = torch.randn(1, 40000, dtype=torch.float64)
+    if dim == "row":
+        ref = ref.T.contiguous()
+    y = ref.to(torch.bfloat16)
+    bound = dtype_bound(ref, torch.bfloat16, rel_err(y, ref))
+    assert_no_bad_slice(y, ref, bound)  # the control: rounding alone passes
+    y.view(-1)[12345] *= 1.1
+    assert rel_err(y, ref) <= bound
+    with pytest.raises(AssertionError, match=f"{dim} 12345" if dim == "column" else "row 12345"):
+        assert_no_bad_slice(y, ref, bound)
