@@ -124,13 +124,16 @@ def assert_no_bad_slice(y: torch.Tensor, ref: torch.Tensor, bound: float) -> Non
             f"{bound:.3e}")
 
 
-def forced_kernel(backend: str, dtype: torch.dtype, K: int, G: int | None = None) -> str | None:
+def forced_kernel(backend: str, dtype: torch.dtype, K: int, G: int | None = None, grad_x: bool = False) -> str | None:
     """The kernel family a forced CUDA backend must run (csrc/cuda/linear_cuda.cpp): fp64 x or groups
     not a multiple of 32 take the generic kernels; the tensor-core kernels take fp16 / bf16 x.  None
-    for a backend with no fixed answer here (auto, digits)."""
+    for a backend with no fixed answer here (auto, digits).  Assumes a 16-byte aligned x, no LoRA
+    term, and (grad_x) no deterministic mode and a dequantized weight of at most 1 GiB under "dense"."""
     groups = 1 if G is None else K // G
     if dtype == torch.float64 or (groups > 1 and G % 32):
-        return "generic" if backend in ("addsub", "tensorcore", "dense") else None
+        return "generic" if backend in ("addsub", "tensorcore", "dense", "wgmma") else None
+    if grad_x and backend == "wgmma":
+        backend = "tensorcore"  # (grad_x has no wgmma kernel)
     if backend in ("tensorcore", "wgmma"):
         if dtype not in (torch.float16, torch.bfloat16):
             return "addsub"

@@ -44,7 +44,7 @@ def check_grad_x(kind, M, K, N, mode, G, sdt, offset, dtype, backend="auto"):
     with bitmm.use_backend(backend):
         got = bitmm.linear_grad_x(g, packed, s, u, kind, K)
     if backend in ("tensorcore", "addsub"):  # (a declined tensor-core launch would run the add/subtract kernel)
-        assert_kernel_ran(forced_kernel(backend, dtype, K, G))
+        assert_kernel_ran(forced_kernel(backend, dtype, K, G, grad_x=True))
     want = reference.linear_grad_x(kind, g.cpu().double(), packed.cpu(), s.cpu().double(),
                                    None if u is None else u.cpu().double(), K)
     assert got.dtype == dtype and got.shape == (M, K)

@@ -64,12 +64,23 @@ def test_last_kernel_names_the_kernel_that_ran():
             assert bitmm.backend.last_kernel() == want, (dtype, backend, "grad_x")
     # per thread: another thread's call does not change this thread's record
     import threading
+    seen = []
+
+    def other_thread():
+        bitmm.ternary_linear(x.double(), packed, s, u, b)
+        seen.append(bitmm.backend.last_kernel())
+
     with bitmm.use_backend("addsub"):
         bitmm.ternary_linear(x.half(), packed, s, u, b)
-        t = threading.Thread(target=lambda: bitmm.ternary_linear(x.double(), packed, s, u, b))
+        t = threading.Thread(target=other_thread)
         t.start()
         t.join()
-        assert bitmm.backend.last_kernel() == "addsub"
+        assert seen == ["generic"] and bitmm.backend.last_kernel() == "addsub"
+    # linear_a8 at M = 0 runs nothing
+    _, packed, s, u, b = make_problem("ternary", 1, 256, 40, device="cuda")
+    xq, xs = torch.zeros(0, 256, dtype=torch.int8, device="cuda"), torch.ones(0, 1, device="cuda")
+    bitmm.ops.linear_a8("ternary", xq, xs, packed, s, u, b, out_dtype=torch.float16)
+    assert bitmm.backend.last_kernel() == "none"
 
 
 def test_backend_does_not_change_cpu_results():

@@ -518,9 +518,20 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     // runs M in one launch, so with LoRA nothing has been launched yet)
     if (err == cudaErrorNotSupported && lora) return at::Tensor();
     KernelRan ran = KernelRan::kTensorCore;
-    if (err == cudaErrorNotSupported) {
-      err = fast ? cuda::launch_addsub_linear(lp, sms, stream) : cuda::launch_generic_linear(lp, stream);
-      ran = fast ? KernelRan::kAddsub : KernelRan::kGeneric;
+    if (err == cudaErrorNotSupported && !fast) {
+      err = cuda::launch_generic_linear(lp, stream);
+      ran = KernelRan::kGeneric;
+    } else if (err == cudaErrorNotSupported) {
+      // (a declined tensor-core launch covered all M rows: the add/subtract kernel takes them in its own chunks)
+      cuda::LinearParams c = lp;
+      err = cudaSuccess;
+      for (int64_t r0 = 0; r0 < lp.M && err == cudaSuccess; r0 += kMaxRowsPerLaunch) {
+        c.M = std::min(kMaxRowsPerLaunch, lp.M - r0);
+        c.x = static_cast<const char*>(lp.x) + r0 * p.K * x2.element_size();
+        c.y = static_cast<char*>(lp.y) + r0 * p.N * y.element_size();
+        err = cuda::launch_addsub_linear(c, sms, stream);
+      }
+      ran = KernelRan::kAddsub;
     }
     check_cuda(err, "linear", p);
     note_kernel_ran(ran);
@@ -714,9 +725,10 @@ at::Tensor linear_a8_cuda(const at::Tensor& xq, const at::Tensor& x_scale, const
                           int64_t kind, at::ScalarType out_dtype) {
   const LinearProblem p = check_linear_a8(kind_from_int(kind), xq, x_scale, packed_w, s, u, b, out_dtype);
   const c10::cuda::CUDAGuard guard(xq.device());
+  note_kernel_ran(KernelRan::kNone);  // (M = 0: nothing runs)
   const at::Tensor fused = linear_a8_fused(p, xq, x_scale, packed_w, s, u, b, out_dtype);
   if (fused.defined()) return fused;
-  note_kernel_ran(KernelRan::kA8Unfused);
+  if (p.M > 0) note_kernel_ran(KernelRan::kA8Unfused);
   return linear_a8_forward(p, xq, x_scale, packed_w, s, u, b, out_dtype, &a8_epilogue_cuda);
 }
 
