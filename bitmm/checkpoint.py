@@ -85,10 +85,15 @@ def _check_packed_values(path: str, model: nn.Module, table: dict) -> None:
 
 
 def save(model: nn.Module, path: str, metadata: Optional[dict] = None) -> None:
-    """Writes the model's state (parameters and buffers) and its bitmm layer table."""
+    """Writes the model's state (parameters and buffers) and its bitmm layer table; `metadata` adds string
+    entries other than bitmm's own keys (format, format_version, layers)."""
     st = _safetensors()
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "layers": json.dumps(_layer_table(model))}
     if metadata:
+        taken = sorted(str(k) for k in metadata if str(k) in meta)
+        if taken:
+            raise ValueError(f"bitmm.checkpoint.save: metadata keys {taken} are bitmm's own (format, format_version, "
+                             f"layers: what load checks); use other names")
         meta.update({str(k): str(v) for k, v in metadata.items()})
     # save_model de-duplicates tensors that share storage (tied weights) itself.
     st.save_model(model, path, metadata=meta)

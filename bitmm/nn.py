@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence, Union
 
@@ -166,6 +167,37 @@ def _dense_from_packed(kind: str, packed: Tensor, scale: Tensor, offset: Optiona
     return w
 
 
+def _check_features(cls: str, in_features, out_features) -> None:
+    for name, v in (("in_features", in_features), ("out_features", out_features)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{cls}: {name} must be a positive int, got {v!r}")
+
+
+def _check_x_width(cls: str, x: Tensor, in_features: int) -> None:
+    # The packed format pads each row to a whole block, so the ops take K from x and cannot tell a
+    # 100-wide weight from a 128-wide x; the layer knows in_features.
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{cls}: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 1 or x.shape[-1] != in_features:
+        raise ValueError(f"{cls}: x must have in_features={in_features} as its last dimension, got shape "
+                         f"{tuple(x.shape)}")
+
+
+def _check_finite_weight(fn: str, w: Tensor) -> None:
+    # (conversion only, once per layer: a NaN / Inf latent weight quantizes to NaN / Inf scales that the CUDA
+    # kernels would carry into every output, and a per-group int2 scale spreads one Inf over its whole group)
+    if w.is_floating_point() and not w.is_meta and not bool(torch.isfinite(w).all()):
+        idx = tuple(int(i) for i in (~torch.isfinite(w)).nonzero()[0])
+        raise ValueError(f"{fn}: the weight holds NaN / Inf (first at {list(idx)}); it cannot be quantized")
+
+
+def _check_linear_like(fn: str, m) -> None:
+    w = getattr(m, "weight", None)
+    if not isinstance(m, nn.Module) or not isinstance(w, Tensor) or w.dim() != 2:
+        raise TypeError(f"{fn}: expected an nn.Linear-like module with a 2-D weight (out_features, in_features), "
+                        f"got {type(m).__name__}")
+
+
 def _check_act_bits(act_bits: Optional[int]) -> Optional[int]:
     if act_bits is None:
         return None
@@ -244,6 +276,7 @@ class BitLinear(nn.Module):
                  act_bits: Optional[int] = None, group_size: Optional[int] = None, device=None, dtype=None,
                  hqq_iters: int = 20) -> None:
         super().__init__()
+        _check_features("BitLinear", in_features, out_features)
         factory = {"device": device, "dtype": dtype}
         self.in_features = in_features
         self.out_features = out_features
@@ -273,8 +306,9 @@ class BitLinear(nn.Module):
         """A BitLinear over ``linear``'s weights.  With ``share_parameters`` (default) the
         very same Parameter objects are reused (ties and optimizer references survive);
         otherwise they are copied."""
+        _check_linear_like("BitLinear.from_linear", linear)
         w = linear.weight
-        m = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, weight_bits=weight_bits,
+        m = cls(w.shape[1], w.shape[0], bias=linear.bias is not None, weight_bits=weight_bits,
                 act_bits=act_bits, group_size=group_size, device="meta", dtype=w.dtype, hqq_iters=hqq_iters)
         if share_parameters:
             m.weight = linear.weight
@@ -295,6 +329,7 @@ class BitLinear(nn.Module):
         return quant.dequantize(kind, codes, scale, offset)
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_x_width("BitLinear", x, self.in_features)
         if self.act_bits is not None:
             x = _act_quant_ste(x)
         kind, codes, scale, offset = self.quantize()
@@ -398,6 +433,7 @@ class PackedLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: BitsLike = 1.58,
                  group_size: Optional[int] = None, act_bits: Optional[int] = None, device=None, dtype=None) -> None:
         super().__init__()
+        _check_features("PackedLinear", in_features, out_features)
         bits, kind = _canonical_bits(weight_bits)
         G = resolve_group_size(bits, in_features, group_size)
         N, K = out_features, in_features
@@ -442,7 +478,9 @@ class PackedLinear(nn.Module):
                     act_bits: Optional[int] = None, hqq_iters: int = 20) -> "PackedLinear":
         """Quantizes ``linear.weight`` (ternary absmean / binary sign / 2-bit HQQ, see
         :func:`quantize_weight`) and packs it; copies the bias.  Same device as the weight."""
+        _check_linear_like("PackedLinear.from_linear", linear)
         w = linear.weight
+        _check_finite_weight("PackedLinear.from_linear", w)
         kind, codes, scale, offset = quantize_weight(w, weight_bits, group_size, hqq_iters)
         G = resolve_group_size(weight_bits, w.shape[1], group_size)
         return cls._from_args(kind, w.shape[1], G, _pack(codes, kind), scale, offset, linear.bias, act_bits)
@@ -452,6 +490,9 @@ class PackedLinear(nn.Module):
     def from_bitlinear(cls, bitlinear: BitLinear) -> "PackedLinear":
         """Freezes a :class:`BitLinear`: the same quantized weight, bias and activation
         quantization, so the output equals ``bitlinear(x)``."""
+        if not isinstance(bitlinear, BitLinear):
+            raise TypeError(f"PackedLinear.from_bitlinear: expected a BitLinear, got {type(bitlinear).__name__}")
+        _check_finite_weight("PackedLinear.from_bitlinear", bitlinear.weight)
         kind, codes, scale, offset = bitlinear.quantize()
         return cls._from_args(kind, bitlinear.in_features, bitlinear.group_size, _pack(codes, kind), scale, offset,
                               bitlinear.bias, bitlinear.act_bits)
@@ -515,6 +556,8 @@ class PackedLinear(nn.Module):
 
     # ---- forward ------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.shape[-1:] != (self.in_features,):  # (the cheap test on the per-call path)
+            _check_x_width("PackedLinear", x, self.in_features)
         if self.act_bits is not None and self.int8_matmul and self._takes_int8_matmul(x):
             xq, xs = quant.absmax_int8(x)
             bufs = self._buffers
@@ -623,8 +666,61 @@ class PackedLinear(nn.Module):
                 f"packed={_fmt_bytes(w)} + {_fmt_bytes(q)} scales vs fp16 {_fmt_bytes(fp16)} "
                 f"({fp16 / max(w + q, 1):.1f}x smaller)")
 
+    def _state_dict_problems(self, state_dict, prefix) -> list[str]:
+        """What is wrong with this layer's entries of `state_dict` (empty: nothing), checked before any buffer is
+        touched, so a failed load leaves the layer as it was: the packed weight's dtype (int32: any other dtype
+        would be cast, its bits changed), shape and ternary codes (a code 3, both planes set, reads as +2); scale /
+        offset / bias dtypes and shapes (the ops' layouts for this layer's N and K) and finite scales / offsets."""
+        N, K = self.out_features, self.in_features
+        problems = []
+        groups = {}
+        for name in ("packed_weight", "scale", "offset", "bias"):
+            key = prefix + name
+            if key not in state_dict:
+                continue
+            t = state_dict[key]
+            if not isinstance(t, Tensor):
+                problems.append(f"{key}: expected a tensor, got {type(t).__name__}")
+                continue
+            if name == "packed_weight":
+                want = formats.packed_shape(self.kind, N, K)
+                if t.dtype != torch.int32:
+                    problems.append(f"{key}: packed weight must be int32 (its bits are the codes), got {t.dtype}")
+                elif tuple(t.shape) != want:
+                    problems.append(f"{key}: packed weight of shape {tuple(t.shape)} does not fit a {self.kind} "
+                                    f"({K} -> {N}) layer, which needs {want}")
+                elif self.kind == "ternary" and not t.is_meta and bool(((t[:, 0::2] & t[:, 1::2]) != 0).any()):
+                    n, blk = (int(i) for i in ((t[:, 0::2] & t[:, 1::2]) != 0).nonzero()[0])
+                    problems.append(f"{key}: invalid ternary code 3 (both bit planes set) in row {n}, block {blk}")
+                continue
+            if not t.is_floating_point():
+                problems.append(f"{key}: must be a floating-point tensor, got {t.dtype}")
+                continue
+            if name == "bias":
+                if tuple(t.shape) != (N,):
+                    problems.append(f"{key}: bias of shape {tuple(t.shape)}, expected ({N},)")
+                continue
+            ok = t.dim() == 0 or (t.dim() == 1 and t.shape[0] == N) or (
+                t.dim() == 2 and t.shape[0] == N and t.shape[1] >= 1 and K % t.shape[1] == 0)
+            if not ok:
+                problems.append(f"{key}: shape {tuple(t.shape)} must be () per tensor, ({N},) per output channel or "
+                                f"({N}, K/G) per group with K={K}")
+                continue
+            cur = self._buffers.get(name)
+            as_held = t.to(cur.dtype) if cur is not None and cur.is_floating_point() else t
+            if not as_held.is_meta and not bool(torch.isfinite(as_held).all()):
+                problems.append(f"{key}: not finite (NaN or Inf) as {as_held.dtype}")
+            groups[name] = t.shape[1] if t.dim() == 2 else 1
+        if groups.get("scale", 1) > 1 and groups.get("offset", 1) > 1 and groups["scale"] != groups["offset"]:
+            problems.append(f"{prefix}scale has {groups['scale']} groups but {prefix}offset has {groups['offset']}")
+        return problems
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
+        problems = self._state_dict_problems(state_dict, prefix)
+        if problems:
+            error_msgs.extend(problems)
+            return
         self._drop_cpu_prepacked()  # remade from the loaded weight on the next CPU forward
         # Buffers may legitimately change shape (per-tensor/channel/group scales) or
         # appear (offset / bias registered as None here): adopt the checkpoint's layout.
@@ -638,16 +734,19 @@ class PackedLinear(nn.Module):
                 dev = self.packed_weight.device if cur is None else cur.device
                 dtype = src.dtype if cur is None or name == "packed_weight" else cur.dtype
                 self._buffers[name] = torch.empty(src.shape, dtype=dtype, device=dev)
-        key = prefix + "packed_weight"
-        if key in state_dict:
-            p = state_dict[key]
-            want = formats.packed_shape(self.kind, self.out_features, self.in_features)
-            if tuple(p.shape) != want:
-                error_msgs.append(f"{key}: packed weight of shape {tuple(p.shape)} does not fit a {self.kind} "
-                                  f"({self.in_features} -> {self.out_features}) layer, which needs {want}")
-                return
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        self._group_size_from_scales()
+
+    def _group_size_from_scales(self) -> None:
+        # A checkpoint may hold another scale layout than the one this layer was built with (adopted above):
+        # group_size (the repr, the checkpoint's layer table) follows what the buffers now hold.
+        K = self.in_features
+        ts = [t for t in (self._buffers.get("scale"), self._buffers.get("offset")) if t is not None]
+        groups = max([t.shape[1] for t in ts if t.dim() == 2] + [1])
+        implied = 1 if self.group_size is None else max(K // self.group_size, 1)
+        if groups != implied:
+            self.group_size = K // groups if groups > 1 else (K if any(t.dim() >= 1 for t in ts) else None)
 
 
 # --------------------------------------------------------------------------------------
@@ -992,6 +1091,7 @@ def convert(model: nn.Module, mode: str = "qat", weight_bits: BitsLike = 1.58, g
             replaced.append("")
     else:
         result = model
+        swaps = []  # (parent, child name, replacement): made first, swapped in only once every layer converted
         for parent_name, parent in list(model.named_modules(remove_duplicate=False)):
             for child_name, child in list(parent._modules.items()):
                 if child is None:
@@ -1002,8 +1102,10 @@ def convert(model: nn.Module, mode: str = "qat", weight_bits: BitsLike = 1.58, g
                 if isinstance(parent, nn.MultiheadAttention) or _is_skipped(full, skip):
                     skipped.append(full)
                     continue
-                setattr(parent, child_name, make(full, child))
+                swaps.append((parent, child_name, make(full, child)))
                 replaced.append(full)
+        for parent, child_name, new in swaps:  # (a failure above left the model untouched)
+            setattr(parent, child_name, new)
 
     tied: list[str] = []
     for wid, names in owners.items():

@@ -56,6 +56,16 @@ def _check_tensor(x: object, name: str) -> Tensor:
     return x
 
 
+def _check_activations(x: Tensor, fn: str) -> Tensor:
+    # activations (..., K): any number of rows, none included (an expert that got no tokens), but K >= 1
+    _check_tensor(x, "x")
+    if not x.is_floating_point():
+        raise TypeError(f"{fn}: x must be a floating-point tensor, got {x.dtype}")
+    if x.dim() < 1 or x.shape[-1] < 1:
+        raise ValueError(f"{fn}: x must have a last dimension K >= 1 (the quantized dim), got shape {tuple(x.shape)}")
+    return x
+
+
 def _check_float(x: Tensor, name: str) -> Tensor:
     _check_tensor(x, name)
     if not x.is_floating_point():
@@ -280,9 +290,7 @@ def absmax_int8(x: Tensor) -> tuple[Tensor, Tensor]:
         most ``scale / 2`` per element.  An all-zero row gives ``xq = 0`` and a
         finite scale (the clamp), never NaN.
     """
-    _check_float(x, "x")
-    if x.dim() < 1:
-        raise ValueError("absmax_int8: x must have at least one dimension (the quantized last dim)")
+    _check_activations(x, "absmax_int8")
     # torch.ops.bitmm.absmax_int8: one CUDA kernel (the composite in bitmm.reference.absmax_int8 is ~10), the
     # composite's bits on every device
     from . import ops  # noqa: F401  (loads the library)
@@ -296,9 +304,7 @@ def absmax_int8_fake(x: Tensor) -> Tensor:
     zero gradient); QAT callers apply the straight-through estimator themselves:
     ``x + (absmax_int8_fake(x) - x).detach()``.
     """
-    _check_float(x, "x")
-    if x.dim() < 1:
-        raise ValueError("absmax_int8_fake: x must have at least one dimension (the quantized last dim)")
+    _check_activations(x, "absmax_int8_fake")
     from . import ops  # noqa: F401  (loads the library)
     return torch.ops.bitmm.absmax_int8_fake(x.detach())
 
