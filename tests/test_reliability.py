@@ -245,7 +245,7 @@ def test_cuda_deterministic_backward_in_cuda_graph(deterministic_algorithms):
 def test_concurrent_python_threads(device):
     # 12 threads, each on its own problem and entry point (every kind x the forward, prepacked (CPU), LoRA, W2A8 and
     # backward ops), released together by a barrier and looping 40 times: each result must equal the one computed
-    # alone beforehand, bit for bit.
+    # alone beforehand, bit for bit (CUDA grad_x: to a few ulps, below).
     paths = ["op", "lora", "a8", "grad_x"] + (["prepacked"] if device == "cpu" else [])
     jobs = []
     for i in range(12):
@@ -253,16 +253,21 @@ def test_concurrent_python_threads(device):
         mode = "channel" if path == "a8" else "group"
         x, packed, s, u, b = make_problem(kind, 3, 512, 64 + i, mode, 64 if mode == "group" else None, device=device)
         call = _op_paths(kind, path, x, packed, s, u, b)
-        jobs.append((call, call()))
+        # (CUDA grad_x adds its split-N partial sums with atomics, so its last bits may vary between calls (README,
+        # "Determinism"; the GPU run of session 33 saw it here): within a few float32 ulps there, a race that mixed
+        # two threads' results or buffers would be off by far more)
+        exact = not (device == "cuda" and path == "grad_x")
+        jobs.append((call, call(), exact))
     barrier = threading.Barrier(len(jobs))
     errors = []
 
     def worker(i):
         try:
-            call, expected = jobs[i]
+            call, expected, exact = jobs[i]
             barrier.wait()
             for _ in range(40):
-                if not torch.equal(call(), expected):
+                got = call()
+                if not (torch.equal(got, expected) if exact else torch.allclose(got, expected, rtol=1e-5, atol=1e-6)):
                     errors.append(i)
         except Exception as e:  # pragma: no cover
             errors.append(repr(e))
