@@ -254,8 +254,9 @@ def test_concurrent_python_threads(device):
         x, packed, s, u, b = make_problem(kind, 3, 512, 64 + i, mode, 64 if mode == "group" else None, device=device)
         call = _op_paths(kind, path, x, packed, s, u, b)
         # (CUDA grad_x adds its split-N partial sums with atomics, so its last bits may vary between calls (README,
-        # "Determinism"; the GPU run of session 33 saw it here): within a few float32 ulps there, a race that mixed
-        # two threads' results or buffers would be off by far more)
+        # "Determinism"); the H200 in session 33, these 12 problems: at most 1-2 float32 ulps of the largest output
+        # (4-8e-6 on magnitudes 18-31), alone in one thread as well.  So within 8 ulps of the largest output there;
+        # a race that mixed two threads' results or buffers would be off by far more)
         exact = not (device == "cuda" and path == "grad_x")
         jobs.append((call, call(), exact))
     barrier = threading.Barrier(len(jobs))
@@ -267,7 +268,8 @@ def test_concurrent_python_threads(device):
             barrier.wait()
             for _ in range(40):
                 got = call()
-                if not (torch.equal(got, expected) if exact else torch.allclose(got, expected, rtol=1e-5, atol=1e-6)):
+                if not (torch.equal(got, expected) if exact else
+                        (got - expected).abs().max() <= 8 * torch.finfo(torch.float32).eps * expected.abs().max()):
                     errors.append(i)
         except Exception as e:  # pragma: no cover
             errors.append(repr(e))
