@@ -31,7 +31,7 @@ _NAMES = {v: k for k, v in BACKENDS.items()}
 
 def set_backend(name: str) -> str:
     """Selects the CUDA kernel family; returns the previous setting's name."""
-    if name not in BACKENDS:
+    if not isinstance(name, str) or name not in BACKENDS:
         raise ValueError(f"bitmm.set_backend: backend must be one of {sorted(BACKENDS)}, got {name!r}")
     return _NAMES[int(torch.ops.bitmm._set_backend(BACKENDS[name]))]
 

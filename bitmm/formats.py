@@ -51,6 +51,8 @@ def padded_k(K: int) -> int:
 
 
 def words_per_row(kind: str, K: int) -> int:
+    if not isinstance(kind, str) or kind not in PLANES:
+        raise ValueError(f"bitmm.formats: kind must be one of {sorted(PLANES)}, got {kind!r}")
     return padded_k(K) // BLOCK_K * PLANES[kind]
 
 

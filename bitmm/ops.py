@@ -40,9 +40,9 @@ _FLOAT = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 def _kind_id(kind, op: str) -> int:
     """The op's int kind from "binary" | "ternary" | "int2" (or the id itself); ValueError naming `kind` otherwise
     (the ops check an int id themselves)."""
-    if isinstance(kind, int):
+    if isinstance(kind, int) and not isinstance(kind, bool):
         return kind
-    if kind not in KIND_ID:
+    if not isinstance(kind, str) or kind not in KIND_ID:
         raise ValueError(f"{op}: kind must be one of {sorted(KIND_ID)} (or its id 1 | 2 | 3), got {kind!r}")
     return KIND_ID[kind]
 
@@ -67,8 +67,13 @@ def int2_linear(x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Ten
 
 def linear(kind: str, x: Tensor, packed_w: Tensor, scale: Tensor, offset: Optional[Tensor] = None,
            bias: Optional[Tensor] = None) -> Tensor:
-    """Dispatches to the op of `kind` ("binary", "ternary", "int2")."""
-    if kind not in _LINEAR_OPS:
+    """Dispatches to the op of `kind` ("binary", "ternary", "int2").
+
+    K is x's last dimension.  Packed rows are padded to whole 128-weight blocks, so the ops can only check that K
+    needs as many words as ``packed_w`` has: an x wider or narrower than the weight's true K within the same block
+    count is not detectable here (with an offset it gives a wrong result).  The layers (``bitmm.nn``) know their
+    in_features and check it."""
+    if not isinstance(kind, str) or kind not in _LINEAR_OPS:
         raise ValueError(f"bitmm.linear: kind must be one of {sorted(_LINEAR_OPS)}, got {kind!r}")
     return _LINEAR_OPS[kind](x, packed_w, scale, offset, bias)
 

@@ -159,3 +159,14 @@ def test_non_bitmm_safetensors_is_rejected(tmp_path):
     st.save_file({"w": torch.zeros(2)}, path)
     with pytest.raises(ValueError, match="not a bitmm checkpoint"):
         ckpt.load(model(), path)
+
+
+def test_metadata_may_not_replace_bitmm_keys(tmp_path):
+    # metadata={"format": "pt"} (a common Hugging Face idiom) used to overwrite bitmm's own key, and load then
+    # rejected the file it had just written as "not a bitmm checkpoint"
+    m, path = model(), str(tmp_path / "m.safetensors")
+    for key in ("format", "format_version", "layers"):
+        with pytest.raises(ValueError, match=f"metadata keys \\['{key}'\\] are bitmm's own"):
+            ckpt.save(m, path, metadata={key: "x"})
+    ckpt.save(m, path, metadata={"author": "me"})
+    ckpt.load(model(), path)

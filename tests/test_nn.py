@@ -240,11 +240,117 @@ def test_packed_state_dict_other_layouts_and_errors():
     dst = PackedLinear(128, 8, weight_bits=2)
     assert dst.scale.shape == (8, 2)
     dst.load_state_dict(src.state_dict())
+    assert dst.group_size == 128  # (follows the loaded per-row layout: the repr and checkpoint table say so)
     x = torch.randn(2, 128)
     assert torch.equal(dst(x), src(x))
     wrong = PackedLinear(128, 8, weight_bits=1)  # binary: half the packed width
     with pytest.raises(RuntimeError, match="does not fit"):
         wrong.load_state_dict(src.state_dict())
+
+
+def _code3(sd):
+    w = sd["packed_weight"].clone()
+    w[2, 0] |= 1 << 5
+    w[2, 1] |= 1 << 5  # weight 5 of row 2: both planes set
+    return {**sd, "packed_weight": w}
+
+
+BAD_STATE = [  # (what, make the bad state dict from a good ternary / int2 one, message fragment)
+    ("float packed weight", lambda sd: {**sd, "packed_weight": sd["packed_weight"].float()}, "must be int32"),
+    ("int64 packed weight", lambda sd: {**sd, "packed_weight": sd["packed_weight"].long()}, "must be int32"),
+    ("one row short", lambda sd: {**sd, "packed_weight": sd["packed_weight"][:-1]}, "does not fit"),
+    ("ternary code 3", _code3, "code 3"),
+    ("scale (5,)", lambda sd: {**sd, "scale": torch.ones(5)}, r"scale: shape \(5,\)"),
+    ("scale groups not dividing K", lambda sd: {**sd, "scale": torch.ones(8, 3)}, "per group"),
+    ("scale (8, 1, 1)", lambda sd: {**sd, "scale": torch.ones(8, 1, 1)}, "per output channel"),
+    ("integer scale", lambda sd: {**sd, "scale": torch.ones(8, dtype=torch.int32)}, "floating-point"),
+    ("NaN scale", lambda sd: {**sd, "scale": torch.full((8,), float("nan"))}, "not finite"),
+    ("float64 1e300 scale: Inf in the float32 buffer", lambda sd: {**sd, "scale": torch.full((8,), 1e300,
+                                                                                             dtype=torch.float64)},
+     "not finite"),
+    ("bias (7,)", lambda sd: {**sd, "bias": torch.zeros(7)}, "bias of shape"),
+    ("scale a list", lambda sd: {**sd, "scale": [1.0] * 8}, "expected a tensor"),
+]
+
+
+@pytest.mark.parametrize("what,bad,frag", BAD_STATE, ids=[c[0] for c in BAD_STATE])
+def test_packed_state_dict_bad_entries_leave_the_layer_untouched(what, bad, frag):
+    # Every entry is checked before any buffer changes: a failed load leaves the layer exactly as it was (it used to
+    # swap in uninitialised buffers of the new shape first, then fail).
+    src = PackedLinear.from_linear(nn.Linear(128, 8), weight_bits=1.58)
+    src.scale = torch.rand(8) + 0.5  # per channel
+    dst = PackedLinear.from_linear(nn.Linear(128, 8), weight_bits=1.58)
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    x = torch.randn(3, 128)
+    y0 = dst(x)
+    with pytest.raises(RuntimeError, match=frag):
+        dst.load_state_dict(bad(src.state_dict()))
+    after = dst.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    assert torch.equal(dst(x), y0)
+
+
+def test_packed_state_dict_scale_offset_groups_must_agree():
+    src = PackedLinear.from_linear(nn.Linear(128, 8), weight_bits=2, group_size=64)
+    sd = {**src.state_dict(), "offset": torch.zeros(8, 4)}
+    with pytest.raises(RuntimeError, match="2 groups but offset has 4"):
+        PackedLinear(128, 8, weight_bits=2).load_state_dict(sd)
+
+
+@pytest.mark.parametrize("cls", [BitLinear, PackedLinear])
+def test_layers_check_x_width_and_features(cls):
+    # The ops take K from x and the packed rows are padded to whole blocks, so a 128-wide x on a 100-wide layer
+    # used to run (silently dropping or mis-weighting columns); the layers know in_features.
+    m = cls(100, 8)
+    for x in (torch.randn(2, 128), torch.randn(2, 99), torch.randn(100)[None, None, :, None]):
+        with pytest.raises(ValueError, match="in_features=100"):
+            m(x)
+    if cls is PackedLinear:
+        m.int8_matmul, m.act_bits = True, 8
+        with pytest.raises(ValueError, match="in_features=100"):
+            m(torch.randn(2, 128))
+    for args in ((0, 8), (8, 0), (-1, 8), (8.0, 8), (True, 8)):
+        with pytest.raises(ValueError, match="features must be a positive int"):
+            cls(*args)
+
+
+def test_conversion_type_and_value_errors():
+    with pytest.raises(TypeError, match="nn.Linear-like"):
+        PackedLinear.from_linear(nn.Conv1d(4, 4, 1))
+    with pytest.raises(TypeError, match="nn.Linear-like"):
+        BitLinear.from_linear(None)
+    with pytest.raises(TypeError, match="expected a BitLinear"):
+        PackedLinear.from_bitlinear(nn.Linear(4, 4))
+    lin = nn.Linear(64, 8)
+    with torch.no_grad():
+        lin.weight[3, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN / Inf \(first at \[3, 5\]\)"):
+        PackedLinear.from_linear(lin, weight_bits=2)
+    with pytest.raises(ValueError, match="NaN / Inf"):
+        convert(nn.Sequential(lin), mode="packed")
+
+
+def test_convert_failure_leaves_the_model_unconverted():
+    # The second layer cannot take groups of 64 (in_features 100): the first must not have been swapped already.
+    model = nn.Sequential(nn.Linear(128, 100), nn.Linear(100, 8))
+    with pytest.raises(ValueError):
+        convert(model, mode="packed", weight_bits=2, group_size=64)
+    assert all(type(m) is nn.Linear for m in model)
+
+
+@pytest.mark.parametrize("int8_matmul", [False, True])
+@pytest.mark.parametrize("cls", [BitLinear, PackedLinear])
+def test_act_bits_8_on_zero_rows(cls, int8_matmul):
+    # (an expert that got no tokens: absmax_int8 used to refuse an empty x)
+    m = cls(64, 8, act_bits=8)
+    if int8_matmul and cls is PackedLinear:
+        m.int8_matmul = True
+    y = m(torch.randn(0, 64))
+    assert y.shape == (0, 8)
+    xq, xs = quant.absmax_int8(torch.randn(2, 0, 64))
+    assert xq.shape == (2, 0, 64) and xq.dtype == torch.int8 and xs.shape == (2, 0, 1)
+    with pytest.raises(ValueError, match="K >= 1"):
+        quant.absmax_int8(torch.randn(3, 0))
 
 
 @pytest.mark.parametrize("device", DEVICES)
