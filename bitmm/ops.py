@@ -425,6 +425,8 @@ def _unpack_fake(packed, kind, K):
 #   cpu_prepacked_linear: as <kind>_linear (prepacked, a copy of packed_w, gets no gradient).
 #   linear_grad_x: grad_grad_y = <kind>_linear(grad, packed_w, scale, offset)
 #                  (it is linear in grad_y), so double backward works too.
-# scale and offset are treated as constants (frozen quantization parameters);
-# packed_w is integer and has no gradient.
+#   scale / offset, where they require grad (fine-tuning the quantization parameters with the codes frozen):
+#                  with P = grad^T x (N, K) and v the code values, grad_scale = the sum of P * v over each
+#                  element's range of K and grad_offset = that of P (one dense (N, K) product; none where they are
+#                  frozen).  linear_a8 and linear_grad_x treat them as constants; packed_w is integer, no gradient.
 # --------------------------------------------------------------------------

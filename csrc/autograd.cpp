@@ -26,8 +26,11 @@
 //   linear_grad_x:  grad_grad_y = <kind>_linear(grad, packed_w, scale, offset)  (it is
 //                   linear in grad_y), so double and higher backward work: the
 //                   backward formulas above are differentiable ops.
-// packed_w (integer), scale and offset (frozen quantization parameters) get no
-// gradient.
+//   scale, offset (<kind>_linear, cpu_prepacked_linear, lora_linear; only where they require grad):
+//                   with P = grad^T x (N, K) and v the code values, grad_scale = the sum of P * v over each
+//                   element's range of K, grad_offset = that of P (scale_offset_grads).
+// packed_w (integer) gets no gradient; linear_a8's scale / offset / x_scale neither (constants there), nor
+// linear_grad_x's scale / offset.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/LegacyTypeDispatch.h>
@@ -83,6 +86,12 @@ const c10::TypedOperatorHandle<LoraSig>& lora_op() {
   return op;
 }
 
+using UnpackSig = at::Tensor(const at::Tensor&, int64_t, c10::SymInt);
+const c10::TypedOperatorHandle<UnpackSig>& unpack_op() {
+  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("bitmm::unpack", "").typed<UnpackSig>();
+  return op;
+}
+
 inline bool requires_grad(const OptTensor& t) { return t.has_value() && t->defined() && t->requires_grad(); }
 inline bool present(const OptTensor& t) { return t.has_value() && t->defined(); }
 inline OptTensor optional_of(const at::Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
@@ -113,30 +122,76 @@ inline at::Tensor bias_grad(const at::Tensor& grad, const c10::IValue& bias_dtyp
 // and which optional inputs were given.
 inline void save_for_grad_x(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& packed_w,
                             const at::Tensor& scale, const OptTensor& offset, const OptTensor& bias) {
-  ctx->save_for_backward({packed_w, scale, present(offset) ? *offset : at::Tensor()});
+  // (x only where scale or offset wants a gradient: scale_offset_grads)
+  const bool quant_grad = scale.requires_grad() || requires_grad(offset);
+  ctx->save_for_backward({packed_w, scale, present(offset) ? *offset : at::Tensor(), quant_grad ? x : at::Tensor()});
   ctx->saved_data["K"] = x.sym_size(-1);
   ctx->saved_data["has_offset"] = present(offset);
   ctx->saved_data["bias_dtype"] = present(bias) ? c10::IValue(bias->scalar_type()) : c10::IValue();
 }
 
-// Their backward: grad_x = linear_grad_x(grad_y, packed_w, scale, offset) and the bias
-// gradient, the only inputs with one.  offset_arg / bias_arg: their positions among the
+// Gradients of scale and offset, for fine-tuning the quantization parameters with the codes frozen (PEQA-style
+// scale tuning): W = v * s + u over each scale / offset element's range of K, so with P = grad^T x (N, K), summed
+// over all leading dims, grad_s = the sum of P * v over each element's range and grad_u = that of P.  A dense (N, K)
+// product in float32 (float64 for float64 x), taken only where scale / offset requires grad (frozen quantization
+// parameters, the common case, cost nothing).
+struct ScaleOffsetGrads {
+  at::Tensor scale, offset;
+};
+inline ScaleOffsetGrads scale_offset_grads(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& packed_w,
+                                           const at::Tensor& scale, const OptTensor& offset, int64_t kind, bool want_s,
+                                           bool want_u) {
+  ScaleOffsetGrads r;
+  if (!want_s && !want_u) return r;
+  const c10::SymInt K = x.sym_size(-1), N = grad.sym_size(-1);
+  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor P = grad.reshape_symint({c10::SymInt(-1), N}).to(acc).t().matmul(
+      x.reshape_symint({c10::SymInt(-1), K}).to(acc));
+  auto per_element = [&](const at::Tensor& Q, const at::Tensor& like) {  // Q (N, K) summed to like's layout
+    if (like.dim() == 0) return Q.sum().to(like.scalar_type());
+    if (like.dim() == 1) return at::sum(Q, {1}).to(like.scalar_type());
+    const c10::SymInt g = like.sym_size(1);  // (N, g): g groups along K ((N, 1): per channel)
+    return at::sum(Q.view_symint({N, g, K / g}), {2}).to(like.scalar_type());
+  };
+  if (want_s) {
+    // the values of the stored codes: binary b, ternary t (stored t + 1), int2 q - 1 (stored q)
+    const int64_t shift = kind == static_cast<int64_t>(Kind::kBinary) ? 0 : 1;
+    const at::Tensor v = unpack_op().call(packed_w, kind, K).to(acc).sub(shift);
+    r.scale = per_element(P.mul(v), scale);
+  }
+  if (want_u) r.offset = per_element(P, *offset);
+  return r;
+}
+
+// Their backward: grad_x = linear_grad_x(grad_y, packed_w, scale, offset), the bias gradient, and scale / offset
+// gradients where asked (scale_offset_grads).  scale_arg / offset_arg / bias_arg: their positions among the
 // forward's inputs.
-inline std::pair<at::Tensor, at::Tensor> grad_x_and_bias(AutogradContext* ctx, const variable_list& grads,
-                                                         int64_t kind, size_t offset_arg, size_t bias_arg) {
-  const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset
+struct LinearGrads {
+  at::Tensor x, scale, offset, bias;
+};
+inline LinearGrads linear_grads(AutogradContext* ctx, const variable_list& grads, int64_t kind, size_t scale_arg,
+                                size_t offset_arg, size_t bias_arg) {
+  const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset, x (or undefined)
   const at::Tensor& grad = grads[0];
   const bool has_offset = ctx->saved_data["has_offset"].toBool();
   const c10::IValue& bias_dtype = ctx->saved_data["bias_dtype"];
   const bool has_bias = !bias_dtype.isNone();
-  at::Tensor grad_x, grad_bias;
+  LinearGrads r;
   if (ctx->needs_input_grad(0)) {
-    grad_x = grad_x_op().call(grad, saved[0], saved[1], optional_of(saved[2]), kind, ctx->saved_data["K"].toSymInt());
+    r.x = grad_x_op().call(grad, saved[0], saved[1], optional_of(saved[2]), kind, ctx->saved_data["K"].toSymInt());
   }
   if (has_bias && ctx->needs_input_grad(edge(bias_arg, has_offset, has_bias, offset_arg, bias_arg))) {
-    grad_bias = bias_grad(grad, bias_dtype);
+    r.bias = bias_grad(grad, bias_dtype);
   }
-  return {grad_x, grad_bias};
+  if (saved[3].defined()) {
+    const bool want_s = ctx->needs_input_grad(scale_arg);  // (no optional argument before scale)
+    const bool want_u = has_offset && ctx->needs_input_grad(offset_arg);
+    const ScaleOffsetGrads q =
+        scale_offset_grads(grad, saved[3], saved[0], saved[1], optional_of(saved[2]), kind, want_s, want_u);
+    r.scale = q.scale;
+    r.offset = q.offset;
+  }
+  return r;
 }
 
 template <class Derived, Kind kind>
@@ -153,8 +208,8 @@ struct LinearFunction : torch::autograd::Function<Derived> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto [grad_x, grad_bias] = grad_x_and_bias(ctx, grads, static_cast<int64_t>(kind), 3, 4);
-    return {grad_x, at::Tensor(), at::Tensor(), at::Tensor(), grad_bias};
+    const LinearGrads g = linear_grads(ctx, grads, static_cast<int64_t>(kind), 2, 3, 4);
+    return {g.x, at::Tensor(), g.scale, g.offset, g.bias};
   }
 };
 
@@ -195,8 +250,8 @@ struct CpuPrepackedLinearBackward : torch::autograd::Function<CpuPrepackedLinear
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto [grad_x, grad_bias] = grad_x_and_bias(ctx, grads, ctx->saved_data["kind"].toInt(), 4, 5);
-    return {grad_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), grad_bias, at::Tensor()};
+    const LinearGrads g = linear_grads(ctx, grads, ctx->saved_data["kind"].toInt(), 3, 4, 5);
+    return {g.x, at::Tensor(), at::Tensor(), g.scale, g.offset, g.bias, at::Tensor()};
   }
 };
 
@@ -289,6 +344,8 @@ struct LoraLinearBackward : torch::autograd::Function<LoraLinearBackward> {
     const bool has_bias = !bias_dtype.isNone();
     auto needs = [&](size_t arg) { return ctx->needs_input_grad(edge(arg, has_offset, has_bias, 3, 4)); };
     const bool need_x = needs(0), need_bias = has_bias && needs(4), need_a = needs(5), need_b = needs(6);
+    const ScaleOffsetGrads q = scale_offset_grads(grad, x, packed_w, scale, offset, ctx->saved_data["kind"].toInt(),
+                                                  needs(2), has_offset && needs(3));
 
     const c10::SymInt K = x.sym_size(-1), N = grad.sym_size(-1);
     const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
@@ -309,7 +366,7 @@ struct LoraLinearBackward : torch::autograd::Function<LoraLinearBackward> {
       if (need_b) grad_b = g2.t().matmul(x2.matmul(a.t())).mul(s).to(lora_b.scalar_type());
     }
     if (need_bias) grad_bias = bias_grad(grad, bias_dtype);
-    return {grad_x, at::Tensor(), at::Tensor(), at::Tensor(), grad_bias, grad_a, grad_b, at::Tensor(), at::Tensor()};
+    return {grad_x, at::Tensor(), q.scale, q.offset, grad_bias, grad_a, grad_b, at::Tensor(), at::Tensor()};
   }
 };
 

@@ -18,6 +18,77 @@ def test_gradcheck_float64(kind, mode, G, device):
     assert torch.autograd.gradcheck(lambda x_, b_: bitmm.linear(kind, x_, packed, s, u, b_), (x, b))
 
 
+# Scale / offset layouts: per tensor, per channel (N,), (N, 1), group-wise (N, K/G); int2 / binary with a group-wise
+# offset under a per-channel scale ((N, 1) scale, (N, 4) offset), the mixed layout the ops take.
+SCALE_LAYOUTS = [("tensor", None), ("channel", None), ("channel_n1", None), ("group", 32), ("mixed", 32)]
+
+
+def _scales(kind, layout, G, N, K, device):
+    mode = {"channel_n1": "channel", "mixed": "group"}.get(layout, layout)
+    _, packed, s, u, _ = make_problem(kind, 1, K, N, mode, G, dtype=torch.float64, device=device)
+    if layout == "channel_n1":
+        s, u = s[:, None], u[:, None]
+    if layout == "mixed":
+        s = s[:, :1].contiguous()
+    return packed, s, u
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", ["linear", "lora", "prepacked"])
+@pytest.mark.parametrize("layout,G", SCALE_LAYOUTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_scale_and_offset_gradients(kind, layout, G, op, device):
+    # Fine-tuning the quantization parameters with the codes frozen: scale and offset that require grad get
+    # gradients (they used to get none, silently), checked by gradcheck in float64 against finite differences,
+    # with x, bias (and the LoRA factors) requiring grad too.
+    if op == "prepacked" and device != "cpu":
+        pytest.skip("the prepacked layout is CPU-only")
+    N, K = 6, 128
+    packed, s, u = _scales(kind, layout, G, N, K, device)
+    x = torch.randn(2, 3, K, dtype=torch.float64, device=device, requires_grad=True)
+    b = torch.randn(N, dtype=torch.float64, device=device, requires_grad=True)
+    s.requires_grad_(True)
+    u.requires_grad_(True)
+    if op == "linear":
+        f = lambda x_, s_, u_, b_: bitmm.linear(kind, x_, packed, s_, u_, b_)  # noqa: E731
+        args = (x, s, u, b)
+    elif op == "lora":
+        la = torch.randn(4, K, dtype=torch.float64, device=device, requires_grad=True)
+        lb = torch.randn(N, 4, dtype=torch.float64, device=device, requires_grad=True)
+        f = lambda x_, s_, u_, b_, a_, c_: bitmm.lora_linear(kind, x_, packed, s_, u_, b_, a_, c_, 0.5)  # noqa: E731
+        args = (x, s, u, b, la, lb)
+    else:
+        blob = torch.ops.bitmm.cpu_prepack(packed, bitmm.formats.KINDS[kind], K)
+        f = lambda x_, s_, u_, b_: torch.ops.bitmm.cpu_prepacked_linear(  # noqa: E731
+            x_, packed, blob, s_, u_, b_, bitmm.formats.KINDS[kind])
+        args = (x, s, u, b)
+    assert torch.autograd.gradcheck(f, args)
+    # against the float64 reference's autograd, too
+    y = f(*args)
+    g = torch.randn_like(y)
+    gs, gu = torch.autograd.grad(y, (s, u), g)
+    sr, ur = s.detach().clone().requires_grad_(True), u.detach().clone().requires_grad_(True)
+    yr = reference.linear(kind, x.detach(), packed, sr, ur, b.detach())
+    rs, ru = torch.autograd.grad(yr, (sr, ur), g)
+    assert gs.shape == s.shape and gu.shape == u.shape
+    torch.testing.assert_close(gs, rs)
+    torch.testing.assert_close(gu, ru)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_scale_gradient_alone(dtype):
+    # Only scale requires grad (x, offset frozen, x in a low-precision dtype, a float32 scale): its gradient comes,
+    # in the scale's dtype, close to the float64 reference's.
+    x, packed, s, u, b = make_problem("int2", 5, 256, 16, "group", 64, dtype=dtype)
+    s32 = s.float().requires_grad_(True)
+    y = bitmm.linear("int2", x, packed, s32, u)
+    (gs,) = torch.autograd.grad(y.float().sum(), (s32,))
+    assert gs.dtype == torch.float32 and gs.shape == s32.shape
+    sr = s32.detach().double().requires_grad_(True)
+    (rs,) = torch.autograd.grad(reference.linear("int2", x, packed, sr, u).sum(), (sr,))
+    assert rel_err(gs, rs) < {torch.float32: 1e-5, torch.float16: 2e-3}[dtype]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)
@@ -43,6 +114,8 @@ def test_opcheck(kind, device):
     op = getattr(torch.ops.bitmm, f"{kind}_linear")
     torch.library.opcheck(op, (x, packed, s, u, b))
     torch.library.opcheck(op, (x.detach(), packed, s))
+    # scale / offset that require grad (their gradients, through AOT autograd too)
+    torch.library.opcheck(op, (x, packed, s.clone().requires_grad_(True), u.clone().requires_grad_(True), b))
     g = torch.randn(3, 9, device=device)
     torch.library.opcheck(torch.ops.bitmm.linear_grad_x, (g, packed, s, u, bitmm.formats.KINDS[kind], 100))
     codes = torch.randint(0, 2, (5, 70), device=device)
