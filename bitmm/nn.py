@@ -626,6 +626,14 @@ class PackedLinear(nn.Module):
 
     _DERIVED = ("_cpu_prepacked", "_transposed", "_transposed_cpu_prepacked")  # all derive from packed_weight
 
+    def clear_derived(self) -> None:
+        """Drops the layouts derived from ``packed_weight`` (the CPU lookup layout, the transposed weight); the next
+        forward remakes them.  They are remade by themselves when the buffer is replaced, moved, loaded or changed
+        in place through the tensor itself (its version counter); a change made around autograd's view of it
+        (``packed_weight.data.copy_(...)``, a NumPy view, inside ``torch.inference_mode``) is not seen: call this
+        after one."""
+        self._drop_cpu_prepacked()
+
     def _drop_cpu_prepacked(self) -> None:
         for key in self._DERIVED:
             self.__dict__.pop(key, None)

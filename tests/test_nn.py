@@ -556,3 +556,12 @@ def test_converted_model_replays_in_cuda_graph_and_reduce_overhead(bits):
         for _ in range(3):
             y_c = compiled(ids)
         assert torch.allclose(y_c.float(), y_eager.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_clear_derived_after_a_change_the_version_counter_misses():
+    src, other = (PackedLinear.from_linear(nn.Linear(64, 8), weight_bits=1.58) for _ in range(2))
+    x = torch.randn(1, 64)
+    src(x)  # makes the CPU layout
+    src.packed_weight.data.copy_(other.packed_weight)  # (not seen by the version counter)
+    src.clear_derived()
+    assert torch.equal(src(x), bitmm.ternary_linear(x, other.packed_weight, src.scale, src.offset, src.bias))
