@@ -841,6 +841,10 @@ class PackedLoRALinear(nn.Module):
             raise TypeError(f"PackedLoRALinear: base must be a PackedLinear, got {type(base).__name__}")
         if isinstance(r, bool) or not isinstance(r, int) or r < 1:
             raise ValueError(f"PackedLoRALinear: r must be a positive int, got {r!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha):
+            raise ValueError(f"PackedLoRALinear: alpha must be a finite number, got {alpha!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
+            raise ValueError(f"PackedLoRALinear: dropout must be a probability in [0, 1], got {dropout!r}")
         self.base = base
         self.in_features = base.in_features
         self.out_features = base.out_features

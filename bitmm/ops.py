@@ -122,6 +122,11 @@ def lora_linear(kind, x: Tensor, packed_w: Tensor, scale: Tensor, offset: Option
     scale and offset are constants.
     """
     kind_id = _kind_id(kind, "bitmm.lora_linear")
+    # (NaN / Inf: the op's own check names them; past float32's range the kernels could not take it)
+    if isinstance(lora_scale, bool) or not isinstance(lora_scale, (int, float)) or (
+            math.isfinite(lora_scale) and abs(lora_scale) > torch.finfo(torch.float32).max):
+        raise ValueError(f"bitmm.lora_linear: lora_scale must be a finite float within float32's range, got "
+                         f"{lora_scale!r}")
     return torch.ops.bitmm.lora_linear(x, packed_w, scale, offset, bias, lora_a, lora_b, kind_id, float(lora_scale))
 
 

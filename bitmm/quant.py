@@ -26,6 +26,8 @@ input dtype, so results do not depend on fp16/bf16 rounding.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -216,6 +218,9 @@ def hqq_quantize(
         raise ValueError(f"hqq_quantize: only axis=1 (groups along K, the last dim) is supported, got axis={axis!r}")
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
         raise ValueError(f"hqq_quantize: iters must be an int >= 0, got {iters!r}")
+    for name, v in (("lp_norm", lp_norm), ("beta", beta), ("kappa", kappa)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"hqq_quantize: {name} must be a finite number > 0, got {v!r}")
     N, K = w.shape
     if group_size is None:
         G = K

@@ -61,6 +61,10 @@ def cases(device):
         ("kind True", lambda: bitmm.linear_grad_x(g, p, s, u, True, K), ValueError,
          r"linear_grad_x: kind must be one of"),
         ("backend a list", lambda: bitmm.set_backend(["auto"]), ValueError, "backend must be one of"),
+        ("lora_scale past float32", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, 1e39), ValueError,
+         "lora_scale must be a finite float within float32's range"),
+        ("lora_scale None", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, None), ValueError,
+         "lora_scale must be a finite float"),
         ("NaN lora_scale", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, float("nan")), ValueError,
          r"lora_linear\(ternary\): lora_scale must be finite, got nan"),
         ("Inf lora_scale", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, float("-inf")),
@@ -211,3 +215,22 @@ def test_fake_kernels_reject_what_the_kernels_reject():
             bitmm.linear_grad_x(mode.from_tensor(torch.randn(3, N + 1)), p, s, u, "ternary", K)
         with pytest.raises(RuntimeError, match="grad_y must be float"):
             bitmm.linear_grad_x(g.long(), p, s, u, "ternary", K)
+
+
+def test_python_api_argument_table():
+    # The Python-side settings, each refused with a message naming it (the helper audit of session 33: these were
+    # a ZeroDivisionError deep in HQQ, or silently "no dropout", or accepted).
+    from bitmm import quant
+    from bitmm.nn import PackedLinear, PackedLoRALinear
+    w = torch.randn(8, 64)
+    base = PackedLinear(64, 8)
+    assert_error_table([
+        ("hqq beta 0", lambda: quant.hqq_quantize(w, beta=0), ValueError, "beta must be a finite number > 0"),
+        ("hqq kappa NaN", lambda: quant.hqq_quantize(w, kappa=float("nan")), ValueError, "kappa must be"),
+        ("hqq lp_norm negative", lambda: quant.hqq_quantize(w, lp_norm=-1.0), ValueError, "lp_norm must be"),
+        ("LoRA dropout negative", lambda: PackedLoRALinear(base, dropout=-0.5), ValueError, "dropout must be"),
+        ("LoRA dropout NaN", lambda: PackedLoRALinear(base, dropout=float("nan")), ValueError, "dropout must be"),
+        ("LoRA alpha NaN", lambda: PackedLoRALinear(base, alpha=float("nan")), ValueError, "alpha must be"),
+        ("words_per_row unknown kind", lambda: bitmm.formats.words_per_row("int4", 64), ValueError,
+         "kind must be one of"),
+    ])
