@@ -558,13 +558,17 @@ class PackedLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.shape[-1:] != (self.in_features,):  # (the cheap test on the per-call path)
             _check_x_width("PackedLinear", x, self.in_features)
-        if self.act_bits is not None and self.int8_matmul and self._takes_int8_matmul(x):
+        # (x needs a gradient (LoRA / PEFT training over this frozen layer, any trainable layer below it): the
+        # fake-quantized x with BitNet's straight-through estimator, as BitLinear does, so grad_x flows through the
+        # layer; the int8 path has none, since absmax_int8 rounds)
+        x_grad = x.requires_grad and torch.is_grad_enabled()
+        if self.act_bits is not None and self.int8_matmul and not x_grad and self._takes_int8_matmul(x):
             xq, xs = quant.absmax_int8(x)
             bufs = self._buffers
             return linear_a8(self.kind, xq, xs, bufs["packed_weight"], bufs["scale"], bufs["offset"], bufs["bias"],
                              out_dtype=x.dtype)
         if self.act_bits is not None:
-            x = quant.absmax_int8_fake(x)
+            x = _act_quant_ste(x) if x_grad else quant.absmax_int8_fake(x)
         # The buffers straight from self._buffers (where nn.Module keeps them, and
         # where assignment, .to() and load_state_dict put them): `self.scale` etc.
         # each miss the instance dict, raise AttributeError inside Python and then
@@ -587,8 +591,7 @@ class PackedLinear(nn.Module):
     def _takes_int8_matmul(self, x: Tensor) -> bool:
         # CUDA, and CPUs where linear_a8 has its own kernel (AVX2, AVX-512 VNNI): elsewhere on CPU the float kernels on
         # the fake-quantized x are faster than linear_a8's generic path (a float matmul of the unpacked codes).
-        # (No gradient reaches x through either path: absmax_int8 rounds without a straight-through estimator; a
-        # bias gradient flows through both.)
+        # (forward takes it only where x needs no gradient: it has no straight-through estimator)
         s, u = self._buffers["scale"], self._buffers["offset"]
         return ((x.is_cuda or (x.is_cpu and _CPU_A8_KERNEL != "generic" and self.in_features <= _CPU_A8_MAX_K))
                 and (s.dim() <= 1 or s.shape[1] == 1) and (u is None or u.dim() <= 1 or u.shape[1] == 1))

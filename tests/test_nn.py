@@ -565,3 +565,23 @@ def test_clear_derived_after_a_change_the_version_counter_misses():
     src.packed_weight.data.copy_(other.packed_weight)  # (not seen by the version counter)
     src.clear_derived()
     assert torch.equal(src(x), bitmm.ternary_linear(x, other.packed_weight, src.scale, src.offset, src.bias))
+
+
+@pytest.mark.parametrize("int8_matmul", [False, True])
+@pytest.mark.parametrize("bits", BITS)
+def test_packed_act_bits_8_passes_the_ste_gradient_to_x(bits, int8_matmul):
+    # A frozen act_bits=8 layer under LoRA / PEFT training must pass grad_x on (BitNet's straight-through estimator,
+    # as BitLinear): the fake quantization used to detach x, so layers below got no gradient through it.
+    m = BitLinear(128, 24, weight_bits=bits, act_bits=8, group_size=32 if bits == 2 else None)
+    p = PackedLinear.from_bitlinear(m)
+    p.int8_matmul = int8_matmul
+    x = torch.randn(5, 128)
+    xb, xp = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    g = torch.randn(5, 24)
+    m(xb).backward(g)
+    yp = p(xp)
+    yp.backward(g)
+    assert xp.grad is not None and xp.grad.abs().sum() > 0
+    assert rel_err(xp.grad, xb.grad) < 1e-5
+    with torch.no_grad():
+        assert torch.allclose(p(x), yp.detach(), rtol=1e-4, atol=1e-4)  # (no-grad: the int8 path where enabled)
