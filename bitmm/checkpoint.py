@@ -106,7 +106,8 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
     (truncated, tampered), not a bitmm checkpoint, whose layers do not match
     `model` (kind, shape, group size), or whose packed layers hold values no bitmm
     writer makes (a ternary code 3, a NaN / Inf scale or offset) -- before any
-    tensor is copied.
+    tensor is copied.  With ``strict=False`` a partial load warns, naming what was left out, and a file of which
+    no packed weight fits the model raises ValueError.
     """
     st = _safetensors()
     from safetensors import safe_open
@@ -134,8 +135,19 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
             raise ValueError(f"{path}: layer {name!r} was saved as {saved[name]} but the model has {mine[name]}; "
                              "convert the model with the same settings before loading")
     _check_packed_values(path, model, mine)
+    if not strict:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            packed = [k for k in f.keys() if k == "packed_weight" or k.endswith(".packed_weight")]
+        if packed and not set(packed) & set(model.state_dict().keys()):  # (not one packed layer would find a place)
+            raise ValueError(f"{path}: none of the file's {len(packed)} packed weights matches a buffer of the model "
+                             f"(e.g. {sorted(packed)[:3]}); convert the model with the same layout first")
     try:
         missing, unexpected = st.load_model(model, path, strict=strict, device=device or "cpu")
     except Exception as e:
         raise ValueError(f"{path}: could not load tensors into the model ({type(e).__name__}: {e})") from e
+    if not strict and (missing or unexpected):
+        import warnings
+        warnings.warn(f"bitmm.checkpoint.load({path!r}, strict=False): {len(missing)} of the model's tensors not in "
+                      f"the file (e.g. {sorted(missing)[:3]}), {len(unexpected)} of the file's not in the model "
+                      f"(e.g. {sorted(unexpected)[:3]})", stacklevel=2)
     return model

@@ -170,3 +170,20 @@ def test_metadata_may_not_replace_bitmm_keys(tmp_path):
             ckpt.save(m, path, metadata={key: "x"})
     ckpt.save(m, path, metadata={"author": "me"})
     ckpt.load(model(), path)
+
+
+def test_non_strict_load_reports_what_it_left_out(tmp_path):
+    m, path = model(), str(tmp_path / "m.safetensors")
+    ckpt.save(m, path)
+    # an unconverted model: nothing of the file fits (it used to "succeed" having loaded nothing)
+    plain = nn.Sequential(nn.Linear(96, 64), nn.GELU(), nn.Linear(64, 64), nn.GELU(), nn.Linear(64, 10))
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    with pytest.raises(ValueError, match="none of the file's 3 packed weights matches"):
+        ckpt.load(plain, path, strict=False)
+    assert all(torch.equal(v, before[k]) for k, v in plain.state_dict().items())  # (before anything is copied)
+    # one layer more than the file: loads the rest, warning about the layer left out
+    bigger = nn.Sequential(*model(), bnn.PackedLinear(10, 4))
+    with pytest.warns(UserWarning, match="of the model's tensors not in the file"):
+        ckpt.load(bigger, path, strict=False)
+    x = torch.randn(3, 96)
+    assert torch.equal(bigger[:5](x), m(x))
