@@ -528,6 +528,8 @@ class PackedLinear(nn.Module):
             N, K = W_q.shape
         else:
             N, K = (int(s) for s in shape)
+        if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral)):
+            raise ValueError(f"from_hqq: group_size must be an int or None, got {group_size!r}")
         G = K if group_size is None else int(group_size)
         if G < 1 or K % G != 0:
             raise ValueError(f"from_hqq: group_size={group_size} must divide in_features={K}")

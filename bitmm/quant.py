@@ -317,6 +317,21 @@ def absmax_int8_fake(x: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------
 # Converters to the op argument form (codes, scale, offset)
 # --------------------------------------------------------------------------------------
+def _check_codes(fn: str, name: str, q: Tensor, lo: int, hi: int) -> None:
+    # integer codes (or integral floats) in [lo, hi]: a float 1.7 would truncate, an int 257 wrap in int8
+    if q.is_complex():
+        raise TypeError(f"{fn}: {name} must hold integer codes, got {q.dtype}")
+    if q.numel() == 0:
+        return
+    if q.dtype == torch.bool:  # (binary codes as bools: 0 / 1)
+        q = q.to(torch.int8)
+    if q.is_floating_point() and not bool((q == q.round()).all()):
+        raise ValueError(f"{fn}: {name} must hold integer codes in [{lo}, {hi}], got non-integral values")
+    if float(q.min()) < lo or float(q.max()) > hi:
+        raise ValueError(f"{fn}: {name} must hold codes in [{lo}, {hi}], got values in "
+                         f"[{float(q.min()):g}, {float(q.max()):g}]")
+
+
 def hqq_to_op_args(q: Tensor, scale: Tensor, zero: Tensor, nbits: int) -> tuple[Tensor, Tensor, Tensor]:
     """Converts HQQ ``W ~= (q - zero) * scale`` into the op's ``(codes, s, u)``.
 
@@ -335,9 +350,7 @@ def hqq_to_op_args(q: Tensor, scale: Tensor, zero: Tensor, nbits: int) -> tuple[
         raise ValueError(f"hqq_to_op_args: nbits must be 1 or 2, got {nbits!r}")
     if scale.shape != zero.shape:
         raise ValueError(f"hqq_to_op_args: scale {tuple(scale.shape)} and zero {tuple(zero.shape)} must have the same shape")
-    lo, hi = 0, 2**nbits - 1
-    if q.numel() and (int(q.min()) < lo or int(q.max()) > hi):
-        raise ValueError(f"hqq_to_op_args: q must hold codes in [{lo}, {hi}] for nbits={nbits}")
+    _check_codes("hqq_to_op_args", "q", q, 0, 2**nbits - 1)
     s = scale.to(torch.float32)
     z = zero.to(torch.float32)
     u = (1.0 - z) * s if nbits == 2 else -z * s
@@ -351,6 +364,7 @@ def ternary_to_op_args(t: Tensor, scale: Tensor) -> tuple[Tensor, Tensor, None]:
     """
     _check_tensor(t, "t")
     _check_tensor(scale, "scale")
+    _check_codes("ternary_to_op_args", "t", t, -1, 1)
     return t.to(torch.int8), scale.to(torch.float32), None
 
 
@@ -391,7 +405,7 @@ def dequantize(kind: str, codes: Tensor, scale: Tensor, offset: Tensor | None = 
         offset: None (0) or a tensor of one of the same three shapes.
         K: optional expected K, checked against ``codes.shape[1]``.
     """
-    if kind not in VALUE_SHIFT:
+    if not isinstance(kind, str) or kind not in VALUE_SHIFT:
         raise ValueError(f"dequantize: kind must be one of {sorted(VALUE_SHIFT)}, got {kind!r}")
     _check_tensor(codes, "codes")
     _check_tensor(scale, "scale")
@@ -401,8 +415,7 @@ def dequantize(kind: str, codes: Tensor, scale: Tensor, offset: Tensor | None = 
     if K is not None and K != Kc:
         raise ValueError(f"dequantize: K={K} does not match codes.shape[1]={Kc}")
     lo, hi = CODE_RANGE[kind]
-    if codes.numel() and (float(codes.min()) < lo or float(codes.max()) > hi):
-        raise ValueError(f"dequantize: {kind} codes must be in [{lo}, {hi}]")
+    _check_codes("dequantize", f"{kind} codes", codes, lo, hi)
     v = codes.to(torch.float32) - VALUE_SHIFT[kind]
     w = v * expand_groups(scale.to(torch.float32), N, Kc, "scale")
     if offset is not None:
