@@ -116,11 +116,11 @@ def resolve_group_size(weight_bits: BitsLike, in_features: int, group_size: Opti
         return None
     if group_size is None:
         return DEFAULT_INT2_GROUP_SIZE if in_features % DEFAULT_INT2_GROUP_SIZE == 0 else in_features
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+    if isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral) or group_size < 1:
         raise ValueError(f"group_size must be a positive int or None, got {group_size!r}")
     if in_features % group_size != 0:
         raise ValueError(f"group_size={group_size} must divide in_features={in_features}")
-    return group_size
+    return int(group_size)  # (a NumPy integer too)
 
 
 def quantize_weight(w: Tensor, weight_bits: BitsLike = 1.58, group_size: Optional[int] = None,
@@ -283,7 +283,9 @@ class BitLinear(nn.Module):
         self.weight_bits, self.kind = _canonical_bits(weight_bits)
         self.group_size = resolve_group_size(self.weight_bits, in_features, group_size)
         self.act_bits = _check_act_bits(act_bits)
-        self.hqq_iters = hqq_iters
+        if isinstance(hqq_iters, bool) or not isinstance(hqq_iters, numbers.Integral) or hqq_iters < 0:
+            raise ValueError(f"BitLinear: hqq_iters must be an int >= 0, got {hqq_iters!r}")
+        self.hqq_iters = int(hqq_iters)
         self.weight = nn.Parameter(torch.empty((out_features, in_features), **factory))
         if bias:
             self.bias = nn.Parameter(torch.empty(out_features, **factory))
@@ -553,6 +555,9 @@ class PackedLinear(nn.Module):
         codes, s, u = quant.hqq_to_op_args(q.to(torch.int64), s, z, nbits)
         kind = "int2" if nbits == 2 else "binary"
         if bias is not None:
+            if not isinstance(bias, Tensor) or not bias.is_floating_point() or tuple(bias.shape) != (N,):
+                raise ValueError(f"from_hqq: bias must be a floating tensor of shape ({N},), got "
+                                 f"{tuple(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__}")
             bias = bias.to(dev)
         return cls._from_args(kind, K, G, _pack(codes, kind), s, u, bias)
 

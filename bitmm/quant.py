@@ -27,6 +27,7 @@ input dtype, so results do not depend on fp16/bf16 rounding.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -225,11 +226,11 @@ def hqq_quantize(
     if group_size is None:
         G = K
     else:
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        if isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral) or group_size < 1:
             raise ValueError(f"hqq_quantize: group_size must be a positive int or None, got {group_size!r}")
         if K % group_size != 0:
             raise ValueError(f"hqq_quantize: group_size={group_size} must divide K={K}")
-        G = group_size
+        G = int(group_size)
 
     maxq = float(2**nbits - 1)
     W = w.detach().to(torch.float32).reshape(-1, G)  # (N * K/G, G): one group per row

@@ -241,7 +241,20 @@ def test_python_api_argument_table():
          ValueError, "non-integral"),
         ("dequantize complex codes", lambda: quant.dequantize("binary", torch.ones(2, 4, dtype=torch.complex64),
                                                               torch.tensor(1.0)), TypeError, "integer codes"),
+        ("BitLinear hqq_iters -1", lambda: bitmm.nn.BitLinear(64, 8, weight_bits=2, hqq_iters=-1), ValueError,
+         "hqq_iters must be an int >= 0"),
+        ("from_hqq bias (3,)", lambda: PackedLinear.from_hqq(torch.zeros(2, 64, dtype=torch.int8), torch.ones(2, 2),
+                                                             torch.ones(2, 2), 2, 32, bias=torch.zeros(3)),
+         ValueError, r"bias must be a floating tensor of shape \(2,\)"),
         ("from_hqq group_size 32.7", lambda: PackedLinear.from_hqq(torch.zeros(2, 64, dtype=torch.int8),
                                                                    torch.ones(2, 2), torch.ones(2, 2), 2, 32.7),
          ValueError, "group_size must be an int"),
     ])
+
+
+def test_numpy_integer_group_size_is_an_int():
+    import numpy as np
+    m = bitmm.nn.PackedLinear(128, 8, weight_bits=2, group_size=np.int64(32))
+    assert m.group_size == 32 and type(m.group_size) is int and m.scale.shape == (8, 4)
+    q, s, z = bitmm.quant.hqq_quantize(torch.randn(8, 128), group_size=np.int32(64))
+    assert s.shape == (8, 2)
