@@ -40,48 +40,25 @@ def _layer_table(model: nn.Module) -> dict:
     return table
 
 
-def _check_packed_values(path: str, model: nn.Module, table: dict) -> None:
-    """The values a well-formed container can still get wrong, checked in the file before anything is copied into
-    the model (a tampered or corrupted payload), for every packed layer of the model (`table`: its layer table; with
-    strict=False too): a ternary code 3 (both planes set; the kernels would read it as the weight +2), and a NaN /
-    Inf scale or offset as the model's buffer will hold it (a float64 1e300 is Inf in a float32 buffer; on CUDA
-    nothing checks them per call)."""
-    import torch
+def _check_packed_values(path: str, model: nn.Module) -> None:
+    """The checks of PackedLinear's state-dict loading (``_state_dict_problems``: int32 packed weight of the
+    layer's shape, no ternary code 3, scale / offset / bias layouts, finite scale / offset as the model's buffers
+    hold them), made on the file's tensors for every packed layer of the model (with strict=False too) before
+    anything is copied: load_state_dict would copy the layers before a bad one."""
     from safetensors import safe_open
-    buffers = dict(model.named_buffers())
+    from .nn import PackedLinear
+    problems = []
     with safe_open(path, framework="pt", device="cpu") as f:
         keys = set(f.keys())
-        for name in sorted(table):
-            if table[name].get("type") != "PackedLinear":
-                continue
-            prefix = f"{name}." if name else ""
-            w_key = prefix + "packed_weight"
-            if table[name].get("kind") == "ternary" and w_key in keys:
-                w = f.get_tensor(w_key)
-                if w.dtype == torch.int32 and w.dim() == 2 and w.shape[1] % 2 == 0:
-                    both = (w[:, 0::2] & w[:, 1::2]) != 0  # (lo, hi) words of each 32-weight block
-                    if bool(both.any()):
-                        n, blk = (int(i) for i in both.nonzero()[0])
-                        raise ValueError(f"{path}: {w_key} holds an invalid ternary code 3 (both bit planes set) "
-                                         f"in row {n}, block {blk} (weights {32 * blk}..{32 * blk + 31}): a tampered "
-                                         f"or corrupted checkpoint")
-            for arg in ("scale", "offset"):
-                key = prefix + arg
-                if key not in keys:
-                    continue
-                t = f.get_tensor(key)
-                dest = buffers.get(key)
-                try:
-                    if dest is not None and dest.is_floating_point():
-                        t = t.to(dest.dtype)
-                    finite = bool(torch.isfinite(t).all()) if t.is_floating_point() else True
-                except (RuntimeError, NotImplementedError, TypeError) as e:
-                    raise ValueError(f"{path}: {key} of dtype {t.dtype} cannot be checked or loaded "
-                                     f"({type(e).__name__}: {e})") from e
-                if not finite:
-                    where = tuple(int(i) for i in (~torch.isfinite(t)).nonzero()[0]) if t.dim() else ()
-                    raise ValueError(f"{path}: {key}{list(where) if where else ''} is not finite (NaN or Inf) as "
-                                     f"{t.dtype}: a tampered or corrupted checkpoint")
+        for name, m in model.named_modules():
+            if isinstance(m, PackedLinear):
+                prefix = f"{name}." if name else ""
+                entries = {prefix + k: f.get_tensor(prefix + k) for k in ("packed_weight", "scale", "offset", "bias")
+                           if prefix + k in keys}
+                problems += m._state_dict_problems(entries, prefix)
+    if problems:
+        raise ValueError(f"{path}: could not load tensors into the model: {'; '.join(problems)} (a tampered or "
+                         f"corrupted checkpoint, or another layout)")
 
 
 def save(model: nn.Module, path: str, metadata: Optional[dict] = None) -> None:
@@ -134,7 +111,7 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
         if saved[name] != mine[name]:
             raise ValueError(f"{path}: layer {name!r} was saved as {saved[name]} but the model has {mine[name]}; "
                              "convert the model with the same settings before loading")
-    _check_packed_values(path, model, mine)
+    _check_packed_values(path, model)
     if not strict:
         with safe_open(path, framework="pt", device="cpu") as f:
             packed = [k for k in f.keys() if k == "packed_weight" or k.endswith(".packed_weight")]

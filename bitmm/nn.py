@@ -707,9 +707,12 @@ class PackedLinear(nn.Module):
                 elif tuple(t.shape) != want:
                     problems.append(f"{key}: packed weight of shape {tuple(t.shape)} does not fit a {self.kind} "
                                     f"({K} -> {N}) layer, which needs {want}")
-                elif self.kind == "ternary" and not t.is_meta and bool(((t[:, 0::2] & t[:, 1::2]) != 0).any()):
-                    n, blk = (int(i) for i in ((t[:, 0::2] & t[:, 1::2]) != 0).nonzero()[0])
-                    problems.append(f"{key}: invalid ternary code 3 (both bit planes set) in row {n}, block {blk}")
+                elif self.kind == "ternary" and not t.is_meta:
+                    both = (t[:, 0::2] & t[:, 1::2]) != 0  # (lo, hi) words of each 32-weight block
+                    if bool(both.any()):
+                        n, blk = (int(i) for i in both.nonzero()[0])
+                        problems.append(f"{key} holds an invalid ternary code 3 (both bit planes set) in row {n}, "
+                                        f"block {blk} (weights {32 * blk}..{32 * blk + 31})")
                 continue
             if not t.is_floating_point():
                 problems.append(f"{key}: must be a floating-point tensor, got {t.dtype}")
@@ -727,7 +730,7 @@ class PackedLinear(nn.Module):
             cur = self._buffers.get(name)
             as_held = t.to(cur.dtype) if cur is not None and cur.is_floating_point() else t
             if not as_held.is_meta and not bool(torch.isfinite(as_held).all()):
-                problems.append(f"{key}: not finite (NaN or Inf) as {as_held.dtype}")
+                problems.append(f"{key} is not finite (NaN or Inf) as {as_held.dtype}")
             groups[name] = t.shape[1] if t.dim() == 2 else 1
         if groups.get("scale", 1) > 1 and groups.get("offset", 1) > 1 and groups["scale"] != groups["offset"]:
             problems.append(f"{prefix}scale has {groups['scale']} groups but {prefix}offset has {groups['offset']}")
