@@ -97,12 +97,14 @@ def main() -> None:
                     calls = [lambda p=p, s=s, u=u: bitmm.linear(kind, x, p, s, u) for p, s, u in ws]
                 with bitmm.use_backend("auto" if be.startswith("a8") else be[2:] if be.startswith("t_") else be):
                     us = cuda_time_us(calls, replays=20)
+                    calls[0]()  # (once more, eagerly: the kernel family it ran, for the record)
+                    ran = bitmm.backend.last_kernel()
                 records.append({"op": kind, "direction": args.direction, "K": K, "N": N, "M": M, "group_size": G,
-                                "dtype": args.dtype, "backend": be, "us": round(us, 2),
+                                "dtype": args.dtype, "backend": be, "us": round(us, 2), "kernel": ran,
                                 "tc_wn_override": os.environ.get("BITMM_TC_WN"),
                                 "gx_splits_override": os.environ.get("BITMM_GX_SPLITS"),
                                 "a8_fused": os.environ.get("BITMM_A8_FUSED")})
-                print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us", flush=True)
+                print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us  [{ran}]", flush=True)
         del ws
         torch.cuda.empty_cache()
         # (written after every weight set, so a probe cut short by its call's time limit keeps what it measured)
