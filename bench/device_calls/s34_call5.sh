@@ -16,4 +16,4 @@ probe() {  # $1: label, $2: time limit, rest: decode_probe args
 probe fw 240 --shapes $S --groups none,64 --ms 1,4,16,64,256,1024,4096 --backends fp16,auto
 probe dg 90 --shapes $S --groups none --ms 1,2 --backends fp16,auto,tensorcore,digits
 probe bw 90 --direction backward --shapes 8192x28672,8192x8192 --groups none,64 --ms 1,4,16 --backends fp16,auto
-BITMM_A8_FUSED=1 probe a8 90 --shapes 8192x28672 --groups none --ms 1,4,16,64,1024,4096 --backends fp16,a8op
+probe a8 90 --shapes 8192x28672 --groups none --ms 1,4,16,64,1024,4096 --backends fp16,a8op
