@@ -321,7 +321,8 @@ def test_digits_cuda_lora_base_is_digits(kind):
 @cuda_only
 def test_digits_auto_max_m_switch():
     # BITMM_DIGITS_AUTO_MAX_M=2 (read once per process): auto takes the digits kernels at M <= 2 where they apply
-    # (bit for bit the digits backend's output), not at M = 3, nor for group-wise scales; without it auto never does
+    # (bit for bit the digits backend's output), not at M = 3, nor for group-wise scales, whatever the shape (this
+    # one is far from the rule's: test_auto_takes_digits_by_rule)
     from helpers import run_in_child
     code = """
 import torch, bitmm
@@ -343,3 +344,47 @@ _, _, names = run(2, "group", 64)
 assert names is None or not any("x_digits_kernel" in n for n in names), names
 """
     run_in_child(code, BITMM_DIGITS_AUTO_MAX_M="2")
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_auto_takes_digits_by_rule(kind, dtype):
+    # auto's digits rule (csrc/cuda/tc_launch_rules.h digits_auto_rule, H100 session 34): M <= 2, 2048 <= K <= 8192,
+    # N >= 192 rows per SM, where digits applies (fp16 / bf16 x, per tensor / channel scales); there auto's output is
+    # the digits backend's bit for bit (and within the float64 reference's bound); everywhere else not digits
+    import os
+    if os.environ.get("BITMM_DIGITS_AUTO_MAX_M"):
+        pytest.skip("BITMM_DIGITS_AUTO_MAX_M replaces the rule")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    N = 192 * sms + 5  # (odd: the last CTA's rows partly past N)
+
+    def run(M, K, n, mode="channel", G=None, xdtype=dtype, lora=False):
+        x, packed, s, u, b = make_problem(kind, M, K, n, mode, G, dtype=xdtype, device="cuda")
+        if lora:
+            a = torch.randn(4, K, device="cuda", dtype=xdtype) * 0.05
+            lb = torch.randn(n, 4, device="cuda", dtype=xdtype) * 0.05
+            y = bitmm.lora_linear(kind, x, packed, s, u, b, a, lb, 0.5)
+        else:
+            y = bitmm.linear(kind, x, packed, s, u, b)
+        return y, bitmm.backend.last_kernel(), (x, packed, s, u, b)
+    for M, K in ((1, 2048), (2, 8192), (1, 5000)):
+        y, ran, args = run(M, K, N)
+        assert ran == "digits", (M, K, ran)
+        assert torch.equal(y.cpu(), reference.linear_digits(kind, *[a.cpu() for a in args])), (M, K)
+        assert_close_to_reference(kind, y, *args)
+        for mode in ("tensor", "channel"):  # per tensor too, no offset
+            x, packed, s, u, b = make_problem(kind, M, K, N, mode, dtype=dtype, device="cuda")
+            bitmm.linear(kind, x, packed, s, None, None)
+            assert bitmm.backend.last_kernel() == "digits", (M, K, mode)
+    for M, K, n, mode, G, xdtype, lora in ((3, 2048, N, "channel", None, dtype, False),
+                                           (1, 2047, N, "channel", None, dtype, False),
+                                           (1, 8320, N, "channel", None, dtype, False),
+                                           (1, 2048, 192 * sms - 1, "channel", None, dtype, False),
+                                           (1, 2048, N, "group", 64, dtype, False),
+                                           (1, 2048, N, "channel", None, torch.float32, False),
+                                           (1, 2048, N, "channel", None, dtype, True)):  # LoRA: the fused epilogue
+        y, ran, args = run(M, K, n, mode, G, xdtype, lora)
+        assert ran != "digits", (M, K, n, mode, xdtype, lora, ran)
+        if not lora:
+            assert_close_to_reference(kind, y, *args)

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
     if (!std::strcmp(rule, "small_fold"))
       std::printf("%d\n", (int)tc_grouped_small_m_fold((int)a[0], a[1], a[2], a[3] != 0));
     if (!std::strcmp(rule, "pt_wn2")) std::printf("%d\n", (int)tc_per_tensor_two_warps_n(a[0], a[1], a[2], (int)a[3], a[4] != 0));
+    if (!std::strcmp(rule, "digits")) std::printf("%d\n", (int)digits_auto_rule(a[0], a[1], a[2], (int)a[3]));
     if (!std::strcmp(rule, "gx")) std::printf("%lld\n", (long long)tc_gx_splits(a[0], (int)a[1], (int)a[2]));
     if (!std::strcmp(rule, "bd_m34")) std::printf("%d\n", (int)tc_grouped_bd_two_tiles((int)a[0], (int)a[1]));
     if (!std::strcmp(rule, "mid_m")) std::printf("%d\n", (int)tc_grouped_mid_m_two_tiles(a[0], (int)a[1], a[2] != 0));
@@ -254,3 +255,18 @@ def test_grad_x_splits_table(rules_exe):
              ((600, 132, 1), 1), ((600, 132, 0), 1), ((600, 132, 2), 1),   # more CTAs per split than a wave
              ((1, 1, 1), 4)]
     assert run(rules_exe, "gx", [c for c, _ in cases]) == [e for _, e in cases]
+
+
+def test_digits_auto_rule_table(rules_exe):
+    # (M, K, N, SMs) -> auto takes the digits kernels: M <= 2, 2048 <= K <= 8192, N >= 192 rows per SM (H100,
+    # session 34: digits 0.60-0.94 of the tensor-core time at M = 1 on N = 25344..131072, K = 2048..8192)
+    cases = [((1, 8192, 28672, 132), 1), ((2, 8192, 28672, 132), 1),   # ternary 29.4 vs 33.7 us; M = 2 31.9 vs 34.2
+             ((3, 8192, 28672, 132), 0),                                # 12 digit rows: 4 rows of W2A8 lost
+             ((0, 8192, 28672, 132), 0),
+             ((1, 2048, 32768, 132), 1), ((1, 2047, 32768, 132), 0),    # K = 1024 lost (0.94-1.14)
+             ((1, 8192, 57344, 132), 1), ((1, 8193, 57344, 132), 0),    # K = 16384 lost (0.86-1.28)
+             ((1, 4096, 192 * 132, 132), 1), ((1, 4096, 192 * 132 - 1, 132), 0),
+             ((1, 8192, 22016, 132), 0), ((1, 8192, 16384, 132), 0),    # lost: 1.05-1.28
+             ((1, 8192, 8192, 132), 0), ((1, 28672, 8192, 132), 0),     # 1.13-1.45
+             ((1, 4096, 192 * 108, 108), 1), ((1, 4096, 192 * 108, 109), 0)]   # rows per SM, not a shape
+    assert run(rules_exe, "digits", [c for c, _ in cases]) == [e for _, e in cases]

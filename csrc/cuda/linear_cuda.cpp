@@ -401,15 +401,12 @@ bool digits_params(const LinearProblem& p, at::ScalarType xt, int64_t wpr, cuda:
   return cuda::a8_linear_supported(ap, /*digits=*/true);
 }
 
-// `auto` takes the digits kernels up to this M where they apply: 0 (never).  Timed on the H200 (session 28,
-// bench/results/h200_s28_call1_digits_aa5b314.txt) digits beat auto on 1 of 12 M = 1 cases (binary 8192 x 28672)
-// and none at M = 4-64: the fused kernel's 4 digit rows cost what 4 rows of W2A8 cost.  BITMM_DIGITS_AUTO_MAX_M=n
-// (read once) sets it, for probes.
-constexpr int64_t kDigitsAutoMaxM = 0;
-int64_t digits_auto_max_m() {
-  static const int64_t v = std::getenv("BITMM_DIGITS_AUTO_MAX_M") ? cuda::env_int("BITMM_DIGITS_AUTO_MAX_M")
-                                                                  : kDigitsAutoMaxM;
-  return v;
+// Whether `auto` takes the digits kernels (where they apply): tc_launch_rules.h digits_auto_rule, measured on the
+// H100.  BITMM_DIGITS_AUTO_MAX_M=n (read once) replaces the rule, for probes: M <= n on every shape (0: never).
+bool auto_takes_digits(const LinearProblem& p, int device) {
+  static const int64_t env = std::getenv("BITMM_DIGITS_AUTO_MAX_M") ? cuda::env_int("BITMM_DIGITS_AUTO_MAX_M") : -1;
+  if (env >= 0) return p.M <= env;
+  return cuda::digits_auto_rule(p.M, p.K, p.N, num_sms(device));
 }
 
 // The digits backend's forward into y; false (nothing launched) where it does not apply (digits_params).
@@ -456,9 +453,12 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   poison_output(y);
   const at::Tensor x2 = x.reshape({p.M, p.K}).contiguous();
   const at::Tensor w = aligned_packed(packed_w);
-  if (current_backend() == Backend::kDigits || (current_backend() == Backend::kAuto && p.M <= digits_auto_max_m())) {
-    // (with LoRA: the fused LoRA epilogue is the tensor-core kernel's, so where digits applies the caller composes
-    // digits + the low-rank term instead, and the base term is the same with or without LoRA)
+  // (auto with LoRA keeps the tensor-core kernel, whose epilogue adds the low-rank term: digits + a composed term,
+  // one more kernel, was not timed against it)
+  const bool auto_digits = current_backend() == Backend::kAuto && !lora && auto_takes_digits(p, x.get_device());
+  if (current_backend() == Backend::kDigits || auto_digits) {
+    // (with LoRA under `digits`: the fused LoRA epilogue is the tensor-core kernel's, so where digits applies the
+    // caller composes digits + the low-rank term instead, and the base term is the same with or without LoRA)
     cuda::A8Params probe;
     if (lora && digits_params(p, x.scalar_type(), w.size(1), probe)) return at::Tensor();
     if (!lora && linear_digits(p, x2, w, scale, offset, bias, y)) return y.reshape(out_shape);

@@ -241,5 +241,27 @@ inline int64_t tc_gx_splits(int64_t per_split, int num_sms, int mode) {
   return waves_down * up < waves_up * down ? down : up;  // waves_down / down < waves_up / up
 }
 
+// `auto`'s digits rule (session 34, H100 80GB HBM3, 132 SMs; bench/results/h100_s34_digits_*_f6e9d45..79d22e8.json,
+// decode_probe --rounds 3, tensorcore vs digits forced, per tensor, fp16 and bf16 x): the digits backend (fp16 / bf16
+// x as four int8 digit rows on the fused int8 kernel, exact sums: at least as accurate as the tensor-core path) at
+// M <= 2 where N gives every SM at least 192 output rows (6 of the tensor-core kernel's 32-row CTAs) and
+// 2048 <= K <= 8192.  Digits / tensor-core time, M = 1 (M = 2), fp16: N = 25344..131072 at K = 2048..8192 (11 shapes
+// x 3 kinds) 0.65-0.94 (0.71-1.04), one tie (int2 8192 x 57344, 1.00); 8192 x 28672 ternary 29.4 vs 33.7 us, int2 29.7
+// vs 33.5, binary 19.4 vs 25.0; bf16 0.60-0.94 (0.64-1.03).  Where it does not hold: K = 16384 (16384 x 53248:
+// 0.86-1.11 at M = 1, 1.02-1.28 at M = 2: 4 digit rows of x take 64 KB of shared memory per CTA), K = 1024
+// (1024 x 131072: 0.94-1.14), N between 13824 and 22016 (0.86-1.22 by shape: 14336 / 13824 won, 16384 / 18944 /
+// 22016 lost), narrower N and long K (8192^2 1.13-1.27, 4096^2 1.20-1.40, 28672 x 8192 1.31-1.45, 14336 x 4096
+// 1.44-2.9).  M = 3, 4: 12-16 digit rows cost what 3-4 rows of W2A8 cost (8192 x 28672 M = 4 ternary 46.4 vs 39.0).
+// The H200 (same SM count, faster memory) was not timed at this code: session 28's digits (before the a8 kernel's
+// session-29 unpacking) lost there on 11 of 12 M = 1 cases (ternary 8192 x 28672 33.2 vs 30.9 us).
+constexpr int64_t kDigitsAutoMaxM = 2;
+constexpr int64_t kDigitsAutoMinK = 2048;
+constexpr int64_t kDigitsAutoMaxK = 8192;
+constexpr int64_t kDigitsAutoMinRowsPerSm = 192;
+inline bool digits_auto_rule(int64_t M, int64_t K, int64_t N, int num_sms) {
+  return M >= 1 && M <= kDigitsAutoMaxM && K >= kDigitsAutoMinK && K <= kDigitsAutoMaxK &&
+         N >= kDigitsAutoMinRowsPerSm * static_cast<int64_t>(num_sms);
+}
+
 }  // namespace cuda
 }  // namespace bitmm
