@@ -145,6 +145,31 @@ def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
 
 
 @cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
+    # auto (linear_cuda.cpp, tc_per_tensor_wide, H100 session 34): per tensor / channel with fp16 x where N has >= 1.5
+    # 128-row tiles per SM and K <= 8192 runs the tensor-core kernel, not wgmma, at M = 33..64 for binary and
+    # M = 60..64 for ternary / int2; each side of the M and N boundaries, and bf16 x (wgmma).  Only where the wgmma
+    # kernel runs (sm_90a build, CC 9.0).
+    if not (wgmma_active() and profiler_sees_kernels()):
+        pytest.skip("needs the wgmma kernel (sm_90a build, compute capability 9.0) and the profiler")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    wide = 192 * sms
+    first = 33 if kind == "binary" else 60
+    cases = [(first, wide, torch.float16, False), (64, wide, torch.float16, False), (65, wide, torch.float16, True),
+             (64, wide - 128, torch.float16, True), (64, wide, torch.bfloat16, True)]
+    if kind != "binary":  # (binary's M = 32 follows the rules before: wgmma only where its plan splits K)
+        cases.append((first - 1, wide, torch.float16, True))
+    for M, N, dtype, want_wg in cases:
+        x, packed, s, u, b = make_problem(kind, M, 1024, N, "channel", dtype=dtype, device="cuda")
+        with bitmm.use_backend("auto"):
+            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+            assert any("wg_linear_kernel" in n for n in names) == want_wg, (M, N, dtype, names)
+            assert any("tc_linear_kernel" in n for n in names) != want_wg, (M, N, dtype, names)
+            assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+
+
+@cuda_only
 @pytest.mark.parametrize("sdtype", ["x", torch.float32])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)

@@ -288,6 +288,22 @@ bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
   return M <= kTcGroupedWideMaxM && lp.x_dtype == cuda::DType::kHalf && lp.K <= kTcGroupedWideMaxK &&
          cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
+// Per tensor / channel M = 33..64 with fp16 x on wide N (>= 1.5 128-row tiles per SM, as tc_grouped_wide) and
+// K <= 8192: the tensor-core kernel (RN = 2, CM = 8) instead of wgmma for binary at M = 33..64 and for ternary / int2
+// at M = 60..64.  H100, session 34 (bench/results/h100_s34_m33_80_fcefe73.json, decode_probe --rounds 3, tensor core
+// vs wgmma forced, us, on 8192 x 28672 / 4096 x 28672 / 5120 x 27648): binary M = 33, 40, 48, 52, 56, 60, 64 0.78-0.88
+// of wgmma's time on all three (8192 x 28672 M = 64 110.7 vs 130.2); ternary / int2 0.88-0.92 at M = 60, 64 (ternary
+// 8192 x 28672 M = 64 118.9 vs 134.6) but 1.03-1.25 at M = 33..56 and 1.36-1.55 at M = 72, 80 (its one
+// configuration for M = 33..128 slows at M = 72: not understood, not profiled).  M = 57..59 unmeasured, so not
+// taken; narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x), bf16 x and K past 8192 unmeasured here.
+constexpr int64_t kTcPerTensorWideMaxM = 64;
+constexpr int64_t kTcPerTensorWideMinMTwoPlanes = 60;
+constexpr int64_t kTcPerTensorWideMinMBinary = 33;  // (below, the rules before: wgmma only where its plan splits K)
+constexpr int64_t kTcPerTensorWideMaxK = 8192;
+bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
+  return M >= (lp.two_planes ? kTcPerTensorWideMinMTwoPlanes : kTcPerTensorWideMinMBinary) && M <= kTcPerTensorWideMaxM &&
+         lp.x_dtype == cuda::DType::kHalf && lp.K <= kTcPerTensorWideMaxK && cuda::tc_wide_128_row_tiles(lp.N, sms);
+}
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
@@ -318,6 +334,7 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
         return M >= kWgmmaMinMGrouped && (M < kWgmmaGroupedMaxM || !dense_next) &&
                !tc_grouped_wide(lp, M, num_sms(device));
       if (M >= kWgmmaMaxM && dense_next) return false;
+      if (tc_per_tensor_wide(lp, M, num_sms(device))) return false;
       return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
     }
     default: return false;
