@@ -55,7 +55,9 @@ def plot(data, path):
         for op, G in sorted({(r["op"], r["group_size"]) for r in recs}, key=str):
             pts = sorted((M, b["speedup"]) for (o, g, k, n, M), b in best.items() if (o, g, k, n) == (op, G, K, N))
             label = f"{op}" + (f" g{G}" if G else "")
-            ax.plot([m for m, _ in pts], [s for _, s in pts], "-o", color=colors[op], lw=2, ms=3, label=label)
+            # (group-wise: squares on a thinner line, so the two scale modes of a kind stay apart in one colour)
+            ax.plot([m for m, _ in pts], [s for _, s in pts], "-s" if G else "-o", color=colors[op], lw=1.2 if G else 2,
+                    ms=3, label=label, alpha=0.75 if G else 1.0)
         finish_panel(ax, K, N)
     axes[0].set_ylabel("speedup vs fp16 F.linear")
     axes[0].legend(fontsize=8, title="best backend (solid)\n: addsub  -- tensor core  -. dense  .. wgmma", title_fontsize=7)
