@@ -27,17 +27,29 @@ from bitmm.benchmark_timing import copies_for, cuda_time_us, write_results  # no
 from cuda_bench import make_weights  # noqa: E402  (bench/ is this script's folder)
 
 
-def time_backend(be, kind, K, N, M, G, x, ws, bw, dt, dense_us, rnd):
+class Prepared(dict):
+    """Tensors made once per weight set and reused by every M and round (dense fp16 copies, transposed weights):
+    made per round, they were freshly written before each timing, which is what --rounds is there to average out."""
+
+    def get_or_make(self, key, make):
+        if key not in self:
+            self[key] = make()
+        return self[key]
+
+
+def time_backend(be, kind, K, N, M, G, x, ws, bw, dt, dense_us, rnd, prepared):
     """One timing of backend `be` on the weight copies `ws`: (us, kernel family), or None where it does not apply.
     fp16 = F.linear (grad_y @ W backward) on dense weights of x's dtype, measured once per shape, M and round."""
     if be == "fp16":
         if (K, N, M, rnd) not in dense_us:
-            dense = [torch.randn(N, K, device="cuda", dtype=dt) for _ in range(copies_for(2 * N * K))]
+            dense = prepared.get_or_make("dense", lambda: [torch.randn(N, K, device="cuda", dtype=dt)
+                                                          for _ in range(copies_for(2 * N * K))])
             dense_us[(K, N, M, rnd)] = cuda_time_us(
                 [(lambda w=w: x @ w) if bw else (lambda w=w: torch.nn.functional.linear(x, w)) for w in dense],
                 replays=20)
-            del dense
         return dense_us[(K, N, M, rnd)], "fp16"
+    if be.startswith("a8") and bw:
+        return None  # (linear_a8 is a forward op)
     if be == "a8":  # W2A8 as PackedLinear(act_bits=8, int8_matmul) runs it: quantize x, then the op
         def a8(p, s, u):
             xq, xs = quant.absmax_int8(x)
@@ -50,7 +62,7 @@ def time_backend(be, kind, K, N, M, G, x, ws, bw, dt, dense_us, rnd):
         # (PackedLinear.transposed_backward; per tensor / per channel), under BACKEND (e.g. t_digits)
         if G is not None:
             return None
-        wts = [(bitmm.ops.transpose_packed(p, kind, K), s, u) for p, s, u in ws]
+        wts = prepared.get_or_make("transposed", lambda: [(bitmm.ops.transpose_packed(p, kind, K), s, u) for p, s, u in ws])
         calls = [lambda p=p, s=s, u=u: bitmm.ops.linear_grad_x_transposed(kind, x, p, s, u) for p, s, u in wts]
     elif bw:
         calls = [lambda p=p, s=s, u=u: bitmm.linear_grad_x(x, p, s, u, kind, K) for p, s, u in ws]
@@ -98,6 +110,7 @@ def main() -> None:
         K, N = (int(v) for v in shape.split("x"))
         sbytes = 0 if G is None else 2 * 2 * N * (K // G)
         ws = make_weights(kind, K, N, G, copies_for(formats.packed_nbytes(kind, N, K) + sbytes), dtype=dt)
+        prepared = Prepared()
         for M in (int(m) for m in args.ms.split(",")):
             x = torch.randn(M, N if bw else K, device="cuda", dtype=dt)  # backward: x is grad_y
             # Rounds (--rounds R): every backend R times, the order reversed on odd rounds, the median kept (and
@@ -109,7 +122,7 @@ def main() -> None:
             order = args.backends.split(",")
             for rnd in range(args.rounds):
                 for be in (order if rnd % 2 == 0 else order[::-1]):
-                    got = time_backend(be, kind, K, N, M, G, x, ws, bw, dt, dense_us, rnd)
+                    got = time_backend(be, kind, K, N, M, G, x, ws, bw, dt, dense_us, rnd, prepared)
                     if got is not None:
                         times.setdefault(be, []).append(got[0])
                         ran_by[be] = got[1]
@@ -127,7 +140,7 @@ def main() -> None:
                     rec["us_rounds"] = [round(t, 2) for t in times[be]]
                 records.append(rec)
                 print(f"{kind} {K}x{N} G={str(G):5s} M={M} {be:10s} {us:8.2f} us  [{ran_by[be]}]", flush=True)
-        del ws
+        del ws, prepared
         torch.cuda.empty_cache()
         # (written after every weight set, so a probe cut short by its call's time limit keeps what it measured)
         write_results(args.out, torch.cuda.get_device_name(), records)

@@ -121,52 +121,49 @@ def test_wgmma_kernel_runs(kind):
         assert_close_to_reference(kind, bitmm.linear(kind, x3, packed3, s3, u3, b3), x3, packed3, s3, u3, b3)
 
 
+def check_auto_wgmma_or_tensor_core(kind, K, mode, G, cases):
+    """Under auto, each case (M, N, x dtype, wgmma wanted) runs the wgmma kernel or else the tensor-core one (kernel
+    names from the profiler), and within the float64 reference's bound.  Only where the wgmma kernel runs (sm_90a
+    build, compute capability 9.0)."""
+    if not (wgmma_active() and profiler_sees_kernels()):
+        pytest.skip("needs the wgmma kernel (sm_90a build, compute capability 9.0) and the profiler")
+    for M, N, dtype, want_wg in cases:
+        x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda")
+        with bitmm.use_backend("auto"):
+            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+            assert any("wg_linear_kernel" in n for n in names) == want_wg, (M, N, K, dtype, names)
+            assert any("tc_linear_kernel" in n for n in names) != want_wg, (M, N, K, dtype, names)
+            assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+
+
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
     # auto (linear_cuda.cpp, tc_grouped_wide, sessions 21-22): group-wise M = 17..32 with fp16 x where N has
     # >= 1.5 128-row tiles per SM (and K <= 8192) runs the tensor-core kernel, not wgmma; each side of
     # the M and N boundaries, and bf16 x (wgmma).  (The K > 8192 side is left out: its float64
-    # reference at this N would take GBs.)  Only where the wgmma kernel runs (sm_90a build, CC 9.0).
-    if not (wgmma_active() and profiler_sees_kernels()):
-        pytest.skip("needs the wgmma kernel (sm_90a build, compute capability 9.0) and the profiler")
-    sms = torch.cuda.get_device_properties(0).multi_processor_count
-    wide = 192 * sms
-    for M, N, dtype, want_wg in ((24, wide, torch.float16, False), (17, wide, torch.float16, False),
-                                 (32, wide, torch.float16, False), (33, wide, torch.float16, True),
-                                 (24, wide - 128, torch.float16, True),
-                                 (24, wide, torch.bfloat16, True)):
-        x, packed, s, u, b = make_problem(kind, M, 1024, N, "group", 64, dtype=dtype, device="cuda")
-        with bitmm.use_backend("auto"):
-            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-            assert any("wg_linear_kernel" in n for n in names) == want_wg, (M, N, dtype, names)
-            assert any("tc_linear_kernel" in n for n in names) != want_wg, (M, N, dtype, names)
-            assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+    # reference at this N would take GBs.)
+    wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
+    check_auto_wgmma_or_tensor_core(kind, 1024, "group", 64, [
+        (24, wide, torch.float16, False), (17, wide, torch.float16, False), (32, wide, torch.float16, False),
+        (33, wide, torch.float16, True), (24, wide - 128, torch.float16, True), (24, wide, torch.bfloat16, True)])
 
 
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
     # auto (linear_cuda.cpp, tc_per_tensor_wide, H100 session 34): per tensor / channel with fp16 x where N has >= 1.5
-    # 128-row tiles per SM and K <= 8192 runs the tensor-core kernel, not wgmma, at M = 33..64 for binary and
-    # M = 60..64 for ternary / int2; each side of the M and N boundaries, and bf16 x (wgmma).  Only where the wgmma
-    # kernel runs (sm_90a build, CC 9.0).
-    if not (wgmma_active() and profiler_sees_kernels()):
-        pytest.skip("needs the wgmma kernel (sm_90a build, compute capability 9.0) and the profiler")
-    sms = torch.cuda.get_device_properties(0).multi_processor_count
-    wide = 192 * sms
+    # 128-row tiles per SM and 4096 <= K <= 8192 runs the tensor-core kernel, not wgmma, at M = 33..64 for binary and
+    # M = 60..64 for ternary / int2; each side of the M, N and K boundaries, and bf16 x (wgmma).  (K = 2048 at
+    # M = 64: wgmma, not the tensor-core kernel, nor dense, whose small-weight rule needs <= 2^24 weights.)
+    wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
     first = 33 if kind == "binary" else 60
     cases = [(first, wide, torch.float16, False), (64, wide, torch.float16, False), (65, wide, torch.float16, True),
              (64, wide - 128, torch.float16, True), (64, wide, torch.bfloat16, True)]
     if kind != "binary":  # (binary's M = 32 follows the rules before: wgmma only where its plan splits K)
         cases.append((first - 1, wide, torch.float16, True))
-    for M, N, dtype, want_wg in cases:
-        x, packed, s, u, b = make_problem(kind, M, 1024, N, "channel", dtype=dtype, device="cuda")
-        with bitmm.use_backend("auto"):
-            names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-            assert any("wg_linear_kernel" in n for n in names) == want_wg, (M, N, dtype, names)
-            assert any("tc_linear_kernel" in n for n in names) != want_wg, (M, N, dtype, names)
-            assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
+    check_auto_wgmma_or_tensor_core(kind, 4096, "channel", None, cases)
+    check_auto_wgmma_or_tensor_core(kind, 2048, "channel", None, [(64, wide, torch.float16, True)])
 
 
 @cuda_only

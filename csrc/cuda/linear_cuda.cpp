@@ -295,14 +295,18 @@ bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // of wgmma's time on all three (8192 x 28672 M = 64 110.7 vs 130.2); ternary / int2 0.88-0.92 at M = 60, 64 (ternary
 // 8192 x 28672 M = 64 118.9 vs 134.6) but 1.03-1.25 at M = 33..56 and 1.36-1.55 at M = 72, 80 (its one
 // configuration for M = 33..128 slows at M = 72: not understood, not profiled).  M = 57..59 unmeasured, so not
-// taken; narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x), bf16 x and K past 8192 unmeasured here.
+// taken; narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x) lost; bf16 x, K outside 4096..8192 and N
+// between 1.5 and 1.64 128-row tiles per SM unmeasured (K >= 4096 also keeps these shapes off use_dense's
+// small-weight M >= 64 rule, which a false here would otherwise reach first).
 constexpr int64_t kTcPerTensorWideMaxM = 64;
 constexpr int64_t kTcPerTensorWideMinMTwoPlanes = 60;
 constexpr int64_t kTcPerTensorWideMinMBinary = 33;  // (below, the rules before: wgmma only where its plan splits K)
+constexpr int64_t kTcPerTensorWideMinK = 4096;  // (measured 4096-8192; below, small weights meet use_dense's M >= 64)
 constexpr int64_t kTcPerTensorWideMaxK = 8192;
 bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
   return M >= (lp.two_planes ? kTcPerTensorWideMinMTwoPlanes : kTcPerTensorWideMinMBinary) && M <= kTcPerTensorWideMaxM &&
-         lp.x_dtype == cuda::DType::kHalf && lp.K <= kTcPerTensorWideMaxK && cuda::tc_wide_128_row_tiles(lp.N, sms);
+         lp.x_dtype == cuda::DType::kHalf && lp.K >= kTcPerTensorWideMinK && lp.K <= kTcPerTensorWideMaxK &&
+         cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
@@ -420,10 +424,12 @@ bool digits_params(const LinearProblem& p, at::ScalarType xt, int64_t wpr, cuda:
 
 // Whether `auto` takes the digits kernels (where they apply): tc_launch_rules.h digits_auto_rule, measured on the
 // H100.  BITMM_DIGITS_AUTO_MAX_M=n (read once) replaces the rule, for probes: M <= n on every shape (0: never).
+// The rule only on compute capability 9.x, where it was measured (H100; the H200, also 9.0 with 132 SMs, not timed
+// at this code): elsewhere the two kernels' balance is unknown.
 bool auto_takes_digits(const LinearProblem& p, int device) {
   static const int64_t env = std::getenv("BITMM_DIGITS_AUTO_MAX_M") ? cuda::env_int("BITMM_DIGITS_AUTO_MAX_M") : -1;
   if (env >= 0) return p.M <= env;
-  return cuda::digits_auto_rule(p.M, p.K, p.N, num_sms(device));
+  return at::cuda::getDeviceProperties(device)->major == 9 && cuda::digits_auto_rule(p.M, p.K, p.N, num_sms(device));
 }
 
 // The digits backend's forward into y; false (nothing launched) where it does not apply (digits_params).

@@ -253,7 +253,8 @@ inline int64_t tc_gx_splits(int64_t per_split, int num_sms, int mode) {
 // 22016 lost), narrower N and long K (8192^2 1.13-1.27, 4096^2 1.20-1.40, 28672 x 8192 1.31-1.45, 14336 x 4096
 // 1.44-2.9).  M = 3, 4: 12-16 digit rows cost what 3-4 rows of W2A8 cost (8192 x 28672 M = 4 ternary 46.4 vs 39.0).
 // The H200 (same SM count, faster memory) was not timed at this code: session 28's digits (before the a8 kernel's
-// session-29 unpacking) lost there on 11 of 12 M = 1 cases (ternary 8192 x 28672 33.2 vs 30.9 us).
+// session-29 unpacking) lost there on 11 of 12 M = 1 cases (ternary 8192 x 28672 33.2 vs 30.9 us).  The caller
+// (linear_cuda.cpp auto_takes_digits) applies it on compute capability 9.x only.
 constexpr int64_t kDigitsAutoMaxM = 2;
 constexpr int64_t kDigitsAutoMinK = 2048;
 constexpr int64_t kDigitsAutoMaxK = 8192;
