@@ -36,17 +36,35 @@ def capture_cuda_graph(calls: Sequence[Callable[[], object]], warmup: int = 1) -
     return graph
 
 
-def cuda_time_us(calls: Sequence[Callable[[], object]], replays: int = 20, warmup: int = 3) -> float:
+WARMUP_MS = 25.0  # replays before timing, at least this long (and at least `warmup` replays)
+
+
+def warm_graph(graph: "torch.cuda.CUDAGraph", replays: int, ms: float = WARMUP_MS) -> int:
+    """Replays `graph` at least `replays` times and until `ms` milliseconds have passed (see cuda_time_us);
+    returns how many replays that took."""
+    t0 = time.perf_counter()
+    done = 0
+    while done < replays or (time.perf_counter() - t0) * 1e3 < ms:
+        graph.replay()
+        torch.cuda.synchronize()
+        done += 1
+    return done
+
+
+def cuda_time_us(calls: Sequence[Callable[[], object]], replays: int = 20, warmup: int = 3,
+                 warmup_ms: float = WARMUP_MS) -> float:
     """Median time of one call, in microseconds.
 
     `calls` are closures over different weight copies; one CUDA graph runs each
     once, in order, so every call reads its weights from HBM, not L2.  The
     graph is replayed `replays` times; each replay is timed with events.
+    Warm-up: `warmup` replays and then more until `warmup_ms` have passed.  Session 34 (H100): with 3 replays
+    (~0.5 ms at M = 1) the first case timed after a weight set was packed read 7-15% high, and a later timing of
+    the same kernel did not (bench/NOTES.md; decode_probe.py --rounds); a GPU whose clocks dropped while the host
+    packed and captured is the guess, not verified, and the time-based warm-up costs ~25 ms per measurement.
     """
     graph = capture_cuda_graph(calls, warmup=warmup)
-    for _ in range(warmup):
-        graph.replay()
-    torch.cuda.synchronize()
+    warm_graph(graph, warmup, warmup_ms)
     times = []
     for _ in range(replays):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
