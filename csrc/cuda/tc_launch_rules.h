@@ -245,9 +245,9 @@ inline int64_t tc_gx_splits(int64_t per_split, int num_sms, int mode) {
 // decode_probe --rounds 3, tensorcore vs digits forced, per tensor, fp16 and bf16 x): the digits backend (fp16 / bf16
 // x as four int8 digit rows on the fused int8 kernel, exact sums: at least as accurate as the tensor-core path) at
 // M <= 2 where N gives every SM at least 192 output rows (6 of the tensor-core kernel's 32-row CTAs) and
-// 2048 <= K <= 8192.  Digits / tensor-core time, M = 1 (M = 2), fp16: N = 25344..131072 at K = 2048..8192 (11 shapes
-// x 3 kinds) 0.65-0.94 (0.71-1.04), one tie (int2 8192 x 57344, 1.00); 8192 x 28672 ternary 29.4 vs 33.7 us, int2 29.7
-// vs 33.5, binary 19.4 vs 25.0; bf16 0.60-0.94 (0.64-1.03).  Where it does not hold: K = 16384 (16384 x 53248:
+// 2048 <= K <= 8192.  Digits / tensor-core time over the 9 shapes timed there (N = 27648..128256, K = 2048..8192)
+// x 3 kinds x fp16 / bf16: M = 1 0.60-0.97 and one tie (int2 8192 x 57344 fp16, 1.00), M = 2 0.64-1.04 (the losses
+// on 3584 x 37888, 1.03-1.04); 8192 x 28672 fp16 ternary 29.4 vs 33.7 us, int2 29.7 vs 33.5, binary 19.4 vs 25.0.  Where it does not hold: K = 16384 (16384 x 53248:
 // 0.86-1.11 at M = 1, 1.02-1.28 at M = 2: 4 digit rows of x take 64 KB of shared memory per CTA), K = 1024
 // (1024 x 131072: 0.94-1.14), N between 13824 and 22016 (0.86-1.22 by shape: 14336 / 13824 won, 16384 / 18944 /
 // 22016 lost), narrower N and long K (8192^2 1.13-1.27, 4096^2 1.20-1.40, 28672 x 8192 1.31-1.45, 14336 x 4096
