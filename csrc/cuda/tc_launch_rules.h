@@ -241,13 +241,15 @@ inline int64_t tc_gx_splits(int64_t per_split, int num_sms, int mode) {
   return waves_down * up < waves_up * down ? down : up;  // waves_down / down < waves_up / up
 }
 
-// `auto`'s digits rule (session 34, H100 80GB HBM3, 132 SMs; bench/results/h100_s34_digits_*_f6e9d45..79d22e8.json,
-// decode_probe --rounds 3, tensorcore vs digits forced, per tensor, fp16 and bf16 x): the digits backend (fp16 / bf16
+// `auto`'s digits rule (session 34, H100 80GB HBM3, 132 SMs; bench/results/h100_s34_call6_digits_*_2a3519e.json and
+// h100_s34_call7_digits_wide_*_79d22e8.json, decode_probe --rounds 3, tensorcore vs digits forced, per tensor, fp16 and
+// bf16 x; after landing, auto against both: h100_s34_call8_digits_rule_8d47ba5.json): the digits backend (fp16 / bf16
 // x as four int8 digit rows on the fused int8 kernel, exact sums: at least as accurate as the tensor-core path) at
 // M <= 2 where N gives every SM at least 192 output rows (6 of the tensor-core kernel's 32-row CTAs) and
 // 2048 <= K <= 8192.  Digits / tensor-core time over the 9 shapes timed there (N = 27648..128256, K = 2048..8192)
 // x 3 kinds x fp16 / bf16: M = 1 0.60-0.97 and one tie (int2 8192 x 57344 fp16, 1.00), M = 2 0.64-1.04 (the losses
-// on 3584 x 37888, 1.03-1.04); 8192 x 28672 fp16 ternary 29.4 vs 33.7 us, int2 29.7 vs 33.5, binary 19.4 vs 25.0.  Where it does not hold: K = 16384 (16384 x 53248:
+// on 3584 x 37888, 1.03-1.04); 8192 x 28672 fp16 ternary 29.4 vs 33.7 us, int2 29.7 vs 33.5, binary 19.4 vs 25.0.
+// Where it does not hold: K = 16384 (16384 x 53248:
 // 0.86-1.11 at M = 1, 1.02-1.28 at M = 2: 4 digit rows of x take 64 KB of shared memory per CTA), K = 1024
 // (1024 x 131072: 0.94-1.14), N between 13824 and 22016 (0.86-1.22 by shape: 14336 / 13824 won, 16384 / 18944 /
 // 22016 lost), narrower N and long K (8192^2 1.13-1.27, 4096^2 1.20-1.40, 28672 x 8192 1.31-1.45, 14336 x 4096
