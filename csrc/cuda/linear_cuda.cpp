@@ -430,6 +430,7 @@ bool digits_params(const LinearProblem& p, at::ScalarType xt, int64_t wpr, cuda:
 bool auto_takes_digits(const LinearProblem& p, int device) {
   static const int64_t env = std::getenv("BITMM_DIGITS_AUTO_MAX_M") ? cuda::env_int("BITMM_DIGITS_AUTO_MAX_M") : -1;
   if (env >= 0) return p.M <= env;
+  if (p.M > cuda::kDigitsAutoMaxM) return false;  // (most calls: no device query on the way)
   return at::cuda::getDeviceProperties(device)->major == 9 && cuda::digits_auto_rule(p.M, p.K, p.N, num_sms(device));
 }
 
