@@ -31,6 +31,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
     if (!std::strcmp(rule, "small_fold"))
       std::printf("%d\n", (int)tc_grouped_small_m_fold((int)a[0], a[1], a[2], a[3] != 0));
     if (!std::strcmp(rule, "pt_wn2")) std::printf("%d\n", (int)tc_per_tensor_two_warps_n(a[0], a[1], a[2], (int)a[3], a[4] != 0));
+    if (!std::strcmp(rule, "pt_wide_wn4")) std::printf("%d\n", (int)tc_per_tensor_wide_four_warps_n(a[0], a[1], a[2], (int)a[3]));
     if (!std::strcmp(rule, "digits")) std::printf("%d\n", (int)digits_auto_rule(a[0], a[1], a[2], (int)a[3]));
     if (!std::strcmp(rule, "gx")) std::printf("%lld\n", (long long)tc_gx_splits(a[0], (int)a[1], (int)a[2]));
     if (!std::strcmp(rule, "bd_m34")) std::printf("%d\n", (int)tc_grouped_bd_two_tiles((int)a[0], (int)a[1]));
@@ -270,3 +271,17 @@ def test_digits_auto_rule_table(rules_exe):
              ((1, 8192, 8192, 132), 0), ((1, 28672, 8192, 132), 0),     # 1.13-1.45
              ((1, 4096, 192 * 108, 108), 1), ((1, 4096, 192 * 108, 109), 0)]   # rows per SM, not a shape
     assert run(rules_exe, "digits", [c for c, _ in cases]) == [e for _, e in cases]
+
+
+def test_per_tensor_wide_four_warps_n_table(rules_exe):
+    # (M, K, N, SMs) -> the tensor-core launch keeps all 4 warps along N at CM = 4 / 8: M = 17..64, 4096 <= K <= 8192,
+    # N >= 1.5 128-row tiles per SM (H100, session 35: ternary 8192 x 28672 M = 24 92.5 -> 66.8 us, M = 33 152.8 ->
+    # 105.9; narrower N lost: 8192^2 M = 33 53.5 -> 63.9, 28672 x 8192 211 -> 241)
+    wide = 128 * (3 * 132 // 2)   # 25,344: the narrowest N with 1.5 128-row tiles per SM on 132 SMs
+    cases = [((24, 8192, 28672, 132), 1), ((33, 8192, 28672, 132), 1), ((64, 8192, 28672, 132), 1),
+             ((17, 4096, 28672, 132), 1), ((16, 4096, 28672, 132), 0), ((65, 4096, 28672, 132), 0),
+             ((33, 4095, 28672, 132), 0), ((33, 8193, 28672, 132), 0),
+             ((33, 8192, wide, 132), 1), ((33, 8192, wide - 128, 132), 0),
+             ((33, 8192, 8192, 132), 0), ((33, 28672, 8192, 132), 0),
+             ((33, 8192, 128 * 162, 108), 1), ((33, 8192, 128 * 162, 109), 0)]   # tiles per SM, not a shape
+    assert run(rules_exe, "pt_wide_wn4", [c for c, _ in cases]) == [e for _, e in cases]

@@ -152,16 +152,18 @@ def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
-    # auto (linear_cuda.cpp, tc_per_tensor_wide, H100 session 34): per tensor / channel with fp16 x where N has >= 1.5
-    # 128-row tiles per SM and 4096 <= K <= 8192 runs the tensor-core kernel, not wgmma, at M = 33..64 for binary and
-    # M = 60..64 for ternary / int2; each side of the M, N and K boundaries, and bf16 x (wgmma).  (K = 2048 at
-    # M = 64: wgmma, not the tensor-core kernel, nor dense, whose small-weight rule needs <= 2^24 weights.)
+    # auto (linear_cuda.cpp, tc_per_tensor_wide, H100 sessions 34 / 35): per tensor / channel with fp16 x where N has
+    # >= 1.5 128-row tiles per SM and 4096 <= K <= 8192 runs the tensor-core kernel, not wgmma, at M = 33..64 (every
+    # kind, with tc_launch_rules.h's four warps along N); each side of the M, N and K boundaries, and bf16 x (wgmma).
+    # (M = 32 follows the rules before: wgmma only where its plan splits K.  K = 2048 at M = 64: wgmma, not the
+    # tensor-core kernel, nor dense, whose small-weight rule needs <= 2^24 weights.)
     wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
-    first = 33 if kind == "binary" else 60
-    cases = [(first, wide, torch.float16, False), (64, wide, torch.float16, False), (65, wide, torch.float16, True),
-             (64, wide - 128, torch.float16, True), (64, wide, torch.bfloat16, True)]
-    if kind != "binary":  # (binary's M = 32 follows the rules before: wgmma only where its plan splits K)
-        cases.append((first - 1, wide, torch.float16, True))
+    cases = [(33, wide, torch.float16, False), (48, wide, torch.float16, False), (64, wide, torch.float16, False),
+             (65, wide, torch.float16, True), (33, wide - 128, torch.float16, True), (64, wide - 128, torch.float16, True),
+             (33, wide, torch.bfloat16, True), (64, wide, torch.bfloat16, True),
+             # M = 17..32: the tensor-core kernel as before (no K split in wgmma's plan at this N), now with four
+             # warps along N at CM = 4 (tc_per_tensor_wide_four_warps_n), both x dtypes
+             (17, wide, torch.float16, False), (32, wide, torch.bfloat16, False)]
     check_auto_wgmma_or_tensor_core(kind, 4096, "channel", None, cases)
     check_auto_wgmma_or_tensor_core(kind, 2048, "channel", None, [(64, wide, torch.float16, True)])
 

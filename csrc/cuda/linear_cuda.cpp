@@ -289,24 +289,22 @@ bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
          cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
 // Per tensor / channel M = 33..64 with fp16 x on wide N (>= 1.5 128-row tiles per SM, as tc_grouped_wide) and
-// 4096 <= K <= 8192: the tensor-core kernel (RN = 2, CM = 8) instead of wgmma for binary at M = 33..64 and for
-// ternary / int2 at M = 60..64.  H100, session 34 (bench/results/h100_s34_call10_m33_80_fcefe73.json, --rounds 3,
-// tensor core vs wgmma forced, us, on 8192 x 28672 / 4096 x 28672 / 5120 x 27648): binary M = 33, 40, 48, 52, 56,
-// 60, 64 0.78-0.88 of wgmma's time on all three (8192 x 28672 M = 64 110.7 vs 130.2); ternary / int2 0.88-0.92 at
-// M = 60, 64 (ternary 8192 x 28672 M = 64 118.9 vs 134.6) but 1.03-1.25 at M = 33..56 (bench/NOTES.md, session 34:
-// the launch rule's WN = 2 there, likely) and 1.36-1.55 at M = 72, 80 (two 64-row chunks from M = 65).  M = 57..59
-// unmeasured, so not taken; narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x) lost; bf16 x, K outside
-// 4096..8192 and N between 1.5 and 1.64 128-row tiles per SM unmeasured (K >= 4096 also keeps these shapes off
-// use_dense's small-weight M >= 64 rule, which a false here would otherwise reach first).
+// 4096 <= K <= 8192: the tensor-core kernel (RN = 2, CM = 8, all 4 warps along N: tc_launch_rules.h
+// tc_per_tensor_wide_four_warps_n) instead of wgmma.  H100, session 34 (bench/results/h100_s34_call10_m33_80_fcefe73.json,
+// --rounds 3, tensor core vs wgmma forced, us, on 8192 x 28672 / 4096 x 28672 / 5120 x 27648): binary M = 33, 40, 48,
+// 52, 56, 60, 64 0.78-0.88 of wgmma's time on all three (8192 x 28672 M = 64 110.7 vs 130.2); ternary / int2 0.88-0.92
+// at M = 60, 64 (ternary 8192 x 28672 M = 64 118.9 vs 134.6) but 1.03-1.25 at M = 33..56, where the launch rule then
+// split K over two warps.  H100, session 35 (bench/results/h100_s35_call1_148a810.txt, BITMM_TC_WN=4, the launch rule
+// since): ternary / int2 at M = 33..56 0.79-0.93 of wgmma's time on 8192 x 28672 and 4096 x 28672 (ternary 8192 x
+// 28672 M = 33 105.9 vs 134.2 us), so every kind from M = 33.  1.36-1.55 at M = 72, 80 (two 64-row chunks from
+// M = 65); narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x) lost; bf16 x, K outside 4096..8192 and N
+// between 1.5 and 1.64 128-row tiles per SM unmeasured (K >= 4096 also keeps these shapes off use_dense's small-weight
+// M >= 64 rule, which a false here would otherwise reach first).
+constexpr int64_t kTcPerTensorWideMinM = 33;  // (below, the rules before: wgmma only where its plan splits K)
 constexpr int64_t kTcPerTensorWideMaxM = 64;
-constexpr int64_t kTcPerTensorWideMinMTwoPlanes = 60;
-constexpr int64_t kTcPerTensorWideMinMBinary = 33;  // (below, the rules before: wgmma only where its plan splits K)
-constexpr int64_t kTcPerTensorWideMinK = 4096;  // (measured 4096-8192; below, small weights meet use_dense's M >= 64)
-constexpr int64_t kTcPerTensorWideMaxK = 8192;
 bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
-  const int64_t min_m = lp.two_planes ? kTcPerTensorWideMinMTwoPlanes : kTcPerTensorWideMinMBinary;
-  return M >= min_m && M <= kTcPerTensorWideMaxM && lp.x_dtype == cuda::DType::kHalf &&
-         lp.K >= kTcPerTensorWideMinK && lp.K <= kTcPerTensorWideMaxK &&
+  return M >= kTcPerTensorWideMinM && M <= kTcPerTensorWideMaxM && lp.x_dtype == cuda::DType::kHalf &&
+         lp.K >= cuda::kTcPerTensorWideMinK && lp.K <= cuda::kTcPerTensorWideMaxK &&
          cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
 constexpr int64_t kWgmmaMinM = 33;

@@ -146,6 +146,23 @@ inline bool tc_grouped_mid_m_two_tiles(int64_t N, int num_sms, bool binary) {
   return binary ? tc_wide_128_row_tiles(N, num_sms) : 3 * ((N + 127) / 128) >= static_cast<int64_t>(num_sms);
 }
 
+// Per tensor / channel M = 17..64 (CM = 4 and 8, RN = 2) on wide N (>= 1.5 128-row CTAs per SM,
+// tc_wide_128_row_tiles) and 4096 <= K <= 8192: all 4 warps along N (one 128-row CTA per tile, no K split) instead
+// of the launcher's floor of 2 CTAs per SM, which there picks WN = 2 (twice the CTAs, two warps splitting K and a reduction) for ternary
+// / int2 at M = 17..56 and binary at M = 17..32.  H100, session 35 (bench/results/h100_s35_call1_148a810.txt,
+// decode_probe --rounds 3, fp16 x, BITMM_TC_WN=4 against the rule, us): ternary 8192 x 28672 M = 24 92.5 -> 66.8,
+// M = 33 152.8 -> 105.9, 40 139.3 -> 107.8, 48 144.4 -> 110.6, 56 161.3 -> 116.7 (M = 64, WN = 4 already: 118.3);
+// int2 alike (M = 24 102.5 -> 77.4, M = 33 165.3 -> 113.7); 4096 x 28672 ternary M = 24 52.3 -> 36.3, M = 33 86.7 ->
+// 56.0; binary M = 24 74.8 -> 60.2 (8192 x 28672), 41.4 -> 33.2 (4096 x 28672), M >= 33 equal (WN = 4 already).
+// Narrower N loses (8192^2 ternary M = 33 53.5 -> 63.9, 28672 x 8192 211 -> 241): half the CTAs.  bf16 x, other
+// K and N between 1.5 and 1.64 tiles per SM unmeasured (taken all the same, like the rules above).
+constexpr int64_t kTcPerTensorWideMinK = 4096;
+constexpr int64_t kTcPerTensorWideMaxK = 8192;
+inline bool tc_per_tensor_wide_four_warps_n(int64_t M, int64_t K, int64_t N, int num_sms) {
+  return M >= 17 && M <= 64 && K >= kTcPerTensorWideMinK && K <= kTcPerTensorWideMaxK &&
+         tc_wide_128_row_tiles(N, num_sms);
+}
+
 // Group-wise M = 3, 4: the block-diagonal path with two activation tiles (CM = 2) for int2 only; ternary and
 // binary take the folding path (tc25's rule: CM = 1 at M <= 4, one kernel per scale dtype).  H200, session 22
 // (bench/results/h200_s22_call4_7d4218f.txt, g64, BITMM_TC_BD=2 against the block-diagonal default, A B A B

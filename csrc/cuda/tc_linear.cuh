@@ -1249,6 +1249,9 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // Per tensor / channel M <= 3 on ~2 32-row CTAs per SM, short K: two warps along N (tc28, tc_launch_rules.h).
   if constexpr (!GROUPED && !BD && RN == 1 && CM == 1)
     if (tc_per_tensor_two_warps_n(p.M, p.K, p.N, num_sms, KIND == static_cast<int>(Kind::kBinary))) WN = 2;
+  // Per tensor / channel M = 17..64 on wide N, 4096 <= K <= 8192: all 4 warps along N (tc_launch_rules.h).
+  if constexpr (!GROUPED && !BD && RN == 2 && (CM == 4 || CM == 8))
+    if (tc_per_tensor_wide_four_warps_n(p.M, p.K, p.N, num_sms)) WN = 4;
   // The block-diagonal path at M <= 2 on long K: binary two warps along N, ternary / int2 one warp along
   // N with the K tile capped (tc_bd_long_k, tc_launch_rules.h).
   int kt_rule = 0;
