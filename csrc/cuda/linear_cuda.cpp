@@ -307,6 +307,19 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
          lp.K >= cuda::kTcPerTensorWideMinK && lp.K <= cuda::kTcPerTensorWideMaxK &&
          cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
+// Per tensor / channel M = 17..20 with fp16 x where wgmma's plan splits K, on N >= 8192 and K >= 8192: the
+// tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3, tensor core
+// vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3; M = 20 0.86-0.95;
+// 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95; from M = 24 within 3% or lost (M = 32:
+// 1.06-1.39; binary on 8192^2 won to M = 32, 0.81-0.89, not taken: one shape).  N = 4096 lost at every M = 17..32
+// (4096^2 1.10-1.83, 14336 x 4096 1.04-2.14).  bf16 x and N, K between the measured shapes unmeasured.
+constexpr int64_t kTcSplitSmallMMaxM = 20;
+constexpr int64_t kTcSplitSmallMMinN = 8192;
+constexpr int64_t kTcSplitSmallMMinK = 8192;
+bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
+  return M <= kTcSplitSmallMMaxM && lp.x_dtype == cuda::DType::kHalf && lp.N >= kTcSplitSmallMMinN &&
+         lp.K >= kTcSplitSmallMMinK;
+}
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
@@ -338,7 +351,8 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
                !tc_grouped_wide(lp, M, num_sms(device));
       if (M >= kWgmmaMaxM && dense_next) return false;
       if (tc_per_tensor_wide(lp, M, num_sms(device))) return false;
-      return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
+      return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && !tc_split_small_m(lp, M) &&
+                                 cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
     }
     default: return false;
   }
