@@ -39,7 +39,13 @@ def plot(data, path):
 
     recs = [r for r in data["records"] if r["direction"] == "forward" and "group_size" in r]
     shapes = sorted({(r["K"], r["N"]) for r in recs})
-    fig, axes = plt.subplots(1, len(shapes), figsize=(4.2 * len(shapes), 4), sharey=True)
+    # (at most 6 panels a row: many shapes in one row made an unreadable strip)
+    cols = min(6, len(shapes))
+    rows = -(-len(shapes) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 4 * rows), sharey=True, squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[len(shapes):]:
+        ax.set_visible(False)
     colors = {"ternary": "C0", "int2": "C1", "binary": "C2"}
     styles = {"addsub": ":", "tensorcore": "--", "dense": "-.", "wgmma": (0, (1, 3))}
     best = best_by_case(recs)
