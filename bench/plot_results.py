@@ -40,6 +40,8 @@ def plot(data, path):
     recs = [r for r in data["records"] if r["direction"] == "forward" and "group_size" in r]
     shapes = sorted({(r["K"], r["N"]) for r in recs})
     # (at most 6 panels a row: many shapes in one row made an unreadable strip)
+    if not shapes:
+        raise SystemExit("no forward records with a group_size to plot")
     cols = min(6, len(shapes))
     rows = -(-len(shapes) // cols)
     fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 4 * rows), sharey=True, squeeze=False)

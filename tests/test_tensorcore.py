@@ -791,6 +791,29 @@ def test_tensorcore_per_tensor_small_m_two_warps_along_n(kind, dtype, mode, M, K
         assert grids and grids[0][1] == (2 if two_warps else 4) * sms, (kind, M, K, grids)
 
 
+
+# Per tensor / channel M = 17..64 (CM = 4, 8; RN = 2) with 4096 <= K <= 8192 on N with >= 1.5 128-row tiles per SM:
+# all four warps along N (tc38, tc_per_tensor_wide_four_warps_n; its table is in test_tc_launch_rules.py), i.e.
+# ceil(N / 128) CTAs along y; one 128-row tile less per SM and the launcher's floor of 2 CTAs per SM picks two warps
+# along N (ceil(N / 64) CTAs; binary at M >= 33 keeps four either way).  x never fits one K tile here (no persistent
+# grid), so the grid's y is the row tiles.  N odd, from the GPU's SM count.
+@cuda_only
+@pytest.mark.parametrize("M", [17, 33, 56])
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorcore_per_tensor_m17_64_wide_n_four_warps_along_n(kind, dtype, wide, M):
+    from test_wgmma import kernel_grids, profiler_sees_kernels
+    if not profiler_sees_kernels():
+        pytest.skip("needs the profiler's kernel grids")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    N = 128 * (-(-3 * sms // 2)) - 5 - (0 if wide else 128)
+    x, packed, s, u, b = make_problem(kind, M, 4096, N, "tensor", None, dtype=dtype, device="cuda")
+    with bitmm.use_backend("tensorcore"):
+        grids = [g for n, g in kernel_grids(lambda: bitmm.linear(kind, x, packed, s, u, b)) if "tc_linear_kernel" in n]
+    four = wide or (kind == "binary" and M >= 33)
+    assert grids and grids[0][1] == -(-N // (128 if four else 64)), (kind, dtype, wide, M, N, grids)
+
 # Per tensor / channel M = 3, 4 with x in one K tile: RN = 2, CM = 1 where N gives every SM a 128-row
 # tile (every kind and dtype), else one 16-row tile; M = 2 keeps one tile.  Odd N.
 @cuda_only

@@ -166,7 +166,10 @@ def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
              (17, wide, torch.float16, False), (32, wide, torch.bfloat16, False)]
     check_auto_wgmma_or_tensor_core(kind, 4096, "channel", None, cases)
     # M = 17..20 where wgmma's plan splits K, N >= 8192 and K >= 8192 (tc_split_small_m, H100 session 35): the
-    # tensor-core kernel; M = 21, bf16 x, N = 4096 and K = 4096 keep wgmma (its plan splits K on all of these)
+    # tensor-core kernel; M = 21, bf16 x, N = 4096 and K = 4096 keep wgmma (its plan splits K on all of these: N = 8192
+    # is 64 weight tiles, split where the GPU has >= 128 SMs)
+    if torch.cuda.get_device_properties(0).multi_processor_count < 128:
+        return
     check_auto_wgmma_or_tensor_core(kind, 8192, "tensor", None, [
         (17, 8192, torch.float16, False), (20, 8192, torch.float16, False), (21, 8192, torch.float16, True),
         (17, 8192, torch.bfloat16, True), (17, 4096, torch.float16, True)])

@@ -310,9 +310,11 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // Per tensor / channel M = 17..20 with fp16 x where wgmma's plan splits K, on N >= 8192 and K >= 8192: the
 // tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3, tensor core
 // vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3; M = 20 0.86-0.95;
-// 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95; from M = 24 within 3% or lost (M = 32:
-// 1.06-1.39; binary on 8192^2 won to M = 32, 0.81-0.89, not taken: one shape).  N = 4096 lost at every M = 17..32
-// (4096^2 1.10-1.83, 14336 x 4096 1.04-2.14).  bf16 x and N, K between the measured shapes unmeasured.
+// 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95; M = 21 (call 5) 0.95-1.05 for ternary /
+// int2; from M = 24 within 3% or lost (M = 32: 1.06-1.39; binary on 8192^2 won to M = 32, 0.81-0.89, not taken: one
+// shape).  N = 4096 lost at every M = 17..32 (4096^2 1.10-1.83, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K
+// only where N has few 64-row tiles: N <= 8448 on 132 SMs, so the rule's N range is 8192..8448 there.)  bf16 x and
+// N, K between the measured shapes unmeasured.
 constexpr int64_t kTcSplitSmallMMaxM = 20;
 constexpr int64_t kTcSplitSmallMMinN = 8192;
 constexpr int64_t kTcSplitSmallMMinK = 8192;
