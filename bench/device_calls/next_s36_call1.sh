@@ -8,10 +8,7 @@
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s36_call1.sh
 source "$(dirname "$0")/prelude.sh"
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); echo "$GPU" >> "$OUT/log.txt"
-BITMM_SKIP_HUGE=1 timeout 150 python3 -m pytest tests/test_tensorcore.py tests/test_wgmma.py -q -p no:cacheprovider -rf \
-  -k "four_warps or auto" > /tmp/t.txt 2>&1
-{ echo "tests: $(tail -1 /tmp/t.txt)"; grep -E "^FAILED|^E  " /tmp/t.txt | head -20; } >> "$OUT/log.txt"
-mark tests
+run_tests "tests/test_tensorcore.py tests/test_wgmma.py" "four_warps or auto" tests 150
 timeout 150 python3 bench/decode_probe.py --kinds ternary,int2,binary --rounds 3 \
   --shapes 4096x8192,6144x8192,8192x8192,12288x8192,16384x8192,8192x6144,4096x4096 --groups none --ms 17,20,21,24,28,32 \
   --backends fp16,auto,tensorcore,wgmma --out "$OUT/split.json" > /tmp/a.txt 2>&1

@@ -43,3 +43,10 @@ san_each_kind() {  # $1: test files, $2: -k template (KIND), $3: deadline (s sin
   wait
   mark sanitizers
 }
+# pytest over $1 (files) with -k "$2" (from session 36's scripts on; the earlier ones spell it out): the summary line
+# and the failures into $OUT/log.txt under label $3, at most $4 seconds (default 150), huge shapes skipped.
+run_tests() {  # $1: test files, $2: -k expression, $3: label, $4: time limit (s)
+  BITMM_SKIP_HUGE=1 timeout "${4:-150}" python3 -m pytest $1 -q -p no:cacheprovider -rf -k "$2" > /tmp/t.txt 2>&1
+  { echo "$3: $(tail -1 /tmp/t.txt)"; grep -E "^FAILED|^E  " /tmp/t.txt | head -20; } >> "$OUT/log.txt"
+  mark "$3"
+}
