@@ -4,7 +4,7 @@
 # leftovers of session 35's calls 4-5 for a wider tc_split_small_m: per tensor M = 17..32 where wgmma's plan splits K,
 # tensor core vs wgmma forced, on N = 8192 shapes with K = 4096..28672 (binary won to M = 24-32 on 8192^2 and
 # 16384 x 8192; 4096 x 8192 won at M = 17..20 for every kind) and N = 6144 / 4096 controls (4096 lost); (c) on an
-# H200, next_s35_h200.sh's digits probe.
+# H200, next_s35_h200.sh's digits probe; (d) M = 16 launch overrides (below).
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s36_call1.sh
 source "$(dirname "$0")/prelude.sh"
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); echo "$GPU" >> "$OUT/log.txt"
@@ -13,6 +13,14 @@ timeout 150 python3 bench/decode_probe.py --kinds ternary,int2,binary --rounds 3
   --shapes 4096x8192,6144x8192,8192x8192,12288x8192,16384x8192,8192x6144,4096x4096 --groups none --ms 17,20,21,24,28,32 \
   --backends fp16,auto,tensorcore,wgmma --out "$OUT/split.json" > /tmp/a.txt 2>&1
 mark "split probe ($(grep -c ' us' /tmp/a.txt) lines)"; cp /tmp/a.txt "$OUT/split.txt"
+# (d) issue 5's M = 16 row (3.75x of 5x): 224 128-row CTAs on 132 SMs leave 92 SMs two tiles and 40 one; does a
+# smaller K tile (more resident CTAs) or two warps along N (448 CTAs) change that on the H100?  (H200, session 13:
+# WN = 4 58.3 vs WN = 2 75.7 us.)
+for v in "" BITMM_TC_WN=2 BITMM_TC_KT_MAX=2048 BITMM_TC_KT_MAX=4096; do
+  env $v timeout 40 python3 bench/decode_probe.py --kinds ternary,int2,binary --rounds 3 --shapes 8192x28672,4096x28672 \
+    --groups none --ms 16 --backends tensorcore --out "$OUT/m16_${v:-rule}.json" 2>&1 | grep " us" | sed "s/^/${v:-rule} /" >> "$OUT/m16.txt"
+done
+mark "m16 ($(wc -l < "$OUT/m16.txt") lines)"
 if [[ "$GPU" == *H200* ]]; then
   timeout 120 python3 bench/decode_probe.py --kinds ternary,int2,binary --rounds 3 \
     --shapes 8192x28672,4096x28672,2048x32768,8192x57344,8192x8192 --groups none --ms 1,2 \
