@@ -791,7 +791,6 @@ def test_tensorcore_per_tensor_small_m_two_warps_along_n(kind, dtype, mode, M, K
         assert grids and grids[0][1] == (2 if two_warps else 4) * sms, (kind, M, K, grids)
 
 
-
 # Per tensor / channel M = 17..64 (CM = 4, 8; RN = 2) with 4096 <= K <= 8192 on N with >= 1.5 128-row tiles per SM:
 # all four warps along N (tc38, tc_per_tensor_wide_four_warps_n; its table is in test_tc_launch_rules.py), i.e.
 # ceil(N / 128) CTAs along y; one 128-row tile less per SM and the launcher's floor of 2 CTAs per SM picks two warps
@@ -813,6 +812,7 @@ def test_tensorcore_per_tensor_m17_64_wide_n_four_warps_along_n(kind, dtype, wid
         grids = [g for n, g in kernel_grids(lambda: bitmm.linear(kind, x, packed, s, u, b)) if "tc_linear_kernel" in n]
     four = wide or (kind == "binary" and M >= 33)
     assert grids and grids[0][1] == -(-N // (128 if four else 64)), (kind, dtype, wide, M, N, grids)
+
 
 # Per tensor / channel M = 3, 4 with x in one K tile: RN = 2, CM = 1 where N gives every SM a 128-row
 # tile (every kind and dtype), else one 16-row tile; M = 2 keeps one tile.  Odd N.

@@ -165,16 +165,21 @@ def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
              # warps along N at CM = 4 (tc_per_tensor_wide_four_warps_n), both x dtypes
              (17, wide, torch.float16, False), (32, wide, torch.bfloat16, False)]
     check_auto_wgmma_or_tensor_core(kind, 4096, "channel", None, cases)
-    # M = 17..20 where wgmma's plan splits K, N >= 8192 and K >= 8192 (tc_split_small_m, H100 session 35): the
-    # tensor-core kernel; M = 21, bf16 x, N = 4096 and K = 4096 keep wgmma (its plan splits K on all of these: N = 8192
-    # is 64 weight tiles, split where the GPU has >= 128 SMs)
+    check_auto_wgmma_or_tensor_core(kind, 2048, "channel", None, [(64, wide, torch.float16, True)])
+
+
+@cuda_only
+@pytest.mark.parametrize("kind", KINDS)
+def test_auto_per_tensor_m17_20_split_shapes_take_tensor_core(kind):
+    # auto (linear_cuda.cpp, tc_split_small_m, H100 session 35): per tensor M = 17..20 with fp16 x where wgmma's plan
+    # splits K, N >= 8192 and K >= 8192: the tensor-core kernel; M = 21, bf16 x, N = 4096 and K = 4096 keep wgmma (its
+    # plan splits K on all of these: N = 8192 is 64 weight tiles, split where the GPU has >= 128 SMs).
     if torch.cuda.get_device_properties(0).multi_processor_count < 128:
-        return
+        pytest.skip("wgmma's plan splits K at N = 8192 only on >= 128 SMs")
     check_auto_wgmma_or_tensor_core(kind, 8192, "tensor", None, [
         (17, 8192, torch.float16, False), (20, 8192, torch.float16, False), (21, 8192, torch.float16, True),
         (17, 8192, torch.bfloat16, True), (17, 4096, torch.float16, True)])
     check_auto_wgmma_or_tensor_core(kind, 4096, "tensor", None, [(17, 8192, torch.float16, True)])
-    check_auto_wgmma_or_tensor_core(kind, 2048, "channel", None, [(64, wide, torch.float16, True)])
 
 
 @cuda_only

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepared in session 35 (not run): (a) the tests session 35 wrote after its last GPU call (the four-warps grid test
-# test_tensorcore_per_tensor_m17_64_wide_n_four_warps_along_n; the auto tests with the SM-count guard); (b) the
+# test_tensorcore_per_tensor_m17_64_wide_n_four_warps_along_n; test_auto_per_tensor_m17_20_split_shapes_take_tensor_core
+# with its SM-count guard); (b) the
 # leftovers of session 35's calls 4-5 for a wider tc_split_small_m: per tensor M = 17..32 where wgmma's plan splits K,
 # tensor core vs wgmma forced, on N = 8192 shapes with K = 4096..28672 (binary won to M = 24-32 on 8192^2 and
 # 16384 x 8192; 4096 x 8192 won at M = 17..20 for every kind) and N = 6144 / 4096 controls (4096 lost); (c) on an

@@ -148,8 +148,8 @@ inline bool tc_grouped_mid_m_two_tiles(int64_t N, int num_sms, bool binary) {
 
 // Per tensor / channel M = 17..64 (CM = 4 and 8, RN = 2) on wide N (>= 1.5 128-row CTAs per SM,
 // tc_wide_128_row_tiles) and 4096 <= K <= 8192: all 4 warps along N (one 128-row CTA per tile, no K split) instead
-// of the launcher's floor of 2 CTAs per SM, which there picks WN = 2 (twice the CTAs, two warps splitting K and a reduction) for ternary
-// / int2 at M = 17..56 and binary at M = 17..32.  H100, session 35 (bench/results/h100_s35_call1_148a810.txt,
+// of the launcher's floor of 2 CTAs per SM, which there picks WN = 2 (twice the CTAs, two warps splitting K and a
+// reduction) for ternary / int2 at M = 17..56 and binary at M = 17..32.  H100, session 35 (bench/results/h100_s35_call1_148a810.txt,
 // decode_probe --rounds 3, fp16 x, BITMM_TC_WN=4 against the rule, us): ternary 8192 x 28672 M = 24 92.5 -> 66.8,
 // M = 33 152.8 -> 105.9, 40 139.3 -> 107.8, 48 144.4 -> 110.6, 56 161.3 -> 116.7 (M = 64, WN = 4 already: 118.3);
 // int2 alike (M = 24 102.5 -> 77.4, M = 33 165.3 -> 113.7); 4096 x 28672 ternary M = 24 52.3 -> 36.3, M = 33 86.7 ->
