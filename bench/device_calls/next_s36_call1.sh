@@ -21,6 +21,10 @@ for v in "" BITMM_TC_WN=2 BITMM_TC_KT_MAX=2048 BITMM_TC_KT_MAX=4096; do
   env $v timeout 40 python3 bench/decode_probe.py --kinds ternary,int2,binary --rounds 3 --shapes 8192x28672,4096x28672 \
     --groups none --ms 16 --backends tensorcore --out "$OUT/m16_${v:-rule}.json" 2>&1 | grep " us" | sed "s/^/${v:-rule} /" >> "$OUT/m16.txt"
 done
+# The imbalance itself: if 92 SMs with two 128-row tiles set the time, N = 28672 (224 tiles, 1.7 per SM) takes about
+# what N = 33792 (264 tiles, 2 per SM) takes, and N = 16896 (132 tiles, 1 per SM) about half of that.
+timeout 40 python3 bench/decode_probe.py --kinds ternary,int2,binary --rounds 3 --shapes 8192x16896,8192x28672,8192x33792 \
+  --groups none --ms 16 --backends fp16,tensorcore --out "$OUT/m16_waves.json" 2>&1 | grep " us" | sed "s/^/waves /" >> "$OUT/m16.txt"
 mark "m16 ($(wc -l < "$OUT/m16.txt") lines)"
 if [[ "$GPU" == *H200* ]]; then
   timeout 120 python3 bench/decode_probe.py --kinds ternary,int2,binary --rounds 3 \
