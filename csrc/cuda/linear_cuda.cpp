@@ -300,12 +300,11 @@ bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // M = 65); narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x) lost; bf16 x, K outside 4096..8192 and N
 // between 1.5 and 1.64 128-row tiles per SM unmeasured (K >= 4096 also keeps these shapes off use_dense's small-weight
 // M >= 64 rule, which a false here would otherwise reach first).
+// (The shapes are those where the launch runs four warps along N: the same predicate, so the two cannot drift apart.)
 constexpr int64_t kTcPerTensorWideMinM = 33;  // (below, the rules before: wgmma only where its plan splits K)
-constexpr int64_t kTcPerTensorWideMaxM = 64;
 bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
-  return M >= kTcPerTensorWideMinM && M <= kTcPerTensorWideMaxM && lp.x_dtype == cuda::DType::kHalf &&
-         lp.K >= cuda::kTcPerTensorWideMinK && lp.K <= cuda::kTcPerTensorWideMaxK &&
-         cuda::tc_wide_128_row_tiles(lp.N, sms);
+  return M >= kTcPerTensorWideMinM && lp.x_dtype == cuda::DType::kHalf &&
+         cuda::tc_per_tensor_wide_four_warps_n(M, lp.K, lp.N, sms);  // (M <= 64, 4096 <= K <= 8192, wide N)
 }
 // Per tensor / channel M = 17..20 with fp16 x where wgmma's plan splits K, on N >= 8192 and K >= 8192: the
 // tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3, tensor core
