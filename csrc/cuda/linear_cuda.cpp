@@ -306,20 +306,27 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
   return M >= kTcPerTensorWideMinM && lp.x_dtype == cuda::DType::kHalf &&
          cuda::tc_per_tensor_wide_four_warps_n(M, lp.K, lp.N, sms);  // (M <= 64, 4096 <= K <= 8192, wide N)
 }
-// Per tensor / channel M = 17..20 with fp16 x where wgmma's plan splits K, on N >= 8192 and K >= 8192: the
-// tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3, tensor core
-// vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3; M = 20 0.86-0.95;
-// 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95; M = 21 (call 5) 0.95-1.05 for ternary /
-// int2; from M = 24 within 3% or lost (M = 32: 1.06-1.39; binary on 8192^2 won to M = 32, 0.81-0.89, not taken: one
-// shape).  N = 4096 lost at every M = 17..32 (4096^2 1.10-1.83, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K
-// only where N has few 64-row tiles: N <= 8448 on 132 SMs, so the rule's N range is 8192..8448 there.)  bf16 x and
-// N, K between the measured shapes unmeasured.
+// Per tensor / channel M = 17..20 (binary: 17..32) with fp16 x where wgmma's plan splits K, on N >= 6144 and
+// K >= 4096: the tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3,
+// tensor core vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3;
+// M = 20 0.86-0.95; 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95.  H100, session 36
+// (bench/results/h100_s36_call3_split_a2dad3c.txt, same method) on 4096 / 6144 / 8192 / 12288 / 16384 x 8192 and
+// 8192 x 6144: M = 17..20 0.80-0.95 for every kind (4096 x 8192 ternary M = 17 18.4 vs 20.8; 8192 x 6144 int2 M = 20
+// 36.0 vs 38.1); binary to M = 32 0.70-0.90 on all six (8192^2 M = 24 28.3 vs 35.0; 16384 x 8192 M = 32 59.1 vs 65.6);
+// ternary / int2 at M = 21..28 0.94-1.04 (not taken: within noise of even) and M = 32 1.06-1.35.  N = 4096 lost at
+// every M = 17..32 (4096^2 1.08-1.82, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K only where N has few 64-row
+// tiles: N <= 8448 on 132 SMs, so the rule's N range is 6144..8448 there.)  bf16 x, N between 4096 and 6144 and
+// binary at M = 21..32 with K > 16384 unmeasured.
 constexpr int64_t kTcSplitSmallMMaxM = 20;
-constexpr int64_t kTcSplitSmallMMinN = 8192;
-constexpr int64_t kTcSplitSmallMMinK = 8192;
+constexpr int64_t kTcSplitSmallMMaxMBinary = 32;
+constexpr int64_t kTcSplitSmallMBinaryMaxK = 16384;  // (the binary M = 21..32 rows' measured K range)
+constexpr int64_t kTcSplitSmallMMinN = 6144;
+constexpr int64_t kTcSplitSmallMMinK = 4096;
 bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
-  return M <= kTcSplitSmallMMaxM && lp.x_dtype == cuda::DType::kHalf && lp.N >= kTcSplitSmallMMinN &&
-         lp.K >= kTcSplitSmallMMinK;
+  if (lp.x_dtype != cuda::DType::kHalf || lp.N < kTcSplitSmallMMinN || lp.K < kTcSplitSmallMMinK) return false;
+  if (M <= kTcSplitSmallMMaxM) return true;
+  return lp.kind == static_cast<int>(Kind::kBinary) && M <= kTcSplitSmallMMaxMBinary &&
+         lp.K <= kTcSplitSmallMBinaryMaxK;
 }
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
