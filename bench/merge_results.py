@@ -3,6 +3,8 @@ direction, K, N, M, group_size, dtype, backend); a later file's record replaces 
 Each record keeps its own fp16_us (measured in its own run), so speedups stay within one run.
 
     python bench/merge_results.py OUT.json A.json B.json ...
+
+A merged file may be an input (its records first, the new files' after): its sources list is carried over.
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ def main() -> None:
     for path in paths:
         with open(path) as f:
             d = json.load(f)
-        meta["sources"].append({k: v for k, v in d.items() if k != "records"} | {"file": path})
+        if "sources" in d:  # an earlier merge (h100.json): its sources, not the merge itself
+            meta["sources"].extend(d["sources"])
+        else:
+            meta["sources"].append({k: v for k, v in d.items() if k != "records"} | {"file": path})
         for r in d["records"]:
             key = tuple(r.get(k) for k in ("op", "direction", "K", "N", "M", "group_size", "dtype", "backend"))
             merged[key] = r
