@@ -605,9 +605,8 @@ def test_tensorcore_grouped_strided_and_mixed_scales(kind, M):
             assert_close_to_reference(kind, bitmm.linear(kind, x, packed, sc, uc, b), x, packed, sc, uc, b)
 
 
-def run_grouped_cases_in_child(prelude: str, cases: str, check: str, mode: str = "group", **env_vars) -> None:
-    """Group-wise problems (`mode`'s: "tensor" / "channel" with G None) through the tensor-core backend in a child
-    process with `env_vars` set (the
+def run_grouped_cases_in_child(prelude: str, cases: str, check: str, **env_vars) -> None:
+    """Group-wise problems through the tensor-core backend in a child process with `env_vars` set (the
     launch overrides are read once per process): every kind, fp16 and bf16 x, `cases` a Python tuple
     of (M, K, N, G, scale dtype, offset) in terms of `kind` and `dtype`, outputs poisoned, each against
     the float64 reference; then `check` (a statement on `names`, the kernels that ran, and M) where the
@@ -621,7 +620,7 @@ def run_grouped_cases_in_child(prelude: str, cases: str, check: str, mode: str =
         "for kind in ('int2', 'binary', 'ternary'):\n"
         "    for dtype in (torch.float16, torch.bfloat16):\n"
         f"        for M, K, N, G, sd, off in {cases}:\n"
-        f"            x, p, s, u, b = make_problem(kind, M, K, N, '{mode}', G, dtype=dtype, device='cuda', offset=off)\n"
+        "            x, p, s, u, b = make_problem(kind, M, K, N, 'group', G, dtype=dtype, device='cuda', offset=off)\n"
         "            s = s.to(sd)\n"
         "            u = None if u is None else u.to(sd)\n"
         "            poison_cuda_allocator()\n"
@@ -664,21 +663,6 @@ def test_tensorcore_grouped_row_tile_override(rn):
              "(8, 64 * 5, 40, 64, dtype, True), (17, 64 * 5, 40, 64, dtype, True))")
     check = "assert any(tile_config(n) == (RN, '2') for n in names) == (9 <= M <= 16), (kind, M, names)"
     run_grouped_cases_in_child(prelude, cases, check, BITMM_TC_RN=rn)
-
-
-@cuda_only
-@pytest.mark.parametrize("mode", ["tensor", "channel"])
-def test_tensorcore_per_tensor_row_tile_override(mode):
-    # BITMM_TC_RN=1: per tensor / channel M = 9..16 on one 16-row weight tile per warp (RN = 1, CM = 2: 64-row CTAs)
-    # instead of the rule's two (a benchmark override, session 36), so that kernel stays checked.  Scales in x's
-    # dtype with offsets and fp32 without (ternary), odd K / N, the M boundaries, x in one K tile and in several;
-    # M = 8 and 17 next to it (unaffected), and which kernel ran.
-    prelude = "from test_tensorcore import tc_tile_config as tile_config"
-    cases = ("((9, 64 * 11 + 8, 77, None, dtype, True), (16, 32 * 23, 45, None, dtype, True), "
-             "(13, 128 * 7, 130, None, torch.float32, kind != 'ternary'), (16, 64 * 900, 33, None, dtype, True), "
-             "(8, 64 * 5, 40, None, dtype, True), (17, 64 * 5, 40, None, dtype, True))")
-    check = "assert any(tile_config(n) == ('1', '2') for n in names) == (9 <= M <= 16), (kind, M, names)"
-    run_grouped_cases_in_child(prelude, cases, check, mode=mode, BITMM_TC_RN="1")
 
 
 # Group-wise scale / offset loads of the RN = 2 kernels (M = 9..32; CM = 8 keeps 64 bits): 32-bit byte offsets from the row

@@ -1452,13 +1452,6 @@ cudaError_t launch_tc_for(const LinearParams& p, int num_sms, cudaStream_t strea
       const bool rn1 = rn_env == 1 || (rn_env != 2 && KIND == 1);
       if (p.M <= 16 && rn1) return launch_tc_cfg<T, KIND, true, 1, 2>(p, num_sms, stream);
     }
-    if constexpr (!GROUPED) {
-      // Per tensor / channel M = 9..16 with one 16-row weight tile per warp (RN = 1: 64-row CTAs, fewer registers,
-      // twice the CTAs): a benchmark override, BITMM_TC_RN=1 (read once; session 36's occupancy probe at M = 16,
-      // bench/NOTES.md: 224 128-row CTAs of RN = 2 on 132 SMs run on 8 warps per SM at most).
-      static const int rn_env_pt = env_int("BITMM_TC_RN");
-      if (p.M <= 16 && rn_env_pt == 1) return launch_tc_cfg<T, KIND, false, 1, 2>(p, num_sms, stream);
-    }
     if (p.M <= 16) return launch_tc_cfg<T, KIND, GROUPED, 2, 2>(p, num_sms, stream);
     if (p.M <= 32) return launch_tc_cfg<T, KIND, GROUPED, 2, 4>(p, num_sms, stream);
     return launch_tc_cfg<T, KIND, GROUPED, 2, 8>(p, num_sms, stream);
