@@ -4,6 +4,7 @@
 # binary / int2 take at N = 28672 the time of N = 33792, two tiles on every SM).  ptxas (sm_90a, here): 128 registers
 # against 124, so no occupancy from registers; the bet is the finer tiles (3-4 per SM instead of 1-2).
 # Prediction: binary 8192 x 28672 M = 16 39.9 -> ~35 us, int2 58.3 -> ~52, ternary ~43 (call 3's wave numbers).
+# Ran at 77718ad (the override was removed again in the next commit: RN = 1 lost, bench/NOTES.md tc41).
 # Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s36_call5.sh
 source "$(dirname "$0")/prelude.sh"
 nvidia-smi --query-gpu=name --format=csv,noheader | head -1 >> "$OUT/log.txt"
