@@ -139,28 +139,31 @@ def check_auto_wgmma_or_tensor_core(kind, K, mode, G, cases):
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
-    # auto (linear_cuda.cpp, tc_grouped_wide, sessions 21-22): group-wise M = 17..32 with fp16 x where N has
-    # >= 1.5 128-row tiles per SM (and K <= 8192) runs the tensor-core kernel, not wgmma; each side of
-    # the M and N boundaries, and bf16 x (wgmma).  (The K > 8192 side is left out: its float64
+    # auto (linear_cuda.cpp, tc_grouped_wide, sessions 21-22; bf16 x since session 36): group-wise M = 17..32 with
+    # fp16 / bf16 x where N has >= 1.5 128-row tiles per SM (and K <= 8192) runs the tensor-core kernel, not wgmma;
+    # each side of the M and N boundaries, both x dtypes.  (The K > 8192 side is left out: its float64
     # reference at this N would take GBs.)
     wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
     check_auto_wgmma_or_tensor_core(kind, 1024, "group", 64, [
         (24, wide, torch.float16, False), (17, wide, torch.float16, False), (32, wide, torch.float16, False),
-        (33, wide, torch.float16, True), (24, wide - 128, torch.float16, True), (24, wide, torch.bfloat16, True)])
+        (33, wide, torch.float16, True), (24, wide - 128, torch.float16, True), (24, wide, torch.bfloat16, False),
+        (33, wide, torch.bfloat16, True), (24, wide - 128, torch.bfloat16, True)])
 
 
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
-    # auto (linear_cuda.cpp, tc_per_tensor_wide, H100 sessions 34 / 35): per tensor / channel with fp16 x where N has
-    # >= 1.5 128-row tiles per SM and 4096 <= K <= 8192 runs the tensor-core kernel, not wgmma, at M = 33..64 (every
-    # kind, with tc_launch_rules.h's four warps along N); each side of the M, N and K boundaries, and bf16 x (wgmma).
+    # auto (linear_cuda.cpp, tc_per_tensor_wide, H100 sessions 34 / 35; bf16 x since 36): per tensor / channel with
+    # fp16 / bf16 x where N has >= 1.5 128-row tiles per SM and 4096 <= K <= 8192 runs the tensor-core kernel, not
+    # wgmma, at M = 33..64 (every kind, with tc_launch_rules.h's four warps along N); each side of the M, N and K
+    # boundaries, both x dtypes.
     # (M = 32 follows the rules before: wgmma only where its plan splits K.  K = 2048 at M = 64: wgmma, not the
     # tensor-core kernel, nor dense, whose small-weight rule needs <= 2^24 weights.)
     wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
     cases = [(33, wide, torch.float16, False), (48, wide, torch.float16, False), (64, wide, torch.float16, False),
              (65, wide, torch.float16, True), (33, wide - 128, torch.float16, True), (64, wide - 128, torch.float16, True),
-             (33, wide, torch.bfloat16, True), (64, wide, torch.bfloat16, True),
+             (33, wide, torch.bfloat16, False), (64, wide, torch.bfloat16, False), (65, wide, torch.bfloat16, True),
+             (33, wide - 128, torch.bfloat16, True),
              # M = 17..32: the tensor-core kernel as before (no K split in wgmma's plan at this N), now with four
              # warps along N at CM = 4 (tc_per_tensor_wide_four_warps_n), both x dtypes
              (17, wide, torch.float16, False), (32, wide, torch.bfloat16, False)]
@@ -172,7 +175,7 @@ def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_per_tensor_m17_32_split_shapes_take_tensor_core(kind):
     # auto (linear_cuda.cpp, tc_split_small_m, H100 sessions 35-36): per tensor M = 17..20 (binary: 17..32) with fp16
-    # x where wgmma's plan splits K, N >= 6144 and K >= 4096 (binary's M = 21..32: K <= 16384): the tensor-core
+    # or bf16 x where wgmma's plan splits K, N >= 6144 and K >= 4096 (binary's M = 21..32: K <= 16384): the tensor-core
     # kernel; each side of every bound keeps wgmma (its plan splits K on all of these: N <= 8448 is at most 66
     # weight tiles, split where the GPU has >= 128 SMs).
     if torch.cuda.get_device_properties(0).multi_processor_count < 128:
@@ -180,7 +183,8 @@ def test_auto_per_tensor_m17_32_split_shapes_take_tensor_core(kind):
     binary = kind == "binary"
     check_auto_wgmma_or_tensor_core(kind, 8192, "tensor", None, [
         (17, 8192, torch.float16, False), (20, 8192, torch.float16, False), (21, 8192, torch.float16, not binary),
-        (32, 8192, torch.float16, not binary), (33, 8192, torch.float16, True), (17, 8192, torch.bfloat16, True),
+        (32, 8192, torch.float16, not binary), (33, 8192, torch.float16, True), (17, 8192, torch.bfloat16, False),
+        (32, 8192, torch.bfloat16, not binary), (17, 4096, torch.bfloat16, True),
         (17, 6144, torch.float16, False), (17, 6080, torch.float16, True), (17, 4096, torch.float16, True)])
     check_auto_wgmma_or_tensor_core(kind, 4096, "tensor", None, [
         (17, 8192, torch.float16, False), (24, 6144, torch.float16, not binary)])

@@ -271,24 +271,31 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // M = 2048 int2 dense wins on all four (1597 vs 1687, 1593 vs 1655, 456 vs 482, 118 vs 119),
 // ternary within 3% either way (1580 vs 1615, 1651 vs 1596, 464 vs 456, 115 vs 114); M = 3072 dense
 // wins on all eight (2313 vs 2404 .. 169 vs 176).  So dense from M = 2048, as for group-wise scales.
-// Group-wise M = 17..32 with fp16 x on wide N (>= 1.5 128-row tiles per SM) and K <= 8192: the
+// x of 16 bits (fp16 or bf16: the rules below were measured on both; H100, session 36,
+// bench/results/h100_s36_call6_bf16_d2cf8b6.txt, tensor core vs wgmma forced with bf16 x on the rules' shapes).
+bool x_16_bit(const cuda::LinearParams& lp) {
+  return lp.x_dtype == cuda::DType::kHalf || lp.x_dtype == cuda::DType::kBFloat16;
+}
+// Group-wise M = 17..32 with fp16 / bf16 x on wide N (>= 1.5 128-row tiles per SM) and K <= 8192: the
 // tensor-core kernel again since tc24 (its folding path at CM = 2..4 with one kernel per scale dtype,
 // session 21): H200, 8192 x 28672 g64 M = 24, tensor core (h200_s21_call3_7f7e73c.txt, tree B) vs
 // auto's wgmma (h200_s21_call4_64565e4.txt), us: int2 135.8 vs 166.3, ternary 122.2 vs 157.5, binary
 // 100.6 vs 150.4 (fp16 F.linear 114.8-118.9).  Not on 28672 x 8192 (64 tiles: int2 163.6 vs 146.7) nor
 // 8192^2 (int2 49.7 vs 45.3).  The tensor-core kernel runs one configuration (CM = 4) for M = 17..32,
 // so M = 24 stands for 17..24.  Measured tiles per SM: 0.48 lost, 1.70 won; the 1.5 boundary between
-// them is not measured, nor K other than 8192 or bf16 x.  M = 25..32 (session 22, bench/results/
+// them is not measured, nor K other than 8192.  M = 25..32 (session 22, bench/results/
 // h200_s22_call1_7fc557f.txt, 8192 x 28672 g64, tensor core vs wgmma, us): M = 25 int2 139.7 vs 164.8,
 // ternary 127.1 vs 156.2, binary 109.4 vs 149.2; M = 32 153.0 vs 164.8, 136.8 vs 156.2, 114.5 vs 149.3
 // (fp16 F.linear 118.8 at M = 32), so the rule holds to M = 32 (the tensor-core kernel's CM = 4 limit).
+// bf16 x since session 36 (H100, h100_s36_call6_bf16_d2cf8b6.txt, g64, M = 17 / 24 / 32 on 8192 x 28672 and
+// 4096 x 28672): 0.62-0.89 of wgmma's time for every kind (int2 8192 x 28672 M = 17 122.9 vs 177.8 us).
 constexpr int64_t kTcGroupedWideMaxM = 32;
 constexpr int64_t kTcGroupedWideMaxK = 8192;
 bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
-  return M <= kTcGroupedWideMaxM && lp.x_dtype == cuda::DType::kHalf && lp.K <= kTcGroupedWideMaxK &&
+  return M <= kTcGroupedWideMaxM && x_16_bit(lp) && lp.K <= kTcGroupedWideMaxK &&
          cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
-// Per tensor / channel M = 33..64 with fp16 x on wide N (>= 1.5 128-row tiles per SM, as tc_grouped_wide) and
+// Per tensor / channel M = 33..64 with fp16 / bf16 x on wide N (>= 1.5 128-row tiles per SM, as tc_grouped_wide) and
 // 4096 <= K <= 8192: the tensor-core kernel (RN = 2, CM = 8, all 4 warps along N: tc_launch_rules.h
 // tc_per_tensor_wide_four_warps_n) instead of wgmma.  H100, session 34 (bench/results/h100_s34_call10_m33_80_fcefe73.json,
 // --rounds 3, tensor core vs wgmma forced, us, on 8192 x 28672 / 4096 x 28672 / 5120 x 27648): binary M = 33, 40, 48,
@@ -297,16 +304,17 @@ bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // split K over two warps.  H100, session 35 (bench/results/h100_s35_call1_148a810.txt, BITMM_TC_WN=4, the launch rule
 // since): ternary / int2 at M = 33..56 0.79-0.93 of wgmma's time on 8192 x 28672 and 4096 x 28672 (ternary 8192 x
 // 28672 M = 33 105.9 vs 134.2 us), so every kind from M = 33.  1.36-1.55 at M = 72, 80 (two 64-row chunks from
-// M = 65); narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x) lost; bf16 x, K outside 4096..8192 and N
-// between 1.5 and 1.64 128-row tiles per SM unmeasured (K >= 4096 also keeps these shapes off use_dense's small-weight
+// M = 65); narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x) lost.  bf16 x (session 36,
+// h100_s36_call6_bf16_d2cf8b6.txt, M = 33 / 48 / 64 on the first two shapes): 0.72-0.89 (ternary 8192 x 28672 M = 33
+// 102.0 vs 136.3 us).  K outside 4096..8192 and N between 1.5 and 1.64 128-row tiles per SM unmeasured (K >= 4096 also keeps these shapes off use_dense's small-weight
 // M >= 64 rule, which a false here would otherwise reach first).
 // (The shapes are those where the launch runs four warps along N: the same predicate, so the two cannot drift apart.)
 constexpr int64_t kTcPerTensorWideMinM = 33;  // (below, the rules before: wgmma only where its plan splits K)
 bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
-  return M >= kTcPerTensorWideMinM && lp.x_dtype == cuda::DType::kHalf &&
+  return M >= kTcPerTensorWideMinM && x_16_bit(lp) &&
          cuda::tc_per_tensor_wide_four_warps_n(M, lp.K, lp.N, sms);  // (M <= 64, 4096 <= K <= 8192, wide N)
 }
-// Per tensor / channel M = 17..20 (binary: 17..32) with fp16 x where wgmma's plan splits K, on N >= 6144 and
+// Per tensor / channel M = 17..20 (binary: 17..32) with fp16 / bf16 x where wgmma's plan splits K, on N >= 6144 and
 // K >= 4096: the tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3,
 // tensor core vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3;
 // M = 20 0.86-0.95; 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95.  H100, session 36
@@ -315,15 +323,17 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // 36.0 vs 38.1); binary to M = 32 0.70-0.90 on all six (8192^2 M = 24 28.3 vs 35.0; 16384 x 8192 M = 32 59.1 vs 65.6);
 // ternary / int2 at M = 21..28 0.94-1.04 (not taken: within noise of even) and M = 32 1.06-1.35.  N = 4096 lost at
 // every M = 17..32 (4096^2 1.08-1.82, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K only where N has few 64-row
-// tiles: N <= 8448 on 132 SMs, so the rule's N range is 6144..8448 there.)  bf16 x, N between 4096 and 6144 and
-// binary at M = 21..32 with K > 16384 unmeasured.
+// tiles: N <= 8448 on 132 SMs, so the rule's N range is 6144..8448 there.)  bf16 x (session 36,
+// h100_s36_call6_bf16_d2cf8b6.txt, 8192^2, 4096 x 8192, 16384 x 8192): M = 17..20 0.68-0.89 for every kind, binary
+// to M = 32 0.69-0.89, ternary / int2 M = 24 0.91-0.96, M = 32 1.02-1.26.  N between 4096 and 6144 and binary at
+// M = 21..32 with K > 16384 unmeasured.
 constexpr int64_t kTcSplitSmallMMaxM = 20;
 constexpr int64_t kTcSplitSmallMMaxMBinary = 32;
 constexpr int64_t kTcSplitSmallMBinaryMaxK = 16384;  // (the binary M = 21..32 rows' measured K range)
 constexpr int64_t kTcSplitSmallMMinN = 6144;
 constexpr int64_t kTcSplitSmallMMinK = 4096;
 bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
-  if (lp.x_dtype != cuda::DType::kHalf || lp.N < kTcSplitSmallMMinN || lp.K < kTcSplitSmallMMinK) return false;
+  if (!x_16_bit(lp) || lp.N < kTcSplitSmallMMinN || lp.K < kTcSplitSmallMMinK) return false;
   if (M <= kTcSplitSmallMMaxM) return true;
   return lp.kind == static_cast<int>(Kind::kBinary) && M <= kTcSplitSmallMMaxMBinary &&
          lp.K <= kTcSplitSmallMBinaryMaxK;
