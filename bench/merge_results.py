@@ -4,7 +4,8 @@ Each record keeps its own fp16_us (measured in its own run), so speedups stay wi
 
     python bench/merge_results.py OUT.json A.json B.json ...
 
-A merged file may be an input (its records first, the new files' after): its sources list is carried over.
+A merged file may be an input: its sources list is carried over.  Order matters (a later file's record wins), so
+put it first and the newer files after it.
 """
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ def main() -> None:
     for path in paths:
         with open(path) as f:
             d = json.load(f)
-        if "sources" in d:  # an earlier merge (h100.json): its sources, not the merge itself
-            meta["sources"].extend(d["sources"])
-        else:
-            meta["sources"].append({k: v for k, v in d.items() if k != "records"} | {"file": path})
+        # An earlier merge (h100.json) brings its sources, not itself; a source already listed is not listed twice.
+        for src in d["sources"] if "sources" in d else [{k: v for k, v in d.items() if k != "records"} | {"file": path}]:
+            if src not in meta["sources"]:
+                meta["sources"].append(src)
         for r in d["records"]:
             key = tuple(r.get(k) for k in ("op", "direction", "K", "N", "M", "group_size", "dtype", "backend"))
             merged[key] = r

@@ -147,7 +147,8 @@ def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
     check_auto_wgmma_or_tensor_core(kind, 1024, "group", 64, [
         (24, wide, torch.float16, False), (17, wide, torch.float16, False), (32, wide, torch.float16, False),
         (33, wide, torch.float16, True), (24, wide - 128, torch.float16, True), (24, wide, torch.bfloat16, False),
-        (33, wide, torch.bfloat16, True), (24, wide - 128, torch.bfloat16, True)])
+        (17, wide, torch.bfloat16, False), (32, wide, torch.bfloat16, False), (33, wide, torch.bfloat16, True),
+        (24, wide - 128, torch.bfloat16, True)])
 
 
 @cuda_only
@@ -164,8 +165,9 @@ def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
              (65, wide, torch.float16, True), (33, wide - 128, torch.float16, True), (64, wide - 128, torch.float16, True),
              (33, wide, torch.bfloat16, False), (64, wide, torch.bfloat16, False), (65, wide, torch.bfloat16, True),
              (33, wide - 128, torch.bfloat16, True),
-             # M = 17..32: the tensor-core kernel as before (no K split in wgmma's plan at this N), now with four
-             # warps along N at CM = 4 (tc_per_tensor_wide_four_warps_n), both x dtypes
+             # M = 17..32: the tensor-core kernel as before, with four warps along N at CM = 4
+             # (tc_per_tensor_wide_four_warps_n), both x dtypes: at M = 17 (and binary M = 32) tc_split_small_m takes
+             # it (N >= 6144, K >= 4096); otherwise wgmma's plan has no K split at this N
              (17, wide, torch.float16, False), (32, wide, torch.bfloat16, False)]
     check_auto_wgmma_or_tensor_core(kind, 4096, "channel", None, cases)
     check_auto_wgmma_or_tensor_core(kind, 2048, "channel", None, [(64, wide, torch.float16, True)])
@@ -177,7 +179,8 @@ def test_auto_per_tensor_m17_32_split_shapes_take_tensor_core(kind):
     # auto (linear_cuda.cpp, tc_split_small_m, H100 sessions 35-36): per tensor M = 17..20 (binary: 17..32) with fp16
     # or bf16 x where wgmma's plan splits K, N >= 6144 and K >= 4096 (binary's M = 21..32: K <= 16384): the tensor-core
     # kernel; each side of every bound keeps wgmma (its plan splits K on all of these: N <= 8448 is at most 66
-    # weight tiles, split where the GPU has >= 128 SMs).
+    # weight tiles, split where the GPU has >= 128 SMs).  Both x dtypes; the binary cases at K = 16384 / 16448 build a
+    # ~1.1 GB float64 reference each.
     if torch.cuda.get_device_properties(0).multi_processor_count < 128:
         pytest.skip("wgmma's plan splits K at N = 8192 only on >= 128 SMs")
     binary = kind == "binary"
@@ -185,13 +188,17 @@ def test_auto_per_tensor_m17_32_split_shapes_take_tensor_core(kind):
         (17, 8192, torch.float16, False), (20, 8192, torch.float16, False), (21, 8192, torch.float16, not binary),
         (32, 8192, torch.float16, not binary), (33, 8192, torch.float16, True), (17, 8192, torch.bfloat16, False),
         (32, 8192, torch.bfloat16, not binary), (17, 4096, torch.bfloat16, True),
-        (17, 6144, torch.float16, False), (17, 6080, torch.float16, True), (17, 4096, torch.float16, True)])
+        (17, 6144, torch.float16, False), (17, 6080, torch.float16, True), (17, 4096, torch.float16, True),
+        (17, 6144, torch.bfloat16, False), (17, 6080, torch.bfloat16, True)])
     check_auto_wgmma_or_tensor_core(kind, 4096, "tensor", None, [
-        (17, 8192, torch.float16, False), (24, 6144, torch.float16, not binary)])
-    check_auto_wgmma_or_tensor_core(kind, 4032, "tensor", None, [(17, 8192, torch.float16, True)])
+        (17, 8192, torch.float16, False), (24, 6144, torch.float16, not binary), (17, 8192, torch.bfloat16, False)])
+    check_auto_wgmma_or_tensor_core(kind, 4032, "tensor", None, [
+        (17, 8192, torch.float16, True), (17, 8192, torch.bfloat16, True), (24, 8192, torch.float16, True)])
     if binary:
+        check_auto_wgmma_or_tensor_core(kind, 16384, "tensor", None, [
+            (24, 8192, torch.float16, False), (32, 8192, torch.bfloat16, False)])
         check_auto_wgmma_or_tensor_core(kind, 16448, "tensor", None, [
-            (20, 8192, torch.float16, False), (24, 8192, torch.float16, True)])
+            (20, 8192, torch.float16, False), (24, 8192, torch.float16, True), (24, 8192, torch.bfloat16, True)])
 
 
 @cuda_only

@@ -271,11 +271,9 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // M = 2048 int2 dense wins on all four (1597 vs 1687, 1593 vs 1655, 456 vs 482, 118 vs 119),
 // ternary within 3% either way (1580 vs 1615, 1651 vs 1596, 464 vs 456, 115 vs 114); M = 3072 dense
 // wins on all eight (2313 vs 2404 .. 169 vs 176).  So dense from M = 2048, as for group-wise scales.
-// x of 16 bits (fp16 or bf16: the rules below were measured on both; H100, session 36,
-// bench/results/h100_s36_call6_bf16_d2cf8b6.txt, tensor core vs wgmma forced with bf16 x on the rules' shapes).
-bool x_16_bit(const cuda::LinearParams& lp) {
-  return lp.x_dtype == cuda::DType::kHalf || lp.x_dtype == cuda::DType::kBFloat16;
-}
+// The three rules below (tc_grouped_wide, tc_per_tensor_wide, tc_split_small_m) hold for both x dtypes use_wgmma
+// can see (wg_supports: fp16 / bf16); until session 36 they took fp16 only, bf16 being unmeasured (H100, session 36,
+// bench/results/h100_s36_call6_bf16_d2cf8b6.txt: tensor core vs wgmma forced with bf16 x on the rules' shapes).
 // Group-wise M = 17..32 with fp16 / bf16 x on wide N (>= 1.5 128-row tiles per SM) and K <= 8192: the
 // tensor-core kernel again since tc24 (its folding path at CM = 2..4 with one kernel per scale dtype,
 // session 21): H200, 8192 x 28672 g64 M = 24, tensor core (h200_s21_call3_7f7e73c.txt, tree B) vs
@@ -292,7 +290,7 @@ bool x_16_bit(const cuda::LinearParams& lp) {
 constexpr int64_t kTcGroupedWideMaxM = 32;
 constexpr int64_t kTcGroupedWideMaxK = 8192;
 bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
-  return M <= kTcGroupedWideMaxM && x_16_bit(lp) && lp.K <= kTcGroupedWideMaxK &&
+  return M <= kTcGroupedWideMaxM && lp.K <= kTcGroupedWideMaxK &&
          cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
 // Per tensor / channel M = 33..64 with fp16 / bf16 x on wide N (>= 1.5 128-row tiles per SM, as tc_grouped_wide) and
@@ -306,13 +304,13 @@ bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // 28672 M = 33 105.9 vs 134.2 us), so every kind from M = 33.  1.36-1.55 at M = 72, 80 (two 64-row chunks from
 // M = 65); narrower N (8192^2 M = 64: 80.0 vs 38.8; 28672 x 8192: 2.7x) lost.  bf16 x (session 36,
 // h100_s36_call6_bf16_d2cf8b6.txt, M = 33 / 48 / 64 on the first two shapes): 0.72-0.89 (ternary 8192 x 28672 M = 33
-// 102.0 vs 136.3 us).  K outside 4096..8192 and N between 1.5 and 1.64 128-row tiles per SM unmeasured (K >= 4096 also keeps these shapes off use_dense's small-weight
-// M >= 64 rule, which a false here would otherwise reach first).
+// 102.0 vs 136.3 us).  K outside 4096..8192 and N between 1.5 and 1.64 128-row tiles per SM unmeasured.  (K >= 4096
+// also keeps these shapes off use_dense's small-weight M >= 64 rule, which a true here, skipping wgmma, would reach
+// next.)
 // (The shapes are those where the launch runs four warps along N: the same predicate, so the two cannot drift apart.)
 constexpr int64_t kTcPerTensorWideMinM = 33;  // (below, the rules before: wgmma only where its plan splits K)
 bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
-  return M >= kTcPerTensorWideMinM && x_16_bit(lp) &&
-         cuda::tc_per_tensor_wide_four_warps_n(M, lp.K, lp.N, sms);  // (M <= 64, 4096 <= K <= 8192, wide N)
+  return M >= kTcPerTensorWideMinM && cuda::tc_per_tensor_wide_four_warps_n(M, lp.K, lp.N, sms);  // (M <= 64, 4096 <= K <= 8192, wide N)
 }
 // Per tensor / channel M = 17..20 (binary: 17..32) with fp16 / bf16 x where wgmma's plan splits K, on N >= 6144 and
 // K >= 4096: the tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3,
@@ -322,18 +320,19 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // 8192 x 6144: M = 17..20 0.80-0.95 for every kind (4096 x 8192 ternary M = 17 18.4 vs 20.8; 8192 x 6144 int2 M = 20
 // 36.0 vs 38.1); binary to M = 32 0.70-0.90 on all six (8192^2 M = 24 28.3 vs 35.0; 16384 x 8192 M = 32 59.1 vs 65.6);
 // ternary / int2 at M = 21..28 0.94-1.04 (not taken: within noise of even) and M = 32 1.06-1.35.  N = 4096 lost at
-// every M = 17..32 (4096^2 1.08-1.82, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K only where N has few 64-row
+// every M = 17..32 (4096^2 1.08-1.82, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K only where N has few 128-row
 // tiles: N <= 8448 on 132 SMs, so the rule's N range is 6144..8448 there.)  bf16 x (session 36,
 // h100_s36_call6_bf16_d2cf8b6.txt, 8192^2, 4096 x 8192, 16384 x 8192): M = 17..20 0.68-0.89 for every kind, binary
-// to M = 32 0.69-0.89, ternary / int2 M = 24 0.91-0.96, M = 32 1.02-1.26.  N between 4096 and 6144 and binary at
-// M = 21..32 with K > 16384 unmeasured.
+// to M = 32 0.69-0.89, ternary / int2 M = 24 0.91-0.96, M = 32 1.02-1.26; bf16 on N = 6144..8191 unmeasured.  Binary
+// M = 21..32 with K > 16384: 28672 x 8192 only, 0.92-1.13 (sessions 35-36, h100_s36_call4_2edbb28.txt: M = 21 0.97,
+// 24 0.92, 32 1.07), so not taken.  N between 4096 and 6144 unmeasured.
 constexpr int64_t kTcSplitSmallMMaxM = 20;
 constexpr int64_t kTcSplitSmallMMaxMBinary = 32;
 constexpr int64_t kTcSplitSmallMBinaryMaxK = 16384;  // (the binary M = 21..32 rows' measured K range)
 constexpr int64_t kTcSplitSmallMMinN = 6144;
 constexpr int64_t kTcSplitSmallMMinK = 4096;
 bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
-  if (!x_16_bit(lp) || lp.N < kTcSplitSmallMMinN || lp.K < kTcSplitSmallMMinK) return false;
+  if (lp.N < kTcSplitSmallMMinN || lp.K < kTcSplitSmallMMinK) return false;
   if (M <= kTcSplitSmallMMaxM) return true;
   return lp.kind == static_cast<int>(Kind::kBinary) && M <= kTcSplitSmallMMaxMBinary &&
          lp.K <= kTcSplitSmallMBinaryMaxK;
