@@ -320,8 +320,8 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // (bench/results/h100_s36_call3_split_a2dad3c.txt, same method) on 4096 / 6144 / 8192 / 12288 / 16384 x 8192 and
 // 8192 x 6144: M = 17..20 0.70-0.95 for every kind (binary 0.70-0.87; 4096 x 8192 ternary M = 17 18.4 vs 20.8;
 // 8192 x 6144 int2 M = 20 36.0 vs 38.1); binary to M = 32 0.70-0.90 on all six (8192^2 M = 24 28.3 vs 35.0;
-// 16384 x 8192 M = 32 59.1 vs 65.6); ternary / int2 at M = 21..28 0.94-1.04 (not taken: within noise of even) and M = 32 1.06-1.35.  N = 4096 lost at
-// every M = 17..32 (4096^2 1.08-1.82, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K only where N has few 128-row
+// 16384 x 8192 M = 32 59.1 vs 65.6); ternary / int2 at M = 21..28 0.94-1.04 (not taken: within noise of even) and
+// M = 32 1.06-1.35.  N = 4096 lost at every M = 17..32 (4096^2 1.08-1.82, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K only where N has few 128-row
 // tiles: N <= 8448 on 132 SMs, so the rule's N range is 6144..8448 there.)  bf16 x (session 36,
 // h100_s36_call6_bf16_d2cf8b6.txt, 8192^2, 4096 x 8192, 16384 x 8192): M = 17..20 0.68-0.89 for every kind, binary
 // to M = 32 0.69-0.89, ternary / int2 M = 24 0.91-0.96, M = 32 1.02-1.26; bf16 on N = 6144..8191 unmeasured.  Binary
