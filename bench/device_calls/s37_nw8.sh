@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 36 (not run): next_s37_nw8.patch, per tensor / channel M = 9..16 on 8 warps per CTA (4 along N,
+# Prepared in session 36 (not run): s37_nw8.patch, per tensor / channel M = 9..16 on 8 warps per CTA (4 along N,
 # K split over 2 through the kernel's shared-memory reduction; tc_linear_w8_kernel, BITMM_TC_NW=8), against the rule's
 # 4 warps.  Why (bench/NOTES.md, session 36's M = 16 reasoning): 224 128-row CTAs on 132 SMs cap the warps in flight
 # at 8 per SM whatever the registers allow, and more CTAs (64-row tiles, tc41) double x's staging; 8 warps per CTA
@@ -11,7 +11,7 @@
 # BITMM_TC_NW8_STAGES=2 gives a slot back to it (a fresh-context review's points, session 36).
 # (a) base tree: M = 9 / 12 / 16 tensor core times; (b) patched: its override test (+ the tile-config tests), then the
 # same times with and without BITMM_TC_NW=8 (the patch changes nothing without it: a control for the rebuild).
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s37_nw8.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s37_nw8.sh
 source "$(dirname "$0")/prelude.sh"
 nvidia-smi --query-gpu=name --format=csv,noheader | head -1 >> "$OUT/log.txt"
 probe() {  # $1: label, rest: environment
@@ -22,7 +22,7 @@ probe() {  # $1: label, rest: environment
   mark "probe $label"
 }
 probe base BITMM_TC_NW=0
-apply_and_rebuild bench/device_calls/next_s37_nw8.patch nw8
+apply_and_rebuild bench/device_calls/s37_nw8.patch nw8
 run_tests tests/test_tensorcore.py "eight_warps or row_tile_override or tile_config" tests 150
 probe patched_4 BITMM_TC_NW=0
 probe patched_8 BITMM_TC_NW=8

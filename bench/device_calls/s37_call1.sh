@@ -4,7 +4,7 @@
 # (b) auto against both forced kernels with bf16 x on the rules' shapes (auto should run the tensor-core kernel
 # wherever call 6 timed it faster, within ~2% of it); (c) on an H200 (either card may come), the digits probe of
 # next_s35_h200.sh, which no session has run.  ~4 min on a warm build.
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s37_call1.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s37_call1.sh
 source "$(dirname "$0")/prelude.sh"
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); echo "$GPU" >> "$OUT/log.txt"
 run_tests "tests/test_wgmma.py tests/test_tensorcore.py" "auto or split or four_warps" tests 200
