@@ -38,7 +38,7 @@ def plans(exe, cases, env=None, honor_env=True):
 
 # (M, N, K, SMs) -> (rows of x per CTA, K splits); 132 SMs = H100 / H200.  Splits fill one wave
 # (tiles x splits <= SMs: measured on the H200, wg8 in bench/NOTES.md), at most 8, at least 8
-# stages of 64 inputs each; only where 64-row tiles leave more than a quarter of the SMs idle.
+# stages of 64 inputs each; only where the tiles leave more than a quarter of the SMs idle.
 EXPECTED = [
     ((64, 8192, 28672, 132), (64, 2)),   # 64 weight tiles: 2 splits (ceil gave 3: a partial 2nd wave)
     ((64, 8192, 8192, 132), (64, 2)),
@@ -49,8 +49,20 @@ EXPECTED = [
     ((17, 300, 4160, 132), (64, 8)),     # 3 tiles: at most 8 splits
     ((64, 300, 512, 132), (64, 1)),      # 8 stages: no room for two splits of >= 8
     ((64, 300, 1024, 132), (64, 2)),
-    ((256, 8192, 8192, 132), (128, 1)),  # 256-row tiles would leave SMs idle: 128
+    # The smallest x tile holding M, then K splits to fill one wave (session 37: 256-row tiles split
+    # beat 128- / 64-row tiles without a split by 20-50% at M = 256 on N = 4096 / 8192)
+    ((256, 8192, 8192, 132), (256, 2)),  # 64 tiles: 2 splits (was 128-row tiles, no split)
+    ((256, 8192, 28672, 132), (256, 2)),
+    ((256, 4096, 4096, 132), (256, 4)),  # 32 tiles: 4 splits (was 64-row tiles)
+    ((256, 4096, 14336, 132), (256, 4)),
+    ((256, 14336, 4096, 132), (256, 1)), # 112 tiles: no split (as before)
+    ((256, 28672, 8192, 132), (256, 1)),
+    ((128, 8192, 8192, 132), (128, 2)),  # M = 65..128: 128-row tiles (was 64-row, 128 CTAs)
+    ((100, 28672, 8192, 132), (128, 1)),
+    ((129, 8192, 8192, 132), (256, 2)),
+    ((512, 4096, 4096, 132), (256, 2)),  # 2 x tiles x 32 weight tiles: 2 splits
     ((1024, 4096, 4096, 132), (256, 1)),
+    ((4096, 8192, 28672, 132), (256, 1)),
     ((64, 4096, 4096, 16), (64, 1)),     # a 16-SM part: 32 tiles already fill it
     ((64, 1024, 4096, 16), (64, 2)),     # 8 tiles on 16 SMs
 ]

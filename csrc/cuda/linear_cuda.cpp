@@ -313,8 +313,8 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
   // (tc_per_tensor_wide_four_warps_n: M <= 64, 4096 <= K <= 8192, wide N)
   return M >= kTcPerTensorWideMinM && cuda::tc_per_tensor_wide_four_warps_n(M, lp.K, lp.N, sms);
 }
-// Per tensor / channel M = 17..20 (binary: 17..32) with fp16 / bf16 x where wgmma's plan splits K, on N >= 6144 and
-// K >= 4096: the tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3,
+// Per tensor / channel M = 17..20 (K >= 5120: 17..24; binary: 17..32) with fp16 / bf16 x where wgmma's plan splits K,
+// on N >= 6144 and K >= 4096: the tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3,
 // tensor core vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3;
 // M = 20 0.86-0.95; 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95.  H100, session 36
 // (bench/results/h100_s36_call3_split_a2dad3c.txt, same method) on 4096 / 6144 / 8192 / 12288 / 16384 x 8192 and
@@ -327,14 +327,22 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // to M = 32 0.69-0.89, ternary / int2 M = 24 0.91-0.96, M = 32 1.02-1.26; bf16 on N = 6144..8191 unmeasured.  Binary
 // M = 21..32 with K > 16384: 28672 x 8192 only, 0.92-1.13 (sessions 35-36, h100_s36_call4_2edbb28.txt: M = 21 0.97,
 // 24 0.92, 32 1.07), so not taken.  N between 4096 and 6144 unmeasured.
+// M = 21..24 for every kind where K >= 5120 (session 37): bf16 x, H100 (bench/results/
+// h100_s37_call1_bf16_auto_6310212.txt, 8192^2, 28672 x 8192, 8192 x 6144, M = 24): ternary / int2 0.91-0.94 of
+// wgmma's time (int2 8192 x 6144 37.2 vs 40.3 us: 1.05x of bf16 F.linear where auto's wgmma had 0.97x); fp16 x
+// (sessions 36's calls 3-4 above, 10 shapes with K >= 5120): ternary 0.94-0.98 at M = 21..24, int2 0.96-1.02 at
+// M = 21 and 0.96-0.99 at M = 24; K = 4096 1.00-1.04 (left at M <= 20).  Binary's M = 24 at K = 28672: 0.92.
 constexpr int64_t kTcSplitSmallMMaxM = 20;
+constexpr int64_t kTcSplitSmallMMaxMLongK = 24;
+constexpr int64_t kTcSplitSmallMLongKMinK = 5120;
 constexpr int64_t kTcSplitSmallMMaxMBinary = 32;
-constexpr int64_t kTcSplitSmallMBinaryMaxK = 16384;  // (the binary M = 21..32 rows' measured K range)
+constexpr int64_t kTcSplitSmallMBinaryMaxK = 16384;  // (the binary M = 25..32 rows' measured K range)
 constexpr int64_t kTcSplitSmallMMinN = 6144;
 constexpr int64_t kTcSplitSmallMMinK = 4096;
 bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
   if (lp.N < kTcSplitSmallMMinN || lp.K < kTcSplitSmallMMinK) return false;
   if (M <= kTcSplitSmallMMaxM) return true;
+  if (M <= kTcSplitSmallMMaxMLongK && lp.K >= kTcSplitSmallMLongKMinK) return true;
   return lp.kind == static_cast<int>(Kind::kBinary) && M <= kTcSplitSmallMMaxMBinary &&
          lp.K <= kTcSplitSmallMBinaryMaxK;
 }

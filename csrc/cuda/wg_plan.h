@@ -66,12 +66,24 @@ inline bool wg_warp_specialized() {
   return on;
 }
 
-// Rows of x per CTA: the largest tile M fills that still gives at least 3/4 of a CTA per SM
-// (one CTA per SM fits): 128-row weight tiles are few on small N (4096 x 4096 has 32, 8192 x 8192
-// 64), where BM = 256 at M = 256 left most SMs idle (wg4: 8192 x 8192 M = 256 on 64 CTAs, 0.55x).
-// A CTA of 256 weight rows x 128 rows of x measured 1.2-1.9x slower than 128 x 256 (wg2, wg3).
+// Rows of x per CTA: the smallest tile that holds all of M (64, 128, then 256 for M > 128), and where
+// those tiles leave more than a quarter of the SMs idle, K splits (below) fill the wave.  Until
+// session 37 the rule took the largest tile that still gave 3/4 of a CTA per SM (4096 x 4096 M = 256:
+// 64-row tiles, 8192 x 8192: 128-row) and split K only under 64-row tiles: each x tile then re-reads
+// all of W and runs the smaller wgmma (m64n64k16 / n128).  Measured on the H100, session 37
+// (bench/results/h100_s37_call3_wgplan_375ca15.txt, BITMM_WG_TILE / BITMM_WG_SPLIT forced against the old
+// rule, --rounds 3, ternary per tensor / g64 and int2 per tensor / g64, us, K x N): M = 256 on 8192 x 8192
+// 256-row tiles x 2 splits 61.9 / 73.0 / 66.2 / 75.7 against 77.5 / 91.4 / 77.9 / 95.4 (fp16 F.linear
+// 61.7); 28672 x 8192 197.5 / 232.8 / 204.5 / 237.6 against 286.0 / 317.2 / 265.8 / 331.5 (fp16 195.0);
+// 4096 x 4096 x 4 splits 25.0 / 26.8 / 25.2 / 27.2 against 35.6 / 39.5 / 37.5 / 43.0 (fp16 19.6);
+// 14336 x 4096 56.5 / 62.8 / 59.2 / 65.9 against 118.8 / 131.2 / 120.8 / 140.2.  Other splits of the
+// same shapes (128-row x 2 / 4, 256-row x 4 on N = 8192, 64-row x 2) were slower, i.e. one wave of
+// the largest tile.  On 4096 x 14336 (112 weight tiles: 256-row tiles and no split under both rules)
+// forced splits lost (71.8 vs 57.8).  (Before K splits existed, wg4: 256-row tiles alone on 8192 x
+// 8192 M = 256 ran 64 CTAs, 0.55x.)  A CTA of 256 weight rows x 128 rows of x measured 1.2-1.9x
+// slower than 128 x 256 (wg2, wg3).
 //
-// K splits (wg7): where even 64-row tiles leave more than a quarter of the SMs idle (small M on
+// K splits (wg7): where the tiles leave more than a quarter of the SMs idle (small M on
 // N <= ~12k: 28672 x 8192 at M = 64 ran on 64 of 132 SMs, 1.7x the time of 8192 x 28672), K is cut
 // into as many splits as fit in one wave (tiles x splits <= SMs: floor, not ceil), at most
 // kWgMaxSplits and at least kWgMinStagesPerSplit stages each.  The workspace round trip (splits x M
@@ -85,14 +97,7 @@ inline bool wg_warp_specialized() {
 inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms, bool honor_env = true) {
   const int64_t n_tiles = (N + 127) / 128, stages = (K + 63) / 64;
   int bm = honor_env ? wg_forced_tile() : 0;
-  if (bm == 0) {
-    bm = 64;
-    for (int b : {256, 128})
-      if (M > b / 2 && 4 * n_tiles * ((M + b - 1) / b) >= 3 * static_cast<int64_t>(num_sms)) {
-        bm = b;
-        break;
-      }
-  }
+  if (bm == 0) bm = M > 128 ? 256 : M > 64 ? 128 : 64;
   const int64_t tiles = n_tiles * ((M + bm - 1) / bm);
   int64_t splits = 1;
   if (const int f = honor_env ? wg_forced_splits() : 0) {
