@@ -49,8 +49,8 @@ EXPECTED = [
     ((17, 300, 4160, 132), (64, 8)),     # 3 tiles: at most 8 splits
     ((64, 300, 512, 132), (64, 1)),      # 8 stages: no room for two splits of >= 8
     ((64, 300, 1024, 132), (64, 2)),
-    # The smallest x tile holding M, then K splits to fill one wave (session 37: 256-row tiles split
-    # beat 128- / 64-row tiles without a split by 20-50% at M = 256 on N = 4096 / 8192)
+    # Session 37: per x tile the one-wave splits, then the least estimated time (wg_plan.h); these picks were the
+    # fastest measured plan on the H100 (bench/results/h100_s37_call3_*, h100_s37_call4_*)
     ((256, 8192, 8192, 132), (256, 2)),  # 64 tiles: 2 splits (was 128-row tiles, no split)
     ((256, 8192, 28672, 132), (256, 2)),
     ((256, 4096, 4096, 132), (256, 4)),  # 32 tiles: 4 splits (was 64-row tiles)
@@ -60,6 +60,10 @@ EXPECTED = [
     ((128, 8192, 8192, 132), (128, 2)),  # M = 65..128: 128-row tiles (was 64-row, 128 CTAs)
     ((100, 28672, 8192, 132), (128, 1)),
     ((129, 8192, 8192, 132), (256, 2)),
+    ((192, 11008, 4096, 132), (256, 1)), # 86 CTAs in one wave, not 258 64-row ones in two
+    ((320, 5120, 8192, 132), (128, 1)),  # a 256-row tile would be 3/8 padding: 120 128-row CTAs
+    ((320, 11008, 4096, 132), (128, 1)),
+    ((512, 5120, 8192, 132), (256, 1)),
     ((512, 4096, 4096, 132), (256, 2)),  # 2 x tiles x 32 weight tiles: 2 splits
     ((1024, 4096, 4096, 132), (256, 1)),
     ((4096, 8192, 28672, 132), (256, 1)),
@@ -92,3 +96,39 @@ def test_forced_knobs_change_the_plan_not_the_decision(plan_exe):
     env = {"BITMM_WG_SPLIT": "3", "BITMM_WG_TILE": "128x1"}
     assert plans(plan_exe, cases, env=env) == [(128, 3), (128, 3)]
     assert plans(plan_exe, cases, env=env, honor_env=False) == default
+
+
+def emulated_plan(M, N, K, sms, overhead_rows=192):
+    """wg_plan.h's rule written again from its comment: per x tile (none twice M or more, except 64) the splits that
+    fill one wave, then the least waves x (rows + overhead) x stages per split; ties to the larger tile."""
+    n_tiles, stages = -(-N // 128), -(-K // 64)
+    best = None
+    for bm in (256, 128, 64):
+        if bm > 64 and bm >= 2 * M:
+            continue
+        tiles = n_tiles * -(-M // bm)
+        splits = 1
+        if 4 * tiles < 3 * sms:
+            splits = max(1, min(sms // tiles, 8, stages // 8))
+        cost = -(-tiles * splits // sms) * (bm + overhead_rows) * -(-stages // splits)
+        if best is None or cost < best[0]:
+            best = (cost, bm, splits)
+    bm, splits = best[1], best[2]
+    while splits > 1 and splits * M * N * 4 > 256 << 20:
+        splits -= 1
+    return bm, splits
+
+
+def test_plan_matches_its_cost_model(plan_exe):
+    cases = [(M, N, K, sms) for M in (1, 17, 33, 64, 65, 100, 128, 129, 192, 256, 320, 384, 512, 768, 1024, 2048, 4096)
+             for N in (96, 300, 2048, 4096, 5120, 8192, 11008, 14336, 28672) for K in (512, 2048, 4096, 8192, 28672)
+             for sms in (16, 114, 132)]
+    got = plans(plan_exe, cases)
+    assert got == [emulated_plan(*c) for c in cases]
+    # the rule before session 37 for M <= 64 (64-row tiles): unchanged
+    assert all(bm == 64 for (M, *_), (bm, _) in zip(cases, got) if M <= 64)
+
+
+def test_plan_without_rows(plan_exe):
+    # M = 0 or N = 0 reach no kernel, but the plan must not divide by zero tiles
+    assert plans(plan_exe, [(0, 8192, 8192, 132), (16, 0, 8192, 132)]) == [(64, 1), (64, 1)]

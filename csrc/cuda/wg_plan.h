@@ -66,22 +66,24 @@ inline bool wg_warp_specialized() {
   return on;
 }
 
-// Rows of x per CTA: the smallest tile that holds all of M (64, 128, then 256 for M > 128), and where
-// those tiles leave more than a quarter of the SMs idle, K splits (below) fill the wave.  Until
-// session 37 the rule took the largest tile that still gave 3/4 of a CTA per SM (4096 x 4096 M = 256:
-// 64-row tiles, 8192 x 8192: 128-row) and split K only under 64-row tiles: each x tile then re-reads
-// all of W and runs the smaller wgmma (m64n64k16 / n128).  Measured on the H100, session 37
-// (bench/results/h100_s37_call3_wgplan_375ca15.txt, BITMM_WG_TILE / BITMM_WG_SPLIT forced against the old
-// rule, --rounds 3, ternary per tensor / g64 and int2 per tensor / g64, us, K x N): M = 256 on 8192 x 8192
-// 256-row tiles x 2 splits 61.9 / 73.0 / 66.2 / 75.7 against 77.5 / 91.4 / 77.9 / 95.4 (fp16 F.linear
-// 61.7); 28672 x 8192 197.5 / 232.8 / 204.5 / 237.6 against 286.0 / 317.2 / 265.8 / 331.5 (fp16 195.0);
-// 4096 x 4096 x 4 splits 25.0 / 26.8 / 25.2 / 27.2 against 35.6 / 39.5 / 37.5 / 43.0 (fp16 19.6);
-// 14336 x 4096 56.5 / 62.8 / 59.2 / 65.9 against 118.8 / 131.2 / 120.8 / 140.2.  Other splits of the
-// same shapes (128-row x 2 / 4, 256-row x 4 on N = 8192, 64-row x 2) were slower, i.e. one wave of
-// the largest tile.  On 4096 x 14336 (112 weight tiles: 256-row tiles and no split under both rules)
-// forced splits lost (71.8 vs 57.8).  (Before K splits existed, wg4: 256-row tiles alone on 8192 x
-// 8192 M = 256 ran 64 CTAs, 0.55x.)  A CTA of 256 weight rows x 128 rows of x measured 1.2-1.9x
-// slower than 128 x 256 (wg2, wg3).
+// The plan: for each x tile (256, 128, 64 rows; none twice M or more, except 64), the K splits that fill
+// one wave (below), then the one whose estimated time is least (ties: the larger tile):
+//     waves x (BM + kWgStageOverheadRows) x stages per split,
+// waves = ceil(tiles x splits / SMs).  A CTA's stage costs its BM rows of MMA plus a part that does not grow
+// with BM (the stage's weight copy, unpacking and barrier; wgmma's fixed latency), counted as
+// kWgStageOverheadRows more rows.  Measured on the H100, session 37 (bench/results/h100_s37_call3_wgplan_375ca15.txt,
+// h100_s37_call4_dd7c6a1.txt; ternary per tensor / g64, int2 per tensor / g64, M = 128..512, 8 shapes with
+// N = 4096..14336, 72 cases of 2-6 plans each, the tiles and splits forced by BITMM_WG_TILE / BITMM_WG_SPLIT):
+// with any overhead of 128 rows or more the estimate picks the fastest measured plan in all 72 (below 128
+// it picks 64-row tiles in two waves on 4096 x 11008 at M = 192, 1.35-1.41x slower); 192 sits inside that range.
+// Against the rule before (the largest tile giving 3/4 of a CTA per SM, K split only under 64-row tiles),
+// us, K x N, ternary per tensor: M = 256 8192 x 8192 256-row x 2 splits 63.8 vs 128-row 75.3 (fp16 F.linear 58.2),
+// 28672 x 8192 198.4 vs 252.2 (191.2), 4096 x 4096 256 x 4 25.2 vs 64 x 1 34.3 (19.4), 14336 x 4096 56.6 vs
+// 111.8 (62.2); M = 128 28672 x 8192 128 x 2 133.8 vs 64-row 222.0 (183.7); M = 512 8192 x 5120 256 x 1 94.2 vs
+// 128-row 144.9; M = 320 (a 256-row tile would be 3/8 padding) 128-row tiles on 8192 x 5120 (73.1 vs 92.1 with
+// 256) and 4096 x 11008.  Wide N (>= 3/4 of a 256-row tile per SM) keeps the plan it had.  (Before K splits
+// existed, wg4: 256-row tiles alone on 8192 x 8192 M = 256 ran 64 CTAs, 0.55x.)  A CTA of 256 weight rows
+// x 128 rows of x measured 1.2-1.9x slower than 128 x 256 (wg2, wg3).
 //
 // K splits (wg7): where the tiles leave more than a quarter of the SMs idle (small M on
 // N <= ~12k: 28672 x 8192 at M = 64 ran on 64 of 132 SMs, 1.7x the time of 8192 x 28672), K is cut
@@ -91,22 +93,39 @@ inline bool wg_warp_specialized() {
 // One wave, measured on the H200 (bench/results/h200_wg_probe_splitk_e848b4d.json, 132 SMs): 64
 // tiles (28672 x 8192, 8192 x 8192 at M <= 64) 2 splits 121.6 / 39.4 us where ceil's 3 (192 CTAs,
 // a 60-CTA second wave) took 162.7 / 52.9 and 4 (two full waves) 124.1 / 42.4; 32 tiles (4096 x
-// 4096) 4 splits 14.5 us where 5 took 20.6.
+// 4096) 4 splits 14.5 us where 5 took 20.6.  (Session 37: splits past one wave lost again, 4096 x 14336
+// M = 256 256-row x 2 splits 71.8 vs 57.8 us unsplit.)
 // honor_env = false: the plan as if BITMM_WG_TILE / BITMM_WG_SPLIT were unset (auto's dispatch
 // decision, so the probe knobs change how the kernel runs, never which kernel runs).
+constexpr int64_t kWgStageOverheadRows = 192;
+
+inline int64_t wg_fill_splits(int64_t tiles, int64_t stages, int num_sms) {
+  if (4 * tiles >= 3 * static_cast<int64_t>(num_sms)) return 1;
+  int64_t splits = num_sms / tiles;
+  if (splits > kWgMaxSplits) splits = kWgMaxSplits;
+  if (splits > stages / kWgMinStagesPerSplit) splits = stages / kWgMinStagesPerSplit;
+  return splits < 1 ? 1 : splits;
+}
+
 inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms, bool honor_env = true) {
   const int64_t n_tiles = (N + 127) / 128, stages = (K + 63) / 64;
-  int bm = honor_env ? wg_forced_tile() : 0;
-  if (bm == 0) bm = M > 128 ? 256 : M > 64 ? 128 : 64;
-  const int64_t tiles = n_tiles * ((M + bm - 1) / bm);
-  int64_t splits = 1;
-  if (const int f = honor_env ? wg_forced_splits() : 0) {
-    splits = f < stages ? f : stages;
-  } else if (4 * tiles < 3 * static_cast<int64_t>(num_sms)) {
-    splits = num_sms / tiles;
-    if (splits > kWgMaxSplits) splits = kWgMaxSplits;
-    if (splits > stages / kWgMinStagesPerSplit) splits = stages / kWgMinStagesPerSplit;
-    if (splits < 1) splits = 1;
+  const int forced_bm = honor_env ? wg_forced_tile() : 0;
+  const int forced_splits = honor_env ? wg_forced_splits() : 0;
+  if (M <= 0 || n_tiles == 0) return {forced_bm != 0 ? forced_bm : 64, 1};  // (no CTA to plan)
+  int bm = 64;
+  int64_t splits = 1, best = -1;
+  for (const int b : {256, 128, 64}) {
+    if (forced_bm != 0 ? b != forced_bm : b > 64 && b >= 2 * M) continue;
+    const int64_t tiles = n_tiles * ((M + b - 1) / b);
+    const int64_t s = forced_splits != 0 ? (forced_splits < stages ? forced_splits : stages)
+                                         : wg_fill_splits(tiles, stages, num_sms);
+    const int64_t waves = (tiles * s + num_sms - 1) / num_sms;
+    const int64_t cost = waves * (b + kWgStageOverheadRows) * ((stages + s - 1) / s);
+    if (best < 0 || cost < best) {
+      best = cost;
+      bm = b;
+      splits = s;
+    }
   }
   while (splits > 1 && splits * M * N * 4 > kWgMaxWorkspaceBytes) --splits;
   return {bm, static_cast<int>(splits)};
