@@ -6,7 +6,7 @@
 #     plan, and the warp-specialized pipeline (BITMM_WG_WS=1), and dense.  Prediction: a larger x tile with K split
 #     (fewer weight re-reads, larger wgmma's) 10-30% faster on 4096^2 / 8192^2; none reaches fp16 on 4096^2.
 # (b) M = 1024 on four shapes: BITMM_WG_WS=1 against the default pipeline (H200 session 11: 3-15% faster).
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s37_call3.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s37_call3.sh
 source "$(dirname "$0")/prelude.sh"
 nvidia-smi --query-gpu=name --format=csv,noheader | head -1 >> "$OUT/log.txt"
 probe() {  # $1: label, $2: shapes, $3: M list, $4: backends, rest: environment

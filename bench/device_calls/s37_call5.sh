@@ -6,7 +6,7 @@
 #     2048^2) against each forced tile (BITMM_WG_TILE=64x1 / 128x1 / 256x1, the fill rule's splits), ternary per
 #     tensor; prediction: the model's pick within a few % of the fastest forced tile everywhere;
 # (c) issue 5's M = 256 rows through auto (four shapes, three kinds, per tensor / g64) against fp16 F.linear.
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s37_call5.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s37_call5.sh
 source "$(dirname "$0")/prelude.sh"
 nvidia-smi --query-gpu=name --format=csv,noheader | head -1 >> "$OUT/log.txt"
 PYTEST_ARGS="tests/test_wgmma.py tests/test_wg_plan.py" SHARDS=6 CAP=200 LABEL="wgmma tests " \

@@ -8,7 +8,7 @@
 #     8192, unknown at M = 128 / 320 / 512 and N = 5120 / 11008;
 # (c) the split rule through auto, fp16 and bf16, M = 20 / 21 / 24 / 25 on three shapes (auto should match the
 #     tensor-core kernel at M <= 24 and wgmma at 25).
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s37_call4.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s37_call4.sh
 source "$(dirname "$0")/prelude.sh"
 nvidia-smi --query-gpu=name --format=csv,noheader | head -1 >> "$OUT/log.txt"
 PYTEST_ARGS="tests/test_wgmma.py tests/test_wg_plan.py" SHARDS=6 CAP=200 LABEL="wgmma tests " \

@@ -3,7 +3,7 @@
 # (b) call 5 read ternary 8192 x 28672 M = 256 at 246.8 us (fp16 215.7) where h100.json has 196.6 (fp16 197.8) with
 #     the same plan (256-row tiles, no split: unchanged by the model): the same case again, first in the process, with
 #     the pre-session plan forced (BITMM_WG_TILE=256x1 gives the same plan) as a control, and the M = 1024 rows.
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s37_call7.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s37_call7.sh
 source "$(dirname "$0")/prelude.sh"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader >> "$OUT/log.txt"
 timeout 100 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none,64 --rounds 3 \
