@@ -13,10 +13,10 @@ MAIN = r"""
 #include "csrc/cuda/wg_plan.h"
 #include <cstdio>
 #include <cstdlib>
-int main(int argc, char** argv) {  // M N K SMs honor_env ... -> "bm splits" per quintuple
-  for (int i = 1; i + 4 < argc; i += 5) {
+int main(int argc, char** argv) {  // M N K SMs honor_env allow_splits ... -> "bm splits" per sextuple
+  for (int i = 1; i + 5 < argc; i += 6) {
     const auto p = bitmm::cuda::wg_plan(std::atoll(argv[i]), std::atoll(argv[i + 1]), std::atoll(argv[i + 2]),
-                                        std::atoi(argv[i + 3]), std::atoi(argv[i + 4]) != 0);
+                                        std::atoi(argv[i + 3]), std::atoi(argv[i + 4]) != 0, std::atoi(argv[i + 5]) != 0);
     std::printf("%d %d\n", p.bm, p.splits);
   }
 }
@@ -28,8 +28,8 @@ def plan_exe(tmp_path_factory):
     return compile_host_program(tmp_path_factory.mktemp("wg_plan"), MAIN)
 
 
-def plans(exe, cases, env=None, honor_env=True):
-    args = [str(v) for M, N, K, sms in cases for v in (M, N, K, sms, int(honor_env))]
+def plans(exe, cases, env=None, honor_env=True, allow_splits=True):
+    args = [str(v) for M, N, K, sms in cases for v in (M, N, K, sms, int(honor_env), int(allow_splits))]
     out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True,
                          env={k: v for k, v in {**os.environ, **(env or {})}.items()
                               if env is not None or not k.startswith("BITMM_WG_")})
@@ -130,5 +130,17 @@ def test_plan_matches_its_cost_model(plan_exe):
 
 
 def test_plan_without_rows(plan_exe):
-    # M = 0 or N = 0 reach no kernel, but the plan must not divide by zero tiles
-    assert plans(plan_exe, [(0, 8192, 8192, 132), (16, 0, 8192, 132)]) == [(64, 1), (64, 1)]
+    # M = 0, N = 0, K = 0 reach no kernel and a device has SMs, but the plan must not divide by zero (tiles, stages
+    # with a forced split, SMs)
+    cases = [(0, 8192, 8192, 132), (16, 0, 8192, 132), (16, 8192, 0, 132), (256, 8192, 8192, 0)]
+    assert plans(plan_exe, cases) == [(64, 1)] * 4
+    assert plans(plan_exe, cases[2:3], env={"BITMM_WG_SPLIT": "4"}) == [(64, 1)]
+
+
+def test_plan_without_splits(plan_exe):
+    # The launcher's own plan where the glue gave none (no split-K workspace): the best tile with one split each,
+    # not the tile chosen for its splits (M = 129 on 8192^2 plans 256 x 2; unsplit, 64 CTAs of 256 rows would lose
+    # to 128 of 128)
+    cases = [(129, 8192, 8192, 132), (256, 4096, 4096, 132), (64, 8192, 8192, 132), (1024, 8192, 28672, 132)]
+    assert plans(plan_exe, cases, allow_splits=False) == [(128, 1), (64, 1), (64, 1), (256, 1)]
+    assert plans(plan_exe, cases[:1], env={"BITMM_WG_SPLIT": "4"}, allow_splits=False) == [(128, 1)]

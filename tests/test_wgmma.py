@@ -178,7 +178,7 @@ def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
 def test_auto_per_tensor_m17_32_split_shapes_take_tensor_core(kind):
     # auto (linear_cuda.cpp, tc_split_small_m, H100 sessions 35-37): per tensor M = 17..20 (K >= 5120: 17..24; binary:
     # 17..32) with fp16 or bf16 x where wgmma's plan splits K, N >= 6144 and K >= 4096 (binary's M = 25..32: K <= 16384): the tensor-core
-    # kernel; each side of every bound keeps wgmma (its plan splits K on all of these: N <= 8448 is at most 66
+    # kernel; each side of every bound keeps wgmma (its plan splits K on all of these: N <= 8192 is at most 64
     # weight tiles, split where the GPU has >= 128 SMs).  Both x dtypes; the binary cases at K = 16384 / 16448 build a
     # ~1.1 GB float64 reference each.
     if torch.cuda.get_device_properties(0).multi_processor_count < 128:

@@ -590,7 +590,8 @@ cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream
 template <typename T, int KIND, int GM, bool S32>
 cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStream_t stream) {
   // The glue's plan (it allocated the workspace for its splits), else one without K splits.
-  const WgPlan plan = p.wg_bm != 0 ? WgPlan{p.wg_bm, p.wg_splits} : WgPlan{wg_plan(p.M, p.N, p.K, num_sms).bm, 1};
+  const WgPlan plan = p.wg_bm != 0 ? WgPlan{p.wg_bm, p.wg_splits}
+                                   : wg_plan(p.M, p.N, p.K, num_sms, true, /*allow_splits=*/false);
   const int splits = plan.splits > 1 && p.wg_ws != nullptr ? plan.splits : 1;
   return BITMM_BOOL_SWITCH(wg_warp_specialized(), WS, [&] {
     switch (plan.bm) {

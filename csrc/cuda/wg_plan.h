@@ -71,17 +71,22 @@ inline bool wg_warp_specialized() {
 //     waves x (BM + kWgStageOverheadRows) x stages per split,
 // waves = ceil(tiles x splits / SMs).  A CTA's stage costs its BM rows of MMA plus a part that does not grow
 // with BM (the stage's weight copy, unpacking and barrier; wgmma's fixed latency), counted as
-// kWgStageOverheadRows more rows.  Measured on the H100, session 37 (bench/results/h100_s37_call3_wgplan_375ca15.txt,
-// h100_s37_call4_dd7c6a1.txt; ternary per tensor / g64, int2 per tensor / g64, M = 128..512, 8 shapes with
+// kWgStageOverheadRows more rows.  The split's reduction pass (the fp32 workspace written and read once, a
+// second kernel) is not counted.  Measured on the H100, session 37 (bench/results/h100_s37_call3_wgplan_375ca15.txt,
+// h100_s37_call4_dd7c6a1.txt; ternary per tensor / g64, int2 per tensor / g64, M = 128..512, 7 shapes with
 // N = 4096..14336, 72 cases of 2-6 plans each, the tiles and splits forced by BITMM_WG_TILE / BITMM_WG_SPLIT):
-// with any overhead of 128 rows or more the estimate picks the fastest measured plan in all 72 (below 128
-// it picks 64-row tiles in two waves on 4096 x 11008 at M = 192, 1.35-1.41x slower); 192 sits inside that range.
+// with any overhead of 128 rows or more the estimate picks the fastest measured plan in all 72 (at exactly 128
+// through the tie going to the larger tile; below 128 it picks 64-row tiles in two waves on 4096 x 11008 at
+// M = 192, 1.35-1.41x slower, and 128-row tiles there at M = 512, 1.12-1.21x); 192 sits inside that range.
 // Against the rule before (the largest tile giving 3/4 of a CTA per SM, K split only under 64-row tiles),
 // us, K x N, ternary per tensor: M = 256 8192 x 8192 256-row x 2 splits 63.8 vs 128-row 75.3 (fp16 F.linear 58.2),
 // 28672 x 8192 198.4 vs 252.2 (191.2), 4096 x 4096 256 x 4 25.2 vs 64 x 1 34.3 (19.4), 14336 x 4096 56.6 vs
 // 111.8 (62.2); M = 128 28672 x 8192 128 x 2 133.8 vs 64-row 222.0 (183.7); M = 512 8192 x 5120 256 x 1 94.2 vs
 // 128-row 144.9; M = 320 (a 256-row tile would be 3/8 padding) 128-row tiles on 8192 x 5120 (73.1 vs 92.1 with
-// 256) and 4096 x 11008.  Wide N (>= 3/4 of a 256-row tile per SM) keeps the plan it had.  (Before K splits
+// 256) and 4096 x 11008.  At M <= 256 on N with >= 3/4 of a 256-row tile per SM (8192 x 28672) the plan is as
+// before; at M = 257..384 such N can move to 128-row tiles (N = 11008, 27648: 5120 x 27648 M = 320 / 384 timed
+// at 1.02 of the 256-row tile, call 5).  Splits now reach M ~ 2047 on small N, where the workspace is up to
+// SMs x 128 KiB (one wave of splits); 2048^2 M = 768 took 1.06x the unsplit 128-row plan's time.  (Before K splits
 // existed, wg4: 256-row tiles alone on 8192 x 8192 M = 256 ran 64 CTAs, 0.55x.)  A CTA of 256 weight rows
 // x 128 rows of x measured 1.2-1.9x slower than 128 x 256 (wg2, wg3).
 //
@@ -89,14 +94,15 @@ inline bool wg_warp_specialized() {
 // N <= ~12k: 28672 x 8192 at M = 64 ran on 64 of 132 SMs, 1.7x the time of 8192 x 28672), K is cut
 // into as many splits as fit in one wave (tiles x splits <= SMs: floor, not ceil), at most
 // kWgMaxSplits and at least kWgMinStagesPerSplit stages each.  The workspace round trip (splits x M
-// x N fp32, written and read once, mostly in L2) is small there because M x N is small.
+// x N fp32, written and read once, mostly in L2) is at most SMs x 128 KiB: tiles x splits <= SMs.
 // One wave, measured on the H200 (bench/results/h200_wg_probe_splitk_e848b4d.json, 132 SMs): 64
 // tiles (28672 x 8192, 8192 x 8192 at M <= 64) 2 splits 121.6 / 39.4 us where ceil's 3 (192 CTAs,
 // a 60-CTA second wave) took 162.7 / 52.9 and 4 (two full waves) 124.1 / 42.4; 32 tiles (4096 x
 // 4096) 4 splits 14.5 us where 5 took 20.6.  (Session 37: splits past one wave lost again, 4096 x 14336
 // M = 256 256-row x 2 splits 71.8 vs 57.8 us unsplit.)
 // honor_env = false: the plan as if BITMM_WG_TILE / BITMM_WG_SPLIT were unset (auto's dispatch
-// decision, so the probe knobs change how the kernel runs, never which kernel runs).
+// decision, so the probe knobs change how the kernel runs, never which kernel runs).  allow_splits = false:
+// the best tile without K splits (a launch with no split-K workspace).
 constexpr int64_t kWgStageOverheadRows = 192;
 
 inline int64_t wg_fill_splits(int64_t tiles, int64_t stages, int num_sms) {
@@ -107,11 +113,13 @@ inline int64_t wg_fill_splits(int64_t tiles, int64_t stages, int num_sms) {
   return splits < 1 ? 1 : splits;
 }
 
-inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms, bool honor_env = true) {
+inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms, bool honor_env = true, bool allow_splits = true) {
   const int64_t n_tiles = (N + 127) / 128, stages = (K + 63) / 64;
   const int forced_bm = honor_env ? wg_forced_tile() : 0;
-  const int forced_splits = honor_env ? wg_forced_splits() : 0;
-  if (M <= 0 || n_tiles == 0) return {forced_bm != 0 ? forced_bm : 64, 1};  // (no CTA to plan)
+  const int forced_splits = !allow_splits ? 1 : honor_env ? wg_forced_splits() : 0;
+  // (no CTA to plan, or no stage to split: every caller checks M, N and K first; the guards keep the
+  // arithmetic below away from a division by zero)
+  if (M <= 0 || n_tiles <= 0 || stages <= 0 || num_sms <= 0) return {forced_bm != 0 ? forced_bm : 64, 1};
   int bm = 64;
   int64_t splits = 1, best = -1;
   for (const int b : {256, 128, 64}) {
