@@ -16,7 +16,8 @@ MAIN = r"""
 int main(int argc, char** argv) {  // M N K SMs honor_env allow_splits ... -> "bm splits" per sextuple
   for (int i = 1; i + 5 < argc; i += 6) {
     const auto p = bitmm::cuda::wg_plan(std::atoll(argv[i]), std::atoll(argv[i + 1]), std::atoll(argv[i + 2]),
-                                        std::atoi(argv[i + 3]), std::atoi(argv[i + 4]) != 0, std::atoi(argv[i + 5]) != 0);
+                                        std::atoi(argv[i + 3]), std::atoi(argv[i + 4]) != 0,
+                                        std::atoi(argv[i + 5]) != 0);
     std::printf("%d %d\n", p.bm, p.splits);
   }
 }

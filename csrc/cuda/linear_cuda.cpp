@@ -314,17 +314,16 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
   return M >= kTcPerTensorWideMinM && cuda::tc_per_tensor_wide_four_warps_n(M, lp.K, lp.N, sms);
 }
 // Per tensor / channel M = 17..20 (K >= 5120: 17..24; binary with K <= 16384: 17..32) with fp16 / bf16 x where wgmma's
-// plan splits K,
-// on N >= 6144 and K >= 4096: the tensor-core kernel instead.  H100, session 35 (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3,
-// tensor core vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3;
+// plan splits K, on N >= 6144 and K >= 4096: the tensor-core kernel instead.  H100, session 35
+// (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3, tensor core vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3;
 // M = 20 0.86-0.95; 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95.  H100, session 36
 // (bench/results/h100_s36_call3_split_a2dad3c.txt, same method) on 4096 / 6144 / 8192 / 12288 / 16384 x 8192 and
 // 8192 x 6144: M = 17..20 0.70-0.95 for every kind (binary 0.70-0.87; 4096 x 8192 ternary M = 17 18.4 vs 20.8;
 // 8192 x 6144 int2 M = 20 36.0 vs 38.1); binary to M = 32 0.70-0.90 on all six (8192^2 M = 24 28.3 vs 35.0;
 // 16384 x 8192 M = 32 59.1 vs 65.6); ternary / int2 at M = 21..28 0.94-1.04 (not taken: within noise of even) and
-// M = 32 1.06-1.35.  N = 4096 lost at every M = 17..32 (4096^2 1.08-1.82, 14336 x 4096 1.04-2.14).  (wgmma's plan splits K only where N has few 128-row
-// tiles: N <= 8448 on 132 SMs, so the rule's N range is 6144..8448 there; at N = 8192, 64 tiles, on >= 128 SMs.)  bf16 x (session 36,
-// h100_s36_call6_bf16_d2cf8b6.txt, 8192^2, 4096 x 8192, 16384 x 8192): M = 17..20 0.68-0.89 for every kind, binary
+// M = 32 1.06-1.35.  N = 4096 lost at every M = 17..32 (4096^2 1.08-1.82, 14336 x 4096 1.04-2.14).  (wgmma's plan
+// splits K only where N has few 128-row tiles: N <= 8448 on 132 SMs, so the rule's N range is 6144..8448 there; at
+// N = 8192, 64 tiles, on >= 128 SMs.)  bf16 x (session 36, h100_s36_call6_bf16_d2cf8b6.txt, 8192^2, 4096 x 8192, 16384 x 8192): M = 17..20 0.68-0.89 for every kind, binary
 // to M = 32 0.69-0.89, ternary / int2 M = 24 0.91-0.96, M = 32 1.02-1.26; bf16 on N = 6144..8191 unmeasured.  Binary
 // M = 21..32 with K > 16384: 28672 x 8192 only, 0.92-1.13 (sessions 35-36, h100_s36_call4_2edbb28.txt: M = 21 0.97,
 // 24 0.92, 32 1.07), so M = 25..32 not taken there (M = 21..24: the K >= 5120 rule below).  N between 4096 and 6144
