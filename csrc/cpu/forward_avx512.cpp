@@ -71,22 +71,40 @@ __attribute__((target("avx2"))) void build_tables_range(const float* x, int64_t 
   }
 }
 
+// The tile's 64 packed rows: row r at base + r * stride words.  A full tile's rows are consecutive
+// rows of the weight (stride = words per row): its 64 addresses come from two registers; an
+// array of 64 row pointers, as the tail tile needs (rows >= N repeat row N - 1), was spilled to
+// the stack and reloaded for every 16-byte load (43% of the kernel's time at M = 1, perf).
+struct StridedRows {
+  const uint32_t* base;
+  int64_t stride;
+  const uint32_t* operator[](int r) const { return base + r * stride; }
+};
+struct ListedRows {
+  const uint32_t* const* rows;
+  const uint32_t* operator[](int r) const { return rows[r]; }
+};
+
 // Words [w_begin, w_end) of the tile's 64 rows as dword lanes: wbuf[(w - w_begin) * 64 + r]
 // = word w of rows[r].  w_begin is a multiple of 4 and words_per_row too (whole 16-byte loads).
-__attribute__((target("avx512f"))) void transpose_words(const uint32_t* const* rows, int64_t w_begin, int64_t w_end,
+template <typename Rows>
+__attribute__((target("avx512f"))) void transpose_words(const Rows rows, int64_t w_begin, int64_t w_end,
                                                          uint32_t* wbuf) {
-  for (int64_t w0 = w_begin; w0 < w_end; w0 += 4) {
-    const int nwords = static_cast<int>(std::min<int64_t>(4, w_end - w0));
-#pragma GCC unroll 4
-    for (int g = 0; g < kRegs; ++g) {  // rows 16g .. 16g + 15
+  // 16 rows at a time, all their words, so that 16 row addresses are live in the loop (64 were
+  // hoisted out of it and spilled).
+#pragma GCC unroll 1
+  for (int g = 0; g < kRegs; ++g) {  // rows 16g .. 16g + 15
+    const uint32_t* rp[16];
+    for (int r = 0; r < 16; ++r) rp[r] = rows[16 * g + r];
+    for (int64_t w0 = w_begin; w0 < w_end; w0 += 4) {
+      const int nwords = static_cast<int>(std::min<int64_t>(4, w_end - w0));
       __m512i z[4];
 #pragma GCC unroll 4
       for (int r = 0; r < 4; ++r) {  // z[r], 128-bit lane l: words w0 .. w0+3 of row 16g + r + 4l
-        const uint32_t* const* rr = rows + 16 * g + r;
-        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[0] + w0)));
-        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[4] + w0)), 1);
-        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[8] + w0)), 2);
-        z[r] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[12] + w0)), 3);
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rp[r] + w0)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rp[r + 4] + w0)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rp[r + 8] + w0)), 2);
+        z[r] = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rp[r + 12] + w0)), 3);
       }
       // In-lane 4x4 transpose: out[j], lane l, dword r = word w0 + j of row 16g + r + 4l, i.e.
       // dword 4l + r of out[j] belongs to row 16g + 4l + r: lanes in row order.
@@ -104,14 +122,37 @@ __attribute__((target("avx512f"))) void transpose_words(const uint32_t* const* r
 
 using Prepared = lookup::Prepared<float>;
 
+// Software prefetch of the words the next K tile will transpose (64 row segments), a few lines
+// per block of this K tile's lookups.  Issued all at once in the transpose, as the AVX2 kernel
+// does, they did not help cold: they queued behind each other and the demand loads.
+struct SegmentPrefetch {
+  const char* row0 = nullptr;  // first line of row 0's segment (64-byte aligned)
+  int64_t row_bytes = 0;       // between rows
+  int64_t lines = 0;           // lines per row segment
+  int64_t rows = 0;            // rows left, from row0
+  int64_t line = 0;            // next line of the current row
+  int per_step = 0;            // lines per call of step()
+  void step() {
+    for (int i = 0; i < per_step && rows > 0; ++i) {
+      _mm_prefetch(row0 + line * 64, _MM_HINT_T0);
+      if (++line == lines) {
+        line = 0;
+        row0 += row_bytes;
+        --rows;
+      }
+    }
+  }
+};
+
 // acc[r] (rows 16r .. 16r + 15) += table entries one plane selects over blocks [b0, b1): block b's
 // plane word at wbuf[((b - tb0) * planes + plane) * 64 + row].  Per row the additions run in
 // forward_avx2.cpp's order (block by block, nibble 0..7).
 __attribute__((target("avx512f"))) void accumulate_plane(const float* tab_m, const uint32_t* wbuf, int planes,
                                                          int plane, int64_t tb0, int64_t b0, int64_t b1,
-                                                         __m512 acc[kRegs]) {
+                                                         __m512 acc[kRegs], SegmentPrefetch& pf) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   for (int64_t b = b0; b < b1; ++b) {
+    pf.step();
     const float* tb = tab_m + b * kBlockTableFloats;
     const uint32_t* wb = wbuf + ((b - tb0) * planes + plane) * kTileRows;
     const __m512i w0 = _mm512_load_si512(wb), w1 = _mm512_load_si512(wb + 16), w2 = _mm512_load_si512(wb + 32),
@@ -142,7 +183,26 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
   const __m512i exp_bits = _mm512_set1_epi32(0x7f800000);
   for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
     const int64_t tb1 = std::min(pr.kblocks, tb0 + pr.tile_blocks);
-    transpose_words(rows, tb0 * planes, tb1 * planes, wbuf);
+    if (n0 + kTileRows <= p.N)
+      transpose_words(StridedRows{a.w + n0 * a.wpr, a.wpr}, tb0 * planes, tb1 * planes, wbuf);
+    else
+      transpose_words(ListedRows{rows}, tb0 * planes, tb1 * planes, wbuf);
+    // The next K tile's words: this row tile's next K range, or the next row tile's first one.
+    SegmentPrefetch pf;
+    {
+      const bool last = tb1 >= pr.kblocks;
+      const int64_t nb0 = last ? 0 : tb1, nb1 = std::min(pr.kblocks, nb0 + pr.tile_blocks);
+      const int64_t r0 = last ? n0 + kTileRows : n0;
+      // integer addresses: r0 may be N (no row there; then rows = 0 and nothing is prefetched)
+      const uintptr_t first = reinterpret_cast<uintptr_t>(a.w) + 4 * static_cast<uintptr_t>(r0 * a.wpr + nb0 * planes);
+      const uintptr_t end = first + 4 * static_cast<uintptr_t>((nb1 - nb0) * planes);
+      pf.row0 = reinterpret_cast<const char*>(first & ~uintptr_t(63));
+      pf.row_bytes = a.wpr * 4;
+      pf.lines = (end - (first & ~uintptr_t(63)) + 63) / 64;
+      pf.rows = std::max<int64_t>(0, std::min<int64_t>(kTileRows, p.N - r0));
+      const int64_t steps = (tb1 - tb0) * planes;
+      pf.per_step = static_cast<int>((pf.rows * pf.lines + steps - 1) / steps);
+    }
     const int64_t seg = pr.seg_blocks ? pr.seg_blocks : tb1 - tb0;
     const int64_t g0 = pr.seg_blocks ? tb0 / seg : 0;
     // The tile's scales and offsets, gathered and NaN / Inf-tested once per K tile.
@@ -164,8 +224,8 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
         const int64_t s1 = std::min(tb1, s0 + seg);
         __m512 L[kRegs], H[kRegs] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                                      _mm512_setzero_ps()};
-        accumulate_plane(tab_m, wbuf, planes, 0, tb0, s0, s1, L);
-        if (two) accumulate_plane(tab_m, wbuf, planes, 1, tb0, s0, s1, H);
+        accumulate_plane(tab_m, wbuf, planes, 0, tb0, s0, s1, L, pf);
+        if (two) accumulate_plane(tab_m, wbuf, planes, 1, tb0, s0, s1, H, pf);
         // once per scale group: y += s * sum + u * X (forward_avx2.cpp's operations and order)
         const float* sv = sbuf + (s0 - tb0) / seg * kTileRows;
         const float* uv = ubuf + (s0 - tb0) / seg * kTileRows;
