@@ -141,8 +141,8 @@ def cpu_prepack(packed_w: Tensor, kind, K: int) -> Tensor:
 def cpu_prepacked_linear(kind, x: Tensor, packed_w: Tensor, prepacked: Tensor, scale: Tensor,
                          offset: Optional[Tensor] = None, bias: Optional[Tensor] = None) -> Tensor:
     """``linear(kind, x, packed_w, scale, offset, bias)`` on CPU, reading ``prepacked =
-    cpu_prepack(packed_w, kind, K)`` instead of transposing packed_w on every call (AVX2
-    kernel); bitwise the same output.  ``packed_w`` is still needed: shapes, the kernels
+    cpu_prepack(packed_w, kind, K)`` instead of transposing packed_w on every call (AVX-512
+    or AVX2 kernel); bitwise the same output.  ``packed_w`` is still needed: shapes, the kernels
     the blob does not serve (float64, group sizes not a multiple of 32, no AVX2) and the
     gradient of x (``linear_grad_x``).  ``prepacked`` gets no gradient."""
     kind_id = _kind_id(kind, "bitmm.cpu_prepacked_linear")

@@ -36,9 +36,11 @@
 //     chunk[32 * q + p] = byte q of word w of row 32t + row_of_byte(p),  p = 0..31
 //
 //   so its low nibbles are the index vector of weights (bits) 8q .. 8q+3 of the
-//   word and its high nibbles that of bits 8q+4 .. 8q+7.  The row order
+//   word and its high nibbles that of bits 8q+4 .. 8q+7.  The AVX-512 forward
+//   (cpu/forward_avx512.cpp) reads the same bytes: 16 of them zero-extended to
+//   dword lanes index fp32 tables with vpermd (its lanes then follow row_of_byte).  The row order
 //   row_of_byte(p) = 8 * ((p % 16) / 4) + 4 * (p / 16) + p % 4 is the one the
-//   kernel's byte / word unpacks undo: after them, fp32 lane j of accumulator i
+//   AVX2 kernel's byte / word unpacks undo: after them, fp32 lane j of accumulator i
 //   belongs to row 8i + j.
 //
 // Checked on every call (cheap: the header only): magic, version, kind, K, N,

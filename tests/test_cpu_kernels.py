@@ -4,7 +4,8 @@ The AVX2 kernel (csrc/cpu/forward_avx2.cpp, vpshufb on byte-plane tables) and th
 (forward_avx512.cpp, vpermd on fp32 tables) add the same table entries in the same order and scale
 with the same operations, so their outputs must be bitwise equal; BITMM_CPU_ISA=avx2 (read once per
 process) keeps the AVX2 kernel on an AVX-512 machine, so a child process gives the AVX2 bits.  Each
-kernel runs in a named profiler scope (bitmm::cpu_forward_{avx512,avx2,avx2_prepacked,generic}).
+kernel runs in a named profiler scope (bitmm::cpu_forward_{avx512,avx512_prepacked,avx2,avx2_prepacked,generic}).
+Both SIMD kernels also read a cpu_prepack blob in place of the packed words (cpu_prepacked_linear): the same bits.
 """
 import os
 
@@ -51,8 +52,8 @@ def _entry(kind, K, prepacked):
 def _expected_kernel(M, prepacked, G, x_dtype, isa_env):
     if x_dtype == torch.float64 or (G is not None and G % 32) or isa_env == "generic":
         return "bitmm::cpu_forward_generic"
-    if AVX512 and isa_env != "avx2" and (not prepacked or M >= 2):
-        return "bitmm::cpu_forward_avx512"
+    if AVX512 and isa_env != "avx2":
+        return "bitmm::cpu_forward_avx512_prepacked" if prepacked else "bitmm::cpu_forward_avx512"
     if not AVX2:
         return "bitmm::cpu_forward_generic"
     return "bitmm::cpu_forward_avx2_prepacked" if prepacked else "bitmm::cpu_forward_avx2"
@@ -73,6 +74,8 @@ def test_cpu_forward_kernel_choice(M, prepacked, G, x_dtype):
 # K with a partial block and a multi-tile K (4096: two K tiles at M = 1, more at M = 65), M across
 # the activation-row chunks (65 = 64 + 1).
 # K = 100: a partial last block; G = 2048: a K tile longer than 64 blocks; M = 129: three row chunks.
+# With a blob (32-row tiles, two per 64-row tile): N = 100 ends in a partial second tile, N = 37 / 129 in
+# a first one alone, N = 64 in two whole ones.
 _CASES = [(kind, mode, G, M, K, N) for kind in ("binary", "ternary", "int2")
           for mode, G in (("tensor", None), ("channel", None), ("group", 32), ("group", 64), ("group", 256),
                           ("group", 2048))
@@ -110,6 +113,16 @@ def test_avx512_kernel_equals_avx2_bitwise(tmp_path):
         ran = kernels_run(call)
         assert ran == {"bitmm::cpu_forward_avx512"}, (kind, mode, G, M, K, N, ran)
         assert torch.equal(y.view(torch.int32), theirs[i].view(torch.int32)), (kind, mode, G, M, K, N)
+        # the blob read in place: lanes in the blob's row order, the same additions per row
+        kid = formats.KINDS[kind]
+        blob = torch.ops.bitmm.cpu_prepack(p, kid, K)
+
+        def call_blob():
+            nonlocal y
+            y = torch.ops.bitmm.cpu_prepacked_linear(x, p, blob, s, u, b, kid)
+        ran = kernels_run(call_blob)
+        assert ran == {"bitmm::cpu_forward_avx512_prepacked"}, (kind, mode, G, M, K, N, ran)
+        assert torch.equal(y.view(torch.int32), theirs[i].view(torch.int32)), ("blob", kind, mode, G, M, K, N)
 
 
 @needs_avx512

@@ -13,9 +13,10 @@ from bitmm import formats
 from helpers import KINDS, assert_close_to_reference, assert_error_table, make_problem
 
 KIND_ID = formats.KINDS
-SHAPES = [(1, 99, 33), (3, 160, 70), (17, 4160, 65), (0, 96, 9)]  # (M, K, N): odd K / N, M = 0, several K tiles
+# (M, K, N): odd K / N, M = 0, several K tiles; N = 70 / 100: the second 64-row tile holds one / two 32-row blob tiles
+SHAPES = [(1, 99, 33), (3, 160, 70), (17, 4160, 65), (0, 96, 9), (2, 320, 100)]
 MODES = ["tensor", "channel", "g32", "g64", "generic"]
-GENERIC_G = {99: 33, 160: 40, 4160: 80, 96: 48}  # group sizes that are not a multiple of 32
+GENERIC_G = {99: 33, 160: 40, 4160: 80, 96: 48, 320: 80}  # group sizes that are not a multiple of 32
 
 
 def _mode_args(mode, K):

@@ -37,7 +37,8 @@ bool avx2_forward_applies(const LinearProblem& p);
 bool forward_avx2(const ForwardArgs& a);
 
 // The same kernel with `vpermd` lookups on AVX-512F machines (forward_avx512.cpp): bitwise the
-// same outputs; reads the packed words (not a cpu_prepack blob).  Off with BITMM_CPU_ISA=avx2.
+// same outputs; reads the cpu_prepack blob where one is given, else the packed words.  Off with
+// BITMM_CPU_ISA=avx2.
 bool has_avx512();
 // cpu_isa_cap() >= 2: false under BITMM_CPU_ISA=avx2 or generic.
 bool avx512_enabled();

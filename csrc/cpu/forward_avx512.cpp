@@ -11,13 +11,19 @@
 // `vpermd` selects one of 16 dwords per lane by the low 4 bits of the index lane, ignoring the
 // rest.  With lane i holding packed word w of output row i, `vpermd(word >> 4q, table_q)` looks
 // up nibble q of 16 rows at once: one shift, one shuffle, one add per 16 rows and 4 weights,
-// where the AVX2 kernel spends 4 `vpshufb` and 8 unpacks (byte-plane tables) per 32 rows.  No
-// transposed nibble layout is needed either: a K tile of the rows' words is transposed into
-// dword lanes once (16 x 16-byte loads, 12 inserts, 8 unpacks per 16 rows and 4 words), and
-// cpu_prepack blobs are not read.
+// where the AVX2 kernel spends 4 `vpshufb` and 8 unpacks (byte-plane tables) per 32 rows.  The
+// index lanes come from one of two sources:
+//  * the packed words: a K tile of the rows' words is transposed into dword lanes once (16 x
+//    16-byte loads, 12 inserts, 8 unpacks per 16 rows and 4 words), then read per activation row;
+//  * a cpu_prepack blob (cpu_prepack_format.h, made for the AVX2 kernel: byte q of 32 rows' words
+//    per 32-byte vector), read in place: a byte zero-extended to a dword lane (vpmovzxbd) indexes
+//    its low nibble, shifted right by 4 its high one.  No transpose, two sequential streams per
+//    row tile instead of 64 row segments.
 //
-// A row tile is 64 output rows (4 zmm, lane j of register r = row 16r + j): four independent
-// addition chains per plane, as the AVX2 kernel's four accumulators.
+// A row tile is 64 output rows (4 zmm): four independent addition chains per plane, as the AVX2
+// kernel's four accumulators.  Lane j of register r is row 16r + j, or with a blob row
+// 32 (r / 2) + row_of_byte(16 (r % 2) + j) (the blob's byte order; scales are gathered and
+// outputs stored in that order).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -26,6 +32,7 @@
 #include <numeric>
 #include <vector>
 
+#include "../cpu_prepack_format.h"
 #include "cpu_kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -170,6 +177,53 @@ __attribute__((target("avx512f"))) void accumulate_plane(const float* tab_m, con
   acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
 }
 
+// Software prefetch distance in each of the two blob streams, bytes (as forward_avx2.cpp's).
+constexpr int64_t kBlobPrefetchBytes = 4096;
+
+// accumulate_plane reading two cpu_prepack tiles (cpu_prepack_format.h; 32 rows each) in place
+// of the transposed words: chunk (b * planes + plane) of a tile, vector q = byte q of the 32
+// rows' words, i.e. nibble 2q in the low and 2q + 1 in the high half of each byte.  A byte
+// zero-extended to a dword lane (vpmovzxbd) is a vpermd index for its low nibble; shifted right
+// by 4, for its high one.  acc[0], acc[1]: bytes 0-15 and 16-31 of tile A, acc[2], acc[3]: of
+// tile B; lane j of acc[2h + i] is row row_of_byte(16i + j) of that tile.  Per row the same
+// entries are added in the same order as accumulate_plane's (block by block, nibble 0..7).
+__attribute__((target("avx512f"))) void accumulate_plane_blob(const float* tab_m, const uint8_t* tile_a,
+                                                              const uint8_t* tile_b, int planes, int plane,
+                                                              int64_t b0, int64_t b1, __m512 acc[kRegs],
+                                                              bool prefetch) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t b = b0; b < b1; ++b) {
+    const float* tb = tab_m + b * kBlockTableFloats;
+    const int64_t off = (b * planes + plane) * cpu_prepack::kChunkBytes;
+    const uint8_t* ca = tile_a + off;
+    const uint8_t* cb = tile_b + off;
+    if (prefetch) {  // the block's chunks of every plane (2 lines each) in both tiles, kBlobPrefetchBytes ahead
+      const int64_t ahead = b * planes * cpu_prepack::kChunkBytes + kBlobPrefetchBytes;
+      for (int l = 0; l < 2 * planes; ++l) {
+        _mm_prefetch(reinterpret_cast<const char*>(tile_a + ahead + 64 * l), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(tile_b + ahead + 64 * l), _MM_HINT_T0);
+      }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m512i i0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ca + 32 * q)));
+      const __m512i i1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ca + 32 * q + 16)));
+      const __m512i i2 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cb + 32 * q)));
+      const __m512i i3 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cb + 32 * q + 16)));
+      const __m512 tl = _mm512_loadu_ps(tb + 16 * (2 * q)), th = _mm512_loadu_ps(tb + 16 * (2 * q + 1));
+      a0 = _mm512_add_ps(a0, _mm512_permutexvar_ps(i0, tl));
+      a1 = _mm512_add_ps(a1, _mm512_permutexvar_ps(i1, tl));
+      a2 = _mm512_add_ps(a2, _mm512_permutexvar_ps(i2, tl));
+      a3 = _mm512_add_ps(a3, _mm512_permutexvar_ps(i3, tl));
+      a0 = _mm512_add_ps(a0, _mm512_permutexvar_ps(_mm512_srli_epi32(i0, 4), th));
+      a1 = _mm512_add_ps(a1, _mm512_permutexvar_ps(_mm512_srli_epi32(i1, 4), th));
+      a2 = _mm512_add_ps(a2, _mm512_permutexvar_ps(_mm512_srli_epi32(i2, 4), th));
+      a3 = _mm512_add_ps(a3, _mm512_permutexvar_ps(_mm512_srli_epi32(i3, 4), th));
+    }
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
 // Output rows [n0, n0 + 64) for all activation rows of the chunk; nonfinite as in forward_avx2.cpp.
 __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Prepared& pr, int64_t n0,
                                                  uint32_t* wbuf, __mmask16& nonfinite) {
@@ -179,17 +233,34 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
   const uint32_t* rows[kTileRows];
   int64_t rid[kTileRows];
   lookup::tile_rows<kTileRows>(a, n0, rows, rid);
+  // lane i of the accumulators (register i / 16, lane i % 16) holds row n0 + lane_row[i]: i
+  // itself, or with a blob the tiles' byte order (accumulate_plane_blob)
+  int lane_row[kTileRows];
+  const uint8_t* tile_a = nullptr;
+  const uint8_t* tile_b = nullptr;
+  if (a.prep) {
+    const int64_t t = n0 / cpu_prepack::kTileRows, tiles = cpu_prepack::num_tiles(p.N);
+    tile_a = a.prep + t * a.wpr * cpu_prepack::kChunkBytes;
+    tile_b = t + 1 < tiles ? tile_a + a.wpr * cpu_prepack::kChunkBytes : tile_a;  // rows >= N: not stored
+    for (int i = 0; i < kTileRows; ++i)
+      lane_row[i] = cpu_prepack::kTileRows * (i / 32) + cpu_prepack::row_of_byte(i % 32);
+    for (int i = 0; i < kTileRows; ++i) rid[i] = std::min<int64_t>(n0 + lane_row[i], p.N - 1);
+  } else {
+    std::iota(lane_row, lane_row + kTileRows, 0);
+  }
   alignas(64) float sbuf[kMaxTileGroups * kTileRows], ubuf[kMaxTileGroups * kTileRows], yv[kTileRows];
   const __m512i exp_bits = _mm512_set1_epi32(0x7f800000);
   for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
     const int64_t tb1 = std::min(pr.kblocks, tb0 + pr.tile_blocks);
-    if (n0 + kTileRows <= p.N)
+    if (tile_a)
+      ;  // read in place
+    else if (n0 + kTileRows <= p.N)
       transpose_words(StridedRows{a.w + n0 * a.wpr, a.wpr}, tb0 * planes, tb1 * planes, wbuf);
     else
       transpose_words(ListedRows{rows}, tb0 * planes, tb1 * planes, wbuf);
     // The next K tile's words: this row tile's next K range, or the next row tile's first one.
     SegmentPrefetch pf;
-    {
+    if (!tile_a) {
       const bool last = tb1 >= pr.kblocks;
       const int64_t nb0 = last ? 0 : tb1, nb1 = std::min(pr.kblocks, nb0 + pr.tile_blocks);
       const int64_t r0 = last ? n0 + kTileRows : n0;
@@ -219,13 +290,19 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
     for (int64_t m = 0; m < pr.rows; ++m) {
       const float* tab_m = pr.tab + m * pr.nblocks * kBlockTableFloats;
       float* ym = a.y + (pr.m0 + m) * p.N;
-      for (int i = 0; i < kTileRows; ++i) yv[i] = (tb0 == 0 || n0 + i >= p.N) ? 0.f : ym[n0 + i];
+      for (int i = 0; i < kTileRows; ++i)
+        yv[i] = (tb0 == 0 || n0 + lane_row[i] >= p.N) ? 0.f : ym[n0 + lane_row[i]];
       for (int64_t s0 = tb0; s0 < tb1; s0 += seg) {
         const int64_t s1 = std::min(tb1, s0 + seg);
         __m512 L[kRegs], H[kRegs] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                                      _mm512_setzero_ps()};
-        accumulate_plane(tab_m, wbuf, planes, 0, tb0, s0, s1, L, pf);
-        if (two) accumulate_plane(tab_m, wbuf, planes, 1, tb0, s0, s1, H, pf);
+        if (tile_a) {
+          accumulate_plane_blob(tab_m, tile_a, tile_b, planes, 0, s0, s1, L, m == 0);
+          if (two) accumulate_plane_blob(tab_m, tile_a, tile_b, planes, 1, s0, s1, H, false);
+        } else {
+          accumulate_plane(tab_m, wbuf, planes, 0, tb0, s0, s1, L, pf);
+          if (two) accumulate_plane(tab_m, wbuf, planes, 1, tb0, s0, s1, H, pf);
+        }
         // once per scale group: y += s * sum + u * X (forward_avx2.cpp's operations and order)
         const float* sv = sbuf + (s0 - tb0) / seg * kTileRows;
         const float* uv = ubuf + (s0 - tb0) / seg * kTileRows;
@@ -240,7 +317,8 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
           _mm512_store_ps(yv + kLanes * r, y16);
         }
       }
-      for (int i = 0; i < kTileRows && n0 + i < p.N; ++i) ym[n0 + i] = yv[i];
+      for (int i = 0; i < kTileRows; ++i)
+        if (n0 + lane_row[i] < p.N) ym[n0 + lane_row[i]] = yv[i];
     }
   }
 }

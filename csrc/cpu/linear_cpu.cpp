@@ -99,13 +99,13 @@ bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
   const int64_t wpr = w.size(1);
   if constexpr (std::is_same_v<T, float>) {
     cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep};
-    // The AVX-512 kernel transposes the packed words per call; at M = 1 the AVX2 kernel reading a
-    // cpu_prepack blob (no transpose) is faster, from M = 2 the AVX-512 one (4096^2, 2-core Xeon,
-    // session 30: M = 1 ternary 378-455 us vs 494; M = 2 704-708 vs 606-670; bench/NOTES.md v7).
-    // Each kernel runs in a named profiler scope (tests assert which one ran).
-    constexpr int64_t kAvx512MinRowsOverBlob = 2;
-    if (cpu::avx512_forward_applies(p) && (prep == nullptr || p.M >= kAvx512MinRowsOverBlob)) {
-      RECORD_FUNCTION("bitmm::cpu_forward_avx512", c10::ArrayRef<const c10::IValue>{});
+    // The AVX-512 kernel where it applies, reading the cpu_prepack blob in place when there is one
+    // (Zen 4, session 38: 0.70-0.90 of the time of the AVX2 kernel on the blob at M = 1, 0.83-1.02
+    // of its own transposing path's at M = 2-64; bench/NOTES.md "CPU forward" v9).  Each kernel
+    // runs in a named profiler scope (tests assert which one ran).
+    if (cpu::avx512_forward_applies(p)) {
+      RECORD_FUNCTION(prep ? "bitmm::cpu_forward_avx512_prepacked" : "bitmm::cpu_forward_avx512",
+                      c10::ArrayRef<const c10::IValue>{});
       return cpu::forward_avx512(a);
     }
     if (cpu::avx2_forward_applies(p)) {
