@@ -99,7 +99,8 @@ def run_case(kind, K, N, M, G):
                           for p, q, s, u in pre])
     del pre
     fp32_us, int8_us = fp32_and_int8_dynamic_us(x, K, N)
-    backend = "cpu-avx2" if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else "cpu"
+    # the kernel that ran (earlier files: "cpu-avx2" on every SIMD machine, AVX-512 kernel included)
+    backend = f"cpu-{torch.ops.bitmm._cpu_forward_kernel()}"
 
     def record(backend, t):
         return {"op": kind, "direction": "forward", "K": K, "N": N, "M": M, "group_size": G, "dtype": "float32",

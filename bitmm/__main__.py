@@ -23,9 +23,9 @@ def info() -> None:
     except ImportError:  # built by CMake or an older setup.py
         BUILD_INFO = {}
     archs = BUILD_INFO.get("cuda_archs")
-    isa = torch.backends.cpu.get_cpu_capability()
-    cpu_kernel = "AVX2 kernels" if isa in ("AVX2", "AVX512") else "portable kernels (no AVX2 on this CPU)"
-    print(f"bitmm backends: CPU ({cpu_kernel}, chosen at run time)"
+    cpu_kernel = (f"forward: {torch.ops.bitmm._cpu_forward_kernel()} kernel, linear_a8: "
+                  f"{torch.ops.bitmm._cpu_a8_kernel()} kernel")
+    print(f"bitmm backends: CPU ({cpu_kernel}, chosen at run time; BITMM_CPU_ISA limits them)"
           f"{', CUDA (compiled for ' + archs + ')' if cuda_impl and archs else ', CUDA' if cuda_impl else ''}"
           f"{'; built with ASan/UBSan' if BUILD_INFO.get('sanitize') else ''}"
           f"{'; built against torch ' + BUILD_INFO['torch'] if BUILD_INFO.get('torch') else ''}")

@@ -33,6 +33,15 @@ int64_t set_backend(int64_t mode) {
 int64_t get_backend() { return bitmm::backend_setting().load(); }
 std::string last_kernel() { return bitmm::kKernelRanNames[bitmm::last_kernel_ran()]; }
 std::string cpu_a8_kernel() { return bitmm::cpu::a8_kernel_name(bitmm::cpu::a8_kernel(1)); }
+// The kernel of the float forward ops on CPU in this process for float32 / fp16 / bf16 x and group sizes
+// that are multiples of 32 (the *_forward_applies conditions of cpu_kernels.h without the group-size
+// one); float64 x and other group sizes always take the generic kernel.
+std::string cpu_forward_kernel() {
+  namespace c = bitmm::cpu;
+  if (c::has_avx512() && c::avx512_enabled()) return "avx512";
+  if (c::has_avx2() && c::cpu_isa_cap() >= 1) return "avx2";
+  return "generic";
+}
 }  // namespace
 
 TORCH_LIBRARY(bitmm, m) {
@@ -79,4 +88,7 @@ TORCH_LIBRARY(bitmm, m) {
   // of the codes and a float matmul: slower than the float ops; also for K > 5,592,405).  PackedLinear.int8_matmul
   // asks it.
   m.def("_cpu_a8_kernel() -> str", &cpu_a8_kernel);
+  // The CPU kernel of the float forward ops in this process: "avx512", "avx2" or "generic" (see cpu_forward_kernel);
+  // `python -m bitmm info` and bench/cpu_bench.py print it.
+  m.def("_cpu_forward_kernel() -> str", &cpu_forward_kernel);
 }

@@ -59,6 +59,13 @@ def _expected_kernel(M, prepacked, G, x_dtype, isa_env):
     return "bitmm::cpu_forward_avx2_prepacked" if prepacked else "bitmm::cpu_forward_avx2"
 
 
+def test_cpu_forward_kernel_name_is_the_kernel_that_runs():
+    x, p, s, u, b = make_problem("ternary", 3, 192, 70, "group", 64)
+    name = torch.ops.bitmm._cpu_forward_kernel()
+    assert name == _expected_kernel(3, False, 64, torch.float32, os.environ.get("BITMM_CPU_ISA")).split("_")[-1]
+    assert kernels_run(lambda: bitmm.linear("ternary", x, p, s, u, b)) == {f"bitmm::cpu_forward_{name}"}
+
+
 @pytest.mark.parametrize("prepacked", [False, True])
 @pytest.mark.parametrize("M", [1, 2, 17])
 @pytest.mark.parametrize("G,x_dtype", [(None, torch.float32), (64, torch.float16), (48, torch.float32),
@@ -129,8 +136,19 @@ def test_avx512_kernel_equals_avx2_bitwise(tmp_path):
 def test_avx2_kernel_choice_in_a_child():
     run_in_child("""
 import torch
-from test_cpu_kernels import test_cpu_forward_kernel_choice as t
+from test_cpu_kernels import test_cpu_forward_kernel_choice as t, test_cpu_forward_kernel_name_is_the_kernel_that_runs
 for prepacked in (False, True):
     for M in (1, 2):
         t(M, prepacked, None, torch.float32)
+test_cpu_forward_kernel_name_is_the_kernel_that_runs()
+assert torch.ops.bitmm._cpu_forward_kernel() == "avx2"
 """, BITMM_CPU_ISA="avx2")
+
+
+def test_generic_kernel_name_in_a_child():
+    run_in_child("""
+import torch
+from test_cpu_kernels import test_cpu_forward_kernel_name_is_the_kernel_that_runs
+test_cpu_forward_kernel_name_is_the_kernel_that_runs()
+assert torch.ops.bitmm._cpu_forward_kernel() == "generic"
+""", BITMM_CPU_ISA="generic")
