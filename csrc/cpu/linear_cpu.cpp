@@ -100,7 +100,7 @@ bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
   if constexpr (std::is_same_v<T, float>) {
     cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep};
     // The AVX-512 kernel where it applies, reading the cpu_prepack blob in place when there is one
-    // (Zen 4, session 38: 0.70-0.90 of the time of the AVX2 kernel on the blob at M = 1, 0.83-1.02
+    // (Zen 4, session 38: 0.70-0.90 of the time of the AVX2 kernel on the blob at M = 1, 0.81-1.03
     // of its own transposing path's at M = 2-64; bench/NOTES.md "CPU forward" v9).  Each kernel
     // runs in a named profiler scope (tests assert which one ran).
     if (cpu::avx512_forward_applies(p)) {
