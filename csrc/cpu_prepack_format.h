@@ -12,6 +12,8 @@
 // time at M = 1, bench/NOTES.md "CPU forward").  This layout stores them
 // transposed once, two nibbles per byte, so the bytes read per call stay those
 // of the packed weight (2 bits per weight for ternary / int2, 1 for binary).
+// The AVX-512 forward reads the same blob in place of its own per-call
+// transpose (below, and bench/NOTES.md "CPU forward" v9).
 //
 // Blob: a 1-D uint8 tensor = 64-byte header + payload.
 //

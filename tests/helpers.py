@@ -263,6 +263,45 @@ def assert_error_table(cases) -> None:
             pytest.fail(f"{desc}: no error")
 
 
+class UnmappedNeighbours:
+    """Copies of CPU tensors placed flush against PROT_NONE pages (Linux): ``place(t, at_end)`` returns a copy
+    starting right after one (at_end False) or ending right before one, so a kernel reading before or past it
+    faults (ASan does not check AVX-512 masked loads).  A context manager: the mappings go on exit."""
+
+    def __enter__(self):
+        import ctypes
+        import mmap
+        self._ctypes, self._mmap = ctypes, mmap
+        self._libc = libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_long]
+        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self._maps = []
+        return self
+
+    def place(self, t: torch.Tensor, at_end: bool) -> torch.Tensor:
+        ctypes, mmap, libc = self._ctypes, self._mmap, self._libc
+        page, guard = mmap.PAGESIZE, 1 << 20
+        nbytes = t.numel() * t.element_size()
+        body = -(-nbytes // page) * page
+        size = 2 * guard + body
+        base = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        assert base not in (None, ctypes.c_void_p(-1).value)
+        self._maps.append((base, size))
+        assert libc.mprotect(base, guard, 0) == 0 and libc.mprotect(base + guard + body, guard, 0) == 0
+        buf = (ctypes.c_char * nbytes).from_address(base + guard + (body - nbytes if at_end else 0))
+        g = torch.frombuffer(buf, dtype=t.dtype, count=t.numel()).view(t.shape)
+        g.copy_(t)
+        return g
+
+    def __exit__(self, *exc):
+        for base, size in self._maps:
+            self._libc.munmap(base, size)
+        return False
+
+
 def run_in_child(code: str, timeout: int = 900, **env_vars) -> None:
     """Runs `code` in a fresh Python process with the tests folder importable and `env_vars` set (the
     kernels' launch knobs and benchmark overrides are read once per process); fails unless it exits

@@ -18,7 +18,7 @@ import torch
 
 import bitmm
 from bitmm import formats, quant
-from helpers import run_in_child
+from helpers import UnmappedNeighbours, run_in_child
 
 
 def _cpu_flags() -> set[str]:
@@ -118,31 +118,8 @@ def test_inputs_flush_against_unmapped_pages():
     # packed_w and xq placed flush against PROT_NONE pages (starting at one, then ending at one): a read before or
     # past either faults.  (ASan does not check AVX-512 masked loads; this caught row_lanes reading rows before
     # packed_w for N <= 24.)
-    import ctypes
-    import mmap
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    page, guard = mmap.PAGESIZE, 1 << 20
-    maps = []
-
-    def guarded(t, at_end):
-        nbytes = t.numel() * t.element_size()
-        body = -(-nbytes // page) * page
-        size = 2 * guard + body
-        base = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-        assert base not in (None, ctypes.c_void_p(-1).value)
-        maps.append((base, size))
-        assert libc.mprotect(base, guard, 0) == 0 and libc.mprotect(base + guard + body, guard, 0) == 0
-        buf = (ctypes.c_char * nbytes).from_address(base + guard + (body - nbytes if at_end else 0))
-        g = torch.frombuffer(buf, dtype=t.dtype, count=t.numel()).view(t.shape)
-        g.copy_(t)
-        return g
-
     gen = torch.Generator().manual_seed(3)
-    try:
+    with UnmappedNeighbours() as un:
         for kind in ("binary", "ternary", "int2"):
             for K in (33, 1025):
                 for N in (1, 17, 24, 65):
@@ -152,12 +129,9 @@ def test_inputs_flush_against_unmapped_pages():
                         xq = torch.randint(-128, 128, (M, K), generator=gen, dtype=torch.int8)
                         want = xq.double() @ (codes.double() - SHIFT[kind]).T
                         for at_end in (False, True):
-                            y = bitmm.linear_a8(kind, guarded(xq, at_end), torch.ones(M, 1), guarded(p, at_end),
+                            y = bitmm.linear_a8(kind, un.place(xq, at_end), torch.ones(M, 1), un.place(p, at_end),
                                                 torch.tensor(1.0), out_dtype=torch.float64)
                             assert torch.equal(y, want), (kind, K, N, M, at_end)
-    finally:
-        for base, size in maps:
-            libc.munmap(base, size)
 
 
 def test_several_threads():

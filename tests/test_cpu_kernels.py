@@ -152,3 +152,32 @@ from test_cpu_kernels import test_cpu_forward_kernel_name_is_the_kernel_that_run
 test_cpu_forward_kernel_name_is_the_kernel_that_runs()
 assert torch.ops.bitmm._cpu_forward_kernel() == "generic"
 """, BITMM_CPU_ISA="generic")
+
+
+@pytest.mark.parametrize("prepacked", [False, True])
+@pytest.mark.parametrize("sdtype,udtype", [(torch.float16, torch.float16), (torch.bfloat16, torch.bfloat16),
+                                           (torch.float16, torch.bfloat16), (torch.bfloat16, torch.float32)])
+@pytest.mark.parametrize("mode,G", [("tensor", None), ("channel", None), ("group", 32), ("group", 64)])
+@pytest.mark.parametrize("kind", ["binary", "ternary", "int2"])
+def test_half_and_bfloat16_scales_equal_float32(kind, mode, G, sdtype, udtype, prepacked):
+    """float16 / bfloat16 scales and offsets (widened to float32 for the SIMD kernels): bitwise the output of the
+    same values given as float32, a transposed (non-contiguous) one too; a non-finite one is named."""
+    torch.manual_seed(3)
+    K, N = 320, 100  # two 64-row tiles, the second partial
+    x, p, s, u, b = make_problem(kind, 3, K, N, mode, G, offset=True, bias=True)
+    s_lo = s.to(sdtype)
+    u_lo = u.to(udtype)
+    if s_lo.dim() == 2:  # a transposed copy: same values, other strides
+        s_lo = s_lo.T.contiguous().T
+    entry = _entry(kind, K, prepacked)
+    y = entry(x, p, s_lo, u_lo, b)
+    want = entry(x, p, s_lo.float(), u_lo.float(), b)
+    assert torch.equal(y.view(torch.int32), want.view(torch.int32))
+    ran = kernels_run(lambda: entry(x, p, s_lo, u_lo, b))
+    assert ran <= {"bitmm::cpu_forward_avx512", "bitmm::cpu_forward_avx512_prepacked", "bitmm::cpu_forward_avx2",
+                   "bitmm::cpu_forward_avx2_prepacked", "bitmm::cpu_forward_generic"} and len(ran) == 1
+    # a non-finite value in the stored dtype is found and named
+    u_bad = u_lo.clone()
+    u_bad.view(-1)[-1] = float("inf")
+    with pytest.raises(ValueError, match=r"offset(\[[0-9, ]+\])? is \+Inf"):
+        entry(x, p, s_lo, u_bad, b)

@@ -10,7 +10,7 @@ import torch
 import bitmm
 import bitmm.nn as bnn
 from bitmm import formats
-from helpers import KINDS, assert_close_to_reference, assert_error_table, make_problem
+from helpers import KINDS, UnmappedNeighbours, assert_close_to_reference, assert_error_table, make_problem, run_in_child
 
 KIND_ID = formats.KINDS
 # (M, K, N): odd K / N, M = 0, several K tiles; N = 70 / 100: the second 64-row tile holds one / two 32-row blob tiles
@@ -304,3 +304,29 @@ def test_packed_linear_pickle_and_compile():
     torch._dynamo.reset()
     yc = torch.compile(layer, fullgraph=True, backend="aot_eager")(x)
     torch.testing.assert_close(yc, y)
+
+
+def test_forward_inputs_flush_against_unmapped_pages():
+    """packed_w and the blob placed flush against PROT_NONE pages: a read before or past either faults.  Rows >= N
+    never reach the output, so an over-read there changes no value a test compares; a review's mutants (the second
+    blob tile read where there is none; the tail row tile addressed as a full one) passed every other test and fault
+    here.  Both entry points, every SIMD kernel this CPU has (the child runs the AVX2 ones)."""
+    cases = [(kind, M, K, N) for kind in KINDS for M in (1, 3) for K in (100, 4160) for N in (1, 33, 37, 65, 100, 129)]
+    with UnmappedNeighbours() as un:
+        for i, (kind, M, K, N) in enumerate(cases):
+            torch.manual_seed(i)
+            x, packed, s, u, b = make_problem(kind, M, K, N, "group" if K % 32 == 0 else "channel", 32)
+            blob = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], K)
+            want = torch.ops.bitmm.cpu_prepacked_linear(x, packed, blob, s, u, b, KIND_ID[kind])
+            for at_end in (False, True):
+                p_g, blob_g = un.place(packed, at_end), un.place(blob, at_end)
+                y = torch.ops.bitmm.cpu_prepacked_linear(x, p_g, blob_g, s, u, b, KIND_ID[kind])
+                assert torch.equal(y, want), (kind, M, K, N, at_end)
+                assert torch.equal(bitmm.linear(kind, x, p_g, s, u, b), want), (kind, M, K, N, at_end)
+
+
+def test_forward_inputs_flush_against_unmapped_pages_avx2():
+    run_in_child("""
+from test_cpu_prepack import test_forward_inputs_flush_against_unmapped_pages as t
+t()
+""", BITMM_CPU_ISA="avx2")

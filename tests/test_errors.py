@@ -160,6 +160,25 @@ def test_cpu_kernel_finds_every_nonfinite_group_scale(kind, G, prepacked):
                 call(x, p, s, poisoned(u, (n, g), values[2 - i]))
 
 
+@pytest.mark.parametrize("prepacked", [False, True])
+@pytest.mark.parametrize("kind", ["binary", "int2"])
+@pytest.mark.parametrize("M", [1, 65])
+def test_cpu_kernel_finds_nonfinite_scales_across_k_tiles(kind, M, prepacked):
+    # K = 4160 with G = 32: 130 groups over three K tiles at M = 1 (64 blocks each), more at M = 65; rows on both
+    # sides of the 32-row blob tile boundary and the last one, groups at the first, K-tile-edge and last positions.
+    K, N, G = 4160, 37, 32
+    x, p, s, u, _ = make_problem(kind, M, K, N, "group", G=G, bias=False)
+    call = _linear_entry(prepacked, kind, K)
+    op = r"cpu_prepacked_linear\(" + kind + r"\)" if prepacked else kind + "_linear"
+    torch.testing.assert_close(call(x, p, s, u), bitmm.linear(kind, x, p, s, u), rtol=0, atol=0)
+    for n in (0, 31, 32, 36):
+        for g in (0, 63, 64, 127, 128, 129):
+            with pytest.raises(ValueError, match=rf"{op}: scale\[{n}, {g}\] is NaN"):
+                call(x, p, poisoned(s, (n, g), float("nan")), u)
+            with pytest.raises(ValueError, match=rf"{op}: offset\[{n}, {g}\] is -Inf"):
+                call(x, p, s, poisoned(u, (n, g), -float("inf")))
+
+
 @pytest.mark.parametrize("sdtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("M", [1, 3, 65])
 def test_cpu_kernel_nonfinite_scale_modes(M, sdtype):

@@ -120,12 +120,12 @@ bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
 }
 
 // prepacked: a cpu_prepack blob of packed_w (cpu_prepacked_linear), or nullptr.  It only
-// replaces the AVX2 kernel's per-call transpose: the other kernels (float64, group sizes
-// that are not a multiple of 32, no AVX2) read packed_w, with the same results.
+// replaces the AVX2 / AVX-512 kernels' per-call transpose: the generic kernel (float64, group
+// sizes that are not a multiple of 32, no AVX2) reads packed_w, with the same results.
 at::Tensor linear_cpu_impl(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
                            const std::optional<at::Tensor>& bias, const at::Tensor* prepacked = nullptr) {
-  // The NaN / Inf check of scale and offset is deferred to the AVX2 kernel where it runs (it reads
+  // The NaN / Inf check of scale and offset is deferred to the AVX2 / AVX-512 kernel where it runs (it reads
   // every value anyway; a separate scan re-read group-wise scales from memory: bench/NOTES.md,
   // "CPU forward" v5), and made up front everywhere else.  Not for float64 scales: the kernel sees
   // them rounded to float32, where a finite 1e300 would read as Inf.
