@@ -181,3 +181,42 @@ def test_half_and_bfloat16_scales_equal_float32(kind, mode, G, sdtype, udtype, p
     u_bad.view(-1)[-1] = float("inf")
     with pytest.raises(ValueError, match=r"offset(\[[0-9, ]+\])? is \+Inf"):
         entry(x, p, s_lo, u_bad, b)
+
+
+# grad_x (linear_grad_x): the AVX-512 kernel (k-masks from the words, lanes in registers across n) against the AVX2
+# one (mask-table loads) in a child, bit for bit; K with a partial chunk of 8 blocks and a partial block, odd N,
+# M = 1 .. 65, every scale mode incl. a group spanning two chunks (G = 512).
+_GX_CASES = [(kind, mode, G, M, K, N) for kind in ("binary", "ternary", "int2")
+             for mode, G in (("tensor", None), ("channel", None), ("group", 32), ("group", 64), ("group", 512))
+             for M, K, N in ((1, 4096, 37), (3, 1024, 129), (65, 320, 5), (2, 100, 64))
+             if G is None or K % G == 0]
+
+_GX_CHILD = """
+import torch
+from helpers import make_problem
+from test_cpu_kernels import _GX_CASES, _gx_case
+torch.save([_gx_case(i) for i in range(len(_GX_CASES))], {path!r})
+"""
+
+
+def _gx_case(i):
+    kind, mode, G, M, K, N = _GX_CASES[i]
+    torch.manual_seed(100 + i)
+    _, p, s, u, _ = make_problem(kind, 1, K, N, mode, G)
+    g = torch.randn(M, N)
+    return torch.ops.bitmm.linear_grad_x(g, p, s, u, formats.KINDS[kind], K)
+
+
+@needs_avx512
+def test_avx512_grad_x_equals_avx2_bitwise(tmp_path):
+    path = str(tmp_path / "gx_avx2.pt")
+    run_in_child(_GX_CHILD.format(path=path), BITMM_CPU_ISA="avx2")
+    theirs = torch.load(path)
+    assert len(theirs) == len(_GX_CASES) >= 45
+    for i, case in enumerate(_GX_CASES):
+        ran = set()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            mine = _gx_case(i)
+        ran = {e.name for e in prof.events() if e.name.startswith("bitmm::cpu_grad_x")}
+        assert ran == {"bitmm::cpu_grad_x_avx512"}, (case, ran)
+        assert torch.equal(mine.view(torch.int32), theirs[i].view(torch.int32)), case
