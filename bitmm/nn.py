@@ -413,7 +413,8 @@ class PackedLinear(nn.Module):
 
     # On CPU, forward reads the weight's prepacked lookup layout (made on first use; as many
     # bytes as packed_weight, so a CPU layer holds its weight twice).  Set to False on a layer,
-    # or on the class, to keep one copy and run the plain op (same output, ~1.7x slower at M = 1).
+    # or on the class, to keep one copy and run the plain op (same output; at M = 1 ~1.7x slower with the AVX2
+    # kernels, 1.2-1.3x with the AVX-512 ones: bench/cpu_paths_ab.py).
     use_cpu_prepack: bool = True
     # Opt-in (memory for speed, for training through a frozen packed layer, e.g. LoRA): when
     # True and x needs a gradient, the layer keeps the packed W^T (as many bytes as

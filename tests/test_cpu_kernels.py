@@ -103,11 +103,16 @@ torch.save(outs, {path!r})
 """
 
 
+def _avx2_child_outputs(tmp_path, child_code):
+    """The outputs a BITMM_CPU_ISA=avx2 child saves (child_code has a {path!r} field)."""
+    path = str(tmp_path / "avx2.pt")
+    run_in_child(child_code.format(path=path), BITMM_CPU_ISA="avx2")
+    return torch.load(path)
+
+
 @needs_avx512
 def test_avx512_kernel_equals_avx2_bitwise(tmp_path):
-    path = str(tmp_path / "avx2.pt")
-    run_in_child(_CHILD.format(path=path), BITMM_CPU_ISA="avx2")
-    theirs = torch.load(path)
+    theirs = _avx2_child_outputs(tmp_path, _CHILD)
     assert len(theirs) == len(_CASES) >= 50
     for i, (kind, mode, G, M, K, N) in enumerate(_CASES):
         torch.manual_seed(i)
@@ -209,12 +214,9 @@ def _gx_case(i):
 
 @needs_avx512
 def test_avx512_grad_x_equals_avx2_bitwise(tmp_path):
-    path = str(tmp_path / "gx_avx2.pt")
-    run_in_child(_GX_CHILD.format(path=path), BITMM_CPU_ISA="avx2")
-    theirs = torch.load(path)
+    theirs = _avx2_child_outputs(tmp_path, _GX_CHILD)
     assert len(theirs) == len(_GX_CASES) >= 45
     for i, case in enumerate(_GX_CASES):
-        ran = set()
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             mine = _gx_case(i)
         ran = {e.name for e in prof.events() if e.name.startswith("bitmm::cpu_grad_x")}

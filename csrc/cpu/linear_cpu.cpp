@@ -204,6 +204,12 @@ const MaskLut& mask_lut() {
   return lut;
 }
 
+// g[m, n] * s[n, grp] (the group index ignored for per-tensor / per-channel scales): the one
+// multiply per (m, n, group) of both masked-add kernels, the same rounding in both.
+inline float grad_times_scale(const LinearProblem& p, const float* gr, const ScaleF32& s, int64_t n, int64_t grp) {
+  return gr[n] * s.at(n, p.groups > 1 ? grp : 0);
+}
+
 // grad_x in packed (permuted) order: gxp[m, b*32 + bit] = sum_n (g*s)[m,n,grp] * value bits.
 // Masked adds of g*s (2*g*s for the hi plane), parallel over blocks of K.
 template <bool TWO_PLANES>
@@ -226,8 +232,7 @@ __attribute__((target("avx2,fma"))) void grad_x_fast_range(const LinearProblem& 
           const int64_t grp = b / gblocks;
           if (grp != cur_g) {  // one multiply per (m, n, group)
             cur_g = grp;
-            const float gs = gr[n] * s.at(n, p.groups > 1 ? grp : 0);
-            v = _mm256_set1_ps(gs);
+            v = _mm256_set1_ps(grad_times_scale(p, gr, s, n, grp));
             v2 = _mm256_add_ps(v, v);
           }
           const uint32_t lo = row[b * planes];
@@ -279,8 +284,7 @@ __attribute__((target("avx512f"))) void grad_x_avx512_range(const LinearProblem&
           const int64_t grp = (c0 + j) / gblocks;
           if (grp != cur_g) {  // one multiply per (m, n, group), as the AVX2 kernel
             cur_g = grp;
-            const float gs = gr[n] * s.at(n, p.groups > 1 ? grp : 0);
-            v = _mm512_set1_ps(gs);
+            v = _mm512_set1_ps(grad_times_scale(p, gr, s, n, grp));
             v2 = _mm512_add_ps(v, v);
           }
           const uint32_t lo = row[j * planes];
