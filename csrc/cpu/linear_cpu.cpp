@@ -255,59 +255,76 @@ __attribute__((target("avx2,fma"))) void grad_x_fast_range(const LinearProblem& 
 }
 
 // The same sums on AVX-512F: a word's bits are the k-masks of its 32 lanes (low / high 16 bits), no
-// mask-table loads, and the lanes of kGxChunk blocks stay in 2 x kGxChunk zmm across the n loop
-// instead of a load / add / store per (n, block).  Per lane the AVX2 kernel's operations in its
-// order: t = (lo ? gs : +0) (+ (hi ? 2gs : +0) for two planes), acc += t, n ascending: bitwise its
-// output (tests/test_cpu_kernels.py compares the two).  A masked add where the AVX2 kernel adds a
-// masked +0 is the same: acc starts at +0 and a round-to-nearest sum is -0 only for -0 + -0.
-constexpr int kGxChunk = 8;  // blocks per register tile: 16 accumulators
-template <bool TWO_PLANES>
+// mask-table loads, and the lanes of C blocks stay in 2 x C zmm across the whole n loop instead of a
+// load / add / store per (n, block).  Per lane the AVX2 kernel's operations in its order:
+// t = (lo ? gs : +0) (+ (hi ? 2gs : +0) for two planes), acc += t, n ascending: bitwise its output
+// (tests/test_cpu_kernels.py compares the two).  A masked add where the AVX2 kernel adds a masked +0
+// is the same: acc starts at +0 and a round-to-nearest sum is -0 only for -0 + -0.
+// A register tile is MT activation rows x C blocks (2 x MT x C accumulators + 2 x MT broadcasts <= 32
+// zmm); MT = 2 shares each word's loads and k-masks between two rows of g.
+template <bool TWO_PLANES, int MT, int C>
+__attribute__((target("avx512f"), always_inline)) inline void grad_x_avx512_tile(
+    const LinearProblem& p, const float* g, const uint32_t* w, int64_t wpr, const ScaleF32& s, float* gxp,
+    int64_t Kp, int64_t c0, int nb, int64_t m0, int64_t gblocks) {
+  const int planes = TWO_PLANES ? 2 : 1;
+  __m512 acc[MT][2 * C];
+  for (int r = 0; r < MT; ++r)
+    for (int i = 0; i < 2 * C; ++i) acc[r][i] = _mm512_setzero_ps();
+  for (int64_t n = 0; n < p.N; ++n) {
+    const uint32_t* row = w + n * wpr + c0 * planes;
+    int64_t cur_g = -1;  // (block c0 sets v, v2 first)
+    __m512 v[MT], v2[MT];
+    for (int r = 0; r < MT; ++r) v[r] = v2[r] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int j = 0; j < C; ++j) {
+      if (j >= nb) break;
+      const int64_t grp = (c0 + j) / gblocks;
+      if (grp != cur_g) {  // one multiply per (m, n, group), as the AVX2 kernel
+        cur_g = grp;
+        for (int r = 0; r < MT; ++r) {
+          v[r] = _mm512_set1_ps(grad_times_scale(p, g + (m0 + r) * p.N, s, n, grp));
+          v2[r] = _mm512_add_ps(v[r], v[r]);
+        }
+      }
+      const uint32_t lo = row[j * planes];
+      const uint32_t hi = TWO_PLANES ? row[j * planes + 1] : 0u;
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const __mmask16 ml = _cvtu32_mask16(lo >> (16 * h));
+        const __mmask16 mh = _cvtu32_mask16(hi >> (16 * h));
+        for (int r = 0; r < MT; ++r) {
+          if (TWO_PLANES) {
+            __m512 t = _mm512_maskz_mov_ps(ml, v[r]);
+            t = _mm512_mask_add_ps(t, mh, t, v2[r]);
+            acc[r][2 * j + h] = _mm512_add_ps(acc[r][2 * j + h], t);
+          } else {
+            acc[r][2 * j + h] = _mm512_mask_add_ps(acc[r][2 * j + h], ml, acc[r][2 * j + h], v[r]);
+          }
+        }
+      }
+    }
+  }
+  for (int r = 0; r < MT; ++r) {
+    float* out = gxp + (m0 + r) * Kp + c0 * BLOCK_K;
+    for (int j = 0; j < nb; ++j) {
+      _mm512_storeu_ps(out + BLOCK_K * j, acc[r][2 * j]);
+      _mm512_storeu_ps(out + BLOCK_K * j + 16, acc[r][2 * j + 1]);
+    }
+  }
+}
+
+// Blocks [b0, b1) for every activation row: C-block chunks, rows two at a time (the last one alone).
+template <bool TWO_PLANES, int C>
 __attribute__((target("avx512f"))) void grad_x_avx512_range(const LinearProblem& p, const float* g,
                                                             const uint32_t* w, int64_t wpr, const ScaleF32& s,
                                                             float* gxp, int64_t Kp, int64_t b0, int64_t b1) {
   const int64_t kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
   const int64_t gblocks = p.groups > 1 ? p.group_size / BLOCK_K : kblocks;
-  const int planes = TWO_PLANES ? 2 : 1;
-  for (int64_t c0 = b0; c0 < b1; c0 += kGxChunk) {
-    const int nb = static_cast<int>(std::min<int64_t>(kGxChunk, b1 - c0));
-    for (int64_t m = 0; m < p.M; ++m) {
-      const float* gr = g + m * p.N;
-      __m512 acc[2 * kGxChunk];
-      for (int i = 0; i < 2 * kGxChunk; ++i) acc[i] = _mm512_setzero_ps();
-      for (int64_t n = 0; n < p.N; ++n) {
-        const uint32_t* row = w + n * wpr + c0 * planes;
-        int64_t cur_g = -1;
-        __m512 v = _mm512_setzero_ps(), v2 = v;
-#pragma GCC unroll 8
-        for (int j = 0; j < kGxChunk; ++j) {
-          if (j >= nb) break;
-          const int64_t grp = (c0 + j) / gblocks;
-          if (grp != cur_g) {  // one multiply per (m, n, group), as the AVX2 kernel
-            cur_g = grp;
-            v = _mm512_set1_ps(grad_times_scale(p, gr, s, n, grp));
-            v2 = _mm512_add_ps(v, v);
-          }
-          const uint32_t lo = row[j * planes];
-          const uint32_t hi = TWO_PLANES ? row[j * planes + 1] : 0u;
-#pragma GCC unroll 2
-          for (int h = 0; h < 2; ++h) {
-            const __mmask16 ml = _cvtu32_mask16(lo >> (16 * h));
-            if (TWO_PLANES) {
-              __m512 t = _mm512_maskz_mov_ps(ml, v);
-              t = _mm512_mask_add_ps(t, _cvtu32_mask16(hi >> (16 * h)), t, v2);
-              acc[2 * j + h] = _mm512_add_ps(acc[2 * j + h], t);
-            } else {
-              acc[2 * j + h] = _mm512_mask_add_ps(acc[2 * j + h], ml, acc[2 * j + h], v);
-            }
-          }
-        }
-      }
-      float* out = gxp + m * Kp + c0 * BLOCK_K;
-      for (int j = 0; j < nb; ++j) {
-        _mm512_storeu_ps(out + BLOCK_K * j, acc[2 * j]);
-        _mm512_storeu_ps(out + BLOCK_K * j + 16, acc[2 * j + 1]);
-      }
-    }
+  for (int64_t c0 = b0; c0 < b1; c0 += C) {
+    const int nb = static_cast<int>(std::min<int64_t>(C, b1 - c0));
+    int64_t m = 0;
+    for (; m + 2 <= p.M; m += 2) grad_x_avx512_tile<TWO_PLANES, 2, C>(p, g, w, wpr, s, gxp, Kp, c0, nb, m, gblocks);
+    if (m < p.M) grad_x_avx512_tile<TWO_PLANES, 1, C>(p, g, w, wpr, s, gxp, Kp, c0, nb, m, gblocks);
   }
 }
 
@@ -317,9 +334,16 @@ void grad_x_fast(const LinearProblem& p, const float* g, const uint32_t* w, int6
   const int64_t kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
   if (cpu::avx512_enabled() && cpu::has_avx512()) {
     RECORD_FUNCTION("bitmm::cpu_grad_x_avx512", c10::ArrayRef<const c10::IValue>{});
-    at::parallel_for(0, kblocks, kGxChunk, [&](int64_t b0, int64_t b1) {
-      grad_x_avx512_range<TWO_PLANES>(p, g, w, wpr, s, gxp, Kp, b0, b1);
-    });
+    // 8 blocks per tile for one row of g (16 accumulators), 6 where rows go in pairs (24 + 4 broadcasts)
+    if (p.M == 1) {
+      at::parallel_for(0, kblocks, 8, [&](int64_t b0, int64_t b1) {
+        grad_x_avx512_range<TWO_PLANES, 8>(p, g, w, wpr, s, gxp, Kp, b0, b1);
+      });
+    } else {
+      at::parallel_for(0, kblocks, 6, [&](int64_t b0, int64_t b1) {
+        grad_x_avx512_range<TWO_PLANES, 6>(p, g, w, wpr, s, gxp, Kp, b0, b1);
+      });
+    }
     return;
   }
   RECORD_FUNCTION("bitmm::cpu_grad_x_avx2", c10::ArrayRef<const c10::IValue>{});
