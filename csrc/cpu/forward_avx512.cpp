@@ -131,7 +131,8 @@ using Prepared = lookup::Prepared<float>;
 
 // Software prefetch of the words the next K tile will transpose (64 row segments), a few lines
 // per block of this K tile's lookups.  Issued all at once in the transpose, as the AVX2 kernel
-// does, they did not help cold: they queued behind each other and the demand loads.
+// does, they did not help cold (measured: within noise; presumably they queue behind each other
+// and the transpose's demand loads).
 struct SegmentPrefetch {
   const char* row0 = nullptr;  // first line of row 0's segment (64-byte aligned)
   int64_t row_bytes = 0;       // between rows
@@ -252,12 +253,12 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
   const __m512i exp_bits = _mm512_set1_epi32(0x7f800000);
   for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
     const int64_t tb1 = std::min(pr.kblocks, tb0 + pr.tile_blocks);
-    if (tile_a)
-      ;  // read in place
-    else if (n0 + kTileRows <= p.N)
-      transpose_words(StridedRows{a.w + n0 * a.wpr, a.wpr}, tb0 * planes, tb1 * planes, wbuf);
-    else
-      transpose_words(ListedRows{rows}, tb0 * planes, tb1 * planes, wbuf);
+    if (!tile_a) {  // (a blob is read in place)
+      if (n0 + kTileRows <= p.N)
+        transpose_words(StridedRows{a.w + n0 * a.wpr, a.wpr}, tb0 * planes, tb1 * planes, wbuf);
+      else
+        transpose_words(ListedRows{rows}, tb0 * planes, tb1 * planes, wbuf);
+    }
     // The next K tile's words: this row tile's next K range, or the next row tile's first one.
     SegmentPrefetch pf;
     if (!tile_a) {
