@@ -82,11 +82,13 @@ def test_cpu_forward_kernel_choice(M, prepacked, G, x_dtype):
 # the activation-row chunks (65 = 64 + 1).
 # K = 100: a partial last block; G = 2048: a K tile longer than 64 blocks; M = 129: three row chunks.
 # With a blob (32-row tiles, two per 64-row tile): N = 100 ends in a partial second tile, N = 37 / 129 in
-# a first one alone, N = 64 in two whole ones.
+# a first one alone, N = 64 in two whole ones.  K = 2688 at M = 1, G = 32: K tiles of 64 and 20 groups (the
+# AVX-512 scale gather's 16 x 16 transposes and a remainder of 4 groups).
 _CASES = [(kind, mode, G, M, K, N) for kind in ("binary", "ternary", "int2")
           for mode, G in (("tensor", None), ("channel", None), ("group", 32), ("group", 64), ("group", 256),
                           ("group", 2048))
-          for M, K, N in ((1, 4096, 100), (3, 96, 37), (17, 256, 129), (65, 4096, 64), (2, 100, 1), (129, 4096, 3))
+          for M, K, N in ((1, 4096, 100), (3, 96, 37), (17, 256, 129), (65, 4096, 64), (2, 100, 1), (129, 4096, 3),
+                          (1, 2688, 70))
           if G is None or K % G == 0]
 
 _CHILD = """

@@ -225,6 +225,54 @@ __attribute__((target("avx512f"))) void accumulate_plane_blob(const float* tab_m
   acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
 }
 
+// dst[c * dst_stride + i] = src[i][c] for i, c < 16: a 16 x 16 transpose of floats in registers.
+__attribute__((target("avx512f"), always_inline)) inline void transpose16(const float* const src[16], float* dst,
+                                                                          int64_t dst_stride) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {  // t[2i] lane L: r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]; t[2i+1]: 4L+2, 4L+3
+    const __m512 a = _mm512_loadu_ps(src[2 * i]), b = _mm512_loadu_ps(src[2 * i + 1]);
+    t[2 * i] = _mm512_unpacklo_ps(a, b);
+    t[2 * i + 1] = _mm512_unpackhi_ps(a, b);
+  }
+  for (int i = 0; i < 4; ++i) {  // u[4i + c] lane L: rows 4i .. 4i+3 of column 4L + c
+    u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {  // column 4L + c: lane L of u[c], u[4 + c], u[8 + c], u[12 + c]
+    const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), b = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+    const __m512 a2 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE), b2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    _mm512_storeu_ps(dst + (0 + c) * dst_stride, _mm512_shuffle_f32x4(a, b, 0x88));
+    _mm512_storeu_ps(dst + (4 + c) * dst_stride, _mm512_shuffle_f32x4(a, b, 0xDD));
+    _mm512_storeu_ps(dst + (8 + c) * dst_stride, _mm512_shuffle_f32x4(a2, b2, 0x88));
+    _mm512_storeu_ps(dst + (12 + c) * dst_stride, _mm512_shuffle_f32x4(a2, b2, 0xDD));
+  }
+}
+
+// lookup::gather_scales_into for the 64-row tile, 16 groups x 16 rows at a time through transpose16 where
+// a row's groups are contiguous (group-wise scales, sg = 1): one scalar store per value was ~40% of
+// the kernel's time at M = 1, g64 (perf, one thread, hot).  The same values in the same places.
+__attribute__((target("avx512f"))) void gather_scales_64(const ScaleView<float>& v, const int64_t rid[kTileRows],
+                                                         int64_t g0, int64_t ng, float* buf) {
+  if (v.ptr == nullptr || v.sg != 1 || ng < 16) {
+    lookup::gather_scales_into<kTileRows>(v, rid, g0, ng, buf);
+    return;
+  }
+  const int64_t full = ng / 16 * 16;
+  for (int rb = 0; rb < kTileRows / 16; ++rb) {
+    const float* src[16];
+    for (int i = 0; i < 16; ++i) src[i] = v.ptr + rid[16 * rb + i] * v.sn + g0;
+    for (int64_t j0 = 0; j0 < full; j0 += 16) {
+      const float* s16[16];
+      for (int i = 0; i < 16; ++i) s16[i] = src[i] + j0;
+      transpose16(s16, buf + j0 * kTileRows + 16 * rb, kTileRows);
+    }
+    for (int64_t j = full; j < ng; ++j)
+      for (int i = 0; i < 16; ++i) buf[j * kTileRows + 16 * rb + i] = src[i][j];
+  }
+}
+
 // Output rows [n0, n0 + 64) for all activation rows of the chunk; nonfinite as in forward_avx2.cpp.
 __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Prepared& pr, int64_t n0,
                                                  uint32_t* wbuf, __mmask16& nonfinite) {
@@ -278,7 +326,8 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
     const int64_t seg = pr.seg_blocks ? pr.seg_blocks : tb1 - tb0;
     const int64_t g0 = pr.seg_blocks ? tb0 / seg : 0;
     // The tile's scales and offsets, gathered and NaN / Inf-tested once per K tile.
-    lookup::gather_scales<kTileRows>(a, rid, g0, (tb1 - tb0) / seg, sbuf, ubuf);
+    gather_scales_64(a.s, rid, g0, (tb1 - tb0) / seg, sbuf);
+    gather_scales_64(a.u, rid, g0, (tb1 - tb0) / seg, ubuf);
     for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
       const float* sj = sbuf + j * kTileRows;
       const float* uj = ubuf + j * kTileRows;
