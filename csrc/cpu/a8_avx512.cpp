@@ -13,6 +13,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define BITMM_X86 1
+#include "transpose_avx512.h"
 // GCC 12's own _mm512_reduce_add_epi32 extracts from a deliberately undefined vector
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -54,35 +55,8 @@ struct Isa {
   }
   BITMM_A8_OP V dot(V acc, V codes, V x) { return _mm512_dpbusd_epi32(acc, codes, x); }
   BITMM_A8_OP int32_t reduce(V v) { return _mm512_reduce_add_epi32(v); }
-  // 16 x 16 dwords: 4 rounds of 16 shuffles
-  BITMM_A8_OP void transpose(V r[16]) {
-    V t[16];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) {
-      t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-      t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    // r[4i + j], 128-bit lane L: word 4L + j of rows 4i .. 4i + 3
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-      r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-      r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-      r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const V x0 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x44), x1 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xEE);
-      const V y0 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x44), y1 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xEE);
-      // word 4L + j of rows 0..15: lane q from r[4q + j]'s lane L
-      t[0 + j] = _mm512_shuffle_i32x4(x0, y0, 0x88);
-      t[4 + j] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
-      t[8 + j] = _mm512_shuffle_i32x4(x1, y1, 0x88);
-      t[12 + j] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) r[i] = t[i];
-  }
+  // 16 x 16 dwords (transpose_avx512.h)
+  BITMM_A8_OP void transpose(V r[16]) { transpose16x16_epi32(r); }
 };
 
 #include "a8_kernels.h"

@@ -42,6 +42,7 @@
 // the inserts that follow) as "may be used uninitialized".
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "lookup_tables.h"
+#include "transpose_avx512.h"
 #endif
 
 namespace bitmm {
@@ -225,29 +226,13 @@ __attribute__((target("avx512f"))) void accumulate_plane_blob(const float* tab_m
   acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
 }
 
-// dst[c * dst_stride + i] = src[i][c] for i, c < 16: a 16 x 16 transpose of floats in registers.
+// dst[c * dst_stride + i] = src[i][c] for i, c < 16 (transpose_avx512.h on the floats' bits).
 __attribute__((target("avx512f"), always_inline)) inline void transpose16(const float* const src[16], float* dst,
                                                                           int64_t dst_stride) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {  // t[2i] lane L: r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]; t[2i+1]: 4L+2, 4L+3
-    const __m512 a = _mm512_loadu_ps(src[2 * i]), b = _mm512_loadu_ps(src[2 * i + 1]);
-    t[2 * i] = _mm512_unpacklo_ps(a, b);
-    t[2 * i + 1] = _mm512_unpackhi_ps(a, b);
-  }
-  for (int i = 0; i < 4; ++i) {  // u[4i + c] lane L: rows 4i .. 4i+3 of column 4L + c
-    u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {  // column 4L + c: lane L of u[c], u[4 + c], u[8 + c], u[12 + c]
-    const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), b = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
-    const __m512 a2 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE), b2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-    _mm512_storeu_ps(dst + (0 + c) * dst_stride, _mm512_shuffle_f32x4(a, b, 0x88));
-    _mm512_storeu_ps(dst + (4 + c) * dst_stride, _mm512_shuffle_f32x4(a, b, 0xDD));
-    _mm512_storeu_ps(dst + (8 + c) * dst_stride, _mm512_shuffle_f32x4(a2, b2, 0x88));
-    _mm512_storeu_ps(dst + (12 + c) * dst_stride, _mm512_shuffle_f32x4(a2, b2, 0xDD));
-  }
+  __m512i r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_castps_si512(_mm512_loadu_ps(src[i]));
+  transpose16x16_epi32(r);
+  for (int c = 0; c < 16; ++c) _mm512_storeu_ps(dst + c * dst_stride, _mm512_castsi512_ps(r[c]));
 }
 
 // lookup::gather_scales_into for the 64-row tile, 16 groups x 16 rows at a time through transpose16 where

@@ -328,11 +328,14 @@ __attribute__((target("avx512f"))) void grad_x_avx512_range(const LinearProblem&
   }
 }
 
+// Where grad_x_fast takes the AVX-512 kernel (within grad_x_cpu_float's AVX2 condition).
+inline bool grad_x_avx512_applies() { return cpu::avx512_enabled() && cpu::has_avx512(); }
+
 template <bool TWO_PLANES>
 void grad_x_fast(const LinearProblem& p, const float* g, const uint32_t* w, int64_t wpr, const ScaleF32& s,
                  float* gxp, int64_t Kp) {
   const int64_t kblocks = (p.K + BLOCK_K - 1) / BLOCK_K;
-  if (cpu::avx512_enabled() && cpu::has_avx512()) {
+  if (grad_x_avx512_applies()) {
     RECORD_FUNCTION("bitmm::cpu_grad_x_avx512", c10::ArrayRef<const c10::IValue>{});
     // 8 blocks per tile for one row of g (16 accumulators), 6 where rows go in pairs (24 + 4 broadcasts)
     if (p.M == 1) {
@@ -359,7 +362,9 @@ void grad_x_cpu_float(const LinearProblem& p, const float* g, const uint32_t* w,
 #ifdef BITMM_X86
   if (cpu::avx2_forward_applies(p)) {
     const int64_t Kp = padded_k(p.K);
-    at::Tensor gxp_t = at::zeros({p.M, Kp}, at::kFloat);
+    // the AVX2 kernel accumulates into gxp; the AVX-512 one stores every lane of blocks [0, kblocks), all that is read
+    const bool accumulates = !grad_x_avx512_applies();
+    at::Tensor gxp_t = accumulates ? at::zeros({p.M, Kp}, at::kFloat) : at::empty({p.M, Kp}, at::kFloat);
     float* gxp = gxp_t.data_ptr<float>();
     if (p.kind == Kind::kBinary) grad_x_fast<false>(p, g, w, wpr, s, gxp, Kp);
     else grad_x_fast<true>(p, g, w, wpr, s, gxp, Kp);
