@@ -4,7 +4,7 @@
 # M = 128 / 256 / 320 / 512 on four narrow-N shapes, auto's wgmma against each forced tile (BITMM_WG_TILE, the fill
 # rule's splits); prediction: within ~5% of the fastest forced tile as on the H100; (b) next_s35_h200.sh's digits
 # probe (the digits rule, never checked on an H200).  ~5 min with the build.
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s38_h200.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s39_h200.sh
 source "$(dirname "$0")/prelude.sh"
 nvidia-smi --query-gpu=name --format=csv,noheader >> "$OUT/log.txt"
 probe() {  # $1: label, $2: backends, rest: environment

@@ -2,7 +2,7 @@
 # Prepared in session 37 (its call 8 got no answer from the machine, which took the rest of the device time): racecheck and initcheck (side by side, one process each) over test_wgmma.py's K-split and
 # forced-tile tests, whose launches the cost-model plan (wg10) now makes by default at M > 128 on narrow N (256-row
 # tiles with K splits); the CTA-wide pipeline only (the warp-specialized variant's racecheck question is wg9's).
-# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/next_s38_san.sh
+# Run as: BITMM_COMMIT=<sha> bash bench/device_calls/s39_san.sh
 source "$(dirname "$0")/prelude.sh"
 export BITMM_SKIP_HUGE=1 BITMM_UNDER_SANITIZER=1 BITMM_SAN_NO_CUBLAS=1
 SEL="k_splits or forced_tiles"
