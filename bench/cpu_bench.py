@@ -97,6 +97,10 @@ def run_case(kind, K, N, M, G):
     del ws
     pre_us = cpu_time_us([lambda p=p, q=q, s=s, u=u: torch.ops.bitmm.cpu_prepacked_linear(x, p, q, s, u, None, kid)
                           for p, q, s, u in pre])
+    # group-wise: with the scales' layout as well (what bitmm.nn.PackedLinear runs; session 39)
+    pre_s_us = None if G is None else cpu_time_us([
+        lambda p=p, q=q, s=s, u=u, sp=sp: torch.ops.bitmm.cpu_prepacked_linear(x, p, q, s, u, None, kid, sp)
+        for p, q, s, u, sp in [(p, q, s, u, torch.ops.bitmm.cpu_prepack_scales(s, u, N, K)) for p, q, s, u in pre]])
     del pre
     fp32_us, int8_us = fp32_and_int8_dynamic_us(x, K, N)
     # the kernel that ran (earlier files: "cpu-avx2" on every SIMD machine, AVX-512 kernel included)
@@ -110,7 +114,8 @@ def run_case(kind, K, N, M, G):
                 "speedup_vs_int8_dynamic": None if int8_us is None else round(int8_us / t, 2),
                 "threads": torch.get_num_threads()}
 
-    return [record(backend, us), record(backend + "-prepacked", pre_us)]
+    return [record(backend, us), record(backend + "-prepacked", pre_us)] + (
+        [] if pre_s_us is None else [record(backend + "-prepacked-scales", pre_s_us)])
 
 
 # --a8: W2A8 at several M (per-tensor scale: linear_a8 takes per tensor / per channel scales only)

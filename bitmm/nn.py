@@ -383,6 +383,13 @@ class _TransposedGradLinear(torch.autograd.Function):
         return grad_x, None, None, None, grad_bias, None, None, None
 
 
+def _version_of(t: Tensor) -> int:
+    try:
+        return t._version
+    except RuntimeError:  # (inference tensors have no version counter)
+        return -1
+
+
 class PackedLinear(nn.Module):
     """Inference linear layer over a packed low-bit weight; holds buffers only.
 
@@ -400,7 +407,10 @@ class PackedLinear(nn.Module):
     the first forward makes the weight's CPU lookup layout (``cpu_prepack``, as many
     bytes as ``packed_weight``) and keeps it in the instance (not a buffer: never in
     ``state_dict``, not moved by ``.to()``); it is remade when ``packed_weight`` is
-    replaced or modified in place (``load_state_dict`` included).
+    replaced or modified in place (``load_state_dict`` included).  With group-wise
+    scales it also keeps ``cpu_prepack_scales`` of scale and offset (float32: 8 bytes per
+    row and group, half the packed bytes of a 2-bit g64 weight), remade the same way when
+    either changes.
 
     Build it with :meth:`from_linear`, :meth:`from_bitlinear` or :meth:`from_hqq`.
     The plain constructor makes a placeholder whose weight is all zeros (output =
@@ -614,7 +624,11 @@ class PackedLinear(nn.Module):
         if w.is_cpu and self.use_cpu_prepack and not _is_compiling():
             blob = self._derived("_cpu_prepacked", w, lambda: torch.ops.bitmm.cpu_prepack(w, KIND_ID[self.kind],
                                                                                          self.in_features))
-            return _cpu_prepacked_linear(x, w, blob, s, u, b, KIND_ID[self.kind])
+            # group-wise: the scales' layout too (their per-call gather was ~12% of the kernel's time at M = 1, g64:
+            # bench/NOTES.md "CPU forward" v11); per tensor / channel gain nothing from it
+            sp = (self._derived_scales(s, u) if s.dim() == 2 and s.shape[1] > 1 or u is not None and u.dim() == 2
+                  and u.shape[1] > 1 else None)
+            return _cpu_prepacked_linear(x, w, blob, s, u, b, KIND_ID[self.kind], sp)
         return _LINEAR_OPS[self.kind](x, w, s, u, b)
 
     def _derived(self, key: str, w: Tensor, make: Callable[[], Tensor]) -> Tensor:
@@ -632,17 +646,28 @@ class PackedLinear(nn.Module):
             self.__dict__[key] = d
         return d[2]
 
+    def _derived_scales(self, s: Tensor, u: Optional[Tensor]) -> Tensor:
+        # cpu_prepack_scales(s, u), kept while s and u are the same tensors, unmodified (as _derived)
+        versions = (_version_of(s), _version_of(u) if u is not None else 0)
+        d = self.__dict__.get("_cpu_prepacked_scales")
+        if d is None or d[0] is not s or d[1] is not u or d[2] != versions:
+            with torch.no_grad():
+                d = (s, u, versions, torch.ops.bitmm.cpu_prepack_scales(s, u, self.out_features, self.in_features))
+            self.__dict__["_cpu_prepacked_scales"] = d
+        return d[3]
+
     def _transposed_weight(self, w: Tensor) -> Tensor:
         return self._derived("_transposed", w, lambda: transpose_packed(w, self.kind, self.in_features))
 
-    _DERIVED = ("_cpu_prepacked", "_transposed", "_transposed_cpu_prepacked")  # all derive from packed_weight
+    # derived from packed_weight (the first three) or from scale and offset
+    _DERIVED = ("_cpu_prepacked", "_transposed", "_transposed_cpu_prepacked", "_cpu_prepacked_scales")
 
     def clear_derived(self) -> None:
-        """Drops the layouts derived from ``packed_weight`` (the CPU lookup layout, the transposed weight); the next
-        forward remakes them.  They are remade by themselves when the buffer is replaced, moved, loaded or changed
-        in place through the tensor itself (its version counter); a change made around autograd's view of it
-        (``packed_weight.data.copy_(...)``, a NumPy view, inside ``torch.inference_mode``) is not seen: call this
-        after one."""
+        """Drops the layouts derived from ``packed_weight`` (the CPU lookup layout, the transposed weight) and from
+        ``scale`` / ``offset`` (their CPU layout); the next forward remakes them.  They are remade by themselves when
+        a buffer is replaced, moved, loaded or changed in place through the tensor itself (its version counter); a
+        change made around autograd's view of it (``scale.data.mul_(...)``, a NumPy view, inside
+        ``torch.inference_mode``) is not seen: call this after one."""
         self._drop_cpu_prepacked()
 
     def _drop_cpu_prepacked(self) -> None:

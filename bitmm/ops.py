@@ -11,7 +11,9 @@ The ops (schemas in ``csrc/ops.cpp``)::
     torch.ops.bitmm.pack(codes, kind) / torch.ops.bitmm.unpack(packed, kind, K)
     torch.ops.bitmm.lora_linear(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale=1.0)
     torch.ops.bitmm.cpu_prepack(packed_w, kind, K)                      # CPU only
-    torch.ops.bitmm.cpu_prepacked_linear(x, packed_w, prepacked, scale, offset, bias, kind)  # CPU only
+    torch.ops.bitmm.cpu_prepack_scales(scale, offset, N, K)             # CPU only
+    torch.ops.bitmm.cpu_prepacked_linear(x, packed_w, prepacked, scale, offset, bias, kind,
+                                         prepacked_scales=None)         # CPU only
 
 compute ``y = x @ (v * scale + offset)^T + bias`` where ``v`` is the weight
 value the packed codes stand for (see :mod:`bitmm.formats`).  x may be
@@ -138,15 +140,30 @@ def cpu_prepack(packed_w: Tensor, kind, K: int) -> Tensor:
     return torch.ops.bitmm.cpu_prepack(packed_w, kind_id, K)
 
 
+def cpu_prepack_scales(scale: Tensor, offset: Optional[Tensor], N: int, K: int) -> Tensor:
+    """The CPU-only derived layout of ``scale`` / ``offset`` (``csrc/cpu_prepack_format.h``): float32
+    ``(2, ceil(N / 32), G, 32)``, each 32-row tile's values per scale group in the order the
+    kernels' lanes hold the rows, for :func:`cpu_prepacked_linear`'s ``prepacked_scales``.  Worth
+    it for group-wise scales (the per-call gather it replaces costs ~12% at M = 1, g64); remake it
+    whenever scale or offset change (``bitmm.nn.PackedLinear`` does)."""
+    return torch.ops.bitmm.cpu_prepack_scales(scale, offset, N, K)
+
+
 def cpu_prepacked_linear(kind, x: Tensor, packed_w: Tensor, prepacked: Tensor, scale: Tensor,
-                         offset: Optional[Tensor] = None, bias: Optional[Tensor] = None) -> Tensor:
+                         offset: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+                         prepacked_scales: Optional[Tensor] = None) -> Tensor:
     """``linear(kind, x, packed_w, scale, offset, bias)`` on CPU, reading ``prepacked =
     cpu_prepack(packed_w, kind, K)`` instead of transposing packed_w on every call (AVX-512
     or AVX2 kernel); bitwise the same output.  ``packed_w`` is still needed: shapes, the kernels
     the blob does not serve (float64, group sizes not a multiple of 32, no AVX2) and the
-    gradient of x (``linear_grad_x``).  ``prepacked`` gets no gradient."""
+    gradient of x (``linear_grad_x``).  ``prepacked`` gets no gradient.
+    ``prepacked_scales`` (optional): ``cpu_prepack_scales(scale, offset, N, K)``, read by those
+    kernels instead of scale and offset (bitwise the same output when made from the same values;
+    a stale one gives stale results).  scale and offset are still needed (gradients, the other
+    kernels, naming a NaN / Inf)."""
     kind_id = _kind_id(kind, "bitmm.cpu_prepacked_linear")
-    return torch.ops.bitmm.cpu_prepacked_linear(x, packed_w, prepacked, scale, offset, bias, kind_id)
+    return torch.ops.bitmm.cpu_prepacked_linear(x, packed_w, prepacked, scale, offset, bias, kind_id,
+                                                prepacked_scales)
 
 
 def transpose_packed(packed_w: Tensor, kind, K: int) -> Tensor:
@@ -314,8 +331,25 @@ def _cpu_prepack_fake(packed_w, kind, K):
 _PREPACKED_FAKES = {kind: _make_fake(kind, f"bitmm.cpu_prepacked_linear({kind})") for kind in _LINEAR_OPS}
 
 
+def _scale_groups(scale: Tensor, offset: Optional[Tensor]) -> int:
+    # the problem's scale groups along K (1 per tensor / per channel), as csrc/checks.cpp's finish
+    return max(t.shape[1] if t is not None and t.dim() == 2 else 1 for t in (scale, offset))
+
+
+@torch.library.register_fake("bitmm::cpu_prepack_scales")
+def _cpu_prepack_scales_fake(scale, offset, N, K):
+    op = "bitmm.cpu_prepack_scales"
+    torch._check(N >= 1 and K >= 1, lambda: f"{op}: N and K must be >= 1, got N={N}, K={K}")
+    _check_scale(op, "scale", scale, scale, N, K, "scale")
+    if offset is not None:
+        _check_scale(op, "offset", offset, scale, N, K, "scale")
+    tiles = (N + formats.CPU_PREPACK_TILE_ROWS - 1) // formats.CPU_PREPACK_TILE_ROWS
+    return scale.new_empty((2, tiles, _scale_groups(scale, offset), formats.CPU_PREPACK_TILE_ROWS),
+                           dtype=torch.float32)
+
+
 @torch.library.register_fake("bitmm::cpu_prepacked_linear")
-def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind):
+def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind, prepacked_scales=None):
     name = _check_kind_id(kind)
     y = _PREPACKED_FAKES[name](x, packed_w, scale, offset, bias)
     op = f"bitmm.cpu_prepacked_linear({name})"
@@ -329,6 +363,19 @@ def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind
     torch._check(prepacked.dim() == 1 and prepacked.shape[0] == want,
                  lambda: f"{op}: prepacked of shape {tuple(prepacked.shape)} does not fit (N={packed_w.shape[0]}, "
                          f"K={x.shape[-1]}): a {name} blob of that weight has {want} bytes")
+    if prepacked_scales is not None:
+        N = packed_w.shape[0]
+        torch._check(prepacked_scales.dtype == torch.float32,
+                     lambda: f"{op}: prepacked_scales must be a float32 tensor from torch.ops.bitmm.cpu_prepack_scales, "
+                             f"got dtype {prepacked_scales.dtype}")
+        torch._check(prepacked_scales.device == x.device,
+                     lambda: f"{op}: prepacked_scales is on {prepacked_scales.device} but x is on {x.device}; move all "
+                             f"arguments to one device")
+        shape = (2, (N + formats.CPU_PREPACK_TILE_ROWS - 1) // formats.CPU_PREPACK_TILE_ROWS,
+                 _scale_groups(scale, offset), formats.CPU_PREPACK_TILE_ROWS)
+        torch._check(tuple(prepacked_scales.shape) == shape,
+                     lambda: f"{op}: prepacked_scales of shape {tuple(prepacked_scales.shape)} does not fit N={N}, "
+                             f"K={x.shape[-1]}: expected {shape}")
     return y
 
 
@@ -427,7 +474,7 @@ def _unpack_fake(packed, kind, K):
 #                    grad_lora_a = s * gB^T @ x
 #                    grad_lora_b = s * g^T @ (x @ lora_a^T)   (x @ lora_a^T recomputed)
 #                    grad_bias   = sum_m g
-#   cpu_prepacked_linear: as <kind>_linear (prepacked, a copy of packed_w, gets no gradient).
+#   cpu_prepacked_linear: as <kind>_linear (prepacked and prepacked_scales, derived copies, get no gradient).
 #   linear_grad_x: grad_grad_y = <kind>_linear(grad, packed_w, scale, offset)
 #                  (it is linear in grad_y), so double backward works too.
 #   scale / offset, where they require grad (fine-tuning the quantization parameters with the codes frozen):

@@ -56,7 +56,7 @@ using LoraSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tenso
                            const OptTensor&, const at::Tensor&, const at::Tensor&, int64_t, double);
 
 using PrepackedSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                const OptTensor&, const OptTensor&, int64_t);
+                                const OptTensor&, const OptTensor&, int64_t, const OptTensor&);
 
 // Operator handles, looked up once (the schemas are defined by csrc/ops.cpp, which
 // has registered them before any kernel of this file can run).
@@ -232,17 +232,18 @@ at::Tensor linear_autograd(const at::Tensor& x, const at::Tensor& packed_w, cons
 }
 
 // ---------------------------------------------------------------------------
-// cpu_prepacked_linear(x, packed_w, prepacked, scale, offset?, bias?, kind): the same
-// function of x as <kind>_linear(x, packed_w, scale, offset, bias), so the same gradients.
+// cpu_prepacked_linear(x, packed_w, prepacked, scale, offset?, bias?, kind, prepacked_scales?): the
+// same function of x as <kind>_linear(x, packed_w, scale, offset, bias), so the same gradients (none
+// for the two derived layouts).
 // ---------------------------------------------------------------------------
 struct CpuPrepackedLinearBackward : torch::autograd::Function<CpuPrepackedLinearBackward> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& packed_w,
                             const at::Tensor& prepacked, const at::Tensor& scale, const OptTensor& offset,
-                            const OptTensor& bias, int64_t kind) {
+                            const OptTensor& bias, int64_t kind, const OptTensor& prepacked_scales) {
     at::Tensor y;
     {
       at::AutoDispatchBelowADInplaceOrView below;
-      y = prepacked_op().call(x, packed_w, prepacked, scale, offset, bias, kind);  // checks the arguments
+      y = prepacked_op().call(x, packed_w, prepacked, scale, offset, bias, kind, prepacked_scales);  // checks them
     }
     save_for_grad_x(ctx, x, packed_w, scale, offset, bias);
     ctx->saved_data["kind"] = kind;
@@ -251,18 +252,20 @@ struct CpuPrepackedLinearBackward : torch::autograd::Function<CpuPrepackedLinear
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const LinearGrads g = linear_grads(ctx, grads, ctx->saved_data["kind"].toInt(), 3, 4, 5);
-    return {g.x, at::Tensor(), at::Tensor(), g.scale, g.offset, g.bias, at::Tensor()};
+    return {g.x, at::Tensor(), at::Tensor(), g.scale, g.offset, g.bias, at::Tensor(), at::Tensor()};
   }
 };
 
 at::Tensor prepacked_autograd(const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& prepacked,
-                              const at::Tensor& scale, const OptTensor& offset, const OptTensor& bias, int64_t kind) {
+                              const at::Tensor& scale, const OptTensor& offset, const OptTensor& bias, int64_t kind,
+                              const OptTensor& prepacked_scales) {
   if (at::GradMode::is_enabled() && (x.requires_grad() || packed_w.requires_grad() || prepacked.requires_grad() ||
-                                     scale.requires_grad() || requires_grad(offset) || requires_grad(bias))) {
-    return CpuPrepackedLinearBackward::apply(x, packed_w, prepacked, scale, offset, bias, kind);
+                                     scale.requires_grad() || requires_grad(offset) || requires_grad(bias) ||
+                                     requires_grad(prepacked_scales))) {
+    return CpuPrepackedLinearBackward::apply(x, packed_w, prepacked, scale, offset, bias, kind, prepacked_scales);
   }
   at::AutoDispatchBelowADInplaceOrView below;
-  return prepacked_op().call(x, packed_w, prepacked, scale, offset, bias, kind);
+  return prepacked_op().call(x, packed_w, prepacked, scale, offset, bias, kind, prepacked_scales);
 }
 
 // ---------------------------------------------------------------------------

@@ -257,12 +257,39 @@ static void check_prepacked_blob(const char* op, Kind kind, const at::Tensor& pr
 LinearProblem check_prepacked_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                                      const at::Tensor& prepacked, const at::Tensor& scale,
                                      const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
-                                     bool defer_finite) {
+                                     bool defer_finite, const std::optional<at::Tensor>& prepacked_scales) {
   const std::string opname = prepacked_op_name(kind);
   const char* op = opname.c_str();
   const LinearProblem p = check_linear_named(op, kind, x, packed_w, scale, offset, bias, defer_finite);
   check_prepacked_blob(op, kind, prepacked, x, p.N, p.K);
+  if (prepacked_scales.has_value()) {
+    const at::Tensor& t = *prepacked_scales;
+    const char* remake = "; remake it with torch.ops.bitmm.cpu_prepack_scales(scale, offset, N, K)";
+    BITMM_CHECK_TYPE(t.scalar_type() == at::kFloat, op,
+                     ": prepacked_scales must be a float32 tensor from torch.ops.bitmm.cpu_prepack_scales, got dtype ",
+                     t.scalar_type());
+    BITMM_CHECK(t.device() == x.device(), op, ": prepacked_scales is on ", t.device(), " but x is on ", x.device(),
+                "; move all arguments to one device");
+    const int64_t tiles = cpu_prepack::num_tiles(p.N);
+    BITMM_CHECK_VALUE(t.dim() == 4 && t.size(0) == cpu_prepack::kScalePlanes && t.size(1) == tiles &&
+                          t.size(2) == p.groups && t.size(3) == cpu_prepack::kTileRows,
+                      op, ": prepacked_scales of shape ", shape_str(t), " does not fit N=", p.N, ", K=", p.K,
+                      " and scale / offset with ", p.groups, " group(s) along K: expected (2, ", tiles, ", ", p.groups,
+                      ", 32)", remake);
+    BITMM_CHECK_VALUE(t.is_contiguous(), op, ": prepacked_scales must be contiguous (as cpu_prepack_scales makes it)",
+                      remake);
+  }
   return p;
+}
+
+LinearProblem check_cpu_prepack_scales(const at::Tensor& scale, const std::optional<at::Tensor>& offset, int64_t N,
+                                       int64_t K) {
+  const char* op = "bitmm.cpu_prepack_scales";
+  BITMM_CHECK_VALUE(N >= 1 && K >= 1, op, ": N and K must be >= 1, got N=", N, ", K=", K);
+  BITMM_CHECK(scale.device().is_cpu(), op, ": scale must be a CPU tensor (the layout is CPU-only), got ",
+              scale.device());
+  // (offset's device against scale's: finish's "x" is scale here)
+  return finish(op, Kind::kTernary, 0, N, K, scale, scale, offset, "scale", /*defer_finite=*/true);
 }
 
 void check_cpu_prepack(Kind kind, const at::Tensor& packed_w, int64_t K) {

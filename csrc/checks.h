@@ -89,10 +89,18 @@ LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor
 // cpu_prepacked_linear(x, packed_w, prepacked, ...): check_linear's checks (with the
 // op's own name) plus the prepacked blob's dtype, device, size and header against
 // (kind, K of x, N of packed_w) (cpu_prepack_format.h).
+// prepacked_scales (optional): a cpu_prepack_scales layout's dtype, device, contiguity and shape
+// against (N, the problem's scale groups).
 LinearProblem check_prepacked_linear(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                                      const at::Tensor& prepacked, const at::Tensor& scale,
                                      const std::optional<at::Tensor>& offset, const std::optional<at::Tensor>& bias,
-                                     bool defer_finite = false);
+                                     bool defer_finite = false,
+                                     const std::optional<at::Tensor>& prepacked_scales = std::nullopt);
+// cpu_prepack_scales(scale, offset, N, K): scale / offset as a linear op over (N, K) takes them (CPU,
+// float dtypes, (), (N,) or (N, K/G), one group size); values not checked (the linear op checks the
+// ones it reads).  Returns the problem's scale layout (M = 0).
+LinearProblem check_cpu_prepack_scales(const at::Tensor& scale, const std::optional<at::Tensor>& offset, int64_t N,
+                                       int64_t K);
 // The CPU NaN / Inf scan that check_linear / check_prepacked_linear (prepacked: which of the two
 // named the op) skipped with defer_finite: throws their ValueError naming the first non-finite
 // element of scale, then of offset; returns if there is none.  CPU tensors only.

@@ -48,6 +48,24 @@
 // Checked on every call (cheap: the header only): magic, version, kind, K, N,
 // words_per_row, tile_rows and the blob's size.  The payload is not checksummed
 // (every byte value is a valid weight, as in the packed weight itself).
+//
+// Scale layout ("cpu_prepack_scales", made by torch.ops.bitmm.cpu_prepack_scales and read
+// by cpu_prepacked_linear's prepacked_scales argument; derived, never stored, like the blob):
+// a contiguous float32 tensor of shape (2, num_tiles(N), G, 32), G the problem's scale groups
+// along K (1 per tensor / per output channel):
+//
+//     [0][t][g][p] = float(scale  of row min(32t + row_of_byte(p), N - 1), group g)
+//     [1][t][g][p] = float(offset of row min(32t + row_of_byte(p), N - 1), group g)  (0: none)
+//
+// Per tensor / per channel values are repeated over rows / groups as the kernels see them.
+// Why: with group-wise scales each 32-row tile's K tile needs its rows' values of 16-64
+// groups, [group][row]; gathered per call from the (N, G) tensors (32 strided row segments
+// and a transpose per tile) that was ~12% of the forward's time at M = 1, g64 (bench/NOTES.md
+// "CPU forward" v11).  Here they are one sequential stream, in the blob's row order: the
+// AVX-512 kernel loads them as its lanes (16 rows per zmm), the AVX2 kernel rows 8i .. 8i+7 as
+// the 4 + 4 floats at p = 4i and p = 16 + 4i.  Checked per call: dtype, device, contiguity
+// and shape; not the values (a stale copy reads stale values: the layer that keeps it remakes
+// it when scale or offset change, bitmm/nn.py).
 #pragma once
 #include <cstdint>
 
@@ -84,6 +102,7 @@ constexpr inline int64_t payload_bytes(Kind kind, int64_t N, int64_t K) {
 constexpr inline int64_t blob_bytes(Kind kind, int64_t N, int64_t K) {
   return kHeaderBytes + payload_bytes(kind, N, K);
 }
+constexpr int64_t kScalePlanes = 2;  // scale, offset
 static_assert(row_of_byte(0) == 0 && row_of_byte(4) == 8 && row_of_byte(16) == 4 && row_of_byte(31) == 31,
               "row order of the unpacks");
 

@@ -1,5 +1,5 @@
-"""The CPU prepacked layout (csrc/cpu_prepack_format.h): torch.ops.bitmm.cpu_prepack and
-torch.ops.bitmm.cpu_prepacked_linear.  Outputs equal the float64 reference within the
+"""The CPU prepacked layouts (csrc/cpu_prepack_format.h): torch.ops.bitmm.cpu_prepack,
+cpu_prepack_scales and cpu_prepacked_linear.  Outputs equal the float64 reference within the
 dtype bound and the plain CPU op bit for bit; gradients, opcheck, errors naming the
 argument, the documented byte layout, and PackedLinear's use of it on CPU."""
 import struct
@@ -28,8 +28,11 @@ def _mode_args(mode, K):
 
 
 def _run_both(kind, x, packed, s, u, b):
+    """The blob path, checked bit for bit against itself with prepacked_scales; and the plain op."""
     pre = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], x.shape[-1])
     y = torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, KIND_ID[kind])
+    sp = torch.ops.bitmm.cpu_prepack_scales(s, u, packed.shape[0], x.shape[-1])
+    assert torch.equal(torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, KIND_ID[kind], sp), y)
     return y, bitmm.linear(kind, x, packed, s, u, b)
 
 
@@ -94,6 +97,36 @@ def test_layout_is_as_documented(kind):
     assert torch.equal(blob[64:], want)
 
 
+def _scales_as_documented(s, u, N, K):
+    """csrc/cpu_prepack_format.h's scale layout rebuilt from its description."""
+    G = max(t.shape[1] if t is not None and t.dim() == 2 else 1 for t in (s, u))
+    tiles = -(-N // 32)
+    planes = []
+    for t in (s, u):
+        v = torch.zeros(N, G) if t is None else t.float().reshape(-1 if t.dim() else 1, t.shape[1] if t.dim() == 2
+                                                                   else 1).expand(N, G)
+        rows = [min(32 * ti + _row_of_byte(p), N - 1) for ti in range(tiles) for p in range(32)]
+        planes.append(v[rows].reshape(tiles, 32, G).transpose(1, 2))  # (tile, group, p)
+    return torch.stack(planes)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("smode,umode", [("group", "group"), ("tensor", "group"), ("channel", None),
+                                         ("channel1", "group"), ("tensor", "tensor"), ("group", None)])
+def test_scale_layout_is_as_documented(smode, umode, dtype):
+    N, K, G = 45, 256, 4  # two tiles, the second with 13 rows
+    torch.manual_seed(3)
+    make = {"group": lambda: torch.randn(N, G), "tensor": lambda: torch.tensor(0.3), "channel": lambda: torch.randn(N),
+            "channel1": lambda: torch.randn(N, 1), None: lambda: None}
+    s, u = make[smode](), make[umode]()
+    s = s.to(dtype)
+    u = None if u is None else u.to(dtype)
+    sp = torch.ops.bitmm.cpu_prepack_scales(s, u, N, K)
+    want = _scales_as_documented(s, u, N, K)
+    assert sp.dtype == torch.float32 and sp.is_contiguous() and sp.shape == want.shape
+    assert torch.equal(sp, want)  # exact: float32 of each value (float64 rounded once)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_opcheck(kind):
     x, packed, s, u, b = make_problem(kind, 3, 100, 9, "channel")
@@ -102,6 +135,11 @@ def test_opcheck(kind):
     x.requires_grad_(True)
     torch.library.opcheck(torch.ops.bitmm.cpu_prepacked_linear, (x, packed, pre, s, u, b, KIND_ID[kind]))
     torch.library.opcheck(torch.ops.bitmm.cpu_prepacked_linear, (x.detach(), packed, pre, s, None, None, KIND_ID[kind]))
+    _, _, sg, ug, _ = make_problem(kind, 3, 100, 9, "group", 50, offset=True)
+    sp = torch.ops.bitmm.cpu_prepack_scales(sg, ug, 9, 100)
+    torch.library.opcheck(torch.ops.bitmm.cpu_prepack_scales, (sg, ug, 9, 100))
+    torch.library.opcheck(torch.ops.bitmm.cpu_prepack_scales, (s, None, 9, 100))
+    torch.library.opcheck(torch.ops.bitmm.cpu_prepacked_linear, (x, packed, pre, sg, ug, b, KIND_ID[kind], sp))
 
 
 @pytest.mark.parametrize("mode,G", [("channel", None), ("group", 32), ("group", 5)])
@@ -193,6 +231,56 @@ def test_errors():
     ])
 
 
+def test_prepacked_scales_errors():
+    x, packed, s, u, b = make_problem("int2", 2, 128, 40, "group", 32, offset=True)
+    pre = torch.ops.bitmm.cpu_prepack(packed, 3, 128)
+    sp = torch.ops.bitmm.cpu_prepack_scales(s, u, 40, 128)
+    op = torch.ops.bitmm.cpu_prepacked_linear
+    prep = torch.ops.bitmm.cpu_prepack_scales
+    s64 = torch.rand(40, 2) + 0.5  # group size 64
+    assert_error_table([
+        ("wrong dtype", lambda: op(x, packed, pre, s, u, b, 3, sp.double()), TypeError,
+         r"cpu_prepacked_linear\(int2\): prepacked_scales must be a float32 tensor"),
+        ("made for another group size", lambda: op(x, packed, pre, s64, None, b, 3, sp), ValueError,
+         r"prepacked_scales of shape \(2, 2, 4, 32\) does not fit N=40, K=128 and scale / offset with 2 group"),
+        ("made for another N", lambda: op(x, packed, pre, s, u, b, 3, prep(s[:33], u[:33], 33, 128)[:, :1]), ValueError,
+         r"expected \(2, 2, 4, 32\)"),
+        ("per channel layout for group-wise scales", lambda: op(x, packed, pre, s, u, b, 3, prep(s[:, 0], None, 40, 128)),
+         ValueError, r"prepacked_scales of shape \(2, 2, 1, 32\)"),
+        ("non-contiguous", lambda: op(x, packed, pre, s, u, b, 3, torch.stack([sp, sp], -1)[..., 0]), ValueError,
+         "prepacked_scales must be contiguous"),
+        ("on another device", lambda: op(x, packed, pre, s, u, b, 3, sp.to("meta")), RuntimeError,
+         "prepacked_scales is on meta but x is on cpu"),
+        ("prepack: scale of wrong shape", lambda: prep(s[:5], u, 40, 128), ValueError, "scale of shape"),
+        ("prepack: groups that do not divide K", lambda: prep(torch.rand(40, 3), None, 40, 128), ValueError,
+         "scale has 3 groups along K, which does not divide K=128"),
+        ("prepack: scale and offset group sizes differ", lambda: prep(s, s64, 40, 128), ValueError,
+         "scale has 4 groups but offset has 2"),
+        ("prepack: integer scale", lambda: prep(s.int(), u, 40, 128), TypeError, "scale must be float32"),
+        ("prepack: offset on another device", lambda: prep(s, u.to("meta"), 40, 128), RuntimeError,
+         "offset is on meta but scale is on cpu"),
+        ("prepack: N < 1", lambda: prep(torch.tensor(1.0), None, 0, 128), ValueError, "N and K must be >= 1"),
+    ])
+
+
+def test_prepacked_scales_nonfinite():
+    """A NaN / Inf read from the layout is reported by the element of scale / offset it came from; one that scale and
+    offset do not hold (a layout made from other values) is reported as stale, never returned as output."""
+    x, packed, s, u, b = make_problem("ternary", 1, 256, 70, "group", 64, offset=True)
+    pre = torch.ops.bitmm.cpu_prepack(packed, 2, 256)
+    s_bad = s.clone()
+    s_bad[69, 3] = float("nan")
+    sp_bad = torch.ops.bitmm.cpu_prepack_scales(s_bad, u, 70, 256)
+    with pytest.raises(ValueError, match=r"scale\[69, 3\] is NaN"):
+        torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s_bad, u, b, 2, sp_bad)
+    if torch.ops.bitmm._cpu_forward_kernel() == "generic":  # (no SIMD kernel: the layout is not read)
+        y = torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp_bad)
+        assert torch.equal(y, bitmm.linear("ternary", x, packed, s, u, b))
+        return
+    with pytest.raises(ValueError, match="prepacked_scales holds a NaN or Inf that scale and offset do not"):
+        torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp_bad)
+
+
 def test_fake_kernel_errors():
     from torch._subclasses.fake_tensor import FakeTensorMode
     x, packed, s, u, b = make_problem("ternary", 2, 100, 40, "channel")
@@ -205,6 +293,15 @@ def test_fake_kernel_errors():
             torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre[:-1], s, u, b, 2)
         with pytest.raises(RuntimeError, match="prepacked must be a uint8"):
             torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre.to(torch.int8), s, u, b, 2)
+        sp = torch.ops.bitmm.cpu_prepack_scales(s, u, 40, 100)
+        assert sp.shape == (2, 2, 1, 32) and sp.dtype == torch.float32
+        assert torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp).shape == (2, 40)
+        with pytest.raises(RuntimeError, match=r"prepacked_scales of shape \(2, 1, 1, 32\) does not fit N=40"):
+            torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp[:, :1])
+        with pytest.raises(RuntimeError, match="prepacked_scales must be a float32"):
+            torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp.half())
+        with pytest.raises(RuntimeError, match="scale has 3 groups along K, which does not divide K=100"):
+            torch.ops.bitmm.cpu_prepack_scales(torch.rand(40, 3), None, 40, 100)
 
 
 def test_torch_compile_fullgraph():
@@ -292,6 +389,52 @@ def test_packed_linear_prepacked_invalidation():
     assert torch.equal(fresh(x), a(x))
 
 
+def test_packed_linear_prepacked_scales():
+    """Group-wise layers keep cpu_prepack_scales of scale / offset and remake it whenever either changes; per tensor /
+    per channel layers make none.  Outputs bitwise the plain op's throughout."""
+    torch.manual_seed(4)
+    layer = bnn.PackedLinear.from_linear(torch.nn.Linear(256, 70), weight_bits=2, group_size=64, hqq_iters=1)
+    x = torch.randn(2, 256)
+    assert torch.equal(layer(x), _plain(layer, x))
+    d = layer.__dict__["_cpu_prepacked_scales"]
+    assert d[0] is layer.scale and d[1] is layer.offset and d[3].shape == (2, 3, 4, 32)
+    assert torch.equal(d[3], _scales_as_documented(layer.scale, layer.offset, 70, 256))
+    layer(x)
+    assert layer.__dict__["_cpu_prepacked_scales"] is d  # reused
+    with torch.no_grad():  # in place (version counter): scale, then offset
+        layer.scale.mul_(1.5)
+    assert torch.equal(layer(x), _plain(layer, x))
+    with torch.no_grad():
+        layer.offset.add_(0.25)
+    assert torch.equal(layer(x), _plain(layer, x))
+    layer.scale = layer.scale * 0.5  # a new tensor
+    assert torch.equal(layer(x), _plain(layer, x))
+    other = bnn.PackedLinear.from_linear(torch.nn.Linear(256, 70), weight_bits=2, group_size=64, hqq_iters=1)
+    layer.load_state_dict(other.state_dict())
+    assert "_cpu_prepacked_scales" not in layer.__dict__
+    assert torch.equal(layer(x), other(x))
+    layer.to(torch.float32)  # .to() drops it; pickling leaves it out
+    assert "_cpu_prepacked_scales" not in layer.__dict__
+    layer(x)
+    import pickle
+    assert "_cpu_prepacked_scales" not in pickle.loads(pickle.dumps(layer)).__dict__
+    layer.clear_derived()
+    assert "_cpu_prepacked_scales" not in layer.__dict__
+    # a scale trained through the layer (the buffer itself requiring grad): each step's in-place update is seen
+    layer.scale.requires_grad_(True)
+    opt = torch.optim.SGD([layer.scale], lr=0.1)
+    for _ in range(2):
+        layer(x).square().sum().backward()
+        opt.step()
+        opt.zero_grad()
+        with torch.no_grad():
+            assert torch.equal(layer(x), _plain(layer, x))
+        assert layer.__dict__["_cpu_prepacked_scales"][0] is layer.scale
+    per_channel = bnn.PackedLinear.from_linear(torch.nn.Linear(256, 70), weight_bits=1.58)
+    per_channel(x)
+    assert "_cpu_prepacked_scales" not in per_channel.__dict__
+
+
 def test_packed_linear_pickle_and_compile():
     import pickle
     torch.manual_seed(2)
@@ -307,7 +450,7 @@ def test_packed_linear_pickle_and_compile():
 
 
 def test_forward_inputs_flush_against_unmapped_pages():
-    """packed_w and the blob placed flush against PROT_NONE pages: a read before or past either faults.  Rows >= N
+    """packed_w, the blob and the scale layout placed flush against PROT_NONE pages: a read before or past one faults.  Rows >= N
     never reach the output, so an over-read there changes no value a test compares; a review's mutants (the second
     blob tile read where there is none; the tail row tile addressed as a full one) passed every other test and fault
     here.  Both entry points, every SIMD kernel this CPU has (the child runs the AVX2 ones)."""
@@ -317,11 +460,14 @@ def test_forward_inputs_flush_against_unmapped_pages():
             torch.manual_seed(i)
             x, packed, s, u, b = make_problem(kind, M, K, N, "group" if K % 32 == 0 else "channel", 32)
             blob = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], K)
+            sp = torch.ops.bitmm.cpu_prepack_scales(s, u, N, K)
             want = torch.ops.bitmm.cpu_prepacked_linear(x, packed, blob, s, u, b, KIND_ID[kind])
             for at_end in (False, True):
-                p_g, blob_g = un.place(packed, at_end), un.place(blob, at_end)
+                p_g, blob_g, sp_g = un.place(packed, at_end), un.place(blob, at_end), un.place(sp, at_end)
                 y = torch.ops.bitmm.cpu_prepacked_linear(x, p_g, blob_g, s, u, b, KIND_ID[kind])
                 assert torch.equal(y, want), (kind, M, K, N, at_end)
+                y = torch.ops.bitmm.cpu_prepacked_linear(x, p_g, blob_g, s, u, b, KIND_ID[kind], sp_g)
+                assert torch.equal(y, want), (kind, M, K, N, at_end, "prepacked_scales")
                 assert torch.equal(bitmm.linear(kind, x, p_g, s, u, b), want), (kind, M, K, N, at_end)
 
 

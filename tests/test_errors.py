@@ -136,11 +136,15 @@ def _linear_entry(prepacked, kind, K):
     if not prepacked:
         return lambda x, p, s, u: bitmm.linear(kind, x, p, s, u)
     kid = formats.KINDS[kind]
+    if prepacked == "scales":  # the scale / offset values read from cpu_prepack_scales' layout of them
+        return lambda x, p, s, u: torch.ops.bitmm.cpu_prepacked_linear(
+            x, p, torch.ops.bitmm.cpu_prepack(p, kid, K), s, u, None, kid,
+            torch.ops.bitmm.cpu_prepack_scales(s, u, p.shape[0], K))
     return lambda x, p, s, u: torch.ops.bitmm.cpu_prepacked_linear(
         x, p, torch.ops.bitmm.cpu_prepack(p, kid, K), s, u, None, kid)
 
 
-@pytest.mark.parametrize("prepacked", [False, True])
+@pytest.mark.parametrize("prepacked", [False, True, "scales"])
 @pytest.mark.parametrize("kind", ["binary", "ternary", "int2"])
 @pytest.mark.parametrize("G", [32, 64])
 def test_cpu_kernel_finds_every_nonfinite_group_scale(kind, G, prepacked):
@@ -160,7 +164,7 @@ def test_cpu_kernel_finds_every_nonfinite_group_scale(kind, G, prepacked):
                 call(x, p, s, poisoned(u, (n, g), values[2 - i]))
 
 
-@pytest.mark.parametrize("prepacked", [False, True])
+@pytest.mark.parametrize("prepacked", [False, True, "scales"])
 @pytest.mark.parametrize("kind", ["binary", "int2"])
 @pytest.mark.parametrize("M", [1, 65])
 def test_cpu_kernel_finds_nonfinite_scales_across_k_tiles(kind, M, prepacked):

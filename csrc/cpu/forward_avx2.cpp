@@ -258,6 +258,16 @@ constexpr int64_t kExpandRows = 4;
 
 using Prepared = lookup::Prepared<uint8_t>;
 
+// Rows 8i .. 8i+7 of a [32 rows] vector of scale values: in row order, or (blob_order) in a
+// cpu_prepack_scales tile's row_of_byte order, where rows 8i .. 8i+3 sit at p = 4i .. 4i+3 and
+// rows 8i+4 .. 8i+7 at p = 16+4i .. 16+4i+3.
+__attribute__((target("avx2"), always_inline)) inline __m256 load_rows8(const float* v, int i, bool blob_order) {
+  if (!blob_order) return _mm256_load_ps(v + 8 * i);
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + 4 * i)), _mm_loadu_ps(v + 16 + 4 * i), 1);
+}
+static_assert(cpu_prepack::row_of_byte(4 * 3 + 2) == 8 * 3 + 2 && cpu_prepack::row_of_byte(16 + 4 * 3 + 2) == 8 * 3 + 4 + 2,
+              "load_rows8's two halves");
+
 // Output rows [n0, n0 + 32) for all activation rows of the chunk.  nonfinite: lanes set where a
 // scale or offset value read here is NaN or +-Inf (all exponent bits set), ORed in.
 __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Prepared& pr, int64_t n0,
@@ -272,6 +282,8 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
   alignas(32) float sbuf[kMaxTileGroups * kTileRows], ubuf[kMaxTileGroups * kTileRows], yv[kTileRows];
   const uint8_t* tile = a.prep ? a.prep + (n0 / kTileRows) * a.wpr * cpu_prepack::kChunkBytes : nullptr;
   const bool direct = tile && pr.rows < kExpandRows;  // read the blob in the inner loop
+  const float* const sp = tile ? a.sprep : nullptr;   // a cpu_prepack_scales layout (its scale plane)
+  const int64_t sp_plane = cpu_prepack::num_tiles(p.N) * p.groups * kTileRows;  // floats from scale to offset plane
   for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
     const int64_t tb1 = std::min(pr.kblocks, tb0 + pr.tile_blocks);
     if (!tile) prepare_indices(rows, tb0 * planes, tb1 * planes, static_cast<uintptr_t>(kTileRows * a.wpr * 4), idx);
@@ -282,13 +294,22 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
     // absent): the op's NaN / Inf check, done here instead of by a second pass over them
     // (check_linear's defer_finite).
     const __m256i exp_bits = _mm256_set1_epi32(0x7f800000);
-    lookup::gather_scales<kTileRows>(a, rid, g0, (tb1 - tb0) / seg, sbuf, ubuf);
-    for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
-      const float* sj = sbuf + j * kTileRows;
-      const float* uj = ubuf + j * kTileRows;
+    // [group][32 rows] from here on: the gathered buffers (rows in order), or the tile's part of a
+    // cpu_prepack_scales layout in place (rows in the blob's row_of_byte order: load_rows8 undoes it)
+    const float* s_tile = sbuf;
+    const float* u_tile = ubuf;
+    if (sp) {
+      s_tile = sp + ((n0 / kTileRows) * p.groups + g0) * kTileRows;
+      u_tile = s_tile + sp_plane;
+    } else {
+      lookup::gather_scales<kTileRows>(a, rid, g0, (tb1 - tb0) / seg, sbuf, ubuf);
+    }
+    for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {  // (each row's value once, in either order)
+      const float* sj = s_tile + j * kTileRows;
+      const float* uj = u_tile + j * kTileRows;
       for (int i = 0; i < 4; ++i) {
-        const __m256i sb = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(sj + 8 * i)), exp_bits);
-        const __m256i ub = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(uj + 8 * i)), exp_bits);
+        const __m256i sb = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sj + 8 * i)), exp_bits);
+        const __m256i ub = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(uj + 8 * i)), exp_bits);
         nonfinite = _mm256_or_si256(nonfinite, _mm256_or_si256(_mm256_cmpeq_epi32(sb, exp_bits),
                                                                _mm256_cmpeq_epi32(ub, exp_bits)));
       }
@@ -308,8 +329,8 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
           if (two) accumulate_plane(tab_m, idx, planes, 1, tb0, s0, s1, H);
         }
         // once per scale group: y += s * sum + u * X
-        const float* sv = sbuf + (s0 - tb0) / seg * kTileRows;
-        const float* uv = ubuf + (s0 - tb0) / seg * kTileRows;
+        const float* sv = s_tile + (s0 - tb0) / seg * kTileRows;
+        const float* uv = u_tile + (s0 - tb0) / seg * kTileRows;
         float X = 0.f;
         for (int64_t b = s0; b < s1; ++b) X += pr.xblk[m * pr.nblocks + b];
         const __m256 X8 = _mm256_set1_ps(X);
@@ -319,8 +340,8 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
           // a * b + c * d either way it likes (-ffp-contract=fast), which made this kernel and
           // forward_avx512.cpp differ by an ulp; spelled out, both round alike.
           __m256 y8 = _mm256_load_ps(yv + 8 * i);
-          y8 = _mm256_add_ps(y8, _mm256_fmadd_ps(_mm256_load_ps(sv + 8 * i), sum,
-                                                 _mm256_mul_ps(_mm256_load_ps(uv + 8 * i), X8)));
+          y8 = _mm256_add_ps(y8, _mm256_fmadd_ps(load_rows8(sv, i, sp != nullptr), sum,
+                                                 _mm256_mul_ps(load_rows8(uv, i, sp != nullptr), X8)));
           _mm256_store_ps(yv + 8 * i, y8);
         }
       }

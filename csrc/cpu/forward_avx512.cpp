@@ -272,10 +272,13 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
   int lane_row[kTileRows];
   const uint8_t* tile_a = nullptr;
   const uint8_t* tile_b = nullptr;
+  int64_t tile_ix = 0, tile_ix_b = 0;  // their indices
   if (a.prep) {
     const int64_t t = n0 / cpu_prepack::kTileRows, tiles = cpu_prepack::num_tiles(p.N);
+    tile_ix = t;
+    tile_ix_b = t + 1 < tiles ? t + 1 : t;  // rows >= N: not stored
     tile_a = a.prep + t * a.wpr * cpu_prepack::kChunkBytes;
-    tile_b = t + 1 < tiles ? tile_a + a.wpr * cpu_prepack::kChunkBytes : tile_a;  // rows >= N: not stored
+    tile_b = a.prep + tile_ix_b * a.wpr * cpu_prepack::kChunkBytes;
     for (int i = 0; i < kTileRows; ++i)
       lane_row[i] = cpu_prepack::kTileRows * (i / 32) + cpu_prepack::row_of_byte(i % 32);
     for (int i = 0; i < kTileRows; ++i) rid[i] = std::min<int64_t>(n0 + lane_row[i], p.N - 1);
@@ -310,15 +313,33 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
     }
     const int64_t seg = pr.seg_blocks ? pr.seg_blocks : tb1 - tb0;
     const int64_t g0 = pr.seg_blocks ? tb0 / seg : 0;
-    // The tile's scales and offsets, gathered and NaN / Inf-tested once per K tile.
-    gather_scales_64(a.s, rid, g0, (tb1 - tb0) / seg, sbuf);
-    gather_scales_64(a.u, rid, g0, (tb1 - tb0) / seg, ubuf);
+    // The tile's scales and offsets, [group][lane]: gathered into sbuf / ubuf, or read in place from a
+    // cpu_prepack_scales layout, whose 32-row tiles hold them in the lanes' order (row_of_byte): lanes
+    // 0-31 from tile A's, 32-63 from tile B's.  sv(j, r) / uv(j, r): register r's 16 values of group j.
+    const float* s_a = nullptr;
+    const float* s_b = nullptr;
+    if (tile_a) {
+      if (a.sprep) {
+        s_a = a.sprep + (tile_ix * p.groups + g0) * cpu_prepack::kTileRows;
+        s_b = a.sprep + (tile_ix_b * p.groups + g0) * cpu_prepack::kTileRows;
+      }
+    }
+    if (!s_a) {
+      gather_scales_64(a.s, rid, g0, (tb1 - tb0) / seg, sbuf);
+      gather_scales_64(a.u, rid, g0, (tb1 - tb0) / seg, ubuf);
+    }
+    const int64_t plane = cpu_prepack::num_tiles(p.N) * p.groups * cpu_prepack::kTileRows;  // scale -> offset
+    auto sv = [&](int64_t j, int r) -> const float* {
+      return s_a ? (r < 2 ? s_a : s_b) + j * cpu_prepack::kTileRows + kLanes * (r & 1) : sbuf + j * kTileRows + kLanes * r;
+    };
+    auto uv = [&](int64_t j, int r) -> const float* {
+      return s_a ? (r < 2 ? s_a : s_b) + plane + j * cpu_prepack::kTileRows + kLanes * (r & 1)
+                 : ubuf + j * kTileRows + kLanes * r;
+    };
     for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
-      const float* sj = sbuf + j * kTileRows;
-      const float* uj = ubuf + j * kTileRows;
       for (int r = 0; r < kRegs; ++r) {
-        const __m512i sb = _mm512_and_si512(_mm512_load_si512(sj + kLanes * r), exp_bits);
-        const __m512i ub = _mm512_and_si512(_mm512_load_si512(uj + kLanes * r), exp_bits);
+        const __m512i sb = _mm512_and_si512(_mm512_loadu_si512(sv(j, r)), exp_bits);
+        const __m512i ub = _mm512_and_si512(_mm512_loadu_si512(uv(j, r)), exp_bits);
         nonfinite |= _mm512_cmpeq_epi32_mask(sb, exp_bits) | _mm512_cmpeq_epi32_mask(ub, exp_bits);
       }
     }
@@ -339,16 +360,15 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
           if (two) accumulate_plane(tab_m, wbuf, planes, 1, tb0, s0, s1, H, pf);
         }
         // once per scale group: y += s * sum + u * X (forward_avx2.cpp's operations and order)
-        const float* sv = sbuf + (s0 - tb0) / seg * kTileRows;
-        const float* uv = ubuf + (s0 - tb0) / seg * kTileRows;
+        const int64_t j = (s0 - tb0) / seg;
         float X = 0.f;
         for (int64_t b = s0; b < s1; ++b) X += pr.xblk[m * pr.nblocks + b];
         const __m512 X16 = _mm512_set1_ps(X);
         for (int r = 0; r < kRegs; ++r) {
           const __m512 sum = two ? _mm512_sub_ps(_mm512_add_ps(_mm512_add_ps(H[r], H[r]), L[r]), X16) : L[r];
           __m512 y16 = _mm512_load_ps(yv + kLanes * r);
-          y16 = _mm512_add_ps(y16, _mm512_fmadd_ps(_mm512_load_ps(sv + kLanes * r), sum,
-                                                   _mm512_mul_ps(_mm512_load_ps(uv + kLanes * r), X16)));
+          y16 = _mm512_add_ps(y16, _mm512_fmadd_ps(_mm512_loadu_ps(sv(j, r)), sum,
+                                                   _mm512_mul_ps(_mm512_loadu_ps(uv(j, r)), X16)));
           _mm512_store_ps(yv + kLanes * r, y16);
         }
       }

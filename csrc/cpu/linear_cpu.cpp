@@ -86,19 +86,26 @@ void forward_generic(const LinearProblem& p, const T* x, const uint32_t* w, int6
 // prep: payload of a checked cpu_prepack blob of packed_w (cpu_prepack_format.h), or nullptr.
 // Returns false when the AVX2 / AVX-512 kernel found a NaN / Inf in scale or offset (they test
 // every value they read; the generic kernel does not test and returns true).
+// sprep: with prep, the float32 payload of a checked cpu_prepack_scales layout of scale / offset, or
+// nullptr (the AVX2 / AVX-512 kernels then read it instead of scale and offset, which are not converted).
 template <typename T>
 bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tensor& packed_w,
                     const at::Tensor& scale, const std::optional<at::Tensor>& offset, at::Tensor& y,
-                    const uint8_t* prep) {
+                    const uint8_t* prep, const float* sprep = nullptr) {
   const at::Tensor xf = x.reshape({p.M, p.K}).to(y.scalar_type()).contiguous();
   const at::Tensor w = packed_w.contiguous();
-  at::Tensor s_keep, u_keep;
-  const ScaleView<T> s = view_scale<T>(scale, p.scale, s_keep);
-  const ScaleView<T> u = offset.has_value() ? view_scale<T>(*offset, p.offset, u_keep) : ScaleView<T>{};
   const uint32_t* wp = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   const int64_t wpr = w.size(1);
+  const bool fast = std::is_same_v<T, float> && (cpu::avx512_forward_applies(p) || cpu::avx2_forward_applies(p));
+  // (scale / offset as float32 views: a copy for other dtypes, skipped where the kernel reads sprep)
+  at::Tensor s_keep, u_keep;
+  ScaleView<T> s, u;
+  if (!(fast && prep && sprep)) {
+    s = view_scale<T>(scale, p.scale, s_keep);
+    if (offset.has_value()) u = view_scale<T>(*offset, p.offset, u_keep);
+  }
   if constexpr (std::is_same_v<T, float>) {
-    cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep};
+    cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep, prep ? sprep : nullptr};
     // The AVX-512 kernel where it applies, reading the cpu_prepack blob in place when there is one
     // (Zen 4, session 38: 0.70-0.90 of the time of the AVX2 kernel on the blob at M = 1, 0.81-1.03
     // of its own transposing path's at M = 2-64; bench/NOTES.md "CPU forward" v9).  Each kernel
@@ -124,13 +131,14 @@ bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
 // sizes that are not a multiple of 32, no AVX2) reads packed_w, with the same results.
 at::Tensor linear_cpu_impl(Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                            const at::Tensor& scale, const std::optional<at::Tensor>& offset,
-                           const std::optional<at::Tensor>& bias, const at::Tensor* prepacked = nullptr) {
+                           const std::optional<at::Tensor>& bias, const at::Tensor* prepacked = nullptr,
+                           const std::optional<at::Tensor>& prepacked_scales = std::nullopt) {
   // The NaN / Inf check of scale and offset is deferred to the AVX2 / AVX-512 kernel where it runs (it reads
   // every value anyway; a separate scan re-read group-wise scales from memory: bench/NOTES.md,
   // "CPU forward" v5), and made up front everywhere else.  Not for float64 scales: the kernel sees
   // them rounded to float32, where a finite 1e300 would read as Inf.
   const LinearProblem p = prepacked ? check_prepacked_linear(kind, x, packed_w, *prepacked, scale, offset, bias,
-                                                             /*defer_finite=*/true)
+                                                             /*defer_finite=*/true, prepacked_scales)
                                     : check_linear(kind, x, packed_w, scale, offset, bias, /*defer_finite=*/true);
   const bool f64 = x.scalar_type() == at::kDouble;
   // (Exactly when linear_cpu_run takes one of the two fast kernels, both of which test.)
@@ -145,9 +153,15 @@ at::Tensor linear_cpu_impl(Kind kind, const at::Tensor& x, const at::Tensor& pac
   at::Tensor y = at::empty({p.M, p.N}, x.options().dtype(f64 ? at::kDouble : at::kFloat));
   if (p.M > 0) {
     const bool finite = f64 ? linear_cpu_run<double>(p, x, packed_w, scale, offset, y, nullptr)
-                            : linear_cpu_run<float>(p, x, packed_w, scale, offset, y, prep);
+                            : linear_cpu_run<float>(p, x, packed_w, scale, offset, y, prep,
+                                                    prepacked && prepacked_scales.has_value()
+                                                        ? prepacked_scales->const_data_ptr<float>()
+                                                        : nullptr);
     if (!finite && kernel_checks) {  // (otherwise the scan above ran: a flag then comes from float64 rounding)
       check_scales_finite(kind, prepacked != nullptr, scale, offset);  // throws, naming the element
+      BITMM_CHECK_VALUE(!prepacked_scales.has_value(), prepacked ? "bitmm.cpu_prepacked_linear" : "bitmm",
+                        ": prepacked_scales holds a NaN or Inf that scale and offset do not: it was made from other "
+                        "values (stale); remake it with torch.ops.bitmm.cpu_prepack_scales(scale, offset, N, K)");
       BITMM_CHECK(false, "bitmm: internal error: the CPU kernel saw a non-finite scale or offset that the scan "
                          "did not find (M=", p.M, ", N=", p.N, ", K=", p.K, ", ", name_of(kind), ")");
     }
@@ -433,8 +447,9 @@ at::Tensor linear_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 
 at::Tensor prepacked_linear_cpu(const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& prepacked,
                                 const at::Tensor& s, const std::optional<at::Tensor>& u,
-                                const std::optional<at::Tensor>& b, int64_t kind) {
-  return linear_cpu_impl(kind_from_int(kind), x, packed_w, s, u, b, &prepacked);
+                                const std::optional<at::Tensor>& b, int64_t kind,
+                                const std::optional<at::Tensor>& prepacked_scales) {
+  return linear_cpu_impl(kind_from_int(kind), x, packed_w, s, u, b, &prepacked, prepacked_scales);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "../bitmm_format.h"
@@ -120,8 +121,44 @@ at::Tensor cpu_prepack_cpu(const at::Tensor& packed_in, int64_t kind_i, int64_t 
   return out;
 }
 
+// The scale / offset layout of cpu_prepack_format.h: [plane][tile][group][p] = the float32 value of
+// row min(32 tile + row_of_byte(p), N - 1), group g (offset plane 0 when there is none).  Values as
+// the kernels read them without it: the tensors converted to float32 (rounded for float64), a
+// per tensor / per channel value repeated; NaN / Inf copied as they are (the linear op reports them).
+at::Tensor cpu_prepack_scales_cpu(const at::Tensor& scale, const std::optional<at::Tensor>& offset, int64_t N,
+                                  int64_t K) {
+  namespace cp = cpu_prepack;
+  const LinearProblem p = check_cpu_prepack_scales(scale, offset, N, K);
+  const int64_t tiles = cp::num_tiles(N), G = p.groups;
+  at::Tensor out = at::empty({cp::kScalePlanes, tiles, G, cp::kTileRows}, scale.options().dtype(at::kFloat));
+  float* o = out.data_ptr<float>();
+  const at::Tensor* src[2] = {&scale, offset.has_value() ? &*offset : nullptr};
+  for (int plane = 0; plane < 2; ++plane) {
+    float* op = o + plane * tiles * G * cp::kTileRows;
+    if (src[plane] == nullptr) {
+      std::fill(op, op + tiles * G * cp::kTileRows, 0.f);
+      continue;
+    }
+    // (N, G) float32: () and (N,) broadcast, (N, 1) per channel repeated over the groups
+    const at::Tensor& t = *src[plane];
+    const at::Tensor v =
+        (t.dim() == 2 ? t : t.reshape({t.dim() == 0 ? 1 : N, 1})).to(at::kFloat).expand({N, G}).contiguous();
+    const float* vp = v.const_data_ptr<float>();
+    at::parallel_for(0, tiles, 16, [&](int64_t t0, int64_t t1) {
+      for (int64_t ti = t0; ti < t1; ++ti)
+        for (int64_t g = 0; g < G; ++g)
+          for (int q = 0; q < cp::kTileRows; ++q) {
+            const int64_t n = std::min<int64_t>(ti * cp::kTileRows + cp::row_of_byte(q), N - 1);
+            op[(ti * G + g) * cp::kTileRows + q] = vp[n * G + g];
+          }
+    });
+  }
+  return out;
+}
+
 TORCH_LIBRARY_IMPL(bitmm, CPU, m) {
   m.impl("cpu_prepack", &cpu_prepack_cpu);
+  m.impl("cpu_prepack_scales", &cpu_prepack_scales_cpu);
   m.impl("pack", &pack_cpu);
   m.impl("unpack", &unpack_cpu);
 }
