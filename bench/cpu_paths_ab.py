@@ -25,7 +25,8 @@ import bitmm  # noqa: E402
 from bitmm import formats  # noqa: E402
 
 SHAPES = [("ternary", 4096, 4096, None), ("int2", 4096, 4096, 64), ("binary", 4096, 4096, 64),
-          ("int2", 4096, 4096, 128), ("ternary", 4096, 11008, None), ("int2", 4096, 11008, 64)]  # (kind, K, N, G)
+          ("int2", 4096, 4096, 128), ("ternary", 4096, 11008, None), ("int2", 4096, 11008, 64),
+          ("int2", 4096, 4096, 32)]  # (kind, K, N, G)
 
 
 def random_packed(kind: str, N: int, K: int) -> torch.Tensor:
