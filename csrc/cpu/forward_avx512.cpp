@@ -318,11 +318,9 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
     // 0-31 from tile A's, 32-63 from tile B's.  sv(j, r) / uv(j, r): register r's 16 values of group j.
     const float* s_a = nullptr;
     const float* s_b = nullptr;
-    if (tile_a) {
-      if (a.sprep) {
-        s_a = a.sprep + (tile_ix * p.groups + g0) * cpu_prepack::kTileRows;
-        s_b = a.sprep + (tile_ix_b * p.groups + g0) * cpu_prepack::kTileRows;
-      }
+    if (tile_a && a.sprep) {
+      s_a = a.sprep + (tile_ix * p.groups + g0) * cpu_prepack::kTileRows;
+      s_b = a.sprep + (tile_ix_b * p.groups + g0) * cpu_prepack::kTileRows;
     }
     if (!s_a) {
       gather_scales_64(a.s, rid, g0, (tb1 - tb0) / seg, sbuf);

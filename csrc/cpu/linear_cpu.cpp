@@ -159,8 +159,8 @@ at::Tensor linear_cpu_impl(Kind kind, const at::Tensor& x, const at::Tensor& pac
                                                         : nullptr);
     if (!finite && kernel_checks) {  // (otherwise the scan above ran: a flag then comes from float64 rounding)
       check_scales_finite(kind, prepacked != nullptr, scale, offset);  // throws, naming the element
-      BITMM_CHECK_VALUE(!prepacked_scales.has_value(), prepacked ? "bitmm.cpu_prepacked_linear" : "bitmm",
-                        ": prepacked_scales holds a NaN or Inf that scale and offset do not: it was made from other "
+      BITMM_CHECK_VALUE(!prepacked_scales.has_value(), "bitmm.cpu_prepacked_linear(", name_of(kind),
+                        "): prepacked_scales holds a NaN or Inf that scale and offset do not: it was made from other "
                         "values (stale); remake it with torch.ops.bitmm.cpu_prepack_scales(scale, offset, N, K)");
       BITMM_CHECK(false, "bitmm: internal error: the CPU kernel saw a non-finite scale or offset that the scan "
                          "did not find (M=", p.M, ", N=", p.N, ", K=", p.K, ", ", name_of(kind), ")");
