@@ -50,6 +50,7 @@ _is_compiling = torch.compiler.is_compiling
 # linear_a8's CPU kernel in this process ("avx512_vnni", "avx2" or "generic"; fixed once the library is loaded)
 _CPU_A8_KERNEL = str(torch.ops.bitmm._cpu_a8_kernel())
 _CPU_A8_MAX_K = 5_592_405  # past it (int32 sums could overflow) linear_a8 takes its generic path (cpu_kernels.h kA8MaxK)
+_CPU_FORWARD_SIMD = str(torch.ops.bitmm._cpu_forward_kernel()) != "generic"  # (reads cpu_prepack_scales' layout)
 
 
 __all__ = [
@@ -408,9 +409,10 @@ class PackedLinear(nn.Module):
     bytes as ``packed_weight``) and keeps it in the instance (not a buffer: never in
     ``state_dict``, not moved by ``.to()``); it is remade when ``packed_weight`` is
     replaced or modified in place (``load_state_dict`` included).  With group-wise
-    scales it also keeps ``cpu_prepack_scales`` of scale and offset (float32: 8 bytes per
-    row and group, half the packed bytes of a 2-bit g64 weight), remade the same way when
-    either changes.
+    scales (group size a multiple of 32, a SIMD CPU kernel) it also keeps
+    ``cpu_prepack_scales`` of scale and offset (float32: 8 bytes per row and group with an
+    offset, half the packed bytes of a 2-bit g64 weight), remade the same way when either
+    changes.
 
     Build it with :meth:`from_linear`, :meth:`from_bitlinear` or :meth:`from_hqq`.
     The plain constructor makes a placeholder whose weight is all zeros (output =
@@ -624,10 +626,12 @@ class PackedLinear(nn.Module):
         if w.is_cpu and self.use_cpu_prepack and not _is_compiling():
             blob = self._derived("_cpu_prepacked", w, lambda: torch.ops.bitmm.cpu_prepack(w, KIND_ID[self.kind],
                                                                                          self.in_features))
-            # group-wise: the scales' layout too (their per-call gather was ~12% of the kernel's time at M = 1, g64:
-            # bench/NOTES.md "CPU forward" v11); per tensor / channel gain nothing from it
-            sp = (self._derived_scales(s, u) if s.dim() == 2 and s.shape[1] > 1 or u is not None and u.dim() == 2
-                  and u.shape[1] > 1 else None)
+            # group-wise: the scales' layout too, where a SIMD kernel reads it (float x, group size a multiple of 32):
+            # with each layer's scales cold in memory their per-call gather took ~30% of the time at M = 1, g64
+            # (bench/NOTES.md "CPU forward" v11); per tensor / per channel scales gain nothing from it
+            G = max(s.shape[1] if s.dim() == 2 else 1, u.shape[1] if u is not None and u.dim() == 2 else 1)
+            sp = (self._derived_scales(s, u) if G > 1 and _CPU_FORWARD_SIMD and (self.in_features // G) % 32 == 0
+                  and x.dtype != torch.float64 else None)
             return _cpu_prepacked_linear(x, w, blob, s, u, b, KIND_ID[self.kind], sp)
         return _LINEAR_OPS[self.kind](x, w, s, u, b)
 

@@ -142,7 +142,7 @@ def cpu_prepack(packed_w: Tensor, kind, K: int) -> Tensor:
 
 def cpu_prepack_scales(scale: Tensor, offset: Optional[Tensor], N: int, K: int) -> Tensor:
     """The CPU-only derived layout of ``scale`` / ``offset`` (``csrc/cpu_prepack_format.h``): float32
-    ``(2, ceil(N / 32), G, 32)``, each 32-row tile's values per scale group in the order the
+    ``(P, ceil(N / 32), G, 32)`` (P = 2 with an offset, 1 without), each 32-row tile's values per scale group in the order the
     kernels' lanes hold the rows, for :func:`cpu_prepacked_linear`'s ``prepacked_scales``.  Worth
     it for group-wise scales (the per-call gather it replaces costs ~12% at M = 1, g64); remake it
     whenever scale or offset change (``bitmm.nn.PackedLinear`` does)."""
@@ -331,9 +331,13 @@ def _cpu_prepack_fake(packed_w, kind, K):
 _PREPACKED_FAKES = {kind: _make_fake(kind, f"bitmm.cpu_prepacked_linear({kind})") for kind in _LINEAR_OPS}
 
 
-def _scale_groups(scale: Tensor, offset: Optional[Tensor]) -> int:
+def _scale_groups(op: str, scale: Tensor, offset: Optional[Tensor]) -> int:
     # the problem's scale groups along K (1 per tensor / per channel), as csrc/checks.cpp's finish
-    return max(t.shape[1] if t is not None and t.dim() == 2 else 1 for t in (scale, offset))
+    gs, gu = (t.shape[1] if t is not None and t.dim() == 2 else 1 for t in (scale, offset))
+    torch._check(gs == 1 or gu == 1 or gs == gu,
+                 lambda: f"{op}: scale has {gs} groups but offset has {gu}; group-wise scale and offset must use the "
+                         f"same group size")
+    return max(gs, gu)
 
 
 @torch.library.register_fake("bitmm::cpu_prepack_scales")
@@ -344,8 +348,8 @@ def _cpu_prepack_scales_fake(scale, offset, N, K):
     if offset is not None:
         _check_scale(op, "offset", offset, scale, N, K, "scale")
     tiles = (N + formats.CPU_PREPACK_TILE_ROWS - 1) // formats.CPU_PREPACK_TILE_ROWS
-    return scale.new_empty((2, tiles, _scale_groups(scale, offset), formats.CPU_PREPACK_TILE_ROWS),
-                           dtype=torch.float32)
+    return scale.new_empty((1 if offset is None else 2, tiles, _scale_groups(op, scale, offset),
+                            formats.CPU_PREPACK_TILE_ROWS), dtype=torch.float32)
 
 
 @torch.library.register_fake("bitmm::cpu_prepacked_linear")
@@ -371,8 +375,8 @@ def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind
         torch._check(prepacked_scales.device == x.device,
                      lambda: f"{op}: prepacked_scales is on {prepacked_scales.device} but x is on {x.device}; move all "
                              f"arguments to one device")
-        shape = (2, (N + formats.CPU_PREPACK_TILE_ROWS - 1) // formats.CPU_PREPACK_TILE_ROWS,
-                 _scale_groups(scale, offset), formats.CPU_PREPACK_TILE_ROWS)
+        shape = (1 if offset is None else 2, (N + formats.CPU_PREPACK_TILE_ROWS - 1) // formats.CPU_PREPACK_TILE_ROWS,
+                 _scale_groups(op, scale, offset), formats.CPU_PREPACK_TILE_ROWS)
         torch._check(tuple(prepacked_scales.shape) == shape,
                      lambda: f"{op}: prepacked_scales of shape {tuple(prepacked_scales.shape)} does not fit N={N}, "
                              f"K={x.shape[-1]}: expected {shape}")

@@ -270,12 +270,15 @@ LinearProblem check_prepacked_linear(Kind kind, const at::Tensor& x, const at::T
                      t.scalar_type());
     BITMM_CHECK(t.device() == x.device(), op, ": prepacked_scales is on ", t.device(), " but x is on ", x.device(),
                 "; move all arguments to one device");
-    const int64_t tiles = cpu_prepack::num_tiles(p.N);
-    BITMM_CHECK_VALUE(t.dim() == 4 && t.size(0) == cpu_prepack::kScalePlanes && t.size(1) == tiles &&
-                          t.size(2) == p.groups && t.size(3) == cpu_prepack::kTileRows,
+    const int64_t tiles = cpu_prepack::num_tiles(p.N), planes = cpu_prepack::scale_planes(offset.has_value());
+    BITMM_CHECK_VALUE(t.dim() != 4 || t.size(0) == planes, op, ": prepacked_scales has ", t.size(0), " plane(s), but ",
+                      offset.has_value() ? "a call with an offset needs 2: was it made without the offset?"
+                                         : "a call without an offset needs 1: was it made with one?",
+                      remake);
+    BITMM_CHECK_VALUE(t.dim() == 4 && t.size(1) == tiles && t.size(2) == p.groups && t.size(3) == cpu_prepack::kTileRows,
                       op, ": prepacked_scales of shape ", shape_str(t), " does not fit N=", p.N, ", K=", p.K,
-                      " and scale / offset with ", p.groups, " group(s) along K: expected (2, ", tiles, ", ", p.groups,
-                      ", 32)", remake);
+                      " and scale / offset with ", p.groups, " group(s) along K: expected (", planes, ", ", tiles, ", ",
+                      p.groups, ", 32)", remake);
     BITMM_CHECK_VALUE(t.is_contiguous(), op, ": prepacked_scales must be contiguous (as cpu_prepack_scales makes it)",
                       remake);
   }

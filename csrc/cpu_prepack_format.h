@@ -51,11 +51,12 @@
 //
 // Scale layout ("cpu_prepack_scales", made by torch.ops.bitmm.cpu_prepack_scales and read
 // by cpu_prepacked_linear's prepacked_scales argument; derived, never stored, like the blob):
-// a contiguous float32 tensor of shape (2, num_tiles(N), G, 32), G the problem's scale groups
-// along K (1 per tensor / per output channel):
+// a contiguous float32 tensor of shape (P, num_tiles(N), G, 32), G the problem's scale groups
+// along K (1 per tensor / per output channel), P = 2 with an offset and 1 without (so a layout
+// made with or without one cannot be passed with the other: the shape check names it):
 //
 //     [0][t][g][p] = float(scale  of row min(32t + row_of_byte(p), N - 1), group g)
-//     [1][t][g][p] = float(offset of row min(32t + row_of_byte(p), N - 1), group g)  (0: none)
+//     [1][t][g][p] = float(offset of row min(32t + row_of_byte(p), N - 1), group g)  (P = 2)
 //
 // Per tensor / per channel values are repeated over rows / groups as the kernels see them.
 // Why: with group-wise scales each 32-row tile's K tile needs its rows' values of 16-64
@@ -102,7 +103,7 @@ constexpr inline int64_t payload_bytes(Kind kind, int64_t N, int64_t K) {
 constexpr inline int64_t blob_bytes(Kind kind, int64_t N, int64_t K) {
   return kHeaderBytes + payload_bytes(kind, N, K);
 }
-constexpr int64_t kScalePlanes = 2;  // scale, offset
+constexpr inline int64_t scale_planes(bool has_offset) { return has_offset ? 2 : 1; }  // scale[, offset]
 static_assert(row_of_byte(0) == 0 && row_of_byte(4) == 8 && row_of_byte(16) == 4 && row_of_byte(31) == 31,
               "row order of the unpacks");
 

@@ -61,7 +61,7 @@ TORCH_LIBRARY(bitmm, m) {
   // equals <kind>_linear(x, packed_w, scale, offset, bias) bit for bit; packed_w is still
   // passed (shape checks, the fallback kernels, and grad_x through linear_grad_x).
   m.def("cpu_prepack(Tensor packed_w, int kind, SymInt K) -> Tensor");
-  // ... and the derived layout of scale and offset (float32 (2, ceil(N / 32), G, 32), the same file), which
+  // ... and the derived layout of scale and offset (float32 (1 or 2, ceil(N / 32), G, 32), the same file), which
   // cpu_prepacked_linear reads as prepacked_scales instead of gathering them per call.
   m.def("cpu_prepack_scales(Tensor scale, Tensor? offset, SymInt N, SymInt K) -> Tensor");
   m.def("cpu_prepacked_linear(Tensor x, Tensor packed_w, Tensor prepacked, Tensor scale, Tensor? offset, "

@@ -102,9 +102,8 @@ def _scales_as_documented(s, u, N, K):
     G = max(t.shape[1] if t is not None and t.dim() == 2 else 1 for t in (s, u))
     tiles = -(-N // 32)
     planes = []
-    for t in (s, u):
-        v = torch.zeros(N, G) if t is None else t.float().reshape(-1 if t.dim() else 1, t.shape[1] if t.dim() == 2
-                                                                   else 1).expand(N, G)
+    for t in (s, u) if u is not None else (s,):  # (no offset: no offset plane)
+        v = t.float().reshape(-1 if t.dim() else 1, t.shape[1] if t.dim() == 2 else 1).expand(N, G)
         rows = [min(32 * ti + _row_of_byte(p), N - 1) for ti in range(tiles) for p in range(32)]
         planes.append(v[rows].reshape(tiles, 32, G).transpose(1, 2))  # (tile, group, p)
     return torch.stack(planes)
@@ -237,16 +236,20 @@ def test_prepacked_scales_errors():
     sp = torch.ops.bitmm.cpu_prepack_scales(s, u, 40, 128)
     op = torch.ops.bitmm.cpu_prepacked_linear
     prep = torch.ops.bitmm.cpu_prepack_scales
-    s64 = torch.rand(40, 2) + 0.5  # group size 64
+    s64, u64 = torch.rand(40, 2) + 0.5, torch.randn(40, 2)  # group size 64
     assert_error_table([
         ("wrong dtype", lambda: op(x, packed, pre, s, u, b, 3, sp.double()), TypeError,
          r"cpu_prepacked_linear\(int2\): prepacked_scales must be a float32 tensor"),
-        ("made for another group size", lambda: op(x, packed, pre, s64, None, b, 3, sp), ValueError,
+        ("made for another group size", lambda: op(x, packed, pre, s64, u64, b, 3, sp), ValueError,
          r"prepacked_scales of shape \(2, 2, 4, 32\) does not fit N=40, K=128 and scale / offset with 2 group"),
         ("made for another N", lambda: op(x, packed, pre, s, u, b, 3, prep(s[:33], u[:33], 33, 128)[:, :1]), ValueError,
          r"expected \(2, 2, 4, 32\)"),
-        ("per channel layout for group-wise scales", lambda: op(x, packed, pre, s, u, b, 3, prep(s[:, 0], None, 40, 128)),
+        ("per channel layout for group-wise scales", lambda: op(x, packed, pre, s, u, b, 3, prep(s[:, 0], u[:, 0], 40, 128)),
          ValueError, r"prepacked_scales of shape \(2, 2, 1, 32\)"),
+        ("made without the offset", lambda: op(x, packed, pre, s, u, b, 3, prep(s, None, 40, 128)), ValueError,
+         r"prepacked_scales has 1 plane\(s\), but a call with an offset needs 2"),
+        ("made with an offset", lambda: op(x, packed, pre, s, None, b, 3, sp), ValueError,
+         r"prepacked_scales has 2 plane\(s\), but a call without an offset needs 1"),
         ("non-contiguous", lambda: op(x, packed, pre, s, u, b, 3, torch.stack([sp, sp], -1)[..., 0]), ValueError,
          "prepacked_scales must be contiguous"),
         ("on another device", lambda: op(x, packed, pre, s, u, b, 3, sp.to("meta")), RuntimeError,
@@ -279,6 +282,16 @@ def test_prepacked_scales_nonfinite():
         return
     with pytest.raises(ValueError, match="prepacked_scales holds a NaN or Inf that scale and offset do not"):
         torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp_bad)
+    # float64 scales (checked up front, since the kernel sees float32 roundings): a stale NaN is still reported, and a
+    # finite value past float32's range reads as Inf with or without the layout (no error: as the plain op)
+    with pytest.raises(ValueError, match="prepacked_scales holds a NaN or Inf that scale and offset do not"):
+        torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s.double(), u, b, 2, sp_bad)
+    big = s.double().clone()
+    big[3, 1] = 1e300
+    y = torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, big, u, b, 2,
+                                             torch.ops.bitmm.cpu_prepack_scales(big, u, 70, 256))
+    torch.testing.assert_close(y, bitmm.linear("ternary", x, packed, big, u, b), rtol=0, atol=0, equal_nan=True)
+    assert y[:, 3].isinf().all()
 
 
 def test_fake_kernel_errors():
@@ -396,6 +409,9 @@ def test_packed_linear_prepacked_scales():
     layer = bnn.PackedLinear.from_linear(torch.nn.Linear(256, 70), weight_bits=2, group_size=64, hqq_iters=1)
     x = torch.randn(2, 256)
     assert torch.equal(layer(x), _plain(layer, x))
+    if torch.ops.bitmm._cpu_forward_kernel() == "generic":  # (no kernel reads the layout: none is made)
+        assert "_cpu_prepacked_scales" not in layer.__dict__
+        return
     d = layer.__dict__["_cpu_prepacked_scales"]
     assert d[0] is layer.scale and d[1] is layer.offset and d[3].shape == (2, 3, 4, 32)
     assert torch.equal(d[3], _scales_as_documented(layer.scale, layer.offset, 70, 256))
@@ -433,6 +449,72 @@ def test_packed_linear_prepacked_scales():
     per_channel = bnn.PackedLinear.from_linear(torch.nn.Linear(256, 70), weight_bits=1.58)
     per_channel(x)
     assert "_cpu_prepacked_scales" not in per_channel.__dict__
+
+
+def test_packed_linear_prepacked_scales_new_tensors_and_where_made():
+    """New scale / offset tensors whose version counters equal the old ones' are still new (identity is part of the
+    key); no layout where no kernel would read it (group size not a multiple of 32, float64 x)."""
+    torch.manual_seed(5)
+    layer = bnn.PackedLinear.from_linear(torch.nn.Linear(256, 40), weight_bits=2, group_size=64, hqq_iters=1)
+    x = torch.randn(3, 256)
+    layer(x)
+    fresh_s, fresh_u = torch.rand_like(layer.scale) + 0.5, torch.randn_like(layer.offset) * 0.1
+    assert fresh_s._version == layer.scale._version and fresh_u._version == layer.offset._version
+    layer.scale, layer.offset = fresh_s, fresh_u
+    assert torch.equal(layer(x), _plain(layer, x))
+    g16 = bnn.PackedLinear.from_linear(torch.nn.Linear(256, 40), weight_bits=2, group_size=16, hqq_iters=1)
+    assert torch.equal(g16(x), _plain(g16, x)) and "_cpu_prepacked_scales" not in g16.__dict__
+    layer.clear_derived()
+    layer.double()
+    xd = x.double()
+    assert torch.equal(layer(xd), _plain(layer, xd)) and "_cpu_prepacked_scales" not in layer.__dict__
+
+
+@pytest.mark.parametrize("smode,umode", [("channel", "group"), ("group", "channel"), ("tensor", "group"), ("group", None)])
+@pytest.mark.parametrize("kind", KINDS)
+def test_prepacked_scales_mixed_modes(kind, smode, umode):
+    """Per tensor / per channel scale with a group-wise offset and the reverse: the layout repeats the coarser one over
+    the groups; bitwise the path without it, the plain op, and PackedLinear with such buffers."""
+    N, K, G = 70, 320, 64
+    torch.manual_seed(6)
+    make = {"group": lambda: torch.randn(N, K // G), "channel": lambda: torch.rand(N) + 0.5,
+            "tensor": lambda: torch.tensor(0.6), None: lambda: None}
+    _, packed, _, _, _ = make_problem(kind, 1, K, N)
+    s, u = make[smode](), make[umode]()
+    for M in (1, 4, 17):
+        x = torch.randn(M, K)
+        y, y_plain = _run_both(kind, x, packed, s, u, None)
+        assert torch.equal(y, y_plain), M
+    sp = torch.ops.bitmm.cpu_prepack_scales(s, u, N, K)
+    assert sp.shape == (1 if u is None else 2, 3, K // G, 32)
+    torch.library.opcheck(torch.ops.bitmm.cpu_prepack_scales, (s, u, N, K))
+    pre = torch.ops.bitmm.cpu_prepack(packed, KIND_ID[kind], K)
+    xg = torch.randn(3, K, requires_grad=True)
+    torch.library.opcheck(torch.ops.bitmm.cpu_prepacked_linear, (xg, packed, pre, s, u, None, KIND_ID[kind], sp))
+
+
+def test_prepacked_scales_avx2():
+    """The AVX2 kernels on the layout (the child process keeps them on AVX-512 machines): bitwise the path without
+    it over M = 1, 4 (the expanded-index path), 17, group sizes 32 / 64 / 128, mixed modes, N tails."""
+    run_in_child("""
+import torch, bitmm
+from helpers import make_problem
+assert torch.ops.bitmm._cpu_forward_kernel() in ("avx2", "generic")
+KID = {"binary": 1, "ternary": 2, "int2": 3}
+for i, (kind, M, N, G, mixed) in enumerate([(k, M, N, G, mx) for k in KID for M in (1, 4, 17) for N in (33, 100)
+                                            for G in (32, 64, 128) for mx in (False, True)]):
+    torch.manual_seed(i)
+    K = 512
+    x, packed, s, u, b = make_problem(kind, M, K, N, "group", G, offset=True)
+    if mixed:
+        s = s[:, 0].contiguous()
+    pre = torch.ops.bitmm.cpu_prepack(packed, KID[kind], K)
+    sp = torch.ops.bitmm.cpu_prepack_scales(s, u, N, K)
+    y0 = torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, KID[kind])
+    y1 = torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, KID[kind], sp)
+    assert torch.equal(y0, y1), (kind, M, N, G, mixed)
+    assert torch.equal(y0, bitmm.linear(kind, x, packed, s, u, b)), (kind, M, N, G, mixed)
+""", BITMM_CPU_ISA="avx2")
 
 
 def test_packed_linear_pickle_and_compile():

@@ -27,10 +27,12 @@ struct ForwardArgs {
   // Payload of a cpu_prepack blob of w (cpu_prepack_format.h), or nullptr: then the
   // kernel transposes w's words into index vectors itself, per call.
   const uint8_t* prep = nullptr;
-  // With prep only: a cpu_prepack_scales layout of s and u (cpu_prepack_format.h; float32
-  // (2, num_tiles(N), groups, 32)), read in place of s and u, or nullptr: then the kernel
-  // gathers each tile's values from s and u per call.
+  // With prep only: the scale plane of a cpu_prepack_scales layout of s and u (cpu_prepack_format.h;
+  // float32 (num_tiles(N), groups, 32)), read in place of s and u, or nullptr: then the kernel
+  // gathers each tile's values from s and u per call.  uprep: its offset plane, or nullptr (no
+  // offset: zeros, lookup::kZeroScales).
   const float* sprep = nullptr;
+  const float* uprep = nullptr;
 };
 
 bool has_avx2();

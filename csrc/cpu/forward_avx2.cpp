@@ -282,8 +282,8 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
   alignas(32) float sbuf[kMaxTileGroups * kTileRows], ubuf[kMaxTileGroups * kTileRows], yv[kTileRows];
   const uint8_t* tile = a.prep ? a.prep + (n0 / kTileRows) * a.wpr * cpu_prepack::kChunkBytes : nullptr;
   const bool direct = tile && pr.rows < kExpandRows;  // read the blob in the inner loop
-  const float* const sp = tile ? a.sprep : nullptr;   // a cpu_prepack_scales layout (its scale plane)
-  const int64_t sp_plane = cpu_prepack::num_tiles(p.N) * p.groups * kTileRows;  // floats from scale to offset plane
+  const float* const sp = tile ? a.sprep : nullptr;   // a cpu_prepack_scales layout's scale plane, offset plane
+  const float* const up = tile ? a.uprep : nullptr;
   for (int64_t tb0 = 0; tb0 < pr.kblocks; tb0 += pr.tile_blocks) {
     const int64_t tb1 = std::min(pr.kblocks, tb0 + pr.tile_blocks);
     if (!tile) prepare_indices(rows, tb0 * planes, tb1 * planes, static_cast<uintptr_t>(kTileRows * a.wpr * 4), idx);
@@ -300,7 +300,7 @@ __attribute__((target("avx2,fma"))) void row_tile(const ForwardArgs& a, const Pr
     const float* u_tile = ubuf;
     if (sp) {
       s_tile = sp + ((n0 / kTileRows) * p.groups + g0) * kTileRows;
-      u_tile = s_tile + sp_plane;
+      u_tile = up ? up + ((n0 / kTileRows) * p.groups + g0) * kTileRows : lookup::kZeroScales;
     } else {
       lookup::gather_scales<kTileRows>(a, rid, g0, (tb1 - tb0) / seg, sbuf, ubuf);
     }

@@ -318,21 +318,25 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
     // 0-31 from tile A's, 32-63 from tile B's.  sv(j, r) / uv(j, r): register r's 16 values of group j.
     const float* s_a = nullptr;
     const float* s_b = nullptr;
+    const float* u_a = lookup::kZeroScales;  // (no offset plane: zeros)
+    const float* u_b = lookup::kZeroScales;
     if (tile_a && a.sprep) {
       s_a = a.sprep + (tile_ix * p.groups + g0) * cpu_prepack::kTileRows;
       s_b = a.sprep + (tile_ix_b * p.groups + g0) * cpu_prepack::kTileRows;
+      if (a.uprep) {
+        u_a = a.uprep + (tile_ix * p.groups + g0) * cpu_prepack::kTileRows;
+        u_b = a.uprep + (tile_ix_b * p.groups + g0) * cpu_prepack::kTileRows;
+      }
     }
     if (!s_a) {
       gather_scales_64(a.s, rid, g0, (tb1 - tb0) / seg, sbuf);
       gather_scales_64(a.u, rid, g0, (tb1 - tb0) / seg, ubuf);
     }
-    const int64_t plane = cpu_prepack::num_tiles(p.N) * p.groups * cpu_prepack::kTileRows;  // scale -> offset
     auto sv = [&](int64_t j, int r) -> const float* {
       return s_a ? (r < 2 ? s_a : s_b) + j * cpu_prepack::kTileRows + kLanes * (r & 1) : sbuf + j * kTileRows + kLanes * r;
     };
     auto uv = [&](int64_t j, int r) -> const float* {
-      return s_a ? (r < 2 ? s_a : s_b) + plane + j * cpu_prepack::kTileRows + kLanes * (r & 1)
-                 : ubuf + j * kTileRows + kLanes * r;
+      return s_a ? (r < 2 ? u_a : u_b) + j * cpu_prepack::kTileRows + kLanes * (r & 1) : ubuf + j * kTileRows + kLanes * r;
     };
     for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
       for (int r = 0; r < kRegs; ++r) {

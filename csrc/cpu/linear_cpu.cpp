@@ -105,7 +105,9 @@ bool linear_cpu_run(const LinearProblem& p, const at::Tensor& x, const at::Tenso
     if (offset.has_value()) u = view_scale<T>(*offset, p.offset, u_keep);
   }
   if constexpr (std::is_same_v<T, float>) {
-    cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep, prep ? sprep : nullptr};
+    const int64_t plane = cpu_prepack::num_tiles(p.N) * p.groups * cpu_prepack::kTileRows;  // floats per plane
+    cpu::ForwardArgs a{&p, wp, wpr, xf.data_ptr<float>(), y.data_ptr<float>(), s, u, prep, prep ? sprep : nullptr,
+                       prep && sprep && offset.has_value() ? sprep + plane : nullptr};
     // The AVX-512 kernel where it applies, reading the cpu_prepack blob in place when there is one
     // (Zen 4, session 38: 0.70-0.90 of the time of the AVX2 kernel on the blob at M = 1, 0.81-1.03
     // of its own transposing path's at M = 2-64; bench/NOTES.md "CPU forward" v9).  Each kernel
@@ -157,13 +159,20 @@ at::Tensor linear_cpu_impl(Kind kind, const at::Tensor& x, const at::Tensor& pac
                                                     prepacked && prepacked_scales.has_value()
                                                         ? prepacked_scales->const_data_ptr<float>()
                                                         : nullptr);
-    if (!finite && kernel_checks) {  // (otherwise the scan above ran: a flag then comes from float64 rounding)
-      check_scales_finite(kind, prepacked != nullptr, scale, offset);  // throws, naming the element
-      BITMM_CHECK_VALUE(!prepacked_scales.has_value(), "bitmm.cpu_prepacked_linear(", name_of(kind),
+    if (!finite) {
+      // The kernel saw a NaN / Inf.  Where the scan above ran (float64 scale or offset), the flag may come from the
+      // float32 rounding of a finite value (1e300: Inf, as without the layout), except that a layout's values must
+      // be those float32 roundings: if they are all finite, the layout was made from other values.
+      const bool layout = !f64 && prepacked && prepacked_scales.has_value();
+      if (kernel_checks) check_scales_finite(kind, prepacked != nullptr, scale, offset);  // throws, naming the element
+      const auto f32_finite = [](const at::Tensor& t) { return at::isfinite(t.to(at::kFloat)).all().item<bool>(); };
+      BITMM_CHECK_VALUE(!layout || (!kernel_checks && !(f32_finite(scale) && (!offset.has_value() ||
+                                                                              f32_finite(*offset)))),
+                        "bitmm.cpu_prepacked_linear(", name_of(kind),
                         "): prepacked_scales holds a NaN or Inf that scale and offset do not: it was made from other "
                         "values (stale); remake it with torch.ops.bitmm.cpu_prepack_scales(scale, offset, N, K)");
-      BITMM_CHECK(false, "bitmm: internal error: the CPU kernel saw a non-finite scale or offset that the scan "
-                         "did not find (M=", p.M, ", N=", p.N, ", K=", p.K, ", ", name_of(kind), ")");
+      BITMM_CHECK(!kernel_checks, "bitmm: internal error: the CPU kernel saw a non-finite scale or offset that the "
+                                  "scan did not find (M=", p.M, ", N=", p.N, ", K=", p.K, ", ", name_of(kind), ")");
     }
     if (bias.has_value()) y.add_(bias->to(y.scalar_type()));
   }

@@ -27,6 +27,8 @@ constexpr int kBlockTableBytes = kNibbles * 64;    // 8 tables of 16 fp32 per (a
 // Scale groups per K tile, at most: the tile is kMaxTileBlocks blocks or, where a group is
 // longer, lcm(4 / planes, group blocks) <= 2 groups.
 constexpr int64_t kMaxTileGroups = kMaxTileBlocks;
+// The offsets of a K tile where a cpu_prepack_scales layout has no offset plane: [group][32 rows] of +0.
+alignas(64) inline constexpr float kZeroScales[kMaxTileGroups * 32] = {};
 
 // The 32 inputs of block b of row xr (K inputs) in packed bit order (bitmm_format.h: even
 // inputs, then odd), zero past K.

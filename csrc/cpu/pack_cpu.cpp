@@ -122,7 +122,7 @@ at::Tensor cpu_prepack_cpu(const at::Tensor& packed_in, int64_t kind_i, int64_t 
 }
 
 // The scale / offset layout of cpu_prepack_format.h: [plane][tile][group][p] = the float32 value of
-// row min(32 tile + row_of_byte(p), N - 1), group g (offset plane 0 when there is none).  Values as
+// row min(32 tile + row_of_byte(p), N - 1), group g (no offset plane when there is no offset).  Values as
 // the kernels read them without it: the tensors converted to float32 (rounded for float64), a
 // per tensor / per channel value repeated; NaN / Inf copied as they are (the linear op reports them).
 at::Tensor cpu_prepack_scales_cpu(const at::Tensor& scale, const std::optional<at::Tensor>& offset, int64_t N,
@@ -130,15 +130,12 @@ at::Tensor cpu_prepack_scales_cpu(const at::Tensor& scale, const std::optional<a
   namespace cp = cpu_prepack;
   const LinearProblem p = check_cpu_prepack_scales(scale, offset, N, K);
   const int64_t tiles = cp::num_tiles(N), G = p.groups;
-  at::Tensor out = at::empty({cp::kScalePlanes, tiles, G, cp::kTileRows}, scale.options().dtype(at::kFloat));
+  const int64_t planes = cp::scale_planes(offset.has_value());
+  at::Tensor out = at::empty({planes, tiles, G, cp::kTileRows}, scale.options().dtype(at::kFloat));
   float* o = out.data_ptr<float>();
   const at::Tensor* src[2] = {&scale, offset.has_value() ? &*offset : nullptr};
-  for (int plane = 0; plane < 2; ++plane) {
+  for (int plane = 0; plane < planes; ++plane) {
     float* op = o + plane * tiles * G * cp::kTileRows;
-    if (src[plane] == nullptr) {
-      std::fill(op, op + tiles * G * cp::kTileRows, 0.f);
-      continue;
-    }
     // (N, G) float32: () and (N,) broadcast, (N, 1) per channel repeated over the groups
     const at::Tensor& t = *src[plane];
     const at::Tensor v =
