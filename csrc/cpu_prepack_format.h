@@ -61,8 +61,9 @@
 // Per tensor / per channel values are repeated over rows / groups as the kernels see them.
 // Why: with group-wise scales each 32-row tile's K tile needs its rows' values of 16-64
 // groups, [group][row]; gathered per call from the (N, G) tensors (32 strided row segments
-// and a transpose per tile) that was ~12% of the forward's time at M = 1, g64 (bench/NOTES.md
-// "CPU forward" v11).  Here they are one sequential stream, in the blob's row order: the
+// and a transpose per tile), with each layer's scales cold in memory, that gather was
+// latency-bound: with this layout float32 g64 at M = 1 takes 0.60-0.77 of the time
+// (bench/NOTES.md "CPU forward" v11).  Here they are one sequential stream, in the blob's row order: the
 // AVX-512 kernel loads them as its lanes (16 rows per zmm), the AVX2 kernel rows 8i .. 8i+7 as
 // the 4 + 4 floats at p = 4i and p = 16 + 4i.  Checked per call: dtype, device, contiguity
 // and shape; not the values (a stale copy reads stale values: the layer that keeps it remakes
