@@ -353,29 +353,27 @@ def _cpu_prepack_scales_fake(scale, offset, N, K):
                             formats.CPU_PREPACK_TILE_ROWS), dtype=torch.float32)
 
 
+def _check_derived_layout(op: str, arg: str, t: Tensor, dtype: torch.dtype, maker: str, x: Tensor) -> None:
+    # a cpu_prepack / cpu_prepack_scales layout's dtype and device (csrc/checks.cpp words them alike)
+    torch._check(t.dtype == dtype, lambda: f"{op}: {arg} must be a {str(dtype).removeprefix('torch.')} tensor from "
+                                           f"torch.ops.bitmm.{maker}, got dtype {t.dtype}")
+    torch._check(t.device == x.device,
+                 lambda: f"{op}: {arg} is on {t.device} but x is on {x.device}; move all arguments to one device")
+
+
 @torch.library.register_fake("bitmm::cpu_prepacked_linear")
 def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind, prepacked_scales=None):
     name = _check_kind_id(kind)
     y = _PREPACKED_FAKES[name](x, packed_w, scale, offset, bias)
     op = f"bitmm.cpu_prepacked_linear({name})"
-    torch._check(prepacked.dtype == torch.uint8,
-                 lambda: f"{op}: prepacked must be a uint8 tensor from torch.ops.bitmm.cpu_prepack, got dtype "
-                         f"{prepacked.dtype}")
-    torch._check(prepacked.device == x.device,
-                 lambda: f"{op}: prepacked is on {prepacked.device} but x is on {x.device}; move all arguments "
-                         f"to one device")
+    _check_derived_layout(op, "prepacked", prepacked, torch.uint8, "cpu_prepack", x)
     want = formats.cpu_prepacked_nbytes(name, packed_w.shape[0], x.shape[-1])
     torch._check(prepacked.dim() == 1 and prepacked.shape[0] == want,
                  lambda: f"{op}: prepacked of shape {tuple(prepacked.shape)} does not fit (N={packed_w.shape[0]}, "
                          f"K={x.shape[-1]}): a {name} blob of that weight has {want} bytes")
     if prepacked_scales is not None:
         N = packed_w.shape[0]
-        torch._check(prepacked_scales.dtype == torch.float32,
-                     lambda: f"{op}: prepacked_scales must be a float32 tensor from torch.ops.bitmm.cpu_prepack_scales, "
-                             f"got dtype {prepacked_scales.dtype}")
-        torch._check(prepacked_scales.device == x.device,
-                     lambda: f"{op}: prepacked_scales is on {prepacked_scales.device} but x is on {x.device}; move all "
-                             f"arguments to one device")
+        _check_derived_layout(op, "prepacked_scales", prepacked_scales, torch.float32, "cpu_prepack_scales", x)
         shape = (1 if offset is None else 2, (N + formats.CPU_PREPACK_TILE_ROWS - 1) // formats.CPU_PREPACK_TILE_ROWS,
                  _scale_groups(op, scale, offset), formats.CPU_PREPACK_TILE_ROWS)
         torch._check(tuple(prepacked_scales.shape) == shape,
