@@ -627,7 +627,7 @@ class PackedLinear(nn.Module):
             blob = self._derived("_cpu_prepacked", w, lambda: torch.ops.bitmm.cpu_prepack(w, KIND_ID[self.kind],
                                                                                          self.in_features))
             # group-wise: the scales' layout too, where a SIMD kernel reads it (float x, group size a multiple of 32):
-            # with each layer's scales cold in memory their per-call gather took ~30% of the time at M = 1, g64
+            # with each layer's scales cold in memory their per-call gather took 23-40% of the time at M = 1, g64
             # (bench/NOTES.md "CPU forward" v11); per tensor / per channel scales gain nothing from it
             G = max(s.shape[1] if s.dim() == 2 else 1, u.shape[1] if u is not None and u.dim() == 2 else 1)
             sp = (self._derived_scales(s, u) if G > 1 and _CPU_FORWARD_SIMD and (self.in_features // G) % 32 == 0
