@@ -315,29 +315,23 @@ __attribute__((target("avx512f"))) void row_tile(const ForwardArgs& a, const Pre
     const int64_t g0 = pr.seg_blocks ? tb0 / seg : 0;
     // The tile's scales and offsets, [group][lane]: gathered into sbuf / ubuf, or read in place from a
     // cpu_prepack_scales layout, whose 32-row tiles hold them in the lanes' order (row_of_byte): lanes
-    // 0-31 from tile A's, 32-63 from tile B's.  sv(j, r) / uv(j, r): register r's 16 values of group j.
-    const float* s_a = nullptr;
-    const float* s_b = nullptr;
-    const float* u_a = lookup::kZeroScales;  // (no offset plane: zeros)
-    const float* u_b = lookup::kZeroScales;
-    if (tile_a && a.sprep) {
-      s_a = a.sprep + (tile_ix * p.groups + g0) * cpu_prepack::kTileRows;
-      s_b = a.sprep + (tile_ix_b * p.groups + g0) * cpu_prepack::kTileRows;
-      if (a.uprep) {
-        u_a = a.uprep + (tile_ix * p.groups + g0) * cpu_prepack::kTileRows;
-        u_b = a.uprep + (tile_ix_b * p.groups + g0) * cpu_prepack::kTileRows;
-      }
-    }
-    if (!s_a) {
+    // 0-31 from tile A's, 32-63 from tile B's.
+    const bool layout = tile_a && a.sprep;
+    const int64_t off_a = (tile_ix * p.groups + g0) * cpu_prepack::kTileRows;  // tile A's group g0 in a plane
+    const int64_t off_b = (tile_ix_b * p.groups + g0) * cpu_prepack::kTileRows;
+    if (!layout) {
       gather_scales_64(a.s, rid, g0, (tb1 - tb0) / seg, sbuf);
       gather_scales_64(a.u, rid, g0, (tb1 - tb0) / seg, ubuf);
     }
-    auto sv = [&](int64_t j, int r) -> const float* {
-      return s_a ? (r < 2 ? s_a : s_b) + j * cpu_prepack::kTileRows + kLanes * (r & 1) : sbuf + j * kTileRows + kLanes * r;
+    // register r's 16 values of group j: from the gathered buffer, or from a layout plane (plane nullptr: a
+    // layout without an offset plane, zeros)
+    auto values = [&](const float* plane, const float* buf, int64_t j, int r) -> const float* {
+      if (!layout) return buf + j * kTileRows + kLanes * r;
+      const int64_t in_tile = j * cpu_prepack::kTileRows + kLanes * (r & 1);
+      return plane ? plane + (r < 2 ? off_a : off_b) + in_tile : lookup::kZeroScales + in_tile;
     };
-    auto uv = [&](int64_t j, int r) -> const float* {
-      return s_a ? (r < 2 ? u_a : u_b) + j * cpu_prepack::kTileRows + kLanes * (r & 1) : ubuf + j * kTileRows + kLanes * r;
-    };
+    auto sv = [&](int64_t j, int r) { return values(a.sprep, sbuf, j, r); };
+    auto uv = [&](int64_t j, int r) { return values(a.uprep, ubuf, j, r); };
     for (int64_t j = 0; j < (tb1 - tb0) / seg; ++j) {
       for (int r = 0; r < kRegs; ++r) {
         const __m512i sb = _mm512_and_si512(_mm512_loadu_si512(sv(j, r)), exp_bits);
