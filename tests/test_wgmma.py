@@ -310,6 +310,60 @@ def test_wgmma_pipeline_variants(env):
         **env)
 
 
+_WS_CASES = (
+    "cases = [(kind, dtype, mode, G, f32, M, K, N)\n"
+    "         for kind in ('binary', 'ternary', 'int2') for dtype in (torch.float16, torch.bfloat16)\n"
+    "         for mode, G, f32 in (('tensor', None, False), ('channel', None, True), ('group', 64, False),\n"
+    "                              ('group', 32, True), ('group', 192, False))\n"
+    "         for M, K, N in ((1, 192, 37), (70, 576, 300), (300, 4416, 136), (513, 1152, 1000))\n"
+    "         if not G or K % G == 0]\n")
+
+
+@cuda_only
+@pytest.mark.parametrize("env", [{}, {"BITMM_WG_TILE": "64x1"}, {"BITMM_WG_TILE": "256x1"},
+                                 {"BITMM_WG_SPLIT": "3"}, {"BITMM_WG_SPLIT": "16"}],
+                         ids=["plan", "tile64", "tile256", "split3", "split16"])
+def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
+    # The two pipelines of wg_linear_kernel (BITMM_WG_WS: warp-specialized, the default, or CTA
+    # barriers) run the same wgmma sequence on the same unpacked values, so their outputs must be equal
+    # bit for bit; a slot refilled before its consumers were done, or read before it landed, would
+    # change some output.  racecheck cannot judge the warp-specialized handshake (mbarriers; see
+    # wg_plan.h), so this is its race check: the CTA-barrier pipeline (which racecheck does judge)
+    # writes inputs and outputs, then the warp-specialized one recomputes each case three times, the
+    # ring wrapping up to 69 times (K = 4416) and on every tile / split.
+    if not wgmma_active():
+        pytest.skip("the wgmma kernel does not run here (both pipelines would be the tensor-core fallback)")
+    path = str(tmp_path / "cta.pt")
+    run_in_child(
+        "import torch, bitmm\n"
+        "from helpers import make_problem\n"
+        "torch.manual_seed(1)\n" + _WS_CASES +
+        "saved = []\n"
+        "for kind, dtype, mode, G, f32, M, K, N in cases:\n"
+        "    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device='cuda')\n"
+        "    if f32:\n"
+        "        s, u, b = s.float(), u.float(), b.float()\n"
+        "    with bitmm.use_backend('wgmma'):\n"
+        "        y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "    saved.append([t.cpu() if t is not None else None for t in (x, p, s, u, b, y)])\n"
+        f"torch.save(saved, {path!r})\n",
+        BITMM_WG_WS="0", **env)
+    run_in_child(
+        "import torch, bitmm\n"
+        "from helpers import assert_kernel_ran, forced_kernel, poison_cuda_allocator\n" + _WS_CASES +
+        f"saved = torch.load({path!r})\n"
+        "assert len(saved) == len(cases) > 100\n"
+        "for (kind, dtype, mode, G, f32, M, K, N), ts in zip(cases, saved):\n"
+        "    x, p, s, u, b, y_cta = [t.cuda() if t is not None else None for t in ts]\n"
+        "    for _ in range(3):\n"
+        "        poison_cuda_allocator()\n"
+        "        with bitmm.use_backend('wgmma'):\n"
+        "            y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "            assert_kernel_ran(forced_kernel('wgmma', dtype, K, G), kind)\n"
+        "        assert torch.equal(y, y_cta), (kind, dtype, mode, G, f32, M, K, N)\n",
+        BITMM_WG_WS="1", **env)
+
+
 @cuda_only
 @pytest.mark.parametrize("splits", ["1", "3", "16"])
 def test_wgmma_forced_k_splits(splits):

@@ -35,6 +35,8 @@ san_each_kind() {  # $1: test files, $2: -k template (KIND), $3: deadline (s sin
       # initcheck with the tests' cuBLAS baselines on the CPU (cuBLAS's sm_90 GEMMs die under racecheck)
       [ $tool = initcheck ] && kns="" && extra="PYTORCH_NO_CUDA_MEMORY_CACHING=1"
       [ $tool != memcheck ] && extra="$extra BITMM_SAN_NO_CUBLAS=1"
+      # racecheck judges the wgmma kernel's CTA-barrier pipeline (bench/sanitize.sh says why)
+      [ $tool = racecheck ] && extra="$extra BITMM_WG_WS=0"
       ( env $extra BITMM_UNDER_SANITIZER=1 timeout -s INT "$cap" compute-sanitizer --tool $tool $kns --print-limit 50 \
           python3 -m pytest $1 -q -p no:cacheprovider -k "${2//KIND/$kind}" > /tmp/san_${tool}_$kind.txt 2>&1
         echo "== $tool $kind rc=$? t=$(( $(date +%s) - start )): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_${tool}_$kind.txt | tail -1) | reports: $(grep -c -E '^========= +(Invalid|Race|Uninitialized|Error:|Warning:|Program hit)' /tmp/san_${tool}_$kind.txt) | $(tail -1 /tmp/san_${tool}_$kind.txt)" >> "$OUT/sanitizers.txt" ) &

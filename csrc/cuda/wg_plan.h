@@ -46,23 +46,27 @@ inline int wg_forced_splits() {
   return forced;
 }
 
-// BITMM_WG_WS=1: the warp-specialized pipeline of the kernel (a producer warp fills the ring;
-// wg_linear_kernel's WS); read once per process.  Measured on the H200
-// (bench/results/h200_wg_probe_ws_3b8c0c9.json, same run): faster on every probed case, 3-15%
-// (ternary 8192x28672 M = 64 138 -> 119 us, M = 1024 702 -> 679, M = 4096 3219 -> 3120; int2 g64
-// M = 1024 843 -> 794), and the kernel test files pass with it (2651 tests at cbb8126); its
-// pipeline test (ws-64) passes under memcheck (d96fd6f).  racecheck reports every access pair between its consumers' reads of the
-// weight slots and the producer's cp.async writes; a control kernel shows that is the tool's: it
-// flags a correct mbarrier handshake the same way, named barriers not
-// (bench/results/h200_mbar_control_d96fd6f.txt).  Still opt-in: under racecheck with
-// `--kernel-name kns=bitmm` the pipeline test also hits an illegal address, at 0a08e8f and at
-// cbb8126 alike (5 of 5 runs; synccheck clean on both; bench/results/
-// h200_ws_racecheck_bisect_0a08e8f.txt); without the filter it completes and passes (cbb8126, and
-// session 13: bench/results/h200_decode_probe_wn_table_8dd7339.txt, 120 hazard reports of the
-// control's kind), so the crash comes with the filter.  What keeps WS opt-in: no racecheck verdict
-// that does not rest on the control.
+// The warp-specialized pipeline of the kernel (a producer warp fills the ring through per-slot
+// mbarriers; wg_linear_kernel's WS) is the default since session 40; BITMM_WG_WS=0 keeps the
+// CTA-barrier pipeline (every thread copies, a __syncthreads per stage).  Read once per process.
+// Measured: H200 (bench/results/h200_wg_probe_ws_3b8c0c9.json) faster on all 15 probed cases, 3-15%;
+// H100 (bench/results/h100_s40_ws_ab_a4a9e0d.txt, M = 1024 / 4096, four shapes, three kinds, per
+// tensor and g64, each pipeline in its own process) 0.905-1.010 of the CTA-barrier time, geomean
+// 0.961, 47 of 48 cases faster (binary g64 4096^2 M = 1024: 1.010).  Checked: the kernel test files
+// pass with it (2651 tests at cbb8126; test_wgmma.py 666 + 6 at a4a9e0d on the H100); its results
+// equal the CTA-barrier pipeline's bit for bit (test_wgmma_ws_matches_cta_pipeline_bitwise: the same
+// wgmma sequence on the same values); memcheck / synccheck clean.  racecheck cannot judge it: it
+// reports every pair between the consumers' reads of a weight slot and the producer's cp.async
+// writes, and a control kernel shows it flags a correct mbarrier handshake the same way while named
+// barriers stay clean (bench/results/h200_mbar_control_d96fd6f.txt), so racecheck runs
+// (bench/sanitize.sh) check the CTA-barrier pipeline (BITMM_WG_WS=0), whose stage body is the same
+// code.  The illegal address racecheck hit with --kernel-name on the H200 (h200_ws_racecheck_bisect_0a08e8f.txt)
+// did not occur on the H100 with the same compute-sanitizer 2025.3.1 (bench/results/s40_device_runs.txt).
 inline bool wg_warp_specialized() {
-  static const bool on = env_int("BITMM_WG_WS") == 1;
+  static const bool on = [] {
+    const char* e = std::getenv("BITMM_WG_WS");
+    return e == nullptr || *e == '\0' || std::atoi(e) != 0;
+  }();
   return on;
 }
 
