@@ -869,8 +869,10 @@ class PackedLoRALinear(nn.Module):
 
     The forward is one fused op, ``bitmm.ops.lora_linear`` (``torch.ops.bitmm.lora_linear``),
     whenever the base and the adapter see the same x: no active dropout (``dropout=0`` or
-    eval mode) and no activation quantization on the base (``act_bits=None``).  Otherwise
-    it is ``base(x)`` plus the adapter product on ``dropout(x)``.  Float32 adapters with
+    eval mode) and no activation quantization on the base (``act_bits=None``); except for
+    float32 x on CPU, where ``base(x)`` (which reads the prepacked CPU layouts, as the fused
+    op does not) plus the adapter product is faster.  Otherwise it is ``base(x)`` plus the
+    adapter product on ``dropout(x)``.  Float32 adapters with
     float16 / bfloat16 x are used as they are (float32 accumulation); adapters of another
     dtype are cast to x's dtype for the product.
 
@@ -907,6 +909,16 @@ class PackedLoRALinear(nn.Module):
     def _fusable(self) -> bool:
         return self._fusable_with(self.base, self.dropout)
 
+    @staticmethod
+    def _base_reads_cpu_layout(base: PackedLinear, x: Tensor, w: Tensor) -> bool:
+        # float32 x on CPU: the base alone (its prepacked weight layout and, group-wise, scale layout:
+        # cpu_prepacked_linear) plus the adapter product (the fused op's adapters, in float32) beat the
+        # fused op, which reads neither layout:
+        # 4096^2 r = 16, 2 threads, 0.69 / 0.86 / 0.98 of the fused time for int2 g64 at M = 1 / 4 / 16,
+        # ternary 0.91 / 0.98 / 1.00 (bench/results/cpu_s40_lora_split_ab.txt).  The same terms in float32,
+        # summed in another order.  Other x dtypes and compiled graphs keep the fused op.
+        return (w.is_cpu and x.dtype == torch.float32 and base.use_cpu_prepack and not _is_compiling())
+
     def _fusable_with(self, base: PackedLinear, dropout: nn.Module) -> bool:
         dropout_active = self.training and isinstance(dropout, nn.Dropout) and dropout.p > 0
         return base.act_bits is None and not dropout_active
@@ -924,6 +936,8 @@ class PackedLoRALinear(nn.Module):
             w, s, u, bias = base.packed_weight, base.scale, base.offset, base.bias
         if self._fusable_with(base, dropout) and not base._takes_transposed_backward(x, s, u):
             a_, b_ = _adapters_for(x, lora_a, lora_b)
+            if self._base_reads_cpu_layout(base, x, w):
+                return base(x) + F.linear(F.linear(x, a_), b_) * self.scaling
             return lora_linear(base.kind, x, w, s, u, bias, a_, b_, self.scaling)
         y = base(x)
         h = dropout(x)

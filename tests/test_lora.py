@@ -304,12 +304,19 @@ def test_packed_lora_layer_uses_fused_op(bits, device, monkeypatch):
     monkeypatch.setattr(bnn, "lora_linear", lambda *a: calls.append(1) or orig(*a))
     x = torch.randn(3, 5, 96, device=device)
     y = lora(x)
-    assert calls
+    # float32 x on CPU: base(x) on the prepacked layouts + the adapter product (nn.py _base_reads_cpu_layout)
+    assert len(calls) == (0 if device == "cpu" else 1)
     torch.testing.assert_close(y, _unfused(lora, x), rtol=1e-5, atol=1e-5)
-    # half / bfloat16 x with the float32 adapters
+    lora.base.use_cpu_prepack = False  # (no layout to read: the fused op on CPU too)
+    torch.testing.assert_close(lora(x), y, rtol=1e-5, atol=1e-5)
+    assert len(calls) == (1 if device == "cpu" else 2)
+    lora.base.use_cpu_prepack = True
+    # half / bfloat16 x with the float32 adapters: the fused op everywhere
     for dt in (torch.float16, torch.bfloat16):
         xh = x.to(dt)
+        n = len(calls)
         assert lora(xh).dtype == dt
+        assert len(calls) == n + 1
         assert rel_err(lora(xh), _unfused(lora, x)) < (5e-3 if dt == torch.float16 else 3e-2)
     # bfloat16 adapters with float32 x: cast to x's dtype, gradients reach the bf16 Parameters
     lora_bf = PackedLoRALinear(base, r=6, alpha=12, dtype=torch.bfloat16)
@@ -327,6 +334,7 @@ def test_packed_lora_layer_dropout_and_act_bits_paths(device, monkeypatch):
     orig = bnn.lora_linear
     monkeypatch.setattr(bnn, "lora_linear", lambda *a: calls.append(1) or orig(*a))
     base = PackedLinear.from_linear(nn.Linear(64, 16, device=device), weight_bits=2)
+    base.use_cpu_prepack = False  # (else float32 x on CPU takes base(x) + adapter in eval too: the test above)
     lora = PackedLoRALinear(base, r=4, dropout=0.5)
     nn.init.normal_(lora.lora_B)
     x = torch.randn(8, 64, device=device)
@@ -338,6 +346,7 @@ def test_packed_lora_layer_dropout_and_act_bits_paths(device, monkeypatch):
     assert calls
     calls.clear()
     base8 = PackedLinear.from_linear(nn.Linear(64, 16, device=device), weight_bits=1.58, act_bits=8)
+    base8.use_cpu_prepack = False
     lora8 = PackedLoRALinear(base8, r=4)
     nn.init.normal_(lora8.lora_B)
     torch.testing.assert_close(lora8(x), _unfused(lora8, x))  # base quantizes x, the adapter does not
