@@ -914,8 +914,9 @@ class PackedLoRALinear(nn.Module):
         # float32 x on CPU: the base alone (its prepacked weight layout and, group-wise, scale layout:
         # cpu_prepacked_linear) plus the adapter product (the fused op's adapters, in float32) beat the
         # fused op, which reads neither layout:
-        # 4096^2 r = 16, 2 threads, 0.69 / 0.86 / 0.98 of the fused time for int2 g64 at M = 1 / 4 / 16,
-        # ternary 0.91 / 0.98 / 1.00 (bench/results/cpu_s40_lora_split_ab.txt).  The same terms in float32,
+        # 4096^2 r = 16, 2 threads, 0.72 / 0.86 / 0.97 of the fused time for int2 g64 at M = 1 / 4 / 16,
+        # g128 0.75 / 0.92 / 1.04, ternary and binary 0.92 / 0.99 / 0.99-1.00; forward + backward 0.90-1.01
+        # (bench/results/cpu_s40_lora_split_ab.txt, bench/cpu_lora_ab.py).  The same terms in float32,
         # summed in another order.  Other x dtypes and compiled graphs keep the fused op.
         return (w.is_cpu and x.dtype == torch.float32 and base.use_cpu_prepack and not _is_compiling())
 
