@@ -2,7 +2,7 @@
 # Session 40 call 3: the warp-specialized wgmma pipeline as the default (wg12).  (a) auto at M = 64-512, where auto
 # runs wgmma on these shapes, with BITMM_WG_WS=0 (the old default) and unset, each in its own process beside fp16;
 # (b) the whole GPU suite with the new default, including test_wgmma_ws_matches_cta_pipeline_bitwise; (c) memcheck,
-# synccheck and initcheck over the tests that force the warp-specialized pipeline.
+# synccheck and initcheck over the tests that force the warp-specialized pipeline; (d) below.
 source "$(dirname "$0")/prelude.sh"
 nvidia-smi --query-gpu=name --format=csv,noheader >> "$OUT/log.txt"
 probe() {  # $1: label, rest: environment
@@ -14,7 +14,12 @@ probe() {  # $1: label, rest: environment
 }
 probe ws0 BITMM_WG_WS=0
 probe default
-SHARDS=7 CAP=260 RERUN_CAP=40 source "$(dirname "$0")/gpu_suite_sharded.sh"
+# (d) issue 5's M = 1024 / 4096 grid through auto with the new default (was s40_call4.sh), for h100.json
+timeout 150 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none,64 --rounds 2 \
+  --shapes 4096x4096,8192x8192,8192x28672,28672x8192 --ms 1024,4096 --backends fp16,auto \
+  --out "$OUT/h100_s40_auto_large_m.json" 2>&1 | grep " us" > "$OUT/auto_large_m.txt"
+mark "auto probe ($(wc -l < "$OUT/auto_large_m.txt") lines)"
+SHARDS=7 CAP=200 RERUN_CAP=40 source "$(dirname "$0")/gpu_suite_sharded.sh"
 export BITMM_SKIP_HUGE=1 BITMM_UNDER_SANITIZER=1
 san() {  # $1: tool, rest: compute-sanitizer options
   local tool=$1; shift
