@@ -79,9 +79,10 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
   # test files (all kinds, dtypes, scale modes, M boundaries); huge-shape tests skipped.  Each tool
   # has a time cap; a capped run reports how far it got (pytest's last line is then missing).
   export BITMM_SKIP_HUGE=1
+  # (racecheck: the wgmma kernel's CTA-barrier pipeline, BITMM_WG_WS=0; bench/sanitize.sh says why)
   san() {  # tool, cap seconds, output name, pytest args...
     local tool=$1 cap=$2 name=$3; shift 3
-    timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider "$@" \
+    BITMM_WG_WS=$([ "$tool" = racecheck ] && echo 0 || echo 1) timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider "$@" \
       > "/tmp/$name.txt" 2>&1
     local rc=$?
     { echo "== $tool: $* (rc=$rc; 124 = time cap)"; grep -E "ERROR SUMMARY|passed|failed|Error|========= " "/tmp/$name.txt" | tail -6
@@ -132,7 +133,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ] || [ "${BITMM_GPU_SANITIZE:-all}" =
   { compute-sanitizer --version | tail -1; echo "kernel filter: ${san_filter[*]:-none}"; } | tee -a "$OUT/sanitizers.txt"
   for tool in $tools; do
     for ((i = 0; i < shards; i++)); do
-      BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" "${san_filter[@]}" --error-exitcode 9 \
+      BITMM_WG_WS=$([ "$tool" = racecheck ] && echo 0 || echo 1) BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" "${san_filter[@]}" --error-exitcode 9 \
         python3 -m pytest ${BITMM_SAN_PATHS:-tests} -v -p no:cacheprovider -k "${BITMM_SAN_K:-not cpu and not compile}" > "/tmp/san_${tool}_$i.txt" 2>&1 &
     done
   done
@@ -148,7 +149,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ]; then
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_linear.py tests/test_autograd.py \
     -q -x -p no:cacheprovider -k "cuda and not compile and not large and not reliability" > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
   tail -3 "$OUT/memcheck.txt"
-  compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest tests/test_linear.py -q -x -p no:cacheprovider \
+  BITMM_WG_WS=0 compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest tests/test_linear.py -q -x -p no:cacheprovider \
     -k "cuda and (channel or group32) and not large" > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"
   tail -3 "$OUT/racecheck.txt"
 fi
@@ -157,7 +158,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "all" ] || [ "${BITMM_GPU_SANITIZE:-all}" = 
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py -q -x -p no:cacheprovider \
     -k "tensorcore and 300 and (group-32 or channel)" > "$OUT/memcheck_tc.txt" 2>&1; echo "memcheck (tensor core) rc=$?"
   tail -2 "$OUT/memcheck_tc.txt"
-  compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py -q -x -p no:cacheprovider \
+  BITMM_WG_WS=0 compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py -q -x -p no:cacheprovider \
     -k "exact_on_integers or deterministic_and_graph" > "$OUT/racecheck_tc.txt" 2>&1; echo "racecheck (tensor core) rc=$?"
   tail -2 "$OUT/racecheck_tc.txt"
   compute-sanitizer --tool initcheck --error-exitcode 9 python3 -m pytest tests/test_tensorcore.py tests/test_linear.py -q -x \
