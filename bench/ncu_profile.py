@@ -35,6 +35,7 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     ("wg_ternary_m4096", "ternary", 8192, 28672, 4096, None, "wgmma", "forward"),
     ("wg_ternary_m64", "ternary", 8192, 28672, 64, None, "wgmma", "forward"),
     ("wg_int2_g64_m1024", "int2", 8192, 28672, 1024, 64, "wgmma", "forward"),
+    ("wg_int2_m1024", "int2", 8192, 28672, 1024, None, "wgmma", "forward"),  # its per tensor control (session 40)
     # the dense path at M = 4096 (dequantization of all of W, then cuBLAS): int2 g64 3100 us against fp16's 2802
     # (0.90x; session 18): ~300 us of it the dequantization kernel, ~1.8 TB/s for 545 MB moved (is it at its floor?)
     ("dense_int2_g64_m4096", "int2", 8192, 28672, 4096, 64, "dense", "forward"),
