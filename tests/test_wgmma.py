@@ -154,14 +154,17 @@ def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
-    # auto (linear_cuda.cpp, tc_per_tensor_wide, H100 sessions 34 / 35; bf16 x since 36): per tensor / channel with
-    # fp16 / bf16 x where N has >= 1.5 128-row tiles per SM and 4096 <= K <= 8192 runs the tensor-core kernel, not
-    # wgmma, at M = 33..64 (every kind, with tc_launch_rules.h's four warps along N); each side of the M, N and K
-    # boundaries, both x dtypes.
+    # auto (linear_cuda.cpp, tc_per_tensor_wide, H100 sessions 34 / 35 / 40; bf16 x since 36): per tensor / channel
+    # with fp16 / bf16 x where N has >= 1.5 128-row tiles per SM and 4096 <= K <= 8192 runs the tensor-core kernel, not
+    # wgmma, from M = 33 (every kind, with tc_launch_rules.h's four warps along N) to M = 64 with bf16 x and, since
+    # the warp-specialized wgmma default (session 40), to M = 48 with fp16 x (binary: 36); each side of the M, N and
+    # K boundaries, both x dtypes.
     # (M = 32 follows the rules before: wgmma only where its plan splits K.  K = 2048 at M = 64: wgmma, not the
     # tensor-core kernel, nor dense, whose small-weight rule needs <= 2^24 weights.)
     wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
-    cases = [(33, wide, torch.float16, False), (48, wide, torch.float16, False), (64, wide, torch.float16, False),
+    f16_max = 36 if kind == "binary" else 48
+    cases = [(33, wide, torch.float16, False), (f16_max, wide, torch.float16, False),
+             (f16_max + 1, wide, torch.float16, True), (64, wide, torch.float16, True), (48, wide, torch.bfloat16, False),
              (65, wide, torch.float16, True), (33, wide - 128, torch.float16, True), (64, wide - 128, torch.float16, True),
              (33, wide, torch.bfloat16, False), (64, wide, torch.bfloat16, False), (65, wide, torch.bfloat16, True),
              (33, wide - 128, torch.bfloat16, True),
@@ -170,7 +173,7 @@ def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
              # it (N >= 6144, K >= 4096); otherwise wgmma's plan has no K split at this N
              (17, wide, torch.float16, False), (32, wide, torch.bfloat16, False)]
     check_auto_wgmma_or_tensor_core(kind, 4096, "channel", None, cases)
-    check_auto_wgmma_or_tensor_core(kind, 2048, "channel", None, [(64, wide, torch.float16, True)])
+    check_auto_wgmma_or_tensor_core(kind, 2048, "channel", None, [(64, wide, torch.bfloat16, True)])
 
 
 @cuda_only
