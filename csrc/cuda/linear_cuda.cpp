@@ -309,11 +309,11 @@ bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // next.)
 // (The shapes are those where the launch runs four warps along N: the same predicate, so the two cannot drift apart.)
 // fp16 x against the warp-specialized wgmma pipeline (the default since session 40, 0.85-0.97 of the CTA-barrier
-// pipeline's time at M = 64): H100, session 40 (bench/results/h100_s40_rules_a4a9e0d_6726acc.txt, forced, --rounds 2,
+// pipeline's time at M = 64): H100, session 40 (bench/results/h100_s40_rules_6726acc_cce70cf.txt, forced, --rounds 2,
 // 8192 x 28672 / 4096 x 28672, us, tensor core vs wgmma): ternary / int2 M = 33 / 40 / 48 the tensor-core kernel
-// 0.92-0.99 of wgmma's time (ternary 8192 x 28672 M = 48 110.0 vs 113.3), M = 52 / 56 / 60 / 64 1.01-1.07
-// (M = 64 117.4 vs 113.6); binary M = 33 1.00-1.02 (4096 / 8192 x 28672: 52.9 vs 52.6, 100.8 vs 102.4), from M = 40
-// 1.01-1.07.  So with fp16 x: ternary / int2 to M = 48 (49-51 unmeasured), binary to M = 36 (33 measured, a tie;
+// 0.90-0.99 of wgmma's time (ternary 8192 x 28672 M = 48 110.0 vs 113.3), M = 52 / 56 / 60 / 64 1.01-1.07
+// (M = 64 117.4 vs 113.6); binary M = 33 0.98-1.01 (4096 / 8192 x 28672: 52.9 vs 52.6, 100.8 vs 102.4), from M = 40
+// 1.01-1.09.  So with fp16 x: ternary / int2 to M = 48 (49-51 unmeasured), binary to M = 36 (33 measured, a tie;
 // 37-39 unmeasured).  bf16 x keeps M = 33..64: there the tensor-core kernel took 0.72-0.89 of the CTA-barrier
 // pipeline's time (session 36), beyond what the warp-specialized one gained; not measured against it.
 constexpr int64_t kTcPerTensorWideMinM = 33;  // (below, the rules before: wgmma only where its plan splits K)
