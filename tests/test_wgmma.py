@@ -179,8 +179,8 @@ def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_per_tensor_m17_32_split_shapes_take_tensor_core(kind):
-    # auto (linear_cuda.cpp, tc_split_small_m, H100 sessions 35-37): per tensor M = 17..20 (K >= 5120: 17..24; binary:
-    # 17..32) with fp16 or bf16 x where wgmma's plan splits K, N >= 6144 and K >= 4096 (binary's M = 25..32:
+    # auto (linear_cuda.cpp, tc_split_small_m, H100 sessions 35-37, 40): per tensor M = 17..20 (K >= 5120: 17..24 with
+    # bf16 x, and binary; binary: 17..32) with fp16 or bf16 x where wgmma's plan splits K, N >= 6144 and K >= 4096 (binary's M = 25..32:
     # K <= 16384): the tensor-core kernel; each side of every bound keeps wgmma (its plan splits K on all of these:
     # N <= 8192 is at most 64 weight tiles, split where the GPU has >= 128 SMs).  Both x dtypes; the binary cases at
     # K = 16384 / 16448 build a ~1.1 GB float64 reference each.
@@ -188,8 +188,8 @@ def test_auto_per_tensor_m17_32_split_shapes_take_tensor_core(kind):
         pytest.skip("wgmma's plan splits K at N = 8192 only on >= 128 SMs")
     binary = kind == "binary"
     check_auto_wgmma_or_tensor_core(kind, 8192, "tensor", None, [
-        (17, 8192, torch.float16, False), (20, 8192, torch.float16, False), (21, 8192, torch.float16, False),
-        (24, 8192, torch.float16, False), (25, 8192, torch.float16, not binary), (32, 8192, torch.float16, not binary),
+        (17, 8192, torch.float16, False), (20, 8192, torch.float16, False), (21, 8192, torch.float16, not binary),
+        (24, 8192, torch.float16, not binary), (24, 8192, torch.bfloat16, False), (25, 8192, torch.float16, not binary), (32, 8192, torch.float16, not binary),
         (33, 8192, torch.float16, True), (17, 8192, torch.bfloat16, False),
         (32, 8192, torch.bfloat16, not binary), (17, 4096, torch.bfloat16, True),
         (17, 6144, torch.float16, False), (17, 6080, torch.float16, True), (17, 4096, torch.float16, True),

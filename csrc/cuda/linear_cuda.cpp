@@ -356,7 +356,13 @@ constexpr int64_t kTcSplitSmallMMinK = 4096;
 bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
   if (lp.N < kTcSplitSmallMMinN || lp.K < kTcSplitSmallMMinK) return false;
   if (M <= kTcSplitSmallMMaxM) return true;
-  if (M <= kTcSplitSmallMMaxMLongK && lp.K >= kTcSplitSmallMLongKMinK) return true;
+  // (the K >= 5120 band, M = 21..24: bf16 x, and binary; with fp16 x ternary / int2 went back to wgmma when its
+  // warp-specialized pipeline became the default: H100, session 40, 8192^2 M = 24 forced, tensor core 34.4 vs wgmma
+  // 31.2 us ternary, 38.0 vs 33.9 int2, bench/results/h100_s40_rules_6726acc_cce70cf.txt; they had been 0.94-1.02 of
+  // the CTA-barrier pipeline's time, above; M = 21..23 unmeasured)
+  if (M <= kTcSplitSmallMMaxMLongK && lp.K >= kTcSplitSmallMLongKMinK &&
+      (lp.x_dtype != cuda::DType::kHalf || lp.kind == static_cast<int>(Kind::kBinary)))
+    return true;
   return lp.kind == static_cast<int>(Kind::kBinary) && M <= kTcSplitSmallMMaxMBinary &&
          lp.K <= kTcSplitSmallMBinaryMaxK;
 }
