@@ -313,6 +313,19 @@ def test_wgmma_pipeline_variants(env):
         **env)
 
 
+def check_ws_template(ws: bool) -> None:
+    """The wgmma kernel this process launches is the warp-specialized instance (its last template argument,
+    WS, true) or the CTA-barrier one, from the profiler's kernel names (where the profiler sees kernels)."""
+    import re
+    if not profiler_sees_kernels():
+        return
+    x, p, s, u, b = make_problem("ternary", 64, 256, 200, "tensor", None, dtype=torch.float16, device="cuda")
+    with bitmm.use_backend("wgmma"):
+        names = [n for n in kernel_names(lambda: bitmm.linear("ternary", x, p, s, u, b)) if "wg_linear_kernel" in n]
+    want = r"(true|\(bool\)1)>" if ws else r"(false|\(bool\)0)>"
+    assert names and all(re.search(r"wg_linear_kernel<[^>]*" + want, n) for n in names), (ws, names)
+
+
 _WS_CASES = (
     "cases = [(kind, dtype, mode, G, f32, M, K, N)\n"
     "         for kind in ('binary', 'ternary', 'int2') for dtype in (torch.float16, torch.bfloat16)\n"
@@ -341,7 +354,9 @@ def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
         "import torch, bitmm\n"
         "from helpers import make_problem\n"
         "torch.manual_seed(1)\n" + _WS_CASES +
+        "from test_wgmma import check_ws_template\n"
         "saved = []\n"
+        "check_ws_template(False)\n"
         "for kind, dtype, mode, G, f32, M, K, N in cases:\n"
         "    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device='cuda')\n"
         "    if f32:\n"
@@ -353,7 +368,9 @@ def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
         BITMM_WG_WS="0", **env)
     run_in_child(
         "import torch, bitmm\n"
-        "from helpers import assert_kernel_ran, forced_kernel, poison_cuda_allocator\n" + _WS_CASES +
+        "from helpers import assert_kernel_ran, forced_kernel, poison_cuda_allocator\n"
+        "from test_wgmma import check_ws_template\n" + _WS_CASES +
+        "check_ws_template(True)\n"
         f"saved = torch.load({path!r})\n"
         "assert len(saved) == len(cases) > 100\n"
         "for (kind, dtype, mode, G, f32, M, K, N), ts in zip(cases, saved):\n"

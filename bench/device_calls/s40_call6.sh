@@ -4,7 +4,7 @@
 # its auto tests and the other auto-boundary tests of test_wgmma.py, then auto against the forced kernels at
 # M = 33-64 on the wide shapes.
 source "$(dirname "$0")/prelude.sh"
-run_tests tests/test_wgmma.py "auto" "test_wgmma.py -k auto" 120
+run_tests tests/test_wgmma.py "auto or ws_matches" "test_wgmma.py -k 'auto or ws_matches'" 150
 timeout 90 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none --rounds 2 \
   --shapes 8192x28672,4096x28672 --ms 36,48,52,64 --backends fp16,auto,tensorcore,wgmma \
   --out "$OUT/h100_s40_rule_auto.json" 2>&1 | grep " us" > "$OUT/rule_auto.txt"

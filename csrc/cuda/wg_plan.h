@@ -53,9 +53,10 @@ inline int wg_forced_splits() {
 // H100 (bench/results/h100_s40_ws_ab_a4a9e0d.txt, M = 1024 / 4096, four shapes, three kinds, per
 // tensor and g64, each pipeline in its own process) 0.905-1.010 of the CTA-barrier time, geomean
 // 0.961, 47 of 48 cases faster (binary g64 4096^2 M = 1024: 1.010).  Checked: the kernel test files
-// pass with it (2651 tests at cbb8126; test_wgmma.py 666 + 6 at a4a9e0d on the H100); its results
-// equal the CTA-barrier pipeline's bit for bit (test_wgmma_ws_matches_cta_pipeline_bitwise: the same
-// wgmma sequence on the same values); memcheck / synccheck clean.  racecheck cannot judge it: it
+// pass with it (2651 tests at cbb8126; test_wgmma.py 666 + 6 at a4a9e0d on the H100; as the default,
+// the whole GPU suite at 3778bab, 9764 tests); its results equal the CTA-barrier pipeline's bit for
+// bit (test_wgmma_ws_matches_cta_pipeline_bitwise: the same wgmma sequence on the same values);
+// memcheck, synccheck and initcheck over the tests that force it: 0 errors (3778bab).  racecheck cannot judge it: it
 // reports every pair between the consumers' reads of a weight slot and the producer's cp.async
 // writes, and a control kernel shows it flags a correct mbarrier handshake the same way while named
 // barriers stay clean (bench/results/h200_mbar_control_d96fd6f.txt), so racecheck runs
