@@ -82,7 +82,7 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "wide" ]; then
   # (racecheck: the wgmma kernel's CTA-barrier pipeline, BITMM_WG_WS=0; bench/sanitize.sh says why)
   san() {  # tool, cap seconds, output name, pytest args...
     local tool=$1 cap=$2 name=$3; shift 3
-    BITMM_WG_WS=$([ "$tool" = racecheck ] && echo 0 || echo 1) timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider "$@" \
+    env $([ "$tool" = racecheck ] && echo BITMM_WG_WS=0) timeout "$cap" compute-sanitizer --tool "$tool" --error-exitcode 9 python3 -m pytest -q -p no:cacheprovider "$@" \
       > "/tmp/$name.txt" 2>&1
     local rc=$?
     { echo "== $tool: $* (rc=$rc; 124 = time cap)"; grep -E "ERROR SUMMARY|passed|failed|Error|========= " "/tmp/$name.txt" | tail -6
@@ -133,8 +133,11 @@ if [ "${BITMM_GPU_SANITIZE:-all}" = "full" ] || [ "${BITMM_GPU_SANITIZE:-all}" =
   { compute-sanitizer --version | tail -1; echo "kernel filter: ${san_filter[*]:-none}"; } | tee -a "$OUT/sanitizers.txt"
   for tool in $tools; do
     for ((i = 0; i < shards; i++)); do
-      BITMM_WG_WS=$([ "$tool" = racecheck ] && echo 0 || echo 1) BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" "${san_filter[@]}" --error-exitcode 9 \
-        python3 -m pytest ${BITMM_SAN_PATHS:-tests} -v -p no:cacheprovider -k "${BITMM_SAN_K:-not cpu and not compile}" > "/tmp/san_${tool}_$i.txt" 2>&1 &
+      # (racecheck: the CTA-barrier wgmma pipeline, and not the tests whose children force the warp-specialized one)
+      ws_env=""; ws_k=""
+      [ "$tool" = racecheck ] && ws_env="BITMM_WG_WS=0" && ws_k=" and not (pipeline_variants and ws) and not ws_matches_cta"
+      env $ws_env BITMM_SHARD="$i/$shards" timeout "$cap" compute-sanitizer --tool "$tool" "${san_filter[@]}" --error-exitcode 9 \
+        python3 -m pytest ${BITMM_SAN_PATHS:-tests} -v -p no:cacheprovider -k "(${BITMM_SAN_K:-not cpu and not compile})$ws_k" > "/tmp/san_${tool}_$i.txt" 2>&1 &
     done
   done
   wait

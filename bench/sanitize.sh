@@ -70,8 +70,8 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # reports between its consumers' reads of a slot and the producer's cp.async writes, which racecheck
   # draws for a correct mbarrier handshake too (bench/san_mbarrier_control.cu, bench/device_run.sh
   # BITMM_MBAR_CONTROL): racecheck units run the CTA-barrier pipeline (BITMM_WG_WS=0, the same stage
-  # body), and the tests that force the warp-specialized one are left out (its race check is
-  # test_wgmma_ws_matches_cta_pipeline_bitwise, run without a sanitizer)
+  # body), and the tests whose children force the warp-specialized one are left out (its race check
+  # is test_wgmma_ws_matches_cta_pipeline_bitwise itself: bitwise equal to the CTA-barrier pipeline)
   local wsenv=()
   [ "$tool" = racecheck ] && wsenv=(BITMM_WG_WS=0) && k="$k and not (pipeline_variants and ws) and not ws_matches_cta"
   # (racecheck: the tensor-core kernel's K-split reduction is ordered by CTA barriers again since

@@ -224,3 +224,22 @@ def test_avx512_grad_x_equals_avx2_bitwise(tmp_path):
         ran = {e.name for e in prof.events() if e.name.startswith("bitmm::cpu_grad_x")}
         assert ran == {"bitmm::cpu_grad_x_avx512"}, (case, ran)
         assert torch.equal(mine.view(torch.int32), theirs[i].view(torch.int32)), case
+
+
+@pytest.mark.parametrize("kind", ["ternary", "int2", "binary"])
+def test_grad_x_group_corrections_same_bits_either_loop(kind):
+    # linear_grad_x on CPU adds per (row, group) corrections sum_n g * (u - s [two planes]); with group-wise
+    # s and u it streams them row by row (n outer), else a group at a time (session 40).  Each group's sum
+    # keeps its order and operations, so an offset given per channel (N, 1) (the group-at-a-time loop) and
+    # the same values expanded to (N, groups) (the row loop) give the same bits; and both match float64.
+    from bitmm.ops import linear_grad_x
+    torch.manual_seed(7)
+    for M, K, N, G in ((1, 512, 300, 64), (3, 1024, 77, 32), (17, 256, 129, 128)):
+        _, p, s, _, _ = make_problem(kind, M, K, N, "group", G, dtype=torch.float32, device="cpu")
+        u = torch.randn(N, 1)
+        gy = torch.randn(M, N)
+        a = linear_grad_x(gy, p, s, u, kind, K)
+        b = linear_grad_x(gy, p, s, u.expand(N, K // G).contiguous(), kind, K)
+        assert torch.equal(a, b), (M, K, N, G)
+        ref = linear_grad_x(gy.double(), p, s.double(), u.double(), kind, K)
+        assert (a.double() - ref).abs().max() <= 1e-4 * ref.abs().max()

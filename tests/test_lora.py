@@ -310,6 +310,16 @@ def test_packed_lora_layer_uses_fused_op(bits, device, monkeypatch):
     lora.base.use_cpu_prepack = False  # (no layout to read: the fused op on CPU too)
     torch.testing.assert_close(lora(x), y, rtol=1e-5, atol=1e-5)
     assert len(calls) == (1 if device == "cpu" else 2)
+    # gradients for x, A and B: the CPU route (base(x) + adapter) against the fused op
+    grads = []
+    for prepack in (False, True):
+        lora.base.use_cpu_prepack = prepack
+        xg = x.clone().requires_grad_(True)
+        lora.zero_grad()
+        (lora(xg) * torch.linspace(-1, 1, 40, device=device)).sum().backward()
+        grads.append((xg.grad, lora.lora_A.grad.clone(), lora.lora_B.grad.clone()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     lora.base.use_cpu_prepack = True
     # half / bfloat16 x with the float32 adapters: the fused op everywhere
     for dt in (torch.float16, torch.bfloat16):
@@ -325,6 +335,38 @@ def test_packed_lora_layer_uses_fused_op(bits, device, monkeypatch):
     assert yb.dtype == torch.float32 and rel_err(yb, _unfused(lora_bf, x)) < 2e-2
     yb.sum().backward()
     assert lora_bf.lora_A.grad.dtype == torch.bfloat16 and lora_bf.lora_B.grad.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("bits,group_size", [(2, 32), (2, None), (1.58, None)])
+def test_packed_lora_cpu_route_matches_fused_op_with_gradients(bits, group_size, monkeypatch):
+    # float32 x on CPU: PackedLoRALinear takes base(x) (cpu_prepacked_linear) + the adapter product instead of
+    # the fused op (nn.py _base_reads_cpu_layout); forward and the gradients of x, A and B as the fused op's,
+    # with the fused op called exactly when the layouts are off.  (Per tensor with x requiring grad takes
+    # the transposed backward on both, group-wise the two routes.)
+    import bitmm.nn as bnn
+    calls = []
+    orig = bnn.lora_linear
+    monkeypatch.setattr(bnn, "lora_linear", lambda *a: calls.append(1) or orig(*a))
+    torch.manual_seed(0)
+    base = PackedLinear.from_linear(nn.Linear(96, 40), weight_bits=bits, group_size=group_size)
+    lora = PackedLoRALinear(base, r=6, alpha=12)
+    nn.init.normal_(lora.lora_B)
+    x = torch.randn(3, 5, 96)
+    w = torch.linspace(-1, 1, 40)
+    out = []
+    for prepack in (False, True):
+        base.use_cpu_prepack = prepack
+        n = len(calls)
+        xg = x.clone().requires_grad_(True)
+        lora.zero_grad()
+        y = lora(xg)
+        fused = len(calls) > n
+        (y * w).sum().backward()
+        out.append((fused, y.detach(), xg.grad, lora.lora_A.grad.clone(), lora.lora_B.grad.clone()))
+    transposed = base._takes_transposed_backward(x.requires_grad_(True), base.scale, base.offset)
+    assert out[0][0] == (not transposed) and not out[1][0]
+    for a, b in zip(out[0][1:], out[1][1:]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)

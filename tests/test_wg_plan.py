@@ -145,3 +145,23 @@ def test_plan_without_splits(plan_exe):
     cases = [(129, 8192, 8192, 132), (256, 4096, 4096, 132), (64, 8192, 8192, 132), (1024, 8192, 28672, 132)]
     assert plans(plan_exe, cases, allow_splits=False) == [(128, 1), (64, 1), (64, 1), (256, 1)]
     assert plans(plan_exe, cases[:1], env={"BITMM_WG_SPLIT": "4"}, allow_splits=False) == [(128, 1)]
+
+
+WS_MAIN = r"""
+#include "csrc/cuda/wg_plan.h"
+#include <cstdio>
+int main() { std::printf("%d\n", bitmm::cuda::wg_warp_specialized() ? 1 : 0); }
+"""
+
+
+@pytest.mark.parametrize("value,on", [(None, True), ("", True), ("1", True), ("2", True), ("yes", True),
+                                      ("0", False)])
+def test_warp_specialized_pipeline_is_the_default(value, on, tmp_path):
+    # wg_plan.h wg_warp_specialized(): the wgmma kernel's warp-specialized pipeline unless BITMM_WG_WS is exactly
+    # "0" (session 40; it was opt-in, "1" only, before), read from the process environment.
+    exe = compile_host_program(tmp_path, WS_MAIN)
+    env = {k: v for k, v in os.environ.items() if k != "BITMM_WG_WS"}
+    if value is not None:
+        env["BITMM_WG_WS"] = value
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == ("1" if on else "0")

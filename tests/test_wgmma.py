@@ -345,8 +345,9 @@ def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
     # bit for bit; a slot refilled before its consumers were done, or read before it landed, would
     # change some output.  racecheck cannot judge the warp-specialized handshake (mbarriers; see
     # wg_plan.h), so this is its race check: the CTA-barrier pipeline (which racecheck does judge)
-    # writes inputs and outputs, then the warp-specialized one recomputes each case three times, the
-    # ring wrapping up to 69 times (K = 4416) and on every tile / split.
+    # writes inputs and outputs, then the warp-specialized one (the default: BITMM_WG_WS empty, as unset)
+    # recomputes each case three times, up to 69 stages through a ring of at most 12 slots (K = 4416), on
+    # every tile / split.  Each child checks which pipeline instance it launches (check_ws_template).
     if not wgmma_active():
         pytest.skip("the wgmma kernel does not run here (both pipelines would be the tensor-core fallback)")
     path = str(tmp_path / "cta.pt")
@@ -381,7 +382,7 @@ def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
         "            y = bitmm.linear(kind, x, p, s, u, b)\n"
         "            assert_kernel_ran(forced_kernel('wgmma', dtype, K, G), kind)\n"
         "        assert torch.equal(y, y_cta), (kind, dtype, mode, G, f32, M, K, N)\n",
-        BITMM_WG_WS="1", **env)
+        BITMM_WG_WS="", **env)
 
 
 @cuda_only

@@ -26,7 +26,7 @@ ncu_raw() {  # $1: case (bench/ncu_profile.py), $2: output label
 # s23_call3.sh spelled it out): pytest over $1 (files) with -k "$2", where KIND in $2 becomes each kind; a summary
 # line per process into $OUT/sanitizers.txt; stopped with SIGINT at $3 seconds from the script's start.
 san_each_kind() {  # $1: test files, $2: -k template (KIND), $3: deadline (s since start)
-  local cap=$(( $3 - ($(date +%s) - start) )) tool kind kns extra
+  local cap=$(( $3 - ($(date +%s) - start) )) tool kind kns extra kx
   export BITMM_SKIP_HUGE=1
   for tool in memcheck racecheck initcheck; do
     for kind in ternary binary int2; do
@@ -36,9 +36,10 @@ san_each_kind() {  # $1: test files, $2: -k template (KIND), $3: deadline (s sin
       [ $tool = initcheck ] && kns="" && extra="PYTORCH_NO_CUDA_MEMORY_CACHING=1"
       [ $tool != memcheck ] && extra="$extra BITMM_SAN_NO_CUBLAS=1"
       # racecheck judges the wgmma kernel's CTA-barrier pipeline (bench/sanitize.sh says why)
-      [ $tool = racecheck ] && extra="$extra BITMM_WG_WS=0"
+      local kx="${2//KIND/$kind}"
+      [ $tool = racecheck ] && extra="$extra BITMM_WG_WS=0" && kx="($kx) and not (pipeline_variants and ws) and not ws_matches_cta"
       ( env $extra BITMM_UNDER_SANITIZER=1 timeout -s INT "$cap" compute-sanitizer --tool $tool $kns --print-limit 50 \
-          python3 -m pytest $1 -q -p no:cacheprovider -k "${2//KIND/$kind}" > /tmp/san_${tool}_$kind.txt 2>&1
+          python3 -m pytest $1 -q -p no:cacheprovider -k "$kx" > /tmp/san_${tool}_$kind.txt 2>&1
         echo "== $tool $kind rc=$? t=$(( $(date +%s) - start )): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_${tool}_$kind.txt | tail -1) | reports: $(grep -c -E '^========= +(Invalid|Race|Uninitialized|Error:|Warning:|Program hit)' /tmp/san_${tool}_$kind.txt) | $(tail -1 /tmp/san_${tool}_$kind.txt)" >> "$OUT/sanitizers.txt" ) &
     done
   done

@@ -394,17 +394,43 @@ void grad_x_cpu_float(const LinearProblem& p, const float* g, const uint32_t* w,
     // Per (m, group) corrections, one multiply per (m, n, group):
     //   two-plane: sum_n g*s*(2hi + lo - 1) = acc - sum_n g*s;  offset: + sum_n g*u.
     const bool two = p.kind != Kind::kBinary;
+    // Group-wise s / u stored (N, groups) row by row (the usual layout): n outer, the groups inner, so s and u
+    // stream once, contiguously (a group at a time walked them with a stride of `groups` floats, 16 groups
+    // per cache line re-read 16 times: ~0.75 ms of 1.6 at 4096^2 g64 M = 1, session 40); each corr[grp]
+    // still sums over n in order with the same operations, so the same bits.  Other layouts: a group at a time.
+    const bool rows = s.sg == 1 && (u.ptr == nullptr || u.sg == 1);
     at::parallel_for(0, p.M, 1, [&](int64_t m0, int64_t m1) {
       std::vector<float> corr(p.groups);
       for (int64_t m = m0; m < m1; ++m) {
         const float* gr = g + m * p.N;
-        for (int64_t grp = 0; grp < p.groups; ++grp) {
-          float c = 0.f;
+        if (rows) {
+          std::fill(corr.begin(), corr.end(), 0.f);
+          float* c = corr.data();
           for (int64_t n = 0; n < p.N; ++n) {
-            if (two) c -= gr[n] * s.at(n, grp);
-            c += gr[n] * u.at(n, grp);
+            const float gv = gr[n];
+            const float* sr = s.ptr + n * s.sn;
+            const float* ur = u.ptr != nullptr ? u.ptr + n * u.sn : nullptr;
+            if (ur != nullptr) {
+              for (int64_t grp = 0; grp < p.groups; ++grp) {
+                if (two) c[grp] -= gv * sr[grp];
+                c[grp] += gv * ur[grp];
+              }
+            } else {
+              for (int64_t grp = 0; grp < p.groups; ++grp) {
+                if (two) c[grp] -= gv * sr[grp];
+                c[grp] += gv * 0.f;  // (as u.at() gives without an offset: an inf / NaN gradient stays NaN)
+              }
+            }
           }
-          corr[grp] = c;
+        } else {
+          for (int64_t grp = 0; grp < p.groups; ++grp) {
+            float c = 0.f;
+            for (int64_t n = 0; n < p.N; ++n) {
+              if (two) c -= gr[n] * s.at(n, grp);
+              c += gr[n] * u.at(n, grp);
+            }
+            corr[grp] = c;
+          }
         }
         for (int64_t k = 0; k < p.K; ++k) {
           const int64_t b = k / BLOCK_K;

@@ -47,7 +47,7 @@ inline int wg_forced_splits() {
 }
 
 // The warp-specialized pipeline of the kernel (a producer warp fills the ring through per-slot
-// mbarriers; wg_linear_kernel's WS) is the default since session 40; BITMM_WG_WS=0 keeps the
+// mbarriers; wg_linear_kernel's WS) is the default since session 40; BITMM_WG_WS=0 (exactly) keeps the
 // CTA-barrier pipeline (every thread copies, a __syncthreads per stage).  Read once per process.
 // Measured: H200 (bench/results/h200_wg_probe_ws_3b8c0c9.json) faster on all 15 probed cases, 3-15%;
 // H100 (bench/results/h100_s40_ws_ab_a4a9e0d.txt, M = 1024 / 4096, four shapes, three kinds, per
@@ -63,11 +63,10 @@ inline int wg_forced_splits() {
 // (bench/sanitize.sh) check the CTA-barrier pipeline (BITMM_WG_WS=0), whose stage body is the same
 // code.  The illegal address racecheck hit with --kernel-name on the H200 (h200_ws_racecheck_bisect_0a08e8f.txt)
 // did not occur on the H100 with the same compute-sanitizer 2025.3.1 (bench/results/s40_device_runs.txt).
+// Off only for BITMM_WG_WS=0 exactly (unset, empty or any other value: on).
+inline bool wg_warp_specialized_from(const char* e) { return e == nullptr || std::string(e) != "0"; }
 inline bool wg_warp_specialized() {
-  static const bool on = [] {
-    const char* e = std::getenv("BITMM_WG_WS");
-    return e == nullptr || *e == '\0' || std::atoi(e) != 0;
-  }();
+  static const bool on = wg_warp_specialized_from(std::getenv("BITMM_WG_WS"));
   return on;
 }
 
