@@ -21,7 +21,9 @@ config=register_packed_lora(LoraConfig.from_pretrained(dir)))``.
 ``y = base(x) + lora_B(lora_A(dropout(x))) * scaling`` per active adapter, as in
 PEFT's own ``lora.Linear``.  With one active adapter, no active dropout (p = 0 or
 eval mode) and a base without activation quantization, the whole layer is the one
-fused op ``bitmm::lora_linear`` (``bitmm.ops.lora_linear``); otherwise the base
+fused op ``bitmm::lora_linear`` (``bitmm.ops.lora_linear``), except for float32 x on CPU,
+where it is the base on its prepacked CPU layouts plus the same adapter product (faster:
+see :class:`bitmm.nn.PackedLoRALinear`); otherwise the base
 forward is the one bitmm op and each adapter is added on top.  Adapters are
 float32 (``torch.get_default_dtype()``) unless the model is cast; activations of
 another dtype are cast for the adapter product only (the fused op takes float32
@@ -40,6 +42,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 try:
@@ -47,7 +50,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("bitmm.peft_compat needs the optional dependency peft: pip install peft") from e
 
-from .nn import PackedLinear, _adapters_for
+from .nn import PackedLinear, PackedLoRALinear, _adapters_for
 from .ops import lora_linear
 
 __all__ = ["PackedLoraLinear", "register_packed_lora"]
@@ -148,6 +151,9 @@ class PackedLoraLinear(nn.Module, LoraLayer):
         if not isinstance(dropout, (nn.Dropout, nn.Identity)):
             return None
         a, b = _adapters_for(x, self.lora_A[name].weight, self.lora_B[name].weight)
+        if PackedLoRALinear._base_reads_cpu_layout(base, x, base.packed_weight):
+            # float32 x on CPU: the base on its prepacked layouts + the same adapter product, as PackedLoRALinear
+            return base(x) + F.linear(F.linear(x, a), b) * self.scaling[name]
         return lora_linear(base.kind, x, base.packed_weight, base.scale, base.offset, base.bias, a, b,
                            self.scaling[name])
 

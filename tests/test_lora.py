@@ -486,9 +486,11 @@ def test_peft_lora_uses_fused_op(monkeypatch):
     orig = pc.lora_linear
     monkeypatch.setattr(pc, "lora_linear", lambda *a: calls.append(1) or orig(*a))
     x = torch.randn(6, 64)
+    layers = [m for m in model.modules() if isinstance(m, pc.PackedLoraLinear)]
+    for layer in layers:  # (float32 x on CPU takes base + adapter on the prepacked layouts: checked below)
+        layer.base_layer.use_cpu_prepack = False
     y = model(x)
     assert len(calls) == 2
-    layers = [m for m in model.modules() if isinstance(m, pc.PackedLoraLinear)]
 
     def manual(x):
         proj, out = layers
@@ -500,6 +502,19 @@ def test_peft_lora_uses_fused_op(monkeypatch):
     torch.testing.assert_close(y, manual(x), rtol=1e-5, atol=1e-5)
     y.square().sum().backward()
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad)
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    # float32 x on CPU with the layouts on: the base on them + the adapter product, not the fused op; same values
+    for layer in layers:
+        layer.base_layer.use_cpu_prepack = True
+    model.zero_grad()
+    calls.clear()
+    y2 = model(x)
+    assert not calls
+    torch.testing.assert_close(y2, y, rtol=1e-5, atol=1e-5)
+    y2.square().sum().backward()
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, grads[n], rtol=1e-5, atol=1e-5)
     with model.disable_adapter():
         calls.clear()
         model(x)
