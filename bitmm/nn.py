@@ -803,6 +803,23 @@ class PackedLinear(nn.Module):
 # --------------------------------------------------------------------------------------
 # LoRA over a packed base
 # --------------------------------------------------------------------------------------
+def _packed_lora(base: PackedLinear, x: Tensor, w: Tensor, s: Tensor, u: Optional[Tensor], bias: Optional[Tensor],
+                 lora_a: Tensor, lora_b: Tensor, scaling: float) -> Tensor:
+    """``base(x) + (x A^T) B^T * scaling`` where base and adapter see the same x (PackedLoRALinear's and the PEFT
+    layer's fused case): the one op ``bitmm::lora_linear``, except for float32 x on CPU."""
+    a_, b_ = _adapters_for(x, lora_a, lora_b)
+    if w.is_cpu and x.dtype == torch.float32 and base.use_cpu_prepack and not _is_compiling():
+        # float32 x on CPU: the base alone (its prepacked weight layout and, group-wise, scale layout:
+        # cpu_prepacked_linear) plus the adapter product (the fused op's adapters, in float32) beat the
+        # fused op, which reads neither layout:
+        # 4096^2 r = 16, 2 threads, 0.72 / 0.86 / 0.97 of the fused time for int2 g64 at M = 1 / 4 / 16,
+        # g128 0.75 / 0.92 / 1.04, ternary and binary 0.92 / 0.99 / 0.99-1.00; forward + backward 0.90-1.01
+        # (bench/results/cpu_s40_lora_split_ab.txt, bench/cpu_lora_ab.py).  The same terms in float32,
+        # summed in another order.  Other x dtypes and compiled graphs keep the fused op.
+        return base(x) + F.linear(F.linear(x, a_), b_) * scaling
+    return lora_linear(base.kind, x, w, s, u, bias, a_, b_, scaling)
+
+
 def _adapters_for(x: Tensor, lora_a: Tensor, lora_b: Tensor) -> tuple[Tensor, Tensor]:
     """The adapters in a dtype ``bitmm::lora_linear`` takes with ``x``: unchanged when both
     are x's dtype or both float32, else cast (differentiably) to x's dtype."""
@@ -909,17 +926,6 @@ class PackedLoRALinear(nn.Module):
     def _fusable(self) -> bool:
         return self._fusable_with(self.base, self.dropout)
 
-    @staticmethod
-    def _base_reads_cpu_layout(base: PackedLinear, x: Tensor, w: Tensor) -> bool:
-        # float32 x on CPU: the base alone (its prepacked weight layout and, group-wise, scale layout:
-        # cpu_prepacked_linear) plus the adapter product (the fused op's adapters, in float32) beat the
-        # fused op, which reads neither layout:
-        # 4096^2 r = 16, 2 threads, 0.72 / 0.86 / 0.97 of the fused time for int2 g64 at M = 1 / 4 / 16,
-        # g128 0.75 / 0.92 / 1.04, ternary and binary 0.92 / 0.99 / 0.99-1.00; forward + backward 0.90-1.01
-        # (bench/results/cpu_s40_lora_split_ab.txt, bench/cpu_lora_ab.py).  The same terms in float32,
-        # summed in another order.  Other x dtypes and compiled graphs keep the fused op.
-        return (w.is_cpu and x.dtype == torch.float32 and base.use_cpu_prepack and not _is_compiling())
-
     def _fusable_with(self, base: PackedLinear, dropout: nn.Module) -> bool:
         dropout_active = self.training and isinstance(dropout, nn.Dropout) and dropout.p > 0
         return base.act_bits is None and not dropout_active
@@ -936,10 +942,7 @@ class PackedLoRALinear(nn.Module):
             base, dropout, lora_a, lora_b = self.base, self.dropout, self.lora_A, self.lora_B
             w, s, u, bias = base.packed_weight, base.scale, base.offset, base.bias
         if self._fusable_with(base, dropout) and not base._takes_transposed_backward(x, s, u):
-            a_, b_ = _adapters_for(x, lora_a, lora_b)
-            if self._base_reads_cpu_layout(base, x, w):
-                return base(x) + F.linear(F.linear(x, a_), b_) * self.scaling
-            return lora_linear(base.kind, x, w, s, u, bias, a_, b_, self.scaling)
+            return _packed_lora(base, x, w, s, u, bias, lora_a, lora_b, self.scaling)
         y = base(x)
         h = dropout(x)
         if h.dtype != lora_a.dtype:

@@ -42,7 +42,6 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 try:
@@ -50,8 +49,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("bitmm.peft_compat needs the optional dependency peft: pip install peft") from e
 
-from .nn import PackedLinear, PackedLoRALinear, _adapters_for
-from .ops import lora_linear
+from .nn import PackedLinear, _packed_lora
 
 __all__ = ["PackedLoraLinear", "register_packed_lora"]
 
@@ -150,12 +148,8 @@ class PackedLoraLinear(nn.Module, LoraLayer):
             return None
         if not isinstance(dropout, (nn.Dropout, nn.Identity)):
             return None
-        a, b = _adapters_for(x, self.lora_A[name].weight, self.lora_B[name].weight)
-        if PackedLoRALinear._base_reads_cpu_layout(base, x, base.packed_weight):
-            # float32 x on CPU: the base on its prepacked layouts + the same adapter product, as PackedLoRALinear
-            return base(x) + F.linear(F.linear(x, a), b) * self.scaling[name]
-        return lora_linear(base.kind, x, base.packed_weight, base.scale, base.offset, base.bias, a, b,
-                           self.scaling[name])
+        return _packed_lora(base, x, base.packed_weight, base.scale, base.offset, base.bias,
+                            self.lora_A[name].weight, self.lora_B[name].weight, self.scaling[name])
 
     def __repr__(self) -> str:
         return "lora." + super().__repr__()

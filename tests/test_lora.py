@@ -304,7 +304,7 @@ def test_packed_lora_layer_uses_fused_op(bits, device, monkeypatch):
     monkeypatch.setattr(bnn, "lora_linear", lambda *a: calls.append(1) or orig(*a))
     x = torch.randn(3, 5, 96, device=device)
     y = lora(x)
-    # float32 x on CPU: base(x) on the prepacked layouts + the adapter product (nn.py _base_reads_cpu_layout)
+    # float32 x on CPU: base(x) on the prepacked layouts + the adapter product (nn.py _packed_lora)
     assert len(calls) == (0 if device == "cpu" else 1)
     torch.testing.assert_close(y, _unfused(lora, x), rtol=1e-5, atol=1e-5)
     lora.base.use_cpu_prepack = False  # (no layout to read: the fused op on CPU too)
@@ -340,7 +340,7 @@ def test_packed_lora_layer_uses_fused_op(bits, device, monkeypatch):
 @pytest.mark.parametrize("bits,group_size", [(2, 32), (2, None), (1.58, None)])
 def test_packed_lora_cpu_route_matches_fused_op_with_gradients(bits, group_size, monkeypatch):
     # float32 x on CPU: PackedLoRALinear takes base(x) (cpu_prepacked_linear) + the adapter product instead of
-    # the fused op (nn.py _base_reads_cpu_layout); forward and the gradients of x, A and B as the fused op's,
+    # the fused op (nn.py _packed_lora); forward and the gradients of x, A and B as the fused op's,
     # with the fused op called exactly when the layouts are off.  (Per tensor with x requiring grad takes
     # the transposed backward on both, group-wise the two routes.)
     import bitmm.nn as bnn
@@ -483,8 +483,9 @@ def test_peft_lora_uses_fused_op(monkeypatch):
                                                      init_lora_weights=False))
     model = peft.get_peft_model(model, config)
     calls = []
-    orig = pc.lora_linear
-    monkeypatch.setattr(pc, "lora_linear", lambda *a: calls.append(1) or orig(*a))
+    import bitmm.nn as bnn  # (the PEFT layer's fused case goes through bitmm.nn._packed_lora)
+    orig = bnn.lora_linear
+    monkeypatch.setattr(bnn, "lora_linear", lambda *a: calls.append(1) or orig(*a))
     x = torch.randn(6, 64)
     layers = [m for m in model.modules() if isinstance(m, pc.PackedLoraLinear)]
     for layer in layers:  # (float32 x on CPU takes base + adapter on the prepacked layouts: checked below)
