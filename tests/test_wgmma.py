@@ -327,10 +327,12 @@ def check_ws_template(ws: bool) -> None:
 
 
 _WS_CASES = (
-    "cases = [(kind, dtype, mode, G, f32, M, K, N)\n"
+    "cases = [(kind, dtype, mode, G, f32, off, M, K, N)\n"
     "         for kind in ('binary', 'ternary', 'int2') for dtype in (torch.float16, torch.bfloat16)\n"
-    "         for mode, G, f32 in (('tensor', None, False), ('channel', None, True), ('group', 64, False),\n"
-    "                              ('group', 32, True), ('group', 192, False))\n"
+    "         for mode, G, f32, off in (('tensor', None, False, True), ('channel', None, True, True),\n"
+    "                                   ('group', 64, False, True), ('group', 32, True, True),\n"
+    "                                   ('group', 192, False, True), ('group', 96, False, True),\n"
+    "                                   ('group', 64, True, False), ('group', 32, False, False))\n"
     "         for M, K, N in ((1, 192, 37), (70, 576, 300), (300, 4416, 136), (513, 1152, 1000))\n"
     "         if not G or K % G == 0]\n")
 
@@ -358,10 +360,10 @@ def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
         "from test_wgmma import check_ws_template\n"
         "saved = []\n"
         "check_ws_template(False)\n"
-        "for kind, dtype, mode, G, f32, M, K, N in cases:\n"
-        "    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device='cuda')\n"
+        "for kind, dtype, mode, G, f32, off, M, K, N in cases:\n"
+        "    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device='cuda', offset=off)\n"
         "    if f32:\n"
-        "        s, u, b = s.float(), u.float(), b.float()\n"
+        "        s, u, b = s.float(), u.float() if u is not None else None, b.float()\n"
         "    with bitmm.use_backend('wgmma'):\n"
         "        y = bitmm.linear(kind, x, p, s, u, b)\n"
         "    saved.append([t.cpu() if t is not None else None for t in (x, p, s, u, b, y)])\n"
@@ -374,14 +376,14 @@ def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
         "check_ws_template(True)\n"
         f"saved = torch.load({path!r})\n"
         "assert len(saved) == len(cases) > 100\n"
-        "for (kind, dtype, mode, G, f32, M, K, N), ts in zip(cases, saved):\n"
+        "for (kind, dtype, mode, G, f32, off, M, K, N), ts in zip(cases, saved):\n"
         "    x, p, s, u, b, y_cta = [t.cuda() if t is not None else None for t in ts]\n"
         "    for _ in range(3):\n"
         "        poison_cuda_allocator()\n"
         "        with bitmm.use_backend('wgmma'):\n"
         "            y = bitmm.linear(kind, x, p, s, u, b)\n"
         "            assert_kernel_ran(forced_kernel('wgmma', dtype, K, G), kind)\n"
-        "        assert torch.equal(y, y_cta), (kind, dtype, mode, G, f32, M, K, N)\n",
+        "        assert torch.equal(y, y_cta), (kind, dtype, mode, G, f32, off, M, K, N)\n",
         BITMM_WG_WS="", **env)
 
 

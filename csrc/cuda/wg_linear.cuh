@@ -81,26 +81,40 @@ static_assert(kWgRegsProducer + 2 * kWgRegsConsumer <= 512 && 3 * 168 >= kWgRegs
 constexpr int kWgK = 64;         // inputs per stage: 128 bytes of x per row, one swizzle row
 
 // Shared memory of one CTA tile: BM rows of x by 128 weight rows, and how deep the ring is.
-template <int BM> struct WgCfg {
+// SU_BYTES: group-wise s / u of one stage (the warp-specialized pipeline's scale warps copy them
+// there, wg_su_bytes), in a ring of their own after the x / weight slots; 0 without.
+template <int BM, int SU_BYTES = 0> struct WgCfg {
   static constexpr int kRows = 128;                          // weight rows per CTA (64 per warpgroup)
   static constexpr int kXBytes = BM * kWgK * 2;              // x tile, 128B-swizzled rows
   static constexpr int kWBytes = kRows * 16;                 // packed weights (binary uses half)
   static constexpr int kStageBytes = kXBytes + kWBytes;      // a multiple of 1024: swizzle atoms stay aligned
-  // Ring slots: as many as fit in 220 KiB, at most 12.  A stage is 256 (BM = 64) to 1024
-  // (BM = 256) tensor-core cycles, and the weight stream comes from DRAM (~1 us away under
-  // load): small tiles need many stages in flight to keep enough bytes on the way.
-  static constexpr int kStages = (220 * 1024 - 1024) / kStageBytes < 12 ? (220 * 1024 - 1024) / kStageBytes : 12;
+  static constexpr int kSuBytes = SU_BYTES;                  // s / u of a stage (its own ring)
+  // Ring slots: as many as fit in sm_90's 227 KiB per block (less the base's alignment slack
+  // and 12 slots' barriers), at most 12.  A stage is 256 (BM = 64) to 1024 (BM = 256)
+  // tensor-core cycles, and the weight stream comes from DRAM (~1 us away under load): small
+  // tiles need many stages in flight to keep enough bytes on the way.  (Without s / u: 12, 12
+  // and 6 slots for BM = 64, 128, 256, as the 220 KiB bound before session 41 gave.)
+  static constexpr int kFit = (227 * 1024 - 1024 - 16 * 12) / (kStageBytes + kSuBytes);
+  static constexpr int kStages = kFit < 12 ? kFit : 12;
   static constexpr int kAhead = kStages - 2;                 // stages in flight ahead of the one computed
   static constexpr int kOutStride = kRows + 8;               // epilogue tile row, in elements (bank spread)
+  static constexpr int kSuOffset = kStages * kStageBytes;    // s / u ring: slot i at kSuOffset + kSuBytes * i
   // Two 8-byte mbarriers per slot: "full" (the slot's copies landed) at kBarOffset + 8 * slot,
   // "empty" (the consumers are done with it; warp-specialized variant only) 8 * kStages further.
-  static constexpr int kBarOffset = kStages * kStageBytes;
+  static constexpr int kBarOffset = kSuOffset + kStages * kSuBytes;
   static constexpr int kBytes = kBarOffset + 16 * kStages + 1024;  // + slack to align the base to 1024
   static_assert(kStageBytes % 1024 == 0, "swizzle atoms must stay 1024-byte aligned");
+  static_assert(kSuBytes % 16 == 0, "barriers stay 8-byte aligned");
   static_assert(kStages >= 4, "ring too shallow");
+  static_assert(kBytes <= 227 * 1024, "more than a block may have");
   static_assert(BM * kOutStride * 2 <= kStages * kStageBytes, "epilogue tile fits in the ring");
   static_assert(kRows <= kWgThreads, "one weight copy per thread and stage");
 };
+// Bytes of one stage's group-wise s / u in shared memory: NB groups (GM 1: one per stage; GM 2:
+// one per 32-input block) x 128 rows x (s, u), each raw in its dtype; laid out [s | u][group b][row].
+// Only the warp-specialized pipeline keeps them there (its scale warps fetch them); elsewhere 0.
+constexpr int wg_su_bytes(int gm, bool s32, bool ws) { return ws && gm != 0 ? (gm == 1 ? 1 : 2) * 128 * 2 * (s32 ? 4 : 2) : 0; }
+template <int BM, int GM, bool S32, bool WS> using WgCfgFor = WgCfg<BM, wg_su_bytes(GM, S32, WS)>;
 
 __device__ __forceinline__ void cp_async_8(void* smem, const void* gmem, int src_bytes) {
   const uint32_t sa = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
@@ -226,8 +240,9 @@ template <typename T, bool S32> __device__ __forceinline__ float raw_to_float(ui
 
 template <typename T,   // activation / output dtype: __half or __nv_bfloat16
           int KIND,     // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
-          int GM,       // scale mode: 0 per tensor / channel (loaded once); group-wise, prefetched a
-                        // stage ahead: 1 groups of a multiple of 64 (one per stage), 2 other multiples of 32
+          int GM,       // scale mode: 0 per tensor / channel (loaded once); group-wise (WS: fetched
+                        // into the slot's s / u ring by the scale warps; else prefetched a stage ahead
+                        // into registers): 1 groups of a multiple of 64 (one per stage), 2 other multiples of 32
           bool S32,     // s, u and bias in fp32 (folded in fp32, rounded once), else in x's dtype (HFMA2)
           int BM,       // rows of x per CTA: the wgmma's N (64, 128 or 256)
           bool WS>      // warp-specialized: a producer warp (warp 8) fills the ring, the two consumer
@@ -236,7 +251,7 @@ template <typename T,   // activation / output dtype: __half or __nv_bfloat16
 __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
     wg_linear_kernel(const LinearParams p, const __grid_constant__ CUtensorMap x_map) {
 #if defined(BITMM_WGMMA_DEVICE)
-  using S = WgCfg<BM>;
+  using S = WgCfgFor<BM, GM, S32, WS>;
   constexpr bool TWO = KIND != 1;
   constexpr int NA = BM / 2;                 // accumulators per thread (64 x BM over 128 threads)
   constexpr int R = 2;                       // weight rows per thread: g and g + 8 of its warp's 16
@@ -264,8 +279,9 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
   const uint32_t ebar0 = bar0 + 8 * S::kStages;      // "empty" barriers (WS)
   if (tid == 0) {
     for (int i = 0; i < S::kStages; ++i) {
-      // full: the TMA issuer's expect_tx arrival (+ WS: the producer lanes' 32 cp.async arrivals)
-      mbar_init(bar0 + 8 * i, WS ? 1 + 32 : 1);
+      // full: the TMA issuer's expect_tx arrival (+ WS: the producer lanes' 32 cp.async arrivals,
+      // and group-wise the 32 lanes of the scale warp that fetched the stage's s / u)
+      mbar_init(bar0 + 8 * i, WS ? 1 + 32 + (GM != 0 ? 32 : 0) : 1);
       if (WS) mbar_init(ebar0 + 8 * i, kWgThreads / 32);  // one arrival per consumer warp
     }
     mbar_init_fence();
@@ -274,7 +290,48 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
   if constexpr (WS) {
     if (tid >= kWgThreads) {
       setmaxnreg_dec<kWgRegsProducer>();
-      if (tid >= kWgThreads + 32) return;  // warps 9-11: nothing to do
+      if (tid >= kWgThreads + 32) {
+        // Warps 9-11, group-wise only: the scale warps.  Warp 9 + j fetches the s / u of stages
+        // kt = j mod 3 into the slot's s / u ring (plain loads and stores: a 2-byte element is
+        // below cp.async's 4), then its 32 lanes arrive on the slot's full barrier (release: the
+        // consumers' wait acquires the stores).  Three warps, so each has three stages' time for
+        // its loads' latency; the consumers then read s / u from shared memory, where their own
+        // global loads a stage ahead had stalled them (session 40's ncu: long-scoreboard stalls
+        // 1.02 per issue against 0.36 per tensor).
+        if constexpr (GM != 0) {
+          constexpr int NB = GM == 1 ? 1 : 2, UNIT = GM == 1 ? kWgK : BLOCK_K;  // groups per stage, inputs per unit
+          using Raw = std::conditional_t<S32, uint32_t, unsigned short>;
+          const int upg = static_cast<int>(p.group_size / UNIT);  // units per group
+          const int last_group = static_cast<int>((p.K + p.group_size - 1) / p.group_size) - 1;
+          const int64_t s_row = imin64(n0 + lane, p.N - 1);  // rows lane + 32 r (row N - 1 past N)
+          for (int kt = (tid - kWgThreads) / 32 - 1; kt < KT; kt += 3) {
+            const int slot = kt % S::kStages;
+            Raw* const su = reinterpret_cast<Raw*>(smem + S::kSuOffset + slot * S::kSuBytes);
+            // One group at a time (GM 2: two), its 8 loads per lane in flight together: 16 values
+            // at once spilled within the producers' 40 registers.
+#pragma unroll 1
+            for (int b = 0; b < NB; ++b) {
+              const int unit = (kt0 + kt) * NB + b;
+              const int64_t gi = imin64(unit / upg, last_group);
+              Raw sv[S::kRows / 32], uv[S::kRows / 32];
+#pragma unroll
+              for (int r = 0; r < S::kRows / 32; ++r) {
+                const int64_t n = imin64(s_row + 32 * r, p.N - 1);
+                sv[r] = static_cast<Raw>(load_raw<S32>(p.scale, n * p.s_sn + gi * p.s_sg));
+                uv[r] = p.offset ? static_cast<Raw>(load_raw<S32>(p.offset, n * p.u_sn + gi * p.u_sg)) : Raw{0};
+              }
+              if (b == 0 && kt >= S::kStages) mbar_wait(ebar0 + 8 * slot, (kt / S::kStages - 1) & 1);
+#pragma unroll
+              for (int r = 0; r < S::kRows / 32; ++r) {
+                su[b * S::kRows + lane + 32 * r] = sv[r];
+                su[(NB + b) * S::kRows + lane + 32 * r] = uv[r];
+              }
+            }
+            mbar_arrive(bar0 + 8 * slot);
+          }
+        }
+        return;
+      }
       // The producer warp: stage kt into slot kt % kStages once the consumers released the slot's
       // previous stage (kt - kStages): x by the TMA unit (lane 0), the packed weights by cp.async
       // (lane copies rows lane + 32 r), each lane's copies arriving on the slot's full barrier.
@@ -355,7 +412,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
     }
   };
   if constexpr (GM != 0) {
-    prefetch_scales();
+    if constexpr (!WS) prefetch_scales();
   } else {
 #pragma unroll
     for (int h = 0; h < R; ++h) {
@@ -391,7 +448,17 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
       issue(kt + S::kAhead);
     }
     const uint8_t* const st = smem + (kt % S::kStages) * S::kStageBytes;
-    if constexpr (GM != 0) {  // this stage's groups (fetched during the previous stage)
+    if constexpr (GM != 0 && WS) {  // this stage's groups, from the slot's s / u (the scale warps')
+      using Raw = std::conditional_t<S32, uint32_t, unsigned short>;
+      const Raw* const su = reinterpret_cast<const Raw*>(smem + S::kSuOffset + (kt % S::kStages) * S::kSuBytes);
+#pragma unroll
+      for (int h = 0; h < R; ++h)
+#pragma unroll
+        for (int b = 0; b < 2; ++b) {
+          const int j = (GM == 1 ? 0 : b) * S::kRows + r_loc[h];  // s at [group][row], u NB groups further
+          set_scales(h, b, raw_to_float<T, S32>(su[j]), raw_to_float<T, S32>(p.offset ? su[NB * S::kRows + j] : 0u));
+        }
+    } else if constexpr (GM != 0) {  // this stage's groups (fetched during the previous stage)
 #pragma unroll
       for (int h = 0; h < R; ++h)
 #pragma unroll
@@ -435,7 +502,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
         for (int e = 0; e < 4; ++e) a[e] = fma_pair<T>(a[e], s2[e & 1][b], u2[e & 1][b]);
       }
     }
-    if constexpr (GM != 0) prefetch_scales();  // the next stage's, in flight during this one's wgmma's
+    if constexpr (GM != 0 && !WS) prefetch_scales();  // the next stage's, in flight during this one's wgmma's
     uint64_t desc[4];  // +32 bytes per k-step inside the swizzled rows
     // All A registers and descriptors defined before the fence: an unpack or address add sunk
     // between the wgmma's makes ptxas serialize them (its warning C7513).
@@ -554,7 +621,7 @@ inline WgEncodeTiled wg_encode_tiled() {
 
 template <typename T, int KIND, int GM, bool S32, int BM, bool WS>
 cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream_t stream) {
-  using S = WgCfg<BM>;
+  using S = WgCfgFor<BM, GM, S32, WS>;
   const int64_t m_tiles = (p.M + BM - 1) / BM, n_tiles = (p.N + S::kRows - 1) / S::kRows;
   if (m_tiles > 65535 || n_tiles > 0x7fffffff || p.M > 0x7fffffff || p.K > 0x7fffffff) return cudaErrorNotSupported;
   // x (M, K) row-major as a 2-D tensor map: boxes of 64 inputs (128 bytes, the swizzle span) x BM
