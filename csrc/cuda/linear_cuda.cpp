@@ -325,8 +325,9 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
   // (tc_per_tensor_wide_four_warps_n: M <= 64, 4096 <= K <= 8192, wide N)
   return M >= kTcPerTensorWideMinM && cuda::tc_per_tensor_wide_four_warps_n(M, lp.K, lp.N, sms);
 }
-// Per tensor / channel M = 17..20 (K >= 5120: 17..24; binary with K <= 16384: 17..32) with fp16 / bf16 x where wgmma's
-// plan splits K, on N >= 6144 and K >= 4096: the tensor-core kernel instead.  H100, session 35
+// Per tensor / channel where wgmma's plan splits K, on N >= 6144 and K >= 4096: the tensor-core kernel instead at M = 17
+// with fp16 x, M = 17..20 with bf16 x (binary: 17..24 where K <= 16384); session 41's measurements below.  Until then
+// (against the CTA-barrier wgmma pipeline): M = 17..20 (K >= 5120: 17..24; binary with K <= 16384: 17..32).  H100, session 35
 // (bench/results/h100_s35_call4_ee76e2c.txt, --rounds 3, tensor core vs wgmma forced, us): 8192^2 M = 17 ternary 29.4 vs 36.3, int2 32.7 vs 38.5, binary 25.1 vs 35.3;
 // M = 20 0.86-0.95; 28672 x 8192 M = 17 0.77-0.81 (ternary 90.6 vs 113.8), M = 20 0.86-0.95.  H100, session 36
 // (bench/results/h100_s36_call3_split_a2dad3c.txt, same method) on 4096 / 6144 / 8192 / 12288 / 16384 x 8192 and
@@ -346,25 +347,29 @@ bool tc_per_tensor_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
 // (session 36's calls 3-4 above, 8 shapes with K >= 5120, 11 measurements): ternary 0.94-0.99 at M = 21 / 24, int2
 // 0.98-1.02 at M = 21 and 0.96-1.00 at M = 24; K = 4096 (4096 x 6144 / 8192): ternary 0.98-1.01, int2 1.00-1.04, left
 // at M <= 20.  Binary's M = 24 at K = 28672: 0.92.  Checked through auto (session 37, h100_s37_call4_dd7c6a1.txt).
-constexpr int64_t kTcSplitSmallMMaxM = 20;
-constexpr int64_t kTcSplitSmallMMaxMLongK = 24;
-constexpr int64_t kTcSplitSmallMLongKMinK = 5120;
-constexpr int64_t kTcSplitSmallMMaxMBinary = 32;
-constexpr int64_t kTcSplitSmallMBinaryMaxK = 16384;  // (the binary M = 25..32 rows' measured K range)
+// Against the warp-specialized wgmma default (session 40) and the split shapes' rule redrawn in session 41: H100,
+// forced, --rounds 2, 8192^2 and 28672 x 8192 (bench/results/h100_s41_split_f16_fc722ff.json, fp16 x, M = 17..21, 24;
+// h100_s41_bf16_split_ebcee68.json, bf16 x, M = 17 / 20 / 24 / 32), tensor core / wgmma time:
+//   fp16 x: M = 17 0.85-0.98 for every kind (binary 8192^2 24.7 vs 29.1 us); M = 18..24 1.00-1.22 (ternary 28672 x
+//     8192 M = 18 97.7 vs 97.7, int2 8192^2 M = 21 39.2 vs 34.1), but binary 8192^2 M = 24 0.97.  So M = 17 only.
+//   bf16 x: ternary / int2 M = 17 0.86-0.88, M = 20 0.95-0.98, M = 24 1.03-1.07, M = 32 1.15-1.47: to M = 20;
+//     binary 8192^2 M = 17 / 20 / 24 / 32 0.80 / 0.98 / 0.92 / 1.01 (to M = 24 with K <= 16384, as measured there),
+//     28672 x 8192 0.92 / 1.11 / 1.11 / 1.24 (M = 17 only beyond).
+// (wgmma's bf16 is slower than its fp16 on these shapes, 94.8 vs 88.3 us binary 28672 x 8192 M = 20, the
+// tensor-core kernel's the same: hence the wider bf16 band.)  The bounds on N and K stay as measured before (N, K
+// other than 8192 / 28672 not re-measured against the warp-specialized pipeline).
+constexpr int64_t kTcSplitSmallMMaxMF16 = 17;
+constexpr int64_t kTcSplitSmallMMaxMBf16 = 20;
+constexpr int64_t kTcSplitSmallMMaxMBf16Binary = 24;
+constexpr int64_t kTcSplitSmallMBinaryMaxK = 16384;  // (binary bf16 beyond M = 17: K <= 16384, as measured)
 constexpr int64_t kTcSplitSmallMMinN = 6144;
 constexpr int64_t kTcSplitSmallMMinK = 4096;
 bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
   if (lp.N < kTcSplitSmallMMinN || lp.K < kTcSplitSmallMMinK) return false;
-  if (M <= kTcSplitSmallMMaxM) return true;
-  // (the K >= 5120 band, M = 21..24: bf16 x, and binary; with fp16 x ternary / int2 went back to wgmma when its
-  // warp-specialized pipeline became the default: H100, session 40, 8192^2 M = 24 forced, tensor core 34.4 vs wgmma
-  // 31.2 us ternary, 38.0 vs 33.9 int2, bench/results/h100_s40_rules_6726acc_cce70cf.txt; they had been 0.94-1.02 of
-  // the CTA-barrier pipeline's time, above; M = 21..23 unmeasured)
-  if (M <= kTcSplitSmallMMaxMLongK && lp.K >= kTcSplitSmallMLongKMinK &&
-      (lp.x_dtype != cuda::DType::kHalf || lp.kind == static_cast<int>(Kind::kBinary)))
-    return true;
-  return lp.kind == static_cast<int>(Kind::kBinary) && M <= kTcSplitSmallMMaxMBinary &&
-         lp.K <= kTcSplitSmallMBinaryMaxK;
+  if (lp.x_dtype == cuda::DType::kHalf) return M <= kTcSplitSmallMMaxMF16;
+  if (lp.kind == static_cast<int>(Kind::kBinary))
+    return M <= (lp.K <= kTcSplitSmallMBinaryMaxK ? kTcSplitSmallMMaxMBf16Binary : kTcSplitSmallMMaxMF16);
+  return M <= kTcSplitSmallMMaxMBf16;
 }
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
