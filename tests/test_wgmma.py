@@ -139,16 +139,17 @@ def check_auto_wgmma_or_tensor_core(kind, K, mode, G, cases):
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
-    # auto (linear_cuda.cpp, tc_grouped_wide, sessions 21-22; bf16 x since session 36): group-wise M = 17..32 with
-    # fp16 / bf16 x where N has >= 1.5 128-row tiles per SM (and K <= 8192) runs the tensor-core kernel, not wgmma;
-    # each side of the M and N boundaries, both x dtypes.  (The K > 8192 side is left out: its float64
-    # reference at this N would take GBs.)
+    # auto (linear_cuda.cpp, tc_grouped_wide, sessions 21-22; bf16 x since session 36; bounds per kind since session 41):
+    # group-wise with fp16 / bf16 x where N has >= 1.5 128-row tiles per SM (and K <= 8192) runs the tensor-core kernel,
+    # not wgmma, at M = 17..32 for binary, 17..20 for ternary and int2 (int2 with bf16 x: 17..28); each side of the M
+    # and N boundaries, both x dtypes.  (The K > 8192 side is left out: its float64 reference at this N would take GBs.)
     wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
-    check_auto_wgmma_or_tensor_core(kind, 1024, "group", 64, [
-        (24, wide, torch.float16, False), (17, wide, torch.float16, False), (32, wide, torch.float16, False),
-        (33, wide, torch.float16, True), (24, wide - 128, torch.float16, True), (24, wide, torch.bfloat16, False),
-        (17, wide, torch.bfloat16, False), (32, wide, torch.bfloat16, False), (33, wide, torch.bfloat16, True),
-        (24, wide - 128, torch.bfloat16, True)])
+    cases = []
+    for dtype in (torch.float16, torch.bfloat16):
+        max_m = 32 if kind == "binary" else 28 if (kind == "int2" and dtype == torch.bfloat16) else 20
+        cases += [(17, wide, dtype, False), (max_m, wide, dtype, False), (max_m + 1, wide, dtype, True),
+                  (33, wide, dtype, True), (17, wide - 128, dtype, True)]
+    check_auto_wgmma_or_tensor_core(kind, 1024, "group", 64, cases)
 
 
 @cuda_only

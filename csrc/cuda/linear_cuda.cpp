@@ -287,11 +287,23 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // (fp16 F.linear 118.8 at M = 32), so the rule holds to M = 32 (the tensor-core kernel's CM = 4 limit).
 // bf16 x since session 36 (H100, h100_s36_call6_bf16_d2cf8b6.txt, g64, M = 17 / 24 / 32 on 8192 x 28672 and
 // 4096 x 28672): 0.62-0.89 of wgmma's time for every kind (int2 8192 x 28672 M = 17 122.9 vs 177.8 us).
-constexpr int64_t kTcGroupedWideMaxM = 32;
+// Against wg13's group-wise wgmma (warp-specialized, s / u through scale warps; session 41, H100,
+// bench/results/h100_s41_grouped_wide_{float16,bfloat16}_e81f896.json, forced, --rounds 2, g64 / g128 on 8192 x 28672 and
+// 4096 x 28672, M = 17 / 24 / 28 / 32), tensor core / wgmma time: binary 0.72-0.91 at every M, both dtypes (kept to
+// M = 32); ternary M = 17 0.90-0.93, 24 1.00-1.05, 28 0.95-1.04, 32 1.13-1.17, both dtypes; int2 fp16 0.95-0.98, 1.06-1.09,
+// 1.00-1.06, 1.18-1.22; int2 bf16 0.86-0.88, 0.95-0.97, 0.89-0.95, 1.08-1.10 (bf16 wgmma ~10% slower than fp16 here,
+// int2 8192 x 28672 g64 M = 17 139.5 vs 126.7 us).  So ternary / int2 to M = 20 (M = 18..23 unmeasured; the
+// crossover lies between 17 and 24), int2 with bf16 x to M = 28.
+constexpr int64_t kTcGroupedWideMaxM = 32;            // binary
+constexpr int64_t kTcGroupedWideMaxMTwoPlane = 20;    // ternary, int2 (fp16 x)
+constexpr int64_t kTcGroupedWideMaxMInt2Bf16 = 28;
 constexpr int64_t kTcGroupedWideMaxK = 8192;
 bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
-  return M <= kTcGroupedWideMaxM && lp.K <= kTcGroupedWideMaxK &&
-         cuda::tc_wide_128_row_tiles(lp.N, sms);
+  const int64_t max_m = lp.kind == static_cast<int>(Kind::kBinary) ? kTcGroupedWideMaxM
+                        : lp.kind == static_cast<int>(Kind::kInt2) && lp.x_dtype == cuda::DType::kBFloat16
+                            ? kTcGroupedWideMaxMInt2Bf16
+                            : kTcGroupedWideMaxMTwoPlane;
+  return M <= max_m && lp.K <= kTcGroupedWideMaxK && cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
 // Per tensor / channel M = 33..64 with fp16 / bf16 x on wide N (>= 1.5 128-row tiles per SM, as tc_grouped_wide) and
 // 4096 <= K <= 8192: the tensor-core kernel (RN = 2, CM = 8, all 4 warps along N: tc_launch_rules.h
