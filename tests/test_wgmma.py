@@ -336,9 +336,11 @@ _WS_CASES = (
 
 
 @cuda_only
-@pytest.mark.parametrize("env", [{}, {"BITMM_WG_TILE": "64x1"}, {"BITMM_WG_TILE": "256x1"},
+@pytest.mark.parametrize("env", [{}, {"BITMM_WG_TILE": "64x1", "BITMM_WG_SPLIT": "1"},
+                                 {"BITMM_WG_TILE": "128x1", "BITMM_WG_SPLIT": "1"},
+                                 {"BITMM_WG_TILE": "256x1", "BITMM_WG_SPLIT": "1"},
                                  {"BITMM_WG_SPLIT": "3"}, {"BITMM_WG_SPLIT": "16"}],
-                         ids=["plan", "tile64", "tile256", "split3", "split16"])
+                         ids=["plan", "tile64", "tile128", "tile256", "split3", "split16"])
 def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
     # The two pipelines of wg_linear_kernel (BITMM_WG_WS: warp-specialized, the default, or CTA
     # barriers) run the same wgmma sequence on the same unpacked values, so their outputs must be equal
@@ -346,8 +348,11 @@ def test_wgmma_ws_matches_cta_pipeline_bitwise(env, tmp_path):
     # change some output.  racecheck cannot judge the warp-specialized handshake (mbarriers; see
     # wg_plan.h), so this is its race check: the CTA-barrier pipeline (which racecheck does judge)
     # writes inputs and outputs, then the warp-specialized one (the default: BITMM_WG_WS empty, as unset)
-    # recomputes each case three times, up to 69 stages through a ring of at most 12 slots (K = 4416), on
-    # every tile / split.  Each child checks which pipeline instance it launches (check_ws_template).
+    # recomputes each case three times.  The plan splits K on these shapes (8-9 stages per CTA, the ring never
+    # wraps), so each tile also runs unsplit: up to 69 stages (K = 4416) through its 12 (BM = 64), 11 or 12
+    # (BM = 128: 11 where a stage's group-wise s / u take 1-2 KB, the only ring whose slots pass between
+    # different scale warps, kt mod 3) or 6 (BM = 256) slots; split3 / split16 start splits inside groups.
+    # Each child checks which pipeline instance it launches (check_ws_template).
     if not wgmma_active():
         pytest.skip("the wgmma kernel does not run here (both pipelines would be the tensor-core fallback)")
     path = str(tmp_path / "cta.pt")

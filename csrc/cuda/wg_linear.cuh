@@ -41,6 +41,8 @@
 // "empty" mbarrier (8 arrivals: each consumer warp, once the wgmma's that read
 // the slot retired), then lane 0 starts x's TMA copy and every lane cp.async's
 // 4 weight rows, each lane's copies arriving on the slot's "full" mbarrier;
+// group-wise, the warpgroup's other three warps bring each stage's s / u into
+// an s / u ring slot and arrive on the same "full" barrier (count 65, else 33);
 // the consumers wait on "full" only, never on each other.  Epilogue: the tile goes
 // through shared memory to 16-byte row-contiguous stores.  K splits (grid z,
 // wg_plan.h): CTA z runs stages [z * KT / splits, (z + 1) * KT / splits) and
@@ -67,7 +69,8 @@ namespace bitmm {
 namespace cuda {
 
 constexpr int kWgThreads = 256;  // two warpgroups (the consumers; all threads without a producer warp)
-// Warp-specialized: + a producer warpgroup (warps 8-11; warp 8 copies, 9-11 exit at once).  A whole
+// Warp-specialized: + a producer warpgroup (warps 8-11; warp 8 copies x and the weights, 9-11 the
+// group-wise s / u, or exit at once without groups).  A whole
 // warpgroup, not one warp: registers are split per SM sub-partition (4 per SM, 16384 each) and 9
 // warps put 3 on one of them, which capped every thread at 168 registers (spills at BM = 256);
 // with 12 warps setmaxnreg moves the producers' share to the consumers (kWgRegsConsumer).
@@ -226,8 +229,8 @@ template <int KIND, typename T> __device__ __forceinline__ uint32_t wg_unpack(ui
   }
 }
 
-// A group-wise s or u element as raw bits (fp32, or fp16 / bf16 in the low half): loaded a
-// stage ahead, converted when used, so the load's latency hides behind a stage of wgmma's.
+// A group-wise s or u element as raw bits (fp32, or fp16 / bf16 in the low half): loaded ahead
+// (the scale warps, or the CTA-barrier pipeline's consumers a stage ahead), converted when used.
 template <bool S32> __device__ __forceinline__ uint32_t load_raw(const void* p, int64_t i) {
   if constexpr (S32) return __ldg(static_cast<const uint32_t*>(p) + i);
   else return __ldg(static_cast<const unsigned short*>(p) + i);
@@ -390,8 +393,9 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
     s2[h][b] = splat<T>(sf[h][b]);
     u2[h][b] = splat<T>(uf[h][b]);
   };
-  // Group-wise: raw s / u of the next stage's two blocks (GM 1: one group for both), and the
-  // group of the next block (GM 2) or stage (GM 1) to fetch; past K the last group repeats.
+  // Group-wise, CTA-barrier pipeline only (WS: the scale warps): raw s / u of the next stage's two
+  // blocks (GM 1: one group for both), and the group of the next block (GM 2) or stage (GM 1) to
+  // fetch; past K the last group repeats.
   constexpr int NB = GM == 1 ? 1 : 2;  // distinct groups per stage
   uint32_t s_raw[R][NB], u_raw[R][NB];
   const int units_per_group = static_cast<int>(p.group_size / (GM == 1 ? kWgK : BLOCK_K));
