@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Prepared in session 41 (not run): (1) the bitwise WS-vs-CTA test with its unsplit tile settings (added after the
+# session's device time: the 64 / 128 / 256-row rings wrapping, BM = 128's 11-slot ring passing slots between scale
+# warps), and the auto tests; (2) s41_next_rules.sh's probes (tc46 / tc47's unmeasured bounds); (3) ncu source counters
+# of wgmma int2 8192 x 28672 M = 1024 g64 and per tensor (where the group-wise gap left after wg13 goes: 797.9 vs
+# 766.6 us), into $OUT as gzipped CSV for bench/ncu_source_blocks.py.
+source "$(dirname "$0")/prelude.sh"
+run_tests tests/test_wgmma.py "ws_matches or auto" "test_wgmma.py -k 'ws_matches or auto'" 240
+for dt in float16 bfloat16; do
+  timeout 60 python3 bench/decode_probe.py --dtype $dt --kinds ternary,int2 --groups 64,128 --rounds 2 \
+    --shapes 8192x28672,4096x28672 --ms 21,22,23,29,30,31 --backends tensorcore,wgmma \
+    --out "$OUT/grouped_band_$dt.json" 2>&1 | grep " us" >> /tmp/grouped_band.txt
+  mark "grouped band $dt"
+  timeout 80 python3 bench/decode_probe.py --dtype $dt --kinds ternary,int2,binary --groups none --rounds 2 \
+    --shapes 4096x8192,16384x8192,8192x6144 --ms 17,18,20,22,24 --backends tensorcore,wgmma \
+    --out "$OUT/split_other_$dt.json" 2>&1 | grep " us" >> /tmp/split_other.txt
+  mark "split other shapes $dt"
+done
+for c in wg_int2_g64_m1024 wg_int2_m1024; do
+  timeout 150 ncu --nvtx --nvtx-include "$c/" --section InstructionStats --section SourceCounters --section LaunchStats \
+    --import-source no -f -o "/tmp/ncu_src_$c" python3 bench/ncu_profile.py "$c" > /tmp/ncu.log 2>&1
+  ncu -i "/tmp/ncu_src_$c.ncu-rep" --page source --csv --print-source sass | gzip > "$OUT/ncu_src_$c.csv.gz"
+  mark "ncu source $c"
+done
