@@ -3,8 +3,21 @@
 # session's device time: the 64 / 128 / 256-row rings wrapping, BM = 128's 11-slot ring passing slots between scale
 # warps), and the auto tests; (2) s41_next_rules.sh's probes (tc46 / tc47's unmeasured bounds); (3) ncu source counters
 # of wgmma int2 8192 x 28672 M = 1024 g64 and per tensor (where the group-wise gap left after wg13 goes: 797.9 vs
-# 766.6 us), into $OUT as gzipped CSV for bench/ncu_source_blocks.py.
-source "$(dirname "$0")/prelude.sh"
+# 766.6 us), into $OUT as gzipped CSV for bench/ncu_source_blocks.py; (4, first) wg14's A/B: bf16 pairs widened
+# from the 32-bit word (s41_bf16_widen.patch, landed unmeasured) against the old 16-bit split, bf16 x, forced wgmma
+# (per tensor and g64), each build timed with bf16 F.linear beside it.
+cd "$(dirname "$0")/../.."
+patch -R -p1 < bench/device_calls/s41_bf16_widen.patch > /dev/null || exit 1
+source bench/device_calls/prelude.sh
+ab_probe() {  # $1: label
+  timeout 70 python3 bench/decode_probe.py --dtype bfloat16 --kinds ternary,int2,binary --groups none,64 --rounds 2 \
+    --shapes 8192x28672,8192x8192 --ms 24,64,256,1024 --backends fp16,wgmma \
+    --out "$OUT/bf16_widen_$1.json" 2>&1 | grep " us" > "/tmp/bf16_widen_$1.txt"
+  mark "bf16 widen probe $1"
+}
+ab_probe base
+apply_and_rebuild bench/device_calls/s41_bf16_widen.patch widen
+ab_probe widen
 run_tests tests/test_wgmma.py "ws_matches or auto" "test_wgmma.py -k 'ws_matches or auto'" 240
 for dt in float16 bfloat16; do
   timeout 60 python3 bench/decode_probe.py --dtype $dt --kinds ternary,int2 --groups 64,128 --rounds 2 \
