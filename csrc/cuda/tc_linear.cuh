@@ -111,7 +111,10 @@ __device__ __forceinline__ uint32_t unpack_pair(uint32_t e, int sh) {
   } else if constexpr (KIND == 2) {  // ternary: 2t
     return ~(e << sh) & 0xC000C000u;
   } else {  // int2: q - 1, via the exponent trick
-    const uint32_t h = ((e >> (14 - sh)) & 0x00030003u) | TcTraits<T>::kInt2Magic;
+    // ((e >> (14 - sh)) & 0x00030003) | magic as one LOP3 (LUT 0xEA: (a & b) | c) with the magic in a register:
+    // nvcc emitted two LOP3s, one per immediate.
+    uint32_t h;
+    asm("lop3.b32 %0, %1, 0x00030003, %2, 0xEA;" : "=r"(h) : "r"(e >> (14 - sh)), "r"(TcTraits<T>::kInt2Magic));
     const uint32_t bias = TcTraits<T>::kInt2Bias;
     uint32_t r;
     if constexpr (std::is_same_v<T, __half>) {
