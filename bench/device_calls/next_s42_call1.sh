@@ -3,21 +3,27 @@
 # session's device time: the 64 / 128 / 256-row rings wrapping, BM = 128's 11-slot ring passing slots between scale
 # warps), and the auto tests; (2) s41_next_rules.sh's probes (tc46 / tc47's unmeasured bounds); (3) ncu source counters
 # of wgmma int2 8192 x 28672 M = 1024 g64 and per tensor (where the group-wise gap left after wg13 goes: 797.9 vs
-# 766.6 us), into $OUT as gzipped CSV for bench/ncu_source_blocks.py; (4, first) wg14's A/B: bf16 pairs widened
-# from the 32-bit word (s41_bf16_widen.patch, landed unmeasured) against the old 16-bit split, bf16 x, forced wgmma
-# (per tensor and g64), each build timed with bf16 F.linear beside it.
+# 766.6 us), into $OUT as gzipped CSV for bench/ncu_source_blocks.py; (4, first) the A/B of wg14 + tc48 (landed
+# unmeasured; s41_unpack.patch): bf16 pairs widened from the 32-bit word, int2's unpack as one LOP3; base = the tree
+# with the patch reversed; forced wgmma (bf16 and fp16 x, per tensor / g64, M = 24-1024) and the tensor-core kernel
+# (int2 fp16, M = 1 / 4 / 16), each build timed with F.linear of x's dtype beside it.
 cd "$(dirname "$0")/../.."
-patch -R -p1 < bench/device_calls/s41_bf16_widen.patch > /dev/null || exit 1
+patch -R -p1 < bench/device_calls/s41_unpack.patch > /dev/null || exit 1
 source bench/device_calls/prelude.sh
 ab_probe() {  # $1: label
-  timeout 70 python3 bench/decode_probe.py --dtype bfloat16 --kinds ternary,int2,binary --groups none,64 --rounds 2 \
-    --shapes 8192x28672,8192x8192 --ms 24,64,256,1024 --backends fp16,wgmma \
-    --out "$OUT/bf16_widen_$1.json" 2>&1 | grep " us" > "/tmp/bf16_widen_$1.txt"
-  mark "bf16 widen probe $1"
+  for dt in bfloat16 float16; do
+    timeout 70 python3 bench/decode_probe.py --dtype $dt --kinds ternary,int2,binary --groups none,64 --rounds 2 \
+      --shapes 8192x28672,8192x8192 --ms 24,64,256,1024 --backends fp16,wgmma \
+      --out "$OUT/unpack_wg_${dt}_$1.json" 2>&1 | grep " us" > /dev/null
+  done
+  timeout 60 python3 bench/decode_probe.py --kinds int2 --groups none,64 --rounds 3 \
+    --shapes 8192x28672,8192x8192 --ms 1,4,16 --backends fp16,tensorcore \
+    --out "$OUT/unpack_tc_$1.json" 2>&1 | grep " us" > /dev/null
+  mark "unpack probe $1"
 }
 ab_probe base
-apply_and_rebuild bench/device_calls/s41_bf16_widen.patch widen
-ab_probe widen
+apply_and_rebuild bench/device_calls/s41_unpack.patch unpack
+ab_probe unpack
 run_tests tests/test_wgmma.py "ws_matches or auto" "test_wgmma.py -k 'ws_matches or auto'" 240
 for dt in float16 bfloat16; do
   timeout 60 python3 bench/decode_probe.py --dtype $dt --kinds ternary,int2 --groups 64,128 --rounds 2 \
