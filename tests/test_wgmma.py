@@ -295,15 +295,23 @@ def test_wgmma_forced_tiles(tile):
     {"BITMM_WG_WS": "1", "BITMM_WG_TILE": "256x1"},
     {"BITMM_WG_WS": "1", "BITMM_WG_SPLIT": "3"},
     {"BITMM_WG_WS": "1", "BITMM_WG_SPLIT": "16"},  # more splits than stages: a CTA of one stage
-], ids=["cta-sync", "ws-64", "ws-128", "ws-256", "ws-split3", "ws-split16"])
+    {"BITMM_WG_PAIR": "1", "BITMM_WG_TILE": "64x1"},  # two CTAs per SM (the CTA-barrier pipeline, 11 slots)
+    {"BITMM_WG_PAIR": "1", "BITMM_WG_TILE": "64x1", "BITMM_WG_SPLIT": "3"},
+], ids=["cta-sync", "ws-64", "ws-128", "ws-256", "ws-split3", "ws-split16", "pair-64", "pair-split3"])
 def test_wgmma_pipeline_variants(env):
     # Both pipelines of the kernel (wg_linear.cuh, WS): every thread copies and a CTA barrier per
     # stage (BITMM_WG_WS=0), or a producer warp filling the ring through per-slot full / empty
     # mbarriers (1), on every CTA tile and with K splits: K of 1 stage (fewer than the ring's slots),
-    # 4 stages, 64 stages (the ring wraps 5-16 times), a partial last stage; bitwise repeatable.
+    # 4 stages, 64 stages (the ring wraps 5-16 times), a partial last stage; bitwise repeatable.  BITMM_WG_PAIR:
+    # 64-row tiles on the CTA-barrier pipeline with a ring sized for two CTAs per SM (11 slots).  Each child
+    # checks which instance it launches.
+    pair = env.get("BITMM_WG_PAIR") == "1"
+    ws = not pair and env.get("BITMM_WG_WS") != "0"
     run_in_child(
         "import torch\n"
         "from helpers import check_config_sweep\n"
+        "from test_wgmma import check_ws_template\n"
+        f"check_ws_template({ws}, {pair})\n"
         "torch.manual_seed(0)\n"
         "check_config_sweep('wgmma', [('tensor', None, False), ('channel', None, True), ('group', 32, True),\n"
         "                             ('group', 64, False)],\n"
@@ -311,17 +319,26 @@ def test_wgmma_pipeline_variants(env):
         **env)
 
 
-def check_ws_template(ws: bool) -> None:
-    """The wgmma kernel this process launches is the warp-specialized instance (its last template argument,
-    WS, true) or the CTA-barrier one, from the profiler's kernel names (where the profiler sees kernels)."""
+def wg_template_args(name: str) -> list[str]:
+    """The template arguments of a wg_linear_kernel instance's name from the profiler (T, KIND, GM, S32, BM, WS, PAIR)."""
     import re
+    m = re.search(r"wg_linear_kernel<([^>]*)>", name)
+    assert m, name
+    return [a.strip() for a in m.group(1).split(",")]
+
+
+def check_ws_template(ws: bool, pair: bool = False) -> None:
+    """The wgmma kernel this process launches is the warp-specialized instance (its template argument WS true)
+    or the CTA-barrier one, and the two-CTAs-per-SM one (PAIR) or not, from the profiler's kernel names (where the
+    profiler sees kernels)."""
     if not profiler_sees_kernels():
         return
     x, p, s, u, b = make_problem("ternary", 64, 256, 200, "tensor", None, dtype=torch.float16, device="cuda")
     with bitmm.use_backend("wgmma"):
         names = [n for n in kernel_names(lambda: bitmm.linear("ternary", x, p, s, u, b)) if "wg_linear_kernel" in n]
-    want = r"(true|\(bool\)1)>" if ws else r"(false|\(bool\)0)>"
-    assert names and all(re.search(r"wg_linear_kernel<[^>]*" + want, n) for n in names), (ws, names)
+    truth = lambda a: a in ("true", "(bool)1")  # noqa: E731
+    assert names and all(truth(wg_template_args(n)[5]) == ws and truth(wg_template_args(n)[6]) == pair
+                         for n in names), (ws, pair, names)
 
 
 _WS_CASES = (

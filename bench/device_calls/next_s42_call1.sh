@@ -3,7 +3,7 @@
 # session's device time: the 64 / 128 / 256-row rings wrapping, BM = 128's 11-slot ring passing slots between scale
 # warps), and the auto tests; (2) s41_next_rules.sh's probes (tc46 / tc47's unmeasured bounds); (3) ncu source counters
 # of wgmma int2 8192 x 28672 M = 1024 g64 and per tensor (where the group-wise gap left after wg13 goes: 797.9 vs
-# 766.6 us), into $OUT as gzipped CSV for bench/ncu_source_blocks.py; (4, first) the A/B of wg14 + tc48 (landed
+# 766.6 us) and (5) wg15's A/B (BITMM_WG_PAIR), into $OUT as gzipped CSV for bench/ncu_source_blocks.py; (4, first) the A/B of wg14 + tc48 (landed
 # unmeasured; s41_unpack.patch): bf16 pairs widened from the 32-bit word, int2's unpack as one LOP3; base = the tree
 # with the patch reversed; forced wgmma (bf16 and fp16 x, per tensor / g64, M = 24-1024) and the tensor-core kernel
 # (int2 fp16, M = 1 / 4 / 16), each build timed with F.linear of x's dtype beside it.
@@ -24,7 +24,14 @@ ab_probe() {  # $1: label
 ab_probe base
 apply_and_rebuild bench/device_calls/s41_unpack.patch unpack
 ab_probe unpack
-run_tests tests/test_wgmma.py "ws_matches or auto" "test_wgmma.py -k 'ws_matches or auto'" 240
+run_tests tests/test_wgmma.py "ws_matches or auto or pipeline_variants" "test_wgmma.py -k 'ws_matches or auto or pipeline_variants'" 300
+# (5) wg15: two CTAs per SM at 64-row tiles (BITMM_WG_PAIR=1) against the default, forced wgmma, each in its own process
+for pr in 0 1; do
+  BITMM_WG_PAIR=$pr timeout 80 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none,64 --rounds 2 \
+    --shapes 8192x28672,28672x8192,8192x8192,4096x28672 --ms 17,33,64,128 --backends fp16,wgmma \
+    --out "$OUT/pair_$pr.json" 2>&1 | grep " us" > /dev/null
+  mark "pair probe $pr"
+done
 for dt in float16 bfloat16; do
   timeout 60 python3 bench/decode_probe.py --dtype $dt --kinds ternary,int2 --groups 64,128 --rounds 2 \
     --shapes 8192x28672,4096x28672 --ms 21,22,23,29,30,31 --backends tensorcore,wgmma \

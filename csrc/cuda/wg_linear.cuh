@@ -85,8 +85,9 @@ constexpr int kWgK = 64;         // inputs per stage: 128 bytes of x per row, on
 
 // Shared memory of one CTA tile: BM rows of x by 128 weight rows, and how deep the ring is.
 // SU_BYTES: group-wise s / u of one stage (the warp-specialized pipeline's scale warps copy them
-// there, wg_su_bytes), in a ring of their own after the x / weight slots; 0 without.
-template <int BM, int SU_BYTES = 0> struct WgCfg {
+// there, wg_su_bytes), in a ring of their own after the x / weight slots; 0 without.  PAIR: the
+// ring sized so that two CTAs share an SM (113 KiB each; BITMM_WG_PAIR, 64-row tiles only).
+template <int BM, int SU_BYTES = 0, bool PAIR = false> struct WgCfg {
   static constexpr int kRows = 128;                          // weight rows per CTA (64 per warpgroup)
   static constexpr int kXBytes = BM * kWgK * 2;              // x tile, 128B-swizzled rows
   static constexpr int kWBytes = kRows * 16;                 // packed weights (binary uses half)
@@ -97,7 +98,8 @@ template <int BM, int SU_BYTES = 0> struct WgCfg {
   // tensor-core cycles, and the weight stream comes from DRAM (~1 us away under load): small
   // tiles need many stages in flight to keep enough bytes on the way.  (Without s / u: 12, 12
   // and 6 slots for BM = 64, 128, 256, as the 220 KiB bound before session 41 gave.)
-  static constexpr int kFit = (227 * 1024 - 1024 - 16 * 12) / (kStageBytes + kSuBytes);
+  static constexpr int kBudget = PAIR ? 113 * 1024 : 227 * 1024;  // per CTA (the SM's 228 KiB less 1 KiB per CTA)
+  static constexpr int kFit = (kBudget - 1024 - 16 * 12) / (kStageBytes + kSuBytes);
   static constexpr int kStages = kFit < 12 ? kFit : 12;
   static constexpr int kAhead = kStages - 2;                 // stages in flight ahead of the one computed
   static constexpr int kOutStride = kRows + 8;               // epilogue tile row, in elements (bank spread)
@@ -109,7 +111,7 @@ template <int BM, int SU_BYTES = 0> struct WgCfg {
   static_assert(kStageBytes % 1024 == 0, "swizzle atoms must stay 1024-byte aligned");
   static_assert(kSuBytes % 16 == 0, "barriers stay 8-byte aligned");
   static_assert(kStages >= 4, "ring too shallow");
-  static_assert(kBytes <= 227 * 1024, "more than a block may have");
+  static_assert(kBytes <= kBudget, "more than a block may have");
   static_assert(BM * kOutStride * 2 <= kStages * kStageBytes, "epilogue tile fits in the ring");
   static_assert(kRows <= kWgThreads, "one weight copy per thread and stage");
 };
@@ -117,7 +119,7 @@ template <int BM, int SU_BYTES = 0> struct WgCfg {
 // one per 32-input block) x 128 rows x (s, u), each raw in its dtype; laid out [s | u][group b][row].
 // Only the warp-specialized pipeline keeps them there (its scale warps fetch them); elsewhere 0.
 constexpr int wg_su_bytes(int gm, bool s32, bool ws) { return ws && gm != 0 ? (gm == 1 ? 1 : 2) * 128 * 2 * (s32 ? 4 : 2) : 0; }
-template <int BM, int GM, bool S32, bool WS> using WgCfgFor = WgCfg<BM, wg_su_bytes(GM, S32, WS)>;
+template <int BM, int GM, bool S32, bool WS, bool PAIR = false> using WgCfgFor = WgCfg<BM, wg_su_bytes(GM, S32, WS), PAIR>;
 
 __device__ __forceinline__ void cp_async_8(void* smem, const void* gmem, int src_bytes) {
   const uint32_t sa = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
@@ -248,13 +250,16 @@ template <typename T,   // activation / output dtype: __half or __nv_bfloat16
                         // into registers): 1 groups of a multiple of 64 (one per stage), 2 other multiples of 32
           bool S32,     // s, u and bias in fp32 (folded in fp32, rounded once), else in x's dtype (HFMA2)
           int BM,       // rows of x per CTA: the wgmma's N (64, 128 or 256)
-          bool WS>      // warp-specialized: a producer warp (warp 8) fills the ring, the two consumer
+          bool WS,      // warp-specialized: a producer warp (warp 8) fills the ring, the two consumer
                         // warpgroups wait on per-slot "full" barriers and hand slots back through
                         // "empty" ones (no CTA-wide barrier per stage); else every thread does both
-__global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, 1)
+          bool PAIR = false>  // two CTAs per SM (BITMM_WG_PAIR; CTA-barrier pipeline, 64-row tiles): a
+                              // ring of 11 slots in 113 KiB, at most 128 registers a thread
+__global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, PAIR ? 2 : 1)
     wg_linear_kernel(const LinearParams p, const __grid_constant__ CUtensorMap x_map) {
+  static_assert(!PAIR || (!WS && BM == 64), "two CTAs per SM: the CTA-barrier pipeline's 64-row tiles only");
 #if defined(BITMM_WGMMA_DEVICE)
-  using S = WgCfgFor<BM, GM, S32, WS>;
+  using S = WgCfgFor<BM, GM, S32, WS, PAIR>;
   constexpr bool TWO = KIND != 1;
   constexpr int NA = BM / 2;                 // accumulators per thread (64 x BM over 128 threads)
   constexpr int R = 2;                       // weight rows per thread: g and g + 8 of its warp's 16
@@ -623,9 +628,9 @@ inline WgEncodeTiled wg_encode_tiled() {
   return fn;
 }
 
-template <typename T, int KIND, int GM, bool S32, int BM, bool WS>
+template <typename T, int KIND, int GM, bool S32, int BM, bool WS, bool PAIR = false>
 cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream_t stream) {
-  using S = WgCfgFor<BM, GM, S32, WS>;
+  using S = WgCfgFor<BM, GM, S32, WS, PAIR>;
   const int64_t m_tiles = (p.M + BM - 1) / BM, n_tiles = (p.N + S::kRows - 1) / S::kRows;
   if (m_tiles > 65535 || n_tiles > 0x7fffffff || p.M > 0x7fffffff || p.K > 0x7fffffff) return cudaErrorNotSupported;
   // x (M, K) row-major as a 2-D tensor map: boxes of 64 inputs (128 bytes, the swizzle span) x BM
@@ -641,10 +646,15 @@ cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream
   if (encode(&x_map, dt, 2, const_cast<void*>(p.x), dims, pitch, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
     return cudaErrorNotSupported;
-  auto kernel = wg_linear_kernel<T, KIND, GM, S32, BM, WS>;
+  auto kernel = wg_linear_kernel<T, KIND, GM, S32, BM, WS, PAIR>;
   static std::once_flag raised[kMaxTcDevices];  // one per instantiation and device
   cudaError_t err = cudaSuccess;
-  std::call_once(raised[dev], [&] { err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kBytes); });
+  std::call_once(raised[dev], [&] {
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::kBytes);
+    // two CTAs' rings need the largest shared-memory carveout (the others need it for one)
+    if (err == cudaSuccess && PAIR)
+      err = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+  });
   if (err != cudaSuccess) return err;
   kernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles), static_cast<unsigned>(splits)),
            WS ? kWgThreadsWS : kWgThreads, S::kBytes, stream>>>(p, x_map);
@@ -664,6 +674,9 @@ cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStre
   const WgPlan plan = p.wg_bm != 0 ? WgPlan{p.wg_bm, p.wg_splits}
                                    : wg_plan(p.M, p.N, p.K, num_sms, true, /*allow_splits=*/false);
   const int splits = plan.splits > 1 && p.wg_ws != nullptr ? plan.splits : 1;
+  // BITMM_WG_PAIR=1 (an experiment, off by default): 64-row tiles on the CTA-barrier pipeline with two
+  // CTAs per SM (16 consumer warps to hide the stage's latency; session 41's idea for M <= 64, not timed).
+  if (plan.bm == 64 && wg_pair_ctas()) return launch_wg_cfg<T, KIND, GM, S32, 64, false, true>(p, splits, dev, stream);
   return BITMM_BOOL_SWITCH(wg_warp_specialized(), WS, [&] {
     switch (plan.bm) {
       case 64: return launch_wg_cfg<T, KIND, GM, S32, 64, WS>(p, splits, dev, stream);

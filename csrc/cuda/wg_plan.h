@@ -69,6 +69,12 @@ inline bool wg_warp_specialized() {
   static const bool on = wg_warp_specialized_from(std::getenv("BITMM_WG_WS"));
   return on;
 }
+// BITMM_WG_PAIR=1: 64-row tiles run the CTA-barrier pipeline with a ring sized for two CTAs per SM
+// (wg_linear.cuh, PAIR).  An experiment prepared in session 41, not yet timed; off unless exactly 1.
+inline bool wg_pair_ctas() {
+  static const bool on = env_int("BITMM_WG_PAIR") == 1;
+  return on;
+}
 
 // The plan: for each x tile (256, 128, 64 rows; none twice M or more, except 64), the K splits that fill
 // one wave (below), then the one whose estimated time is least (ties: the larger tile):
