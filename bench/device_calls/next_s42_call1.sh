@@ -26,8 +26,10 @@ apply_and_rebuild bench/device_calls/s41_unpack.patch unpack
 ab_probe unpack
 run_tests tests/test_wgmma.py "ws_matches or auto or pipeline_variants" "test_wgmma.py -k 'ws_matches or auto or pipeline_variants'" 300
 # (5) wg15: two CTAs per SM at 64-row tiles (BITMM_WG_PAIR=1) against the default, forced wgmma, each in its own process
-for pr in 0 1; do
-  BITMM_WG_PAIR=$pr timeout 80 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none,64 --rounds 2 \
+# (PAIR=1 runs the CTA-barrier pipeline: "cta" isolates the second CTA per SM from the pipeline change)
+for pr in 0 1 cta; do
+  if [ $pr = cta ]; then ev="BITMM_WG_WS=0 BITMM_WG_PAIR=0"; else ev="BITMM_WG_PAIR=$pr"; fi
+  env $ev timeout 80 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none,64 --rounds 2 \
     --shapes 8192x28672,28672x8192,8192x8192,4096x28672 --ms 17,33,64,128 --backends fp16,wgmma \
     --out "$OUT/pair_$pr.json" 2>&1 | grep " us" > /dev/null
   mark "pair probe $pr"
