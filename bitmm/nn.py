@@ -243,7 +243,10 @@ class _STELinear(torch.autograd.Function):
             grad_x = torch.ops.bitmm.linear_grad_x(grad, packed, scale, offset, KIND_ID[ctx.kind], K)
         g2 = grad.reshape(-1, N)
         if ctx.needs_input_grad[1]:
-            grad_w = (g2.t() @ x.reshape(-1, K).to(g2.dtype)).to(ctx.weight_dtype)
+            # in the forward's dtype, as the bitmm ops' backward (csrc/autocast.cpp): on CPU a backward called inside
+            # an autocast region runs on this thread with autocast on
+            with torch.autocast(g2.device.type, enabled=False):
+                grad_w = (g2.t() @ x.reshape(-1, K).to(g2.dtype)).to(ctx.weight_dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             grad_b = g2.sum(0).to(ctx.bias_dtype)
         return grad_x, grad_w, grad_b, None, None, None, None
@@ -808,14 +811,16 @@ def _packed_lora(base: PackedLinear, x: Tensor, w: Tensor, s: Tensor, u: Optiona
     """``base(x) + (x A^T) B^T * scaling`` where base and adapter see the same x (PackedLoRALinear's and the PEFT
     layer's fused case): the one op ``bitmm::lora_linear``, except for float32 x on CPU."""
     a_, b_ = _adapters_for(x, lora_a, lora_b)
-    if w.is_cpu and x.dtype == torch.float32 and base.use_cpu_prepack and not _is_compiling():
+    if (w.is_cpu and x.dtype == torch.float32 and base.use_cpu_prepack and not _is_compiling()
+            and not torch.is_autocast_enabled("cpu")):
         # float32 x on CPU: the base alone (its prepacked weight layout and, group-wise, scale layout:
         # cpu_prepacked_linear) plus the adapter product (the fused op's adapters, in float32) beat the
         # fused op, which reads neither layout:
         # 4096^2 r = 16, 2 threads, 0.72 / 0.86 / 0.97 of the fused time for int2 g64 at M = 1 / 4 / 16,
         # g128 0.75 / 0.92 / 1.04, ternary and binary 0.92 / 0.99 / 0.99-1.00; forward + backward 0.90-1.01
         # (bench/results/cpu_s40_lora_split_ab.txt, bench/cpu_lora_ab.py).  The same terms in float32,
-        # summed in another order.  Other x dtypes and compiled graphs keep the fused op.
+        # summed in another order.  Other x dtypes, compiled graphs and autocast regions keep the fused op (the
+        # bitmm ops compute in x's dtype under autocast, csrc/autocast.cpp; F.linear here would not).
         return base(x) + F.linear(F.linear(x, a_), b_) * scaling
     return lora_linear(base.kind, x, w, s, u, bias, a_, b_, scaling)
 

@@ -34,6 +34,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/LegacyTypeDispatch.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
@@ -47,6 +48,13 @@ namespace autograd_impl {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using OptTensor = std::optional<at::Tensor>;
+
+// The backward formulas run with autocast excluded, as the ops' forward does (csrc/autocast.cpp): on CPU the
+// engine runs them on the caller's thread, so a backward called inside an autocast region would otherwise take
+// its matmuls in bfloat16.
+struct NoAutocast {
+  c10::impl::ExcludeDispatchKeyGuard guard{c10::autocast_dispatch_keyset};
+};
 
 using LinearSig = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
                              const OptTensor&);
@@ -208,6 +216,7 @@ struct LinearFunction : torch::autograd::Function<Derived> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const NoAutocast no_autocast;  // (csrc/autocast.cpp: the formulas in the forward's dtypes)
     const LinearGrads g = linear_grads(ctx, grads, static_cast<int64_t>(kind), 2, 3, 4);
     return {g.x, at::Tensor(), g.scale, g.offset, g.bias};
   }
@@ -251,6 +260,7 @@ struct CpuPrepackedLinearBackward : torch::autograd::Function<CpuPrepackedLinear
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const NoAutocast no_autocast;  // (csrc/autocast.cpp: the formulas in the forward's dtypes)
     const LinearGrads g = linear_grads(ctx, grads, ctx->saved_data["kind"].toInt(), 3, 4, 5);
     return {g.x, at::Tensor(), at::Tensor(), g.scale, g.offset, g.bias, at::Tensor(), at::Tensor()};
   }
@@ -296,6 +306,7 @@ struct LinearGradXBackward : torch::autograd::Function<LinearGradXBackward> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const NoAutocast no_autocast;  // (csrc/autocast.cpp: the formulas in the forward's dtypes)
     const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset
     at::Tensor grad_grad_y;
     if (ctx->needs_input_grad(0)) {
@@ -336,6 +347,7 @@ struct LoraLinearBackward : torch::autograd::Function<LoraLinearBackward> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const NoAutocast no_autocast;  // (csrc/autocast.cpp: the formulas in the forward's dtypes)
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &packed_w = saved[1], &scale = saved[2], &lora_a = saved[4],
                      &lora_b = saved[5];
@@ -412,6 +424,7 @@ struct LinearA8Backward : torch::autograd::Function<LinearA8Backward> {
     return y;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const NoAutocast no_autocast;  // (csrc/autocast.cpp: the formulas in the forward's dtypes)
     const bool has_offset = ctx->saved_data["has_offset"].toBool();
     const c10::IValue& bias_dtype = ctx->saved_data["bias_dtype"];
     const bool has_bias = !bias_dtype.isNone();
