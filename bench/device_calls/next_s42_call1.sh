@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 41 (not run): (1) the bitwise WS-vs-CTA test with its unsplit tile settings (added after the
+# Prepared in session 41 (not run): (0) tests/test_autocast.py's CUDA cases; (1) the bitwise WS-vs-CTA test with its unsplit tile settings (added after the
 # session's device time: the 64 / 128 / 256-row rings wrapping, BM = 128's 11-slot ring passing slots between scale
 # warps), and the auto tests; (2) s41_next_rules.sh's probes (tc46 / tc47's unmeasured bounds); (3) ncu source counters
 # of wgmma int2 8192 x 28672 M = 1024 g64 and per tensor (where the group-wise gap left after wg13 goes: 797.9 vs
@@ -24,6 +24,7 @@ ab_probe() {  # $1: label
 ab_probe base
 apply_and_rebuild bench/device_calls/s41_unpack.patch unpack
 ab_probe unpack
+run_tests tests/test_autocast.py "cuda" "test_autocast.py -k cuda (session 41's autocast exemption, CUDA side)" 120
 run_tests tests/test_wgmma.py "ws_matches or auto or pipeline_variants" "test_wgmma.py -k 'ws_matches or auto or pipeline_variants'" 300
 # (5) wg15: two CTAs per SM at 64-row tiles (BITMM_WG_PAIR=1) against the default, forced wgmma, each in its own process
 # (PAIR=1 runs the CTA-barrier pipeline: "cta" isolates the second CTA per SM from the pipeline change)
