@@ -31,6 +31,7 @@ group size must divide in_features.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
 import numbers
@@ -244,8 +245,10 @@ class _STELinear(torch.autograd.Function):
         g2 = grad.reshape(-1, N)
         if ctx.needs_input_grad[1]:
             # in the forward's dtype, as the bitmm ops' backward (csrc/autocast.cpp): on CPU a backward called inside
-            # an autocast region runs on this thread with autocast on
-            with torch.autocast(g2.device.type, enabled=False):
+            # an autocast region runs on this thread with autocast on (the context manager only then: every QAT
+            # backward passes here)
+            dev = g2.device.type
+            with torch.autocast(dev, enabled=False) if torch.is_autocast_enabled(dev) else contextlib.nullcontext():
                 grad_w = (g2.t() @ x.reshape(-1, K).to(g2.dtype)).to(ctx.weight_dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             grad_b = g2.sum(0).to(ctx.bias_dtype)
