@@ -305,11 +305,12 @@ class UnmappedNeighbours:
 def run_in_child(code: str, timeout: int = 900, **env_vars) -> None:
     """Runs `code` in a fresh Python process with the tests folder importable and `env_vars` set (the
     kernels' launch knobs and benchmark overrides are read once per process); fails unless it exits
-    cleanly after printing 'ok' (appended here)."""
+    cleanly after printing 'ok' (appended here).  A variable given as None is removed from the child's environment."""
     import sys
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, **env_vars,
                PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]))
+    env = {k: v for k, v in env.items() if v is not None}
     r = subprocess.run([sys.executable, "-c", code + "print('ok')\n"], env=env, capture_output=True, text=True,
                        timeout=timeout)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.returncode, r.stdout[-1000:], r.stderr[-3000:])

@@ -30,13 +30,22 @@ def both_ways(device, fn):
     return plain, inside
 
 
-def assert_same(a, b):
+def assert_same(a, b, exact=(0,)):
+    """a, b: a tensor or a tuple of them (the forward output first, then gradients).  Equal dtypes and shapes, and
+    equal values bit for bit, except gradients on CUDA (positions not in `exact`): the CUDA grad_x splits N over CTAs
+    whose fp32 partial sums add with atomics, so its last bits vary between any two runs (README "Determinism"; the
+    session 42 H100 run saw 1e-6 differences in float32 gradients), and there they must agree to 1e-5 of their
+    largest value: an autocast float16 / bfloat16 step would differ by ~1e-3 of it."""
     if isinstance(a, tuple):
-        for p, q in zip(a, b):
-            assert_same(p, q)
+        for i, (p, q) in enumerate(zip(a, b)):
+            assert_same(p, q, exact=() if p.is_cuda and i not in exact else (0,))
         return
     assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
-    assert torch.equal(a, b), (a - b).abs().max()
+    if exact or not a.is_cuda:
+        assert torch.equal(a, b), (a - b).abs().max()
+    else:
+        tol = 1e-5 * a.abs().max().item()
+        assert (a - b).abs().max().item() <= tol, ((a - b).abs().max(), tol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -79,7 +88,7 @@ def test_lora_linear_and_layers_ignore_autocast(device, kind, prepack):
         y.backward(torch.ones_like(y))
         return y.detach(), xr.grad, layer.lora_A.grad, layer.lora_B.grad, base(x).detach()
 
-    assert_same(*both_ways(device, run))
+    assert_same(*both_ways(device, run), exact=(0, 4))
     xx, p, s, u, b = make_problem(kind, 4, K, N, "channel", None, dtype=torch.float32, device=device)
     a_, b_ = torch.randn(4, K, device=device), torch.randn(N, 4, device=device)
     assert_same(*both_ways(device, lambda: bitmm.lora_linear(kind, xx, p, s, u, b, a_, b_, 0.5)))
@@ -91,7 +100,7 @@ def test_linear_a8_and_absmax_ignore_autocast(device, kind):
     # W2A8's integer sums stay exact (its float matmul fallback of integer codes would have run in bfloat16 /
     # float16 under autocast), and the absmax quantizer gives the same codes and scales.
     x, p, s, u, b = make_problem(kind, 6, K, N, "channel", None, dtype=torch.float32, device=device)
-    assert_same(*both_ways(device, lambda: bitmm.quant.absmax_int8(x)))
+    assert_same(*both_ways(device, lambda: bitmm.quant.absmax_int8(x)), exact=(0, 1))
     assert_same(*both_ways(device, lambda: bitmm.quant.absmax_int8_fake(x)))
     xq, xs = bitmm.quant.absmax_int8(x)
     assert_same(*both_ways(device, lambda: bitmm.linear_a8(kind, xq, xs, p, s, u, b)))

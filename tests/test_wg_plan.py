@@ -165,3 +165,41 @@ def test_warp_specialized_pipeline_is_the_default(value, on, tmp_path):
         env["BITMM_WG_WS"] = value
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, env=env)
     assert out.stdout.strip() == ("1" if on else "0")
+
+
+PAIR_MAIN = r"""
+#include "csrc/cuda/wg_plan.h"
+#include <cstdio>
+#include <cstdlib>
+int main(int argc, char** argv) {  // bm splits grouped M N SMs ... -> 0 / 1 per sextuple
+  for (int i = 1; i + 5 < argc; i += 6)
+    std::printf("%d\n", bitmm::cuda::wg_pair_ctas(std::atoi(argv[i]), std::atoi(argv[i + 1]), std::atoi(argv[i + 2]) != 0,
+                                                  std::atoll(argv[i + 3]), std::atoll(argv[i + 4]),
+                                                  std::atoi(argv[i + 5])) ? 1 : 0);
+}
+"""
+# (bm, splits, grouped, M, N, SMs) -> two CTAs per SM under the rule (BITMM_WG_PAIR unset): per tensor, 64-row tiles,
+# no K split, more 64-row tiles than SMs and at most two per SM (session 42: 8192 x 28672, 224 tiles on 132 SMs).
+PAIR_CASES = [
+    ((64, 1, 0, 64, 28672, 132), 1), ((64, 1, 0, 17, 28672, 132), 1),
+    ((64, 1, 1, 64, 28672, 132), 0),                                    # group-wise: wg13's scale warps win
+    ((64, 2, 0, 64, 8192, 132), 0), ((64, 1, 0, 64, 16896, 132), 0),   # K split / exactly one tile per SM (132)
+    ((64, 1, 0, 64, 17024, 132), 1), ((64, 1, 0, 64, 33792, 132), 1),  # 133 tiles / exactly two per SM (264)
+    ((64, 1, 0, 64, 33920, 132), 0), ((64, 1, 0, 65, 28672, 132), 0),  # 265 tiles / two row tiles (448)
+    ((128, 1, 0, 64, 28672, 132), 0), ((256, 1, 0, 200, 28672, 132), 0),
+    ((64, 1, 0, 64, 28672, 78), 0), ((64, 1, 0, 64, 28672, 114), 1),   # other SM counts
+]
+
+
+@pytest.mark.parametrize("value", [None, "", "2", "1", "0"])
+def test_pair_ctas_rule_and_override(value, tmp_path):
+    # wg_plan.h wg_pair_ctas (wg15): the rule above when BITMM_WG_PAIR is unset or neither "0" nor "1"; "1" takes two
+    # CTAs per SM at every 64-row plan (group-wise and split too), "0" never.
+    exe = compile_host_program(tmp_path, PAIR_MAIN)
+    env = {k: v for k, v in os.environ.items() if k != "BITMM_WG_PAIR"}
+    if value is not None:
+        env["BITMM_WG_PAIR"] = value
+    args = [str(v) for case, _ in PAIR_CASES for v in case]
+    out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True, env=env).stdout.split()
+    want = [w if value not in ("0", "1") else int(value == "1" and case[0] == 64) for case, w in PAIR_CASES]
+    assert list(map(int, out)) == want, list(zip(PAIR_CASES, out))

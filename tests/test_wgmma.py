@@ -141,12 +141,12 @@ def check_auto_wgmma_or_tensor_core(kind, K, mode, G, cases):
 def test_auto_grouped_m17_32_wide_n_takes_tensor_core(kind):
     # auto (linear_cuda.cpp, tc_grouped_wide, sessions 21-22; bf16 x since session 36; bounds per kind since session 41):
     # group-wise with fp16 / bf16 x where N has >= 1.5 128-row tiles per SM (and K <= 8192) runs the tensor-core kernel,
-    # not wgmma, at M = 17..32 for binary, 17..20 for ternary and int2 (int2 with bf16 x: 17..28); each side of the M
-    # and N boundaries, both x dtypes.  (The K > 8192 side is left out: its float64 reference at this N would take GBs.)
+    # not wgmma, at M = 17..32 for binary, 17..21 for ternary and int2 (session 42); each side of the M and N
+    # boundaries, both x dtypes.  (The K > 8192 side is left out: its float64 reference at this N would take GBs.)
     wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
     cases = []
     for dtype in (torch.float16, torch.bfloat16):
-        max_m = 32 if kind == "binary" else 28 if (kind == "int2" and dtype == torch.bfloat16) else 20
+        max_m = 32 if kind == "binary" else 21
         cases += [(17, wide, dtype, False), (max_m, wide, dtype, False), (max_m + 1, wide, dtype, True),
                   (33, wide, dtype, True), (17, wide - 128, dtype, True)]
     check_auto_wgmma_or_tensor_core(kind, 1024, "group", 64, cases)
@@ -339,6 +339,38 @@ def check_ws_template(ws: bool, pair: bool = False) -> None:
     truth = lambda a: a in ("true", "(bool)1")  # noqa: E731
     assert names and all(truth(wg_template_args(n)[5]) == ws and truth(wg_template_args(n)[6]) == pair
                          for n in names), (ws, pair, names)
+
+
+@cuda_only
+def test_wgmma_auto_pairs_ctas_on_one_wave_of_pairs():
+    # wg_plan.h wg_pair_ctas (wg15, session 42): with BITMM_WG_PAIR unset, a 64-row plan without K split, per tensor or
+    # channel, with more 64-row tiles than SMs and at most two per SM runs two CTAs per SM (the CTA-barrier pipeline,
+    # PAIR); group-wise scales, a K split and M = 65 (two row tiles per weight tile, 128-row tiles) keep the
+    # warp-specialized pipeline.  Each against the float64 reference (odd K, M = 49 and 64).
+    run_in_child(
+        "import torch, bitmm\n"
+        "from helpers import make_problem, assert_close_to_reference, wgmma_active\n"
+        "from test_wgmma import kernel_names, profiler_sees_kernels, wg_template_args\n"
+        "sms = torch.cuda.get_device_properties(0).multi_processor_count\n"
+        "wide = 192 * sms  # 1.5 weight tiles per SM\n"
+        "truth = lambda a: a in ('true', '(bool)1')\n"
+        "torch.manual_seed(0)\n"
+        "for kind, mode, G, M, K, N, pair in [('ternary', 'tensor', None, 64, 200, wide, True),\n"
+        "                                     ('int2', 'channel', None, 49, 328, wide + 37, True),\n"
+        "                                     ('binary', 'tensor', None, 64, 200, 2 * 128 * sms, True),\n"
+        "                                     ('ternary', 'group', 64, 64, 256, wide, False),\n"
+        "                                     ('binary', 'tensor', None, 64, 200, 2 * 128 * sms + 1, False),\n"
+        "                                     ('int2', 'tensor', None, 64, 2048, 64 * sms, False),\n"
+        "                                     ('ternary', 'tensor', None, 65, 200, wide, False)]:\n"
+        "    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=torch.float16, device='cuda')\n"
+        "    with bitmm.use_backend('wgmma'):\n"
+        "        y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "        names = [n for n in kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b)) if 'wg_linear_kernel' in n]\n"
+        "    assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "    if profiler_sees_kernels() and wgmma_active():\n"
+        "        args = wg_template_args(names[0])\n"
+        "        assert truth(args[6]) == pair and truth(args[5]) == (not pair), (kind, mode, M, K, N, names)\n",
+        BITMM_WG_PAIR=None, BITMM_WG_TILE=None, BITMM_WG_SPLIT=None, BITMM_WG_WS=None)
 
 
 _WS_CASES = (

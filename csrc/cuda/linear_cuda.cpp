@@ -292,17 +292,15 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // 4096 x 28672, M = 17 / 24 / 28 / 32), tensor core / wgmma time: binary 0.72-0.91 at every M, both dtypes (kept to
 // M = 32); ternary M = 17 0.90-0.93, 24 1.00-1.05, 28 0.95-1.04, 32 1.13-1.17, both dtypes; int2 fp16 0.95-0.98, 1.06-1.09,
 // 1.00-1.06, 1.18-1.22; int2 bf16 0.86-0.88, 0.95-0.97, 0.89-0.95, 1.08-1.10 (bf16 wgmma ~10% slower than fp16 here,
-// int2 8192 x 28672 g64 M = 17 139.5 vs 126.7 us).  So ternary / int2 to M = 20 (M = 18..23 unmeasured; the
-// crossover lies between 17 and 24), int2 with bf16 x to M = 28.
+// int2 8192 x 28672 g64 M = 17 139.5 vs 126.7 us).  So ternary / int2 to M = 20, int2 with bf16 x to M = 28.
+// Session 42 (H100, bench/results/h100_s42_grouped_band_025796f.txt, forced, --rounds 2, g64 / g128 on 8192 x 28672 and
+// 4096 x 28672, after wg14 made bf16 wgmma 2.5-5% faster): ternary / int2, both dtypes, M = 21 0.88-0.97, M = 22 / 23
+// 0.99-1.08, M = 29-31 0.96-1.08 (int2 bf16 1.00-1.08 at 8192 x 28672).  So ternary / int2 to M = 21 for both dtypes.
 constexpr int64_t kTcGroupedWideMaxM = 32;            // binary
-constexpr int64_t kTcGroupedWideMaxMTwoPlane = 20;    // ternary, int2 (fp16 x)
-constexpr int64_t kTcGroupedWideMaxMInt2Bf16 = 28;
+constexpr int64_t kTcGroupedWideMaxMTwoPlane = 21;    // ternary, int2
 constexpr int64_t kTcGroupedWideMaxK = 8192;
 bool tc_grouped_wide(const cuda::LinearParams& lp, int64_t M, int sms) {
-  const int64_t max_m = lp.kind == static_cast<int>(Kind::kBinary) ? kTcGroupedWideMaxM
-                        : lp.kind == static_cast<int>(Kind::kInt2) && lp.x_dtype == cuda::DType::kBFloat16
-                            ? kTcGroupedWideMaxMInt2Bf16
-                            : kTcGroupedWideMaxMTwoPlane;
+  const int64_t max_m = lp.kind == static_cast<int>(Kind::kBinary) ? kTcGroupedWideMaxM : kTcGroupedWideMaxMTwoPlane;
   return M <= max_m && lp.K <= kTcGroupedWideMaxK && cuda::tc_wide_128_row_tiles(lp.N, sms);
 }
 // Per tensor / channel M = 33..64 with fp16 / bf16 x on wide N (>= 1.5 128-row tiles per SM, as tc_grouped_wide) and

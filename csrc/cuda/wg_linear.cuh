@@ -674,9 +674,8 @@ cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStre
   const WgPlan plan = p.wg_bm != 0 ? WgPlan{p.wg_bm, p.wg_splits}
                                    : wg_plan(p.M, p.N, p.K, num_sms, true, /*allow_splits=*/false);
   const int splits = plan.splits > 1 && p.wg_ws != nullptr ? plan.splits : 1;
-  // BITMM_WG_PAIR=1 (an experiment, off by default): 64-row tiles on the CTA-barrier pipeline with two
-  // CTAs per SM (16 consumer warps to hide the stage's latency; session 41's idea for M <= 64, not timed).
-  if (plan.bm == 64 && wg_pair_ctas()) return launch_wg_cfg<T, KIND, GM, S32, 64, false, true>(p, splits, dev, stream);
+  // Two CTAs per SM at 64-row tiles (wg_plan.h wg_pair_ctas: per tensor, one wave of pairs; BITMM_WG_PAIR).
+  if (wg_pair_ctas(plan.bm, splits, GM != 0, p.M, p.N, num_sms)) return launch_wg_cfg<T, KIND, GM, S32, 64, false, true>(p, splits, dev, stream);
   return BITMM_BOOL_SWITCH(wg_warp_specialized(), WS, [&] {
     switch (plan.bm) {
       case 64: return launch_wg_cfg<T, KIND, GM, S32, 64, WS>(p, splits, dev, stream);
