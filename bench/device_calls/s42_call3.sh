@@ -8,13 +8,6 @@
 source "$(dirname "$0")/prelude.sh"
 run_tests tests/test_autocast.py "cuda" "test_autocast.py -k cuda" 120
 run_tests "tests/test_wgmma.py tests/test_wg_plan.py" "pairs_ctas or auto_grouped or pipeline_variants or pair_ctas" "test_wgmma + wg_plan -k 'pairs_ctas or auto_grouped or pipeline_variants or pair_ctas'" 240
-export BITMM_SKIP_HUGE=1
-for tool in memcheck racecheck; do
-  ( BITMM_UNDER_SANITIZER=1 BITMM_SAN_NO_CUBLAS=1 timeout -s INT 200 compute-sanitizer --tool $tool --kernel-name kns=wg_linear \
-      --print-limit 20 python3 -m pytest tests/test_wgmma.py -q -p no:cacheprovider -k "pairs_ctas or pair-64 or pair-split3" \
-      > /tmp/san_$tool.txt 2>&1
-    echo "== $tool rc=$? | $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_$tool.txt | tail -1) | $(tail -1 /tmp/san_$tool.txt)" >> "$OUT/sanitizers.txt" ) &
-done
 for dt in float16 bfloat16; do
   for pr in rule 0; do
     if [ $pr = rule ]; then ev="BITMM_WG_PAIR="; else ev="BITMM_WG_PAIR=0"; fi
@@ -24,10 +17,18 @@ for dt in float16 bfloat16; do
     mark "pair rule $dt $pr"
   done
 done
-wait
-cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"
 timeout 150 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none,64 --rounds 2 \
   --shapes 4096x4096,8192x8192,8192x28672,28672x8192 --ms 1,4,16,64 --backends fp16,auto \
   --out "$OUT/h100_s42_auto_grid.json" 2>&1 | grep " us" > /tmp/grid.txt
 mark "grid ($(wc -l < /tmp/grid.txt) lines)"
+# (after the timings: the sanitizer processes share the GPU)
+export BITMM_SKIP_HUGE=1
+for tool in memcheck racecheck; do
+  ( BITMM_UNDER_SANITIZER=1 BITMM_SAN_NO_CUBLAS=1 timeout -s INT 200 compute-sanitizer --tool $tool --kernel-name kns=wg_linear \
+      --print-limit 20 python3 -m pytest tests/test_wgmma.py -q -p no:cacheprovider -k "pairs_ctas or pair-64 or pair-split3" \
+      > /tmp/san_$tool.txt 2>&1
+    echo "== $tool rc=$? | $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_$tool.txt | tail -1) | $(tail -1 /tmp/san_$tool.txt)" >> "$OUT/sanitizers.txt" ) &
+done
+wait
+cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"
 (cd "$OUT" && tar czf probes.tgz *.json && rm -f *.json); cat "$OUT/log.txt"
