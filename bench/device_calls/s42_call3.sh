@@ -24,7 +24,7 @@ mark "grid ($(wc -l < /tmp/grid.txt) lines)"
 # (after the timings: the sanitizer processes share the GPU)
 export BITMM_SKIP_HUGE=1
 for tool in memcheck racecheck; do
-  ( BITMM_UNDER_SANITIZER=1 BITMM_SAN_NO_CUBLAS=1 timeout -s INT 200 compute-sanitizer --tool $tool --kernel-name kns=wg_linear \
+  ( BITMM_UNDER_SANITIZER=1 BITMM_SAN_NO_CUBLAS=1 timeout -s INT $(( 555 - ($(date +%s) - start) )) compute-sanitizer --tool $tool --kernel-name kns=wg_linear \
       --print-limit 20 python3 -m pytest tests/test_wgmma.py -q -p no:cacheprovider -k "pairs_ctas or pair-64 or pair-split3" \
       > /tmp/san_$tool.txt 2>&1
     echo "== $tool rc=$? | $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san_$tool.txt | tail -1) | $(tail -1 /tmp/san_$tool.txt)" >> "$OUT/sanitizers.txt" ) &
