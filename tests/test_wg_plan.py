@@ -171,23 +171,25 @@ PAIR_MAIN = r"""
 #include "csrc/cuda/wg_plan.h"
 #include <cstdio>
 #include <cstdlib>
-int main(int argc, char** argv) {  // bm splits grouped M N SMs ... -> 0 / 1 per sextuple
-  for (int i = 1; i + 5 < argc; i += 6)
+int main(int argc, char** argv) {  // bm splits grouped binary M N SMs ... -> 0 / 1 per septuple
+  for (int i = 1; i + 6 < argc; i += 7)
     std::printf("%d\n", bitmm::cuda::wg_pair_ctas(std::atoi(argv[i]), std::atoi(argv[i + 1]), std::atoi(argv[i + 2]) != 0,
-                                                  std::atoll(argv[i + 3]), std::atoll(argv[i + 4]),
-                                                  std::atoi(argv[i + 5])) ? 1 : 0);
+                                                  std::atoi(argv[i + 3]) != 0, std::atoll(argv[i + 4]),
+                                                  std::atoll(argv[i + 5]), std::atoi(argv[i + 6])) ? 1 : 0);
 }
 """
-# (bm, splits, grouped, M, N, SMs) -> two CTAs per SM under the rule (BITMM_WG_PAIR unset): per tensor, 64-row tiles,
-# no K split, more 64-row tiles than SMs and at most two per SM (session 42: 8192 x 28672, 224 tiles on 132 SMs).
+# (bm, splits, grouped, binary, M, N, SMs) -> two CTAs per SM under the rule (BITMM_WG_PAIR unset): per tensor, 64-row
+# tiles, no K split, more 64-row tiles than SMs and at most two per SM, binary from M = 33 (session 42: 136-264 tiles).
 PAIR_CASES = [
-    ((64, 1, 0, 64, 28672, 132), 1), ((64, 1, 0, 17, 28672, 132), 1),
-    ((64, 1, 1, 64, 28672, 132), 0),                                    # group-wise: wg13's scale warps win
-    ((64, 2, 0, 64, 8192, 132), 0), ((64, 1, 0, 64, 16896, 132), 0),   # K split / exactly one tile per SM (132)
-    ((64, 1, 0, 64, 17024, 132), 1), ((64, 1, 0, 64, 33792, 132), 1),  # 133 tiles / exactly two per SM (264)
-    ((64, 1, 0, 64, 33920, 132), 0), ((64, 1, 0, 65, 28672, 132), 0),  # 265 tiles / two row tiles (448)
-    ((128, 1, 0, 64, 28672, 132), 0), ((256, 1, 0, 200, 28672, 132), 0),
-    ((64, 1, 0, 64, 28672, 78), 0), ((64, 1, 0, 64, 28672, 114), 1),   # other SM counts
+    ((64, 1, 0, 0, 64, 28672, 132), 1), ((64, 1, 0, 0, 17, 28672, 132), 1),
+    ((64, 1, 1, 0, 64, 28672, 132), 0),                                       # group-wise: wg13's scale warps win
+    ((64, 2, 0, 0, 64, 8192, 132), 0), ((64, 1, 0, 0, 64, 16896, 132), 0),   # K split / exactly one tile per SM (132)
+    ((64, 1, 0, 0, 64, 17024, 132), 1), ((64, 1, 0, 0, 64, 33792, 132), 1),  # 133 tiles / exactly two per SM (264)
+    ((64, 1, 0, 0, 64, 33920, 132), 0), ((64, 1, 0, 0, 65, 28672, 132), 0),  # 265 tiles / two row tiles (448)
+    ((128, 1, 0, 0, 64, 28672, 132), 0), ((256, 1, 0, 0, 200, 28672, 132), 0),
+    ((64, 1, 0, 0, 64, 28672, 78), 0), ((64, 1, 0, 0, 64, 28672, 114), 1),   # other SM counts
+    ((64, 1, 0, 1, 32, 28672, 132), 0), ((64, 1, 0, 1, 33, 28672, 132), 1),  # binary: from M = 33
+    ((64, 1, 0, 1, 17, 33792, 132), 0), ((64, 1, 1, 1, 64, 28672, 132), 0),
 ]
 
 

@@ -345,8 +345,8 @@ def check_ws_template(ws: bool, pair: bool = False) -> None:
 def test_wgmma_auto_pairs_ctas_on_one_wave_of_pairs():
     # wg_plan.h wg_pair_ctas (wg15, session 42): with BITMM_WG_PAIR unset, a 64-row plan without K split, per tensor or
     # channel, with more 64-row tiles than SMs and at most two per SM runs two CTAs per SM (the CTA-barrier pipeline,
-    # PAIR); group-wise scales, a K split and M = 65 (two row tiles per weight tile, 128-row tiles) keep the
-    # warp-specialized pipeline.  Each against the float64 reference (odd K, M = 49 and 64).
+    # PAIR), binary from M = 33; group-wise scales, a K split, M = 65 (two row tiles per weight tile, 128-row tiles)
+    # and binary at M = 32 keep the warp-specialized pipeline.  Each against the float64 reference (odd K, M = 49 and 64).
     run_in_child(
         "import torch, bitmm\n"
         "from helpers import make_problem, assert_close_to_reference, wgmma_active\n"
@@ -361,7 +361,9 @@ def test_wgmma_auto_pairs_ctas_on_one_wave_of_pairs():
         "                                     ('ternary', 'group', 64, 64, 256, wide, False),\n"
         "                                     ('binary', 'tensor', None, 64, 200, 2 * 128 * sms + 1, False),\n"
         "                                     ('int2', 'tensor', None, 64, 2048, 64 * sms, False),\n"
-        "                                     ('ternary', 'tensor', None, 65, 200, wide, False)]:\n"
+        "                                     ('ternary', 'tensor', None, 65, 200, wide, False),\n"
+        "                                     ('binary', 'channel', None, 33, 200, wide, True),\n"
+        "                                     ('binary', 'tensor', None, 32, 200, wide, False)]:\n"
         "    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=torch.float16, device='cuda')\n"
         "    with bitmm.use_backend('wgmma'):\n"
         "        y = bitmm.linear(kind, x, p, s, u, b)\n"

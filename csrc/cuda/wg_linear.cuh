@@ -675,7 +675,8 @@ cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStre
                                    : wg_plan(p.M, p.N, p.K, num_sms, true, /*allow_splits=*/false);
   const int splits = plan.splits > 1 && p.wg_ws != nullptr ? plan.splits : 1;
   // Two CTAs per SM at 64-row tiles (wg_plan.h wg_pair_ctas: per tensor, one wave of pairs; BITMM_WG_PAIR).
-  if (wg_pair_ctas(plan.bm, splits, GM != 0, p.M, p.N, num_sms)) return launch_wg_cfg<T, KIND, GM, S32, 64, false, true>(p, splits, dev, stream);
+  if (wg_pair_ctas(plan.bm, splits, GM != 0, KIND == static_cast<int>(Kind::kBinary), p.M, p.N, num_sms))
+    return launch_wg_cfg<T, KIND, GM, S32, 64, false, true>(p, splits, dev, stream);
   return BITMM_BOOL_SWITCH(wg_warp_specialized(), WS, [&] {
     switch (plan.bm) {
       case 64: return launch_wg_cfg<T, KIND, GM, S32, 64, WS>(p, splits, dev, stream);

@@ -71,23 +71,30 @@ inline bool wg_warp_specialized() {
 }
 // Two CTAs per SM at 64-row tiles (wg_linear.cuh, PAIR: the CTA-barrier pipeline with an 11-slot ring, 113 KiB
 // per CTA, so that the second CTA's 8 consumer warps cover the first's stage latency), wg15.  Taken where the
-// 64-row plan has no K split, per-tensor / per-channel scales, and more 64-row tiles than SMs but no more than
-// two per SM: one wave of pairs where single CTAs need two waves.  H100, session 42 (bench/results/
-// h100_s42_pair_025796f.txt: forced wgmma, fp16 x, --rounds 2, BITMM_WG_PAIR=1 / 0 each in its own process), pair /
-// default time: 4096 x 28672 and 8192 x 28672 (224 tiles on 132 SMs) per tensor at M = 17 / 33 / 64 0.93-0.995 for
-// every kind (ternary 8192 x 28672 M = 64 108.9 vs 115.1 us; predicted 75-85, see NOTES); group-wise 1.03-1.21
-// (it loses wg13's scale warps); 8192^2 and 28672 x 8192 (64 tiles, K split in two) 1.15-1.42, where the pair's
-// second CTA has no tile to run; M = 128 (128-row tiles) unchanged.  BITMM_WG_PAIR=1 forces it at every 64-row
-// plan, 0 forbids it; unset (or any other value) leaves it to this rule.  Read once per process.
+// 64-row plan has no K split, per-tensor / per-channel scales, more 64-row tiles than SMs but no more than two per SM
+// (one wave of pairs where single CTAs need two waves), and not for binary weights at M <= 32.  H100, session 42,
+// forced wgmma, --rounds 2, each setting in its own process; pair / one-CTA time:
+//   bench/results/h100_s42_pair_025796f.txt (fp16 x): 4096 x 28672 and 8192 x 28672 (224 tiles on 132 SMs) per
+//     tensor, M = 17 / 33 / 64, 0.93-0.995 for every kind (ternary 8192 x 28672 M = 64 108.9 vs 115.1 us; predicted
+//     75-85, see NOTES); group-wise 1.03-1.21 (it gives up wg13's scale warps); 8192^2 and 28672 x 8192 (64 tiles, K
+//     split in two) 1.15-1.42, where the pair's second CTA has no tile; M = 128 (128-row tiles) unchanged.
+//   bench/results/h100_s42_pair_rule_1b4b39c.txt (the rule against BITMM_WG_PAIR=0, fp16 and bf16 x, per tensor,
+//     K = 2048..14336, N = 17408 / 20480 / 28672 / 33792, i.e. 136-264 tiles, M = 17 / 49 / 64): ternary and int2
+//     0.90-0.99 everywhere; binary 0.94-0.99 at M = 49 / 64 but 0.96-1.20 at M = 17 (8192 x 33792 123.6 vs 103.2
+//     us), hence binary only from M = 33 (33-48 unmeasured).
+// BITMM_WG_PAIR=1 forces it at every 64-row plan, 0 forbids it; unset (or any other value) leaves it to this rule.
+// Read once per process.
+constexpr int64_t kWgPairBinaryMinM = 33;
 inline int wg_pair_env(const char* e) {  // 1: forced on, 0: forced off, -1: the rule
   return e == nullptr ? -1 : std::string(e) == "1" ? 1 : std::string(e) == "0" ? 0 : -1;
 }
-inline bool wg_pair_ctas(int bm, int splits, bool grouped, int64_t M, int64_t N, int num_sms) {
+inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t M, int64_t N, int num_sms) {
   static const int env = wg_pair_env(std::getenv("BITMM_WG_PAIR"));
   if (bm != 64 || env == 0) return false;
   if (env == 1) return true;
   const int64_t tiles = (N + 127) / 128 * ((M + 63) / 64);
-  return !grouped && splits == 1 && tiles > num_sms && tiles <= 2 * static_cast<int64_t>(num_sms);
+  return !grouped && splits == 1 && !(binary && M < kWgPairBinaryMinM) && tiles > num_sms &&
+         tiles <= 2 * static_cast<int64_t>(num_sms);
 }
 
 // The plan: for each x tile (256, 128, 64 rows; none twice M or more, except 64), the K splits that fill
