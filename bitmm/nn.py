@@ -185,6 +185,26 @@ def _check_x_width(cls: str, x: Tensor, in_features: int) -> None:
                          f"{tuple(x.shape)}")
 
 
+_AUTOCAST_CASTS = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _autocast_x(x: Tensor) -> Tensor:
+    """x as ``nn.Linear`` would see it inside a ``torch.autocast`` region: float32 / float16 / bfloat16 x in the
+    region's dtype (float64 kept, as autocast keeps it), so the layers are drop-in there too: the fp16 / bf16
+    kernels run and the output has the autocast dtype.  Outside a region: x itself.  The bitmm ops never cast
+    (csrc/autocast.cpp); the layers do, as ``nn.Linear`` does for ``F.linear``.  The scales and bias keep their
+    dtypes (the ops take float32 scales with fp16 / bf16 x, at full precision)."""
+    # (the one-call test first: outside every region, the common case, this costs ~0.3 us of the layer's host time)
+    if not torch._C._is_any_autocast_enabled() or not isinstance(x, Tensor):  # (a non-tensor: the layer's check names it)
+        return x
+    dev = x.device.type
+    if torch.is_autocast_enabled(dev) and x.dtype in _AUTOCAST_CASTS:
+        dt = torch.get_autocast_dtype(dev)
+        if x.dtype != dt:
+            return x.to(dt)
+    return x
+
+
 def _check_finite_weight(fn: str, w: Tensor) -> None:
     # (conversion only, once per layer: a NaN / Inf latent weight quantizes to NaN / Inf scales that the CUDA
     # kernels would carry into every output, and a per-group int2 scale spreads one Inf over its whole group)
@@ -339,6 +359,7 @@ class BitLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_x_width("BitLinear", x, self.in_features)
+        x = _autocast_x(x)
         if self.act_bits is not None:
             x = _act_quant_ste(x)
         kind, codes, scale, offset = self.quantize()
@@ -584,6 +605,7 @@ class PackedLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.shape[-1:] != (self.in_features,):  # (the cheap test on the per-call path)
             _check_x_width("PackedLinear", x, self.in_features)
+        x = _autocast_x(x)
         # (x needs a gradient (LoRA / PEFT training over this frozen layer, any trainable layer below it): the
         # fake-quantized x with BitNet's straight-through estimator, as BitLinear does, so grad_x flows through the
         # layer; the int8 path has none, since absmax_int8 rounds)
@@ -949,6 +971,7 @@ class PackedLoRALinear(nn.Module):
         except KeyError:  # something made into another kind of attribute (e.g. torch.nn.utils.parametrize)
             base, dropout, lora_a, lora_b = self.base, self.dropout, self.lora_A, self.lora_B
             w, s, u, bias = base.packed_weight, base.scale, base.offset, base.bias
+        x = _autocast_x(x)  # (before the adapters too: the whole layer in the autocast dtype, as nn.Linear's would be)
         if self._fusable_with(base, dropout) and not base._takes_transposed_backward(x, s, u):
             return _packed_lora(base, x, w, s, u, bias, lora_a, lora_b, self.scaling)
         y = base(x)

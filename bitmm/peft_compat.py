@@ -49,7 +49,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("bitmm.peft_compat needs the optional dependency peft: pip install peft") from e
 
-from .nn import PackedLinear, _packed_lora
+from .nn import PackedLinear, _autocast_x, _packed_lora
 
 __all__ = ["PackedLoraLinear", "register_packed_lora"]
 
@@ -115,6 +115,7 @@ class PackedLoraLinear(nn.Module, LoraLayer):
         self._check_forward_args(x, *args, **kwargs)
         if kwargs.pop("adapter_names", None) is not None:
             raise NotImplementedError(f"{type(self).__name__} does not support mixed-adapter batches (adapter_names)")
+        x = _autocast_x(x)  # (the base and the adapters in the autocast dtype, as for PEFT's nn.Linear layers)
         fused = self._fused_forward(x, args, kwargs)
         if fused is not None:
             return fused

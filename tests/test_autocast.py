@@ -1,7 +1,9 @@
-"""The bitmm ops under torch.autocast (csrc/autocast.cpp): each op computes in the dtypes it is given, inside an
-autocast region as outside it, bit for bit; before, the ops' own ATen calls ran under autocast (lora_linear on
-CPU raised "mat1 and mat2 must have the same dtype", CUDA's dense path returned float16 for float32 x).  The
-layers on the ops behave the same (PackedLinear, PackedLoRALinear with and without the CPU prepacked layouts)."""
+"""The bitmm ops and layers under torch.autocast.  Each op (csrc/autocast.cpp) computes in the dtypes it is given,
+inside an autocast region as outside it, bit for bit; before session 41 the ops' own ATen calls ran under autocast
+(lora_linear on CPU raised "mat1 and mat2 must have the same dtype", CUDA's dense path returned float16 for float32
+x).  The layers (PackedLinear, PackedLoRALinear with and without the CPU prepacked layouts, BitLinear, the PEFT
+layer) behave as nn.Linear does there since session 42: float32 / float16 / bfloat16 x is cast to the autocast dtype
+(bitmm.nn._autocast_x), so inside a region they give what they give outside it on x cast by hand, in that dtype."""
 import pytest
 import torch
 
@@ -66,32 +68,64 @@ def test_linear_and_grad_x_ignore_autocast(device, kind, mode, G, dtype):
         assert_same(*both_ways(device, run))
 
 
+def inside_vs_cast_by_hand(device, run):
+    """run(cast) inside an autocast region with cast = identity, and outside one with cast = x -> x in the autocast
+    dtype: the layers must see the same x either way.  Returns (by hand, inside)."""
+    dt = AUTOCAST_DTYPE[device]
+    with autocast(device, enabled=False):
+        by_hand = run(lambda t: t.to(dt))
+    with autocast(device):
+        inside = run(lambda t: t)
+    return by_hand, inside
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_lora_linear_op_ignores_autocast(device, kind):
+    xx, p, s, u, b = make_problem(kind, 4, K, N, "channel", None, dtype=torch.float32, device=device)
+    a_, b_ = torch.randn(4, K, device=device), torch.randn(N, 4, device=device)
+    assert_same(*both_ways(device, lambda: bitmm.lora_linear(kind, xx, p, s, u, b, a_, b_, 0.5)))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
 @pytest.mark.parametrize("prepack", [True, False])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("device", DEVICES)
-def test_lora_linear_and_layers_ignore_autocast(device, kind, prepack):
-    # The fused op, PackedLinear and PackedLoRALinear (on CPU with and without the prepacked layouts, whose
-    # float32 route adds the adapter product itself), forward and backward.
+def test_packed_layers_cast_x_like_nn_linear(device, kind, prepack, dropout):
+    # PackedLinear and PackedLoRALinear (the fused op, or with dropout active the base plus a plain-PyTorch adapter; on
+    # CPU with and without the prepacked layouts) inside autocast: the output in the autocast dtype, as nn.Linear's,
+    # and forward and backward equal to running them on x cast by hand outside the region.
     torch.manual_seed(0)
     lin = torch.nn.Linear(K, N).to(device)
     bits = {"binary": 1, "ternary": 1.58, "int2": 2}[kind]
     base = PackedLinear.from_linear(lin, weight_bits=bits, group_size=32 if kind == "int2" else None)
     base.use_cpu_prepack = prepack
-    layer = PackedLoRALinear(base, r=4).to(device)
+    layer = PackedLoRALinear(base, r=4, dropout=dropout).to(device)
     torch.nn.init.normal_(layer.lora_B)
     x = torch.randn(3, K, device=device)
+    dt = AUTOCAST_DTYPE[device]
+    with autocast(device):
+        assert lin(x).dtype == base(x).dtype == layer(x).dtype == dt
+        assert base(x.double()).dtype == torch.float64  # (autocast leaves float64 alone, and so do the layers)
 
-    def run():
+    def run(cast):
+        torch.manual_seed(1)  # (the same dropout mask both ways)
         xr = x.clone().requires_grad_()
         layer.zero_grad(set_to_none=True)
-        y = layer(xr)
+        y = layer(cast(xr))
         y.backward(torch.ones_like(y))
-        return y.detach(), xr.grad, layer.lora_A.grad, layer.lora_B.grad, base(x).detach()
+        return y.detach(), xr.grad, layer.lora_A.grad, layer.lora_B.grad, base(cast(x)).detach()
 
-    assert_same(*both_ways(device, run), exact=(0, 4))
-    xx, p, s, u, b = make_problem(kind, 4, K, N, "channel", None, dtype=torch.float32, device=device)
-    a_, b_ = torch.randn(4, K, device=device), torch.randn(N, 4, device=device)
-    assert_same(*both_ways(device, lambda: bitmm.lora_linear(kind, xx, p, s, u, b, a_, b_, 0.5)))
+    by_hand, inside = inside_vs_cast_by_hand(device, run)
+    assert inside[0].dtype == dt
+    if dropout == 0:
+        assert_same(by_hand, inside, exact=(0, 4))
+    else:
+        # the adapter outside the fused op is plain PyTorch: inside the region its F.linear runs in the autocast
+        # dtype, by hand outside it in float32, so the two agree to the autocast dtype's precision only
+        assert_same(by_hand[4:], inside[4:])
+        for p_, q_ in zip(by_hand[:4], inside[:4]):
+            assert p_.dtype == q_.dtype and (p_.float() - q_.float()).abs().max() <= 2e-2 * p_.float().abs().max()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -106,21 +140,39 @@ def test_linear_a8_and_absmax_ignore_autocast(device, kind):
     assert_same(*both_ways(device, lambda: bitmm.linear_a8(kind, xq, xs, p, s, u, b)))
 
 
+@pytest.mark.parametrize("act_bits", [None, 8])
 @pytest.mark.parametrize("weight_bits", [1, 1.58, 2])
 @pytest.mark.parametrize("device", DEVICES)
-def test_bitlinear_ignores_autocast(device, weight_bits):
-    # QAT's BitLinear: forward, grad_x and the straight-through weight gradient (a plain matmul in its backward,
-    # run with autocast off) as outside autocast.
+def test_bitlinear_casts_x_like_nn_linear(device, weight_bits, act_bits):
+    # QAT's BitLinear inside autocast: x in the autocast dtype as for nn.Linear (output in that dtype), forward,
+    # grad_x and the straight-through weight gradient (a plain matmul in its backward, in the forward's dtype, then
+    # the latent weight's float32) equal to running it on x cast by hand outside the region.
     from bitmm.nn import BitLinear
     torch.manual_seed(0)
-    m = BitLinear(K, N, weight_bits=weight_bits, group_size=32 if weight_bits == 2 else None).to(device)
+    m = BitLinear(K, N, weight_bits=weight_bits, act_bits=act_bits,
+                  group_size=32 if weight_bits == 2 else None).to(device)
     x = torch.randn(4, K, device=device)
 
-    def run():
+    def run(cast):
         m.zero_grad(set_to_none=True)
         xr = x.clone().requires_grad_()
-        y = m(xr)
+        y = m(cast(xr))
         y.backward(torch.ones_like(y))
         return y.detach(), xr.grad, m.weight.grad, m.bias.grad
 
-    assert_same(*both_ways(device, run))
+    by_hand, inside = inside_vs_cast_by_hand(device, run)
+    assert inside[0].dtype == AUTOCAST_DTYPE[device] and inside[2].dtype == torch.float32
+    assert_same(by_hand, inside)
+
+
+def test_packed_linear_compiled_inside_autocast():
+    # The layer's autocast cast (bitmm.nn._autocast_x) traces into one graph (fullgraph) and gives the eager result.
+    torch.manual_seed(0)
+    base = PackedLinear.from_linear(torch.nn.Linear(K, N), weight_bits=2, group_size=32)
+    x = torch.randn(5, K)
+    compiled = torch.compile(base, fullgraph=True, backend="aot_eager")
+    with autocast("cpu"):
+        y_eager, y_comp = base(x), compiled(x)
+    assert y_comp.dtype == AUTOCAST_DTYPE["cpu"]
+    assert torch.equal(y_eager, y_comp)
+    assert torch.equal(compiled(x), base(x)) and base(x).dtype == torch.float32  # (and outside a region again)
