@@ -198,7 +198,8 @@ def _autocast_x(x: Tensor) -> Tensor:
     if not torch._C._is_any_autocast_enabled() or not isinstance(x, Tensor):  # (a non-tensor: the layer's check names it)
         return x
     dev = x.device.type
-    if torch.is_autocast_enabled(dev) and x.dtype in _AUTOCAST_CASTS:
+    # (is_autocast_available: torch.is_autocast_enabled raises for device types autocast does not know, meta included)
+    if x.dtype in _AUTOCAST_CASTS and torch.amp.is_autocast_available(dev) and torch.is_autocast_enabled(dev):
         dt = torch.get_autocast_dtype(dev)
         if x.dtype != dt:
             return x.to(dt)
