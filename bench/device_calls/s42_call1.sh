@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Session 42 call 1: parts (4), (5) and (2) of next_s42_call1.sh (prepared in session 41; its header says what each is):
-# the wg14 + tc48 A/B, wg15 (BITMM_WG_PAIR) against the default and a CTA-pipeline control, tc46 / tc47 bounds.
+# Session 42 call 1 (prepared in session 41 as next_s42_call1.sh, run split in two: this and s42_call2.sh):
+# (4) the A/B of wg14 + tc48 (landed unmeasured; s41_unpack.patch): bf16 pairs widened from the 32-bit word, int2's
+# unpack as one LOP3; base = the tree with the patch reversed; forced wgmma (bf16 and fp16 x, per tensor / g64,
+# M = 24-1024) and the tensor-core kernel (int2 fp16, M = 1 / 4 / 16), each build timed with F.linear beside it;
+# (5) wg15: two CTAs per SM at 64-row tiles (BITMM_WG_PAIR=1) against the default, and BITMM_WG_WS=0 as a control;
+# (2) tc46 / tc47's unmeasured bounds (grouped M = 21-23 / 29-31, split shapes 4096 x 8192, 16384 x 8192, 8192 x 6144).
 cd "$(dirname "$0")/../.."
 patch -R -p1 < bench/device_calls/s41_unpack.patch > /dev/null || exit 1
 source bench/device_calls/prelude.sh

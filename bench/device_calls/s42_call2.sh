@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Session 42 call 2 (warm, after call 1): parts (0), (1) and (3) of next_s42_call1.sh: the autocast CUDA tests, the
-# WS-vs-CTA bitwise test with its unsplit tile settings + pipeline variants + auto tests, ncu source counters.
+# Session 42 call 2 (warm, after call 1; the rest of session 41's next_s42_call1.sh): (0) test_autocast.py's CUDA
+# cases; (1) the WS-vs-CTA bitwise test with its unsplit tile settings (64 / 128 / 256-row rings wrapping), the
+# pipeline variants and the auto tests; (3) ncu source counters of wgmma int2 8192 x 28672 M = 1024, g64 and per
+# tensor (where the group-wise gap left after wg13 goes), gzipped CSV for bench/ncu_source_blocks.py.
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 run_tests tests/test_autocast.py "cuda" "test_autocast.py -k cuda (session 41's autocast exemption, CUDA side)" 120
