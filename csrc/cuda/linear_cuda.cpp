@@ -293,7 +293,7 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // M = 32); ternary M = 17 0.90-0.93, 24 1.00-1.05, 28 0.95-1.04, 32 1.13-1.17, both dtypes; int2 fp16 0.95-0.98, 1.06-1.09,
 // 1.00-1.06, 1.18-1.22; int2 bf16 0.86-0.88, 0.95-0.97, 0.89-0.95, 1.08-1.10 (bf16 wgmma ~10% slower than fp16 here,
 // int2 8192 x 28672 g64 M = 17 139.5 vs 126.7 us).  So ternary / int2 to M = 20, int2 with bf16 x to M = 28.
-// Session 42 (H100, bench/results/h100_s42_grouped_band_025796f.txt, forced, --rounds 2, g64 / g128 on 8192 x 28672 and
+// Session 42 (H100, bench/results/h100_s42_grouped_band_{float16,bfloat16}_025796f.json, forced, --rounds 2, g64 / g128 on 8192 x 28672 and
 // 4096 x 28672, after wg14 made bf16 wgmma 2.5-5% faster): ternary / int2, both dtypes, M = 21 0.88-0.97, M = 22 / 23
 // 0.99-1.08, M = 29-31 0.96-1.08 (int2 bf16 1.00-1.08 at 8192 x 28672).  So ternary / int2 to M = 21 for both dtypes.
 constexpr int64_t kTcGroupedWideMaxM = 32;            // binary

@@ -70,7 +70,8 @@ inline bool wg_warp_specialized() {
   return on;
 }
 // Two CTAs per SM at 64-row tiles (wg_linear.cuh, PAIR: the CTA-barrier pipeline with an 11-slot ring, 113 KiB
-// per CTA, so that the second CTA's 8 consumer warps cover the first's stage latency), wg15.  Taken where the
+// per CTA), wg15.  Meant to let a second CTA's consumer warps cover the first's stage latency; what it measurably
+// gains (5-10%) fits the grid's one wave of pairs instead of 1.7 waves of single CTAs (NOTES, wg15).  Taken where the
 // 64-row plan has no K split, per-tensor / per-channel scales, more 64-row tiles than SMs but no more than two per SM
 // (one wave of pairs where single CTAs need two waves), and not for binary weights at M <= 32.  H100, session 42,
 // forced wgmma, --rounds 2, each setting in its own process; pair / one-CTA time:
