@@ -351,7 +351,7 @@ def test_wgmma_auto_pairs_ctas_on_one_wave_of_pairs():
         pytest.skip("the wgmma kernel does not run here, or the profiler does not name kernels (the instance check)")
     run_in_child(
         "import torch, bitmm\n"
-        "from helpers import make_problem, assert_close_to_reference, wgmma_active\n"
+        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
         "from test_wgmma import kernel_names, profiler_sees_kernels, wg_template_args\n"
         "sms = torch.cuda.get_device_properties(0).multi_processor_count\n"
         "wide = 192 * sms  # 1.5 weight tiles per SM\n"
@@ -367,6 +367,7 @@ def test_wgmma_auto_pairs_ctas_on_one_wave_of_pairs():
         "                                     ('binary', 'channel', None, 33, 200, wide, True),\n"
         "                                     ('binary', 'tensor', None, 32, 200, wide, False)]:\n"
         "    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=torch.float16, device='cuda')\n"
+        "    poison_cuda_allocator()\n"
         "    with bitmm.use_backend('wgmma'):\n"
         "        y = bitmm.linear(kind, x, p, s, u, b)\n"
         "        names = [n for n in kernel_names(lambda: bitmm.linear(kind, x, p, s, u, b)) if 'wg_linear_kernel' in n]\n"
