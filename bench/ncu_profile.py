@@ -28,6 +28,10 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     # group-wise M = 32 (CM = 4: 1.7x M = 16's time for a 6% longer step loop; session 22)
     ("tc_int2_g64_m32", "int2", 8192, 28672, 32, 64, "tensorcore", "forward"),
     ("tc_ternary_g64_m32", "ternary", 8192, 28672, 32, 64, "tensorcore", "forward"),
+    # tc49 (session 42): group-wise M = 21 -> 22 costs the tensor-core kernel 10-15% (112.8 -> 125.5 us, both CM = 4,
+    # the same K tile of 1536 inputs): what differs
+    ("tc_ternary_g64_m21", "ternary", 8192, 28672, 21, 64, "tensorcore", "forward"),
+    ("tc_ternary_g64_m22", "ternary", 8192, 28672, 22, 64, "tensorcore", "forward"),
     ("gradx_ternary_m1", "ternary", 8192, 28672, 1, None, "auto", "backward"),
     # group-wise grad_x on the tensor-core kernel (auto takes the add/subtract kernel at M = 1 there: 192-209 us on
     # the tensor core in session 6, against per-channel fp32's 72; next_s24_scale_bits.patch)
