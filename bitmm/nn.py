@@ -197,13 +197,17 @@ def _autocast_x(x: Tensor) -> Tensor:
     # (the one-call test first: outside every region, the common case, this costs ~0.3 us of the layer's host time)
     if not torch._C._is_any_autocast_enabled() or not isinstance(x, Tensor):  # (a non-tensor: the layer's check names it)
         return x
-    dev = x.device.type
-    # (is_autocast_available: torch.is_autocast_enabled raises for device types autocast does not know, meta included)
-    if x.dtype in _AUTOCAST_CASTS and torch.amp.is_autocast_available(dev) and torch.is_autocast_enabled(dev):
-        dt = torch.get_autocast_dtype(dev)
+    if x.dtype in _AUTOCAST_CASTS and _autocast_on(x.device.type):
+        dt = torch.get_autocast_dtype(x.device.type)
         if x.dtype != dt:
             return x.to(dt)
     return x
+
+
+def _autocast_on(dev: str) -> bool:
+    """Whether an autocast region is active for device type ``dev`` (False for device types autocast does not
+    know, meta included, where torch.is_autocast_enabled raises)."""
+    return torch.amp.is_autocast_available(dev) and torch.is_autocast_enabled(dev)
 
 
 def _check_finite_weight(fn: str, w: Tensor) -> None:
@@ -269,7 +273,7 @@ class _STELinear(torch.autograd.Function):
             # an autocast region runs on this thread with autocast on (the context manager only then: every QAT
             # backward passes here)
             dev = g2.device.type
-            with torch.autocast(dev, enabled=False) if torch.is_autocast_enabled(dev) else contextlib.nullcontext():
+            with torch.autocast(dev, enabled=False) if _autocast_on(dev) else contextlib.nullcontext():
                 grad_w = (g2.t() @ x.reshape(-1, K).to(g2.dtype)).to(ctx.weight_dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             grad_b = g2.sum(0).to(ctx.bias_dtype)
@@ -837,16 +841,15 @@ def _packed_lora(base: PackedLinear, x: Tensor, w: Tensor, s: Tensor, u: Optiona
     """``base(x) + (x A^T) B^T * scaling`` where base and adapter see the same x (PackedLoRALinear's and the PEFT
     layer's fused case): the one op ``bitmm::lora_linear``, except for float32 x on CPU."""
     a_, b_ = _adapters_for(x, lora_a, lora_b)
-    if (w.is_cpu and x.dtype == torch.float32 and base.use_cpu_prepack and not _is_compiling()
-            and not torch.is_autocast_enabled("cpu")):
+    if w.is_cpu and x.dtype == torch.float32 and base.use_cpu_prepack and not _is_compiling():
         # float32 x on CPU: the base alone (its prepacked weight layout and, group-wise, scale layout:
         # cpu_prepacked_linear) plus the adapter product (the fused op's adapters, in float32) beat the
         # fused op, which reads neither layout:
         # 4096^2 r = 16, 2 threads, 0.72 / 0.86 / 0.97 of the fused time for int2 g64 at M = 1 / 4 / 16,
         # g128 0.75 / 0.92 / 1.04, ternary and binary 0.92 / 0.99 / 0.99-1.00; forward + backward 0.90-1.01
         # (bench/results/cpu_s40_lora_split_ab.txt, bench/cpu_lora_ab.py).  The same terms in float32,
-        # summed in another order.  Other x dtypes, compiled graphs and autocast regions keep the fused op (the
-        # bitmm ops compute in x's dtype under autocast, csrc/autocast.cpp; F.linear here would not).
+        # summed in another order.  Other x dtypes and compiled graphs keep the fused op.  (Inside a CPU autocast
+        # region the layers have cast x to the autocast dtype before this point, _autocast_x: never float32 here.)
         return base(x) + F.linear(F.linear(x, a_), b_) * scaling
     return lora_linear(base.kind, x, w, s, u, bias, a_, b_, scaling)
 
