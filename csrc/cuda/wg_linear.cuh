@@ -17,16 +17,17 @@
 // for the second register pair).  So x needs no permutation: it is copied as is.
 // Values unpacked: 2b (binary), 2t (ternary), q - 1 (int2), as in tc_linear.cuh
 // (shift + LOP3 per two weights, int2 one HSUB2 more); the factor 2 goes into
-// the scale.  Scaling, every mode: folded into each unpacked pair (v * s + u,
-// one HFMA2 per two weights, in fp32 for fp32 scales: how F.linear on the
-// dequantized weight rounds it too).  Known limit (as in tc_linear.cuh): with
-// fp16 scales below 2^-13 the halved s / 2 is an fp16 subnormal and loses its
-// last bit (s = 3 * 2^-24 acts as 4 * 2^-24); fp32 scales avoid it.  Per tensor / channel scales could go to
-// the epilogue instead, but then ptxas sinks the cheap unpacking between the
-// wgmma's and serializes them (warning C7513; measured in the SASS: one
-// HGMMA at a time, each behind a wait); the HFMA2 keeps the four wgmma's of a
-// stage back to back.  At large M this is a few instructions per 64 x BM x 16
-// wgmma: the loop is bound by the tensor cores.
+// the scale.  Scaling: group-wise, or with an offset u, folded into each
+// unpacked pair (v * s + u, one HFMA2 per two weights, in fp32 for fp32 scales:
+// how F.linear on the dequantized weight rounds it too).  Known limit (as in
+// tc_linear.cuh): with fp16 scales below 2^-13 the halved s / 2 is an fp16
+// subnormal and loses its last bit (s = 3 * 2^-24 acts as 4 * 2^-24); fp32
+// scales avoid it.  Per tensor / channel without an offset (wg16): no fold, s
+// scales the fp32 sums once in the epilogue.  The unpacking must stay in a basic
+// block of its own ahead of wgmma.fence (a runtime branch on the fold ends it):
+// as one block with the wgmma's, ptxas sinks it between them and serializes
+// them (warning C7513; measured in the SASS: one HGMMA at a time, each behind a
+// wait).
 //
 // CTA: two warpgroups (256 threads) on 128 weight rows (64 each) and BM rows
 // of x, which both read from the same shared-memory x tile.  K runs in stages
@@ -274,6 +275,11 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, PAIR ? 2 : 1)
   const int KT = static_cast<int>(static_cast<int64_t>(KT_all) * (blockIdx.z + 1) / gridDim.z) - kt0;
   const bool s_f32 = S32, s_f16 = !S32 && std::is_same_v<T, __half>;  // for load_param
   const bool fold_f32 = p.s_dtype == DType::kFloat;                    // == S32 (see the unpacking)
+  // wg16: per tensor / channel without an offset, the unpacked values stay as they are (exact) and s
+  // scales the fp32 accumulators once, in the epilogue; only group-wise scales or an offset fold into
+  // every pair.  (The fold was ~5 instructions per two weights with fp32 scales: fma_pair2_f32's two
+  // widenings, two FFMAs and a pack, the larger part of a consumer's ~190 instructions a stage.)
+  const bool fold = GM != 0 || p.offset != nullptr;
   // Values in the mma are 2b / 2t (binary, ternary) or q - 1 (int2).
   const float vscale = KIND == 3 ? 1.f : 0.5f;
 
@@ -502,8 +508,11 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, PAIR ? 2 : 1)
       // fp32 scales: fold in fp32, round once.  A runtime test although S32 says the same: the
       // two paths keep the unpacking in basic blocks of their own, which ptxas does not sink
       // past wgmma.fence; as one block it does, and serializes the wgmma's (C7513; measured in
-      // the SASS: a wait after every HGMMA).
-      if (fold_f32) {
+      // the SASS: a wait after every HGMMA).  No fold (wg16): the runtime test on `fold` ends the
+      // block the same way.
+      if (!fold) {
+        // the values as unpacked; s in the epilogue
+      } else if (fold_f32) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) a[e] = fma_pair_f32<T>(a[e], sf[e & 1][b], uf[e & 1][b]);
       } else {      // scales in x's dtype: one HFMA2 per two weights
@@ -542,6 +551,11 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, PAIR ? 2 : 1)
   wgmma_wait<0>();
   fence_acc(acc);
   cp_async_wait<0>();
+  // Row scale of the epilogue: s * vscale where it was not folded (wg16), else 1 (exact either way
+  // for the folded sums: fmaf(v, 1, b) = v + b).
+  float se[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) se[h] = fold ? 1.f : sf[h][0];
   if (gridDim.z > 1) {  // K split: this split's fp32 partial tile into the workspace (no bias)
     float* const ws = p.wg_ws + static_cast<int64_t>(blockIdx.z) * p.M * p.N;
 #pragma unroll
@@ -550,7 +564,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, PAIR ? 2 : 1)
       for (int e = 0; e < 4; ++e) {
         // lanes g = 0..7 of one tig write 8 consecutive floats (whole 32-byte sectors when N % 8 == 0)
         const int64_t m = m0 + 8 * i + 2 * tig + (e & 1), n = n0 + r_loc[e >> 1];
-        if (m < p.M && n < p.N) ws[m * p.N + n] = acc[4 * i + e];
+        if (m < p.M && n < p.N) ws[m * p.N + n] = acc[4 * i + e] * se[e >> 1];
       }
     return;
   }
@@ -571,7 +585,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, PAIR ? 2 : 1)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int h = e >> 1, ml = 8 * i + 2 * tig + (e & 1);
-      out[ml * S::kOutStride + r_loc[h]] = from_float<T>(acc[4 * i + e] + bs[h]);
+      out[ml * S::kOutStride + r_loc[h]] = from_float<T>(fmaf(acc[4 * i + e], se[h], bs[h]));
     }
   sync_consumers();
   const int rows = static_cast<int>(imin64(BM, p.M - m0)), cols = static_cast<int>(imin64(S::kRows, p.N - n0));
