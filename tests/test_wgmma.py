@@ -121,14 +121,15 @@ def test_wgmma_kernel_runs(kind):
         assert_close_to_reference(kind, bitmm.linear(kind, x3, packed3, s3, u3, b3), x3, packed3, s3, u3, b3)
 
 
-def check_auto_wgmma_or_tensor_core(kind, K, mode, G, cases):
+def check_auto_wgmma_or_tensor_core(kind, K, mode, G, cases, offset=True):
     """Under auto, each case (M, N, x dtype, wgmma wanted) runs the wgmma kernel or else the tensor-core one (kernel
     names from the profiler), and within the float64 reference's bound.  Only where the wgmma kernel runs (sm_90a
-    build, compute capability 9.0)."""
+    build, compute capability 9.0).  offset: whether the problems have an offset u (make_problem's default)."""
     if not (wgmma_active() and profiler_sees_kernels()):
         pytest.skip("needs the wgmma kernel (sm_90a build, compute capability 9.0) and the profiler")
     for M, N, dtype, want_wg in cases:
-        x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda")
+        x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda", offset=offset)
+        assert (u is not None) == offset
         with bitmm.use_backend("auto"):
             names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
             assert any("wg_linear_kernel" in n for n in names) == want_wg, (M, N, K, dtype, names)
@@ -175,6 +176,26 @@ def test_auto_per_tensor_m33_64_wide_n_takes_tensor_core(kind):
              (17, wide, torch.float16, False), (32, wide, torch.bfloat16, False)]
     check_auto_wgmma_or_tensor_core(kind, 4096, "channel", None, cases)
     check_auto_wgmma_or_tensor_core(kind, 2048, "channel", None, [(64, wide, torch.bfloat16, True)])
+
+
+@cuda_only
+@pytest.mark.parametrize("mode", ["tensor", "channel"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_auto_per_tensor_without_offset_takes_wgmma_from_m33_wide_m17_split(kind, mode):
+    # auto (linear_cuda.cpp, wg_rules_fold_only, session 43): without an offset u the wgmma kernel scales its sums in
+    # the epilogue (wg16), and the two tensor-core rules above (tc_per_tensor_wide, tc_split_small_m; their tests run
+    # with an offset) no longer apply: wgmma from M = 33 on wide N, from M = 17 where its plan splits K, both x
+    # dtypes; the tensor-core kernel below.  Each result against the float64 reference (the split cases: the
+    # epilogue's row scale on each split's partial tile).
+    wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
+    f16, bf16 = torch.float16, torch.bfloat16
+    check_auto_wgmma_or_tensor_core(kind, 4096, mode, None, [
+        (32, wide, f16, False), (33, wide, f16, True), (48, wide, f16, True), (33, wide, bf16, True),
+        (64, wide, bf16, True), (17, wide, bf16, False)], offset=False)
+    if torch.cuda.get_device_properties(0).multi_processor_count >= 128:  # (N = 8192 splits K on >= 128 SMs)
+        check_auto_wgmma_or_tensor_core(kind, 8192, mode, None, [
+            (16, 8192, f16, False), (17, 8192, f16, True), (16, 8192, bf16, False), (17, 8192, bf16, True),
+            (20, 8192, bf16, True), (24, 8192, bf16, True)], offset=False)
 
 
 @cuda_only

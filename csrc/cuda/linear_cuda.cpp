@@ -381,6 +381,19 @@ bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
     return M <= (lp.K <= kTcSplitSmallMBinaryMaxK ? kTcSplitSmallMMaxMBf16Binary : kTcSplitSmallMMaxMF16);
   return M <= kTcSplitSmallMMaxMBf16;
 }
+// wg_rules_fold_only (session 43): tc_per_tensor_wide and tc_split_small_m apply only where the wgmma kernel folds
+// s / u into every unpacked pair, i.e. per tensor / channel with an offset u.  Without one (wg16, the common per
+// tensor case: BitNet's absmean s) the wgmma kernel scales its fp32 sums in the epilogue, and then, H100
+// (bench/results/h100_s43_band_{float16,bfloat16}_bfcb155.json, forced, --rounds 2, per tensor fp32 s, no offset;
+// 4096 / 8192 x 28672, 8192^2, 28672 x 8192, 4096^2, 4096 x 8192, 8192 x 6144; tensor core / wgmma time), both x
+// dtypes alike:
+//   wide N (4096 / 8192 x 28672): M = 8..28 0.32-0.84 (the tensor-core kernel), M = 33 / 40 / 48 / 64 1.13-1.48
+//     (wgmma; the folding wgmma had lost there to M = 48 with fp16 x, to 64 with bf16);
+//   split shapes (N <= 8192): M = 8 0.52-0.78, M = 12 / 16 0.80-1.09 (ties on 4096^2 only), M = 17 1.03-1.46,
+//     M = 20..28 1.14-1.76, M >= 33 1.7-4.0 (wgmma; the folding wgmma had lost at M = 17 with fp16 x, 17..20 / 24
+//     with bf16).
+// So without an offset: wgmma from M = 33 (kWgmmaMinM) on wide N, from M = 17 (kWgmmaMinMSplit) where its plan
+// splits K, for both x dtypes.
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
@@ -411,8 +424,12 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
         return M >= kWgmmaMinMGrouped && (M < kWgmmaGroupedMaxM || !dense_next) &&
                !tc_grouped_wide(lp, M, num_sms(device));
       if (M >= kWgmmaMaxM && dense_next) return false;
-      if (tc_per_tensor_wide(lp, M, num_sms(device))) return false;
-      return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && !tc_split_small_m(lp, M) &&
+      // wg16: without an offset the wgmma kernel scales the sums in its epilogue (no fold per pair), 17-25% faster
+      // at M = 17..64 than the folding kernel the two tensor-core rules were measured against; they stay for an
+      // offset u only (wg_rules_fold_only, above).
+      const bool fold = lp.offset != nullptr;
+      if (fold && tc_per_tensor_wide(lp, M, num_sms(device))) return false;
+      return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && !(fold && tc_split_small_m(lp, M)) &&
                                  cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
     }
     default: return false;
