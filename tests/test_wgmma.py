@@ -185,7 +185,7 @@ def test_auto_per_tensor_without_offset_takes_wgmma_from_m33_wide_m17_split(kind
     # auto (linear_cuda.cpp, wg_rules_fold_only, session 43): without an offset u the wgmma kernel scales its sums in
     # the epilogue (wg16), and the two tensor-core rules above (tc_per_tensor_wide, tc_split_small_m; their tests run
     # with an offset) no longer apply: wgmma from M = 33 on wide N, from M = 17 where its plan splits K, both x
-    # dtypes; the tensor-core kernel below.  Each result against the float64 reference (the split cases: the
+    # dtypes, and past M = 2048 (no dense path); the tensor-core kernel below.  Each result against the float64 reference (the split cases: the
     # epilogue's row scale on each split's partial tile).
     wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
     f16, bf16 = torch.float16, torch.bfloat16
@@ -196,6 +196,12 @@ def test_auto_per_tensor_without_offset_takes_wgmma_from_m33_wide_m17_split(kind
         check_auto_wgmma_or_tensor_core(kind, 8192, mode, None, [
             (16, 8192, f16, False), (17, 8192, f16, True), (16, 8192, bf16, False), (17, 8192, bf16, True),
             (20, 8192, bf16, True), (24, 8192, bf16, True)], offset=False)
+    # and no dense path from M = 2048 (kWgmmaMaxM, which still holds with an offset: test_wgmma_kernel_runs)
+    x, packed, s, u, b = make_problem(kind, 2048, 1024, 300, mode, dtype=bf16, device="cuda", offset=False)
+    with bitmm.use_backend("auto"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        assert any("wg_linear_kernel" in n for n in names), names
+        assert_close_to_reference(kind, bitmm.linear(kind, x, packed, s, u, b), x, packed, s, u, b)
 
 
 @cuda_only

@@ -393,7 +393,10 @@ bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
 //     M = 20..28 1.14-1.76, M >= 33 1.7-4.0 (wgmma; the folding wgmma had lost at M = 17 with fp16 x, 17..20 / 24
 //     with bf16).
 // So without an offset: wgmma from M = 33 (kWgmmaMinM) on wide N, from M = 17 (kWgmmaMinMSplit) where its plan
-// splits K, for both x dtypes.
+// splits K, for both x dtypes.  And no dense path past kWgmmaMaxM: H100, bench/results/h100_s43_large_m_1a51d59.json
+// (forced, fp16 x, --rounds 2, the same four shapes as below at M = 1536 / 2048 / 4096), wgmma / dense time 0.95-0.99 on
+// 4096^2, 0.65-0.95 elsewhere at M = 1536 / 2048, 0.88-0.95 at M = 4096 (fp16 F.linear / wgmma 1.02-1.13 there; dense
+// 0.95-1.04); beyond M = 4096 unmeasured (dense's dequantization is a smaller share there, wgmma's unpacking the same).
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
@@ -423,11 +426,11 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
       if (lp.group_size < padded_k(lp.K))
         return M >= kWgmmaMinMGrouped && (M < kWgmmaGroupedMaxM || !dense_next) &&
                !tc_grouped_wide(lp, M, num_sms(device));
-      if (M >= kWgmmaMaxM && dense_next) return false;
       // wg16: without an offset the wgmma kernel scales the sums in its epilogue (no fold per pair), 17-25% faster
-      // at M = 17..64 than the folding kernel the two tensor-core rules were measured against; they stay for an
-      // offset u only (wg_rules_fold_only, above).
+      // at M = 17..64 than the folding kernel the two tensor-core rules were measured against, 8-15% at M >= 256;
+      // the two rules and the dense path past kWgmmaMaxM stay for an offset u only (wg_rules_fold_only, above).
       const bool fold = lp.offset != nullptr;
+      if (fold && M >= kWgmmaMaxM && dense_next) return false;
       if (fold && tc_per_tensor_wide(lp, M, num_sms(device))) return false;
       return M >= kWgmmaMinM || (M >= kWgmmaMinMSplit && !(fold && tc_split_small_m(lp, M)) &&
                                  cuda::wg_plan(M, lp.N, lp.K, num_sms(device), /*honor_env=*/false).splits > 1);
