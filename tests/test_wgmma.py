@@ -185,8 +185,8 @@ def test_auto_per_tensor_without_offset_takes_wgmma_from_m33_wide_m17_split(kind
     # auto (linear_cuda.cpp, wg_rules_fold_only, session 43): without an offset u the wgmma kernel scales its sums in
     # the epilogue (wg16), and the two tensor-core rules above (tc_per_tensor_wide, tc_split_small_m; their tests run
     # with an offset) no longer apply: wgmma from M = 33 on wide N, from M = 17 where its plan splits K, both x
-    # dtypes, and past M = 2048 (no dense path); the tensor-core kernel below.  Each result against the float64 reference (the split cases: the
-    # epilogue's row scale on each split's partial tile).
+    # dtypes, and past M = 2048 (no dense path); the tensor-core kernel below.  Each result against the float64
+    # reference (the split cases: the epilogue's row scale on each split's partial tile).
     wide = 192 * torch.cuda.get_device_properties(0).multi_processor_count
     f16, bf16 = torch.float16, torch.bfloat16
     check_auto_wgmma_or_tensor_core(kind, 4096, mode, None, [

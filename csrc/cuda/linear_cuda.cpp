@@ -394,9 +394,10 @@ bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
 //     with bf16).
 // So without an offset: wgmma from M = 33 (kWgmmaMinM) on wide N, from M = 17 (kWgmmaMinMSplit) where its plan
 // splits K, for both x dtypes.  And no dense path past kWgmmaMaxM: H100, bench/results/h100_s43_large_m_1a51d59.json
-// (forced, fp16 x, --rounds 2, the same four shapes as below at M = 1536 / 2048 / 4096), wgmma / dense time 0.95-0.99 on
-// 4096^2, 0.65-0.95 elsewhere at M = 1536 / 2048, 0.88-0.95 at M = 4096 (fp16 F.linear / wgmma 1.02-1.13 there; dense
-// 0.95-1.04); beyond M = 4096 unmeasured (dense's dequantization is a smaller share there, wgmma's unpacking the same).
+// (forced, fp16 x, --rounds 2, 4096^2, 8192^2, 8192 x 28672, 28672 x 8192 at M = 1536 / 2048 / 4096), wgmma / dense
+// time: M = 1536 0.65-0.81 (4096^2 0.95-0.99), M = 2048 0.82-0.91, M = 4096 0.88-0.95 (fp16 F.linear / wgmma 1.02-1.13
+// there; dense 0.95-1.04); beyond M = 4096 unmeasured (dense's dequantization is a smaller share there, wgmma's
+// unpacking the same).
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
