@@ -30,7 +30,9 @@ ls csrc/cuda/addsub_linear_*.cu csrc/cuda/grad_x.cu csrc/cuda/tc_linear_*.cu csr
 report() {  # $1: output, $2: title, rest: file stems
   local out=$1 title=$2; shift 2
   { echo "# $title (nvcc $("$NVCC" --version | grep -o 'release [0-9.]*'), sm_90a, local cuobjdump of commit $COMMIT: bench/sass_local.sh)"
-    echo "# 'hottest loop': tensor-core kernels, the innermost loop holding HMMA (forward: a step; grad_x: a 16-row tile);"
+    echo "# 'hottest loop': tensor-core kernels, the innermost loop holding HMMA (forward: a step; grad_x: a 16-row tile;"
+    echo "# wgmma: HGMMA, two stages, whose fold branches (group-wise or with an offset: HFMA2, or FFMA for fp32 scales) the"
+    echo "# per tensor / channel path without an offset branches past, wg16);"
     echo "# add/subtract kernels, the backward branch whose body holds the most FADDs"
     for f in "$@"; do
       echo "# ptxas $f: $(grep -c 'Compiling entry' "$TMP/$f.ptxas") kernels, registers $(grep -o 'Used [0-9]* registers' "$TMP/$f.ptxas" | awk '{print $2}' | sort -n | uniq | tr '\n' ' ')| spill stores (bytes) $(grep -o '[0-9]* bytes spill stores' "$TMP/$f.ptxas" | awk '{print $1}' | sort -n | uniq | tr '\n' ' ')"
