@@ -222,19 +222,21 @@ def check_deterministic_and_graph(kind, backend, x, packed, s, u, b):
 
 
 def check_config_sweep(backend, modes, shapes, repeat=False, device="cuda"):
-    """Every kind x fp16 / bf16 x (mode, G, fp32 scales) x (M, K, N) through `backend` against the
-    float64 reference (shapes whose K the group does not divide are skipped); repeat: a second call
-    must give the same bits.  Run in a child process by the tests that force a kernel configuration
-    through an environment variable read once per process (tests/test_wgmma.py)."""
+    """Every kind x fp16 / bf16 x (mode, G, fp32 scales[, offset]) x (M, K, N) through `backend` against the
+    float64 reference (shapes whose K the group does not divide are skipped; offset, default True: whether
+    the problem has an offset u); repeat: a second call must give the same bits.  Run in a child process by
+    the tests that force a kernel configuration through an environment variable read once per process
+    (tests/test_wgmma.py)."""
     for kind in ("binary", "ternary", "int2"):
         for dtype in (torch.float16, torch.bfloat16):
-            for mode, G, f32 in modes:
+            for mode, G, f32, *rest in modes:
+                off = rest[0] if rest else True
                 for M, K, N in shapes:
                     if G and K % G:
                         continue
-                    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device)
+                    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device=device, offset=off)
                     if f32:
-                        s, u, b = s.float(), u.float(), b.float()
+                        s, u, b = s.float(), None if u is None else u.float(), b.float()
                     poison_cuda_allocator()
                     with bitmm.use_backend(backend):
                         y = bitmm.linear(kind, x, p, s, u, b)

@@ -10,7 +10,8 @@ import bitmm
 from bitmm import quant, reference
 from conftest import DEVICES
 from helpers import (
-    KINDS, PACKERS, UNPACKERS, assert_close_to_reference, assert_no_bad_slice, dtype_bound, make_problem, rel_err)
+    KINDS, PACKERS, UNPACKERS, assert_close_to_reference, assert_kernel_ran, assert_no_bad_slice, dtype_bound,
+    forced_kernel, make_problem, rel_err)
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -590,6 +591,8 @@ def test_cuda_index_math_past_2_31_outputs(backend):
     rows_t = torch.tensor(rows, device="cuda")
     with bitmm.use_backend(backend):
         y = bitmm.linear(kind, x, packed, s, u, b)
+        if backend == "wgmma":  # (it ran, not a fallback: the kernel family the forced backend must run)
+            assert_kernel_ran(forced_kernel("wgmma", torch.float16, K))
         assert y.shape == (M, N)
         assert_close_to_reference(kind, y[rows_t], x[rows_t], packed, s, u, b)
         # fresh unit-scale gradients in y's buffer (y itself would overflow fp16 in grad_x: its

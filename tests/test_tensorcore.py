@@ -198,7 +198,8 @@ def test_dense_dequantization_exact(kind, dtype, G, K, N):
     assert bad.numel() == 0, (len(bad), bad[:5].tolist())
 
 
-# Auto, per tensor / channel, where the wgmma kernel is built and runs (sm_90a): wgmma up to
+# Auto, per tensor / channel with an offset (make_problem's default; without one wgmma at every M since session 43,
+# test_wgmma.py), where the wgmma kernel is built and runs (sm_90a): wgmma up to
 # M = 2047, the dense path (dequantization + cuBLAS) from kWgmmaMaxM = 2048 (linear_cuda.cpp,
 # session 19), except under torch.use_deterministic_algorithms (no cuBLAS there: wgmma at both);
 # elsewhere dense (this weight has at most 2^24 elements: from M = 64) or, deterministic, the

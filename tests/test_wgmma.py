@@ -15,9 +15,9 @@ import torch
 import bitmm
 from conftest import DEVICES
 from helpers import (
-    KINDS, assert_close_to_reference, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
-    check_exact_on_integers, check_scale_dtypes_and_optional_terms, make_problem, poison_cuda_allocator,
-    run_in_child, wgmma_active)
+    KINDS, assert_close_to_reference, assert_kernel_ran, check_3d_noncontiguous_misaligned,
+    check_deterministic_and_graph, check_exact_on_integers, check_scale_dtypes_and_optional_terms, forced_kernel,
+    make_problem, poison_cuda_allocator, run_in_child, wgmma_active)
 
 cuda_only = pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA device")
 
@@ -106,7 +106,8 @@ def test_wgmma_kernel_runs(kind):
     # (kWgmmaMinMSplit) where its plan splits K (wg_plan.h: N = 300 is 3 weight tiles; K = 1024 has
     # 16 stages, room for 2 splits of >= 8; K = 512 has 8, no split); with group-wise scales from
     # M = 17 (kWgmmaMinMGrouped) and below M = 2048 (kWgmmaGroupedMaxM), then dense; per tensor /
-    # channel below M = 2048 (kWgmmaMaxM, session 19), then dense.
+    # channel with an offset (make_problem's default) below M = 2048 (kWgmmaMaxM, session 19), then dense
+    # (without one: wgmma at every M, test_auto_per_tensor_without_offset_takes_wgmma_from_m33_wide_m17_split).
     for M, mode, G, K, want in ((16, "channel", None, 1024, False), (17, "channel", None, 1024, True),
                                 (32, "channel", None, 1024, True), (32, "channel", None, 512, False),
                                 (33, "channel", None, 512, True), (2047, "tensor", None, 1024, True),
@@ -303,13 +304,15 @@ def test_wgmma_forced_tiles(tile):
     # Every CTA tile (BITMM_WG_TILE = rows of x x 128-row weight tiles) at M it does not get by
     # default: M past one tile, N past one and partial, K with a partial stage; all kinds, fp16 /
     # bf16, every scale mode the kernel templates on (per tensor; groups of a multiple of 64; other
-    # multiples of 32), x-dtype and fp32 scales.
+    # multiples of 32), x-dtype and fp32 scales; per tensor / channel also without an offset (wg16: no fold, the
+    # scale in the epilogue).
     run_in_child(
         "import torch\n"
         "from helpers import check_config_sweep\n"
         "torch.manual_seed(0)\n"
         "check_config_sweep('wgmma', [('tensor', None, False), ('group', 32, True), ('group', 64, False),\n"
-        "                             ('group', 128, True)],\n"
+        "                             ('group', 128, True), ('tensor', None, True, False),\n"
+        "                             ('channel', None, False, False)],\n"
         "                   [(1, 832, 37), (70, 224, 300), (300, 4096, 520), (513, 384, 264)])\n",
         BITMM_WG_TILE=tile)
 
@@ -331,7 +334,7 @@ def test_wgmma_pipeline_variants(env):
     # mbarriers (1), on every CTA tile and with K splits: K of 1 stage (fewer than the ring's slots),
     # 4 stages, 64 stages (the ring wraps 5-16 times), a partial last stage; bitwise repeatable.  BITMM_WG_PAIR:
     # 64-row tiles on the CTA-barrier pipeline with a ring sized for two CTAs per SM (11 slots).  Each child
-    # checks which instance it launches.
+    # checks which instance it launches.  Per tensor / channel with and without an offset (wg16's no-fold path).
     pair = env.get("BITMM_WG_PAIR") == "1"
     ws = not pair and env.get("BITMM_WG_WS") != "0"
     run_in_child(
@@ -341,7 +344,8 @@ def test_wgmma_pipeline_variants(env):
         f"check_ws_template({ws}, {pair})\n"
         "torch.manual_seed(0)\n"
         "check_config_sweep('wgmma', [('tensor', None, False), ('channel', None, True), ('group', 32, True),\n"
-        "                             ('group', 64, False)],\n"
+        "                             ('group', 64, False), ('tensor', None, True, False),\n"
+        "                             ('channel', None, False, False)],\n"
         "                   [(1, 64, 37), (70, 224, 300), (300, 4096, 520), (513, 1000, 136)], repeat=True)\n",
         **({"BITMM_WG_PAIR": "0"} | env))  # (an exported BITMM_WG_PAIR would change the instance)
 
@@ -408,6 +412,7 @@ _WS_CASES = (
     "cases = [(kind, dtype, mode, G, f32, off, M, K, N)\n"
     "         for kind in ('binary', 'ternary', 'int2') for dtype in (torch.float16, torch.bfloat16)\n"
     "         for mode, G, f32, off in (('tensor', None, False, True), ('channel', None, True, True),\n"
+    "                                   ('tensor', None, True, False), ('channel', None, False, False),\n"
     "                                   ('group', 64, False, True), ('group', 32, True, True),\n"
     "                                   ('group', 192, False, True), ('group', 96, False, True),\n"
     "                                   ('group', 64, True, False), ('group', 32, False, False))\n"
@@ -506,12 +511,45 @@ def test_wgmma_forced_k_splits(splits):
 
 
 @cuda_only
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_wgmma_without_offset_nonfinite(kind, dtype):
+    # wg16: per tensor / channel without an offset the scale multiplies the fp32 sums in the epilogue instead of
+    # every weight.  A NaN / Inf in x's row m still reaches row m only, and a non-finite per channel scale its
+    # column only (a per tensor one every output), as through the folded path; K = 4160 splits K (each split's
+    # partial tile scaled) and K = 192 does not.
+    for K in (192, 4160):
+        x, packed, s, u, b = make_problem(kind, 6, K, 40, "channel", dtype=dtype, device="cuda", offset=False)
+        with bitmm.use_backend("wgmma"):
+            clean = bitmm.linear(kind, x, packed, s, u, b)
+            assert_kernel_ran(forced_kernel("wgmma", dtype, K), kind)
+            assert_close_to_reference(kind, clean, x, packed, s, u, b)
+            for bad in (float("nan"), float("inf")):
+                x2 = x.clone()
+                x2[2, 7] = bad
+                y = bitmm.linear(kind, x2, packed, s, u, b)
+                assert not torch.isfinite(y[2]).any(), y[2]
+                rows = [0, 1, 3, 4, 5]
+                assert torch.equal(y[rows], clean[rows])
+                s2 = s.clone()
+                s2[5] = bad
+                y = bitmm.linear(kind, x, packed, s2, u, b)
+                assert not torch.isfinite(y[:, 5]).any(), y[:, 5]
+                cols = [n for n in range(40) if n != 5]
+                assert torch.equal(y[:, cols], clean[:, cols])
+                y = bitmm.linear(kind, x, packed, torch.tensor(bad, device="cuda", dtype=dtype), u, b)
+                assert not torch.isfinite(y).any()
+
+
+@cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_wgmma_default_k_splits(kind):
     # The default plan splits K where 64-row tiles leave SMs idle (few weight tiles, long K): here
     # 3 weight tiles x 1-2 row tiles, K = 4160 (65 stages, 8 splits of 8-9 stages).
-    for M, mode, G in ((64, "group", 64), (100, "channel", None), (17, "group", 32)):
-        x, packed, s, u, b = make_problem(kind, M, 4160, 300, mode, G, dtype=torch.bfloat16, device="cuda")
+    # (100, "tensor", no offset: wg16's epilogue scale on each split's partial tile)
+    for M, mode, G, off in ((64, "group", 64, True), (100, "channel", None, True), (17, "group", 32, True),
+                            (100, "tensor", None, False)):
+        x, packed, s, u, b = make_problem(kind, M, 4160, 300, mode, G, dtype=torch.bfloat16, device="cuda", offset=off)
         poison_cuda_allocator()
         out = []
         with bitmm.use_backend("wgmma"):

@@ -261,7 +261,8 @@ bool use_tc_grad_x(const cuda::LinearParams& lp, int64_t M) {
 // one configuration (32-row tile, CM = 4) for all of M = 17..32 and the wgmma kernel one 64-row
 // tile for M <= 64, so M = 32's times stand for the range (M = 17..31 not timed through auto yet).
 // Without a split (8192x28672: 136 vs 124) from kWgmmaMinM as before.
-// Per tensor / channel below kWgmmaMaxM (dense from it): H200, session 18, one process per shape,
+// Per tensor / channel below kWgmmaMaxM (dense from it; since session 43 only with an offset u, wg_rules_fold_only
+// below): H200, session 18, one process per shape,
 // fp16, ternary (bench/results/h200_s18_call4_ab_8ac0803.txt, dense with the 2-D dequantization
 // kernel): M = 4096 dense vs auto's wgmma 2939 vs 3478 us (8192x28672), 2891 vs 3402 (28672x8192),
 // 852 vs 935 (8192^2), 214 vs 227 (4096^2); M = 1024 wgmma 757 vs 988, 749 vs 1100, 214 vs 279,
@@ -396,8 +397,9 @@ bool tc_split_small_m(const cuda::LinearParams& lp, int64_t M) {
 // splits K, for both x dtypes.  And no dense path past kWgmmaMaxM: H100, bench/results/h100_s43_large_m_1a51d59.json
 // (forced, fp16 x, --rounds 2, 4096^2, 8192^2, 8192 x 28672, 28672 x 8192 at M = 1536 / 2048 / 4096), wgmma / dense
 // time: M = 1536 0.65-0.81 (4096^2 0.95-0.99), M = 2048 0.82-0.91, M = 4096 0.88-0.95 (fp16 F.linear / wgmma 1.02-1.13
-// there; dense 0.95-1.04); beyond M = 4096 unmeasured (dense's dequantization is a smaller share there, wgmma's
-// unpacking the same).
+// there; dense 0.95-1.04); beyond M = 4096 unmeasured, but there both are compute-bound and dense is at best
+// cuBLAS's own time, which wgmma beat by 2-13% at M = 4096; bf16 x against dense unmeasured (its wgmma gained as
+// fp16's did, s43_call1.sh).
 constexpr int64_t kWgmmaMinM = 33;
 constexpr int64_t kWgmmaMinMSplit = 17;
 constexpr int64_t kWgmmaMinMGrouped = 17;
