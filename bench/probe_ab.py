@@ -3,6 +3,11 @@ timed on one machine, as bench/device_calls/s41_call2.sh does): new / base per (
 backend, with each file's fp16 F.linear ratio beside it, then the geomean and range per M.
 
     python bench/probe_ab.py BASE.json NEW.json
+
+Or two backends of one file (e.g. the tensor-core / wgmma band of auto's rules): backend A's time over backend B's per
+case, then per M, the same way:
+
+    python bench/probe_ab.py --backends tensorcore wgmma PROBE.json
 """
 from __future__ import annotations
 
@@ -21,6 +26,9 @@ def load(path: str) -> dict:
 
 
 def main() -> None:
+    if sys.argv[1] == "--backends":
+        backend_ratio(sys.argv[2], sys.argv[3], load(sys.argv[4]))
+        return
     base, new = load(sys.argv[1]), load(sys.argv[2])
     by_m: dict = defaultdict(list)
     for key in sorted(base, key=lambda k: (k[4], k[0], k[1], k[2], str(k[3]))):
@@ -36,6 +44,19 @@ def main() -> None:
                   f"new/base {b / a:.3f}{fp16}")
     for M, v in sorted(by_m.items()):
         print(f"M={M}: new/base geomean {math.exp(sum(map(math.log, v)) / len(v)):.3f}, min {min(v):.3f}, "
+              f"max {max(v):.3f} over {len(v)}")
+
+
+def backend_ratio(a_be: str, b_be: str, cases: dict) -> None:
+    by_m: dict = defaultdict(list)
+    for key in sorted(cases, key=lambda k: (k[4], k[1], k[2], k[0], str(k[3]))):
+        if a_be in cases[key] and b_be in cases[key]:
+            op, K, N, G, M = key
+            a, b = cases[key][a_be], cases[key][b_be]
+            by_m[M].append(a / b)
+            print(f"{op:7s} {K:5d}x{N:<5d} g{G!s:4s} M={M:<4d} {a_be} {a:7.1f} {b_be} {b:7.1f} us  {a_be}/{b_be} {a / b:.3f}")
+    for M, v in sorted(by_m.items()):
+        print(f"M={M}: {a_be}/{b_be} geomean {math.exp(sum(map(math.log, v)) / len(v)):.3f}, min {min(v):.3f}, "
               f"max {max(v):.3f} over {len(v)}")
 
 
