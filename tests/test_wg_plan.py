@@ -206,3 +206,63 @@ def test_pair_ctas_rule_and_override(value, tmp_path):
     out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True, env=env).stdout.split()
     want = [w if value not in ("0", "1") else int(value == "1" and case[0] == 64) for case, w in PAIR_CASES]
     assert list(map(int, out)) == want, list(zip(PAIR_CASES, out))
+
+
+PAIR_SPLIT_MAIN = r"""
+#include "csrc/cuda/wg_plan.h"
+#include <cstdio>
+#include <cstdlib>
+int main(int argc, char** argv) {  // M N K SMs grouped offset binary ... -> "bm splits pair" as the glue launches it
+  for (int i = 1; i + 6 < argc; i += 7) {
+    const long long M = std::atoll(argv[i]), K = std::atoll(argv[i + 2]);
+    bitmm::cuda::WgPlan plan = bitmm::cuda::wg_plan(M, std::atoll(argv[i + 1]), K, std::atoi(argv[i + 3]));
+    const bool pair = bitmm::cuda::wg_pair_split(plan, M, K, std::atoi(argv[i + 4]) != 0, std::atoi(argv[i + 5]) != 0,
+                                                 std::atoi(argv[i + 6]) != 0);
+    std::printf("%d %d %d\n", plan.bm, pair ? 2 * plan.splits : plan.splits, pair ? 1 : 0);
+  }
+}
+"""
+# (M, N, K, SMs, grouped, offset, binary) -> (bm, splits, pair) as linear_cuda.cpp launches it (session 44: ternary /
+# int2 without an offset or groups, 64-row plans with K splits, M <= 64, doubled splits <= 8 of >= 64 stages each)
+PAIR_SPLIT_CASES = [
+    ((33, 8192, 28672, 132, 0, 0, 0), (64, 4, 1)),    # measured: 0.92-0.96 of the plan's time
+    ((17, 6144, 16384, 132, 0, 0, 0), (64, 4, 1)),    # 48 tiles, 2 -> 4 splits of exactly 64 stages
+    ((64, 8192, 16384, 132, 0, 0, 0), (64, 4, 1)),
+    ((64, 8192, 16320, 132, 0, 0, 0), (64, 2, 0)),    # 255 stages: the 4th split would hold 63
+    ((64, 8192, 8192, 132, 0, 0, 0), (64, 2, 0)),     # 32 stages a doubled split (measured 0.97-1.02)
+    ((17, 6144, 16384, 132, 0, 1, 0), (64, 2, 0)),    # an offset: the fold per pair (unmeasured)
+    ((17, 6144, 16384, 132, 1, 0, 0), (64, 2, 0)),    # group-wise
+    ((33, 8192, 28672, 132, 0, 0, 1), (64, 2, 0)),    # binary: 0.97-1.14
+    ((33, 4096, 28672, 132, 0, 0, 0), (64, 4, 0)),    # 32 tiles, 4 splits: 8 would hold 56 stages
+    ((65, 8192, 28672, 132, 0, 0, 0), (128, 2, 0)),   # M past 64: 128-row tiles
+    ((64, 28672, 28672, 132, 0, 0, 0), (64, 1, 0)),   # no K split (wg_pair_ctas' case)
+    ((16, 6144, 65536, 132, 0, 0, 0), (64, 4, 1)),    # (auto sends M < 17 elsewhere; the rule itself has no floor)
+    ((64, 2048, 65536, 132, 0, 0, 0), (64, 8, 0)),    # 16 tiles, 8 splits: 16 would pass kWgMaxSplits
+    ((64, 8192, 28672, 114, 0, 0, 0), (64, 1, 0)),    # 114 SMs: 64 tiles leave room for no second split
+    ((40, 6144, 16384, 100, 0, 0, 0), (64, 4, 1)),    # 100 SMs: 48 tiles, 2 -> 4 splits
+]
+
+
+@pytest.mark.parametrize("value", [None, "", "2", "1", "0"])
+def test_pair_split_rule_and_override(value, tmp_path):
+    # wg_plan.h wg_pair_split (session 44): under the rule (BITMM_WG_PAIR unset or neither "0" nor "1") the cases above;
+    # "0" and "1" leave the plan's splits as they are ("1": wg_pair_ctas pairs every 64-row plan without doubling).
+    exe = compile_host_program(tmp_path, PAIR_SPLIT_MAIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BITMM_WG_")}
+    if value is not None:
+        env["BITMM_WG_PAIR"] = value
+    args = [str(v) for case, _ in PAIR_SPLIT_CASES for v in case]
+    out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True, env=env).stdout.splitlines()
+    got = [tuple(map(int, line.split())) for line in out]
+    want = [w if value not in ("0", "1") or not w[2] else (w[0], w[1] // 2, 0) for _, w in PAIR_SPLIT_CASES]
+    assert got == want, list(zip(PAIR_SPLIT_CASES, got))
+
+
+def test_pair_split_never_doubles_forced_plans(tmp_path):
+    # BITMM_WG_TILE / BITMM_WG_SPLIT (probes, tests) launch exactly the plan they name
+    exe = compile_host_program(tmp_path, PAIR_SPLIT_MAIN)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BITMM_WG_")}
+    for knob, want in (({"BITMM_WG_SPLIT": "2"}, (64, 2, 0)), ({"BITMM_WG_TILE": "64x1"}, (64, 2, 0))):
+        out = subprocess.run([str(exe), "33", "8192", "28672", "132", "0", "0", "0"], check=True, capture_output=True,
+                             text=True, env={**base, **knob}).stdout.split()
+        assert tuple(map(int, out)) == want, knob

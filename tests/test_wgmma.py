@@ -408,6 +408,47 @@ def test_wgmma_auto_pairs_ctas_on_one_wave_of_pairs():
         BITMM_WG_PAIR=None, BITMM_WG_TILE=None, BITMM_WG_SPLIT=None, BITMM_WG_WS=None)
 
 
+@cuda_only
+def test_wgmma_auto_pairs_ctas_on_doubled_k_splits():
+    # wg_plan.h wg_pair_split (session 44): with BITMM_WG_PAIR unset, ternary / int2 per tensor or channel without an
+    # offset whose plan is 64-row tiles with K splits (M <= 64) run twice the splits as two CTAs per SM (PAIR), when each
+    # doubled split keeps >= 64 stages; with an offset, group-wise scales, binary weights or shorter K, the plan's
+    # splits on the warp-specialized pipeline.  The grid's z (the splits) and the instance from the profiler, each
+    # result against the float64 reference (odd N, K = 16392: a partial last stage).
+    if not (wgmma_active() and profiler_sees_kernels()):
+        pytest.skip("the wgmma kernel does not run here, or the profiler does not name kernels (the instance check)")
+    if torch.cuda.get_device_properties(0).multi_processor_count < 128:
+        pytest.skip("these plans split K (64 weight tiles at N = 8192) only on >= 128 SMs")
+    run_in_child(
+        "import torch, bitmm\n"
+        "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
+        "from test_wgmma import kernel_grids, wg_template_args\n"
+        "from test_wg_plan import emulated_plan\n"
+        "sms = torch.cuda.get_device_properties(0).multi_processor_count\n"
+        "truth = lambda a: a in ('true', '(bool)1')\n"
+        "torch.manual_seed(0)\n"
+        "for kind, mode, G, off, M, K, N, pair in [('ternary', 'tensor', None, False, 33, 16392, 6107, True),\n"
+        "                                          ('int2', 'channel', None, False, 64, 16392, 6144, True),\n"
+        "                                          ('ternary', 'tensor', None, True, 33, 16392, 6107, False),\n"
+        "                                          ('int2', 'group', 64, False, 17, 16384, 6144, False),\n"
+        "                                          ('binary', 'tensor', None, False, 33, 16392, 6107, False),\n"
+        "                                          ('ternary', 'channel', None, False, 64, 8192, 8192, False)]:\n"
+        "    bm, splits = emulated_plan(M, N, K, sms)\n"
+        "    assert bm == 64 and splits > 1, (sms, M, K, N, bm, splits)\n"
+        "    pair = pair and 2 * splits <= 8 and -(-K // 64) >= 2 * splits * 64\n"
+        "    x, p, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=torch.float16, device='cuda', offset=off)\n"
+        "    poison_cuda_allocator()\n"
+        "    with bitmm.use_backend('wgmma'):\n"
+        "        y = bitmm.linear(kind, x, p, s, u, b)\n"
+        "        grids = [(n, g) for n, g in kernel_grids(lambda: bitmm.linear(kind, x, p, s, u, b)) if 'wg_linear_kernel' in n]\n"
+        "    assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+        "    (name, grid), = grids\n"
+        "    args = wg_template_args(name)\n"
+        "    assert truth(args[6]) == pair and truth(args[5]) == (not pair), (kind, mode, off, M, K, N, name)\n"
+        "    assert grid[2] == (2 * splits if pair else splits), (kind, mode, off, M, K, N, grid, splits)\n",
+        BITMM_WG_PAIR=None, BITMM_WG_TILE=None, BITMM_WG_SPLIT=None, BITMM_WG_WS=None)
+
+
 _WS_CASES = (
     "cases = [(kind, dtype, mode, G, f32, off, M, K, N)\n"
     "         for kind in ('binary', 'ternary', 'int2') for dtype in (torch.float16, torch.bfloat16)\n"

@@ -36,6 +36,7 @@ struct LinearParams {
   int wg_bm;
   int wg_splits;
   float* wg_ws;
+  int wg_pair;            // 1: two CTAs per SM on this plan's K splits (wg_plan.h wg_pair_split, set by the glue)
 };
 
 // grad_x (M, K) = grad_y (M, N) @ (v * scale + offset).  Same field meanings;

@@ -601,7 +601,12 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
   if (fast && !lora && use_wgmma(lp, p.M, x.get_device())) {
     // CTA tile and K splits (wg_plan.h); splits > 1 write fp32 partial tiles into a workspace
     // that a second kernel sums in split order (deterministic, graph capturable).
-    const cuda::WgPlan plan = cuda::wg_plan(p.M, p.N, p.K, num_sms(x.get_device()));
+    cuda::WgPlan plan = cuda::wg_plan(p.M, p.N, p.K, num_sms(x.get_device()));
+    // K-split pairs: twice the splits, two CTAs per SM (wg_plan.h wg_pair_split; ternary / int2 without an offset)
+    const bool pair_split = cuda::wg_pair_split(plan, p.M, p.K, lp.group_size < padded_k(lp.K), lp.offset != nullptr,
+                                                lp.kind == static_cast<int>(Kind::kBinary));
+    if (pair_split) plan.splits *= 2;
+    lp.wg_pair = pair_split ? 1 : 0;
     at::Tensor ws;
     if (plan.splits > 1) ws = at::empty({plan.splits, p.M, p.N}, x.options().dtype(at::kFloat));
     lp.wg_bm = plan.bm;

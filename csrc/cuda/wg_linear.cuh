@@ -688,8 +688,10 @@ cudaError_t launch_wg_tile(const LinearParams& p, int num_sms, int dev, cudaStre
   const WgPlan plan = p.wg_bm != 0 ? WgPlan{p.wg_bm, p.wg_splits}
                                    : wg_plan(p.M, p.N, p.K, num_sms, true, /*allow_splits=*/false);
   const int splits = plan.splits > 1 && p.wg_ws != nullptr ? plan.splits : 1;
-  // Two CTAs per SM at 64-row tiles (wg_plan.h wg_pair_ctas: per tensor, one wave of pairs; BITMM_WG_PAIR).
-  if (wg_pair_ctas(plan.bm, splits, GM != 0, KIND == static_cast<int>(Kind::kBinary), p.M, p.N, num_sms))
+  // Two CTAs per SM at 64-row tiles (wg_plan.h wg_pair_ctas: per tensor, one wave of pairs; wg_pair_split: the glue
+  // doubled the plan's K splits for them; BITMM_WG_PAIR).
+  if ((p.wg_pair != 0 && plan.bm == 64 && splits > 1) ||
+      wg_pair_ctas(plan.bm, splits, GM != 0, KIND == static_cast<int>(Kind::kBinary), p.M, p.N, num_sms))
     return launch_wg_cfg<T, KIND, GM, S32, 64, false, true>(p, splits, dev, stream);
   return BITMM_BOOL_SWITCH(wg_warp_specialized(), WS, [&] {
     switch (plan.bm) {

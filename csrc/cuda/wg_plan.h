@@ -98,6 +98,35 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
          tiles <= 2 * static_cast<int64_t>(num_sms);
 }
 
+// K-split pairs (session 44): where the plan is 64-row tiles with K splits (small M on N <= ~8.4k, wg7), twice the
+// splits as two CTAs per SM (wg_pair_ctas' instance, the CTA-barrier pipeline with an 11-slot ring): the same one wave
+// of CTAs, two consumer chains an SM.  Taken only where measured faster: ternary / int2 per tensor or per channel
+// without an offset (wg16's path: nothing folded per weight pair), M <= 64, at most kWgMaxSplits after doubling, and
+// at least kWgPairSplitMinStages stages (64 inputs each) per doubled split, so each split's fill / drain and the
+// reduction's doubled workspace stay small beside its stream.  H100, forced wgmma, fp16 x, --rounds 2, each setting
+// in its own process, time / the one-CTA plan (BITMM_WG_PAIR=0), M = 17 / 33 / 64:
+//   bench/results/h100_s43_pair_c649f98.txt: 28672 x 8192 (K x N; 2 -> 4 splits, 112 stages each) ternary / int2
+//     0.91-0.95; 8192^2 (32 stages each) 0.97-1.02 (not taken: below kWgPairSplitMinStages); binary 1.04-1.19.
+//   bench/results/h100_s44_pair_split_2a34da4.txt: ternary / int2 16384 x 6144 (48 tiles, 2 -> 4 splits, 64 stages
+//     each) 0.93-0.95, 16384 x 8192 0.93-0.98, 28672 x 8192 0.92-0.96; binary 0.97-1.14 there; N = 4096 (32 tiles,
+//     the plan's 4 splits kept, pairs on half the SMs) 1.09-1.22 (not this rule: doubling would need 8 splits of
+//     >= 64 stages, K >= 32768, unmeasured).
+// With an offset (the fold per pair) and group-wise scales: unmeasured / wg_pair_ctas' loss (wg13's scale warps),
+// so not taken.  BITMM_WG_PAIR=0 forbids it, =1 leaves the plan's splits as they are (wg_pair_ctas pairs every 64-row
+// plan); forced tiles or splits (BITMM_WG_TILE / BITMM_WG_SPLIT) are never doubled.
+constexpr int64_t kWgPairSplitMinStages = 64;
+constexpr int64_t kWgPairSplitMaxM = 64;
+inline bool wg_pair_split_rule(const WgPlan& plan, int64_t M, int64_t K, bool grouped, bool offset, bool binary) {
+  const int64_t stages = (K + 63) / 64;
+  return plan.bm == 64 && plan.splits > 1 && 2 * plan.splits <= kWgMaxSplits && M <= kWgPairSplitMaxM &&
+         stages >= 2 * plan.splits * kWgPairSplitMinStages && !grouped && !offset && !binary;
+}
+inline bool wg_pair_split(const WgPlan& plan, int64_t M, int64_t K, bool grouped, bool offset, bool binary) {
+  static const int env = wg_pair_env(std::getenv("BITMM_WG_PAIR"));
+  return env == -1 && wg_forced_tile() == 0 && wg_forced_splits() == 0 &&
+         wg_pair_split_rule(plan, M, K, grouped, offset, binary);
+}
+
 // The plan: for each x tile (256, 128, 64 rows; none twice M or more, except 64), the K splits that fill
 // one wave (below), then the one whose estimated time is least (ties: the larger tile):
 //     waves x (BM + kWgStageOverheadRows) x stages per split,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran as session 44 call 1 (2a34da4, H100; bench/results/s44_device_runs.txt).
 # Prepared in session 43 (not run; run it first in session 44): the tests that gained wg16 cases after session 43's
 # device time ran out (a fresh-context review found the forced-configuration tests built every per tensor / channel
 # problem with an offset, i.e. only the folding path): test_wgmma.py's pipeline variants (the pair, WS and K-split

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran as session 44 call 2 (2a34da4, H100, warm; bench/results/s44_device_runs.txt).
 # Prepared in session 43 (not run): (1) the K-split pair (64-row tiles, twice the plan's K splits, two CTAs per SM) on
 # more long-K shapes, for a rule (session 43 call 8: ternary / int2 28672 x 8192 0.91-0.95 of the plan's time, 8192^2
 # 0.97-1.02, binary 1.04-1.19): knobs only, forced wgmma, per tensor without offset, fp16 x, each setting in its own
