@@ -11,7 +11,7 @@ from bitmm import quant, reference
 from conftest import DEVICES
 from helpers import (
     KINDS, PACKERS, UNPACKERS, assert_close_to_reference, assert_kernel_ran, assert_no_bad_slice, dtype_bound,
-    forced_kernel, make_problem, rel_err)
+    cuda_graphs_capturable, forced_kernel, make_problem, rel_err)
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -225,6 +225,8 @@ def test_cuda_backward_is_deterministic_when_requested(kind, shape, dtype, deter
 @cuda_only
 def test_cuda_deterministic_backward_in_cuda_graph(deterministic_algorithms):
     # The deterministic path takes its scratch with cudaMallocAsync: legal in a capture.
+    if not cuda_graphs_capturable():
+        pytest.skip("CUDA graphs need torch's caching allocator (PYTORCH_NO_CUDA_MEMORY_CACHING=1 here)")
     _, packed, s, u, _ = make_problem("ternary", 1, 512, 8192, "channel", device="cuda")
     g = torch.randn(1, 8192, device="cuda")
     eager = bitmm.linear_grad_x(g, packed, s, u, "ternary", 512)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Session 44 call 4: call 3's two sanitizer units again after their fixes (1e: tests/helpers.py cuda_graphs_capturable,
+# no graph capture where torch's caching allocator is off, as initcheck units run; bench/sanitize.sh: racecheck leaves
+# out the int8-activation tests that reach cuBLAS / cuBLASLt GEMMs): racecheck 1/8 and initcheck 0/8 of cover3, side by
+# side, to the call's end.
+cd "$(dirname "$0")/../.."
+source bench/device_calls/prelude.sh
+left=$(( 390 - ($(date +%s) - start) ))
+OUT="$OUT" BITMM_SAN_UNITS="racecheck:1/8@cover3 initcheck:0/8@cover3" BITMM_SAN_PAR=2 BITMM_SAN_CAP=$left \
+  bash bench/sanitize.sh > /dev/null 2>&1
+mark sanitizers
+cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"; cat "$OUT/log.txt"
