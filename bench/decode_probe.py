@@ -91,6 +91,10 @@ def main() -> None:
     ap.add_argument("--direction", default="forward", choices=["forward", "backward"],
                     help="backward: grad_x = grad_y (M x N) through the packed weight, bitmm.linear_grad_x (backend "
                          "t_NAME: through the forward op on the cached W^T under backend NAME); fp16 = grad_y @ W")
+    ap.add_argument("--scale-layout", default="ng", choices=["ng", "gn"],
+                    help="group-wise s and u: ng = contiguous (N, G) tensors (the default layout); gn = (N, G) views of "
+                         "contiguous (G, N) tensors (stride (1, N)): a CTA's rows of one group are then adjacent in "
+                         "memory (session 44: the wgmma kernel's scale warps load row n0 + lane of a group per lane)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="time every backend this many times per case, alternating the order; keep the median")
     args = ap.parse_args()
@@ -110,6 +114,8 @@ def main() -> None:
         K, N = (int(v) for v in shape.split("x"))
         sbytes = 0 if G is None else 2 * 2 * N * (K // G)
         ws = make_weights(kind, K, N, G, copies_for(formats.packed_nbytes(kind, N, K) + sbytes), dtype=dt)
+        if G is not None and args.scale_layout == "gn":
+            ws = [(p, s.t().contiguous().t(), u.t().contiguous().t()) for p, s, u in ws]
         prepared = Prepared()
         for M in (int(m) for m in args.ms.split(",")):
             x = torch.randn(M, N if bw else K, device="cuda", dtype=dt)  # backward: x is grad_y
@@ -132,6 +138,8 @@ def main() -> None:
                 us = round(statistics.median(times[be]), 2)
                 rec = {"op": kind, "direction": args.direction, "K": K, "N": N, "M": M, "group_size": G,
                        "dtype": args.dtype, "backend": be, "us": us}
+                if G is not None:
+                    rec["scale_layout"] = args.scale_layout
                 if be != "fp16":
                     rec.update({"kernel": ran_by[be], "tc_wn_override": os.environ.get("BITMM_TC_WN"),
                                 "gx_splits_override": os.environ.get("BITMM_GX_SPLITS"),

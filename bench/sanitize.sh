@@ -74,14 +74,17 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # is test_wgmma_ws_matches_cta_pipeline_bitwise itself: bitwise equal to the CTA-barrier pipeline)
   local wsenv=()
   [ "$tool" = racecheck ] && wsenv=(BITMM_WG_WS=0) && k="$k and not (pipeline_variants and ws) and not ws_matches_cta"
-  # racecheck also leaves out the int8-activation tests (linear_a8, the layers' act_bits=8 path) other than the fused
-  # W2A8 kernel's own (test_linear_a8_fused_*: a8_linear.cu, the one with shared memory): outside that kernel's M and
-  # shape range the op's integer sums are torch's int8 GEMM (cuBLASLt) or a float cuBLAS GEMM, the GEMMs that die
-  # under racecheck as above, instrumented or not (session 44, cover3 racecheck 1/8: "the Sanitizer failed to handle
-  # a hardware exception" in test_linear_a8_matches_reference[int2-tensor-False-False-out_dtype3-cuda], float64 out,
-  # N = 130: the float GEMM; then 171 errors in the tests after it); the unfused path's epilogue kernel uses no
-  # shared memory (memcheck and initcheck cover it)
-  [ "$tool" = racecheck ] && k="$k and not ((a8 or act_bits) and not fused)"
+  # racecheck also leaves out the int8-activation tests (every id with "a8" or "act_bits": test_linear_a8.py, the
+  # layers' act_bits = 8 tests, the a8 determinism cases, and the host-only test_a8_emulation.py): outside the fused
+  # W2A8 kernel's M and shape range (and for some cases inside its tests) the op's integer sums are torch's int8 GEMM
+  # (cuBLASLt) or a float cuBLAS GEMM, the GEMMs that die under racecheck as above, instrumented or not (session 44,
+  # cover3 racecheck 1/8: "the Sanitizer failed to handle a hardware exception" in
+  # test_linear_a8_matches_reference[int2-tensor-False-False-out_dtype3-cuda], float64 out, N = 130: the float GEMM;
+  # then 171 errors in the tests after it).  The fused kernel (a8_linear.cu, the one with shared memory) has its own
+  # racecheck run with BITMM_A8_FUSED=1 over its sanitizer-case and short-chunk tests (session 33: 0 hazards):
+  #   BITMM_A8_FUSED=1 BITMM_UNDER_SANITIZER=1 BITMM_SAN_NO_CUBLAS=1 compute-sanitizer --tool racecheck \
+  #     python3 -m pytest tests/test_linear_a8.py -k "fused_sanitizer_cases or fused_short_chunks"
+  [ "$tool" = racecheck ] && k="$k and not a8 and not act_bits"
   # (racecheck: the tensor-core kernel's K-split reduction is ordered by CTA barriers again since
   # session 15; tc13's barrier-free one, ordered by shared-memory counters racecheck cannot follow,
   # is gone: bench/results/h200_racecheck_reduce_attribution_b870711.txt, h200_s15_call2_9a07a7d.txt.)
