@@ -143,7 +143,8 @@ def main() -> None:
                 if be != "fp16":
                     rec.update({"kernel": ran_by[be], "tc_wn_override": os.environ.get("BITMM_TC_WN"),
                                 "gx_splits_override": os.environ.get("BITMM_GX_SPLITS"),
-                                "a8_fused": os.environ.get("BITMM_A8_FUSED")})
+                                "a8_fused": os.environ.get("BITMM_A8_FUSED"),
+                                "wg_scale_t": os.environ.get("BITMM_WG_SCALE_T")})
                 if args.rounds > 1:
                     rec["us_rounds"] = [round(t, 2) for t in times[be]]
                 records.append(rec)

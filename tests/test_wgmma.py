@@ -255,6 +255,47 @@ def test_wgmma_grouped_column_major_scales(kind, G):
         assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
+_SCALE_T_CHILD = (
+    "import torch, bitmm\n"
+    "from helpers import make_problem, assert_close_to_reference, poison_cuda_allocator\n"
+    "torch.manual_seed(0)\n"
+    "ys = []\n"
+    "for kind in ('binary', 'ternary', 'int2'):\n"
+    "    for M, K, N, G, dtype, f32, mixed in ((17, 4096, 301, 64, torch.float16, False, False),\n"
+    "                                          (300, 3072, 301, 32, torch.bfloat16, True, False),\n"
+    "                                          (130, 3072, 136, 192, torch.float16, False, True),\n"
+    "                                          (64, 2048, 4000, 64, torch.bfloat16, False, False)):\n"
+    "        x, p, s, u, b = make_problem(kind, M, K, N, 'group', G, dtype=dtype, device='cuda')\n"
+    "        if f32:\n"
+    "            s, u = s.float(), u.float()\n"
+    "        if mixed:  # a per-channel s beside a group-wise u\n"
+    "            s = s[:, :1].contiguous()\n"
+    "        poison_cuda_allocator()\n"
+    "        with bitmm.use_backend('wgmma'):\n"
+    "            y = bitmm.linear(kind, x, p, s, u, b)\n"
+    "        assert_close_to_reference(kind, y, x, p, s, u, b)\n"
+    "        ys.append(y.cpu())\n"
+    "torch.save(ys, OUT)\n")
+
+
+@cuda_only
+def test_wgmma_scale_transpose_knob_is_bitwise_neutral(tmp_path):
+    # BITMM_WG_SCALE_T=1 (linear_cuda.cpp grouped_transposed, a probe knob, session 44): group-wise s / u copied to
+    # (G, N) storage for the wgmma kernel (its scale warps then read 2 sectors per warp load instead of 32) must give the
+    # bits of the default (N, G) path, the same values summed in the same order; each run also against the float64
+    # reference.  Two groups a stage (G = 32, fp32 scales), one (64), a group over three stages (192) with a per-channel
+    # s beside a group-wise u (only u is copied), a K split (M = 17 on N = 301), N past 128-row tiles.
+    if not wgmma_active():
+        pytest.skip("the wgmma kernel does not run here")
+    outs = {}
+    for knob in ("1", None):
+        outs[knob] = tmp_path / f"y_{knob}.pt"
+        run_in_child(f"OUT = {str(outs[knob])!r}\n" + _SCALE_T_CHILD, BITMM_WG_SCALE_T=knob)
+    on, off = torch.load(outs["1"]), torch.load(outs[None])
+    assert len(on) == len(off) == 12
+    assert all(torch.equal(a, b) for a, b in zip(on, off))
+
+
 @cuda_only
 @pytest.mark.parametrize("sdtype", ["x", torch.float32])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

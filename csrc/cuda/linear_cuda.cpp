@@ -86,6 +86,18 @@ void fill_scale_fields(cuda::LinearParams& lp, const LinearProblem& p, const Pre
   lp.group_size = p.groups > 1 ? p.group_size : padded_k(p.K);
 }
 
+// BITMM_WG_SCALE_T=1 (probe knob, read once): a group-wise (N, G) scale or offset not already stored group-major
+// copied to (G, N) storage for the wgmma kernel, its strides in `sn` / `sg` updated (row stride 1, group stride N);
+// an undefined tensor (and the strides untouched) otherwise: off, per tensor / channel, or already column-major.
+at::Tensor grouped_transposed(const at::Tensor& t, int64_t& sn, int64_t& sg) {
+  static const bool on = cuda::env_int("BITMM_WG_SCALE_T") == 1;
+  if (!on || t.dim() != 2 || t.size(1) <= 1 || sn == 1) return at::Tensor();
+  at::Tensor g = t.t().contiguous();  // (G, N)
+  sn = 1;
+  sg = g.stride(0);
+  return g;
+}
+
 // The kernels read packed rows with 16-byte loads: rows are 16-byte multiples,
 // but a view with a storage offset may start anywhere.
 at::Tensor aligned_packed(const at::Tensor& packed_w) {
@@ -612,12 +624,21 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     lp.wg_bm = plan.bm;
     lp.wg_splits = plan.splits;
     lp.wg_ws = ws.defined() ? ws.data_ptr<float>() : nullptr;
+    // BITMM_WG_SCALE_T=1 (a probe knob, session 44; off by default, unmeasured): group-wise s / u stored as (G, N) for
+    // this call, so the scale warps' 32 loads of a group (rows n0 + lane) read 2 sectors instead of 32 (with (N, G)
+    // storage the rows are G elements apart).  The same values in the same order: the same bits as without it.
+    const cuda::LinearParams before = lp;
+    const at::Tensor s_t = grouped_transposed(ps.scale, lp.s_sn, lp.s_sg),
+                     u_t = ps.offset.defined() ? grouped_transposed(ps.offset, lp.u_sn, lp.u_sg) : at::Tensor();
+    if (s_t.defined()) lp.scale = s_t.data_ptr();
+    if (u_t.defined()) lp.offset = u_t.data_ptr();
     const cudaError_t err = cuda::launch_wg_linear(lp, num_sms(x.get_device()), stream);
     if (err != cudaErrorNotSupported) {  // (else: a shape it does not take; the rules below pick another kernel)
       check_cuda(err, "linear (wgmma)", p);
       note_kernel_ran(KernelRan::kWgmma);
       return y.reshape(out_shape);
     }
+    lp = before;  // (the copies above die here: the other kernels read the caller's tensors)
   }
   if (fast && use_dense(lp, p.M, x.scalar_type())) {
     if (lora) return at::Tensor();
