@@ -6,7 +6,8 @@
 #     [BITMM_SAN_KNS=bitmm] bash bench/sanitize.sh
 #
 # A unit is TOOL:i/n[@PROFILE]: one pytest process under `compute-sanitizer --tool TOOL` over shard i
-# of n of the selected test ids (tests/conftest.py: BITMM_SHARD, BITMM_TEST_PROFILE=cover2|cover3).
+# of n of the selected test ids (tests/conftest.py: BITMM_SHARD, BITMM_TEST_PROFILE=cover2|cover3; PROFILE a8fused:
+# the fused W2A8 kernel's own tests with BITMM_A8_FUSED=1, below).
 # BITMM_SAN_PAR units run at once (earlier runs: 15-18 processes at once got ~57 tests per process
 # through in 360 s, while one process at a time got 48 wgmma tests through memcheck in 7 s; the GPU
 # time-slices between processes, so a few processes, each kept busy, is the better use of a call).
@@ -80,11 +81,18 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # (cuBLASLt) or a float cuBLAS GEMM, the GEMMs that die under racecheck as above, instrumented or not (session 44,
   # cover3 racecheck 1/8: "the Sanitizer failed to handle a hardware exception" in
   # test_linear_a8_matches_reference[int2-tensor-False-False-out_dtype3-cuda], float64 out, N = 130: the float GEMM;
-  # then 171 errors in the tests after it).  The fused kernel (a8_linear.cu, the one with shared memory) has its own
-  # racecheck run with BITMM_A8_FUSED=1 over its sanitizer-case and short-chunk tests (session 33: 0 hazards):
-  #   BITMM_A8_FUSED=1 BITMM_UNDER_SANITIZER=1 BITMM_SAN_NO_CUBLAS=1 compute-sanitizer --tool racecheck \
-  #     python3 -m pytest tests/test_linear_a8.py -k "fused_sanitizer_cases or fused_short_chunks"
+  # then 171 errors in the tests after it).  The fused kernel (a8_linear.cu, the one with shared memory) keeps a racecheck
+  # run of its own, the unit racecheck:0/1@a8fused: its sanitizer-case and short-chunk tests with BITMM_A8_FUSED=1
+  # (session 33 ran the same by hand: 0 hazards).  (cover3, counted with pytest --collect-only: 1491 tests for racecheck
+  # against 2016; the shards are cut before -k, tests/conftest.py, so a shard's racecheck unit covers the same tests.)
   [ "$tool" = racecheck ] && k="$k and not a8 and not act_bits"
+  # PROFILE a8fused (a unit TOOL:0/1@a8fused): that run, the fused W2A8 kernel's sanitizer-case and short-chunk tests
+  # with BITMM_A8_FUSED=1 (the fused kernel for M <= 256), under any tool
+  local a8env=()
+  if [ "$profile" = a8fused ]; then
+    profile=""; a8env=(BITMM_A8_FUSED=1)
+    k="($SAN_K) and (fused_sanitizer_cases or fused_short_chunks)"
+  fi
   # (racecheck: the tensor-core kernel's K-split reduction is ordered by CTA barriers again since
   # session 15; tc13's barrier-free one, ordered by shared-memory counters racecheck cannot follow,
   # is gone: bench/results/h200_racecheck_reduce_attribution_b870711.txt, h200_s15_call2_9a07a7d.txt.)
@@ -95,12 +103,12 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   [ -n "$SAN_KNS" ] && [ "$tool" != initcheck ] && filter=(--kernel-name "kns=$SAN_KNS")
   PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas \
     BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \
-    env "${wsenv[@]}" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \
+    env "${wsenv[@]}" "${a8env[@]}" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \
     python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$k" > "$log" 2>&1
   rc=$?
   local verdict="DONE"; [ "$rc" = 124 ] && verdict="CAPPED"
   local sum="/tmp/san_$name.sum"
-  { echo "$verdict $unit${filter[*]:+ (${filter[*]})} rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
+  { echo "$verdict $unit${filter[*]:+ (${filter[*]})} rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
     echo "   $(grep -cE '::.* (PASSED|FAILED|SKIPPED|ERROR|XFAIL)' "$log") tests finished, last: $(grep -E '::.* (PASSED|FAILED|SKIPPED|ERROR)' "$log" | tail -1 | cut -c1-110)"
     grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error|Warning)" "$log" | cut -c1-150 | sort | uniq -c | head -6
     # every report's kernel, template arguments and offsets cut off, most frequent first

@@ -25,7 +25,7 @@ for cfg in ng gn knob; do
 done
 (cd "$OUT" && tar czf probes.tgz *.json && rm -f *.json)
 left=$(( 560 - ($(date +%s) - start) ))
-[ $left -gt 200 ] && OUT="$OUT" BITMM_SAN_UNITS="racecheck:1/8@cover3 initcheck:0/8@cover3" BITMM_SAN_PAR=2 \
+[ $left -gt 200 ] && OUT="$OUT" BITMM_SAN_UNITS="racecheck:0/1@a8fused racecheck:1/8@cover3 initcheck:0/8@cover3" BITMM_SAN_PAR=2 \
   BITMM_SAN_CAP=$left bash bench/sanitize.sh > /dev/null 2>&1 && mark sanitizers
 [ -f "$OUT/sanitizers.txt" ] && cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"; cat "$OUT/log.txt"
 # compare: python bench/probe_ab.py scale_layout_ng.json scale_layout_gn.json (and scale_layout_knob.json)
