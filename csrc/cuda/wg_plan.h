@@ -101,9 +101,10 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
 // K-split pairs (session 44): where the plan is 64-row tiles with K splits (small M on N <= ~8.4k, wg7), twice the
 // splits as two CTAs per SM (wg_pair_ctas' instance, the CTA-barrier pipeline with an 11-slot ring): the same one wave
 // of CTAs, two consumer chains an SM.  Taken only where measured faster: ternary / int2 per tensor or per channel
-// without an offset (wg16's path: nothing folded per weight pair), M <= 64, at most kWgMaxSplits after doubling, and
-// at least kWgPairSplitMinStages stages (64 inputs each) per doubled split, so each split's fill / drain and the
-// reduction's doubled workspace stay small beside its stream.  H100, forced wgmma, fp16 x, --rounds 2, each setting
+// without an offset (wg16's path: nothing folded per weight pair), M <= 64, a plan of exactly 2 splits (doubled to 4;
+// 3 -> 6 and 4 -> 8, plans of 33-44 weight tiles on 132 SMs, are unmeasured), and at least kWgPairSplitMinStages
+// stages (64 inputs each) per doubled split, so each split's fill / drain and the reduction's doubled workspace stay
+// small beside its stream.  H100, forced wgmma, fp16 x, --rounds 2, each setting
 // in its own process, time / the one-CTA plan (BITMM_WG_PAIR=0), M = 17 / 33 / 64:
 //   bench/results/h100_s43_pair_c649f98.txt: 28672 x 8192 (K x N; 2 -> 4 splits, 112 stages each) ternary / int2
 //     0.91-0.95; 8192^2 (32 stages each) 0.97-1.02 (not taken: below kWgPairSplitMinStages); binary 1.04-1.19.
@@ -116,9 +117,10 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
 // plan); forced tiles or splits (BITMM_WG_TILE / BITMM_WG_SPLIT) are never doubled.
 constexpr int64_t kWgPairSplitMinStages = 64;
 constexpr int64_t kWgPairSplitMaxM = 64;
+constexpr int kWgPairSplitFrom = 2;  // the plan's splits the rule doubles (the measured case)
 inline bool wg_pair_split_rule(const WgPlan& plan, int64_t M, int64_t K, bool grouped, bool offset, bool binary) {
   const int64_t stages = (K + 63) / 64;
-  return plan.bm == 64 && plan.splits > 1 && 2 * plan.splits <= kWgMaxSplits && M <= kWgPairSplitMaxM &&
+  return plan.bm == 64 && plan.splits == kWgPairSplitFrom && M <= kWgPairSplitMaxM &&
          stages >= 2 * plan.splits * kWgPairSplitMinStages && !grouped && !offset && !binary;
 }
 inline bool wg_pair_split(const WgPlan& plan, int64_t M, int64_t K, bool grouped, bool offset, bool binary) {
