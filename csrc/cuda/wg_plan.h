@@ -112,6 +112,9 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
 //     each) 0.93-0.95, 16384 x 8192 0.93-0.98, 28672 x 8192 0.92-0.96; binary 0.97-1.14 there; N = 4096 (32 tiles,
 //     the plan's 4 splits kept, pairs on half the SMs) 1.09-1.22 (not this rule: doubling would need 8 splits of
 //     >= 64 stages, K >= 32768, unmeasured).
+//   The rule itself against BITMM_WG_PAIR=0 (bench/results/h100_s44_pair_split_rule_49d7ac6.txt, fp16 and bf16 x,
+//     the three shapes above and 8192^2): taken cases 0.915-0.969 (fp16) / 0.896-0.977 (bf16); binary and 8192^2,
+//     not taken, 0.97-1.02.
 // With an offset (the fold per pair) and group-wise scales: unmeasured / wg_pair_ctas' loss (wg13's scale warps),
 // so not taken.  BITMM_WG_PAIR=0 forbids it, =1 leaves the plan's splits as they are (wg_pair_ctas pairs every 64-row
 // plan); forced tiles or splits (BITMM_WG_TILE / BITMM_WG_SPLIT) are never doubled.
