@@ -25,7 +25,9 @@ for cfg in ng gn knob; do
 done
 (cd "$OUT" && tar czf probes.tgz *.json && rm -f *.json)
 left=$(( 560 - ($(date +%s) - start) ))
-[ $left -gt 200 ] && OUT="$OUT" BITMM_SAN_UNITS="racecheck:0/1@a8fused racecheck:1/8@cover3 initcheck:0/8@cover3" BITMM_SAN_PAR=2 \
+# (session 45: units in sixteenths, four at a time: a sixteenth is half an eighth (tests/conftest.py shards by
+# index mod n, so i/8 = i/16 + (i+8)/16 and finished eighths stay valid), so a capped unit wastes less)
+[ $left -gt 150 ] && OUT="$OUT" BITMM_SAN_UNITS="${S45_UNITS:-racecheck:0/1@a8fused initcheck:0/16@cover3 initcheck:8/16@cover3 racecheck:1/16@cover3}" BITMM_SAN_PAR=4 \
   BITMM_SAN_CAP=$left bash bench/sanitize.sh > /dev/null 2>&1 && mark sanitizers
 [ -f "$OUT/sanitizers.txt" ] && cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"; cat "$OUT/log.txt"
 # compare: python bench/probe_ab.py scale_layout_ng.json scale_layout_gn.json (and scale_layout_knob.json)

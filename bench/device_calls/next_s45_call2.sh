@@ -19,6 +19,6 @@ for cfg in plan pair6 pair8; do
 done
 (cd "$OUT" && tar czf probes.tgz *.json && rm -f *.json)
 left=$(( ${S45_END:-560} - ($(date +%s) - start) ))
-[ $left -gt 150 ] && OUT="$OUT" BITMM_SAN_UNITS="${S45_UNITS:-racecheck:2/8@cover3 initcheck:1/8@cover3}" BITMM_SAN_PAR=2 \
+[ $left -gt 150 ] && OUT="$OUT" BITMM_SAN_UNITS="${S45_UNITS:-racecheck:9/16@cover3 racecheck:2/16@cover3 initcheck:1/16@cover3 initcheck:9/16@cover3}" BITMM_SAN_PAR=4 \
   BITMM_SAN_CAP=$left bash bench/sanitize.sh > /dev/null 2>&1 && mark sanitizers
 [ -f "$OUT/sanitizers.txt" ] && cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"; cat "$OUT/log.txt"
