@@ -24,7 +24,7 @@ for cfg in ng gn knob; do
   mark "scale layout $cfg"
 done
 (cd "$OUT" && tar czf probes.tgz *.json && rm -f *.json)
-left=$(( 560 - ($(date +%s) - start) ))
+left=$(( ${S45_END:-560} - ($(date +%s) - start) ))
 # (session 45: units in sixteenths, four at a time: a sixteenth is half an eighth (tests/conftest.py shards by
 # index mod n, so i/8 = i/16 + (i+8)/16 and finished eighths stay valid), so a capped unit wastes less)
 [ $left -gt 150 ] && OUT="$OUT" BITMM_SAN_UNITS="${S45_UNITS:-racecheck:0/1@a8fused initcheck:0/16@cover3 initcheck:8/16@cover3 racecheck:1/16@cover3}" BITMM_SAN_PAR=4 \
