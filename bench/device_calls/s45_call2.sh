@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran as session 45 call 2 (4a1c09c, H100, warm, S45_END=380; bench/results/s45_device_runs.txt).
 # Session 45 call 2 (prepared while call 1 waited for a machine): wg17's unmeasured cases, knobs only, forced
 # wgmma, per tensor without offset, fp16 x, each setting in its own process: plans of 3 K splits (40 weight tiles:
 # N = 5120, K >= 24576) doubled to 6 on the pair instance, and of 4 splits (32 tiles: N = 4096, K >= 32768) doubled

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran as session 45 call 1 (4a1c09c, H100, S45_END=450; bench/results/s45_device_runs.txt).
 # Prepared in session 44 (its device time ran out first; run it first in session 45, ~4-5 min):
 # (1) the new wgmma tests: column-major (stride (1, N)) group-wise s / u, the BITMM_WG_SCALE_T knob's bitwise
 #     neutrality, and the K-split pair test in its sanitizer-safe form;
