@@ -222,8 +222,8 @@ int main(int argc, char** argv) {  // M N K SMs grouped offset binary ... -> "bm
   }
 }
 """
-# (M, N, K, SMs, grouped, offset, binary) -> (bm, splits, pair) as linear_cuda.cpp launches it (session 44: ternary /
-# int2 without an offset or groups, 64-row plans of exactly 2 K splits, M <= 64, 4 splits of >= 64 stages each)
+# (M, N, K, SMs, grouped, offset, binary) -> (bm, splits, pair) as linear_cuda.cpp launches it (sessions 44-45: ternary /
+# int2 without an offset or groups, 64-row plans of 2-4 K splits, M <= 64, doubled splits of >= 64 stages each)
 PAIR_SPLIT_CASES = [
     ((33, 8192, 28672, 132, 0, 0, 0), (64, 4, 1)),    # measured: 0.92-0.96 of the plan's time
     ((17, 6144, 16384, 132, 0, 0, 0), (64, 4, 1)),    # 48 tiles, 2 -> 4 splits of exactly 64 stages
@@ -238,8 +238,15 @@ PAIR_SPLIT_CASES = [
     ((64, 28672, 28672, 132, 0, 0, 0), (64, 1, 0)),   # no K split (wg_pair_ctas' case)
     ((16, 6144, 65536, 132, 0, 0, 0), (64, 4, 1)),    # (auto sends M < 17 elsewhere; the rule itself has no floor)
     ((64, 2048, 65536, 132, 0, 0, 0), (64, 8, 0)),    # 16 tiles, 8 splits: 16 would pass kWgMaxSplits
-    ((33, 5000, 28672, 132, 0, 0, 0), (64, 3, 0)),    # 40 tiles, 3 splits: 6 (448 stages, 74 each) unmeasured
-    ((33, 4224, 65536, 132, 0, 0, 0), (64, 4, 0)),    # 33 tiles, 4 splits: 8 (128 stages each) unmeasured
+    ((33, 5000, 28672, 132, 0, 0, 0), (64, 6, 1)),    # 40 tiles, 3 -> 6 splits (448 stages, 74-75 each)
+    ((17, 5120, 32768, 132, 0, 0, 0), (64, 6, 1)),    # measured (session 45): 3 -> 6 0.88-0.97 of the plan's time
+    ((64, 5120, 24576, 132, 0, 0, 0), (64, 6, 1)),    # 384 stages: exactly 64 a doubled split
+    ((64, 5120, 24512, 132, 0, 0, 0), (64, 3, 0)),    # 383 stages: the 6th split would hold 63
+    ((33, 4224, 65536, 132, 0, 0, 0), (64, 8, 1)),    # 33 tiles, 4 -> 8 splits (128 stages each)
+    ((33, 4096, 32768, 132, 0, 0, 0), (64, 8, 1)),    # measured: 4 -> 8 0.93-0.99
+    ((64, 4096, 32704, 132, 0, 0, 0), (64, 4, 0)),    # 511 stages: the 8th split would hold 63
+    ((33, 5120, 28672, 132, 0, 1, 0), (64, 3, 0)),    # an offset
+    ((33, 4096, 65536, 132, 0, 0, 1), (64, 4, 0)),    # binary
     ((64, 8192, 28672, 114, 0, 0, 0), (64, 1, 0)),    # 114 SMs: 64 tiles leave room for no second split
     ((40, 6144, 16384, 100, 0, 0, 0), (64, 4, 1)),    # 100 SMs: 48 tiles, 2 -> 4 splits
 ]

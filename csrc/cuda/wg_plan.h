@@ -98,20 +98,22 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
          tiles <= 2 * static_cast<int64_t>(num_sms);
 }
 
-// K-split pairs (session 44): where the plan is 64-row tiles with K splits (small M on N <= ~8.4k, wg7), twice the
+// K-split pairs (sessions 44-45): where the plan is 64-row tiles with K splits (small M on N <= ~8.4k, wg7), twice the
 // splits as two CTAs per SM (wg_pair_ctas' instance, the CTA-barrier pipeline with an 11-slot ring): the same one wave
 // of CTAs, two consumer chains an SM.  Taken only where measured faster: ternary / int2 per tensor or per channel
-// without an offset (wg16's path: nothing folded per weight pair), M <= 64, a plan of exactly 2 splits (doubled to 4;
-// 3 -> 6 and 4 -> 8, plans of 33-44 weight tiles on 132 SMs, are unmeasured), and at least kWgPairSplitMinStages
-// stages (64 inputs each) per doubled split, so each split's fill / drain and the reduction's doubled workspace stay
-// small beside its stream.  H100, forced wgmma, fp16 x, --rounds 2, each setting
-// in its own process, time / the one-CTA plan (BITMM_WG_PAIR=0), M = 17 / 33 / 64:
+// without an offset (wg16's path: nothing folded per weight pair), M <= 64, a plan of 2-4 splits (doubled to 4-8,
+// kWgMaxSplits at most), and at least kWgPairSplitMinStages stages (64 inputs each) per doubled split, so each split's
+// fill / drain and the reduction's doubled workspace stay small beside its stream.  H100, forced wgmma, fp16 x,
+// --rounds 2, each setting in its own process, time / the one-CTA plan (BITMM_WG_PAIR=0), M = 17 / 33 / 64:
 //   bench/results/h100_s43_pair_c649f98.txt: 28672 x 8192 (K x N; 2 -> 4 splits, 112 stages each) ternary / int2
 //     0.91-0.95; 8192^2 (32 stages each) 0.97-1.02 (not taken: below kWgPairSplitMinStages); binary 1.04-1.19.
 //   bench/results/h100_s44_pair_split_2a34da4.txt: ternary / int2 16384 x 6144 (48 tiles, 2 -> 4 splits, 64 stages
 //     each) 0.93-0.95, 16384 x 8192 0.93-0.98, 28672 x 8192 0.92-0.96; binary 0.97-1.14 there; N = 4096 (32 tiles,
 //     the plan's 4 splits kept, pairs on half the SMs) 1.09-1.22 (not this rule: doubling would need 8 splits of
-//     >= 64 stages, K >= 32768, unmeasured).
+//     >= 64 stages, K >= 32768: below).
+//   bench/results/h100_s45_pair_split_4a1c09c.txt (session 45): 3 -> 6 splits on 40 tiles (28672 x 5120, 32768 x 5120:
+//     74-75 / 85-86 stages a doubled split) ternary / int2 0.884-0.971 (geomean 0.940, 12 cases); 4 -> 8 on 32 tiles
+//     (32768 x 4096, 65536 x 4096: 64 / 128 stages each) 0.925-0.993 (geomean 0.953, 12 cases).
 //   The rule itself against BITMM_WG_PAIR=0 (bench/results/h100_s44_pair_split_rule_49d7ac6.txt, fp16 and bf16 x,
 //     the three shapes above and 8192^2): taken cases 0.915-0.969 (fp16) / 0.896-0.977 (bf16); binary and 8192^2,
 //     not taken, 0.97-1.02.
@@ -120,10 +122,13 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
 // plan); forced tiles or splits (BITMM_WG_TILE / BITMM_WG_SPLIT) are never doubled.
 constexpr int64_t kWgPairSplitMinStages = 64;
 constexpr int64_t kWgPairSplitMaxM = 64;
-constexpr int kWgPairSplitFrom = 2;  // the plan's splits the rule doubles (the measured case)
+// the plan's splits the rule doubles: 2 (sessions 43-44), 3 and 4 (session 45), the measured cases
+constexpr int kWgPairSplitMinFrom = 2, kWgPairSplitMaxFrom = 4;
+static_assert(2 * kWgPairSplitMaxFrom <= kWgMaxSplits, "a doubled split count past kWgMaxSplits");
 inline bool wg_pair_split_rule(const WgPlan& plan, int64_t M, int64_t K, bool grouped, bool offset, bool binary) {
   const int64_t stages = (K + 63) / 64;
-  return plan.bm == 64 && plan.splits == kWgPairSplitFrom && M <= kWgPairSplitMaxM &&
+  return plan.bm == 64 && plan.splits >= kWgPairSplitMinFrom && plan.splits <= kWgPairSplitMaxFrom &&
+         M <= kWgPairSplitMaxM &&
          stages >= 2 * plan.splits * kWgPairSplitMinStages && !grouped && !offset && !binary;
 }
 inline bool wg_pair_split(const WgPlan& plan, int64_t M, int64_t K, bool grouped, bool offset, bool binary) {
