@@ -228,7 +228,7 @@ PAIR_SPLIT_CASES = [
     ((33, 8192, 28672, 132, 0, 0, 0), (64, 4, 1)),    # measured: 0.92-0.96 of the plan's time
     ((17, 6144, 16384, 132, 0, 0, 0), (64, 4, 1)),    # 48 tiles, 2 -> 4 splits of exactly 64 stages
     ((64, 8192, 16384, 132, 0, 0, 0), (64, 4, 1)),
-    ((64, 8192, 16320, 132, 0, 0, 0), (64, 2, 0)),    # 255 stages: the 4th split would hold 63
+    ((64, 8192, 16320, 132, 0, 0, 0), (64, 2, 0)),    # 255 stages: one of 4 splits would hold 63
     ((64, 8192, 8192, 132, 0, 0, 0), (64, 2, 0)),     # 32 stages a doubled split (measured 0.97-1.02)
     ((17, 6144, 16384, 132, 0, 1, 0), (64, 2, 0)),    # an offset: the fold per pair (unmeasured)
     ((17, 6144, 16384, 132, 1, 0, 0), (64, 2, 0)),    # group-wise
@@ -241,10 +241,10 @@ PAIR_SPLIT_CASES = [
     ((33, 5000, 28672, 132, 0, 0, 0), (64, 6, 1)),    # 40 tiles, 3 -> 6 splits (448 stages, 74-75 each)
     ((17, 5120, 32768, 132, 0, 0, 0), (64, 6, 1)),    # measured (session 45): 3 -> 6 0.88-0.97 of the plan's time
     ((64, 5120, 24576, 132, 0, 0, 0), (64, 6, 1)),    # 384 stages: exactly 64 a doubled split
-    ((64, 5120, 24512, 132, 0, 0, 0), (64, 3, 0)),    # 383 stages: the 6th split would hold 63
+    ((64, 5120, 24512, 132, 0, 0, 0), (64, 3, 0)),    # 383 stages: one of 6 splits would hold 63
     ((33, 4224, 65536, 132, 0, 0, 0), (64, 8, 1)),    # 33 tiles, 4 -> 8 splits (128 stages each)
     ((33, 4096, 32768, 132, 0, 0, 0), (64, 8, 1)),    # measured: 4 -> 8 0.93-0.99
-    ((64, 4096, 32704, 132, 0, 0, 0), (64, 4, 0)),    # 511 stages: the 8th split would hold 63
+    ((64, 4096, 32704, 132, 0, 0, 0), (64, 4, 0)),    # 511 stages: one of 8 splits would hold 63
     ((33, 5120, 28672, 132, 0, 1, 0), (64, 3, 0)),    # an offset
     ((33, 4096, 65536, 132, 0, 0, 1), (64, 4, 0)),    # binary
     ((64, 8192, 28672, 114, 0, 0, 0), (64, 1, 0)),    # 114 SMs: 64 tiles leave room for no second split
@@ -254,7 +254,7 @@ PAIR_SPLIT_CASES = [
 
 @pytest.mark.parametrize("value", [None, "", "2", "1", "0"])
 def test_pair_split_rule_and_override(value, tmp_path):
-    # wg_plan.h wg_pair_split (session 44): under the rule (BITMM_WG_PAIR unset or neither "0" nor "1") the cases above;
+    # wg_plan.h wg_pair_split (sessions 44-45): under the rule (BITMM_WG_PAIR unset or neither "0" nor "1") the cases above;
     # "0" and "1" leave the plan's splits as they are ("1": wg_pair_ctas pairs every 64-row plan without doubling).
     exe = compile_host_program(tmp_path, PAIR_SPLIT_MAIN)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BITMM_WG_")}

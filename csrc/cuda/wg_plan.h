@@ -100,11 +100,13 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
 
 // K-split pairs (sessions 44-45): where the plan is 64-row tiles with K splits (small M on N <= ~8.4k, wg7), twice the
 // splits as two CTAs per SM (wg_pair_ctas' instance, the CTA-barrier pipeline with an 11-slot ring): the same one wave
-// of CTAs, two consumer chains an SM.  Taken only where measured faster: ternary / int2 per tensor or per channel
-// without an offset (wg16's path: nothing folded per weight pair), M <= 64, a plan of 2-4 splits (doubled to 4-8,
-// kWgMaxSplits at most), and at least kWgPairSplitMinStages stages (64 inputs each) per doubled split, so each split's
-// fill / drain and the reduction's doubled workspace stay small beside its stream.  H100, forced wgmma, fp16 x,
-// --rounds 2, each setting in its own process, time / the one-CTA plan (BITMM_WG_PAIR=0), M = 17 / 33 / 64:
+// of CTAs, two consumer chains an SM.  Taken where measured faster (2 -> 4 on 48-64 tiles, fp16 / bf16 x; 3 -> 6 and
+// 4 -> 8 forced on 40 and 32 tiles, fp16 x only: the rule extends them to 34-44 and 27-33 tiles): ternary / int2 per
+// tensor or per channel without an offset (wg16's path: nothing folded per weight pair), M <= 64, a plan of 2-4
+// splits (doubled to 4-8, kWgMaxSplits at most), and at least kWgPairSplitMinStages stages (64 inputs each) per
+// doubled split, so each split's fill / drain and the reduction's doubled workspace stay small beside its stream.
+// H100, forced wgmma, fp16 x, --rounds 2, each setting in its own process, time / the one-CTA plan (BITMM_WG_PAIR=0),
+// M = 17 / 33 / 64:
 //   bench/results/h100_s43_pair_c649f98.txt: 28672 x 8192 (K x N; 2 -> 4 splits, 112 stages each) ternary / int2
 //     0.91-0.95; 8192^2 (32 stages each) 0.97-1.02 (not taken: below kWgPairSplitMinStages); binary 1.04-1.19.
 //   bench/results/h100_s44_pair_split_2a34da4.txt: ternary / int2 16384 x 6144 (48 tiles, 2 -> 4 splits, 64 stages
