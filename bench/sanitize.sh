@@ -3,7 +3,7 @@
 #
 #   OUT=<dir> BITMM_SAN_UNITS="memcheck:0/8 memcheck:1/8 ... racecheck:0/4@cover3" \
 #     [BITMM_SAN_PAR=4] [BITMM_SAN_CAP=500] [BITMM_SAN_PATHS=tests] [BITMM_SAN_K="not cpu and not compile ..."] \
-#     [BITMM_SAN_KNS=bitmm] bash bench/sanitize.sh
+#     [BITMM_SAN_KNS=bitmm] [BITMM_SAN_RESUME="bench/results/san_resume_*.txt"] bash bench/sanitize.sh
 #
 # A unit is TOOL:i/n[@PROFILE]: one pytest process under `compute-sanitizer --tool TOOL` over shard i
 # of n of the selected test ids (tests/conftest.py: BITMM_SHARD, BITMM_TEST_PROFILE=cover2|cover3; PROFILE a8fused:
@@ -116,14 +116,30 @@ run_unit() {  # TOOL:i/n[@PROFILE]
     racecheck) nocublas=1 ;;
   esac
   [ -n "$SAN_KNS" ] && [ "$tool" != initcheck ] && filter=(--kernel-name "kns=$SAN_KNS")
+  # Resume (session 45): BITMM_SAN_RESUME names files of "UNIT<TAB>test id" lines (written below: the tests an earlier,
+  # capped run of the same unit passed with no sanitizer report in its whole log); this run deselects them, so a unit
+  # capped near its end (session 45: racecheck 9/16 at 107 of ~109 tests) is finished, not rerun whole.  Its DONE line
+  # then says how many it left to the earlier run(s), whose lines stay in bench/results.
+  local resume=() u id
+  if [ -n "${BITMM_SAN_RESUME:-}" ]; then
+    while IFS=$'\t' read -r u id; do
+      [ "$u" = "$unit" ] && [ -n "$id" ] && resume+=(--deselect "$id")
+    done < <(cat $BITMM_SAN_RESUME 2> /dev/null)
+  fi
   PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas \
     BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \
     env "${wsenv[@]}" "${a8env[@]}" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \
-    python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$k" > "$log" 2>&1
+    python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$k" "${resume[@]}" > "$log" 2>&1
   rc=$?
   local verdict="DONE"; [ "$rc" = 124 ] && verdict="CAPPED"
+  # A capped run with no report anywhere in its log (a report can share a line with the test id) leaves its passed tests
+  # for the next run of the unit: $OUT/san_resume.txt (commit it; the next call passes it in BITMM_SAN_RESUME)
+  if [ "$rc" = 124 ] && ! grep -qE "========= (Invalid|Race|Uninitialized|Program hit|Error|Warning)" "$log"; then
+    grep -oE '^tests/[^ ]+::[^ ]+ PASSED' "$log" | awk -v u="$unit" '{print u "\t" $1}' > "/tmp/san_$name.resume"
+    cat "/tmp/san_$name.resume" >> "$SAN_OUT/san_resume.txt"
+  fi
   local sum="/tmp/san_$name.sum"
-  { echo "$verdict $unit${filter[*]:+ (${filter[*]})} rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
+  { echo "$verdict $unit${filter[*]:+ (${filter[*]})}${resume[*]:+ (resumed: $(( ${#resume[@]} / 2 )) tests passed in an earlier capped run, deselected)} rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
     echo "   $(grep -cE '::.* (PASSED|FAILED|SKIPPED|ERROR|XFAIL)' "$log") tests finished, last: $(grep -E '::.* (PASSED|FAILED|SKIPPED|ERROR)' "$log" | tail -1 | cut -c1-110)"
     grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error|Warning)" "$log" | cut -c1-150 | sort | uniq -c | head -6
     # every report's kernel, template arguments and offsets cut off, most frequent first
