@@ -33,10 +33,7 @@ for lay in ng gn; do
   mark "small-M scale layout $lay"
 done
 (cd "$OUT" && tar czf probes.tgz *.json && rm -f *.json)
-left=$(( ${S46_END:-560} - ($(date +%s) - start) ))
-# (BITMM_SAN_RESUME: the tests earlier capped runs of a unit passed with no report, bench/sanitize.sh; a capped unit
-# here leaves $OUT/san_resume.txt: commit it as bench/results/san_resume_sNN.txt)
-[ $left -gt 150 ] && OUT="$OUT" BITMM_SAN_RESUME="$(ls bench/results/san_resume_*.txt 2> /dev/null | tr '\n' ' ')" BITMM_SAN_UNITS="${S46_UNITS:-racecheck:9/16@cover3 initcheck:9/16@cover3 initcheck:0/1@a8fused racecheck:0/1@a8fused racecheck:3/16@cover3}" \
-  BITMM_SAN_PAR=4 BITMM_SAN_CAP=$left bash bench/sanitize.sh > /dev/null 2>&1 && mark sanitizers
-[ -f "$OUT/sanitizers.txt" ] && cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"; cat "$OUT/log.txt"
+# (a capped unit leaves $OUT/san_resume.txt: commit it as bench/results/san_resume_sNN.txt; san_tail resumes from it)
+san_tail "${S46_UNITS:-racecheck:9/16@cover3 initcheck:9/16@cover3 initcheck:0/1@a8fused racecheck:0/1@a8fused racecheck:3/16@cover3}" ${S46_END:-560}
+cat "$OUT/log.txt"
 # compare: python bench/probe_ab.py pair_rule_float16_0.json pair_rule_float16_rule.json; small_m_layout_ng.json small_m_layout_gn.json

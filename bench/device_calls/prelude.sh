@@ -53,3 +53,13 @@ run_tests() {  # $1: test files, $2: -k expression, $3: label, $4: time limit (s
   { echo "$3: $(tail -1 /tmp/t.txt)"; grep -E "^FAILED|^E  " /tmp/t.txt | head -20; } >> "$OUT/log.txt"
   mark "$3"
 }
+# bench/sanitize.sh's units to the call's end (session 45; the sNN_callK.sh scripts before it spell this out):
+# $1: units, $2: the call's end in seconds from the start; skipped with under 150 s left.  Resumes capped units from
+# bench/results/san_resume_*.txt; the verdicts go to the end of $OUT/log.txt.
+san_tail() {  # $1: units, $2: end (s)
+  local left=$(( $2 - ($(date +%s) - start) ))
+  [ $left -gt 150 ] && OUT="$OUT" BITMM_SAN_RESUME="$(ls bench/results/san_resume_*.txt 2> /dev/null | tr '\n' ' ')" \
+    BITMM_SAN_UNITS="$1" BITMM_SAN_PAR=4 BITMM_SAN_CAP=$left bash bench/sanitize.sh > /dev/null 2>&1 && mark sanitizers
+  [ -f "$OUT/sanitizers.txt" ] && cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"
+  return 0
+}

@@ -86,7 +86,7 @@ void fill_scale_fields(cuda::LinearParams& lp, const LinearProblem& p, const Pre
   lp.group_size = p.groups > 1 ? p.group_size : padded_k(p.K);
 }
 
-// BITMM_WG_SCALE_T=1 (probe knob, read once): a group-wise (N, G) scale or offset not already stored group-major
+// BITMM_WG_SCALE_T=1 (probe knob, read once; measured slower, session 45): a group-wise (N, G) scale or offset not already stored group-major
 // copied to (G, N) storage for the wgmma kernel, its strides in `sn` / `sg` updated (row stride 1, group stride N);
 // an undefined tensor (and the strides untouched) otherwise: off, per tensor / channel, or already column-major.
 at::Tensor grouped_transposed(const at::Tensor& t, int64_t& sn, int64_t& sg) {
@@ -624,9 +624,12 @@ at::Tensor linear_cuda_impl(Kind kind, const at::Tensor& x, const at::Tensor& pa
     lp.wg_bm = plan.bm;
     lp.wg_splits = plan.splits;
     lp.wg_ws = ws.defined() ? ws.data_ptr<float>() : nullptr;
-    // BITMM_WG_SCALE_T=1 (a probe knob, session 44; off by default, unmeasured): group-wise s / u stored as (G, N) for
-    // this call, so the scale warps' 32 loads of a group (rows n0 + lane) read 2 sectors instead of 32 (with (N, G)
-    // storage the rows are G elements apart).  The same values in the same order: the same bits as without it.
+    // BITMM_WG_SCALE_T=1 (a probe knob, session 44; off by default): group-wise s / u stored as (G, N) for this call,
+    // so the scale warps' 32 loads of a group (rows n0 + lane) read 2 sectors instead of 32 (with (N, G) storage the
+    // rows are G elements apart).  The same values in the same order: the same bits as without it.  Measured in
+    // session 45 (bench/results/h100_s45_scale_layout_4a1c09c.txt): (G, N) storage itself 0.955 / 0.962 of the time at
+    // M = 256 / 1024, but this per-call copy 1.19 / 1.03 (slower), so it stays a probe; the gain needs the caller to
+    // store (G, N).
     const cuda::LinearParams before = lp;
     const at::Tensor s_t = grouped_transposed(ps.scale, lp.s_sn, lp.s_sg),
                      u_t = ps.offset.defined() ? grouped_transposed(ps.offset, lp.u_sn, lp.u_sg) : at::Tensor();
