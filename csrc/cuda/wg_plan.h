@@ -100,8 +100,8 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
 
 // K-split pairs (sessions 44-45): where the plan is 64-row tiles with K splits (small M on N <= ~8.4k, wg7), twice the
 // splits as two CTAs per SM (wg_pair_ctas' instance, the CTA-barrier pipeline with an 11-slot ring): the same one wave
-// of CTAs, two consumer chains an SM.  Taken where measured faster (2 -> 4 on 48-64 tiles, fp16 / bf16 x; 3 -> 6 and
-// 4 -> 8 forced on 40 and 32 tiles, fp16 x only: the rule extends them to 34-44 and 27-33 tiles): ternary / int2 per
+// of CTAs, two consumer chains an SM.  Taken where measured faster (2 -> 4 on 48-64 tiles, 3 -> 6 on 34-44 tiles and
+// 4 -> 8 on 27-33 tiles, fp16 / bf16 x; the rule's edges measured in session 46): ternary / int2 per
 // tensor or per channel without an offset (wg16's path: nothing folded per weight pair), M <= 64, a plan of 2-4
 // splits (doubled to 4-8, kWgMaxSplits at most), and at least kWgPairSplitMinStages stages (64 inputs each) per
 // doubled split, so each split's fill / drain and the reduction's doubled workspace stay small beside its stream.
@@ -119,6 +119,10 @@ inline bool wg_pair_ctas(int bm, int splits, bool grouped, bool binary, int64_t 
 //   The rule itself against BITMM_WG_PAIR=0 (bench/results/h100_s44_pair_split_rule_49d7ac6.txt, fp16 and bf16 x,
 //     the three shapes above and 8192^2): taken cases 0.915-0.969 (fp16) / 0.896-0.977 (bf16); binary and 8192^2,
 //     not taken, 0.97-1.02.
+//   The rule of 2-4 splits against BITMM_WG_PAIR=0 (bench/results/h100_s46_pair_rule_dc90888.txt, session 46, fp16 and
+//     bf16 x, ternary / int2, M = 17 / 33 / 64): 28672 x 5120 and 28672 x 5632 (40 / 44 tiles, 3 -> 6), 24576 x 4352
+//     (34 tiles, exactly 64 stages a doubled split), 32768 x 3456 / 4096 / 4224 (27 / 32 / 33 tiles, 4 -> 8): 0.911-0.984,
+//     faster in all 72 cases (geomean 0.936-0.949 per M and dtype); the GPU test's 3 -> 6 / 4 -> 8 cases passed.
 // With an offset (the fold per pair) and group-wise scales: unmeasured / wg_pair_ctas' loss (wg13's scale warps),
 // so not taken.  BITMM_WG_PAIR=0 forbids it, =1 leaves the plan's splits as they are (wg_pair_ctas pairs every 64-row
 // plan); forced tiles or splits (BITMM_WG_TILE / BITMM_WG_SPLIT) are never doubled.
