@@ -42,14 +42,14 @@ FUZZ_EXAMPLES = int(os.environ.get("BITMM_FUZZ_EXAMPLES", "60"))
 
 
 @st.composite
-def problems(draw):
+def problems(draw, max_m=9, max_n=70, max_k=700, groups=(None, 1, 3, 32, 64), max_groups=9):
     kind = draw(st.sampled_from(KINDS))
     dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.bfloat16]))
-    M = draw(st.integers(0, 9))
-    N = draw(st.integers(1, 70))
-    G = draw(st.sampled_from([None, 1, 3, 32, 64]))
-    mult = draw(st.integers(1, 9))
-    K = G * mult if G else draw(st.integers(1, 700))
+    M = draw(st.integers(0, max_m))
+    N = draw(st.integers(1, max_n))
+    G = draw(st.sampled_from(list(groups)))
+    mult = draw(st.integers(1, max_groups))
+    K = G * mult if G else draw(st.integers(1, max_k))
     mode = "group" if G else draw(st.sampled_from(["tensor", "channel"]))
     offset = draw(st.booleans())
     bias = draw(st.booleans())
@@ -85,6 +85,25 @@ def test_fuzz_against_reference(prob):
         x, packed, s, u, b = fuzz_problem(prob, device)
         y = bitmm.linear(kind, x, packed, s, u, b)
         assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+@settings(max_examples=max(FUZZ_EXAMPLES // 3, 10), deadline=None, derandomize=True)
+@given(problems(max_m=20, max_n=200, max_k=2100, groups=(None, 32, 64, 96, 128, 256), max_groups=12))
+def test_fuzz_cpu_prepacked_is_the_op(prob):
+    # The CPU layer's own path (PackedLinear's forward: cpu_prepacked_linear on the weight's lookup layout, and on
+    # the scales' layout where the group size is a multiple of 32) on wider draws than above (64-row tiles and their
+    # partial last tile, K past the kernels' K tiles, several groups per K tile): bitwise the plain op's output, which
+    # matches the float64 reference.
+    kind, dtype, M, K, N, mode, G, offset, bias, scale_in_x_dtype, seed = prob
+    torch.manual_seed(seed)
+    x, packed, s, u, b = fuzz_problem(prob, "cpu")
+    y = bitmm.linear(kind, x, packed, s, u, b)
+    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    blob = bitmm.ops.cpu_prepack(packed, kind, K)
+    assert torch.equal(bitmm.ops.cpu_prepacked_linear(kind, x, packed, blob, s, u, b), y)
+    if G is not None and K // G > 1 and G % 32 == 0:
+        sp = bitmm.ops.cpu_prepack_scales(s, u, N, K)
+        assert torch.equal(bitmm.ops.cpu_prepacked_linear(kind, x, packed, blob, s, u, b, sp), y)
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True)
