@@ -100,6 +100,7 @@ def assert_close_to_reference(kind, y, x, packed, s, u, b):
     if err > bound:  # (only then: a second float64 product) where the sums cancel, the floor scales with them
         bound = max(bound, TOL_FLOOR[x.dtype] * cancellation(kind, x, packed, s, u, b, ref))
     assert err <= bound, f"relative error {err:.3e} > bound {bound:.3e}"
+    assert_no_bad_slice(y, ref, bound)
 
 
 def cancellation(kind, x, packed, s, u, b, ref) -> float:
@@ -116,7 +117,6 @@ def cancellation(kind, x, packed, s, u, b, ref) -> float:
         mag = mag + b.to(dev, torch.float64).abs()
     den = ref.double().norm().item() * max(K, 1) ** 0.5
     return max(1.0, mag.norm().item() / den) if den > 0 else 1.0
-    assert_no_bad_slice(y, ref, bound)
 
 
 # A whole-tensor relative error hides one wrong output column (row) where N (M) is large: one wrong element in N

@@ -678,3 +678,14 @@ def test_cancellation_bound_still_catches_errors(draw):
     assert (factor == 1.0) if draw == "typical" else (10 < factor < 100), factor
     with pytest.raises(AssertionError, match="relative error"):
         assert_close_to_reference(kind, y * (1 + eps), x, packed, s, u, b)
+
+
+def test_reference_check_includes_the_slice_check():
+    # assert_close_to_reference runs assert_no_bad_slice after its whole-tensor bound (a session-46 edit had left that
+    # call unreachable for a few commits): one output 10% off in a wide bf16 result fails it by its column.
+    x, packed, s, u, b = make_problem("ternary", 1, 64, 40000, "channel", None, dtype=torch.bfloat16, bias=False)
+    y = bitmm.linear("ternary", x, packed, s, u, b)
+    assert_close_to_reference("ternary", y, x, packed, s, u, b)
+    y[0, 12345] *= 1.1
+    with pytest.raises(AssertionError, match="column 12345"):
+        assert_close_to_reference("ternary", y, x, packed, s, u, b)
