@@ -126,7 +126,9 @@ run_unit() {  # TOOL:i/n[@PROFILE]
       [ "$u" = "$unit" ] && [ -n "$id" ] && resume+=(--deselect "$id")
     done < <(cat $BITMM_SAN_RESUME 2> /dev/null)
   fi
-  PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas \
+  # BITMM_AUTO_NO_DENSE (csrc/cuda/linear_cuda.cpp use_dense) with it: auto never takes cuBLAS's dense path either, which
+  # tests of the layers reach without naming a backend (session 47: racecheck 4/16 died in a layer's grad_x at M = 34).
+  PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas BITMM_AUTO_NO_DENSE=$nocublas \
     BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \
     env "${wsenv[@]}" "${a8env[@]}" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \
     python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$k" "${resume[@]}" > "$log" 2>&1

@@ -4,7 +4,7 @@ import torch
 
 import bitmm
 from conftest import DEVICES
-from helpers import KINDS, assert_close_to_reference, make_problem, poison_cuda_allocator
+from helpers import KINDS, assert_close_to_reference, make_problem, poison_cuda_allocator, run_in_child
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # (M, K, N): K and N not multiples of anything, M = 0, 1, 3, 17
@@ -122,3 +122,28 @@ def test_ternary_is_add_skip_subtract_exactly():
     x = torch.randint(-50, 50, (4, 300)).float()
     y = bitmm.ternary_linear(x, bitmm.pack_ternary(t), torch.tensor(1.0))
     assert torch.equal(y, x @ t.float().T)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA dispatch")
+def test_auto_no_dense_knob_keeps_bitmm_kernels():
+    # BITMM_AUTO_NO_DENSE=1 (bench/sanitize.sh's racecheck / initcheck units): auto never takes the dense (cuBLAS) path,
+    # forward or grad_x, so tests of the layers run bitmm's kernels under the sanitizers (cuBLAS's sm_90 GEMMs die under
+    # racecheck).  Without the knob the same calls take it (the control).  Each result against the float64 reference.
+    code = (
+        "import os, torch, bitmm\n"
+        "from bitmm import reference\n"
+        "from helpers import make_problem, assert_close_to_reference, rel_err\n"
+        "knob = os.environ.get('BITMM_AUTO_NO_DENSE') == '1'\n"
+        "torch.manual_seed(0)\n"
+        "x, p, s, u, b = make_problem('ternary', 512, 160, 72, 'tensor', dtype=torch.bfloat16, device='cuda')\n"
+        "y = bitmm.linear('ternary', x, p, s, u, b)\n"
+        "assert (bitmm.backend.last_kernel() == 'dense') != knob, bitmm.backend.last_kernel()\n"
+        "assert_close_to_reference('ternary', y, x, p, s, u, b)\n"
+        "g = torch.randn(34, 72, dtype=torch.bfloat16, device='cuda')\n"
+        "gx = bitmm.ops.linear_grad_x(g, p, s, u, 'ternary', 160)\n"
+        "assert (bitmm.backend.last_kernel() == 'dense') != knob, bitmm.backend.last_kernel()\n"
+        "ref = reference.linear_grad_x('ternary', g.cpu(), p.cpu(), s.cpu(), u.cpu(), 160)\n"
+        "assert rel_err(gx, ref) < 1.6e-2, rel_err(gx, ref)\n"
+    )
+    run_in_child(code, BITMM_AUTO_NO_DENSE="1")
+    run_in_child(code, BITMM_AUTO_NO_DENSE=None)

@@ -666,38 +666,26 @@ tc_linear_body(const LinearParams p,
   // scales one step before their use (load_scales below), which hides an L2 hit but not a DRAM
   // miss: a 32-byte sector of fp16 scales serves 4 steps of a row at g64, and every new sector
   // stalled the warp for a DRAM round trip (H200, 8192 x 28672 int2 M = 1, BD: g64 97 us, g128
-  // 75, per tensor 38).  Rows whose groups are contiguous (stride 1, (N, G) storage), or groups whose rows are
-  // ((G, N) storage, stride (1, N): session 46 measured (G, N) through this kernel without a prefetch 0.95-1.08 of
-  // (N, G)'s time at g64 / g128 M = 16, binary the slowest); other strides skip it.
+  // 75, per tensor 38).  Rows whose groups are contiguous (stride 1) only; others skip it.  (tc50, the same prefetch
+  // for (G, N) storage, one span of the tile's rows per group: H100, session 47, 0.968-1.128 of the time without it
+  // at M = 1, geomean 1.076; M = 16 1.004: reverted, bench/results/h100_s47_gn_prefetch_c1bc978.txt.)
   auto prefetch_scales = [&](int64_t nt_p) {
     if constexpr (GROUPED) {
       if (nt_p >= n_tiles) return;
       const int es = s_es;
       const int64_t row_bytes = ngroups * es;
       const int nsec = static_cast<int>(imin64((row_bytes + 31) / 32 + 1, 1 << 20));
-      // (G, N): the tile's rows [first, last] of one group are `span` contiguous bytes, a group stride apart
-      const int64_t first = nt_p * NC, last = imin64(first + NC, p.N) - 1, span = (last - first + 1) * es;
-      const int nsec_g = static_cast<int>((span + 31) / 32 + 1);
 #pragma unroll 1
       for (int t = 0; t < 2; ++t) {
         const char* base = static_cast<const char*>(t ? p.offset : p.scale);
-        if (base == nullptr) continue;
-        const int64_t sn = t ? p.u_sn : p.s_sn, sg = t ? p.u_sg : p.s_sg;
-        if (sg == 1) {
+        if (base == nullptr || (t ? p.u_sg : p.s_sg) != 1) continue;
+        const int64_t sn = t ? p.u_sn : p.s_sn;
 #pragma unroll 1
-          for (int i = threadIdx.x; i < NC * nsec; i += blockDim.x) {
-            const int row = i / nsec, sec = i - row * nsec;
-            const int64_t n = imin64(nt_p * NC + row, p.N - 1);
-            // the sectors of [row start, row start + row_bytes): every 32 bytes, then the last byte
-            prefetch_l2(base + n * sn * es + imin64(static_cast<int64_t>(sec) * 32, row_bytes - 1));
-          }
-        } else if (sn == 1) {
-#pragma unroll 1
-          for (int64_t i = threadIdx.x; i < ngroups * nsec_g; i += blockDim.x) {
-            const int64_t grp = i / nsec_g, sec = i - grp * nsec_g;
-            // the sectors of [group's row first, + span): every 32 bytes, then the last byte
-            prefetch_l2(base + (grp * sg + first) * es + imin64(sec * 32, span - 1));
-          }
+        for (int i = threadIdx.x; i < NC * nsec; i += blockDim.x) {
+          const int row = i / nsec, sec = i - row * nsec;
+          const int64_t n = imin64(nt_p * NC + row, p.N - 1);
+          // the sectors of [row start, row start + row_bytes): every 32 bytes, then the last byte
+          prefetch_l2(base + n * sn * es + imin64(static_cast<int64_t>(sec) * 32, row_bytes - 1));
         }
       }
     }
