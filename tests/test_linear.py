@@ -128,21 +128,22 @@ def test_ternary_is_add_skip_subtract_exactly():
 def test_auto_no_dense_knob_keeps_bitmm_kernels():
     # BITMM_AUTO_NO_DENSE=1 (bench/sanitize.sh's racecheck / initcheck units): auto never takes the dense (cuBLAS) path,
     # forward or grad_x, so tests of the layers run bitmm's kernels under the sanitizers (cuBLAS's sm_90 GEMMs die under
-    # racecheck).  Without the knob the same calls take it (the control).  Each result against the float64 reference.
+    # racecheck).  Without the knob the same calls take it (the control; session 47's first version used a bf16 forward
+    # at M = 512, which auto gives the wgmma kernel: its control failed, so the test can).  Each result against the float64 reference.
     code = (
         "import os, torch, bitmm\n"
         "from bitmm import reference\n"
         "from helpers import make_problem, assert_close_to_reference, rel_err\n"
         "knob = os.environ.get('BITMM_AUTO_NO_DENSE') == '1'\n"
         "torch.manual_seed(0)\n"
-        "x, p, s, u, b = make_problem('ternary', 512, 160, 72, 'tensor', dtype=torch.bfloat16, device='cuda')\n"
+        "x, p, s, u, b = make_problem('ternary', 64, 160, 72, 'tensor', dtype=torch.float32, device='cuda')\n"  # fp32: dense from M = 32
         "y = bitmm.linear('ternary', x, p, s, u, b)\n"
         "assert (bitmm.backend.last_kernel() == 'dense') != knob, bitmm.backend.last_kernel()\n"
         "assert_close_to_reference('ternary', y, x, p, s, u, b)\n"
-        "g = torch.randn(34, 72, dtype=torch.bfloat16, device='cuda')\n"
-        "gx = bitmm.ops.linear_grad_x(g, p, s, u, 'ternary', 160)\n"
+        "g = torch.randn(34, 72, dtype=torch.bfloat16, device='cuda')\n"  # bf16, small weights: dense from M = 33
+        "gx = bitmm.ops.linear_grad_x(g, p, s.bfloat16(), u.bfloat16(), 'ternary', 160)\n"
         "assert (bitmm.backend.last_kernel() == 'dense') != knob, bitmm.backend.last_kernel()\n"
-        "ref = reference.linear_grad_x('ternary', g.cpu(), p.cpu(), s.cpu(), u.cpu(), 160)\n"
+        "ref = reference.linear_grad_x('ternary', g.cpu(), p.cpu(), s.bfloat16().cpu(), u.bfloat16().cpu(), 160)\n"
         "assert rel_err(gx, ref) < 1.6e-2, rel_err(gx, ref)\n"
     )
     run_in_child(code, BITMM_AUTO_NO_DENSE="1")
