@@ -126,8 +126,10 @@ run_unit() {  # TOOL:i/n[@PROFILE]
       [ "$u" = "$unit" ] && [ -n "$id" ] && resume+=(--deselect "$id")
     done < <(cat $BITMM_SAN_RESUME 2> /dev/null)
   fi
-  # BITMM_AUTO_NO_DENSE (csrc/cuda/linear_cuda.cpp use_dense) with it: auto never takes cuBLAS's dense path either, which
-  # tests of the layers reach without naming a backend (session 47: racecheck 4/16 died in a layer's grad_x at M = 34).
+  # BITMM_AUTO_NO_DENSE (csrc/cuda/linear_cuda.cpp auto_may_take_dense) with it: auto never takes cuBLAS's dense path
+  # either, which tests of the layers reach without naming a backend (session 47: racecheck 4/16 died in a layer's grad_x
+  # at M = 34).  It covers that path only: LoRA's adapter products, the autograd scale / LoRA gradients and the QAT
+  # weight gradient (bitmm/nn.py) still call cuBLAS (the units run so far passed through them).
   PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas BITMM_AUTO_NO_DENSE=$nocublas \
     BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \
     env "${wsenv[@]}" "${a8env[@]}" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \

@@ -12,8 +12,9 @@ source bench/device_calls/prelude.sh
 run_tests "tests/test_tc_grad_x.py" "group_scales_any_layout" "grad_x scale layouts" 60
 for L in ng gn; do
   timeout 120 python3 bench/decode_probe.py --direction backward --kinds ternary,int2,binary --groups 64,128 --rounds 2 \
-    --scale-layout $L --shapes 8192x28672,8192x8192 --ms 1,16,64,256 --backends fp16,auto --out "$OUT/gx_$L.json" > /dev/null 2>&1
-  mark "grad_x scale layout $L"
+    --scale-layout $L --shapes 8192x28672,8192x8192 --ms 1,16,64,256 --backends fp16,auto --out "$OUT/gx_$L.json" \
+    > /tmp/gx_$L.txt 2>&1
+  mark "grad_x scale layout $L rc=$? $(tail -1 /tmp/gx_$L.txt)"
 done
 san_tail "${S48_UNITS:-racecheck:6/16@cover3 initcheck:4/16@cover3 racecheck:7/16@cover3 initcheck:5/16@cover3 racecheck:10/16@cover3 initcheck:6/16@cover3}" ${S48_END:-520}
 cat "$OUT/log.txt"

@@ -222,20 +222,25 @@ int64_t tc_grad_x_max_m(const cuda::LinearParams& lp) {
   return lp.N * lp.K <= kDenseSmallWeight ? kTcGradXMaxMSmall : kTcGradXMaxM;
 }
 
+// Whether auto may take the dense path (cuBLAS) at all.  Not under torch.use_deterministic_algorithms: keep to
+// bitmm's own (deterministic) kernels, whose bits do not depend on cuBLAS's workspace configuration.  Not under
+// BITMM_AUTO_NO_DENSE=1 (sanitizer knob, read once; bench/sanitize.sh sets it for racecheck / initcheck), so tests of
+// the layers reaching it at larger M run bitmm's own kernels: under racecheck cuBLAS's sm_90 GEMMs die with a
+// hardware exception (session 47: the layer's default grad_x at M = 34, bf16, dense from M = 33 on small weights, ended
+// racecheck 4/16 and failed the 17 tests after it), and initcheck does not see cuBLAS's writes.  Either way the
+// kernels auto takes instead are those of the deterministic mode (use_wgmma below keeps large M too).
+bool auto_may_take_dense() {
+  static const bool no_dense = cuda::env_int("BITMM_AUTO_NO_DENSE") == 1;
+  return !no_dense && !at::globalContext().deterministicAlgorithms();
+}
+
 bool use_dense(const cuda::LinearParams& lp, int64_t M, at::ScalarType xt, bool grad_x = false) {
   if (xt == at::kDouble || lp.group_size % BLOCK_K != 0) return false;
-  // BITMM_AUTO_NO_DENSE=1 (sanitizer knob, read once; bench/sanitize.sh sets it for racecheck / initcheck): auto never
-  // takes the dense path, so layer tests reaching it at larger M run bitmm's own kernels.  Under racecheck cuBLAS's
-  // sm_90 GEMMs die with a hardware exception (session 47: the layer's default grad_x at M = 34, bf16, dense from
-  // M = 33 on small weights, ended racecheck 4/16 and failed the 17 tests after it); initcheck does not see cuBLAS's writes.
-  static const bool no_dense = cuda::env_int("BITMM_AUTO_NO_DENSE") == 1;
   switch (current_backend()) {
     case Backend::kDense: return true;
     case Backend::kAuto:
     case Backend::kDigits:  // (where the digits kernel does not apply)
-      // torch.use_deterministic_algorithms: keep to bitmm's own (deterministic) kernels, whose
-      // bits do not depend on cuBLAS's workspace configuration.
-      if (at::globalContext().deterministicAlgorithms() || no_dense) return false;
+      if (!auto_may_take_dense()) return false;
       if (grad_x) return M > (cuda::tc_supports(lp) ? tc_grad_x_max_m(lp) : kDenseMinMGradX - 1);
       if (xt == at::kFloat) return M >= kDenseMinMFloat;
       if (lp.N * lp.K <= kDenseSmallWeight && M >= kDenseMinMSmall) return true;
@@ -440,9 +445,9 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
     case Backend::kAuto:
     case Backend::kDigits:  // (where the digits kernel does not apply)
     {
-      // Past the maximum M the dense path takes over, except under torch.use_deterministic_algorithms,
-      // where use_dense refuses and the (deterministic) wgmma kernel is still the fastest bitmm kernel.
-      const bool dense_next = !at::globalContext().deterministicAlgorithms();
+      // Past the maximum M the dense path takes over, except under torch.use_deterministic_algorithms (or
+      // BITMM_AUTO_NO_DENSE), where use_dense refuses and the wgmma kernel is still the fastest bitmm kernel.
+      const bool dense_next = auto_may_take_dense();
       if (lp.group_size < padded_k(lp.K))
         return M >= kWgmmaMinMGrouped && (M < kWgmmaGroupedMaxM || !dense_next) &&
                !tc_grouped_wide(lp, M, num_sms(device));
