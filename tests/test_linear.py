@@ -129,7 +129,8 @@ def test_auto_no_dense_knob_keeps_bitmm_kernels():
     # BITMM_AUTO_NO_DENSE=1 (bench/sanitize.sh's racecheck / initcheck units): auto never takes the dense (cuBLAS) path,
     # forward or grad_x, so tests of the layers run bitmm's kernels under the sanitizers (cuBLAS's sm_90 GEMMs die under
     # racecheck).  Without the knob the same calls take it (the control; session 47's first version used a bf16 forward
-    # at M = 512, which auto gives the wgmma kernel: its control failed, so the test can).  Each result against the float64 reference.
+    # at M = 512, which auto gives the wgmma kernel: its control failed, so the test can).  Each result against the
+    # float64 reference.
     code = (
         "import os, torch, bitmm\n"
         "from bitmm import reference\n"

@@ -597,8 +597,8 @@ def test_tensorcore_grouped_strided_and_mixed_scales(kind, M):
     # The group-wise scale loads (load_scales: per-tile row pointers at one 16-row tile per warp,
     # M <= 8, the block-diagonal path at M <= 4; 32-bit row offsets at two 16-row tiles, M = 16 / 40) and their L2
     # prefetch on scales as the glue passes them, strides and all: a transposed (N, groups) view ((G, N) storage,
-    # group stride N, which the prefetch skips (tc50's prefetch by group: reverted in session 47); N = 45, a partial row tile), a per-channel
-    # s of shape (N, 1) or a 0-dim s beside a group-wise u (group stride 0).
+    # group stride N, which the prefetch skips: tc50's prefetch by group was reverted in session 47; N = 45, a
+    # partial row tile), a per-channel s of shape (N, 1) or a 0-dim s beside a group-wise u (group stride 0).
     x, packed, s, u, b = make_problem(kind, M, 640, 45, "group", 64, dtype=torch.float16, device="cuda")
     cases = [(s.t().contiguous().t(), u.t().contiguous().t()), (s[:, :1].contiguous(), u),
              (torch.tensor(0.02, device="cuda", dtype=torch.float16), u)]
