@@ -120,6 +120,12 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # capped run of the same unit passed with no sanitizer report in its whole log); this run deselects them, so a unit
   # capped near its end (session 45: racecheck 9/16 at 107 of ~109 tests) is finished, not rerun whole.  Its DONE line
   # then says how many it left to the earlier run(s), whose lines stay in bench/results.
+  # Tests marked cublas (pyproject.toml) run a cuBLAS GEMM from their own code, one the knob below cannot reach (the QAT
+  # weight gradient, a model's nn.Linear lm_head); racecheck died in two of them in session 48 (racecheck 11/16 and 12/16,
+  # "the Sanitizer failed to handle a hardware exception"; bench/results/s48_device_runs.txt), so racecheck leaves them
+  # out (their bitmm kernels are racechecked through other tests; memcheck and initcheck keep them).  -m filters inside
+  # the shard (conftest's shard hook runs first), so the sixteenths stay the same tests.
+  local marks=(); [ "$tool" = racecheck ] && marks=(-m "not cublas")
   local resume=() u id
   if [ -n "${BITMM_SAN_RESUME:-}" ]; then
     while IFS=$'\t' read -r u id; do
@@ -133,7 +139,7 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas BITMM_AUTO_NO_DENSE=$nocublas \
     BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \
     env "${wsenv[@]}" "${a8env[@]}" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \
-    python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$k" "${resume[@]}" > "$log" 2>&1
+    python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$k" "${marks[@]}" "${resume[@]}" > "$log" 2>&1
   rc=$?
   local verdict="DONE"; [ "$rc" = 124 ] && verdict="CAPPED"
   # A capped run with no report anywhere in its log (a report can share a line with the test id) leaves its passed tests

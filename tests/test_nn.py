@@ -74,6 +74,7 @@ def test_bitlinear_ste_gradients_match_bitnet_reference(bits, act_bits, bias, de
         assert rel_err(m.bias.grad, b.grad) < 1e-5
 
 
+@pytest.mark.cublas  # its QAT weight gradient is a cuBLAS GEMM (racecheck died in it, session 48)
 @pytest.mark.parametrize("device", DEVICES)
 def test_bitlinear_half_precision_and_1d_input(device):
     m = BitLinear(128, 16, weight_bits=1.58, device=device, dtype=torch.bfloat16)
@@ -525,6 +526,7 @@ def test_convert_packed_model_state_dict_round_trip():
     assert skeleton.proj_a.packed_weight is skeleton.proj_b.packed_weight
 
 
+@pytest.mark.cublas  # lm_head stays an nn.Linear: a cuBLAS GEMM (racecheck died in it, session 48)
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("bits", [1.58, 2])
