@@ -464,6 +464,24 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
   }
 }
 
+// Hopper wgmma grad_x (wg_grad_x.cuh), session 48: written and compiled for sm_90a but not yet run on a GPU, so
+// taken only under BITMM_GX_WGMMA=1 (read once; tests/test_wg_grad_x.py sets it in a child process).  Then the
+// wgmma backend takes it at every M, and auto where the tensor-core grad_x kernel stops (above tc_grad_x_max_m,
+// where the dense path came next: H200, ternary g64 8192 x 28672, M = 64 418 us and M = 256 429 us against fp16
+// grad @ W's ~117 / ~180 us, bench/results/h200_s48_gx_layout_28662fd.txt).  Its sums need no atomics, so the
+// deterministic mode may take it too.
+bool use_wg_grad_x(const cuda::LinearParams& lp, int64_t M, int device) {
+  static const bool on = cuda::env_int("BITMM_GX_WGMMA") == 1;
+  if (!on || !cuda::tc_supports(lp) || !wgmma_device(device)) return false;
+  switch (current_backend()) {
+    case Backend::kWgmma: return true;
+    case Backend::kAuto:
+    case Backend::kDigits:  // (where the digits kernel does not apply)
+      return M > tc_grad_x_max_m(lp);
+    default: return false;
+  }
+}
+
 // Bytes of dequantized W per cuBLAS call: kDenseSliceBytes, kDenseWholeBytes from kDenseWholeMinM
 // rows of x, or BITMM_DENSE_SLICE_MB at every M (a knob, read once: bench/wg_probe.py --cases dense;
 // a smaller value bounds the transient buffer).
@@ -725,6 +743,27 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   // loaded them a step ahead (tc30).  Session 25, g64 fp16, three shapes x three kinds (bench/results/
   // h200_s25_call1_0e8a574.txt): time as stored / with PyTorch's transposing copies, geomean 0.58 at M = 1
   // and 4, 0.72 at M = 16; as stored / with a tiled transpose kernel (both with tc33) 0.81, 0.81, 0.89.
+  if (fast && use_wg_grad_x(lp, p.M, grad_y.get_device())) {
+    // Hopper wgmma kernel: grad_x in grad_y's dtype straight from fp32 sums (no accumulation buffer).
+    at::Tensor out = at::empty({p.M, K}, grad_y.options());
+    poison_output(out);
+    cudaError_t err = cudaSuccess;
+    for (int64_t m0 = 0; m0 < p.M && err == cudaSuccess; m0 += kMaxRowsPerLaunch) {
+      lp.M = std::min(kMaxRowsPerLaunch, p.M - m0);
+      lp.x = static_cast<const char*>(g2.data_ptr()) + m0 * p.N * g2.element_size();
+      lp.y = static_cast<char*>(out.data_ptr()) + m0 * K * out.element_size();
+      err = lp.x_dtype == cuda::DType::kHalf ? cuda::launch_wg_grad_x_f16(lp, stream)
+                                              : cuda::launch_wg_grad_x_bf16(lp, stream);
+      // (the launcher's conditions hold for every chunk once they hold for the first: N % 8 == 0 keeps grad_y's
+      // chunks 16-byte aligned, K % 8 == 0 grad_x's; so only the first can be refused, with nothing launched)
+    }
+    if (err != cudaErrorNotSupported) {
+      check_cuda(err, "linear_grad_x", p);
+      note_kernel_ran(KernelRan::kWgmma);
+      return out.reshape(out_shape);
+    }
+    lp.M = 0;  // (the paths below set x, y and M per chunk themselves)
+  }
   if (fast && use_dense(lp, p.M, grad_y.scalar_type(), /*grad_x=*/true) &&
       p.N * K * static_cast<int64_t>(grad_y.element_size()) <= (int64_t{1} << 30)) {
     // Large M (training): grad_x = grad_y @ W with W dequantized once (one cuBLAS call).

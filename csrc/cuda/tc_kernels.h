@@ -33,6 +33,13 @@ cudaError_t launch_wg_linear_bf16_binary(const LinearParams& p, int num_sms, cud
 cudaError_t launch_wg_linear_bf16_ternary(const LinearParams& p, int num_sms, cudaStream_t stream);
 cudaError_t launch_wg_linear_bf16_int2(const LinearParams& p, int num_sms, cudaStream_t stream);
 
+// Hopper wgmma grad_x (wg_grad_x.cuh), sm_90a builds only: grad_x (M, K) = grad_y (M, N) @ W written
+// straight into p.y in grad_y's dtype (no atomics, bitwise reproducible).  cudaErrorNotSupported where it does
+// not apply (N % 8 != 0, misaligned grad_y or grad_x, groups not a multiple of 32).  Not yet run on a GPU
+// (session 48): the glue takes it only under BITMM_GX_WGMMA=1.
+cudaError_t launch_wg_grad_x_f16(const GradXParams& p, cudaStream_t stream);
+cudaError_t launch_wg_grad_x_bf16(const GradXParams& p, cudaStream_t stream);
+
 inline cudaError_t launch_wg_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool half = p.x_dtype == DType::kHalf;
   switch (p.kind) {

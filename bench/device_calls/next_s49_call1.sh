@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Prepared in session 48.  Run it first in session 49 (build ~75 s, then to S49_END, default 520 s):
+# 1. The Hopper wgmma grad_x kernel (csrc/cuda/wg_grad_x.cuh), written in session 48 without a GPU and taken only
+#    under BITMM_GX_WGMMA=1: its tests (tests/test_wg_grad_x.py; child processes with the knob set), then its time
+#    against the current grad_x dispatch (tensor-core kernel to M = 64, dense above) and fp16 grad @ W, backward,
+#    fp16, M = 64 / 256 / 1024 / 4096, per tensor and g64, ternary and int2, 8192 x 28672 and 8192^2:
+#      python bench/probe_ab.py gx_base.json gx_wgx.json        (auto: knob off / on; M = 64 stays tensor core)
+#      python bench/probe_ab.py --backends auto wgmma gx_wgx.json (M = 64: the tensor-core kernel / the new one)
+#    Prediction (bench/NOTES.md, wgx1): M = 256 ~1.3x fp16's time at most (the dense path: 0.42x of fp16 on the H200).
+# 2. initcheck 12/16's 63 reports in torch's unrolled_elementwise_kernel (session 48, all 106 tests passed): the
+#    suspect alone (its QAT weight gradient is a bf16 cuBLAS GEMM, whose writes initcheck does not see).
+# 3. Sanitizer units: racecheck 13/16 resumed (bench/results/san_resume_s48c.txt), racecheck 14/16, initcheck 13/16,
+#    racecheck 15/16 (then initcheck 14 / 15 / 12-without-cublas next time).
+cd "$(dirname "$0")/../.."
+source bench/device_calls/prelude.sh
+run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests" 240
+common=(--direction backward --kinds ternary,int2 --groups none,64 --rounds 2 --shapes 8192x28672,8192x8192
+        --ms 64,256,1024,4096)
+timeout 200 python3 bench/decode_probe.py "${common[@]}" --backends fp16,auto --out "$OUT/gx_base.json" > /tmp/gb.txt 2>&1
+mark "grad_x base rc=$? $(tail -1 /tmp/gb.txt)"
+BITMM_GX_WGMMA=1 timeout 200 python3 bench/decode_probe.py "${common[@]}" --backends fp16,auto,wgmma \
+  --out "$OUT/gx_wgx.json" > /tmp/gw.txt 2>&1
+mark "grad_x wgmma rc=$? $(tail -1 /tmp/gw.txt)"
+python3 bench/probe_ab.py "$OUT/gx_base.json" "$OUT/gx_wgx.json" > "$OUT/gx_ab.txt" 2>&1
+python3 bench/probe_ab.py --backends auto wgmma "$OUT/gx_wgx.json" >> "$OUT/gx_ab.txt" 2>&1
+tail -8 "$OUT/gx_ab.txt" >> "$OUT/log.txt"
+PYTORCH_NO_CUDA_MEMORY_CACHING=1 BITMM_SAN_NO_CUBLAS=1 BITMM_AUTO_NO_DENSE=1 timeout 120 compute-sanitizer --tool initcheck \
+  --print-limit 20 python3 -m pytest -q -p no:cacheprovider "tests/test_nn.py::test_bitlinear_half_precision_and_1d_input" \
+  > /tmp/ic_suspect.txt 2>&1
+mark "initcheck suspect rc=$? $(grep -c 'Uninitialized' /tmp/ic_suspect.txt) reports: $(grep -m1 -A1 'Uninitialized' /tmp/ic_suspect.txt | tail -1 | cut -c1-120) | $(tail -1 /tmp/ic_suspect.txt)"
+san_tail "${S49_UNITS:-racecheck:13/16@cover3 racecheck:14/16@cover3 initcheck:13/16@cover3 racecheck:15/16@cover3}" ${S49_END:-520}
+cat "$OUT/log.txt"

@@ -1,0 +1,77 @@
+"""The Hopper wgmma grad_x kernel (csrc/cuda/wg_grad_x.cuh) against the float64 reference.
+
+Session 48 wrote the kernel without a GPU; the glue takes it only under BITMM_GX_WGMMA=1 (read once per
+process: csrc/cuda/linear_cuda.cpp, use_wg_grad_x), so each test runs its cases in a child process with the
+knob set.  The cases are test_tc_grad_x's checks (same bound: at most 2x the error of grad_y @ W in grad_y's
+dtype, or the dtype's floor) over every scaling mode (plain, per-pair fold in grad_y's dtype, fold in fp32),
+fp16 / bf16, and shapes that reach every edge of the kernel: M across the 64- and 128-row tiles (1, 3, 17, 64,
+65, 130, 300); K with a partial 128-input tile and K % 8 != 0 (scalar stores); N a multiple of 8 (the TMA
+pitch) but not of 64 (a partial last stage of rows, zero-filled), and N long enough that the ring of stages
+wraps (2000 rows: 32 stages).  Each check asserts that the wgmma kernel ran (a declined launch falls back
+silently).
+"""
+import pytest
+import torch
+
+from helpers import run_in_child, wgmma_active
+
+needs_wgmma = pytest.mark.skipif(not torch.cuda.is_available() or not wgmma_active(),
+                                 reason="needs the sm_90a build on a compute capability 9.0 device")
+
+_PRELUDE = (
+    "import torch, bitmm\n"
+    "from helpers import assert_kernel_ran\n"
+    "from test_tc_grad_x import check_grad_x, SCALINGS\n"
+    "torch.manual_seed(0)\n"
+)
+
+
+@needs_wgmma
+@pytest.mark.parametrize("kind", ["binary", "ternary", "int2"])
+def test_wg_grad_x_matches_reference(kind):
+    run_in_child(
+        _PRELUDE +
+        f"kind = {kind!r}\n"
+        "shapes = [(1, 300, 40), (3, 520, 104), (17, 4160, 72), (64, 1000, 336), (65, 256, 16), (130, 768, 2000),\n"
+        "          (300, 129, 328)]\n"
+        "for dtype in (torch.float16, torch.bfloat16):\n"
+        "    for scaling in SCALINGS:\n"
+        "        for M, K, N in shapes:\n"
+        "            check_grad_x(kind, M, K, N, *scaling, dtype, backend='wgmma')\n"
+        "            assert_kernel_ran('wgmma', f'{kind} {dtype} {scaling} {(M, K, N)}')\n",
+        BITMM_GX_WGMMA="1")
+
+
+@needs_wgmma
+def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
+    run_in_child(
+        _PRELUDE +
+        "from helpers import make_problem\n"
+        # auto: above the tensor-core grad_x kernel's M (64; 32 for small weights) it takes the wgmma kernel
+        "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('wgmma', 'auto at M = 100')\n"
+        "check_grad_x('int2', 20, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
+        "assert_kernel_ran('tensorcore', 'auto at M = 20 keeps the tensor-core kernel')\n"
+        # N % 8 != 0: grad_y's rows cannot go through the TMA unit; the forced backend falls back
+        "check_grad_x('binary', 70, 300, 45, 'group', 32, 'x', True, torch.float16, backend='wgmma')\n"
+        "assert_kernel_ran('tensorcore', 'N = 45 falls back')\n"
+        # no atomics: the same bits on every call, in the deterministic mode too
+        "_, p, s, u, _ = make_problem('ternary', 1, 1024, 520, 'group', 64, dtype=torch.float16, device='cuda',\n"
+        "                             offset=True, bias=False)\n"
+        "g = torch.randn(200, 520, device='cuda', dtype=torch.float16)\n"
+        "with bitmm.use_backend('wgmma'):\n"
+        "    a = bitmm.linear_grad_x(g, p, s, u, 'ternary', 1024)\n"
+        "    assert_kernel_ran('wgmma', 'determinism')\n"
+        "    for _ in range(3):\n"
+        "        assert torch.equal(bitmm.linear_grad_x(g, p, s, u, 'ternary', 1024), a)\n"
+        "    torch.use_deterministic_algorithms(True)\n"
+        "    assert torch.equal(bitmm.linear_grad_x(g, p, s, u, 'ternary', 1024), a)\n"
+        "    torch.use_deterministic_algorithms(False)\n"
+        # a NaN in grad_y's row 7 makes row 7 of grad_x NaN and leaves the others as they were
+        "    g2 = g.clone()\n"
+        "    g2[7, 11] = float('nan')\n"
+        "    b = bitmm.linear_grad_x(g2, p, s, u, 'ternary', 1024)\n"
+        "    assert torch.isnan(b[7]).all()\n"
+        "    keep = torch.arange(200, device='cuda') != 7\n"
+        "    assert torch.equal(b[keep], a[keep])\n",
+        BITMM_GX_WGMMA="1")
