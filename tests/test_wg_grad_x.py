@@ -32,10 +32,12 @@ def test_wg_grad_x_matches_reference(kind):
     run_in_child(
         _PRELUDE +
         f"kind = {kind!r}\n"
-        "shapes = [(1, 300, 40), (3, 520, 104), (17, 4160, 72), (64, 1000, 336), (65, 256, 16), (130, 768, 2000),\n"
-        "          (300, 129, 328)]\n"
+        # ceil(N / 64) stages from 1 to 32: 3 (odd), 12 (about the ring: 10-12 slots), 32 (the ring wraps)
+        "shapes = [(1, 300, 40), (3, 520, 104), (33, 640, 136), (17, 4160, 72), (64, 1000, 336), (65, 256, 16),\n"
+        "          (200, 1000, 712), (130, 768, 2000), (300, 129, 328)]\n"
+        # + plain mode with a scale in grad_y's dtype (the epilogue's fp16 / bf16 read)
         "for dtype in (torch.float16, torch.bfloat16):\n"
-        "    for scaling in SCALINGS:\n"
+        "    for scaling in SCALINGS + [('tensor', None, 'x', False)]:\n"
         "        for M, K, N in shapes:\n"
         "            check_grad_x(kind, M, K, N, *scaling, dtype, backend='wgmma')\n"
         "            assert_kernel_ran('wgmma', f'{kind} {dtype} {scaling} {(M, K, N)}')\n",
@@ -67,11 +69,18 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
         "    torch.use_deterministic_algorithms(True)\n"
         "    assert torch.equal(bitmm.linear_grad_x(g, p, s, u, 'ternary', 1024), a)\n"
         "    torch.use_deterministic_algorithms(False)\n"
+        # scales as (N, G) views of (G, N) storage (strides (1, N)): the same values, the same bits
+        "    s_gn, u_gn = s.t().contiguous().t(), u.t().contiguous().t()\n"
+        "    assert s_gn.stride() == (1, s.shape[0])\n"
+        "    assert torch.equal(bitmm.linear_grad_x(g, p, s_gn, u_gn, 'ternary', 1024), a)\n"
         # a NaN in grad_y's row 7 makes row 7 of grad_x NaN and leaves the others as they were
         "    g2 = g.clone()\n"
         "    g2[7, 11] = float('nan')\n"
         "    b = bitmm.linear_grad_x(g2, p, s, u, 'ternary', 1024)\n"
         "    assert torch.isnan(b[7]).all()\n"
         "    keep = torch.arange(200, device='cuda') != 7\n"
-        "    assert torch.equal(b[keep], a[keep])\n",
+        "    assert torch.equal(b[keep], a[keep])\n"
+        # more rows than one launch takes (65535): the glue's row chunks
+        "check_grad_x('int2', 65600, 256, 64, 'channel', None, 'x', True, torch.float16, backend='wgmma')\n"
+        "assert_kernel_ran('wgmma', 'M = 65600')\n",
         BITMM_GX_WGMMA="1")

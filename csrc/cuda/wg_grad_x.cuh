@@ -45,7 +45,7 @@
 // one LDS.32 (fp32: LDS.64) per row pair.  Plain: exact values, s * vscale on the fp32 sums in the epilogue.
 // Epilogue: the tile goes through shared memory as [m][k] to 16-byte row-contiguous stores (K % 8 == 0).
 // Requirements (else cudaErrorNotSupported and the caller uses another kernel): fp16 / bf16 grad_y with
-// N % 8 == 0 (its rows through the TMA unit need a 16-byte pitch), grad_y and grad_x 16-byte aligned,
+// N % 8 == 0 (its rows through the TMA unit need a 16-byte pitch), grad_y 16-byte aligned (grad_x too where K % 8 == 0),
 // groups a multiple of 32, s in fp32 or grad_y's dtype, compute capability 9.0 and a build for sm_90a.
 // Not yet: a split of the reduction for grids under a wave (M <= 64 on 8192 inputs: 64 CTAs), the
 // warp-specialized producer, BM = 256.
