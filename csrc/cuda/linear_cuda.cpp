@@ -747,6 +747,16 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     // Hopper wgmma kernel: grad_x in grad_y's dtype straight from fp32 sums (no accumulation buffer).
     at::Tensor out = at::empty({p.M, K}, grad_y.options());
     poison_output(out);
+    // Tile and splits of the reduction (wg_gx_plan; knobs BITMM_GX_WG_BM / BITMM_GX_WG_SPLIT, read once), planned for
+    // the first chunk of rows; splits write fp32 partial tiles into a workspace that the chunks reuse in turn.
+    static const int forced_bm = cuda::env_int("BITMM_GX_WG_BM"), forced_splits = cuda::env_int("BITMM_GX_WG_SPLIT");
+    const int64_t m_first = std::min(kMaxRowsPerLaunch, p.M);
+    const cuda::WgGxPlan plan = cuda::wg_gx_plan(m_first, p.N, K, num_sms(grad_y.get_device()), forced_bm, forced_splits);
+    at::Tensor ws;
+    if (plan.splits > 1) ws = at::empty({plan.splits * m_first * K}, grad_y.options().dtype(at::kFloat));
+    lp.wg_bm = plan.bm;
+    lp.wg_splits = plan.splits;
+    lp.wg_ws = ws.defined() ? ws.data_ptr<float>() : nullptr;
     cudaError_t err = cudaSuccess;
     for (int64_t m0 = 0; m0 < p.M && err == cudaSuccess; m0 += kMaxRowsPerLaunch) {
       lp.M = std::min(kMaxRowsPerLaunch, p.M - m0);
@@ -763,6 +773,8 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
       return out.reshape(out_shape);
     }
     lp.M = 0;  // (the paths below set x, y and M per chunk themselves)
+    lp.wg_bm = lp.wg_splits = 0;
+    lp.wg_ws = nullptr;
   }
   if (fast && use_dense(lp, p.M, grad_y.scalar_type(), /*grad_x=*/true) &&
       p.N * K * static_cast<int64_t>(grad_y.element_size()) <= (int64_t{1} << 30)) {

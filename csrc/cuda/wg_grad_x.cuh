@@ -47,8 +47,9 @@
 // Requirements (else cudaErrorNotSupported and the caller uses another kernel): fp16 / bf16 grad_y with
 // N % 8 == 0 (its rows through the TMA unit need a 16-byte pitch), grad_y 16-byte aligned (grad_x too where K % 8 == 0),
 // groups a multiple of 32, s in fp32 or grad_y's dtype, compute capability 9.0 and a build for sm_90a.
-// Not yet: a split of the reduction for grids under a wave (M <= 64 on 8192 inputs: 64 CTAs), the
-// warp-specialized producer, BM = 256.
+// Grids under a wave (M <= 64 on 8192 inputs: 64 CTAs on 132 SMs) split the reduction over n (grid z, the glue's
+// plan, tc_kernels.h wg_gx_plan): each split writes an fp32 partial tile, wg_splitk_reduce sums them in split order
+// (bitwise reproducible).  Not yet: the warp-specialized producer, a wider input tile per CTA.
 #pragma once
 #include "wg_linear.cuh"  // TMA / mbarrier / wgmma helpers, wg_desc, WgmmaRS, wg_encode_tiled, load_raw
 
@@ -84,7 +85,7 @@ template <int BM, int KIND, bool S32> struct WgxCfg {
 template <typename T,  // grad_y / grad_x dtype: __half or __nv_bfloat16
           int KIND,    // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
           bool S32,    // s and u in fp32 (folded in fp32, rounded once), else in grad_y's dtype (HFMA2)
-          int BM>      // rows of grad_y per CTA: the wgmma's N (64 or 128)
+          int BM>      // rows of grad_y per CTA: the wgmma's N (64, 128 or 256)
 __global__ void __launch_bounds__(kWgThreads, 1)
     wg_grad_x_kernel(const GradXParams p, const __grid_constant__ CUtensorMap g_map) {
 #if defined(BITMM_WGMMA_DEVICE)
@@ -99,7 +100,11 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const int g = lane >> 2, tig = lane & 3;
   const int blk = 2 * wg + (warp >> 1), hh = warp & 1;  // this warp's block of the CTA's 4 and half-word
   const int64_t k0 = static_cast<int64_t>(blockIdx.x) * kWgxInputs, m0 = static_cast<int64_t>(blockIdx.y) * BM;
-  const int KT = static_cast<int>((p.N + kWgxRows - 1) / kWgxRows);  // stages (rows of W / columns of grad_y)
+  // This CTA's stages (64 rows of W / columns of grad_y each): [kt0, kt0 + KT) of KT_all; a split of the reduction
+  // (grid z, p.wg_splits: grids under a wave) takes its share and writes an fp32 partial tile (epilogue).
+  const int KT_all = static_cast<int>((p.N + kWgxRows - 1) / kWgxRows);
+  const int kt0 = static_cast<int>(static_cast<int64_t>(KT_all) * blockIdx.z / gridDim.z);
+  const int KT = static_cast<int>(static_cast<int64_t>(KT_all) * (blockIdx.z + 1) / gridDim.z) - kt0;
   const bool s_f32 = S32, s_f16 = !S32 && std::is_same_v<T, __half>;
   const bool fold_f32 = p.s_dtype == DType::kFloat;  // == S32; a runtime test (see the unpacking)
   // One scale, no offset: exact sums, s in the epilogue.  A runtime flag: its tests end the unpacking's basic
@@ -120,7 +125,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   constexpr int kPieces = TWO ? 2 : 1;  // 16-byte pieces per row
   const int c_row = tid / kPieces, c_part = tid % kPieces;
   const bool copier = tid < kWgxRows * kPieces;
-  const uint32_t* wsrc = p.w + static_cast<int64_t>(copier ? c_row : 0) * p.wpr + (k0 / BLOCK_K) * (TWO ? 2 : 1) + 4 * c_part;
+  const uint32_t* wsrc = p.w + (static_cast<int64_t>(kt0) * kWgxRows + (copier ? c_row : 0)) * p.wpr +
+                        (k0 / BLOCK_K) * (TWO ? 2 : 1) + 4 * c_part;
   const int c_dst = c_row * C::kWStride + 16 * c_part;
   // s / u (fold): thread tid fetches block sb = tid / 64, row sr = tid % 64 of each stage; its group is fixed.
   const int sb = tid >> 6, sr = tid & 63;
@@ -146,14 +152,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       const int slot = kt % C::kStages;
       if (tid == 0) {
         mbar_expect_tx(bar0 + 8 * slot, C::kGBytes);
-        tma_load_2d(smem_base + slot * C::kStageBytes, &g_map, kt * kWgxRows, static_cast<int>(m0), bar0 + 8 * slot);
+        tma_load_2d(smem_base + slot * C::kStageBytes, &g_map, (kt0 + kt) * kWgxRows, static_cast<int>(m0), bar0 + 8 * slot);
       }
       if (copier) {
-        const bool real = static_cast<int64_t>(kt) * kWgxRows + c_row < p.N;
+        const bool real = static_cast<int64_t>(kt0 + kt) * kWgxRows + c_row < p.N;
         cp_async_16(smem + slot * C::kStageBytes + C::kGBytes + c_dst, real ? wsrc : p.w, real ? 16 : 0);
       }
       if (fold) {
-        const int64_t n = static_cast<int64_t>(kt) * kWgxRows + sr;
+        const int64_t n = static_cast<int64_t>(kt0 + kt) * kWgxRows + sr;
         const bool real = n < p.N;  // rows past N: s = u = 0 (their zero codes unpack to nonzero values)
         s_pend = real ? load_raw<S32>(p.scale, n * p.s_sn + s_grp * p.s_sg) : 0u;
         u_pend = real && p.offset ? load_raw<S32>(p.offset, n * p.u_sn + s_grp * p.u_sg) : 0u;
@@ -259,6 +265,17 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 
   // Epilogue: (plain) s * vscale, to grad_y's dtype, into shared memory as [m][k], then row-contiguous stores.
   const float se = fold ? 1.f : load_param(p.scale, 0, s_f32, s_f16) * vscale;
+  if (gridDim.z > 1) {  // split: this split's fp32 partial tile into the workspace (wg_splitk_reduce sums them in order)
+    float* const ws = p.wg_ws + static_cast<int64_t>(blockIdx.z) * p.M * p.K;
+#pragma unroll
+    for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t m = m0 + 8 * i + 2 * tig + (e & 1), k = k0 + BLOCK_K * blk + 2 * (g + 8 * (e >> 1)) + hh;
+        if (m < p.M && k < p.K) ws[m * p.K + k] = acc[4 * i + e] * se;
+      }
+    return;
+  }
   T* const out = reinterpret_cast<T*>(smem);
 #pragma unroll
   for (int i = 0; i < BM / 8; ++i)
@@ -289,7 +306,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 }
 
 template <typename T, int KIND, bool S32, int BM>
-cudaError_t launch_wgx_cfg(const GradXParams& p, int dev, cudaStream_t stream) {
+cudaError_t launch_wgx_cfg(const GradXParams& p, int splits, int dev, cudaStream_t stream) {
   using C = WgxCfg<BM, KIND, S32>;
   const int64_t m_tiles = (p.M + BM - 1) / BM, k_tiles = padded_k(p.K) / kWgxInputs;
   if (m_tiles > 65535 || k_tiles > 0x7fffffff || p.M > 0x7fffffff || p.N > 0x7fffffff) return cudaErrorNotSupported;
@@ -310,12 +327,22 @@ cudaError_t launch_wgx_cfg(const GradXParams& p, int dev, cudaStream_t stream) {
   cudaError_t err = cudaSuccess;
   std::call_once(raised[dev], [&] { err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kBytes); });
   if (err != cudaSuccess) return err;
-  // grid.x over 128-input tiles (fast: CTAs that share a grad_y tile run together), grid.y over BM-row tiles.
-  kernel<<<dim3(static_cast<unsigned>(k_tiles), static_cast<unsigned>(m_tiles)), kWgThreads, C::kBytes, stream>>>(p, g_map);
+  // grid.x over 128-input tiles (fast: CTAs that share a grad_y tile run together), grid.y over BM-row tiles,
+  // grid.z over splits of the reduction.
+  kernel<<<dim3(static_cast<unsigned>(k_tiles), static_cast<unsigned>(m_tiles), static_cast<unsigned>(splits)),
+           kWgThreads, C::kBytes, stream>>>(p, g_map);
+  if (splits > 1) {
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    const int64_t blocks = (p.M * p.K + 255) / 256;
+    wg_splitk_reduce<T><<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), 256, 0, stream>>>(
+        p.wg_ws, splits, p.M, p.K, nullptr, false, static_cast<T*>(p.y));
+  }
   return cudaGetLastError();
 }
 
-// BM: 64 up to M = 64, else 128 (BM = 256 would need 128 accumulators a thread besides the unpacking).
+// The glue's plan (wg_gx_plan, tc_kernels.h: BM and the reduction's splits, the workspace allocated for them), else
+// BM by M without splits.
 template <typename T, int KIND>
 cudaError_t launch_wg_grad_x_for(const GradXParams& p, cudaStream_t stream) {
   // (grad_x's alignment matters only for the 16-byte stores, K % 8 == 0; then every row chunk of the glue's
@@ -328,8 +355,14 @@ cudaError_t launch_wg_grad_x_for(const GradXParams& p, cudaStream_t stream) {
   if (cudaGetDevice(&dev) != cudaSuccess || dev >= kMaxTcDevices) return cudaErrorInvalidDevice;
   const bool s32 = p.s_dtype == DType::kFloat;
   if (!s32 && p.s_dtype != p.x_dtype) return cudaErrorNotSupported;
+  const int bm = p.wg_bm != 0 ? p.wg_bm : wg_gx_bm(p.M);
+  const int splits = p.wg_splits > 1 && p.wg_ws != nullptr ? p.wg_splits : 1;
   return BITMM_BOOL_SWITCH(s32, S32, [&] {
-    return p.M <= 64 ? launch_wgx_cfg<T, KIND, S32, 64>(p, dev, stream) : launch_wgx_cfg<T, KIND, S32, 128>(p, dev, stream);
+    switch (bm) {
+      case 64: return launch_wgx_cfg<T, KIND, S32, 64>(p, splits, dev, stream);
+      case 128: return launch_wgx_cfg<T, KIND, S32, 128>(p, splits, dev, stream);
+      default: return launch_wgx_cfg<T, KIND, S32, 256>(p, splits, dev, stream);
+    }
   });
 }
 
