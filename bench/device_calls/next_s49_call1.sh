@@ -13,10 +13,10 @@
 #    racecheck 15/16 (then initcheck 14 / 15 / 12-without-cublas next time).
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
-run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests" 240
+run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests" 300
 common=(--direction backward --kinds ternary,int2 --groups none,64 --rounds 2 --shapes 8192x28672,8192x8192
         --ms 64,256,1024,4096)
-timeout 200 python3 bench/decode_probe.py "${common[@]}" --backends fp16,auto --out "$OUT/gx_base.json" > /tmp/gb.txt 2>&1
+timeout 200 python3 bench/decode_probe.py "${common[@]}" --backends fp16,auto,t_auto --out "$OUT/gx_base.json" > /tmp/gb.txt 2>&1
 mark "grad_x base rc=$? $(tail -1 /tmp/gb.txt)"
 BITMM_GX_WGMMA=1 timeout 200 python3 bench/decode_probe.py "${common[@]}" --backends fp16,auto,wgmma \
   --out "$OUT/gx_wgx.json" > /tmp/gw.txt 2>&1
