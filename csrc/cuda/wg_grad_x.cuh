@@ -239,28 +239,11 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         }
       }
     }
-    uint64_t desc[4];  // +32 bytes (16 rows n) per k-step inside the swizzled rows
-#pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      desc[ks] = wg_desc(static_cast<uint32_t>(__cvta_generic_to_shared(st)) + 32 * ks);
-      asm volatile("" : "+l"(desc[ks])::"memory");
-#pragma unroll
-      for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(afrag[B][ks][e])::"memory");
-    }
-    fence_acc(acc);
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < 4; ++ks) WgmmaRS<BM, T>::mma(acc, afrag[B][ks], desc[ks]);
-    wgmma_commit();
-    wgmma_wait<1>();  // the previous stage's wgmma's have retired: its A buffer and slot are free
+    // the four wgmma's (k-steps of 16 rows n along grad_y's swizzled rows); on return the previous stage's have
+    // retired: its A buffer and slot are free
+    wg_stage_mma<BM, T>(acc, afrag[B], st);
   };
-  for (int kt = 0; kt < KT; kt += 2) {
-    stage(kt, std::integral_constant<int, 0>{});
-    if (kt + 1 < KT) stage(kt + 1, std::integral_constant<int, 1>{});
-  }
-  wgmma_wait<0>();
-  fence_acc(acc);
-  cp_async_wait<0>();
+  wg_run_stages(KT, stage, acc);
   __syncthreads();  // every stage consumed: the ring is free for the output tile
 
   // Epilogue: (plain) s * vscale, to grad_y's dtype, into shared memory as [m][k], then row-contiguous stores.
@@ -310,18 +293,10 @@ cudaError_t launch_wgx_cfg(const GradXParams& p, int splits, int dev, cudaStream
   using C = WgxCfg<BM, KIND, S32>;
   const int64_t m_tiles = (p.M + BM - 1) / BM, k_tiles = padded_k(p.K) / kWgxInputs;
   if (m_tiles > 65535 || k_tiles > 0x7fffffff || p.M > 0x7fffffff || p.N > 0x7fffffff) return cudaErrorNotSupported;
-  // grad_y (M, N) row-major as a 2-D tensor map: boxes of 64 rows n (128 bytes, the swizzle span) x BM
-  // gradient rows, 128-byte swizzle (what wg_desc describes), zeros outside.
-  const WgEncodeTiled encode = wg_encode_tiled();
-  if (encode == nullptr) return cudaErrorNotSupported;
+  // grad_y (M, N) row-major: boxes of 64 rows n x BM gradient rows (N % 8 == 0: a 16-byte row pitch).
+  static_assert(kWgxRows == 64, "a stage's grad_y box is one 128-byte swizzle row");
   CUtensorMap g_map;
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.N), static_cast<cuuint64_t>(p.M)};
-  const cuuint64_t pitch[1] = {static_cast<cuuint64_t>(p.N) * sizeof(T)};
-  const cuuint32_t box[2] = {kWgxRows, BM}, elem_strides[2] = {1, 1};
-  const CUtensorMapDataType dt = std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
-  if (encode(&g_map, dt, 2, const_cast<void*>(p.x), dims, pitch, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
-    return cudaErrorNotSupported;
+  if (!wg_tensor_map(&g_map, p.x, p.M, p.N, BM, std::is_same_v<T, __half>)) return cudaErrorNotSupported;
   auto kernel = wg_grad_x_kernel<T, KIND, S32, BM>;
   static std::once_flag raised[kMaxTcDevices];  // one per instantiation and device
   cudaError_t err = cudaSuccess;
@@ -331,13 +306,7 @@ cudaError_t launch_wgx_cfg(const GradXParams& p, int splits, int dev, cudaStream
   // grid.z over splits of the reduction.
   kernel<<<dim3(static_cast<unsigned>(k_tiles), static_cast<unsigned>(m_tiles), static_cast<unsigned>(splits)),
            kWgThreads, C::kBytes, stream>>>(p, g_map);
-  if (splits > 1) {
-    err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
-    const int64_t blocks = (p.M * p.K + 255) / 256;
-    wg_splitk_reduce<T><<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), 256, 0, stream>>>(
-        p.wg_ws, splits, p.M, p.K, nullptr, false, static_cast<T*>(p.y));
-  }
+  if (splits > 1) return wg_launch_splitk_reduce<T>(p.wg_ws, splits, p.M, p.K, nullptr, false, p.y, stream);
   return cudaGetLastError();
 }
 

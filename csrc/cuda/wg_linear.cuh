@@ -244,6 +244,41 @@ template <typename T, bool S32> __device__ __forceinline__ float raw_to_float(ui
   else return __uint_as_float(r << 16);  // bf16: the high half of an fp32
 }
 
+// One stage's four wgmma's (k-steps of 16 along the 128-byte swizzled rows of the B tile at `tile`, +32 bytes each)
+// on the A registers `a`, committed as one group; returns once the group before it has retired (wait_group 1).  All A
+// registers and descriptors are defined before the fence: an unpack or address add sunk between the wgmma's makes
+// ptxas serialize them (its warning C7513).  (Shared by wg_linear_kernel and wg_grad_x.cuh.)
+template <int BM, typename T, int NA>
+__device__ __forceinline__ void wg_stage_mma(float (&acc)[NA], uint32_t (&a)[4][4], const uint8_t* tile) {
+  uint64_t desc[4];
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) {
+    desc[ks] = wg_desc(static_cast<uint32_t>(__cvta_generic_to_shared(tile)) + 32 * ks);
+    asm volatile("" : "+l"(desc[ks])::"memory");
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[ks][e])::"memory");
+  }
+  fence_acc(acc);
+  wgmma_fence();
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) WgmmaRS<BM, T>::mma(acc, a[ks], desc[ks]);
+  wgmma_commit();
+  wgmma_wait<1>();
+}
+
+// The K loop of both wgmma kernels: stage(kt, tag) for kt = 0 .. KT - 1, the tag (std::integral_constant 0 / 1)
+// naming the A double buffer as a compile-time index; then drained: every wgmma retired, every cp.async landed.
+template <int NA, typename Stage>
+__device__ __forceinline__ void wg_run_stages(int KT, Stage& stage, float (&acc)[NA]) {
+  for (int kt = 0; kt < KT; kt += 2) {
+    stage(kt, std::integral_constant<int, 0>{});
+    if (kt + 1 < KT) stage(kt + 1, std::integral_constant<int, 1>{});
+  }
+  wgmma_wait<0>();
+  fence_acc(acc);
+  cp_async_wait<0>();
+}
+
 template <typename T,   // activation / output dtype: __half or __nv_bfloat16
           int KIND,     // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
           int GM,       // scale mode: 0 per tensor / channel (loaded once); group-wise (WS: fetched
@@ -521,22 +556,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, PAIR ? 2 : 1)
       }
     }
     if constexpr (GM != 0 && !WS) prefetch_scales();  // the next stage's, in flight during this one's wgmma's
-    uint64_t desc[4];  // +32 bytes per k-step inside the swizzled rows
-    // All A registers and descriptors defined before the fence: an unpack or address add sunk
-    // between the wgmma's makes ptxas serialize them (its warning C7513).
-#pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      desc[ks] = wg_desc(static_cast<uint32_t>(__cvta_generic_to_shared(st)) + 32 * ks);
-      asm volatile("" : "+l"(desc[ks])::"memory");
-#pragma unroll
-      for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(afrag[B][ks][e])::"memory");
-    }
-    fence_acc(acc);
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < 4; ++ks) WgmmaRS<BM, T>::mma(acc, afrag[B][ks], desc[ks]);
-    wgmma_commit();
-    wgmma_wait<1>();  // the previous stage's wgmma's have retired: its A buffer and slot are free
+    wg_stage_mma<BM, T>(acc, afrag[B], st);  // the previous stage's wgmma's have retired: its A buffer and slot are free
     // WS: hand that slot back to the producer, one arrival per warp (the warp's reads of it, its
     // weight words and the wgmma's x operand, are all done).
     if constexpr (WS) {
@@ -544,13 +564,7 @@ __global__ void __launch_bounds__(WS ? kWgThreadsWS : kWgThreads, PAIR ? 2 : 1)
       if (kt > 0 && lane == 0) mbar_arrive(ebar0 + 8 * ((kt - 1) % S::kStages));
     }
   };
-  for (int kt = 0; kt < KT; kt += 2) {
-    stage(kt, std::integral_constant<int, 0>{});
-    if (kt + 1 < KT) stage(kt + 1, std::integral_constant<int, 1>{});
-  }
-  wgmma_wait<0>();
-  fence_acc(acc);
-  cp_async_wait<0>();
+  wg_run_stages(KT, stage, acc);
   // Row scale of the epilogue: s * vscale where it was not folded (wg16), else 1 (exact either way
   // for the folded sums: fmaf(v, 1, b) = v + b).
   float se[2];
@@ -642,24 +656,43 @@ inline WgEncodeTiled wg_encode_tiled() {
   return fn;
 }
 
+// A row-major (rows, cols) fp16 / bf16 matrix at `base` as a 2-D tensor map for the wgmma kernels' B tiles: boxes
+// of 64 columns (128 bytes, the swizzle span) x box_rows rows, 128-byte swizzle (chunk c of row r at
+// r * 128 + ((c ^ (r % 8)) << 4): what wg_desc describes), zeros outside.  The row pitch (2 cols bytes) must be a
+// multiple of 16 and the base 16-byte aligned (the callers check).  False where the driver cannot encode it.
+inline bool wg_tensor_map(CUtensorMap* map, const void* base, int64_t rows, int64_t cols, int box_rows, bool half) {
+  const WgEncodeTiled encode = wg_encode_tiled();
+  if (encode == nullptr) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t pitch[1] = {static_cast<cuuint64_t>(cols) * 2};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)}, elem_strides[2] = {1, 1};
+  const CUtensorMapDataType dt = half ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  return encode(map, dt, 2, const_cast<void*>(base), dims, pitch, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) ==
+         CUDA_SUCCESS;
+}
+
+// After a split launch: y (M, N) = the splits' fp32 partial tiles in `ws` summed in split order (+ bias), rounded once.
+template <typename T>
+cudaError_t wg_launch_splitk_reduce(const float* ws, int splits, int64_t M, int64_t N, const void* bias, bool b_f32,
+                                    void* y, cudaStream_t stream) {
+  const cudaError_t err = cudaGetLastError();  // (the split launch's)
+  if (err != cudaSuccess) return err;
+  const int64_t blocks = (M * N + 255) / 256;
+  wg_splitk_reduce<T><<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), 256, 0, stream>>>(
+      ws, splits, M, N, bias, b_f32, static_cast<T*>(y));
+  return cudaGetLastError();
+}
+
 template <typename T, int KIND, int GM, bool S32, int BM, bool WS, bool PAIR = false>
 cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream_t stream) {
   using S = WgCfgFor<BM, GM, S32, WS, PAIR>;
   const int64_t m_tiles = (p.M + BM - 1) / BM, n_tiles = (p.N + S::kRows - 1) / S::kRows;
   if (m_tiles > 65535 || n_tiles > 0x7fffffff || p.M > 0x7fffffff || p.K > 0x7fffffff) return cudaErrorNotSupported;
-  // x (M, K) row-major as a 2-D tensor map: boxes of 64 inputs (128 bytes, the swizzle span) x BM
-  // rows, 128-byte swizzle (chunk c of row r at r * 128 + ((c ^ (r % 8)) << 4): what wg_desc
-  // describes), zeros outside.  The row pitch (2K bytes) must be a multiple of 16: K % 8 == 0.
-  const WgEncodeTiled encode = wg_encode_tiled();
-  if (encode == nullptr) return cudaErrorNotSupported;
+  // x (M, K) row-major: boxes of 64 inputs x BM rows (K % 8 == 0: a 16-byte row pitch).
+  static_assert(kWgK == 64, "a stage's x box is one 128-byte swizzle row");
   CUtensorMap x_map;
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(p.K), static_cast<cuuint64_t>(p.M)};
-  const cuuint64_t pitch[1] = {static_cast<cuuint64_t>(p.K) * sizeof(T)};
-  const cuuint32_t box[2] = {kWgK, BM}, elem_strides[2] = {1, 1};
-  const CUtensorMapDataType dt = std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
-  if (encode(&x_map, dt, 2, const_cast<void*>(p.x), dims, pitch, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
-    return cudaErrorNotSupported;
+  if (!wg_tensor_map(&x_map, p.x, p.M, p.K, BM, std::is_same_v<T, __half>)) return cudaErrorNotSupported;
   auto kernel = wg_linear_kernel<T, KIND, GM, S32, BM, WS, PAIR>;
   static std::once_flag raised[kMaxTcDevices];  // one per instantiation and device
   cudaError_t err = cudaSuccess;
@@ -672,13 +705,7 @@ cudaError_t launch_wg_cfg(const LinearParams& p, int splits, int dev, cudaStream
   if (err != cudaSuccess) return err;
   kernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(m_tiles), static_cast<unsigned>(splits)),
            WS ? kWgThreadsWS : kWgThreads, S::kBytes, stream>>>(p, x_map);
-  if (splits > 1) {
-    err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
-    const int64_t blocks = (p.M * p.N + 255) / 256;
-    wg_splitk_reduce<T><<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), 256, 0, stream>>>(
-        p.wg_ws, splits, p.M, p.N, p.bias, p.s_dtype == DType::kFloat, static_cast<T*>(p.y));
-  }
+  if (splits > 1) return wg_launch_splitk_reduce<T>(p.wg_ws, splits, p.M, p.N, p.bias, p.s_dtype == DType::kFloat, p.y, stream);
   return cudaGetLastError();
 }
 
