@@ -14,6 +14,9 @@
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests" 300
+# the forward wgmma kernel's launcher now shares wg_tensor_map / wg_launch_splitk_reduce with it (host code only; its
+# sm_90a PTX is byte-identical): its K-split and forced-tile tests
+run_tests "tests/test_wgmma.py" "k_splits or forced_tiles" "wgmma forward splits / tiles" 120
 common=(--direction backward --kinds ternary,int2 --groups none,64 --rounds 2 --shapes 8192x28672,8192x8192
         --ms 64,256,1024,4096)
 timeout 200 python3 bench/decode_probe.py "${common[@]}" --backends fp16,auto,t_auto --out "$OUT/gx_base.json" > /tmp/gb.txt 2>&1
