@@ -91,7 +91,7 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
                                  {"BITMM_GX_WG_BM": "64", "BITMM_GX_WG_SPLIT": "1"}],
                          ids=["split3", "bm256-split2", "bm64-nosplit"])
 def test_wg_grad_x_forced_tiles_and_splits(env):
-    # The plan (tc_kernels.h wg_gx_plan) splits the reduction only where the tiles fill under half the SMs and each
+    # The plan (wg_plan.h wg_gx_plan) splits the reduction only where the tiles fill under half the SMs and each
     # split keeps 8 stages, so most shapes above run unsplit on BM = 64 / 128; these force splits (fp32 partial
     # tiles, summed in order by wg_splitk_reduce: 1 to 11 stages a split here) and the other tiles.
     run_in_child(

@@ -747,11 +747,11 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     // Hopper wgmma kernel: grad_x in grad_y's dtype straight from fp32 sums (no accumulation buffer).
     at::Tensor out = at::empty({p.M, K}, grad_y.options());
     poison_output(out);
-    // Tile and splits of the reduction (wg_gx_plan; knobs BITMM_GX_WG_BM / BITMM_GX_WG_SPLIT, read once), planned for
+    // Tile and splits of the reduction (wg_plan.h wg_gx_plan; knobs BITMM_GX_WG_BM / BITMM_GX_WG_SPLIT, read once), planned for
     // the first chunk of rows; splits write fp32 partial tiles into a workspace that the chunks reuse in turn.
     static const int forced_bm = cuda::env_int("BITMM_GX_WG_BM"), forced_splits = cuda::env_int("BITMM_GX_WG_SPLIT");
     const int64_t m_first = std::min(kMaxRowsPerLaunch, p.M);
-    const cuda::WgGxPlan plan = cuda::wg_gx_plan(m_first, p.N, K, num_sms(grad_y.get_device()), forced_bm, forced_splits);
+    const cuda::WgPlan plan = cuda::wg_gx_plan(m_first, p.N, K, num_sms(grad_y.get_device()), forced_bm, forced_splits);
     at::Tensor ws;
     if (plan.splits > 1) ws = at::empty({plan.splits * m_first * K}, grad_y.options().dtype(at::kFloat));
     lp.wg_bm = plan.bm;

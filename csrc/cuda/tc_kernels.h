@@ -1,9 +1,7 @@
 // Tensor-core linear kernels (tc_linear.cuh): declarations for the torch glue.
 #pragma once
-#include <algorithm>
 #include <cstdint>
 
-#include "../bitmm_format.h"
 #include "kernels.h"
 #include "tc_launch_rules.h"
 
@@ -41,25 +39,6 @@ cudaError_t launch_wg_linear_bf16_int2(const LinearParams& p, int num_sms, cudaS
 // (session 48): the glue takes it only under BITMM_GX_WGMMA=1.
 cudaError_t launch_wg_grad_x_f16(const GradXParams& p, cudaStream_t stream);
 cudaError_t launch_wg_grad_x_bf16(const GradXParams& p, cudaStream_t stream);
-// Its tile and splits (predicted, not tuned: session 48 had no device time left).  BM: 64 up to M = 64, 128 up to
-// M = 512, else 256.  Splits of the reduction over n where the tiles fill under half the SMs: enough to reach about
-// one wave, at most 8, each split at least 8 stages of 64 rows.  forced_bm / forced_splits (> 0): knobs
-// BITMM_GX_WG_BM, BITMM_GX_WG_SPLIT (the glue reads them), the splits still capped by the stage count.
-inline int wg_gx_bm(int64_t M) { return M <= 64 ? 64 : M <= 512 ? 128 : 256; }
-struct WgGxPlan {
-  int bm;
-  int splits;
-};
-inline WgGxPlan wg_gx_plan(int64_t M, int64_t N, int64_t K, int num_sms, int forced_bm, int forced_splits) {
-  const int bm = forced_bm == 64 || forced_bm == 128 || forced_bm == 256 ? forced_bm : wg_gx_bm(M);
-  const int64_t tiles = (M + bm - 1) / bm * (padded_k(K) / 128);
-  const int64_t stages = (N + 63) / 64;
-  int64_t splits = 1;
-  if (forced_splits > 0) splits = forced_splits;
-  else if (2 * tiles <= num_sms) splits = std::min<int64_t>(8, num_sms / std::max<int64_t>(tiles, 1));
-  splits = std::max<int64_t>(1, std::min<int64_t>({splits, forced_splits > 0 ? stages : stages / 8, 16}));
-  return {bm, static_cast<int>(splits)};
-}
 
 inline cudaError_t launch_wg_linear(const LinearParams& p, int num_sms, cudaStream_t stream) {
   const bool half = p.x_dtype == DType::kHalf;

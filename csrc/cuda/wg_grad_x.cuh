@@ -48,7 +48,7 @@
 // N % 8 == 0 (its rows through the TMA unit need a 16-byte pitch), grad_y 16-byte aligned (grad_x too where K % 8 == 0),
 // groups a multiple of 32, s in fp32 or grad_y's dtype, compute capability 9.0 and a build for sm_90a.
 // Grids under a wave (M <= 64 on 8192 inputs: 64 CTAs on 132 SMs) split the reduction over n (grid z, the glue's
-// plan, tc_kernels.h wg_gx_plan): each split writes an fp32 partial tile, wg_splitk_reduce sums them in split order
+// plan, wg_plan.h wg_gx_plan): each split writes an fp32 partial tile, wg_splitk_reduce sums them in split order
 // (bitwise reproducible).  Not yet: the warp-specialized producer, a wider input tile per CTA.
 #pragma once
 #include "wg_linear.cuh"  // TMA / mbarrier / wgmma helpers, wg_desc, WgmmaRS, wg_encode_tiled, load_raw
@@ -310,7 +310,7 @@ cudaError_t launch_wgx_cfg(const GradXParams& p, int splits, int dev, cudaStream
   return cudaGetLastError();
 }
 
-// The glue's plan (wg_gx_plan, tc_kernels.h: BM and the reduction's splits, the workspace allocated for them), else
+// The glue's plan (wg_plan.h wg_gx_plan: BM and the reduction's splits, the workspace allocated for them), else
 // BM by M without splits.
 template <typename T, int KIND>
 cudaError_t launch_wg_grad_x_for(const GradXParams& p, cudaStream_t stream) {

@@ -1,6 +1,7 @@
 // Launch plan of the Hopper wgmma kernel (wg_linear.cuh): CTA tile and K splits.  Host code only,
 // shared by the kernel's launcher and the torch glue (which allocates the split-K workspace).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
@@ -213,6 +214,25 @@ inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms, bool honor_e
     }
   }
   while (splits > 1 && splits * M * N * 4 > kWgMaxWorkspaceBytes) --splits;
+  return {bm, static_cast<int>(splits)};
+}
+
+// The wgmma grad_x kernel's plan (wg_grad_x.cuh; session 48: predicted, not tuned, as the kernel had not yet run on a
+// GPU).  BM (rows of grad_y per CTA): 64 up to M = 64, 128 up to M = 512, else 256.  CTAs cover 128 inputs each (one
+// ROW_ALIGN_K chunk of the packed rows).  Splits of the reduction over n (the N rows of W, stages of 64) where the
+// tiles fill at most half the SMs: about one wave, at most 8, each split at least kWgMinStagesPerSplit stages;
+// forced_bm / forced_splits (> 0; the glue reads BITMM_GX_WG_BM / BITMM_GX_WG_SPLIT) override them, the splits
+// still at most one per stage and 16.  Either way the workspace (splits x M x K fp32) stays under kWgMaxWorkspaceBytes.
+inline int wg_gx_bm(int64_t M) { return M <= 64 ? 64 : M <= 512 ? 128 : 256; }
+inline WgPlan wg_gx_plan(int64_t M, int64_t N, int64_t K, int num_sms, int forced_bm, int forced_splits) {
+  const int bm = forced_bm == 64 || forced_bm == 128 || forced_bm == 256 ? forced_bm : wg_gx_bm(M);
+  const int64_t tiles = std::max<int64_t>(1, (M + bm - 1) / bm * ((K + 127) / 128));
+  const int64_t stages = (N + 63) / 64;
+  int64_t splits = 1;
+  if (forced_splits > 0) splits = std::min<int64_t>({forced_splits, stages, 16});
+  else if (2 * tiles <= num_sms) splits = std::min<int64_t>({kWgMaxSplits, num_sms / tiles, stages / kWgMinStagesPerSplit});
+  const int64_t ws_cap = kWgMaxWorkspaceBytes / std::max<int64_t>(1, M * K * 4);
+  splits = std::max<int64_t>(1, std::min(splits, ws_cap));
   return {bm, static_cast<int>(splits)};
 }
 
