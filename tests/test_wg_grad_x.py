@@ -88,12 +88,14 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
 
 @needs_wgmma
 @pytest.mark.parametrize("env", [{"BITMM_GX_WG_SPLIT": "3"}, {"BITMM_GX_WG_BM": "256", "BITMM_GX_WG_SPLIT": "2"},
+                                 {"BITMM_GX_WG_BM": "256", "BITMM_GX_WG_SPLIT": "1"},
                                  {"BITMM_GX_WG_BM": "64", "BITMM_GX_WG_SPLIT": "1"}],
-                         ids=["split3", "bm256-split2", "bm64-nosplit"])
+                         ids=["split3", "bm256-split2", "bm256-nosplit", "bm64-nosplit"])
 def test_wg_grad_x_forced_tiles_and_splits(env):
     # The plan (wg_plan.h wg_gx_plan) splits the reduction only where the tiles fill under half the SMs and each
     # split keeps 8 stages, so most shapes above run unsplit on BM = 64 / 128; these force splits (fp32 partial
-    # tiles, summed in order by wg_splitk_reduce: 1 to 11 stages a split here) and the other tiles.
+    # tiles, summed in order by wg_splitk_reduce: 1 to 16 stages a split here) and the other tiles.  The last case
+    # has more rows than one launch takes (65535) and 3 stages: under split3 both row chunks reuse one workspace.
     run_in_child(
         _PRELUDE +
         "shapes = [(3, 520, 136), (70, 1000, 712), (300, 129, 328), (130, 768, 2000)]\n"
@@ -102,6 +104,7 @@ def test_wg_grad_x_forced_tiles_and_splits(env):
         "        for M, K, N in shapes:\n"
         "            check_grad_x(kind, M, K, N, *scaling, torch.float16, backend='wgmma')\n"
         "            assert_kernel_ran('wgmma', f'{kind} {scaling} {(M, K, N)}')\n"
-        "check_grad_x('ternary', 65600, 256, 64, 'channel', None, 'x', True, torch.bfloat16, backend='wgmma')\n",
+        "check_grad_x('ternary', 65600, 256, 192, 'channel', None, 'x', True, torch.bfloat16, backend='wgmma')\n"
+        "assert_kernel_ran('wgmma', 'M = 65600')\n",
         BITMM_GX_WGMMA="1", **env)
 

@@ -32,7 +32,8 @@ struct LinearParams {
   float lora_scale;
   int lora_b_f32;
   // Hopper wgmma kernel's plan (wg_plan.h), set by the glue; wg_bm == 0: the launcher plans
-  // itself without K splits.  wg_splits > 1 needs wg_ws: splits x M x N floats (fp32 partials).
+  // itself without K splits.  wg_splits > 1 needs wg_ws: splits x M x N floats (fp32 partials; grad_x's wgmma kernel,
+  // wg_grad_x.cuh, splits the reduction over N instead: splits x M x K).
   int wg_bm;
   int wg_splits;
   float* wg_ws;

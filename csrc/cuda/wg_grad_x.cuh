@@ -43,7 +43,8 @@
 // dtype (one HFMA2 per two weights), or in fp32 rounded once for fp32 scales: how a dense fp16 / bf16
 // matmul on the dequantized weight rounds it.  s and u of a stage sit in the slot as [block][row] pairs,
 // one LDS.32 (fp32: LDS.64) per row pair.  Plain: exact values, s * vscale on the fp32 sums in the epilogue.
-// Epilogue: the tile goes through shared memory as [m][k] to 16-byte row-contiguous stores (K % 8 == 0).
+// Epilogue: the tile goes through shared memory as [m][k] to 16-byte row-contiguous stores (K % 8 == 0); a split
+// of the reduction (below) stores its fp32 partial tile from registers instead.
 // Requirements (else cudaErrorNotSupported and the caller uses another kernel): fp16 / bf16 grad_y with
 // N % 8 == 0 (its rows through the TMA unit need a 16-byte pitch), grad_y 16-byte aligned (grad_x too where K % 8 == 0),
 // groups a multiple of 32, s in fp32 or grad_y's dtype, compute capability 9.0 and a build for sm_90a.

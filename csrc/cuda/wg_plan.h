@@ -16,11 +16,12 @@ struct WgPlan {
   int bm;      // rows of x per CTA: 64, 128 or 256 (the wgmma's N)
   int splits;  // CTAs along K per output tile (grid z); > 1: fp32 partial tiles into a workspace of
                // splits x M x N floats, summed in split order by a second kernel (deterministic)
+               // (wg_gx_plan: along the reduction over N, splits x M x K)
 };
 
 constexpr int kWgMaxSplits = 8;
 constexpr int kWgMinStagesPerSplit = 8;  // 512 inputs: keeps the ring's fill / drain a small part of a split
-constexpr int64_t kWgMaxWorkspaceBytes = int64_t{256} << 20;  // splits x M x N fp32 (forced splits too)
+constexpr int64_t kWgMaxWorkspaceBytes = int64_t{256} << 20;  // splits x M x N fp32 (grad_x: x M x K; forced splits too)
 
 inline int wg_env_choice(const char* name, std::initializer_list<const char*> values, std::initializer_list<int> as) {
   const char* v = std::getenv(name);
