@@ -3,10 +3,11 @@
 # 1. The Hopper wgmma grad_x kernel (csrc/cuda/wg_grad_x.cuh), written in session 48 without a GPU and taken only
 #    under BITMM_GX_WGMMA=1: its tests (tests/test_wg_grad_x.py; child processes with the knob set), then its time
 #    against the current grad_x dispatch (tensor-core kernel to M = 64, dense above) and fp16 grad @ W, backward,
-#    fp16, M = 64 / 256 / 1024 / 4096, per tensor and g64, ternary and int2, 8192 x 28672 and 8192^2:
-#      python bench/probe_ab.py gx_base.json gx_wgx.json        (auto: knob off / on; M = 64 stays tensor core)
-#      python bench/probe_ab.py --backends auto wgmma gx_wgx.json (M = 64: the tensor-core kernel / the new one)
-#    Prediction (bench/NOTES.md, wgx1): M = 256 ~1.3x fp16's time at most (the dense path: 0.42x of fp16 on the H200).
+#    fp16, M = 16 / 32 / 64 / 256 / 1024 / 4096, per tensor and g64, ternary and int2, 8192 x 28672 and 8192^2:
+#      python bench/probe_ab.py gx_base.json gx_wgx.json        (auto: knob off / on; M <= 64 stays tensor core)
+#      python bench/probe_ab.py --backends auto wgmma gx_wgx.json (M <= 64: the tensor-core kernel / the new one)
+#    Prediction (bench/NOTES.md, wgx1, H100, 8192 x 28672): M = 256 150-250 us (fp16 ~170-190), M = 64 100-160 us,
+#    M = 1024 / 4096 0.8-1.2x of fp16.  Then: the default (drop the knob) if the tests pass and it wins.
 # 2. initcheck 12/16's 63 reports in torch's unrolled_elementwise_kernel (session 48, all 106 tests passed): the
 #    suspect alone (its QAT weight gradient is a bf16 cuBLAS GEMM, whose writes initcheck does not see).
 # 3. Sanitizer units: racecheck 13/16 resumed (bench/results/san_resume_s48c.txt), racecheck 14/16, initcheck 13/16,
@@ -18,7 +19,7 @@ run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests" 300
 # sm_90a PTX is byte-identical): its K-split and forced-tile tests
 run_tests "tests/test_wgmma.py" "k_splits or forced_tiles" "wgmma forward splits / tiles" 120
 common=(--direction backward --kinds ternary,int2 --groups none,64 --rounds 2 --shapes 8192x28672,8192x8192
-        --ms 64,256,1024,4096)
+        --ms 16,32,64,256,1024,4096)
 timeout 200 python3 bench/decode_probe.py "${common[@]}" --backends fp16,auto,t_auto --out "$OUT/gx_base.json" > /tmp/gb.txt 2>&1
 mark "grad_x base rc=$? $(tail -1 /tmp/gb.txt)"
 BITMM_GX_WGMMA=1 timeout 200 python3 bench/decode_probe.py "${common[@]}" --backends fp16,auto,wgmma \
