@@ -5,6 +5,7 @@
 #   bench/results/sass_report_tc_sm90a_<commit>.txt   tensor-core forward (tc_linear) and grad_x (tc_grad_x)
 #   bench/results/sass_report_a8_sm90a_<commit>.txt   the fused W2A8 kernel (a8_linear: its IMMA step loop)
 #   bench/results/sass_report_wg_sm90a_<commit>.txt   the Hopper wgmma kernel (wg_linear: its stage loop through HGMMAs)
+#   bench/results/sass_report_wgx_sm90a_<commit>.txt  the Hopper wgmma grad_x kernel (wg_grad_x, session 48)
 # each headed by the ptxas lines (registers, spills) of its files.  Needs nvcc (CUDA_HOME, default /usr/local/cuda),
 # the torch wheel's CUDA headers (site-packages/nvidia/cu13/include) and a cuobjdump (CUDA's, else triton's copy).
 #   bash bench/sass_local.sh            (MAX_JOBS=2 files at a time; ~10 min on 2 cores)
@@ -25,7 +26,7 @@ compile() {  # $1: source file
 }
 export -f compile; export NVCC OBJDUMP SP TMP
 ls csrc/cuda/addsub_linear_*.cu csrc/cuda/grad_x.cu csrc/cuda/tc_linear_*.cu csrc/cuda/tc_grad_x_*.cu csrc/cuda/a8_linear.cu \
-  csrc/cuda/quant_absmax.cu csrc/cuda/wg_linear_*.cu \
+  csrc/cuda/quant_absmax.cu csrc/cuda/wg_linear_*.cu csrc/cuda/wg_grad_x_*.cu \
   | xargs -P "${MAX_JOBS:-2}" -I{} bash -c 'compile {}'
 report() {  # $1: output, $2: title, rest: file stems
   local out=$1 title=$2; shift 2
@@ -48,6 +49,7 @@ report "bench/results/sass_report_tc_sm90a_$COMMIT.txt" "SASS of the tensor-core
 report "bench/results/sass_report_a8_sm90a_$COMMIT.txt" "SASS of the fused int8 kernel (W2A8, digits)" a8_linear quant_absmax
 report "bench/results/sass_report_wg_sm90a_$COMMIT.txt" "SASS of the Hopper wgmma kernel" \
   wg_linear_f16_ternary wg_linear_f16_int2 wg_linear_f16_binary wg_linear_bf16_ternary wg_linear_bf16_int2 wg_linear_bf16_binary
+report "bench/results/sass_report_wgx_sm90a_$COMMIT.txt" "SASS of the Hopper wgmma grad_x kernel" wg_grad_x_f16 wg_grad_x_bf16
 # x_digits (quant_absmax.cu; no accumulation loop for sass_report.py): its global load / store widths and multiplications
 for f in $(grep "Function :" "$TMP/quant_absmax.sass" | awk '{print $3}' | grep x_digits); do
   body=$(awk -v F="$f" '$0 ~ "Function : "F {x=1; next} /Function :/{x=0} x' "$TMP/quant_absmax.sass")
