@@ -66,7 +66,7 @@ def main(path):
     for f in re.split(r"\n\s+Function : ", text)[1:]:
         name = f.split("\n", 1)[0].strip()
         if not any(k in name for k in ("addsub_linear_kernel", "grad_x_kernel", "tc_linear_kernel", "tc_linear_bd_kernel",
-                                          "a8_linear_kernel", "wg_linear_kernel")):
+                                          "a8_linear_kernel", "wg_linear_kernel", "wg_grad_x_kernel")):
             continue
         insns = parse(f)
         c, mults, loads = histogram(insns)
@@ -76,7 +76,7 @@ def main(path):
         # (a8_linear_kernel, W2A8: the step loop through IMMAs, the int8 tensor-core mma)
         a8 = "a8_linear_kernel" in name
         # (wg_linear_kernel, Hopper wgmma: the stage loop, two stages per iteration, through HGMMAs)
-        wg = "wg_linear_kernel" in name
+        wg = "wg_linear_kernel" in name or "wg_grad_x_kernel" in name  # (and its grad_x sibling, session 48)
         loop = (innermost_loop_with(insns, "IMMA" if a8 else "HGMMA" if wg else "HMMA") if tc or a8 or wg
                 else hottest_loop(insns))
         lc, lmults, lloads = histogram(loop)
