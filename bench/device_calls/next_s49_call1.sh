@@ -15,6 +15,12 @@
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests" 300
+# on a failure: where the kernel goes wrong (bench/wgx_debug.py: error patterns by k / m position), plan and unsplit BM 64
+if grep -qE "failed|error" /tmp/t.txt; then
+  { BITMM_GX_WGMMA=1 timeout 90 python3 bench/wgx_debug.py; echo "== --splits 1 --bm 64";
+    BITMM_GX_WGMMA=1 timeout 60 python3 bench/wgx_debug.py --splits 1 --bm 64; } > "$OUT/wgx_debug.txt" 2>&1
+  mark "wgx_debug: $(grep -h 'cases with wrong' "$OUT/wgx_debug.txt" | tr '\n' ' ')"
+fi
 # the forward wgmma kernel's launcher now shares wg_tensor_map / wg_launch_splitk_reduce with it (host code only; its
 # sm_90a PTX is byte-identical): its K-split and forced-tile tests
 run_tests "tests/test_wgmma.py" "k_splits or forced_tiles" "wgmma forward splits / tiles" 120
