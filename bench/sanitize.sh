@@ -103,6 +103,15 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # with BITMM_A8_FUSED=1 (the fused kernel for M <= 256), under any tool; since session 45 also its few-rows test (M up
   # to 256 on 8 shapes, every output dtype but float64, which the fused kernel leaves to the GEMM path; ~240 tests) and
   # the absmax_int8 kernel's tests (quant_absmax.cu), which the a8 exclusion above had dropped from racecheck / initcheck
+  # Files added after the cover3 sixteenths were cut (sessions 44-48): tests/test_wg_grad_x.py (session 48).  Shards are
+  # cut by position in the collected list, so a file inserted among the others would move every later test to another
+  # shard; the cover3 units --ignore it (removed at collection, before the shard is cut), and it runs as units of its
+  # own, TOOL:0/1@wgx (the whole file, no cover3 cut).  (Earlier drift: session 47's one new test in test_linear.py
+  # moved the later tests by one position between the units run before and after it.)
+  local paths="$SAN_PATHS --ignore=tests/test_wg_grad_x.py"
+  if [ "$profile" = wgx ]; then
+    profile=""; paths="tests/test_wg_grad_x.py"
+  fi
   local a8env=()
   if [ "$profile" = a8fused ]; then
     profile=""; a8env=(BITMM_A8_FUSED=1)
@@ -139,7 +148,7 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas BITMM_AUTO_NO_DENSE=$nocublas \
     BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \
     env "${wsenv[@]}" "${a8env[@]}" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \
-    python3 -m pytest $SAN_PATHS -v -p no:cacheprovider -k "$k" "${marks[@]}" "${resume[@]}" > "$log" 2>&1
+    python3 -m pytest $paths -v -p no:cacheprovider -k "$k" "${marks[@]}" "${resume[@]}" > "$log" 2>&1
   rc=$?
   local verdict="DONE"; [ "$rc" = 124 ] && verdict="CAPPED"
   # A capped run with no report anywhere in its log (a report can share a line with the test id) leaves its passed tests

@@ -10,10 +10,12 @@ pitch) but not of 64 (a partial last stage of rows, zero-filled), and N long eno
 wraps (2000 rows: 32 stages).  Each check asserts that the wgmma kernel ran (a declined launch falls back
 silently).
 """
+import subprocess
+
 import pytest
 import torch
 
-from helpers import run_in_child, wgmma_active
+from helpers import HOST_CXX, compile_host_program, run_in_child, wgmma_active
 
 needs_wgmma = pytest.mark.skipif(not torch.cuda.is_available() or not wgmma_active(),
                                  reason="needs the sm_90a build on a compute capability 9.0 device")
@@ -108,3 +110,44 @@ def test_wg_grad_x_forced_tiles_and_splits(env):
         "assert_kernel_ran('wgmma', 'M = 65600')\n",
         BITMM_GX_WGMMA="1", **env)
 
+
+# The plan, a host-only header compiled here with the system C++ compiler (as tests/test_wg_plan.py does for the
+# forward's plan; kept in this file so that test_wg_plan.py's ids, and with them the cover3 sanitizer shards cut in
+# sessions 44-48, stay as they were: bench/sanitize.sh).
+GX_MAIN = r"""
+#include "csrc/cuda/wg_plan.h"
+#include <cstdio>
+#include <cstdlib>
+int main(int argc, char** argv) {  // M N K SMs forced_bm forced_splits ... -> "bm splits" per sextuple
+  for (int i = 1; i + 5 < argc; i += 6) {
+    const auto p = bitmm::cuda::wg_gx_plan(std::atoll(argv[i]), std::atoll(argv[i + 1]), std::atoll(argv[i + 2]),
+                                           std::atoi(argv[i + 3]), std::atoi(argv[i + 4]), std::atoi(argv[i + 5]));
+    std::printf("%d %d\n", p.bm, p.splits);
+  }
+}
+"""
+
+
+@pytest.mark.skipif(HOST_CXX is None, reason="no C++ compiler")
+def test_wg_gx_plan(tmp_path):
+    # The wgmma grad_x kernel's plan (wg_plan.h wg_gx_plan): grad_x (M, K) = grad_y (M, N) @ W, CTAs of BM rows x 128
+    # inputs, the reduction over N in stages of 64 rows, split where the tiles fill at most half the SMs.
+    exe = compile_host_program(tmp_path, GX_MAIN)
+    cases = [  # (M, N, K, SMs, forced_bm, forced_splits) -> (bm, splits)
+        ((64, 28672, 8192, 132, 0, 0), (64, 2)),     # 64 tiles: two splits fill 128 of 132 SMs
+        ((16, 28672, 4096, 132, 0, 0), (64, 4)),     # 32 tiles
+        ((1, 28672, 1024, 132, 0, 0), (64, 8)),      # 8 tiles: at most 8 splits
+        ((64, 300, 1024, 132, 0, 0), (64, 1)),       # 5 stages: under 8 per split
+        ((64, 8192, 28672, 132, 0, 0), (64, 1)),     # 224 tiles: a wave and more
+        ((256, 28672, 8192, 132, 0, 0), (128, 1)),   # 128 tiles: more than half the SMs
+        ((600, 8192, 8192, 132, 0, 0), (256, 1)),
+        ((4096, 8192, 8192, 132, 0, 0), (256, 1)),
+        ((300, 129, 328, 132, 64, 16), (64, 3)),     # forced: at most one split per stage (3)
+        ((300, 5000, 328, 132, 256, 40), (256, 16)),  # forced: at most 16
+        ((300, 5000, 328, 132, 100, 0), (128, 8)),   # a tile the kernel has not: the rule's; 9 tiles, 8 splits
+        ((2560, 28672, 8192, 132, 0, 16), (256, 3)),  # forced splits capped by the 256 MiB workspace (80 MiB each)
+        ((65535, 28672, 8192, 132, 0, 16), (256, 1)),
+    ]
+    args = [str(v) for c, _ in cases for v in c]
+    out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True).stdout.splitlines()
+    assert [tuple(map(int, line.split())) for line in out] == [want for _, want in cases]
