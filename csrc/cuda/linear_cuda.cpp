@@ -743,6 +743,12 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   // loaded them a step ahead (tc30).  Session 25, g64 fp16, three shapes x three kinds (bench/results/
   // h200_s25_call1_0e8a574.txt): time as stored / with PyTorch's transposing copies, geomean 0.58 at M = 1
   // and 4, 0.72 at M = 16; as stored / with a tiled transpose kernel (both with tc33) 0.81, 0.81, 0.89.
+  // Launches take at most kMaxRowsPerLaunch rows of grad_y (the grids' row limit): chunk m0's rows of grad_y and `out`.
+  auto set_chunk = [&](const at::Tensor& out, int64_t m0) {
+    lp.M = std::min(kMaxRowsPerLaunch, p.M - m0);
+    lp.x = static_cast<const char*>(g2.data_ptr()) + m0 * p.N * g2.element_size();
+    lp.y = static_cast<char*>(out.data_ptr()) + m0 * K * out.element_size();
+  };
   if (fast && use_wg_grad_x(lp, p.M, grad_y.get_device())) {
     // Hopper wgmma kernel: grad_x in grad_y's dtype straight from fp32 sums (no accumulation buffer).
     at::Tensor out = at::empty({p.M, K}, grad_y.options());
@@ -759,9 +765,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
     lp.wg_ws = ws.defined() ? ws.data_ptr<float>() : nullptr;
     cudaError_t err = cudaSuccess;
     for (int64_t m0 = 0; m0 < p.M && err == cudaSuccess; m0 += kMaxRowsPerLaunch) {
-      lp.M = std::min(kMaxRowsPerLaunch, p.M - m0);
-      lp.x = static_cast<const char*>(g2.data_ptr()) + m0 * p.N * g2.element_size();
-      lp.y = static_cast<char*>(out.data_ptr()) + m0 * K * out.element_size();
+      set_chunk(out, m0);
       err = lp.x_dtype == cuda::DType::kHalf ? cuda::launch_wg_grad_x_f16(lp, stream)
                                               : cuda::launch_wg_grad_x_bf16(lp, stream);
       // (the launcher's conditions hold for every chunk once they hold for the first: N % 8 == 0 keeps grad_y's
@@ -772,7 +776,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
       note_kernel_ran(KernelRan::kWgmma);
       return out.reshape(out_shape);
     }
-    lp.M = 0;  // (the paths below set x, y and M per chunk themselves)
+    lp.M = 0;  // (the paths below set x, y and M per chunk again: set_chunk)
     lp.wg_bm = lp.wg_splits = 0;
     lp.wg_ws = nullptr;
   }
@@ -790,9 +794,7 @@ at::Tensor grad_x_cuda(const at::Tensor& grad_y, const at::Tensor& packed_w, con
   at::Tensor accum;
   if (fast) accum = grad_y.scalar_type() == at::kFloat ? out.zero_() : at::zeros({p.M, K}, grad_y.options().dtype(at::kFloat));
   for (int64_t m0 = 0; m0 < p.M; m0 += kMaxRowsPerLaunch) {
-    lp.M = std::min(kMaxRowsPerLaunch, p.M - m0);
-    lp.x = static_cast<const char*>(g2.data_ptr()) + m0 * p.N * g2.element_size();
-    lp.y = static_cast<char*>(out.data_ptr()) + m0 * K * out.element_size();
+    set_chunk(out, m0);
     float* acc = fast ? accum.data_ptr<float>() + m0 * K : nullptr;
     const int sms = num_sms(grad_y.get_device());
     cudaError_t err = cudaErrorNotSupported;
