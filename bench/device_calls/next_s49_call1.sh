@@ -15,6 +15,7 @@
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests" 300
+cp /tmp/t.txt /tmp/t_wgx.txt
 # on a failure: where the kernel goes wrong (bench/wgx_debug.py: error patterns by k / m position), plan and unsplit BM 64
 if grep -qE "failed|error" /tmp/t.txt; then
   { BITMM_GX_WGMMA=1 timeout 90 python3 bench/wgx_debug.py; echo "== --splits 1 --bm 64";
@@ -34,6 +35,12 @@ mark "grad_x wgmma rc=$? $(tail -1 /tmp/gw.txt)"
 python3 bench/probe_ab.py "$OUT/gx_base.json" "$OUT/gx_wgx.json" > "$OUT/gx_ab.txt" 2>&1
 python3 bench/probe_ab.py --backends auto wgmma "$OUT/gx_wgx.json" >> "$OUT/gx_ab.txt" 2>&1
 tail -8 "$OUT/gx_ab.txt" >> "$OUT/log.txt"
+# (added in session 49) if its own tests passed: the grad_x suites with the knob on (auto takes it above M = 64;
+# tests that force the wgmma backend take it at every M)
+if ! grep -qE "failed|error" /tmp/t_wgx.txt; then
+  BITMM_GX_WGMMA=1 run_tests "tests/test_autograd.py tests/test_tc_grad_x.py tests/test_transposed_backward.py" "" \
+    "grad_x suites, BITMM_GX_WGMMA=1" 200
+fi
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 BITMM_SAN_NO_CUBLAS=1 BITMM_AUTO_NO_DENSE=1 timeout 120 compute-sanitizer --tool initcheck \
   --print-limit 20 python3 -m pytest -q -p no:cacheprovider "tests/test_nn.py::test_bitlinear_half_precision_and_1d_input" \
   > /tmp/ic_suspect.txt 2>&1
