@@ -1,8 +1,9 @@
 """The Hopper wgmma grad_x kernel (csrc/cuda/wg_grad_x.cuh) against the float64 reference.
 
-Session 48 wrote the kernel without a GPU; the glue takes it only under BITMM_GX_WGMMA=1 (read once per
-process: csrc/cuda/linear_cuda.cpp, use_wg_grad_x), so each test runs its cases in a child process with the
-knob set.  The cases are test_tc_grad_x's checks (same bound: at most 2x the error of grad_y @ W in grad_y's
+Session 48 wrote the kernel without a GPU, taken then only under BITMM_GX_WGMMA=1; session 49 ran these tests on
+the H100 and made it the default (csrc/cuda/linear_cuda.cpp, use_wg_grad_x; BITMM_GX_WGMMA=0, read once per process,
+turns it off).  Each test still runs its cases in a child process with the knob named, as the forced-tile tests
+need their own knobs read at the start.  The cases are test_tc_grad_x's checks (same bound: at most 2x the error of grad_y @ W in grad_y's
 dtype, or the dtype's floor) over every scaling mode (plain, per-pair fold in grad_y's dtype, fold in fp32),
 fp16 / bf16, and shapes that reach every edge of the kernel: M across the 64- and 128-row tiles (1, 3, 17, 64,
 65, 130, 300); K with a partial 128-input tile and K % 8 != 0 (scalar stores); N a multiple of 8 (the TMA
@@ -51,11 +52,26 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
     run_in_child(
         _PRELUDE +
         "from helpers import make_problem\n"
-        # auto: above the tensor-core grad_x kernel's M (64; 32 for small weights) it takes the wgmma kernel
+        # auto (linear_cuda.cpp use_wg_grad_x, session 49's rule): weights of at most 2^24 elements keep the dense path
+        # from M = 33, except where auto may not take it (the deterministic mode): there this kernel
         "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
-        "assert_kernel_ran('wgmma', 'auto at M = 100')\n"
+        "assert_kernel_ran('dense', 'auto at M = 100, small weights')\n"
+        "torch.use_deterministic_algorithms(True)\n"
+        "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('wgmma', 'auto at M = 100, deterministic')\n"
+        "torch.use_deterministic_algorithms(False)\n"
         "check_grad_x('int2', 20, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
         "assert_kernel_ran('tensorcore', 'auto at M = 20 keeps the tensor-core kernel')\n"
+        # larger weights (4096 x 4104): the tensor-core kernel to M = 32, then this kernel to M = 128 with a fold (g64
+        # and an offset) or to M = 1024 plain (one scale, no offset), then the dense path (which kernel ran only; the
+        # values are checked above)
+        "_, p, s, u, _ = make_problem('ternary', 1, 4096, 4104, 'group', 64, dtype=torch.float16, device='cuda',\n"
+        "                             offset=True, bias=False)\n"
+        "st = torch.tensor(0.7, device='cuda')\n"
+        "for M, ss, uu, want in ((32, s, u, 'tensorcore'), (33, s, u, 'wgmma'), (128, s, u, 'wgmma'), (129, s, u, 'dense'),\n"
+        "                        (1024, st, None, 'wgmma'), (1025, st, None, 'dense')):\n"
+        "    bitmm.linear_grad_x(torch.randn(M, 4104, device='cuda', dtype=torch.float16), p, ss, uu, 'ternary', 4096)\n"
+        "    assert_kernel_ran(want, f'auto at M = {M}, {\"plain\" if uu is None else \"fold\"}')\n"
         # N % 8 != 0: grad_y's rows cannot go through the TMA unit; the forced backend falls back
         "check_grad_x('binary', 70, 300, 45, 'group', 32, 'x', True, torch.float16, backend='wgmma')\n"
         "assert_kernel_ran('tensorcore', 'N = 45 falls back')\n"
@@ -86,6 +102,12 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
         "check_grad_x('int2', 65600, 256, 64, 'channel', None, 'x', True, torch.float16, backend='wgmma')\n"
         "assert_kernel_ran('wgmma', 'M = 65600')\n",
         BITMM_GX_WGMMA="1")
+    # BITMM_GX_WGMMA=0 turns the kernel off: the forced backend then runs the tensor-core grad_x kernel
+    run_in_child(
+        _PRELUDE +
+        "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='wgmma')\n"
+        "assert_kernel_ran('tensorcore', 'BITMM_GX_WGMMA=0')\n",
+        BITMM_GX_WGMMA="0")
 
 
 @needs_wgmma

@@ -9,6 +9,11 @@
 #    now cublas-marked test_last_kernel_names_the_kernel_that_ran), racecheck 14/16 and initcheck 13/16 (resumed).
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
+# 0. The kernel is now auto's default for grad_x at M = 33 ... 128 (fold) / 1024 (plain) on weights over 2^24
+#    elements (linear_cuda.cpp use_wg_grad_x): its tests (the new dispatch checks) and the grad_x suites as they are.
+run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests (default on)" 200
+run_tests "tests/test_autograd.py tests/test_tc_grad_x.py tests/test_transposed_backward.py tests/test_linear.py" \
+  "grad or backward or no_dense" "grad_x suites (default)" 200
 common=(--direction backward --rounds 2)
 BITMM_GX_WGMMA=1 timeout 200 python3 bench/decode_probe.py "${common[@]}" --kinds ternary,int2,binary --groups none,64 \
   --shapes 8192x28672,8192x8192,4096x4096 --ms 32,48,64,96,128,192,256,512,1024,2048 \

@@ -464,20 +464,41 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
   }
 }
 
-// Hopper wgmma grad_x (wg_grad_x.cuh), session 48: written and compiled for sm_90a but not yet run on a GPU, so
-// taken only under BITMM_GX_WGMMA=1 (read once; tests/test_wg_grad_x.py sets it in a child process).  Then the
-// wgmma backend takes it at every M, and auto where the tensor-core grad_x kernel stops (above tc_grad_x_max_m,
-// where the dense path came next: H200, ternary g64 8192 x 28672, M = 64 418 us and M = 256 429 us against fp16
-// grad @ W's ~117 / ~180 us, bench/results/h200_s48_gx_layout_28662fd.txt).  Its sums need no atomics, so the
-// deterministic mode may take it too.
+// Hopper wgmma grad_x (wg_grad_x.cuh), session 48; run on a GPU in session 49 (H100: its tests pass, and with
+// BITMM_GX_WGMMA=1 so do the grad_x suites, 615 tests; bench/results/s49_device_runs.txt).  Auto, measured on the H100
+// (bench/results/h100_s49_gx_ab_99d388b.txt: fp16, ternary / int2, per tensor and g64, 8192 x 28672 and 8192^2; us):
+//   M = 16:  its time is 1.3-2.2x the tensor-core grad_x kernel's (it pads to 64 rows: ~145 us on 8192 x 28672)
+//   M = 32:  0.94-1.07x g64, 1.04-1.30x per tensor: a tie at best, so the tensor-core kernel keeps M <= 32
+//   M = 64:  0.51-0.57x g64, 0.68-0.71x per tensor (8192 x 28672: 231 / 148 us against 413-452 / 220)
+//   M = 256: per tensor 0.70-0.75x of the dense path (301-317 us against 410-423); g64 1.10-1.18x (493-498 / 423-428)
+//   M = 1024: per tensor 0.90-0.97x of dense; g64 1.21-1.22x.   M = 4096: 1.16-1.59x of dense everywhere.
+// The fold (v * s + u per weight pair: any offset, per-channel or group-wise scales) costs it ~60% at M = 256, so
+// one scale without an offset ("plain") takes it to M = 1024 and the fold to kWgxMaxMFold (M = 128 interpolated
+// between the measured 64 and 256).  Weights of at most kDenseSmallWeight elements keep the dense path from M = 33
+// (their dequantized weight stays in L2; not measured against this kernel).  Where auto may not take the dense path
+// (the deterministic mode, BITMM_AUTO_NO_DENSE) it takes this kernel at every M from kWgxMinM: its sums need no
+// atomics, and the alternative there is the add/subtract kernel.  BITMM_GX_WGMMA=0 (read once) turns it off.
+constexpr int64_t kWgxMinM = 33;
+constexpr int64_t kWgxMaxMPlain = 1024;
+constexpr int64_t kWgxMaxMFold = 128;
+
 bool use_wg_grad_x(const cuda::LinearParams& lp, int64_t M, int device) {
-  static const bool on = cuda::env_int("BITMM_GX_WGMMA") == 1;
-  if (!on || !cuda::tc_supports(lp) || !wgmma_device(device)) return false;
+  static const bool off = [] {
+    const char* e = std::getenv("BITMM_GX_WGMMA");
+    return e != nullptr && std::atoi(e) == 0;
+  }();
+  if (off || !cuda::tc_supports(lp) || !wgmma_device(device)) return false;
   switch (current_backend()) {
     case Backend::kWgmma: return true;
     case Backend::kAuto:
-    case Backend::kDigits:  // (where the digits kernel does not apply)
-      return M > tc_grad_x_max_m(lp);
+    case Backend::kDigits: {  // (where the digits kernel does not apply)
+      if (M < kWgxMinM) return false;
+      if (!auto_may_take_dense()) return true;
+      if (lp.N * lp.K <= kDenseSmallWeight) return false;
+      // the kernel's fold test (wg_grad_x.cuh `fold`)
+      const bool plain = lp.offset == nullptr && lp.s_sn == 0 && lp.s_sg == 0 && lp.group_size >= padded_k(lp.K);
+      return M <= (plain ? kWgxMaxMPlain : kWgxMaxMFold);
+    }
     default: return false;
   }
 }
