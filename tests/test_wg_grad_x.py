@@ -62,13 +62,13 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
         "torch.use_deterministic_algorithms(False)\n"
         "check_grad_x('int2', 20, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
         "assert_kernel_ran('tensorcore', 'auto at M = 20 keeps the tensor-core kernel')\n"
-        # larger weights (4096 x 4104): the tensor-core kernel to M = 32, then this kernel to M = 128 with a fold (g64
+        # larger weights (4096 x 4104): the tensor-core kernel to M = 32, then this kernel to M = 256 with a fold (g64
         # and an offset) or to M = 1024 plain (one scale, no offset), then the dense path (which kernel ran only; the
         # values are checked above)
         "_, p, s, u, _ = make_problem('ternary', 1, 4096, 4104, 'group', 64, dtype=torch.float16, device='cuda',\n"
         "                             offset=True, bias=False)\n"
         "st = torch.tensor(0.7, device='cuda')\n"
-        "for M, ss, uu, want in ((32, s, u, 'tensorcore'), (33, s, u, 'wgmma'), (128, s, u, 'wgmma'), (129, s, u, 'dense'),\n"
+        "for M, ss, uu, want in ((32, s, u, 'tensorcore'), (33, s, u, 'wgmma'), (256, s, u, 'wgmma'), (257, s, u, 'dense'),\n"
         "                        (1024, st, None, 'wgmma'), (1025, st, None, 'dense')):\n"
         "    bitmm.linear_grad_x(torch.randn(M, 4104, device='cuda', dtype=torch.float16), p, ss, uu, 'ternary', 4096)\n"
         "    assert_kernel_ran(want, f'auto at M = {M}, {\"plain\" if uu is None else \"fold\"}')\n"
@@ -161,12 +161,15 @@ def test_wg_gx_plan(tmp_path):
         ((1, 28672, 1024, 132, 0, 0), (64, 8)),      # 8 tiles: at most 8 splits
         ((64, 300, 1024, 132, 0, 0), (64, 1)),       # 5 stages: under 8 per split
         ((64, 8192, 28672, 132, 0, 0), (64, 1)),     # 224 tiles: a wave and more
-        ((256, 28672, 8192, 132, 0, 0), (128, 1)),   # 128 tiles: more than half the SMs
+        ((128, 28672, 8192, 132, 0, 0), (128, 2)),   # 64 tiles of 128 rows
+        ((129, 28672, 8192, 132, 0, 0), (256, 2)),   # from M = 129 tiles of 256 rows (session 49)
+        ((256, 28672, 8192, 132, 0, 0), (256, 2)),
+        ((512, 28672, 8192, 132, 0, 0), (256, 1)),   # 128 tiles: more than half the SMs
         ((600, 8192, 8192, 132, 0, 0), (256, 1)),
         ((4096, 8192, 8192, 132, 0, 0), (256, 1)),
         ((300, 129, 328, 132, 64, 16), (64, 3)),     # forced: at most one split per stage (3)
         ((300, 5000, 328, 132, 256, 40), (256, 16)),  # forced: at most 16
-        ((300, 5000, 328, 132, 100, 0), (128, 8)),   # a tile the kernel has not: the rule's; 9 tiles, 8 splits
+        ((300, 5000, 328, 132, 100, 0), (256, 8)),   # a tile the kernel has not: the rule's; 6 tiles, 8 splits
         ((2560, 28672, 8192, 132, 0, 16), (256, 3)),  # forced splits capped by the 256 MiB workspace (80 MiB each)
         ((65535, 28672, 8192, 132, 0, 16), (256, 1)),
     ]

@@ -472,15 +472,21 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
 //   M = 64:  0.51-0.57x g64, 0.68-0.71x per tensor (8192 x 28672: 231 / 148 us against 413-452 / 220)
 //   M = 256: per tensor 0.70-0.75x of the dense path (301-317 us against 410-423); g64 1.10-1.18x (493-498 / 423-428)
 //   M = 1024: per tensor 0.90-0.97x of dense; g64 1.21-1.22x.   M = 4096: 1.16-1.59x of dense everywhere.
-// The fold (v * s + u per weight pair: any offset, per-channel or group-wise scales) costs it ~60% at M = 256, so
-// one scale without an offset ("plain") takes it to M = 1024 and the fold to kWgxMaxMFold (M = 128 interpolated
-// between the measured 64 and 256).  Weights of at most kDenseSmallWeight elements keep the dense path from M = 33
-// (their dequantized weight stays in L2; not measured against this kernel).  Where auto may not take the dense path
-// (the deterministic mode, BITMM_AUTO_NO_DENSE) it takes this kernel at every M from kWgxMinM: its sums need no
-// atomics, and the alternative there is the add/subtract kernel.  BITMM_GX_WGMMA=0 (read once) turns it off.
+// Then (bench/results/h100_s49_gx_sweep_869beb4.json and h100_s49_gx_bm256_869beb4.json, ternary, same shapes):
+// with a fold it beats the dense path to M = 128 (8192 x 28672 g64: 232-261 us against 398-405) and loses at 192 and
+// 512 on tiles of 128 rows (502 / 999 against 412 / 565), but tiles of 256 rows (wg_plan.h wg_gx_bm, from M = 129
+// since) take M = 256 to 303 us (8192^2: 98 against 127-131); plain it wins to 192 on 128-row tiles (307 against
+// 402) and at M = 256 on 256-row tiles 226 us.  The fold (v * s + u per weight pair: any offset, per-channel or
+// group-wise scales) costs ~35% there, so one scale without an offset ("plain") takes it to M = 1024 (809-854 against
+// 882-917 at 1024; 512 predicted ~450 against 537 on 256-row tiles) and the fold to kWgxMaxMFold = 256 (the dense
+// path's 565 at M = 512 against a predicted ~600).  Weights of at most kDenseSmallWeight elements keep the dense path
+// from M = 33 (their dequantized weight stays in L2; not measured against this kernel).  Where auto may not take the
+// dense path (the deterministic mode, BITMM_AUTO_NO_DENSE) it takes this kernel at every M from kWgxMinM: its sums
+// need no atomics, and the alternative there is the add/subtract kernel.  BITMM_GX_WGMMA=0 (read once) turns it off.
+// The M = 129-191 and 512 cases on 256-row tiles, and M = 257 on, are not yet timed (predicted from the M = 256 one).
 constexpr int64_t kWgxMinM = 33;
 constexpr int64_t kWgxMaxMPlain = 1024;
-constexpr int64_t kWgxMaxMFold = 128;
+constexpr int64_t kWgxMaxMFold = 256;
 
 bool use_wg_grad_x(const cuda::LinearParams& lp, int64_t M, int device) {
   static const bool off = [] {

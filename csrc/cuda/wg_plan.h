@@ -218,13 +218,17 @@ inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms, bool honor_e
   return {bm, static_cast<int>(splits)};
 }
 
-// The wgmma grad_x kernel's plan (wg_grad_x.cuh; session 48: predicted, not tuned, as the kernel had not yet run on a
-// GPU).  BM (rows of grad_y per CTA): 64 up to M = 64, 128 up to M = 512, else 256.  CTAs cover 128 inputs each (one
-// ROW_ALIGN_K chunk of the packed rows).  Splits of the reduction over n (the N rows of W, stages of 64) where the
-// tiles fill at most half the SMs: about one wave, at most 8, each split at least kWgMinStagesPerSplit stages;
-// forced_bm / forced_splits (> 0; the glue reads BITMM_GX_WG_BM / BITMM_GX_WG_SPLIT) override them, the splits
-// still at most one per stage and 16.  Either way the workspace (splits x M x K fp32) stays under kWgMaxWorkspaceBytes.
-inline int wg_gx_bm(int64_t M) { return M <= 64 ? 64 : M <= 512 ? 128 : 256; }
+// The wgmma grad_x kernel's plan (wg_grad_x.cuh; written in session 48, BM retuned in session 49 on the H100).
+// BM (rows of grad_y per CTA): 64 up to M = 64, 128 up to M = 128, else 256.  Session 49 (8192 x 28672, fp16,
+// ternary; bench/results/h100_s49_gx_bm256_869beb4.json against h100_s49_gx_ab_99d388b.txt): at M = 256, BM = 256
+// (64 tiles, 2 splits) took 226 us per tensor and 303 us g64, against BM = 128's 301-317 / 493-498 (128 tiles,
+// unsplit; 8192^2: 79 / 98 against 88-94 / 144-146).  The unpacking, paid once per BM rows, dominates (one CTA of 8
+// warps per SM), so the tallest tile wins from M = 129.  CTAs cover 128 inputs each (one ROW_ALIGN_K chunk of the
+// packed rows).  Splits of the reduction over n (the N rows of W, stages of 64) where the tiles fill at most half the
+// SMs: about one wave, at most 8, each split at least kWgMinStagesPerSplit stages; forced_bm / forced_splits (> 0; the
+// glue reads BITMM_GX_WG_BM / BITMM_GX_WG_SPLIT) override them, the splits still at most one per stage and 16.
+// Either way the workspace (splits x M x K fp32) stays under kWgMaxWorkspaceBytes.
+inline int wg_gx_bm(int64_t M) { return M <= 64 ? 64 : M <= 128 ? 128 : 256; }
 inline WgPlan wg_gx_plan(int64_t M, int64_t N, int64_t K, int num_sms, int forced_bm, int forced_splits) {
   const int bm = forced_bm == 64 || forced_bm == 128 || forced_bm == 256 ? forced_bm : wg_gx_bm(M);
   const int64_t tiles = std::max<int64_t>(1, (M + bm - 1) / bm * ((K + 127) / 128));
