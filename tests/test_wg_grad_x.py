@@ -3,10 +3,10 @@
 Session 48 wrote the kernel without a GPU, taken then only under BITMM_GX_WGMMA=1; session 49 ran these tests on
 the H100 and made it the default (csrc/cuda/linear_cuda.cpp, use_wg_grad_x; BITMM_GX_WGMMA=0, read once per process,
 turns it off).  Each test still runs its cases in a child process with the knob named, as the forced-tile tests
-need their own knobs read at the start.  The cases are test_tc_grad_x's checks (same bound: at most 2x the error of grad_y @ W in grad_y's
-dtype, or the dtype's floor) over every scaling mode (plain, per-pair fold in grad_y's dtype, fold in fp32),
-fp16 / bf16, and shapes that reach every edge of the kernel: M across the 64- and 128-row tiles (1, 3, 17, 64,
-65, 130, 300); K with a partial 128-input tile and K % 8 != 0 (scalar stores); N a multiple of 8 (the TMA
+need their own knobs read at the start.  The cases are test_tc_grad_x's checks (same bound: at most 2x the error of
+grad_y @ W in grad_y's dtype, or the dtype's floor) over every scaling mode (plain, per-pair fold in grad_y's dtype,
+fold in fp32), fp16 / bf16, and shapes that reach every edge of the kernel: M across the 64-, 128- and 256-row tiles
+(1, 3, 17, 64, 65, 130, 200, 300; 256-row tiles from M = 129 since session 49, forced at other M below); K with a partial 128-input tile and K % 8 != 0 (scalar stores); N a multiple of 8 (the TMA
 pitch) but not of 64 (a partial last stage of rows, zero-filled), and N long enough that the ring of stages
 wraps (2000 rows: 32 stages).  Each check asserts that the wgmma kernel ran (a declined launch falls back
 silently).
