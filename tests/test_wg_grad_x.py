@@ -6,9 +6,9 @@ turns it off).  Each test still runs its cases in a child process with the knob 
 need their own knobs read at the start.  The cases are test_tc_grad_x's checks (same bound: at most 2x the error of
 grad_y @ W in grad_y's dtype, or the dtype's floor) over every scaling mode (plain, per-pair fold in grad_y's dtype,
 fold in fp32), fp16 / bf16, and shapes that reach every edge of the kernel: M across the 64-, 128- and 256-row tiles
-(1, 3, 17, 64, 65, 130, 200, 300; 256-row tiles from M = 129 since session 49, forced at other M below); K with a partial 128-input tile and K % 8 != 0 (scalar stores); N a multiple of 8 (the TMA
-pitch) but not of 64 (a partial last stage of rows, zero-filled), and N long enough that the ring of stages
-wraps (2000 rows: 32 stages).  Each check asserts that the wgmma kernel ran (a declined launch falls back
+(1, 3, 17, 64, 65, 130, 200, 300; 256-row tiles from M = 129 since session 49, forced at other M below); K with a
+partial 128-input tile and K % 8 != 0 (scalar stores); N a multiple of 8 (the TMA pitch) but not of 64 (a partial
+last stage of rows, zero-filled), and N long enough that the ring of stages wraps (2000 rows: 32 stages).  Each check asserts that the wgmma kernel ran (a declined launch falls back
 silently).
 """
 import subprocess
