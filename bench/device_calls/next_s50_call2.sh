@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepared in session 49: A/B of wgx2a (bench/device_calls/next_s50_wgx2a.patch): the wgmma grad_x kernel's 64-row tiles
-# at two CTAs per SM (__launch_bounds__(256, 2): 118-122 registers, no spills, sm_90a ptxas here; a ring of 8-11 stages,
-# 107-114 KB), and the plan's splits filling 2 x 132 CTA slots (8192 x 28672 M = 64: 4 splits instead of 2).
+# at two CTAs per SM (__launch_bounds__(256, 2): 100-122 registers, no spills, sm_90a ptxas here; a ring of 8-11 stages,
+# 107-114 KB, the largest shared-memory carveout), and the plan's splits filling 2 x 132 CTA slots (8192 x 28672 M = 64: 4
+# splits instead of 2).
 # Why: session 49 measured the kernel flat at ~145 us (per tensor) / ~230 us (g64) from M = 16 to 64 on 8192 x 28672,
 # its unpacking latency-bound at 8 warps per SM (bench/NOTES.md, wgx1).  Predicted: M = 33-64 ~1.3-1.5x faster
 # (per tensor ~100-110 us, g64 ~160-180 us), then auto could take it below M = 33 too; M >= 65 unchanged (other tiles).
