@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
+#include "../bitmm_format.h"  // padded_k
+
 namespace bitmm {
 namespace cuda {
 
@@ -43,6 +45,13 @@ struct LinearParams {
 // grad_x (M, K) = grad_y (M, N) @ (v * scale + offset).  Same field meanings;
 // x is grad_y (M, N) and y is grad_x (M, K); bias unused.
 using GradXParams = LinearParams;
+
+// One scale for the whole weight and no offset: the sums of exact values times s, applied once, are then the
+// product; otherwise v * s + u is folded per weight (the wgmma grad_x kernel's `fold`, wg_grad_x.cuh, and auto's
+// M range for that kernel, linear_cuda.cpp use_wg_grad_x; constexpr, so device code calls it too).
+constexpr inline bool one_scale_no_offset(const LinearParams& p) {
+  return p.offset == nullptr && p.s_sn == 0 && p.s_sg == 0 && p.group_size >= padded_k(p.K);
+}
 
 // Returns a CUDA error code (cudaSuccess when launched).
 cudaError_t launch_addsub_linear(const LinearParams& p, int num_sms, cudaStream_t stream);

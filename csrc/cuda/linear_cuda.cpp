@@ -501,9 +501,7 @@ bool use_wg_grad_x(const cuda::LinearParams& lp, int64_t M, int device) {
       if (M < kWgxMinM) return false;
       if (!auto_may_take_dense()) return true;
       if (lp.N * lp.K <= kDenseSmallWeight) return false;
-      // the kernel's fold test (wg_grad_x.cuh `fold`)
-      const bool plain = lp.offset == nullptr && lp.s_sn == 0 && lp.s_sg == 0 && lp.group_size >= padded_k(lp.K);
-      return M <= (plain ? kWgxMaxMPlain : kWgxMaxMFold);
+      return M <= (cuda::one_scale_no_offset(lp) ? kWgxMaxMPlain : kWgxMaxMFold);  // (the kernel's fold test)
     }
     default: return false;
   }

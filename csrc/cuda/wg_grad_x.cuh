@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const bool fold_f32 = p.s_dtype == DType::kFloat;  // == S32; a runtime test (see the unpacking)
   // One scale, no offset: exact sums, s in the epilogue.  A runtime flag: its tests end the unpacking's basic
   // block ahead of wgmma.fence (wg_linear.cuh: as one block ptxas sinks the unpacking between the wgmma's).
-  const bool fold = !(p.offset == nullptr && p.s_sn == 0 && p.s_sg == 0 && p.group_size >= padded_k(p.K));
+  const bool fold = !one_scale_no_offset(p);
   const float vscale = KIND == 3 ? 1.f : 0.5f;
 
   const uint32_t smem_base = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
