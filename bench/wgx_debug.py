@@ -1,9 +1,10 @@
 """Where the wgmma grad_x kernel (csrc/cuda/wg_grad_x.cuh) goes wrong, if it does: for each kind and scale mode on a
 few small shapes, the largest error against the float64 reference, and the pattern of the wrong outputs by position
 (input k mod 32 and its half-word, k's 128-input tile, gradient row m mod 8 / mod BM, NaN / poison), which points at
-the part of the kernel at fault (A fragment mapping, scale staging, epilogue, row chunks).  Needs the knob:
+the part of the kernel at fault (A fragment mapping, scale staging, epilogue, row chunks).  Not with BITMM_GX_WGMMA=0
+(the kernel is on by default since session 49):
 
-    BITMM_GX_WGMMA=1 python bench/wgx_debug.py [--splits N] [--bm 64|128|256]
+    python bench/wgx_debug.py [--splits N] [--bm 64|128|256]
 
 (--splits / --bm set BITMM_GX_WG_SPLIT / BITMM_GX_WG_BM for this process.)  Written in session 48 for the first
 device run of the kernel.
@@ -21,8 +22,8 @@ if args.splits:
     os.environ["BITMM_GX_WG_SPLIT"] = str(args.splits)
 if args.bm:
     os.environ["BITMM_GX_WG_BM"] = str(args.bm)
-if os.environ.get("BITMM_GX_WGMMA") != "1":
-    sys.exit("set BITMM_GX_WGMMA=1")
+if os.environ.get("BITMM_GX_WGMMA") == "0":
+    sys.exit("BITMM_GX_WGMMA=0 turns the kernel off")
 
 import torch  # noqa: E402
 

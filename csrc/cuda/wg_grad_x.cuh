@@ -3,8 +3,9 @@
 // streamed into shared memory by the TMA unit as the B operand.  No dequantized weight is written to memory,
 // and no atomics: each output element is one CTA's fp32 sum, rounded once (bitwise reproducible).
 //
-// Session 48, NOT YET RUN ON A GPU: compiled for sm_90a only.  The glue takes it only under
-// BITMM_GX_WGMMA=1 (linear_cuda.cpp use_wg_grad_x) until tests/test_wg_grad_x.py has passed on the device.
+// Written in session 48 without a GPU; tests/test_wg_grad_x.py passed on the H100 in session 49, which made it auto's
+// grad_x from M = 33 (linear_cuda.cpp use_wg_grad_x; BITMM_GX_WGMMA=0 turns it off).  Measured there: latency-bound in
+// the unpacking, one CTA of 8 warps per SM (bench/NOTES.md, wgx1).
 //
 // Why: tc_grad_x.cuh (mma.sync) re-reads and re-unpacks the weights for every 8 rows of grad_y, so its
 // time grows linearly with M (H200, ternary g64 8192 x 28672, fp16: 115 us at M = 16, 418 us at M = 64,
