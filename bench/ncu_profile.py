@@ -36,6 +36,10 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     # group-wise grad_x on the tensor-core kernel (auto takes the add/subtract kernel at M = 1 there: 192-209 us on
     # the tensor core in session 6, against per-channel fp32's 72; next_s24_scale_bits.patch)
     ("gradx_int2_g64_m1_tc", "int2", 8192, 28672, 1, 64, "tensorcore", "backward"),
+    # session 50: the wgmma grad_x kernel at M = 64 (64-row tiles, two splits; flat at ~145 us per tensor / ~230 g64
+    # from M = 16 to 64 in session 49: latency-bound in the unpacking?), its stall reasons, before / after wgx2a
+    ("wgx_ternary_m64", "ternary", 8192, 28672, 64, None, "wgmma", "backward"),
+    ("wgx_ternary_g64_m64", "ternary", 8192, 28672, 64, 64, "wgmma", "backward"),
     ("wg_ternary_m4096", "ternary", 8192, 28672, 4096, None, "wgmma", "forward"),
     ("wg_ternary_m64", "ternary", 8192, 28672, 64, None, "wgmma", "forward"),
     # session 43: after wg16 the per tensor wgmma kernel takes longer at M = 17 than at M = 64 on this shape (92.9 vs
