@@ -52,24 +52,31 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
     run_in_child(
         _PRELUDE +
         "from helpers import make_problem\n"
-        # auto (linear_cuda.cpp use_wg_grad_x, session 49's rule): weights of at most 2^24 elements keep the dense path
-        # from M = 33, except where auto may not take it (the deterministic mode): there this kernel
+        # auto (linear_cuda.cpp use_wg_grad_x, session 50's rule): weights of at most 2^24 elements take this kernel
+        # from M = 16 to 64 and the dense path above, except where auto may not take it (the deterministic mode):
+        # there this kernel
         "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
         "assert_kernel_ran('dense', 'auto at M = 100, small weights')\n"
         "torch.use_deterministic_algorithms(True)\n"
         "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
         "assert_kernel_ran('wgmma', 'auto at M = 100, deterministic')\n"
         "torch.use_deterministic_algorithms(False)\n"
+        "check_grad_x('int2', 15, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
+        "assert_kernel_ran('tensorcore', 'auto at M = 15 keeps the tensor-core kernel, small weights')\n"
         "check_grad_x('int2', 20, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
-        "assert_kernel_ran('tensorcore', 'auto at M = 20 keeps the tensor-core kernel')\n"
-        # larger weights (4096 x 4104): the tensor-core kernel to M = 32, then this kernel to M = 256 with a fold (g64
+        "assert_kernel_ran('wgmma', 'auto at M = 20, small weights')\n"
+        "check_grad_x('binary', 64, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('wgmma', 'auto at M = 64, small weights')\n"
+        "check_grad_x('binary', 65, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('dense', 'auto at M = 65, small weights')\n"
+        # larger weights (4096 x 4104): the tensor-core kernel to M = 24, then this kernel to M = 256 with a fold (g64
         # and an offset) or to M = 1024 plain (one scale, no offset), then the dense path (which kernel ran only; the
         # values are checked above)
         "_, p, s, u, _ = make_problem('ternary', 1, 4096, 4104, 'group', 64, dtype=torch.float16, device='cuda',\n"
         "                             offset=True, bias=False)\n"
         "st = torch.tensor(0.7, device='cuda')\n"
-        "for M, ss, uu, want in ((32, s, u, 'tensorcore'), (33, s, u, 'wgmma'), (256, s, u, 'wgmma'), (257, s, u, 'dense'),\n"
-        "                        (1024, st, None, 'wgmma'), (1025, st, None, 'dense')):\n"
+        "for M, ss, uu, want in ((24, s, u, 'tensorcore'), (25, s, u, 'wgmma'), (256, s, u, 'wgmma'), (257, s, u, 'dense'),\n"
+        "                        (24, st, None, 'tensorcore'), (1024, st, None, 'wgmma'), (1025, st, None, 'dense')):\n"
         "    bitmm.linear_grad_x(torch.randn(M, 4104, device='cuda', dtype=torch.float16), p, ss, uu, 'ternary', 4096)\n"
         "    assert_kernel_ran(want, f'auto at M = {M}, {\"plain\" if uu is None else \"fold\"}')\n"
         # N % 8 != 0: grad_y's rows cannot go through the TMA unit; the forced backend falls back
@@ -156,11 +163,11 @@ def test_wg_gx_plan(tmp_path):
     # inputs, the reduction over N in stages of 64 rows, split where the tiles fill at most half the SMs.
     exe = compile_host_program(tmp_path, GX_MAIN)
     cases = [  # (M, N, K, SMs, forced_bm, forced_splits) -> (bm, splits)
-        ((64, 28672, 8192, 132, 0, 0), (64, 2)),     # 64 tiles: two splits fill 128 of 132 SMs
-        ((16, 28672, 4096, 132, 0, 0), (64, 4)),     # 32 tiles
+        ((64, 28672, 8192, 132, 0, 0), (64, 4)),     # 64 tiles: four splits fill 256 of 264 CTA slots (2 per SM)
+        ((16, 28672, 4096, 132, 0, 0), (64, 8)),     # 32 tiles
         ((1, 28672, 1024, 132, 0, 0), (64, 8)),      # 8 tiles: at most 8 splits
         ((64, 300, 1024, 132, 0, 0), (64, 1)),       # 5 stages: under 8 per split
-        ((64, 8192, 28672, 132, 0, 0), (64, 1)),     # 224 tiles: a wave and more
+        ((64, 8192, 28672, 132, 0, 0), (64, 1)),     # 224 tiles: over half the 264 slots
         ((128, 28672, 8192, 132, 0, 0), (128, 2)),   # 64 tiles of 128 rows
         ((129, 28672, 8192, 132, 0, 0), (256, 2)),   # from M = 129 tiles of 256 rows (session 49)
         ((256, 28672, 8192, 132, 0, 0), (256, 2)),

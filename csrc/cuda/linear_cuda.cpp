@@ -480,11 +480,26 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
 // group-wise scales) costs ~35% there, so one scale without an offset ("plain") takes it to M = 1024 (809-854 against
 // 882-917 at 1024; 512 predicted ~450 against 537 on 256-row tiles) and the fold to kWgxMaxMFold = 256 (the dense
 // path's 565 at M = 512 against a predicted ~600).  Weights of at most kDenseSmallWeight elements keep the dense path
-// from M = 33 (their dequantized weight stays in L2; not measured against this kernel).  Where auto may not take the
-// dense path (the deterministic mode, BITMM_AUTO_NO_DENSE) it takes this kernel at every M from kWgxMinM: its sums
+// from M = 33 (their dequantized weight stays in L2; not measured against this kernel; but see session 50 below).  Where
+// auto may not take the dense path (the deterministic mode, BITMM_AUTO_NO_DENSE) it takes this kernel at every M from kWgxMinM: its sums
 // need no atomics, and the alternative there is the add/subtract kernel.  BITMM_GX_WGMMA=0 (read once) turns it off.
-// The M = 129-191 and 512 cases on 256-row tiles, and M = 257 on, are not yet timed (predicted from the M = 256 one).
-constexpr int64_t kWgxMinM = 33;
+// Session 50 (bench/results/h100_s50_gx_sweep_affc1ed.json: fp16, ternary / binary, per tensor and g64, 8192 x 28672,
+// 8192^2, 28672 x 8192, M = 160-1024) confirmed the fold to 256 (this kernel 0.65-0.80x of the dense path's time at M =
+// 160-256 on all 18 cases; at 384, 768 and 1024 1.08-1.45x, at 512 0.97-1.11x) and plain to 1024 (0.49-0.94x at M =
+// 160-1024 on 40 of 42 cases; M = 768, three 256-row tiles, 1.09x / 1.07x on 8192^2 / 8192 x 28672 ternary). Then wgx2a
+// (two 64-row CTAs per SM; h100_s50_wgx2a_ab_affc1ed.txt: 0.76-0.85x of its time per tensor, 0.84-0.89x g64 on 8192 x
+// 28672 / 8192^2, 0.86-0.97x on 4096^2) moved the tensor-core kernel's crossover: at M = 32 this kernel is faster on 17
+// of 18 cases (tensorcore / wgmma 0.96-1.89, geomean 1.29; the loss: binary per tensor 8192 x 28672, 91.1 vs 95.0 us),
+// at M = 16 on 6 of 18 (all on 4096^2).  The tensor-core kernel's cost steps every 8 rows (above), so M = 25-31 costs
+// it what M = 32 does while this kernel's (64-row tiles) is flat: kWgxMinM = 25 (M = 25-31 not timed).  Weights of at
+// most kDenseSmallWeight elements (4096^2: 1.24-1.81x faster than the tensor-core kernel at M = 16 and 32, every kind
+// and scale mode; at M = 33-64 12.7-16.4 us per tensor against fp16 grad @ W's 14.8-16.7, so below any dense path's
+// dequantize-then-fp16 time, and g64 20.1-23.7, against the 33-36 us of the forward's dense path at M = 64 there,
+// kDenseMinMSmall's note) take it from M = 16 to 64; above 64 the dense path as before (not measured against this
+// kernel).
+constexpr int64_t kWgxMinM = 25;
+constexpr int64_t kWgxMinMSmall = 16;  // weights of at most kDenseSmallWeight elements ...
+constexpr int64_t kWgxMaxMSmall = 64;  // ... up to this M (then the dense path)
 constexpr int64_t kWgxMaxMPlain = 1024;
 constexpr int64_t kWgxMaxMFold = 256;
 
@@ -498,9 +513,10 @@ bool use_wg_grad_x(const cuda::LinearParams& lp, int64_t M, int device) {
     case Backend::kWgmma: return true;
     case Backend::kAuto:
     case Backend::kDigits: {  // (where the digits kernel does not apply)
-      if (M < kWgxMinM) return false;
+      const bool small = lp.N * lp.K <= kDenseSmallWeight;
+      if (M < (small ? kWgxMinMSmall : kWgxMinM)) return false;
       if (!auto_may_take_dense()) return true;
-      if (lp.N * lp.K <= kDenseSmallWeight) return false;
+      if (small) return M <= kWgxMaxMSmall;
       return M <= (cuda::one_scale_no_offset(lp) ? kWgxMaxMPlain : kWgxMaxMFold);  // (the kernel's fold test)
     }
     default: return false;

@@ -4,8 +4,9 @@
 // and no atomics: each output element is one CTA's fp32 sum, rounded once (bitwise reproducible).
 //
 // Written in session 48 without a GPU; tests/test_wg_grad_x.py passed on the H100 in session 49, which made it auto's
-// grad_x from M = 33 (linear_cuda.cpp use_wg_grad_x; BITMM_GX_WGMMA=0 turns it off).  Measured there: latency-bound in
-// the unpacking, one CTA of 8 warps per SM (bench/NOTES.md, wgx1).
+// grad_x from M = 33 (linear_cuda.cpp use_wg_grad_x, from M = 25 since session 50; BITMM_GX_WGMMA=0 turns it off).
+// Measured there: latency-bound in the unpacking, one CTA of 8 warps per SM (bench/NOTES.md, wgx1); since session 50
+// (wgx2a) 64-row tiles run two CTAs per SM.
 //
 // Why: tc_grad_x.cuh (mma.sync) re-reads and re-unpacks the weights for every 8 rows of grad_y, so its
 // time grows linearly with M (H200, ternary g64 8192 x 28672, fp16: 115 us at M = 16, 418 us at M = 64,
@@ -71,7 +72,12 @@ template <int BM, int KIND, bool S32> struct WgxCfg {
   static constexpr int kSuBytes = 2 * 4 * kWgxRows * kSBytes;        // [s | u][block][row]
   static constexpr int kRaw = kGBytes + kWBytes + kSuBytes;
   static constexpr int kStageBytes = (kRaw + 1023) / 1024 * 1024;    // swizzle atoms stay 1024-byte aligned
-  static constexpr int kBudget = 227 * 1024;
+  // wgx2a (prepared in session 49, measured in session 50): BM = 64 tiles run two CTAs per SM (ncu: 118 registers
+  // for ternary fp16, of the 128 that allows; a ring of about half the shared memory), so the unpacking of one CTA
+  // hides behind the other's (16 warps per SM, not 8).  H100, 8192 x 28672 M = 16-64: 0.76-0.80x of one CTA's time
+  // per tensor, 0.84-0.86x g64 (ncu at M = 64 per tensor: issue slots busy 34% -> 46%; bench/NOTES.md, wgx2a).
+  static constexpr int kCtasPerSm = BM == 64 ? 2 : 1;
+  static constexpr int kBudget = (kCtasPerSm == 2 ? 113 : 227) * 1024;
   static constexpr int kFit = (kBudget - 1024 - 8 * 12) / kStageBytes;
   static constexpr int kStages = kFit < 12 ? kFit : 12;
   static constexpr int kAhead = kStages - 2;
@@ -88,7 +94,7 @@ template <typename T,  // grad_y / grad_x dtype: __half or __nv_bfloat16
           int KIND,    // 1 binary, 2 ternary, 3 int2 (bitmm::Kind)
           bool S32,    // s and u in fp32 (folded in fp32, rounded once), else in grad_y's dtype (HFMA2)
           int BM>      // rows of grad_y per CTA: the wgmma's N (64, 128 or 256)
-__global__ void __launch_bounds__(kWgThreads, 1)
+__global__ void __launch_bounds__(kWgThreads, WgxCfg<BM, KIND, S32>::kCtasPerSm)
     wg_grad_x_kernel(const GradXParams p, const __grid_constant__ CUtensorMap g_map) {
 #if defined(BITMM_WGMMA_DEVICE)
   using C = WgxCfg<BM, KIND, S32>;
@@ -302,7 +308,12 @@ cudaError_t launch_wgx_cfg(const GradXParams& p, int splits, int dev, cudaStream
   auto kernel = wg_grad_x_kernel<T, KIND, S32, BM>;
   static std::once_flag raised[kMaxTcDevices];  // one per instantiation and device
   cudaError_t err = cudaSuccess;
-  std::call_once(raised[dev], [&] { err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kBytes); });
+  std::call_once(raised[dev], [&] {
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kBytes);
+    // two CTAs' rings need the largest shared-memory carveout (as wg_linear.cuh's pair pipeline)
+    if (err == cudaSuccess && C::kCtasPerSm == 2)
+      err = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+  });
   if (err != cudaSuccess) return err;
   // grid.x over 128-input tiles (fast: CTAs that share a grad_y tile run together), grid.y over BM-row tiles,
   // grid.z over splits of the reduction.

@@ -235,7 +235,9 @@ inline WgPlan wg_gx_plan(int64_t M, int64_t N, int64_t K, int num_sms, int force
   const int64_t stages = (N + 63) / 64;
   int64_t splits = 1;
   if (forced_splits > 0) splits = std::min<int64_t>({forced_splits, stages, 16});
-  else if (2 * tiles <= num_sms) splits = std::min<int64_t>({kWgMaxSplits, num_sms / tiles, stages / kWgMinStagesPerSplit});
+  // wgx2a: BM = 64 tiles run two CTAs per SM (wg_grad_x.cuh WgxCfg::kCtasPerSm), so their splits fill twice the SMs
+  else if (const int64_t slots = int64_t{num_sms} * (bm == 64 ? 2 : 1); 2 * tiles <= slots)
+    splits = std::min<int64_t>({kWgMaxSplits, slots / tiles, stages / kWgMinStagesPerSplit});
   const int64_t ws_cap = kWgMaxWorkspaceBytes / std::max<int64_t>(1, M * K * 4);
   splits = std::max<int64_t>(1, std::min(splits, ws_cap));
   return {bm, static_cast<int>(splits)};
