@@ -4,11 +4,15 @@
 #   - the E / O merge without a branch on the lane's parity (nvcc predicated both merges: 4 issued instructions for 3);
 #   - the ring's slot and phase by counters, not kt % kStages and kt / kStages (a magic-number multiply each);
 #   - one shared-memory descriptor per stage with + 2 per k-step on its 32-bit address field (wg_desc's mask / shift /
-#     or per k-step before).
-# sm_90a SASS here (two-stage loop of wg_grad_x_kernel, both fold branches, static count): ternary plain 580 -> 565
-# instructions, predicated ones 140 -> 76; registers up to 127 at BM = 64 (<= 128: two CTAs per SM kept), no spills;
-# the forward kernels' registers within +3, no spills.  Predicted: grad_x 3-5% faster at M = 16-256 (the unpacking is
-# issue- and latency-bound: bench/NOTES.md wgx2a), the forward wgmma kernel unchanged to 2% faster.
+#     or per k-step before);
+#   - the fold's s / u in the A fragments' row order (su_at): one LDS.64 (fp32: LDS.128) per k-step for a lane's two
+#     row pairs instead of two, and in grad_y's dtype in one branch a stage (8 LDS.64 issued together, then the 16
+#     HFMA2), not a branch per k-step.
+# sm_90a SASS here (two-stage loop of wg_grad_x_kernel, both fold branches, static count): ternary plain 580 -> 571
+# instructions, predicated ones 140 -> 71; fold LDS 32 x LDS.32 -> 16 x LDS.64 (fp32: 32 x LDS.64 -> 16 x LDS.128);
+# registers at BM = 64 up to 124 (cap 128: two CTAs per SM kept), BM = 256 up to 223, no spills; the forward
+# kernels' registers within +3, no spills.  Predicted: grad_x 3-5% faster per tensor, 5-10% with a fold (g64), the
+# forward wgmma kernel 0-2%.
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 gx=(--direction backward --rounds 3 --kinds ternary,binary,int2 --groups none,64 --shapes 8192x28672,8192x8192
