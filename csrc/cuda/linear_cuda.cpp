@@ -480,9 +480,10 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
 // group-wise scales) costs ~35% there, so one scale without an offset ("plain") takes it to M = 1024 (809-854 against
 // 882-917 at 1024; 512 predicted ~450 against 537 on 256-row tiles) and the fold to kWgxMaxMFold = 256 (the dense
 // path's 565 at M = 512 against a predicted ~600).  Weights of at most kDenseSmallWeight elements keep the dense path
-// from M = 33 (their dequantized weight stays in L2; not measured against this kernel; but see session 50 below).  Where
-// auto may not take the dense path (the deterministic mode, BITMM_AUTO_NO_DENSE) it takes this kernel at every M from kWgxMinM: its sums
-// need no atomics, and the alternative there is the add/subtract kernel.  BITMM_GX_WGMMA=0 (read once) turns it off.
+// from M = 33 (their dequantized weight stays in L2; not measured against this kernel; but see session 50 below).
+// Where auto may not take the dense path (the deterministic mode, BITMM_AUTO_NO_DENSE) it takes this kernel at every M
+// from kWgxMinM: its sums need no atomics, and the alternative there is the add/subtract kernel.  BITMM_GX_WGMMA=0
+// (read once) turns it off.
 // Session 50 (bench/results/h100_s50_gx_sweep_affc1ed.json: fp16, ternary / binary, per tensor and g64, 8192 x 28672,
 // 8192^2, 28672 x 8192, M = 160-1024) confirmed the fold to 256 (this kernel 0.65-0.80x of the dense path's time at M =
 // 160-256 on all 18 cases; at 384, 768 and 1024 1.08-1.45x, at 512 0.97-1.11x) and plain to 1024 (0.49-0.94x at M =
