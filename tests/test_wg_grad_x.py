@@ -160,7 +160,8 @@ int main(int argc, char** argv) {  // M N K SMs forced_bm forced_splits ... -> "
 @pytest.mark.skipif(HOST_CXX is None, reason="no C++ compiler")
 def test_wg_gx_plan(tmp_path):
     # The wgmma grad_x kernel's plan (wg_plan.h wg_gx_plan): grad_x (M, K) = grad_y (M, N) @ W, CTAs of BM rows x 128
-    # inputs, the reduction over N in stages of 64 rows, split where the tiles fill at most half the SMs.
+    # inputs, the reduction over N in stages of 64 rows, split where the tiles fill at most half the CTA slots (two per
+    # SM for 64-row tiles).
     exe = compile_host_program(tmp_path, GX_MAIN)
     cases = [  # (M, N, K, SMs, forced_bm, forced_splits) -> (bm, splits)
         ((64, 28672, 8192, 132, 0, 0), (64, 4)),     # 64 tiles: four splits fill 256 of 264 CTA slots (2 per SM)

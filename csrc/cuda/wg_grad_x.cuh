@@ -76,7 +76,7 @@ template <int BM, int KIND, bool S32> struct WgxCfg {
   // for ternary fp16, of the 128 that allows; a ring of about half the shared memory), so the unpacking of one CTA
   // hides behind the other's (16 warps per SM, not 8).  H100, 8192 x 28672 M = 16-64: 0.76-0.80x of one CTA's time
   // per tensor, 0.84-0.86x g64 (ncu at M = 64 per tensor: issue slots busy 34% -> 46%; bench/NOTES.md, wgx2a).
-  static constexpr int kCtasPerSm = BM == 64 ? 2 : 1;
+  static constexpr int kCtasPerSm = wg_gx_ctas_per_sm(BM);  // (wg_plan.h: the plan counts the same slots)
   static constexpr int kBudget = (kCtasPerSm == 2 ? 113 : 227) * 1024;
   static constexpr int kFit = (kBudget - 1024 - 8 * 12) / kStageBytes;
   static constexpr int kStages = kFit < 12 ? kFit : 12;

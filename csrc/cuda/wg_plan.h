@@ -225,18 +225,21 @@ inline WgPlan wg_plan(int64_t M, int64_t N, int64_t K, int num_sms, bool honor_e
 // unsplit; 8192^2: 79 / 98 against 88-94 / 144-146).  The unpacking, paid once per BM rows, dominates (one CTA of 8
 // warps per SM), so the tallest tile wins from M = 129.  CTAs cover 128 inputs each (one ROW_ALIGN_K chunk of the
 // packed rows).  Splits of the reduction over n (the N rows of W, stages of 64) where the tiles fill at most half the
-// SMs: about one wave, at most 8, each split at least kWgMinStagesPerSplit stages; forced_bm / forced_splits (> 0; the
+// CTA slots (SMs x wg_gx_ctas_per_sm): about one wave, at most 8, each split at least kWgMinStagesPerSplit stages; forced_bm / forced_splits (> 0; the
 // glue reads BITMM_GX_WG_BM / BITMM_GX_WG_SPLIT) override them, the splits still at most one per stage and 16.
 // Either way the workspace (splits x M x K fp32) stays under kWgMaxWorkspaceBytes.
 inline int wg_gx_bm(int64_t M) { return M <= 64 ? 64 : M <= 128 ? 128 : 256; }
+// CTAs per SM of the kernel's BM-row tiles (wgx2a, session 50): 64-row tiles run two (at most 128 registers and about
+// half the shared memory each), the taller ones one.  wg_grad_x.cuh's launch bounds and ring size follow it, and the
+// splits below count its CTA slots.
+constexpr int wg_gx_ctas_per_sm(int bm) { return bm == 64 ? 2 : 1; }
 inline WgPlan wg_gx_plan(int64_t M, int64_t N, int64_t K, int num_sms, int forced_bm, int forced_splits) {
   const int bm = forced_bm == 64 || forced_bm == 128 || forced_bm == 256 ? forced_bm : wg_gx_bm(M);
   const int64_t tiles = std::max<int64_t>(1, (M + bm - 1) / bm * ((K + 127) / 128));
   const int64_t stages = (N + 63) / 64;
   int64_t splits = 1;
   if (forced_splits > 0) splits = std::min<int64_t>({forced_splits, stages, 16});
-  // wgx2a: BM = 64 tiles run two CTAs per SM (wg_grad_x.cuh WgxCfg::kCtasPerSm), so their splits fill twice the SMs
-  else if (const int64_t slots = int64_t{num_sms} * (bm == 64 ? 2 : 1); 2 * tiles <= slots)
+  else if (const int64_t slots = int64_t{num_sms} * wg_gx_ctas_per_sm(bm); 2 * tiles <= slots)
     splits = std::min<int64_t>({kWgMaxSplits, slots / tiles, stages / kWgMinStagesPerSplit});
   const int64_t ws_cap = kWgMaxWorkspaceBytes / std::max<int64_t>(1, M * K * 4);
   splits = std::max<int64_t>(1, std::min(splits, ws_cap));
