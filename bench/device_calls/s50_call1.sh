@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 50, call 1 (next_s50_call1.sh's tests and sweep, then next_s50_call2.sh's wgx2a A/B, in one call; the
+# Session 50, call 1 (the prepared next_s50_call1.sh's tests and sweep, then next_s50_call2.sh's wgx2a A/B, in one call; the
 # sanitizer units move to a call of their own, s50_san.sh):
 # 0. The wgmma grad_x kernel as auto's grad_x: its tests with session 49's last changes (256-row tiles from M = 129,
 #    the fold to M = 256; the dispatch checks at M = 256 / 257 have not run on a GPU), the grad_x suites.
