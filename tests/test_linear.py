@@ -141,7 +141,7 @@ def test_auto_no_dense_knob_keeps_bitmm_kernels():
         "y = bitmm.linear('ternary', x, p, s, u, b)\n"
         "assert (bitmm.backend.last_kernel() == 'dense') != knob, bitmm.backend.last_kernel()\n"
         "assert_close_to_reference('ternary', y, x, p, s, u, b)\n"
-        "g = torch.randn(100, 72, dtype=torch.bfloat16, device='cuda')\n"  # bf16, small weights: dense from M = 65
+        "g = torch.randn(100, 72, dtype=torch.bfloat16, device='cuda')\n"  # bf16, small weights with an offset: dense from M = 65
         "gx = bitmm.ops.linear_grad_x(g, p, s.bfloat16(), u.bfloat16(), 'ternary', 160)\n"
         "assert (bitmm.backend.last_kernel() == 'dense') != knob, bitmm.backend.last_kernel()\n"
         "ref = reference.linear_grad_x('ternary', g.cpu(), p.cpu(), s.bfloat16().cpu(), u.bfloat16().cpu(), 160)\n"

@@ -52,23 +52,32 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
     run_in_child(
         _PRELUDE +
         "from helpers import make_problem\n"
-        # auto (linear_cuda.cpp use_wg_grad_x, session 50's rule): weights of at most 2^24 elements take this kernel
-        # from M = 16 to 64 and the dense path above, except where auto may not take it (the deterministic mode):
-        # there this kernel
+        # auto (linear_cuda.cpp use_wg_grad_x, session 51's rule): weights of at most 2^24 elements take this kernel
+        # with a fold (an offset, per-channel or group-wise scales) from M = 12 to 64, plain (one scale, no offset)
+        # from M = 8 to 128, the tensor-core kernel below and the dense path above, except where auto may not take
+        # it (the deterministic mode): there this kernel
         "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
-        "assert_kernel_ran('dense', 'auto at M = 100, small weights')\n"
+        "assert_kernel_ran('dense', 'auto at M = 100, small weights, fold')\n"
         "torch.use_deterministic_algorithms(True)\n"
         "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
         "assert_kernel_ran('wgmma', 'auto at M = 100, deterministic')\n"
         "torch.use_deterministic_algorithms(False)\n"
-        "check_grad_x('int2', 15, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
-        "assert_kernel_ran('tensorcore', 'auto at M = 15 keeps the tensor-core kernel, small weights')\n"
-        "check_grad_x('int2', 20, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
-        "assert_kernel_ran('wgmma', 'auto at M = 20, small weights')\n"
-        "check_grad_x('binary', 64, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
-        "assert_kernel_ran('wgmma', 'auto at M = 64, small weights')\n"
-        "check_grad_x('binary', 65, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
-        "assert_kernel_ran('dense', 'auto at M = 65, small weights')\n"
+        "check_grad_x('int2', 11, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
+        "assert_kernel_ran('tensorcore', 'auto at M = 11 keeps the tensor-core kernel, small weights, fold')\n"
+        "check_grad_x('int2', 12, 1000, 336, 'channel', None, 'f32', False, torch.bfloat16, backend='auto')\n"
+        "assert_kernel_ran('wgmma', 'auto at M = 12, small weights, fold')\n"
+        "check_grad_x('ternary', 64, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('wgmma', 'auto at M = 64, small weights, fold')\n"
+        "check_grad_x('ternary', 65, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('dense', 'auto at M = 65, small weights, fold')\n"
+        "check_grad_x('binary', 7, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('tensorcore', 'auto at M = 7 keeps the tensor-core kernel, small weights, plain')\n"
+        "check_grad_x('binary', 8, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('wgmma', 'auto at M = 8, small weights, plain')\n"
+        "check_grad_x('binary', 128, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('wgmma', 'auto at M = 128, small weights, plain')\n"
+        "check_grad_x('binary', 129, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
+        "assert_kernel_ran('dense', 'auto at M = 129, small weights, plain')\n"
         # larger weights (4096 x 4104): the tensor-core kernel to M = 24, then this kernel to M = 256 with a fold (g64
         # and an offset) or to M = 1024 plain (one scale, no offset), then the dense path (which kernel ran only; the
         # values are checked above)

@@ -5,10 +5,16 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; start=$(date +%s)
 export MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="9.0a" PYTHONUNBUFFERED=1 BITMM_COMMIT=${BITMM_COMMIT:-unknown}
 mark() { echo "$* t=$(( $(date +%s) - start ))" | tee -a "$OUT/log.txt"; }
+# A warm machine keeps the build outputs of the call before, while the tree is copied afresh with its files' own
+# (older) times: after apply_and_rebuild the next call's build saw nothing newer and kept the patched objects (session
+# 51: its sanitizer call ran on the wgx3 build, compiling nothing in 6 s).  So the files a patch touched are listed in
+# build/patched_files, and the next call touches them before it builds.
+if [ -f build/patched_files ]; then xargs -r touch < build/patched_files; rm -f build/patched_files; fi
 python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/build.log; exit 1; }
 mark build
 # A/B scripts (from session 19 on): apply a patch to the tree and rebuild in place; $2: the log label (B).
 apply_and_rebuild() {
+  mkdir -p build && grep -E '^\+\+\+ b/' "$1" | cut -c7- >> build/patched_files
   patch -p1 < "$1" > /dev/null || exit 1
   python3 setup.py build_ext --inplace > /tmp/build2.log 2>&1 || { tail -30 /tmp/build2.log; exit 1; }
   mark "build-${2:-B}"

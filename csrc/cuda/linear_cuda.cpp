@@ -498,9 +498,23 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
 // dequantize-then-fp16 time, and g64 20.1-23.7, against the 33-36 us of the forward's dense path at M = 64 there,
 // kDenseMinMSmall's note) take it from M = 16 to 64; above 64 the dense path as before (not measured against this
 // kernel).
+// Session 51 (bench/results/h100_s51_gx_small_6ff9550.json: 4096^2 and 4096 x 2048, three kinds, per tensor and g64 with
+// an offset, M = 8-128, tensorcore / dense / wgmma; and h100_s51_gx_low_6ff9550.json, M = 17-32 on the large shapes):
+// on small weights this kernel is faster than the tensor-core kernel per tensor ("plain") from M = 8 (1.05-1.16x at 8,
+// 1.24-1.54x at 12, all 6 cases), with a fold from M = 12 (1.06-1.15x; at M = 8 the tensor-core kernel wins by 8-20%),
+// so kWgxMinMSmallPlain = 8 and kWgxMinMSmallFold = 12 (M = 9-11 not timed).  Above M = 64 plain it beats the dense path
+// at M = 65 / 96 / 128 on 17 of 18 cases (4096^2 1.44-1.61x; 4096 x 2048 1.04-1.13x at 65 and 128, 96 a tie within 1%),
+// so plain to kWgxMaxMSmallPlain = 128 (above it not timed on small weights).  With a fold the two shapes disagree:
+// 4096^2 1.09-1.18x faster than dense at 65-128, 4096 x 2048 1.16-1.27x slower (and 1.11-1.17x slower at M = 64,
+// 1.27x faster on 4096^2 there), so the fold keeps 64 (kWgxMaxMSmallFold).  On large weights M = 25 stays: on
+// 8192 x 28672 per tensor the tensor-core kernel is still 1-5% faster at M = 25 (the wgmma kernel from M = 28, binary
+// from above 32), with g64 this kernel 1.09-1.21x faster from 25 (both shapes); on 8192^2 per tensor it wins from M = 20
+// (1.01-1.17x at 20-24), g64 within 4% either way (not changed: one shape).
 constexpr int64_t kWgxMinM = 25;
-constexpr int64_t kWgxMinMSmall = 16;  // weights of at most kDenseSmallWeight elements ...
-constexpr int64_t kWgxMaxMSmall = 64;  // ... up to this M (then the dense path)
+constexpr int64_t kWgxMinMSmallPlain = 8;    // weights of at most kDenseSmallWeight elements, one scale, no offset ...
+constexpr int64_t kWgxMaxMSmallPlain = 128;  // ... up to this M (then the dense path)
+constexpr int64_t kWgxMinMSmallFold = 12;    // small weights with a fold (any offset, per-channel or group-wise s) ...
+constexpr int64_t kWgxMaxMSmallFold = 64;    // ... up to this M
 constexpr int64_t kWgxMaxMPlain = 1024;
 constexpr int64_t kWgxMaxMFold = 256;
 
@@ -515,10 +529,11 @@ bool use_wg_grad_x(const cuda::LinearParams& lp, int64_t M, int device) {
     case Backend::kAuto:
     case Backend::kDigits: {  // (where the digits kernel does not apply)
       const bool small = lp.N * lp.K <= kDenseSmallWeight;
-      if (M < (small ? kWgxMinMSmall : kWgxMinM)) return false;
+      const bool plain = cuda::one_scale_no_offset(lp);  // (the kernel's fold test)
+      if (M < (!small ? kWgxMinM : plain ? kWgxMinMSmallPlain : kWgxMinMSmallFold)) return false;
       if (!auto_may_take_dense()) return true;
-      if (small) return M <= kWgxMaxMSmall;
-      return M <= (cuda::one_scale_no_offset(lp) ? kWgxMaxMPlain : kWgxMaxMFold);  // (the kernel's fold test)
+      if (small) return M <= (plain ? kWgxMaxMSmallPlain : kWgxMaxMSmallFold);
+      return M <= (plain ? kWgxMaxMPlain : kWgxMaxMFold);
     }
     default: return false;
   }

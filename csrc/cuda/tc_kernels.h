@@ -36,7 +36,8 @@ cudaError_t launch_wg_linear_bf16_int2(const LinearParams& p, int num_sms, cudaS
 // Hopper wgmma grad_x (wg_grad_x.cuh), sm_90a builds only: grad_x (M, K) = grad_y (M, N) @ W written
 // straight into p.y in grad_y's dtype (no atomics, bitwise reproducible).  cudaErrorNotSupported where it does
 // not apply (N % 8 != 0, misaligned grad_y or grad_x, groups not a multiple of 32).  Auto's grad_x since session 49,
-// from M = 25 (16 on small weights) since session 50 (linear_cuda.cpp use_wg_grad_x; BITMM_GX_WGMMA=0 turns it off).
+// from M = 25 since session 50, on small weights from M = 8 / 12 (plain / fold) since session 51 (linear_cuda.cpp
+// use_wg_grad_x; BITMM_GX_WGMMA=0 turns it off).
 cudaError_t launch_wg_grad_x_f16(const GradXParams& p, cudaStream_t stream);
 cudaError_t launch_wg_grad_x_bf16(const GradXParams& p, cudaStream_t stream);
 
