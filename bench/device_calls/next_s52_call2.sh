@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Prepared in session 51: A/B of wgx4 (bench/device_calls/next_s52_wgx4.patch, on top of wgx3: run it once wgx3 is in
+# main, after next_s52_call1.sh).  wgx4 cuts the wgmma grad_x kernel's per-stage issue path: the fold's s / u by
+# pointers advanced a stage per issue and a 32-bit rows-left count (each issue multiplied out n * s_sn + group * s_sg
+# in 64 bits), the weights' row check by a rows-left count, the s / u store offset computed once.  sm_90a SASS here
+# (two-stage loop, both fold branches, static count; wgx3 -> wgx4): ternary 64-row 571 -> 513, binary 523 -> 474, int2
+# 600 -> 543, ternary fp32 scales 684 -> 630, ternary 256-row 576 -> 519; predicated 77 -> 37 (ternary); registers at
+# BM = 64 at most 123 (cap 128), no spills.  Predicted: 3-6% faster at M = 32 / 64 (the 64-row tiles, issue-bound),
+# with a fold a little more (most of the cut is in the fold's loads), M = 256 0-2%.
+cd "$(dirname "$0")/../.."
+source bench/device_calls/prelude.sh
+gx=(--direction backward --rounds 3 --kinds ternary,binary,int2 --groups none,64 --shapes 8192x28672,8192x8192
+    --ms 32,64,256 --backends fp16,tensorcore,wgmma)
+timeout 70 python3 bench/decode_probe.py "${gx[@]}" --out "$OUT/wgx4_gx_base.json" > /tmp/p1.txt 2>&1
+mark "gx base rc=$? $(tail -1 /tmp/p1.txt)"
+apply_and_rebuild bench/device_calls/next_s52_wgx4.patch wgx4
+run_tests "tests/test_wg_grad_x.py" "" "wgmma grad_x tests (wgx4)" 120
+run_tests "tests/test_autograd.py tests/test_tc_grad_x.py tests/test_transposed_backward.py tests/test_linear.py" \
+  "grad or backward or no_dense" "grad_x suites (wgx4)" 100
+timeout 70 python3 bench/decode_probe.py "${gx[@]}" --out "$OUT/wgx4_gx_new.json" > /tmp/p3.txt 2>&1
+mark "gx wgx4 rc=$? $(tail -1 /tmp/p3.txt)"
+python3 bench/probe_ab.py "$OUT/wgx4_gx_base.json" "$OUT/wgx4_gx_new.json" > "$OUT/wgx4_ab.txt" 2>&1
+grep -E "^M=" "$OUT/wgx4_ab.txt" >> "$OUT/log.txt"
+cat "$OUT/log.txt"
