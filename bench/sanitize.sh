@@ -163,6 +163,9 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   local sum="/tmp/san_$name.sum"
   { echo "$verdict $unit${filter[*]:+ (${filter[*]})}${resume[*]:+ (resumed: $(( ${#resume[@]} / 2 )) tests passed in an earlier capped run, deselected)} rc=$rc $(( $(date +%s) - t0 )) s | $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1) | $(grep -vE "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | grep -E "^=+ .*[0-9]+ (passed|failed|skipped|deselected)" | tail -1)"
     echo "   $(grep -cE '::.* (PASSED|FAILED|SKIPPED|ERROR|XFAIL)' "$log") tests finished, last: $(grep -E '::.* (PASSED|FAILED|SKIPPED|ERROR)' "$log" | tail -1 | cut -c1-110)"
+    # a capped unit: the test it was in at the cap (pytest -v names a test before it runs; session 51: racecheck 14/16
+    # made no progress past one test in three calls, 266-379 s each, and its name never came back)
+    [ "$rc" = 124 ] && echo "   running at the cap: $(tail -c 4000 "$log" | grep -oE 'tests/[^ ]+::[^ ]+' | tail -1)"
     grep -E "^========= (Invalid|Race|Uninitialized|Program hit|Error|Warning)" "$log" | cut -c1-150 | sort | uniq -c | head -6
     # every report's kernel, template arguments and offsets cut off, most frequent first
     grep -E "^=========     at " "$log" | sed -E 's/^=========     at (void )?//; s/[<(].*//; s/\+0x[0-9a-f]+$//' | sort | uniq -c | sort -rn | head -12
