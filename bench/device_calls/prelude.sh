@@ -9,7 +9,7 @@ mark() { echo "$* t=$(( $(date +%s) - start ))" | tee -a "$OUT/log.txt"; }
 # (older) times: after apply_and_rebuild the next call's build saw nothing newer and kept the patched objects (session
 # 51: its sanitizer call ran on the wgx3 build, compiling nothing in 6 s).  So the files a patch touched are listed in
 # build/patched_files, and the next call touches them before it builds.
-if [ -f build/patched_files ]; then xargs -r touch < build/patched_files; rm -f build/patched_files; fi
+if [ -f build/patched_files ]; then xargs -r touch -c < build/patched_files; rm -f build/patched_files; fi
 python3 setup.py build_ext --inplace > /tmp/build.log 2>&1 || { tail -30 /tmp/build.log; exit 1; }
 mark build
 # A/B scripts (from session 19 on): apply a patch to the tree and rebuild in place; $2: the log label (B).
