@@ -193,3 +193,34 @@ def test_wg_gx_plan(tmp_path):
     args = [str(v) for c, _ in cases for v in c]
     out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True).stdout.splitlines()
     assert [tuple(map(int, line.split())) for line in out] == [want for _, want in cases]
+
+
+GX_AUTO_MAIN = r"""
+#include "csrc/cuda/wg_plan.h"
+#include <cstdio>
+#include <cstdlib>
+int main(int argc, char** argv) {  // M small plain may_take_dense ... -> 0 / 1 per quadruple
+  for (int i = 1; i + 3 < argc; i += 4)
+    std::printf("%d\n", bitmm::cuda::wg_gx_auto_takes(std::atoll(argv[i]), std::atoi(argv[i + 1]) != 0,
+                                                       std::atoi(argv[i + 2]) != 0, std::atoi(argv[i + 3]) != 0));
+}
+"""
+
+
+@pytest.mark.skipif(HOST_CXX is None, reason="no C++ compiler")
+def test_wg_gx_auto_range(tmp_path):
+    # Auto's M range for this kernel (wg_plan.h wg_gx_auto_takes, which linear_cuda.cpp use_wg_grad_x calls), at every
+    # boundary: the GPU test above checks which kernel ran at some of them; this one runs everywhere.
+    exe = compile_host_program(tmp_path, GX_AUTO_MAIN)
+    cases = []  # ((M, small, plain, may_take_dense), takes)
+    for small, plain, lo, hi in ((True, True, 8, 128), (True, False, 12, 64), (False, True, 25, 1024),
+                                 (False, False, 25, 256)):
+        cases += [((lo - 1, small, plain, True), False), ((lo, small, plain, True), True),
+                  ((hi, small, plain, True), True), ((hi + 1, small, plain, True), False),
+                  # the deterministic mode (auto may not take the dense path): every M from the lower bound
+                  ((lo - 1, small, plain, False), False), ((hi + 1, small, plain, False), True),
+                  ((1 << 20, small, plain, False), True)]
+    cases += [((0, True, True, True), False), ((1, False, False, False), False)]
+    args = [str(int(v)) for c, _ in cases for v in c]
+    out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True).stdout.split()
+    assert [bool(int(v)) for v in out] == [want for _, want in cases], cases

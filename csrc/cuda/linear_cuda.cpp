@@ -510,13 +510,7 @@ bool use_wgmma(const cuda::LinearParams& lp, int64_t M, int device) {  // lp.x, 
 // 8192 x 28672 per tensor the tensor-core kernel is still 1-5% faster at M = 25 (the wgmma kernel from M = 28, binary
 // from above 32), with g64 this kernel 1.09-1.21x faster from 25 (both shapes); on 8192^2 per tensor it wins from M = 20
 // (1.01-1.17x at 20-24), g64 within 4% either way (not changed: one shape).
-constexpr int64_t kWgxMinM = 25;
-constexpr int64_t kWgxMinMSmallPlain = 8;    // weights of at most kDenseSmallWeight elements, one scale, no offset ...
-constexpr int64_t kWgxMaxMSmallPlain = 128;  // ... up to this M (then the dense path)
-constexpr int64_t kWgxMinMSmallFold = 12;    // small weights with a fold (any offset, per-channel or group-wise s) ...
-constexpr int64_t kWgxMaxMSmallFold = 64;    // ... up to this M
-constexpr int64_t kWgxMaxMPlain = 1024;
-constexpr int64_t kWgxMaxMFold = 256;
+// The constants and the range itself: wg_plan.h wg_gx_auto_takes (host-only, checked by tests/test_wg_grad_x.py).
 
 bool use_wg_grad_x(const cuda::LinearParams& lp, int64_t M, int device) {
   static const bool off = [] {
@@ -528,12 +522,9 @@ bool use_wg_grad_x(const cuda::LinearParams& lp, int64_t M, int device) {
     case Backend::kWgmma: return true;
     case Backend::kAuto:
     case Backend::kDigits: {  // (where the digits kernel does not apply)
-      const bool small = lp.N * lp.K <= kDenseSmallWeight;
-      const bool plain = cuda::one_scale_no_offset(lp);  // (the kernel's fold test)
-      if (M < (!small ? kWgxMinM : plain ? kWgxMinMSmallPlain : kWgxMinMSmallFold)) return false;
-      if (!auto_may_take_dense()) return true;
-      if (small) return M <= (plain ? kWgxMaxMSmallPlain : kWgxMaxMSmallFold);
-      return M <= (plain ? kWgxMaxMPlain : kWgxMaxMFold);
+      // (one_scale_no_offset: the kernel's own fold test)
+      return cuda::wg_gx_auto_takes(M, lp.N * lp.K <= kDenseSmallWeight, cuda::one_scale_no_offset(lp),
+                                    auto_may_take_dense());
     }
     default: return false;
   }

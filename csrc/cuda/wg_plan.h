@@ -246,5 +246,26 @@ inline WgPlan wg_gx_plan(int64_t M, int64_t N, int64_t K, int num_sms, int force
   return {bm, static_cast<int>(splits)};
 }
 
+// Auto's M range for the wgmma grad_x kernel (linear_cuda.cpp use_wg_grad_x adds the build, device and backend tests;
+// the H100 measurements behind each bound are in its comment): from kWgxMinM on weights over kDenseSmallWeight
+// elements, to kWgxMaxMFold where the kernel folds s and u into the weights (an offset, per-channel or group-wise
+// scales) and to kWgxMaxMPlain with one scale and no offset ("plain"); on small weights ("small": at most
+// kDenseSmallWeight elements) from 8 plain / 12 with a fold to 128 / 64 (session 51); the dense path above, except where
+// auto may not take it (the deterministic mode, BITMM_AUTO_NO_DENSE): there at every M from the lower bound.  Here, a
+// host-only function, so tests/test_wg_grad_x.py checks the boundaries on every machine, GPU or not.
+constexpr int64_t kWgxMinM = 25;
+constexpr int64_t kWgxMinMSmallPlain = 8;    // weights of at most kDenseSmallWeight elements, one scale, no offset ...
+constexpr int64_t kWgxMaxMSmallPlain = 128;  // ... up to this M (then the dense path)
+constexpr int64_t kWgxMinMSmallFold = 12;    // small weights with a fold (any offset, per-channel or group-wise s) ...
+constexpr int64_t kWgxMaxMSmallFold = 64;    // ... up to this M
+constexpr int64_t kWgxMaxMPlain = 1024;
+constexpr int64_t kWgxMaxMFold = 256;
+constexpr bool wg_gx_auto_takes(int64_t M, bool small, bool plain, bool may_take_dense) {
+  if (M < (!small ? kWgxMinM : plain ? kWgxMinMSmallPlain : kWgxMinMSmallFold)) return false;
+  if (!may_take_dense) return true;
+  if (small) return M <= (plain ? kWgxMaxMSmallPlain : kWgxMaxMSmallFold);
+  return M <= (plain ? kWgxMaxMPlain : kWgxMaxMFold);
+}
+
 }  // namespace cuda
 }  // namespace bitmm
