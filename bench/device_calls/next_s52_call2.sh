@@ -2,11 +2,12 @@
 # Prepared in session 51: A/B of wgx4 (bench/device_calls/next_s52_wgx4.patch, on top of wgx3: run it once wgx3 is in
 # main, after next_s52_call1.sh).  wgx4 cuts the wgmma grad_x kernel's per-stage issue path: the fold's s / u by
 # pointers advanced a stage per issue and a 32-bit rows-left count (each issue multiplied out n * s_sn + group * s_sg
-# in 64 bits), the weights' row check by a rows-left count, the s / u store offset computed once.  sm_90a SASS here
-# (two-stage loop, both fold branches, static count; wgx3 -> wgx4): ternary 64-row 571 -> 513, binary 523 -> 474, int2
-# 600 -> 543, ternary fp32 scales 684 -> 630, ternary 256-row 576 -> 519; predicated 77 -> 37 (ternary); registers at
-# BM = 64 at most 123 (cap 128), no spills.  Predicted: 3-6% faster at M = 32 / 64 (the 64-row tiles, issue-bound),
-# with a fold a little more (most of the cut is in the fold's loads), M = 256 0-2%.
+# in 64 bits), the weights' row check by a rows-left count, the s / u store offset computed once, and that offset, the
+# lane's weight-row offset and the PRMT selector kept in registers (opaque to ptxas, which rebuilt them from SR_TID.X).
+# sm_90a SASS here (two-stage loop, both fold branches, static count; wgx3 -> wgx4): ternary 64-row 571 -> 482, binary
+# 523 -> 444, int2 600 -> 512, ternary fp32 scales 684 -> 594, ternary 256-row 576 -> 490; predicated 77 -> 37
+# (ternary); registers at BM = 64 at most 125 (cap 128), no spills.  Predicted: 5-10% faster at M = 32 / 64 (the
+# 64-row tiles, issue-bound), with a fold a little more, M = 256 0-3%.
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 gx=(--direction backward --rounds 3 --kinds ternary,binary,int2 --groups none,64 --shapes 8192x28672,8192x8192
