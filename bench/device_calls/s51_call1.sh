@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Session 51, one call (refused starts left room for one long call): next_s51_call1.sh's tests and boundary timings,
-# then next_s51_call2.sh's wgx3 A/B, in that order; the sanitizer units are left to a later call.
+# Session 51, one call (refused starts left room for one long call): the prepared next_s51_call1.sh's tests and boundary
+# timings, then next_s51_call2.sh's wgx3 A/B, in that order; the sanitizer units are left to a later call.  (Both
+# prepared scripts ran here, next_s51_call1.sh's sanitizer units in the second call; they were removed after.)
 # 0. Session 50's grad_x rule's dispatch checks (test_wg_grad_x.py: M = 15 / 16 / 20 / 64 / 65 small weights,
 #    24 / 25 large; the grad_x suites; test_linear's no-dense knob test at M = 100).
 # 1. The new boundaries timed (tensorcore / wgmma / auto at M = 17-32 on 8192 x 28672 and 8192^2; small weights
 #    tensorcore / dense / wgmma / auto at M = 8-128).
-# 2. wgx3 (bench/device_calls/next_s51_wgx3.patch; see next_s51_call2.sh's header for the prediction) against the
+# 2. wgx3 (bench/device_calls/next_s51_wgx3.patch; bench/NOTES.md, "wgx3 prepared", has the prediction) against the
 #    base build in this call, with its tests on the patched build.
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
