@@ -9,7 +9,16 @@
 # (ternary); registers at BM = 64 at most 125 (cap 128), no spills.  Predicted: 5-10% faster at M = 32 / 64 (the
 # 64-row tiles, issue-bound), with a fold a little more, M = 256 0-3%.
 cd "$(dirname "$0")/../.."
+# (session 52) wgx3 first, where the copied tree lacks it (it goes into main only after next_s52_call1.sh's tests):
+# the patch is applied only if it applies forward (-N skips a tree that has it).
+P3=bench/device_calls/next_s51_wgx3.patch
+if patch -p1 -N --dry-run -s < "$P3" > /dev/null 2>&1; then
+  patch -p1 < "$P3" > /dev/null || exit 1
+  mkdir -p build && grep -E '^\+\+\+ b/' "$P3" | cut -c7- >> build/patched_files.next
+  echo "wgx3 applied before the build" >> "${OUT:-/tmp/out}/log.txt"
+fi
 source bench/device_calls/prelude.sh
+[ -f build/patched_files.next ] && cat build/patched_files.next >> build/patched_files && rm -f build/patched_files.next
 gx=(--direction backward --rounds 3 --kinds ternary,binary,int2 --groups none,64 --shapes 8192x28672,8192x8192
     --ms 32,64,256 --backends fp16,tensorcore,wgmma)
 timeout 70 python3 bench/decode_probe.py "${gx[@]}" --out "$OUT/wgx4_gx_base.json" > /tmp/p1.txt 2>&1
