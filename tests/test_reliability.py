@@ -280,7 +280,11 @@ def test_cuda_deterministic_backward_in_cuda_graph(deterministic_algorithms):
         assert torch.equal(out, eager)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+# (CUDA: marked cublas, so bench/sanitize.sh's racecheck and initcheck units leave it out: its linear_a8 path reaches
+# torch's int8 GEMM (cuBLASLt), which dies under racecheck (sanitize.sh).  Session 52 found it to be the test that held
+# racecheck 14/16 of cover3 past its cap in sessions 49-51 (the unit's third test, reproduced by collecting that shard
+# with CUDA reported available); its bitmm kernels are racechecked through the other tests, memcheck keeps it.)
+@pytest.mark.parametrize("device", [pytest.param(d, marks=pytest.mark.cublas) if d == "cuda" else d for d in DEVICES])
 def test_concurrent_python_threads(device):
     # 12 threads, each on its own problem and entry point (every kind x the forward, prepacked (CPU), LoRA, W2A8 and
     # backward ops), released together by a barrier and looping 40 times: each result must equal the one computed
