@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 52, one call in place of next_s52_call1.sh + next_s52_call2.sh (two refused starts made device time short):
+# Session 52, one call in place of the prepared next_s52_call1.sh + next_s52_call2.sh (both removed; refused starts
+# made device time short).  Ran as s52_call1.sh (bench/results/s52_device_runs.txt):
 # wgx3 (bench/device_calls/next_s51_wgx3.patch, timed in session 51, tests cut) is applied and built; that build is
 # the base of wgx4's A/B (bench/device_calls/next_s52_wgx4.patch, on top of wgx3; predicted 5-10% on the wgmma
 # grad_x kernel at M = 32 / 64, the 64-row tiles); then wgx4 is applied and the whole of tests/test_wg_grad_x.py and
