@@ -280,10 +280,12 @@ def test_cuda_deterministic_backward_in_cuda_graph(deterministic_algorithms):
         assert torch.equal(out, eager)
 
 
-# (CUDA: marked cublas, so bench/sanitize.sh's racecheck and initcheck units leave it out: its linear_a8 path reaches
-# torch's int8 GEMM (cuBLASLt), which dies under racecheck (sanitize.sh).  Session 52 found it to be the test that held
-# racecheck 14/16 of cover3 past its cap in sessions 49-51 (the unit's third test, reproduced by collecting that shard
-# with CUDA reported available); its bitmm kernels are racechecked through the other tests, memcheck keeps it.)
+# (CUDA: marked cublas, so bench/sanitize.sh's racecheck and initcheck units leave it out: its lora_linear calls on
+# float32 x compute x @ lora_a^T with at::mm, a cuBLAS GEMM (lora_cuda.cpp; the decode kernel takes fp16 / bf16 x
+# only), the GEMMs that die under racecheck (sanitize.sh), and its 12 threads x 40 calls are ~1000 instrumented
+# launches.  Session 52 found it to be the test that held racecheck 14/16 of cover3 past its cap in sessions 49-51,
+# the unit's third test, by collecting that shard with CUDA reported available (which of the two held it was not
+# seen).  Its bitmm kernels are racechecked through the other tests; memcheck keeps it.)
 @pytest.mark.parametrize("device", [pytest.param(d, marks=pytest.mark.cublas) if d == "cuda" else d for d in DEVICES])
 def test_concurrent_python_threads(device):
     # 12 threads, each on its own problem and entry point (every kind x the forward, prepacked (CPU), LoRA, W2A8 and
