@@ -4,6 +4,7 @@
 #   OUT=<dir> BITMM_SAN_UNITS="memcheck:0/8 memcheck:1/8 ... racecheck:0/4@cover3" \
 #     [BITMM_SAN_PAR=4] [BITMM_SAN_CAP=500] [BITMM_SAN_PATHS=tests] [BITMM_SAN_K="not cpu and not compile ..."] \
 #     [BITMM_SAN_KNS=bitmm] [BITMM_SAN_RESUME="bench/results/san_resume_*.txt"] bash bench/sanitize.sh
+#   BITMM_SAN_COLLECT=1 (no GPU needed): each unit's test ids as the device would select them, into $OUT/collect_*.txt
 #
 # A unit is TOOL:i/n[@PROFILE]: one pytest process under `compute-sanitizer --tool TOOL` over shard i
 # of n of the selected test ids (tests/conftest.py: BITMM_SHARD, BITMM_TEST_PROFILE=cover2|cover3; PROFILE a8fused:
@@ -29,7 +30,13 @@ deadline=$(( $(date +%s) + ${BITMM_SAN_CAP:-500} ))
 # in session 44, cover3: memcheck 2285 -> 2019 tests, initcheck 2016 -> 1750 (it also leaves out dense / auto), racecheck 1468.
 export SAN_DEADLINE=$deadline SAN_OUT=$OUT SAN_PATHS=${BITMM_SAN_PATHS:-tests} \
   SAN_K=${BITMM_SAN_K:-not cpu and not compile and not a8_emulation and not wg_plan}
-compute-sanitizer --version | tail -1 | tee -a "$OUT/sanitizers.txt"
+# BITMM_SAN_COLLECT=1 (session 52): no sanitizer and no GPU; each unit's test ids, as the device would select them, go
+# to $OUT/collect_UNIT.txt (pytest --collect-only with the unit's shard, -k, -m and resumed ids, and with
+# bench/san_fake_cuda.py reporting CUDA available, so tests/conftest.py's DEVICES holds "cuda" and the shards are cut
+# from the device's list).  Session 52 found racecheck 14/16's stuck test this way; it also counts what a unit has left.
+export SAN_COLLECT=${BITMM_SAN_COLLECT:-0}
+if [ "$SAN_COLLECT" = 1 ]; then export BITMM_SAN_KNS=""; fi
+[ "$SAN_COLLECT" = 1 ] || compute-sanitizer --version | tail -1 | tee -a "$OUT/sanitizers.txt"
 # BITMM_SAN_KNS (default "bitmm"; every bitmm kernel lives in namespace bitmm): memcheck and racecheck
 # instrument only the kernels whose name contains it (--kernel-name kns=...), so torch's and cuBLAS's
 # own kernels run uninstrumented, at full speed.  initcheck is never filtered: it must see every
@@ -148,6 +155,13 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # either, which tests of the layers reach without naming a backend (session 47: racecheck 4/16 died in a layer's grad_x
   # at M = 34).  It covers that path only: LoRA's adapter products, the autograd scale / LoRA gradients and the QAT
   # weight gradient (bitmm/nn.py) still call cuBLAS (the units run so far passed through them).
+  if [ "$SAN_COLLECT" = 1 ]; then  # (BITMM_SAN_COLLECT above: the ids only)
+    BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" PYTHONPATH="bench${PYTHONPATH:+:$PYTHONPATH}" \
+      python3 -m pytest -p san_fake_cuda $paths --collect-only -q -p no:cacheprovider -k "$k" "${marks[@]}" "${resume[@]}" \
+      > "$SAN_OUT/collect_$name.txt" 2>&1
+    echo "COLLECTED $unit${resume[*]:+ (resumed: $(( ${#resume[@]} / 2 )) deselected)}: $(tail -1 "$SAN_OUT/collect_$name.txt"); first: $(head -1 "$SAN_OUT/collect_$name.txt")" >> "$SAN_OUT/sanitizers.txt"
+    return
+  fi
   PYTORCH_NO_CUDA_MEMORY_CACHING=$nocache BITMM_SAN_NO_CUBLAS=$nocublas BITMM_AUTO_NO_DENSE=$nocublas \
     BITMM_SHARD="$shard" BITMM_TEST_PROFILE="$profile" \
     env "${wsenv[@]}" "${a8env[@]}" timeout "$left" compute-sanitizer --tool "$tool" "${filter[@]}" "${extra[@]}" --error-exitcode 9 \

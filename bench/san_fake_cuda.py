@@ -1,0 +1,11 @@
+"""pytest plugin for `BITMM_SAN_COLLECT=1 bash bench/sanitize.sh` (session 52): reports a CUDA device, for collection
+only, on a machine without one.
+
+tests/conftest.py parametrizes over DEVICES = ["cpu"] + ["cuda" if torch.cuda.is_available()], and the sanitizer units'
+shards (BITMM_SHARD=i/n) are cut by position in the collected list: without "cuda" in DEVICES the list, and so every
+shard, differs from the device's.  Loaded with `-p san_fake_cuda` before the test modules import; never run tests
+under it (no kernel can launch)."""
+import torch
+
+torch.cuda.is_available = lambda: True
+torch.cuda.device_count = lambda: 1
