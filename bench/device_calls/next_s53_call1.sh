@@ -5,7 +5,8 @@
 #    kernel's time per tensor at M = 32 / 64; session 52: wgx4 0.957-0.965x more, geomean, g64 M = 256 0.935x) and the
 #    grad_x suites passed on them (616, session 52), but tests/test_wg_grad_x.py and tests/test_wgmma.py were cut by
 #    their limit twice (110 s in session 51, 260 s for both files in session 52; 849 tests in test_wgmma.py).  So here
-#    each file runs alone under its own limit (the counts of a cut run are printed: prelude.sh run_tests).  If both
+#    they run as four processes at once, each under its own limit (the counts of a cut run are printed: prelude.sh
+#    run_tests), and the four parts must each end with a summary and no failure.  If both
 #    finish with no failure, both patches go into main after the call (git apply, in order); else both are reversed
 #    and the tree rebuilt before the sanitizer units.
 # 1. Sanitizer units to S53_END on the resulting build: racecheck 14/16 (its stuck test, test_concurrent_python_threads
@@ -18,10 +19,16 @@ patch -p1 < "$P3" > /dev/null && patch -p1 < "$P4" > /dev/null || exit 1
 source bench/device_calls/prelude.sh  # (builds the tree with wgx3 + wgx4)
 mkdir -p build && grep -h -E '^\+\+\+ b/' "$P3" "$P4" | cut -c7- >> build/patched_files  # (the next call rebuilds them)
 echo "wgx3 + wgx4 applied before the build" >> "$OUT/log.txt"
-run_tests "tests/test_wg_grad_x.py" "" "test_wg_grad_x.py (wgx3+wgx4)" 120
-run_tests "tests/test_wgmma.py" "" "test_wgmma.py (wgx3+wgx4)" 330
-sums=$(grep -E "^test_w(g_grad_x|gmma)\.py \(wgx3\+wgx4\): .*passed" "$OUT/log.txt")
-if [ "$(grep -c . <<< "$sums")" -ne 2 ] || grep -q -E "failed|error" <<< "$sums" || grep -q -E "^FAILED|^E  |CUT at" "$OUT/log.txt"; then
+# Four pytest processes at once (the child-process tests, ~10-27 s each, are most of test_wgmma.py's time: session
+# 43's run of 23 of them took 256 s, the other 657 tests 57 s): test_wg_grad_x.py; the slow tests in two shards; the rest.
+slow="pipeline_variants or ws_matches or forced or auto or knob"
+run_tests "tests/test_wg_grad_x.py" "" "wgx tests: test_wg_grad_x.py" 150 &
+RT_ENV="BITMM_SHARD=0/2" run_tests "tests/test_wgmma.py" "$slow" "wgx tests: test_wgmma.py slow 0/2" 330 &
+RT_ENV="BITMM_SHARD=1/2" run_tests "tests/test_wgmma.py" "$slow" "wgx tests: test_wgmma.py slow 1/2" 330 &
+run_tests "tests/test_wgmma.py" "not ($slow)" "wgx tests: test_wgmma.py rest" 330 &
+wait
+sums=$(grep -E "^wgx tests: .*passed" "$OUT/log.txt")
+if [ "$(grep -c . <<< "$sums")" -ne 4 ] || grep -q -E "failed|error" <<< "$sums" || grep -q -E "^FAILED|^E  |CUT at" "$OUT/log.txt"; then
   mark "wgx3 + wgx4: a test failed or was cut; both reversed"
   patch -R -p1 < "$P4" > /dev/null && patch -R -p1 < "$P3" > /dev/null && python3 setup.py build_ext --inplace > /tmp/build3.log 2>&1
   mark "build-base"

@@ -54,13 +54,18 @@ san_each_kind() {  # $1: test files, $2: -k template (KIND), $3: deadline (s sin
 }
 # pytest over $1 (files) with -k "$2" (from session 36's scripts on; the earlier ones spell it out): the summary line
 # and the failures into $OUT/log.txt under label $3, at most $4 seconds (default 150), huge shapes skipped.
-run_tests() {  # $1: test files, $2: -k expression, $3: label, $4: time limit (s)
-  BITMM_SKIP_HUGE=1 timeout "${4:-150}" python3 -m pytest $1 -q -p no:cacheprovider -rf -k "$2" > /tmp/t.txt 2>&1
-  local rc=$?
-  { echo "$3: $(tail -1 /tmp/t.txt)"; grep -E "^FAILED|^E  " /tmp/t.txt | head -20
-    # a run cut by its limit prints no summary, and -q's last line is only the last ~80 results (sessions 51-52 read
-    # that line as the run's progress): so the whole progress count, and its F / E, from every progress line
-    [ $rc = 124 ] && echo "   CUT at ${4:-150} s: $(grep -E '^[.FEsxX]+( +\[ *[0-9]+%\])?$' /tmp/t.txt | tr -cd '.FEsxX' | wc -c) results, $(grep -E '^[.FEsxX]+( +\[ *[0-9]+%\])?$' /tmp/t.txt | tr -cd 'FE' | wc -c) F / E, last marker $(grep -oE '\[ *[0-9]+%\]' /tmp/t.txt | tail -1)"; } >> "$OUT/log.txt"
+run_tests() {  # $1: test files, $2: -k expression, $3: label, $4: time limit (s); extra environment: $RT_ENV
+  # (a file of its own per run and the log lines in one write, so runs may go in parallel: `run_tests ... &`, `wait`)
+  local tf rc res; tf=$(mktemp /tmp/t.XXXXXX)
+  env ${RT_ENV:-} BITMM_SKIP_HUGE=1 timeout "${4:-150}" python3 -m pytest $1 -q -p no:cacheprovider -rf -k "$2" > "$tf" 2>&1
+  rc=$?
+  res="$3: $(tail -1 "$tf")"
+  res+=$'\n'"$(grep -E "^FAILED|^E  " "$tf" | head -20)"
+  # a run cut by its limit prints no summary, and -q's last line is only the last ~80 results (sessions 51-52 read
+  # that line as the run's progress): so the whole progress count, and its F / E, from every progress line
+  local prog='^[.FEsxX]+( +\[ *[0-9]+%\])?$'
+  [ $rc = 124 ] && res+=$'\n'"   CUT at ${4:-150} s: $(grep -E "$prog" "$tf" | tr -cd '.FEsxX' | wc -c) results, $(grep -E "$prog" "$tf" | tr -cd 'FE' | wc -c) F / E, last marker $(grep -oE '\[ *[0-9]+%\]' "$tf" | tail -1)"
+  printf '%s\n' "$(grep -v '^$' <<< "$res")" >> "$OUT/log.txt"
   mark "$3"
 }
 # bench/sanitize.sh's units to the call's end (session 45; the sNN_callK.sh scripts before it spell this out):
