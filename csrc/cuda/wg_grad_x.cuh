@@ -43,8 +43,9 @@
 // Scaling ("fold" unless one per-tensor scale and no offset): every unpacked pair becomes v * s + u
 // (s = s[n, group of the block] halved for binary / ternary, whose values are 2b / 2t) in grad_y's
 // dtype (one HFMA2 per two weights), or in fp32 rounded once for fp32 scales: how a dense fp16 / bf16
-// matmul on the dequantized weight rounds it.  s and u of a stage sit in the slot as [block][row] pairs,
-// one LDS.32 (fp32: LDS.64) per row pair.  Plain: exact values, s * vscale on the fp32 sums in the epilogue.
+// matmul on the dequantized weight rounds it.  s and u of a stage sit in the slot as [block][row], the rows in the
+// order the A fragments read them (su_at), one LDS.64 (fp32: LDS.128) per k-step for a lane's two row pairs.  Plain:
+// exact values, s * vscale on the fp32 sums in the epilogue.
 // Epilogue: the tile goes through shared memory as [m][k] to 16-byte row-contiguous stores (K % 8 == 0); a split
 // of the reduction (below) stores its fp32 partial tile from registers instead.
 // Requirements (else cudaErrorNotSupported and the caller uses another kernel): fp16 / bf16 grad_y with
@@ -136,42 +137,70 @@ __global__ void __launch_bounds__(kWgThreads, WgxCfg<BM, KIND, S32>::kCtasPerSm)
   const uint32_t* wsrc = p.w + (static_cast<int64_t>(kt0) * kWgxRows + (copier ? c_row : 0)) * p.wpr +
                         (k0 / BLOCK_K) * (TWO ? 2 : 1) + 4 * c_part;
   const int c_dst = c_row * C::kWStride + 16 * c_part;
+  int w_rows_left = static_cast<int>(p.N - (static_cast<int64_t>(kt0) * kWgxRows + c_row));  // (wgx4: as s_rows_left)
   // s / u (fold): thread tid fetches block sb = tid / 64, row sr = tid % 64 of each stage; its group is fixed.
   const int sb = tid >> 6, sr = tid & 63;
+  // wgx3: within a block's 64 rows, s / u sit in the order the A fragments read them: row r = 16 ks + 8 q + 2 t + h
+  // (k-step ks, A column half q, lane t = tig, pair half h) at 16 t + 4 ks + 2 q + h, so that one lane's two row pairs
+  // of a k-step are 4 consecutive elements (one LDS.64, fp32: LDS.128) instead of two LDS.32 / LDS.64.
+  const int su_at = 16 * ((sr >> 1) & 3) + 4 * (sr >> 4) + 2 * ((sr >> 3) & 1) + (sr & 1);
   const int64_t ngroups = (p.K + p.group_size - 1) / p.group_size;
   const int64_t s_grp = imin64((k0 + BLOCK_K * sb) / p.group_size, ngroups - 1);
+  // wgx4: this thread's s / u elements as pointers advanced one stage (64 rows n) per issue, and the rows left before
+  // N as a 32-bit count (N < 2^31: the launcher), where each issue multiplied out n * s_sn + group * s_sg in 64 bits.
+  constexpr int kSElt = S32 ? 4 : 2;
+  const int64_t n_first = static_cast<int64_t>(kt0) * kWgxRows + sr;
+  const char* s_src = static_cast<const char*>(p.scale) + (n_first * p.s_sn + s_grp * p.s_sg) * kSElt;
+  const char* u_src = p.offset ? static_cast<const char*>(p.offset) + (n_first * p.u_sn + s_grp * p.u_sg) * kSElt
+                               : nullptr;
+  const bool has_u = p.offset != nullptr;
+  const int64_t s_step = static_cast<int64_t>(kWgxRows) * p.s_sn * kSElt;
+  const int64_t u_step = has_u ? static_cast<int64_t>(kWgxRows) * p.u_sn * kSElt : 0;  // (no offset: u_src stays null)
+  int s_rows_left = static_cast<int>(p.N - n_first);  // row n of the next issue is real while this is > 0
+  // the slot-relative byte offsets of this thread's s and u (su_at below), computed once
+  int su_off = C::kGBytes + C::kWBytes + (sb * kWgxRows + su_at) * C::kSBytes;
+  asm volatile("mov.b32 %0, %0;" : "+r"(su_off));  // (opaque: ptxas rebuilt it from SR_TID.X every stage)
+  constexpr int kUOff = 4 * kWgxRows * C::kSBytes;
   uint32_t s_pend = 0, u_pend = 0;  // raw bits fetched by the last issue, stored by the next one
   int pend_slot = -1;
+  // wgx3: the ring's slots by counters that advance one stage per call (issue and stage run in order), not kt % kStages
+  // and kt / kStages (a magic-number multiply, a shift and an IMAD each, per use)
+  int wr_slot = 0, rd_slot = 0;
+  uint32_t rd_phase = 0;
 
   auto issue = [&](int kt) {  // stage kt into slot kt % kStages; always commits one cp.async group
     if (fold && pend_slot >= 0) {  // the previous issue's s / u (loaded a stage ago) into its slot
-      ST* const su = reinterpret_cast<ST*>(smem + pend_slot * C::kStageBytes + C::kGBytes + C::kWBytes);
+      uint8_t* const at = smem + pend_slot * C::kStageBytes + su_off;
       float s = raw_to_float<T, S32>(s_pend) * vscale, u = raw_to_float<T, S32>(u_pend);
       if constexpr (S32) {
-        su[sb * kWgxRows + sr] = s;
-        su[(4 + sb) * kWgxRows + sr] = u;
+        *reinterpret_cast<float*>(at) = s;
+        *reinterpret_cast<float*>(at + kUOff) = u;
       } else {
-        su[sb * kWgxRows + sr] = from_float<T>(s);
-        su[(4 + sb) * kWgxRows + sr] = from_float<T>(u);
+        *reinterpret_cast<T*>(at) = from_float<T>(s);
+        *reinterpret_cast<T*>(at + kUOff) = from_float<T>(u);
       }
       pend_slot = -1;
     }
+    const int slot = wr_slot;
+    wr_slot = wr_slot + 1 == C::kStages ? 0 : wr_slot + 1;
     if (kt < KT) {
-      const int slot = kt % C::kStages;
       if (tid == 0) {
         mbar_expect_tx(bar0 + 8 * slot, C::kGBytes);
         tma_load_2d(smem_base + slot * C::kStageBytes, &g_map, (kt0 + kt) * kWgxRows, static_cast<int>(m0), bar0 + 8 * slot);
       }
       if (copier) {
-        const bool real = static_cast<int64_t>(kt0 + kt) * kWgxRows + c_row < p.N;
+        const bool real = w_rows_left > 0;  // row (kt0 + kt) * 64 + c_row < N
         cp_async_16(smem + slot * C::kStageBytes + C::kGBytes + c_dst, real ? wsrc : p.w, real ? 16 : 0);
+        w_rows_left -= kWgxRows;
       }
       if (fold) {
-        const int64_t n = static_cast<int64_t>(kt0 + kt) * kWgxRows + sr;
-        const bool real = n < p.N;  // rows past N: s = u = 0 (their zero codes unpack to nonzero values)
-        s_pend = real ? load_raw<S32>(p.scale, n * p.s_sn + s_grp * p.s_sg) : 0u;
-        u_pend = real && p.offset ? load_raw<S32>(p.offset, n * p.u_sn + s_grp * p.u_sg) : 0u;
+        const bool real = s_rows_left > 0;  // rows past N: s = u = 0 (their zero codes unpack to nonzero values)
+        s_pend = real ? load_raw<S32>(s_src, 0) : 0u;
+        u_pend = real && has_u ? load_raw<S32>(u_src, 0) : 0u;
         pend_slot = slot;
+        s_src += s_step;
+        u_src += u_step;
+        s_rows_left -= kWgxRows;
       }
     }
     wsrc += static_cast<int64_t>(kWgxRows) * p.wpr;
@@ -184,19 +213,31 @@ __global__ void __launch_bounds__(kWgThreads, WgxCfg<BM, KIND, S32>::kCtasPerSm)
   uint32_t afrag[2][4][4];  // [buffer][k-step][register]: stage kt fills buffer kt % 2
   const uint32_t sel = hh ? 0x7632u : 0x5410u;  // PRMT: both rows' low (hh = 0) or high half-words
   const int sh_a = TWO ? 14 - (g & ~1) : 14 - g;  // pair g (row g); pair g + 8 (row g + 8): 8 less
+  // wgx3: the E / O merge without a branch on g's parity, merge_even / merge_odd as one formula (lo >> par, hi << (1 -
+  // par), the left shift as a multiply: the FMA pipe, where the unpacking's LOP3 / SHF / PRMT all run on the ALU pipe).
+  // With the branch, nvcc predicated both merges: four issued instructions (two of them off) for three.
+  const uint32_t par = g & 1, hmul = 2u >> par;
+  // the row pairs' byte offset within a stage's weights for this lane (rows 2 tig, 2 tig + 1 of block blk), opaque so
+  // that ptxas keeps it (and the PRMT selector) in registers instead of rebuilding both from SR_TID.X every other stage
+  int w_lane = 2 * tig * C::kWStride + (TWO ? 8 : 4) * blk;
+  uint32_t sel_r = sel;
+  asm volatile("mov.b32 %0, %0;" : "+r"(w_lane));
+  asm volatile("mov.b32 %0, %0;" : "+r"(sel_r));
 
 #pragma unroll 1
   for (int j = 0; j < C::kAhead; ++j) issue(j);
 
   auto stage = [&](int kt, auto buf_tag) {
     constexpr int B = decltype(buf_tag)::value;
-    cp_async_wait<C::kAhead - 1>();                                   // this thread's copies of stage kt landed
-    mbar_wait(bar0 + 8 * (kt % C::kStages), (kt / C::kStages) & 1);  // and the grad_y tile
+    const int slot = rd_slot;  // == kt % kStages; rd_phase == (kt / kStages) & 1
+    cp_async_wait<C::kAhead - 1>();            // this thread's copies of stage kt landed
+    mbar_wait(bar0 + 8 * slot, rd_phase);      // and the grad_y tile
+    if (++rd_slot == C::kStages) rd_slot = 0, rd_phase ^= 1u;
     // Everyone's copies (and s / u stores) of stage kt are visible, and every wgmma of stage kt - 2 has
     // retired (each thread waited for it: wgmma_wait<1> below), so its slot may be refilled.
     __syncthreads();
     issue(kt + C::kAhead);
-    const uint8_t* const st = smem + (kt % C::kStages) * C::kStageBytes;
+    const uint8_t* const st = smem + slot * C::kStageBytes;
     const uint8_t* const wt = st + C::kGBytes;
     const ST* const su = reinterpret_cast<const ST*>(wt + C::kWBytes);
 #pragma unroll
@@ -204,46 +245,51 @@ __global__ void __launch_bounds__(kWgThreads, WgxCfg<BM, KIND, S32>::kCtasPerSm)
       uint32_t (&a)[4] = afrag[B][ks];
 #pragma unroll
       for (int q = 0; q < 2; ++q) {
-        const int r1 = 16 * ks + 2 * tig + 8 * q;  // rows r1, r1 + 1 (A columns 2t + 8q, 2t + 8q + 1)
+        // rows r1 = 16 ks + 2 tig + 8 q and r1 + 1 (A columns 2t + 8q, 2t + 8q + 1): w_lane holds the 2 tig
         if constexpr (TWO) {
-          const uint2 w1 = *reinterpret_cast<const uint2*>(wt + r1 * C::kWStride + 8 * blk);
-          const uint2 w2 = *reinterpret_cast<const uint2*>(wt + (r1 + 1) * C::kWStride + 8 * blk);
-          const uint32_t lo = __byte_perm(w1.x, w2.x, sel), hi = __byte_perm(w1.y, w2.y, sel);
-          const uint32_t e = (g & 1) ? merge_odd(lo, hi) : merge_even(lo, hi);
+          const uint8_t* const wr = wt + w_lane + (16 * ks + 8 * q) * C::kWStride;  // row r1 at this warp's block
+          const uint2 w1 = *reinterpret_cast<const uint2*>(wr);
+          const uint2 w2 = *reinterpret_cast<const uint2*>(wr + C::kWStride);
+          const uint32_t lo = __byte_perm(w1.x, w2.x, sel_r), hi = __byte_perm(w1.y, w2.y, sel_r);
+          const uint32_t e = bit_select(lo >> par, hi * hmul, 0x55555555u);  // (g & 1) ? merge_odd : merge_even
           a[2 * q] = unpack_pair<KIND, T>(e, sh_a);          // D row g:     pair g
           a[2 * q + 1] = unpack_pair<KIND, T>(e, sh_a - 8);  // D row g + 8: pair g + 8
         } else {
-          const uint32_t w1 = *reinterpret_cast<const uint32_t*>(wt + r1 * C::kWStride + 4 * blk);
-          const uint32_t w2 = *reinterpret_cast<const uint32_t*>(wt + (r1 + 1) * C::kWStride + 4 * blk);
-          const uint32_t lo = __byte_perm(w1, w2, sel);
+          const uint8_t* const wr = wt + w_lane + (16 * ks + 8 * q) * C::kWStride;  // row r1 at this warp's block
+          const uint32_t w1 = *reinterpret_cast<const uint32_t*>(wr);
+          const uint32_t w2 = *reinterpret_cast<const uint32_t*>(wr + C::kWStride);
+          const uint32_t lo = __byte_perm(w1, w2, sel_r);
           a[2 * q] = unpack_pair<KIND, T>(lo, sh_a);
           a[2 * q + 1] = unpack_pair<KIND, T>(lo, sh_a - 8);  // (g = 7: -1, unpack_pair's shift right by one)
         }
       }
-      // Fold (runtime tests, see `fold`): s and u of rows (r1, r1 + 1) at this warp's block, as pairs.
-      if (!fold) {
-        // exact values; s in the epilogue
-      } else if (fold_f32) {  // (== S32: the other type's branch compiles to nothing)
+      // Fold in fp32 (runtime tests, see `fold`; == S32: the other type's branch compiles to nothing): rows
+      // (r1, r1 + 1) of q = 0 in .x / .y, of q = 1 in .z / .w (su_at above)
+      if (fold && fold_f32) {
         if constexpr (S32) {
-#pragma unroll
-          for (int q = 0; q < 2; ++q) {
-            const int r1 = 16 * ks + 2 * tig + 8 * q;
-            const float2 s = *reinterpret_cast<const float2*>(su + blk * kWgxRows + r1);
-            const float2 u = *reinterpret_cast<const float2*>(su + (4 + blk) * kWgxRows + r1);
-            a[2 * q] = fma_pair2_f32<T>(a[2 * q], s.x, s.y, u.x, u.y);
-            a[2 * q + 1] = fma_pair2_f32<T>(a[2 * q + 1], s.x, s.y, u.x, u.y);
-          }
+          const float4 s = *reinterpret_cast<const float4*>(su + blk * kWgxRows + 16 * tig + 4 * ks);
+          const float4 u = *reinterpret_cast<const float4*>(su + (4 + blk) * kWgxRows + 16 * tig + 4 * ks);
+          a[0] = fma_pair2_f32<T>(a[0], s.x, s.y, u.x, u.y);
+          a[1] = fma_pair2_f32<T>(a[1], s.x, s.y, u.x, u.y);
+          a[2] = fma_pair2_f32<T>(a[2], s.z, s.w, u.z, u.w);
+          a[3] = fma_pair2_f32<T>(a[3], s.z, s.w, u.z, u.w);
         }
-      } else {
-        if constexpr (!S32) {
+      }
+    }
+    // Fold in grad_y's dtype (runtime tests, see `fold`): s and u of rows (r1, r1 + 1) at this warp's block, as pairs,
+    // after the whole stage's unpacking (wgx3: one branch a stage, not one per k-step, so ptxas issues the k-steps' loads
+    // together; the fp32 fold stays per k-step, above: hoisted, its loads cost the 128-register instances a spill).
+    if (fold && !fold_f32) {
+      if constexpr (!S32) {
 #pragma unroll
-          for (int q = 0; q < 2; ++q) {
-            const int r1 = 16 * ks + 2 * tig + 8 * q;
-            const uint32_t s2 = *reinterpret_cast<const uint32_t*>(su + blk * kWgxRows + r1);
-            const uint32_t u2 = *reinterpret_cast<const uint32_t*>(su + (4 + blk) * kWgxRows + r1);
-            a[2 * q] = fma_pair<T>(a[2 * q], s2, u2);
-            a[2 * q + 1] = fma_pair<T>(a[2 * q + 1], s2, u2);
-          }
+        for (int ks = 0; ks < 4; ++ks) {  // the pair of q = 0 in .x, of q = 1 in .y
+          uint32_t (&a)[4] = afrag[B][ks];
+          const uint2 s2 = *reinterpret_cast<const uint2*>(su + blk * kWgxRows + 16 * tig + 4 * ks);
+          const uint2 u2 = *reinterpret_cast<const uint2*>(su + (4 + blk) * kWgxRows + 16 * tig + 4 * ks);
+          a[0] = fma_pair<T>(a[0], s2.x, u2.x);
+          a[1] = fma_pair<T>(a[1], s2.x, u2.x);
+          a[2] = fma_pair<T>(a[2], s2.y, u2.y);
+          a[3] = fma_pair<T>(a[3], s2.y, u2.y);
         }
       }
     }

@@ -251,9 +251,13 @@ template <typename T, bool S32> __device__ __forceinline__ float raw_to_float(ui
 template <int BM, typename T, int NA>
 __device__ __forceinline__ void wg_stage_mma(float (&acc)[NA], uint32_t (&a)[4][4], const uint8_t* tile) {
   uint64_t desc[4];
+  // wgx3: one descriptor per stage, the k-steps' 32-byte offsets added to its address field (16-byte units: + 2 per
+  // k-step; the tile is 1024-byte aligned, so the field never carries), not wg_desc's mask / shift / or per k-step
+  const uint64_t d0 = wg_desc(static_cast<uint32_t>(__cvta_generic_to_shared(tile)));
+  const uint32_t d0_lo = static_cast<uint32_t>(d0), d0_hi = static_cast<uint32_t>(d0 >> 32);
 #pragma unroll
   for (int ks = 0; ks < 4; ++ks) {
-    desc[ks] = wg_desc(static_cast<uint32_t>(__cvta_generic_to_shared(tile)) + 32 * ks);
+    desc[ks] = (uint64_t{d0_hi} << 32) | (d0_lo + 2 * ks);  // (32-bit adds: no carry to propagate)
     asm volatile("" : "+l"(desc[ks])::"memory");
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[ks][e])::"memory");
