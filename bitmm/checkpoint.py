@@ -102,6 +102,9 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
         saved = json.loads(meta.get("layers", "{}"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: corrupt bitmm layer table in the metadata: {e}") from e
+    if not isinstance(saved, dict):  # (valid JSON of another type: a tampered file)
+        raise ValueError(f"{path}: corrupt bitmm layer table in the metadata: a JSON {type(saved).__name__}, "
+                         "not an object")
     mine = _layer_table(model)
     if strict and saved.keys() != mine.keys():
         missing, extra = sorted(set(saved) - set(mine)), sorted(set(mine) - set(saved))

@@ -27,7 +27,8 @@ Group size (``group_size``) is only used by 2-bit weights (ternary and binary
 are per tensor, as in BitNet; passing a group size for them raises).  For 2-bit,
 ``group_size=None`` means **64 if 64 divides in_features, else one group per
 output row** (G = in_features, scale/offset of shape ``(N,)``).  An explicit
-group size must divide in_features.
+group size must divide in_features.  (:class:`PackedLinear`'s placeholder constructor also takes a group size for
+binary and ternary weights, whose scales a loaded checkpoint may hold group-wise: e.g. 1-bit HQQ, ``from_hqq(nbits=1)``.)
 """
 from __future__ import annotations
 
@@ -149,7 +150,7 @@ def quantize_weight(w: Tensor, weight_bits: BitsLike = 1.58, group_size: Optiona
         return kind, b, s, u
     G = resolve_group_size(weight_bits, w.shape[1], group_size)
     q, s, z = quant.hqq_quantize(w, nbits=2, group_size=None if G == w.shape[1] else G, iters=hqq_iters)
-    codes, s, u = quant.hqq_to_op_args(q, s, z, 2)
+    codes, s, u = quant._hqq_op_args(q, s, z, 2)  # (hqq_quantize's codes are in range: no check, no host sync)
     return kind, codes, s, u
 
 
@@ -310,6 +311,7 @@ class BitLinear(nn.Module):
         super().__init__()
         _check_features("BitLinear", in_features, out_features)
         factory = {"device": device, "dtype": dtype}
+        in_features, out_features = int(in_features), int(out_features)  # (a NumPy integer too: the checkpoint's JSON)
         self.in_features = in_features
         self.out_features = out_features
         self.weight_bits, self.kind = _canonical_bits(weight_bits)
@@ -448,7 +450,7 @@ class PackedLinear(nn.Module):
 
     Build it with :meth:`from_linear`, :meth:`from_bitlinear` or :meth:`from_hqq`.
     The plain constructor makes a placeholder whose weight is all zeros (output =
-    bias) in the default layout of ``weight_bits`` / ``group_size``, ready for
+    bias) in the default layout of ``weight_bits`` / ``group_size`` (a group size for any kind), ready for
     ``load_state_dict``; loading resizes buffers to the checkpoint's shapes (e.g.
     per-channel vs grouped scales) and checks the packed width against the kind.
     ``dtype`` applies to the bias; scales stay float32 (``.half()`` etc. convert
@@ -482,15 +484,15 @@ class PackedLinear(nn.Module):
         super().__init__()
         _check_features("PackedLinear", in_features, out_features)
         bits, kind = _canonical_bits(weight_bits)
-        G = resolve_group_size(bits, in_features, group_size)
+        # (a group size for binary / ternary too: a placeholder for a checkpoint of group-wise layers of those kinds,
+        # e.g. from_hqq(nbits=1), whose layer table records it; resolve_group_size keeps BitLinear's per tensor rule)
+        G = resolve_group_size(2, in_features, group_size) if kind != "int2" and group_size is not None else \
+            resolve_group_size(bits, in_features, group_size)
         N, K = out_features, in_features
         packed = torch.zeros(formats.packed_shape(kind, N, K), dtype=torch.int32, device=device)
         if kind != "binary":
             packed[:, 0::2] = -1  # lo plane all ones, hi plane zero: code 1 = value 0 everywhere
-        if kind == "int2":
-            sshape = (N,) if G == K else (N, K // G)
-        else:
-            sshape = ()
+        sshape = () if G is None else ((N,) if G == K else (N, K // G))
         scale = torch.ones(sshape, dtype=torch.float32, device=device)
         offset = None if kind == "ternary" else torch.zeros(sshape, dtype=torch.float32, device=device)
         b = torch.zeros(N, dtype=dtype, device=device) if bias else None
@@ -615,7 +617,8 @@ class PackedLinear(nn.Module):
         # fake-quantized x with BitNet's straight-through estimator, as BitLinear does, so grad_x flows through the
         # layer; the int8 path has none, since absmax_int8 rounds)
         x_grad = x.requires_grad and torch.is_grad_enabled()
-        if self.act_bits is not None and self.int8_matmul and not x_grad and self._takes_int8_matmul(x):
+        if (self.act_bits is not None and self.int8_matmul and not x_grad and self._takes_int8_matmul(x)
+                and not self._params_need_grad()):
             xq, xs = quant.absmax_int8(x)
             bufs = self._buffers
             return linear_a8(self.kind, xq, xs, bufs["packed_weight"], bufs["scale"], bufs["offset"], bufs["bias"],
@@ -649,11 +652,19 @@ class PackedLinear(nn.Module):
         return ((x.is_cuda or (x.is_cpu and _CPU_A8_KERNEL != "generic" and self.in_features <= _CPU_A8_MAX_K))
                 and (s.dim() <= 1 or s.shape[1] == 1) and (u is None or u.dim() <= 1 or u.shape[1] == 1))
 
+    def _params_need_grad(self) -> bool:
+        # scale / offset made trainable (fine-tuning the quantization parameters with the codes frozen): the int8 path
+        # (linear_a8) treats them as constants (its bias has a gradient), so the float path runs instead
+        s, u = self._buffers.get("scale"), self._buffers.get("offset")
+        return torch.is_grad_enabled() and ((s is not None and s.requires_grad) or (u is not None and u.requires_grad))
+
     def _takes_transposed_backward(self, x: Tensor, s: Tensor, u: Optional[Tensor]) -> bool:
         # The one test of whether a forward on x records the transposed backward (the LoRA
-        # layers ask it too, to leave their fused op).
+        # layers ask it too, to leave their fused op).  Its backward gives x and bias their gradients, not scale or
+        # offset: where those need one, the default path runs.
         return (self.transposed_backward and x.requires_grad and torch.is_grad_enabled() and s.dim() <= 1
-                and (u is None or u.dim() <= 1) and not _is_compiling())
+                and (u is None or u.dim() <= 1) and not s.requires_grad
+                and (u is None or not u.requires_grad) and not _is_compiling())
 
     def _forward_buffers(self, x: Tensor, w: Tensor, s: Tensor, u: Optional[Tensor], b: Optional[Tensor]) -> Tensor:
         if w.is_cpu and self.use_cpu_prepack and not _is_compiling():
@@ -980,9 +991,12 @@ class PackedLoRALinear(nn.Module):
             return _packed_lora(base, x, w, s, u, bias, lora_a, lora_b, self.scaling)
         y = base(x)
         h = dropout(x)
-        if h.dtype != lora_a.dtype:
-            h = h.to(lora_a.dtype)
-        d = F.linear(F.linear(h, lora_a), lora_b) * self.scaling
+        # the fused op's dtype rule (_adapters_for): float32 adapters take x in float32 (float32 accumulation); others
+        # are cast to x's dtype (casting x to float16 adapters would overflow a bfloat16 / float32 x past 65504)
+        a_, b_ = _adapters_for(h, lora_a, lora_b)
+        if h.dtype != a_.dtype:
+            h = h.to(a_.dtype)
+        d = F.linear(F.linear(h, a_), b_) * self.scaling
         return y + d.to(y.dtype)
 
     @torch.no_grad()

@@ -255,7 +255,8 @@ def hqq_quantize(
     # a Python `break`; on CUDA (and with _sync_free) the stop is a device-side
     # flag that freezes the result instead, so the loop never waits for the GPU:
     # the same result, always `iters` iterations of work.
-    sync_free = w.is_cuda if _sync_free is None else _sync_free
+    # (and under torch.compile: a data-dependent `break` would split the graph; BitLinear(weight_bits=2) compiles this)
+    sync_free = (w.is_cuda or torch.compiler.is_compiling()) if _sync_free is None else _sync_free
     running = torch.ones((), dtype=torch.bool, device=W.device)
     for _ in range(iters):
         w_e = shrink_lp(W - w_r, b, lp_norm)
@@ -352,6 +353,12 @@ def hqq_to_op_args(q: Tensor, scale: Tensor, zero: Tensor, nbits: int) -> tuple[
     if scale.shape != zero.shape:
         raise ValueError(f"hqq_to_op_args: scale {tuple(scale.shape)} and zero {tuple(zero.shape)} must have the same shape")
     _check_codes("hqq_to_op_args", "q", q, 0, 2**nbits - 1)
+    return _hqq_op_args(q, scale, zero, nbits)
+
+
+def _hqq_op_args(q: Tensor, scale: Tensor, zero: Tensor, nbits: int) -> tuple[Tensor, Tensor, Tensor]:
+    # hqq_to_op_args without its checks, for codes hqq_quantize made (in range by construction): no host
+    # synchronisation (BitLinear's QAT step on CUDA) and traceable (torch.compile(fullgraph=True))
     s = scale.to(torch.float32)
     z = zero.to(torch.float32)
     u = (1.0 - z) * s if nbits == 2 else -z * s

@@ -11,8 +11,8 @@ import bitmm.checkpoint as ckpt  # noqa: E402
 import bitmm.nn as bnn  # noqa: E402
 
 
-def model(bits=1.58):
-    torch.manual_seed(0)
+def model(bits=1.58, seed=0):
+    torch.manual_seed(seed)
     m = nn.Sequential(nn.Linear(96, 64), nn.GELU(), nn.Linear(64, 64), nn.GELU(), nn.Linear(64, 10))
     return bnn.convert(m, mode="packed", weight_bits=bits, group_size=32 if bits == 2 else None)
 
@@ -102,6 +102,8 @@ def test_tampered_checkpoints_are_rejected(tmp_path):
     cases = [
         ({"meta": {"format_version": "2"}}, "format version '2', this bitmm reads version 1"),
         ({"meta": {"layers": "{not json"}}, "corrupt bitmm layer table"),
+        ({"meta": {"layers": "[]"}}, "corrupt bitmm layer table .* a JSON list, not an object"),  # (valid JSON)
+        ({"meta": {"layers": "null"}}, "corrupt bitmm layer table .* a JSON NoneType, not an object"),
         ({"meta": {"layers": "{}"}}, "bitmm layers differ from the model's"),
     ]
     for change, message in cases:
@@ -187,3 +189,39 @@ def test_non_strict_load_reports_what_it_left_out(tmp_path):
         ckpt.load(bigger, path, strict=False)
     x = torch.randn(3, 96)
     assert torch.equal(bigger[:5](x), m(x))
+
+
+def test_a_bad_last_layer_leaves_the_earlier_layers_untouched(tmp_path):
+    # The file's packed layers are all checked before anything is copied: load_state_dict alone would copy layers
+    # 0 and 2 before it met the bad layer 4 (the skeleton's other seed makes a copy visible)
+    path = str(tmp_path / "m.safetensors")
+    ckpt.save(model(), path)
+    from safetensors import safe_open
+    with safe_open(path, framework="pt", device="cpu") as f:
+        bad = f.get_tensor("4.packed_weight").clone()
+    bad[3, 0] = bad[3, 1] = -1  # block 0 of row 3: lo and hi words all ones = code 3 at every weight
+    _resave(path, tensors={"4.packed_weight": bad})
+    skeleton = model(seed=1)
+    before = {k: v.clone() for k, v in skeleton.state_dict().items()}
+    with pytest.raises(ValueError, match=r"4.packed_weight holds an invalid ternary code 3 .* row 3, block 0"):
+        ckpt.load(skeleton, path)
+    assert all(torch.equal(before[k], v) for k, v in skeleton.state_dict().items())
+
+
+@pytest.mark.parametrize("group_size", [32, None])
+def test_one_bit_hqq_round_trip(tmp_path, group_size):
+    # from_hqq(nbits=1): a binary layer with group-wise (or per-row) scales and offsets; the placeholder takes the
+    # same group size (the layer table records it)
+    from bitmm import quant
+    torch.manual_seed(0)
+    q, s, z = quant.hqq_quantize(torch.randn(16, 128), nbits=1, group_size=group_size)
+    m = nn.Sequential(bnn.PackedLinear.from_hqq(q, s, z, nbits=1, group_size=group_size))
+    path = str(tmp_path / "m.safetensors")
+    ckpt.save(m, path)
+    skeleton = nn.Sequential(bnn.PackedLinear(128, 16, weight_bits=1, group_size=group_size or 128, bias=False))
+    x = torch.randn(3, 128)
+    assert not torch.equal(skeleton(x), m(x))
+    ckpt.load(skeleton, path)
+    assert torch.equal(skeleton(x), m(x))
+    with pytest.raises(ValueError, match="was saved as"):  # (a per tensor placeholder is another layer)
+        ckpt.load(nn.Sequential(bnn.PackedLinear(128, 16, weight_bits=1, bias=False)), path)

@@ -138,6 +138,25 @@ def test_bitlinear_torch_compile():
     torch.testing.assert_close(torch.compile(p, fullgraph=True, backend="aot_eager")(x), p(x))
 
 
+@pytest.mark.parametrize("hqq_iters", [0, 20])
+def test_bitlinear_2bit_torch_compile(hqq_iters):
+    # 2-bit QAT quantizes with HQQ every step: its early stop and the code check were host-side (`bool(...)`), which
+    # broke fullgraph=True (and synchronised with the GPU every step on CUDA); the compiled step equals eager
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    m = BitLinear(128, 32, weight_bits=2, group_size=32, hqq_iters=hqq_iters)
+    x = torch.randn(4, 128, requires_grad=True)
+    y = torch.compile(m, fullgraph=True, backend="aot_eager")(x)
+    y.square().sum().backward()
+    gw, gx = m.weight.grad.clone(), x.grad.clone()
+    m.weight.grad = x.grad = None
+    ye = m(x)
+    ye.square().sum().backward()
+    torch.testing.assert_close(y, ye)
+    torch.testing.assert_close(gw, m.weight.grad)
+    torch.testing.assert_close(gx, x.grad)
+
+
 # --------------------------------------------------------------------------------------
 # PackedLinear
 # --------------------------------------------------------------------------------------
@@ -589,3 +608,78 @@ def test_packed_act_bits_8_passes_the_ste_gradient_to_x(bits, int8_matmul):
     assert rel_err(xp.grad, xb.grad) < 1e-5
     with torch.no_grad():
         assert torch.allclose(p(x), yp.detach(), rtol=1e-4, atol=1e-4)  # (no-grad: the int8 path where enabled)
+
+
+@pytest.mark.parametrize("path", ["transposed_backward", "int8_matmul"])
+@pytest.mark.parametrize("bits", BITS)
+def test_trainable_scale_and_offset_get_their_gradients_on_every_path(bits, path):
+    # Fine-tuning the quantization parameters with the codes frozen: scale / offset made trainable get the same
+    # gradients whichever path the layer's options select (the transposed backward and the int8 op have none for
+    # them, so the default path runs there; they used to come back None)
+    torch.manual_seed(0)
+    lin = nn.Linear(256, 48)
+    x = torch.randn(3, 256)
+    g = torch.randn(3, 48)
+
+    def grads(option):
+        p = PackedLinear.from_linear(lin, bits, act_bits=8 if path == "int8_matmul" else None,
+                                     group_size=256 if bits == 2 else None)
+        if path == "transposed_backward" and bits == 2:
+            p.scale.data = p.scale.data.reshape(-1)  # (per channel: the transposed backward's scale modes)
+            p.offset.data = p.offset.data.reshape(-1)
+        setattr(p, path, option)
+        trainable = [t for t in (p.scale, p.offset) if t is not None]
+        for t in trainable:
+            t.requires_grad_(True)
+        xi = x.clone().requires_grad_(path == "transposed_backward")
+        p(xi).backward(g)
+        assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in trainable), option
+        return [t.grad for t in trainable]
+
+    for want, got in zip(grads(False), grads(True)):
+        torch.testing.assert_close(got, want)
+
+
+def test_unfused_lora_casts_the_adapters_not_x():
+    # PackedLoRALinear's unfused path (active dropout, the transposed backward) follows the fused op's dtype rule:
+    # float16 adapters are cast to a bfloat16 x's dtype, not x to float16 (which overflowed past 65504)
+    torch.manual_seed(0)
+    base = PackedLinear.from_linear(nn.Linear(128, 32))
+    m = PackedLoRALinear(base, r=4, dtype=torch.float16)
+    with torch.no_grad():
+        m.lora_B.normal_(0, 0.01)
+    x = torch.randn(2, 128, dtype=torch.bfloat16) * 1e5
+    fused = m(x)
+    base.transposed_backward = True
+    unfused = m(x.clone().requires_grad_(True))
+    base.transposed_backward = False
+    assert fused.isfinite().all() and unfused.isfinite().all()
+    torch.testing.assert_close(unfused.detach().float(), fused.float(), rtol=2e-2, atol=2e-2 * fused.abs().max().item())
+    # float32 x with float16 adapters: the adapter product in float32, as the fused op computes it
+    x32 = torch.randn(2, 128)
+    m.train()
+    m.dropout = nn.Dropout(1e-12)  # (active: the unfused path; p ~ 0 drops nothing)
+    want = base(x32) + F.linear(F.linear(x32, m.lora_A.float()), m.lora_B.float()) * m.scaling
+    torch.testing.assert_close(m(x32), want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("bits", [1.58, 1])
+def test_packed_placeholder_takes_a_group_size_for_every_kind(bits):
+    # (group-wise binary / ternary scales: e.g. from_hqq(nbits=1); the placeholder's layout follows group_size)
+    for G, shape in ((32, (16, 8)), (256, (16,)), (None, ())):
+        p = PackedLinear(256, 16, weight_bits=bits, group_size=G)
+        assert p.group_size == G and tuple(p.scale.shape) == shape
+        assert p.offset is None if bits == 1.58 else tuple(p.offset.shape) == shape
+        # (zero weights: the output is the bias, up to the float32 rounding of sums like L - X, ~1e-6 here)
+        torch.testing.assert_close(p(torch.randn(2, 256)), p.bias.expand(2, 16), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="group_size=100 must divide in_features=256"):
+        PackedLinear(256, 16, weight_bits=bits, group_size=100)
+    with pytest.raises(ValueError, match="group_size is only supported for 2-bit weights"):
+        BitLinear(256, 16, weight_bits=bits, group_size=32)  # (QAT keeps BitNet's per tensor scale)
+
+
+def test_numpy_integer_features_are_plain_ints():
+    np = pytest.importorskip("numpy")
+    for cls in (BitLinear, PackedLinear):
+        m = cls(np.int64(64), np.int64(8))
+        assert type(m.in_features) is int and type(m.out_features) is int
