@@ -197,6 +197,7 @@ def linear_grad_x_transposed(kind: str, grad_y: Tensor, packed_wt: Tensor, scale
     ValueError.
     ``prepacked_wt`` (CPU): ``cpu_prepack(packed_wt, kind, N)``, read by
     ``cpu_prepacked_linear`` instead of the plain op (same result)."""
+    _check_grad_x_transposed(kind, grad_y, packed_wt, scale, offset)
     if scale.dim() > 1 or (offset is not None and offset.dim() > 1):
         raise ValueError(f"linear_grad_x_transposed({kind}): needs a per-tensor or per-channel scale and offset, "
                          f"got scale of shape {tuple(scale.shape)}"
@@ -219,6 +220,39 @@ def linear_grad_x_transposed(kind: str, grad_y: Tensor, packed_wt: Tensor, scale
              else (g * offset.to(acc)).sum(-1, keepdim=True))
         gx = (gx.to(acc) + c).to(grad_y.dtype)
     return gx
+
+
+def _check_grad_x_transposed(kind, grad_y, packed_wt, scale, offset) -> None:
+    # linear_grad_x's checks (csrc/checks.cpp check_grad_x), worded for W^T: this composite passes a rescaled s and
+    # grad_y to the forward op, so without them a (1,) scale would broadcast as per tensor, a NaN offset reach the
+    # output, and a wrong N surface as a broadcasting error
+    if kind not in _LINEAR_OPS:
+        raise ValueError(f"linear_grad_x_transposed: kind must be 'ternary', 'binary' or 'int2', got {kind!r}")
+    op = f"linear_grad_x_transposed({kind})"
+    for name, t in (("grad_y", grad_y), ("packed_wt", packed_wt), ("scale", scale)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")
+    if grad_y.dtype not in _FLOAT:
+        raise TypeError(f"{op}: grad_y must be float32, float16, bfloat16 or float64, got {grad_y.dtype}")
+    if grad_y.dim() < 1:
+        raise ValueError(f"{op}: grad_y must have at least 1 dimension (..., N)")
+    N = grad_y.shape[-1]
+    if packed_wt.dim() != 2 or N < 1 or packed_wt.shape[1] != formats.words_per_row(kind, N):
+        raise ValueError(f"{op}: packed_wt of shape {tuple(packed_wt.shape)} is not W^T of an N={N} layer (grad_y's "
+                         f"last dimension): transpose_packed(packed_w, kind, K) has (K, {formats.words_per_row(kind, max(N, 1))}) "
+                         "int32 words")
+    for name, t in (("scale", scale), ("offset", offset)):
+        if t is None:
+            continue
+        if not isinstance(t, Tensor) or t.dtype not in _FLOAT:
+            raise TypeError(f"{op}: {name} must be a float tensor, got "
+                            f"{t.dtype if isinstance(t, Tensor) else type(t).__name__}")
+        if t.device != grad_y.device:
+            raise ValueError(f"{op}: {name} is on {t.device} but grad_y is on {grad_y.device}")
+        if t.dim() == 1 and t.shape[0] != N:
+            raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} must have N={N} rows")
+        if t.device.type == "cpu" and not bool(torch.isfinite(t).all()):  # (as the ops check on CPU; no CUDA sync)
+            raise ValueError(f"{op}: {name} holds NaN or Inf")
 
 
 _LINEAR_OPS = {
@@ -271,6 +305,7 @@ def _make_fake(kind: str, op: Optional[str] = None):
         _check_scale(op, "scale", scale, x, N, K)
         if offset is not None:
             _check_scale(op, "offset", offset, x, N, K)
+        _scale_groups(op, scale, offset)
         if bias is not None:
             torch._check_type(bias.dtype in _FLOAT, lambda: f"{op}: bias must be float32, float16, bfloat16 or "
                                                             f"float64, got {bias.dtype}")
@@ -398,6 +433,7 @@ def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
     _check_scale(op, "scale", scale, grad_y, N, K, "grad_y")
     if offset is not None:
         _check_scale(op, "offset", offset, grad_y, N, K, "grad_y")
+    _scale_groups(op, scale, offset)
     return grad_y.new_empty((*grad_y.shape[:-1], K))
 
 
@@ -453,12 +489,28 @@ def _absmax_int8_fake_fake(x):
 
 @torch.library.register_fake("bitmm::pack")
 def _pack_fake(codes, kind):
+    # (csrc/checks.cpp check_pack_codes: the codes' values are checked by the real kernel only)
     name = _check_kind_id(kind)
+    op = f"bitmm.pack({name})"
+    torch._check_type(not codes.is_floating_point() and not codes.is_complex() and codes.dtype != torch.bool,
+                      lambda: f"{op}: codes must be an integer tensor, got {codes.dtype}")
+    torch._check_value(codes.dim() == 2 and codes.shape[0] >= 1 and codes.shape[1] >= 1,
+                       lambda: f"{op}: codes must be a 2-D (N, K) tensor with N, K >= 1, got shape "
+                               f"{tuple(codes.shape)}")
     return codes.new_empty(formats.packed_shape(name, codes.shape[0], codes.shape[1]), dtype=torch.int32)
 
 
 @torch.library.register_fake("bitmm::unpack")
 def _unpack_fake(packed, kind, K):
+    # (csrc/checks.cpp check_unpack)
+    name = _check_kind_id(kind)
+    op = f"bitmm.unpack({name})"
+    torch._check_value(K >= 1, lambda: f"{op}: K must be >= 1, got {K}")
+    torch._check_type(packed.dtype == torch.int32, lambda: f"{op}: packed must be int32, got {packed.dtype}")
+    want = formats.words_per_row(name, K)
+    torch._check_value(packed.dim() == 2 and packed.shape[1] == want,
+                       lambda: f"{op}: packed of shape {tuple(packed.shape)} does not hold K={K} {name} weights per "
+                               f"row (needs {want} int32 words per row)")
     return packed.new_empty((packed.shape[0], K), dtype=torch.int8)
 
 
@@ -483,5 +535,6 @@ def _unpack_fake(packed, kind, K):
 #   scale / offset, where they require grad (fine-tuning the quantization parameters with the codes frozen):
 #                  with P = grad^T x (N, K) and v the code values, grad_scale = the sum of P * v over each
 #                  element's range of K and grad_offset = that of P (one dense (N, K) product; none where they are
-#                  frozen).  linear_a8 and linear_grad_x treat them as constants; packed_w is integer, no gradient.
+#                  frozen).  linear_grad_x's: the same with grad = grad_y and x = its upstream gradient (a
+#                  gradient penalty on grad_x).  linear_a8 treats them as constants; packed_w is integer, no gradient.
 # --------------------------------------------------------------------------

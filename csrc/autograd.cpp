@@ -29,8 +29,9 @@
 //   scale, offset (<kind>_linear, cpu_prepacked_linear, lora_linear; only where they require grad):
 //                   with P = grad^T x (N, K) and v the code values, grad_scale = the sum of P * v over each
 //                   element's range of K, grad_offset = that of P (scale_offset_grads).
-// packed_w (integer) gets no gradient; linear_a8's scale / offset / x_scale neither (constants there), nor
-// linear_grad_x's scale / offset.
+// packed_w (integer) gets no gradient; linear_a8's scale / offset / x_scale neither (constants there).
+//   linear_grad_x's scale / offset (only where they require grad): scale_offset_grads with grad = grad_y and x = grad
+//                   (grad_x is W^T applied to grad_y: the same bilinear form).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/LegacyTypeDispatch.h>
@@ -300,19 +301,35 @@ struct LinearGradXBackward : torch::autograd::Function<LinearGradXBackward> {
       at::AutoDispatchBelowADInplaceOrView below;
       gx = grad_x_op().call(grad_y, packed_w, scale, offset, kind, std::move(K));  // checks kind and the rest
     }
-    ctx->save_for_backward({packed_w, scale, present(offset) ? *offset : at::Tensor()});
+    // (grad_y only where scale or offset wants a gradient: a gradient penalty on grad_x with trainable scales)
+    const bool quant_grad = scale.requires_grad() || requires_grad(offset);
+    ctx->save_for_backward({packed_w, scale, present(offset) ? *offset : at::Tensor(),
+                            quant_grad ? grad_y : at::Tensor()});
     ctx->saved_data["kind"] = kind;
+    ctx->saved_data["has_offset"] = present(offset);
     return gx;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const NoAutocast no_autocast;  // (csrc/autocast.cpp: the formulas in the forward's dtypes)
-    const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset
+    const variable_list saved = ctx->get_saved_variables();  // packed_w, scale, offset, grad_y (or undefined)
+    const int64_t kind = ctx->saved_data["kind"].toInt();
     at::Tensor grad_grad_y;
     if (ctx->needs_input_grad(0)) {
-      grad_grad_y = call_linear(ctx->saved_data["kind"].toInt(), grads[0], saved[0], saved[1], optional_of(saved[2]));
+      grad_grad_y = call_linear(kind, grads[0], saved[0], saved[1], optional_of(saved[2]));
     }
-    return {grad_grad_y, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    // grad_x[m, k] = sum_n grad_y[m, n] (v[n, k] s[n, g(k)] + u[n, g(k)]): for an upstream h (M, K) its scale /
+    // offset gradients are the forward op's with x = h and grad = grad_y (scale_offset_grads(grad_y, h, ...))
+    at::Tensor grad_scale, grad_offset;
+    if (saved[3].defined()) {
+      const bool want_s = ctx->needs_input_grad(2);
+      const bool want_u = ctx->saved_data["has_offset"].toBool() && ctx->needs_input_grad(3);
+      const ScaleOffsetGrads q =
+          scale_offset_grads(saved[3], grads[0], saved[0], saved[1], optional_of(saved[2]), kind, want_s, want_u);
+      grad_scale = q.scale;
+      grad_offset = q.offset;
+    }
+    return {grad_grad_y, at::Tensor(), grad_scale, grad_offset, at::Tensor(), at::Tensor()};
   }
 };
 

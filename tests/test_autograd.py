@@ -34,13 +34,14 @@ def _scales(kind, layout, G, N, K, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("op", ["linear", "lora", "prepacked"])
+@pytest.mark.parametrize("op", ["linear", "lora", "prepacked", "grad_x"])
 @pytest.mark.parametrize("layout,G", SCALE_LAYOUTS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_scale_and_offset_gradients(kind, layout, G, op, device):
     # Fine-tuning the quantization parameters with the codes frozen: scale and offset that require grad get
     # gradients (they used to get none, silently), checked by gradcheck in float64 against finite differences,
-    # with x, bias (and the LoRA factors) requiring grad too.
+    # with x, bias (and the LoRA factors) requiring grad too.  grad_x: linear_grad_x's own (a gradient penalty on
+    # grad_x with trainable scales: they came back None until session 53).
     if op == "prepacked" and device != "cpu":
         pytest.skip("the prepacked layout is CPU-only")
     N, K = 6, 128
@@ -57,6 +58,10 @@ def test_scale_and_offset_gradients(kind, layout, G, op, device):
         lb = torch.randn(N, 4, dtype=torch.float64, device=device, requires_grad=True)
         f = lambda x_, s_, u_, b_, a_, c_: bitmm.lora_linear(kind, x_, packed, s_, u_, b_, a_, c_, 0.5)  # noqa: E731
         args = (x, s, u, b, la, lb)
+    elif op == "grad_x":
+        gy = torch.randn(2, 3, N, dtype=torch.float64, device=device, requires_grad=True)
+        f = lambda g_, s_, u_: bitmm.linear_grad_x(g_, packed, s_, u_, kind, K)  # noqa: E731
+        args = (gy, s, u)
     else:
         blob = torch.ops.bitmm.cpu_prepack(packed, bitmm.formats.KINDS[kind], K)
         f = lambda x_, s_, u_, b_: torch.ops.bitmm.cpu_prepacked_linear(  # noqa: E731
@@ -68,7 +73,8 @@ def test_scale_and_offset_gradients(kind, layout, G, op, device):
     g = torch.randn_like(y)
     gs, gu = torch.autograd.grad(y, (s, u), g)
     sr, ur = s.detach().clone().requires_grad_(True), u.detach().clone().requires_grad_(True)
-    yr = reference.linear(kind, x.detach(), packed, sr, ur, b.detach())
+    yr = (reference.linear_grad_x(kind, args[0].detach(), packed, sr, ur, K) if op == "grad_x" else
+          reference.linear(kind, x.detach(), packed, sr, ur, b.detach()))
     rs, ru = torch.autograd.grad(yr, (sr, ur), g)
     assert gs.shape == s.shape and gu.shape == u.shape
     torch.testing.assert_close(gs, rs)

@@ -238,6 +238,60 @@ def test_fake_kernels_reject_what_the_kernels_reject():
             bitmm.linear_grad_x(mode.from_tensor(torch.randn(3, N + 1)), p, s, u, "ternary", K)
         with pytest.raises(RuntimeError, match="grad_y must be float"):
             bitmm.linear_grad_x(g.long(), p, s, u, "ternary", K)
+        # group-wise scale and offset of different group counts (csrc/checks.cpp's finish; the fakes returned a shape)
+        s2, u4 = mode.from_tensor(torch.rand(N, 2)), mode.from_tensor(torch.rand(N, 4))
+        with pytest.raises(RuntimeError, match="scale has 2 groups but offset has 4"):
+            bitmm.ternary_linear(x, p, s2, u4)
+        with pytest.raises(RuntimeError, match="scale has 2 groups but offset has 4"):
+            bitmm.ops.lora_linear("ternary", x, p, s2, u4, b, la, lb, 0.5)
+        with pytest.raises(RuntimeError, match="scale has 2 groups but offset has 4"):
+            bitmm.linear_grad_x(g, p, s2, u4, "ternary", K)
+        # pack / unpack (csrc/checks.cpp check_pack_codes / check_unpack)
+        tid = bitmm.formats.KINDS["ternary"]
+        with pytest.raises(TypeError, match=r"bitmm.unpack\(ternary\): packed must be int32"):
+            torch.ops.bitmm.unpack(p.float(), tid, K)
+        with pytest.raises(ValueError, match=r"does not hold K=1000 ternary weights per row"):
+            torch.ops.bitmm.unpack(p, tid, 1000)
+        with pytest.raises(ValueError, match="K must be >= 1"):
+            torch.ops.bitmm.unpack(p, tid, 0)
+        with pytest.raises(ValueError, match="does not hold K=100"):
+            torch.ops.bitmm.unpack(p.flatten(), tid, K)
+        with pytest.raises(RuntimeError, match="kind must be 1"):
+            torch.ops.bitmm.unpack(p, 9, K)
+        codes = mode.from_tensor(torch.zeros(N, K, dtype=torch.int8))
+        with pytest.raises(TypeError, match="codes must be an integer tensor"):
+            torch.ops.bitmm.pack(codes.float(), tid)
+        with pytest.raises(ValueError, match="codes must be a 2-D"):
+            torch.ops.bitmm.pack(codes[:0], tid)
+        with pytest.raises(ValueError, match="codes must be a 2-D"):
+            torch.ops.bitmm.pack(codes[0], tid)
+        assert torch.ops.bitmm.unpack(torch.ops.bitmm.pack(codes, tid), tid, K).shape == (N, K)
+
+
+def test_grad_x_transposed_checks_its_arguments():
+    # ops.linear_grad_x_transposed (PackedLinear's transposed backward) passes a rescaled s and grad_y to the forward
+    # op, so it checks what linear_grad_x checks: a (1,) scale broadcast as per tensor, a NaN offset reached the
+    # output, a wrong N surfaced as a broadcasting error
+    x, p, s, u, b = make_problem("ternary", 3, K, N, "channel")
+    wt = bitmm.ops.transpose_packed(p, "ternary", K)
+    g = torch.randn(3, N)
+    u_nan = u.clone()
+    u_nan[0] = float("nan")
+    f = bitmm.ops.linear_grad_x_transposed
+    for call, exc, frag in [
+        (lambda: f("ternary", g, wt, torch.tensor([2.0]), u), ValueError, r"scale of shape \(1,\) must have N=9 rows"),
+        (lambda: f("ternary", g, wt, s, torch.tensor([0.5])), ValueError, r"offset of shape \(1,\) must have N=9"),
+        (lambda: f("ternary", g, wt, s, u_nan), ValueError, "offset holds NaN or Inf"),
+        (lambda: f("ternary", g, wt, torch.ones(N, dtype=torch.int32), u), TypeError, "scale must be a float tensor"),
+        (lambda: f("foo", g, wt, s, u), ValueError, "kind must be 'ternary', 'binary' or 'int2'"),
+        (lambda: f("ternary", torch.randn(3, 200), wt, s, u), ValueError, r"is not W\^T of an N=200 layer"),
+        (lambda: f("ternary", torch.randn(3, 39), wt, s, u), ValueError, r"scale of shape \(9,\) must have N=39"),
+        (lambda: f("ternary", g.long(), wt, s, u), TypeError, "grad_y must be float"),
+    ]:
+        with pytest.raises(exc, match=frag):
+            call()
+    ref = bitmm.linear_grad_x(g, p, s, u, "ternary", K)
+    torch.testing.assert_close(f("ternary", g, wt, s, u), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_python_api_argument_table():
