@@ -338,6 +338,9 @@ def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scal
     y = _LINEAR_FAKES[name](x, packed_w, scale, offset, bias)
     op = f"bitmm.lora_linear({name})"
     torch._check_value(math.isfinite(lora_scale), lambda: f"{op}: lora_scale must be finite, got {lora_scale}")
+    torch._check_value(abs(lora_scale) <= torch.finfo(torch.float32).max,
+                       lambda: f"{op}: lora_scale is past float32's range ({lora_scale}); lora_scale must be a finite "
+                               f"float within float32's range")
     K, N = x.shape[-1], packed_w.shape[0]
     for arg, t in (("lora_a", lora_a), ("lora_b", lora_b)):
         torch._check(t.dtype in (x.dtype, torch.float32),

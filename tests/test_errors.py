@@ -63,6 +63,9 @@ def cases(device):
         ("backend a list", lambda: bitmm.set_backend(["auto"]), ValueError, "backend must be one of"),
         ("lora_scale past float32", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, 1e39), ValueError,
          "lora_scale must be a finite float within float32's range"),
+        ("lora_scale past float32, the op itself", lambda: torch.ops.bitmm.lora_linear(
+            x, p, s, u, b, la, lb, bitmm.formats.KINDS["ternary"], 1e300), ValueError,
+         r"lora_linear\(ternary\): lora_scale is past float32's range"),
         ("lora_scale None", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, None), ValueError,
          "lora_scale must be a finite float"),
         ("NaN lora_scale", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, float("nan")), ValueError,
@@ -232,6 +235,8 @@ def test_fake_kernels_reject_what_the_kernels_reject():
         assert bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, 0.5).shape == (3, N)
         with pytest.raises(ValueError, match="lora_scale must be finite"):
             bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, float("nan"))
+        with pytest.raises(ValueError, match="is past float32's range"):
+            torch.ops.bitmm.lora_linear(x, p, s, u, b, la, lb, bitmm.formats.KINDS["ternary"], 1e300)
         with pytest.raises(TypeError, match="bias must be float"):
             bitmm.ternary_linear(x, p, s, u, b.long())
         with pytest.raises(RuntimeError, match="grad_y has 10 features"):

@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,10 @@ LinearProblem check_lora(Kind kind, const at::Tensor& x, const at::Tensor& packe
   const std::string opname = std::string("bitmm.lora_linear(") + name_of(kind) + ")";
   const char* op = opname.c_str();
   BITMM_CHECK_VALUE(std::isfinite(lora_scale), op, ": lora_scale must be finite, got ", lora_scale);
+  // (as the Python wrapper: the adapter product accumulates in float32 for every x but float64, where addmm_'s alpha
+  // past float32's range failed with a message that did not name it)
+  BITMM_CHECK_VALUE(std::fabs(lora_scale) <= std::numeric_limits<float>::max(), op,
+                    ": lora_scale is past float32's range; lora_scale must be a finite float within float32's range");
   // dtype first: an integer adapter of the right shape should say "dtype".
   for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"lora_a", &lora_a},
                                 std::pair<const char*, const at::Tensor*>{"lora_b", &lora_b}}) {
