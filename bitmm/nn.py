@@ -1028,6 +1028,11 @@ class PackedLoRALinear(nn.Module):
         new_base = PackedLinear._from_args(base.kind, base.in_features, base.group_size, base.packed_weight,
                                            base.scale, None, base.bias, base.act_bits)
         new_base.train(base.training)
+        # the base's per-instance options (set on the instance: enable_transposed_backward etc.) carry over; its
+        # derived caches do not (the new base remakes them)
+        for opt in ("use_cpu_prepack", "transposed_backward", "int8_matmul"):
+            if opt in base.__dict__:
+                setattr(new_base, opt, base.__dict__[opt])
         self.base = new_base
         self.lora_A = nn.Parameter(a, requires_grad=self.lora_A.requires_grad)
         self.lora_B = nn.Parameter(b, requires_grad=self.lora_B.requires_grad)

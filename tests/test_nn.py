@@ -683,3 +683,12 @@ def test_numpy_integer_features_are_plain_ints():
     for cls in (BitLinear, PackedLinear):
         m = cls(np.int64(64), np.int64(8))
         assert type(m.in_features) is int and type(m.out_features) is int
+
+
+def test_fold_offset_keeps_the_base_options():
+    base = PackedLinear.from_linear(nn.Linear(64, 8), weight_bits=2, group_size=32)
+    base.transposed_backward = True
+    base.use_cpu_prepack = False
+    m = PackedLoRALinear(base, r=2).fold_offset()
+    assert m.base is not base and m.base.transposed_backward and not m.base.use_cpu_prepack
+    assert not m.base.int8_matmul  # (the class default, never set on the instance)
