@@ -203,6 +203,13 @@ inline LinearGrads linear_grads(AutogradContext* ctx, const variable_list& grads
   return r;
 }
 
+// A required tensor passed as None (undefined) skips the autograd function: the op's own checks then name it
+// (torch::autograd::Function's apply failed on it with "tensor does not have a device").
+template <class... T>
+inline bool all_defined(const T&... t) {
+  return (t.defined() && ...);
+}
+
 template <class Derived, Kind kind>
 struct LinearFunction : torch::autograd::Function<Derived> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& packed_w,
@@ -233,7 +240,8 @@ struct Int2LinearBackward : LinearFunction<Int2LinearBackward, Kind::kInt2> {};
 template <class F, Kind kind>
 at::Tensor linear_autograd(const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
                            const OptTensor& offset, const OptTensor& bias) {
-  if (at::GradMode::is_enabled() && (x.requires_grad() || packed_w.requires_grad() || scale.requires_grad() ||
+  if (at::GradMode::is_enabled() && all_defined(x, packed_w, scale) &&
+      (x.requires_grad() || packed_w.requires_grad() || scale.requires_grad() ||
                                      requires_grad(offset) || requires_grad(bias))) {
     return F::apply(x, packed_w, scale, offset, bias);
   }
@@ -270,7 +278,8 @@ struct CpuPrepackedLinearBackward : torch::autograd::Function<CpuPrepackedLinear
 at::Tensor prepacked_autograd(const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& prepacked,
                               const at::Tensor& scale, const OptTensor& offset, const OptTensor& bias, int64_t kind,
                               const OptTensor& prepacked_scales) {
-  if (at::GradMode::is_enabled() && (x.requires_grad() || packed_w.requires_grad() || prepacked.requires_grad() ||
+  if (at::GradMode::is_enabled() && all_defined(x, packed_w, prepacked, scale) &&
+      (x.requires_grad() || packed_w.requires_grad() || prepacked.requires_grad() ||
                                      scale.requires_grad() || requires_grad(offset) || requires_grad(bias) ||
                                      requires_grad(prepacked_scales))) {
     return CpuPrepackedLinearBackward::apply(x, packed_w, prepacked, scale, offset, bias, kind, prepacked_scales);
@@ -335,7 +344,7 @@ struct LinearGradXBackward : torch::autograd::Function<LinearGradXBackward> {
 
 at::Tensor grad_x_autograd(const at::Tensor& grad_y, const at::Tensor& packed_w, const at::Tensor& scale,
                            const OptTensor& offset, int64_t kind, c10::SymInt K) {
-  if (at::GradMode::is_enabled() &&
+  if (at::GradMode::is_enabled() && all_defined(grad_y, packed_w, scale) &&
       (grad_y.requires_grad() || packed_w.requires_grad() || scale.requires_grad() || requires_grad(offset))) {
     return LinearGradXBackward::apply(grad_y, packed_w, scale, offset, kind, std::move(K));
   }
@@ -405,7 +414,7 @@ struct LoraLinearBackward : torch::autograd::Function<LoraLinearBackward> {
 at::Tensor lora_autograd(const at::Tensor& x, const at::Tensor& packed_w, const at::Tensor& scale,
                          const OptTensor& offset, const OptTensor& bias, const at::Tensor& lora_a,
                          const at::Tensor& lora_b, int64_t kind, double lora_scale) {
-  if (at::GradMode::is_enabled() &&
+  if (at::GradMode::is_enabled() && all_defined(x, packed_w, scale, lora_a, lora_b) &&
       (x.requires_grad() || packed_w.requires_grad() || scale.requires_grad() || requires_grad(offset) ||
        requires_grad(bias) || lora_a.requires_grad() || lora_b.requires_grad())) {
     return LoraLinearBackward::apply(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scale);
@@ -454,7 +463,8 @@ struct LinearA8Backward : torch::autograd::Function<LinearA8Backward> {
 at::Tensor a8_autograd(const at::Tensor& xq, const at::Tensor& x_scale, const at::Tensor& packed_w,
                        const at::Tensor& scale, const OptTensor& offset, const OptTensor& bias, int64_t kind,
                        at::ScalarType out_dtype) {
-  if (at::GradMode::is_enabled() && (x_scale.requires_grad() || scale.requires_grad() || requires_grad(offset) ||
+  if (at::GradMode::is_enabled() && all_defined(xq, x_scale, packed_w, scale) &&
+      (x_scale.requires_grad() || scale.requires_grad() || requires_grad(offset) ||
                                      requires_grad(bias))) {
     return LinearA8Backward::apply(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype);
   }

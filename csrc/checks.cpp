@@ -95,6 +95,7 @@ void check_finite(const char* op, const char* what, const at::Tensor& t) {
 static ScaleLayout scale_layout(const char* op, const char* what, const at::Tensor& s,
                                 const at::Tensor& x, int64_t N, int64_t K, const char* xname = "x",
                                 bool defer_finite = false) {
+  check_defined(op, what, s);
   BITMM_CHECK_TYPE(is_float_dtype(s.scalar_type()), op, ": ", what,
                    " must be float32, float16, bfloat16 or float64, got ", s.scalar_type());
   BITMM_CHECK(s.device() == x.device(), op, ": ", what, " is on ", s.device(), " but ", xname, " is on ",
@@ -129,6 +130,7 @@ static ScaleLayout scale_layout(const char* op, const char* what, const at::Tens
 // packed_w: an int32 (N >= 1, words_per_row(kind, K)) tensor, on x's device when x is given.
 static void check_packed(const char* op, Kind kind, const at::Tensor& packed_w, const at::Tensor* x,
                          int64_t K, const char* xname = "x") {
+  check_defined(op, "packed_w", packed_w);
   BITMM_CHECK_TYPE(packed_w.scalar_type() == at::kInt, op, ": packed_w must be an int32 tensor from bitmm.pack_",
                    name_of(kind), ", got dtype ", packed_w.scalar_type());
   BITMM_CHECK_VALUE(packed_w.dim() == 2, op, ": packed_w must be 2-D (N, words_per_row), got shape ",
@@ -183,6 +185,7 @@ static LinearProblem finish(const char* op, Kind kind, int64_t M, int64_t N, int
 static LinearProblem check_linear_named(const char* op, Kind kind, const at::Tensor& x, const at::Tensor& packed_w,
                                         const at::Tensor& scale, const std::optional<at::Tensor>& offset,
                                         const std::optional<at::Tensor>& bias, bool defer_finite) {
+  check_defined(op, "x", x);
   BITMM_CHECK_TYPE(is_float_dtype(x.scalar_type()), op, ": x must be float32, float16, bfloat16 or float64, got ",
                    x.scalar_type());
   BITMM_CHECK_VALUE(x.dim() >= 1, op, ": x must have at least 1 dimension (..., K)");
@@ -216,6 +219,7 @@ void check_scales_finite(Kind kind, bool prepacked, const at::Tensor& scale, con
 // The header of a cpu_prepack blob against what the call needs; every message names `prepacked`.
 static void check_prepacked_blob(const char* op, Kind kind, const at::Tensor& prepacked, const at::Tensor& x,
                                  int64_t N, int64_t K) {
+  check_defined(op, "prepacked", prepacked);
   namespace cp = cpu_prepack;
   const char* remake = "; remake it with torch.ops.bitmm.cpu_prepack(packed_w, kind, K)";
   BITMM_CHECK_TYPE(prepacked.scalar_type() == at::kByte, op,
@@ -307,6 +311,7 @@ LinearProblem check_grad_x(Kind kind, const at::Tensor& grad_y, const at::Tensor
                            int64_t K) {
   const std::string opname = std::string("bitmm.linear_grad_x(") + name_of(kind) + ")";
   const char* op = opname.c_str();
+  check_defined(op, "grad_y", grad_y);
   BITMM_CHECK_TYPE(is_float_dtype(grad_y.scalar_type()), op,
                    ": grad_y must be float32, float16, bfloat16 or float64, got ", grad_y.scalar_type());
   BITMM_CHECK_VALUE(grad_y.dim() >= 1, op, ": grad_y must have at least 1 dimension (..., N)");
@@ -331,6 +336,8 @@ LinearProblem check_linear_a8(Kind kind, const at::Tensor& xq, const at::Tensor&
                               const std::optional<at::Tensor>& bias, at::ScalarType out_dtype) {
   const std::string opname = std::string("bitmm.linear_a8(") + name_of(kind) + ")";
   const char* op = opname.c_str();
+  check_defined(op, "xq", xq);
+  check_defined(op, "x_scale", x_scale);
   BITMM_CHECK_TYPE(xq.scalar_type() == at::kChar, op,
                    ": xq must be int8 (bitmm.quant.absmax_int8 makes it from float activations), got ",
                    xq.scalar_type());

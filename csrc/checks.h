@@ -55,6 +55,12 @@ namespace bitmm {
 
 Kind kind_from_int(int64_t kind);
 
+// A required tensor argument passed as None reaches the kernels as an undefined tensor (its dtype read as
+// UNKNOWN_SCALAR, its device as an error): named here first.
+inline void check_defined(const char* op, const char* name, const at::Tensor& t) {
+  BITMM_CHECK_TYPE(t.defined(), op, ": ", name, " must be a tensor, got None");
+}
+
 // How a scale or offset tensor maps onto (n, group): value = ptr[n*stride_n + g*stride_g].
 struct ScaleLayout {
   bool present = false;

@@ -340,3 +340,31 @@ def test_numpy_integer_group_size_is_an_int():
     assert m.group_size == 32 and type(m.group_size) is int and m.scale.shape == (8, 4)
     q, s, z = bitmm.quant.hqq_quantize(torch.randn(8, 128), group_size=np.int32(64))
     assert s.shape == (8, 2)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_none_for_a_required_tensor_is_named(grad):
+    # A required tensor argument given as None reaches the kernels as an undefined tensor: it used to read as dtype
+    # UNKNOWN_SCALAR, or (x requiring grad) fail in the autograd function with "tensor does not have a device"
+    x, p, s, u, b = make_problem("ternary", 3, K, N, "channel")
+    x.requires_grad_(grad)
+    g = torch.randn(3, N, requires_grad=grad)
+    la, lb = torch.randn(4, K), torch.randn(N, 4)
+    tid = bitmm.formats.KINDS["ternary"]
+    xq, xs = bitmm.quant.absmax_int8(x.detach())
+    blob = torch.ops.bitmm.cpu_prepack(p, tid, K)
+    ops = torch.ops.bitmm
+    for call, name in [
+        (lambda: ops.ternary_linear(x, p, None), "scale"),
+        (lambda: ops.ternary_linear(x, None, s), "packed_w"),
+        (lambda: ops.ternary_linear(None, p, s), "x"),
+        (lambda: ops.linear_grad_x(g, p, None, u, tid, K), "scale"),
+        (lambda: ops.linear_grad_x(None, p, s, u, tid, K), "grad_y"),
+        (lambda: ops.lora_linear(x, p, s, u, b, None, lb, tid, 1.0), "lora_a"),
+        (lambda: ops.lora_linear(x, p, None, u, b, la, lb, tid, 1.0), "scale"),
+        (lambda: ops.cpu_prepacked_linear(x, p, None, s, u, b, tid), "prepacked"),
+        (lambda: ops.linear_a8(xq, None, p, s, u, b, tid, torch.float32), "x_scale"),
+        (lambda: ops.linear_a8(xq, xs.requires_grad_(grad), p, None, u, b, tid, torch.float32), "scale"),
+    ]:
+        with pytest.raises(TypeError, match=f": {name} must be a tensor, got None"):
+            call()

@@ -43,6 +43,7 @@ LinearProblem check_lora(Kind kind, const at::Tensor& x, const at::Tensor& packe
   // dtype first: an integer adapter of the right shape should say "dtype".
   for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"lora_a", &lora_a},
                                 std::pair<const char*, const at::Tensor*>{"lora_b", &lora_b}}) {
+    check_defined(op, name, *t);
     BITMM_CHECK_TYPE(is_float_dtype(t->scalar_type()) &&
                          (t->scalar_type() == x.scalar_type() || t->scalar_type() == at::kFloat),
                      op, ": ", name, " must have x's dtype (", x.scalar_type(), ") or float32, got ",
