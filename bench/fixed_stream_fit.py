@@ -23,10 +23,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bitmm import formats  # noqa: E402
 
 
-def case_bytes(rec) -> int:
+def case_bytes(rec, backend: str) -> int:
+    """Bytes one call moves: fp16 weights for the fp16 baseline, else packed weights + fp16 s and u; + x and y."""
     K, N, M, G = rec["K"], rec["N"], rec["M"], rec["group_size"]
-    scales = 0 if G is None else 2 * 2 * N * (K // G)
-    return formats.packed_nbytes(rec["op"], N, K) + scales + 2 * M * (K + N)
+    if backend == "fp16":
+        weights = 2 * N * K
+    else:
+        weights = formats.packed_nbytes(rec["op"], N, K) + (0 if G is None else 2 * 2 * N * (K // G))
+    return weights + 2 * M * (K + N)
 
 
 def fit(records, copy_tbps=None):
@@ -47,17 +51,14 @@ def fit(records, copy_tbps=None):
         if span <= 0:
             out.append(f"{kind} g{G} M={M} {be}: the largest shape is not slower than the smallest; no fit")
             continue
-        if be == "fp16":
-            rate = (2 * big["K"] * big["N"] + 2 * M * (big["K"] + big["N"])) / span / 1e6  # TB/s (bytes / us / 1e6)
-        else:
-            rate = case_bytes(big) / span / 1e6
+        rate = case_bytes(big, be) / span / 1e6  # TB/s (bytes / us / 1e6)
         head = (f"{kind} g{G} M={M} {be}: fixed {fixed:.2f} us ({small['K']}x{small['N']}), stream {rate:.2f} TB/s "
                 f"({big['K']}x{big['N']})")
         if copy_tbps:
             head += f" = {rate / copy_tbps:.2f} of the copy rate ({copy_tbps} TB/s)"
         out.append(head)
         for r in rows:
-            b = (2 * r["K"] * r["N"] + 2 * M * (r["K"] + r["N"])) if be == "fp16" else case_bytes(r)
+            b = case_bytes(r, be)
             share = fixed / r["us"]
             verdict = "fixed-cost bound" if share > 0.5 else "stream bound"
             out.append(f"   {r['K']:>6}x{r['N']:<6} {b / 1e6:8.2f} MB {r['us']:8.2f} us  fixed share {share:5.0%}  "

@@ -119,6 +119,11 @@ def resolve_group_size(weight_bits: BitsLike, in_features: int, group_size: Opti
         return None
     if group_size is None:
         return DEFAULT_INT2_GROUP_SIZE if in_features % DEFAULT_INT2_GROUP_SIZE == 0 else in_features
+    return _explicit_group_size(in_features, group_size)
+
+
+def _explicit_group_size(in_features: int, group_size) -> int:
+    # a given group size, for any kind's layout: a positive int dividing in_features
     if isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral) or group_size < 1:
         raise ValueError(f"group_size must be a positive int or None, got {group_size!r}")
     if in_features % group_size != 0:
@@ -486,8 +491,8 @@ class PackedLinear(nn.Module):
         bits, kind = _canonical_bits(weight_bits)
         # (a group size for binary / ternary too: a placeholder for a checkpoint of group-wise layers of those kinds,
         # e.g. from_hqq(nbits=1), whose layer table records it; resolve_group_size keeps BitLinear's per tensor rule)
-        G = resolve_group_size(2, in_features, group_size) if kind != "int2" and group_size is not None else \
-            resolve_group_size(bits, in_features, group_size)
+        G = (_explicit_group_size(in_features, group_size) if group_size is not None
+             else resolve_group_size(bits, in_features, None))
         N, K = out_features, in_features
         packed = torch.zeros(formats.packed_shape(kind, N, K), dtype=torch.int32, device=device)
         if kind != "binary":
