@@ -11,7 +11,8 @@
 # the fused W2A8 kernel's own tests with BITMM_A8_FUSED=1, below).
 # BITMM_SAN_PAR units run at once (earlier runs: 15-18 processes at once got ~57 tests per process
 # through in 360 s, while one process at a time got 48 wgmma tests through memcheck in 7 s; the GPU
-# time-slices between processes, so a few processes, each kept busy, is the better use of a call).
+# time-slices between processes, so a few processes, each kept busy, is the better use of a call).  Memcheck takes
+# ~20 GiB of GPU memory per cover3 process: four at once ran the H100 out of memory (session 54), two did not.
 # Every unit's verdict is one line in $OUT/sanitizers.txt: DONE (pytest finished, with the sanitizer's
 # error count) or CAPPED (the call's deadline hit; rerun that unit), so a pass can span device calls.
 # BITMM_SKIP_HUGE=1: the > 2^31-element tests take hours under instrumentation (they run uninstrumented

@@ -56,8 +56,12 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
         # with a fold (an offset, per-channel or group-wise scales) from M = 12 to 64, plain (one scale, no offset)
         # from M = 8 to 128, the tensor-core kernel below and the dense path above, except where auto may not take
         # it (the deterministic mode): there this kernel
+        # BITMM_AUTO_NO_DENSE=1 (bench/sanitize.sh's racecheck / initcheck units): auto never takes the dense path and
+        # takes this kernel there instead, as in the deterministic mode
+        "import os\n"
+        "DENSE = 'wgmma' if os.environ.get('BITMM_AUTO_NO_DENSE') == '1' else 'dense'\n"
         "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
-        "assert_kernel_ran('dense', 'auto at M = 100, small weights, fold')\n"
+        "assert_kernel_ran(DENSE, 'auto at M = 100, small weights, fold')\n"
         "torch.use_deterministic_algorithms(True)\n"
         "check_grad_x('ternary', 100, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
         "assert_kernel_ran('wgmma', 'auto at M = 100, deterministic')\n"
@@ -69,7 +73,7 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
         "check_grad_x('ternary', 64, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
         "assert_kernel_ran('wgmma', 'auto at M = 64, small weights, fold')\n"
         "check_grad_x('ternary', 65, 1000, 336, 'group', 64, 'x', True, torch.float16, backend='auto')\n"
-        "assert_kernel_ran('dense', 'auto at M = 65, small weights, fold')\n"
+        "assert_kernel_ran(DENSE, 'auto at M = 65, small weights, fold')\n"
         "check_grad_x('binary', 7, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
         "assert_kernel_ran('tensorcore', 'auto at M = 7 keeps the tensor-core kernel, small weights, plain')\n"
         "check_grad_x('binary', 8, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
@@ -77,15 +81,15 @@ def test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite():
         "check_grad_x('binary', 128, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
         "assert_kernel_ran('wgmma', 'auto at M = 128, small weights, plain')\n"
         "check_grad_x('binary', 129, 1000, 336, 'tensor', None, 'x', False, torch.float16, backend='auto')\n"
-        "assert_kernel_ran('dense', 'auto at M = 129, small weights, plain')\n"
+        "assert_kernel_ran(DENSE, 'auto at M = 129, small weights, plain')\n"
         # larger weights (4096 x 4104): the tensor-core kernel to M = 24, then this kernel to M = 256 with a fold (g64
         # and an offset) or to M = 1024 plain (one scale, no offset), then the dense path (which kernel ran only; the
         # values are checked above)
         "_, p, s, u, _ = make_problem('ternary', 1, 4096, 4104, 'group', 64, dtype=torch.float16, device='cuda',\n"
         "                             offset=True, bias=False)\n"
         "st = torch.tensor(0.7, device='cuda')\n"
-        "for M, ss, uu, want in ((24, s, u, 'tensorcore'), (25, s, u, 'wgmma'), (256, s, u, 'wgmma'), (257, s, u, 'dense'),\n"
-        "                        (24, st, None, 'tensorcore'), (1024, st, None, 'wgmma'), (1025, st, None, 'dense')):\n"
+        "for M, ss, uu, want in ((24, s, u, 'tensorcore'), (25, s, u, 'wgmma'), (256, s, u, 'wgmma'), (257, s, u, DENSE),\n"
+        "                        (24, st, None, 'tensorcore'), (1024, st, None, 'wgmma'), (1025, st, None, DENSE)):\n"
         "    bitmm.linear_grad_x(torch.randn(M, 4104, device='cuda', dtype=torch.float16), p, ss, uu, 'ternary', 4096)\n"
         "    assert_kernel_ran(want, f'auto at M = {M}, {\"plain\" if uu is None else \"fold\"}')\n"
         # N % 8 != 0: grad_y's rows cannot go through the TMA unit; the forced backend falls back

@@ -68,13 +68,22 @@ run_tests() {  # $1: test files, $2: -k expression, $3: label, $4: time limit (s
   printf '%s\n' "$(grep -v '^$' <<< "$res")" >> "$OUT/log.txt"
   mark "$3"
 }
-# bench/sanitize.sh's units to the call's end (session 45; the sNN_callK.sh scripts before it spell this out):
+# bench/sanitize.sh's units to the call's end (session 45; the sNN_callK.sh scripts before it spell this out), SAN_PAR
+# (default 2) at once: four memcheck cover3 units at once ran the 79 GiB H100 out of memory (session 54: ~20 GiB each;
+# 7 units failed tests on OOM and the sanitizer dropped launches), two at once did not.
 # $1: units, $2: the call's end in seconds from the start; skipped with under 150 s left.  Resumes capped units from
 # bench/results/san_resume_*.txt; the verdicts go to the end of $OUT/log.txt.
 san_tail() {  # $1: units, $2: end (s)
   local left=$(( $2 - ($(date +%s) - start) ))
   [ $left -gt 150 ] && OUT="$OUT" BITMM_SAN_RESUME="$(ls bench/results/san_resume_*.txt 2> /dev/null | tr '\n' ' ')" \
-    BITMM_SAN_UNITS="$1" BITMM_SAN_PAR=4 BITMM_SAN_CAP=$left bash bench/sanitize.sh > /dev/null 2>&1 && mark sanitizers
+    BITMM_SAN_UNITS="$1" BITMM_SAN_PAR=${SAN_PAR:-2} BITMM_SAN_CAP=$left bash bench/sanitize.sh > /dev/null 2>&1 && mark sanitizers
   [ -f "$OUT/sanitizers.txt" ] && cat "$OUT/sanitizers.txt" >> "$OUT/log.txt"
+  return 0
+}
+# The files under $OUT but log.txt and the results JSON, in one $OUT/rest.tgz (session 54: at most 8 files come back
+# from a call, and a call's ninth, san_resume.txt, was lost).  Run last.
+pack_out() {
+  ( cd "$OUT" && find . -maxdepth 1 -type f ! -name log.txt ! -name '*.json' ! -name rest.tgz -printf '%f\n' | sort > /tmp/pack.lst
+    [ -s /tmp/pack.lst ] && tar czf rest.tgz -T /tmp/pack.lst && xargs rm -f < /tmp/pack.lst )
   return 0
 }

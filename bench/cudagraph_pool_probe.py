@@ -1,0 +1,69 @@
+"""Session 54: tests/test_nn.py::test_converted_model_replays_in_cuda_graph_and_reduce_overhead failed under
+compute-sanitizer memcheck (cover3 units 2/16 and 3/16): torch.compile(mode="reduce-overhead")'s warm-up found
+192 (1.58-bit) / 230 (2-bit) live blocks in the cudagraph-trees pool that no output owns.  This probe repeats the
+test's steps for one bit width with the allocation histories on (cudagraph_trees_history_recording), so a failure
+names the Python / C++ frames that allocated each leaked block.  Run it plain and under memcheck:
+
+    python3 bench/cudagraph_pool_probe.py 1.58 > out.txt 2>&1
+    compute-sanitizer --tool memcheck --kernel-name kns=bitmm python3 bench/cudagraph_pool_probe.py 1.58
+
+It prints 'ok' after three compiled calls that match eager, or the error with the histories (first 60 lines of each).
+"""
+import os
+import sys
+import traceback
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+
+def main(bits: float, history: bool) -> int:
+    import torch._inductor.config as inductor_config
+    from bitmm.nn import convert
+    from test_nn import _Net
+
+    inductor_config.triton.cudagraph_trees_history_recording = history
+    torch.manual_seed(0)
+    model = _Net().cuda()
+    convert(model, mode="packed", weight_bits=bits, skip=["lm_head"])
+    model = model.half()
+    ids = torch.randint(0, 50, (3, 11), device="cuda")
+    with torch.no_grad():
+        y_eager = model(ids)
+        if os.environ.get("EAGER_GRAPH", "1") == "1":  # the test's eager capture first (EAGER_GRAPH=0 leaves it out)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    model(ids)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                y_graph = model(ids)
+            graph.replay()
+            torch.cuda.synchronize()
+            print(f"eager graph replays the eager result bitwise: {torch.equal(y_graph, y_eager)}", flush=True)
+        compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
+        try:
+            for i in range(3):
+                y_c = compiled(ids)
+                print(f"compiled call {i}: ok", flush=True)
+        except RuntimeError as e:
+            msg = str(e)
+            print(f"FAILED at a compiled call: {msg.splitlines()[0]}")
+            # the histories: one block per leaked pointer; print the first few in full
+            blocks = msg.split("Data Pointer:")
+            print(f"{len(blocks) - 1} leaked blocks listed")
+            for b in blocks[1:4]:
+                print("Data Pointer:" + "\n".join(b.splitlines()[:60]))
+            traceback.print_exc(limit=3)
+            return 1
+        err = (y_c.float() - y_eager.float()).abs().max().item()
+        print(f"max |compiled - eager| = {err:.3g}")
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(float(sys.argv[1]) if len(sys.argv) > 1 else 1.58, history=os.environ.get("HISTORY", "1") == "1"))
