@@ -61,6 +61,43 @@ def _check_packed_values(path: str, model: nn.Module) -> None:
                          f"corrupted checkpoint, or another layout)")
 
 
+def _storage_key(t):
+    # Which storage a state-dict tensor lives in (tied weights share one; safetensors' save_model writes one name per
+    # storage and load_model excuses the others): None for tensors without real memory (meta, empty, lazy).
+    try:
+        st = t.untyped_storage()
+        return (t.device, st.data_ptr(), st.nbytes()) if st.data_ptr() != 0 and st.nbytes() != 0 else None
+    except (RuntimeError, NotImplementedError, ValueError):
+        return None
+
+
+def _key_problems(path: str, model: nn.Module, strict: bool) -> list[str]:
+    """What ``load_state_dict`` would reject after copying the rest (it copies every tensor it can, then raises),
+    found from the file's header alone: a tensor whose shape differs from the model's (PackedLinear's own buffers
+    excepted: that layer adopts the file's scale / offset / bias layouts and checks them, ``_check_packed_values``)
+    and, with ``strict``, tensors of the model the file lacks (a name tied to one the file holds excepted) and of the
+    file the model lacks (a PackedLinear's offset / bias the model registers as None excepted)."""
+    from safetensors import safe_open
+    from torch.nn.parameter import is_lazy
+    from .nn import PackedLinear
+    sd = model.state_dict(keep_vars=True)
+    packed_names = {(f"{name}." if name else "") + b for name, m in model.named_modules() if isinstance(m, PackedLinear)
+                    for b in ("packed_weight", "scale", "offset", "bias")}
+    with safe_open(path, framework="pt", device="cpu") as f:
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    problems = [f"{k}: shape {shapes[k]} in the file, {tuple(t.shape)} in the model" for k, t in sd.items()
+                if k in shapes and k not in packed_names and not is_lazy(t) and tuple(t.shape) != shapes[k]]
+    if strict:
+        present = {_storage_key(t) for k, t in sd.items() if k in shapes} - {None}
+        missing = sorted(k for k, t in sd.items() if k not in shapes and _storage_key(t) not in present)
+        unexpected = sorted(k for k in shapes if k not in sd and k not in packed_names)
+        if missing or unexpected:
+            problems.append(f"{len(missing)} of the model's tensors not in the file (e.g. {missing[:3]}), "
+                            f"{len(unexpected)} of the file's not in the model (e.g. {unexpected[:3]}); strict=False "
+                            "loads what fits and warns about the rest")
+    return problems
+
+
 def save(model: nn.Module, path: str, metadata: Optional[dict] = None) -> None:
     """Writes the model's state (parameters and buffers) and its bitmm layer table; `metadata` adds string
     entries other than bitmm's own keys (format, format_version, layers)."""
@@ -82,9 +119,11 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
     Raises ValueError naming the problem for a file that is not a safetensors file
     (truncated, tampered), not a bitmm checkpoint, whose layers do not match
     `model` (kind, shape, group size), or whose packed layers hold values no bitmm
-    writer makes (a ternary code 3, a NaN / Inf scale or offset) -- before any
-    tensor is copied.  With ``strict=False`` a partial load warns, naming what was left out, and a file of which
-    no packed weight fits the model raises ValueError.
+    writer makes (a ternary code 3, a NaN / Inf scale, offset or bias), or whose
+    other tensors do not fit (a shape that differs; with ``strict``, a tensor of the
+    model the file lacks or one of the file the model lacks) -- before any tensor is
+    copied.  With ``strict=False`` a partial load warns, naming what was left out,
+    and a file of which no packed weight fits the model raises ValueError.
     """
     st = _safetensors()
     from safetensors import safe_open
@@ -115,6 +154,9 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
             raise ValueError(f"{path}: layer {name!r} was saved as {saved[name]} but the model has {mine[name]}; "
                              "convert the model with the same settings before loading")
     _check_packed_values(path, model)
+    problems = _key_problems(path, model, strict)
+    if problems:  # (before anything is copied: load_state_dict would copy what fits, then raise)
+        raise ValueError(f"{path}: could not load tensors into the model: {'; '.join(problems)}")
     if not strict:
         with safe_open(path, framework="pt", device="cpu") as f:
             packed = [k for k in f.keys() if k == "packed_weight" or k.endswith(".packed_weight")]

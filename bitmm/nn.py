@@ -216,12 +216,14 @@ def _autocast_on(dev: str) -> bool:
     return torch.amp.is_autocast_available(dev) and torch.is_autocast_enabled(dev)
 
 
-def _check_finite_weight(fn: str, w: Tensor) -> None:
+def _check_finite(fn: str, **tensors: Optional[Tensor]) -> None:
     # (conversion only, once per layer: a NaN / Inf latent weight quantizes to NaN / Inf scales that the CUDA
-    # kernels would carry into every output, and a per-group int2 scale spreads one Inf over its whole group)
-    if w.is_floating_point() and not w.is_meta and not bool(torch.isfinite(w).all()):
-        idx = tuple(int(i) for i in (~torch.isfinite(w)).nonzero()[0])
-        raise ValueError(f"{fn}: the weight holds NaN / Inf (first at {list(idx)}); it cannot be quantized")
+    # kernels would carry into every output, and a per-group int2 scale spreads one Inf over its whole group; a
+    # NaN / Inf bias is refused too, as ckpt.load / load_state_dict refuse it: no layer bitmm makes holds one)
+    for what, t in tensors.items():
+        if isinstance(t, Tensor) and t.is_floating_point() and not t.is_meta and not bool(torch.isfinite(t).all()):
+            idx = tuple(int(i) for i in (~torch.isfinite(t)).nonzero()[0])
+            raise ValueError(f"{fn}: the {what} holds NaN / Inf (first at {list(idx)}); a layer cannot be made of it")
 
 
 def _check_linear_like(fn: str, m) -> None:
@@ -534,7 +536,7 @@ class PackedLinear(nn.Module):
         :func:`quantize_weight`) and packs it; copies the bias.  Same device as the weight."""
         _check_linear_like("PackedLinear.from_linear", linear)
         w = linear.weight
-        _check_finite_weight("PackedLinear.from_linear", w)
+        _check_finite("PackedLinear.from_linear", weight=w, bias=getattr(linear, "bias", None))
         kind, codes, scale, offset = quantize_weight(w, weight_bits, group_size, hqq_iters)
         G = resolve_group_size(weight_bits, w.shape[1], group_size)
         return cls._from_args(kind, w.shape[1], G, _pack(codes, kind), scale, offset, linear.bias, act_bits)
@@ -546,7 +548,7 @@ class PackedLinear(nn.Module):
         quantization, so the output equals ``bitlinear(x)``."""
         if not isinstance(bitlinear, BitLinear):
             raise TypeError(f"PackedLinear.from_bitlinear: expected a BitLinear, got {type(bitlinear).__name__}")
-        _check_finite_weight("PackedLinear.from_bitlinear", bitlinear.weight)
+        _check_finite("PackedLinear.from_bitlinear", weight=bitlinear.weight, bias=bitlinear.bias)
         kind, codes, scale, offset = bitlinear.quantize()
         return cls._from_args(kind, bitlinear.in_features, bitlinear.group_size, _pack(codes, kind), scale, offset,
                               bitlinear.bias, bitlinear.act_bits)
@@ -600,6 +602,7 @@ class PackedLinear(nn.Module):
         if scale.numel() != N * ng or zero.numel() != N * ng:
             raise ValueError(f"from_hqq: scale/zero must have out * in / G = {N * ng} elements, got "
                              f"{scale.numel()} and {zero.numel()}")
+        _check_finite("PackedLinear.from_hqq", scale=scale, zero=zero)
         dev = W_q.device
         sshape = (N,) if ng == 1 else (N, ng)
         s = scale.reshape(sshape).to(dev)
@@ -610,6 +613,7 @@ class PackedLinear(nn.Module):
             if not isinstance(bias, Tensor) or not bias.is_floating_point() or tuple(bias.shape) != (N,):
                 raise ValueError(f"from_hqq: bias must be a floating tensor of shape ({N},), got "
                                  f"{tuple(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__}")
+            _check_finite("PackedLinear.from_hqq", bias=bias)
             bias = bias.to(dev)
         return cls._from_args(kind, K, G, _pack(codes, kind), s, u, bias)
 
@@ -767,7 +771,8 @@ class PackedLinear(nn.Module):
         """What is wrong with this layer's entries of `state_dict` (empty: nothing), checked before any buffer is
         touched, so a failed load leaves the layer as it was: the packed weight's dtype (int32: any other dtype
         would be cast, its bits changed), shape and ternary codes (a code 3, both planes set, reads as +2); scale /
-        offset / bias dtypes and shapes (the ops' layouts for this layer's N and K) and finite scales / offsets."""
+        offset / bias dtypes and shapes (the ops' layouts for this layer's N and K) and finite scales / offsets /
+        biases (as this layer's buffers hold them: a float32 value past float16's range is Inf in a float16 layer)."""
         N, K = self.out_features, self.in_features
         problems = []
         groups = {}
@@ -796,11 +801,10 @@ class PackedLinear(nn.Module):
             if not t.is_floating_point():
                 problems.append(f"{key}: must be a floating-point tensor, got {t.dtype}")
                 continue
-            if name == "bias":
-                if tuple(t.shape) != (N,):
-                    problems.append(f"{key}: bias of shape {tuple(t.shape)}, expected ({N},)")
+            if name == "bias" and tuple(t.shape) != (N,):
+                problems.append(f"{key}: bias of shape {tuple(t.shape)}, expected ({N},)")
                 continue
-            ok = t.dim() == 0 or (t.dim() == 1 and t.shape[0] == N) or (
+            ok = name == "bias" or t.dim() == 0 or (t.dim() == 1 and t.shape[0] == N) or (
                 t.dim() == 2 and t.shape[0] == N and t.shape[1] >= 1 and K % t.shape[1] == 0)
             if not ok:
                 problems.append(f"{key}: shape {tuple(t.shape)} must be () per tensor, ({N},) per output channel or "
@@ -810,7 +814,8 @@ class PackedLinear(nn.Module):
             as_held = t.to(cur.dtype) if cur is not None and cur.is_floating_point() else t
             if not as_held.is_meta and not bool(torch.isfinite(as_held).all()):
                 problems.append(f"{key} is not finite (NaN or Inf) as {as_held.dtype}")
-            groups[name] = t.shape[1] if t.dim() == 2 else 1
+            if name != "bias":
+                groups[name] = t.shape[1] if t.dim() == 2 else 1
         if groups.get("scale", 1) > 1 and groups.get("offset", 1) > 1 and groups["scale"] != groups["offset"]:
             problems.append(f"{prefix}scale has {groups['scale']} groups but {prefix}offset has {groups['offset']}")
         return problems

@@ -123,6 +123,7 @@ def test_tampered_checkpoints_are_rejected(tmp_path):
     for tensors, message in [
         ({"0.packed_weight": bad}, r"0.packed_weight holds an invalid ternary code 3 .* row 5, block 1"),
         ({"0.scale": s_nan.reshape(s.shape)}, r"0.scale.* is not finite"),
+        ({"4.bias": torch.full((10,), float("nan"))}, r"4.bias is not finite"),
         ({"0.packed_weight": w[:-1].clone()}, "could not load tensors into the model"),  # one row short
     ]:
         open(path, "wb").write(original)
@@ -131,8 +132,7 @@ def test_tampered_checkpoints_are_rejected(tmp_path):
         before = {k: v.clone() for k, v in skeleton.state_dict().items()}
         with pytest.raises(ValueError, match=message):
             ckpt.load(skeleton, path)
-        if "could not load" not in message:  # (rejected before any tensor is copied)
-            assert all(torch.equal(before[k], v) for k, v in skeleton.state_dict().items())
+        assert all(torch.equal(before[k], v) for k, v in skeleton.state_dict().items())  # (rejected before copying)
     # a float64 scale finite as stored but Inf in the model's float32 buffer
     open(path, "wb").write(original)
     _resave(path, tensors={"0.scale": torch.full_like(s, 1e300, dtype=torch.float64)})
@@ -225,3 +225,60 @@ def test_one_bit_hqq_round_trip(tmp_path, group_size):
     assert torch.equal(skeleton(x), m(x))
     with pytest.raises(ValueError, match="was saved as"):  # (a per tensor placeholder is another layer)
         ckpt.load(nn.Sequential(bnn.PackedLinear(128, 16, weight_bits=1, bias=False)), path)
+
+
+def _with_tail(m, tail):
+    return nn.Sequential(*m, *tail)
+
+
+def test_key_and_shape_mismatches_are_rejected_before_anything_is_copied(tmp_path):
+    # safetensors' load_model (load_state_dict under it) copies every tensor that fits, then raises: a strict load of
+    # a file lacking a tensor, or a load whose plain layer's shape differs, left the model partly overwritten
+    # (session 53's review).  Now the file's header is checked against the model first.
+    path = str(tmp_path / "m.safetensors")
+    torch.manual_seed(3)
+    ckpt.save(_with_tail(model(), [nn.LayerNorm(10)]), path)
+    cases = [  # (skeleton, strict, message)
+        (lambda: _with_tail(model(seed=1), [nn.LayerNorm(10), nn.Linear(10, 4)]), True,
+         r"2 of the model's tensors not in the file \(e.g. \['6.bias', '6.weight'\]\), 0 of the file's"),
+        (lambda: model(seed=1), True, r"0 of the model's tensors not in the file .*, 2 of the file's not in the "
+                                      r"model \(e.g. \['5.bias', '5.weight'\]\)"),
+        (lambda: _with_tail(model(seed=1), [nn.LayerNorm(12)]), True, r"5.bias: shape \(10,\) in the file, \(12,\)"),
+        (lambda: _with_tail(model(seed=1), [nn.LayerNorm(12)]), False, r"5.weight: shape \(10,\) in the file"),
+    ]
+    for make, strict, message in cases:
+        skeleton = make()
+        before = {k: v.clone() for k, v in skeleton.state_dict().items()}
+        with pytest.raises(ValueError, match=message):
+            ckpt.load(skeleton, path, strict=strict)
+        assert all(torch.equal(before[k], v) for k, v in skeleton.state_dict().items())
+    # a model with the file's layers loads, strict, and the non-strict partial load still warns and loads what fits
+    full = _with_tail(model(seed=1), [nn.LayerNorm(10)])
+    ckpt.load(full, path)
+    bigger = _with_tail(model(seed=1), [nn.LayerNorm(10), nn.Linear(10, 4)])
+    with pytest.warns(UserWarning, match="2 of the model's tensors not in the file"):
+        ckpt.load(bigger, path, strict=False)
+    x = torch.randn(3, 96)
+    assert torch.equal(bigger[:6](x), full(x))
+
+
+def test_tied_tensors_load_strict_and_untied_ones_are_missing(tmp_path):
+    # save_model writes one name per shared storage; a strict load excuses the model's other names of that storage
+    # (as load_model does) and no other missing name
+    def tied(tie=True):
+        m = _with_tail(model(seed=1), [nn.Linear(10, 10), nn.Linear(10, 10)])
+        if tie:
+            m[6].weight = m[5].weight
+        return m
+    path = str(tmp_path / "m.safetensors")
+    src = tied()
+    ckpt.save(src, path)
+    dst = tied()
+    ckpt.load(dst, path)
+    x = torch.randn(3, 96)
+    assert torch.equal(dst(x), src(x)) and dst[6].weight is dst[5].weight
+    untied = tied(tie=False)
+    before = {k: v.clone() for k, v in untied.state_dict().items()}
+    with pytest.raises(ValueError, match=r"1 of the model's tensors not in the file \(e.g. \['[56].weight'\]\)"):
+        ckpt.load(untied, path)
+    assert all(torch.equal(before[k], v) for k, v in untied.state_dict().items())

@@ -289,6 +289,8 @@ BAD_STATE = [  # (what, make the bad state dict from a good ternary / int2 one, 
                                                                                              dtype=torch.float64)},
      "not finite"),
     ("bias (7,)", lambda sd: {**sd, "bias": torch.zeros(7)}, "bias of shape"),
+    ("Inf bias", lambda sd: {**sd, "bias": torch.tensor([0.0] * 7 + [float("inf")])}, r"bias is not finite"),
+    ("NaN bias", lambda sd: {**sd, "bias": torch.tensor([float("nan")] + [0.0] * 7)}, r"bias is not finite"),
     ("scale a list", lambda sd: {**sd, "scale": [1.0] * 8}, "expected a tensor"),
 ]
 
@@ -348,6 +350,24 @@ def test_conversion_type_and_value_errors():
         PackedLinear.from_linear(lin, weight_bits=2)
     with pytest.raises(ValueError, match="NaN / Inf"):
         convert(nn.Sequential(lin), mode="packed")
+    # a NaN / Inf bias too (ckpt.load and load_state_dict refuse one: a layer bitmm makes must save and load)
+    lin = nn.Linear(64, 8)
+    with torch.no_grad():
+        lin.bias[6] = float("inf")
+    with pytest.raises(ValueError, match=r"from_linear: the bias holds NaN / Inf \(first at \[6\]\)"):
+        PackedLinear.from_linear(lin)
+    bl = BitLinear(64, 8)
+    with torch.no_grad():
+        bl.bias[1] = float("nan")
+    with pytest.raises(ValueError, match=r"from_bitlinear: the bias holds NaN / Inf \(first at \[1\]\)"):
+        PackedLinear.from_bitlinear(bl)
+    q, sc, z = torch.randint(0, 4, (8, 64)), torch.rand(8, 1) + 0.1, torch.full((8, 1), 1.5)
+    PackedLinear.from_hqq(q, sc, z, group_size=None, bias=torch.zeros(8))  # (the good case)
+    for kw, what in ((dict(scale=sc.clone().fill_(float("nan"))), "scale"),
+                     (dict(zero=z.clone().fill_(float("inf"))), "zero"), (dict(bias=torch.full((8,), float("nan"))), "bias")):
+        args = dict(W_q=q, scale=sc, zero=z, group_size=None, bias=torch.zeros(8)) | kw
+        with pytest.raises(ValueError, match=f"from_hqq: the {what} holds NaN / Inf"):
+            PackedLinear.from_hqq(**args)
 
 
 def test_convert_failure_leaves_the_model_unconverted():
