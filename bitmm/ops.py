@@ -264,42 +264,46 @@ _LINEAR_OPS = {
 
 # --------------------------------------------------------------------------
 # Fake kernels: shape / dtype / device checks for tracing.  The real kernels
-# check the same things (csrc/checks.cpp) with the same wording.
+# check the same things (csrc/checks.cpp) with the same wording and error
+# types: a dtype torch._check_type (TypeError, BITMM_CHECK_TYPE), a shape or
+# value torch._check_value (ValueError, BITMM_CHECK_VALUE), a device
+# torch._check (RuntimeError, BITMM_CHECK).
 # --------------------------------------------------------------------------
 def _check_scale(op: str, name: str, s: Tensor, x: Tensor, N, K, xname: str = "x") -> None:
-    torch._check(s.dtype in _FLOAT, lambda: f"{op}: {name} must be a float tensor, got {s.dtype}")
+    torch._check_type(s.dtype in _FLOAT, lambda: f"{op}: {name} must be a float tensor, got {s.dtype}")
     torch._check(s.device == x.device, lambda: f"{op}: {name} is on {s.device} but {xname} is on {x.device}")
-    torch._check(s.dim() <= 2, lambda: f"{op}: {name} must be (), (N,) or (N, K/G), got {tuple(s.shape)}")
+    torch._check_value(s.dim() <= 2, lambda: f"{op}: {name} must be (), (N,) or (N, K/G), got {tuple(s.shape)}")
     if s.dim() >= 1:
-        torch._check(s.shape[0] == N, lambda: f"{op}: {name} of shape {tuple(s.shape)} must have N={N} rows")
+        torch._check_value(s.shape[0] == N, lambda: f"{op}: {name} of shape {tuple(s.shape)} must have N={N} rows")
     if s.dim() == 2:
-        torch._check(s.shape[1] >= 1 and K % s.shape[1] == 0,
-                     lambda: f"{op}: {name} has {s.shape[1]} groups along K, which does not divide K={K}")
+        torch._check_value(s.shape[1] >= 1 and K % s.shape[1] == 0,
+                           lambda: f"{op}: {name} has {s.shape[1]} groups along K, which does not divide K={K}")
 
 
 def _check_packed(op: str, kind: str, packed_w: Tensor, x: Optional[Tensor], K, xname: str = "x") -> None:
     # packed_w: int32 (N >= 1, words_per_row(kind, K)), on x's device when x is given
-    torch._check(packed_w.dtype == torch.int32,
-                 lambda: f"{op}: packed_w must be an int32 tensor from bitmm.pack_{kind}, got {packed_w.dtype}")
-    torch._check(packed_w.dim() == 2, lambda: f"{op}: packed_w must be 2-D (N, words_per_row)")
+    torch._check_type(packed_w.dtype == torch.int32,
+                      lambda: f"{op}: packed_w must be an int32 tensor from bitmm.pack_{kind}, got {packed_w.dtype}")
+    torch._check_value(packed_w.dim() == 2, lambda: f"{op}: packed_w must be 2-D (N, words_per_row)")
     if x is not None:
         torch._check(packed_w.device == x.device,
                      lambda: f"{op}: packed_w is on {packed_w.device} but {xname} is on {x.device}")
-    torch._check(packed_w.shape[0] >= 1, lambda: f"{op}: packed_w has N=0 rows")
+    torch._check_value(packed_w.shape[0] >= 1, lambda: f"{op}: packed_w has N=0 rows")
     want = formats.words_per_row(kind, K)
-    torch._check(packed_w.shape[1] == want,
-                 lambda: f"{op}: packed_w has {packed_w.shape[1]} int32 words per row but the {kind} format "
-                         f"with K={K} needs {want}; was it packed for another K or another kind?")
+    torch._check_value(packed_w.shape[1] == want,
+                       lambda: f"{op}: packed_w has {packed_w.shape[1]} int32 words per row but the {kind} format "
+                               f"with K={K} needs {want}; was it packed for another K or another kind?")
 
 
 def _make_fake(kind: str, op: Optional[str] = None):
     op = op or f"bitmm.{kind}_linear"
 
     def fake(x, packed_w, scale, offset=None, bias=None):
-        torch._check(x.dtype in _FLOAT, lambda: f"{op}: x must be float32, float16, bfloat16 or float64, got {x.dtype}")
-        torch._check(x.dim() >= 1, lambda: f"{op}: x must have at least 1 dimension (..., K)")
+        torch._check_type(x.dtype in _FLOAT,
+                          lambda: f"{op}: x must be float32, float16, bfloat16 or float64, got {x.dtype}")
+        torch._check_value(x.dim() >= 1, lambda: f"{op}: x must have at least 1 dimension (..., K)")
         K = x.shape[-1]
-        torch._check(K >= 1, lambda: f"{op}: x has K=0 input features; K must be >= 1")
+        torch._check_value(K >= 1, lambda: f"{op}: x has K=0 input features; K must be >= 1")
         _check_packed(op, kind, packed_w, x, K)
         N = packed_w.shape[0]
         _check_scale(op, "scale", scale, x, N, K)
@@ -309,7 +313,8 @@ def _make_fake(kind: str, op: Optional[str] = None):
         if bias is not None:
             torch._check_type(bias.dtype in _FLOAT, lambda: f"{op}: bias must be float32, float16, bfloat16 or "
                                                             f"float64, got {bias.dtype}")
-            torch._check(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
+            torch._check_value(bias.dim() == 1 and bias.shape[0] == N,
+                               lambda: f"{op}: bias must have shape (N,)=({N},)")
             # (x on the CPU with one argument on "meta" reaches this fake kernel, not the CPU one: without the device
             # checks it would return an uninitialised CPU tensor)
             torch._check(bias.device == x.device, lambda: f"{op}: bias is on {bias.device} but x is on {x.device}; "
@@ -328,7 +333,8 @@ _LINEAR_FAKES = {kind: _make_fake(kind) for kind in _LINEAR_OPS}
 
 
 def _check_kind_id(kind) -> str:
-    torch._check(kind in _KIND_NAME, lambda: f"bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got {kind}")
+    torch._check_value(kind in _KIND_NAME,
+                       lambda: f"bitmm: kind must be 1 (binary), 2 (ternary) or 3 (int2), got {kind}")
     return _KIND_NAME[kind]
 
 
@@ -343,18 +349,18 @@ def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scal
                                f"float within float32's range")
     K, N = x.shape[-1], packed_w.shape[0]
     for arg, t in (("lora_a", lora_a), ("lora_b", lora_b)):
-        torch._check(t.dtype in (x.dtype, torch.float32),
-                     lambda: f"{op}: {arg} must have x's dtype ({x.dtype}) or float32, got {t.dtype}")
+        torch._check_type(t.dtype in (x.dtype, torch.float32),
+                          lambda: f"{op}: {arg} must have x's dtype ({x.dtype}) or float32, got {t.dtype}")
         torch._check(t.device == x.device, lambda: f"{op}: {arg} is on {t.device} but x is on {x.device}; "
                                                    f"move all arguments to one device")
-    torch._check(lora_a.dtype == lora_b.dtype, lambda: f"{op}: lora_a is {lora_a.dtype} but lora_b is "
-                                                       f"{lora_b.dtype}; both adapters must have one dtype")
-    torch._check(lora_a.dim() == 2 and lora_a.shape[0] >= 1 and lora_a.shape[1] == K,
-                 lambda: f"{op}: lora_a must have shape (r, K) with r >= 1 and K={K}, got {tuple(lora_a.shape)}")
+    torch._check_type(lora_a.dtype == lora_b.dtype, lambda: f"{op}: lora_a is {lora_a.dtype} but lora_b is "
+                                                            f"{lora_b.dtype}; both adapters must have one dtype")
+    torch._check_value(lora_a.dim() == 2 and lora_a.shape[0] >= 1 and lora_a.shape[1] == K,
+                       lambda: f"{op}: lora_a must have shape (r, K) with r >= 1 and K={K}, got {tuple(lora_a.shape)}")
     r = lora_a.shape[0]
-    torch._check(lora_b.dim() == 2 and lora_b.shape[0] == N and lora_b.shape[1] == r,
-                 lambda: f"{op}: lora_b must have shape (N, r)=({N}, {r}) (N from packed_w, r from lora_a), "
-                         f"got {tuple(lora_b.shape)}")
+    torch._check_value(lora_b.dim() == 2 and lora_b.shape[0] == N and lora_b.shape[1] == r,
+                       lambda: f"{op}: lora_b must have shape (N, r)=({N}, {r}) (N from packed_w, r from lora_a), "
+                               f"got {tuple(lora_b.shape)}")
     return y
 
 
@@ -362,7 +368,7 @@ def _lora_fake(x, packed_w, scale, offset, bias, lora_a, lora_b, kind, lora_scal
 def _cpu_prepack_fake(packed_w, kind, K):
     name = _check_kind_id(kind)
     op = f"bitmm.cpu_prepack({name})"
-    torch._check(K >= 1, lambda: f"{op}: K must be >= 1, got {K}")
+    torch._check_value(K >= 1, lambda: f"{op}: K must be >= 1, got {K}")
     _check_packed(op, name, packed_w, None, K)
     return packed_w.new_empty((formats.cpu_prepacked_nbytes(name, packed_w.shape[0], K),), dtype=torch.uint8)
 
@@ -373,16 +379,16 @@ _PREPACKED_FAKES = {kind: _make_fake(kind, f"bitmm.cpu_prepacked_linear({kind})"
 def _scale_groups(op: str, scale: Tensor, offset: Optional[Tensor]) -> int:
     # the problem's scale groups along K (1 per tensor / per channel), as csrc/checks.cpp's finish
     gs, gu = (t.shape[1] if t is not None and t.dim() == 2 else 1 for t in (scale, offset))
-    torch._check(gs == 1 or gu == 1 or gs == gu,
-                 lambda: f"{op}: scale has {gs} groups but offset has {gu}; group-wise scale and offset must use the "
-                         f"same group size")
+    torch._check_value(gs == 1 or gu == 1 or gs == gu,
+                       lambda: f"{op}: scale has {gs} groups but offset has {gu}; group-wise scale and offset must "
+                               f"use the same group size")
     return max(gs, gu)
 
 
 @torch.library.register_fake("bitmm::cpu_prepack_scales")
 def _cpu_prepack_scales_fake(scale, offset, N, K):
     op = "bitmm.cpu_prepack_scales"
-    torch._check(N >= 1 and K >= 1, lambda: f"{op}: N and K must be >= 1, got N={N}, K={K}")
+    torch._check_value(N >= 1 and K >= 1, lambda: f"{op}: N and K must be >= 1, got N={N}, K={K}")
     _check_scale(op, "scale", scale, scale, N, K, "scale")
     if offset is not None:
         _check_scale(op, "offset", offset, scale, N, K, "scale")
@@ -393,8 +399,9 @@ def _cpu_prepack_scales_fake(scale, offset, N, K):
 
 def _check_derived_layout(op: str, arg: str, t: Tensor, dtype: torch.dtype, maker: str, x: Tensor) -> None:
     # a cpu_prepack / cpu_prepack_scales layout's dtype and device (csrc/checks.cpp words them alike)
-    torch._check(t.dtype == dtype, lambda: f"{op}: {arg} must be a {str(dtype).removeprefix('torch.')} tensor from "
-                                           f"torch.ops.bitmm.{maker}, got dtype {t.dtype}")
+    torch._check_type(t.dtype == dtype,
+                      lambda: f"{op}: {arg} must be a {str(dtype).removeprefix('torch.')} tensor from "
+                              f"torch.ops.bitmm.{maker}, got dtype {t.dtype}")
     torch._check(t.device == x.device,
                  lambda: f"{op}: {arg} is on {t.device} but x is on {x.device}; move all arguments to one device")
 
@@ -406,17 +413,18 @@ def _cpu_prepacked_linear_fake(x, packed_w, prepacked, scale, offset, bias, kind
     op = f"bitmm.cpu_prepacked_linear({name})"
     _check_derived_layout(op, "prepacked", prepacked, torch.uint8, "cpu_prepack", x)
     want = formats.cpu_prepacked_nbytes(name, packed_w.shape[0], x.shape[-1])
-    torch._check(prepacked.dim() == 1 and prepacked.shape[0] == want,
-                 lambda: f"{op}: prepacked of shape {tuple(prepacked.shape)} does not fit (N={packed_w.shape[0]}, "
-                         f"K={x.shape[-1]}): a {name} blob of that weight has {want} bytes")
+    torch._check_value(prepacked.dim() == 1 and prepacked.shape[0] == want,
+                       lambda: f"{op}: prepacked of shape {tuple(prepacked.shape)} does not fit "
+                               f"(N={packed_w.shape[0]}, K={x.shape[-1]}): a {name} blob of that weight has "
+                               f"{want} bytes")
     if prepacked_scales is not None:
         N = packed_w.shape[0]
         _check_derived_layout(op, "prepacked_scales", prepacked_scales, torch.float32, "cpu_prepack_scales", x)
         shape = (1 if offset is None else 2, (N + formats.CPU_PREPACK_TILE_ROWS - 1) // formats.CPU_PREPACK_TILE_ROWS,
                  _scale_groups(op, scale, offset), formats.CPU_PREPACK_TILE_ROWS)
-        torch._check(tuple(prepacked_scales.shape) == shape,
-                     lambda: f"{op}: prepacked_scales of shape {tuple(prepacked_scales.shape)} does not fit N={N}, "
-                             f"K={x.shape[-1]}: expected {shape}")
+        torch._check_value(tuple(prepacked_scales.shape) == shape,
+                           lambda: f"{op}: prepacked_scales of shape {tuple(prepacked_scales.shape)} does not fit "
+                                   f"N={N}, K={x.shape[-1]}: expected {shape}")
     return y
 
 
@@ -425,14 +433,15 @@ def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
     # (csrc/checks.cpp check_grad_x's checks: a CPU grad_y with another argument on "meta" runs this kernel)
     name = _check_kind_id(kind)
     op = f"bitmm.linear_grad_x({name})"
-    torch._check(grad_y.dtype in _FLOAT,
-                 lambda: f"{op}: grad_y must be float32, float16, bfloat16 or float64, got {grad_y.dtype}")
-    torch._check(grad_y.dim() >= 1, lambda: f"{op}: grad_y must have at least 1 dimension (..., N)")
-    torch._check(K >= 1, lambda: f"{op}: K must be >= 1, got {K}")
+    torch._check_type(grad_y.dtype in _FLOAT,
+                      lambda: f"{op}: grad_y must be float32, float16, bfloat16 or float64, got {grad_y.dtype}")
+    torch._check_value(grad_y.dim() >= 1, lambda: f"{op}: grad_y must have at least 1 dimension (..., N)")
+    torch._check_value(K >= 1, lambda: f"{op}: K must be >= 1, got {K}")
     _check_packed(op, name, packed_w, grad_y, K, "grad_y")
     N = packed_w.shape[0]
-    torch._check(grad_y.shape[-1] == N, lambda: f"{op}: grad_y has {grad_y.shape[-1]} features in its last dimension "
-                                                f"but packed_w has N={N} rows")
+    torch._check_value(grad_y.shape[-1] == N,
+                       lambda: f"{op}: grad_y has {grad_y.shape[-1]} features in its last dimension "
+                               f"but packed_w has N={N} rows")
     _check_scale(op, "scale", scale, grad_y, N, K, "grad_y")
     if offset is not None:
         _check_scale(op, "offset", offset, grad_y, N, K, "grad_y")
@@ -444,38 +453,42 @@ def _grad_x_fake(grad_y, packed_w, scale, offset, kind, K):
 def _linear_a8_fake(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype):
     name = _check_kind_id(kind)
     op = f"bitmm.linear_a8({name})"
-    torch._check(xq.dtype == torch.int8, lambda: f"{op}: xq must be int8 (bitmm.quant.absmax_int8 makes it from float "
-                                                 f"activations), got {xq.dtype}")
-    torch._check(xq.dim() >= 1, lambda: f"{op}: xq must have at least 1 dimension (..., K)")
+    torch._check_type(xq.dtype == torch.int8,
+                      lambda: f"{op}: xq must be int8 (bitmm.quant.absmax_int8 makes it from float "
+                              f"activations), got {xq.dtype}")
+    torch._check_value(xq.dim() >= 1, lambda: f"{op}: xq must have at least 1 dimension (..., K)")
     K = xq.shape[-1]
-    torch._check(K >= 1, lambda: f"{op}: xq has K=0 input features; K must be >= 1")
-    torch._check(x_scale.dtype in _FLOAT, lambda: f"{op}: x_scale must be a float tensor, got {x_scale.dtype}")
+    torch._check_value(K >= 1, lambda: f"{op}: xq has K=0 input features; K must be >= 1")
+    torch._check_type(x_scale.dtype in _FLOAT, lambda: f"{op}: x_scale must be a float tensor, got {x_scale.dtype}")
     torch._check(x_scale.device == xq.device, lambda: f"{op}: x_scale is on {x_scale.device} but xq is on {xq.device}")
     want = (*xq.shape[:-1], 1)
-    torch._check(tuple(x_scale.shape) == want,
-                 lambda: f"{op}: x_scale must have shape xq.shape[:-1] + (1,) = {want}, got {tuple(x_scale.shape)}")
-    torch._check(out_dtype in _FLOAT, lambda: f"{op}: out_dtype must be float32, float16, bfloat16 or float64, got "
-                                              f"{out_dtype}")
+    torch._check_value(tuple(x_scale.shape) == want,
+                       lambda: f"{op}: x_scale must have shape xq.shape[:-1] + (1,) = {want}, "
+                               f"got {tuple(x_scale.shape)}")
+    torch._check_type(out_dtype in _FLOAT,
+                      lambda: f"{op}: out_dtype must be float32, float16, bfloat16 or float64, got "
+                              f"{out_dtype}")
     _check_packed(op, name, packed_w, xq, K, "xq")
     N = packed_w.shape[0]
     for arg, t in (("scale", scale), ("offset", offset)):
         if t is None:
             continue
         _check_scale(op, arg, t, xq, N, K, "xq")
-        torch._check(t.dim() < 2 or t.shape[1] == 1,
-                     lambda: f"{op}: {arg} must be per tensor () or per output channel (N,) / (N, 1), got "
-                             f"{tuple(t.shape)} (group-wise: use the float path)")
+        torch._check_value(t.dim() < 2 or t.shape[1] == 1,
+                           lambda: f"{op}: {arg} must be per tensor () or per output channel (N,) / (N, 1), got "
+                                   f"{tuple(t.shape)} (group-wise: use the float path)")
     if bias is not None:
-        torch._check(bias.dtype in _FLOAT, lambda: f"{op}: bias must be a float tensor, got {bias.dtype}")
+        torch._check_type(bias.dtype in _FLOAT, lambda: f"{op}: bias must be a float tensor, got {bias.dtype}")
         torch._check(bias.device == xq.device, lambda: f"{op}: bias is on {bias.device} but xq is on {xq.device}")
-        torch._check(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
+        torch._check_value(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
     return xq.new_empty((*xq.shape[:-1], N), dtype=out_dtype)
 
 
 def _check_absmax_x(op: str, x: Tensor) -> None:
-    torch._check(x.dtype in _FLOAT, lambda: f"{op}: x must be float16, bfloat16, float32 or float64, got {x.dtype}")
-    torch._check(x.dim() >= 1 and x.shape[-1] >= 1,
-                 lambda: f"{op}: x must have a last dimension K >= 1 (..., K), got shape {tuple(x.shape)}")
+    torch._check_type(x.dtype in _FLOAT,
+                      lambda: f"{op}: x must be float16, bfloat16, float32 or float64, got {x.dtype}")
+    torch._check_value(x.dim() >= 1 and x.shape[-1] >= 1,
+                       lambda: f"{op}: x must have a last dimension K >= 1 (..., K), got shape {tuple(x.shape)}")
 
 
 @torch.library.register_fake("bitmm::absmax_int8")

@@ -302,18 +302,18 @@ def test_fake_kernel_errors():
         y = torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2)
         assert y.shape == (2, 40)
         assert torch.ops.bitmm.cpu_prepack(packed, 2, 100).shape == pre.shape
-        with pytest.raises(RuntimeError, match="prepacked of shape"):
+        with pytest.raises(ValueError, match="prepacked of shape"):
             torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre[:-1], s, u, b, 2)
-        with pytest.raises(RuntimeError, match="prepacked must be a uint8"):
+        with pytest.raises(TypeError, match="prepacked must be a uint8"):
             torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre.to(torch.int8), s, u, b, 2)
         sp = torch.ops.bitmm.cpu_prepack_scales(s, u, 40, 100)
         assert sp.shape == (2, 2, 1, 32) and sp.dtype == torch.float32
         assert torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp).shape == (2, 40)
-        with pytest.raises(RuntimeError, match=r"prepacked_scales of shape \(2, 1, 1, 32\) does not fit N=40"):
+        with pytest.raises(ValueError, match=r"prepacked_scales of shape \(2, 1, 1, 32\) does not fit N=40"):
             torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp[:, :1])
-        with pytest.raises(RuntimeError, match="prepacked_scales must be a float32"):
+        with pytest.raises(TypeError, match="prepacked_scales must be a float32"):
             torch.ops.bitmm.cpu_prepacked_linear(x, packed, pre, s, u, b, 2, sp.half())
-        with pytest.raises(RuntimeError, match="scale has 3 groups along K, which does not divide K=100"):
+        with pytest.raises(ValueError, match="scale has 3 groups along K, which does not divide K=100"):
             torch.ops.bitmm.cpu_prepack_scales(torch.rand(40, 3), None, 40, 100)
 
 

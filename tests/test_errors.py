@@ -225,7 +225,8 @@ def test_cpu_nonfinite_scale_paths_outside_the_kernel():
 
 def test_fake_kernels_reject_what_the_kernels_reject():
     # Under FakeTensorMode (torch.compile's tracing) the fake kernels answer: the checks added to them must fire there
-    # too (the CPU rows of the table reach the C++ kernels instead).
+    # too (the CPU rows of the table reach the C++ kernels instead), with the C++ checks' error types (a dtype:
+    # TypeError; a shape or value: ValueError; a device: RuntimeError).
     from torch._subclasses.fake_tensor import FakeTensorMode
     x, p, s, u, b = make_problem("ternary", 3, K, N, "channel")
     la, lb = torch.randn(4, K), torch.randn(N, 4)
@@ -239,17 +240,17 @@ def test_fake_kernels_reject_what_the_kernels_reject():
             torch.ops.bitmm.lora_linear(x, p, s, u, b, la, lb, bitmm.formats.KINDS["ternary"], 1e300)
         with pytest.raises(TypeError, match="bias must be float"):
             bitmm.ternary_linear(x, p, s, u, b.long())
-        with pytest.raises(RuntimeError, match="grad_y has 10 features"):
+        with pytest.raises(ValueError, match="grad_y has 10 features"):
             bitmm.linear_grad_x(mode.from_tensor(torch.randn(3, N + 1)), p, s, u, "ternary", K)
-        with pytest.raises(RuntimeError, match="grad_y must be float"):
+        with pytest.raises(TypeError, match="grad_y must be float"):
             bitmm.linear_grad_x(g.long(), p, s, u, "ternary", K)
         # group-wise scale and offset of different group counts (csrc/checks.cpp's finish; the fakes returned a shape)
         s2, u4 = mode.from_tensor(torch.rand(N, 2)), mode.from_tensor(torch.rand(N, 4))
-        with pytest.raises(RuntimeError, match="scale has 2 groups but offset has 4"):
+        with pytest.raises(ValueError, match="scale has 2 groups but offset has 4"):
             bitmm.ternary_linear(x, p, s2, u4)
-        with pytest.raises(RuntimeError, match="scale has 2 groups but offset has 4"):
+        with pytest.raises(ValueError, match="scale has 2 groups but offset has 4"):
             bitmm.ops.lora_linear("ternary", x, p, s2, u4, b, la, lb, 0.5)
-        with pytest.raises(RuntimeError, match="scale has 2 groups but offset has 4"):
+        with pytest.raises(ValueError, match="scale has 2 groups but offset has 4"):
             bitmm.linear_grad_x(g, p, s2, u4, "ternary", K)
         # pack / unpack (csrc/checks.cpp check_pack_codes / check_unpack)
         tid = bitmm.formats.KINDS["ternary"]
@@ -261,7 +262,7 @@ def test_fake_kernels_reject_what_the_kernels_reject():
             torch.ops.bitmm.unpack(p, tid, 0)
         with pytest.raises(ValueError, match="does not hold K=100"):
             torch.ops.bitmm.unpack(p.flatten(), tid, K)
-        with pytest.raises(RuntimeError, match="kind must be 1"):
+        with pytest.raises(ValueError, match="kind must be 1"):
             torch.ops.bitmm.unpack(p, 9, K)
         codes = mode.from_tensor(torch.zeros(N, K, dtype=torch.int8))
         with pytest.raises(TypeError, match="codes must be an integer tensor"):
