@@ -61,6 +61,13 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     # a8_linear_kernel with its float64 digits epilogue
     ("digits_ternary_m1", "ternary", 8192, 28672, 1, None, "digits", "forward"),
     ("digits_ternary_m16", "ternary", 8192, 28672, 16, None, "digits", "forward"),
+    # session 54: the M = 1 streaming gap (bench/results/h100_s54_fixed_stream_fit_e53e0a3.txt): on 16384 x 53248 the
+    # tensor-core kernel moves its 218 MB at 1.93 TB/s, fp16 F.linear its 1745 MB at 2.95; 8192^2 (16.8 MB, 12.5 us)
+    # is stream-bound too.  What each achieves per SM (dram throughput, bytes in flight, stall reasons) side by side;
+    # backend "fp16": F.linear on the dense fp16 weight (cuBLAS's GEMV)
+    ("tc_ternary_m1_huge", "ternary", 16384, 53248, 1, None, "tensorcore", "forward"),
+    ("fp16_m1_huge", "ternary", 16384, 53248, 1, None, "fp16", "forward"),
+    ("tc_ternary_m1_8192sq", "ternary", 8192, 8192, 1, None, "tensorcore", "forward"),
 ]
 
 
@@ -78,8 +85,13 @@ def main() -> None:
         else:
             s = torch.rand(N, K // G, device="cuda", dtype=torch.float16)
             u = torch.rand(N, K // G, device="cuda", dtype=torch.float16)
-        with bitmm.use_backend(be):
-            if direction == "a8":
+        with bitmm.use_backend("auto" if be == "fp16" else be):
+            if be == "fp16":  # the baseline: cuBLAS on the dense fp16 weight
+                w16 = bitmm.unpack_ternary(p, K).to(torch.float16) if kind == "ternary" else q.to(torch.float16)
+                del p, q
+                x = torch.randn(M, K, device="cuda", dtype=torch.float16)
+                f = lambda: torch.nn.functional.linear(x, w16)  # noqa: E731
+            elif direction == "a8":
                 xq, xs = quant.absmax_int8(torch.randn(M, K, device="cuda", dtype=torch.float16))
                 f = lambda: bitmm.linear_a8(kind, xq, xs, p, s, u, out_dtype=torch.float16)  # noqa: E731
             elif direction == "forward":
