@@ -20,29 +20,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 def main(bits: float, history: bool) -> int:
     import torch._inductor.config as inductor_config
-    from bitmm.nn import convert
-    from test_nn import _Net
+    from test_nn import _capture_and_replay, _converted_half_net
 
     inductor_config.triton.cudagraph_trees_history_recording = history
-    torch.manual_seed(0)
-    model = _Net().cuda()
-    convert(model, mode="packed", weight_bits=bits, skip=["lm_head"])
-    model = model.half()
-    ids = torch.randint(0, 50, (3, 11), device="cuda")
+    model, ids = _converted_half_net(bits)
     with torch.no_grad():
         y_eager = model(ids)
         if os.environ.get("EAGER_GRAPH", "1") == "1":  # the test's eager capture first (EAGER_GRAPH=0 leaves it out)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    model(ids)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                y_graph = model(ids)
-            graph.replay()
-            torch.cuda.synchronize()
+            graph, y_graph = _capture_and_replay(model, ids)
             print(f"eager graph replays the eager result bitwise: {torch.equal(y_graph, y_eager)}", flush=True)
         compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
         try:

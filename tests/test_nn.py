@@ -565,6 +565,32 @@ def test_convert_packed_model_state_dict_round_trip():
     assert skeleton.proj_a.packed_weight is skeleton.proj_b.packed_weight
 
 
+def _converted_half_net(bits):
+    """_Net on the GPU in fp16, every Linear but lm_head a PackedLinear of `bits`, and a (3, 11) batch of ids."""
+    torch.manual_seed(0)
+    model = _Net().cuda()
+    convert(model, mode="packed", weight_bits=bits, skip=["lm_head"])
+    return model.half(), torch.randint(0, 50, (3, 11), device="cuda")
+
+
+def _capture_and_replay(model, ids, replays=3):
+    """model(ids) captured in one CUDA graph after a side-stream warm-up, then replayed: (graph, its output).  (Also
+    bench/cudagraph_pool_probe.py's first step.)"""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            model(ids)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y_graph = model(ids)
+    for _ in range(replays):
+        graph.replay()
+    torch.cuda.synchronize()
+    return graph, y_graph
+
+
 @pytest.mark.cublas  # lm_head stays an nn.Linear: a cuBLAS GEMM (racecheck died in it, session 48)
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -575,25 +601,10 @@ def test_converted_model_replays_in_cuda_graph_and_reduce_overhead(bits):
     # (bitmm's kernels are deterministic and take no host-side decisions that change with replay).
     if not cuda_graphs_capturable():
         pytest.skip("CUDA graphs need torch's caching allocator (PYTORCH_NO_CUDA_MEMORY_CACHING=1 here)")
-    torch.manual_seed(0)
-    model = _Net().cuda()
-    convert(model, mode="packed", weight_bits=bits, skip=["lm_head"])
-    model = model.half()
-    ids = torch.randint(0, 50, (3, 11), device="cuda")
+    model, ids = _converted_half_net(bits)
     with torch.no_grad():
         y_eager = model(ids)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                model(ids)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            y_graph = model(ids)
-        for _ in range(3):
-            graph.replay()
-        torch.cuda.synchronize()
+        graph, y_graph = _capture_and_replay(model, ids)
         assert torch.equal(y_graph, y_eager)
         compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
         for _ in range(3):
