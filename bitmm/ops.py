@@ -295,6 +295,20 @@ def _check_packed(op: str, kind: str, packed_w: Tensor, x: Optional[Tensor], K, 
                                f"with K={K} needs {want}; was it packed for another K or another kind?")
 
 
+def _check_bias(op: str, bias: Optional[Tensor], N, x: Tensor, xname: str = "x") -> None:
+    # None, or a float (N,) tensor on x's device; checked after packed_w and before scale / offset, as
+    # csrc/checks.cpp's check_bias (so an input with two faults gets the kernels' error too).  (x on the CPU with
+    # one argument on "meta" reaches the fake kernels, not the CPU ones: without the device check they would return
+    # an uninitialised CPU tensor.)
+    if bias is None:
+        return
+    torch._check_type(bias.dtype in _FLOAT,
+                      lambda: f"{op}: bias must be float32, float16, bfloat16 or float64, got {bias.dtype}")
+    torch._check_value(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
+    torch._check(bias.device == x.device, lambda: f"{op}: bias is on {bias.device} but {xname} is on {x.device}; "
+                                                  f"move all arguments to one device")
+
+
 def _make_fake(kind: str, op: Optional[str] = None):
     op = op or f"bitmm.{kind}_linear"
 
@@ -306,19 +320,11 @@ def _make_fake(kind: str, op: Optional[str] = None):
         torch._check_value(K >= 1, lambda: f"{op}: x has K=0 input features; K must be >= 1")
         _check_packed(op, kind, packed_w, x, K)
         N = packed_w.shape[0]
+        _check_bias(op, bias, N, x)
         _check_scale(op, "scale", scale, x, N, K)
         if offset is not None:
             _check_scale(op, "offset", offset, x, N, K)
         _scale_groups(op, scale, offset)
-        if bias is not None:
-            torch._check_type(bias.dtype in _FLOAT, lambda: f"{op}: bias must be float32, float16, bfloat16 or "
-                                                            f"float64, got {bias.dtype}")
-            torch._check_value(bias.dim() == 1 and bias.shape[0] == N,
-                               lambda: f"{op}: bias must have shape (N,)=({N},)")
-            # (x on the CPU with one argument on "meta" reaches this fake kernel, not the CPU one: without the device
-            # checks it would return an uninitialised CPU tensor)
-            torch._check(bias.device == x.device, lambda: f"{op}: bias is on {bias.device} but x is on {x.device}; "
-                                                          f"move all arguments to one device")
         return x.new_empty((*x.shape[:-1], N))
 
     return fake
@@ -470,17 +476,13 @@ def _linear_a8_fake(xq, x_scale, packed_w, scale, offset, bias, kind, out_dtype)
                               f"{out_dtype}")
     _check_packed(op, name, packed_w, xq, K, "xq")
     N = packed_w.shape[0]
-    for arg, t in (("scale", scale), ("offset", offset)):
-        if t is None:
-            continue
-        _check_scale(op, arg, t, xq, N, K, "xq")
-        torch._check_value(t.dim() < 2 or t.shape[1] == 1,
-                           lambda: f"{op}: {arg} must be per tensor () or per output channel (N,) / (N, 1), got "
-                                   f"{tuple(t.shape)} (group-wise: use the float path)")
-    if bias is not None:
-        torch._check_type(bias.dtype in _FLOAT, lambda: f"{op}: bias must be a float tensor, got {bias.dtype}")
-        torch._check(bias.device == xq.device, lambda: f"{op}: bias is on {bias.device} but xq is on {xq.device}")
-        torch._check_value(bias.dim() == 1 and bias.shape[0] == N, lambda: f"{op}: bias must have shape (N,)=({N},)")
+    _check_bias(op, bias, N, xq, "xq")
+    _check_scale(op, "scale", scale, xq, N, K, "xq")
+    if offset is not None:
+        _check_scale(op, "offset", offset, xq, N, K, "xq")
+    groups = _scale_groups(op, scale, offset)
+    torch._check_value(groups == 1, lambda: f"{op}: scale / offset must be per tensor () or per output channel (N,) / "
+                                            f"(N, 1), got {groups} groups along K (group-wise: use the float path)")
     return xq.new_empty((*xq.shape[:-1], N), dtype=out_dtype)
 
 

@@ -274,6 +274,38 @@ def test_fake_kernels_reject_what_the_kernels_reject():
         assert torch.ops.bitmm.unpack(torch.ops.bitmm.pack(codes, tid), tid, K).shape == (N, K)
 
 
+def test_fakes_check_in_the_kernels_order():
+    # An input with two faults gets the same error from the fake kernels as from the C++ ones: the fakes check bias
+    # after packed_w and before scale / offset, and linear_a8's per-tensor / channel rule after both layouts, as
+    # csrc/checks.cpp does (they checked bias last, and each a8 scale's rule before the offset's layout)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    x, p, s, u, b = make_problem("ternary", 3, K, N, "channel")
+    xq, xs = bitmm.quant.absmax_int8(x)
+    tid = bitmm.formats.KINDS["ternary"]
+
+    def linear(x_, xs_, p_, s_, u_, b_):
+        return bitmm.ternary_linear(x_, p_, s_, u_, b_)
+
+    def a8(x_, xs_, p_, s_, u_, b_):
+        return torch.ops.bitmm.linear_a8(x_, xs_, p_, s_, u_, b_, tid, torch.float32)
+
+    cases = [  # (op, its x, what replaces scale s / offset u / bias b)
+        (linear, x, dict(s=s[:-1], b=b.long())),         # C++: bias dtype (TypeError) before scale rows (ValueError)
+        (linear, x, dict(u=u.long(), b=b[:-1])),         # C++: bias shape (ValueError) before offset dtype (TypeError)
+        (a8, xq, dict(s=torch.rand(N, 4), u=u.long())),  # C++: offset dtype (TypeError) before the per-channel rule
+        (a8, xq, dict(s=torch.rand(N, 4), b=b[:-1])),    # C++: bias shape before the per-channel rule (both ValueError)
+    ]
+    faulty = lambda e: str(e).split(": ", 1)[1].split()[0]  # noqa: E731  (the argument the error names)
+    for op, xx, kw in cases:
+        args = [xx, xs, p] + [kw.get(k, v) for k, v in (("s", s), ("u", u), ("b", b))]
+        with pytest.raises((TypeError, ValueError, RuntimeError)) as real:
+            op(*args)
+        with FakeTensorMode() as mode:
+            with pytest.raises(type(real.value)) as fake:
+                op(*(mode.from_tensor(t) for t in args))
+        assert faulty(fake.value) == faulty(real.value), (list(kw), str(real.value), str(fake.value))
+
+
 def test_grad_x_transposed_checks_its_arguments():
     # ops.linear_grad_x_transposed (PackedLinear's transposed backward) passes a rescaled s and grad_y to the forward
     # op, so it checks what linear_grad_x checks: a (1,) scale broadcast as per tensor, a NaN offset reached the
