@@ -10,9 +10,12 @@ Requires the optional dependency ``safetensors`` (``pip install safetensors``).
 """
 from __future__ import annotations
 
+import copy
 import json
+import warnings
 from typing import Optional
 
+import torch
 from torch import nn
 
 FORMAT = "bitmm"
@@ -61,41 +64,80 @@ def _check_packed_values(path: str, model: nn.Module) -> None:
                          f"corrupted checkpoint, or another layout)")
 
 
-def _storage_key(t):
-    # Which storage a state-dict tensor lives in (tied weights share one; safetensors' save_model writes one name per
-    # storage and load_model excuses the others): None for tensors without real memory (meta, empty, lazy).
+# safetensors' dtype names (the header's "dtype" field) as torch dtypes, for the dry run's meta tensors
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+
+def _meta_copy(model: nn.Module) -> Optional[nn.Module]:
+    """The model with every parameter and buffer, and every tensor its modules keep as attributes (derived layouts),
+    a meta tensor: the same modules, hooks and ties, no memory.  None where the model cannot be copied so."""
+    memo = {}
+
+    def to_meta(t):
+        m = torch.empty_like(t, device="meta")
+        return nn.Parameter(m, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else m
+
     try:
-        st = t.untyped_storage()
-        return (t.device, st.data_ptr(), st.nbytes()) if st.data_ptr() != 0 and st.nbytes() != 0 else None
-    except (RuntimeError, NotImplementedError, ValueError):
+        for mod in model.modules():
+            for v in vars(mod).values():  # (_parameters and _buffers are dicts among them)
+                for t in v.values() if isinstance(v, dict) else v if isinstance(v, (tuple, list)) else (v,):
+                    if isinstance(t, torch.Tensor) and id(t) not in memo:
+                        memo[id(t)] = to_meta(t)
+        return copy.deepcopy(model, memo)
+    except Exception:  # (a module that cannot be deep-copied, a lazy parameter, a tensor subclass)
         return None
 
 
-def _key_problems(path: str, model: nn.Module, strict: bool) -> list[str]:
-    """What ``load_state_dict`` would reject after copying the rest (it copies every tensor it can, then raises),
-    found from the file's header alone: a tensor whose shape differs from the model's (PackedLinear's own buffers
-    excepted: that layer adopts the file's scale / offset / bias layouts and checks them, ``_check_packed_values``)
-    and, with ``strict``, tensors of the model the file lacks (a name tied to one the file holds excepted) and of the
-    file the model lacks (a PackedLinear's offset / bias the model registers as None excepted)."""
+def _dry_run_problems(path: str, model: nn.Module, strict: bool) -> list[str]:
+    """What loading `path` into `model` would reject, found by loading meta tensors of the file's names, shapes and
+    dtypes into a meta copy of the model (``load_state_dict``'s own rules and hooks), then, with `strict`, applying
+    safetensors' ``load_model`` rule for tied names: ``load_state_dict`` copies every tensor that fits before it
+    raises, and ``load_model`` checks names only after that.  Empty where the dry run cannot be made (the load then
+    goes on, as torch's would)."""
     from safetensors import safe_open
-    from torch.nn.parameter import is_lazy
-    from .nn import PackedLinear
-    sd = model.state_dict(keep_vars=True)
-    packed_names = {(f"{name}." if name else "") + b for name, m in model.named_modules() if isinstance(m, PackedLinear)
-                    for b in ("packed_weight", "scale", "offset", "bias")}
+    clone = _meta_copy(model)
+    if clone is None:
+        return []
     with safe_open(path, framework="pt", device="cpu") as f:
-        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    problems = [f"{k}: shape {shapes[k]} in the file, {tuple(t.shape)} in the model" for k, t in sd.items()
-                if k in shapes and k not in packed_names and not is_lazy(t) and tuple(t.shape) != shapes[k]]
-    if strict:
-        present = {_storage_key(t) for k, t in sd.items() if k in shapes} - {None}
-        missing = sorted(k for k, t in sd.items() if k not in shapes and _storage_key(t) not in present)
-        unexpected = sorted(k for k in shapes if k not in sd and k not in packed_names)
-        if missing or unexpected:
-            problems.append(f"{len(missing)} of the model's tensors not in the file (e.g. {missing[:3]}), "
-                            f"{len(unexpected)} of the file's not in the model (e.g. {unexpected[:3]}); strict=False "
-                            "loads what fits and warns about the rest")
-    return problems
+        header = {k: (f.get_slice(k).get_shape(), f.get_slice(k).get_dtype()) for k in f.keys()}
+    if any(dtype not in _DTYPES for _, dtype in header.values()):
+        return []
+    file_sd = {k: torch.empty(shape, dtype=_DTYPES[dtype], device="meta") for k, (shape, dtype) in header.items()}
+    try:
+        with warnings.catch_warnings():  # (torch warns that copies into meta tensors are no-ops)
+            warnings.simplefilter("ignore")
+            missing, unexpected = clone.load_state_dict(file_sd, strict=False)
+    except RuntimeError as e:
+        if str(e).startswith("Error(s) in loading state_dict"):  # (size mismatches, PackedLinear's checks)
+            return [str(e)]
+        return []  # (a hook that needs real values)
+    except Exception:
+        return []
+    if not strict:
+        return []
+    try:  # load_model's rule: of a storage the model shares, it keeps one name (the file's) and drops the others
+        from safetensors.torch import _remove_duplicate_names
+        dropped = _remove_duplicate_names(model.state_dict(), preferred_names=list(file_sd))
+    except Exception:
+        dropped = {}
+    missing, tied = set(missing), []
+    for keep, names in dropped.items():
+        for name in names:  # (as load_model: a dropped name the file holds is unexpected, else it is not missing)
+            if name in missing:
+                missing.discard(name)
+            else:
+                tied.append(f"{name} (tied to {keep})")
+    if not (missing or unexpected or tied):
+        return []
+    missing, unexpected = sorted(missing), sorted(unexpected)
+    problems = [f"{len(missing)} of the model's tensors not in the file (e.g. {missing[:3]}), {len(unexpected)} of "
+                f"the file's not in the model (e.g. {unexpected[:3]})"] if missing or unexpected else []
+    if tied:
+        problems.append(f"the file holds {len(tied)} tensor(s) the model ties to another name the file holds too "
+                        f"(e.g. {sorted(tied)[:3]}); tie them in the file's model too, or untie them in this one")
+    return problems + ["strict=False loads what fits and warns about the rest"]
 
 
 def save(model: nn.Module, path: str, metadata: Optional[dict] = None) -> None:
@@ -154,7 +196,7 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
             raise ValueError(f"{path}: layer {name!r} was saved as {saved[name]} but the model has {mine[name]}; "
                              "convert the model with the same settings before loading")
     _check_packed_values(path, model)
-    problems = _key_problems(path, model, strict)
+    problems = _dry_run_problems(path, model, strict)
     if problems:  # (before anything is copied: load_state_dict would copy what fits, then raise)
         raise ValueError(f"{path}: could not load tensors into the model: {'; '.join(problems)}")
     if not strict:
@@ -168,7 +210,6 @@ def load(model: nn.Module, path: str, strict: bool = True, device: Optional[str]
     except Exception as e:
         raise ValueError(f"{path}: could not load tensors into the model ({type(e).__name__}: {e})") from e
     if not strict and (missing or unexpected):
-        import warnings
         warnings.warn(f"bitmm.checkpoint.load({path!r}, strict=False): {len(missing)} of the model's tensors not in "
                       f"the file (e.g. {sorted(missing)[:3]}), {len(unexpected)} of the file's not in the model "
                       f"(e.g. {sorted(unexpected)[:3]})", stacklevel=2)
