@@ -11,7 +11,9 @@ Requires the optional dependency ``safetensors`` (``pip install safetensors``).
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+import threading
 import warnings
 from typing import Optional
 
@@ -64,30 +66,74 @@ def _check_packed_values(path: str, model: nn.Module) -> None:
                          f"corrupted checkpoint, or another layout)")
 
 
-# safetensors' dtype names (the header's "dtype" field) as torch dtypes, for the dry run's meta tensors
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}
+def _dtypes() -> dict:
+    # safetensors' dtype names (the header's "dtype" field) as torch dtypes, for the dry run's meta tensors
+    import safetensors.torch as st
+    return {**getattr(st, "_TYPES", {}), "F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+            "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+            "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def _hook_functions(mod: nn.Module):
+    # the functions of a module's load_state_dict hooks (torch wraps some in _WrappedHook; partials unwrapped)
+    for hooks in (getattr(mod, "_load_state_dict_pre_hooks", {}), getattr(mod, "_load_state_dict_post_hooks", {})):
+        for h in hooks.values():
+            for _ in range(4):
+                h = getattr(h, "hook", None) or getattr(h, "func", None) or h
+            yield h
+
+
+_SHARED_TYPES = (type(threading.Lock()), type(threading.RLock()), torch.Generator)
 
 
 def _meta_copy(model: nn.Module) -> Optional[nn.Module]:
-    """The model with every parameter and buffer, and every tensor its modules keep as attributes (derived layouts),
-    a meta tensor: the same modules, hooks and ties, no memory.  None where the model cannot be copied so."""
-    memo = {}
+    """A deep copy of the model in which every tensor its modules hold (parameters, buffers, derived layouts, tensors
+    in containers or in objects they keep) is a meta tensor of the same type, shape, strides and inference state:
+    the same modules and ties, no memory.  None (no dry run) where such a copy cannot be vouched for: a module or
+    object that cannot be deep-copied, a scripted module (its deepcopy ignores the memo), a load hook that closes
+    over objects (it would act on the real model during the dry run), a copy that shares a module or a real tensor
+    with the model (a module whose own __deepcopy__ returns itself)."""
+    memo, seen = {}, set()
 
     def to_meta(t):
-        m = torch.empty_like(t, device="meta")
-        return nn.Parameter(m, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else m
+        with torch.inference_mode(t.is_inference()):  # (an inference tensor's copy is one too: copy_ refuses both)
+            m = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+            return torch.Tensor._make_subclass(type(t), m, t.requires_grad) if type(t) is not torch.Tensor else m
+
+    def collect(v, depth):  # the tensors reachable from a module's attributes, a few containers / objects deep
+        if id(v) in seen or depth > 4:
+            return
+        seen.add(id(v))
+        if isinstance(v, torch.Tensor):
+            memo[id(v)] = to_meta(v)
+        elif isinstance(v, _SHARED_TYPES):
+            memo[id(v)] = v  # (no state the dry run could change: shared, not copied)
+        elif isinstance(v, dict):
+            for x in v.values():
+                collect(x, depth + 1)
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            for x in v:
+                collect(x, depth + 1)
+        elif isinstance(v, nn.Module):  # (a submodule, or one kept unregistered, e.g. a teacher: all of it)
+            collect(vars(v), 0)
+        elif hasattr(v, "__dict__") and not isinstance(v, type) and not callable(v):
+            collect(vars(v), depth + 1)
 
     try:
-        for mod in model.modules():
-            for v in vars(mod).values():  # (_parameters and _buffers are dicts among them)
-                for t in v.values() if isinstance(v, dict) else v if isinstance(v, (tuple, list)) else (v,):
-                    if isinstance(t, torch.Tensor) and id(t) not in memo:
-                        memo[id(t)] = to_meta(t)
-        return copy.deepcopy(model, memo)
+        modules = list(model.modules())
+        if any(isinstance(m, torch.jit.ScriptModule) for m in modules):  # (its deepcopy, in C++, ignores the memo)
+            return None
+        if any(getattr(h, "__closure__", None) for m in modules for h in _hook_functions(m)):
+            return None
+        collect(model, 0)
+        clone = copy.deepcopy(model, memo)
     except Exception:  # (a module that cannot be deep-copied, a lazy parameter, a tensor subclass)
         return None
+    real = {id(m) for m in modules}
+    if any(id(m) in real for m in clone.modules()) or any(
+            not t.is_meta for t in itertools.chain(clone.parameters(), clone.buffers())):
+        return None
+    return clone
 
 
 def _dry_run_problems(path: str, model: nn.Module, strict: bool) -> list[str]:
@@ -102,9 +148,17 @@ def _dry_run_problems(path: str, model: nn.Module, strict: bool) -> list[str]:
         return []
     with safe_open(path, framework="pt", device="cpu") as f:
         header = {k: (f.get_slice(k).get_shape(), f.get_slice(k).get_dtype()) for k in f.keys()}
-    if any(dtype not in _DTYPES for _, dtype in header.values()):
+    dtypes = _dtypes()
+    if any(dtype not in dtypes for _, dtype in header.values()):
         return []
-    file_sd = {k: torch.empty(shape, dtype=_DTYPES[dtype], device="meta") for k, (shape, dtype) in header.items()}
+    file_sd = {k: torch.empty(shape, dtype=dtypes[dtype], device="meta") for k, (shape, dtype) in header.items()}
+    # (a tensor whose elements share memory, such as an expanded view, cannot be copied into; a meta copy_ does not
+    # check that)
+    overlapping = sorted(k for k, t in model.state_dict().items()
+                         if k in file_sd and isinstance(t, torch.Tensor) and torch._debug_has_internal_overlap(t) == 1)
+    if overlapping:
+        return [f"the model's {overlapping[:3]} share memory between their own elements (an expanded view): "
+                "load_state_dict cannot copy into them"]
     try:
         with warnings.catch_warnings():  # (torch warns that copies into meta tensors are no-ops)
             warnings.simplefilter("ignore")

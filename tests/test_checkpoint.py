@@ -334,3 +334,50 @@ def test_tied_in_the_model_but_not_in_the_file_is_rejected_before_copying(tmp_pa
                                          r"holds too \(e.g. \['6.weight \(tied to 5.weight\)'\]\)"):
         ckpt.load(dst, path)
     assert all(torch.equal(before[k], v) for k, v in dst.state_dict().items())
+
+
+class _SharedOnCopy(nn.Linear):
+    def __deepcopy__(self, memo):  # (a module that is its own copy: the meta copy would share it with the model)
+        return self
+
+
+def test_dry_run_edge_cases(tmp_path):
+    # Session 54's second review of the dry run: each of these once overwrote part of the model before an error,
+    # refused a good file, ran a hook twice or copied real memory
+    path = str(tmp_path / "m.safetensors")
+    good = _with_tail(model(), [nn.Linear(10, 4)])
+    ckpt.save(good, path)
+    x = torch.randn(3, 96)
+    # a model converted under inference_mode holds inference tensors, which load_state_dict cannot copy into
+    with torch.inference_mode():
+        inf = _with_tail(model(seed=1), [nn.Linear(10, 4)])
+    before = {k: v.clone() for k, v in inf.state_dict().items()}
+    with pytest.raises(ValueError, match="Inplace update to inference tensor"):
+        ckpt.load(inf, path)
+    assert all(torch.equal(before[k], v) for k, v in inf.state_dict().items())
+    # a buffer whose elements share memory (an expanded view)
+    exp = _with_tail(model(seed=1), [nn.Linear(10, 4)])
+    exp[5].register_buffer("e", torch.zeros(1).expand(4))
+    ckpt.save(_with_tail(model(), [nn.Linear(10, 4)]), str(tmp_path / "e.safetensors"))
+    _resave(str(tmp_path / "e.safetensors"), tensors={"5.e": torch.ones(4)})
+    before = {k: v.clone() for k, v in exp.state_dict().items()}
+    with pytest.raises(ValueError, match=r"\['5.e'\] share memory between their own elements"):
+        ckpt.load(exp, str(tmp_path / "e.safetensors"))
+    assert all(torch.equal(before[k], v) for k, v in exp.state_dict().items())
+    # a module that deep-copies to itself: no dry run (it would load into the real module), and the good file loads
+    own = _with_tail(model(seed=1), [_SharedOnCopy(10, 4)])
+    ckpt.load(own, path)
+    assert torch.equal(own(x), good(x))
+    # a load hook closing over the module runs once (the dry run is skipped for it), not twice
+    calls = []
+    hooked = _with_tail(model(seed=1), [nn.Linear(10, 4)])
+    hooked[5].register_load_state_dict_post_hook(lambda mod, keys: calls.append(hooked[5]) and None)
+    ckpt.load(hooked, path)
+    assert len(calls) == 1 and torch.equal(hooked(x), good(x))
+    # tensors a module keeps unregistered (a teacher module, a dict of lists) become meta tensors in the copy
+    kept = _with_tail(model(seed=1), [nn.Linear(10, 4)])
+    kept[5].__dict__["teacher"] = nn.Linear(64, 64)
+    kept[5].cache = {"a": [torch.zeros(8)]}
+    clone = ckpt._meta_copy(kept)
+    assert clone.__dict__["_modules"]["5"].teacher.weight.is_meta and clone[5].cache["a"][0].is_meta
+    assert not kept[5].teacher.weight.is_meta
