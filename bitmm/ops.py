@@ -247,8 +247,8 @@ def _check_grad_x_transposed(kind, grad_y, packed_wt, scale, offset) -> None:
         if not isinstance(t, Tensor) or t.dtype not in _FLOAT:
             raise TypeError(f"{op}: {name} must be a float tensor, got "
                             f"{t.dtype if isinstance(t, Tensor) else type(t).__name__}")
-        if t.device != grad_y.device:
-            raise ValueError(f"{op}: {name} is on {t.device} but grad_y is on {grad_y.device}")
+        if t.device != grad_y.device:  # (RuntimeError, as the ops' device checks)
+            raise RuntimeError(f"{op}: {name} is on {t.device} but grad_y is on {grad_y.device}")
         if t.dim() == 1 and t.shape[0] != N:
             raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} must have N={N} rows")
         if t.device.type == "cpu" and not bool(torch.isfinite(t).all()):  # (as the ops check on CPU; no CUDA sync)

@@ -325,6 +325,7 @@ def test_grad_x_transposed_checks_its_arguments():
         (lambda: f("ternary", torch.randn(3, 200), wt, s, u), ValueError, r"is not W\^T of an N=200 layer"),
         (lambda: f("ternary", torch.randn(3, 39), wt, s, u), ValueError, r"scale of shape \(9,\) must have N=39"),
         (lambda: f("ternary", g.long(), wt, s, u), TypeError, "grad_y must be float"),
+        (lambda: f("ternary", g, wt, s.to("meta"), u), RuntimeError, "scale is on meta but grad_y is on cpu"),
     ]:
         with pytest.raises(exc, match=frag):
             call()
