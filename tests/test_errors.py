@@ -61,8 +61,9 @@ def cases(device):
         ("kind True", lambda: bitmm.linear_grad_x(g, p, s, u, True, K), ValueError,
          r"linear_grad_x: kind must be one of"),
         ("backend a list", lambda: bitmm.set_backend(["auto"]), ValueError, "backend must be one of"),
+        # (the wrapper's own prefix: the op's message says "lora_scale must be a finite" too)
         ("lora_scale past float32", lambda: bitmm.ops.lora_linear("ternary", x, p, s, u, b, la, lb, 1e39), ValueError,
-         "lora_scale must be a finite float within float32's range"),
+         r"^bitmm\.lora_linear: lora_scale must be a finite float within float32's range"),
         ("lora_scale past float32, the op itself", lambda: torch.ops.bitmm.lora_linear(
             x, p, s, u, b, la, lb, bitmm.formats.KINDS["ternary"], 1e300), ValueError,
          r"lora_linear\(ternary\): lora_scale is past float32's range"),
