@@ -10,8 +10,15 @@
 #    0/1@wgx (only test_wg_grad_x_dispatch_fallback_determinism_and_nonfinite is left, fixed for BITMM_AUTO_NO_DENSE
 #    in session 54), memcheck 2/16 and 3/16 (only the replays test is left).
 # Everything but log.txt goes back in $OUT/rest.tgz (pack_out).
+# S55_STREAM=1 (session 55, for when one call must do: refused starts took most of the device time): first
+# bench/stream_probe.cu (~15 s; the streaming gap's pattern / bytes-in-flight / issue question, next_s55_call2.sh).
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
+if [ "${S55_STREAM:-0}" = 1 ]; then
+  nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/stream_probe bench/stream_probe.cu > "$OUT/stream_probe.txt" 2>&1 \
+    && timeout 90 /tmp/stream_probe >> "$OUT/stream_probe.txt" 2>&1
+  cat "$OUT/stream_probe.txt" >> "$OUT/log.txt"; mark stream_probe
+fi
 for b in 1.58 2; do
   echo "== cudagraph_pool_probe $b plain" >> "$OUT/log.txt"
   timeout 120 python3 bench/cudagraph_pool_probe.py $b > "$OUT/pool_probe_$b.txt" 2>&1; echo "rc=$?" >> "$OUT/pool_probe_$b.txt"
