@@ -84,7 +84,8 @@ def test_scale_and_offset_gradients(kind, layout, G, op, device):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_scale_gradient_alone(dtype):
     # Only scale requires grad (x, offset frozen, x in a low-precision dtype, a float32 scale): its gradient comes,
-    # in the scale's dtype, close to the float64 reference's.
+    # in the scale's dtype, close to the float64 reference's: x and the upstream gradient (ones) are exact, so only
+    # float32 accumulation error is left (2e-3 let a half-precision accumulation through: review, session 55).
     x, packed, s, u, b = make_problem("int2", 5, 256, 16, "group", 64, dtype=dtype)
     s32 = s.float().requires_grad_(True)
     y = bitmm.linear("int2", x, packed, s32, u)
@@ -92,7 +93,7 @@ def test_scale_gradient_alone(dtype):
     assert gs.dtype == torch.float32 and gs.shape == s32.shape
     sr = s32.detach().double().requires_grad_(True)
     (rs,) = torch.autograd.grad(reference.linear("int2", x, packed, sr, u).sum(), (sr,))
-    assert rel_err(gs, rs) < {torch.float32: 1e-5, torch.float16: 2e-3}[dtype]
+    assert rel_err(gs, rs) < 1e-5
 
 
 @pytest.mark.parametrize("device", DEVICES)

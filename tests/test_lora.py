@@ -287,9 +287,24 @@ def test_lora_fake_kernel_errors():
 # PackedLoRALinear on the fused op
 # --------------------------------------------------------------------------------------
 def _unfused(lora: PackedLoRALinear, x):
-    """The layer's formula written out: base(x) + (x A^T) B^T * scaling in the adapter dtype."""
+    """The layer's formula written out: base(x) + (x A^T) B^T * alpha / r in the adapter dtype.  (alpha / r from the
+    constructor's arguments, not the layer's `scaling`: a wrong scaling would cancel; review, session 55.)"""
     h = x.to(lora.lora_A.dtype)
-    return lora.base(x) + (F.linear(F.linear(h, lora.lora_A), lora.lora_B) * lora.scaling).to(x.dtype)
+    return lora.base(x) + (F.linear(F.linear(h, lora.lora_A), lora.lora_B) * (lora.alpha / lora.r)).to(x.dtype)
+
+
+def _base_formula(base: PackedLinear, x):
+    """base(x) through the op, not the layer: x fake-quantized to 8 bits (absmax) where act_bits=8."""
+    xq = bitmm.quant.absmax_int8_fake(x) if base.act_bits == 8 else x
+    return bitmm.linear(base.kind, xq, base.packed_weight, base.scale, base.offset, base.bias)
+
+
+def _adapter_grads_f64(lora: PackedLoRALinear, h, g):
+    """lora_A's and lora_B's gradients of sum(g * (h A^T) B^T * alpha / r), in float64 (h: what the adapter sees)."""
+    a = lora.lora_A.detach().double().requires_grad_()
+    b = lora.lora_B.detach().double().requires_grad_()
+    (F.linear(F.linear(h.double(), a), b) * (lora.alpha / lora.r) * g.double()).sum().backward()
+    return a.grad, b.grad
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -371,18 +386,31 @@ def test_packed_lora_cpu_route_matches_fused_op_with_gradients(bits, group_size,
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_packed_lora_layer_dropout_and_act_bits_paths(device, monkeypatch):
+    # The routes that leave the fused op (dropout in training, act_bits=8), by value and by the adapters' gradients
+    # against the formula written out (review, session 55: the dropout route's adapter input, the 8-bit fake
+    # quantization of the base's x and lora_A's gradient on these routes could each be dropped unseen).
     import bitmm.nn as bnn
     calls = []
     orig = bnn.lora_linear
     monkeypatch.setattr(bnn, "lora_linear", lambda *a: calls.append(1) or orig(*a))
     base = PackedLinear.from_linear(nn.Linear(64, 16, device=device), weight_bits=2)
     base.use_cpu_prepack = False  # (else float32 x on CPU takes base(x) + adapter in eval too: the test above)
-    lora = PackedLoRALinear(base, r=4, dropout=0.5)
+    lora = PackedLoRALinear(base, r=4, alpha=6, dropout=0.5)
     nn.init.normal_(lora.lora_B)
     x = torch.randn(8, 64, device=device)
+    g = torch.randn(8, 16, device=device)
     lora.train()
-    lora(x)
+    torch.manual_seed(7)
+    y = lora(x)
     assert not calls  # dropout active: base(x) + adapter(dropout(x))
+    torch.manual_seed(7)
+    h = F.dropout(x, 0.5, training=True)  # (nn.Dropout's draw: the same generator state gives the same mask)
+    assert (h == 0).any() and (h != 0).any()
+    a, b = lora.lora_A.detach(), lora.lora_B.detach()
+    torch.testing.assert_close(y, _base_formula(base, x) + F.linear(F.linear(h, a), b) * 1.5, rtol=1e-5, atol=1e-5)
+    y.backward(g)
+    ga, gb = _adapter_grads_f64(lora, h, g)
+    assert rel_err(lora.lora_A.grad, ga) < 1e-5 and rel_err(lora.lora_B.grad, gb) < 1e-5
     lora.eval()
     torch.testing.assert_close(lora(x), _unfused(lora, x), rtol=1e-5, atol=1e-5)
     assert calls
@@ -391,8 +419,17 @@ def test_packed_lora_layer_dropout_and_act_bits_paths(device, monkeypatch):
     base8.use_cpu_prepack = False
     lora8 = PackedLoRALinear(base8, r=4)
     nn.init.normal_(lora8.lora_B)
-    torch.testing.assert_close(lora8(x), _unfused(lora8, x))  # base quantizes x, the adapter does not
+    y8 = lora8(x)
     assert not calls
+    # the adapter sees x itself (alpha / r = 16 / 4, the defaults)
+    adapter = F.linear(F.linear(x, lora8.lora_A.detach()), lora8.lora_B.detach()) * 4.0
+    torch.testing.assert_close(y8, _base_formula(base8, x) + adapter)  # base quantizes x, the adapter does not
+    base8.act_bits = None  # (the 8-bit quantization changes the base's output: the check above can tell)
+    assert rel_err(lora8(x) - adapter, _base_formula(base8, x)) < 1e-5 and rel_err(y8 - adapter, lora8(x) - adapter) > 1e-3
+    base8.act_bits = 8
+    y8.backward(g)
+    ga, gb = _adapter_grads_f64(lora8, x, g)
+    assert rel_err(lora8.lora_A.grad, ga) < 1e-5 and rel_err(lora8.lora_B.grad, gb) < 1e-5
 
 
 # --------------------------------------------------------------------------------------
