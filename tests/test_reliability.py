@@ -12,7 +12,8 @@ from conftest import DEVICES
 from test_cpu_kernels import _expected_kernel, kernels_run
 from helpers import (
     KINDS, PACKERS, UNPACKERS, assert_close_to_reference, assert_kernel_ran, assert_no_bad_slice, dtype_bound,
-    TOL_FLOOR, cancellation, cuda_graphs_capturable, forced_kernel, make_problem, random_values, reference_and_baseline_err, rel_err)
+    TOL_FLOOR, cancellation, cuda_graphs_capturable, forced_kernel, make_problem, random_values,
+    reference_and_baseline_err, rel_err)
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
