@@ -19,12 +19,18 @@ if [ "${S55_STREAM:-0}" = 1 ]; then
     && timeout 90 /tmp/stream_probe >> "$OUT/stream_probe.txt" 2>&1
   cat "$OUT/stream_probe.txt" >> "$OUT/log.txt"; mark stream_probe
 fi
+# S56_TESTS=1 (default, session 56): the tests session 55 tightened on the CPU, first on the GPU, beside the pool probes
+if [ "${S56_TESTS:-1}" = 1 ]; then
+  run_tests "tests/test_reliability.py tests/test_autograd.py tests/test_lora.py" \
+    "fuzz or low_precision or dropout_and_act" "tightened s55 tests" 170 &
+fi
 for b in 1.58 2; do
   echo "== cudagraph_pool_probe $b plain" >> "$OUT/log.txt"
   timeout 120 python3 bench/cudagraph_pool_probe.py $b > "$OUT/pool_probe_$b.txt" 2>&1; echo "rc=$?" >> "$OUT/pool_probe_$b.txt"
   grep -E "ok$|FAILED|leaked|equal|rc=" "$OUT/pool_probe_$b.txt" | head -8 >> "$OUT/log.txt"
 done
 mark "pool probe plain"
+wait
 echo "== cudagraph_pool_probe 1.58 under memcheck" >> "$OUT/log.txt"
 BITMM_UNDER_SANITIZER=1 timeout 150 compute-sanitizer --tool memcheck --kernel-name kns=bitmm --print-limit 20 \
   python3 bench/cudagraph_pool_probe.py 1.58 > "$OUT/pool_probe_memcheck.txt" 2>&1; echo "rc=$?" >> "$OUT/pool_probe_memcheck.txt"
