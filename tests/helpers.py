@@ -103,19 +103,20 @@ def assert_close_to_reference(kind, y, x, packed, s, u, b):
     assert_no_bad_slice(y, ref, bound)
 
 
-def cancellation(kind, x, packed, s, u, b, ref) -> float:
-    """||(|x| |W|^T + |b|)|| / (sqrt(K) ||ref||), at least 1: how far the output's sums cancel.  For random signs
+def cancellation(kind, x, packed, s, u, b, ref, grad_x: bool = False) -> float:
+    """||(|x| |W|^T + |b|)|| / (sqrt(K) ||ref||), at least 1: how far the output's sums cancel (grad_x=True: x is
+    grad_y, the sums run over N, ||(|grad_y| |W|)|| / (sqrt(N) ||ref||), b unused).  For random signs
     ||ref|| is about the magnitudes' norm over sqrt(K) (this is ~1); where the terms of every output cancel (a
     hypothesis draw of one output, M = N = 1, summing to 0.03 from terms of 9.5) a kernel's legitimate rounding of
     its partial sums, a few units in the last place of the terms, is many times that of ||ref||, and a plain
     dtype computation can land closer by luck, so the floor TOL_FLOOR follows the terms' scale there."""
     dev = baseline_device(x)
-    K = x.shape[-1]
+    K = ref.shape[-1] if grad_x else x.shape[-1]
     w = reference.dense_weight(kind, packed.to(dev), s.to(dev), None if u is None else u.to(dev), K)
-    mag = x.to(dev, torch.float64).abs() @ w.abs().T
-    if b is not None:
+    mag = x.to(dev, torch.float64).abs() @ (w.abs() if grad_x else w.abs().T)
+    if b is not None and not grad_x:
         mag = mag + b.to(dev, torch.float64).abs()
-    den = ref.double().norm().item() * max(K, 1) ** 0.5
+    den = ref.double().to(dev).norm().item() * max(x.shape[-1], 1) ** 0.5
     return max(1.0, mag.norm().item() / den) if den > 0 else 1.0
 
 
@@ -389,3 +390,37 @@ def digits_tie_row(dtype, K: int) -> torch.Tensor:
     tie = torch.tensor([3.0, 5.0, -3.0, -5.0, 7.0]).repeat(K // 5 + 1)[:K] * unit
     tie[0] = 2.0 ** 6 if dtype == torch.float16 else 2.0 ** 40
     return tie
+
+
+# Which CPU forward kernel runs (tests/test_cpu_kernels.py, and the prepacked fuzz in test_reliability.py).
+def _has_avx512f() -> bool:
+    """What the kernel asks (__builtin_cpu_supports("avx512f")), not torch's capability, which needs more
+    extensions and follows ATEN_CPU_CAPABILITY."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f " in line + " " for line in f)
+    except OSError:
+        return torch.backends.cpu.get_cpu_capability() == "AVX512"
+
+
+AVX512 = _has_avx512f()
+AVX2 = AVX512 or torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+
+
+def kernels_run(fn) -> set[str]:
+    """The bitmm CPU forward kernels' profiler scopes that ran in fn()."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name for e in prof.events() if e.name.startswith("bitmm::cpu_forward")}
+
+
+def expected_cpu_kernel(M, prepacked, G, x_dtype, isa_env):
+    """The profiler scope of the CPU forward kernel bitmm picks for M rows, the prepacked entry or not, group size
+    G (None: per tensor / channel), x's dtype and BITMM_CPU_ISA's value (the dispatch in csrc/cpu/linear_cpu.cpp)."""
+    if x_dtype == torch.float64 or (G is not None and G % 32) or isa_env == "generic":
+        return "bitmm::cpu_forward_generic"
+    if AVX512 and isa_env != "avx2":
+        return "bitmm::cpu_forward_avx512_prepacked" if prepacked else "bitmm::cpu_forward_avx512"
+    if not AVX2:
+        return "bitmm::cpu_forward_generic"
+    return "bitmm::cpu_forward_avx2_prepacked" if prepacked else "bitmm::cpu_forward_avx2"

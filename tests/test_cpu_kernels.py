@@ -14,31 +14,11 @@ import torch
 
 import bitmm
 from bitmm import formats
-from helpers import make_problem, run_in_child
+from helpers import AVX2, AVX512, expected_cpu_kernel, kernels_run, make_problem, run_in_child
 
-
-
-def _has_avx512f() -> bool:
-    """What the kernel asks (__builtin_cpu_supports("avx512f")), not torch's capability, which needs more
-    extensions and follows ATEN_CPU_CAPABILITY."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx512f " in line + " " for line in f)
-    except OSError:
-        return torch.backends.cpu.get_cpu_capability() == "AVX512"
-
-
-AVX512 = _has_avx512f()
-AVX2 = AVX512 or torch.backends.cpu.get_cpu_capability() != "DEFAULT"
 # (BITMM_CPU_ISA=avx2 / generic keep this process off the AVX-512 kernel)
 needs_avx512 = pytest.mark.skipif(not AVX512 or os.environ.get("BITMM_CPU_ISA") in ("avx2", "generic"),
                                   reason="no AVX-512 on this CPU (or BITMM_CPU_ISA limits the kernels)")
-
-
-def kernels_run(fn) -> set[str]:
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return {e.name for e in prof.events() if e.name.startswith("bitmm::cpu_forward")}
 
 
 def _entry(kind, K, prepacked):
@@ -49,20 +29,10 @@ def _entry(kind, K, prepacked):
         x, p, torch.ops.bitmm.cpu_prepack(p, kid, K), s, u, b, kid)
 
 
-def _expected_kernel(M, prepacked, G, x_dtype, isa_env):
-    if x_dtype == torch.float64 or (G is not None and G % 32) or isa_env == "generic":
-        return "bitmm::cpu_forward_generic"
-    if AVX512 and isa_env != "avx2":
-        return "bitmm::cpu_forward_avx512_prepacked" if prepacked else "bitmm::cpu_forward_avx512"
-    if not AVX2:
-        return "bitmm::cpu_forward_generic"
-    return "bitmm::cpu_forward_avx2_prepacked" if prepacked else "bitmm::cpu_forward_avx2"
-
-
 def test_cpu_forward_kernel_name_is_the_kernel_that_runs():
     x, p, s, u, b = make_problem("ternary", 3, 192, 70, "group", 64)
     name = torch.ops.bitmm._cpu_forward_kernel()
-    assert name == _expected_kernel(3, False, 64, torch.float32, os.environ.get("BITMM_CPU_ISA")).split("_")[-1]
+    assert name == expected_cpu_kernel(3, False, 64, torch.float32, os.environ.get("BITMM_CPU_ISA")).split("_")[-1]
     assert kernels_run(lambda: bitmm.linear("ternary", x, p, s, u, b)) == {f"bitmm::cpu_forward_{name}"}
 
 
@@ -73,7 +43,7 @@ def test_cpu_forward_kernel_name_is_the_kernel_that_runs():
 def test_cpu_forward_kernel_choice(M, prepacked, G, x_dtype):
     K, N = 192, 70
     x, p, s, u, b = make_problem("ternary", M, K, N, "group" if G else "channel", G, dtype=x_dtype)
-    want = _expected_kernel(M, prepacked, G, x_dtype, os.environ.get("BITMM_CPU_ISA"))
+    want = expected_cpu_kernel(M, prepacked, G, x_dtype, os.environ.get("BITMM_CPU_ISA"))
     assert kernels_run(lambda: _entry("ternary", K, prepacked)(x, p, s, u, b)) == {want}
 
 

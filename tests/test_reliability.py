@@ -9,11 +9,10 @@ import torch
 import bitmm
 from bitmm import quant, reference
 from conftest import DEVICES
-from test_cpu_kernels import _expected_kernel, kernels_run
 from helpers import (
     KINDS, PACKERS, UNPACKERS, assert_close_to_reference, assert_kernel_ran, assert_no_bad_slice, dtype_bound,
-    TOL_FLOOR, cancellation, cuda_graphs_capturable, forced_kernel, make_problem, random_values,
-    reference_and_baseline_err, rel_err)
+    TOL_FLOOR, cancellation, cuda_graphs_capturable, expected_cpu_kernel, forced_kernel, kernels_run, make_problem,
+    random_values, reference_and_baseline_err, rel_err)
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -111,7 +110,7 @@ def test_fuzz_cpu_prepacked_is_the_op(prob):
     # the plain op passed).  So: the prepacked kernel ran (its profiler scope), and it read the layouts: a blob of
     # other codes and scales' layout of (2 s, 2 u) give the plain op's output on those (a stale layout gives stale
     # results, as cpu_prepacked_linear's documentation says).
-    if M and _expected_kernel(M, True, G, dtype, os.environ.get("BITMM_CPU_ISA")).endswith("_prepacked"):
+    if M and expected_cpu_kernel(M, True, G, dtype, os.environ.get("BITMM_CPU_ISA")).endswith("_prepacked"):
         packed2 = PACKERS[kind](random_values(kind, N, K))
         blob2 = bitmm.ops.cpu_prepack(packed2, kind, K)
         s2, u2 = (s * 2, None if u is None else u * 2) if with_sp else (s, u)
@@ -175,9 +174,8 @@ def test_fuzz_backward_against_reference(prob):
             assert gx.shape == (M, K) and gx.dtype == dtype
             err = rel_err(gx, ref)
             if err > b:  # where the sums cancel, the floor follows the terms' scale (as the forward's)
-                mag = (g.cpu().double().abs() @ w.abs()).norm().item()
-                den = ref.norm().item() * max(N, 1) ** 0.5
-                b = max(b, TOL_FLOOR[dtype] * (max(1.0, mag / den) if den > 0 else 1.0))
+                b = max(b, TOL_FLOOR[dtype] * cancellation(kind, g.cpu(), packed.cpu(), s.cpu(),
+                                                           None if u is None else u.cpu(), None, ref, grad_x=True))
             assert err <= b, (err, b, len(paths))
             if gx.numel():
                 assert_no_bad_slice(gx, ref, b)
