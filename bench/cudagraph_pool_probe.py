@@ -7,7 +7,7 @@ names the Python / C++ frames that allocated each leaked block.  Run it plain an
     python3 bench/cudagraph_pool_probe.py 1.58 > out.txt 2>&1
     compute-sanitizer --tool memcheck --kernel-name kns=bitmm python3 bench/cudagraph_pool_probe.py 1.58
 
-It prints 'ok' after three compiled calls that match eager, or the error with the histories (first 60 lines of each).
+bits 0 (session 56): the control, the same net unconverted (no bitmm op).  It prints 'ok' after three compiled calls that match eager, or the error with the histories (first 60 lines of each).
 """
 import os
 import sys
@@ -23,7 +23,12 @@ def main(bits: float, history: bool) -> int:
     from test_nn import _capture_and_replay, _converted_half_net
 
     inductor_config.triton.cudagraph_trees_history_recording = history
-    model, ids = _converted_half_net(bits)
+    if bits == 0:  # session 56's control: the same net unconverted (fp16 nn.Linear throughout, no bitmm op)
+        from test_nn import _Net
+        torch.manual_seed(0)
+        model, ids = _Net().cuda().half(), torch.randint(0, 50, (3, 11), device="cuda")
+    else:
+        model, ids = _converted_half_net(bits)
     with torch.no_grad():
         y_eager = model(ids)
         if os.environ.get("EAGER_GRAPH", "1") == "1":  # the test's eager capture first (EAGER_GRAPH=0 leaves it out)
@@ -42,6 +47,18 @@ def main(bits: float, history: bool) -> int:
             print(f"{len(blocks) - 1} leaked blocks listed")
             for b in blocks[1:4]:
                 print("Data Pointer:" + "\n".join(b.splitlines()[:60]))
+            # (session 56: the histories came back empty under memcheck) each leaked block's size and frames from
+            # the allocator's snapshot
+            leaked = {int(b.split(",")[0].strip()) for b in blocks[1:] if b.split(",")[0].strip().isdigit()}
+            for seg in torch.cuda.memory_snapshot():
+                addr = seg["address"]
+                for blk in seg["blocks"]:
+                    if addr in leaked:
+                        frames = [f"{f.get('filename', '?')}:{f.get('line', '?')} {f.get('name', '?')}"
+                                  for f in blk.get("frames", [])][:12]
+                        print(f"leaked block {addr}: {blk['size']} bytes, {blk['state']}, pool {seg.get('segment_pool_id')}, "
+                              f"frames: {frames}")
+                    addr += blk["size"]
             traceback.print_exc(limit=3)
             return 1
         err = (y_c.float() - y_eager.float()).abs().max().item()
