@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Prepared in session 56 (its first start was refused; session 55 got no machine at all).  One call, ~560 s:
-#   S56_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/next_s56_call1.sh
+#   S56_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/s56_call1.sh  (ran in session 56 as next_s56_call1.sh)
 # 1. bench/stream_probe.cu (~15 s, prediction in bench/NOTES.md session 55): the M = 1 tensor-core kernel's 218 MB read
 #    with no matmul, in its pattern (16 rows x 64 B per warp step) and in longer runs per row.
-# 2. A/B of next_s56_steprun2.patch (tc_linear.cuh: a warp issues two consecutive steps of a tile, 128 B per row, in
+# 2. A/B of s56_steprun2.patch (tc_linear.cuh: a warp issues two consecutive steps of a tile, 128 B per row, in
 #    place of one step per warp in turn, 64 B; the cheap form of the probe's "longer runs per row"): decode_probe on
 #    the tensor-core backend and fp16, M = 1, 8192^2, 8192 x 28672, 16384 x 53248, ternary / int2 / binary per tensor
 #    and g64 (~60-100 s a build); then the tensor-core tests on the patched build; then HEAD rebuilt.
@@ -24,11 +24,11 @@ probe() {  # $1: output name
 }
 if [ "${S56_AB:-1}" = 1 ]; then
   probe steprun_base
-  apply_and_rebuild bench/device_calls/next_s56_steprun2.patch steprun2
+  apply_and_rebuild bench/device_calls/s56_steprun2.patch steprun2
   probe steprun_b
   run_tests tests/test_tensorcore.py "" "tensor-core tests, steprun2" 90
   python3 bench/probe_ab.py "$OUT/steprun_base.json" "$OUT/steprun_b.json" >> "$OUT/log.txt" 2>&1
-  patch -R -p1 < bench/device_calls/next_s56_steprun2.patch > /dev/null && python3 setup.py build_ext --inplace > /tmp/build3.log 2>&1
+  patch -R -p1 < bench/device_calls/s56_steprun2.patch > /dev/null && python3 setup.py build_ext --inplace > /tmp/build3.log 2>&1
   mark "rebuilt HEAD"
 fi
 run_tests "tests/test_reliability.py tests/test_autograd.py tests/test_lora.py" \
