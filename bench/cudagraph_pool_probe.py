@@ -47,8 +47,9 @@ def main(bits: float, history: bool) -> int:
             print(f"{len(blocks) - 1} leaked blocks listed")
             for b in blocks[1:4]:
                 print("Data Pointer:" + "\n".join(b.splitlines()[:60]))
-            # (session 56: the histories came back empty under memcheck) each leaked block's size and frames from
-            # the allocator's snapshot
+            # each leaked block's size, state and pool from the allocator's snapshot (the error names only pointers
+            # and histories: session 56's 8 blocks were partition_0's intermediates, the embedding's output and
+            # bitmm.int2_linear outputs)
             leaked = {int(b.split(",")[0].strip()) for b in blocks[1:] if b.split(",")[0].strip().isdigit()}
             for seg in torch.cuda.memory_snapshot():
                 addr = seg["address"]

@@ -111,11 +111,13 @@ run_unit() {  # TOOL:i/n[@PROFILE]
   # with BITMM_A8_FUSED=1 (the fused kernel for M <= 256), under any tool; since session 45 also its few-rows test (M up
   # to 256 on 8 shapes, every output dtype but float64, which the fused kernel leaves to the GEMM path; ~240 tests) and
   # the absmax_int8 kernel's tests (quant_absmax.cu), which the a8 exclusion above had dropped from racecheck / initcheck
-  # Files added after the cover3 sixteenths were cut (sessions 44-48): tests/test_wg_grad_x.py (session 48).  Shards are
-  # cut by position in the collected list, so a file inserted among the others would move every later test to another
-  # shard; the cover3 units --ignore it (removed at collection, before the shard is cut), and it runs as units of its
-  # own, TOOL:0/1@wgx (the whole file, no cover3 cut).  (Earlier drift: session 47's one new test in test_linear.py
-  # moved the later tests by one position between the units run before and after it.)
+  # Files added after the cover3 sixteenths were cut (sessions 44-48): tests/test_wg_grad_x.py (session 48).  Shards were
+  # cut by position in the collected list until session 56, so a file inserted among the others would have moved every
+  # later test to another shard; the cover3 units --ignore it (removed at collection, before the shard is cut), and it
+  # runs as units of its own, TOOL:0/1@wgx (the whole file, no cover3 cut).  (Earlier drift: session 47's one new test in
+  # test_linear.py moved the later tests by one position.)  Since session 56 a test's shard is a hash of its id
+  # (tests/conftest.py), so added tests move no others; the resume files of the position split are kept apart in
+  # bench/results/san_resume_index_split/ (their unit names meant other test sets).
   local paths="$SAN_PATHS --ignore=tests/test_wg_grad_x.py"
   if [ "$profile" = wgx ]; then
     profile=""; paths="tests/test_wg_grad_x.py"

@@ -3,6 +3,9 @@ import json
 import os
 import subprocess
 import sys
+import zlib
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,24 +35,30 @@ def test_bench_small(tmp_path):
 
 
 def _collected(env_shard, files):
-    """Test ids pytest collects from `files` with BITMM_SHARD=env_shard (None: unset), in a child process."""
+    """Test ids pytest collects from `files` with BITMM_SHARD=env_shard (None: unset), in a child process that imports
+    this checkout's bitmm (PYTHONPATH, as run() above); the child must succeed."""
     env = {k: v for k, v in os.environ.items() if k not in ("BITMM_SHARD", "BITMM_TEST_PROFILE")}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     if env_shard is not None:
         env["BITMM_SHARD"] = env_shard
-    cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *files]
-    out = subprocess.run(cmd, cwd=os.path.dirname(os.path.abspath(__file__)), env=env, capture_output=True,
-                         text=True, timeout=300).stdout
-    return {line for line in out.splitlines() if "::" in line}
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *files],
+                       cwd=os.path.join(ROOT, "tests"), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return {line for line in r.stdout.splitlines() if "::" in line}
 
 
+@pytest.mark.skipif(os.environ.get("BITMM_UNDER_SANITIZER") == "1",
+                    reason="collection only, no kernel runs (and the children would run under the sanitizer)")
 def test_shards_partition_the_suite_and_keep_their_tests_when_it_changes():
-    # BITMM_SHARD=i/n (tests/conftest.py): the n shards are disjoint and together every test; each test's shard
-    # depends on its id alone, so a smaller collection (a test removed, a file not collected on one machine) keeps
-    # every remaining test in its shard (sanitizer units run in different sessions then cover the suite together).
+    # BITMM_SHARD=i/n (tests/conftest.py) keeps the tests whose id hashes (crc32) to i mod n: a test's unit depends on
+    # its id alone, so the n units are disjoint and cover the suite, and a smaller collection (the first file's tests
+    # gone, so the second file's move up in the list: the old split by position moved them to other units) keeps every
+    # remaining test in its unit; sanitizer units run in different sessions then add up.
     files = ["test_formats.py", "test_quant.py"]
     whole = _collected(None, files)
-    shards = [_collected(f"{i}/3", files) for i in range(3)]
-    assert len(whole) > 30 and all(shards)
-    assert set().union(*shards) == whole and sum(len(s) for s in shards) == len(whole)
-    fewer = _collected("1/3", files[1:])  # the first file's tests gone: the second's move up in the collection
-    assert fewer and fewer == {t for t in shards[1] if t.split("::")[0].endswith(files[1])}
+    by_file = {f: {t for t in whole if t.split("::")[0].endswith(f)} for f in files}
+    assert all(len(v) > 20 for v in by_file.values())
+    unit = _collected("1/3", files)
+    assert unit == {t for t in whole if zlib.crc32(t.encode()) % 3 == 1}
+    assert 0 < len(unit) < len(whole)
+    assert _collected("1/3", files[1:]) == unit & by_file[files[1]]

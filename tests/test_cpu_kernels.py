@@ -14,7 +14,7 @@ import torch
 
 import bitmm
 from bitmm import formats
-from helpers import AVX2, AVX512, expected_cpu_kernel, kernels_run, make_problem, run_in_child
+from helpers import AVX512, expected_cpu_kernel, kernels_run, make_problem, run_in_child
 
 # (BITMM_CPU_ISA=avx2 / generic keep this process off the AVX-512 kernel)
 needs_avx512 = pytest.mark.skipif(not AVX512 or os.environ.get("BITMM_CPU_ISA") in ("avx2", "generic"),

@@ -15,4 +15,6 @@ BITMM_UNDER_SANITIZER=1 timeout 100 compute-sanitizer --tool memcheck --kernel-n
   python3 bench/cudagraph_pool_probe.py 0 > "$OUT/pool_mc_control.txt" 2>&1; echo "rc=$?" >> "$OUT/pool_mc_control.txt"
 grep -E "^ok|FAILED|leaked block|replays|ERROR SUMMARY|rc=" "$OUT/pool_mc_control.txt" | head -14 >> "$OUT/log.txt"
 mark "pool control memcheck"
+(cd "$OUT" && tar czf probes.tgz *.json && rm -f *.json)
+pack_out
 cat "$OUT/log.txt"
