@@ -7,7 +7,8 @@ names the Python / C++ frames that allocated each leaked block.  Run it plain an
     python3 bench/cudagraph_pool_probe.py 1.58 > out.txt 2>&1
     compute-sanitizer --tool memcheck --kernel-name kns=bitmm python3 bench/cudagraph_pool_probe.py 1.58
 
-bits 0 (session 56): the control, the same net unconverted (no bitmm op).  It prints 'ok' after three compiled calls that match eager, or the error with the histories (first 60 lines of each).
+bits 0 (session 56): the control, the same net unconverted (no bitmm op).  It prints 'ok' after three compiled calls
+that match eager, or the error with the histories (first 60 lines of each).
 """
 import os
 import sys
@@ -23,12 +24,7 @@ def main(bits: float, history: bool) -> int:
     from test_nn import _capture_and_replay, _converted_half_net
 
     inductor_config.triton.cudagraph_trees_history_recording = history
-    if bits == 0:  # session 56's control: the same net unconverted (fp16 nn.Linear throughout, no bitmm op)
-        from test_nn import _Net
-        torch.manual_seed(0)
-        model, ids = _Net().cuda().half(), torch.randint(0, 50, (3, 11), device="cuda")
-    else:
-        model, ids = _converted_half_net(bits)
+    model, ids = _converted_half_net(bits)  # (bits 0, session 56's control: unconverted, fp16 nn.Linear, no bitmm op)
     with torch.no_grad():
         y_eager = model(ids)
         if os.environ.get("EAGER_GRAPH", "1") == "1":  # the test's eager capture first (EAGER_GRAPH=0 leaves it out)
@@ -57,8 +53,8 @@ def main(bits: float, history: bool) -> int:
                     if addr in leaked:
                         frames = [f"{f.get('filename', '?')}:{f.get('line', '?')} {f.get('name', '?')}"
                                   for f in blk.get("frames", [])][:12]
-                        print(f"leaked block {addr}: {blk['size']} bytes, {blk['state']}, pool {seg.get('segment_pool_id')}, "
-                              f"frames: {frames}")
+                        print(f"leaked block {addr}: {blk['size']} bytes, {blk['state']}, "
+                              f"pool {seg.get('segment_pool_id')}, frames: {frames}")
                     addr += blk["size"]
             traceback.print_exc(limit=3)
             return 1

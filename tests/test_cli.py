@@ -10,9 +10,13 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _child_env(**extra):
+    """This process's environment for a child that imports this checkout's bitmm (PYTHONPATH), plus `extra`."""
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
+
+
 def run(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "bitmm", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "bitmm", *args], capture_output=True, text=True, env=_child_env(),
                           timeout=300, cwd=ROOT)
 
 
@@ -36,11 +40,11 @@ def test_bench_small(tmp_path):
 
 def _collected(env_shard, files):
     """Test ids pytest collects from `files` with BITMM_SHARD=env_shard (None: unset), in a child process that imports
-    this checkout's bitmm (PYTHONPATH, as run() above); the child must succeed."""
-    env = {k: v for k, v in os.environ.items() if k not in ("BITMM_SHARD", "BITMM_TEST_PROFILE")}
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    if env_shard is not None:
-        env["BITMM_SHARD"] = env_shard
+    this checkout's bitmm (as run() above); the child must succeed."""
+    env = _child_env(BITMM_SHARD=env_shard or "")
+    env.pop("BITMM_TEST_PROFILE", None)
+    if env_shard is None:
+        del env["BITMM_SHARD"]
     r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *files],
                        cwd=os.path.join(ROOT, "tests"), env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

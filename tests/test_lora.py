@@ -286,11 +286,15 @@ def test_lora_fake_kernel_errors():
 # --------------------------------------------------------------------------------------
 # PackedLoRALinear on the fused op
 # --------------------------------------------------------------------------------------
+def _adapter(lora: PackedLoRALinear, h):
+    """The adapter's term written out, (h A^T) B^T * alpha / r (h: what the adapter sees, in its dtype).  (alpha / r
+    from the constructor's arguments, not the layer's `scaling`: a wrong scaling would cancel; review, session 55.)"""
+    return F.linear(F.linear(h, lora.lora_A.detach()), lora.lora_B.detach()) * (lora.alpha / lora.r)
+
+
 def _unfused(lora: PackedLoRALinear, x):
-    """The layer's formula written out: base(x) + (x A^T) B^T * alpha / r in the adapter dtype.  (alpha / r from the
-    constructor's arguments, not the layer's `scaling`: a wrong scaling would cancel; review, session 55.)"""
-    h = x.to(lora.lora_A.dtype)
-    return lora.base(x) + (F.linear(F.linear(h, lora.lora_A), lora.lora_B) * (lora.alpha / lora.r)).to(x.dtype)
+    """The layer's formula written out: base(x) + the adapter's term on x, in the adapter dtype."""
+    return lora.base(x) + _adapter(lora, x.to(lora.lora_A.dtype)).to(x.dtype)
 
 
 def _base_formula(base: PackedLinear, x):
@@ -406,8 +410,8 @@ def test_packed_lora_layer_dropout_and_act_bits_paths(device, monkeypatch):
     torch.manual_seed(7)
     h = F.dropout(x, 0.5, training=True)  # (nn.Dropout's draw: the same generator state gives the same mask)
     assert (h == 0).any() and (h != 0).any()
-    a, b = lora.lora_A.detach(), lora.lora_B.detach()
-    torch.testing.assert_close(y, _base_formula(base, x) + F.linear(F.linear(h, a), b) * 1.5, rtol=1e-5, atol=1e-5)
+    assert lora.alpha / lora.r == 1.5
+    torch.testing.assert_close(y, _base_formula(base, x) + _adapter(lora, h), rtol=1e-5, atol=1e-5)
     y.backward(g)
     ga, gb = _adapter_grads_f64(lora, h, g)
     assert rel_err(lora.lora_A.grad, ga) < 1e-5 and rel_err(lora.lora_B.grad, gb) < 1e-5
@@ -422,7 +426,8 @@ def test_packed_lora_layer_dropout_and_act_bits_paths(device, monkeypatch):
     y8 = lora8(x)
     assert not calls
     # the adapter sees x itself (alpha / r = 16 / 4, the defaults)
-    adapter = F.linear(F.linear(x, lora8.lora_A.detach()), lora8.lora_B.detach()) * 4.0
+    assert lora8.alpha / lora8.r == 4.0
+    adapter = _adapter(lora8, x)
     # base quantizes x, the adapter does not (the layer's base may take linear_a8, the formula the float op on the
     # fake-quantized x: float32 roundings apart)
     torch.testing.assert_close(y8, _base_formula(base8, x) + adapter, rtol=1e-5, atol=1e-5)

@@ -566,10 +566,12 @@ def test_convert_packed_model_state_dict_round_trip():
 
 
 def _converted_half_net(bits):
-    """_Net on the GPU in fp16, every Linear but lm_head a PackedLinear of `bits`, and a (3, 11) batch of ids."""
+    """_Net on the GPU in fp16, every Linear but lm_head a PackedLinear of `bits` (0: none converted, the plain net, as
+    bench/cudagraph_pool_probe.py's control), and a (3, 11) batch of ids."""
     torch.manual_seed(0)
     model = _Net().cuda()
-    convert(model, mode="packed", weight_bits=bits, skip=["lm_head"])
+    if bits:
+        convert(model, mode="packed", weight_bits=bits, skip=["lm_head"])
     return model.half(), torch.randint(0, 50, (3, 11), device="cuda")
 
 
