@@ -10,13 +10,48 @@ names the Python / C++ frames that allocated each leaked block.  Run it plain an
 bits 0 (session 56): the control, the same net unconverted (no bitmm op).  It prints 'ok' after three compiled calls
 that match eager, or the error with the histories (first 60 lines of each).
 """
+import gc
 import os
 import sys
 import traceback
+import types
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, types.FrameType):
+        return f"frame {obj.f_code.co_name} at {obj.f_code.co_filename}:{obj.f_lineno}"
+    if isinstance(obj, types.TracebackType):
+        return f"traceback of frame {obj.tb_frame.f_code.co_name} ({obj.tb_frame.f_code.co_filename}:{obj.tb_lineno})"
+    if isinstance(obj, (list, tuple, dict)):
+        return f"{type(obj).__name__} of {len(obj)}"
+    return type(obj).__qualname__
+
+
+def _print_holders(leaked: set, depth: int = 4) -> None:
+    """Session 57: which Python objects keep a leaked block alive.  Every live tensor whose storage starts at a leaked
+    pointer, then its referrers up to `depth` levels (frames and tracebacks by code name and line; containers by type):
+    a frame of the warm-up run held by a caught exception's traceback would show up here as 'traceback of frame ...'."""
+    gc.collect()
+    found = [o for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.is_cuda
+             and o.untyped_storage().data_ptr() in leaked]
+    print(f"{len(found)} live tensors own a leaked block (after gc.collect)")
+    for t in found[:4]:
+        print(f"tensor {tuple(t.shape)} {t.dtype} at {t.untyped_storage().data_ptr()}")
+        level, seen = [t], {id(found), id(t)}
+        for d in range(depth):
+            nxt = []
+            for o in level:
+                for r in gc.get_referrers(o):
+                    if id(r) in seen or r is level or r is nxt or isinstance(r, types.FrameType) and r.f_code.co_name == "_print_holders":
+                        continue
+                    seen.add(id(r))
+                    nxt.append(r)
+            print(f"  referrers at depth {d + 1}: " + "; ".join(_describe(r) for r in nxt[:8]))
+            level = nxt[:8]
 
 
 def main(bits: float, history: bool) -> int:
@@ -56,6 +91,7 @@ def main(bits: float, history: bool) -> int:
                         print(f"leaked block {addr}: {blk['size']} bytes, {blk['state']}, "
                               f"pool {seg.get('segment_pool_id')}, frames: {frames}")
                     addr += blk["size"]
+            _print_holders(leaked)
             traceback.print_exc(limit=3)
             return 1
         err = (y_c.float() - y_eager.float()).abs().max().item()
