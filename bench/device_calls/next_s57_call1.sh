@@ -19,9 +19,10 @@ pool_mc() {  # $1: label, $2: bits
 }
 pool_mc control 0 &
 pool_mc bits2 2 &
-wait
 END=${S57_END:-560}
+# (beside the two probes: a memcheck unit takes ~20 GiB, two at once and the probes' small net fit the H100's 79 GiB)
 san_tail "$(for i in $(seq 0 15); do printf "memcheck:%d/16@cover3 " $i; done)" $(( END - 60 ))
+wait
 for st in 0 6; do
   [ $(( $(date +%s) - start )) -gt $(( END - 40 )) ] && break
   BITMM_TC_STAGES=$st timeout 30 python3 bench/decode_probe.py --kinds ternary,int2 --groups none --rounds 3 \
