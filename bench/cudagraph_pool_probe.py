@@ -9,6 +9,12 @@ names the Python / C++ frames that allocated each leaked block.  Run it plain an
 
 bits 0 (session 56): the control, the same net unconverted (no bitmm op).  It prints 'ok' after three compiled calls
 that match eager, or the error with the histories (first 60 lines of each).
+
+Session 57 (H100, b961122; bench/results/h100_s57_pool_probe_memcheck_{0,2}_b961122.txt.gz): under memcheck the control
+fails the same way as bits 2 (130 and 132 blocks), and nearly every block's history runs through inductor's runtime
+benchmarking (torch/_inductor/runtime/benchmarking.py: 50 MB L2-flush buffers, 16.5 KB argument clones) inside
+cudagraph trees' warm-up (run_eager).  So it is an interaction of torch's reduce-overhead path with compute-sanitizer,
+not a bitmm op; under the sanitizer the test stops after its eager CUDA graph part.
 """
 import gc
 import os
@@ -31,16 +37,24 @@ def _describe(obj) -> str:
     return type(obj).__qualname__
 
 
+def _data_ptr(t: torch.Tensor):
+    """The storage's device pointer of a real CUDA tensor, else None (session 57: the fake / functional tensors that
+    torch.compile leaves in gc.get_objects() raise on data_ptr())."""
+    try:
+        return t.untyped_storage().data_ptr() if t.is_cuda else None
+    except RuntimeError:
+        return None
+
+
 def _print_holders(leaked: set, depth: int = 4) -> None:
     """Session 57: which Python objects keep a leaked block alive.  Every live tensor whose storage starts at a leaked
     pointer, then its referrers up to `depth` levels (frames and tracebacks by code name and line; containers by type):
     a frame of the warm-up run held by a caught exception's traceback would show up here as 'traceback of frame ...'."""
     gc.collect()
-    found = [o for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.is_cuda
-             and o.untyped_storage().data_ptr() in leaked]
+    found = [o for o in gc.get_objects() if isinstance(o, torch.Tensor) and _data_ptr(o) in leaked]
     print(f"{len(found)} live tensors own a leaked block (after gc.collect)")
     for t in found[:4]:
-        print(f"tensor {tuple(t.shape)} {t.dtype} at {t.untyped_storage().data_ptr()}")
+        print(f"tensor {tuple(t.shape)} {t.dtype} at {_data_ptr(t)}")
         level, seen = [t], {id(found), id(t)}
         for d in range(depth):
             nxt = []

@@ -2,6 +2,7 @@
 import copy
 import io
 import math
+import os
 
 import pytest
 import torch
@@ -608,6 +609,13 @@ def test_converted_model_replays_in_cuda_graph_and_reduce_overhead(bits):
         y_eager = model(ids)
         graph, y_graph = _capture_and_replay(model, ids)
         assert torch.equal(y_graph, y_eager)
+        if os.environ.get("BITMM_UNDER_SANITIZER") == "1":
+            # Under compute-sanitizer memcheck, reduce-overhead's warm-up leaves inductor's runtime-benchmarking
+            # buffers (50 MB L2 flushes, cloned arguments) live in the cudagraph-trees pool and fails its pool check
+            # with no bitmm op in the model too (bench/cudagraph_pool_probe.py 0, session 57,
+            # bench/results/h100_s57_pool_probe_memcheck_0_b961122.txt.gz); the bitmm launches before it had 0 errors.
+            pytest.skip("eager CUDA graph replay checked; reduce-overhead fails its pool check under compute-sanitizer "
+                        "without bitmm too (torch inductor's runtime benchmarking)")
         compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
         for _ in range(3):
             y_c = compiled(ids)
