@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Session 57, one call on what is left after four refused starts (~600 s):
-#   S57_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/next_s57_call1.sh
+#   S57_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/s57_call1.sh (ran as next_s57_call1.sh)
 # S57_END: the seconds this command may take (default 560; the call's timeout_s a little above it).
 # 1. cudagraph_pool_probe under memcheck: bits 0 (the unconverted net, no bitmm op: is the leak bitmm's?) and bits 2
 #    (the test's failure, now with the Python objects that hold each leaked block: _print_holders).
-# 2. The rest of memcheck over cover3 (next_s57_memcheck.sh's 626 tests, 16 hash units, two at once) to S57_END - 60.
+# 2. The rest of memcheck over cover3 (session 56's next_s57_memcheck.sh: 626 tests, 16 hash units, two at once) to S57_END - 60.
 # 3. If time is left: the ring depth at M = 1 (BITMM_TC_STAGES=6 against the rule's 3; prediction, session 56: 6 slots
 #    beat 3 by 5-15% on 16384 x 53248 if bytes in flight bind).
 cd "$(dirname "$0")/../.."

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepared in session 56 (as next_s56_call2.sh), cut down in session 57 (~600 s):
+#   S58_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/next_s58_call1.sh
+# 1. Occupancy at M = 1: ncu (session 56) found the tensor-core kernel on 16384 x 53248 ternary at 4 CTAs per SM,
+#    limited by shared memory (54 KB: x's 16384 inputs 40 KB with their padding + the 3-slot rings 12 KB; registers
+#    allow 6), issue slots ~50% busy, 0.88 eligible warps per scheduler.  Session 57: 6 slots (3 CTAs per SM) lost to
+#    the rule's 3 (4 CTAs) by 5% there and 20% on 8192^2, so resident warps matter more than bytes in flight.
+#    Prediction: the K tile capped (BITMM_TC_KT_MAX, read by tc_linear.cuh's launcher) at 8192 inputs frees shared
+#    memory for 6 CTAs per SM and wins 5-15% on 16384 x 53248 (x restaged per K tile is 16 KB per CTA from L2, and the
+#    K split adds a reduction); no change on K = 8192 shapes (x already in one 8192 tile).  decode_probe per tensor and
+#    g64, M = 1, three kinds.  Then 2 / 4 ring slots against the rule's 3 (2: 5 CTAs per SM at K = 16384).
+# 2. racecheck / initcheck over cover3 on the hash split, from unit 0, to S58_END (no resume file yet: every test of
+#    a unit runs; ~200 s a unit).
+# At most 8 files come back: the JSON files go in probes.tgz, the rest in rest.tgz.
+cd "$(dirname "$0")/../.."
+source bench/device_calls/prelude.sh
+export PYTHONPATH=$PWD
+END=${S58_END:-560}
+for kt in 0 8192 4096; do
+  BITMM_TC_KT_MAX=$kt timeout 60 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none,64 --rounds 3 \
+    --shapes 16384x53248,8192x28672 --ms 1 --backends fp16,tensorcore --out "$OUT/kt_$kt.json" > "$OUT/kt_$kt.txt" 2>&1
+  mark "kt_max $kt: $(grep -c ' us ' "$OUT/kt_$kt.txt") lines"
+done
+python3 bench/probe_ab.py "$OUT/kt_0.json" "$OUT/kt_8192.json" >> "$OUT/log.txt" 2>&1
+python3 bench/probe_ab.py "$OUT/kt_0.json" "$OUT/kt_4096.json" >> "$OUT/log.txt" 2>&1
+for st in 2 4; do
+  BITMM_TC_STAGES=$st timeout 40 python3 bench/decode_probe.py --kinds ternary,int2 --groups none --rounds 3 \
+    --shapes 16384x53248,8192x8192 --ms 1 --backends fp16,tensorcore --out "$OUT/st_$st.json" > "$OUT/st_$st.txt" 2>&1
+  echo "stages $st: $(grep tensorcore "$OUT/st_$st.txt" | awk '{print $1, $2, $6}' | tr '\n' ' ')" >> "$OUT/log.txt"
+  mark "stages $st"
+done
+san_tail "$(for i in $(seq 0 15); do printf "racecheck:%d/16@cover3 initcheck:%d/16@cover3 " $i $i; done)" $(( END - 30 ))
+(cd "$OUT" && ls *.json > /dev/null 2>&1 && tar czf probes.tgz *.json && rm -f *.json)
+pack_out
+cat "$OUT/log.txt"
