@@ -13,8 +13,9 @@ that match eager, or the error with the histories (first 60 lines of each).
 Session 57 (H100, b961122; bench/results/h100_s57_pool_probe_memcheck_{0,2}_b961122.txt.gz): under memcheck the control
 fails the same way as bits 2 (130 and 132 blocks): by their histories 120 / 122 come from inductor's runtime
 benchmarking inside cudagraph trees' warm-up (run_eager; 106 argument clones, clone_preserve_strides, and 14 / 16 of
-benchmarking.py's 50 MB L2-flush buffers), the other 10 are partition_0's intermediates (in bits 2, 6 bitmm outputs).  So it is an interaction of torch's reduce-overhead path with compute-sanitizer,
-not a bitmm op; under the sanitizer the test stops after its eager CUDA graph part.
+benchmarking.py's 50 MB L2-flush buffers), the other 10 are partition_0's intermediates (in bits 2, 6 bitmm outputs).
+So it is an interaction of torch's reduce-overhead path with compute-sanitizer, not a bitmm op; under the sanitizer
+the test stops after its eager CUDA graph part.
 """
 import gc
 import os
