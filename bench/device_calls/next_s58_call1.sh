@@ -5,10 +5,15 @@
 #    limited by shared memory (54 KB: x's 16384 inputs 40 KB with their padding + the 3-slot rings 12 KB; registers
 #    allow 6), issue slots ~50% busy, 0.88 eligible warps per scheduler.  Session 57: 6 slots (3 CTAs per SM) lost to
 #    the rule's 3 (4 CTAs) by 5% there and 20% on 8192^2, so resident warps matter more than bytes in flight.
-#    Prediction: the K tile capped (BITMM_TC_KT_MAX, read by tc_linear.cuh's launcher) at 8192 inputs frees shared
-#    memory for 6 CTAs per SM and wins 5-15% on 16384 x 53248 (x restaged per K tile is 16 KB per CTA from L2, and the
-#    K split adds a reduction); no change on K = 8192 shapes (x already in one 8192 tile).  decode_probe per tensor and
-#    g64, M = 1, three kinds.  Then 2 / 4 ring slots against the rule's 3 (2: 5 CTAs per SM at K = 16384).
+#    The K tile capped (BITMM_TC_KT_MAX, read by tc_linear.cuh's launcher): with x in several K tiles the launcher
+#    takes its other branch, one CTA per row tile (not persistent) and the deepest ring (6 slots at RN = 1; the stage
+#    rule and BITMM_TC_STAGES apply only where x fits one tile).  Per tensor ternary 16384 x 53248 (rows = 1, 4 KB a
+#    slot): cap 8192 -> x 20 KB + 24 KB ring ~ 46 KB, 4 CTAs per SM (the rule's count, 6 slots, x restaged twice);
+#    cap 4096 -> x 10 KB + 24 KB ~ 36 KB, 6 CTAs per SM (the registers' limit).  Prediction (session 57): 4096 wins
+#    5-15% there if resident warps bind (session 57's stages result), 8192 about ties; 8192 x 28672 (K = 8192: x 20 KB, 6
+#    CTAs per SM already): 4096 splits x in two for no more CTAs, so it ties or loses.  decode_probe per tensor and g64, M = 1, three
+#    kinds.  Then 2 / 4 ring slots against the rule's 3 at K = 16384 (2: x 40 + 8 KB, 4 CTAs per SM as now,
+#    so it tests depth alone; 4: 3 CTAs, like 6).
 # 2. racecheck / initcheck over cover3 on the hash split, from unit 0, to S58_END (no resume file yet: every test of
 #    a unit runs; ~200 s a unit).
 # At most 8 files come back: the JSON files go in probes.tgz, the rest in rest.tgz.
