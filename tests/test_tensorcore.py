@@ -302,6 +302,33 @@ def test_tensorcore_back_to_back_dependent_launches_forced():
                  "        check_back_to_back_chain(mode, G, M)\n", BITMM_PDL="2")
 
 
+def check_capped_k_tile_launches():
+    """The tensor-core kernel over every kind, per tensor and g64, M = 1, 2, 5, 9, on K = 2600 (2624 for g64): run in
+    a child whose BITMM_TC_KT_MAX / BITMM_TC_STAGES (benchmark knobs, read once per process) put x in several K
+    tiles, against the float64 reference (outputs poisoned first).  (A capped tile keeps at least one load step per
+    K-split warp, up to 4 x 256 inputs for ternary / int2 and 4 x 512 for binary, so K is past 2048.)"""
+    torch.manual_seed(11)
+    for kind in KINDS:
+        for mode, G in (("tensor", None), ("group", 64)):
+            K = 2624 if G else 2600
+            for M in (1, 2, 5, 9):
+                x, packed, s, u, b = make_problem(kind, M, K, 77, mode, G, dtype=torch.float16, device="cuda")
+                poison_cuda_allocator()
+                with bitmm.use_backend("tensorcore"):
+                    y = bitmm.linear(kind, x, packed, s, u, b)
+                assert_kernel_ran(forced_kernel("tensorcore", torch.float16, K, G), f"{kind} {mode} M = {M}")
+                assert_close_to_reference(kind, y, x, packed, s, u, b)
+
+
+# The launcher's benchmark knobs (bench/device_calls): a K tile capped at 256 inputs (x in 4 tiles) with the deepest
+# ring (its default there) and with 2 / 3 slots (BITMM_TC_STAGES applies to a capped tile since session 57).
+@cuda_only
+@pytest.mark.parametrize("stages", [None, "2", "3"])
+def test_tensorcore_capped_k_tile_and_ring_depth_knobs(stages):
+    run_in_child("from test_tensorcore import check_capped_k_tile_launches\ncheck_capped_k_tile_launches()\n",
+                 BITMM_TC_KT_MAX="256", BITMM_TC_STAGES=stages)
+
+
 @cuda_only
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", KINDS)

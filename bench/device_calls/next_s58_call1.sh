@@ -12,7 +12,8 @@
 #    cap 4096 -> x 10 KB + 24 KB ~ 36 KB, 6 CTAs per SM (the registers' limit).  Prediction (session 57): 4096 wins
 #    5-15% there if resident warps bind (session 57's stages result), 8192 about ties; 8192 x 28672 (K = 8192: x 20 KB, 6
 #    CTAs per SM already): 4096 splits x in two for no more CTAs, so it ties or loses.  decode_probe per tensor and g64, M = 1, three
-#    kinds.  Then 2 / 4 ring slots against the rule's 3 at K = 16384 (2: x 40 + 8 KB, 4 CTAs per SM as now,
+#    kinds.  And cap 8192 with 3 slots (BITMM_TC_STAGES applies to a capped tile since session 57): x 20 + 12 KB ~ 33
+#    KB, 6 CTAs per SM with the rule's ring depth, the cleanest test of "more resident warps".  Then 2 / 4 ring slots against the rule's 3 at K = 16384 (2: x 40 + 8 KB, 4 CTAs per SM as now,
 #    so it tests depth alone; 4: 3 CTAs, like 6).
 # 2. racecheck / initcheck over cover3 on the hash split, from unit 0, to S58_END (no resume file yet: every test of
 #    a unit runs; ~200 s a unit).
@@ -21,13 +22,16 @@ cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 export PYTHONPATH=$PWD
 END=${S58_END:-560}
-for kt in 0 8192 4096; do
-  BITMM_TC_KT_MAX=$kt timeout 60 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups none,64 --rounds 3 \
-    --shapes 16384x53248,8192x28672 --ms 1 --backends fp16,tensorcore --out "$OUT/kt_$kt.json" > "$OUT/kt_$kt.txt" 2>&1
-  mark "kt_max $kt: $(grep -c ' us ' "$OUT/kt_$kt.txt") lines"
+for v in 0:0 8192:0 4096:0 8192:3; do  # K-tile cap : ring slots (0: the launcher's)
+  kt=${v%:*} st=${v#*:}
+  BITMM_TC_KT_MAX=$kt BITMM_TC_STAGES=$st timeout 60 python3 bench/decode_probe.py --kinds ternary,int2,binary \
+    --groups none,64 --rounds 3 --shapes 16384x53248,8192x28672 --ms 1 --backends fp16,tensorcore \
+    --out "$OUT/kt_${kt}_st_$st.json" > "$OUT/kt_${kt}_st_$st.txt" 2>&1
+  mark "kt_max $kt stages $st: $(grep -c ' us ' "$OUT/kt_${kt}_st_$st.txt") lines"
 done
-python3 bench/probe_ab.py "$OUT/kt_0.json" "$OUT/kt_8192.json" >> "$OUT/log.txt" 2>&1
-python3 bench/probe_ab.py "$OUT/kt_0.json" "$OUT/kt_4096.json" >> "$OUT/log.txt" 2>&1
+for b in 8192_st_0 4096_st_0 8192_st_3; do
+  python3 bench/probe_ab.py "$OUT/kt_0_st_0.json" "$OUT/kt_$b.json" >> "$OUT/log.txt" 2>&1
+done
 for st in 2 4; do
   BITMM_TC_STAGES=$st timeout 40 python3 bench/decode_probe.py --kinds ternary,int2 --groups none --rounds 3 \
     --shapes 16384x53248,8192x8192 --ms 1 --backends fp16,tensorcore --out "$OUT/st_$st.json" > "$OUT/st_$st.txt" 2>&1

@@ -1290,6 +1290,12 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int kt_max = kt_env > 0 ? kt_env : kt_rule;
   if (kt_max > 0) kt_steps = std::min(kt_steps, std::max(kTcWarps / WN, kt_max / L::STEP_K));
   const int KT = kt_steps * L::STEP_K;
+  // Benchmark override of the ring depth (read once): where x fits one K tile it replaces the stage rule's pick below;
+  // with x in several K tiles (no rule there: the deepest ring, which sized KT above) it replaces that depth, so a
+  // capped K tile (BITMM_TC_KT_MAX) can be measured with the shallower ring and the CTAs per SM it leaves room for.
+  static const int st_env = env_int("BITMM_TC_STAGES");
+  const bool st_forced = st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>;
+  if (KT < Kp && st_forced) stages = st_env;
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
@@ -1353,8 +1359,7 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
       const int64_t c = std::min<int64_t>(want, smem_per_sm[dev] / static_cast<int64_t>(bytes + kSmemReservedPerCta));
       if (c > best || (c == best && std::abs(d - kPreferredStages) < std::abs(st - kPreferredStages))) best = c, st = d;
     }
-    static const int st_env = env_int("BITMM_TC_STAGES");  // benchmark override of the rule (read once)
-    if (st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>) st = st_env;
+    if (st_forced) st = st_env;  // (the benchmark override above)
     stages = st;
     smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
     // ... and that residency asked of the hardware through the shared memory each CTA reserves
