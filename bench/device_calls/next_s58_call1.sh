@@ -22,6 +22,9 @@ cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 export PYTHONPATH=$PWD
 END=${S58_END:-560}
+# first the tests nothing has run on a GPU yet (session 57): the capped-tile knobs, and the replays test plainly
+run_tests tests/test_tensorcore.py "capped_k_tile" "capped-tile knobs" 120
+run_tests tests/test_nn.py "replays" "replays (plain)" 120
 for v in 0:0 8192:0 4096:0 8192:3; do  # K-tile cap : ring slots (0: the launcher's)
   kt=${v%:*} st=${v#*:}
   BITMM_TC_KT_MAX=$kt BITMM_TC_STAGES=$st timeout 60 python3 bench/decode_probe.py --kinds ternary,int2,binary \
