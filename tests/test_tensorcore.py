@@ -320,8 +320,8 @@ def check_capped_k_tile_launches():
                 assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
-# The launcher's benchmark knobs (bench/device_calls): a K tile capped at 256 inputs (x in 2-3 tiles here) with the deepest
-# ring (its default there) and with 2 / 3 slots (BITMM_TC_STAGES applies to a capped tile since session 57).
+# The launcher's benchmark knobs (bench/device_calls): a K tile capped at 256 inputs (x in 2-3 tiles here) with the
+# deepest ring (its default there) and with 2 / 3 slots (BITMM_TC_STAGES applies to a capped tile since session 57).
 @cuda_only
 @pytest.mark.parametrize("stages", [None, "2", "3"])
 def test_tensorcore_capped_k_tile_and_ring_depth_knobs(stages):
