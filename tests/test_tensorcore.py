@@ -109,11 +109,17 @@ MODES = [("tensor", None), ("channel", None), ("group", 32), ("group", 64)]
 def test_tensorcore_matches_reference(kind, dtype, mode, G, K, N, M, backend):
     if mode == "group" and K % G:
         K += G - K % G  # (300 -> 320: still a partial load step; 5000 -> 5024 / 5056: still several K tiles)
+    check_forced_backend(kind, dtype, mode, G, K, N, M, backend)
+
+
+def check_forced_backend(kind, dtype, mode, G, K, N, M, backend, what=""):
+    """One random problem on a forced backend (outputs poisoned first): its kernel ran, and the result is within the
+    dtype's bound of the float64 reference."""
     x, packed, s, u, b = make_problem(kind, M, K, N, mode, G, dtype=dtype, device="cuda")
     poison_cuda_allocator()
     with bitmm.use_backend(backend):
         y = bitmm.linear(kind, x, packed, s, u, b)
-    assert_kernel_ran(forced_kernel(backend, dtype, K, G))
+    assert_kernel_ran(forced_kernel(backend, dtype, K, G), what)
     assert_close_to_reference(kind, y, x, packed, s, u, b)
 
 
@@ -312,12 +318,7 @@ def check_capped_k_tile_launches():
         for mode, G in (("tensor", None), ("group", 64)):
             K = 2624 if G else 2600
             for M in (1, 2, 5, 9):
-                x, packed, s, u, b = make_problem(kind, M, K, 77, mode, G, dtype=torch.float16, device="cuda")
-                poison_cuda_allocator()
-                with bitmm.use_backend("tensorcore"):
-                    y = bitmm.linear(kind, x, packed, s, u, b)
-                assert_kernel_ran(forced_kernel("tensorcore", torch.float16, K, G), f"{kind} {mode} M = {M}")
-                assert_close_to_reference(kind, y, x, packed, s, u, b)
+                check_forced_backend(kind, torch.float16, mode, G, K, 77, M, "tensorcore", f"{kind} {mode} M = {M}")
 
 
 # The launcher's benchmark knobs (bench/device_calls): a K tile capped at 256 inputs (x in 2-3 tiles here) with the
