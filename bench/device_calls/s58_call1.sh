@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared in session 56 (as next_s56_call2.sh), cut down in session 57 (~600 s):
-#   S58_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/next_s58_call1.sh
+#   S58_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/s58_call1.sh
 # 1. Occupancy at M = 1: ncu (session 56) found the tensor-core kernel on 16384 x 53248 ternary at 4 CTAs per SM,
 #    limited by shared memory (54 KB: x's 16384 inputs 40 KB with their padding + the 3-slot rings 12 KB; registers
 #    allow 6), issue slots ~50% busy, 0.88 eligible warps per scheduler.  Session 57: 6 slots (3 CTAs per SM) lost to
