@@ -506,6 +506,33 @@ def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
             assert any("tc_linear_bd_kernel" in n for n in names), (M, names)
 
 
+# The block-diagonal path at M = 1 on wide N (all 4 warps along N, persistent CTAs) with x of K = 16384 in one K
+# tile: where the launcher's ring-depth rule gives up slots for resident CTAs (session 58, H100: 2 slots at 4 CTAs per
+# SM, ~126-128 registers), with N = 64 x 5 x SMs + 7 (odd) so that every CTA walks more than one row tile.  Ternary and
+# int2 (binary keeps its own warp split), fp16 x with fp16 and fp32 scales (the kernel is built per scale dtype);
+# against the float64 reference in slices of 4096 rows (the whole dense weight would be ~5.6 GB), outputs poisoned.
+@cuda_only
+@pytest.mark.parametrize("sdtype", [torch.float16, torch.float32])
+@pytest.mark.parametrize("kind", ["ternary", "int2"])
+def test_tensorcore_block_diagonal_m1_wide_n_long_k(kind, sdtype):
+    from test_wgmma import kernel_names, profiler_sees_kernels
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    K, N = 16384, 64 * 5 * sms + 7
+    x, packed, s, u, b = make_problem(kind, 1, K, N, "group", 64, dtype=torch.float16, device="cuda")
+    s = s.to(sdtype)
+    u = None if u is None else u.to(sdtype)
+    poison_cuda_allocator()
+    with bitmm.use_backend("tensorcore"):
+        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        y = bitmm.linear(kind, x, packed, s, u, b)
+    if profiler_sees_kernels():
+        assert any("tc_linear_bd_kernel" in n for n in names), names
+    for n0 in range(0, N, 4096):
+        rows = slice(n0, min(n0 + 4096, N))
+        pick = lambda t: t if t is None or t.dim() == 0 else t[rows]  # noqa: E731
+        assert_close_to_reference(kind, y[:, rows], x, packed[rows], pick(s), pick(u), pick(b))
+
+
 # Auto at M = 1 with group-wise scales (csrc/cuda/linear_cuda.cpp, use_tensor_core; tc_kernels.h,
 # tc_bd_wide): the block-diagonal tensor-core path for the two-plane kinds once N gives at least 3
 # CTAs of 64 rows per SM (all 4 warps along N; int2 with fp16 x only), or with fp16 x where K <= 8192
