@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 58 (~600 s; the perf part ~250 s, then sanitizer units to S59_END):
+# Prepared in session 58 (one call of up to 600 s: the perf part ~420 s typical, then sanitizer units to S59_END):
 #   SAN_PAR=3 S59_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/next_s59_call1.sh   (3 racecheck / initcheck units at once ran in session 58; 4 memcheck units at once ran out of GPU memory in session 54)
 # 1. The block-diagonal kernel's ring at K = 16384 (session 58, h100_s58_kt*_87fb52e.json): g64 M = 1 on 16384 x 53248
 #    ran ternary / int2 200.6 / 199.9 us with the launcher's plan, 173.8 / 177.0 with the K tile capped at 8192 and 3
@@ -28,30 +28,35 @@ source bench/device_calls/prelude.sh
 export PYTHONPATH=$PWD
 END=${S59_END:-560}
 P=bench/device_calls/next_s59_bd_quad.patch
+# The probes' files stay in /tmp/p, tarred into $OUT/probes.tgz after each (a call cut at its limit still returns
+# log.txt and the tarball: at most 8 files come back).
+mkdir -p /tmp/p
 probe() {  # $1: label; the environment passes through
-  timeout 90 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups 64,128 --rounds 3 \
+  timeout 75 python3 bench/decode_probe.py --kinds ternary,int2,binary --groups 64,128 --rounds 3 \
     --shapes 16384x53248,16384x16384,8192x28672,28672x8192 --ms 1,2 --backends fp16,tensorcore \
-    --out "$OUT/bd_$1.json" > "$OUT/bd_$1.txt" 2>&1
-  mark "probe $1: $(grep -c ' us ' "$OUT/bd_$1.txt") lines"
+    --out "/tmp/p/bd_$1.json" > "/tmp/p/bd_$1.txt" 2>&1
+  tar czf "$OUT/probes.tgz" -C /tmp/p .
+  mark "probe $1: $(grep -c ' us ' "/tmp/p/bd_$1.txt") lines"
 }
-run_tests tests/test_tensorcore.py "m1_wide_n_long_k" "new test on main's build" 120
+run_tests tests/test_tensorcore.py "m1_wide_n_long_k" "new test on main's build" 90
 probe plan
 BITMM_TC_STAGES=3 probe st3
 BITMM_TC_KT_MAX=8192 BITMM_TC_STAGES=3 probe kt8192_st3
 apply_and_rebuild "$P" quad
 # every group-wise and block-diagonal test of the file, in two shards at once (the BD layout is all the patch changes)
 sel="grouped or group or block_diagonal or long_k or m1_wide"
-RT_ENV="BITMM_SHARD=0/2" run_tests tests/test_tensorcore.py "$sel" "quad tests 0/2" 240 &
-RT_ENV="BITMM_SHARD=1/2" run_tests tests/test_tensorcore.py "$sel" "quad tests 1/2" 240 &
+RT_ENV="BITMM_SHARD=0/2" run_tests tests/test_tensorcore.py "$sel" "quad tests 0/2" 150 &
+RT_ENV="BITMM_SHARD=1/2" run_tests tests/test_tensorcore.py "$sel" "quad tests 1/2" 150 &
 wait
 probe quad
 for b in st3 kt8192_st3 quad; do
   echo "== plan -> $b" >> "$OUT/log.txt"
-  python3 bench/probe_ab.py "$OUT/bd_plan.json" "$OUT/bd_$b.json" >> "$OUT/log.txt" 2>&1
+  python3 bench/probe_ab.py "/tmp/p/bd_plan.json" "/tmp/p/bd_$b.json" >> "$OUT/log.txt" 2>&1
 done
+# (to here: typical ~420 s; worst ~740 with every limit reached (build 81, test 90, probes 4 x 75, two rebuilds ~120,
+# tests 150), past the call's 600: log.txt and probes.tgz still come back)
 patch -R -p1 < "$P" > /dev/null && python3 setup.py build_ext --inplace > /tmp/build3.log 2>&1
 mark "build-base (patch reversed)"
 san_tail "initcheck:3/16@cover3 racecheck:4/16@cover3 initcheck:4/16@cover3 $(for i in $(seq 5 15); do printf "racecheck:%d/16@cover3 initcheck:%d/16@cover3 " $i $i; done)" $(( END - 30 ))
-(cd "$OUT" && ls *.json > /dev/null 2>&1 && tar czf probes.tgz *.json && rm -f *.json)
-pack_out
+pack_out  # (rest.tgz: the sanitizer files; probes.tgz stays as it is)
 cat "$OUT/log.txt"

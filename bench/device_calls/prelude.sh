@@ -83,7 +83,7 @@ san_tail() {  # $1: units, $2: end (s)
 # The files under $OUT but log.txt and the results JSON, in one $OUT/rest.tgz (session 54: at most 8 files come back
 # from a call, and a call's ninth, san_resume.txt, was lost).  Run last.
 pack_out() {
-  ( cd "$OUT" && find . -maxdepth 1 -type f ! -name log.txt ! -name '*.json' ! -name rest.tgz -printf '%f\n' | sort > /tmp/pack.lst
+  ( cd "$OUT" && find . -maxdepth 1 -type f ! -name log.txt ! -name '*.json' ! -name rest.tgz ! -name probes.tgz -printf '%f\n' | sort > /tmp/pack.lst
     [ -s /tmp/pack.lst ] && tar czf rest.tgz -T /tmp/pack.lst && xargs rm -f < /tmp/pack.lst )
   return 0
 }
