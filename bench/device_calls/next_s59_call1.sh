@@ -17,8 +17,10 @@
 #    window: x of K = 16384 38.9 KB in place of 41.0, so 3 slots fit at 4 CTAs per SM with x whole and persistent).
 #    Prediction: (d) <= (c) < (a) on 16384 x 53248 ternary / int2 g64 M = 1 (d: 165-180 us); (b) between (a) and (c);
 #    binary and K = 8192 unchanged by (d) (binary's layout is not touched; K = 8192 keeps 3 slots at 4 CTAs);
-#    16384 x 16384 like 16384 x 53248 if its grid fills 4 CTAs per SM (256 64-row tiles: ~2 per SM, so likely not:
-#    then (a) = (d)).  M = 2 (two rows of x, 2 CTAs per SM either way): unchanged.
+#    16384 x 16384 like 16384 x 53248 (by hand from the launcher: tc_bd_long_k gives it WN = 2 at M = 1, 512 32-row
+#    tiles, want 4 CTAs per SM; x whole + reduction 256 words leaves 2 slots at 4 CTAs, the patch 3).  28672 x 8192
+#    (capped at 4096, WN = 1) and 8192 x 28672 keep their plans.  M = 2 (two rows of x, <= 2 CTAs per SM, 3 slots; or
+#    tc_bd_long_k's capped tile): unchanged.
 #    The patched tree's tests first (every block-diagonal test, the new M = 1 wide-N K = 16384 one among them).
 # 2. racecheck / initcheck over cover3 on the hash split, resumed from bench/results/san_resume_race_init_s58.txt
 #    (session 58 finished racecheck 0-3 and initcheck 0-2 at 87fb52e), on the reversed (main) build.
