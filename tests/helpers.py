@@ -103,6 +103,16 @@ def assert_close_to_reference(kind, y, x, packed, s, u, b):
     assert_no_bad_slice(y, ref, bound)
 
 
+def assert_close_to_reference_by_rows(kind, y, x, packed, s, u, b, rows_per_check: int = 4096):
+    """assert_close_to_reference on slices of rows_per_check weight rows (output columns) at a time, for layers whose
+    whole float64 dense weight would take gigabytes; scalar (per tensor) s / u pass whole."""
+    N = packed.shape[0]
+    for n0 in range(0, N, rows_per_check):
+        rows = slice(n0, min(n0 + rows_per_check, N))
+        pick = lambda t: t if t is None or t.dim() == 0 else t[rows]  # noqa: E731
+        assert_close_to_reference(kind, y[..., rows], x, packed[rows], pick(s), pick(u), pick(b))
+
+
 def cancellation(kind, x, packed, s, u, b, ref, grad_x: bool = False) -> float:
     """||(|x| |W|^T + |b|)|| / (sqrt(K) ||ref||), at least 1: how far the output's sums cancel (grad_x=True: x is
     grad_y, the sums run over N, ||(|grad_y| |W|)|| / (sqrt(N) ||ref||), b unused).  For random signs

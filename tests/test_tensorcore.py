@@ -14,7 +14,7 @@ import bitmm
 from bitmm import reference
 from conftest import DEVICES
 from helpers import (
-    KINDS, PACKERS, assert_close_to_reference, assert_kernel_ran, forced_kernel, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
+    KINDS, PACKERS, assert_close_to_reference, assert_close_to_reference_by_rows, assert_kernel_ran, forced_kernel, check_3d_noncontiguous_misaligned, check_deterministic_and_graph,
     check_exact_on_integers, check_scale_dtypes_and_optional_terms, cuda_graphs_capturable, make_problem,
     poison_cuda_allocator, random_values, rel_err, run_in_child)
 
@@ -426,21 +426,21 @@ def test_tensorcore_many_row_tiles_long_k_matches_plain_launch(mode, G, M, K):
         with bitmm.use_backend("tensorcore"):
             y = bitmm.linear("int2", x, packed, s, u, b)
         assert torch.equal(y.cpu(), torch.load(out_plain))
-    for n0 in range(0, N, 4096):
-        rows = slice(n0, min(n0 + 4096, N))
-        pick = lambda t: t if t is None or t.dim() == 0 else t[rows]  # noqa: E731
-        assert_close_to_reference("int2", y[:, rows], x, packed[rows], pick(s), pick(u), pick(b))
+    assert_close_to_reference_by_rows("int2", y, x, packed, s, u, b)
 
 
-def tensorcore_against_reference(kind, x, packed, s, u, b):
+def tensorcore_against_reference(kind, x, packed, s, u, b, rows_per_check=None):
     """y = bitmm.linear through the tensor-core backend, outputs poisoned, checked against the float64
-    reference; returns y and the names of the kernels that ran."""
+    reference (rows_per_check weight rows at a time if given); returns y and the names of the kernels that ran."""
     from test_wgmma import kernel_names
     poison_cuda_allocator()
     with bitmm.use_backend("tensorcore"):
         names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
         y = bitmm.linear(kind, x, packed, s, u, b)
-    assert_close_to_reference(kind, y, x, packed, s, u, b)
+    if rows_per_check:
+        assert_close_to_reference_by_rows(kind, y, x, packed, s, u, b, rows_per_check)
+    else:
+        assert_close_to_reference(kind, y, x, packed, s, u, b)
     return y, names
 
 
@@ -515,22 +515,15 @@ def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
 @pytest.mark.parametrize("sdtype", [torch.float16, torch.float32])
 @pytest.mark.parametrize("kind", ["ternary", "int2"])
 def test_tensorcore_block_diagonal_m1_wide_n_long_k(kind, sdtype):
-    from test_wgmma import kernel_names, profiler_sees_kernels
+    from test_wgmma import profiler_sees_kernels
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     K, N = 16384, 64 * 5 * sms + 7
     x, packed, s, u, b = make_problem(kind, 1, K, N, "group", 64, dtype=torch.float16, device="cuda")
     s = s.to(sdtype)
     u = None if u is None else u.to(sdtype)
-    poison_cuda_allocator()
-    with bitmm.use_backend("tensorcore"):
-        names = kernel_names(lambda: bitmm.linear(kind, x, packed, s, u, b))
-        y = bitmm.linear(kind, x, packed, s, u, b)
+    _, names = tensorcore_against_reference(kind, x, packed, s, u, b, rows_per_check=4096)
     if profiler_sees_kernels():
         assert any("tc_linear_bd_kernel" in n for n in names), names
-    for n0 in range(0, N, 4096):
-        rows = slice(n0, min(n0 + 4096, N))
-        pick = lambda t: t if t is None or t.dim() == 0 else t[rows]  # noqa: E731
-        assert_close_to_reference(kind, y[:, rows], x, packed[rows], pick(s), pick(u), pick(b))
 
 
 # Auto at M = 1 with group-wise scales (csrc/cuda/linear_cuda.cpp, use_tensor_core; tc_kernels.h,
