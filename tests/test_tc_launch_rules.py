@@ -26,7 +26,7 @@ int main(int argc, char** argv) {  // rule name, then its arguments per line of 
     if (!std::strcmp(rule, "bd2")) std::printf("%d\n", (int)tc_bd_two_warps_n(a[0], a[1], (int)a[2], a[3] != 0));
     if (!std::strcmp(rule, "longk")) {
       const TcBdLongK r = tc_bd_long_k(a[0], a[1], a[2], (int)a[3], a[4] != 0, a[5] != 0);
-      std::printf("%d %d\n", r.wn, r.kt_max);
+      std::printf("%d %d %d\n", r.wn, r.kt_max, r.stages);
     }
     if (!std::strcmp(rule, "small_fold"))
       std::printf("%d\n", (int)tc_grouped_small_m_fold((int)a[0], a[1], a[2], a[3] != 0));
@@ -164,28 +164,35 @@ def test_block_diagonal_two_warps_along_n_table(rules_exe):
 
 
 def test_block_diagonal_long_k_table(rules_exe):
-    # (M, K, N, SMs, N wide, binary) -> (WN, KT): where the two-warps rule holds, ternary / int2 one warp
-    # along N with the K tile capped at 4096 inputs (M = 2 always, M = 1 below 2.5 32-row CTAs per SM),
-    # otherwise two warps along N uncapped; binary always the latter; elsewhere no change (0, 0)
-    cases = [((1, 28672, 8192, 132, 0, 0), (1, 4096)),   # measured: int2 M = 1 70.2 -> 67.8 us
-             ((2, 28672, 8192, 132, 0, 0), (1, 4096)),   # M = 2 82-86 -> 65.8-67.6
-             ((1, 28672, 8192, 132, 0, 1), (2, 0)),      # binary lost with WN = 1 (57 -> 75-81 us)
-             ((2, 28672, 8192, 132, 0, 1), (2, 0)),
-             ((1, 28672, 4096, 132, 0, 0), (0, 0)),      # two-warps rule off: the cap lost (41.4 -> 49.7)
-             ((1, 16383, 8192, 132, 0, 0), (0, 0)),
-             ((1, 16384, 12288, 132, 0, 0), (2, 0)),     # 2.9 CTAs per SM: M = 1 lost (47.8 -> 66.7)
-             ((2, 16384, 12288, 132, 0, 0), (1, 4096)),  # ... M = 2 won (71.0 -> 66.0)
-             ((1, 16384, 16384, 132, 0, 0), (2, 0)),     # 3.9: M = 1 lost (60.8 -> 76.0)
-             ((2, 16384, 16384, 132, 0, 0), (1, 4096)),  # ... M = 2 tied (76.2 vs 75.2)
-             ((1, 16384, 32 * 329, 132, 0, 0), (1, 4096)),      # the 2.5-per-SM boundary (330 CTAs)
-             ((1, 16384, 32 * 329 + 1, 132, 0, 0), (2, 0)),
-             ((1, 16384, 32 * 248, 132, 0, 0), (1, 4096)),      # the two-warps rule's own boundary
-             ((1, 16384, 32 * 247, 132, 0, 0), (0, 0)),
-             ((1, 16384, 32 * 332, 133, 0, 0), (1, 4096)),      # an odd SM count: 2.5 x 133 = 332.5
-             ((1, 16384, 32 * 332 + 1, 133, 0, 0), (2, 0)),
-             ((2, 28672, 28672, 132, 1, 0), (0, 0))]     # wide N (tc_bd_wide_n): the launcher's own rule
+    # (M, K, N, SMs, N wide, binary) -> (WN, KT, ring slots).  Ternary / int2 on K >= 16384: the K tile capped at
+    # 8192 inputs with a 3-slot ring (session 59) where N is wide (the launcher's own WN) or the two-warps rule
+    # holds (then one warp along N at M = 2 and below 2.5 32-row CTAs per SM, else two); binary two warps along N
+    # uncapped where the two-warps rule holds; elsewhere no change (0, 0, 0)
+    C = (8192, 3)
+    cases = [((1, 28672, 8192, 132, 0, 0), (1, *C)),     # measured (H100, s59): int2 M = 1 60.2 -> 53.0 us
+             ((2, 28672, 8192, 132, 0, 0), (1, *C)),     # M = 2 59.1 -> 55.4
+             ((1, 28672, 8192, 132, 0, 1), (2, 0, 0)),   # binary lost with WN = 1 (57 -> 75-81 us) and the cap
+             ((2, 28672, 8192, 132, 0, 1), (2, 0, 0)),
+             ((1, 28672, 4096, 132, 0, 0), (0, 0, 0)),   # two-warps rule off: session 21's cap lost (41.4 -> 49.7)
+             ((1, 16383, 8192, 132, 0, 0), (0, 0, 0)),
+             ((1, 16383, 53248, 132, 1, 0), (0, 0, 0)),  # K below 16384, wide N: unmeasured
+             ((1, 16384, 12288, 132, 0, 0), (2, *C)),    # 2.9 CTAs per SM: WN = 2 (s21), capped as 16384^2
+             ((2, 16384, 12288, 132, 0, 0), (1, *C)),
+             ((1, 16384, 16384, 132, 0, 0), (2, *C)),    # 3.9: measured ternary 53.4 -> 50.8 us
+             ((2, 16384, 16384, 132, 0, 0), (1, *C)),    # ... M = 2 67.3 -> 62.1
+             ((1, 16384, 32 * 329, 132, 0, 0), (1, *C)),        # the 2.5-per-SM boundary (330 CTAs)
+             ((1, 16384, 32 * 329 + 1, 132, 0, 0), (2, *C)),
+             ((1, 16384, 32 * 248, 132, 0, 0), (1, *C)),        # the two-warps rule's own boundary
+             ((1, 16384, 32 * 247, 132, 0, 0), (0, 0, 0)),
+             ((1, 16384, 32 * 332, 133, 0, 0), (1, *C)),        # an odd SM count: 2.5 x 133 = 332.5
+             ((1, 16384, 32 * 332 + 1, 133, 0, 0), (2, *C)),
+             ((1, 16384, 53248, 132, 1, 0), (0, *C)),    # wide N: measured ternary g64 197.3 -> 174.8 us
+             ((2, 16384, 53248, 132, 1, 0), (0, *C)),    # ... M = 2 196.1 -> 174.9
+             ((2, 28672, 28672, 132, 1, 0), (0, *C)),
+             ((1, 16384, 53248, 132, 1, 1), (0, 0, 0)),  # binary, wide N: the cap lost (109.2 -> 130.6 g128)
+             ((1, 28672, 8192, 132, 0, 1), (2, 0, 0))]
     out = run(rules_exe, "longk", [c for c, _ in cases])
-    assert list(zip(out[::2], out[1::2])) == [e for _, e in cases]
+    assert list(zip(out[::3], out[1::3], out[2::3])) == [e for _, e in cases]
 
 
 def test_grouped_mid_m_two_tiles_table(rules_exe):

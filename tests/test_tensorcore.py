@@ -477,13 +477,13 @@ def test_tensorcore_grouped_decode_block_diagonal(kind, dtype, G, M):
             assert any("tc_linear" in n for n in names) == (M >= 2), (M, names)
 
 
-# The block-diagonal path (M = 1, 2) on long K (tc_launch_rules.h, tc_bd_long_k, sessions 20-21):
+# The block-diagonal path (M = 1, 2) on long K (tc_launch_rules.h, tc_bd_long_k, sessions 20-21 and 59):
 # N = 64 x SMs + 7 (odd; ~2 32-row CTAs per SM), K = 64 x 257: binary two warps along N (32-row CTAs),
-# ternary / int2 one warp along N with the K tile capped at 4096 inputs (x restaged per K tile; a last
-# tile of one load step); M = 1 fp16 x with fp16 scales, M = 2 bf16 x with fp32 scales (the
-# block-diagonal kernel is built per scale dtype); int2 also at K = 64 x 449, M = 2; ternary / int2 at
-# M = 1 also on N = 96 x SMs + 7 (~3 per SM: two warps along N, K whole); against the float64
-# reference, outputs poisoned.
+# ternary / int2 one warp along N with the K tile capped (since session 59 at 8192 inputs with a 3-slot
+# ring; x restaged per K tile, a last tile of one load step); M = 1 fp16 x with fp16 scales, M = 2 bf16 x
+# with fp32 scales (the block-diagonal kernel is built per scale dtype); int2 also at K = 64 x 449, M = 2;
+# ternary / int2 at M = 1 also on N = 96 x SMs + 7 (~3 per SM: two warps along N; K whole before session
+# 59, capped since); against the float64 reference, outputs poisoned.
 @cuda_only
 @pytest.mark.parametrize("kind", KINDS)
 def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
@@ -506,15 +506,10 @@ def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
             assert any("tc_linear_bd_kernel" in n for n in names), (M, names)
 
 
-# The block-diagonal path at M = 1 on wide N (all 4 warps along N, persistent CTAs) with x of K = 16384 in one K
-# tile: where the launcher's ring-depth rule gives up slots for resident CTAs (session 58, H100: 2 slots at 4 CTAs per
-# SM, ~126-128 registers), with N = 64 x 5 x SMs + 7 (odd) so that every CTA walks more than one row tile.  Ternary and
-# int2 (binary keeps its own warp split), fp16 x with fp16 and fp32 scales (the kernel is built per scale dtype);
-# against the float64 reference in slices of 4096 rows (the whole dense weight would be ~5.6 GB), outputs poisoned.
-@cuda_only
-@pytest.mark.parametrize("sdtype", [torch.float16, torch.float32])
-@pytest.mark.parametrize("kind", ["ternary", "int2"])
-def test_tensorcore_block_diagonal_m1_wide_n_long_k(kind, sdtype):
+def check_block_diagonal_m1_wide_n_long_k(kind, sdtype):
+    """The block-diagonal kernel at M = 1, K = 16384, N = 64 x 5 x SMs + 7 (odd), g64, fp16 x with `sdtype` scales,
+    against the float64 reference in slices of 4096 rows (the whole dense weight would be ~5.6 GB), outputs
+    poisoned."""
     from test_wgmma import profiler_sees_kernels
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     K, N = 16384, 64 * 5 * sms + 7
@@ -524,6 +519,24 @@ def test_tensorcore_block_diagonal_m1_wide_n_long_k(kind, sdtype):
     _, names = tensorcore_against_reference(kind, x, packed, s, u, b, rows_per_check=4096)
     if profiler_sees_kernels():
         assert any("tc_linear_bd_kernel" in n for n in names), names
+
+
+# The block-diagonal path at M = 1 on wide N (all 4 warps along N) and K = 16384, ternary and int2 (binary keeps its
+# own warp split), fp16 and fp32 scales (the kernel is built per scale dtype), N wide enough that every CTA walks more
+# than one row tile.  Two launches: the launcher's own (since session 59, tc_bd_long_k: the K tile capped at 8192 with
+# a 3-slot ring, x in two K tiles) and, in a child with BITMM_TC_KT_MAX=1000000 (no cap), x of K = 16384 in one K tile
+# with persistent CTAs, where the ring-depth rule gives up slots for resident CTAs (session 58, H100: 2 slots at 4
+# CTAs per SM, ~126-128 registers).
+@cuda_only
+@pytest.mark.parametrize("uncapped", [False, True])
+@pytest.mark.parametrize("sdtype", [torch.float16, torch.float32])
+@pytest.mark.parametrize("kind", ["ternary", "int2"])
+def test_tensorcore_block_diagonal_m1_wide_n_long_k(kind, sdtype, uncapped):
+    if not uncapped:
+        return check_block_diagonal_m1_wide_n_long_k(kind, sdtype)
+    run_in_child("import torch\nfrom test_tensorcore import check_block_diagonal_m1_wide_n_long_k\n"
+                 f"check_block_diagonal_m1_wide_n_long_k({kind!r}, torch.{str(sdtype).split('.')[-1]})\n",
+                 BITMM_TC_KT_MAX="1000000")
 
 
 # Auto at M = 1 with group-wise scales (csrc/cuda/linear_cuda.cpp, use_tensor_core; tc_kernels.h,

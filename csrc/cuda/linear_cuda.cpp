@@ -159,7 +159,8 @@ bool use_tensor_core(const cuda::LinearParams& lp, int64_t M, int sms) {
         // Since session 20 with fp16 x for every kind where K > kTcBdM1MaxK and N gives every SM a
         // 16-row tile (H200, bench/results/h200_s20_call3_longk_cb5ddf2.txt, g64, the block-diagonal
         // path vs the add/subtract kernel, us): int2 28672 x 8192 68.2 vs 78.3 (then two warps along
-        // N there; since session 21 one warp with a capped K tile, 67.8: cuda::tc_bd_long_k),
+        // N there; since session 21 one warp with a capped K tile, 67.8: cuda::tc_bd_long_k, whose cap
+        // is 8192 inputs with a 3-slot ring since session 59),
         // 14336 x 8192 29.5 vs 40.4, 28672 x 4096 41.6 vs 53.2,
         // 14336 x 4096 21.7 vs 27.6, 11008 x 4096 17.9 vs 23.4 (ternary alike); binary 55.4 vs 58.0,
         // 31.2 vs 32.6, 31.6 vs 41.5, 18.6 vs 23.2, 15.9 vs 18.2 (but 8192^2 19.5 vs 18.6: binary keeps

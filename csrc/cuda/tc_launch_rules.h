@@ -63,16 +63,36 @@ inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
 // on 16384 x 12288 (66.0 / 66.2 vs 71.0 / 71.0).  16384 x 8192 (1.94 per SM, as 28672 x 8192): M = 1
 // 41.3 -> 39.6, M = 2 39.8 -> 39.1 with the cap.  So: at M = 2 the cap wherever the two-warps rule
 // holds; at M = 1 only below 2.5 32-row CTAs per SM (1.94 won, 2.9 lost; between, unmeasured).
-// Returns the warps along N and the K-tile cap in inputs (0: none) for the block-diagonal path at M <= 2.
-constexpr int kTcBdLongKTileInputs = 4096;
+// Since session 59 the cap is 8192 inputs with a 3-slot weight ring (in place of 4096 with the deepest ring
+// that fits), and it also applies where N is wide (tc_bd_wide_n): H100, session 59
+// (bench/results/h100_s59_bd_{plan,kt8192_st3}_219951c.json, BITMM_TC_KT_MAX=8192 BITMM_TC_STAGES=3 against the
+// launcher's plan, one process each, fp16 x, ternary / int2, g64 and g128), M = 1: 16384 x 53248 (wide N) g64
+// 197.3 / 195.6 -> 174.8 / 175.1 us (3.00x -> 3.39x fp16), g128 184.0 / 184.4 -> 165.5 / 164.4; 16384^2 (the
+// two-warps rule's WN = 2 kept) 0.93-0.95; 28672 x 8192 (its WN = 1 kept; 4096 -> 8192) 0.88-0.89; M = 2 on
+// the same shapes 0.89-0.97.  Session 58 (h100_s58_kt8192_st3_87fb52e.json) had 16384 x 53248 g64 alike (200.6
+// -> 173.8).  Binary lost (16384 x 53248 M = 1 g128 109.2 -> 130.6, 16384^2 1.07-1.18; only 28672 x 8192 M = 2
+// won, 0.92-0.94): it keeps its rule.  Not where N is narrower than the two-warps rule's 1.875 32-row CTAs per
+// SM (28672 x 4096: session 21's 4096 cap lost there; 8192 with 3 slots unmeasured) nor K below 16384 (K = 8192
+// is one tile of 8192 anyway; 8192 < K < 16384 unmeasured).  Why the capped, non-persistent grid wins is not
+// understood: session 59's other probe, x whole with room for 3 slots at 4 CTAs per SM
+// (bench/device_calls/s59_bd_quad.patch), ran within 1% of the plan on 16384 x 53248 M = 1 and lost 5-8% on
+// 28672 x 8192, so the ring's depth alone is not it.  bf16 x unmeasured (taken all the same).
+// Returns the warps along N, the K-tile cap in inputs and the weight ring's slots where it caps (0: the
+// launcher's own) for the block-diagonal path at M <= 2.
+constexpr int kTcBdLongKTileInputs = 8192;
+constexpr int kTcBdLongKStages = 3;
 struct TcBdLongK {
   int wn;      // warps along N (0: the launcher's own rule)
   int kt_max;  // K tile at most this many inputs (0: as many as fit)
+  int stages;  // weight ring slots when x is in several K tiles (0: the deepest that fits)
 };
 inline TcBdLongK tc_bd_long_k(int64_t M, int64_t K, int64_t N, int num_sms, bool wide_n, bool binary) {
-  if (!tc_bd_two_warps_n(K, N, num_sms, wide_n)) return {0, 0};
-  const bool cap = !binary && (M >= 2 || tc_32_row_ctas_below_2_5_per_sm(N, num_sms));
-  return cap ? TcBdLongK{1, kTcBdLongKTileInputs} : TcBdLongK{2, 0};
+  constexpr TcBdLongK capped{0, kTcBdLongKTileInputs, kTcBdLongKStages};
+  if (!binary && K >= kTcBdTwoWarpsNMinK && wide_n) return capped;
+  if (!tc_bd_two_warps_n(K, N, num_sms, wide_n)) return {0, 0, 0};
+  if (binary) return {2, 0, 0};
+  // ternary / int2: one warp along N at M = 2 and below 2.5 32-row CTAs per SM (session 21), else two
+  return {M >= 2 || tc_32_row_ctas_below_2_5_per_sm(N, num_sms) ? 1 : 2, capped.kt_max, capped.stages};
 }
 
 // Per tensor / channel M <= 3 (one 16-row tile per warp, one activation tile; x in one K tile) on short K where N

@@ -1262,14 +1262,15 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   // Per tensor / channel M = 17..64 on wide N, 4096 <= K <= 8192: all 4 warps along N (tc_launch_rules.h).
   if constexpr (!GROUPED && !BD && RN == 2 && (CM == 4 || CM == 8))
     if (tc_per_tensor_wide_four_warps_n(p.M, p.K, p.N, num_sms)) WN = 4;
-  // The block-diagonal path at M <= 2 on long K: binary two warps along N, ternary / int2 one warp along
-  // N with the K tile capped (tc_bd_long_k, tc_launch_rules.h).
-  int kt_rule = 0;
+  // The block-diagonal path at M <= 2 on long K: binary two warps along N, ternary / int2 the K tile capped
+  // with a 3-slot ring (and one or two warps along N where N is not wide) (tc_bd_long_k, tc_launch_rules.h).
+  int kt_rule = 0, st_rule = 0;
   if constexpr (BD && CM == 1) {
     constexpr bool binary = KIND == static_cast<int>(Kind::kBinary);
     const TcBdLongK lk = tc_bd_long_k(p.M, p.K, p.N, num_sms, tc_bd_wide_n(p, num_sms), binary);
     if (lk.wn > 0) WN = lk.wn;
     kt_rule = lk.kt_max;
+    st_rule = lk.stages;
   }
   // Benchmark override of the rule (read once).  Where tc_bd_long_k caps the K tile, the cap stays: tc22's
   // launch there is BITMM_TC_WN=2 with BITMM_TC_KT_MAX=1000000 (no cap).
@@ -1290,12 +1291,15 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   const int kt_max = kt_env > 0 ? kt_env : kt_rule;
   if (kt_max > 0) kt_steps = std::min(kt_steps, std::max(kTcWarps / WN, kt_max / L::STEP_K));
   const int KT = kt_steps * L::STEP_K;
-  // Benchmark override of the ring depth (read once): where x fits one K tile it replaces the stage rule's pick below;
-  // with x in several K tiles (no rule there: the deepest ring, which sized KT above) it replaces that depth, so a
-  // capped K tile (BITMM_TC_KT_MAX) can be measured with the shallower ring and the CTAs per SM it leaves room for.
+  // Ring depth with x in several K tiles: the deepest ring (which sized KT above), or tc_bd_long_k's 3 slots where
+  // that rule capped the tile (session 59; with a BITMM_TC_KT_MAX cap in its place too).  Benchmark override of
+  // the ring depth (read once): where x fits one K tile it replaces the stage rule's pick below; with x in several
+  // K tiles it replaces either depth, so a capped K tile can be measured with another ring and the CTAs per SM it
+  // leaves room for.
   static const int st_env = env_int("BITMM_TC_STAGES");
   const bool st_forced = st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>;
   if (KT < Kp && st_forced) stages = st_env;
+  else if (KT < Kp && st_rule >= kTcMinStages && st_rule <= kTcMaxStages<RN>) stages = st_rule;
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared in session 58 (one call of up to 600 s: the perf part ~420 s typical, then sanitizer units to S59_END):
-#   SAN_PAR=3 S59_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/next_s59_call1.sh   (3 racecheck / initcheck units at once ran in session 58; 4 memcheck units at once ran out of GPU memory in session 54)
+#   SAN_PAR=3 S59_END=<s> BITMM_COMMIT=<full sha> bash bench/device_calls/next_s59_call1.sh (as it was named when it ran)   (3 racecheck / initcheck units at once ran in session 58; 4 memcheck units at once ran out of GPU memory in session 54)
 # 1. The block-diagonal kernel's ring at K = 16384 (session 58, h100_s58_kt*_87fb52e.json): g64 M = 1 on 16384 x 53248
 #    ran ternary / int2 200.6 / 199.9 us with the launcher's plan, 173.8 / 177.0 with the K tile capped at 8192 and 3
 #    ring slots (BITMM_TC_KT_MAX=8192 BITMM_TC_STAGES=3), 187.3 / 190.0 with the cap and the default (deepest) ring;
@@ -13,7 +13,7 @@
 #    wide), 8192 x 28672 (K = 8192: the plan has 3 slots already; control) and 28672 x 8192 (tc_bd_long_k's capped
 #    tile; control):
 #    (a) the plan; (b) BITMM_TC_STAGES=3 alone (x whole, 3 slots, 3 CTAs per SM); (c) KT_MAX 8192 + 3 slots (session
-#    58's winner, again); (d) next_s59_bd_quad.patch, the plan (BD's x layout without the pad after each quad's last
+#    58's winner, again); (d) s59_bd_quad.patch (next_s59_bd_quad.patch when it ran), the plan (BD's x layout without the pad after each quad's last
 #    window: x of K = 16384 38.9 KB in place of 41.0, so 3 slots fit at 4 CTAs per SM with x whole and persistent).
 #    Prediction: (d) <= (c) < (a) on 16384 x 53248 ternary / int2 g64 M = 1 (d: 165-180 us); (b) between (a) and (c);
 #    binary and K = 8192 unchanged by (d) (binary's layout is not touched; K = 8192 keeps 3 slots at 4 CTAs);
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 export PYTHONPATH=$PWD
 END=${S59_END:-560}
-P=bench/device_calls/next_s59_bd_quad.patch
+P=bench/device_calls/s59_bd_quad.patch
 # The probes' files stay in /tmp/p, tarred into $OUT/probes.tgz after each (a call cut at its limit still returns
 # log.txt and the tarball: at most 8 files come back).
 mkdir -p /tmp/p
