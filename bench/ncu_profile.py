@@ -22,6 +22,10 @@ CASES = [  # name, kind, K, N, M, group, backend, direction
     ("tc_int2_g64_m1_longk", "int2", 28672, 8192, 1, 64, "tensorcore", "forward"),  # the same bytes on long K (tc22)
     # tc23's loss at M = 1 on 2.9 32-row CTAs per SM (run with BITMM_TC_WN=1 BITMM_TC_KT_MAX=4096 for the cap)
     ("tc_int2_g64_m1_n12288", "int2", 16384, 12288, 1, 64, "tensorcore", "forward"),
+    # session 59: the block-diagonal path on 16384 x 53248 g64 M = 1 took 174.8 us with the K tile capped at 8192 and 3
+    # ring slots (a grid of one row tile per CTA) against 197.3 with x whole (persistent CTAs): why (run with
+    # BITMM_TC_KT_MAX=1000000 for x whole)
+    ("tc_ternary_g64_m1_wide_longk", "ternary", 16384, 53248, 1, 64, "tensorcore", "forward"),
     ("tc_ternary_m16", "ternary", 8192, 28672, 16, None, "tensorcore", "forward"),
     ("tc_int2_g64_m16", "int2", 8192, 28672, 16, 64, "tensorcore", "forward"),  # the folding path, RN = 2
     ("tc_binary_g64_m16", "binary", 8192, 28672, 16, 64, "tensorcore", "forward"),  # the folding path, RN = 1

@@ -14,7 +14,10 @@
 #    nothing or a loss on N = 4096, as session 21's 4096 cap lost on 28672 x 4096).
 # 4. bf16 x, the rule against BITMM_TC_KT_MAX=1000000 (no cap: the plan before session 59 on 16384 x 53248; elsewhere
 #    uncapped) on 16384 x 53248 and 28672 x 8192 (the rule is taken for bf16 x unmeasured).
-# 5. racecheck / initcheck over cover3 on the hash split, the units left after session 59 (initcheck 6, racecheck /
+# 5. ncu of 16384 x 53248 ternary g64 M = 1 (bench/ncu_profile.py tc_ternary_g64_m1_wide_longk), the rule's capped
+#    launch and x whole (BITMM_TC_KT_MAX=1000000): why the capped, non-persistent grid won 11% (not understood;
+#    session 59's quad layout ruled out the ring depth at 4 CTAs per SM).
+# 6. racecheck / initcheck over cover3 on the hash split, the units left after session 59 (initcheck 6, racecheck /
 #    initcheck 7-15; sessions 58-59 finished racecheck 0-6 and initcheck 0-5).
 # At most 8 files come back: the JSON files go in probes.tgz, the rest in rest.tgz.
 cd "$(dirname "$0")/../.."
@@ -40,6 +43,8 @@ probe bf16_rule 16384x53248,28672x8192 bfloat16
 BITMM_TC_KT_MAX=1000000 probe bf16_uncapped 16384x53248,28672x8192 bfloat16
 ab band_plan band_kt8192_st3
 ab bf16_uncapped bf16_rule
+ncu_raw tc_ternary_g64_m1_wide_longk cap
+BITMM_TC_KT_MAX=1000000 ncu_raw tc_ternary_g64_m1_wide_longk whole
 san_tail "initcheck:6/16@cover3 $(for i in $(seq 7 15); do printf "racecheck:%d/16@cover3 initcheck:%d/16@cover3 " $i $i; done)" $(( END - 30 ))
 pack_out  # (rest.tgz: the sanitizer files; probes.tgz stays as it is)
 cat "$OUT/log.txt"
