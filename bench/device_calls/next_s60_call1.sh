@@ -12,8 +12,9 @@
 #    BITMM_TC_KT_MAX=8192 BITMM_TC_STAGES=3 on 14336 x 8192, 11008 x 4096, 14336 x 4096, 28672 x 4096 (unmeasured;
 #    prediction: K > 8192 gains like 16384^2 where N gives >= 2 32-row CTAs per SM, i.e. 14336 x 8192 5-10%, and
 #    nothing or a loss on N = 4096, as session 21's 4096 cap lost on 28672 x 4096).
-# 4. bf16 x, the rule against BITMM_TC_KT_MAX=1000000 (no cap: the plan before session 59 on 16384 x 53248; elsewhere
-#    uncapped) on 16384 x 53248 and 28672 x 8192 (the rule is taken for bf16 x unmeasured).
+# 4. bf16 x, the rule against the launch before session 59 (the rule is taken for bf16 x unmeasured): on 16384 x 53248
+#    BITMM_TC_KT_MAX=1000000 (x whole), on 28672 x 8192 BITMM_TC_KT_MAX=4096 (session 21's cap; with the variable
+#    set, tc_bd_long_k's 3 slots do not apply, so the ring is the deepest, as before).
 # 5. ncu of 16384 x 53248 ternary g64 M = 1 (bench/ncu_profile.py tc_ternary_g64_m1_wide_longk), the rule's capped
 #    launch and x whole (BITMM_TC_KT_MAX=1000000): why the capped, non-persistent grid won 11% (not understood;
 #    session 59's quad layout ruled out the ring depth at 4 CTAs per SM).
@@ -39,10 +40,13 @@ BAND=14336x8192,11008x4096,14336x4096,28672x4096
 probe rule "$S4"
 probe band_plan "$BAND"
 BITMM_TC_KT_MAX=8192 BITMM_TC_STAGES=3 probe band_kt8192_st3 "$BAND"
-probe bf16_rule 16384x53248,28672x8192 bfloat16
-BITMM_TC_KT_MAX=1000000 probe bf16_uncapped 16384x53248,28672x8192 bfloat16
+probe bf16_rule_wide 16384x53248 bfloat16
+BITMM_TC_KT_MAX=1000000 probe bf16_before_wide 16384x53248 bfloat16
+probe bf16_rule_longk 28672x8192 bfloat16
+BITMM_TC_KT_MAX=4096 probe bf16_before_longk 28672x8192 bfloat16
 ab band_plan band_kt8192_st3
-ab bf16_uncapped bf16_rule
+ab bf16_before_wide bf16_rule_wide
+ab bf16_before_longk bf16_rule_longk
 ncu_raw tc_ternary_g64_m1_wide_longk cap
 BITMM_TC_KT_MAX=1000000 ncu_raw tc_ternary_g64_m1_wide_longk whole
 san_tail "initcheck:6/16@cover3 $(for i in $(seq 7 15); do printf "racecheck:%d/16@cover3 initcheck:%d/16@cover3 " $i $i; done)" $(( END - 30 ))

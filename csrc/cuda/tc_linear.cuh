@@ -1292,14 +1292,14 @@ cudaError_t launch_tc_cfg(const LinearParams& p, int num_sms, cudaStream_t strea
   if (kt_max > 0) kt_steps = std::min(kt_steps, std::max(kTcWarps / WN, kt_max / L::STEP_K));
   const int KT = kt_steps * L::STEP_K;
   // Ring depth with x in several K tiles: the deepest ring (which sized KT above), or tc_bd_long_k's 3 slots where
-  // that rule capped the tile (session 59; with a BITMM_TC_KT_MAX cap in its place too).  Benchmark override of
-  // the ring depth (read once): where x fits one K tile it replaces the stage rule's pick below; with x in several
-  // K tiles it replaces either depth, so a capped K tile can be measured with another ring and the CTAs per SM it
-  // leaves room for.
+  // that rule's own cap split x (session 59; not under a BITMM_TC_KT_MAX cap, so that the earlier sessions' runs
+  // with it alone keep their launch).  Benchmark override of the ring depth (read once): where x fits one K tile it
+  // replaces the stage rule's pick below; with x in several K tiles it replaces either depth, so a capped K tile can
+  // be measured with another ring and the CTAs per SM it leaves room for.
   static const int st_env = env_int("BITMM_TC_STAGES");
   const bool st_forced = st_env >= kTcMinStages && st_env <= kTcMaxStages<RN>;
   if (KT < Kp && st_forced) stages = st_env;
-  else if (KT < Kp && st_rule >= kTcMinStages && st_rule <= kTcMaxStages<RN>) stages = st_rule;
+  else if (KT < Kp && kt_env <= 0 && st_rule >= kTcMinStages && st_rule <= kTcMaxStages<RN>) stages = st_rule;
   size_t smem = sizeof(uint32_t) * (MT + words_for(KT, WN));
   // Does not fit (a tiny group size with many rows of x): the caller falls back to the add/subtract kernel.
   if (smem > static_cast<size_t>(smem_limit)) return cudaErrorNotSupported;
