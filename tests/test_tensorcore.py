@@ -506,24 +506,30 @@ def test_tensorcore_block_diagonal_long_k_two_warps_along_n(kind):
             assert any("tc_linear_bd_kernel" in n for n in names), (M, names)
 
 
-def check_block_diagonal_m1_wide_n_long_k(kind, sdtype):
+def check_block_diagonal_m1_wide_n_long_k(kind, sdtype, capped):
     """The block-diagonal kernel at M = 1, K = 16384, N = 64 x 5 x SMs + 7 (odd), g64, fp16 x with `sdtype` scales,
     against the float64 reference in slices of 4096 rows (the whole dense weight would be ~5.6 GB), outputs
-    poisoned."""
-    from test_wgmma import profiler_sees_kernels
+    poisoned; and its grid: one CTA per 64-row tile where the K tile is `capped` (x in several K tiles), fewer
+    (persistent CTAs, each walking more than one row tile) where x is whole."""
+    from test_wgmma import kernel_grids, profiler_sees_kernels
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     K, N = 16384, 64 * 5 * sms + 7
     x, packed, s, u, b = make_problem(kind, 1, K, N, "group", 64, dtype=torch.float16, device="cuda")
     s = s.to(sdtype)
     u = None if u is None else u.to(sdtype)
-    _, names = tensorcore_against_reference(kind, x, packed, s, u, b, rows_per_check=4096)
+    tensorcore_against_reference(kind, x, packed, s, u, b, rows_per_check=4096)
     if profiler_sees_kernels():
-        assert any("tc_linear_bd_kernel" in n for n in names), names
+        with bitmm.use_backend("tensorcore"):
+            launched = kernel_grids(lambda: bitmm.linear(kind, x, packed, s, u, b))
+        grids = [g for n, g in launched if "tc_linear_bd_kernel" in n]
+        tiles = 5 * sms + 1  # 64-row tiles (all 4 warps along N)
+        assert len(grids) == 1 and grids[0][0] == 1, grids
+        assert grids[0][1] == tiles if capped else grids[0][1] < tiles, (capped, grids, tiles)
 
 
 # The block-diagonal path at M = 1 on wide N (all 4 warps along N) and K = 16384, ternary and int2 (binary keeps its
-# own warp split), fp16 and fp32 scales (the kernel is built per scale dtype), N wide enough that every CTA walks more
-# than one row tile.  Two launches: the launcher's own (since session 59, tc_bd_long_k: the K tile capped at 8192 with
+# own warp split), fp16 and fp32 scales (the kernel is built per scale dtype), N wide enough that with x whole every
+# persistent CTA walks more than one row tile.  Two launches, each with its grid checked: the launcher's own (since session 59, tc_bd_long_k: the K tile capped at 8192 with
 # a 3-slot ring, x in two K tiles) and, in a child with BITMM_TC_KT_MAX=1000000 (no cap), x of K = 16384 in one K tile
 # with persistent CTAs, where the ring-depth rule gives up slots for resident CTAs (session 58, H100: 2 slots at 4
 # CTAs per SM, ~126-128 registers).
@@ -533,9 +539,9 @@ def check_block_diagonal_m1_wide_n_long_k(kind, sdtype):
 @pytest.mark.parametrize("kind", ["ternary", "int2"])
 def test_tensorcore_block_diagonal_m1_wide_n_long_k(kind, sdtype, uncapped):
     if not uncapped:
-        return check_block_diagonal_m1_wide_n_long_k(kind, sdtype)
+        return check_block_diagonal_m1_wide_n_long_k(kind, sdtype, capped=True)
     run_in_child("import torch\nfrom test_tensorcore import check_block_diagonal_m1_wide_n_long_k\n"
-                 f"check_block_diagonal_m1_wide_n_long_k({kind!r}, torch.{str(sdtype).split('.')[-1]})\n",
+                 f"check_block_diagonal_m1_wide_n_long_k({kind!r}, torch.{str(sdtype).split('.')[-1]}, False)\n",
                  BITMM_TC_KT_MAX="1000000")
 
 
