@@ -52,7 +52,8 @@ inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
 // (16-row CTAs, 4 warps splitting K) and cap the K tile (session 21: at 4096 inputs, x restaged per K
 // tile; since session 59 at kTcBdLongKTileInputs, below): a 16-row CTA's shared memory drops from ~92 KB
 // (x of 28672 inputs: 57 KB) to ~50 KB, so more CTAs stay resident.  H200, session 21
-// (bench/results/h200_s21_call2_9d5925a.txt, BITMM_TC_KT_MAX x BITMM_TC_WN overrides, each setting twice in its own process), 28672 x 8192 g64, int2 / ternary:
+// (bench/results/h200_s21_call2_9d5925a.txt, BITMM_TC_KT_MAX x BITMM_TC_WN overrides, each setting twice
+// in its own process), 28672 x 8192 g64, int2 / ternary:
 // M = 1 69.6-70.1 / 69.7-69.8 us (WN = 2, full K) -> 67.8-68.0 / 67.6; M = 2 82.2-84.8 / 82.8-84.8 ->
 // 67.6 / 67.2-67.5.  KT = 2048 lost (76-77 us), as did KT = 4096 with WN = 2 (77-78); binary lost with
 // WN = 1 at every cap (call 1: M = 1 57.1 -> 75-81 us), so binary keeps two warps along N.  Not where
