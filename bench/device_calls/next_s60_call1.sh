@@ -15,6 +15,10 @@
 # 4. bf16 x, the rule against the launch before session 59 (the rule is taken for bf16 x unmeasured): on 16384 x 53248
 #    BITMM_TC_KT_MAX=1000000 (x whole), on 28672 x 8192 BITMM_TC_KT_MAX=4096 (session 21's cap; with the variable
 #    set, tc_bd_long_k's 3 slots do not apply, so the ring is the deepest, as before).
+# 4b. K = 8192 (8192 x 28672, 8192^2; issue 4's int2 / binary g64 rows): the plan (x whole, persistent) against
+#    BITMM_TC_KT_MAX=4096 BITMM_TC_STAGES=3 (two K tiles, one row tile per CTA), in case the capped grid's gain is
+#    the non-persistent grid's and not K's (prediction: within 3%; session 58's caps at K = 8192 with the deepest
+#    ring were within 2%).
 # 5. ncu of 16384 x 53248 ternary g64 M = 1 (bench/ncu_profile.py tc_ternary_g64_m1_wide_longk), the rule's capped
 #    launch and x whole (BITMM_TC_KT_MAX=1000000): why the capped, non-persistent grid won 11% (not understood;
 #    session 59's quad layout ruled out the ring depth at 4 CTAs per SM).
@@ -44,7 +48,10 @@ probe bf16_rule_wide 16384x53248 bfloat16
 BITMM_TC_KT_MAX=1000000 probe bf16_before_wide 16384x53248 bfloat16
 probe bf16_rule_longk 28672x8192 bfloat16
 BITMM_TC_KT_MAX=4096 probe bf16_before_longk 28672x8192 bfloat16
+probe k8192_plan 8192x28672,8192x8192
+BITMM_TC_KT_MAX=4096 BITMM_TC_STAGES=3 probe k8192_kt4096_st3 8192x28672,8192x8192
 ab band_plan band_kt8192_st3
+ab k8192_plan k8192_kt4096_st3
 ab bf16_before_wide bf16_rule_wide
 ab bf16_before_longk bf16_rule_longk
 ncu_raw tc_ternary_g64_m1_wide_longk cap
