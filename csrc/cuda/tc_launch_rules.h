@@ -76,7 +76,7 @@ inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
 // SM (28672 x 4096: session 21's 4096 cap lost there; 8192 with 3 slots unmeasured) nor K below 16384 (K = 8192
 // is one tile of 8192 anyway; 8192 < K < 16384 unmeasured).  Why the capped, non-persistent grid wins is not
 // understood: session 59's other probe, x whole with room for 3 slots at 4 CTAs per SM
-// (bench/device_calls/s59_bd_quad.patch), ran within 1% of the plan on 16384 x 53248 M = 1 and lost 5-8% on
+// (bench/device_calls/s59_bd_quad.patch), ran within 1% of the plan on 16384 x 53248 M = 1 and lost 5-7% on
 // 28672 x 8192, so the ring's depth alone is not it.  bf16 x unmeasured (taken all the same).
 // Returns the warps along N, the K-tile cap in inputs and the weight ring's slots where it caps (0: the
 // launcher's own) for the block-diagonal path at M <= 2.
