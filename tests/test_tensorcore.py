@@ -529,10 +529,10 @@ def check_block_diagonal_m1_wide_n_long_k(kind, sdtype, capped):
 
 # The block-diagonal path at M = 1 on wide N (all 4 warps along N) and K = 16384, ternary and int2 (binary keeps its
 # own warp split), fp16 and fp32 scales (the kernel is built per scale dtype), N wide enough that with x whole every
-# persistent CTA walks more than one row tile.  Two launches, each with its grid checked: the launcher's own (since session 59, tc_bd_long_k: the K tile capped at 8192 with
-# a 3-slot ring, x in two K tiles) and, in a child with BITMM_TC_KT_MAX=1000000 (no cap), x of K = 16384 in one K tile
-# with persistent CTAs, where the ring-depth rule gives up slots for resident CTAs (session 58, H100: 2 slots at 4
-# CTAs per SM, ~126-128 registers).
+# persistent CTA walks more than one row tile.  Two launches, each with its grid checked: the launcher's own (since
+# session 59, tc_bd_long_k: the K tile capped at 8192 with a 3-slot ring, x in two K tiles) and, in a child with
+# BITMM_TC_KT_MAX=1000000 (no cap), x of K = 16384 in one K tile with persistent CTAs, where the ring-depth rule gives
+# up slots for resident CTAs (session 58, H100: 2 slots at 4 CTAs per SM, ~126-128 registers).
 @cuda_only
 @pytest.mark.parametrize("uncapped", [False, True])
 @pytest.mark.parametrize("sdtype", [torch.float16, torch.float32])
