@@ -77,7 +77,16 @@ inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
 // is one tile of 8192 anyway; 8192 < K < 16384 unmeasured).  Why the capped, non-persistent grid wins is not
 // understood: session 59's other probe, x whole with room for 3 slots at 4 CTAs per SM
 // (bench/device_calls/s59_bd_quad.patch), ran within 1% of the plan on 16384 x 53248 M = 1 and lost 5-7% on
-// 28672 x 8192, so the ring's depth alone is not it.  bf16 x unmeasured (taken all the same).
+// 28672 x 8192, so the ring's depth alone is not it.  Session 60 (H100, h100_s60_*_d492af3): the rule as landed
+// ran its probe's times (ternary / int2 0.998-1.042 of h100_s59_bd_kt8192_st3) and passed its tests on the GPU;
+// bf16 x gains as fp16 (rule vs the launch before: 16384 x 53248 M = 1 0.81-0.87, M = 2 0.85-0.93; 28672 x 8192
+// M = 1 0.91-0.93, M = 2 0.96-0.98).  The band left out stays out: 8192 < K < 16384 and N = 4096 on long K with the
+// same cap and ring lost at M = 1 on all four shapes (14336 x 8192 1.08, 11008 / 14336 / 28672 x 4096 1.04-1.15)
+// and were mixed at M = 2 (14336 x 8192 g64 0.87, 28672 x 4096 0.93, 11008 / 14336 x 4096 1.05-1.14; one process
+// each, not repeated).  Nor K = 8192 split in two 4096 tiles with 3 slots (1.02-1.55): the capped grid's gain
+// needs the long K, not just the non-persistent grid.  ncu of 16384 x 53248 ternary g64 M = 1, capped vs whole
+// (same 25% occupancy, 4 CTAs per SM by registers): 202 vs 216 us under ncu, L1 hit 28% vs 3%, DRAM 1.48 vs
+// 1.37 TB/s, long / short scoreboard stalls per issue 0.81 / 0.51 vs 1.18 / 0.73.
 // Returns the warps along N, the K-tile cap in inputs and the weight ring's slots where it caps (0: the
 // launcher's own) for the block-diagonal path at M <= 2.
 constexpr int kTcBdLongKTileInputs = 8192;
