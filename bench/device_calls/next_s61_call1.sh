@@ -16,7 +16,8 @@
 #    twice (on the base build; prediction: the cap wins where N * K >= ~100 M and K > 8192).
 # 3. The racecheck / initcheck units left, on main's build again (resumed from
 #    bench/results/san_resume_race_init_s60.txt): racecheck 7, 8 and initcheck 7 (capped in session 60), initcheck 8,
-#    racecheck / initcheck 9-15.  Steps 1-2 take ~400 s, so the units go to a chained next_s61_san.sh unless >= 250 s are left.
+#    racecheck / initcheck 9-15.  Steps 1-2 take ~400 s, so the units go to a chained next_s61_san.sh unless
+#    >= 250 s are left.
 cd "$(dirname "$0")/../.."
 source bench/device_calls/prelude.sh
 export PYTHONPATH=$PWD
