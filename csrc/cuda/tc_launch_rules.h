@@ -73,9 +73,9 @@ inline bool tc_bd_two_warps_n(int64_t K, int64_t N, int num_sms, bool wide_n) {
 // the same shapes 0.89-0.97.  Session 58 (h100_s58_kt8192_st3_87fb52e.json) had 16384 x 53248 g64 alike (200.6
 // -> 173.8).  Binary lost (16384 x 53248 M = 1 g128 109.2 -> 130.6, 16384^2 1.07-1.18; only 28672 x 8192 M = 2
 // won, 0.92-0.94): it keeps its rule.  Not where N is narrower than the two-warps rule's 1.875 32-row CTAs per
-// SM (28672 x 4096: session 21's 4096 cap lost there; 8192 with 3 slots unmeasured) nor K below 16384 (K = 8192
-// is one tile of 8192 anyway; 8192 < K < 16384 unmeasured).  Why the capped, non-persistent grid wins is not
-// understood: session 59's other probe, x whole with room for 3 slots at 4 CTAs per SM
+// SM (28672 x 4096: session 21's 4096 cap lost there; 8192 with 3 slots: session 60, below) nor K below 16384
+// (K = 8192 is one tile of 8192 anyway; 8192 < K < 16384: session 60, below).  Why the capped, non-persistent grid
+// wins is not understood: session 59's other probe, x whole with room for 3 slots at 4 CTAs per SM
 // (bench/device_calls/s59_bd_quad.patch), ran within 1% of the plan on 16384 x 53248 M = 1 and lost 5-7% on
 // 28672 x 8192, so the ring's depth alone is not it.  Session 60 (H100, h100_s60_*_d492af3): the rule as landed
 // ran its probe's times (ternary / int2 0.998-1.042 of h100_s59_bd_kt8192_st3) and passed its tests on the GPU;
